@@ -1,0 +1,1 @@
+"""Adapters: the concrete implementations of the core's ports (stores, providers, web, engine)."""

@@ -1,0 +1,175 @@
+"""Schedule <-> plain document, shared by the stores that persist documents (MongoDB, SQLite)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cronjob.domain.message import ErrorInfo
+from cronjob.domain.retry import RetryPolicy
+from cronjob.domain.schedule import Attempt, Lease, Schedule, ScheduleStatus
+from cronjob.domain.trigger import Trigger
+
+#: Builds a trigger from its canonical expression and the schedule's IANA zone.
+TriggerParser = Callable[[str, str], Trigger]
+
+
+def to_millis(value: datetime) -> datetime:
+    """``value`` in UTC, truncated to the millisecond (the precision of BSON dates)."""
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def _dt(value: datetime | None) -> datetime | None:
+    return None if value is None else to_millis(value)
+
+
+def _aware(value: Any) -> datetime | None:
+    """Read a stored date: BSON dates come back naive (UTC), JSON ones as ISO text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _error_doc(error: ErrorInfo | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {"code": error.code, "message": error.message, "retryable": error.retryable,
+            "details": dict(error.details)}
+
+
+def _error(doc: dict[str, Any] | None) -> ErrorInfo | None:
+    if doc is None:
+        return None
+    return ErrorInfo(code=doc["code"], message=doc["message"], retryable=doc.get("retryable", False),
+                     details=dict(doc.get("details") or {}))
+
+
+def _retry_doc(policy: RetryPolicy | None) -> dict[str, Any] | None:
+    if policy is None:
+        return None
+    return {
+        "max_attempts": policy.max_attempts,
+        "initial_delay_seconds": policy.initial_delay.total_seconds(),
+        "max_delay_seconds": policy.max_delay.total_seconds(),
+        "multiplier": policy.multiplier,
+        "max_age_seconds": policy.max_age.total_seconds(),
+        "min_delay_seconds": policy.min_delay.total_seconds(),
+    }
+
+
+def _retry(doc: dict[str, Any] | None) -> RetryPolicy | None:
+    if doc is None:
+        return None
+    return RetryPolicy(
+        max_attempts=doc["max_attempts"],
+        initial_delay=timedelta(seconds=doc["initial_delay_seconds"]),
+        max_delay=timedelta(seconds=doc["max_delay_seconds"]),
+        multiplier=doc["multiplier"],
+        max_age=timedelta(seconds=doc["max_age_seconds"]),
+        min_delay=timedelta(seconds=doc["min_delay_seconds"]),
+    )
+
+
+def lease_document(lease: Lease | None) -> dict[str, Any] | None:
+    """The stored form of a lease (also used by the stores' atomic claim updates)."""
+    if lease is None:
+        return None
+    return {"owner": lease.owner, "attempt_id": lease.attempt_id,
+            "claimed_at": _dt(lease.claimed_at), "until": _dt(lease.until)}
+
+
+class ScheduleCodec:
+    """Turns schedules into documents of plain values (datetimes stay ``datetime``, UTC, ms) and back.
+
+    The document's ``_id`` is the schedule id; ``idempotency_key`` is left out when there is none,
+    so that a unique index over it can skip those documents.
+    """
+
+    def __init__(self, parse_trigger: TriggerParser) -> None:
+        self._parse_trigger = parse_trigger
+
+    def to_document(self, schedule: Schedule) -> dict[str, Any]:
+        """The stored form of ``schedule``."""
+        doc: dict[str, Any] = {
+            "_id": schedule.id,
+            "task_type": schedule.task_type,
+            "payload": schedule.payload,
+            "trigger": schedule.trigger.expression,
+            "timezone": schedule.timezone,
+            "status": schedule.status.value,
+            "next_run_at": _dt(schedule.next_run_at),
+            "occurrence": _dt(schedule.occurrence),
+            "created_at": _dt(schedule.created_at),
+            "updated_at": _dt(schedule.updated_at),
+            "user_id": schedule.user_id,
+            "retry": _retry_doc(schedule.retry),
+            "lease": lease_document(schedule.lease),
+            "attempts": [
+                {
+                    "attempt_id": a.attempt_id,
+                    "number": a.number,
+                    "owner": a.owner,
+                    "scheduled_for": _dt(a.scheduled_for),
+                    "started_at": _dt(a.started_at),
+                    "finished_at": _dt(a.finished_at),
+                    "outcome": a.outcome,
+                    "error": _error_doc(a.error),
+                    "provider_message_id": a.provider_message_id,
+                }
+                for a in schedule.attempts
+            ],
+            "result": dict(schedule.result),
+            "last_error": _error_doc(schedule.last_error),
+            "metadata": dict(schedule.metadata),
+        }
+        if schedule.idempotency_key:
+            doc["idempotency_key"] = schedule.idempotency_key
+        return doc
+
+    def from_document(self, doc: dict[str, Any]) -> Schedule:
+        """The schedule stored as ``doc``."""
+        lease_doc = doc.get("lease")
+        lease = None
+        if lease_doc:
+            lease = Lease(owner=lease_doc["owner"], attempt_id=lease_doc["attempt_id"],
+                          claimed_at=_aware(lease_doc["claimed_at"]),  # type: ignore[arg-type]
+                          until=_aware(lease_doc["until"]))  # type: ignore[arg-type]
+        return Schedule(
+            id=doc["_id"],
+            task_type=doc["task_type"],
+            payload=doc["payload"],
+            trigger=self._parse_trigger(doc["trigger"], doc["timezone"]),
+            timezone=doc["timezone"],
+            status=ScheduleStatus(doc["status"]),
+            next_run_at=_aware(doc.get("next_run_at")),
+            occurrence=_aware(doc.get("occurrence")),
+            created_at=_aware(doc["created_at"]),  # type: ignore[arg-type]
+            updated_at=_aware(doc["updated_at"]),  # type: ignore[arg-type]
+            user_id=doc.get("user_id"),
+            idempotency_key=doc.get("idempotency_key"),
+            retry=_retry(doc.get("retry")),
+            lease=lease,
+            attempts=[
+                Attempt(
+                    attempt_id=a["attempt_id"],
+                    number=a["number"],
+                    owner=a["owner"],
+                    scheduled_for=_aware(a["scheduled_for"]),  # type: ignore[arg-type]
+                    started_at=_aware(a["started_at"]),  # type: ignore[arg-type]
+                    finished_at=_aware(a["finished_at"]),  # type: ignore[arg-type]
+                    outcome=a["outcome"],
+                    error=_error(a.get("error")),
+                    provider_message_id=a.get("provider_message_id"),
+                )
+                for a in doc.get("attempts") or []
+            ],
+            result=dict(doc.get("result") or {}),
+            last_error=_error(doc.get("last_error")),
+            metadata=dict(doc.get("metadata") or {}),
+        )

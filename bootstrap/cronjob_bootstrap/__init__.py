@@ -1,0 +1,1 @@
+"""Composition root: configuration, the dependency-injector container, and the ``cronjob`` CLI."""

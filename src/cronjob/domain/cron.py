@@ -1,0 +1,31 @@
+"""Cron expressions: the interface the domain needs, evaluated by a maintained parser in an adapter.
+
+It lives in the domain (re-exported by :mod:`cronjob.ports.cron`) because cron triggers hold one;
+the domain stays standard-library only."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+
+
+class CronEvaluator(ABC):
+    """Evaluates standard five-field cron expressions (minute hour day-of-month month day-of-week).
+
+    Contract:
+
+    - ``validate`` raises :class:`cronjob.domain.errors.ValidationError` for an expression
+      it cannot evaluate, and returns None otherwise.
+    - ``next_after(expression, after)`` takes ``after`` as an aware datetime in the schedule's
+      zone and returns the first matching wall-clock time strictly later than ``after``, aware,
+      in that zone. Across DST it behaves like cron: a time inside a spring-forward gap fires
+      once, just after the gap; a time inside a fall-back fold fires once, on its first pass.
+    """
+
+    @abstractmethod
+    def validate(self, expression: str) -> None:
+        """Raise ValidationError unless ``expression`` is a valid cron expression."""
+
+    @abstractmethod
+    def next_after(self, expression: str, after: datetime) -> datetime:
+        """First match strictly after ``after`` (aware, in the schedule's zone)."""

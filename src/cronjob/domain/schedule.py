@@ -1,0 +1,276 @@
+"""The Schedule aggregate: a piece of work, when it runs, and the state machine of its runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from cronjob.domain.errors import InvalidTransition, ValidationError
+from cronjob.domain.message import ErrorInfo
+from cronjob.domain.retry import RetryDecision, RetryPolicy
+from cronjob.domain.trigger import Trigger, require_aware
+
+
+class ScheduleStatus(StrEnum):
+    """Where a schedule is in its life. ``scheduled`` and ``running`` are live; the rest are final
+    until an operator acts (``failed``/``unknown`` can be retried)."""
+
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    CANCELLED = "cancelled"
+
+
+_ALLOWED: dict[ScheduleStatus, frozenset[ScheduleStatus]] = {
+    ScheduleStatus.SCHEDULED: frozenset({ScheduleStatus.RUNNING, ScheduleStatus.CANCELLED}),
+    ScheduleStatus.RUNNING: frozenset(
+        {
+            ScheduleStatus.SUCCEEDED,
+            ScheduleStatus.FAILED,
+            ScheduleStatus.UNKNOWN,
+            ScheduleStatus.SCHEDULED,  # a retry, the next occurrence, or a released lease
+            ScheduleStatus.CANCELLED,
+        }
+    ),
+    ScheduleStatus.SUCCEEDED: frozenset(),
+    ScheduleStatus.FAILED: frozenset({ScheduleStatus.SCHEDULED}),
+    ScheduleStatus.UNKNOWN: frozenset({ScheduleStatus.SCHEDULED}),
+    ScheduleStatus.CANCELLED: frozenset(),
+}
+
+
+def can_transition(current: ScheduleStatus, target: ScheduleStatus) -> bool:
+    """Whether the state machine allows ``current`` -> ``target``."""
+    return target in _ALLOWED[current]
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A replica's claim on a running schedule. Every write of the run is fenced by ``attempt_id``."""
+
+    owner: str
+    attempt_id: str
+    claimed_at: datetime
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One finished run of a schedule's occurrence."""
+
+    attempt_id: str
+    number: int
+    owner: str
+    scheduled_for: datetime
+    started_at: datetime
+    finished_at: datetime
+    outcome: str  # succeeded | failed | retrying | unknown
+    error: ErrorInfo | None = None
+    provider_message_id: str | None = None
+
+
+@dataclass(slots=True)
+class Schedule:
+    """A unit of time-based work.
+
+    ``task_type`` names the handler (``whatsapp.template``, ``whatsapp.text``, ...) and ``payload``
+    its JSON-compatible input, validated when the schedule was created. ``next_run_at`` (UTC) is
+    when it is next due; ``occurrence`` is the scheduled time of the occurrence being worked on,
+    which with the id forms the idempotency key of a delivery. ``idempotency_key`` is the
+    client's own key, unique across schedules, when one was given.
+    """
+
+    id: str
+    task_type: str
+    payload: dict[str, Any]
+    trigger: Trigger
+    timezone: str
+    status: ScheduleStatus
+    next_run_at: datetime | None
+    occurrence: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    user_id: str | None = None
+    idempotency_key: str | None = None
+    retry: RetryPolicy | None = None
+    lease: Lease | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    result: dict[str, str] = field(default_factory=dict)
+    last_error: ErrorInfo | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        id: str,
+        task_type: str,
+        payload: dict[str, Any],
+        trigger: Trigger,
+        timezone: str,
+        first_run_at: datetime,
+        now: datetime,
+        user_id: str | None = None,
+        idempotency_key: str | None = None,
+        retry: RetryPolicy | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Schedule:
+        """A new schedule in ``scheduled``, first due at ``first_run_at``."""
+        if not task_type:
+            raise ValidationError("task type is required", field="type")
+        first = require_aware(first_run_at, "send_at")
+        now = require_aware(now, "now")
+        return cls(
+            id=id,
+            task_type=task_type,
+            payload=payload,
+            trigger=trigger,
+            timezone=timezone,
+            status=ScheduleStatus.SCHEDULED,
+            next_run_at=first,
+            occurrence=first,
+            created_at=now,
+            updated_at=now,
+            user_id=user_id,
+            idempotency_key=idempotency_key,
+            retry=retry,
+            metadata=dict(metadata or {}),
+        )
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def is_due(self, now: datetime) -> bool:
+        """Whether a replica may claim it at ``now`` (due, or running with a lapsed lease)."""
+        if self.status is ScheduleStatus.SCHEDULED:
+            return self.next_run_at is not None and self.next_run_at <= now
+        if self.status is ScheduleStatus.RUNNING:
+            return self.lease is not None and self.lease.until < now
+        return False
+
+    @property
+    def delivery_key(self) -> str:
+        """Idempotency key of the current occurrence: ``<id>:<occurrence ISO>``."""
+        occurrence = self.occurrence.isoformat() if self.occurrence else "-"
+        return f"{self.id}:{occurrence}"
+
+    @property
+    def attempts_for_occurrence(self) -> list[Attempt]:
+        """The finished attempts of the current occurrence, oldest first."""
+        return [a for a in self.attempts if a.scheduled_for == self.occurrence]
+
+    # -- transitions -----------------------------------------------------------------------
+
+    def _move(self, target: ScheduleStatus, now: datetime) -> None:
+        if not can_transition(self.status, target):
+            raise InvalidTransition(self.status.value, target.value)
+        self.status = target
+        self.updated_at = now
+
+    def claim(self, *, owner: str, attempt_id: str, now: datetime, until: datetime) -> None:
+        """Take the schedule for a run (``scheduled`` -> ``running``, or take over a lapsed lease)."""
+        if self.status is ScheduleStatus.RUNNING:
+            if self.lease is not None and self.lease.until >= now:
+                raise InvalidTransition(self.status.value, ScheduleStatus.RUNNING.value)
+            self.updated_at = now
+        else:
+            self._move(ScheduleStatus.RUNNING, now)
+        self.lease = Lease(owner=owner, attempt_id=attempt_id, claimed_at=now, until=until)
+
+    def _finish_attempt(
+        self,
+        attempt_id: str,
+        now: datetime,
+        outcome: str,
+        error: ErrorInfo | None = None,
+        provider_message_id: str | None = None,
+    ) -> None:
+        lease = self._require_lease(attempt_id)
+        self.attempts.append(
+            Attempt(
+                attempt_id=attempt_id,
+                number=len(self.attempts_for_occurrence) + 1,
+                owner=lease.owner,
+                scheduled_for=self.occurrence or lease.claimed_at,
+                started_at=lease.claimed_at,
+                finished_at=now,
+                outcome=outcome,
+                error=error,
+                provider_message_id=provider_message_id,
+            )
+        )
+        self.lease = None
+
+    def _require_lease(self, attempt_id: str) -> Lease:
+        if self.status is not ScheduleStatus.RUNNING or self.lease is None:
+            raise InvalidTransition(self.status.value, "finish an attempt")
+        if self.lease.attempt_id != attempt_id:
+            raise InvalidTransition(self.status.value, f"finish attempt {attempt_id} (lease is not held)")
+        return self.lease
+
+    def _advance_or(self, final: ScheduleStatus, now: datetime) -> None:
+        """After an occurrence ends: the next occurrence for a recurring trigger, else ``final``."""
+        upcoming = self.trigger.next_fire_time(self.occurrence) if self.occurrence else None
+        if upcoming is not None and self.trigger.recurring:
+            if upcoming <= now:
+                # Coalesce the occurrences missed while this one ran or the service was down.
+                upcoming = self.trigger.next_fire_time(now) or upcoming
+            self._move(ScheduleStatus.SCHEDULED, now)
+            self.next_run_at = upcoming
+            self.occurrence = upcoming
+        else:
+            self._move(final, now)
+            self.next_run_at = None
+
+    def succeed(self, *, attempt_id: str, now: datetime, provider_message_id: str | None = None,
+                result: dict[str, str] | None = None) -> None:
+        """The run succeeded: ``succeeded`` for a one-off, the next occurrence for a recurring rule."""
+        self._finish_attempt(attempt_id, now, "succeeded", provider_message_id=provider_message_id)
+        self.result = dict(result or {})
+        if provider_message_id:
+            self.result.setdefault("provider_message_id", provider_message_id)
+        self.last_error = None
+        self._advance_or(ScheduleStatus.SUCCEEDED, now)
+
+    def fail(self, *, attempt_id: str, now: datetime, error: ErrorInfo, decision: RetryDecision) -> None:
+        """The run failed: retry at ``decision.retry_at``, or end the occurrence as ``failed``."""
+        self.last_error = error
+        if decision.retry_at is not None:
+            self._finish_attempt(attempt_id, now, "retrying", error=error)
+            self._move(ScheduleStatus.SCHEDULED, now)
+            self.next_run_at = decision.retry_at
+            return
+        self._finish_attempt(attempt_id, now, "failed", error=error)
+        self._advance_or(ScheduleStatus.FAILED, now)
+
+    def outcome_unknown(self, *, attempt_id: str, now: datetime, error: ErrorInfo) -> None:
+        """The provider may or may not have the message: park it as ``unknown``, never re-send blindly."""
+        self.last_error = error
+        self._finish_attempt(attempt_id, now, "unknown", error=error)
+        self._advance_or(ScheduleStatus.UNKNOWN, now)
+
+    def release(self, *, attempt_id: str, now: datetime) -> None:
+        """Give the claim back without running (shutdown): due again at once, no attempt recorded."""
+        self._require_lease(attempt_id)
+        self.lease = None
+        self._move(ScheduleStatus.SCHEDULED, now)
+
+    def cancel(self, *, now: datetime) -> None:
+        """Stop the schedule. Only a ``scheduled`` one can be cancelled by a user."""
+        if self.status is not ScheduleStatus.SCHEDULED:
+            raise InvalidTransition(self.status.value, ScheduleStatus.CANCELLED.value)
+        self._move(ScheduleStatus.CANCELLED, now)
+        self.next_run_at = None
+
+    def copy(self) -> Schedule:
+        """A shallow copy with its own attempt list, result and metadata (for in-memory stores)."""
+        return replace(
+            self,
+            attempts=list(self.attempts),
+            result=dict(self.result),
+            metadata=dict(self.metadata),
+            payload=dict(self.payload),
+        )

@@ -1,0 +1,65 @@
+"""Triggers: when a schedule fires. ``next_fire_time(after)`` is pure and always later than ``after``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cronjob.domain.errors import ValidationError
+
+
+def require_aware(value: datetime, field: str = "at") -> datetime:
+    """Return ``value`` in UTC, refusing a naive datetime (no offset, no zone)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError("a date-time needs an offset or a time zone", field=field)
+    return value.astimezone(UTC)
+
+
+class Trigger(ABC):
+    """A rule that yields fire times.
+
+    Contract, for every implementation:
+
+    - ``next_fire_time(after)`` takes an aware datetime and returns the first fire time
+      strictly later than ``after``, as an aware datetime in UTC, or ``None`` when the rule
+      never fires again. It is pure: same input, same output, no clock, no I/O.
+    - ``expression`` is a canonical text form; parsing it (with the same time zone) gives a
+      trigger with the same fire times. It is what the stores persist.
+    - ``recurring`` is False only for rules that fire at most once.
+    """
+
+    @property
+    @abstractmethod
+    def expression(self) -> str:
+        """Canonical text form of this trigger."""
+
+    @property
+    @abstractmethod
+    def recurring(self) -> bool:
+        """Whether the rule can fire more than once."""
+
+    @abstractmethod
+    def next_fire_time(self, after: datetime) -> datetime | None:
+        """First fire time strictly after ``after`` (UTC), or None."""
+
+
+@dataclass(frozen=True, slots=True)
+class OnceTrigger(Trigger):
+    """Fires once, at ``at`` (stored in UTC). Its expression is ``once @ <ISO-8601 UTC>``."""
+
+    at: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "at", require_aware(self.at))
+
+    @property
+    def expression(self) -> str:
+        return f"once @ {self.at.isoformat()}"
+
+    @property
+    def recurring(self) -> bool:
+        return False
+
+    def next_fire_time(self, after: datetime) -> datetime | None:
+        return self.at if self.at > require_aware(after, "after") else None

@@ -1,0 +1,106 @@
+"""The schedule store."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime, timedelta
+
+from cronjob.domain.schedule import Schedule, ScheduleStatus
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached or did not answer in time."""
+
+
+class DuplicateSchedule(Exception):
+    """``add`` found a schedule with the same id or the same client idempotency key."""
+
+    def __init__(self, existing_id: str) -> None:
+        super().__init__(f"a schedule with this id or idempotency key exists: {existing_id}")
+        self.existing_id = existing_id
+
+
+class ScheduleRepository(ABC):
+    """Durable storage of schedules, and the claims that make each due run happen exactly once.
+
+    Contract (the tests in ``tests/contract`` hold every adapter to it):
+
+    - Datetimes go in and come out aware, in UTC, to the millisecond (MongoDB's precision).
+    - A schedule read back equals the one written (every field, the trigger by its expression).
+    - ``claim_due`` is atomic per schedule: however many replicas call it at once, each due
+      schedule is returned to exactly one of them, with ``status`` ``running`` and a lease
+      carrying the caller's ``owner``, a fresh ``attempt_id`` and ``until = now + lease_for``.
+      Due means ``scheduled`` with ``next_run_at <= now``, or ``running`` with a lease that
+      lapsed (``lease.until < now``); oldest ``next_run_at`` first; at most ``limit``.
+    - Every write of a run is fenced: ``save(..., attempt_id=a)`` and ``renew_lease(..., a)``
+      change nothing and return False unless the stored lease still carries attempt ``a``.
+    - Nothing is held in memory beyond what a call returns: a store with millions of schedules
+      answers ``claim_due`` and ``next_due_at`` through its due-time index.
+    """
+
+    @abstractmethod
+    async def initialize(self) -> None:
+        """Create tables, collections and indexes. Idempotent; safe to call from every replica."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections. The repository is not used afterwards."""
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Return when the store answers; raise :class:`StoreUnavailable` when it does not."""
+
+    @abstractmethod
+    async def add(self, schedule: Schedule) -> None:
+        """Store a new schedule durably before returning.
+
+        Raise :class:`DuplicateSchedule` (with the existing schedule's id) when the id or the
+        non-empty ``idempotency_key`` is already taken; nothing is written then.
+        """
+
+    @abstractmethod
+    async def get(self, schedule_id: str) -> Schedule | None:
+        """The schedule with this id, or None."""
+
+    @abstractmethod
+    async def get_by_idempotency_key(self, key: str) -> Schedule | None:
+        """The schedule created with this client idempotency key, or None."""
+
+    @abstractmethod
+    async def list(
+        self, *, status: ScheduleStatus | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Schedule]:
+        """Schedules, newest ``created_at`` first (ties by id), optionally of one status."""
+
+    @abstractmethod
+    async def count_by_status(self) -> dict[ScheduleStatus, int]:
+        """How many schedules are in each status (statuses with none may be left out)."""
+
+    @abstractmethod
+    async def claim_due(
+        self, *, now: datetime, owner: str, lease_for: timedelta, limit: int
+    ) -> list[Schedule]:
+        """Atomically claim up to ``limit`` due schedules for ``owner`` (see the class contract).
+
+        Each returned schedule has status ``running`` and ``lease`` set, exactly as stored.
+        """
+
+    @abstractmethod
+    async def save(
+        self, schedule: Schedule, *, expected_status: ScheduleStatus, attempt_id: str | None = None
+    ) -> bool:
+        """Replace the stored schedule with ``schedule`` if the stored one still has
+        ``expected_status`` and, when ``attempt_id`` is given, a lease with that attempt id.
+
+        Return True when written (durably), False when the condition did not hold (nothing
+        written: another replica or user got there first). The id and idempotency key never change.
+        """
+
+    @abstractmethod
+    async def renew_lease(self, schedule_id: str, attempt_id: str, until: datetime) -> bool:
+        """Extend a running schedule's lease to ``until`` if it still carries ``attempt_id``."""
+
+    @abstractmethod
+    async def next_due_at(self) -> datetime | None:
+        """The earliest ``next_run_at`` of a ``scheduled`` schedule, or the earliest lease expiry
+        of a ``running`` one, whichever is sooner; None when nothing is pending."""

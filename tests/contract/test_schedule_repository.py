@@ -1,0 +1,188 @@
+"""The ScheduleRepository contract, run against every store adapter (see conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, timedelta
+
+import pytest
+
+from cronjob.domain.message import ErrorInfo
+from cronjob.domain.retry import RetryDecision, RetryPolicy
+from cronjob.domain.schedule import ScheduleStatus
+from cronjob.ports.repository import DuplicateSchedule
+from tests.contract.conftest import StoreFactory
+from tests.support.builders import T0, one_off
+
+LEASE = timedelta(seconds=30)
+
+
+async def test_round_trip_keeps_every_field(store: StoreFactory) -> None:
+    repo = await store()
+    schedule = one_off(idempotency_key="k-1")
+    schedule.retry = RetryPolicy(max_attempts=3, initial_delay=timedelta(seconds=2))
+    await repo.add(schedule)
+    [claimed] = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10)
+    claimed.fail(
+        attempt_id=claimed.lease.attempt_id,  # type: ignore[union-attr]
+        now=T0 + timedelta(seconds=1),
+        error=ErrorInfo("130429", "rate limit", retryable=True, details={"http_status": "400"}),
+        decision=RetryDecision(T0 + timedelta(seconds=5), "retry"),
+    )
+    assert await repo.save(claimed, expected_status=ScheduleStatus.RUNNING,
+                           attempt_id=claimed.attempts[0].attempt_id)
+    loaded = await repo.get(schedule.id)
+    assert loaded == claimed
+    assert loaded is not None and loaded.next_run_at is not None
+    assert loaded.next_run_at.tzinfo is not None and loaded.next_run_at.utcoffset() == timedelta(0)
+    assert loaded.attempts[0].error == ErrorInfo("130429", "rate limit", True, {"http_status": "400"})
+
+
+async def test_get_unknown_is_none(store: StoreFactory) -> None:
+    repo = await store()
+    assert await repo.get("nope") is None
+    assert await repo.get_by_idempotency_key("nope") is None
+
+
+async def test_duplicate_id_and_idempotency_key_are_refused(store: StoreFactory) -> None:
+    repo = await store()
+    first = one_off(idempotency_key="order-42")
+    await repo.add(first)
+    with pytest.raises(DuplicateSchedule) as same_id:
+        await repo.add(one_off(schedule_id=first.id))
+    assert same_id.value.existing_id == first.id
+    with pytest.raises(DuplicateSchedule) as same_key:
+        await repo.add(one_off(idempotency_key="order-42"))
+    assert same_key.value.existing_id == first.id
+    found = await repo.get_by_idempotency_key("order-42")
+    assert found is not None and found.id == first.id
+    # Schedules without a key never collide with each other.
+    await repo.add(one_off())
+    await repo.add(one_off())
+    assert sum((await repo.count_by_status()).values()) == 3
+
+
+async def test_claim_takes_due_work_oldest_first_within_limit(store: StoreFactory) -> None:
+    repo = await store()
+    due = [one_off(T0 - timedelta(seconds=s)) for s in (5, 1, 3)]
+    later = one_off(T0 + timedelta(seconds=1))
+    for schedule in [*due, later]:
+        await repo.add(schedule)
+    claimed = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=2)
+    assert [c.id for c in claimed] == [due[0].id, due[2].id]
+    for c in claimed:
+        assert c.status is ScheduleStatus.RUNNING
+        assert c.lease is not None and c.lease.owner == "r1"
+        assert c.lease.until == T0 + LEASE
+        assert await repo.get(c.id) == c
+    assert len({c.lease.attempt_id for c in claimed if c.lease}) == 2
+    rest = await repo.claim_due(now=T0, owner="r2", lease_for=LEASE, limit=10)
+    assert [c.id for c in rest] == [due[1].id]
+    assert await repo.claim_due(now=T0, owner="r3", lease_for=LEASE, limit=10) == []
+
+
+async def test_concurrent_claimers_each_get_distinct_work(store: StoreFactory) -> None:
+    repos = [await store() for _ in range(4)]
+    schedules = [one_off(T0 - timedelta(milliseconds=i)) for i in range(40)]
+    for schedule in schedules:
+        await repos[0].add(schedule)
+
+    async def drain(index: int) -> list[str]:
+        won: list[str] = []
+        while batch := await repos[index].claim_due(now=T0, owner=f"r{index}", lease_for=LEASE, limit=3):
+            won.extend(s.id for s in batch)
+            await asyncio.sleep(0)
+        return won
+
+    results = await asyncio.gather(*(drain(i) for i in range(4)))
+    every = [sid for won in results for sid in won]
+    assert sorted(every) == sorted(s.id for s in schedules)
+    assert len(every) == len(set(every))
+
+
+async def test_lapsed_lease_is_reclaimed_and_old_owner_is_fenced(store: StoreFactory) -> None:
+    repo = await store()
+    schedule = one_off()
+    await repo.add(schedule)
+    [first] = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=1)
+    assert await repo.claim_due(now=T0 + LEASE, owner="r2", lease_for=LEASE, limit=1) == []
+    later = T0 + LEASE + timedelta(seconds=1)
+    [second] = await repo.claim_due(now=later, owner="r2", lease_for=LEASE, limit=1)
+    assert second.id == first.id and second.lease is not None and first.lease is not None
+    assert second.lease.attempt_id != first.lease.attempt_id and second.lease.owner == "r2"
+    # The replica whose lease lapsed can neither renew nor write its result.
+    assert not await repo.renew_lease(first.id, first.lease.attempt_id, later + LEASE)
+    first.succeed(attempt_id=first.lease.attempt_id, now=later, provider_message_id="wamid.OLD")
+    assert not await repo.save(first, expected_status=ScheduleStatus.RUNNING,
+                               attempt_id=first.attempts[-1].attempt_id)
+    second.succeed(attempt_id=second.lease.attempt_id, now=later, provider_message_id="wamid.NEW")
+    assert await repo.save(second, expected_status=ScheduleStatus.RUNNING,
+                           attempt_id=second.attempts[-1].attempt_id)
+    stored = await repo.get(first.id)
+    assert stored is not None and stored.status is ScheduleStatus.SUCCEEDED
+    assert stored.result["provider_message_id"] == "wamid.NEW"
+
+
+async def test_renew_extends_only_the_current_lease(store: StoreFactory) -> None:
+    repo = await store()
+    await repo.add(one_off())
+    [claimed] = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=1)
+    assert claimed.lease is not None
+    assert await repo.renew_lease(claimed.id, claimed.lease.attempt_id, T0 + 2 * LEASE)
+    assert not await repo.renew_lease(claimed.id, "someone-else", T0 + 3 * LEASE)
+    # Still held at T0 + 1.5 lease because of the renewal.
+    assert await repo.claim_due(now=T0 + LEASE * 1.5, owner="r2", lease_for=LEASE, limit=1) == []
+    stored = await repo.get(claimed.id)
+    assert stored is not None and stored.lease is not None and stored.lease.until == T0 + 2 * LEASE
+
+
+async def test_save_is_conditional_on_status(store: StoreFactory) -> None:
+    repo = await store()
+    schedule = one_off()
+    await repo.add(schedule)
+    cancelled = schedule.copy()
+    cancelled.cancel(now=T0)
+    assert not await repo.save(cancelled, expected_status=ScheduleStatus.RUNNING)
+    assert await repo.save(cancelled, expected_status=ScheduleStatus.SCHEDULED)
+    stored = await repo.get(schedule.id)
+    assert stored is not None and stored.status is ScheduleStatus.CANCELLED
+    assert await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=5) == []
+
+
+async def test_next_due_at_sees_pending_work_and_leases(store: StoreFactory) -> None:
+    repo = await store()
+    assert await repo.next_due_at() is None
+    await repo.add(one_off(T0 + timedelta(hours=1)))
+    await repo.add(one_off(T0))
+    assert await repo.next_due_at() == T0
+    [claimed] = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=1)
+    assert await repo.next_due_at() == T0 + LEASE
+    assert claimed.lease is not None
+    claimed.succeed(attempt_id=claimed.lease.attempt_id, now=T0)
+    assert await repo.save(claimed, expected_status=ScheduleStatus.RUNNING,
+                           attempt_id=claimed.attempts[-1].attempt_id)
+    assert await repo.next_due_at() == T0 + timedelta(hours=1)
+
+
+async def test_list_newest_first_and_counts(store: StoreFactory) -> None:
+    repo = await store()
+    made = [one_off(now=T0 - timedelta(minutes=10 - i)) for i in range(5)]
+    for schedule in made:
+        await repo.add(schedule)
+    cancelled = made[0].copy()
+    cancelled.cancel(now=T0)
+    await repo.save(cancelled, expected_status=ScheduleStatus.SCHEDULED)
+    listed = await repo.list(limit=3)
+    assert [s.id for s in listed] == [made[4].id, made[3].id, made[2].id]
+    assert [s.id for s in await repo.list(limit=3, offset=3)] == [made[1].id, made[0].id]
+    assert [s.id for s in await repo.list(status=ScheduleStatus.CANCELLED)] == [made[0].id]
+    counts = await repo.count_by_status()
+    assert counts[ScheduleStatus.SCHEDULED] == 4 and counts[ScheduleStatus.CANCELLED] == 1
+
+
+async def test_initialize_is_idempotent_and_ping_answers(store: StoreFactory) -> None:
+    repo = await store()
+    await repo.initialize()
+    await repo.initialize()
+    await repo.ping()
+    assert T0.tzinfo is UTC
