@@ -1,0 +1,1 @@
+"""Scheduler engines: adapters of the driving port that wake the dispatcher."""

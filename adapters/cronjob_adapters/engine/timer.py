@@ -1,0 +1,84 @@
+"""The default engine: a plain asyncio timer that sleeps until the earliest due time it knows."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from cronjob.ports.clock import Clock
+from cronjob.ports.engine import SchedulerEngine
+from cronjob.ports.repository import ScheduleRepository
+from cronjob.ports.signal import WorkSignal
+from cronjob.services.dispatcher import Dispatcher
+
+log = logging.getLogger(__name__)
+
+
+class AsyncioTimerEngine(SchedulerEngine):
+    """Claims due work, then sleeps until the next due time, a signal, or the poll interval.
+
+    The poll interval bounds how late it learns of work created by other processes; the
+    WorkSignal makes work created in this process start without waiting for it.
+    """
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        repository: ScheduleRepository,
+        signal: WorkSignal,
+        clock: Clock,
+        *,
+        poll_interval: float = 1.0,
+        drain_timeout: float = 20.0,
+        max_error_backoff: float = 10.0,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._repository = repository
+        self._signal = signal
+        self._clock = clock
+        self._poll_interval = poll_interval
+        self._drain_timeout = drain_timeout
+        self._max_error_backoff = max_error_backoff
+        self._last_tick: datetime | None = None
+
+    @property
+    def last_tick(self) -> datetime | None:
+        return self._last_tick
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.5
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                self._last_tick = self._clock.now()
+                try:
+                    timeout = await self._tick()
+                    backoff = 0.5
+                except Exception as exc:  # the store is down or flaky: keep going, slower
+                    log.warning("scheduler loop: %s: %s; retrying in %.1f s", type(exc).__name__, exc, backoff)
+                    timeout = backoff
+                    backoff = min(backoff * 2, self._max_error_backoff)
+                if timeout > 0:
+                    waiting = asyncio.create_task(self._signal.wait(timeout))
+                    await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    if not waiting.done():
+                        waiting.cancel()
+                else:
+                    await asyncio.sleep(0)  # let running jobs and the API breathe between batches
+        finally:
+            stopping.cancel()
+            await self._dispatcher.drain(self._drain_timeout)
+
+    async def _tick(self) -> float:
+        """Claim what is due; return how long to sleep (0 when more may be waiting right now)."""
+        if await self._dispatcher.dispatch_due():
+            return 0.0
+        if self._dispatcher.at_capacity:
+            return self._poll_interval  # a finishing run signals, so this rarely runs out
+        next_due = await self._repository.next_due_at()
+        if next_due is None:
+            return self._poll_interval
+        seconds = (next_due - self._clock.now()).total_seconds()
+        # Due but not claimable by us right now (another replica holds it): look again shortly.
+        return min(max(seconds, 0.01), self._poll_interval)

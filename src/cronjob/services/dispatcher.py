@@ -1,0 +1,195 @@
+"""The dispatcher: claims due schedules, runs them through their task handler, records the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from cronjob.domain.message import DeliveryError, DeliveryOutcomeUnknown, ErrorInfo
+from cronjob.domain.retry import RetryPolicy
+from cronjob.domain.schedule import Schedule, ScheduleStatus
+from cronjob.ports.clock import Clock
+from cronjob.ports.repository import ScheduleRepository
+from cronjob.ports.signal import WorkSignal
+from cronjob.ports.tasks import TaskHandler, TaskOutcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherSettings:
+    """How one replica claims and runs work."""
+
+    owner: str
+    lease_for: timedelta = timedelta(seconds=30)
+    batch_size: int = 100
+    max_in_flight: int = 100
+    default_retry: RetryPolicy = RetryPolicy()
+    save_attempts: int = 5
+
+
+class Dispatcher:
+    """Runs due work once per claim.
+
+    ``dispatch_due`` claims at most as many schedules as there are free slots and starts a task
+    for each; it does not wait for them. Each task renews its lease while the handler runs and
+    writes the outcome fenced by its attempt id: if another replica took the lease over, the
+    write is refused and this replica's result is dropped (the new owner's stands).
+    """
+
+    def __init__(
+        self,
+        repository: ScheduleRepository,
+        handlers: Mapping[str, TaskHandler],
+        clock: Clock,
+        signal: WorkSignal,
+        settings: DispatcherSettings,
+        *,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._repository = repository
+        self._handlers = dict(handlers)
+        self._clock = clock
+        self._signal = signal
+        self._settings = settings
+        self._jitter = jitter
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        """How many runs this replica has going."""
+        return len(self._in_flight)
+
+    @property
+    def at_capacity(self) -> bool:
+        """Whether every slot is taken (no claim until a run finishes)."""
+        return len(self._in_flight) >= self._settings.max_in_flight
+
+    @property
+    def owner(self) -> str:
+        return self._settings.owner
+
+    async def dispatch_due(self) -> int:
+        """Claim what is due (up to the free slots) and start running it. Returns how many were claimed."""
+        free = self._settings.max_in_flight - len(self._in_flight)
+        if free <= 0:
+            return 0
+        claimed = await self._repository.claim_due(
+            now=self._clock.now(),
+            owner=self._settings.owner,
+            lease_for=self._settings.lease_for,
+            limit=min(free, self._settings.batch_size),
+        )
+        for schedule in claimed:
+            task = asyncio.create_task(self._run(schedule), name=f"run-{schedule.id}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._finished)
+        return len(claimed)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        # A slot is free: let the loop claim more without waiting for its next poll.
+        self._signal.notify(self._clock.now())
+
+    async def drain(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for runs in progress to finish (graceful shutdown)."""
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=timeout)
+
+    async def _run(self, schedule: Schedule) -> None:
+        assert schedule.lease is not None, "claim_due returns leased schedules"
+        attempt_id = schedule.lease.attempt_id
+        renewer = asyncio.create_task(self._keep_lease(schedule.id, attempt_id))
+        try:
+            await self._execute(schedule, attempt_id)
+        except Exception:  # never let one run kill the loop; the lease lapses and it is retried
+            log.exception("run of schedule %s attempt %s crashed", schedule.id, attempt_id)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def _execute(self, schedule: Schedule, attempt_id: str) -> None:
+        handler = self._handlers.get(schedule.task_type)
+        if handler is None:
+            self._fail(schedule, attempt_id, ErrorInfo("unknown_task_type",
+                                                       f"no handler for task type {schedule.task_type!r}"))
+        else:
+            try:
+                outcome: TaskOutcome = await handler.run(schedule)
+            except DeliveryError as exc:
+                self._fail(
+                    schedule, attempt_id,
+                    ErrorInfo(exc.code, exc.message, exc.retryable, dict(exc.details)),
+                    retry_after=exc.retry_after_seconds,
+                )
+            except DeliveryOutcomeUnknown as exc:
+                schedule.outcome_unknown(attempt_id=attempt_id, now=self._clock.now(),
+                                         error=ErrorInfo("outcome_unknown", exc.message))
+            except Exception as exc:  # a bug or an unexpected peer: retried under the policy
+                log.exception("handler for %s failed on schedule %s", schedule.task_type, schedule.id)
+                self._fail(schedule, attempt_id, ErrorInfo("internal_error", f"{type(exc).__name__}: {exc}", True))
+            else:
+                schedule.succeed(attempt_id=attempt_id, now=self._clock.now(),
+                                 provider_message_id=outcome.provider_message_id, result=outcome.result)
+        await self._record(schedule, attempt_id)
+
+    def _fail(self, schedule: Schedule, attempt_id: str, error: ErrorInfo,
+              retry_after: float | None = None) -> None:
+        now = self._clock.now()
+        previous = schedule.attempts_for_occurrence
+        first_attempt_at = previous[0].started_at if previous else (
+            schedule.lease.claimed_at if schedule.lease else now)
+        policy = schedule.retry or self._settings.default_retry
+        decision = policy.decide(
+            attempts_made=len(previous) + 1,
+            retryable=error.retryable,
+            first_attempt_at=first_attempt_at,
+            now=now,
+            jitter=self._jitter(),
+            retry_after=timedelta(seconds=retry_after) if retry_after else None,
+        )
+        schedule.fail(attempt_id=attempt_id, now=now, error=error, decision=decision)
+
+    async def _record(self, schedule: Schedule, attempt_id: str) -> None:
+        """Write the outcome, fenced; retry a store outage while the lease still holds."""
+        delay = 0.2
+        for attempt in range(1, self._settings.save_attempts + 1):
+            try:
+                saved = await self._repository.save(
+                    schedule, expected_status=ScheduleStatus.RUNNING, attempt_id=attempt_id)
+            except Exception:
+                if attempt == self._settings.save_attempts:
+                    raise
+                log.warning("store unavailable while recording schedule %s; retrying", schedule.id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if not saved:
+                log.warning("schedule %s attempt %s lost its lease; its result was not written",
+                            schedule.id, attempt_id)
+            else:
+                log.info("schedule %s attempt %s -> %s", schedule.id, attempt_id, schedule.status.value)
+                if schedule.status is ScheduleStatus.SCHEDULED and schedule.next_run_at is not None:
+                    self._signal.notify(schedule.next_run_at)
+            return
+
+    async def _keep_lease(self, schedule_id: str, attempt_id: str) -> None:
+        """Renew the lease every third of its length until cancelled or lost."""
+        period = self._settings.lease_for.total_seconds() / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                held = await self._repository.renew_lease(
+                    schedule_id, attempt_id, self._clock.now() + self._settings.lease_for)
+            except Exception:
+                log.warning("could not renew the lease of schedule %s; will try again", schedule_id)
+                continue
+            if not held:
+                log.warning("schedule %s attempt %s: lease taken over", schedule_id, attempt_id)
+                return
