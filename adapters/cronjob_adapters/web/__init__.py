@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): a driving adapter that calls the application services only."""

@@ -1,0 +1,159 @@
+"""The FastAPI application factory. Services come in as arguments: only bootstrap names adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Response
+from fastapi.responses import JSONResponse
+
+import cronjob
+from cronjob.domain.errors import ValidationError
+from cronjob.domain.message import MessageKind
+from cronjob.domain.retry import RetryPolicy
+from cronjob.domain.schedule import ScheduleStatus
+from cronjob.domain.zones import localize, zone
+from cronjob.services.health import HealthService
+from cronjob.services.scheduling import ScheduleMessageCommand, SchedulingService
+
+from cronjob_adapters.web.auth import BearerTokens
+from cronjob_adapters.web.limits import BodySizeLimit
+from cronjob_adapters.web.problems import PROBLEM_JSON, install_problem_handlers
+from cronjob_adapters.web.schemas import (
+    Health,
+    RetryRequest,
+    ScheduleList,
+    ScheduleMessageRequest,
+    ScheduleView,
+)
+
+_PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "A problem+json document (RFC 9457)."}
+
+
+@dataclass(frozen=True, slots=True)
+class ApiServices:
+    """What the HTTP API needs: application services and its own settings."""
+
+    scheduling: SchedulingService
+    health: HealthService
+    tokens: Sequence[str]
+    default_timezone: str = "America/Sao_Paulo"
+    max_body_bytes: int = 64 * 1024
+
+
+def _retry_policy(retry: RetryRequest | None) -> RetryPolicy | None:
+    if retry is None:
+        return None
+    return RetryPolicy(
+        max_attempts=retry.max_attempts,
+        initial_delay=timedelta(seconds=retry.initial_delay_seconds),
+        max_delay=timedelta(seconds=retry.max_delay_seconds),
+    )
+
+
+def _command(request: ScheduleMessageRequest, default_timezone: str,
+             idempotency_key: str | None) -> ScheduleMessageCommand:
+    try:
+        send_at = request.parsed_send_at()
+    except ValueError as exc:
+        raise ValidationError(str(exc), field="send_at") from exc
+    timezone = request.timezone or default_timezone
+    zone(timezone)
+    if send_at.tzinfo is None:
+        if request.timezone is None:
+            raise ValidationError(
+                "send_at needs an offset (e.g. 2025-06-21T14:00:00-03:00) or a 'timezone' field",
+                field="send_at",
+            )
+        send_at = localize(send_at, request.timezone)
+    return ScheduleMessageCommand(
+        to=request.to,
+        body=request.body,
+        kind=MessageKind(request.type),
+        send_at=send_at,
+        send_at_text=request.send_at,
+        timezone=timezone,
+        params=tuple(request.params),
+        template_name=request.templateName,
+        language=request.language,
+        user_id=request.userId,
+        idempotency_key=idempotency_key,
+        retry=_retry_policy(request.retry),
+    )
+
+
+def create_app(services: ApiServices) -> FastAPI:
+    """Build the API over ``services``."""
+    app = FastAPI(
+        title="cronjob",
+        version=cronjob.__version__,
+        description=(
+            "Schedules time-based work (WhatsApp messages first) and runs each due job once. "
+            "Every endpoint except the health check needs `Authorization: Bearer <token>`. "
+            "Errors are `application/problem+json` (RFC 9457) with an `errors` list naming fields."
+        ),
+    )
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=services.max_body_bytes)
+    auth = BearerTokens(services.tokens)
+    scheduling = services.scheduling
+
+    @app.get("/healthcheck", response_model=Health, tags=["health"],
+             responses={503: {"model": Health, "description": "The store does not answer."}})
+    async def healthcheck() -> JSONResponse:
+        """Liveness, and whether the schedule store answers (503 when it does not)."""
+        report = await services.health.check()
+        body = Health(status="ok" if report.store_ok else "degraded", alive=report.alive,
+                      store="ok" if report.store_ok else "unavailable", version=cronjob.__version__)
+        return JSONResponse(body.model_dump(), status_code=200 if report.store_ok else 503)
+
+    protected = APIRouter(dependencies=[Depends(auth)],
+                          responses={401: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM})
+
+    @protected.post("/schedule-message", status_code=201, response_model=ScheduleView, tags=["messages"],
+                    responses={200: {"model": ScheduleView, "description": "Replay of an Idempotency-Key."},
+                               413: _PROBLEM})
+    async def schedule_message(
+        request: ScheduleMessageRequest,
+        response: Response,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=256)] = None,
+    ) -> ScheduleView:
+        """Schedule one WhatsApp message (template or text) for `send_at`.
+
+        The body's `{{1}}`.. placeholders must match `params` exactly. With an `Idempotency-Key`
+        header, repeating the request returns the schedule created first (200) instead of a new one.
+        """
+        outcome = await scheduling.schedule_message(
+            _command(request, services.default_timezone, idempotency_key))
+        if not outcome.created:
+            response.status_code = 200
+        response.headers["Location"] = f"/v1/schedules/{outcome.schedule.id}"
+        return ScheduleView.of(outcome.schedule)
+
+    @protected.get("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
+                   responses={404: _PROBLEM})
+    async def get_schedule(schedule_id: str) -> ScheduleView:
+        """One schedule with its status, attempts and result."""
+        return ScheduleView.of(await scheduling.get(schedule_id))
+
+    @protected.get("/v1/schedules", response_model=ScheduleList, tags=["schedules"])
+    async def list_schedules(
+        status: ScheduleStatus | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    ) -> ScheduleList:
+        """Schedules, newest first, optionally of one status."""
+        items = await scheduling.list(status=status, limit=limit, offset=offset)
+        return ScheduleList(items=[ScheduleView.of(s) for s in items], limit=limit, offset=offset)
+
+    @protected.delete("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
+                      responses={404: _PROBLEM, 409: _PROBLEM})
+    async def cancel_schedule(schedule_id: str) -> ScheduleView:
+        """Cancel a schedule that has not started yet (409 once it has)."""
+        return ScheduleView.of(await scheduling.cancel(schedule_id))
+
+    app.include_router(protected)
+    return app

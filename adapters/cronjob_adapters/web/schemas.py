@@ -1,0 +1,165 @@
+"""Request and response bodies of the HTTP API (Pydantic 2). Validation of shape lives here;
+rules that need the domain (templates, time zones, grace) are the services' and come back as 422."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from cronjob.domain.schedule import Attempt, Schedule
+
+PHONE_PATTERN = r"^\+?[1-9][0-9]{7,14}$"
+
+
+class RetryRequest(BaseModel):
+    """Overrides the default retry policy for this schedule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(ge=1, le=50, description="Attempts in all, the first included.")
+    initial_delay_seconds: float = Field(default=10.0, ge=0, le=86_400)
+    max_delay_seconds: float = Field(default=600.0, ge=0, le=7 * 86_400)
+
+
+class ScheduleMessageRequest(BaseModel):
+    """The seed's payload, unchanged, plus optional extensions."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{
+                "to": "5511999999999",
+                "body": "Olá, {{1}}! Seu pedido será entregue em {{2}}.",
+                "userId": "abc123",
+                "type": "template",
+                "templateName": "notificacao_entrega",
+                "params": ["Leandro", "2 dias úteis"],
+                "send_at": "2025-06-21T14:00:00-03:00",
+            }]
+        },
+    )
+
+    to: Annotated[str, Field(pattern=PHONE_PATTERN, description="Recipient phone number, digits only (E.164 without '+').")]
+    body: Annotated[str, Field(min_length=1, max_length=4096, description="Text with {{1}}.. placeholders.")]
+    type: Literal["template", "text"] = "template"
+    templateName: Annotated[str | None, Field(default=None, max_length=512, pattern=r"^[a-z0-9_]+$")] = None
+    params: Annotated[list[Annotated[str, Field(max_length=1024)]], Field(default_factory=list, max_length=100)]
+    userId: Annotated[str | None, Field(default=None, max_length=256)] = None
+    send_at: Annotated[str, Field(
+        max_length=64,
+        description="ISO-8601 date-time with an offset (2025-06-21T14:00:00-03:00), or without one "
+                    "when `timezone` is given.",
+    )]
+    timezone: Annotated[str | None, Field(default=None, max_length=64,
+                                          description="IANA zone for a send_at without offset.")] = None
+    language: Annotated[str | None, Field(default=None, pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
+                                          description="Template language code; default pt_BR.")] = None
+    retry: RetryRequest | None = None
+
+    @field_validator("to")
+    @classmethod
+    def _digits_only(cls, value: str) -> str:
+        return value.removeprefix("+")
+
+    def parsed_send_at(self) -> datetime:
+        """``send_at`` as a datetime (naive when the text had no offset)."""
+        try:
+            return datetime.fromisoformat(self.send_at)
+        except ValueError as exc:
+            raise ValueError(f"send_at is not an ISO-8601 date-time: {self.send_at!r}") from exc
+
+
+class ErrorView(BaseModel):
+    code: str
+    message: str
+    retryable: bool = False
+    details: dict[str, str] = Field(default_factory=dict)
+
+
+class AttemptView(BaseModel):
+    attempt_id: str
+    number: int
+    owner: str
+    scheduled_for: datetime
+    started_at: datetime
+    finished_at: datetime
+    outcome: str
+    error: ErrorView | None = None
+    provider_message_id: str | None = None
+
+    @classmethod
+    def of(cls, attempt: Attempt) -> AttemptView:
+        error = ErrorView(**asdict(attempt.error)) if attempt.error else None
+        return cls(attempt_id=attempt.attempt_id, number=attempt.number, owner=attempt.owner,
+                   scheduled_for=attempt.scheduled_for, started_at=attempt.started_at,
+                   finished_at=attempt.finished_at, outcome=attempt.outcome, error=error,
+                   provider_message_id=attempt.provider_message_id)
+
+
+class ScheduleView(BaseModel):
+    """A schedule as the API shows it."""
+
+    id: str
+    status: str
+    type: str = Field(description="Task type, e.g. whatsapp.template.")
+    schedule: str = Field(description="The trigger's canonical expression.")
+    timezone: str
+    send_at: datetime | None = Field(description="When the current occurrence is due, in UTC.")
+    send_at_original: str | None = Field(description="The send_at text as the client sent it.")
+    next_run_at: datetime | None
+    to: str | None = None
+    body: str | None = Field(default=None, description="The body as sent by the client, with placeholders.")
+    rendered_body: str | None = None
+    templateName: str | None = None
+    language: str | None = None
+    params: list[str] = Field(default_factory=list)
+    userId: str | None = None
+    idempotency_key: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    attempts: list[AttemptView] = Field(default_factory=list)
+    result: dict[str, str] = Field(default_factory=dict)
+    last_error: ErrorView | None = None
+
+    @classmethod
+    def of(cls, schedule: Schedule) -> ScheduleView:
+        payload = schedule.payload
+        return cls(
+            id=schedule.id,
+            status=schedule.status.value,
+            type=schedule.task_type,
+            schedule=schedule.trigger.expression,
+            timezone=schedule.timezone,
+            send_at=schedule.occurrence,
+            send_at_original=schedule.metadata.get("send_at"),
+            next_run_at=schedule.next_run_at,
+            to=payload.get("to"),
+            body=payload.get("body"),
+            rendered_body=payload.get("rendered_body"),
+            templateName=payload.get("template_name"),
+            language=payload.get("language"),
+            params=list(payload.get("params") or []),
+            userId=schedule.user_id,
+            idempotency_key=schedule.idempotency_key,
+            created_at=schedule.created_at,
+            updated_at=schedule.updated_at,
+            attempts=[AttemptView.of(a) for a in schedule.attempts],
+            result=dict(schedule.result),
+            last_error=ErrorView(**asdict(schedule.last_error)) if schedule.last_error else None,
+        )
+
+
+class ScheduleList(BaseModel):
+    items: list[ScheduleView]
+    limit: int
+    offset: int
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    alive: bool
+    store: Literal["ok", "unavailable"]
+    version: str

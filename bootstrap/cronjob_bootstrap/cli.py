@@ -1,0 +1,66 @@
+"""The ``cronjob`` command: ``serve`` (API + scheduler), ``api``, ``scheduler``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from pydantic import ValidationError as SettingsError
+
+from cronjob_bootstrap.container import build_container
+from cronjob_bootstrap.runtime import run
+from cronjob_bootstrap.settings import Settings
+from cronjob_bootstrap.tokens import ensure_local_token
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cronjob", description="Runs time-based work, on time, once.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="API and scheduler in one process (what `make run` starts)")
+    sub.add_parser("api", help="the HTTP API only")
+    sub.add_parser("scheduler", help="the scheduler only")
+    return parser
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; a bad one exits with one line naming it."""
+    try:
+        return Settings()
+    except SettingsError as exc:
+        first = exc.errors()[0]
+        name = "CRONJOB_" + "_".join(str(p) for p in first["loc"]).upper()
+        print(f"cronjob: invalid setting {name}: {first['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``cronjob`` script."""
+    args = _parser().parse_args(argv)
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    api = args.command in ("serve", "api")
+    scheduler = args.command in ("serve", "scheduler")
+    tokens = settings.tokens
+    if api and not tokens:
+        token, path, created = ensure_local_token(settings.data_dir)
+        tokens = [token]
+        verb = "created an API token in" if created else "using the API token in"
+        print(f"cronjob: no CRONJOB_API_TOKENS set; {verb} {path}\n"
+              f"  curl -H \"Authorization: Bearer $(cat {path})\" http://{settings.host}:{settings.port}/v1/schedules",
+              file=sys.stderr)
+    if settings.whatsapp_missing and scheduler:
+        logging.getLogger("cronjob").warning(
+            "WhatsApp is not configured (%s): messages will fail with code not_configured",
+            ", ".join(settings.whatsapp_missing))
+    container = build_container(settings, tokens=tokens)
+    try:
+        asyncio.run(run(container, settings, api=api, scheduler=scheduler))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Configuration from the environment (``CRONJOB_*``), validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cronjob.domain.errors import ValidationError
+from cronjob.domain.zones import zone
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; each field is the environment variable ``CRONJOB_<NAME>``.
+
+    Secrets are ``SecretStr`` so that they never show in reprs or logs.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CRONJOB_", extra="ignore", frozen=True)
+
+    mongodb_uri: SecretStr | None = Field(default=None, description="MongoDB URI; unset: the embedded SQLite store.")
+    mongodb_database: str = Field(default="cronjob", min_length=1)
+    api_tokens: SecretStr | None = Field(default=None, description="Comma-separated bearer tokens.")
+    whatsapp_api_url: str = "https://graph.facebook.com"
+    whatsapp_token: SecretStr | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_api_version: str = "v23.0"
+    whatsapp_language: str = "pt_BR"
+    whatsapp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    default_timezone: str = "America/Sao_Paulo"
+    past_grace_seconds: float = Field(default=300.0, ge=0)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    lease_seconds: float = Field(default=30.0, ge=1)
+    poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    max_in_flight: int = Field(default=100, ge=1)
+    batch_size: int = Field(default=100, ge=1)
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0)
+    instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zone(value)
+        except ValidationError as exc:
+            raise ValueError(exc.message) from exc
+        return value
+
+    @field_validator("whatsapp_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def store(self) -> Literal["mongodb", "sqlite"]:
+        """Which schedule store the settings select."""
+        return "mongodb" if self.mongodb_uri else "sqlite"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "cronjob.sqlite3"
+
+    @property
+    def tokens(self) -> list[str]:
+        """The configured API tokens (may be empty: the CLI then creates one)."""
+        raw = self.api_tokens.get_secret_value() if self.api_tokens else ""
+        return [t.strip() for t in raw.split(",") if t.strip()]
+
+    @property
+    def whatsapp_missing(self) -> list[str]:
+        """Names of the WhatsApp settings that are not set."""
+        missing = []
+        if not self.whatsapp_token:
+            missing.append("CRONJOB_WHATSAPP_TOKEN")
+        if not self.whatsapp_phone_number_id:
+            missing.append("CRONJOB_WHATSAPP_PHONE_NUMBER_ID")
+        return missing

@@ -1,0 +1,233 @@
+"""The HTTP API through the container (store=memory, sender=recording), in memory via httpx's ASGI transport."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from cronjob.ports.clock import Clock
+from cronjob.ports.repository import StoreUnavailable
+from cronjob_adapters.memory.repository import InMemoryScheduleRepository
+from cronjob_adapters.memory.sender import RecordingMessageSender
+from cronjob_bootstrap.container import Container, build_container
+from cronjob_bootstrap.settings import Settings
+
+TOKEN = "test-token-123"
+NOW = datetime(2025, 6, 21, 16, 0, tzinfo=UTC)  # 13:00 in São Paulo, an hour before the seed's send_at
+SEED = {
+    "to": "5511999999999",
+    "body": "Olá, {{1}}! Seu pedido será entregue em {{2}}.",
+    "userId": "abc123",
+    "type": "template",
+    "templateName": "notificacao_entrega",
+    "params": ["Leandro", "2 dias úteis"],
+    "send_at": "2025-06-21T14:00:00-03:00",
+}
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class SettableClock(Clock):
+    def __init__(self, now: datetime) -> None:
+        self.current = now
+
+    def now(self) -> datetime:
+        return self.current
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    return SettableClock(NOW)
+
+
+@pytest.fixture
+def container(clock: SettableClock) -> Container:
+    settings = Settings(api_tokens=f"{TOKEN},second-token", max_body_bytes=4096, poll_interval_seconds=0.05)
+    built = build_container(settings)
+    built.config.store.from_value("memory")
+    built.config.sender.from_value("recording")
+    built.clock.override(clock)
+    return built
+
+
+@pytest.fixture
+async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=container.app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+
+
+async def test_seed_payload_is_scheduled(client: httpx.AsyncClient) -> None:
+    response = await client.post("/schedule-message", json=SEED, headers=AUTH)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["status"] == "scheduled"
+    assert body["send_at"] == "2025-06-21T17:00:00Z"
+    assert body["send_at_original"] == "2025-06-21T14:00:00-03:00"
+    assert body["rendered_body"] == "Olá, Leandro! Seu pedido será entregue em 2 dias úteis."
+    assert body["templateName"] == "notificacao_entrega" and body["language"] == "pt_BR"
+    assert response.headers["location"] == f"/v1/schedules/{body['id']}"
+    fetched = await client.get(f"/v1/schedules/{body['id']}", headers=AUTH)
+    assert fetched.status_code == 200 and fetched.json()["id"] == body["id"]
+    assert fetched.json()["attempts"] == []
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}])
+async def test_requests_without_a_valid_token_are_refused(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    for response in (await client.post("/schedule-message", json=SEED, headers=headers),
+                     await client.get("/v1/schedules/x", headers=headers)):
+        assert response.status_code == 401
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_every_configured_token_is_accepted(client: httpx.AsyncClient) -> None:
+    response = await client.post("/schedule-message", json=SEED,
+                                 headers={"Authorization": "Bearer second-token"})
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"colour": "blue"}, "colour"),
+        ({"send_at": "2025-06-21T14:00:00"}, "send_at"),
+        ({"send_at": "tomorrow"}, "send_at"),
+        ({"to": "55 11 9999-9999"}, "to"),
+        ({"to": "abc"}, "to"),
+        ({"params": ["only one"]}, "params"),
+        ({"params": ["a", "b", "c"]}, "params"),
+        ({"send_at": "2025-06-21T12:00:00-03:00"}, "send_at"),  # two hours in the past
+        ({"templateName": None}, "templateName"),
+        ({"timezone": "Mars/Olympus", "send_at": "2025-06-21T14:00:00"}, "timezone"),
+        ({"type": "video"}, "type"),
+        ({"retry": {"max_attempts": 0}}, "retry.max_attempts"),
+    ],
+)
+async def test_bad_payloads_get_a_readable_422(client: httpx.AsyncClient, change: dict[str, object], field: str) -> None:
+    payload = {**SEED, **change}
+    response = await client.post("/schedule-message", json=payload, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 422 and problem["title"] == "Invalid request"
+    assert field in [e["field"] for e in problem["errors"]], problem
+    assert field in problem["detail"]
+    listed = await client.get("/v1/schedules", headers=AUTH)
+    assert listed.json()["items"] == []  # nothing was stored
+
+
+async def test_malformed_json_is_a_422_not_a_500(client: httpx.AsyncClient) -> None:
+    response = await client.post("/schedule-message", content=b"{not json",
+                                 headers={**AUTH, "content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_body_over_the_limit_is_refused(client: httpx.AsyncClient) -> None:
+    payload = {**SEED, "body": "x" * 4000, "params": [], "type": "text"}
+    response = await client.post("/schedule-message", json=payload, headers=AUTH)
+    assert response.status_code == 413
+    assert response.json()["title"] == "Payload too large"
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b" " * 1000
+
+    streamed = await client.post("/schedule-message", content=chunks(),
+                                 headers={**AUTH, "content-type": "application/json"})
+    assert streamed.status_code == 413
+
+
+async def test_wall_time_with_a_zone_and_dst_gaps(client: httpx.AsyncClient, clock: SettableClock) -> None:
+    ok = await client.post("/schedule-message", headers=AUTH,
+                           json={**SEED, "send_at": "2025-06-21T14:00:00", "timezone": "America/Sao_Paulo"})
+    assert ok.status_code == 201 and ok.json()["send_at"] == "2025-06-21T17:00:00Z"
+    clock.current = datetime(2025, 3, 1, tzinfo=UTC)
+    gap = await client.post("/schedule-message", headers=AUTH,
+                            json={**SEED, "send_at": "2025-03-09T02:30:00", "timezone": "America/New_York"})
+    assert gap.status_code == 422 and "does not exist" in gap.json()["detail"]
+
+
+async def test_idempotency_key_replays_the_first_schedule(client: httpx.AsyncClient) -> None:
+    headers = {**AUTH, "Idempotency-Key": "order-42"}
+    first = await client.post("/schedule-message", json=SEED, headers=headers)
+    second = await client.post("/schedule-message", json=SEED, headers=headers)
+    assert first.status_code == 201 and second.status_code == 200
+    assert first.json()["id"] == second.json()["id"]
+    listed = await client.get("/v1/schedules", headers=AUTH)
+    assert len(listed.json()["items"]) == 1
+
+
+async def test_cancel_then_conflict_after_sending(client: httpx.AsyncClient, container: Container,
+                                                  clock: SettableClock) -> None:
+    created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()
+    cancelled = await client.delete(f"/v1/schedules/{created['id']}", headers=AUTH)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    again = await client.delete(f"/v1/schedules/{created['id']}", headers=AUTH)
+    assert again.status_code == 200
+
+    sent = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()
+    clock.current = NOW + timedelta(hours=2)
+    assert await container.dispatcher().dispatch_due() == 1
+    await container.dispatcher().drain(5)
+    conflict = await client.delete(f"/v1/schedules/{sent['id']}", headers=AUTH)
+    assert conflict.status_code == 409 and conflict.headers["content-type"] == "application/problem+json"
+    missing = await client.get("/v1/schedules/nope", headers=AUTH)
+    assert missing.status_code == 404 and missing.json()["title"] == "Not found"
+
+
+async def test_due_message_is_sent_and_shows_succeeded(client: httpx.AsyncClient, container: Container,
+                                                       clock: SettableClock) -> None:
+    created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()
+    stop = asyncio.Event()
+    engine = asyncio.create_task(container.engine().run(stop))
+    await asyncio.sleep(0.1)
+    sender = container.sender()
+    assert isinstance(sender, RecordingMessageSender)
+    assert sender.sent == []  # not due yet
+    clock.current = NOW + timedelta(hours=1)
+    for _ in range(100):
+        if sender.sent:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await engine
+    [message] = sender.sent
+    assert message.template_name == "notificacao_entrega" and message.params == ("Leandro", "2 dias úteis")
+    shown = (await client.get(f"/v1/schedules/{created['id']}", headers=AUTH)).json()
+    assert shown["status"] == "succeeded"
+    assert shown["result"]["wamid"] == "wamid.fake.1"
+    assert [a["outcome"] for a in shown["attempts"]] == ["succeeded"]
+
+
+async def test_healthcheck_reports_the_store(client: httpx.AsyncClient) -> None:
+    ok = await client.get("/healthcheck")
+    assert ok.status_code == 200 and ok.json()["store"] == "ok"
+
+    class DownStore(InMemoryScheduleRepository):
+        async def ping(self) -> None:
+            raise StoreUnavailable("connection refused")
+
+    down_app = build_container(Settings(api_tokens=TOKEN))
+    down_app.config.store.from_value("memory")
+    down_app.config.sender.from_value("recording")
+    down_app.repository.override(DownStore())
+    transport = httpx.ASGITransport(app=down_app.app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        down = await http.get("/healthcheck")
+    assert down.status_code == 503
+    assert down.json() == {"status": "degraded", "alive": True, "store": "unavailable", "version": down.json()["version"]}
+
+
+async def test_openapi_describes_the_routes_and_bearer_auth(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    assert {"/schedule-message", "/v1/schedules/{schedule_id}", "/healthcheck"} <= set(spec["paths"])
+    schemes = spec["components"]["securitySchemes"]
+    assert any(s["type"] == "http" and s["scheme"] == "bearer" for s in schemes.values())
+    example = spec["components"]["schemas"]["ScheduleMessageRequest"]["examples"][0]
+    assert json.dumps(example, sort_keys=True) == json.dumps(SEED, sort_keys=True)
