@@ -1,0 +1,1 @@
+"""SQLite adapters: the embedded, durable store shared by several processes on one host."""
