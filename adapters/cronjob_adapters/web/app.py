@@ -19,7 +19,7 @@ from cronjob.domain.zones import localize, zone
 from cronjob.services.health import HealthService
 from cronjob.services.scheduling import ScheduleMessageCommand, SchedulingService
 
-from cronjob_adapters.web.auth import BearerTokens
+from cronjob_adapters.web.auth import bearer_tokens
 from cronjob_adapters.web.limits import BodySizeLimit
 from cronjob_adapters.web.problems import PROBLEM_JSON, install_problem_handlers
 from cronjob_adapters.web.schemas import (
@@ -98,7 +98,7 @@ def create_app(services: ApiServices) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=services.max_body_bytes)
-    auth = BearerTokens(services.tokens)
+    auth = bearer_tokens(services.tokens)
     scheduling = services.scheduling
 
     @app.get("/healthcheck", response_model=Health, tags=["health"],

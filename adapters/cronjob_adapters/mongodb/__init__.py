@@ -1,0 +1,1 @@
+"""The MongoDB schedule store, on PyMongo's async API."""

@@ -1,0 +1,260 @@
+"""ScheduleRepository on MongoDB: one document per schedule, claims by guarded updates through indexes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from pymongo.write_concern import WriteConcern
+
+from cronjob.domain.schedule import Lease, Schedule, ScheduleStatus
+from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository, StoreUnavailable
+
+from cronjob_adapters.codec import ScheduleCodec, lease_document, to_millis
+
+Document = dict[str, Any]
+
+#: Every write accepts work, claims it or records a result: it must survive a crash of the
+#: server (``j``) and a fail-over of a replica set (``majority``).
+DURABLE = WriteConcern(w="majority", j=True)
+
+INDEXES = [
+    IndexModel([("status", ASCENDING), ("next_run_at", ASCENDING)], name="status_next_run_at"),
+    IndexModel([("status", ASCENDING), ("lease.until", ASCENDING)], name="status_lease_until"),
+    IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at_id"),
+    IndexModel([("idempotency_key", ASCENDING)], name="idempotency_key_unique", unique=True,
+               partialFilterExpression={"idempotency_key": {"$type": "string"}}),
+]
+
+_SCHEDULED = ScheduleStatus.SCHEDULED.value
+_RUNNING = ScheduleStatus.RUNNING.value
+
+
+@asynccontextmanager
+async def _reachable() -> AsyncIterator[None]:
+    """Turn the driver's "cannot reach the server" errors into the port's :class:`StoreUnavailable`."""
+    try:
+        yield
+    except ConnectionFailure as exc:  # includes ServerSelectionTimeoutError, AutoReconnect
+        raise StoreUnavailable(str(exc)) from exc
+
+
+def _key_filter(key: str) -> Document:
+    """Match ``idempotency_key`` so that the partial unique index serves the query."""
+    return {"idempotency_key": {"$eq": key, "$type": "string"}}
+
+
+def _lapsed(now: datetime) -> Document:
+    """``lease.until < now`` on millisecond dates, exact even when ``now`` has microseconds."""
+    floor = to_millis(now)
+    return {"$lte": floor} if floor != now else {"$lt": floor}
+
+
+def _claim(
+    candidate: Document, *, now: datetime, owner: str, lease_for: timedelta
+) -> tuple[UpdateOne, str]:
+    """The guarded update that claims ``candidate`` if it is still as read, and its attempt id.
+
+    It changes what :meth:`Schedule.claim` changes, encoded as the codec encodes them.
+    """
+    attempt_id = uuid.uuid4().hex
+    guard: Document = {"_id": candidate["_id"]}
+    if candidate["status"] == _SCHEDULED:
+        guard.update({"status": _SCHEDULED, "next_run_at": {"$lte": now}})
+    else:
+        guard.update({"status": _RUNNING, "lease.until": _lapsed(now),
+                      "lease.attempt_id": (candidate.get("lease") or {}).get("attempt_id")})
+    lease = Lease(owner=owner, attempt_id=attempt_id, claimed_at=to_millis(now),
+                  until=to_millis(now + lease_for))
+    change = {"$set": {"status": _RUNNING, "lease": lease_document(lease),
+                       "updated_at": to_millis(now)}}
+    return UpdateOne(guard, change), attempt_id
+
+
+class MongoScheduleRepository(ScheduleRepository):
+    """Schedules in one collection, documents made by :class:`ScheduleCodec`.
+
+    A claim reads the due ids through the ``(status, next_run_at)`` and ``(status, lease.until)``
+    indexes, then sends one unordered bulk of updates, each guarded by ``_id`` and the state that
+    was read (still ``scheduled`` and due, or still the same lapsed lease) and setting its own
+    fresh ``attempt_id``; a last read by those attempt ids returns what this caller won. Two
+    claimers racing for a schedule cannot both match the guard, so at most one wins it.
+    "Now" always comes from the caller, never from the server (``$$NOW``).
+    """
+
+    def __init__(
+        self,
+        client: AsyncMongoClient[Document],
+        database: str,
+        codec: ScheduleCodec,
+        *,
+        collection: str = "schedules",
+        owns_client: bool = False,
+    ) -> None:
+        if not client.codec_options.tz_aware:
+            raise ValueError("the client must be created with tz_aware=True (dates are compared aware)")
+        self._client = client
+        self._database = database
+        self._codec = codec
+        self._owns_client = owns_client
+        self._schedules: AsyncCollection[Document] = client[database].get_collection(
+            collection, write_concern=DURABLE
+        )
+
+    @classmethod
+    def from_uri(
+        cls, uri: str, database: str, codec: ScheduleCodec, *, server_selection_timeout_ms: int = 5000
+    ) -> MongoScheduleRepository:
+        """A repository with its own client (closed by :meth:`close`); dates come back aware UTC."""
+        client: AsyncMongoClient[Document] = AsyncMongoClient(
+            uri, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=server_selection_timeout_ms
+        )
+        return cls(client, database, codec, owns_client=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def initialize(self) -> None:
+        async with _reachable():
+            await self._schedules.create_indexes(INDEXES)
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._client.close()
+
+    async def ping(self) -> None:
+        async with _reachable():
+            await self._client.admin.command("ping")
+
+    async def drop_database(self) -> None:
+        """Drop the whole database (tests clean up with it)."""
+        async with _reachable():
+            await self._client.drop_database(self._database)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def get(self, schedule_id: str) -> Schedule | None:
+        async with _reachable():
+            doc = await self._schedules.find_one({"_id": schedule_id})
+        return self._codec.from_document(doc) if doc else None
+
+    async def get_by_idempotency_key(self, key: str) -> Schedule | None:
+        async with _reachable():
+            doc = await self._schedules.find_one(_key_filter(key))
+        return self._codec.from_document(doc) if doc else None
+
+    async def list(
+        self, *, status: ScheduleStatus | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Schedule]:
+        if limit <= 0:
+            return []
+        query = {} if status is None else {"status": status.value}
+        cursor = (self._schedules.find(query)
+                  .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+                  .skip(offset).limit(limit))
+        async with _reachable():
+            docs = await cursor.to_list()
+        return [self._codec.from_document(doc) for doc in docs]
+
+    async def count_by_status(self) -> dict[ScheduleStatus, int]:
+        pipeline: list[Document] = [{"$group": {"_id": "$status", "n": {"$sum": 1}}}]
+        async with _reachable():
+            cursor = await self._schedules.aggregate(pipeline)
+            rows = await cursor.to_list()
+        return {ScheduleStatus(row["_id"]): row["n"] for row in rows}
+
+    async def next_due_at(self) -> datetime | None:
+        async with _reachable():
+            scheduled = await self._first(
+                {"status": _SCHEDULED, "next_run_at": {"$ne": None}}, "next_run_at")
+            running = await self._first({"status": _RUNNING, "lease.until": {"$ne": None}}, "lease.until")
+        times = [t for t in (scheduled, running) if t is not None]
+        return min(times, default=None)
+
+    async def _first(self, query: Document, field: str) -> datetime | None:
+        """The smallest ``field`` (a dotted path to a date) among ``query``'s matches."""
+        doc = await self._schedules.find_one(query, {field: 1, "_id": 0}, sort=[(field, ASCENDING)])
+        if doc is None:
+            return None
+        value: Any = doc
+        for part in field.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return value.astimezone(UTC) if isinstance(value, datetime) else None
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def add(self, schedule: Schedule) -> None:
+        async with _reachable():
+            try:
+                await self._schedules.insert_one(self._codec.to_document(schedule))
+            except DuplicateKeyError as exc:
+                raise DuplicateSchedule(await self._existing_id(schedule)) from exc
+
+    async def _existing_id(self, schedule: Schedule) -> str:
+        """The id of the schedule that ``schedule`` collided with (by id, else by key)."""
+        if await self._schedules.find_one({"_id": schedule.id}, {"_id": 1}) is not None:
+            return schedule.id
+        if schedule.idempotency_key:
+            doc = await self._schedules.find_one(_key_filter(schedule.idempotency_key), {"_id": 1})
+            if doc is not None:
+                return str(doc["_id"])
+        return schedule.id
+
+    async def claim_due(
+        self, *, now: datetime, owner: str, lease_for: timedelta, limit: int
+    ) -> list[Schedule]:
+        if limit <= 0:
+            return []
+        async with _reachable():
+            candidates = await self._due(now, limit)
+            if not candidates:
+                return []
+            claims = [_claim(doc, now=now, owner=owner, lease_for=lease_for) for doc in candidates]
+            result = await self._schedules.bulk_write([update for update, _ in claims], ordered=False)
+            if result.modified_count == 0:
+                return []
+            won = {"_id": {"$in": [doc["_id"] for doc in candidates]},
+                   "lease.attempt_id": {"$in": [attempt_id for _, attempt_id in claims]}}
+            docs = await self._schedules.find(won).to_list()
+        order = {doc["_id"]: index for index, doc in enumerate(candidates)}
+        docs.sort(key=lambda doc: order[doc["_id"]])
+        return [self._codec.from_document(doc) for doc in docs]
+
+    async def _due(self, now: datetime, limit: int) -> list[Document]:
+        """Up to ``limit`` due candidates (id, status, lease attempt), oldest ``next_run_at`` first.
+
+        Two queries, each a range over its own index, rather than one ``$or``: SecantusDB (the
+        test server) scans the whole collection for an ``$or``, and a real server sorts either.
+        """
+        projection = {"_id": 1, "status": 1, "next_run_at": 1, "lease.attempt_id": 1}
+        order = [("next_run_at", ASCENDING), ("_id", ASCENDING)]
+        queries = ({"status": _SCHEDULED, "next_run_at": {"$lte": now}},
+                   {"status": _RUNNING, "lease.until": _lapsed(now)})
+        found = await asyncio.gather(
+            *(self._schedules.find(query, projection).sort(order).limit(limit).to_list()
+              for query in queries))
+        candidates = [doc for docs in found for doc in docs]
+        candidates.sort(key=lambda doc: (doc.get("next_run_at") or now, doc["_id"]))
+        return candidates[:limit]
+
+    async def save(
+        self, schedule: Schedule, *, expected_status: ScheduleStatus, attempt_id: str | None = None
+    ) -> bool:
+        guard: Document = {"_id": schedule.id, "status": expected_status.value}
+        if attempt_id is not None:
+            guard["lease.attempt_id"] = attempt_id
+        async with _reachable():
+            result = await self._schedules.replace_one(guard, self._codec.to_document(schedule))
+        return result.matched_count == 1
+
+    async def renew_lease(self, schedule_id: str, attempt_id: str, until: datetime) -> bool:
+        guard = {"_id": schedule_id, "status": _RUNNING, "lease.attempt_id": attempt_id}
+        async with _reachable():
+            result = await self._schedules.update_one(guard, {"$set": {"lease.until": to_millis(until)}})
+        return result.matched_count == 1

@@ -1,0 +1,132 @@
+"""The MongoDB store against a real wire-protocol server: indexes, outages, concurrent claimers.
+
+The shared behaviour is in ``tests/contract``; these tests cover what only this adapter has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from cronjob.domain.schedule import ScheduleStatus
+from cronjob.ports.repository import StoreUnavailable
+from cronjob_adapters.codec import ScheduleCodec
+from cronjob_adapters.mongodb.repository import MongoScheduleRepository
+from cronjob_bootstrap.triggers import default_trigger_parser
+from tests.support.builders import T0, one_off
+from tests.support.mongo_server import MongoTestServer
+
+LEASE = timedelta(seconds=30)
+RepoFactory = Callable[[], Awaitable[MongoScheduleRepository]]
+
+
+def _repo(uri: str, database: str, *, timeout_ms: int = 5000) -> MongoScheduleRepository:
+    return MongoScheduleRepository.from_uri(uri, database, ScheduleCodec(default_trigger_parser()),
+                                            server_selection_timeout_ms=timeout_ms)
+
+
+async def _until_reachable(repo: MongoScheduleRepository, within: float = 10.0) -> None:
+    """Ping until the store answers: the driver re-checks a failed server at most every 0.5 s,
+    which is longer than the 0.3 s server selection timeout of the outage test."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            await repo.ping()
+            return
+        except StoreUnavailable:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def repos(mongodb_uri: str) -> AsyncIterator[RepoFactory]:
+    """New repositories, each with its own client, on one fresh database (dropped afterwards)."""
+    database = f"integration_{uuid.uuid4().hex[:12]}"
+    made: list[MongoScheduleRepository] = []
+
+    async def make() -> MongoScheduleRepository:
+        repo = _repo(mongodb_uri, database)
+        await repo.initialize()
+        made.append(repo)
+        return repo
+
+    yield make
+    if made:
+        await made[0].drop_database()
+    for repo in made:
+        await repo.close()
+
+
+async def test_initialize_creates_the_indexes(repos: RepoFactory) -> None:
+    repo = await repos()
+    await repo.initialize()  # a second time: idempotent
+    collection = repo._schedules  # the adapter's own collection, inspected as a test of it
+    indexes = {index["name"]: index async for index in await collection.list_indexes()}
+    assert dict(indexes["status_next_run_at"]["key"]) == {"status": 1, "next_run_at": 1}
+    assert dict(indexes["status_lease_until"]["key"]) == {"status": 1, "lease.until": 1}
+    assert dict(indexes["created_at_id"]["key"]) == {"created_at": -1, "_id": -1}
+    key_index = indexes["idempotency_key_unique"]
+    assert dict(key_index["key"]) == {"idempotency_key": 1}
+    assert key_index["unique"] is True
+    assert key_index["partialFilterExpression"] == {"idempotency_key": {"$type": "string"}}
+
+
+@pytest.mark.parametrize("outage", ["stop", "kill"])
+async def test_recovers_when_the_server_comes_back(tmp_path: Path, outage: str) -> None:
+    server = MongoTestServer(tmp_path / "data")
+    uri = server.start()
+    repo = _repo(uri, "outage", timeout_ms=300)
+    try:
+        await repo.initialize()
+        schedule = one_off(idempotency_key="before-the-outage")
+        await repo.add(schedule)  # journaled: survives even a SIGKILL right after
+        if outage == "stop":
+            server.stop()
+        else:
+            server.kill()
+
+        with pytest.raises(StoreUnavailable):
+            await repo.ping()
+        with pytest.raises(StoreUnavailable):
+            await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10)
+
+        assert server.restart() == uri  # same port, same data directory
+        await _until_reachable(repo)
+        assert await repo.get(schedule.id) == schedule
+        [claimed] = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10)
+        assert claimed.id == schedule.id and claimed.status is ScheduleStatus.RUNNING
+    finally:
+        await repo.close()
+        server.stop()
+
+
+async def test_two_replicas_never_claim_the_same_schedule(repos: RepoFactory) -> None:
+    first, second = await repos(), await repos()
+    schedules = [one_off(T0 - timedelta(milliseconds=i)) for i in range(100)]
+    for schedule in schedules:
+        await first.add(schedule)
+
+    async def drain(repo: MongoScheduleRepository, owner: str) -> list[str]:
+        """Claim until nothing is due (a claim that lost every race returns [] with work left)."""
+        won: list[str] = []
+        while True:
+            batch = await repo.claim_due(now=T0, owner=owner, lease_for=LEASE, limit=7)
+            for claimed in batch:
+                assert claimed.lease is not None and claimed.lease.owner == owner
+                assert await repo.get(claimed.id) == claimed
+            won.extend(s.id for s in batch)
+            if not batch and (await repo.next_due_at() or T0 + LEASE) > T0:
+                return won
+            await asyncio.sleep(0)
+
+    by_first, by_second = await asyncio.gather(drain(first, "r1"), drain(second, "r2"))
+    assert not set(by_first) & set(by_second)
+    assert sorted(by_first + by_second) == sorted(s.id for s in schedules)
+    assert len(by_first + by_second) == len(schedules)
+    assert await first.count_by_status() == {ScheduleStatus.RUNNING: 100}
