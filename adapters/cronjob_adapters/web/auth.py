@@ -1,6 +1,8 @@
-"""Bearer-token authentication, compared in constant time."""
+"""Bearer-token authentication, compared in constant time.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: FastAPI must see the dependency's annotation
+(which names a local) as an object, not a string."""
+
 
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
