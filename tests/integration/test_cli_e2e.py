@@ -1,0 +1,173 @@
+"""End to end: real ``cronjob`` processes, the SQLite store on disk, a local fake of Meta's API."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from tests.support.fake_whatsapp import FakeWhatsApp
+from tests.support.processes import CRONJOB, CronjobProcess, free_port
+
+API_TOKEN = "e2e-token"
+WA_TOKEN = "wa-secret-token"
+PHONE_ID = "1234567890"
+
+
+@pytest.fixture
+def whatsapp() -> Iterator[FakeWhatsApp]:
+    with FakeWhatsApp(token=WA_TOKEN, phone_number_id=PHONE_ID) as fake:
+        yield fake
+
+
+def _env(tmp_path: Path, whatsapp: FakeWhatsApp, port: int, **extra: str) -> dict[str, str]:
+    return {
+        "CRONJOB_DATA_DIR": str(tmp_path / "var"),
+        "CRONJOB_PORT": str(port),
+        "CRONJOB_API_TOKENS": API_TOKEN,
+        "CRONJOB_WHATSAPP_API_URL": whatsapp.url,
+        "CRONJOB_WHATSAPP_TOKEN": WA_TOKEN,
+        "CRONJOB_WHATSAPP_PHONE_NUMBER_ID": PHONE_ID,
+        "CRONJOB_POLL_INTERVAL_SECONDS": "0.5",
+        **extra,
+    }
+
+
+def _seed(send_at: datetime) -> dict[str, object]:
+    local = send_at.astimezone(ZoneInfo("America/Sao_Paulo"))  # the seed's clients send -03:00
+    return {
+        "to": "5511999999999",
+        "body": "Olá, {{1}}! Seu pedido será entregue em {{2}}.",
+        "userId": "abc123",
+        "type": "template",
+        "templateName": "notificacao_entrega",
+        "params": ["Leandro", "2 dias úteis"],
+        "send_at": local.isoformat(timespec="milliseconds"),
+    }
+
+
+def _wait_status(base: str, schedule_id: str, status: str, timeout: float = 15.0) -> dict[str, object]:
+    deadline = datetime.now(UTC) + timedelta(seconds=timeout)
+    body: dict[str, object] = {}
+    while datetime.now(UTC) < deadline:
+        body = httpx.get(f"{base}/v1/schedules/{schedule_id}",
+                         headers={"Authorization": f"Bearer {API_TOKEN}"}).json()
+        if body["status"] == status:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"schedule {schedule_id} is {body.get('status')}, not {status}: {body}")
+
+
+def test_serve_sends_the_seed_message_at_send_at(tmp_path: Path, whatsapp: FakeWhatsApp) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    serve = CronjobProcess("serve", _env(tmp_path, whatsapp, port), tmp_path / "serve.log").start()
+    try:
+        serve.wait_http(f"{base}/healthcheck")
+        assert httpx.get(f"{base}/healthcheck").json()["store"] == "ok"
+        send_at = datetime.now(UTC) + timedelta(seconds=2)
+        created = httpx.post(f"{base}/schedule-message", json=_seed(send_at),
+                             headers={"Authorization": f"Bearer {API_TOKEN}"})
+        assert created.status_code == 201, created.text
+        schedule_id = created.json()["id"]
+        [request] = whatsapp.wait_for(1, timeout=15)
+        assert request.received_at >= send_at.replace(microsecond=send_at.microsecond // 1000 * 1000)
+        assert request.received_at - send_at < timedelta(seconds=3)
+        assert request.path == f"/v23.0/{PHONE_ID}/messages"
+        assert request.headers["authorization"] == f"Bearer {WA_TOKEN}"
+        template = request.body["template"]
+        assert template["name"] == "notificacao_entrega" and template["language"]["code"] == "pt_BR"
+        assert [p["text"] for p in template["components"][0]["parameters"]] == ["Leandro", "2 dias úteis"]
+        assert whatsapp.schema_errors == []
+        shown = _wait_status(base, schedule_id, "succeeded")
+        assert shown["result"]["wamid"] == request.wamid  # type: ignore[index]
+        assert serve.stop() == 0
+        assert WA_TOKEN not in serve.output() and "Leandro" not in serve.output()
+    finally:
+        serve.stop(signal.SIGKILL)
+
+
+def test_api_and_scheduler_processes_share_the_store_across_restarts(tmp_path: Path,
+                                                                     whatsapp: FakeWhatsApp) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = _env(tmp_path, whatsapp, port)
+    api = CronjobProcess("api", env, tmp_path / "api.log").start()
+    scheduler: CronjobProcess | None = None
+    try:
+        api.wait_http(f"{base}/healthcheck")
+        send_at = datetime.now(UTC) + timedelta(seconds=1)
+        created = httpx.post(f"{base}/schedule-message", json=_seed(send_at),
+                             headers={"Authorization": f"Bearer {API_TOKEN}"})
+        assert created.status_code == 201
+        # The API alone never sends: only a scheduler does, even after the message is due.
+        time.sleep(2)
+        assert whatsapp.requests == []
+        assert api.stop() == 0
+        api = CronjobProcess("api", env, tmp_path / "api2.log").start()  # restarted: the schedule is on disk
+        api.wait_http(f"{base}/healthcheck")
+        scheduler = CronjobProcess("scheduler", env, tmp_path / "scheduler.log").start()
+        whatsapp.wait_for(1, timeout=15)
+        shown = _wait_status(base, created.json()["id"], "succeeded")
+        assert shown["attempts"][0]["outcome"] == "succeeded"  # type: ignore[index]
+        assert len(whatsapp.requests) == 1
+    finally:
+        api.stop(signal.SIGKILL)
+        if scheduler is not None:
+            scheduler.stop(signal.SIGKILL)
+
+
+def test_provider_errors_mark_the_schedule_failed(tmp_path: Path, whatsapp: FakeWhatsApp) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    whatsapp.fail_next(400, {"error": {"message": "(#132001) Template name does not exist in the translation",
+                                       "type": "OAuthException", "code": 132001, "fbtrace_id": "Az1"}})
+    serve = CronjobProcess("serve", _env(tmp_path, whatsapp, port), tmp_path / "serve.log").start()
+    try:
+        serve.wait_http(f"{base}/healthcheck")
+        created = httpx.post(f"{base}/schedule-message", json=_seed(datetime.now(UTC)),
+                             headers={"Authorization": f"Bearer {API_TOKEN}"})
+        shown = _wait_status(base, created.json()["id"], "failed")
+        assert shown["last_error"]["code"] == "132001"  # type: ignore[index]
+        assert "Template name does not exist" in shown["last_error"]["message"]  # type: ignore[index]
+        assert len(whatsapp.requests) == 1  # a template error is never retried
+    finally:
+        serve.stop(signal.SIGKILL)
+
+
+def test_without_a_token_serve_creates_one_and_says_how_to_use_it(tmp_path: Path,
+                                                                   whatsapp: FakeWhatsApp) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = _env(tmp_path, whatsapp, port)
+    del env["CRONJOB_API_TOKENS"]
+    serve = CronjobProcess("serve", env, tmp_path / "serve.log").start()
+    try:
+        serve.wait_http(f"{base}/healthcheck")
+        token_file = tmp_path / "var" / "api-token"
+        token = token_file.read_text().strip()
+        assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+        assert str(token_file) in serve.output() and token not in serve.output()
+        ok = httpx.get(f"{base}/v1/schedules", headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200
+        assert httpx.get(f"{base}/v1/schedules").status_code == 401
+    finally:
+        serve.stop(signal.SIGKILL)
+
+
+@pytest.mark.parametrize(("name", "value"), [("CRONJOB_PORT", "eighty"),
+                                             ("CRONJOB_DEFAULT_TIMEZONE", "Mars/Base"),
+                                             ("CRONJOB_WHATSAPP_API_URL", "ftp://x")])
+def test_a_bad_setting_stops_start_up_with_one_line_naming_it(name: str, value: str) -> None:
+    result = subprocess.run([*CRONJOB, "serve"], env={"PATH": "/usr/bin:/bin", name: value},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"cronjob: invalid setting {name}:"), result.stderr
