@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -57,13 +58,14 @@ class RetryPolicy:
             raise ValueError("jitter must be within [0, 1]")
         exponent = max(attempts_made - 1, 0)
         cap = self.max_delay.total_seconds()
-        # Compare in the exponent's domain first: multiplier ** exponent overflows long before it matters.
         raw = self.initial_delay.total_seconds()
-        for _ in range(exponent):
-            raw *= self.multiplier
-            if raw >= cap:
+        if exponent and 0 < raw < cap and self.multiplier > 1:
+            # Compare in the exponent's domain first: multiplier ** exponent overflows long before it
+            # matters, and a step-by-step loop would take ``exponent`` steps when the growth is slow.
+            if exponent * math.log(self.multiplier) >= math.log(cap / raw):
                 raw = cap
-                break
+            else:
+                raw *= self.multiplier**exponent
         return timedelta(seconds=min(raw, cap) * jitter)
 
     def decide(

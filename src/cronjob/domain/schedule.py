@@ -237,19 +237,20 @@ class Schedule:
 
     def fail(self, *, attempt_id: str, now: datetime, error: ErrorInfo, decision: RetryDecision) -> None:
         """The run failed: retry at ``decision.retry_at``, or end the occurrence as ``failed``."""
-        self.last_error = error
         if decision.retry_at is not None:
             self._finish_attempt(attempt_id, now, "retrying", error=error)
+            self.last_error = error
             self._move(ScheduleStatus.SCHEDULED, now)
             self.next_run_at = decision.retry_at
             return
         self._finish_attempt(attempt_id, now, "failed", error=error)
+        self.last_error = error
         self._advance_or(ScheduleStatus.FAILED, now)
 
     def outcome_unknown(self, *, attempt_id: str, now: datetime, error: ErrorInfo) -> None:
         """The provider may or may not have the message: park it as ``unknown``, never re-send blindly."""
-        self.last_error = error
         self._finish_attempt(attempt_id, now, "unknown", error=error)
+        self.last_error = error
         self._advance_or(ScheduleStatus.UNKNOWN, now)
 
     def release(self, *, attempt_id: str, now: datetime) -> None:

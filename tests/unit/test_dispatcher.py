@@ -1,0 +1,380 @@
+"""Dispatcher with the in-memory store, the recording sender and the WhatsApp handler."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cronjob.domain.message import (
+    DeliveryError,
+    DeliveryOutcomeUnknown,
+    MessageKind,
+    OutboundMessage,
+)
+from cronjob.domain.retry import RetryPolicy
+from cronjob.domain.schedule import Schedule, ScheduleStatus
+from cronjob.ports.repository import StoreUnavailable
+from cronjob.ports.tasks import TaskHandler, TaskOutcome
+from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
+from cronjob.services.messaging import WhatsAppMessageHandler
+from cronjob.services.scheduling import (
+    WHATSAPP_TEMPLATE,
+    WHATSAPP_TEXT,
+    ScheduleMessageCommand,
+    SchedulingService,
+)
+from cronjob_adapters.memory.repository import InMemoryScheduleRepository
+from cronjob_adapters.memory.sender import RecordingMessageSender
+from cronjob_adapters.memory.signal import InProcessWorkSignal
+from tests.support.clock import FixedClock
+
+NOW = datetime(2030, 1, 15, 11, 0, tzinfo=UTC)
+DUE = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
+SEED_BODY = "Olá, {{1}}! Seu pedido será entregue em {{2}}."
+RENDERED = "Olá, Leandro! Seu pedido será entregue em 2 dias úteis."
+LEASE = timedelta(seconds=30)
+
+
+class BlockingHandler(TaskHandler):
+    """Runs until the test opens ``gate``; counts how many runs are in progress at once."""
+
+    task_type = "test.blocking"
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.started: list[str] = []
+        self.finished: list[str] = []
+        self.active = 0
+        self.max_active = 0
+
+    async def run(self, schedule: Schedule) -> TaskOutcome:
+        self.started.append(schedule.id)
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            await self.gate.wait()
+        finally:
+            self.active -= 1
+        self.finished.append(schedule.id)
+        return TaskOutcome(provider_message_id=f"done.{schedule.id}", result={"wamid": f"done.{schedule.id}"})
+
+
+class ExplodingHandler(TaskHandler):
+    """A handler with a bug."""
+
+    task_type = "test.exploding"
+
+    async def run(self, schedule: Schedule) -> TaskOutcome:
+        raise RuntimeError("boom")
+
+
+class SaveFailsRepository(InMemoryScheduleRepository):
+    """The in-memory store, down for the first ``failures`` saves."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def save(self, schedule: Schedule, *, expected_status: ScheduleStatus,
+                   attempt_id: str | None = None) -> bool:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StoreUnavailable("store down")
+        return await super().save(schedule, expected_status=expected_status, attempt_id=attempt_id)
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Let the loop run until ``predicate`` holds (fails the test after ``timeout`` seconds)."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.001)
+
+
+@dataclass
+class World:
+    clock: FixedClock = field(default_factory=lambda: FixedClock(NOW))
+    repository: InMemoryScheduleRepository = field(default_factory=InMemoryScheduleRepository)
+    sender: RecordingMessageSender = field(default_factory=RecordingMessageSender)
+
+    def __post_init__(self) -> None:
+        self.signal = InProcessWorkSignal(self.clock)
+        self.service = SchedulingService(self.repository, self.clock, self.signal)
+        whatsapp = WhatsAppMessageHandler(self.sender)
+        self.handlers: dict[str, TaskHandler] = {WHATSAPP_TEMPLATE: whatsapp, WHATSAPP_TEXT: whatsapp}
+
+    def dispatcher(self, handlers: dict[str, TaskHandler] | None = None, **settings: object) -> Dispatcher:
+        return Dispatcher(self.repository, self.handlers if handlers is None else handlers, self.clock,
+                          self.signal, DispatcherSettings(owner="replica-a", lease_for=LEASE, **settings),  # type: ignore[arg-type]
+                          jitter=lambda: 1.0)
+
+    async def schedule(self, at: datetime = DUE, **changes: object) -> Schedule:
+        fields: dict[str, object] = dict(
+            to="5511999999999", body=SEED_BODY, kind=MessageKind.TEMPLATE, send_at=at,
+            send_at_text=at.isoformat(), timezone="America/Sao_Paulo", params=("Leandro", "2 dias úteis"),
+            template_name="pedido_entrega", language="pt_BR")
+        fields.update(changes)
+        return (await self.service.schedule_message(ScheduleMessageCommand(**fields))).schedule  # type: ignore[arg-type]
+
+    async def stored(self, schedule_id: str) -> Schedule:
+        schedule = await self.repository.get(schedule_id)
+        assert schedule is not None
+        return schedule
+
+
+async def run_due(dispatcher: Dispatcher) -> int:
+    """Claim what is due and wait for those runs to finish."""
+    claimed = await dispatcher.dispatch_due()
+    await dispatcher.drain(5)
+    assert dispatcher.in_flight == 0
+    return claimed
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+async def test_a_due_message_is_sent_once_and_succeeds(world: World) -> None:
+    dispatcher = world.dispatcher()
+    schedule = await world.schedule()
+    world.clock.set(DUE)
+    assert await run_due(dispatcher) == 1
+    assert world.sender.sent == [
+        OutboundMessage(
+            to="5511999999999",
+            kind=MessageKind.TEMPLATE,
+            body=RENDERED,
+            idempotency_key=f"{schedule.id}:{DUE.isoformat()}",
+            template_name="pedido_entrega",
+            language="pt_BR",
+            params=("Leandro", "2 dias úteis"),
+        )
+    ]
+    stored = await world.stored(schedule.id)
+    assert stored.status is ScheduleStatus.SUCCEEDED
+    assert stored.result["wamid"] == "wamid.fake.1"
+    assert stored.lease is None and stored.next_run_at is None and stored.last_error is None
+    [attempt] = stored.attempts
+    assert (attempt.number, attempt.outcome, attempt.owner) == (1, "succeeded", "replica-a")
+    assert attempt.provider_message_id == "wamid.fake.1"
+    assert attempt.scheduled_for == DUE and attempt.started_at == attempt.finished_at == DUE
+    # Nothing more to do, even much later.
+    world.clock.advance(timedelta(days=1))
+    assert await run_due(dispatcher) == 0
+    assert len(world.sender.sent) == 1
+
+
+async def test_work_that_is_not_due_is_not_claimed(world: World) -> None:
+    dispatcher = world.dispatcher()
+    schedule = await world.schedule()
+    world.clock.set(DUE - timedelta(milliseconds=1))
+    assert await run_due(dispatcher) == 0
+    stored = await world.stored(schedule.id)
+    assert stored.status is ScheduleStatus.SCHEDULED and stored.lease is None
+    assert world.sender.sent == []
+
+
+async def test_a_retryable_error_reschedules_with_backoff(world: World) -> None:
+    dispatcher = world.dispatcher()
+    schedule = await world.schedule()
+    world.clock.set(DUE)
+    world.sender.fail_with(DeliveryError("131056", "pair rate limit hit", retryable=True, http_status=429))
+    assert await run_due(dispatcher) == 1
+    stored = await world.stored(schedule.id)
+    assert stored.status is ScheduleStatus.SCHEDULED
+    assert stored.next_run_at == DUE + timedelta(seconds=10)  # default policy, first retry, no jitter
+    assert stored.next_run_at > world.clock.now()
+    assert stored.lease is None
+    assert [(a.number, a.outcome) for a in stored.attempts] == [(1, "retrying")]
+    assert stored.last_error is not None
+    assert (stored.last_error.code, stored.last_error.retryable) == ("131056", True)
+    assert world.sender.sent == []
+
+    # Not before the backoff ends...
+    world.clock.set(DUE + timedelta(seconds=9))
+    assert await run_due(dispatcher) == 0
+    # ...then the same occurrence is sent, with the same delivery key.
+    world.clock.set(DUE + timedelta(seconds=10))
+    assert await run_due(dispatcher) == 1
+    stored = await world.stored(schedule.id)
+    assert stored.status is ScheduleStatus.SUCCEEDED
+    assert [(a.number, a.outcome) for a in stored.attempts] == [(1, "retrying"), (2, "succeeded")]
+    assert [m.idempotency_key for m in world.sender.sent] == [f"{schedule.id}:{DUE.isoformat()}"]
+    assert stored.last_error is None
+
+
+async def test_a_provider_retry_after_is_honoured(world: World) -> None:
+    dispatcher = world.dispatcher()
+    schedule = await world.schedule()
+    world.clock.set(DUE)
+    world.sender.fail_with(DeliveryError("http_429", "slow down", retryable=True, retry_after_seconds=120))
+    await run_due(dispatcher)
+    assert (await world.stored(schedule.id)).next_run_at == DUE + timedelta(seconds=120)
+
+
+async def test_a_permanent_error_fails_the_schedule(world: World) -> None:
+    dispatcher = world.dispatcher()
+    schedule = await world.schedule()
+    world.clock.set(DUE)
+    world.sender.fail_with(DeliveryError("132001", "template name does not exist", retryable=False))
+    assert await run_due(dispatcher) == 1
+    stored = await world.stored(schedule.id)
+    assert stored.status is ScheduleStatus.FAILED
+    assert stored.last_error is not None
+    assert (stored.last_error.code, stored.last_error.message) == ("132001", "template name does not exist")
+    assert stored.next_run_at is None and stored.lease is None
+    assert [(a.number, a.outcome) for a in stored.attempts] == [(1, "failed")]
+    world.clock.advance(timedelta(days=1))
+    assert await run_due(dispatcher) == 0
+    assert world.sender.sent == []
+
+
+async def test_exhausting_max_attempts_fails_the_schedule(world: World) -> None:
+    dispatcher = world.dispatcher()
+    policy = RetryPolicy(max_attempts=3, initial_delay=timedelta(seconds=1), max_delay=timedelta(seconds=60))
+    schedule = await world.schedule(retry=policy)
+    world.sender.fail_with(*(DeliveryError("http_503", "unavailable", retryable=True) for _ in range(3)))
+    world.clock.set(DUE)
+    next_runs: list[datetime | None] = []
+    for _ in range(3):
+        assert await run_due(dispatcher) == 1
+        stored = await world.stored(schedule.id)
+        next_runs.append(stored.next_run_at)
+        world.clock.advance(timedelta(minutes=5))
+    assert next_runs == [DUE + timedelta(seconds=1), DUE + timedelta(minutes=5, seconds=2), None]
+    stored = await world.stored(schedule.id)
+    assert stored.status is ScheduleStatus.FAILED
+    assert [(a.number, a.outcome) for a in stored.attempts] == [(1, "retrying"), (2, "retrying"), (3, "failed")]
+    assert stored.last_error is not None and stored.last_error.code == "http_503"
+    assert await run_due(dispatcher) == 0
+    assert world.sender.sent == []
+
+
+async def test_the_dispatcher_default_policy_applies_without_a_schedule_policy(world: World) -> None:
+    dispatcher = world.dispatcher(default_retry=RetryPolicy(max_attempts=1))
+    schedule = await world.schedule()
+    world.clock.set(DUE)
+    world.sender.fail_with(DeliveryError("http_503", "unavailable", retryable=True))
+    await run_due(dispatcher)
+    assert (await world.stored(schedule.id)).status is ScheduleStatus.FAILED
+
+
+async def test_an_unknown_outcome_is_parked_and_not_sent_again(world: World) -> None:
+    dispatcher = world.dispatcher()
+    schedule = await world.schedule()
+    world.clock.set(DUE)
+    world.sender.fail_with(DeliveryOutcomeUnknown("timed out after the request was written"))
+    assert await run_due(dispatcher) == 1
+    stored = await world.stored(schedule.id)
+    assert stored.status is ScheduleStatus.UNKNOWN
+    assert stored.last_error is not None and stored.last_error.code == "outcome_unknown"
+    assert [(a.number, a.outcome) for a in stored.attempts] == [(1, "unknown")]
+    assert stored.next_run_at is None
+    world.clock.advance(timedelta(days=2))
+    assert await run_due(dispatcher) == 0
+    assert world.sender.sent == []
+    assert (await world.stored(schedule.id)).status is ScheduleStatus.UNKNOWN
+
+
+async def test_an_unknown_task_type_fails(world: World) -> None:
+    dispatcher = world.dispatcher(handlers={WHATSAPP_TEMPLATE: WhatsAppMessageHandler(world.sender)})
+    schedule = await world.schedule(kind=MessageKind.TEXT, template_name=None)
+    assert schedule.task_type == WHATSAPP_TEXT
+    world.clock.set(DUE)
+    assert await run_due(dispatcher) == 1
+    stored = await world.stored(schedule.id)
+    assert stored.status is ScheduleStatus.FAILED
+    assert stored.last_error is not None and stored.last_error.code == "unknown_task_type"
+    assert world.sender.sent == []
+
+
+async def test_a_crashing_handler_is_retried_under_the_policy(world: World) -> None:
+    dispatcher = world.dispatcher(handlers={WHATSAPP_TEMPLATE: ExplodingHandler()})
+    schedule = await world.schedule()
+    world.clock.set(DUE)
+    assert await run_due(dispatcher) == 1
+    stored = await world.stored(schedule.id)
+    assert stored.status is ScheduleStatus.SCHEDULED
+    assert stored.last_error is not None and stored.last_error.code == "internal_error"
+    assert "boom" in stored.last_error.message
+
+
+async def test_a_store_outage_while_recording_is_retried(world: World) -> None:
+    world.repository = SaveFailsRepository(failures=1)
+    world.__post_init__()
+    dispatcher = world.dispatcher()
+    schedule = await world.schedule()
+    world.clock.set(DUE)
+    assert await run_due(dispatcher) == 1
+    stored = await world.stored(schedule.id)
+    assert stored.status is ScheduleStatus.SUCCEEDED
+    assert world.repository.failures == 0
+    assert len(world.sender.sent) == 1
+
+
+async def test_max_in_flight_is_respected(world: World) -> None:
+    blocking = BlockingHandler()
+    dispatcher = world.dispatcher(handlers={WHATSAPP_TEMPLATE: blocking}, max_in_flight=2)
+    ids = [(await world.schedule(DUE + timedelta(seconds=i))).id for i in range(5)]
+    world.clock.set(DUE + timedelta(minutes=1))
+
+    assert await dispatcher.dispatch_due() == 2
+    await until(lambda: len(blocking.started) == 2)
+    assert dispatcher.in_flight == 2 and dispatcher.at_capacity
+    assert await dispatcher.dispatch_due() == 0  # no free slot: nothing claimed
+    counts = await world.repository.count_by_status()
+    assert counts.get(ScheduleStatus.RUNNING) == 2 and counts.get(ScheduleStatus.SCHEDULED) == 3
+    assert blocking.started == ids[:2]  # oldest due first
+
+    blocking.gate.set()
+    await dispatcher.drain(5)
+    assert dispatcher.in_flight == 0
+    for _ in range(3):
+        await dispatcher.dispatch_due()
+        await dispatcher.drain(5)
+    assert sorted(blocking.finished) == sorted(ids)
+    assert blocking.max_active == 2
+    assert (await world.repository.count_by_status()) == {ScheduleStatus.SUCCEEDED: 5}
+
+
+async def test_batch_size_limits_one_claim(world: World) -> None:
+    dispatcher = world.dispatcher(batch_size=1)
+    for i in range(3):
+        await world.schedule(DUE + timedelta(seconds=i))
+    world.clock.set(DUE + timedelta(minutes=1))
+    assert [await run_due(dispatcher) for _ in range(4)] == [1, 1, 1, 0]
+    assert len(world.sender.sent) == 3
+
+
+async def test_a_run_whose_lease_was_taken_over_does_not_write_its_result(world: World) -> None:
+    blocking = BlockingHandler()
+    dispatcher = world.dispatcher(handlers={WHATSAPP_TEMPLATE: blocking})
+    schedule = await world.schedule()
+    world.clock.set(DUE)
+    assert await dispatcher.dispatch_due() == 1
+    await until(lambda: blocking.started == [schedule.id])
+
+    # While replica A's handler is blocked, its lease lapses and replica B takes the schedule over.
+    world.clock.set(DUE + LEASE + timedelta(seconds=1))
+    [taken] = await world.repository.claim_due(now=world.clock.now(), owner="replica-b", lease_for=LEASE, limit=10)
+    assert taken.id == schedule.id and taken.lease is not None and taken.lease.owner == "replica-b"
+
+    blocking.gate.set()
+    await dispatcher.drain(5)
+    assert blocking.finished == [schedule.id]  # A's handler did finish...
+    stored = await world.stored(schedule.id)
+    assert stored.status is ScheduleStatus.RUNNING  # ...but its success was not written
+    assert stored.lease == taken.lease
+    assert stored.attempts == [] and stored.result == {}
+
+    # B's result is the one that stands.
+    attempt_id = taken.lease.attempt_id
+    taken.succeed(attempt_id=attempt_id, now=world.clock.now(), provider_message_id="wamid.b")
+    assert await world.repository.save(taken, expected_status=ScheduleStatus.RUNNING, attempt_id=attempt_id)
+    stored = await world.stored(schedule.id)
+    assert stored.status is ScheduleStatus.SUCCEEDED
+    assert [a.owner for a in stored.attempts] == ["replica-b"]

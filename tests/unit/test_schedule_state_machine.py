@@ -1,0 +1,395 @@
+"""The Schedule state machine: the transition table, each method from each status, and random walks."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from cronjob.domain.errors import InvalidTransition
+from cronjob.domain.message import ErrorInfo
+from cronjob.domain.retry import RetryDecision
+from cronjob.domain.schedule import Schedule, ScheduleStatus, can_transition
+from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware
+
+S = ScheduleStatus
+T0 = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+ERROR = ErrorInfo("131000", "something went wrong", retryable=True)
+TERMINAL = {S.SUCCEEDED, S.FAILED, S.UNKNOWN, S.CANCELLED}
+
+#: The table the state machine is specified by (ScheduleStatus docstring and ARCHITECTURE).
+EXPECTED_ALLOWED = {
+    (S.SCHEDULED, S.RUNNING), (S.SCHEDULED, S.CANCELLED),
+    (S.RUNNING, S.SUCCEEDED), (S.RUNNING, S.FAILED), (S.RUNNING, S.UNKNOWN),
+    (S.RUNNING, S.SCHEDULED), (S.RUNNING, S.CANCELLED),
+    (S.FAILED, S.SCHEDULED), (S.UNKNOWN, S.SCHEDULED),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EveryTrigger(Trigger):
+    """A small recurring trigger for these tests: every ``seconds`` from ``start``."""
+
+    start: datetime
+    seconds: int
+
+    @property
+    def expression(self) -> str:
+        return f"every {self.seconds}s from {self.start.isoformat()}"
+
+    @property
+    def recurring(self) -> bool:
+        return True
+
+    def next_fire_time(self, after: datetime) -> datetime | None:
+        after = require_aware(after, "after")
+        if after < self.start:
+            return self.start
+        steps = int((after - self.start).total_seconds() // self.seconds) + 1
+        return self.start + timedelta(seconds=steps * self.seconds)
+
+
+def new_schedule(trigger: Trigger | None = None, at: datetime = T0) -> Schedule:
+    return Schedule.create(id="s1", task_type="whatsapp.text", payload={"to": "5511999999999"},
+                           trigger=trigger or OnceTrigger(at), timezone="America/Sao_Paulo",
+                           first_run_at=at, now=at - timedelta(minutes=1))
+
+
+def claim(schedule: Schedule, attempt_id: str = "a1", now: datetime = T0, owner: str = "replica-a") -> None:
+    schedule.claim(owner=owner, attempt_id=attempt_id, now=now, until=now + LEASE)
+
+
+def in_status(status: ScheduleStatus) -> Schedule:
+    """A one-off schedule in ``status`` (a running one holds lease ``a1`` until T0 + 30 s)."""
+    schedule = new_schedule()
+    if status is S.SCHEDULED:
+        return schedule
+    if status is S.CANCELLED:
+        schedule.cancel(now=T0)
+        return schedule
+    claim(schedule)
+    if status is S.SUCCEEDED:
+        schedule.succeed(attempt_id="a1", now=T0, provider_message_id="wamid.1")
+    elif status is S.FAILED:
+        schedule.fail(attempt_id="a1", now=T0, error=ERROR, decision=RetryDecision(None, "gave up"))
+    elif status is S.UNKNOWN:
+        schedule.outcome_unknown(attempt_id="a1", now=T0, error=ERROR)
+    assert schedule.status is status
+    return schedule
+
+
+# -- the table -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("current", "target"), list(itertools.product(S, S)))
+def test_can_transition_matches_the_specified_table(current: S, target: S) -> None:
+    assert can_transition(current, target) is ((current, target) in EXPECTED_ALLOWED)
+
+
+def test_succeeded_and_cancelled_are_final() -> None:
+    for final in (S.SUCCEEDED, S.CANCELLED):
+        assert not any(can_transition(final, target) for target in S)
+
+
+# -- each method from each status ------------------------------------------------------------
+
+LATER = T0 + timedelta(seconds=5)
+
+#: method name -> (what it does, the status it leads to for a one-off schedule)
+METHODS: dict[str, tuple[Callable[[Schedule], None], S]] = {
+    "claim": (lambda s: claim(s, "a2", LATER, "replica-b"), S.RUNNING),
+    "claim_after_lease_lapsed": (lambda s: claim(s, "a2", T0 + LEASE + timedelta(seconds=1), "replica-b"), S.RUNNING),
+    "succeed": (lambda s: s.succeed(attempt_id="a1", now=LATER, provider_message_id="wamid.9"), S.SUCCEEDED),
+    "fail_retry": (lambda s: s.fail(attempt_id="a1", now=LATER, error=ERROR,
+                                    decision=RetryDecision(LATER + timedelta(seconds=10), "retry")), S.SCHEDULED),
+    "fail_give_up": (lambda s: s.fail(attempt_id="a1", now=LATER, error=ERROR,
+                                      decision=RetryDecision(None, "gave up")), S.FAILED),
+    "outcome_unknown": (lambda s: s.outcome_unknown(attempt_id="a1", now=LATER, error=ERROR), S.UNKNOWN),
+    "release": (lambda s: s.release(attempt_id="a1", now=LATER), S.SCHEDULED),
+    "cancel": (lambda s: s.cancel(now=LATER), S.CANCELLED),
+}
+
+#: (method, starting status) pairs that must work; every other pair must raise InvalidTransition.
+WORKS = {
+    ("claim", S.SCHEDULED),
+    ("claim_after_lease_lapsed", S.SCHEDULED),
+    ("claim_after_lease_lapsed", S.RUNNING),  # take-over of a lapsed lease
+    ("succeed", S.RUNNING),
+    ("fail_retry", S.RUNNING),
+    ("fail_give_up", S.RUNNING),
+    ("outcome_unknown", S.RUNNING),
+    ("release", S.RUNNING),
+    ("cancel", S.SCHEDULED),
+}
+
+
+@pytest.mark.parametrize(("method", "start"), list(itertools.product(METHODS, S)))
+def test_each_method_from_each_status(method: str, start: S) -> None:
+    schedule = in_status(start)
+    before = schedule.copy()
+    action, target = METHODS[method]
+    if (method, start) in WORKS:
+        action(schedule)
+        assert schedule.status is target
+        # Every move a method makes is one the table allows (a take-over stays in running).
+        assert start is target or can_transition(start, target)
+    else:
+        with pytest.raises(InvalidTransition):
+            action(schedule)
+        assert schedule == before, "a refused operation must leave the schedule unchanged"
+
+
+def test_claim_sets_a_lease_and_finishing_clears_it() -> None:
+    schedule = new_schedule()
+    claim(schedule, "a1", T0, "replica-a")
+    assert schedule.status is S.RUNNING
+    assert schedule.lease is not None
+    assert (schedule.lease.owner, schedule.lease.attempt_id) == ("replica-a", "a1")
+    assert schedule.lease.until == T0 + LEASE
+    schedule.succeed(attempt_id="a1", now=LATER, provider_message_id="wamid.1")
+    assert schedule.lease is None
+    assert schedule.next_run_at is None
+    assert schedule.result == {"provider_message_id": "wamid.1"}
+    [attempt] = schedule.attempts
+    assert (attempt.number, attempt.outcome, attempt.owner, attempt.started_at, attempt.finished_at) == (
+        1, "succeeded", "replica-a", T0, LATER)
+    assert attempt.provider_message_id == "wamid.1"
+
+
+def test_a_held_lease_cannot_be_claimed_but_a_lapsed_one_can() -> None:
+    schedule = in_status(S.RUNNING)
+    with pytest.raises(InvalidTransition):
+        claim(schedule, "a2", T0 + LEASE, "replica-b")  # until >= now: still held
+    claim(schedule, "a2", T0 + LEASE + timedelta(milliseconds=1), "replica-b")
+    assert schedule.lease is not None and schedule.lease.owner == "replica-b"
+    # The old attempt can no longer finish anything.
+    with pytest.raises(InvalidTransition):
+        schedule.succeed(attempt_id="a1", now=T0 + LEASE + timedelta(seconds=2))
+    assert schedule.status is S.RUNNING and schedule.attempts == []
+
+
+@pytest.mark.parametrize("method", ["succeed", "fail_retry", "fail_give_up", "outcome_unknown", "release"])
+def test_finishing_with_a_wrong_attempt_id_raises_and_changes_nothing(method: str) -> None:
+    schedule = in_status(S.RUNNING)
+    claim(schedule, "a-new", T0 + LEASE + timedelta(seconds=1), "replica-b")  # "a1" lost its lease
+    before = schedule.copy()
+    action, _ = METHODS[method]
+    with pytest.raises(InvalidTransition):
+        action(schedule)
+    assert schedule == before
+
+
+def test_attempts_are_numbered_per_occurrence() -> None:
+    schedule = new_schedule()
+    now = T0
+    for n in range(1, 4):
+        claim(schedule, f"a{n}", now)
+        now += timedelta(seconds=1)
+        schedule.fail(attempt_id=f"a{n}", now=now, error=ERROR, decision=RetryDecision(now + timedelta(seconds=5), "r"))
+        now += timedelta(seconds=5)
+        assert schedule.status is S.SCHEDULED and schedule.next_run_at == now
+    claim(schedule, "a4", now)
+    schedule.fail(attempt_id="a4", now=now, error=ERROR, decision=RetryDecision(None, "gave up"))
+    assert [a.number for a in schedule.attempts] == [1, 2, 3, 4]
+    assert [a.outcome for a in schedule.attempts] == ["retrying", "retrying", "retrying", "failed"]
+    assert all(a.scheduled_for == T0 for a in schedule.attempts)
+    assert schedule.status is S.FAILED and schedule.next_run_at is None
+    assert schedule.last_error == ERROR
+
+
+def test_a_recurring_schedule_restarts_numbering_at_each_occurrence() -> None:
+    schedule = new_schedule(EveryTrigger(T0, 60))
+    claim(schedule, "a1", T0)
+    schedule.fail(attempt_id="a1", now=T0, error=ERROR, decision=RetryDecision(T0 + timedelta(seconds=5), "r"))
+    claim(schedule, "a2", T0 + timedelta(seconds=5))
+    schedule.succeed(attempt_id="a2", now=T0 + timedelta(seconds=6))
+    assert schedule.status is S.SCHEDULED
+    assert schedule.occurrence == schedule.next_run_at == T0 + timedelta(seconds=60)
+    claim(schedule, "a3", T0 + timedelta(seconds=60))
+    schedule.succeed(attempt_id="a3", now=T0 + timedelta(seconds=61))
+    assert [(a.number, a.scheduled_for) for a in schedule.attempts] == [
+        (1, T0), (2, T0), (1, T0 + timedelta(seconds=60))]
+    assert schedule.delivery_key == f"s1:{(T0 + timedelta(seconds=120)).isoformat()}"
+
+
+def test_a_recurring_schedule_skips_occurrences_missed_while_it_ran() -> None:
+    schedule = new_schedule(EveryTrigger(T0, 60))
+    claim(schedule, "a1", T0)
+    schedule.succeed(attempt_id="a1", now=T0 + timedelta(seconds=185))
+    assert schedule.next_run_at == T0 + timedelta(seconds=240)
+
+
+def test_release_keeps_the_due_time_and_records_no_attempt() -> None:
+    schedule = in_status(S.RUNNING)
+    schedule.release(attempt_id="a1", now=LATER)
+    assert schedule.status is S.SCHEDULED and schedule.lease is None
+    assert schedule.next_run_at == T0 and schedule.attempts == []
+    assert schedule.is_due(LATER)
+
+
+def test_outcome_unknown_is_parked_not_due() -> None:
+    schedule = in_status(S.UNKNOWN)
+    assert schedule.next_run_at is None
+    assert schedule.last_error == ERROR
+    assert not schedule.is_due(T0 + timedelta(days=1))
+    assert schedule.attempts[-1].outcome == "unknown"
+
+
+def test_is_due() -> None:
+    schedule = new_schedule()
+    assert not schedule.is_due(T0 - timedelta(milliseconds=1))
+    assert schedule.is_due(T0)
+    claim(schedule)
+    assert not schedule.is_due(T0 + LEASE)
+    assert schedule.is_due(T0 + LEASE + timedelta(milliseconds=1))
+
+
+# -- random walks ----------------------------------------------------------------------------
+
+
+class ScheduleWalk(RuleBasedStateMachine):
+    """Random sequences of operations, right and wrong, never leave an inconsistent schedule."""
+
+    recurring = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = T0
+        self.ids = itertools.count(1)
+        self.seen_attempt_ids: set[str] = set()
+
+    @initialize()
+    def create(self) -> None:
+        trigger = EveryTrigger(T0, 60) if self.recurring else None
+        self.schedule = new_schedule(trigger)
+
+    # -- helpers
+
+    def attempt_id(self, use_current: bool) -> str:
+        if use_current and self.schedule.lease is not None:
+            return self.schedule.lease.attempt_id
+        return "not-the-lease"
+
+    def holds(self, attempt_id: str) -> bool:
+        lease = self.schedule.lease
+        return self.schedule.status is S.RUNNING and lease is not None and lease.attempt_id == attempt_id
+
+    def attempt(self, operation: Callable[[], None], expected_ok: bool) -> None:
+        before = self.schedule.copy()
+        if expected_ok:
+            operation()
+            assert self.schedule.updated_at == self.now
+        else:
+            with pytest.raises(InvalidTransition):
+                operation()
+            assert self.schedule == before, "a refused operation must leave the schedule unchanged"
+
+    # -- rules
+
+    @rule(seconds=st.integers(0, 120))
+    def advance(self, seconds: int) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    @rule(owner=st.sampled_from(["replica-a", "replica-b"]), lease_seconds=st.integers(1, 60))
+    def claim(self, owner: str, lease_seconds: int) -> None:
+        attempt_id = f"a{next(self.ids)}"
+        lease = self.schedule.lease
+        ok = self.schedule.status is S.SCHEDULED or (
+            self.schedule.status is S.RUNNING and lease is not None and lease.until < self.now)
+        self.attempt(lambda: self.schedule.claim(owner=owner, attempt_id=attempt_id, now=self.now,
+                                                 until=self.now + timedelta(seconds=lease_seconds)), ok)
+        if ok:
+            assert self.schedule.lease is not None and self.schedule.lease.attempt_id == attempt_id
+
+    @rule(use_current=st.booleans())
+    def succeed(self, use_current: bool) -> None:
+        attempt_id = self.attempt_id(use_current)
+        self.attempt(lambda: self.schedule.succeed(attempt_id=attempt_id, now=self.now,
+                                                   provider_message_id="wamid.x"), self.holds(attempt_id))
+
+    @rule(use_current=st.booleans(), retry_in=st.one_of(st.none(), st.integers(1, 300)))
+    def fail(self, use_current: bool, retry_in: int | None) -> None:
+        attempt_id = self.attempt_id(use_current)
+        retry_at = None if retry_in is None else self.now + timedelta(seconds=retry_in)
+        ok = self.holds(attempt_id)
+        self.attempt(lambda: self.schedule.fail(attempt_id=attempt_id, now=self.now, error=ERROR,
+                                                decision=RetryDecision(retry_at, "test")), ok)
+        if ok and retry_at is not None:
+            assert self.schedule.status is S.SCHEDULED and self.schedule.next_run_at == retry_at
+
+    @rule(use_current=st.booleans())
+    def outcome_unknown(self, use_current: bool) -> None:
+        attempt_id = self.attempt_id(use_current)
+        self.attempt(lambda: self.schedule.outcome_unknown(attempt_id=attempt_id, now=self.now, error=ERROR),
+                     self.holds(attempt_id))
+
+    @rule(use_current=st.booleans())
+    def release(self, use_current: bool) -> None:
+        attempt_id = self.attempt_id(use_current)
+        self.attempt(lambda: self.schedule.release(attempt_id=attempt_id, now=self.now), self.holds(attempt_id))
+
+    @rule()
+    def cancel(self) -> None:
+        self.attempt(lambda: self.schedule.cancel(now=self.now), self.schedule.status is S.SCHEDULED)
+
+    @precondition(lambda self: self.schedule.status is S.SCHEDULED)
+    @rule()
+    def claim_when_due(self) -> None:
+        """Jump to the due time and claim, as a dispatcher would (keeps walks moving forward)."""
+        assert self.schedule.next_run_at is not None
+        self.now = max(self.now, self.schedule.next_run_at)
+        self.claim(owner="replica-a", lease_seconds=30)
+
+    # -- invariants
+
+    @invariant()
+    def running_iff_leased(self) -> None:
+        assert (self.schedule.status is S.RUNNING) == (self.schedule.lease is not None)
+
+    @invariant()
+    def terminal_means_no_next_run(self) -> None:
+        if self.schedule.status in TERMINAL:
+            assert self.schedule.next_run_at is None
+        else:
+            assert self.schedule.next_run_at is not None
+
+    @invariant()
+    def a_one_off_never_changes_occurrence(self) -> None:
+        if not self.recurring:
+            assert self.schedule.occurrence == T0
+
+    @invariant()
+    def attempts_are_numbered_one_to_k_per_occurrence(self) -> None:
+        by_occurrence: dict[datetime, list[int]] = {}
+        for attempt in self.schedule.attempts:
+            by_occurrence.setdefault(attempt.scheduled_for, []).append(attempt.number)
+        for numbers in by_occurrence.values():
+            assert numbers == list(range(1, len(numbers) + 1))
+        ids = [a.attempt_id for a in self.schedule.attempts]
+        assert len(ids) == len(set(ids)), "an attempt is recorded once"
+        assert all(a.started_at <= a.finished_at for a in self.schedule.attempts)
+
+    @invariant()
+    def only_the_last_attempt_may_be_of_a_later_occurrence(self) -> None:
+        occurrences = [a.scheduled_for for a in self.schedule.attempts]
+        assert occurrences == sorted(occurrences)
+        if self.schedule.occurrence is not None and occurrences:
+            assert occurrences[-1] <= self.schedule.occurrence
+
+
+class RecurringScheduleWalk(ScheduleWalk):
+    recurring = True
+
+
+walk_settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+TestScheduleWalk = ScheduleWalk.TestCase
+TestScheduleWalk.settings = walk_settings
+TestRecurringScheduleWalk = RecurringScheduleWalk.TestCase
+TestRecurringScheduleWalk.settings = walk_settings

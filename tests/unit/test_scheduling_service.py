@@ -1,0 +1,297 @@
+"""SchedulingService with the in-memory store, a hand-driven clock and the in-process signal."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cronjob.domain.errors import ValidationError
+from cronjob.domain.message import MessageKind
+from cronjob.domain.retry import RetryPolicy
+from cronjob.domain.schedule import Schedule, ScheduleStatus
+from cronjob.domain.trigger import OnceTrigger
+from cronjob.services.scheduling import (
+    WHATSAPP_TEMPLATE,
+    WHATSAPP_TEXT,
+    ScheduleConflict,
+    ScheduleMessageCommand,
+    ScheduleNotFound,
+    SchedulingService,
+)
+from cronjob_adapters.memory.repository import InMemoryScheduleRepository
+from cronjob_adapters.memory.signal import InProcessWorkSignal
+from tests.support.clock import FixedClock
+
+NOW = datetime(2030, 1, 15, 11, 0, tzinfo=UTC)
+SEED_BODY = "Olá, {{1}}! Seu pedido será entregue em {{2}}."
+SEED_SEND_AT = "2030-01-15T09:00:00-03:00"  # 12:00 UTC, an hour after NOW
+
+
+class RecordingSignal(InProcessWorkSignal):
+    """The in-process signal, also remembering every notification."""
+
+    def __init__(self, clock: FixedClock) -> None:
+        super().__init__(clock)
+        self.notified: list[datetime] = []
+
+    def notify(self, due_at: datetime) -> None:
+        self.notified.append(due_at)
+        super().notify(due_at)
+
+
+def seed_command(**changes: object) -> ScheduleMessageCommand:
+    fields: dict[str, object] = dict(
+        to="5511999999999",
+        body=SEED_BODY,
+        kind=MessageKind.TEMPLATE,
+        send_at=datetime.fromisoformat(SEED_SEND_AT),
+        send_at_text=SEED_SEND_AT,
+        timezone="America/Sao_Paulo",
+        params=("Leandro", "2 dias úteis"),
+        template_name="pedido_entrega",
+        language="pt_BR",
+        user_id="abc123",
+    )
+    fields.update(changes)
+    return ScheduleMessageCommand(**fields)  # type: ignore[arg-type]
+
+
+def at(moment: datetime) -> dict[str, object]:
+    """``send_at`` and its text for an instant."""
+    return {"send_at": moment, "send_at_text": moment.isoformat()}
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def repository() -> InMemoryScheduleRepository:
+    return InMemoryScheduleRepository()
+
+
+@pytest.fixture
+def signal(clock: FixedClock) -> RecordingSignal:
+    return RecordingSignal(clock)
+
+
+@pytest.fixture
+def service(repository: InMemoryScheduleRepository, clock: FixedClock, signal: RecordingSignal) -> SchedulingService:
+    return SchedulingService(repository, clock, signal)
+
+
+async def test_the_seed_message_is_stored_rendered_in_utc_with_the_original_text(
+    service: SchedulingService, repository: InMemoryScheduleRepository
+) -> None:
+    scheduled = await service.schedule_message(seed_command())
+    assert scheduled.created
+    stored = await repository.get(scheduled.schedule.id)
+    assert stored is not None
+    assert stored == scheduled.schedule
+    assert stored.status is ScheduleStatus.SCHEDULED
+    assert stored.task_type == WHATSAPP_TEMPLATE
+    assert stored.next_run_at == datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
+    assert stored.next_run_at.utcoffset() == timedelta(0)
+    assert stored.occurrence == stored.next_run_at
+    assert stored.trigger == OnceTrigger(datetime(2030, 1, 15, 12, 0, tzinfo=UTC))
+    assert stored.metadata["send_at"] == SEED_SEND_AT
+    assert stored.payload == {
+        "to": "5511999999999",
+        "kind": "template",
+        "body": SEED_BODY,
+        "rendered_body": "Olá, Leandro! Seu pedido será entregue em 2 dias úteis.",
+        "params": ["Leandro", "2 dias úteis"],
+        "template_name": "pedido_entrega",
+        "language": "pt_BR",
+    }
+    assert stored.timezone == "America/Sao_Paulo"
+    assert stored.user_id == "abc123"
+    assert stored.created_at == NOW
+    assert stored.attempts == [] and stored.lease is None
+
+
+async def test_a_text_message_takes_the_default_language_and_text_task_type(
+    service: SchedulingService,
+) -> None:
+    scheduled = await service.schedule_message(
+        seed_command(kind=MessageKind.TEXT, template_name=None, language=None, body="Oi {{1}}", params=("Ana",)))
+    assert scheduled.schedule.task_type == WHATSAPP_TEXT
+    assert scheduled.schedule.payload["language"] == "pt_BR"
+    assert scheduled.schedule.payload["rendered_body"] == "Oi Ana"
+
+
+@pytest.mark.parametrize("params", [(), ("Leandro",), ("Leandro", "2 dias úteis", "surplus")])
+async def test_params_that_do_not_fit_are_refused_before_anything_is_stored(
+    service: SchedulingService, repository: InMemoryScheduleRepository, signal: RecordingSignal,
+    params: tuple[str, ...],
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        await service.schedule_message(seed_command(params=params, idempotency_key="k-1"))
+    assert raised.value.field == "params"
+    assert await repository.list() == []
+    assert await repository.get_by_idempotency_key("k-1") is None
+    assert await repository.next_due_at() is None
+    assert signal.notified == []
+
+
+async def test_send_at_beyond_the_past_grace_is_refused(
+    service: SchedulingService, repository: InMemoryScheduleRepository
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        await service.schedule_message(seed_command(**at(NOW - timedelta(minutes=5, milliseconds=1))))
+    assert raised.value.field == "send_at"
+    assert await repository.list() == []
+
+
+@pytest.mark.parametrize("ago", [timedelta(0), timedelta(seconds=30), timedelta(minutes=5)])
+async def test_send_at_within_the_past_grace_is_accepted_and_due_at_once(
+    service: SchedulingService, repository: InMemoryScheduleRepository, ago: timedelta
+) -> None:
+    scheduled = await service.schedule_message(seed_command(**at(NOW - ago)))
+    assert scheduled.created
+    assert scheduled.schedule.next_run_at == NOW - ago
+    assert scheduled.schedule.is_due(NOW)
+    assert await repository.next_due_at() == NOW - ago
+
+
+async def test_a_custom_past_grace(repository: InMemoryScheduleRepository, clock: FixedClock,
+                                   signal: RecordingSignal) -> None:
+    strict = SchedulingService(repository, clock, signal, past_grace=timedelta(0))
+    with pytest.raises(ValidationError):
+        await strict.schedule_message(seed_command(**at(NOW - timedelta(milliseconds=1))))
+    assert (await strict.schedule_message(seed_command(**at(NOW)))).created
+
+
+async def test_a_naive_send_at_is_refused(service: SchedulingService,
+                                          repository: InMemoryScheduleRepository) -> None:
+    with pytest.raises(ValidationError) as raised:
+        await service.schedule_message(seed_command(send_at=datetime(2030, 1, 15, 12, 0)))
+    assert raised.value.field == "send_at"
+    assert await repository.list() == []
+
+
+async def test_a_template_without_template_name_is_refused(
+    service: SchedulingService, repository: InMemoryScheduleRepository, signal: RecordingSignal
+) -> None:
+    for name in (None, ""):
+        with pytest.raises(ValidationError) as raised:
+            await service.schedule_message(seed_command(template_name=name))
+        assert raised.value.field == "templateName"
+    assert await repository.list() == []
+    assert signal.notified == []
+
+
+async def test_an_idempotency_key_replays_the_same_schedule(
+    service: SchedulingService, repository: InMemoryScheduleRepository, clock: FixedClock
+) -> None:
+    first = await service.schedule_message(seed_command(idempotency_key="pedido-42"))
+    clock.advance(timedelta(seconds=10))
+    again = await service.schedule_message(seed_command(idempotency_key="pedido-42"))
+    assert first.created and not again.created
+    assert again.schedule.id == first.schedule.id
+    assert again.schedule == first.schedule
+    assert [s.id for s in await repository.list()] == [first.schedule.id]
+    other = await service.schedule_message(seed_command(idempotency_key="pedido-43"))
+    assert other.created and other.schedule.id != first.schedule.id
+    assert len(await repository.list()) == 2
+
+
+class YieldingLookupRepository(InMemoryScheduleRepository):
+    """Lets other tasks run during the key lookup, so two requests with one key both miss it."""
+
+    async def get_by_idempotency_key(self, key: str) -> Schedule | None:
+        found = await super().get_by_idempotency_key(key)
+        await asyncio.sleep(0)
+        return found
+
+
+async def test_a_racing_duplicate_key_answers_with_the_winner(clock: FixedClock, signal: RecordingSignal) -> None:
+    repository = YieldingLookupRepository()
+    ids = iter(["first", "second"])
+    service = SchedulingService(repository, clock, signal, new_id=lambda: next(ids))
+    results = await asyncio.gather(*(service.schedule_message(seed_command(idempotency_key="same"))
+                                     for _ in range(2)))
+    assert sorted(r.created for r in results) == [False, True]
+    assert {r.schedule.id for r in results} == {"first"}
+    assert next(ids, None) is None, "both requests got past the lookup: the store's duplicate check decided"
+    assert [s.id for s in await repository.list()] == ["first"]
+
+
+async def test_the_signal_is_notified_with_the_due_time(service: SchedulingService,
+                                                        signal: RecordingSignal) -> None:
+    await service.schedule_message(seed_command())
+    assert signal.notified == [datetime(2030, 1, 15, 12, 0, tzinfo=UTC)]
+
+
+async def test_the_in_process_signal_wakes_a_waiter(repository: InMemoryScheduleRepository,
+                                                    clock: FixedClock) -> None:
+    signal = InProcessWorkSignal(clock)
+    service = SchedulingService(repository, clock, signal)
+    waiter = asyncio.create_task(signal.wait(60))
+    await asyncio.sleep(0)  # the waiter plans to wake at NOW + 60 s
+    await service.schedule_message(seed_command(**at(NOW)))
+    await asyncio.wait_for(waiter, timeout=5)  # woken long before its 60 s
+
+
+async def test_cancel_a_scheduled_message(service: SchedulingService, repository: InMemoryScheduleRepository,
+                                          clock: FixedClock) -> None:
+    scheduled = await service.schedule_message(seed_command())
+    clock.advance(timedelta(seconds=3))
+    cancelled = await service.cancel(scheduled.schedule.id)
+    assert cancelled.status is ScheduleStatus.CANCELLED
+    stored = await repository.get(scheduled.schedule.id)
+    assert stored is not None
+    assert stored.status is ScheduleStatus.CANCELLED
+    assert stored.next_run_at is None
+    assert stored.updated_at == NOW + timedelta(seconds=3)
+    assert await repository.next_due_at() is None
+    assert await repository.claim_due(now=NOW + timedelta(days=1), owner="r", lease_for=timedelta(seconds=30),
+                                      limit=10) == []
+
+
+async def test_cancel_is_idempotent_for_a_cancelled_message(service: SchedulingService,
+                                                            clock: FixedClock) -> None:
+    scheduled = await service.schedule_message(seed_command())
+    first = await service.cancel(scheduled.schedule.id)
+    clock.advance(timedelta(seconds=3))
+    second = await service.cancel(scheduled.schedule.id)
+    assert second.status is ScheduleStatus.CANCELLED
+    assert second.updated_at == first.updated_at == NOW
+
+
+async def test_cancel_of_a_sent_message_is_a_conflict(service: SchedulingService,
+                                                      repository: InMemoryScheduleRepository) -> None:
+    scheduled = await service.schedule_message(seed_command(**at(NOW)))
+    [running] = await repository.claim_due(now=NOW, owner="r", lease_for=timedelta(seconds=30), limit=10)
+    assert running.lease is not None
+    with pytest.raises(ScheduleConflict):
+        await service.cancel(scheduled.schedule.id)  # running: too late too
+    attempt_id = running.lease.attempt_id
+    running.succeed(attempt_id=attempt_id, now=NOW, provider_message_id="wamid.1")
+    assert await repository.save(running, expected_status=ScheduleStatus.RUNNING, attempt_id=attempt_id)
+    with pytest.raises(ScheduleConflict):
+        await service.cancel(scheduled.schedule.id)
+    stored = await repository.get(scheduled.schedule.id)
+    assert stored is not None and stored.status is ScheduleStatus.SUCCEEDED
+
+
+async def test_get_and_cancel_of_an_unknown_id(service: SchedulingService) -> None:
+    with pytest.raises(ScheduleNotFound) as raised:
+        await service.get("nope")
+    assert raised.value.schedule_id == "nope"
+    with pytest.raises(ScheduleNotFound):
+        await service.cancel("nope")
+
+
+async def test_get_and_list(service: SchedulingService, clock: FixedClock) -> None:
+    a = await service.schedule_message(seed_command())
+    clock.advance(timedelta(seconds=1))
+    b = await service.schedule_message(seed_command(retry=RetryPolicy(max_attempts=2)))
+    assert (await service.get(a.schedule.id)) == a.schedule
+    assert (await service.get(b.schedule.id)).retry == RetryPolicy(max_attempts=2)
+    assert [s.id for s in await service.list()] == [b.schedule.id, a.schedule.id]
+    await service.cancel(a.schedule.id)
+    assert [s.id for s in await service.list(status=ScheduleStatus.CANCELLED)] == [a.schedule.id]

@@ -1,0 +1,184 @@
+"""AsyncioTimerEngine end to end in memory, on the real clock (loose timing bounds only)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+
+from cronjob.domain.message import MessageKind, OutboundMessage, SendReceipt
+from cronjob.ports.clock import Clock, SystemClock
+from cronjob.ports.repository import StoreUnavailable
+from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
+from cronjob.services.messaging import WhatsAppMessageHandler
+from cronjob.services.scheduling import (
+    WHATSAPP_TEMPLATE,
+    WHATSAPP_TEXT,
+    ScheduleMessageCommand,
+    SchedulingService,
+)
+from cronjob_adapters.engine.timer import AsyncioTimerEngine
+from cronjob_adapters.memory.repository import InMemoryScheduleRepository
+from cronjob_adapters.memory.sender import RecordingMessageSender
+from cronjob_adapters.memory.signal import InProcessWorkSignal
+
+#: Generous bound for "promptly": far below the 30 s poll interval, far above any scheduling noise.
+PROMPTLY = 5.0
+
+
+class TimedSender(RecordingMessageSender):
+    """Records, with each message, when (on the engine's clock) it was handed over."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self._clock = clock
+        self.sent_at: list[datetime] = []
+
+    async def send(self, message: OutboundMessage) -> SendReceipt:
+        receipt = await super().send(message)
+        self.sent_at.append(self._clock.now())
+        return receipt
+
+
+class FlakyClaimRepository(InMemoryScheduleRepository):
+    """The in-memory store, raising on the first ``failures`` calls of ``claim_due``."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.claim_calls = 0
+
+    async def claim_due(self, *, now: datetime, owner: str, lease_for: timedelta, limit: int):  # type: ignore[no-untyped-def]
+        self.claim_calls += 1
+        if self.claim_calls <= self.failures:
+            raise StoreUnavailable(f"store down (call {self.claim_calls})")
+        return await super().claim_due(now=now, owner=owner, lease_for=lease_for, limit=limit)
+
+
+class Rig:
+    def __init__(self, repository: InMemoryScheduleRepository | None = None, *, poll_interval: float = 30.0,
+                 max_error_backoff: float = 0.2) -> None:
+        self.clock = SystemClock()
+        self.repository = repository or InMemoryScheduleRepository()
+        self.sender = TimedSender(self.clock)
+        self.signal = InProcessWorkSignal(self.clock)
+        self.service = SchedulingService(self.repository, self.clock, self.signal)
+        handler = WhatsAppMessageHandler(self.sender)
+        self.dispatcher = Dispatcher(self.repository, {WHATSAPP_TEMPLATE: handler, WHATSAPP_TEXT: handler},
+                                     self.clock, self.signal, DispatcherSettings(owner="replica-a"))
+        self.engine = AsyncioTimerEngine(self.dispatcher, self.repository, self.signal, self.clock,
+                                         poll_interval=poll_interval, drain_timeout=2.0,
+                                         max_error_backoff=max_error_backoff)
+        self.stop = asyncio.Event()
+
+    async def schedule(self, at: datetime, text: str = "Oi") -> str:
+        command = ScheduleMessageCommand(to="5511999999999", body=text, kind=MessageKind.TEXT, send_at=at,
+                                         send_at_text=at.isoformat(), timezone="UTC")
+        return (await self.service.schedule_message(command)).schedule.id
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[asyncio.Task[None]]:
+        task = asyncio.create_task(self.engine.run(self.stop))
+        try:
+            yield task
+        finally:
+            self.stop.set()
+            await asyncio.wait_for(task, timeout=PROMPTLY)
+
+
+async def until(predicate: Callable[[], bool], timeout: float = PROMPTLY) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+
+async def test_a_message_is_sent_after_it_is_due_and_not_before() -> None:
+    rig = Rig()
+    due = rig.clock.now() + timedelta(seconds=0.2)
+    schedule_id = await rig.schedule(due, "na hora")
+    async with rig.running():
+        await asyncio.sleep(0.05)
+        assert rig.sender.sent == []  # well before it is due
+        await until(lambda: len(rig.sender.sent) == 1)
+        assert rig.sender.sent[0].body == "na hora"
+        assert rig.sender.sent_at[0] >= due, "sent before it was due"
+        assert rig.sender.sent_at[0] - due < timedelta(seconds=PROMPTLY)
+        stored = await rig.repository.get(schedule_id)
+        assert stored is not None and stored.status.value == "succeeded"
+        await asyncio.sleep(0.1)
+        assert len(rig.sender.sent) == 1  # once
+    assert rig.engine.last_tick is not None
+
+
+async def test_work_added_while_the_engine_sleeps_is_picked_up_thanks_to_the_signal() -> None:
+    rig = Rig(poll_interval=30.0)
+    async with rig.running():
+        await until(lambda: rig.engine.last_tick is not None)
+        await asyncio.sleep(0.1)  # the engine now sleeps for up to its 30 s poll interval
+        started = rig.clock.now()
+        await rig.schedule(started, "agora")
+        await until(lambda: len(rig.sender.sent) == 1, timeout=PROMPTLY)
+        assert rig.sender.sent_at[0] - started < timedelta(seconds=PROMPTLY)
+
+
+async def test_work_due_later_wakes_the_engine_at_its_due_time() -> None:
+    rig = Rig(poll_interval=30.0)
+    async with rig.running():
+        await until(lambda: rig.engine.last_tick is not None)
+        due = rig.clock.now() + timedelta(seconds=0.3)
+        await rig.schedule(due, "depois")
+        await until(lambda: len(rig.sender.sent) == 1)
+        assert rig.sender.sent_at[0] >= due
+
+
+async def test_setting_the_stop_event_makes_run_return() -> None:
+    rig = Rig(poll_interval=30.0)
+    task = asyncio.create_task(rig.engine.run(rig.stop))
+    await until(lambda: rig.engine.last_tick is not None)
+    await asyncio.sleep(0.05)
+    assert not task.done()
+    rig.stop.set()
+    await asyncio.wait_for(task, timeout=PROMPTLY)
+    assert task.exception() is None
+
+
+async def test_stopping_lets_a_run_in_progress_finish() -> None:
+    rig = Rig()
+    gate = asyncio.Event()
+
+    class SlowSender(RecordingMessageSender):
+        async def send(self, message: OutboundMessage) -> SendReceipt:
+            await gate.wait()
+            return await super().send(message)
+
+    slow = SlowSender()
+    handler = WhatsAppMessageHandler(slow)
+    rig.dispatcher = Dispatcher(rig.repository, {WHATSAPP_TEXT: handler}, rig.clock, rig.signal,
+                                DispatcherSettings(owner="replica-a"))
+    rig.engine = AsyncioTimerEngine(rig.dispatcher, rig.repository, rig.signal, rig.clock,
+                                    poll_interval=30.0, drain_timeout=PROMPTLY)
+    schedule_id = await rig.schedule(rig.clock.now())
+    task = asyncio.create_task(rig.engine.run(rig.stop))
+    await until(lambda: rig.dispatcher.in_flight == 1)
+    rig.stop.set()
+    await asyncio.sleep(0.05)
+    assert not task.done()  # draining: waits for the run
+    gate.set()
+    await asyncio.wait_for(task, timeout=PROMPTLY)
+    assert len(slow.sent) == 1
+    stored = await rig.repository.get(schedule_id)
+    assert stored is not None and stored.status.value == "succeeded"
+
+
+async def test_a_failing_store_does_not_kill_the_loop_and_work_gets_done_once_it_recovers() -> None:
+    repository = FlakyClaimRepository(failures=3)
+    rig = Rig(repository, poll_interval=30.0, max_error_backoff=0.2)
+    schedule_id = await rig.schedule(rig.clock.now(), "depois da falha")
+    async with rig.running() as task:
+        await until(lambda: len(rig.sender.sent) == 1)
+        assert not task.done()
+        assert repository.claim_calls > 3
+    stored = await repository.get(schedule_id)
+    assert stored is not None and stored.status.value == "succeeded"
+    assert [m.body for m in rig.sender.sent] == ["depois da falha"]
