@@ -186,3 +186,18 @@ async def test_initialize_is_idempotent_and_ping_answers(store: StoreFactory) ->
     await repo.initialize()
     await repo.ping()
     assert T0.tzinfo is UTC
+
+
+async def test_claims_can_be_limited_to_task_types(store: StoreFactory) -> None:
+    repo = await store()
+    texts = [one_off(T0 - timedelta(seconds=i), task_type="whatsapp.text") for i in range(3)]
+    emails = [one_off(T0 - timedelta(seconds=10 + i), task_type="email") for i in range(2)]
+    for schedule in [*texts, *emails]:
+        await repo.add(schedule)
+    only_text = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10,
+                                     task_types=["whatsapp.text"])
+    assert sorted(s.id for s in only_text) == sorted(s.id for s in texts)
+    assert await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10, exclude_types=["email"]) == []
+    assert await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10, task_types=[]) == []
+    rest = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10)
+    assert sorted(s.id for s in rest) == sorted(s.id for s in emails)

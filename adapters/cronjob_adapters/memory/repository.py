@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from cronjob.domain.schedule import Schedule, ScheduleStatus
@@ -75,10 +76,21 @@ class InMemoryScheduleRepository(ScheduleRepository):
         return counts
 
     async def claim_due(
-        self, *, now: datetime, owner: str, lease_for: timedelta, limit: int
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease_for: timedelta,
+        limit: int,
+        task_types: Collection[str] | None = None,
+        exclude_types: Collection[str] = (),
     ) -> list[Schedule]:
         async with self._lock:
-            due = [self._items[i] for i in self._live if self._items[i].is_due(now)]
+            due = [
+                s for s in (self._items[i] for i in self._live)
+                if s.is_due(now) and (task_types is None or s.task_type in task_types)
+                and s.task_type not in exclude_types
+            ]
             due.sort(key=lambda s: (s.next_run_at or now, s.id))
             claimed: list[Schedule] = []
             for schedule in due[:limit]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -207,12 +207,24 @@ class MongoScheduleRepository(ScheduleRepository):
         return schedule.id
 
     async def claim_due(
-        self, *, now: datetime, owner: str, lease_for: timedelta, limit: int
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease_for: timedelta,
+        limit: int,
+        task_types: Collection[str] | None = None,
+        exclude_types: Collection[str] = (),
     ) -> list[Schedule]:
         if limit <= 0:
             return []
+        types: Document = {}
+        if task_types is not None:
+            types["$in"] = list(task_types)
+        if exclude_types:
+            types["$nin"] = list(exclude_types)
         async with _reachable():
-            candidates = await self._due(now, limit)
+            candidates = await self._due(now, limit, {"task_type": types} if types else {})
             if not candidates:
                 return []
             claims = [_claim(doc, now=now, owner=owner, lease_for=lease_for) for doc in candidates]
@@ -226,7 +238,7 @@ class MongoScheduleRepository(ScheduleRepository):
         docs.sort(key=lambda doc: order[doc["_id"]])
         return [self._codec.from_document(doc) for doc in docs]
 
-    async def _due(self, now: datetime, limit: int) -> list[Document]:
+    async def _due(self, now: datetime, limit: int, type_filter: Document) -> list[Document]:
         """Up to ``limit`` due candidates (id, status, lease attempt), oldest ``next_run_at`` first.
 
         Two queries, each a range over its own index, rather than one ``$or``: SecantusDB (the
@@ -234,8 +246,8 @@ class MongoScheduleRepository(ScheduleRepository):
         """
         projection = {"_id": 1, "status": 1, "next_run_at": 1, "lease.attempt_id": 1}
         order = [("next_run_at", ASCENDING), ("_id", ASCENDING)]
-        queries = ({"status": _SCHEDULED, "next_run_at": {"$lte": now}},
-                   {"status": _RUNNING, "lease.until": _lapsed(now)})
+        queries = ({"status": _SCHEDULED, "next_run_at": {"$lte": now}, **type_filter},
+                   {"status": _RUNNING, "lease.until": _lapsed(now), **type_filter})
         found = await asyncio.gather(
             *(self._schedules.find(query, projection).sort(order).limit(limit).to_list()
               for query in queries))

@@ -12,7 +12,7 @@ import asyncio
 import json
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -51,16 +51,32 @@ _DUE = """
 SELECT id, doc FROM (
     SELECT * FROM (
         SELECT id, doc, next_run_at AS due FROM schedules
-        WHERE status = 'scheduled' AND next_run_at <= :now
+        WHERE status = 'scheduled' AND next_run_at <= :now {types}
         ORDER BY next_run_at, id LIMIT :limit)
     UNION ALL
     SELECT * FROM (
         SELECT id, doc, COALESCE(next_run_at, :now) AS due FROM schedules
-        WHERE status = 'running' AND lease_until < :now
+        WHERE status = 'running' AND lease_until < :now {types}
         ORDER BY due, id LIMIT :limit)
 )
 ORDER BY due, id LIMIT :limit
 """
+
+
+def _type_filter(
+    task_types: Collection[str] | None, exclude_types: Collection[str]
+) -> tuple[str, dict[str, str]]:
+    """The SQL condition (with named parameters) that keeps only the wanted task types."""
+    clause, params = "", {}
+    if task_types is not None:
+        names = [f":in{i}" for i in range(len(task_types))]
+        params.update({n[1:]: t for n, t in zip(names, task_types, strict=True)})
+        clause += f" AND task_type IN ({', '.join(names) or 'NULL'})"
+    if exclude_types:
+        names = [f":ex{i}" for i in range(len(exclude_types))]
+        params.update({n[1:]: t for n, t in zip(names, exclude_types, strict=True)})
+        clause += f" AND task_type NOT IN ({', '.join(names)})"
+    return clause, params
 
 _NEXT_DUE = """
 SELECT min(t) FROM (
@@ -283,12 +299,22 @@ class SqliteScheduleRepository(ScheduleRepository):
     # -- claims and fenced writes --------------------------------------------------------------
 
     async def claim_due(
-        self, *, now: datetime, owner: str, lease_for: timedelta, limit: int
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease_for: timedelta,
+        limit: int,
+        task_types: Collection[str] | None = None,
+        exclude_types: Collection[str] = (),
     ) -> list[Schedule]:
         at, until = to_millis(now), to_millis(now + lease_for)
+        types, type_params = _type_filter(
+            list(task_types) if task_types is not None else None, list(exclude_types))
+        query = _DUE.format(types=types)
 
         def claim(conn: sqlite3.Connection) -> list[Schedule]:
-            rows = conn.execute(_DUE, {"now": _ms(now), "limit": limit}).fetchall()
+            rows = conn.execute(query, {"now": _ms(now), "limit": limit, **type_params}).fetchall()
             claimed: list[Schedule] = []
             for _, doc in rows:
                 schedule = self._load(doc)

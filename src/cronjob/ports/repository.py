@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from cronjob.domain.schedule import Schedule, ScheduleStatus
@@ -78,11 +79,21 @@ class ScheduleRepository(ABC):
 
     @abstractmethod
     async def claim_due(
-        self, *, now: datetime, owner: str, lease_for: timedelta, limit: int
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease_for: timedelta,
+        limit: int,
+        task_types: Collection[str] | None = None,
+        exclude_types: Collection[str] = (),
     ) -> list[Schedule]:
         """Atomically claim up to ``limit`` due schedules for ``owner`` (see the class contract).
 
-        Each returned schedule has status ``running`` and ``lease`` set, exactly as stored.
+        Only schedules whose ``task_type`` is in ``task_types`` (when given) and not in
+        ``exclude_types`` are considered; the rest stay in the store, in due order, for later
+        (that is how per-type concurrency limits queue work). Each returned schedule has status
+        ``running`` and ``lease`` set, exactly as stored.
         """
 
     @abstractmethod
