@@ -8,7 +8,7 @@ from typing import Any
 
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryPolicy
-from cronjob.domain.schedule import Attempt, Lease, Schedule, ScheduleStatus
+from cronjob.domain.schedule import Attempt, Lease, MisfirePolicy, Schedule, ScheduleStatus
 from cronjob.domain.trigger import Trigger
 
 #: Builds a trigger from its canonical expression and the schedule's IANA zone.
@@ -76,6 +76,14 @@ def _retry(doc: dict[str, Any] | None) -> RetryPolicy | None:
     )
 
 
+def _misfire(doc: dict[str, Any] | None) -> MisfirePolicy:
+    if not doc:
+        return MisfirePolicy()
+    grace = doc.get("grace_seconds")
+    return MisfirePolicy(grace=None if grace is None else timedelta(seconds=grace),
+                         coalesce=bool(doc.get("coalesce", True)))
+
+
 def lease_document(lease: Lease | None) -> dict[str, Any] | None:
     """The stored form of a lease (also used by the stores' atomic claim updates)."""
     if lease is None:
@@ -109,6 +117,12 @@ class ScheduleCodec:
             "updated_at": _dt(schedule.updated_at),
             "user_id": schedule.user_id,
             "retry": _retry_doc(schedule.retry),
+            "misfire": {
+                "grace_seconds": (schedule.misfire.grace.total_seconds()
+                                  if schedule.misfire.grace is not None else None),
+                "coalesce": schedule.misfire.coalesce,
+            },
+            "send_by": _dt(schedule.send_by),
             "lease": lease_document(schedule.lease),
             "attempts": [
                 {
@@ -154,6 +168,8 @@ class ScheduleCodec:
             user_id=doc.get("user_id"),
             idempotency_key=doc.get("idempotency_key"),
             retry=_retry(doc.get("retry")),
+            misfire=_misfire(doc.get("misfire")),
+            send_by=_aware(doc.get("send_by")),
             lease=lease,
             attempts=[
                 Attempt(

@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cronjob.domain.errors import ValidationError
-from cronjob.domain.zones import zone
+from cronjob.domain.zones import load_zone
 
 
 class Settings(BaseSettings):
@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         try:
-            zone(value)
+            load_zone(value)
         except ValidationError as exc:
             raise ValueError(exc.message) from exc
         return value

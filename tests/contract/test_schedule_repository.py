@@ -9,7 +9,7 @@ import pytest
 
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryDecision, RetryPolicy
-from cronjob.domain.schedule import ScheduleStatus
+from cronjob.domain.schedule import MisfirePolicy, ScheduleStatus
 from cronjob.ports.repository import DuplicateSchedule
 from tests.contract.conftest import StoreFactory
 from tests.support.builders import T0, one_off
@@ -21,6 +21,8 @@ async def test_round_trip_keeps_every_field(store: StoreFactory) -> None:
     repo = await store()
     schedule = one_off(idempotency_key="k-1")
     schedule.retry = RetryPolicy(max_attempts=3, initial_delay=timedelta(seconds=2))
+    schedule.misfire = MisfirePolicy(grace=timedelta(minutes=5), coalesce=False)
+    schedule.send_by = T0 + timedelta(hours=1)
     await repo.add(schedule)
     [claimed] = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10)
     claimed.fail(

@@ -22,14 +22,14 @@ S = ScheduleStatus
 T0 = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
 ERROR = ErrorInfo("131000", "something went wrong", retryable=True)
-TERMINAL = {S.SUCCEEDED, S.FAILED, S.UNKNOWN, S.CANCELLED}
+TERMINAL = {S.SUCCEEDED, S.FAILED, S.UNKNOWN, S.MISSED, S.CANCELLED}
 
 #: The table the state machine is specified by (ScheduleStatus docstring and ARCHITECTURE).
 EXPECTED_ALLOWED = {
     (S.SCHEDULED, S.RUNNING), (S.SCHEDULED, S.CANCELLED),
     (S.RUNNING, S.SUCCEEDED), (S.RUNNING, S.FAILED), (S.RUNNING, S.UNKNOWN),
-    (S.RUNNING, S.SCHEDULED), (S.RUNNING, S.CANCELLED),
-    (S.FAILED, S.SCHEDULED), (S.UNKNOWN, S.SCHEDULED),
+    (S.RUNNING, S.MISSED), (S.RUNNING, S.SCHEDULED),
+    (S.FAILED, S.SCHEDULED), (S.UNKNOWN, S.SCHEDULED), (S.MISSED, S.SCHEDULED),
 }
 
 
@@ -81,6 +81,8 @@ def in_status(status: ScheduleStatus) -> Schedule:
         schedule.fail(attempt_id="a1", now=T0, error=ERROR, decision=RetryDecision(None, "gave up"))
     elif status is S.UNKNOWN:
         schedule.outcome_unknown(attempt_id="a1", now=T0, error=ERROR)
+    elif status is S.MISSED:
+        schedule.miss(attempt_id="a1", now=T0, reason="too late")
     assert schedule.status is status
     return schedule
 
@@ -113,6 +115,7 @@ METHODS: dict[str, tuple[Callable[[Schedule], None], S]] = {
                                       decision=RetryDecision(None, "gave up")), S.FAILED),
     "outcome_unknown": (lambda s: s.outcome_unknown(attempt_id="a1", now=LATER, error=ERROR), S.UNKNOWN),
     "release": (lambda s: s.release(attempt_id="a1", now=LATER), S.SCHEDULED),
+    "miss": (lambda s: s.miss(attempt_id="a1", now=LATER, reason="too late"), S.MISSED),
     "cancel": (lambda s: s.cancel(now=LATER), S.CANCELLED),
 }
 
@@ -126,6 +129,7 @@ WORKS = {
     ("fail_give_up", S.RUNNING),
     ("outcome_unknown", S.RUNNING),
     ("release", S.RUNNING),
+    ("miss", S.RUNNING),
     ("cancel", S.SCHEDULED),
 }
 

@@ -15,7 +15,7 @@ from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import ScheduleStatus
-from cronjob.domain.zones import localize, zone
+from cronjob.domain.zones import load_zone, localize
 from cronjob.services.health import HealthService
 from cronjob.services.scheduling import ScheduleMessageCommand, SchedulingService
 
@@ -61,7 +61,7 @@ def _command(request: ScheduleMessageRequest, default_timezone: str,
     except ValueError as exc:
         raise ValidationError(str(exc), field="send_at") from exc
     timezone = request.timezone or default_timezone
-    zone(timezone)
+    load_zone(timezone)
     if send_at.tzinfo is None:
         if request.timezone is None:
             raise ValidationError(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -15,13 +15,14 @@ from cronjob.domain.trigger import Trigger, require_aware
 
 class ScheduleStatus(StrEnum):
     """Where a schedule is in its life. ``scheduled`` and ``running`` are live; the rest are final
-    until an operator acts (``failed``/``unknown`` can be retried)."""
+    until an operator acts (``failed``, ``unknown`` and ``missed`` can be retried)."""
 
     SCHEDULED = "scheduled"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    MISSED = "missed"
     CANCELLED = "cancelled"
 
 
@@ -32,13 +33,14 @@ _ALLOWED: dict[ScheduleStatus, frozenset[ScheduleStatus]] = {
             ScheduleStatus.SUCCEEDED,
             ScheduleStatus.FAILED,
             ScheduleStatus.UNKNOWN,
+            ScheduleStatus.MISSED,
             ScheduleStatus.SCHEDULED,  # a retry, the next occurrence, or a released lease
-            ScheduleStatus.CANCELLED,
         }
     ),
     ScheduleStatus.SUCCEEDED: frozenset(),
     ScheduleStatus.FAILED: frozenset({ScheduleStatus.SCHEDULED}),
     ScheduleStatus.UNKNOWN: frozenset({ScheduleStatus.SCHEDULED}),
+    ScheduleStatus.MISSED: frozenset({ScheduleStatus.SCHEDULED}),
     ScheduleStatus.CANCELLED: frozenset(),
 }
 
@@ -46,6 +48,24 @@ _ALLOWED: dict[ScheduleStatus, frozenset[ScheduleStatus]] = {
 def can_transition(current: ScheduleStatus, target: ScheduleStatus) -> bool:
     """Whether the state machine allows ``current`` -> ``target``."""
     return target in _ALLOWED[current]
+
+
+@dataclass(frozen=True, slots=True)
+class MisfirePolicy:
+    """What happens to an occurrence that is claimed late (the service was down, or the queue long).
+
+    ``grace``: the occurrence runs if it is at most this late, else it is *missed* (a one-off
+    becomes ``missed``; a recurring schedule records the miss and moves on). None: always run.
+    ``coalesce`` (recurring only): occurrences missed while nothing ran collapse into one run;
+    when False, each missed occurrence runs, one after the other.
+    """
+
+    grace: timedelta | None = None
+    coalesce: bool = True
+
+    def __post_init__(self) -> None:
+        if self.grace is not None and self.grace < timedelta(0):
+            raise ValidationError("the misfire grace cannot be negative", field="misfire_grace_seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +88,7 @@ class Attempt:
     scheduled_for: datetime
     started_at: datetime
     finished_at: datetime
-    outcome: str  # succeeded | failed | retrying | unknown
+    outcome: str  # succeeded | failed | retrying | unknown | missed
     error: ErrorInfo | None = None
     provider_message_id: str | None = None
 
@@ -81,7 +101,8 @@ class Schedule:
     its JSON-compatible input, validated when the schedule was created. ``next_run_at`` (UTC) is
     when it is next due; ``occurrence`` is the scheduled time of the occurrence being worked on,
     which with the id forms the idempotency key of a delivery. ``idempotency_key`` is the
-    client's own key, unique across schedules, when one was given.
+    client's own key, unique across schedules, when one was given. ``send_by`` is a hard
+    deadline for a one-off: past it, the work is missed rather than done late.
     """
 
     id: str
@@ -97,6 +118,8 @@ class Schedule:
     user_id: str | None = None
     idempotency_key: str | None = None
     retry: RetryPolicy | None = None
+    misfire: MisfirePolicy = MisfirePolicy()
+    send_by: datetime | None = None
     lease: Lease | None = None
     attempts: list[Attempt] = field(default_factory=list)
     result: dict[str, str] = field(default_factory=dict)
@@ -117,6 +140,8 @@ class Schedule:
         user_id: str | None = None,
         idempotency_key: str | None = None,
         retry: RetryPolicy | None = None,
+        misfire: MisfirePolicy | None = None,
+        send_by: datetime | None = None,
         metadata: dict[str, str] | None = None,
     ) -> Schedule:
         """A new schedule in ``scheduled``, first due at ``first_run_at``."""
@@ -124,6 +149,10 @@ class Schedule:
             raise ValidationError("task type is required", field="type")
         first = require_aware(first_run_at, "send_at")
         now = require_aware(now, "now")
+        if send_by is not None:
+            send_by = require_aware(send_by, "send_by")
+            if send_by < first:
+                raise ValidationError("send_by must not be before send_at", field="send_by")
         return cls(
             id=id,
             task_type=task_type,
@@ -138,6 +167,8 @@ class Schedule:
             user_id=user_id,
             idempotency_key=idempotency_key,
             retry=retry,
+            misfire=misfire or MisfirePolicy(),
+            send_by=send_by,
             metadata=dict(metadata or {}),
         )
 
@@ -150,6 +181,16 @@ class Schedule:
         if self.status is ScheduleStatus.RUNNING:
             return self.lease is not None and self.lease.until < now
         return False
+
+    def misfire_reason(self, now: datetime) -> str | None:
+        """Why the occurrence due at ``next_run_at`` must not run at ``now``, or None if it may."""
+        if self.send_by is not None and now > self.send_by:
+            return f"not run by its send_by deadline {self.send_by.isoformat()}"
+        grace = self.misfire.grace
+        if grace is not None and self.next_run_at is not None and now - self.next_run_at > grace:
+            late = int((now - self.next_run_at).total_seconds())
+            return f"{late} s late, beyond its misfire grace of {int(grace.total_seconds())} s"
+        return None
 
     @property
     def delivery_key(self) -> str:
@@ -215,7 +256,7 @@ class Schedule:
         """After an occurrence ends: the next occurrence for a recurring trigger, else ``final``."""
         upcoming = self.trigger.next_fire_time(self.occurrence) if self.occurrence else None
         if upcoming is not None and self.trigger.recurring:
-            if upcoming <= now:
+            if upcoming <= now and self.misfire.coalesce:
                 # Coalesce the occurrences missed while this one ran or the service was down.
                 upcoming = self.trigger.next_fire_time(now) or upcoming
             self._move(ScheduleStatus.SCHEDULED, now)
@@ -252,6 +293,19 @@ class Schedule:
         self._finish_attempt(attempt_id, now, "unknown", error=error)
         self.last_error = error
         self._advance_or(ScheduleStatus.UNKNOWN, now)
+
+    def miss(self, *, attempt_id: str, now: datetime, reason: str) -> None:
+        """The occurrence was claimed too late to run: ``missed`` for a one-off (with the reason),
+        the next occurrence for a recurring rule (the miss stays in the attempt history)."""
+        error = ErrorInfo("missed", reason)
+        self._finish_attempt(attempt_id, now, "missed", error=error)
+        self.last_error = error
+        self._advance_or(ScheduleStatus.MISSED, now)
+        if self.status is ScheduleStatus.SCHEDULED and self.next_run_at is not None and self.next_run_at <= now:
+            # Occurrences older than the grace would all be missed too: skip to the next one ahead.
+            upcoming = self.trigger.next_fire_time(now)
+            if upcoming is not None:
+                self.next_run_at = self.occurrence = upcoming
 
     def release(self, *, attempt_id: str, now: datetime) -> None:
         """Give the claim back without running (shutdown): due again at once, no attempt recorded."""

@@ -1,17 +1,191 @@
-"""Parses trigger expressions. (Placeholder: one-off only; the full grammar replaces this.)"""
+"""Parses schedule expressions (Rocketry-style condition strings and cron) into triggers.
+
+Grammar (case-insensitive; runs of spaces count as one; ``HH:MM[:SS]`` is a 24-hour time of day;
+``<ISO>`` is an ISO-8601 date-time with an offset or ``Z``)::
+
+    once @ YYYY-MM-DD HH:MM[:SS]        wall time in ``timezone``; a time the clocks skip (DST gap)
+                                        is refused, a repeated one takes its first pass
+    once @ <ISO>                        an instant (OnceTrigger's own expression)
+    every N seconds|minutes|hours|days [from <ISO>]
+    every second|minute|hour|day [from <ISO>]
+                                        elapsed time, anchored at ``from`` or else at ``now``
+    minutely | hourly                   every minute / hour, anchored at the start of the local
+                                        minute / hour that ``now`` is in
+    daily                               daily at 00:00
+    weekly                              weekly on monday at 00:00
+    daily at HH:MM[:SS]
+    every day at HH:MM[:SS]             wall time in ``timezone``, every day
+    weekly on <weekday>[,<weekday>...] [at HH:MM[:SS]]
+    every <weekday>[,<weekday>...] [at HH:MM[:SS]]
+                                        on those days (``monday`` or ``mon``), at 00:00 unless given
+    cron <5 fields> | cron(<5 fields>) | <5 fields>
+                                        minute hour day-of-month month day-of-week, needs ``cron``
+
+Each trigger's ``expression`` is in this grammar and parses back (in the same zone) to an equal
+trigger. Errors are :class:`~cronjob.domain.errors.ValidationError` with ``field="schedule"``
+(``"timezone"`` for an unknown zone).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from cronjob.domain.cron import CronEvaluator
 from cronjob.domain.errors import ValidationError
-from cronjob.domain.trigger import OnceTrigger, Trigger
+from cronjob.domain.recurring import (
+    WEEKDAY_NAMES,
+    CalendarTrigger,
+    CronTrigger,
+    IntervalTrigger,
+)
+from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware
+from cronjob.domain.zones import load_zone, localize
+
+ACCEPTED_FORMS = (
+    "once @ YYYY-MM-DD HH:MM[:SS]",
+    "once @ <ISO-8601 with offset>",
+    "every N seconds|minutes|hours|days [from <ISO-8601 with offset>]",
+    "every second|minute|hour|day [from ...]",
+    "minutely", "hourly", "daily", "weekly",
+    "daily at HH:MM[:SS]",
+    "every day at HH:MM[:SS]",
+    "weekly on <weekday>[,<weekday>...] at HH:MM[:SS]",
+    "every <weekday> at HH:MM[:SS]",
+    "cron <minute hour day-of-month month day-of-week>",
+)
+
+_UNIT_SIZES = {"second": timedelta(seconds=1), "minute": timedelta(minutes=1),
+               "hour": timedelta(hours=1), "day": timedelta(days=1)}
+_DAYS = {name: number for number, full in enumerate(WEEKDAY_NAMES) for name in (full, full[:3])}
+
+_TIME = r"(?P<time>\d{1,2}:\d{2}(?::\d{2})?)"
+_DAY = r"(?:" + "|".join(sorted(_DAYS, key=len, reverse=True)) + r")"
+_DAY_LIST = rf"(?P<days>{_DAY}(?:\s*,\s*{_DAY})*)"
+
+_ONCE = re.compile(r"once\s*@\s*(?P<when>.+)", re.ASCII)
+_INTERVAL = re.compile(
+    r"every\s+(?:(?P<count>\d{1,12})\s+(?P<unit>second|minute|hour|day)s?|(?P<single>second|minute|hour|day))"
+    r"(?:\s+from\s+(?P<anchor>.+))?", re.ASCII)
+_PERIOD = re.compile(r"(?P<period>minutely|hourly)")
+_DAILY = re.compile(rf"(?:daily|every\s+day)(?:\s+at\s+{_TIME})?", re.ASCII)
+_WEEKLY = re.compile(rf"(?:weekly\s+on|every)\s+{_DAY_LIST}(?:\s+at\s+{_TIME})?", re.ASCII)
+_WEEKLY_BARE = re.compile(r"weekly")
+_CRON = re.compile(r"cron\s*\((?P<call>[^()]*)\)|cron\s+(?P<prefixed>.+)", re.ASCII)
+_CRON_MINUTE = re.compile(r"[0-9*/,-]+")
+_CRON_FIELD = re.compile(r"[0-9a-z*/,#?-]+")
 
 
-def parse_trigger(expression: str, timezone: str, cron: CronEvaluator | None = None) -> Trigger:
-    """Parse ``expression`` in ``timezone``."""
-    text = expression.strip()
-    if text.startswith("once @"):
-        return OnceTrigger(datetime.fromisoformat(text.removeprefix("once @").strip()))
-    raise ValidationError(f"unknown schedule expression: {expression!r}", field="schedule")
+def parse_trigger(
+    expression: str,
+    timezone: str,
+    cron: CronEvaluator | None = None,
+    *,
+    now: datetime | None = None,
+) -> Trigger:
+    """Parse ``expression`` (see the module's grammar), wall times being in the IANA ``timezone``.
+
+    ``cron`` evaluates cron expressions; ``now`` anchors intervals written without ``from``.
+    """
+    zone = load_zone(timezone)
+    if not isinstance(expression, str):
+        raise _unknown(expression)
+    text = " ".join(expression.split())
+    lowered = text.lower()
+
+    if match := _ONCE.fullmatch(lowered):
+        return _once(match["when"], timezone)
+    if match := _INTERVAL.fullmatch(lowered):
+        unit = match["unit"] or match["single"]
+        count = int(match["count"]) if match["count"] else 1
+        anchor = _instant(match["anchor"], "the anchor after 'from'") if match["anchor"] else _now(now, text)
+        try:
+            every = count * _UNIT_SIZES[unit]
+        except OverflowError:
+            raise ValidationError(f"the interval in {text!r} is too long", field="schedule") from None
+        return IntervalTrigger(every=every, anchor=anchor)
+    if match := _PERIOD.fullmatch(lowered):
+        return _period(match["period"], _now(now, text), zone)
+    if match := _DAILY.fullmatch(lowered):
+        return CalendarTrigger(at=_time_of_day(match["time"]), zone=timezone)
+    if match := _WEEKLY.fullmatch(lowered):
+        days = frozenset(_DAYS[name.strip()] for name in match["days"].split(","))
+        return CalendarTrigger(at=_time_of_day(match["time"]), zone=timezone, weekdays=days)
+    if _WEEKLY_BARE.fullmatch(lowered):
+        return CalendarTrigger(at=time(0, 0), zone=timezone, weekdays=frozenset({0}))
+    if match := _CRON.fullmatch(lowered):
+        return _cron(match["call"] if match["call"] is not None else match["prefixed"], timezone, cron)
+    if _looks_like_cron(lowered):
+        return _cron(lowered, timezone, cron)
+    raise _unknown(expression)
+
+
+def _unknown(expression: object) -> ValidationError:
+    forms = "; ".join(ACCEPTED_FORMS)
+    return ValidationError(f"unknown schedule expression {expression!r}; accepted forms: {forms}",
+                           field="schedule")
+
+
+def _once(when: str, timezone: str) -> OnceTrigger:
+    if not re.search(r"\d:\d\d", when):
+        raise ValidationError(f"'once @' needs a date and a time of day, got {when!r}", field="schedule")
+    at = _iso(when, "the date-time after 'once @'")
+    if at.tzinfo is not None:
+        return OnceTrigger(at)
+    return OnceTrigger(localize(at, timezone, field="schedule"))
+
+
+def _iso(text: str, what: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.strip().upper())
+    except ValueError:
+        raise ValidationError(f"{what} is not an ISO-8601 date-time: {text.strip()!r}",
+                              field="schedule") from None
+
+
+def _instant(text: str, what: str) -> datetime:
+    value = _iso(text, what)
+    if value.tzinfo is None:
+        raise ValidationError(f"{what} needs an offset or Z: {text.strip()!r}", field="schedule")
+    return value
+
+
+def _now(now: datetime | None, text: str) -> datetime:
+    if now is None:
+        raise ValidationError(
+            f"{text!r} needs an anchor: add 'from <ISO-8601 date-time with offset>'", field="schedule")
+    return require_aware(now, "now")
+
+
+def _period(period: str, now: datetime, zone: ZoneInfo) -> IntervalTrigger:
+    """``minutely``/``hourly``: every minute/hour from the start of the local minute/hour of ``now``."""
+    local = now.astimezone(zone)
+    if period == "minutely":
+        into = timedelta(seconds=local.second, microseconds=local.microsecond)
+        return IntervalTrigger(every=timedelta(minutes=1), anchor=(now - into).astimezone(UTC))
+    into = timedelta(minutes=local.minute, seconds=local.second, microseconds=local.microsecond)
+    return IntervalTrigger(every=timedelta(hours=1), anchor=(now - into).astimezone(UTC))
+
+
+def _time_of_day(text: str | None) -> time:
+    if text is None:
+        return time(0, 0)
+    hour, minute, *rest = (int(part) for part in text.split(":"))
+    second = rest[0] if rest else 0
+    if not (0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 59):
+        raise ValidationError(f"invalid time of day {text!r} (expected HH:MM[:SS], 00:00 to 23:59:59)",
+                              field="schedule")
+    return time(hour, minute, second)
+
+
+def _looks_like_cron(text: str) -> bool:
+    fields = text.split()
+    return (len(fields) == 5 and _CRON_MINUTE.fullmatch(fields[0]) is not None
+            and all(_CRON_FIELD.fullmatch(f) for f in fields))
+
+
+def _cron(fields: str, timezone: str, cron: CronEvaluator | None) -> CronTrigger:
+    if cron is None:
+        raise ValidationError("cron expressions need a cron evaluator", field="schedule")
+    return CronTrigger(expression=fields, zone=timezone, evaluator=cron)

@@ -1,23 +1,60 @@
-"""IANA time zones: lookup with a clear error, and wall time -> instant with DST made explicit."""
+"""IANA time zones: lookup with a clear error, wall clock <-> instant with DST made explicit."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from functools import lru_cache
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronjob.domain.errors import ValidationError
 
 DEFAULT_TIMEZONE = "America/Sao_Paulo"
+ONE_SECOND = timedelta(seconds=1)
 
 
-@lru_cache(maxsize=512)
-def zone(name: str) -> ZoneInfo:
-    """The IANA zone ``name``; :class:`ValidationError` (field ``timezone``) when unknown."""
+def load_zone(name: str, field: str = "timezone") -> ZoneInfo:
+    """The IANA zone called ``name``, or ValidationError."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError("a time zone name is required (IANA, e.g. America/Sao_Paulo)", field=field)
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValidationError(f"unknown IANA time zone: {name!r}", field="timezone") from exc
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise ValidationError(f"unknown time zone {name!r} (expected an IANA name such as "
+                              "America/Sao_Paulo)", field=field) from exc
+
+
+def wall_clock(instant: datetime, zone: ZoneInfo) -> datetime:
+    """What a clock in ``zone`` reads at ``instant`` (naive)."""
+    return instant.astimezone(zone).replace(tzinfo=None)
+
+
+def wall_time_exists(wall: datetime, zone: ZoneInfo) -> bool:
+    """Whether the clocks in ``zone`` ever read ``wall`` (False inside a spring-forward gap)."""
+    return wall_clock(wall.replace(tzinfo=zone, fold=0).astimezone(UTC), zone) == wall
+
+
+def first_instant_at(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The first instant (UTC) at which the clock in ``zone`` reads ``wall`` or later.
+
+    That is ``wall`` itself, on its first pass when a fall-back fold repeats it, or, when a
+    spring-forward gap skips it, the instant the gap ends (02:30 on a day that jumps from 02:00 to
+    03:00 gives 03:00). ``wall`` is naive, in whole seconds.
+    """
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if wall_clock(first, zone) == wall:
+        return first
+    # Inside a gap, fold=0 reads ``wall`` with the offset before the jump (an instant after it) and
+    # fold=1 with the offset after it (an instant before it): bisect the seconds in between.
+    before = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    if wall_clock(before, zone) >= wall:
+        return first  # not a single plain gap (never seen in tzdata): keep zoneinfo's reading
+    low, high = 0, (first - before) // ONE_SECOND
+    while high - low > 1:
+        middle = (low + high) // 2
+        if wall_clock(before + middle * ONE_SECOND, zone) >= wall:
+            high = middle
+        else:
+            low = middle
+    return before + high * ONE_SECOND
 
 
 def localize(wall: datetime, zone_name: str, *, field: str = "send_at") -> datetime:
@@ -27,12 +64,11 @@ def localize(wall: datetime, zone_name: str, *, field: str = "send_at") -> datet
     :class:`ValidationError` naming it; one that exists twice (a fall-back fold) is taken on its
     first pass.
     """
-    tz = zone(zone_name)
-    first = wall.replace(tzinfo=tz, fold=0)
-    # A skipped wall time does not survive a round trip through UTC.
-    if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != wall:
+    zone = load_zone(zone_name)
+    if not wall_time_exists(wall, zone):
         raise ValidationError(
-            f"{wall.isoformat(sep=' ')} does not exist in {zone_name} (clocks skip it for daylight saving)",
+            f"{wall.isoformat(sep=' ')} does not exist in {zone_name}: the clocks skip it "
+            "(daylight saving time starts); pick a time outside the gap",
             field=field,
         )
-    return first.astimezone(UTC)
+    return wall.replace(tzinfo=zone, fold=0).astimezone(UTC)

@@ -1,0 +1,179 @@
+"""Recurring triggers: a fixed interval of elapsed time, a wall-clock time of day, a cron expression.
+
+All three follow the :class:`~cronjob.domain.trigger.Trigger` contract. Wall-clock rules live in an
+IANA zone and follow cron across daylight saving time: a wall time that the clocks skip (a
+spring-forward gap) fires once, at the first instant after the gap; a wall time that the clocks
+repeat (a fall-back fold) fires once, on its first pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from cronjob.domain.cron import CronEvaluator
+from cronjob.domain.errors import ValidationError
+from cronjob.domain.trigger import Trigger, require_aware
+from cronjob.domain.zones import ONE_SECOND, first_instant_at, load_zone, wall_clock
+
+
+#: Weekday names as the expressions spell them, Monday first (``date.weekday()`` order).
+WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+_UNITS = (("day", timedelta(days=1)), ("hour", timedelta(hours=1)), ("minute", timedelta(minutes=1)),
+          ("second", ONE_SECOND))
+
+
+def format_time_of_day(value: time) -> str:
+    """``HH:MM``, or ``HH:MM:SS`` when the seconds are not zero."""
+    return value.strftime("%H:%M:%S" if value.second else "%H:%M")
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalTrigger(Trigger):
+    """Fires every ``every`` of elapsed time: at ``anchor + k * every`` for k = 0, 1, 2, ...
+
+    Elapsed time ignores daylight saving time (every 24 hours stays 24 hours apart). ``every`` is
+    a whole number of seconds, at least one; ``anchor`` is aware and stored in UTC. The expression
+    carries the anchor: ``every 10 minutes from 2025-06-21T17:00:00+00:00``.
+    """
+
+    every: timedelta
+    anchor: datetime
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.every, timedelta) or self.every < ONE_SECOND:
+            raise ValidationError("the interval must be at least 1 second", field="schedule")
+        if self.every % ONE_SECOND:
+            raise ValidationError("the interval must be a whole number of seconds", field="schedule")
+        object.__setattr__(self, "anchor", require_aware(self.anchor, "anchor"))
+
+    @property
+    def expression(self) -> str:
+        for unit, size in _UNITS:
+            if not self.every % size:
+                count = self.every // size
+                every = unit if count == 1 else f"{count} {unit}s"
+                return f"every {every} from {self.anchor.isoformat()}"
+        raise AssertionError("unreachable: every is a whole number of seconds")
+
+    @property
+    def recurring(self) -> bool:
+        return True
+
+    def next_fire_time(self, after: datetime) -> datetime | None:
+        after = require_aware(after, "after")
+        if after < self.anchor:
+            return self.anchor
+        try:
+            return self.anchor + ((after - self.anchor) // self.every + 1) * self.every
+        except OverflowError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarTrigger(Trigger):
+    """Fires at the wall-clock time ``at`` in the IANA ``zone``: every day (``weekdays`` None) or
+    on the given weekdays (0 = Monday ... 6 = Sunday).
+
+    Across DST it behaves like cron: a time the clocks skip fires at the first instant after the
+    gap, a time the clocks repeat fires on its first pass only, so it never fires twice on one
+    local date. In the rare zone whose gap swallows the rest of a date (Pacific/Apia skipped
+    2011-12-30 whole), that date has no fire. A full week of weekdays is stored as None (daily).
+    Expressions: ``daily at 09:00``, ``weekly on monday,friday at 18:30:15``.
+    """
+
+    at: time
+    zone: str
+    weekdays: frozenset[int] | None = None
+    _tz: ZoneInfo = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_tz", load_zone(self.zone))
+        if not isinstance(self.at, time) or self.at.tzinfo is not None or self.at.microsecond:
+            raise ValidationError("the time of day must be a plain HH:MM[:SS] (no zone, no fraction)",
+                                  field="schedule")
+        if self.weekdays is not None:
+            days = frozenset(self.weekdays)
+            if not days:
+                raise ValidationError("a weekly schedule needs at least one weekday", field="schedule")
+            if any(not isinstance(day, int) or not 0 <= day <= 6 for day in days):
+                raise ValidationError("weekdays are 0 (Monday) to 6 (Sunday)", field="schedule")
+            object.__setattr__(self, "weekdays", None if len(days) == 7 else days)
+
+    @property
+    def expression(self) -> str:
+        at = format_time_of_day(self.at)
+        if self.weekdays is None:
+            return f"daily at {at}"
+        days = ",".join(WEEKDAY_NAMES[day] for day in sorted(self.weekdays))
+        return f"weekly on {days} at {at}"
+
+    @property
+    def recurring(self) -> bool:
+        return True
+
+    def fire_time_on(self, day: date) -> datetime | None:
+        """The fire time (UTC) that belongs to the local date ``day``, or None if it has none."""
+        if self.weekdays is not None and day.weekday() not in self.weekdays:
+            return None
+        fire = first_instant_at(datetime.combine(day, self.at), self._tz)
+        return fire if wall_clock(fire, self._tz).date() == day else None
+
+    def next_fire_time(self, after: datetime) -> datetime | None:
+        after = require_aware(after, "after")
+        # Every instant before a date's fire time reads an earlier wall time, so no date before
+        # the one the clock shows at ``after`` can still fire later than ``after``.
+        day = wall_clock(after, self._tz).date()
+        try:
+            while True:
+                fire = self.fire_time_on(day)
+                if fire is not None and fire > after:
+                    return fire
+                day += timedelta(days=1)
+        except OverflowError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class CronTrigger(Trigger):
+    """Fires when a five-field cron ``expression`` matches the wall clock in the IANA ``zone``.
+
+    The ``evaluator`` (a port, see :mod:`cronjob.domain.cron`) does the matching; it is not part
+    of equality. The expression is stored with single spaces, upper case (``0 9 * * MON-FRI``),
+    and is also the canonical text form.
+    """
+
+    # field() with no default: otherwise dataclass takes the inherited abstract property for a default.
+    expression: str = field()  # type: ignore[assignment]
+    zone: str
+    evaluator: CronEvaluator = field(repr=False, compare=False)
+    _tz: ZoneInfo = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_tz", load_zone(self.zone))
+        if not isinstance(self.expression, str):
+            raise ValidationError("a cron expression must be text", field="schedule")
+        fields = self.expression.upper().split()
+        if len(fields) != 5:
+            raise ValidationError(
+                f"a cron expression has five fields (minute hour day-of-month month day-of-week), "
+                f"got {len(fields)} in {self.expression!r}", field="schedule")
+        object.__setattr__(self, "expression", " ".join(fields))
+        self.evaluator.validate(self.expression)
+
+    @property
+    def recurring(self) -> bool:
+        return True
+
+    def next_fire_time(self, after: datetime) -> datetime | None:
+        after = require_aware(after, "after")
+        try:
+            found = self.evaluator.next_after(self.expression, after.astimezone(self._tz))
+        except OverflowError:  # past year 9999
+            return None
+        fire = require_aware(found, "next")
+        if fire <= after:
+            raise RuntimeError(f"cron evaluator broke its contract: {fire} is not after {after}")
+        return fire

@@ -1,0 +1,224 @@
+"""parse_trigger: every form of the grammar, round trips of canonical expressions, readable errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cronjob.domain.errors import ValidationError
+from cronjob.domain.recurring import CalendarTrigger, CronTrigger, IntervalTrigger
+from cronjob.domain.trigger import OnceTrigger, Trigger
+from cronjob.domain.trigger_parser import parse_trigger
+from cronjob_adapters.cron import CronsimEvaluator
+
+EVALUATOR = CronsimEvaluator()
+SP = "America/Sao_Paulo"
+NY = "America/New_York"
+NOW = datetime(2025, 6, 21, 17, 3, 7, 250000, tzinfo=UTC)  # 14:03:07.25 in São Paulo, a Saturday
+ANCHOR = datetime(2025, 6, 21, 17, 0, tzinfo=UTC)
+PROPS = settings(max_examples=200, deadline=None)
+
+
+def parse(expression: str, zone: str = SP) -> Trigger:
+    return parse_trigger(expression, zone, EVALUATOR, now=NOW)
+
+
+def daily(at: time, zone: str = SP) -> CalendarTrigger:
+    return CalendarTrigger(at, zone)
+
+
+def weekly(at: time, *days: int, zone: str = SP) -> CalendarTrigger:
+    return CalendarTrigger(at, zone, frozenset(days))
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        # one-off: wall time in the zone (the seed's form), or an instant
+        ("once @ 2025-06-21 14:00", OnceTrigger(datetime(2025, 6, 21, 17, 0, tzinfo=UTC))),
+        ("once @ 2025-06-21 14:00:30", OnceTrigger(datetime(2025, 6, 21, 17, 0, 30, tzinfo=UTC))),
+        ("once @ 2025-06-21T14:00", OnceTrigger(datetime(2025, 6, 21, 17, 0, tzinfo=UTC))),
+        ("once @ 2025-06-21T17:00:00+00:00", OnceTrigger(datetime(2025, 6, 21, 17, 0, tzinfo=UTC))),
+        ("once @ 2025-06-21T17:00:00Z", OnceTrigger(datetime(2025, 6, 21, 17, 0, tzinfo=UTC))),
+        ("once @ 2025-06-21T14:00:00-03:00", OnceTrigger(datetime(2025, 6, 21, 17, 0, tzinfo=UTC))),
+        ("once@2025-06-21 14:00", OnceTrigger(datetime(2025, 6, 21, 17, 0, tzinfo=UTC))),
+        # intervals, anchored by ``from`` or at ``now``
+        ("every 10 minutes from 2025-06-21T17:00:00+00:00", IntervalTrigger(timedelta(minutes=10), ANCHOR)),
+        ("every 10 minutes from 2025-06-21T14:00:00-03:00", IntervalTrigger(timedelta(minutes=10), ANCHOR)),
+        ("every 10 minutes from 2025-06-21T17:00:00Z", IntervalTrigger(timedelta(minutes=10), ANCHOR)),
+        ("every 10 minutes", IntervalTrigger(timedelta(minutes=10), NOW)),
+        ("every 1 minute", IntervalTrigger(timedelta(minutes=1), NOW)),
+        ("every 30 seconds", IntervalTrigger(timedelta(seconds=30), NOW)),
+        ("every 2 hours", IntervalTrigger(timedelta(hours=2), NOW)),
+        ("every 3 days", IntervalTrigger(timedelta(days=3), NOW)),
+        ("every second", IntervalTrigger(timedelta(seconds=1), NOW)),
+        ("every minute", IntervalTrigger(timedelta(minutes=1), NOW)),
+        ("every hour", IntervalTrigger(timedelta(hours=1), NOW)),
+        ("every day", IntervalTrigger(timedelta(days=1), NOW)),
+        ("every hour from 2025-06-21T17:00:00+00:00", IntervalTrigger(timedelta(hours=1), ANCHOR)),
+        # Rocketry's periods: on the local minute / hour, at midnight, Monday midnight
+        ("minutely", IntervalTrigger(timedelta(minutes=1), datetime(2025, 6, 21, 17, 3, tzinfo=UTC))),
+        ("hourly", IntervalTrigger(timedelta(hours=1), ANCHOR)),
+        ("daily", daily(time(0, 0))),
+        ("weekly", weekly(time(0, 0), 0)),
+        # wall-clock times of day
+        ("daily at 09:00", daily(time(9, 0))),
+        ("daily at 9:05:30", daily(time(9, 5, 30))),
+        ("every day at 18:30", daily(time(18, 30))),
+        ("weekly on monday at 09:00", weekly(time(9, 0), 0)),
+        ("weekly on mon,wed,fri at 09:00", weekly(time(9, 0), 0, 2, 4)),
+        ("weekly on Tuesday, Thursday at 07:45:10", weekly(time(7, 45, 10), 1, 3)),
+        ("weekly on sunday", weekly(time(0, 0), 6)),
+        ("weekly on mon,tue,wed,thu,fri,sat,sun at 09:00", daily(time(9, 0))),
+        ("every monday at 09:00", weekly(time(9, 0), 0)),
+        ("every sat,sun at 10:00", weekly(time(10, 0), 5, 6)),
+        ("every friday", weekly(time(0, 0), 4)),
+        # cron, three ways
+        ("cron 0 9 * * mon-fri", CronTrigger("0 9 * * MON-FRI", SP, EVALUATOR)),
+        ("cron(*/15 * * * *)", CronTrigger("*/15 * * * *", SP, EVALUATOR)),
+        ("cron ( 0 0 1 * * )", CronTrigger("0 0 1 * *", SP, EVALUATOR)),
+        ("30 2 * * *", CronTrigger("30 2 * * *", SP, EVALUATOR)),
+        ("0 0 L * *", CronTrigger("0 0 L * *", SP, EVALUATOR)),
+    ],
+)
+def test_every_form_parses(expression: str, expected: Trigger) -> None:
+    trigger = parse(expression)
+    assert trigger == expected
+    assert parse(trigger.expression) == trigger
+
+
+def test_the_default_zone_is_the_callers_and_wall_times_follow_it() -> None:
+    assert parse("once @ 2025-01-15 09:00", NY) == OnceTrigger(datetime(2025, 1, 15, 14, 0, tzinfo=UTC))
+    assert parse("daily at 09:00", NY) == CalendarTrigger(time(9, 0), NY)
+    # hourly follows the local hour: Kolkata is UTC+05:30, so its hours start at :30 UTC.
+    assert parse("hourly", "Asia/Kolkata") == IntervalTrigger(
+        timedelta(hours=1), datetime(2025, 6, 21, 16, 30, tzinfo=UTC))
+
+
+def test_once_in_a_dst_gap_is_refused_and_in_a_fold_takes_the_first_pass() -> None:
+    with pytest.raises(ValidationError) as error:
+        parse("once @ 2024-03-10 02:30", NY)
+    assert error.value.field == "schedule"
+    assert "2024-03-10 02:30:00 does not exist in America/New_York" in error.value.message
+    with pytest.raises(ValidationError, match="2018-11-04 00:15:00 does not exist in America/Sao_Paulo"):
+        parse("once @ 2018-11-04 00:15", SP)
+    assert parse("once @ 2024-11-03 01:30", NY) == OnceTrigger(datetime(2024, 11, 3, 5, 30, tzinfo=UTC))  # EDT
+    assert parse("once @ 2019-02-16 23:30", SP) == OnceTrigger(datetime(2019, 2, 17, 1, 30, tzinfo=UTC))  # -02
+
+
+@pytest.mark.parametrize(
+    ("expression", "zone", "message"),
+    [
+        ("", SP, "accepted forms: once @ YYYY-MM-DD HH:MM[:SS]"),
+        ("whenever you like", SP, "unknown schedule expression 'whenever you like'"),
+        ("every 5 fortnights", SP, "daily at HH:MM[:SS]"),
+        ("weekly on funday at 09:00", SP, "weekly on <weekday>[,<weekday>...] at HH:MM[:SS]"),
+        ("every 0 minutes", SP, "at least 1 second"),
+        ("every 99999999999 days", SP, "too long"),
+        ("daily at 24:00", SP, "invalid time of day '24:00'"),
+        ("daily at 09:60", SP, "invalid time of day '09:60'"),
+        ("every 5 minutes from 2025-06-21 17:00", SP, "needs an offset or Z"),
+        ("every 5 minutes from yesterday", SP, "is not an ISO-8601 date-time: 'yesterday'"),
+        ("once @ tomorrow", SP, "needs a date and a time of day"),
+        ("once @ 2025-06-21", SP, "needs a date and a time of day"),
+        ("once @ 2025-13-01 10:00", SP, "is not an ISO-8601 date-time"),
+        ("cron 61 * * * *", SP, "invalid cron expression '61 * * * *'"),
+        ("cron 0 9 * *", SP, "five fields"),
+        ("cron(0 9 * * * *)", SP, "five fields"),
+        ("daily", "Mars/Olympus_Mons", "unknown time zone 'Mars/Olympus_Mons'"),
+        ("daily", "", "a time zone name is required"),
+    ],
+)
+def test_bad_input_is_a_readable_validation_error(expression: str, zone: str, message: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        parse(expression, zone)
+    assert message in error.value.message
+    assert error.value.field == ("timezone" if "zone" in message else "schedule")
+
+
+def test_intervals_need_an_anchor_and_cron_needs_an_evaluator() -> None:
+    for expression in ("every 5 minutes", "hourly", "minutely"):
+        with pytest.raises(ValidationError, match="needs an anchor: add 'from <ISO-8601"):
+            parse_trigger(expression, SP)
+    with pytest.raises(ValidationError, match="a date-time needs an offset"):
+        parse_trigger("every 5 minutes", SP, now=datetime(2025, 1, 1))  # naive now
+    assert parse_trigger("every 5 minutes from 2025-06-21T17:00:00Z", SP) == IntervalTrigger(
+        timedelta(minutes=5), ANCHOR)
+    for expression in ("cron 0 9 * * *", "cron(0 9 * * *)", "0 9 * * *"):
+        with pytest.raises(ValidationError) as error:
+            parse_trigger(expression, SP)
+        assert error.value.message == "cron expressions need a cron evaluator"
+        assert error.value.field == "schedule"
+    assert parse_trigger("daily at 09:00", SP) == daily(time(9, 0))  # the rest needs neither
+
+
+# ---------------------------------------------------------------- properties
+
+ZONES = st.sampled_from([SP, NY, "Europe/Lisbon", "UTC", "Asia/Kolkata", "Australia/Lord_Howe"])
+INSTANTS = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC))
+TIMES = st.times().map(lambda t: t.replace(microsecond=0))
+WEEKDAYS = st.one_of(st.none(), st.frozensets(st.integers(0, 6), min_size=1))
+CRON_FIELDS = st.tuples(
+    st.sampled_from(["*", "0", "*/5", "15,45", "0-30/10", "59"]),
+    st.sampled_from(["*", "9", "*/2", "8-18", "0,12", "23"]),
+    st.sampled_from(["*", "1", "L", "1-15", "10,20"]),
+    st.sampled_from(["*", "1", "JAN-JUN", "*/3", "12"]),
+    st.sampled_from(["*", "MON-FRI", "0", "1,3,5", "SAT#2", "5L"]),
+).map(" ".join)
+
+
+@st.composite
+def triggers(draw: st.DrawFn) -> tuple[Trigger, str]:
+    zone = draw(ZONES)
+    kind = draw(st.sampled_from(["once", "interval", "calendar", "cron"]))
+    if kind == "once":
+        return OnceTrigger(draw(INSTANTS)), zone
+    if kind == "interval":
+        every = timedelta(seconds=draw(st.one_of(st.integers(1, 10**8), st.sampled_from([60, 3600, 86400]))))
+        return IntervalTrigger(every, draw(INSTANTS)), zone
+    if kind == "calendar":
+        return CalendarTrigger(draw(TIMES), zone, draw(WEEKDAYS)), zone
+    return CronTrigger(draw(CRON_FIELDS), zone, EVALUATOR), zone
+
+
+@PROPS
+@given(case=triggers(), after=INSTANTS)
+def test_canonical_expressions_parse_back_to_an_equal_trigger(case: tuple[Trigger, str], after: datetime) -> None:
+    trigger, zone = case
+    parsed = parse_trigger(trigger.expression, zone, EVALUATOR)  # no ``now``: the anchor is in the text
+    assert parsed == trigger
+    assert parsed.expression == trigger.expression
+    assert parsed.next_fire_time(after) == trigger.next_fire_time(after)
+
+
+ACCEPTED = [
+    "once @ 2025-06-21 14:00", "once @ 2025-06-21T17:00:00Z", "every 10 minutes", "every hour",
+    "every 2 days from 2025-06-21T17:00:00+00:00", "hourly", "minutely", "daily", "weekly",
+    "daily at 09:30", "every day at 09:30:15", "weekly on mon,fri at 18:00", "every sunday at 10:00",
+    "cron 0 9 * * mon-fri", "cron(*/15 * * * *)", "0 0 l * *",
+]
+
+
+@PROPS
+@given(expression=st.sampled_from(ACCEPTED), data=st.data())
+def test_case_and_extra_spaces_do_not_matter(expression: str, data: st.DataObject) -> None:
+    flips = data.draw(st.lists(st.booleans(), min_size=len(expression), max_size=len(expression)))
+    shouted = "".join(c.upper() if flip else c.lower() for c, flip in zip(expression, flips, strict=True))
+    spaced = " ".join(shouted.split(" "))
+    padding = data.draw(st.sampled_from(["", " ", "  ", "\t"]))
+    widened = padding + spaced.replace(" ", data.draw(st.sampled_from([" ", "  ", " \t "]))) + padding
+    assert parse(widened) == parse(expression)
+
+
+@PROPS
+@given(text=st.text(max_size=40))
+def test_arbitrary_text_parses_or_is_a_validation_error(text: str) -> None:
+    try:
+        trigger = parse(text)
+    except ValidationError as error:
+        assert error.field == "schedule"
+    else:
+        assert parse(trigger.expression) == trigger
