@@ -32,13 +32,19 @@ def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
 
 
+def _grace(value: float) -> timedelta | None:
+    """A misfire grace in seconds; 0 means none (late work always runs)."""
+    return timedelta(seconds=value) if value > 0 else None
+
+
 class Container(containers.DeclarativeContainer):
     """Wires ports to adapters. ``config`` is filled from :class:`Settings` by :func:`build_container`."""
 
     config = providers.Configuration()
 
     clock = providers.Singleton(SystemClock)
-    codec = providers.Singleton(ScheduleCodec, providers.Callable(default_trigger_parser))
+    trigger_parser = providers.Singleton(default_trigger_parser)
+    codec = providers.Singleton(ScheduleCodec, trigger_parser)
 
     repository = providers.Selector(
         config.store,
@@ -69,7 +75,9 @@ class Container(containers.DeclarativeContainer):
         repository,
         clock,
         signal,
+        parse_trigger=trigger_parser,
         past_grace=providers.Callable(_seconds, config.past_grace_seconds),
+        one_off_misfire_grace=providers.Callable(_grace, config.misfire_grace_seconds),
         default_language=config.whatsapp_language,
     )
     health = providers.Singleton(HealthService, repository)
@@ -89,6 +97,7 @@ class Container(containers.DeclarativeContainer):
             lease_for=providers.Callable(_seconds, config.lease_seconds),
             batch_size=config.batch_size,
             max_in_flight=config.max_in_flight,
+            type_limits=config.type_limits,
         ),
     )
     engine = providers.Singleton(
@@ -129,6 +138,8 @@ def build_container(settings: Settings, *, tokens: list[str] | None = None) -> C
         "whatsapp_missing": settings.whatsapp_missing,
         "whatsapp_language": settings.whatsapp_language,
         "past_grace_seconds": settings.past_grace_seconds,
+        "misfire_grace_seconds": settings.misfire_grace_seconds,
+        "type_limits": settings.task_type_limits,
         "instance_id": settings.instance_id,
         "lease_seconds": settings.lease_seconds,
         "batch_size": settings.batch_size,

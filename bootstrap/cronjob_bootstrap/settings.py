@@ -14,6 +14,17 @@ from cronjob.domain.errors import ValidationError
 from cronjob.domain.zones import load_zone
 
 
+def parse_type_limits(text: str) -> dict[str, int]:
+    """``'email=5, http.request=20'`` -> ``{"email": 5, "http.request": 20}``; ValueError if malformed."""
+    limits: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, number = item.partition("=")
+        if not sep or not name.strip() or not number.strip().isdigit() or int(number) < 1:
+            raise ValueError(f"expected <task type>=<positive integer>, got {item!r}")
+        limits[name.strip()] = int(number)
+    return limits
+
+
 class Settings(BaseSettings):
     """Every setting of the service; each field is the environment variable ``CRONJOB_<NAME>``.
 
@@ -36,11 +47,14 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     default_timezone: str = "America/Sao_Paulo"
     past_grace_seconds: float = Field(default=300.0, ge=0)
+    misfire_grace_seconds: float = Field(
+        default=3600.0, ge=0, description="One-offs claimed later than this after their time are missed; 0: never.")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     lease_seconds: float = Field(default=30.0, ge=1)
     poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     max_in_flight: int = Field(default=100, ge=1)
     batch_size: int = Field(default=100, ge=1)
+    type_limits: str = Field(default="", description="Per-task-type run limits per replica: 'email=5,http.request=20'.")
     shutdown_grace_seconds: float = Field(default=20.0, ge=0)
     instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -60,6 +74,17 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("type_limits")
+    @classmethod
+    def _limits(cls, value: str) -> str:
+        parse_type_limits(value)
+        return value
+
+    @property
+    def task_type_limits(self) -> dict[str, int]:
+        """``type_limits`` as a mapping."""
+        return parse_type_limits(self.type_limits)
 
     @property
     def store(self) -> Literal["mongodb", "sqlite"]:

@@ -231,3 +231,48 @@ async def test_openapi_describes_the_routes_and_bearer_auth(client: httpx.AsyncC
     assert any(s["type"] == "http" and s["scheme"] == "bearer" for s in schemes.values())
     example = spec["components"]["schemas"]["ScheduleMessageRequest"]["examples"][0]
     assert json.dumps(example, sort_keys=True) == json.dumps(SEED, sort_keys=True)
+
+
+async def test_recurring_schedules_through_the_api(client: httpx.AsyncClient) -> None:
+    body = {"task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Bom dia, {{1}}!", "params": ["Ana"]},
+            "schedule": "every monday at 09:00", "timezone": "America/Sao_Paulo", "coalesce": True}
+    created = await client.post("/v1/schedules", json=body, headers={**AUTH, "Idempotency-Key": "weekly-ana"})
+    assert created.status_code == 201, created.text
+    shown = created.json()
+    assert shown["type"] == "whatsapp.text" and shown["schedule"] == "weekly on monday at 09:00"
+    assert shown["next_run_at"] == "2025-06-23T12:00:00Z"  # Monday 09:00 in São Paulo (-03:00)
+    assert shown["rendered_body"] == "Bom dia, Ana!"
+    assert shown["misfire"] == {"grace_seconds": None, "coalesce": True}
+    again = await client.post("/v1/schedules", json=body, headers={**AUTH, "Idempotency-Key": "weekly-ana"})
+    assert again.status_code == 200 and again.json()["id"] == shown["id"]
+
+    template = {"task": {"type": "whatsapp.template", "to": "5511999999999", "body": "{{1}}",
+                         "templateName": "lembrete", "params": ["x"]},
+                "schedule": "once @ 2025-06-21 18:00", "misfire_grace_seconds": 600}
+    one_off = await client.post("/v1/schedules", json=template, headers=AUTH)
+    assert one_off.status_code == 201
+    assert one_off.json()["next_run_at"] == "2025-06-21T21:00:00Z"
+    assert one_off.json()["misfire"]["grace_seconds"] == 600
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"schedule": "every 0 minutes"}, "schedule"),
+        ({"schedule": "sometimes"}, "schedule"),
+        ({"timezone": "Nowhere/Land"}, "timezone"),
+        ({"task": {"type": "fax", "to": "5511999999999", "body": "x"}}, "task"),
+        ({"task": {"type": "whatsapp.template", "to": "5511999999999", "body": "{{1}}", "params": ["a"]}},
+         "task.whatsapp.template.templateName"),
+        ({"task": {"type": "whatsapp.text", "to": "5511999999999", "body": "{{1}} {{2}}", "params": ["a"]}},
+         "params"),
+        ({"send_by": "2025-06-21T18:00:00"}, "send_by"),
+    ],
+)
+async def test_bad_schedules_get_a_readable_422(client: httpx.AsyncClient, change: dict[str, object],
+                                                field: str) -> None:
+    body = {"task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"},
+            "schedule": "daily at 09:00", **change}
+    response = await client.post("/v1/schedules", json=body, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert field in [e["field"] for e in response.json()["errors"]], response.json()

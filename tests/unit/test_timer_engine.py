@@ -6,8 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from cronjob.domain.message import MessageKind, OutboundMessage, SendReceipt
+from cronjob.domain.schedule import Schedule
 from cronjob.ports.clock import Clock, SystemClock
 from cronjob.ports.repository import StoreUnavailable
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
@@ -49,11 +51,11 @@ class FlakyClaimRepository(InMemoryScheduleRepository):
         self.failures = failures
         self.claim_calls = 0
 
-    async def claim_due(self, *, now: datetime, owner: str, lease_for: timedelta, limit: int):  # type: ignore[no-untyped-def]
+    async def claim_due(self, **kwargs: Any) -> list[Schedule]:  # type: ignore[override]
         self.claim_calls += 1
         if self.claim_calls <= self.failures:
             raise StoreUnavailable(f"store down (call {self.claim_calls})")
-        return await super().claim_due(now=now, owner=owner, lease_for=lease_for, limit=limit)
+        return await super().claim_due(**kwargs)
 
 
 class Rig:

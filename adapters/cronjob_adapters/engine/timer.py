@@ -80,5 +80,7 @@ class AsyncioTimerEngine(SchedulerEngine):
         if next_due is None:
             return self._poll_interval
         seconds = (next_due - self._clock.now()).total_seconds()
-        # Due but not claimable by us right now (another replica holds it): look again shortly.
+        if seconds <= 0 and self._dispatcher.types_at_limit:
+            return self._poll_interval  # due work of a type at its limit: a finishing run signals
+        # Due but lost to another replica's claim a moment ago: look again shortly.
         return min(max(seconds, 0.01), self._poll_interval)

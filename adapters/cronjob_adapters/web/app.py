@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Response
@@ -14,15 +14,16 @@ import cronjob
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
-from cronjob.domain.schedule import ScheduleStatus
+from cronjob.domain.schedule import MisfirePolicy, ScheduleStatus
 from cronjob.domain.zones import load_zone, localize
 from cronjob.services.health import HealthService
-from cronjob.services.scheduling import ScheduleMessageCommand, SchedulingService
+from cronjob.services.scheduling import CreateScheduleCommand, ScheduleMessageCommand, SchedulingService
 
 from cronjob_adapters.web.auth import bearer_tokens
 from cronjob_adapters.web.limits import BodySizeLimit
 from cronjob_adapters.web.problems import PROBLEM_JSON, install_problem_handlers
 from cronjob_adapters.web.schemas import (
+    CreateScheduleRequest,
     Health,
     RetryRequest,
     ScheduleList,
@@ -54,6 +55,18 @@ def _retry_policy(retry: RetryRequest | None) -> RetryPolicy | None:
     )
 
 
+def _misfire(grace_seconds: float | None, coalesce: bool = True) -> MisfirePolicy | None:
+    if grace_seconds is None and coalesce:
+        return None  # the service's defaults
+    return MisfirePolicy(grace=timedelta(seconds=grace_seconds) if grace_seconds else None, coalesce=coalesce)
+
+
+def _aware(value: datetime | None, field: str) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValidationError(f"{field} needs an offset, e.g. 2025-06-21T18:00:00-03:00", field=field)
+    return value
+
+
 def _command(request: ScheduleMessageRequest, default_timezone: str,
              idempotency_key: str | None) -> ScheduleMessageCommand:
     try:
@@ -82,6 +95,8 @@ def _command(request: ScheduleMessageRequest, default_timezone: str,
         user_id=request.userId,
         idempotency_key=idempotency_key,
         retry=_retry_policy(request.retry),
+        misfire=_misfire(request.misfire_grace_seconds),
+        send_by=_aware(request.send_by, "send_by"),
     )
 
 
@@ -128,6 +143,36 @@ def create_app(services: ApiServices) -> FastAPI:
         """
         outcome = await scheduling.schedule_message(
             _command(request, services.default_timezone, idempotency_key))
+        if not outcome.created:
+            response.status_code = 200
+        response.headers["Location"] = f"/v1/schedules/{outcome.schedule.id}"
+        return ScheduleView.of(outcome.schedule)
+
+    @protected.post("/v1/schedules", status_code=201, response_model=ScheduleView, tags=["schedules"],
+                    responses={200: {"model": ScheduleView, "description": "Replay of an Idempotency-Key."},
+                               413: _PROBLEM})
+    async def create_schedule(
+        request: CreateScheduleRequest,
+        response: Response,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=256)] = None,
+    ) -> ScheduleView:
+        """Schedule a task, once or on a recurring rule (`schedule`), in an IANA `timezone`.
+
+        Recurring occurrences are computed from the scheduled time, not the run time; each runs once.
+        """
+        timezone = request.timezone or services.default_timezone
+        load_zone(timezone)
+        outcome = await scheduling.create(CreateScheduleCommand(
+            task_type=request.task.type,
+            payload=request.task.payload(),
+            schedule=request.schedule,
+            timezone=timezone,
+            user_id=request.userId,
+            idempotency_key=idempotency_key,
+            retry=_retry_policy(request.retry),
+            misfire=_misfire(request.misfire_grace_seconds, request.coalesce),
+            send_by=_aware(request.send_by, "send_by"),
+        ))
         if not outcome.created:
             response.status_code = 200
         response.headers["Location"] = f"/v1/schedules/{outcome.schedule.id}"

@@ -58,6 +58,12 @@ class ScheduleMessageRequest(BaseModel):
     language: Annotated[str | None, Field(default=None, pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
                                           description="Template language code; default pt_BR.")] = None
     retry: RetryRequest | None = None
+    misfire_grace_seconds: Annotated[float | None, Field(
+        default=None, ge=0, le=30 * 86_400,
+        description="Send late by at most this much (after downtime), else mark `missed`. "
+                    "Default CRONJOB_MISFIRE_GRACE_SECONDS.")] = None
+    send_by: Annotated[datetime | None, Field(
+        default=None, description="Hard deadline (with offset): never sent after it, `missed` instead.")] = None
 
     @field_validator("to")
     @classmethod
@@ -70,6 +76,80 @@ class ScheduleMessageRequest(BaseModel):
             return datetime.fromisoformat(self.send_at)
         except ValueError as exc:
             raise ValueError(f"send_at is not an ISO-8601 date-time: {self.send_at!r}") from exc
+
+
+PhoneNumber = Annotated[str, Field(pattern=PHONE_PATTERN, description="Digits only (E.164 without '+').")]
+MessageBody = Annotated[str, Field(min_length=1, max_length=4096, description="Text with {{1}}.. placeholders.")]
+Params = Annotated[list[Annotated[str, Field(max_length=1024)]], Field(default_factory=list, max_length=100)]
+
+
+class WhatsAppTemplateTask(BaseModel):
+    """Send a WhatsApp template message; ``params`` fill the body's ``{{1}}``.. placeholders."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["whatsapp.template"]
+    to: PhoneNumber
+    body: MessageBody
+    templateName: Annotated[str, Field(max_length=512, pattern=r"^[a-z0-9_]+$")]
+    params: Params
+    language: Annotated[str | None, Field(default=None, pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")] = None
+
+    def payload(self) -> dict[str, object]:
+        return {"to": self.to.removeprefix("+"), "kind": "template", "body": self.body,
+                "params": list(self.params), "template_name": self.templateName, "language": self.language}
+
+
+class WhatsAppTextTask(BaseModel):
+    """Send a WhatsApp text message (the rendered body)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["whatsapp.text"]
+    to: PhoneNumber
+    body: MessageBody
+    params: Params
+
+    def payload(self) -> dict[str, object]:
+        return {"to": self.to.removeprefix("+"), "kind": "text", "body": self.body,
+                "params": list(self.params), "template_name": None, "language": None}
+
+
+Task = Annotated[WhatsAppTemplateTask | WhatsAppTextTask, Field(discriminator="type")]
+
+
+class CreateScheduleRequest(BaseModel):
+    """A task and when to run it: one-off or recurring."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{
+            "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Bom dia, {{1}}!",
+                     "params": ["Leandro"]},
+            "schedule": "every monday at 09:00",
+            "timezone": "America/Sao_Paulo",
+        }]},
+    )
+
+    task: Task
+    schedule: Annotated[str, Field(
+        min_length=1, max_length=200,
+        description="When to run: `once @ 2025-06-21 14:00`, `every 10 minutes`, `daily at 14:00`, "
+                    "`weekly on mon,fri at 09:00`, `cron 0 9 * * 1-5`, ... (see the README).")]
+    timezone: Annotated[str | None, Field(default=None, max_length=64,
+                                          description="IANA zone of the rule's wall times; default from settings.")] = None
+    userId: Annotated[str | None, Field(default=None, max_length=256)] = None
+    retry: RetryRequest | None = None
+    misfire_grace_seconds: Annotated[float | None, Field(
+        default=None, ge=0, le=30 * 86_400,
+        description="Run an occurrence late by at most this much, else it is missed.")] = None
+    coalesce: bool = Field(default=True, description="Recurring: one run for all occurrences missed while down.")
+    send_by: Annotated[datetime | None, Field(default=None, description="One-off: hard deadline (with offset).")] = None
+
+
+class MisfireView(BaseModel):
+    grace_seconds: float | None
+    coalesce: bool
 
 
 class ErrorView(BaseModel):
@@ -118,6 +198,8 @@ class ScheduleView(BaseModel):
     params: list[str] = Field(default_factory=list)
     userId: str | None = None
     idempotency_key: str | None = None
+    misfire: MisfireView
+    send_by: datetime | None = None
     created_at: datetime
     updated_at: datetime
     attempts: list[AttemptView] = Field(default_factory=list)
@@ -144,6 +226,10 @@ class ScheduleView(BaseModel):
             params=list(payload.get("params") or []),
             userId=schedule.user_id,
             idempotency_key=schedule.idempotency_key,
+            misfire=MisfireView(
+                grace_seconds=schedule.misfire.grace.total_seconds() if schedule.misfire.grace else None,
+                coalesce=schedule.misfire.coalesce),
+            send_by=schedule.send_by,
             created_at=schedule.created_at,
             updated_at=schedule.updated_at,
             attempts=[AttemptView.of(a) for a in schedule.attempts],

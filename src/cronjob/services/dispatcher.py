@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from cronjob.domain.message import DeliveryError, DeliveryOutcomeUnknown, ErrorInfo
@@ -23,12 +24,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class DispatcherSettings:
-    """How one replica claims and runs work."""
+    """How one replica claims and runs work.
+
+    ``max_in_flight`` bounds the runs of this replica; ``type_limits`` bounds the runs of some
+    task types (e.g. ``{"email": 5}``). Work beyond either waits in the store, in due order.
+    """
 
     owner: str
     lease_for: timedelta = timedelta(seconds=30)
     batch_size: int = 100
     max_in_flight: int = 100
+    type_limits: Mapping[str, int] = field(default_factory=dict)
     default_retry: RetryPolicy = RetryPolicy()
     save_attempts: int = 5
 
@@ -58,7 +64,8 @@ class Dispatcher:
         self._signal = signal
         self._settings = settings
         self._jitter = jitter
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], str] = {}
+        self._by_type: Counter[str] = Counter()
 
     @property
     def in_flight(self) -> int:
@@ -71,42 +78,80 @@ class Dispatcher:
         return len(self._in_flight) >= self._settings.max_in_flight
 
     @property
+    def types_at_limit(self) -> bool:
+        """Whether some task type has used up its own limit (its due work waits for a slot)."""
+        return any(self._by_type[t] >= cap for t, cap in self._settings.type_limits.items())
+
+    @property
     def owner(self) -> str:
         return self._settings.owner
 
     async def dispatch_due(self) -> int:
-        """Claim what is due (up to the free slots) and start running it. Returns how many were claimed."""
-        free = self._settings.max_in_flight - len(self._in_flight)
-        if free <= 0:
-            return 0
-        claimed = await self._repository.claim_due(
-            now=self._clock.now(),
-            owner=self._settings.owner,
-            lease_for=self._settings.lease_for,
-            limit=min(free, self._settings.batch_size),
-        )
+        """Claim what is due (up to the free slots) and start running it. Returns how many were claimed.
+
+        Task types with their own limit are claimed separately, each up to its free slots; the
+        other types share what is left of the replica's slots.
+        """
+        settings = self._settings
+        free = min(settings.max_in_flight - len(self._in_flight), settings.batch_size)
+        claimed = 0
+        now = self._clock.now()
+        for task_type, cap in settings.type_limits.items():
+            room = min(cap - self._by_type[task_type], free - claimed)
+            if room > 0:
+                claimed += self._start(await self._repository.claim_due(
+                    now=now, owner=settings.owner, lease_for=settings.lease_for, limit=room,
+                    task_types=(task_type,)))
+        if free - claimed > 0:
+            claimed += self._start(await self._repository.claim_due(
+                now=now, owner=settings.owner, lease_for=settings.lease_for, limit=free - claimed,
+                exclude_types=tuple(settings.type_limits)))
+        return claimed
+
+    def _start(self, claimed: list[Schedule]) -> int:
         for schedule in claimed:
             task = asyncio.create_task(self._run(schedule), name=f"run-{schedule.id}")
-            self._in_flight.add(task)
+            self._in_flight[task] = schedule.task_type
+            self._by_type[schedule.task_type] += 1
             task.add_done_callback(self._finished)
         return len(claimed)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        task_type = self._in_flight.pop(task, None)
+        if task_type is not None:
+            self._by_type[task_type] -= 1
         # A slot is free: let the loop claim more without waiting for its next poll.
         self._signal.notify(self._clock.now())
 
     async def drain(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for runs in progress to finish (graceful shutdown)."""
+        """Graceful shutdown: wait up to ``timeout`` seconds for runs in progress, then cancel the
+        rest, which give their leases back (due again at once, for any replica)."""
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=timeout)
+        leftovers = set(self._in_flight)
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            await asyncio.wait(leftovers, timeout=10)
 
     async def _run(self, schedule: Schedule) -> None:
         assert schedule.lease is not None, "claim_due returns leased schedules"
         attempt_id = schedule.lease.attempt_id
         renewer = asyncio.create_task(self._keep_lease(schedule.id, attempt_id))
         try:
-            await self._execute(schedule, attempt_id)
+            reason = schedule.misfire_reason(self._clock.now())
+            if reason is not None:
+                schedule.miss(attempt_id=attempt_id, now=self._clock.now(), reason=reason)
+                await self._record(schedule, attempt_id)
+            else:
+                await self._execute(schedule, attempt_id)
+        except asyncio.CancelledError:
+            # Shutdown cut the run short: give the claim back so another replica runs it now
+            # rather than after the lease lapses. (At-least-once: the work may have started.)
+            if schedule.status is ScheduleStatus.RUNNING and schedule.lease is not None:
+                schedule.release(attempt_id=attempt_id, now=self._clock.now())
+                await self._record(schedule, attempt_id)
+            raise
         except Exception:  # never let one run kill the loop; the lease lapses and it is retried
             log.exception("run of schedule %s attempt %s crashed", schedule.id, attempt_id)
         finally:

@@ -2,10 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import MessageKind, OutboundMessage
+from cronjob.domain.template import TemplateRenderer
 from cronjob.domain.schedule import Schedule
 from cronjob.ports.sender import MessageSender
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
+
+
+_RENDERER = TemplateRenderer()
+
+
+def prepare_whatsapp_payload(payload: dict[str, Any], *, default_language: str = "pt_BR") -> dict[str, Any]:
+    """Check a WhatsApp payload against its body and render it, at scheduling time.
+
+    ``payload`` has ``to``, ``kind`` (template | text), ``body`` with ``{{1}}``.. placeholders,
+    ``params``, and for a template ``template_name`` (and optionally ``language``). Returns the
+    stored payload, with ``rendered_body``; a mismatch is a :class:`ValidationError`.
+    """
+    kind = MessageKind(payload.get("kind", MessageKind.TEMPLATE))
+    if kind is MessageKind.TEMPLATE and not payload.get("template_name"):
+        raise ValidationError("templateName is required when type is 'template'", field="templateName")
+    params = [str(p) for p in payload.get("params") or []]
+    rendered = _RENDERER.render(payload["body"], params)
+    return {
+        "to": payload["to"],
+        "kind": kind.value,
+        "body": payload["body"],
+        "rendered_body": rendered,
+        "params": params,
+        "template_name": payload.get("template_name"),
+        "language": payload.get("language") or default_language,
+    }
 
 
 class WhatsAppMessageHandler(TaskHandler):

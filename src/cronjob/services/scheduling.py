@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, Protocol
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
-from cronjob.domain.schedule import Schedule, ScheduleStatus
-from cronjob.domain.template import TemplateRenderer
-from cronjob.domain.trigger import OnceTrigger, require_aware
+from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
+from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware
+from cronjob.domain.trigger_parser import parse_trigger
 from cronjob.ports.clock import Clock
 from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository
 from cronjob.ports.signal import WorkSignal
+from cronjob.services.messaging import prepare_whatsapp_payload
 
 WHATSAPP_TEMPLATE = "whatsapp.template"
 WHATSAPP_TEXT = "whatsapp.text"
@@ -53,6 +56,37 @@ class ScheduleMessageCommand:
     user_id: str | None = None
     idempotency_key: str | None = None
     retry: RetryPolicy | None = None
+    misfire: MisfirePolicy | None = None
+    send_by: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateScheduleCommand:
+    """A request to run a task of ``task_type`` on the rule ``schedule`` (see the trigger grammar).
+
+    ``payload`` has been checked for shape by the caller; the service checks what needs the domain
+    (templates against params) and stores the prepared payload.
+    """
+
+    task_type: str
+    payload: dict[str, Any]
+    schedule: str
+    timezone: str
+    user_id: str | None = None
+    idempotency_key: str | None = None
+    retry: RetryPolicy | None = None
+    misfire: MisfirePolicy | None = None
+    send_by: datetime | None = None
+
+
+class TriggerParser(Protocol):
+    """Parses a schedule expression in a zone (``now`` anchors intervals written without ``from``)."""
+
+    def __call__(self, expression: str, timezone: str, *, now: datetime | None = None) -> Trigger: ...
+
+
+#: Prepares the stored payload of a task type from the requested one (raises ValidationError).
+PayloadPreparer = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,18 +106,29 @@ class SchedulingService:
         clock: Clock,
         signal: WorkSignal,
         *,
+        parse_trigger: TriggerParser = parse_trigger,
         past_grace: timedelta = timedelta(minutes=5),
+        one_off_misfire_grace: timedelta | None = timedelta(hours=1),
         default_language: str = "pt_BR",
-        renderer: TemplateRenderer | None = None,
+        preparers: Mapping[str, PayloadPreparer] | None = None,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self._repository = repository
         self._clock = clock
         self._signal = signal
+        self._parse_trigger = parse_trigger
         self._past_grace = past_grace
+        self._one_off_grace = one_off_misfire_grace
         self._default_language = default_language
-        self._renderer = renderer or TemplateRenderer()
+        whatsapp = partial(prepare_whatsapp_payload, default_language=default_language)
+        self._preparers: dict[str, PayloadPreparer] = {WHATSAPP_TEMPLATE: whatsapp, WHATSAPP_TEXT: whatsapp}
+        self._preparers.update(preparers or {})
         self._new_id = new_id
+
+    @property
+    def task_types(self) -> list[str]:
+        """The task types this service can schedule."""
+        return sorted(self._preparers)
 
     async def schedule_message(self, command: ScheduleMessageCommand) -> Scheduled:
         """Validate, render and store a one-off message; replay the stored one for a known key.
@@ -92,38 +137,87 @@ class SchedulingService:
         """
         now = self._clock.now()
         send_at = require_aware(command.send_at, "send_at")
+        self._check_not_too_old(send_at, now, command.send_at_text)
+        payload = prepare_whatsapp_payload(
+            {"to": command.to, "kind": command.kind.value, "body": command.body,
+             "params": list(command.params), "template_name": command.template_name,
+             "language": command.language},
+            default_language=self._default_language,
+        )
+        return await self._store(
+            task_type=WHATSAPP_TEMPLATE if command.kind is MessageKind.TEMPLATE else WHATSAPP_TEXT,
+            payload=payload, trigger=OnceTrigger(send_at), first_run_at=send_at, now=now,
+            timezone=command.timezone, user_id=command.user_id, idempotency_key=command.idempotency_key,
+            retry=command.retry, misfire=command.misfire, send_by=command.send_by,
+            metadata={"send_at": command.send_at_text},
+        )
+
+    async def create(self, command: CreateScheduleCommand) -> Scheduled:
+        """Validate and store a schedule of any known task type, one-off or recurring."""
+        now = self._clock.now()
+        preparer = self._preparers.get(command.task_type)
+        if preparer is None:
+            raise ValidationError(
+                f"unknown task type {command.task_type!r}; known: {', '.join(self.task_types)}", field="task.type")
+        trigger = self._parse_trigger(command.schedule, command.timezone, now=now)
+        if isinstance(trigger, OnceTrigger):
+            first = trigger.at
+            self._check_not_too_old(first, now, command.schedule)
+        else:
+            upcoming = trigger.next_fire_time(now)
+            if upcoming is None:
+                raise ValidationError(f"{command.schedule!r} never fires after now", field="schedule")
+            first = upcoming
+        return await self._store(
+            task_type=command.task_type, payload=preparer(command.payload), trigger=trigger,
+            first_run_at=first, now=now, timezone=command.timezone, user_id=command.user_id,
+            idempotency_key=command.idempotency_key, retry=command.retry, misfire=command.misfire,
+            send_by=command.send_by, metadata={"schedule": command.schedule},
+        )
+
+    def _check_not_too_old(self, send_at: datetime, now: datetime, text: str) -> None:
         if send_at < now - self._past_grace:
             raise ValidationError(
-                f"send_at {command.send_at_text} is more than {int(self._past_grace.total_seconds())} s in the past",
+                f"send_at {text} is more than {int(self._past_grace.total_seconds())} s in the past",
                 field="send_at",
             )
-        if command.kind is MessageKind.TEMPLATE and not command.template_name:
-            raise ValidationError("templateName is required when type is 'template'", field="templateName")
-        rendered = self._renderer.render(command.body, command.params)
-        if command.idempotency_key:
-            existing = await self._repository.get_by_idempotency_key(command.idempotency_key)
+
+    async def _store(
+        self,
+        *,
+        task_type: str,
+        payload: dict[str, Any],
+        trigger: Trigger,
+        first_run_at: datetime,
+        now: datetime,
+        timezone: str,
+        user_id: str | None,
+        idempotency_key: str | None,
+        retry: RetryPolicy | None,
+        misfire: MisfirePolicy | None,
+        send_by: datetime | None,
+        metadata: dict[str, str],
+    ) -> Scheduled:
+        if idempotency_key:
+            existing = await self._repository.get_by_idempotency_key(idempotency_key)
             if existing is not None:
                 return Scheduled(existing, created=False)
+        if misfire is None and not trigger.recurring:
+            misfire = MisfirePolicy(grace=self._one_off_grace)
         schedule = Schedule.create(
             id=self._new_id(),
-            task_type=WHATSAPP_TEMPLATE if command.kind is MessageKind.TEMPLATE else WHATSAPP_TEXT,
-            payload={
-                "to": command.to,
-                "kind": command.kind.value,
-                "body": command.body,
-                "rendered_body": rendered,
-                "params": list(command.params),
-                "template_name": command.template_name,
-                "language": command.language or self._default_language,
-            },
-            trigger=OnceTrigger(send_at),
-            timezone=command.timezone,
-            first_run_at=send_at,
+            task_type=task_type,
+            payload=payload,
+            trigger=trigger,
+            timezone=timezone,
+            first_run_at=first_run_at,
             now=now,
-            user_id=command.user_id,
-            idempotency_key=command.idempotency_key,
-            retry=command.retry,
-            metadata={"send_at": command.send_at_text},
+            user_id=user_id,
+            idempotency_key=idempotency_key,
+            retry=retry,
+            misfire=misfire,
+            send_by=send_by,
+            metadata=metadata,
         )
         try:
             await self._repository.add(schedule)
@@ -133,7 +227,7 @@ class SchedulingService:
             if existing is None:
                 raise
             return Scheduled(existing, created=False)
-        self._signal.notify(send_at)
+        self._signal.notify(first_run_at)
         return Scheduled(schedule, created=True)
 
     async def get(self, schedule_id: str) -> Schedule:

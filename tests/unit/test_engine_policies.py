@@ -1,0 +1,233 @@
+"""Engine policies over the in-memory store: misfire, recurring occurrences, per-type limits, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cronjob.domain.message import MessageKind
+from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
+from cronjob.ports.tasks import TaskHandler, TaskOutcome
+from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
+from cronjob.services.messaging import WhatsAppMessageHandler
+from cronjob.services.scheduling import (
+    WHATSAPP_TEMPLATE,
+    WHATSAPP_TEXT,
+    CreateScheduleCommand,
+    ScheduleMessageCommand,
+    SchedulingService,
+)
+from cronjob_adapters.engine.timer import AsyncioTimerEngine
+from cronjob_adapters.memory.repository import InMemoryScheduleRepository
+from cronjob_adapters.memory.sender import RecordingMessageSender
+from cronjob_adapters.memory.signal import InProcessWorkSignal
+from cronjob_bootstrap.triggers import default_trigger_parser
+from tests.support.clock import FixedClock
+
+NOW = datetime(2030, 1, 15, 11, 0, tzinfo=UTC)
+TEXT = {"to": "5511999999999", "kind": "text", "body": "Oi, {{1}}", "params": ["Ana"]}
+
+
+class Rig:
+    """Store, clock, service and a dispatcher, all real and in memory."""
+
+    def __init__(self, **settings: object) -> None:
+        self.clock = FixedClock(NOW)
+        self.repository = InMemoryScheduleRepository()
+        self.sender = RecordingMessageSender()
+        self.signal = InProcessWorkSignal(self.clock)
+        self.service = SchedulingService(self.repository, self.clock, self.signal,
+                                         parse_trigger=default_trigger_parser())
+        whatsapp = WhatsAppMessageHandler(self.sender)
+        self.handlers: dict[str, TaskHandler] = {WHATSAPP_TEMPLATE: whatsapp, WHATSAPP_TEXT: whatsapp}
+        self.settings = settings
+
+    def dispatcher(self, **changes: object) -> Dispatcher:
+        settings = DispatcherSettings(owner="r1", **{**self.settings, **changes})  # type: ignore[arg-type]
+        return Dispatcher(self.repository, self.handlers, self.clock, self.signal, settings, jitter=lambda: 1.0)
+
+    async def one_off(self, at: datetime, **changes: object) -> Schedule:
+        fields: dict[str, object] = dict(to="5511999999999", body="Oi", kind=MessageKind.TEXT, send_at=at,
+                                         send_at_text=at.isoformat(), timezone="America/Sao_Paulo")
+        fields.update(changes)
+        return (await self.service.schedule_message(ScheduleMessageCommand(**fields))).schedule  # type: ignore[arg-type]
+
+    async def recurring(self, rule: str, **changes: object) -> Schedule:
+        command = CreateScheduleCommand(task_type=WHATSAPP_TEXT, payload=dict(TEXT), schedule=rule,
+                                        timezone="America/Sao_Paulo", **changes)  # type: ignore[arg-type]
+        return (await self.service.create(command)).schedule
+
+    async def stored(self, schedule_id: str) -> Schedule:
+        schedule = await self.repository.get(schedule_id)
+        assert schedule is not None
+        return schedule
+
+
+async def run_due(dispatcher: Dispatcher) -> int:
+    claimed = await dispatcher.dispatch_due()
+    await dispatcher.drain(5)
+    return claimed
+
+
+async def test_a_one_off_later_than_its_grace_is_missed_with_the_reason() -> None:
+    rig = Rig()
+    on_time = await rig.one_off(NOW + timedelta(minutes=1), misfire=MisfirePolicy(grace=timedelta(minutes=10)))
+    late = await rig.one_off(NOW + timedelta(minutes=2), misfire=MisfirePolicy(grace=timedelta(minutes=10)))
+    rig.clock.set(NOW + timedelta(minutes=11, seconds=30))  # 10.5 and 9.5 minutes late
+    assert await run_due(rig.dispatcher()) == 2
+    missed, sent = await rig.stored(on_time.id), await rig.stored(late.id)
+    assert missed.status is ScheduleStatus.MISSED and sent.status is ScheduleStatus.SUCCEEDED
+    assert missed.last_error is not None and missed.last_error.code == "missed"
+    assert "beyond its misfire grace of 600 s" in missed.last_error.message
+    assert [a.outcome for a in missed.attempts] == ["missed"]
+    assert len(rig.sender.sent) == 1
+
+
+async def test_one_offs_get_the_default_grace_of_one_hour() -> None:
+    rig = Rig()
+    schedule = await rig.one_off(NOW + timedelta(minutes=1))
+    assert schedule.misfire.grace == timedelta(hours=1)
+    rig.clock.set(NOW + timedelta(hours=2))
+    await run_due(rig.dispatcher())
+    assert (await rig.stored(schedule.id)).status is ScheduleStatus.MISSED
+    assert rig.sender.sent == []
+
+
+async def test_send_by_is_a_hard_deadline() -> None:
+    rig = Rig()
+    schedule = await rig.one_off(NOW + timedelta(minutes=1), send_by=NOW + timedelta(minutes=5),
+                                 misfire=MisfirePolicy(grace=None))
+    rig.clock.set(NOW + timedelta(minutes=5, seconds=1))
+    await run_due(rig.dispatcher())
+    stored = await rig.stored(schedule.id)
+    assert stored.status is ScheduleStatus.MISSED
+    assert stored.last_error is not None and "send_by deadline" in stored.last_error.message
+
+
+async def test_recurring_occurrences_follow_the_scheduled_time_not_the_run_time() -> None:
+    rig = Rig()
+    schedule = await rig.recurring("every 10 minutes")
+    first = NOW + timedelta(minutes=10)
+    assert schedule.next_run_at == first
+    dispatcher = rig.dispatcher()
+    for k in range(3):
+        rig.clock.set(first + timedelta(minutes=10 * k, seconds=7))  # each run 7 s late
+        assert await run_due(dispatcher) == 1
+    stored = await rig.stored(schedule.id)
+    assert stored.status is ScheduleStatus.SCHEDULED
+    assert stored.next_run_at == first + timedelta(minutes=30)  # not drifted by the 7 s
+    assert [a.scheduled_for for a in stored.attempts] == [first + timedelta(minutes=10 * k) for k in range(3)]
+    keys = [m.idempotency_key for m in rig.sender.sent]
+    assert len(keys) == len(set(keys)) == 3
+
+
+async def test_recurring_misses_coalesce_into_one_run_by_default() -> None:
+    rig = Rig()
+    schedule = await rig.recurring("every 10 minutes")
+    rig.clock.set(NOW + timedelta(hours=1, minutes=5))  # down for 6 occurrences
+    dispatcher = rig.dispatcher()
+    assert await run_due(dispatcher) == 1
+    assert await run_due(dispatcher) == 0
+    stored = await rig.stored(schedule.id)
+    assert len(rig.sender.sent) == 1
+    assert stored.next_run_at == NOW + timedelta(hours=1, minutes=10)
+
+
+async def test_recurring_without_coalescing_runs_every_missed_occurrence() -> None:
+    rig = Rig()
+    schedule = await rig.recurring("every 10 minutes", misfire=MisfirePolicy(grace=None, coalesce=False))
+    rig.clock.set(NOW + timedelta(hours=1, minutes=5))
+    dispatcher = rig.dispatcher()
+    while await run_due(dispatcher):
+        pass
+    stored = await rig.stored(schedule.id)
+    assert len(rig.sender.sent) == 6
+    assert stored.next_run_at == NOW + timedelta(hours=1, minutes=10)
+
+
+async def test_recurring_occurrences_beyond_the_grace_are_recorded_as_missed() -> None:
+    rig = Rig()
+    schedule = await rig.recurring("daily at 08:00", misfire=MisfirePolicy(grace=timedelta(minutes=30)))
+    first = schedule.next_run_at
+    assert first is not None
+    rig.clock.set(first + timedelta(hours=3))
+    await run_due(rig.dispatcher())
+    stored = await rig.stored(schedule.id)
+    assert rig.sender.sent == []
+    assert stored.status is ScheduleStatus.SCHEDULED and [a.outcome for a in stored.attempts] == ["missed"]
+    assert stored.next_run_at == first + timedelta(days=1)
+
+
+async def test_per_type_limits_queue_the_rest_in_the_store() -> None:
+    rig = Rig(max_in_flight=10)
+    gate = asyncio.Event()
+
+    class Slow(TaskHandler):
+        task_type = WHATSAPP_TEXT
+        running = 0
+
+        async def run(self, schedule: Schedule) -> TaskOutcome:
+            Slow.running += 1
+            await gate.wait()
+            return TaskOutcome(provider_message_id="x")
+
+    rig.handlers[WHATSAPP_TEXT] = Slow()
+    texts = [await rig.one_off(NOW + timedelta(seconds=i)) for i in range(5)]
+    templates = [await rig.one_off(NOW + timedelta(seconds=10 + i), kind=MessageKind.TEMPLATE,
+                                   template_name="t") for i in range(3)]
+    rig.clock.set(NOW + timedelta(minutes=1))
+    dispatcher = rig.dispatcher(type_limits={WHATSAPP_TEXT: 2})
+    assert await dispatcher.dispatch_due() == 5  # 2 texts (their limit) + 3 templates
+    await asyncio.sleep(0.01)
+    assert Slow.running == 2 and dispatcher.types_at_limit
+    assert await dispatcher.dispatch_due() == 0
+    waiting = await rig.repository.list(status=ScheduleStatus.SCHEDULED)
+    assert sorted(s.id for s in waiting) == sorted(s.id for s in texts[2:])
+    assert [(await rig.stored(t.id)).status for t in templates] == [ScheduleStatus.SUCCEEDED] * 3
+    gate.set()
+    await dispatcher.drain(5)
+    while await run_due(dispatcher):
+        pass
+    assert Slow.running == 5
+
+
+async def test_shutdown_lets_short_runs_finish_and_releases_the_rest() -> None:
+    rig = Rig()
+    never = asyncio.Event()
+
+    class Stuck(TaskHandler):
+        task_type = WHATSAPP_TEXT
+
+        async def run(self, schedule: Schedule) -> TaskOutcome:
+            if schedule.payload["body"] == "stuck":
+                await never.wait()
+            return TaskOutcome(provider_message_id="done")
+
+    rig.handlers[WHATSAPP_TEXT] = Stuck()
+    quick = await rig.one_off(NOW)
+    stuck = await rig.one_off(NOW, body="stuck")
+    dispatcher = rig.dispatcher()
+    engine = AsyncioTimerEngine(dispatcher, rig.repository, rig.signal, rig.clock, poll_interval=0.05,
+                                drain_timeout=0.2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.run(stop))
+    await asyncio.sleep(0.1)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert (await rig.stored(quick.id)).status is ScheduleStatus.SUCCEEDED
+    released = await rig.stored(stuck.id)
+    assert released.status is ScheduleStatus.SCHEDULED and released.lease is None
+    assert released.next_run_at == NOW and released.attempts == []  # due again at once, for anyone
+
+
+@pytest.mark.parametrize("rule", ["every 0 minutes", "at noon", "cron 61 * * * *", "once @ 2030-13-01 10:00"])
+async def test_bad_rules_are_refused_before_anything_is_stored(rule: str) -> None:
+    from cronjob.domain.errors import ValidationError
+
+    rig = Rig()
+    with pytest.raises(ValidationError) as error:
+        await rig.recurring(rule)
+    assert error.value.field == "schedule"
+    assert await rig.repository.count_by_status() == {}
