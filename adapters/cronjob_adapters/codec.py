@@ -89,7 +89,8 @@ def lease_document(lease: Lease | None) -> dict[str, Any] | None:
     if lease is None:
         return None
     return {"owner": lease.owner, "attempt_id": lease.attempt_id,
-            "claimed_at": _dt(lease.claimed_at), "until": _dt(lease.until)}
+            "claimed_at": _dt(lease.claimed_at), "until": _dt(lease.until),
+            "taken_over_from": lease.taken_over_from}
 
 
 class ScheduleCodec:
@@ -153,7 +154,8 @@ class ScheduleCodec:
         if lease_doc:
             lease = Lease(owner=lease_doc["owner"], attempt_id=lease_doc["attempt_id"],
                           claimed_at=_aware(lease_doc["claimed_at"]),  # type: ignore[arg-type]
-                          until=_aware(lease_doc["until"]))  # type: ignore[arg-type]
+                          until=_aware(lease_doc["until"]),  # type: ignore[arg-type]
+                          taken_over_from=lease_doc.get("taken_over_from"))
         return Schedule(
             id=doc["_id"],
             task_type=doc["task_type"],

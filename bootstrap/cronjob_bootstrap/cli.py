@@ -9,9 +9,10 @@ import sys
 
 from pydantic import ValidationError as SettingsError
 
+from cronjob_adapters.observability.logs import configure_logging
 from cronjob_bootstrap.container import build_container
 from cronjob_bootstrap.runtime import run
-from cronjob_bootstrap.settings import Settings
+from cronjob_bootstrap.settings import SettingFileError, Settings
 from cronjob_bootstrap.tokens import ensure_local_token
 
 
@@ -28,6 +29,9 @@ def load_settings() -> Settings:
     """Settings from the environment; a bad one exits with one line naming it."""
     try:
         return Settings()
+    except SettingFileError as exc:
+        print(f"cronjob: invalid setting {exc.name}: {exc.reason}", file=sys.stderr)
+        raise SystemExit(2) from None
     except SettingsError as exc:
         first = exc.errors()[0]
         name = "CRONJOB_" + "_".join(str(p) for p in first["loc"]).upper()
@@ -39,12 +43,11 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``cronjob`` script."""
     args = _parser().parse_args(argv)
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     api = args.command in ("serve", "api")
     scheduler = args.command in ("serve", "scheduler")
     tokens = settings.tokens
-    if api and not tokens:
+    if not tokens:  # every role serves HTTP (the scheduler its probes and /metrics)
         token, path, created = ensure_local_token(settings.data_dir)
         tokens = [token]
         verb = "created an API token in" if created else "using the API token in"

@@ -1,16 +1,19 @@
 """The dependency-injector container: the only place that names concrete adapters.
 
 Configuration selects the adapters (``store``: memory | sqlite | mongodb; ``sender``: whatsapp |
-unconfigured | recording); tests override single providers with ``container.<name>.override``.
+unconfigured | recording; ``engine``: timer | rocketry); tests override single providers with ``container.<name>.override``.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from dependency_injector import containers, providers
 
 from cronjob.ports.clock import SystemClock
+from cronjob.ports.engine import SchedulerEngine
+from cronjob.ports.repository import ScheduleRepository
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.health import HealthService
 from cronjob.services.messaging import WhatsAppMessageHandler
@@ -22,14 +25,31 @@ from cronjob_adapters.memory.sender import RecordingMessageSender, UnconfiguredM
 from cronjob_adapters.memory.signal import InProcessWorkSignal
 from cronjob_adapters.mongodb.repository import MongoScheduleRepository
 from cronjob_adapters.sqlite.repository import SqliteScheduleRepository
+from cronjob_adapters.observability.prometheus import PrometheusMetrics
 from cronjob_adapters.web.app import ApiServices, create_app
+from cronjob_adapters.web.auth import bearer_tokens
+from cronjob_adapters.web.probes import MetricsRenderer, create_probe_app
 from cronjob_adapters.whatsapp.sender import WhatsAppCloudSender
 from cronjob_bootstrap.settings import Settings
 from cronjob_bootstrap.triggers import default_trigger_parser
 
 
+def _metrics_renderer(metrics: PrometheusMetrics, repository: ScheduleRepository) -> MetricsRenderer:
+    async def render() -> tuple[bytes, str]:
+        return await metrics.render(repository), metrics.content_type
+
+    return render
+
+
 def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
+
+
+def _rocketry_engine(*args: Any, **kwargs: Any) -> SchedulerEngine:
+    """The Rocketry engine, imported only when selected: it needs the ``rocketry`` extra."""
+    from cronjob_adapters.engine.rocketry_engine import RocketryEngine
+
+    return RocketryEngine(*args, **kwargs)
 
 
 def _grace(value: float) -> timedelta | None:
@@ -80,7 +100,10 @@ class Container(containers.DeclarativeContainer):
         one_off_misfire_grace=providers.Callable(_grace, config.misfire_grace_seconds),
         default_language=config.whatsapp_language,
     )
-    health = providers.Singleton(HealthService, repository)
+    health = providers.Singleton(
+        HealthService, repository, clock, stall_after=providers.Callable(_seconds, config.loop_stall_seconds))
+    metrics = providers.Singleton(PrometheusMetrics)
+    render_metrics = providers.Callable(_metrics_renderer, metrics, repository)
 
     whatsapp_handler = providers.Singleton(WhatsAppMessageHandler, sender)
     handlers = providers.Dict({WHATSAPP_TEMPLATE: whatsapp_handler, WHATSAPP_TEXT: whatsapp_handler})
@@ -99,15 +122,28 @@ class Container(containers.DeclarativeContainer):
             max_in_flight=config.max_in_flight,
             type_limits=config.type_limits,
         ),
+        metrics=metrics,
     )
-    engine = providers.Singleton(
-        AsyncioTimerEngine,
-        dispatcher,
-        repository,
-        signal,
-        clock,
-        poll_interval=config.poll_interval_seconds,
-        drain_timeout=config.shutdown_grace_seconds,
+    engine = providers.Selector(
+        config.engine,
+        timer=providers.Singleton(
+            AsyncioTimerEngine,
+            dispatcher,
+            repository,
+            signal,
+            clock,
+            poll_interval=config.poll_interval_seconds,
+            drain_timeout=config.shutdown_grace_seconds,
+        ),
+        rocketry=providers.Singleton(
+            _rocketry_engine,
+            dispatcher,
+            repository,
+            signal,
+            clock,
+            poll_interval=config.poll_interval_seconds,
+            drain_timeout=config.shutdown_grace_seconds,
+        ),
     )
 
     api_services = providers.Singleton(
@@ -117,8 +153,11 @@ class Container(containers.DeclarativeContainer):
         tokens=config.tokens,
         default_timezone=config.default_timezone,
         max_body_bytes=config.max_body_bytes,
+        render_metrics=render_metrics,
     )
     app = providers.Singleton(create_app, api_services)
+    auth = providers.Singleton(bearer_tokens, config.tokens)
+    probe_app = providers.Singleton(create_probe_app, health, render_metrics, auth)
 
 
 def build_container(settings: Settings, *, tokens: list[str] | None = None) -> Container:
@@ -145,9 +184,11 @@ def build_container(settings: Settings, *, tokens: list[str] | None = None) -> C
         "batch_size": settings.batch_size,
         "max_in_flight": settings.max_in_flight,
         "poll_interval_seconds": settings.poll_interval_seconds,
+        "engine": settings.engine,
         "shutdown_grace_seconds": settings.shutdown_grace_seconds,
         "tokens": tokens if tokens is not None else settings.tokens,
         "default_timezone": settings.default_timezone,
         "max_body_bytes": settings.max_body_bytes,
+        "loop_stall_seconds": settings.loop_stall_seconds,
     })
     return container

@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Iterator
 
 import uvicorn
+from fastapi import FastAPI
 
 from cronjob_bootstrap.container import Container
 from cronjob_bootstrap.settings import Settings
@@ -32,29 +34,65 @@ def _install_stop_handlers(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket, bound before the server starts so that a busy port is known at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _http_server(app: FastAPI, sock: socket.socket) -> tuple[_Server, asyncio.Task[None]]:
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+    server = _Server(config)
+    return server, asyncio.create_task(server.serve(sockets=[sock]), name="http")
+
+
 async def run(container: Container, settings: Settings, *, api: bool, scheduler: bool,
               stop: asyncio.Event | None = None) -> None:
-    """Start the selected roles and run until SIGTERM/SIGINT (or ``stop``) is set."""
+    """Start the selected roles and run until SIGTERM/SIGINT (or ``stop``) is set.
+
+    Every role serves HTTP on ``CRONJOB_PORT``: the API with the probes, or (scheduler only) just
+    ``/livez``, ``/readyz``, ``/healthcheck`` and ``/metrics``. The API cannot start on a busy port;
+    a scheduler whose port is busy keeps scheduling and says so (its probes are then unreachable).
+    """
     stop = stop or asyncio.Event()
     _install_stop_handlers(stop)
     repository = container.repository()
-    await repository.initialize()
+    health = container.health()
     tasks: list[asyncio.Task[None]] = []
     server: _Server | None = None
+    sock: socket.socket | None = None
     try:
-        if scheduler:
-            tasks.append(asyncio.create_task(container.engine().run(stop), name="scheduler"))
-            log.info("scheduler started as %s", settings.instance_id)
+        sock = _listen(settings.host, settings.port)
+    except OSError as exc:
         if api:
-            config = uvicorn.Config(container.app(), host=settings.host, port=settings.port,
-                                    log_config=None, access_log=False, lifespan="off")
-            server = _Server(config)
-            tasks.append(asyncio.create_task(server.serve(), name="api"))
+            raise SystemExit(f"cronjob: cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
+        log.error("cannot listen on %s:%s (%s): health endpoints unavailable", settings.host, settings.port,
+                  exc.strerror)
+    try:
+        await repository.initialize()
+        health.mark_initialized()
+        if scheduler:
+            engine = container.engine()
+            health.watch_loop(lambda: engine.last_tick)
+            tasks.append(asyncio.create_task(engine.run(stop), name="scheduler"))
+            log.info("scheduler started as %s", settings.instance_id)
+        if sock is not None:
+            server, http = _http_server(container.app() if api else container.probe_app(), sock)
+            tasks.append(http)
+            log.info("listening on http://%s:%s", settings.host, settings.port)
         stopping = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({stopping, *tasks}, return_when=asyncio.FIRST_COMPLETED)
         for task in done - {stopping}:
             task.result()  # a role that ended on its own: surface its error
-            stop.set()
         stop.set()
         if server is not None:
             server.should_exit = True
@@ -64,4 +102,6 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
             task.cancel()
         await container.sender().close()
         await repository.close()
+        if sock is not None:
+            sock.close()
         log.info("stopped")

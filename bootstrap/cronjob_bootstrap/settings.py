@@ -7,8 +7,15 @@ import socket
 from pathlib import Path
 from typing import Literal
 
+from typing import Any
+
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.zones import load_zone
@@ -23,6 +30,40 @@ def parse_type_limits(text: str) -> dict[str, int]:
             raise ValueError(f"expected <task type>=<positive integer>, got {item!r}")
         limits[name.strip()] = int(number)
     return limits
+
+
+class SettingFileError(ValueError):
+    """A ``*_FILE`` setting that cannot be used; ``name`` is the variable to fix."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+class FileEnvSource(PydanticBaseSettingsSource):
+    """``CRONJOB_<NAME>_FILE=/path``: the setting's value is the file's content (trailing newline
+    dropped), for secrets mounted as files. Setting both the variable and its ``_FILE`` is an error."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        env = f"CRONJOB_{field_name.upper()}"
+        path = os.environ.get(f"{env}_FILE")
+        if not path:
+            return None, field_name, False
+        if os.environ.get(env):
+            raise SettingFileError(f"{env}_FILE", f"set {env} or {env}_FILE, not both")
+        try:
+            return Path(path).read_text(encoding="utf-8").rstrip("\r\n"), field_name, False
+        except OSError as exc:
+            raise SettingFileError(f"{env}_FILE", f"cannot read {path}: {exc.strerror}") from exc
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, info in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(info, name)
+            if value is not None:
+                values[key] = value
+        return values
 
 
 class Settings(BaseSettings):
@@ -52,12 +93,28 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     lease_seconds: float = Field(default=30.0, ge=1)
     poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    engine: Literal["timer", "rocketry"] = Field(
+        default="timer", description="What wakes the dispatcher; 'rocketry' needs the rocketry extra.")
     max_in_flight: int = Field(default=100, ge=1)
     batch_size: int = Field(default=100, ge=1)
     type_limits: str = Field(default="", description="Per-task-type run limits per replica: 'email=5,http.request=20'.")
     shutdown_grace_seconds: float = Field(default=20.0, ge=0)
     instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = Field(default="json", description="One JSON object per line, or text.")
+    loop_stall_seconds: float = Field(default=30.0, ge=5,
+                                      description="A scheduler loop silent for longer fails /livez.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, FileEnvSource(settings_cls)
 
     @field_validator("default_timezone")
     @classmethod

@@ -112,6 +112,7 @@ async def test_lapsed_lease_is_reclaimed_and_old_owner_is_fenced(store: StoreFac
     [second] = await repo.claim_due(now=later, owner="r2", lease_for=LEASE, limit=1)
     assert second.id == first.id and second.lease is not None and first.lease is not None
     assert second.lease.attempt_id != first.lease.attempt_id and second.lease.owner == "r2"
+    assert second.lease.taken_over_from == "r1" and first.lease.taken_over_from is None
     # The replica whose lease lapsed can neither renew nor write its result.
     assert not await repo.renew_lease(first.id, first.lease.attempt_id, later + LEASE)
     first.succeed(attempt_id=first.lease.attempt_id, now=later, provider_message_id="wamid.OLD")
@@ -180,6 +181,11 @@ async def test_list_newest_first_and_counts(store: StoreFactory) -> None:
     assert [s.id for s in await repo.list(status=ScheduleStatus.CANCELLED)] == [made[0].id]
     counts = await repo.count_by_status()
     assert counts[ScheduleStatus.SCHEDULED] == 4 and counts[ScheduleStatus.CANCELLED] == 1
+    await repo.add(one_off(task_type="email"))
+    by_type = {k: v for k, v in (await repo.count_by_status_and_type()).items() if v}
+    assert by_type == {(ScheduleStatus.SCHEDULED, "whatsapp.text"): 4,
+                       (ScheduleStatus.CANCELLED, "whatsapp.text"): 1,
+                       (ScheduleStatus.SCHEDULED, "email"): 1}
 
 
 async def test_initialize_is_idempotent_and_ping_answers(store: StoreFactory) -> None:

@@ -75,6 +75,13 @@ class InMemoryScheduleRepository(ScheduleRepository):
             counts[schedule.status] = counts.get(schedule.status, 0) + 1
         return counts
 
+    async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:
+        counts: dict[tuple[ScheduleStatus, str], int] = {}
+        for schedule in self._items.values():
+            key = (schedule.status, schedule.task_type)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
     async def claim_due(
         self,
         *,

@@ -71,8 +71,9 @@ def _claim(
     else:
         guard.update({"status": _RUNNING, "lease.until": _lapsed(now),
                       "lease.attempt_id": (candidate.get("lease") or {}).get("attempt_id")})
+    previous = (candidate.get("lease") or {}).get("owner") if candidate["status"] == _RUNNING else None
     lease = Lease(owner=owner, attempt_id=attempt_id, claimed_at=to_millis(now),
-                  until=to_millis(now + lease_for))
+                  until=to_millis(now + lease_for), taken_over_from=previous)
     change = {"$set": {"status": _RUNNING, "lease": lease_document(lease),
                        "updated_at": to_millis(now)}}
     return UpdateOne(guard, change), attempt_id
@@ -169,6 +170,14 @@ class MongoScheduleRepository(ScheduleRepository):
             rows = await cursor.to_list()
         return {ScheduleStatus(row["_id"]): row["n"] for row in rows}
 
+    async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:
+        pipeline: list[Document] = [
+            {"$group": {"_id": {"status": "$status", "task_type": "$task_type"}, "n": {"$sum": 1}}}]
+        async with _reachable():
+            cursor = await self._schedules.aggregate(pipeline)
+            rows = await cursor.to_list()
+        return {(ScheduleStatus(row["_id"]["status"]), row["_id"]["task_type"]): row["n"] for row in rows}
+
     async def next_due_at(self) -> datetime | None:
         async with _reachable():
             scheduled = await self._first(
@@ -244,7 +253,7 @@ class MongoScheduleRepository(ScheduleRepository):
         Two queries, each a range over its own index, rather than one ``$or``: SecantusDB (the
         test server) scans the whole collection for an ``$or``, and a real server sorts either.
         """
-        projection = {"_id": 1, "status": 1, "next_run_at": 1, "lease.attempt_id": 1}
+        projection = {"_id": 1, "status": 1, "next_run_at": 1, "lease.attempt_id": 1, "lease.owner": 1}
         order = [("next_run_at", ASCENDING), ("_id", ASCENDING)]
         queries = ({"status": _SCHEDULED, "next_run_at": {"$lte": now}, **type_filter},
                    {"status": _RUNNING, "lease.until": _lapsed(now), **type_filter})

@@ -289,6 +289,13 @@ class SqliteScheduleRepository(ScheduleRepository):
 
         return {ScheduleStatus(status): count for status, count in await self._run(read)}
 
+    async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:
+        def read() -> list[tuple[str, str, int]]:
+            return self._connection().execute(
+                "SELECT status, task_type, count(*) FROM schedules GROUP BY status, task_type").fetchall()
+
+        return {(ScheduleStatus(status), task_type): count for status, task_type, count in await self._run(read)}
+
     async def next_due_at(self) -> datetime | None:
         def read() -> int | None:
             (earliest,) = self._connection().execute(_NEXT_DUE).fetchone()

@@ -8,8 +8,6 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Response
-from fastapi.responses import JSONResponse
-
 import cronjob
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import MessageKind
@@ -21,10 +19,11 @@ from cronjob.services.scheduling import CreateScheduleCommand, ScheduleMessageCo
 
 from cronjob_adapters.web.auth import bearer_tokens
 from cronjob_adapters.web.limits import BodySizeLimit
+from cronjob_adapters.web.probes import MetricsRenderer, probe_router
 from cronjob_adapters.web.problems import PROBLEM_JSON, install_problem_handlers
+from cronjob_adapters.web.request_id import RequestId
 from cronjob_adapters.web.schemas import (
     CreateScheduleRequest,
-    Health,
     RetryRequest,
     ScheduleList,
     ScheduleMessageRequest,
@@ -43,6 +42,7 @@ class ApiServices:
     tokens: Sequence[str]
     default_timezone: str = "America/Sao_Paulo"
     max_body_bytes: int = 64 * 1024
+    render_metrics: MetricsRenderer | None = None
 
 
 def _retry_policy(retry: RetryRequest | None) -> RetryPolicy | None:
@@ -113,17 +113,11 @@ def create_app(services: ApiServices) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=services.max_body_bytes)
+    app.add_middleware(RequestId)
     auth = bearer_tokens(services.tokens)
     scheduling = services.scheduling
 
-    @app.get("/healthcheck", response_model=Health, tags=["health"],
-             responses={503: {"model": Health, "description": "The store does not answer."}})
-    async def healthcheck() -> JSONResponse:
-        """Liveness, and whether the schedule store answers (503 when it does not)."""
-        report = await services.health.check()
-        body = Health(status="ok" if report.store_ok else "degraded", alive=report.alive,
-                      store="ok" if report.store_ok else "unavailable", version=cronjob.__version__)
-        return JSONResponse(body.model_dump(), status_code=200 if report.store_ok else 503)
+    app.include_router(probe_router(services.health, services.render_metrics, auth))
 
     protected = APIRouter(dependencies=[Depends(auth)],
                           responses={401: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM})

@@ -244,6 +244,11 @@ class ScheduleList(BaseModel):
     offset: int
 
 
+class ProbeView(BaseModel):
+    ok: bool
+    checks: dict[str, str]
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     alive: bool

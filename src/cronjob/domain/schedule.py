@@ -70,12 +70,16 @@ class MisfirePolicy:
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """A replica's claim on a running schedule. Every write of the run is fenced by ``attempt_id``."""
+    """A replica's claim on a running schedule. Every write of the run is fenced by ``attempt_id``.
+
+    ``taken_over_from`` names the previous owner when this claim took over a lapsed lease.
+    """
 
     owner: str
     attempt_id: str
     claimed_at: datetime
     until: datetime
+    taken_over_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,13 +217,16 @@ class Schedule:
 
     def claim(self, *, owner: str, attempt_id: str, now: datetime, until: datetime) -> None:
         """Take the schedule for a run (``scheduled`` -> ``running``, or take over a lapsed lease)."""
+        previous: str | None = None
         if self.status is ScheduleStatus.RUNNING:
             if self.lease is not None and self.lease.until >= now:
                 raise InvalidTransition(self.status.value, ScheduleStatus.RUNNING.value)
+            previous = self.lease.owner if self.lease is not None else None
             self.updated_at = now
         else:
             self._move(ScheduleStatus.RUNNING, now)
-        self.lease = Lease(owner=owner, attempt_id=attempt_id, claimed_at=now, until=until)
+        self.lease = Lease(owner=owner, attempt_id=attempt_id, claimed_at=now, until=until,
+                           taken_over_from=previous)
 
     def _finish_attempt(
         self,

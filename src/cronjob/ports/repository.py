@@ -78,6 +78,10 @@ class ScheduleRepository(ABC):
         """How many schedules are in each status (statuses with none may be left out)."""
 
     @abstractmethod
+    async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:
+        """How many schedules there are per (status, task type) (pairs with none may be left out)."""
+
+    @abstractmethod
     async def claim_due(
         self,
         *,

@@ -15,9 +15,11 @@ from cronjob.domain.message import DeliveryError, DeliveryOutcomeUnknown, ErrorI
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.ports.clock import Clock
+from cronjob.ports.metrics import Metrics, NullMetrics
 from cronjob.ports.repository import ScheduleRepository
 from cronjob.ports.signal import WorkSignal
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
+from cronjob.services import log_context
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class Dispatcher:
         settings: DispatcherSettings,
         *,
         jitter: Callable[[], float] = random.random,
+        metrics: Metrics | None = None,
     ) -> None:
         self._repository = repository
         self._handlers = dict(handlers)
@@ -64,6 +67,7 @@ class Dispatcher:
         self._signal = signal
         self._settings = settings
         self._jitter = jitter
+        self._metrics = metrics or NullMetrics()
         self._in_flight: dict[asyncio.Task[None], str] = {}
         self._by_type: Counter[str] = Counter()
 
@@ -109,17 +113,25 @@ class Dispatcher:
         return claimed
 
     def _start(self, claimed: list[Schedule]) -> int:
+        now = self._clock.now()
         for schedule in claimed:
+            due = schedule.next_run_at or now
+            self._metrics.dispatched(schedule.task_type, max((now - due).total_seconds(), 0.0))
+            if schedule.lease is not None and schedule.lease.taken_over_from is not None:
+                self._metrics.lease_taken_over(schedule.task_type)
             task = asyncio.create_task(self._run(schedule), name=f"run-{schedule.id}")
             self._in_flight[task] = schedule.task_type
             self._by_type[schedule.task_type] += 1
             task.add_done_callback(self._finished)
+        if claimed:
+            self._metrics.in_flight(len(self._in_flight))
         return len(claimed)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         task_type = self._in_flight.pop(task, None)
         if task_type is not None:
             self._by_type[task_type] -= 1
+        self._metrics.in_flight(len(self._in_flight))
         # A slot is free: let the loop claim more without waiting for its next poll.
         self._signal.notify(self._clock.now())
 
@@ -137,6 +149,8 @@ class Dispatcher:
     async def _run(self, schedule: Schedule) -> None:
         assert schedule.lease is not None, "claim_due returns leased schedules"
         attempt_id = schedule.lease.attempt_id
+        log_context.schedule_id.set(schedule.id)
+        log_context.attempt_id.set(attempt_id)
         renewer = asyncio.create_task(self._keep_lease(schedule.id, attempt_id))
         try:
             reason = schedule.misfire_reason(self._clock.now())
@@ -220,6 +234,10 @@ class Dispatcher:
                             schedule.id, attempt_id)
             else:
                 log.info("schedule %s attempt %s -> %s", schedule.id, attempt_id, schedule.status.value)
+                if schedule.attempts and schedule.attempts[-1].attempt_id == attempt_id:
+                    last = schedule.attempts[-1]
+                    self._metrics.attempt_finished(schedule.task_type, last.outcome,
+                                                   last.error.code if last.error else None)
                 if schedule.status is ScheduleStatus.SCHEDULED and schedule.next_run_at is not None:
                     self._signal.notify(schedule.next_run_at)
             return

@@ -1,9 +1,13 @@
-"""Health: is the service alive, and does its store answer."""
+"""Health: liveness (is the process, and its scheduler loop, making progress) and readiness
+(can it do its work: store reachable, indexes created, loop alive)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
+from cronjob.ports.clock import Clock, SystemClock
 from cronjob.ports.repository import ScheduleRepository, StoreUnavailable
 
 
@@ -16,16 +20,68 @@ class HealthReport:
     store_error: str | None = None
 
 
-class HealthService:
-    """Checks the store with its ``ping``."""
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A probe's verdict and the check behind it: ``checks`` maps a name to "ok" or why not."""
 
-    def __init__(self, repository: ScheduleRepository) -> None:
+    ok: bool
+    checks: dict[str, str] = field(default_factory=dict)
+
+
+class HealthService:
+    """Answers the health endpoints.
+
+    The runtime tells it when the store is initialised (``mark_initialized``) and, in a process
+    that runs the scheduler, how to read the loop's heartbeat (``watch_loop``). A loop whose last
+    tick is older than ``stall_after`` is stuck: liveness fails, so the orchestrator restarts it.
+    """
+
+    def __init__(self, repository: ScheduleRepository, clock: Clock | None = None, *,
+                 stall_after: timedelta = timedelta(seconds=30)) -> None:
         self._repository = repository
+        self._clock = clock or SystemClock()
+        self._stall_after = stall_after
+        self._initialized = False
+        self._heartbeat: Callable[[], datetime | None] | None = None
+        self._watching_since: datetime | None = None
+
+    def mark_initialized(self) -> None:
+        """The store's tables and indexes exist."""
+        self._initialized = True
+
+    def watch_loop(self, heartbeat: Callable[[], datetime | None]) -> None:
+        """Judge liveness by ``heartbeat()``, the time of the scheduler loop's latest tick."""
+        self._heartbeat = heartbeat
+        self._watching_since = self._clock.now()
 
     async def check(self) -> HealthReport:
-        """Ping the store; never raises."""
+        """Ping the store; never raises (the seed's ``/healthcheck``)."""
         try:
             await self._repository.ping()
         except StoreUnavailable as exc:
             return HealthReport(alive=True, store_ok=False, store_error=str(exc) or type(exc).__name__)
         return HealthReport(alive=True, store_ok=True)
+
+    def live(self) -> Probe:
+        """The process answers, and its scheduler loop (if it runs one) is not stuck."""
+        checks = {"process": "ok"}
+        if self._heartbeat is not None:
+            checks["scheduler_loop"] = self._loop_state()
+        return Probe(all(v == "ok" for v in checks.values()), checks)
+
+    async def ready(self) -> Probe:
+        """Liveness, plus a store that answers and has been initialised."""
+        checks = dict(self.live().checks)
+        report = await self.check()
+        checks["store"] = "ok" if report.store_ok else f"unavailable: {report.store_error}"
+        checks["indexes"] = "ok" if self._initialized else "not created yet"
+        return Probe(all(v == "ok" for v in checks.values()), checks)
+
+    def _loop_state(self) -> str:
+        assert self._heartbeat is not None
+        now = self._clock.now()
+        last = self._heartbeat() or self._watching_since or now
+        stalled = now - last
+        if stalled > self._stall_after:
+            return f"stuck: no tick for {int(stalled.total_seconds())} s"
+        return "ok"

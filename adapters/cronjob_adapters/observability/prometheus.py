@@ -1,0 +1,65 @@
+"""The Metrics port exported in Prometheus' text format."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from cronjob.ports.metrics import Metrics
+from cronjob.ports.repository import ScheduleRepository
+
+#: Lateness buckets (seconds): sub-10 ms dispatch up to a minute behind.
+_LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class PrometheusMetrics(Metrics):
+    """Counters, gauges and a histogram in a registry of their own (one per process).
+
+    ``cronjob_schedules`` (by status and task type) is read from the store when scraped, so any
+    replica reports the cluster-wide figure.
+    """
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._lateness = Histogram(
+            "cronjob_dispatch_lateness_seconds", "How long after its due time a run started.",
+            ["task_type"], buckets=_LATENESS_BUCKETS, registry=self.registry)
+        self._attempts = Counter(
+            "cronjob_attempts", "Finished runs by outcome and provider error code.",
+            ["task_type", "outcome", "code"], registry=self.registry)
+        self._takeovers = Counter(
+            "cronjob_lease_takeovers", "Claims of work whose previous owner's lease had lapsed.",
+            ["task_type"], registry=self.registry)
+        self._in_flight = Gauge("cronjob_in_flight", "Runs in progress in this replica.",
+                                registry=self.registry)
+        self._webhooks = Counter("cronjob_webhook_deliveries", "Status webhook deliveries by outcome.",
+                                 ["outcome"], registry=self.registry)
+        self._schedules = Gauge("cronjob_schedules", "Schedules in the store by status and task type.",
+                                ["status", "task_type"], registry=self.registry)
+
+    def dispatched(self, task_type: str, lateness_seconds: float) -> None:
+        self._lateness.labels(task_type).observe(lateness_seconds)
+
+    def attempt_finished(self, task_type: str, outcome: str, code: str | None) -> None:
+        self._attempts.labels(task_type, outcome, code or "").inc()
+
+    def lease_taken_over(self, task_type: str) -> None:
+        self._takeovers.labels(task_type).inc()
+
+    def in_flight(self, count: int) -> None:
+        self._in_flight.set(count)
+
+    def webhook_delivered(self, outcome: str) -> None:
+        """A status webhook delivery ended with ``outcome`` (delivered, retrying, failed)."""
+        self._webhooks.labels(outcome).inc()
+
+    async def render(self, repository: ScheduleRepository | None = None) -> bytes:
+        """The exposition text; refreshes the schedule counts from ``repository`` first."""
+        if repository is not None:
+            counts = await repository.count_by_status_and_type()
+            self._schedules.clear()
+            for (status, task_type), count in counts.items():
+                self._schedules.labels(status.value, task_type).set(count)
+        return generate_latest(self.registry)

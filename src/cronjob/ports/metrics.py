@@ -1,0 +1,46 @@
+"""What the core measures; an adapter exports it (Prometheus)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+
+class Metrics(ABC):
+    """Receives measurements from the dispatcher and the webhook notifier.
+
+    Contract: every method returns at once, never raises and never blocks on I/O; labels are
+    low-cardinality (task types, outcomes, provider codes — never ids or recipients).
+    """
+
+    @abstractmethod
+    def dispatched(self, task_type: str, lateness_seconds: float) -> None:
+        """A run started ``lateness_seconds`` after its due time."""
+
+    @abstractmethod
+    def attempt_finished(self, task_type: str, outcome: str, code: str | None) -> None:
+        """A run ended with ``outcome`` (succeeded, retrying, failed, unknown, missed, ...) and the
+        provider's error ``code`` when there was one."""
+
+    @abstractmethod
+    def lease_taken_over(self, task_type: str) -> None:
+        """A replica claimed work whose previous owner's lease had lapsed."""
+
+    @abstractmethod
+    def in_flight(self, count: int) -> None:
+        """This replica now has ``count`` runs in progress."""
+
+
+class NullMetrics(Metrics):
+    """Measures nothing (the default where no exporter is configured)."""
+
+    def dispatched(self, task_type: str, lateness_seconds: float) -> None:
+        return None
+
+    def attempt_finished(self, task_type: str, outcome: str, code: str | None) -> None:
+        return None
+
+    def lease_taken_over(self, task_type: str) -> None:
+        return None
+
+    def in_flight(self, count: int) -> None:
+        return None

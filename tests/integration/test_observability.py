@@ -1,0 +1,198 @@
+"""Probes, metrics, logs and settings from files, through the real app and container."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cronjob.ports.repository import StoreUnavailable
+from cronjob.services import log_context
+from cronjob_adapters.memory.repository import InMemoryScheduleRepository
+from cronjob_adapters.observability.logs import JsonFormatter, configure_logging
+from cronjob_bootstrap.container import Container, build_container
+from cronjob_bootstrap.settings import Settings
+from tests.support.clock import FixedClock
+from tests.support.fake_whatsapp import FakeWhatsApp
+from tests.support.processes import CronjobProcess, free_port
+
+TOKEN = "obs-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+NOW = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
+
+
+class DownStore(InMemoryScheduleRepository):
+    async def ping(self) -> None:
+        raise StoreUnavailable("connection refused")
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def container(clock: FixedClock) -> Container:
+    built = build_container(Settings(api_tokens=TOKEN))
+    built.config.store.from_value("memory")
+    built.config.sender.from_value("recording")
+    built.clock.override(clock)
+    return built
+
+
+@pytest.fixture
+async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=container.app()), base_url="http://t") as http:
+        yield http
+
+
+async def test_readiness_needs_an_initialised_store(client: httpx.AsyncClient, container: Container) -> None:
+    assert (await client.get("/livez")).status_code == 200
+    before = await client.get("/readyz")
+    assert before.status_code == 503 and before.json()["checks"]["indexes"] == "not created yet"
+    container.health().mark_initialized()
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json() == {"ok": True, "checks": {
+        "process": "ok", "store": "ok", "indexes": "ok"}}
+
+
+async def test_readiness_fails_when_the_store_is_down(clock: FixedClock) -> None:
+    down = build_container(Settings(api_tokens=TOKEN))
+    down.config.store.from_value("memory")
+    down.config.sender.from_value("recording")
+    down.repository.override(DownStore())
+    down.health().mark_initialized()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=down.app()), base_url="http://t") as http:
+        probe = await http.get("/readyz")
+        assert probe.status_code == 503
+        assert probe.json()["checks"]["store"].startswith("unavailable")
+        assert (await http.get("/livez")).status_code == 200  # a store outage is no reason to restart
+
+
+async def test_a_stuck_scheduler_loop_fails_liveness(container: Container, clock: FixedClock) -> None:
+    container.health().mark_initialized()
+    last_tick = {"at": NOW}
+    container.health().watch_loop(lambda: last_tick["at"])
+    app = container.probe_app()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        clock.advance(timedelta(seconds=20))
+        assert (await http.get("/livez")).status_code == 200
+        clock.advance(timedelta(seconds=15))  # 35 s without a tick, the default limit is 30
+        stuck = await http.get("/livez")
+        assert stuck.status_code == 503 and stuck.json()["checks"]["scheduler_loop"].startswith("stuck")
+        assert (await http.get("/readyz")).status_code == 503
+        last_tick["at"] = clock.now()
+        assert (await http.get("/livez")).status_code == 200
+
+
+async def test_metrics_after_a_run(client: httpx.AsyncClient, container: Container, clock: FixedClock) -> None:
+    assert (await client.get("/metrics")).status_code == 401
+    payload = {"to": "5511999999999", "body": "Oi {{1}}", "type": "text", "params": ["Ana"],
+               "send_at": (NOW + timedelta(seconds=5)).isoformat()}
+    assert (await client.post("/schedule-message", json=payload, headers=AUTH)).status_code == 201
+    clock.advance(timedelta(seconds=7))
+    dispatcher = container.dispatcher()
+    assert await dispatcher.dispatch_due() == 1
+    await dispatcher.drain(5)
+    text = (await client.get("/metrics", headers=AUTH)).text
+    assert 'cronjob_schedules{status="succeeded",task_type="whatsapp.text"} 1.0' in text
+    assert 'cronjob_attempts_total{code="",outcome="succeeded",task_type="whatsapp.text"} 1.0' in text
+    assert 'cronjob_dispatch_lateness_seconds_bucket{le="2.5",task_type="whatsapp.text"} 1.0' in text
+    assert 'cronjob_dispatch_lateness_seconds_bucket{le="1.0",task_type="whatsapp.text"} 0.0' in text
+    assert "cronjob_in_flight 0.0" in text and "cronjob_lease_takeovers" in text
+
+
+async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:
+    mine = await client.get("/livez", headers={"X-Request-ID": "abc-123"})
+    assert mine.headers["x-request-id"] == "abc-123"
+    made = await client.get("/livez", headers={"X-Request-ID": "bad id\n"})
+    assert len(made.headers["x-request-id"]) == 32
+
+
+def test_json_logs_carry_the_run_and_nothing_else() -> None:
+    record = logging.LogRecord("cronjob", logging.INFO, __file__, 1, "sent %s", ("wamid.1",), None)
+    token_s, token_a = log_context.schedule_id.set("s-1"), log_context.attempt_id.set("a-1")
+    try:
+        line = json.loads(JsonFormatter().format(record))
+    finally:
+        log_context.schedule_id.reset(token_s)
+        log_context.attempt_id.reset(token_a)
+    assert line["message"] == "sent wamid.1" and line["schedule_id"] == "s-1" and line["attempt_id"] == "a-1"
+    assert set(line) == {"ts", "level", "logger", "message", "schedule_id", "attempt_id"}
+
+
+def test_configure_logging_writes_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("INFO", "json")
+        logging.getLogger("cronjob.test").info("hello")
+        logging.getLogger("httpx").info("GET https://secret.example/?token=x")  # quieted
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [line["message"] for line in lines] == ["hello"]
+
+
+def test_settings_from_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "tokens"
+    secret.write_text("t1,t2\n")
+    monkeypatch.setenv("CRONJOB_API_TOKENS_FILE", str(secret))
+    monkeypatch.setenv("CRONJOB_WHATSAPP_TOKEN_FILE", str(secret))
+    settings = Settings()
+    assert settings.tokens == ["t1", "t2"]
+    assert settings.whatsapp_token is not None and settings.whatsapp_token.get_secret_value() == "t1,t2"
+    assert "t1" not in repr(settings)
+
+
+def test_scheduler_process_serves_probes_and_metrics(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with FakeWhatsApp() as whatsapp:
+        env = {"CRONJOB_DATA_DIR": str(tmp_path / "var"), "CRONJOB_PORT": str(port), "CRONJOB_API_TOKENS": TOKEN,
+               "CRONJOB_WHATSAPP_API_URL": whatsapp.url, "CRONJOB_WHATSAPP_TOKEN": whatsapp.token,
+               "CRONJOB_WHATSAPP_PHONE_NUMBER_ID": whatsapp.phone_number_id}
+        scheduler = CronjobProcess("scheduler", env, tmp_path / "scheduler.log").start()
+        try:
+            scheduler.wait_http(f"{base}/livez")
+            ready = httpx.get(f"{base}/readyz").json()
+            assert ready["ok"] and ready["checks"]["scheduler_loop"] == "ok"
+            assert httpx.get(f"{base}/metrics").status_code == 401
+            assert "cronjob_in_flight" in httpx.get(f"{base}/metrics", headers=AUTH).text
+            assert httpx.get(f"{base}/v1/schedules", headers=AUTH).status_code == 404  # no API here
+            assert scheduler.stop(signal.SIGTERM) == 0
+            lines = [json.loads(line) for line in scheduler.output().splitlines() if line.startswith("{")]
+            assert any(line["message"].startswith("scheduler started") for line in lines)
+            assert TOKEN not in scheduler.output()
+        finally:
+            scheduler.stop(signal.SIGKILL)
+
+
+def test_a_scheduler_on_a_busy_port_keeps_working(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {"CRONJOB_DATA_DIR": str(tmp_path / "var"), "CRONJOB_PORT": str(port), "CRONJOB_API_TOKENS": TOKEN,
+               "CRONJOB_LOG_FORMAT": "text"}
+        scheduler = CronjobProcess("scheduler", env, tmp_path / "s.log").start()
+        try:
+            import time
+
+            time.sleep(3)
+            assert scheduler.process is not None and scheduler.process.poll() is None
+            assert "health endpoints unavailable" in scheduler.output()
+        finally:
+            assert scheduler.stop(signal.SIGTERM) == 0
+        api = CronjobProcess("api", env, tmp_path / "a.log").start()
+        assert api.process is not None and api.process.wait(timeout=30) != 0
+        assert "cannot listen on" in api.output()
