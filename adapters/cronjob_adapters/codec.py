@@ -8,7 +8,14 @@ from typing import Any
 
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryPolicy
-from cronjob.domain.schedule import Attempt, Lease, MisfirePolicy, Schedule, ScheduleStatus
+from cronjob.domain.schedule import (
+    Attempt,
+    Lease,
+    MisfirePolicy,
+    Schedule,
+    ScheduleEvent,
+    ScheduleStatus,
+)
 from cronjob.domain.trigger import Trigger
 
 #: Builds a trigger from its canonical expression and the schedule's IANA zone.
@@ -142,6 +149,11 @@ class ScheduleCodec:
             "result": dict(schedule.result),
             "last_error": _error_doc(schedule.last_error),
             "metadata": dict(schedule.metadata),
+            "callback_url": schedule.callback_url,
+            "events": [
+                {"id": e.id, "type": e.type, "at": _dt(e.at), "attempt_id": e.attempt_id, "data": dict(e.data)}
+                for e in schedule.events
+            ],
         }
         if schedule.idempotency_key:
             doc["idempotency_key"] = schedule.idempotency_key
@@ -190,4 +202,10 @@ class ScheduleCodec:
             result=dict(doc.get("result") or {}),
             last_error=_error(doc.get("last_error")),
             metadata=dict(doc.get("metadata") or {}),
+            callback_url=doc.get("callback_url"),
+            events=[
+                ScheduleEvent(id=e["id"], type=e["type"], at=_aware(e["at"]),  # type: ignore[arg-type]
+                              attempt_id=e.get("attempt_id"), data=dict(e.get("data") or {}))
+                for e in doc.get("events") or []
+            ],
         )

@@ -276,3 +276,39 @@ async def test_bad_schedules_get_a_readable_422(client: httpx.AsyncClient, chang
     response = await client.post("/v1/schedules", json=body, headers=AUTH)
     assert response.status_code == 422, response.text
     assert field in [e["field"] for e in response.json()["errors"]], response.json()
+
+
+async def test_a_dead_message_can_be_retried_and_its_events_are_logged(client: httpx.AsyncClient,
+                                                                      container: Container,
+                                                                      clock: SettableClock) -> None:
+    from cronjob.domain.message import DeliveryError
+
+    created = (await client.post("/schedule-message", json={**SEED, "callback_url": "https://hooks.example/x"},
+                                 headers=AUTH)).json()
+    assert created["callback_url"] == "https://hooks.example/x"
+    too_early = await client.post(f"/v1/schedules/{created['id']}/retry", headers=AUTH)
+    assert too_early.status_code == 409
+    sender = container.sender()
+    assert isinstance(sender, RecordingMessageSender)
+    sender.fail_with(DeliveryError("132001", "template does not exist", retryable=False))
+    clock.current = NOW + timedelta(hours=1)
+    dispatcher = container.dispatcher()
+    await dispatcher.dispatch_due()
+    await dispatcher.drain(5)
+    dead = (await client.get(f"/v1/schedules/{created['id']}", headers=AUTH)).json()
+    assert dead["status"] == "dead" and dead["last_error"]["code"] == "132001"
+
+    clock.current = NOW + timedelta(hours=2)
+    retried = await client.post(f"/v1/schedules/{created['id']}/retry", headers=AUTH)
+    assert retried.status_code == 200 and retried.json()["status"] == "scheduled"
+    assert retried.json()["next_run_at"] == "2025-06-21T18:00:00Z"
+    await dispatcher.dispatch_due()
+    await dispatcher.drain(5)
+    done = (await client.get(f"/v1/schedules/{created['id']}", headers=AUTH)).json()
+    assert done["status"] == "succeeded" and len(sender.sent) == 1
+    assert [a["outcome"] for a in done["attempts"]] == ["failed", "succeeded"]
+    events = (await client.get(f"/v1/schedules/{created['id']}/events", headers=AUTH)).json()["items"]
+    assert [e["type"] for e in events] == ["scheduled", "started", "failed", "dead", "scheduled", "started",
+                                           "succeeded"]
+    assert events[3]["data"]["code"] == "132001" and events[4]["data"]["retried_from"] == "dead"
+    assert len({e["id"] for e in events}) == len(events)

@@ -124,7 +124,7 @@ def test_api_and_scheduler_processes_share_the_store_across_restarts(tmp_path: P
             scheduler.stop(signal.SIGKILL)
 
 
-def test_provider_errors_mark_the_schedule_failed(tmp_path: Path, whatsapp: FakeWhatsApp) -> None:
+def test_provider_errors_send_the_schedule_to_dead(tmp_path: Path, whatsapp: FakeWhatsApp) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     whatsapp.fail_next(400, {"error": {"message": "(#132001) Template name does not exist in the translation",
@@ -134,7 +134,7 @@ def test_provider_errors_mark_the_schedule_failed(tmp_path: Path, whatsapp: Fake
         serve.wait_http(f"{base}/healthcheck")
         created = httpx.post(f"{base}/schedule-message", json=_seed(datetime.now(UTC)),
                              headers={"Authorization": f"Bearer {API_TOKEN}"})
-        shown = _wait_status(base, created.json()["id"], "failed")
+        shown = _wait_status(base, created.json()["id"], "dead")
         assert shown["last_error"]["code"] == "132001"  # type: ignore[index]
         assert "Template name does not exist" in shown["last_error"]["message"]  # type: ignore[index]
         assert len(whatsapp.requests) == 1  # a template error is never retried

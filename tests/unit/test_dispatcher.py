@@ -223,7 +223,7 @@ async def test_a_permanent_error_fails_the_schedule(world: World) -> None:
     world.sender.fail_with(DeliveryError("132001", "template name does not exist", retryable=False))
     assert await run_due(dispatcher) == 1
     stored = await world.stored(schedule.id)
-    assert stored.status is ScheduleStatus.FAILED
+    assert stored.status is ScheduleStatus.DEAD
     assert stored.last_error is not None
     assert (stored.last_error.code, stored.last_error.message) == ("132001", "template name does not exist")
     assert stored.next_run_at is None and stored.lease is None
@@ -247,7 +247,7 @@ async def test_exhausting_max_attempts_fails_the_schedule(world: World) -> None:
         world.clock.advance(timedelta(minutes=5))
     assert next_runs == [DUE + timedelta(seconds=1), DUE + timedelta(minutes=5, seconds=2), None]
     stored = await world.stored(schedule.id)
-    assert stored.status is ScheduleStatus.FAILED
+    assert stored.status is ScheduleStatus.DEAD
     assert [(a.number, a.outcome) for a in stored.attempts] == [(1, "retrying"), (2, "retrying"), (3, "failed")]
     assert stored.last_error is not None and stored.last_error.code == "http_503"
     assert await run_due(dispatcher) == 0
@@ -260,7 +260,7 @@ async def test_the_dispatcher_default_policy_applies_without_a_schedule_policy(w
     world.clock.set(DUE)
     world.sender.fail_with(DeliveryError("http_503", "unavailable", retryable=True))
     await run_due(dispatcher)
-    assert (await world.stored(schedule.id)).status is ScheduleStatus.FAILED
+    assert (await world.stored(schedule.id)).status is ScheduleStatus.DEAD
 
 
 async def test_an_unknown_outcome_is_parked_and_not_sent_again(world: World) -> None:
@@ -287,7 +287,7 @@ async def test_an_unknown_task_type_fails(world: World) -> None:
     world.clock.set(DUE)
     assert await run_due(dispatcher) == 1
     stored = await world.stored(schedule.id)
-    assert stored.status is ScheduleStatus.FAILED
+    assert stored.status is ScheduleStatus.DEAD
     assert stored.last_error is not None and stored.last_error.code == "unknown_task_type"
     assert world.sender.sent == []
 

@@ -22,14 +22,14 @@ S = ScheduleStatus
 T0 = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
 ERROR = ErrorInfo("131000", "something went wrong", retryable=True)
-TERMINAL = {S.SUCCEEDED, S.FAILED, S.UNKNOWN, S.MISSED, S.CANCELLED}
+TERMINAL = {S.SUCCEEDED, S.DEAD, S.UNKNOWN, S.MISSED, S.CANCELLED}
 
 #: The table the state machine is specified by (ScheduleStatus docstring and ARCHITECTURE).
 EXPECTED_ALLOWED = {
     (S.SCHEDULED, S.RUNNING), (S.SCHEDULED, S.CANCELLED),
-    (S.RUNNING, S.SUCCEEDED), (S.RUNNING, S.FAILED), (S.RUNNING, S.UNKNOWN),
+    (S.RUNNING, S.SUCCEEDED), (S.RUNNING, S.DEAD), (S.RUNNING, S.UNKNOWN),
     (S.RUNNING, S.MISSED), (S.RUNNING, S.SCHEDULED),
-    (S.FAILED, S.SCHEDULED), (S.UNKNOWN, S.SCHEDULED), (S.MISSED, S.SCHEDULED),
+    (S.DEAD, S.SCHEDULED), (S.UNKNOWN, S.SCHEDULED), (S.MISSED, S.SCHEDULED),
 }
 
 
@@ -77,7 +77,7 @@ def in_status(status: ScheduleStatus) -> Schedule:
     claim(schedule)
     if status is S.SUCCEEDED:
         schedule.succeed(attempt_id="a1", now=T0, provider_message_id="wamid.1")
-    elif status is S.FAILED:
+    elif status is S.DEAD:
         schedule.fail(attempt_id="a1", now=T0, error=ERROR, decision=RetryDecision(None, "gave up"))
     elif status is S.UNKNOWN:
         schedule.outcome_unknown(attempt_id="a1", now=T0, error=ERROR)
@@ -112,7 +112,7 @@ METHODS: dict[str, tuple[Callable[[Schedule], None], S]] = {
     "fail_retry": (lambda s: s.fail(attempt_id="a1", now=LATER, error=ERROR,
                                     decision=RetryDecision(LATER + timedelta(seconds=10), "retry")), S.SCHEDULED),
     "fail_give_up": (lambda s: s.fail(attempt_id="a1", now=LATER, error=ERROR,
-                                      decision=RetryDecision(None, "gave up")), S.FAILED),
+                                      decision=RetryDecision(None, "gave up")), S.DEAD),
     "outcome_unknown": (lambda s: s.outcome_unknown(attempt_id="a1", now=LATER, error=ERROR), S.UNKNOWN),
     "release": (lambda s: s.release(attempt_id="a1", now=LATER), S.SCHEDULED),
     "miss": (lambda s: s.miss(attempt_id="a1", now=LATER, reason="too late"), S.MISSED),
@@ -204,7 +204,7 @@ def test_attempts_are_numbered_per_occurrence() -> None:
     assert [a.number for a in schedule.attempts] == [1, 2, 3, 4]
     assert [a.outcome for a in schedule.attempts] == ["retrying", "retrying", "retrying", "failed"]
     assert all(a.scheduled_for == T0 for a in schedule.attempts)
-    assert schedule.status is S.FAILED and schedule.next_run_at is None
+    assert schedule.status is S.DEAD and schedule.next_run_at is None
     assert schedule.last_error == ERROR
 
 

@@ -24,6 +24,8 @@ from cronjob_adapters.web.problems import PROBLEM_JSON, install_problem_handlers
 from cronjob_adapters.web.request_id import RequestId
 from cronjob_adapters.web.schemas import (
     CreateScheduleRequest,
+    EventList,
+    EventView,
     RetryRequest,
     ScheduleList,
     ScheduleMessageRequest,
@@ -97,6 +99,7 @@ def _command(request: ScheduleMessageRequest, default_timezone: str,
         retry=_retry_policy(request.retry),
         misfire=_misfire(request.misfire_grace_seconds),
         send_by=_aware(request.send_by, "send_by"),
+        callback_url=request.callback_url,
     )
 
 
@@ -166,6 +169,7 @@ def create_app(services: ApiServices) -> FastAPI:
             retry=_retry_policy(request.retry),
             misfire=_misfire(request.misfire_grace_seconds, request.coalesce),
             send_by=_aware(request.send_by, "send_by"),
+            callback_url=request.callback_url,
         ))
         if not outcome.created:
             response.status_code = 200
@@ -193,6 +197,21 @@ def create_app(services: ApiServices) -> FastAPI:
     async def cancel_schedule(schedule_id: str) -> ScheduleView:
         """Cancel a schedule that has not started yet (409 once it has)."""
         return ScheduleView.of(await scheduling.cancel(schedule_id))
+
+    @protected.post("/v1/schedules/{schedule_id}/retry", response_model=ScheduleView, tags=["schedules"],
+                    responses={404: _PROBLEM, 409: _PROBLEM})
+    async def retry_schedule(schedule_id: str) -> ScheduleView:
+        """Re-run a `dead`, `unknown` or `missed` schedule now, with a fresh attempt count (409 otherwise)."""
+        return ScheduleView.of(await scheduling.retry(schedule_id))
+
+    @protected.get("/v1/schedules/{schedule_id}/events", response_model=EventList, tags=["schedules"],
+                   responses={404: _PROBLEM})
+    async def schedule_events(schedule_id: str) -> EventList:
+        """The schedule's event log (scheduled, started, succeeded, retrying, failed, dead, ...), oldest first."""
+        schedule = await scheduling.get(schedule_id)
+        return EventList(schedule_id=schedule.id, items=[
+            EventView(id=e.id, type=e.type, at=e.at, attempt_id=e.attempt_id, data=dict(e.data))
+            for e in schedule.events])
 
     app.include_router(protected)
     return app

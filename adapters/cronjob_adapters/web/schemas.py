@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from cronjob.domain.schedule import Attempt, Schedule
 
 PHONE_PATTERN = r"^\+?[1-9][0-9]{7,14}$"
+CallbackUrl = Annotated[str | None, Field(
+    default=None, max_length=2048, pattern=r"^https?://[^\s/$.?#][^\s]*$",
+    description="Receives this schedule's signed status webhooks (see the README).")]
 
 
 class RetryRequest(BaseModel):
@@ -64,6 +67,7 @@ class ScheduleMessageRequest(BaseModel):
                     "Default CRONJOB_MISFIRE_GRACE_SECONDS.")] = None
     send_by: Annotated[datetime | None, Field(
         default=None, description="Hard deadline (with offset): never sent after it, `missed` instead.")] = None
+    callback_url: CallbackUrl = None
 
     @field_validator("to")
     @classmethod
@@ -145,6 +149,7 @@ class CreateScheduleRequest(BaseModel):
         description="Run an occurrence late by at most this much, else it is missed.")] = None
     coalesce: bool = Field(default=True, description="Recurring: one run for all occurrences missed while down.")
     send_by: Annotated[datetime | None, Field(default=None, description="One-off: hard deadline (with offset).")] = None
+    callback_url: CallbackUrl = None
 
 
 class MisfireView(BaseModel):
@@ -205,6 +210,7 @@ class ScheduleView(BaseModel):
     attempts: list[AttemptView] = Field(default_factory=list)
     result: dict[str, str] = Field(default_factory=dict)
     last_error: ErrorView | None = None
+    callback_url: str | None = None
 
     @classmethod
     def of(cls, schedule: Schedule) -> ScheduleView:
@@ -235,7 +241,21 @@ class ScheduleView(BaseModel):
             attempts=[AttemptView.of(a) for a in schedule.attempts],
             result=dict(schedule.result),
             last_error=ErrorView(**asdict(schedule.last_error)) if schedule.last_error else None,
+            callback_url=schedule.callback_url,
         )
+
+
+class EventView(BaseModel):
+    id: str
+    type: str
+    at: datetime
+    attempt_id: str | None = None
+    data: dict[str, str] = Field(default_factory=dict)
+
+
+class EventList(BaseModel):
+    schedule_id: str
+    items: list[EventView]
 
 
 class ScheduleList(BaseModel):

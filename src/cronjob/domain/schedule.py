@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -20,7 +21,7 @@ class ScheduleStatus(StrEnum):
     SCHEDULED = "scheduled"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
-    FAILED = "failed"
+    DEAD = "dead"
     UNKNOWN = "unknown"
     MISSED = "missed"
     CANCELLED = "cancelled"
@@ -31,14 +32,14 @@ _ALLOWED: dict[ScheduleStatus, frozenset[ScheduleStatus]] = {
     ScheduleStatus.RUNNING: frozenset(
         {
             ScheduleStatus.SUCCEEDED,
-            ScheduleStatus.FAILED,
+            ScheduleStatus.DEAD,
             ScheduleStatus.UNKNOWN,
             ScheduleStatus.MISSED,
             ScheduleStatus.SCHEDULED,  # a retry, the next occurrence, or a released lease
         }
     ),
     ScheduleStatus.SUCCEEDED: frozenset(),
-    ScheduleStatus.FAILED: frozenset({ScheduleStatus.SCHEDULED}),
+    ScheduleStatus.DEAD: frozenset({ScheduleStatus.SCHEDULED}),
     ScheduleStatus.UNKNOWN: frozenset({ScheduleStatus.SCHEDULED}),
     ScheduleStatus.MISSED: frozenset({ScheduleStatus.SCHEDULED}),
     ScheduleStatus.CANCELLED: frozenset(),
@@ -97,6 +98,27 @@ class Attempt:
     provider_message_id: str | None = None
 
 
+#: Newest entries kept in a schedule's attempt and event histories (recurring schedules would
+#: otherwise grow without bound; MongoDB documents are capped at 16 MB).
+HISTORY_LIMIT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleEvent:
+    """Something that happened to a schedule, for its event log and status webhooks.
+
+    ``type`` is one of scheduled, started, succeeded, retrying, failed, dead, unknown, missed,
+    cancelled; ``id`` is unique (receivers deduplicate on it); ``data`` holds details such as
+    the error code or the retry time, as text.
+    """
+
+    id: str
+    type: str
+    at: datetime
+    attempt_id: str | None = None
+    data: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class Schedule:
     """A unit of time-based work.
@@ -106,7 +128,8 @@ class Schedule:
     when it is next due; ``occurrence`` is the scheduled time of the occurrence being worked on,
     which with the id forms the idempotency key of a delivery. ``idempotency_key`` is the
     client's own key, unique across schedules, when one was given. ``send_by`` is a hard
-    deadline for a one-off: past it, the work is missed rather than done late.
+    deadline for a one-off: past it, the work is missed rather than done late. ``events`` is the
+    schedule's own log; ``callback_url`` receives its status webhooks.
     """
 
     id: str
@@ -129,6 +152,8 @@ class Schedule:
     result: dict[str, str] = field(default_factory=dict)
     last_error: ErrorInfo | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    callback_url: str | None = None
+    events: list[ScheduleEvent] = field(default_factory=list)
 
     @classmethod
     def create(
@@ -147,6 +172,7 @@ class Schedule:
         misfire: MisfirePolicy | None = None,
         send_by: datetime | None = None,
         metadata: dict[str, str] | None = None,
+        callback_url: str | None = None,
     ) -> Schedule:
         """A new schedule in ``scheduled``, first due at ``first_run_at``."""
         if not task_type:
@@ -157,7 +183,7 @@ class Schedule:
             send_by = require_aware(send_by, "send_by")
             if send_by < first:
                 raise ValidationError("send_by must not be before send_at", field="send_by")
-        return cls(
+        schedule = cls(
             id=id,
             task_type=task_type,
             payload=payload,
@@ -174,7 +200,10 @@ class Schedule:
             misfire=misfire or MisfirePolicy(),
             send_by=send_by,
             metadata=dict(metadata or {}),
+            callback_url=callback_url,
         )
+        schedule._emit("scheduled", now, next_run_at=first.isoformat())
+        return schedule
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -206,6 +235,20 @@ class Schedule:
     def attempts_for_occurrence(self) -> list[Attempt]:
         """The finished attempts of the current occurrence, oldest first."""
         return [a for a in self.attempts if a.scheduled_for == self.occurrence]
+
+    def _emit(self, type: str, now: datetime, attempt_id: str | None = None, **data: str) -> None:
+        self.events.append(ScheduleEvent(id=uuid.uuid4().hex, type=type, at=now, attempt_id=attempt_id,
+                                         data=data))
+        del self.events[:-HISTORY_LIMIT]
+
+    def events_after(self, event_id: str | None) -> list[ScheduleEvent]:
+        """The events recorded after the one with ``event_id`` (all of them for None)."""
+        if event_id is None:
+            return list(self.events)
+        for index, event in enumerate(self.events):
+            if event.id == event_id:
+                return self.events[index + 1:]
+        return list(self.events)
 
     # -- transitions -----------------------------------------------------------------------
 
@@ -250,6 +293,7 @@ class Schedule:
                 provider_message_id=provider_message_id,
             )
         )
+        del self.attempts[:-HISTORY_LIMIT]
         self.lease = None
 
     def _require_lease(self, attempt_id: str) -> Lease:
@@ -273,6 +317,14 @@ class Schedule:
             self._move(final, now)
             self.next_run_at = None
 
+    def mark_started(self, *, attempt_id: str, now: datetime) -> None:
+        """The claimed run begins (records the ``started`` event)."""
+        lease = self._require_lease(attempt_id)
+        data = {"owner": lease.owner, "occurrence": (self.occurrence or now).isoformat()}
+        if lease.taken_over_from:
+            data["taken_over_from"] = lease.taken_over_from
+        self._emit("started", now, attempt_id, **data)
+
     def succeed(self, *, attempt_id: str, now: datetime, provider_message_id: str | None = None,
                 result: dict[str, str] | None = None) -> None:
         """The run succeeded: ``succeeded`` for a one-off, the next occurrence for a recurring rule."""
@@ -281,24 +333,31 @@ class Schedule:
         if provider_message_id:
             self.result.setdefault("provider_message_id", provider_message_id)
         self.last_error = None
+        self._emit("succeeded", now, attempt_id, **self.result)
         self._advance_or(ScheduleStatus.SUCCEEDED, now)
 
     def fail(self, *, attempt_id: str, now: datetime, error: ErrorInfo, decision: RetryDecision) -> None:
-        """The run failed: retry at ``decision.retry_at``, or end the occurrence as ``failed``."""
+        """The run failed: retry at ``decision.retry_at``, or the occurrence is dead (dead letter)."""
+        details = {"code": error.code, "message": error.message}
         if decision.retry_at is not None:
             self._finish_attempt(attempt_id, now, "retrying", error=error)
             self.last_error = error
             self._move(ScheduleStatus.SCHEDULED, now)
             self.next_run_at = decision.retry_at
+            self._emit("failed", now, attempt_id, **details)
+            self._emit("retrying", now, attempt_id, retry_at=decision.retry_at.isoformat(), reason=decision.reason)
             return
         self._finish_attempt(attempt_id, now, "failed", error=error)
         self.last_error = error
-        self._advance_or(ScheduleStatus.FAILED, now)
+        self._emit("failed", now, attempt_id, **details)
+        self._emit("dead", now, attempt_id, reason=decision.reason, **details)
+        self._advance_or(ScheduleStatus.DEAD, now)
 
     def outcome_unknown(self, *, attempt_id: str, now: datetime, error: ErrorInfo) -> None:
         """The provider may or may not have the message: park it as ``unknown``, never re-send blindly."""
         self._finish_attempt(attempt_id, now, "unknown", error=error)
         self.last_error = error
+        self._emit("unknown", now, attempt_id, code=error.code, message=error.message)
         self._advance_or(ScheduleStatus.UNKNOWN, now)
 
     def miss(self, *, attempt_id: str, now: datetime, reason: str) -> None:
@@ -307,6 +366,7 @@ class Schedule:
         error = ErrorInfo("missed", reason)
         self._finish_attempt(attempt_id, now, "missed", error=error)
         self.last_error = error
+        self._emit("missed", now, attempt_id, reason=reason)
         self._advance_or(ScheduleStatus.MISSED, now)
         if self.status is ScheduleStatus.SCHEDULED and self.next_run_at is not None and self.next_run_at <= now:
             # Occurrences older than the grace would all be missed too: skip to the next one ahead.
@@ -326,12 +386,25 @@ class Schedule:
             raise InvalidTransition(self.status.value, ScheduleStatus.CANCELLED.value)
         self._move(ScheduleStatus.CANCELLED, now)
         self.next_run_at = None
+        self._emit("cancelled", now)
+
+    def retry_now(self, *, now: datetime) -> None:
+        """An operator re-runs a ``dead``, ``unknown`` or ``missed`` schedule: a new occurrence, due
+        now, with a fresh attempt count (and so a new idempotency key)."""
+        if self.status not in (ScheduleStatus.DEAD, ScheduleStatus.UNKNOWN, ScheduleStatus.MISSED):
+            raise InvalidTransition(self.status.value, "retry")
+        previous = self.status.value
+        self._move(ScheduleStatus.SCHEDULED, now)
+        self.next_run_at = self.occurrence = now
+        self.send_by = None if self.send_by is not None and self.send_by < now else self.send_by
+        self._emit("scheduled", now, next_run_at=now.isoformat(), retried_from=previous)
 
     def copy(self) -> Schedule:
         """A shallow copy with its own attempt list, result and metadata (for in-memory stores)."""
         return replace(
             self,
             attempts=list(self.attempts),
+            events=list(self.events),
             result=dict(self.result),
             metadata=dict(self.metadata),
             payload=dict(self.payload),

@@ -13,8 +13,9 @@ from datetime import timedelta
 
 from cronjob.domain.message import DeliveryError, DeliveryOutcomeUnknown, ErrorInfo
 from cronjob.domain.retry import RetryPolicy
-from cronjob.domain.schedule import Schedule, ScheduleStatus
+from cronjob.domain.schedule import Schedule, ScheduleEvent, ScheduleStatus
 from cronjob.ports.clock import Clock
+from cronjob.ports.events import EventPublisher, NoPublisher
 from cronjob.ports.metrics import Metrics, NullMetrics
 from cronjob.ports.repository import ScheduleRepository
 from cronjob.ports.signal import WorkSignal
@@ -38,6 +39,8 @@ class DispatcherSettings:
     max_in_flight: int = 100
     type_limits: Mapping[str, int] = field(default_factory=dict)
     default_retry: RetryPolicy = RetryPolicy()
+    type_retry: Mapping[str, RetryPolicy] = field(default_factory=dict)
+    retry_unknown: bool = False
     save_attempts: int = 5
 
 
@@ -60,6 +63,7 @@ class Dispatcher:
         *,
         jitter: Callable[[], float] = random.random,
         metrics: Metrics | None = None,
+        publisher: EventPublisher | None = None,
     ) -> None:
         self._repository = repository
         self._handlers = dict(handlers)
@@ -68,6 +72,7 @@ class Dispatcher:
         self._settings = settings
         self._jitter = jitter
         self._metrics = metrics or NullMetrics()
+        self._publisher = publisher or NoPublisher()
         self._in_flight: dict[asyncio.Task[None], str] = {}
         self._by_type: Counter[str] = Counter()
 
@@ -151,13 +156,24 @@ class Dispatcher:
         attempt_id = schedule.lease.attempt_id
         log_context.schedule_id.set(schedule.id)
         log_context.attempt_id.set(attempt_id)
-        renewer = asyncio.create_task(self._keep_lease(schedule.id, attempt_id))
+        # The lease is renewed every third of its length while the run lasts. Most runs end
+        # sooner, so the renewing task is only started (by a timer) once the first renewal is due.
+        renewer: asyncio.Task[None] | None = None
+
+        def start_renewing() -> None:
+            nonlocal renewer
+            renewer = asyncio.create_task(self._keep_lease(schedule.id, attempt_id))
+
+        renewal = asyncio.get_running_loop().call_later(
+            self._settings.lease_for.total_seconds() / 3, start_renewing)
         try:
             reason = schedule.misfire_reason(self._clock.now())
             if reason is not None:
                 schedule.miss(attempt_id=attempt_id, now=self._clock.now(), reason=reason)
                 await self._record(schedule, attempt_id)
             else:
+                schedule.mark_started(attempt_id=attempt_id, now=self._clock.now())
+                await self._publish(schedule, schedule.events[-1:])
                 await self._execute(schedule, attempt_id)
         except asyncio.CancelledError:
             # Shutdown cut the run short: give the claim back so another replica runs it now
@@ -169,9 +185,11 @@ class Dispatcher:
         except Exception:  # never let one run kill the loop; the lease lapses and it is retried
             log.exception("run of schedule %s attempt %s crashed", schedule.id, attempt_id)
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            renewal.cancel()
+            if renewer is not None:
+                renewer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewer
 
     async def _execute(self, schedule: Schedule, attempt_id: str) -> None:
         handler = self._handlers.get(schedule.task_type)
@@ -188,8 +206,11 @@ class Dispatcher:
                     retry_after=exc.retry_after_seconds,
                 )
             except DeliveryOutcomeUnknown as exc:
-                schedule.outcome_unknown(attempt_id=attempt_id, now=self._clock.now(),
-                                         error=ErrorInfo("outcome_unknown", exc.message))
+                if self._settings.retry_unknown:  # opted in: a possible duplicate beats a lost message
+                    self._fail(schedule, attempt_id, ErrorInfo("outcome_unknown", exc.message, True))
+                else:
+                    schedule.outcome_unknown(attempt_id=attempt_id, now=self._clock.now(),
+                                             error=ErrorInfo("outcome_unknown", exc.message))
             except Exception as exc:  # a bug or an unexpected peer: retried under the policy
                 log.exception("handler for %s failed on schedule %s", schedule.task_type, schedule.id)
                 self._fail(schedule, attempt_id, ErrorInfo("internal_error", f"{type(exc).__name__}: {exc}", True))
@@ -204,7 +225,7 @@ class Dispatcher:
         previous = schedule.attempts_for_occurrence
         first_attempt_at = previous[0].started_at if previous else (
             schedule.lease.claimed_at if schedule.lease else now)
-        policy = schedule.retry or self._settings.default_retry
+        policy = schedule.retry or self._settings.type_retry.get(schedule.task_type) or self._settings.default_retry
         decision = policy.decide(
             attempts_made=len(previous) + 1,
             retryable=error.retryable,
@@ -215,8 +236,17 @@ class Dispatcher:
         )
         schedule.fail(attempt_id=attempt_id, now=now, error=error, decision=decision)
 
+    async def _publish(self, schedule: Schedule, events: list[ScheduleEvent]) -> None:
+        if events:
+            try:
+                await self._publisher.publish(schedule, events)
+            except Exception:  # the publisher's contract says it never raises; be safe anyway
+                log.exception("publishing %d event(s) of schedule %s failed", len(events), schedule.id)
+
     async def _record(self, schedule: Schedule, attempt_id: str) -> None:
-        """Write the outcome, fenced; retry a store outage while the lease still holds."""
+        """Write the outcome, fenced; retry a store outage while the lease still holds; then
+        publish the events the run recorded."""
+        recorded = [e for e in schedule.events if e.attempt_id == attempt_id and e.type != "started"]
         delay = 0.2
         for attempt in range(1, self._settings.save_attempts + 1):
             try:
@@ -240,19 +270,24 @@ class Dispatcher:
                                                    last.error.code if last.error else None)
                 if schedule.status is ScheduleStatus.SCHEDULED and schedule.next_run_at is not None:
                     self._signal.notify(schedule.next_run_at)
+                await self._publish(schedule, recorded)
             return
 
     async def _keep_lease(self, schedule_id: str, attempt_id: str) -> None:
-        """Renew the lease every third of its length until cancelled or lost."""
+        """Renew the lease now and then every third of its length until cancelled or lost.
+
+        Started a third of the lease after the claim, so renewals fall at 1/3, 2/3, ... of it.
+        """
         period = self._settings.lease_for.total_seconds() / 3
         while True:
-            await asyncio.sleep(period)
             try:
                 held = await self._repository.renew_lease(
                     schedule_id, attempt_id, self._clock.now() + self._settings.lease_for)
             except Exception:
                 log.warning("could not renew the lease of schedule %s; will try again", schedule_id)
+                await asyncio.sleep(period)
                 continue
             if not held:
                 log.warning("schedule %s attempt %s: lease taken over", schedule_id, attempt_id)
                 return
+            await asyncio.sleep(period)

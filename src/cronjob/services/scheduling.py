@@ -16,6 +16,7 @@ from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware
 from cronjob.domain.trigger_parser import parse_trigger
 from cronjob.ports.clock import Clock
+from cronjob.ports.events import EventPublisher, NoPublisher
 from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository
 from cronjob.ports.signal import WorkSignal
 from cronjob.services.messaging import prepare_whatsapp_payload
@@ -58,6 +59,7 @@ class ScheduleMessageCommand:
     retry: RetryPolicy | None = None
     misfire: MisfirePolicy | None = None
     send_by: datetime | None = None
+    callback_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,7 @@ class CreateScheduleCommand:
     retry: RetryPolicy | None = None
     misfire: MisfirePolicy | None = None
     send_by: datetime | None = None
+    callback_url: str | None = None
 
 
 class TriggerParser(Protocol):
@@ -112,6 +115,7 @@ class SchedulingService:
         default_language: str = "pt_BR",
         preparers: Mapping[str, PayloadPreparer] | None = None,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        publisher: EventPublisher | None = None,
     ) -> None:
         self._repository = repository
         self._clock = clock
@@ -124,6 +128,7 @@ class SchedulingService:
         self._preparers: dict[str, PayloadPreparer] = {WHATSAPP_TEMPLATE: whatsapp, WHATSAPP_TEXT: whatsapp}
         self._preparers.update(preparers or {})
         self._new_id = new_id
+        self._publisher = publisher or NoPublisher()
 
     @property
     def task_types(self) -> list[str]:
@@ -149,7 +154,7 @@ class SchedulingService:
             payload=payload, trigger=OnceTrigger(send_at), first_run_at=send_at, now=now,
             timezone=command.timezone, user_id=command.user_id, idempotency_key=command.idempotency_key,
             retry=command.retry, misfire=command.misfire, send_by=command.send_by,
-            metadata={"send_at": command.send_at_text},
+            metadata={"send_at": command.send_at_text}, callback_url=command.callback_url,
         )
 
     async def create(self, command: CreateScheduleCommand) -> Scheduled:
@@ -173,6 +178,7 @@ class SchedulingService:
             first_run_at=first, now=now, timezone=command.timezone, user_id=command.user_id,
             idempotency_key=command.idempotency_key, retry=command.retry, misfire=command.misfire,
             send_by=command.send_by, metadata={"schedule": command.schedule},
+            callback_url=command.callback_url,
         )
 
     def _check_not_too_old(self, send_at: datetime, now: datetime, text: str) -> None:
@@ -197,6 +203,7 @@ class SchedulingService:
         misfire: MisfirePolicy | None,
         send_by: datetime | None,
         metadata: dict[str, str],
+        callback_url: str | None,
     ) -> Scheduled:
         if idempotency_key:
             existing = await self._repository.get_by_idempotency_key(idempotency_key)
@@ -218,6 +225,7 @@ class SchedulingService:
             misfire=misfire,
             send_by=send_by,
             metadata=metadata,
+            callback_url=callback_url,
         )
         try:
             await self._repository.add(schedule)
@@ -228,6 +236,7 @@ class SchedulingService:
                 raise
             return Scheduled(existing, created=False)
         self._signal.notify(first_run_at)
+        await self._publisher.publish(schedule, schedule.events)
         return Scheduled(schedule, created=True)
 
     async def get(self, schedule_id: str) -> Schedule:
@@ -254,4 +263,22 @@ class SchedulingService:
         if not await self._repository.save(schedule, expected_status=ScheduleStatus.SCHEDULED):
             current = await self.get(schedule_id)
             raise ScheduleConflict(f"schedule {schedule_id} is {current.status.value} and can no longer be cancelled")
+        await self._publisher.publish(schedule, schedule.events[-1:])
+        return schedule
+
+    async def retry(self, schedule_id: str) -> Schedule:
+        """Re-run a ``dead``, ``unknown`` or ``missed`` schedule now (an operator's decision):
+        a new occurrence with a fresh attempt count; :class:`ScheduleConflict` from other statuses."""
+        schedule = await self.get(schedule_id)
+        previous = schedule.status
+        if previous not in (ScheduleStatus.DEAD, ScheduleStatus.UNKNOWN, ScheduleStatus.MISSED):
+            raise ScheduleConflict(
+                f"schedule {schedule_id} is {previous.value}; only dead, unknown or missed schedules can be retried")
+        now = self._clock.now()
+        schedule.retry_now(now=now)
+        if not await self._repository.save(schedule, expected_status=previous):
+            current = await self.get(schedule_id)
+            raise ScheduleConflict(f"schedule {schedule_id} changed meanwhile and is {current.status.value}")
+        self._signal.notify(now)
+        await self._publisher.publish(schedule, schedule.events[-1:])
         return schedule
