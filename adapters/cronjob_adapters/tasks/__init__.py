@@ -1,0 +1,1 @@
+"""Task types: a versioned payload schema and a handler each."""
