@@ -1,0 +1,562 @@
+"""The ``http.request`` task type: one scheduled HTTP call (a sync with an external service, an alert).
+
+Three parts: :class:`HttpRequestPayload` (the payload's schema, version
+:attr:`HttpRequestPayload.VERSION`), :func:`prepare_http_request_payload` (checks a payload when a
+schedule is created) and :class:`HttpRequestHandler` (makes the call when it is due).
+
+**Outcomes.** A status listed in ``expected_status`` (default: any 2xx) is a success. 408, 429 and
+5xx are retryable :class:`DeliveryError` ``http_<status>`` carrying the ``Retry-After`` delay
+(seconds or an HTTP date); any other status is a permanent ``http_<status>``. Connection refused,
+connect timeouts and DNS failures are retryable (``connect_error``, ``connect_timeout``,
+``dns_error``).
+
+**Timeouts after the request was sent are retried, for every method** (``timeout``, and
+``connection_lost`` when the peer hangs up before answering). Unlike WhatsApp, HTTP receivers are
+ours to design: every request carries ``Idempotency-Key: <schedule id>:<occurrence>`` (the same
+on every attempt and redirect hop of an occurrence) so the receiver can recognise a repeat and
+drop it, and the callers of a scheduled sync or alert expect "at least once" rather than an
+``unknown`` schedule that waits for an operator. A receiver that ignores the key may see a
+POST or PATCH twice.
+
+**Where requests may go** (SSRF, see :mod:`cronjob_adapters.tasks.ssrf`): loopback, private,
+link-local, CGNAT, multicast, reserved and cloud metadata destinations are refused unless the
+allow-list (``allow_hosts``) names the host or covers the address: refused before any connection,
+as a permanent ``destination_refused``. The host is resolved once per hop, every address is
+checked, and the connection goes to a checked address (pinning, below). Redirects are followed by
+this module, never by httpx, so each hop goes through the same checks; a redirect to another
+origin drops every header but ``Accept``, ``Accept-Language``, ``Content-Type``,
+``Content-Language`` and ``User-Agent`` (the others may carry credentials), and a redirect from
+https to http is refused.
+
+**Pinning with httpx.** The request goes straight to an ``httpx.AsyncHTTPTransport`` (no
+``AsyncClient``: no environment proxies, no cookies, no automatic redirects) with the URL's host
+replaced by the checked IP address, so httpcore opens the TCP connection to that address and
+makes no DNS query of its own. The ``Host`` header keeps the original ``host[:port]``, and for
+https the request extension ``sni_hostname`` (read by httpcore 1.x, which httpx 0.28 uses) makes
+the TLS handshake send the original name as SNI and verify the certificate against that name, not
+against the IP. Each hop gets its own transport, closed after the answer, so a pooled connection
+made for one name is never reused for another name on the same address.
+
+**Logs** carry the method, the host, the status, the duration, the error code and the schedule
+id: never a header value, a body, a path or a query string (they may hold tokens). Response
+bodies are not read and not stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urljoin
+
+import httpx
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from cronjob import __version__
+from cronjob.domain.errors import ValidationError
+from cronjob.domain.message import DeliveryError
+from cronjob.domain.schedule import Schedule
+from cronjob.ports.tasks import TaskHandler, TaskOutcome
+
+from cronjob_adapters.tasks.ssrf import (
+    MAX_URL_LENGTH,
+    DestinationPolicy,
+    DestinationRefused,
+    IPAddress,
+    ResolutionFailed,
+    Target,
+    parse_url,
+    system_resolver,
+)
+
+log = logging.getLogger(__name__)
+
+TASK_TYPE = "http.request"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+SCHEDULE_HEADER = "Cronjob-Schedule-Id"
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+MAX_HEADERS = 50
+MAX_HEADER_NAME_CHARS = 256
+MAX_HEADER_VALUE_CHARS = 8192
+MAX_HEADER_BYTES = 32 * 1024
+MAX_BODY_BYTES = 256 * 1024
+DEFAULT_TIMEOUT_SECONDS = 10.0
+MAX_TIMEOUT_SECONDS = 120.0
+MAX_REDIRECTS = 5
+MAX_EXPECTED_STATUS = 20
+MAX_RETRY_AFTER_SECONDS = 7 * 24 * 3600.0
+
+#: Headers a payload may not set: hop-by-hop (RFC 9110 7.6.1), the ones that frame the message
+#: (a wrong Content-Length is request smuggling), Host (the URL decides it), and ours.
+FORBIDDEN_HEADERS: frozenset[str] = frozenset({
+    "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
+    "proxy-authenticate", "proxy-authorization", "content-length", "host",
+})
+RESERVED_HEADERS: frozenset[str] = frozenset({IDEMPOTENCY_HEADER.lower(), SCHEDULE_HEADER.lower()})
+#: What survives a redirect to another origin (the other headers may carry credentials).
+REDIRECT_SAFE_HEADERS: frozenset[str] = frozenset(
+    {"accept", "accept-language", "content-type", "content-language", "user-agent"}
+)
+REDIRECT_STATUSES: frozenset[int] = frozenset({301, 302, 303, 307, 308})
+
+_TOKEN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+_HEADER_NAME = re.compile(_TOKEN)
+_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]*$")  # visible ASCII, space and tab: no CR/LF, no NUL
+
+
+# -- the payload -----------------------------------------------------------------------------
+
+
+ExpectedStatus = (
+    Annotated[int, Field(strict=True, ge=100, le=599)]
+    | Annotated[str, StringConstraints(pattern=r"^[1-5][xX][xX]$")]
+)
+
+
+class HttpRequestPayload(BaseModel):
+    """The payload of an http.request schedule (version 1): one HTTP request, and which answers
+    count as success."""
+
+    VERSION: ClassVar[int] = 1
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="HttpRequestPayload")
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = Field(
+        default="GET",
+        description="HTTP method, in capitals: GET, POST, PUT, PATCH, DELETE or HEAD.",
+    )
+    url: str = Field(
+        max_length=MAX_URL_LENGTH,
+        pattern=r"^[hH][tT][tT][pP][sS]?://",
+        description=(
+            f"Absolute http:// or https:// URL, at most {MAX_URL_LENGTH} characters, without "
+            "credentials (send an Authorization header). Loopback, private, link-local, CGNAT, "
+            "multicast, reserved and cloud metadata destinations are refused when the request is "
+            "made unless the service's allow-list names them."
+        ),
+        json_schema_extra={"format": "uri"},
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=MAX_HEADERS,
+        description=(
+            f"Request headers, name to value (at most {MAX_HEADERS}; values visible ASCII, at most "
+            f"{MAX_HEADER_VALUE_CHARS} characters, {MAX_HEADER_BYTES} bytes in all). Not allowed: "
+            "Host, Content-Length, hop-by-hop headers (Connection, Keep-Alive, Proxy-Connection, "
+            "Transfer-Encoding, TE, Trailer, Upgrade, Proxy-Authenticate, Proxy-Authorization), and "
+            f"{IDEMPOTENCY_HEADER}/{SCHEDULE_HEADER}, which the scheduler sets. Values are never "
+            "logged; on a redirect to another origin only Accept, Accept-Language, Content-Type, "
+            "Content-Language and User-Agent are kept."
+        ),
+        json_schema_extra={
+            "propertyNames": {"pattern": _TOKEN, "maxLength": MAX_HEADER_NAME_CHARS},
+            "additionalProperties": {
+                "type": "string", "maxLength": MAX_HEADER_VALUE_CHARS, "pattern": r"^[\t\x20-\x7e]*$",
+            },
+        },
+    )
+    body: str | dict[str, Any] | list[Any] | None = Field(
+        default=None,
+        description=(
+            "Request body: a string is sent as it is (UTF-8; Content-Type text/plain; charset=utf-8 "
+            "unless a Content-Type header is given), an object or array is sent as JSON "
+            "(Content-Type application/json unless given). At most "
+            f"{MAX_BODY_BYTES // 1024} KiB once encoded. Not allowed with GET or HEAD."
+        ),
+    )
+    timeout_seconds: float = Field(
+        default=DEFAULT_TIMEOUT_SECONDS,
+        gt=0,
+        le=MAX_TIMEOUT_SECONDS,
+        description=(
+            "Seconds each request (each redirect hop) may take from DNS resolution to the response "
+            f"headers; more than 0, at most {MAX_TIMEOUT_SECONDS:g}. A timeout is retried."
+        ),
+    )
+    expected_status: list[ExpectedStatus] = Field(
+        default_factory=lambda: ["2xx"],
+        min_length=1,
+        max_length=MAX_EXPECTED_STATUS,
+        description=(
+            "Statuses that mean success: integers (100-599) and classes such as \"2xx\". Default "
+            "[\"2xx\"]. Otherwise 408, 429 and 5xx are retried (after Retry-After when given) and "
+            "any other status fails the run."
+        ),
+    )
+    follow_redirects: bool = Field(
+        default=False,
+        description=(
+            f"Follow 301/302/303/307/308 redirects, at most {MAX_REDIRECTS}; each hop is checked "
+            "like the first URL, https to http is refused, a 303 (and a 301/302 after a POST) "
+            "continues as a GET without body. When false a redirect is an answer like any other, "
+            "judged by expected_status."
+        ),
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parse_url(value)
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        seen: set[str] = set()
+        total = 0
+        for name, text in value.items():
+            lower = name.lower()
+            if not _HEADER_NAME.fullmatch(name) or len(name) > MAX_HEADER_NAME_CHARS:
+                raise ValueError(f"header name {name[:64]!r} is not a valid HTTP token")
+            if lower in FORBIDDEN_HEADERS:
+                raise ValueError(f"header {name!r} may not be set (hop-by-hop, framing or Host)")
+            if lower in RESERVED_HEADERS:
+                raise ValueError(f"header {name!r} is set by the scheduler")
+            if lower in seen:
+                raise ValueError(f"header {name!r} is given twice (names are case-insensitive)")
+            seen.add(lower)
+            # The value's own text is never quoted: it may be a token.
+            if len(text) > MAX_HEADER_VALUE_CHARS:
+                raise ValueError(f"header {name!r} is longer than {MAX_HEADER_VALUE_CHARS} characters")
+            if not _HEADER_VALUE.fullmatch(text):
+                raise ValueError(f"header {name!r} has a character that is not visible ASCII, space or tab")
+            total += len(name) + len(text) + 4
+        if total > MAX_HEADER_BYTES:
+            raise ValueError(f"the headers take more than {MAX_HEADER_BYTES} bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _body(self) -> HttpRequestPayload:
+        if self.body is not None and self.method in ("GET", "HEAD"):
+            raise ValueError(f"a {self.method} request cannot have a body")
+        content, _ = self.encoded_body()
+        if content is not None and len(content) > MAX_BODY_BYTES:
+            raise ValueError(f"the body is larger than {MAX_BODY_BYTES // 1024} KiB once encoded")
+        return self
+
+    def target(self) -> Target:
+        """The parsed URL."""
+        return parse_url(self.url)
+
+    def encoded_body(self) -> tuple[bytes | None, str | None]:
+        """The body's bytes and the Content-Type they go with by default (None, None without body)."""
+        if self.body is None:
+            return None, None
+        if isinstance(self.body, str):
+            return self.body.encode("utf-8"), "text/plain; charset=utf-8"
+        return (
+            json.dumps(self.body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8"),
+            "application/json",
+        )
+
+    def accepts(self, status: int) -> bool:
+        """Whether ``status`` is one of ``expected_status``."""
+        for expected in self.expected_status:
+            if isinstance(expected, int):
+                if status == expected:
+                    return True
+            elif status // 100 == int(expected[0]):
+                return True
+        return False
+
+
+def _domain_error(exc: pydantic.ValidationError) -> ValidationError:
+    """The first error of a pydantic validation as the domain's error, with a dotted field path.
+    Built with ``include_input=False``: a refused value (a token in a header) is never copied."""
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    first = errors[0]
+    path = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more error(s))"
+    return ValidationError(message, field=path)
+
+
+def prepare_http_request_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """Check an ``http.request`` payload when the schedule is created; the payload to store
+    (``model_dump(mode="json")``, defaults filled in). Raises the domain's
+    :class:`ValidationError` naming the field at fault. The destination itself is checked when
+    the request is made (DNS answers change, and the allow-list is the handler's)."""
+    if not isinstance(payload, dict):
+        raise ValidationError("the http.request payload must be an object", field="")
+    try:
+        model = HttpRequestPayload.model_validate(payload)
+    except pydantic.ValidationError as exc:
+        raise _domain_error(exc) from None
+    return model.model_dump(mode="json")
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None;
+    never negative, at most a week."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+# -- the handler -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Hop:
+    """One request of a run: the first, or one after a redirect."""
+
+    method: str
+    target: Target
+    headers: tuple[tuple[str, str], ...]  # the payload's, as they stand after redirects
+    content: bytes | None
+    content_type: str | None  # the default Content-Type of ``content``
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    location: str | None
+    retry_after: str | None
+
+
+class HttpRequestHandler(TaskHandler):
+    """Makes an ``http.request`` schedule's call (see the module's docstring for the rules).
+
+    ``allow_hosts``: host names and addresses/CIDR blocks that may be reached although they are
+    not public (a bad entry is a :class:`ValueError`). ``transport``: the httpx transport to send
+    through (default: a new ``httpx.AsyncHTTPTransport`` per hop, closed after it; an injected
+    one is shared and never closed here, and as it pools connections by address it suits tests
+    and single destinations, not many names behind one address). ``resolver``: ``(host, port) -> [address, ...]``
+    (default: ``loop.getaddrinfo``).
+    """
+
+    task_type = TASK_TYPE
+
+    def __init__(
+        self,
+        *,
+        allow_hosts: Collection[str] = (),
+        transport: httpx.AsyncBaseTransport | None = None,
+        resolver: Callable[[str, int], Awaitable[list[str]]] | None = None,
+        user_agent: str = f"cronjob/{__version__}",
+    ) -> None:
+        self._policy = DestinationPolicy(allow_hosts)
+        self._transport = transport
+        self._resolver = resolver or system_resolver
+        self._user_agent = user_agent
+        self._ssl_context: ssl.SSLContext | None = None if transport is not None else httpx.create_ssl_context()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._policy!r})"
+
+    async def run(self, schedule: Schedule) -> TaskOutcome:
+        try:
+            payload = HttpRequestPayload.model_validate(schedule.payload)
+        except pydantic.ValidationError as exc:
+            error = _domain_error(exc)
+            raise DeliveryError(
+                "invalid_payload", f"{error.field}: {error.message}", retryable=False
+            ) from None
+        content, content_type = payload.encoded_body()
+        hop = _Hop(payload.method, payload.target(), tuple(payload.headers.items()), content, content_type)
+        started = time.monotonic()
+        redirects = 0
+        while True:
+            answer = await self._send(hop, payload.timeout_seconds, schedule, started)
+            if not (payload.follow_redirects and answer.status in REDIRECT_STATUSES and answer.location):
+                break
+            if redirects >= MAX_REDIRECTS:
+                self._log_failure(hop, schedule, started, "too_many_redirects", answer.status)
+                raise DeliveryError(
+                    "too_many_redirects",
+                    f"more than {MAX_REDIRECTS} redirects (the last from {hop.target.host})",
+                    retryable=False, http_status=answer.status, details={"host": hop.target.host},
+                )
+            log.debug("http.request redirect: method=%s host=%s status=%s schedule=%s",
+                      hop.method, hop.target.host, answer.status, schedule.id)
+            hop = self._redirected(hop, answer, schedule, started)
+            redirects += 1
+        elapsed_ms = (time.monotonic() - started) * 1000
+        host = hop.target.host
+        if payload.accepts(answer.status):
+            log.info("http.request done: method=%s host=%s status=%s duration_ms=%.0f redirects=%d schedule=%s",
+                     hop.method, host, answer.status, elapsed_ms, redirects, schedule.id)
+            result = {"status_code": str(answer.status)}
+            if redirects:
+                result["redirects"] = str(redirects)
+            return TaskOutcome(result=result)
+        retryable = answer.status in (408, 429) or 500 <= answer.status <= 599
+        wait = parse_retry_after(answer.retry_after) if retryable else None
+        log.warning("http.request failed: method=%s host=%s status=%s duration_ms=%.0f retryable=%s schedule=%s",
+                    hop.method, host, answer.status, elapsed_ms, retryable, schedule.id)
+        raise DeliveryError(
+            f"http_{answer.status}",
+            f"{host} answered HTTP {answer.status}, not one of the expected statuses",
+            retryable=retryable, http_status=answer.status, retry_after_seconds=wait, details={"host": host},
+        )
+
+    # -- one hop
+
+    async def _send(self, hop: _Hop, timeout: float, schedule: Schedule, started: float) -> _Answer:
+        """Resolve, check, connect to a checked address and return the answer's head; every
+        failure as the :class:`DeliveryError` the module's docstring lists."""
+        host = hop.target.host
+        resolving = True
+        try:
+            async with asyncio.timeout(timeout):
+                addresses = await self._policy.resolve(hop.target, self._resolver)
+                resolving = False
+                for index, address in enumerate(addresses):
+                    try:
+                        return await self._exchange(self._request(hop, address, timeout, schedule))
+                    except httpx.ConnectError:
+                        if index == len(addresses) - 1:
+                            raise
+                        log.debug("http.request connect failed, next address: host=%s schedule=%s",
+                                  host, schedule.id)
+                raise AssertionError("unreachable: resolve() returns at least one address")
+        except DestinationRefused as exc:
+            self._log_failure(hop, schedule, started, "destination_refused", reason=exc.reason)
+            raise DeliveryError(
+                "destination_refused", f"refused to connect to {exc.host}: {exc.reason}",
+                retryable=False, details={"host": exc.host},
+            ) from None
+        except ResolutionFailed as exc:
+            code, message, retryable = "dns_error", f"{exc.host} {exc.reason}", True
+            cause: BaseException = exc
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            code, message, retryable = "connect_timeout", f"no connection to {host} within {timeout:g} s", True
+            cause = exc
+        except httpx.ConnectError as exc:
+            code, message, retryable = "connect_error", f"could not connect to {host} ({_describe(exc)})", True
+            cause = exc
+        except TimeoutError as exc:
+            if resolving:
+                code, message, retryable = "dns_error", f"{host} did not resolve within {timeout:g} s", True
+            else:  # the deadline of the whole hop, like a read timeout below
+                code, message, retryable = "timeout", _no_answer(host, timeout), True
+            cause = exc
+        except httpx.TimeoutException as exc:
+            # Sent, maybe processed: retried anyway, the Idempotency-Key lets the receiver dedupe.
+            code, message, retryable = "timeout", _no_answer(host, timeout), True
+            cause = exc
+        except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+            code, message, retryable = "invalid_request", f"the request could not be made ({type(exc).__name__})", False
+            cause = exc
+        except httpx.TransportError as exc:
+            code, retryable = "connection_lost", True
+            message = (f"{host} closed the connection before answering ({type(exc).__name__}); retried "
+                       f"with the same {IDEMPOTENCY_HEADER}")
+            cause = exc
+        self._log_failure(hop, schedule, started, code)
+        raise DeliveryError(code, message, retryable=retryable, details={"host": host}) from cause
+
+    def _request(self, hop: _Hop, address: IPAddress, timeout: float, schedule: Schedule) -> httpx.Request:
+        """The request for ``hop`` pinned to ``address``: the URL names the address, ``Host``
+        and (https) SNI the original host."""
+        target = hop.target
+        given = {name.lower() for name, _ in hop.headers}
+        headers: list[tuple[str, str]] = [("Host", target.authority)]
+        if "user-agent" not in given:
+            headers.append(("User-Agent", self._user_agent))
+        headers.extend(hop.headers)
+        if hop.content is not None and hop.content_type and "content-type" not in given:
+            headers.append(("Content-Type", hop.content_type))
+        headers.append((IDEMPOTENCY_HEADER, schedule.delivery_key))
+        headers.append((SCHEDULE_HEADER, schedule.id))
+        extensions: dict[str, Any] = {
+            "timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout},
+        }
+        if target.scheme == "https" and target.address is None:
+            extensions["sni_hostname"] = target.host
+        return httpx.Request(
+            hop.method, target.url_for(address), headers=headers, content=hop.content, extensions=extensions
+        )
+
+    async def _exchange(self, request: httpx.Request) -> _Answer:
+        """Send through the transport and keep the answer's head; the body is never read."""
+        transport = self._transport
+        if transport is None:
+            transport = httpx.AsyncHTTPTransport(verify=self._ssl_context, trust_env=False, retries=0)
+        try:
+            response = await transport.handle_async_request(request)
+            try:
+                return _Answer(
+                    response.status_code, response.headers.get("location"), response.headers.get("retry-after")
+                )
+            finally:
+                await response.aclose()
+        finally:
+            if transport is not self._transport:
+                await transport.aclose()
+
+    def _redirected(self, hop: _Hop, answer: _Answer, schedule: Schedule, started: float) -> _Hop:
+        """The next hop after a redirect ``answer`` (checked when it is sent, like the first)."""
+        assert answer.location is not None
+        try:
+            target = parse_url(urljoin(hop.target.url, answer.location))
+        except ValueError as exc:
+            self._log_failure(hop, schedule, started, "invalid_redirect", answer.status)
+            raise DeliveryError(
+                "invalid_redirect", f"{hop.target.host} redirected to an unusable URL: {exc}",
+                retryable=False, http_status=answer.status, details={"host": hop.target.host},
+            ) from None
+        if hop.target.scheme == "https" and target.scheme == "http":
+            self._log_failure(hop, schedule, started, "redirect_refused", answer.status)
+            raise DeliveryError(
+                "redirect_refused", f"{hop.target.host} redirected from https to http ({target.host})",
+                retryable=False, http_status=answer.status, details={"host": hop.target.host},
+            )
+        method, content, content_type, headers = hop.method, hop.content, hop.content_type, hop.headers
+        if (answer.status == 303 and method != "HEAD") or (answer.status in (301, 302) and method == "POST"):
+            method, content, content_type = "GET", None, None
+            headers = tuple((n, v) for n, v in headers if n.lower() not in ("content-type", "content-language"))
+        if target.origin != hop.target.origin:
+            headers = tuple((n, v) for n, v in headers if n.lower() in REDIRECT_SAFE_HEADERS)
+        return replace(hop, method=method, target=target, headers=headers, content=content, content_type=content_type)
+
+    @staticmethod
+    def _log_failure(hop: _Hop, schedule: Schedule, started: float, code: str, status: int | None = None,
+                     reason: str | None = None) -> None:
+        log.warning(
+            "http.request failed: method=%s host=%s status=%s code=%s duration_ms=%.0f schedule=%s%s",
+            hop.method, hop.target.host, status if status is not None else "-", code,
+            (time.monotonic() - started) * 1000, schedule.id, f" reason={reason}" if reason else "",
+        )
+
+
+def _no_answer(host: str, timeout: float) -> str:
+    return (f"no answer from {host} within {timeout:g} s; retried with the same {IDEMPOTENCY_HEADER} "
+            "so that the receiver can drop a duplicate")
+
+
+def _describe(exc: httpx.ConnectError) -> str:
+    """A connect error's kind without its text (which can name the pinned address and port)."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return "TLS certificate not trusted"
+    if isinstance(cause, ssl.SSLError) or "SSL" in str(exc):
+        return "TLS handshake failed"
+    if isinstance(cause, ConnectionRefusedError) or "refused" in str(exc).lower():
+        return "connection refused"
+    return type(exc).__name__
