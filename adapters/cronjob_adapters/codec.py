@@ -154,6 +154,7 @@ class ScheduleCodec:
                 {"id": e.id, "type": e.type, "at": _dt(e.at), "attempt_id": e.attempt_id, "data": dict(e.data)}
                 for e in schedule.events
             ],
+            "delivery": dict(schedule.delivery),
         }
         if schedule.idempotency_key:
             doc["idempotency_key"] = schedule.idempotency_key
@@ -208,4 +209,5 @@ class ScheduleCodec:
                               attempt_id=e.get("attempt_id"), data=dict(e.get("data") or {}))
                 for e in doc.get("events") or []
             ],
+            delivery=dict(doc.get("delivery") or {}),
         )

@@ -6,18 +6,21 @@ unconfigured | recording; ``engine``: timer | rocketry); tests override single p
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
 from dependency_injector import containers, providers
+from pydantic import SecretStr
 
 from cronjob.ports.clock import SystemClock
 from cronjob.ports.engine import SchedulerEngine
 from cronjob.ports.repository import ScheduleRepository
+from cronjob.services.delivery_status import DeliveryStatusService
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.health import HealthService
 from cronjob.services.messaging import WhatsAppMessageHandler
-from cronjob.services.scheduling import WHATSAPP_TEMPLATE, WHATSAPP_TEXT, SchedulingService
+from cronjob.services.scheduling import SchedulingService
 from cronjob_adapters.codec import ScheduleCodec
 from cronjob_adapters.engine.timer import AsyncioTimerEngine
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
@@ -31,7 +34,13 @@ from cronjob_adapters.web.auth import bearer_tokens
 from cronjob_adapters.web.probes import MetricsRenderer, create_probe_app
 from cronjob_adapters.whatsapp.sender import WhatsAppCloudSender
 from cronjob_bootstrap.settings import Settings
+from cronjob_bootstrap.tasks import build_registry, follow_up_scheduler
 from cronjob_bootstrap.triggers import default_trigger_parser
+from cronjob_adapters.tasks.registry import TaskRegistry
+from cronjob_adapters.tasks.http_request import HttpRequestHandler
+from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
+from cronjob_adapters.webhooks.delivery import WebhookDeliveryHandler
+from cronjob_adapters.webhooks.publisher import WebhookPublisher
 
 
 def _metrics_renderer(metrics: PrometheusMetrics, repository: ScheduleRepository) -> MetricsRenderer:
@@ -52,6 +61,27 @@ def _rocketry_engine(*args: Any, **kwargs: Any) -> SchedulerEngine:
     return RocketryEngine(*args, **kwargs)
 
 
+def _secret(value: SecretStr | None) -> str | None:
+    """A secret setting's text; None when unset or empty."""
+    return (value.get_secret_value() or None) if value is not None else None
+
+
+def _handlers(registry: TaskRegistry, webhook_delivery: WebhookDeliveryHandler) -> dict[str, Any]:
+    """What the dispatcher runs: the registered task types plus the internal ``webhook.delivery``
+    (created by the webhook publisher only, never through the API)."""
+    return {**registry.handlers(), WEBHOOK_DELIVERY: webhook_delivery}
+
+
+def _webhook_handler(settings: Settings, **kwargs: Any) -> WebhookDeliveryHandler:
+    """The delivery handler, signing with every configured secret; says so at start-up when
+    webhooks are subscribed but cannot be signed (each delivery then fails with webhook_secret_missing)."""
+    if settings.webhook_url_list and not settings.webhook_secrets:
+        logging.getLogger("cronjob").warning(
+            "CRONJOB_WEBHOOK_URLS is set but CRONJOB_WEBHOOK_SECRET is not: status webhooks will fail "
+            "with webhook_secret_missing")
+    return WebhookDeliveryHandler(secrets=settings.webhook_secrets, **kwargs)
+
+
 def _grace(value: float) -> timedelta | None:
     """A misfire grace in seconds; 0 means none (late work always runs)."""
     return timedelta(seconds=value) if value > 0 else None
@@ -61,6 +91,8 @@ class Container(containers.DeclarativeContainer):
     """Wires ports to adapters. ``config`` is filled from :class:`Settings` by :func:`build_container`."""
 
     config = providers.Configuration()
+    #: The validated settings object (set by :func:`build_container`).
+    settings = providers.Dependency(instance_of=Settings)
 
     clock = providers.Singleton(SystemClock)
     trigger_parser = providers.Singleton(default_trigger_parser)
@@ -90,6 +122,17 @@ class Container(containers.DeclarativeContainer):
 
     signal = providers.Singleton(InProcessWorkSignal, clock)
 
+    whatsapp_handler = providers.Singleton(WhatsAppMessageHandler, sender)
+    #: How routines schedule follow-up tasks; bound to ``scheduling`` by :func:`build_container`
+    #: (the service depends on the registry, so the registry gets it lazily).
+    follow_up = providers.Object(None)
+    task_registry = providers.Singleton(build_registry, settings, whatsapp_handler, repository, clock, follow_up)
+
+    #: Status webhooks: each (event, subscriber) becomes a ``webhook.delivery`` job.
+    publisher = providers.Singleton(
+        WebhookPublisher, repository, clock, signal,
+        global_urls=settings.provided.webhook_url_list, events=settings.provided.webhook_event_filter)
+
     scheduling = providers.Singleton(
         SchedulingService,
         repository,
@@ -99,14 +142,19 @@ class Container(containers.DeclarativeContainer):
         past_grace=providers.Callable(_seconds, config.past_grace_seconds),
         one_off_misfire_grace=providers.Callable(_grace, config.misfire_grace_seconds),
         default_language=config.whatsapp_language,
+        preparers=providers.Callable(TaskRegistry.preparers, task_registry),
+        publisher=publisher,
     )
     health = providers.Singleton(
         HealthService, repository, clock, stall_after=providers.Callable(_seconds, config.loop_stall_seconds))
     metrics = providers.Singleton(PrometheusMetrics)
     render_metrics = providers.Callable(_metrics_renderer, metrics, repository)
 
-    whatsapp_handler = providers.Singleton(WhatsAppMessageHandler, sender)
-    handlers = providers.Dict({WHATSAPP_TEMPLATE: whatsapp_handler, WHATSAPP_TEXT: whatsapp_handler})
+    webhook_handler = providers.Singleton(
+        _webhook_handler, settings,
+        sender=providers.Singleton(HttpRequestHandler, allow_hosts=settings.provided.allow_hosts),
+        clock=clock, metrics=metrics)
+    handlers = providers.Callable(_handlers, task_registry, webhook_handler)
 
     dispatcher = providers.Singleton(
         Dispatcher,
@@ -121,8 +169,11 @@ class Container(containers.DeclarativeContainer):
             batch_size=config.batch_size,
             max_in_flight=config.max_in_flight,
             type_limits=config.type_limits,
+            type_retry=providers.Callable(TaskRegistry.default_retries, task_registry),
+            retry_unknown=config.retry_unknown,
         ),
         metrics=metrics,
+        publisher=publisher,
     )
     engine = providers.Selector(
         config.engine,
@@ -146,6 +197,8 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
+    delivery_status = providers.Singleton(DeliveryStatusService, repository, clock)
+
     api_services = providers.Singleton(
         ApiServices,
         scheduling=scheduling,
@@ -154,6 +207,11 @@ class Container(containers.DeclarativeContainer):
         default_timezone=config.default_timezone,
         max_body_bytes=config.max_body_bytes,
         render_metrics=render_metrics,
+        whatsapp_app_secret=config.whatsapp_app_secret,
+        whatsapp_verify_token=config.whatsapp_verify_token,
+        delivery_status=delivery_status,
+        task_types=task_registry,
+        webhook_deliveries=publisher.provided.deliveries,
     )
     app = providers.Singleton(create_app, api_services)
     auth = providers.Singleton(bearer_tokens, config.tokens)
@@ -176,6 +234,8 @@ def build_container(settings: Settings, *, tokens: list[str] | None = None) -> C
         "whatsapp_timeout_seconds": settings.whatsapp_timeout_seconds,
         "whatsapp_missing": settings.whatsapp_missing,
         "whatsapp_language": settings.whatsapp_language,
+        "whatsapp_app_secret": _secret(settings.whatsapp_app_secret),
+        "whatsapp_verify_token": _secret(settings.whatsapp_verify_token),
         "past_grace_seconds": settings.past_grace_seconds,
         "misfire_grace_seconds": settings.misfire_grace_seconds,
         "type_limits": settings.task_type_limits,
@@ -190,5 +250,9 @@ def build_container(settings: Settings, *, tokens: list[str] | None = None) -> C
         "default_timezone": settings.default_timezone,
         "max_body_bytes": settings.max_body_bytes,
         "loop_stall_seconds": settings.loop_stall_seconds,
+        "retry_unknown": settings.retry_unknown,
     })
+    container.settings.override(settings)
+    container.follow_up.override(providers.Callable(
+        follow_up_scheduler, container.scheduling.provider, container.clock, settings.default_timezone))
     return container

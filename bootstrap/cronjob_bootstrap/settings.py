@@ -19,6 +19,8 @@ from pydantic_settings import (
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.zones import load_zone
+from cronjob_adapters.tasks.ssrf import parse_url
+from cronjob_adapters.webhooks.publisher import parse_event_filter
 
 
 def parse_type_limits(text: str) -> dict[str, int]:
@@ -30,6 +32,11 @@ def parse_type_limits(text: str) -> dict[str, int]:
             raise ValueError(f"expected <task type>=<positive integer>, got {item!r}")
         limits[name.strip()] = int(number)
     return limits
+
+
+def _split(text: str) -> list[str]:
+    """A comma-separated setting's items, stripped, empty ones dropped."""
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 class SettingFileError(ValueError):
@@ -83,6 +90,27 @@ class Settings(BaseSettings):
     whatsapp_api_version: str = "v23.0"
     whatsapp_language: str = "pt_BR"
     whatsapp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    whatsapp_app_secret: SecretStr | None = Field(
+        default=None, description="Meta app secret: checks X-Hub-Signature-256 of the status webhooks.")
+    whatsapp_verify_token: SecretStr | None = Field(
+        default=None, description="Token of Meta's webhook verification handshake (hub.verify_token).")
+    smtp_host: str | None = Field(default=None, description="SMTP server of the email task; unset: email disabled.")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_use_tls: bool = False
+    smtp_from: str | None = Field(default=None, description="Sender address of the email task.")
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    http_allow_hosts: str = Field(
+        default="", description="Comma-separated hosts/CIDRs that http.request and webhooks may reach even "
+                                "though they are loopback, private or link-local.")
+    retry_unknown: bool = Field(default=False, description="Retry sends whose outcome is unknown (may duplicate).")
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Comma-separated secrets signing status webhooks (each listed one signs: rotation); "
+                                  "unset: deliveries fail with webhook_secret_missing.")
+    webhook_urls: str = Field(default="", description="Comma-separated http(s) URLs receiving every schedule's status webhooks.")
+    webhook_events: str = Field(default="", description="Comma-separated events sent as webhooks; empty: all.")
     data_dir: Path = Path("var")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -132,6 +160,22 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("webhook_urls")
+    @classmethod
+    def _webhook_urls(cls, value: str) -> str:
+        for index, url in enumerate(_split(value), start=1):
+            try:
+                parse_url(url)
+            except ValueError as exc:  # the message never repeats the URL (it may hold a token)
+                raise ValueError(f"URL #{index}: {exc}") from None
+        return value
+
+    @field_validator("webhook_events")
+    @classmethod
+    def _webhook_events(cls, value: str) -> str:
+        parse_event_filter(value)
+        return value
+
     @field_validator("type_limits")
     @classmethod
     def _limits(cls, value: str) -> str:
@@ -142,6 +186,26 @@ class Settings(BaseSettings):
     def task_type_limits(self) -> dict[str, int]:
         """``type_limits`` as a mapping."""
         return parse_type_limits(self.type_limits)
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        """The secrets that sign status webhooks (empty: none configured)."""
+        return _split(self.webhook_secret.get_secret_value()) if self.webhook_secret else []
+
+    @property
+    def webhook_url_list(self) -> list[str]:
+        """The global webhook subscribers."""
+        return _split(self.webhook_urls)
+
+    @property
+    def webhook_event_filter(self) -> set[str] | None:
+        """The events sent as webhooks (None: all)."""
+        return parse_event_filter(self.webhook_events)
+
+    @property
+    def allow_hosts(self) -> list[str]:
+        """``http_allow_hosts`` as a list."""
+        return [h.strip() for h in self.http_allow_hosts.split(",") if h.strip()]
 
     @property
     def store(self) -> Literal["mongodb", "sqlite"]:

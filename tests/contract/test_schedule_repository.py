@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from datetime import UTC, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -209,3 +212,114 @@ async def test_claims_can_be_limited_to_task_types(store: StoreFactory) -> None:
     assert await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10, task_types=[]) == []
     rest = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10)
     assert sorted(s.id for s in rest) == sorted(s.id for s in emails)
+
+
+async def test_get_by_provider_message_id_finds_the_latest_send(store: StoreFactory) -> None:
+    repo = await store()
+    sent, waiting = one_off(), one_off()
+    for schedule in (sent, waiting):
+        await repo.add(schedule)
+    assert await repo.get_by_provider_message_id("wamid.A") is None
+    claimed = [c for c in await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10) if c.id == sent.id]
+    [running] = claimed
+    assert running.lease is not None
+    running.succeed(attempt_id=running.lease.attempt_id, now=T0, provider_message_id="wamid.A",
+                    result={"wamid": "wamid.A"})
+    assert await repo.save(running, expected_status=ScheduleStatus.RUNNING,
+                           attempt_id=running.attempts[-1].attempt_id)
+    found = await repo.get_by_provider_message_id("wamid.A")
+    assert found is not None and found.id == sent.id and found == await repo.get(sent.id)
+    assert await repo.get_by_provider_message_id("wamid.unknown") is None
+
+    # Delivery statuses are kept with the schedule...
+    assert found.record_delivery_status(status="delivered", at=T0 + timedelta(seconds=2),
+                                        now=T0 + timedelta(seconds=3))
+    assert await repo.save(found, expected_status=ScheduleStatus.SUCCEEDED)
+    assert await repo.get_by_provider_message_id("wamid.A") == found
+    # ...and a later send replaces the id the schedule is found by.
+    found.result = {"wamid": "wamid.B", "provider_message_id": "wamid.B"}
+    assert await repo.save(found, expected_status=ScheduleStatus.SUCCEEDED)
+    assert await repo.get_by_provider_message_id("wamid.A") is None
+    again = await repo.get_by_provider_message_id("wamid.B")
+    assert again is not None and again.id == sent.id and again.delivery["status"] == "delivered"
+
+
+async def test_an_sqlite_file_from_before_the_message_id_column_is_upgraded(tmp_path: Path) -> None:
+    from cronjob_adapters.codec import ScheduleCodec
+    from cronjob_adapters.sqlite.repository import SqliteScheduleRepository
+    from cronjob_bootstrap.triggers import default_trigger_parser
+
+    codec = ScheduleCodec(default_trigger_parser())
+    schedule = one_off()
+    schedule.claim(owner="r1", attempt_id="a1", now=T0, until=T0 + LEASE)
+    schedule.succeed(attempt_id="a1", now=T0, provider_message_id="wamid.OLD")
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:  # the table as the previous release created it
+        conn.execute("CREATE TABLE schedules (id TEXT PRIMARY KEY, status TEXT NOT NULL,"
+                     " next_run_at INTEGER, lease_until INTEGER, lease_attempt_id TEXT,"
+                     " idempotency_key TEXT UNIQUE, created_at INTEGER NOT NULL,"
+                     " task_type TEXT NOT NULL, doc TEXT NOT NULL)")
+        conn.execute("INSERT INTO schedules (id, status, created_at, task_type, doc) VALUES (?, ?, 0, ?, ?)",
+                     (schedule.id, schedule.status.value, schedule.task_type,
+                      json.dumps(codec.to_document(schedule), default=str)))
+    conn.close()
+    repo = SqliteScheduleRepository(path, codec)
+    try:
+        await repo.initialize()
+        await repo.initialize()  # idempotent
+        found = await repo.get_by_provider_message_id("wamid.OLD")
+        assert found is not None and found.id == schedule.id
+        fresh = one_off()
+        await repo.add(fresh)
+        assert await repo.get_by_provider_message_id("wamid.unknown") is None
+    finally:
+        await repo.close()
+    with sqlite3.connect(path) as conn:
+        indexes = {row[1] for row in conn.execute("PRAGMA index_list(schedules)")}
+    conn.close()
+    assert "schedules_provider_message_id" in indexes
+
+
+async def test_delete_finished_removes_only_old_finished_work(store: StoreFactory) -> None:
+    repo = await store()
+    long_ago = T0 - timedelta(days=40)
+    old_done = one_off(long_ago, idempotency_key="old-done")
+    old_cancelled = one_off(now=long_ago)
+    recent = one_off(now=long_ago)
+    pending = one_off(now=long_ago)
+    for schedule in (old_done, old_cancelled, recent, pending):
+        await repo.add(schedule)
+    for schedule, when in ((old_cancelled, long_ago), (recent, T0 - timedelta(hours=1))):
+        copy = schedule.copy()
+        copy.cancel(now=when)
+        assert await repo.save(copy, expected_status=ScheduleStatus.SCHEDULED)
+    [claimed] = await repo.claim_due(now=long_ago, owner="r", lease_for=LEASE, limit=1)
+    assert claimed.id == old_done.id and claimed.lease is not None
+    claimed.succeed(attempt_id=claimed.lease.attempt_id, now=long_ago)
+    assert await repo.save(claimed, expected_status=ScheduleStatus.RUNNING,
+                           attempt_id=claimed.attempts[-1].attempt_id)
+    with pytest.raises(ValueError):
+        await repo.delete_finished(before=T0, statuses=[ScheduleStatus.SCHEDULED], limit=10)
+    deleted = await repo.delete_finished(before=T0 - timedelta(days=30),
+                                         statuses=[ScheduleStatus.SUCCEEDED, ScheduleStatus.CANCELLED], limit=10)
+    assert deleted == 2
+    assert {s.id for s in await repo.list(limit=10)} == {recent.id, pending.id}
+    assert await repo.get_by_idempotency_key("old-done") is None
+    assert await repo.delete_finished(before=T0, statuses=[ScheduleStatus.CANCELLED], limit=10) == 1
+
+
+async def test_save_can_be_conditional_on_the_version_read(store: StoreFactory) -> None:
+    repo = await store()
+    schedule = one_off()
+    await repo.add(schedule)
+    loaded = await repo.get(schedule.id)
+    assert loaded is not None
+    first, second = loaded.copy(), loaded.copy()
+    first.metadata["writer"] = "first"
+    first.updated_at = T0 + timedelta(seconds=1)
+    assert await repo.save(first, expected_status=ScheduleStatus.SCHEDULED, expected_updated_at=loaded.updated_at)
+    second.metadata["writer"] = "second"  # read the same version: now stale
+    assert not await repo.save(second, expected_status=ScheduleStatus.SCHEDULED,
+                               expected_updated_at=loaded.updated_at)
+    stored = await repo.get(schedule.id)
+    assert stored is not None and stored.metadata["writer"] == "first"

@@ -82,5 +82,7 @@ class AsyncioTimerEngine(SchedulerEngine):
         seconds = (next_due - self._clock.now()).total_seconds()
         if seconds <= 0 and self._dispatcher.types_at_limit:
             return self._poll_interval  # due work of a type at its limit: a finishing run signals
-        # Due but lost to another replica's claim a moment ago: look again shortly.
-        return min(max(seconds, 0.01), self._poll_interval)
+        if seconds <= 0:
+            # Due but lost to another replica's claim a moment ago: look again shortly.
+            return min(0.01, self._poll_interval)
+        return min(seconds, self._poll_interval)  # wake at the due time itself, not up to 10 ms late

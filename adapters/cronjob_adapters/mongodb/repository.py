@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
@@ -15,7 +16,12 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError
 from pymongo.write_concern import WriteConcern
 
 from cronjob.domain.schedule import Lease, Schedule, ScheduleStatus
-from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository, StoreUnavailable
+from cronjob.ports.repository import (
+    DuplicateSchedule,
+    ScheduleRepository,
+    StoreUnavailable,
+    check_finished,
+)
 
 from cronjob_adapters.codec import ScheduleCodec, lease_document, to_millis
 
@@ -31,6 +37,8 @@ INDEXES = [
     IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at_id"),
     IndexModel([("idempotency_key", ASCENDING)], name="idempotency_key_unique", unique=True,
                partialFilterExpression={"idempotency_key": {"$type": "string"}}),
+    IndexModel([("result.provider_message_id", ASCENDING)], name="result_provider_message_id",
+               partialFilterExpression={"result.provider_message_id": {"$type": "string"}}),
 ]
 
 _SCHEDULED = ScheduleStatus.SCHEDULED.value
@@ -150,6 +158,13 @@ class MongoScheduleRepository(ScheduleRepository):
             doc = await self._schedules.find_one(_key_filter(key))
         return self._codec.from_document(doc) if doc else None
 
+    async def get_by_provider_message_id(self, message_id: str) -> Schedule | None:
+        # The ``$type`` condition matches the partial index's filter, so the index serves the query.
+        query = {"result.provider_message_id": {"$eq": message_id, "$type": "string"}}
+        async with _reachable():
+            doc = await self._schedules.find_one(query, sort=[("created_at", DESCENDING)])
+        return self._codec.from_document(doc) if doc else None
+
     async def list(
         self, *, status: ScheduleStatus | None = None, limit: int = 100, offset: int = 0
     ) -> list[Schedule]:
@@ -232,6 +247,7 @@ class MongoScheduleRepository(ScheduleRepository):
             types["$in"] = list(task_types)
         if exclude_types:
             types["$nin"] = list(exclude_types)
+        started = time.monotonic()
         async with _reachable():
             candidates = await self._due(now, limit, {"task_type": types} if types else {})
             if not candidates:
@@ -242,6 +258,15 @@ class MongoScheduleRepository(ScheduleRepository):
                 return []
             won = {"_id": {"$in": [doc["_id"] for doc in candidates]},
                    "lease.attempt_id": {"$in": [attempt_id for _, attempt_id in claims]}}
+            late = timedelta(seconds=time.monotonic() - started)
+            if late > lease_for / 3:
+                # The claim took long (e.g. it waited for a server that was down): its leases,
+                # ``now + lease_for``, may have lapsed already and be claimable by another replica
+                # while this one runs them. Re-grant them from the time they were won; a lease
+                # taken over meanwhile no longer carries our attempt id and is not returned.
+                await self._schedules.update_many(
+                    {**won, "status": _RUNNING},
+                    {"$set": {"lease.until": to_millis(now + late + lease_for)}})
             docs = await self._schedules.find(won).to_list()
         order = {doc["_id"]: index for index, doc in enumerate(candidates)}
         docs.sort(key=lambda doc: order[doc["_id"]])
@@ -265,14 +290,35 @@ class MongoScheduleRepository(ScheduleRepository):
         return candidates[:limit]
 
     async def save(
-        self, schedule: Schedule, *, expected_status: ScheduleStatus, attempt_id: str | None = None
+        self,
+        schedule: Schedule,
+        *,
+        expected_status: ScheduleStatus,
+        attempt_id: str | None = None,
+        expected_updated_at: datetime | None = None,
     ) -> bool:
         guard: Document = {"_id": schedule.id, "status": expected_status.value}
         if attempt_id is not None:
             guard["lease.attempt_id"] = attempt_id
+        if expected_updated_at is not None:
+            guard["updated_at"] = to_millis(expected_updated_at)
         async with _reachable():
             result = await self._schedules.replace_one(guard, self._codec.to_document(schedule))
         return result.matched_count == 1
+
+    async def delete_finished(
+        self, *, before: datetime, statuses: Collection[ScheduleStatus], limit: int
+    ) -> int:
+        wanted = [s.value for s in check_finished(statuses)]
+        if not wanted or limit <= 0:
+            return 0
+        query = {"status": {"$in": wanted}, "updated_at": {"$lt": to_millis(before)}}
+        async with _reachable():
+            ids = [doc["_id"] for doc in await self._schedules.find(query, {"_id": 1}).limit(limit).to_list()]
+            if not ids:
+                return 0
+            result = await self._schedules.delete_many({"_id": {"$in": ids}, **query})
+        return result.deleted_count
 
     async def renew_lease(self, schedule_id: str, attempt_id: str, until: datetime) -> bool:
         guard = {"_id": schedule_id, "status": _RUNNING, "lease.attempt_id": attempt_id}

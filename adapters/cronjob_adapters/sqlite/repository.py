@@ -9,8 +9,11 @@ other threads or processes are serialised by SQLite itself (waiting up to ``busy
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +23,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cronjob.domain.schedule import Schedule, ScheduleStatus
-from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository, StoreUnavailable
+from cronjob.ports.repository import (
+    DuplicateSchedule,
+    ScheduleRepository,
+    StoreUnavailable,
+    check_finished,
+)
 
 from cronjob_adapters.codec import ScheduleCodec, to_millis
 
@@ -38,12 +46,28 @@ _SCHEMA = (
         idempotency_key TEXT UNIQUE,
         created_at INTEGER NOT NULL,
         task_type TEXT NOT NULL,
+        provider_message_id TEXT,
         doc TEXT NOT NULL
     )""",
-    "CREATE INDEX IF NOT EXISTS schedules_due ON schedules (status, next_run_at)",
+    # With ``id`` last, the claim's ORDER BY next_run_at, id is read straight off the index and
+    # stops at its LIMIT, even when thousands of schedules share one next_run_at (a burst).
+    "CREATE INDEX IF NOT EXISTS schedules_due_at ON schedules (status, next_run_at, id)",
+    "DROP INDEX IF EXISTS schedules_due",  # its predecessor, without ``id``
     "CREATE INDEX IF NOT EXISTS schedules_lease ON schedules (status, lease_until)",
     "CREATE INDEX IF NOT EXISTS schedules_created ON schedules (created_at, id)",
 )
+
+
+def _add_provider_message_id(conn: sqlite3.Connection) -> None:
+    """Give a database made before the ``provider_message_id`` column that column (filled from
+    the stored documents) and its index. Idempotent; runs in ``initialize``'s transaction."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(schedules)")}
+    if "provider_message_id" not in columns:
+        conn.execute("ALTER TABLE schedules ADD COLUMN provider_message_id TEXT")
+        conn.execute("UPDATE schedules SET provider_message_id ="
+                     " json_extract(doc, '$.result.provider_message_id')")
+    conn.execute("CREATE INDEX IF NOT EXISTS schedules_provider_message_id"
+                 " ON schedules (provider_message_id)")
 
 # Due work, through the two status indexes; each branch is limited before the merge. Lapsed
 # leases are sorted by their due time too: there are few (at most the runs in flight at a crash).
@@ -96,14 +120,55 @@ def _from_ms(value: int | None) -> datetime | None:
     return None if value is None else _EPOCH + value * _MS
 
 
+#: A fenced write of a whole schedule (``save``); the id and idempotency key never change, so
+#: neither column is written.
+_SAVE = (
+    "UPDATE schedules SET status = :status, next_run_at = :next_run_at,"
+    " lease_until = :lease_until, lease_attempt_id = :lease_attempt_id,"
+    " created_at = :created_at, task_type = :task_type,"
+    " provider_message_id = :provider_message_id, doc = :doc"
+    " WHERE id = :id AND status = :expected_status"
+)
+_FENCE = " AND lease_attempt_id = :expected_attempt"
+
+#: A claim, in place: what ``Schedule.claim`` changes (status, lease, updated_at), encoded as the
+#: codec encodes it, without decoding and re-encoding the whole document while the write lock is
+#: held. ``taken_over_from`` is the previous owner when a lapsed lease is taken over. (The
+#: contract suite checks that what a claim returns equals what is stored.)
+_CLAIM_IN_PLACE = (
+    "UPDATE schedules SET status = 'running', lease_until = :until_ms, lease_attempt_id = :attempt_id,"
+    " doc = json_set(doc, '$.status', 'running', '$.updated_at', :claimed_at,"
+    " '$.lease', json_object('owner', :owner, 'attempt_id', :attempt_id, 'claimed_at', :claimed_at,"
+    " 'until', :until, 'taken_over_from',"
+    " CASE WHEN status = 'running' THEN json_extract(doc, '$.lease.owner') END))"
+    " WHERE id = :id"
+)
+_CLAIM_WHOLE = (
+    "UPDATE schedules SET status = :status, lease_until = :lease_until,"
+    " lease_attempt_id = :lease_attempt_id, doc = :doc WHERE id = :id"
+)
+
+#: A write waiting for the next group commit: its work, what to do with the work's result once
+#: committed (outside the transaction), and the caller's future for the result.
+_Write = tuple[Callable[[sqlite3.Connection], Any], "Callable[[Any], Any] | None", "asyncio.Future[Any]"]
+
+
+def _attempt_ids(count: int) -> list[str]:
+    """``count`` fresh attempt ids (random UUIDs as 32 hex digits)."""
+    return [uuid.uuid4().hex for _ in range(count)]
+
+
 def _json_default(value: object) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+_ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(",", ":"))
+
+
 def _dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(doc)  # what json.dumps(doc, <same options>) gives, without a new encoder each time
 
 
 class SqliteScheduleRepository(ScheduleRepository):
@@ -113,6 +178,12 @@ class SqliteScheduleRepository(ScheduleRepository):
     opened there, so the event loop never blocks on disk or on another process's lock. Each
     call submitted to that thread is a whole transaction: a caller that is cancelled while
     waiting cannot leave a transaction open.
+
+    Claims, saves and lease renewals commit in groups: those that arrive while the worker
+    thread is busy run together, in order, in one ``BEGIN IMMEDIATE`` transaction, so a burst of
+    finishing runs and the claims that refill their slots cost one WAL sync per group instead of
+    one each. Each call still returns only once its own write is committed, with its own
+    outcome; if the group's transaction fails, each call is retried in a transaction of its own.
     """
 
     def __init__(
@@ -124,6 +195,9 @@ class SqliteScheduleRepository(ScheduleRepository):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cronjob-sqlite")
         self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
         self._closed = False
+        self._writes: list[_Write] = []  # writes waiting for the next group commit
+        self._writes_lock = threading.Lock()
+        self._flush_queued = False  # a group commit is queued on the worker thread
 
     # -- plumbing (worker thread) --------------------------------------------------------------
 
@@ -143,10 +217,33 @@ class SqliteScheduleRepository(ScheduleRepository):
             self._conn = conn
         return self._conn
 
+    def _begin_immediate(self, conn: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE``, waiting up to the busy timeout for another writer's lock.
+
+        SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ... ms between tries, so a
+        writer that finds the lock taken for a moment (another scheduler process committing)
+        would lose tens of ms; this tries again every fraction of a millisecond instead.
+        """
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            deadline = time.monotonic() + self._busy_timeout
+            pause = 0.0001
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as error:
+                    if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                        raise
+                time.sleep(pause)
+                pause = min(pause * 1.5, 0.002)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+
     def _transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``work`` in a ``BEGIN IMMEDIATE`` transaction (the write lock taken first)."""
         conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin_immediate(conn)
         try:
             result = work(conn)
             conn.execute("COMMIT")
@@ -166,6 +263,80 @@ class SqliteScheduleRepository(ScheduleRepository):
         except (sqlite3.OperationalError, OSError) as error:
             raise StoreUnavailable(f"SQLite store {self._path}: {error}") from error
 
+    def _flush_writes(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Worker thread: run every queued write in one transaction, then report each outcome."""
+        with self._writes_lock:
+            batch, self._writes = self._writes, []
+            self._flush_queued = False
+        if not batch:
+            return
+        outcomes: list[Any]
+        try:
+            outcomes = self._transaction(lambda conn: [work(conn) for work, _, _ in batch])
+            failed = [False] * len(batch)
+        except Exception as error:
+            if len(batch) == 1:
+                outcomes, failed = [error], [True]
+            else:  # give each write its own transaction, so that a bad one fails only its caller
+                outcomes, failed = [], []
+                for work, _, _ in batch:
+                    try:
+                        outcomes.append(self._transaction(work))
+                        failed.append(False)
+                    except Exception as single:
+                        outcomes.append(single)
+                        failed.append(True)
+        for index, (_, after, _) in enumerate(batch):
+            if after is not None and not failed[index]:
+                try:
+                    outcomes[index] = after(outcomes[index])
+                except Exception as error:
+                    outcomes[index], failed[index] = error, True
+
+        def resolve() -> None:
+            for (_, _, future), outcome, bad in zip(batch, outcomes, failed, strict=True):
+                if future.done():  # the caller was cancelled (the write happened all the same)
+                    continue
+                if not bad:
+                    future.set_result(outcome)
+                elif isinstance(outcome, (sqlite3.OperationalError, OSError)):
+                    error = StoreUnavailable(f"SQLite store {self._path}: {outcome}")
+                    error.__cause__ = outcome
+                    future.set_exception(error)
+                else:
+                    future.set_exception(outcome)
+
+        with contextlib.suppress(RuntimeError):  # the caller's event loop is gone
+            loop.call_soon_threadsafe(resolve)
+
+    async def _write(self, work: Callable[[sqlite3.Connection], Any],
+                     after: Callable[[Any], _T] | None = None) -> _T:
+        """Queue ``work`` for the next group commit and return its result once committed (passed
+        through ``after``, on the worker thread but outside the transaction, when given)."""
+        if self._closed:
+            raise StoreUnavailable("the SQLite repository is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        with self._writes_lock:
+            self._writes.append((work, after, future))
+            queue_flush, self._flush_queued = not self._flush_queued, True
+        if queue_flush:
+            # After the callbacks already due in this turn of the loop (the other runs that are
+            # finishing now), so that their writes join this group.
+            loop.call_soon(self._submit_flush, loop)
+        return await future
+
+    def _submit_flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            self._executor.submit(self._flush_writes, loop)
+        except RuntimeError:  # closed meanwhile: fail what was queued
+            with self._writes_lock:
+                batch, self._writes = self._writes, []
+                self._flush_queued = False
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(StoreUnavailable("the SQLite repository is closed"))
+
     def _load(self, doc: str) -> Schedule:
         return self._codec.from_document(json.loads(doc))
 
@@ -181,6 +352,7 @@ class SqliteScheduleRepository(ScheduleRepository):
             "idempotency_key": schedule.idempotency_key or None,
             "created_at": _ms(schedule.created_at),
             "task_type": schedule.task_type,
+            "provider_message_id": schedule.result.get("provider_message_id") or None,
             "doc": _dumps(self._codec.to_document(schedule)),
         }
 
@@ -195,6 +367,7 @@ class SqliteScheduleRepository(ScheduleRepository):
             def ddl(c: sqlite3.Connection) -> None:
                 for statement in _SCHEMA:
                     c.execute(statement)
+                _add_provider_message_id(c)
 
             self._transaction(ddl)
 
@@ -234,9 +407,9 @@ class SqliteScheduleRepository(ScheduleRepository):
             try:
                 conn.execute(
                     "INSERT INTO schedules (id, status, next_run_at, lease_until, lease_attempt_id,"
-                    " idempotency_key, created_at, task_type, doc) VALUES (:id, :status,"
+                    " idempotency_key, created_at, task_type, provider_message_id, doc) VALUES (:id, :status,"
                     " :next_run_at, :lease_until, :lease_attempt_id, :idempotency_key, :created_at,"
-                    " :task_type, :doc)",
+                    " :task_type, :provider_message_id, :doc)",
                     row,
                 )
             except sqlite3.IntegrityError:
@@ -264,6 +437,16 @@ class SqliteScheduleRepository(ScheduleRepository):
         def read() -> str | None:
             found = self._connection().execute(
                 "SELECT doc FROM schedules WHERE idempotency_key = ?", (key,)).fetchone()
+            return found[0] if found else None
+
+        doc = await self._run(read)
+        return self._load(doc) if doc is not None else None
+
+    async def get_by_provider_message_id(self, message_id: str) -> Schedule | None:
+        def read() -> str | None:
+            found = self._connection().execute(
+                "SELECT doc FROM schedules WHERE provider_message_id = ?"
+                " ORDER BY created_at DESC, id DESC LIMIT 1", (message_id,)).fetchone()
             return found[0] if found else None
 
         doc = await self._run(read)
@@ -320,46 +503,80 @@ class SqliteScheduleRepository(ScheduleRepository):
             list(task_types) if task_types is not None else None, list(exclude_types))
         query = _DUE.format(types=types)
 
-        def claim(conn: sqlite3.Connection) -> list[Schedule]:
+        in_place = {"owner": owner, "claimed_at": at.isoformat(), "until": until.isoformat(),
+                    "until_ms": _ms(until)}
+
+        def claim(conn: sqlite3.Connection) -> list[tuple[str, str] | Schedule]:
+            """In the transaction: claim the due rows; return their documents as they were read
+            (decoded and claimed after the commit), or the claimed schedule where the row had to
+            be written whole (a document SQLite's JSON functions cannot edit)."""
             rows = conn.execute(query, {"now": _ms(now), "limit": limit, **type_params}).fetchall()
+            won: list[tuple[str, str] | Schedule] = []
+            for (schedule_id, doc), attempt_id in zip(rows, _attempt_ids(len(rows)), strict=True):
+                try:
+                    conn.execute(_CLAIM_IN_PLACE, {**in_place, "id": schedule_id, "attempt_id": attempt_id})
+                    won.append((doc, attempt_id))
+                except sqlite3.OperationalError:
+                    schedule = self._load(doc)
+                    schedule.claim(owner=owner, attempt_id=attempt_id, now=at, until=until)
+                    conn.execute(_CLAIM_WHOLE, self._row(schedule))
+                    won.append(schedule)
+            return won
+
+        def decode(won: list[tuple[str, str] | Schedule]) -> list[Schedule]:
+            """After the commit: the schedules as claimed, exactly as now stored."""
             claimed: list[Schedule] = []
-            for _, doc in rows:
+            for item in won:
+                if isinstance(item, Schedule):
+                    claimed.append(item)
+                    continue
+                doc, attempt_id = item
                 schedule = self._load(doc)
-                schedule.claim(owner=owner, attempt_id=uuid.uuid4().hex, now=at, until=until)
+                schedule.claim(owner=owner, attempt_id=attempt_id, now=at, until=until)
                 claimed.append(schedule)
-            conn.executemany(
-                "UPDATE schedules SET status = :status, lease_until = :lease_until,"
-                " lease_attempt_id = :lease_attempt_id, doc = :doc WHERE id = :id",
-                [self._row(schedule) for schedule in claimed],
-            )
             return claimed
 
         if limit <= 0:
             return []
-        return await self._run(lambda: self._transaction(claim))
+        return await self._write(claim, decode)
 
     async def save(
-        self, schedule: Schedule, *, expected_status: ScheduleStatus, attempt_id: str | None = None
+        self,
+        schedule: Schedule,
+        *,
+        expected_status: ScheduleStatus,
+        attempt_id: str | None = None,
+        expected_updated_at: datetime | None = None,
     ) -> bool:
         row = self._row(schedule)
         row["expected_status"] = expected_status.value
-        fence = ""
+        statement = _SAVE
         if attempt_id is not None:
             row["expected_attempt"] = attempt_id
-            fence = " AND lease_attempt_id = :expected_attempt"
+            statement += _FENCE
+        if expected_updated_at is not None:
+            row["expected_updated_at"] = to_millis(expected_updated_at).isoformat()
+            statement += " AND json_extract(doc, '$.updated_at') = :expected_updated_at"
+        return await self._write(lambda conn: conn.execute(statement, row).rowcount == 1)
 
-        def update() -> bool:
-            # The id and idempotency key never change, so neither column is written.
-            cursor = self._connection().execute(
-                "UPDATE schedules SET status = :status, next_run_at = :next_run_at,"
-                " lease_until = :lease_until, lease_attempt_id = :lease_attempt_id,"
-                " created_at = :created_at, task_type = :task_type, doc = :doc"
-                " WHERE id = :id AND status = :expected_status" + fence,
-                row,
-            )
-            return cursor.rowcount == 1
+    async def delete_finished(
+        self, *, before: datetime, statuses: Collection[ScheduleStatus], limit: int
+    ) -> int:
+        wanted = [s.value for s in check_finished(statuses)]
+        if not wanted or limit <= 0:
+            return 0
+        marks = ", ".join("?" for _ in wanted)
 
-        return await self._run(update)
+        def delete(conn: sqlite3.Connection) -> int:
+            # updated_at lives in the document; created_at <= updated_at, so the column narrows first.
+            rows = conn.execute(
+                f"SELECT id, doc FROM schedules WHERE status IN ({marks}) AND created_at < ?",
+                (*wanted, _ms(before))).fetchall()
+            doomed = [i for i, doc in rows if self._load(doc).updated_at < before][:limit]
+            conn.executemany("DELETE FROM schedules WHERE id = ?", [(i,) for i in doomed])
+            return len(doomed)
+
+        return await self._run(lambda: self._transaction(delete))
 
     async def renew_lease(self, schedule_id: str, attempt_id: str, until: datetime) -> bool:
         def renew(conn: sqlite3.Connection) -> bool:
@@ -376,4 +593,4 @@ class SqliteScheduleRepository(ScheduleRepository):
                          row)
             return True
 
-        return await self._run(lambda: self._transaction(renew))
+        return await self._write(renew)

@@ -51,7 +51,7 @@ import math
 import re
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -297,6 +297,18 @@ def prepare_http_request_payload(payload: dict[str, Any]) -> dict[str, Any]:
     return model.model_dump(mode="json")
 
 
+def status_error(host: str, status: int, retry_after: str | None = None) -> DeliveryError:
+    """The failure for an answer with an unexpected ``status`` from ``host``: ``http_<status>``,
+    retryable for 408, 429 and 5xx (with the ``Retry-After`` delay), permanent otherwise."""
+    retryable = status in (408, 429) or 500 <= status <= 599
+    return DeliveryError(
+        f"http_{status}",
+        f"{host} answered HTTP {status}, not one of the expected statuses",
+        retryable=retryable, http_status=status,
+        retry_after_seconds=parse_retry_after(retry_after) if retryable else None, details={"host": host},
+    )
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None;
     never negative, at most a week."""
@@ -330,10 +342,13 @@ class _Hop:
     headers: tuple[tuple[str, str], ...]  # the payload's, as they stand after redirects
     content: bytes | None
     content_type: str | None  # the default Content-Type of ``content``
+    scheduler_headers: bool = True  # add Idempotency-Key and Cronjob-Schedule-Id (not for :meth:`send`)
 
 
 @dataclass(frozen=True, slots=True)
-class _Answer:
+class HttpAnswer:
+    """The head of an answer: its status and the headers this module acts on."""
+
     status: int
     location: str | None
     retry_after: str | None
@@ -405,19 +420,41 @@ class HttpRequestHandler(TaskHandler):
             if redirects:
                 result["redirects"] = str(redirects)
             return TaskOutcome(result=result)
-        retryable = answer.status in (408, 429) or 500 <= answer.status <= 599
-        wait = parse_retry_after(answer.retry_after) if retryable else None
+        error = status_error(host, answer.status, answer.retry_after)
+        retryable = error.retryable
         log.warning("http.request failed: method=%s host=%s status=%s duration_ms=%.0f retryable=%s schedule=%s",
                     hop.method, host, answer.status, elapsed_ms, retryable, schedule.id)
-        raise DeliveryError(
-            f"http_{answer.status}",
-            f"{host} answered HTTP {answer.status}, not one of the expected statuses",
-            retryable=retryable, http_status=answer.status, retry_after_seconds=wait, details={"host": host},
-        )
+        raise error
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        content: bytes | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        schedule: Schedule,
+    ) -> HttpAnswer:
+        """One request through the same guard as :meth:`run` (SSRF checks, IP pinning, timeouts),
+        for other adapters that call user-given URLs (status webhooks): redirects are not followed,
+        the headers are exactly ``headers`` plus ``Host`` (and ``User-Agent`` unless given), the
+        body exactly ``content``. ``schedule`` names the run in logs.
+
+        Returns the answer's head whatever its status (judge it with :func:`status_error`); a
+        refused destination or a transport failure raises the :class:`DeliveryError` :meth:`run`
+        would (``destination_refused`` permanent; ``timeout``, ``connect_error``, ... retryable).
+        """
+        try:
+            target = parse_url(url)
+        except ValueError as exc:
+            raise DeliveryError("invalid_url", str(exc), retryable=False) from None
+        hop = _Hop(method, target, tuple(headers), content, None, scheduler_headers=False)
+        return await self._send(hop, timeout, schedule, time.monotonic())
 
     # -- one hop
 
-    async def _send(self, hop: _Hop, timeout: float, schedule: Schedule, started: float) -> _Answer:
+    async def _send(self, hop: _Hop, timeout: float, schedule: Schedule, started: float) -> HttpAnswer:
         """Resolve, check, connect to a checked address and return the answer's head; every
         failure as the :class:`DeliveryError` the module's docstring lists."""
         host = hop.target.host
@@ -482,8 +519,9 @@ class HttpRequestHandler(TaskHandler):
         headers.extend(hop.headers)
         if hop.content is not None and hop.content_type and "content-type" not in given:
             headers.append(("Content-Type", hop.content_type))
-        headers.append((IDEMPOTENCY_HEADER, schedule.delivery_key))
-        headers.append((SCHEDULE_HEADER, schedule.id))
+        if hop.scheduler_headers:
+            headers.append((IDEMPOTENCY_HEADER, schedule.delivery_key))
+            headers.append((SCHEDULE_HEADER, schedule.id))
         extensions: dict[str, Any] = {
             "timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout},
         }
@@ -493,7 +531,7 @@ class HttpRequestHandler(TaskHandler):
             hop.method, target.url_for(address), headers=headers, content=hop.content, extensions=extensions
         )
 
-    async def _exchange(self, request: httpx.Request) -> _Answer:
+    async def _exchange(self, request: httpx.Request) -> HttpAnswer:
         """Send through the transport and keep the answer's head; the body is never read."""
         transport = self._transport
         if transport is None:
@@ -501,7 +539,7 @@ class HttpRequestHandler(TaskHandler):
         try:
             response = await transport.handle_async_request(request)
             try:
-                return _Answer(
+                return HttpAnswer(
                     response.status_code, response.headers.get("location"), response.headers.get("retry-after")
                 )
             finally:
@@ -510,7 +548,7 @@ class HttpRequestHandler(TaskHandler):
             if transport is not self._transport:
                 await transport.aclose()
 
-    def _redirected(self, hop: _Hop, answer: _Answer, schedule: Schedule, started: float) -> _Hop:
+    def _redirected(self, hop: _Hop, answer: HttpAnswer, schedule: Schedule, started: float) -> _Hop:
         """The next hop after a redirect ``answer`` (checked when it is sent, like the first)."""
         assert answer.location is not None
         try:

@@ -1,29 +1,33 @@
 """The FastAPI application factory. Services come in as arguments: only bootstrap names adapters."""
 
-from __future__ import annotations
-
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Response
+
 import cronjob
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
-from cronjob.domain.schedule import MisfirePolicy, ScheduleStatus
+from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
 from cronjob.domain.zones import load_zone, localize
+from cronjob.services.delivery_status import DeliveryStatusService
 from cronjob.services.health import HealthService
 from cronjob.services.scheduling import CreateScheduleCommand, ScheduleMessageCommand, SchedulingService
 
+from cronjob_adapters.tasks.registry import TaskRegistry, TaskType
 from cronjob_adapters.web.auth import bearer_tokens
 from cronjob_adapters.web.limits import BodySizeLimit
 from cronjob_adapters.web.probes import MetricsRenderer, probe_router
 from cronjob_adapters.web.problems import PROBLEM_JSON, install_problem_handlers
 from cronjob_adapters.web.request_id import RequestId
 from cronjob_adapters.web.schemas import (
-    CreateScheduleRequest,
+    TaskTypeDetail,
+    TaskTypeView,
+    create_request_model,
+    DeliveryView,
     EventList,
     EventView,
     RetryRequest,
@@ -31,6 +35,11 @@ from cronjob_adapters.web.schemas import (
     ScheduleMessageRequest,
     ScheduleView,
 )
+from cronjob_adapters.web.whatsapp_webhook import whatsapp_webhook_router
+
+#: The status webhook deliveries of a schedule's events, by event id (objects with the fields of
+#: :class:`DeliveryView`).
+DeliveryLookup = Callable[[Schedule], Awaitable[Mapping[str, Sequence[Any]]]]
 
 _PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "A problem+json document (RFC 9457)."}
 
@@ -45,6 +54,11 @@ class ApiServices:
     default_timezone: str = "America/Sao_Paulo"
     max_body_bytes: int = 64 * 1024
     render_metrics: MetricsRenderer | None = None
+    task_types: TaskRegistry | None = None
+    whatsapp_app_secret: str | None = None
+    whatsapp_verify_token: str | None = None
+    delivery_status: DeliveryStatusService | None = None
+    webhook_deliveries: DeliveryLookup | None = None
 
 
 def _retry_policy(retry: RetryRequest | None) -> RetryPolicy | None:
@@ -119,6 +133,10 @@ def create_app(services: ApiServices) -> FastAPI:
     app.add_middleware(RequestId)
     auth = bearer_tokens(services.tokens)
     scheduling = services.scheduling
+    registry = services.task_types or TaskRegistry([])
+    if not registry.names():
+        raise ValueError("the API needs at least one task type")
+    CreateScheduleRequest = create_request_model(registry.task_union())  # noqa: N806 - a class
 
     app.include_router(probe_router(services.health, services.render_metrics, auth))
 
@@ -160,8 +178,8 @@ def create_app(services: ApiServices) -> FastAPI:
         timezone = request.timezone or services.default_timezone
         load_zone(timezone)
         outcome = await scheduling.create(CreateScheduleCommand(
-            task_type=request.task.type,
-            payload=request.task.payload(),
+            task_type=request.task.type,  # type: ignore[attr-defined]
+            payload=request.task.model_dump(mode="json", exclude={"type"}),  # type: ignore[attr-defined]
             schedule=request.schedule,
             timezone=timezone,
             user_id=request.userId,
@@ -175,6 +193,28 @@ def create_app(services: ApiServices) -> FastAPI:
             response.status_code = 200
         response.headers["Location"] = f"/v1/schedules/{outcome.schedule.id}"
         return ScheduleView.of(outcome.schedule)
+
+    def _type_view(task: TaskType) -> dict[str, Any]:
+        retry = task.default_retry
+        return {"type": task.name, "version": task.version, "description": task.description,
+                "default_retry": {"max_attempts": retry.max_attempts,
+                                  "initial_delay_seconds": retry.initial_delay.total_seconds(),
+                                  "max_delay_seconds": retry.max_delay.total_seconds()},
+                "schema_url": f"/v1/task-types/{task.name}"}
+
+    @protected.get("/v1/task-types", response_model=list[TaskTypeView], tags=["task types"])
+    async def task_types() -> list[dict[str, Any]]:
+        """The task types this deployment runs, with their payload schema version and retry defaults."""
+        return [_type_view(t) for t in registry]
+
+    @protected.get("/v1/task-types/{task_type}", response_model=TaskTypeDetail, response_model_by_alias=True,
+                   tags=["task types"], responses={404: _PROBLEM})
+    async def task_type(task_type: str) -> dict[str, Any]:
+        """One task type with the JSON Schema of its payload."""
+        found = registry.get(task_type)
+        if found is None:
+            raise HTTPException(404, f"unknown task type {task_type!r}; known: {', '.join(registry.names())}")
+        return {**_type_view(found), "schema": found.payload_model.model_json_schema()}
 
     @protected.get("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
                    responses={404: _PROBLEM})
@@ -209,9 +249,16 @@ def create_app(services: ApiServices) -> FastAPI:
     async def schedule_events(schedule_id: str) -> EventList:
         """The schedule's event log (scheduled, started, succeeded, retrying, failed, dead, ...), oldest first."""
         schedule = await scheduling.get(schedule_id)
+        deliveries = await services.webhook_deliveries(schedule) if services.webhook_deliveries else {}
         return EventList(schedule_id=schedule.id, items=[
-            EventView(id=e.id, type=e.type, at=e.at, attempt_id=e.attempt_id, data=dict(e.data))
+            EventView(id=e.id, type=e.type, at=e.at, attempt_id=e.attempt_id, data=dict(e.data),
+                      deliveries=[DeliveryView.model_validate(d) for d in deliveries.get(e.id, ())])
             for e in schedule.events])
 
     app.include_router(protected)
+    if services.whatsapp_app_secret and services.whatsapp_verify_token and services.delivery_status:
+        # Authenticated by Meta's signature, not the bearer token (Meta cannot send one).
+        app.include_router(whatsapp_webhook_router(
+            app_secret=services.whatsapp_app_secret, verify_token=services.whatsapp_verify_token,
+            delivery_status=services.delivery_status))
     return app

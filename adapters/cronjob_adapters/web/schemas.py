@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from cronjob.domain.schedule import Attempt, Schedule
 
@@ -82,48 +82,9 @@ class ScheduleMessageRequest(BaseModel):
             raise ValueError(f"send_at is not an ISO-8601 date-time: {self.send_at!r}") from exc
 
 
-PhoneNumber = Annotated[str, Field(pattern=PHONE_PATTERN, description="Digits only (E.164 without '+').")]
-MessageBody = Annotated[str, Field(min_length=1, max_length=4096, description="Text with {{1}}.. placeholders.")]
-Params = Annotated[list[Annotated[str, Field(max_length=1024)]], Field(default_factory=list, max_length=100)]
-
-
-class WhatsAppTemplateTask(BaseModel):
-    """Send a WhatsApp template message; ``params`` fill the body's ``{{1}}``.. placeholders."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["whatsapp.template"]
-    to: PhoneNumber
-    body: MessageBody
-    templateName: Annotated[str, Field(max_length=512, pattern=r"^[a-z0-9_]+$")]
-    params: Params
-    language: Annotated[str | None, Field(default=None, pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")] = None
-
-    def payload(self) -> dict[str, object]:
-        return {"to": self.to.removeprefix("+"), "kind": "template", "body": self.body,
-                "params": list(self.params), "template_name": self.templateName, "language": self.language}
-
-
-class WhatsAppTextTask(BaseModel):
-    """Send a WhatsApp text message (the rendered body)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["whatsapp.text"]
-    to: PhoneNumber
-    body: MessageBody
-    params: Params
-
-    def payload(self) -> dict[str, object]:
-        return {"to": self.to.removeprefix("+"), "kind": "text", "body": self.body,
-                "params": list(self.params), "template_name": None, "language": None}
-
-
-Task = Annotated[WhatsAppTemplateTask | WhatsAppTextTask, Field(discriminator="type")]
-
-
-class CreateScheduleRequest(BaseModel):
-    """A task and when to run it: one-off or recurring."""
+class CreateScheduleBase(BaseModel):
+    """A task and when to run it: one-off or recurring. ``task`` is added per deployment: a
+    union of the registered task types, discriminated by ``task.type`` (see :func:`create_request_model`)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -135,7 +96,6 @@ class CreateScheduleRequest(BaseModel):
         }]},
     )
 
-    task: Task
     schedule: Annotated[str, Field(
         min_length=1, max_length=200,
         description="When to run: `once @ 2025-06-21 14:00`, `every 10 minutes`, `daily at 14:00`, "
@@ -150,6 +110,26 @@ class CreateScheduleRequest(BaseModel):
     coalesce: bool = Field(default=True, description="Recurring: one run for all occurrences missed while down.")
     send_by: Annotated[datetime | None, Field(default=None, description="One-off: hard deadline (with offset).")] = None
     callback_url: CallbackUrl = None
+
+
+def create_request_model(task_union: Any) -> type[CreateScheduleBase]:
+    """``CreateScheduleRequest``: the base plus ``task``, one of the registered task types."""
+    return create_model("CreateScheduleRequest", __base__=CreateScheduleBase,  # type: ignore[call-overload,no-any-return]
+                        task=(task_union, Field(description="What to run; `type` picks the task type.")))
+
+
+class TaskTypeView(BaseModel):
+    type: str
+    version: int
+    description: str
+    default_retry: RetryRequest
+    schema_url: str
+
+
+class TaskTypeDetail(TaskTypeView):
+    payload_schema: dict[str, Any] = Field(alias="schema", description="JSON Schema of the payload.")
+
+    model_config = ConfigDict(populate_by_name=True)
 
 
 class MisfireView(BaseModel):
@@ -184,6 +164,18 @@ class AttemptView(BaseModel):
                    provider_message_id=attempt.provider_message_id)
 
 
+_SECRET_HEADERS = ("authorization", "cookie", "token", "secret", "key", "password", "signature")
+
+
+def _masked(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with the values of secret-looking headers replaced (they stay stored and sent)."""
+    headers = payload.get("headers")
+    if not isinstance(headers, dict):
+        return dict(payload)
+    return {**payload, "headers": {k: "***" if any(s in k.lower() for s in _SECRET_HEADERS) else v
+                                   for k, v in headers.items()}}
+
+
 class ScheduleView(BaseModel):
     """A schedule as the API shows it."""
 
@@ -201,6 +193,8 @@ class ScheduleView(BaseModel):
     templateName: str | None = None
     language: str | None = None
     params: list[str] = Field(default_factory=list)
+    payload: dict[str, Any] = Field(
+        default_factory=dict, description="The stored task payload (secret-looking header values masked).")
     userId: str | None = None
     idempotency_key: str | None = None
     misfire: MisfireView
@@ -209,12 +203,17 @@ class ScheduleView(BaseModel):
     updated_at: datetime
     attempts: list[AttemptView] = Field(default_factory=list)
     result: dict[str, str] = Field(default_factory=dict)
+    delivery: dict[str, str] = Field(
+        default_factory=dict,
+        description="What WhatsApp reported about the latest sent message (status webhooks): `status` "
+                    "(sent, delivered, read, failed), `<status>_at`, and `error_code`/`error_message` on failure.")
     last_error: ErrorView | None = None
     callback_url: str | None = None
 
     @classmethod
     def of(cls, schedule: Schedule) -> ScheduleView:
         payload = schedule.payload
+        message = payload if schedule.task_type.startswith("whatsapp.") else {}
         return cls(
             id=schedule.id,
             status=schedule.status.value,
@@ -224,12 +223,13 @@ class ScheduleView(BaseModel):
             send_at=schedule.occurrence,
             send_at_original=schedule.metadata.get("send_at"),
             next_run_at=schedule.next_run_at,
-            to=payload.get("to"),
-            body=payload.get("body"),
-            rendered_body=payload.get("rendered_body"),
-            templateName=payload.get("template_name"),
-            language=payload.get("language"),
-            params=list(payload.get("params") or []),
+            to=message.get("to"),
+            body=message.get("body"),
+            rendered_body=message.get("rendered_body"),
+            templateName=message.get("template_name"),
+            language=message.get("language"),
+            params=list(message.get("params") or []),
+            payload=_masked(payload),
             userId=schedule.user_id,
             idempotency_key=schedule.idempotency_key,
             misfire=MisfireView(
@@ -240,9 +240,25 @@ class ScheduleView(BaseModel):
             updated_at=schedule.updated_at,
             attempts=[AttemptView.of(a) for a in schedule.attempts],
             result=dict(schedule.result),
+            delivery=dict(schedule.delivery),
             last_error=ErrorView(**asdict(schedule.last_error)) if schedule.last_error else None,
             callback_url=schedule.callback_url,
         )
+
+
+class DeliveryView(BaseModel):
+    """One status webhook delivery of an event: to which URL (query left out), the delivery job's
+    status (``scheduled``: waiting for an attempt or a retry; ``succeeded``: delivered; ``dead``:
+    given up), attempts made and the error code of the latest failed one."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    url: str
+    delivery_id: str
+    status: str
+    attempts: int
+    last_error_code: str | None = None
+    next_attempt_at: datetime | None = None
 
 
 class EventView(BaseModel):
@@ -251,6 +267,8 @@ class EventView(BaseModel):
     at: datetime
     attempt_id: str | None = None
     data: dict[str, str] = Field(default_factory=dict)
+    deliveries: list[DeliveryView] = Field(default_factory=list,
+                                           description="Its status webhook deliveries, when webhooks are configured.")
 
 
 class EventList(BaseModel):

@@ -98,6 +98,12 @@ class Attempt:
     provider_message_id: str | None = None
 
 
+#: Meta's message statuses, in the order a message goes through them; ``failed`` can come at any
+#: point and is final (a later sent/delivered/read does not undo it).
+DELIVERY_STATUSES = ("sent", "delivered", "read", "failed")
+_DELIVERY_RANK = {status: rank for rank, status in enumerate(DELIVERY_STATUSES)}
+
+
 #: Newest entries kept in a schedule's attempt and event histories (recurring schedules would
 #: otherwise grow without bound; MongoDB documents are capped at 16 MB).
 HISTORY_LIMIT = 100
@@ -108,8 +114,9 @@ class ScheduleEvent:
     """Something that happened to a schedule, for its event log and status webhooks.
 
     ``type`` is one of scheduled, started, succeeded, retrying, failed, dead, unknown, missed,
-    cancelled; ``id`` is unique (receivers deduplicate on it); ``data`` holds details such as
-    the error code or the retry time, as text.
+    cancelled, and ``delivery.<status>`` for what WhatsApp reports about a sent message; ``id``
+    is unique (receivers deduplicate on it); ``data`` holds details such as the error code or
+    the retry time, as text.
     """
 
     id: str
@@ -129,7 +136,9 @@ class Schedule:
     which with the id forms the idempotency key of a delivery. ``idempotency_key`` is the
     client's own key, unique across schedules, when one was given. ``send_by`` is a hard
     deadline for a one-off: past it, the work is missed rather than done late. ``events`` is the
-    schedule's own log; ``callback_url`` receives its status webhooks.
+    schedule's own log; ``callback_url`` receives its status webhooks. ``delivery`` is what the
+    provider reported about the latest sent message (``status``, ``<status>_at``, and for a failure
+    ``error_code``/``error_message``); a new send starts it afresh.
     """
 
     id: str
@@ -154,6 +163,7 @@ class Schedule:
     metadata: dict[str, str] = field(default_factory=dict)
     callback_url: str | None = None
     events: list[ScheduleEvent] = field(default_factory=list)
+    delivery: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -332,6 +342,7 @@ class Schedule:
         self.result = dict(result or {})
         if provider_message_id:
             self.result.setdefault("provider_message_id", provider_message_id)
+        self.delivery = {}  # the delivery statuses of a previous message no longer apply
         self.last_error = None
         self._emit("succeeded", now, attempt_id, **self.result)
         self._advance_or(ScheduleStatus.SUCCEEDED, now)
@@ -374,6 +385,34 @@ class Schedule:
             if upcoming is not None:
                 self.next_run_at = self.occurrence = upcoming
 
+    def record_delivery_status(self, *, status: str, at: datetime, now: datetime,
+                               error: ErrorInfo | None = None) -> bool:
+        """Record what the provider reports about the latest sent message: ``status`` (one of
+        :data:`DELIVERY_STATUSES`) reached at ``at``, with the provider's ``error`` for ``failed``.
+
+        Statuses only move forward (sent < delivered < read; ``failed`` is recorded from any of
+        them and stays): a duplicate, or one that arrives after a later status, returns False and
+        changes nothing. The schedule's own status is not changed.
+        """
+        if status not in _DELIVERY_RANK:
+            raise ValidationError(f"unknown delivery status {status!r}", field="status")
+        at, now = require_aware(at, "at"), require_aware(now, "now")
+        current = self.delivery.get("status")
+        if current is not None and _DELIVERY_RANK[status] <= _DELIVERY_RANK[current]:
+            return False
+        self.delivery["status"] = status
+        self.delivery[f"{status}_at"] = at.isoformat()
+        data = {"at": at.isoformat()}
+        if status == "failed" and error is not None:
+            self.delivery["error_code"] = data["code"] = error.code
+            self.delivery["error_message"] = data["message"] = error.message
+        message_id = self.result.get("provider_message_id")
+        attempt_id = next((a.attempt_id for a in reversed(self.attempts)
+                           if message_id and a.provider_message_id == message_id), None)
+        self.updated_at = now
+        self._emit(f"delivery.{status}", now, attempt_id, **data)
+        return True
+
     def release(self, *, attempt_id: str, now: datetime) -> None:
         """Give the claim back without running (shutdown): due again at once, no attempt recorded."""
         self._require_lease(attempt_id)
@@ -408,4 +447,5 @@ class Schedule:
             result=dict(self.result),
             metadata=dict(self.metadata),
             payload=dict(self.payload),
+            delivery=dict(self.delivery),
         )

@@ -29,6 +29,11 @@ class Metrics(ABC):
     def in_flight(self, count: int) -> None:
         """This replica now has ``count`` runs in progress."""
 
+    @abstractmethod
+    def webhook_delivered(self, outcome: str) -> None:
+        """A status webhook delivery attempt ended with ``outcome``: ``delivered``, ``retrying``
+        (it will be sent again) or ``failed`` (given up)."""
+
 
 class NullMetrics(Metrics):
     """Measures nothing (the default where no exporter is configured)."""
@@ -43,4 +48,7 @@ class NullMetrics(Metrics):
         return None
 
     def in_flight(self, count: int) -> None:
+        return None
+
+    def webhook_delivered(self, outcome: str) -> None:
         return None

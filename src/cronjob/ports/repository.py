@@ -21,6 +21,14 @@ class DuplicateSchedule(Exception):
         self.existing_id = existing_id
 
 
+def check_finished(statuses: Collection[ScheduleStatus]) -> list[ScheduleStatus]:
+    """``statuses`` as a list, refusing the live ones (``delete_finished`` never deletes live work)."""
+    live = {ScheduleStatus.SCHEDULED, ScheduleStatus.RUNNING} & set(statuses)
+    if live:
+        raise ValueError(f"live schedules are never deleted: {sorted(s.value for s in live)}")
+    return list(statuses)
+
+
 class ScheduleRepository(ABC):
     """Durable storage of schedules, and the claims that make each due run happen exactly once.
 
@@ -36,7 +44,8 @@ class ScheduleRepository(ABC):
     - Every write of a run is fenced: ``save(..., attempt_id=a)`` and ``renew_lease(..., a)``
       change nothing and return False unless the stored lease still carries attempt ``a``.
     - Nothing is held in memory beyond what a call returns: a store with millions of schedules
-      answers ``claim_due`` and ``next_due_at`` through its due-time index.
+      answers ``claim_due`` and ``next_due_at`` through its due-time index, and
+      ``get_by_provider_message_id`` through an index of the latest provider message ids.
     """
 
     @abstractmethod
@@ -66,6 +75,15 @@ class ScheduleRepository(ABC):
     @abstractmethod
     async def get_by_idempotency_key(self, key: str) -> Schedule | None:
         """The schedule created with this client idempotency key, or None."""
+
+    @abstractmethod
+    async def get_by_provider_message_id(self, message_id: str) -> Schedule | None:
+        """The schedule whose latest send returned this provider message id
+        (``result['provider_message_id']``, e.g. a WhatsApp ``wamid``), or None.
+
+        Served by an index. A later send of the same schedule replaces the id: the earlier one
+        then finds nothing.
+        """
 
     @abstractmethod
     async def list(
@@ -102,14 +120,29 @@ class ScheduleRepository(ABC):
 
     @abstractmethod
     async def save(
-        self, schedule: Schedule, *, expected_status: ScheduleStatus, attempt_id: str | None = None
+        self,
+        schedule: Schedule,
+        *,
+        expected_status: ScheduleStatus,
+        attempt_id: str | None = None,
+        expected_updated_at: datetime | None = None,
     ) -> bool:
         """Replace the stored schedule with ``schedule`` if the stored one still has
-        ``expected_status`` and, when ``attempt_id`` is given, a lease with that attempt id.
+        ``expected_status`` and, when ``attempt_id`` is given, a lease with that attempt id, and,
+        when ``expected_updated_at`` is given, that ``updated_at`` (to the millisecond): the
+        optimistic check of writers that hold no lease (cancel, operator retry, status webhooks).
 
         Return True when written (durably), False when the condition did not hold (nothing
         written: another replica or user got there first). The id and idempotency key never change.
         """
+
+    @abstractmethod
+    async def delete_finished(
+        self, *, before: datetime, statuses: Collection[ScheduleStatus], limit: int
+    ) -> int:
+        """Delete up to ``limit`` schedules in one of ``statuses`` (never ``scheduled`` or
+        ``running``: those are refused with ValueError) last updated before ``before``; return how
+        many were deleted."""
 
     @abstractmethod
     async def renew_lease(self, schedule_id: str, attempt_id: str, until: datetime) -> bool:

@@ -259,8 +259,10 @@ class SchedulingService:
             return schedule
         if schedule.status is not ScheduleStatus.SCHEDULED:
             raise ScheduleConflict(f"schedule {schedule_id} is {schedule.status.value} and can no longer be cancelled")
+        version = schedule.updated_at
         schedule.cancel(now=self._clock.now())
-        if not await self._repository.save(schedule, expected_status=ScheduleStatus.SCHEDULED):
+        if not await self._repository.save(schedule, expected_status=ScheduleStatus.SCHEDULED,
+                                           expected_updated_at=version):
             current = await self.get(schedule_id)
             raise ScheduleConflict(f"schedule {schedule_id} is {current.status.value} and can no longer be cancelled")
         await self._publisher.publish(schedule, schedule.events[-1:])
@@ -274,9 +276,9 @@ class SchedulingService:
         if previous not in (ScheduleStatus.DEAD, ScheduleStatus.UNKNOWN, ScheduleStatus.MISSED):
             raise ScheduleConflict(
                 f"schedule {schedule_id} is {previous.value}; only dead, unknown or missed schedules can be retried")
-        now = self._clock.now()
+        now, version = self._clock.now(), schedule.updated_at
         schedule.retry_now(now=now)
-        if not await self._repository.save(schedule, expected_status=previous):
+        if not await self._repository.save(schedule, expected_status=previous, expected_updated_at=version):
             current = await self.get(schedule_id)
             raise ScheduleConflict(f"schedule {schedule_id} changed meanwhile and is {current.status.value}")
         self._signal.notify(now)

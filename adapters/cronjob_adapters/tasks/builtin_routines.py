@@ -1,0 +1,81 @@
+"""The routines cronjob ships: purge old run records, and a daily report by e-mail or webhook."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cronjob.domain.message import DeliveryError
+from cronjob.domain.schedule import ScheduleStatus
+
+from cronjob_adapters.tasks.python import RoutineContext, RoutineRegistry, routine, routines
+
+FINISHED = ("succeeded", "dead", "missed", "cancelled", "unknown")
+
+
+class PurgeArgs(BaseModel):
+    """Delete finished schedules (and so their attempts and events) older than ``older_than_days``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    older_than_days: Annotated[int, Field(default=30, ge=1, le=3650, description="Age by last update.")] = 30
+    statuses: Annotated[list[Literal["succeeded", "dead", "missed", "cancelled", "unknown"]], Field(
+        default_factory=lambda: ["succeeded", "cancelled", "missed"], min_length=1,
+        description="Which finished statuses to purge (dead and unknown are kept by default for operators).")]
+    limit: Annotated[int, Field(default=10_000, ge=1, le=1_000_000, description="At most this many per run.")] = 10_000
+
+
+class ReportArgs(BaseModel):
+    """Counts of schedules by status and task type, sent by e-mail and/or POSTed to a webhook."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email_to: Annotated[list[str], Field(default_factory=list, max_length=50, description="Recipients.")]
+    webhook_url: Annotated[str | None, Field(default=None, max_length=2048, pattern=r"^https?://\S+$",
+                                             description="Receives the report as JSON (POST).")] = None
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> ReportArgs:
+        if not self.email_to and not self.webhook_url:
+            raise ValueError("give email_to or webhook_url (or both)")
+        return self
+
+
+async def purge_runs(args: PurgeArgs, context: RoutineContext) -> dict[str, str]:
+    """Delete finished schedules not updated for ``older_than_days``."""
+    before = context.clock.now() - timedelta(days=args.older_than_days)
+    deleted = await context.repository.delete_finished(
+        before=before, statuses=[ScheduleStatus(s) for s in args.statuses], limit=args.limit)
+    return {"deleted": str(deleted), "before": before.isoformat()}
+
+
+async def daily_report(args: ReportArgs, context: RoutineContext) -> dict[str, str]:
+    """Count schedules by status and type and hand the report to the e-mail and/or webhook tasks."""
+    if context.schedule_task is None:
+        raise DeliveryError("not_configured", "this runtime cannot schedule follow-up tasks", retryable=False)
+    counts = await context.repository.count_by_status_and_type()
+    rows = sorted(((status.value, task_type, n) for (status, task_type), n in counts.items()),
+                  key=lambda r: (r[1], r[0]))
+    now = context.clock.now()
+    lines = [f"{task_type:<20} {status:<10} {n:>8}" for status, task_type, n in rows] or ["(no schedules)"]
+    text = f"cronjob report {now:%Y-%m-%d %H:%M} UTC\n\n" + "\n".join(lines) + f"\n\ntotal {sum(counts.values())}\n"
+    sent: dict[str, str] = {"total": str(sum(counts.values()))}
+    if args.email_to:
+        sent["email_schedule"] = await context.schedule_task("email", {
+            "to": args.email_to, "subject": f"cronjob report {now:%Y-%m-%d}", "text": text})
+    if args.webhook_url:
+        body = {"generated_at": now.isoformat(), "counts": [
+            {"status": s, "task_type": t, "count": n} for s, t, n in rows]}
+        sent["webhook_schedule"] = await context.schedule_task("http.request", {
+            "method": "POST", "url": args.webhook_url, "body": json.loads(json.dumps(body))})
+    return sent
+
+
+def register_builtin_routines(registry: RoutineRegistry = routines) -> RoutineRegistry:
+    """Register ``cronjob.purge_runs`` and ``cronjob.daily_report`` (idempotent)."""
+    routine("cronjob.purge_runs", PurgeArgs, registry=registry)(purge_runs)  # type: ignore[arg-type]
+    routine("cronjob.daily_report", ReportArgs, registry=registry)(daily_report)  # type: ignore[arg-type]
+    return registry

@@ -1,0 +1,158 @@
+"""The ``python`` task type: routines registered in code by name, each with a schema for its arguments.
+
+Register one with the :func:`routine` decorator (the public API)::
+
+    from pydantic import BaseModel
+    from cronjob_adapters.tasks.python import RoutineContext, routine
+
+    class Args(BaseModel):
+        days: int = 7
+
+    @routine("reports.weekly", Args, description="Weekly report")
+    async def weekly(args: Args, context: RoutineContext) -> dict[str, str]:
+        ...
+
+then schedule ``{"task": {"type": "python", "routine": "reports.weekly", "args": {"days": 7}}, ...}``.
+A routine returns a small ``dict[str, str]`` result (or None); raising
+``cronjob.domain.message.DeliveryError`` says whether a retry may help; any other exception is
+retried under the schedule's retry policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, TypeVar
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from cronjob.domain.errors import ValidationError
+from cronjob.domain.message import DeliveryError
+from cronjob.domain.schedule import Schedule
+from cronjob.ports.clock import Clock
+from cronjob.ports.repository import ScheduleRepository
+from cronjob.ports.tasks import TaskHandler, TaskOutcome
+
+ArgsT = TypeVar("ArgsT", bound=BaseModel)
+
+
+#: Schedules a task of a type with a payload, due now; returns the new schedule's id.
+TaskScheduler = Callable[[str, dict[str, Any]], Awaitable[str]]
+
+
+@dataclass
+class RoutineContext:
+    """What a routine may use: the store, the clock, the schedule it runs for, and
+    ``schedule_task`` to hand follow-up work (an e-mail, an HTTP call) to the engine, which then
+    runs it with its own retries, dead letters and events."""
+
+    repository: ScheduleRepository
+    clock: Clock
+    schedule: Schedule
+    schedule_task: TaskScheduler | None = None
+
+
+RoutineFunction = Callable[[Any, RoutineContext], Awaitable[dict[str, str] | None]]
+
+
+@dataclass(frozen=True)
+class Routine:
+    """A registered routine: its name, argument schema and function."""
+
+    name: str
+    args_model: type[BaseModel]
+    function: RoutineFunction
+    description: str
+
+
+class RoutineRegistry:
+    """Routines by name. :data:`routines` is the process-wide one the decorator fills."""
+
+    def __init__(self) -> None:
+        self._routines: dict[str, Routine] = {}
+
+    def register(self, name: str, args_model: type[BaseModel], function: RoutineFunction,
+                 description: str = "") -> None:
+        if name in self._routines and self._routines[name].function is not function:
+            raise ValueError(f"a routine named {name!r} is already registered")
+        self._routines[name] = Routine(name, args_model, function, description or (function.__doc__ or "").strip())
+
+    def get(self, name: str) -> Routine | None:
+        return self._routines.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._routines)
+
+
+routines = RoutineRegistry()
+
+
+def routine(name: str, args_model: type[ArgsT], *, description: str = "",
+            registry: RoutineRegistry | None = None) -> Callable[[RoutineFunction], RoutineFunction]:
+    """Register the decorated ``async def f(args, context)`` as the routine ``name``."""
+
+    def register(function: RoutineFunction) -> RoutineFunction:
+        (registry or routines).register(name, args_model, function, description)
+        return function
+
+    return register
+
+
+class PythonPayload(BaseModel):
+    """Run a routine registered in code, with arguments checked against its schema."""
+
+    model_config = ConfigDict(extra="forbid")
+    VERSION: ClassVar[int] = 1
+
+    routine: Annotated[str, Field(min_length=1, max_length=200, description="The routine's registered name.")]
+    args: Annotated[dict[str, Any], Field(default_factory=dict, description="Arguments, per the routine's schema.")]
+
+
+def _check_args(found: Routine, args: dict[str, Any]) -> BaseModel:
+    try:
+        return found.args_model.model_validate(args)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise ValidationError(f"{where or 'args'}: {first.get('msg')}", field=f"args.{where}" if where else "args") from None
+
+
+def python_preparer(registry: RoutineRegistry) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The scheduling-time check: the routine exists and the arguments fit its schema."""
+
+    def prepare(payload: dict[str, Any]) -> dict[str, Any]:
+        found = registry.get(payload["routine"])
+        if found is None:
+            raise ValidationError(f"unknown routine {payload['routine']!r}; registered: {', '.join(registry.names())}",
+                                  field="routine")
+        args = _check_args(found, dict(payload.get("args") or {}))
+        return {"routine": found.name, "args": args.model_dump(mode="json")}
+
+    return prepare
+
+
+class PythonTaskHandler(TaskHandler):
+    """Runs the routine named in the payload."""
+
+    task_type = "python"
+
+    def __init__(self, registry: RoutineRegistry, repository: ScheduleRepository, clock: Clock,
+                 schedule_task: TaskScheduler | None = None) -> None:
+        self._registry = registry
+        self._repository = repository
+        self._clock = clock
+        self._schedule_task = schedule_task
+
+    async def run(self, schedule: Schedule) -> TaskOutcome:
+        found = self._registry.get(str(schedule.payload.get("routine")))
+        if found is None:
+            raise DeliveryError("unknown_routine", f"no routine {schedule.payload.get('routine')!r} in this build",
+                                retryable=False)
+        try:
+            args = _check_args(found, dict(schedule.payload.get("args") or {}))
+        except ValidationError as exc:
+            raise DeliveryError("invalid_payload", exc.message, retryable=False) from None
+        context = RoutineContext(self._repository, self._clock, schedule, self._schedule_task)
+        result = await found.function(args, context)
+        return TaskOutcome(result={k: str(v) for k, v in (result or {}).items()})

@@ -1,0 +1,183 @@
+"""WhatsApp's status webhooks, received: Meta's verification handshake (GET) and its signed
+notifications (POST), whose message statuses are recorded on the schedules that sent them.
+
+Meta cannot send our bearer token: these routes are authenticated by the verify token (GET) and
+by ``X-Hub-Signature-256``, an HMAC-SHA256 of the raw body keyed with the app secret (POST),
+checked before the body is parsed. Meta retries a notification that does not get a 2xx, so a
+notification is acknowledged as soon as its statuses are stored (a store outage is a 503: retried).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import ValidationError as PydanticValidationError
+
+from cronjob.services.delivery_status import DeliveryStatusService, StatusUpdate
+
+from cronjob_adapters.web.problems import PROBLEM_JSON, problem
+
+log = logging.getLogger(__name__)
+
+PATH = "/v1/whatsapp/webhook"
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+_PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "A problem+json document (RFC 9457)."}
+_LATEST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
+
+
+# -- Meta's notification, as far as we read it (extra fields are Meta's to add) -----------------
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class MetaErrorData(_Lenient):
+    details: str | None = None
+
+
+class MetaError(_Lenient):
+    code: int | str
+    title: str | None = None
+    message: str | None = None
+    error_data: MetaErrorData | None = None
+
+    def text(self) -> str:
+        parts = [self.message or self.title or "", self.error_data.details if self.error_data else None]
+        return " — ".join(dict.fromkeys(p for p in parts if p)) or "failed"
+
+
+class MetaStatus(_Lenient):
+    id: str = Field(min_length=1, max_length=512, description="The message's wamid.")
+    status: str = Field(min_length=1, max_length=64)
+    timestamp: int = Field(ge=0, le=_LATEST_TIMESTAMP, description="Unix seconds (Meta sends text).")
+    recipient_id: str | None = None
+    errors: list[MetaError] = Field(default_factory=list)
+
+
+class MessagesValue(_Lenient):
+    messaging_product: str | None = None
+    statuses: list[MetaStatus] = Field(default_factory=list)
+
+
+class MessagesChange(_Lenient):
+    field: Literal["messages"]
+    value: MessagesValue
+
+
+class OtherChange(_Lenient):
+    """A change of another field (template updates, account events...): not read."""
+
+    field: str
+    value: Any = None
+
+
+def _change_kind(raw: Any) -> str:
+    field = raw.get("field") if isinstance(raw, dict) else getattr(raw, "field", None)
+    return "messages" if field == "messages" else "other"
+
+
+Change = Annotated[
+    Annotated[MessagesChange, Tag("messages")] | Annotated[OtherChange, Tag("other")],
+    Discriminator(_change_kind),
+]
+
+
+class Entry(_Lenient):
+    id: str | None = None
+    changes: list[Change] = Field(default_factory=list)
+
+
+class Notification(_Lenient):
+    object: str
+    entry: list[Entry] = Field(default_factory=list)
+
+    def status_updates(self) -> list[StatusUpdate]:
+        """Every ``statuses[]`` item across entries and changes, as the service takes them."""
+        updates = []
+        for entry in self.entry:
+            for change in entry.changes:
+                if not isinstance(change, MessagesChange):
+                    continue
+                for status in change.value.statuses:
+                    error = status.errors[0] if status.errors else None
+                    updates.append(StatusUpdate(
+                        message_id=status.id,
+                        status=status.status,
+                        at=datetime.fromtimestamp(status.timestamp, UTC),
+                        error_code=str(error.code) if error else None,
+                        error_message=error.text() if error else None,
+                    ))
+        return updates
+
+
+# -- the routes ------------------------------------------------------------------------------------
+
+
+def _signed(body: bytes, header: str | None, secret: bytes) -> bool:
+    """Whether ``header`` is ``sha256=<hex HMAC-SHA256(secret, body)>`` (compared in constant time)."""
+    if not header:
+        return False
+    scheme, _, given = header.strip().partition("=")
+    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return scheme.lower() == "sha256" and hmac.compare_digest(given.strip().lower().encode(), expected.encode())
+
+
+def whatsapp_webhook_router(
+    *, app_secret: str, verify_token: str, delivery_status: DeliveryStatusService
+) -> APIRouter:
+    """The webhook routes; ``app_secret`` is the Meta app's secret, ``verify_token`` the token
+    typed into the app's webhook settings."""
+    if not app_secret or not verify_token:
+        raise ValueError("the WhatsApp webhook needs both the app secret and the verify token")
+    secret, token = app_secret.encode(), verify_token.encode()
+    router = APIRouter(tags=["whatsapp"])
+
+    @router.get(PATH, response_class=PlainTextResponse,
+                responses={200: {"content": {"text/plain": {}}, "description": "The challenge, echoed."},
+                           403: _PROBLEM})
+    async def verify_subscription(
+        mode: Annotated[str | None, Query(alias="hub.mode", max_length=64)] = None,
+        given_token: Annotated[str | None, Query(alias="hub.verify_token", max_length=1024)] = None,
+        challenge: Annotated[str | None, Query(alias="hub.challenge", max_length=1024)] = None,
+    ) -> Response:
+        """Meta's verification handshake: echoes `hub.challenge` when `hub.verify_token` matches."""
+        matches = hmac.compare_digest((given_token or "").encode(), token)
+        if mode != "subscribe" or not matches or challenge is None:
+            log.warning("WhatsApp webhook verification refused")
+            return problem(403, "Forbidden", "hub.mode must be subscribe and hub.verify_token must match")
+        return PlainTextResponse(challenge, headers={"X-Content-Type-Options": "nosniff"})
+
+    @router.post(PATH, responses={200: {"description": "Received."}, 400: _PROBLEM, 401: _PROBLEM,
+                                  413: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM})
+    async def receive_notification(request: Request) -> Response:
+        """Meta's notifications, signed with the app secret (`X-Hub-Signature-256`). Message
+        statuses (sent, delivered, read, failed) are recorded on the schedule that sent the message."""
+        body = await request.body()
+        if not _signed(body, request.headers.get(SIGNATURE_HEADER), secret):
+            log.warning("WhatsApp webhook notification with a missing or wrong signature refused")
+            return problem(401, "Unauthorized", f"missing or invalid {SIGNATURE_HEADER}")
+        try:
+            raw = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return problem(400, "Bad request", f"the body is not JSON: {exc}")
+        try:
+            notification = Notification.model_validate(raw)
+        except PydanticValidationError as exc:
+            errors = [{"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
+                      for err in exc.errors(include_url=False, include_input=False)]
+            detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
+            return problem(422, "Invalid request", detail, errors=errors)
+        updates = notification.status_updates()
+        applied = await delivery_status.apply(updates) if updates else 0
+        return JSONResponse({"received": len(updates), "applied": applied})
+
+    return router

@@ -1,0 +1,214 @@
+"""Task types through the API and the engine: schemas, http.request, email, python routines."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+from cronjob.domain.schedule import ScheduleStatus
+from cronjob_bootstrap.container import Container, build_container
+from cronjob_bootstrap.settings import Settings
+from tests.support.clock import FixedClock
+from tests.support.processes import free_port
+
+TOKEN = "tt-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+NOW = datetime(2030, 3, 1, 12, 0, tzinfo=UTC)
+
+
+class Receiver:
+    """A real HTTP server on 127.0.0.1 that records what it gets."""
+
+    def __init__(self) -> None:
+        self.bodies: list[tuple[str, dict[str, str], bytes]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                outer.bodies.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    peer = Receiver()
+    yield peer
+    peer.server.shutdown()
+    peer.server.server_close()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+def make_container(clock: FixedClock, **settings: Any) -> Container:
+    built = build_container(Settings(api_tokens=TOKEN, http_allow_hosts="127.0.0.1", **settings))
+    built.config.store.from_value("memory")
+    built.config.sender.from_value("recording")
+    built.clock.override(clock)
+    return built
+
+
+@pytest.fixture
+async def api(clock: FixedClock, mailbox: tuple[Mailbox, int]) -> AsyncIterator[tuple[httpx.AsyncClient, Container]]:
+    container = make_container(clock, smtp_host="127.0.0.1", smtp_port=mailbox[1], smtp_starttls=False,
+                               smtp_from="cronjob@example.com")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=container.app()), base_url="http://t") as http:
+        yield http, container
+
+
+async def run_due(container: Container) -> None:
+    dispatcher = container.dispatcher()
+    while await dispatcher.dispatch_due():
+        await dispatcher.drain(10)
+
+
+async def test_task_types_are_published_with_their_schemas(api: tuple[httpx.AsyncClient, Container]) -> None:
+    http, _ = api
+    listed = (await http.get("/v1/task-types", headers=AUTH)).json()
+    assert [t["type"] for t in listed] == ["email", "http.request", "python", "whatsapp.template", "whatsapp.text"]
+    assert all(t["version"] == 1 and t["schema_url"] == f"/v1/task-types/{t['type']}" for t in listed)
+    detail = (await http.get("/v1/task-types/http.request", headers=AUTH)).json()
+    assert {"method", "url", "headers", "body", "timeout_seconds"} <= set(detail["schema"]["properties"])
+    assert (await http.get("/v1/task-types/fax", headers=AUTH)).status_code == 404
+    spec = (await http.get("/openapi.json")).json()
+    task = spec["components"]["schemas"]["CreateScheduleRequest"]["properties"]["task"]
+    assert set(task["discriminator"]["mapping"]) == {"email", "http.request", "python", "whatsapp.template",
+                                                     "whatsapp.text"}
+
+
+async def test_an_http_request_runs_with_its_idempotency_key(api: tuple[httpx.AsyncClient, Container],
+                                                            receiver: Receiver, clock: FixedClock) -> None:
+    http, container = api
+    created = await http.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "http.request", "method": "POST", "url": f"{receiver.url}/sync", "body": {"n": 1}},
+        "schedule": "every 1 hours"})
+    assert created.status_code == 201, created.text
+    clock.advance(timedelta(hours=1))
+    await run_due(container)
+    [(path, headers, body)] = receiver.bodies
+    assert path == "/sync" and json.loads(body) == {"n": 1}
+    assert headers["idempotency-key"].startswith(created.json()["id"] + ":")
+    shown = (await http.get(f"/v1/schedules/{created.json()['id']}", headers=AUTH)).json()
+    assert shown["status"] == "scheduled" and shown["attempts"][0]["outcome"] == "succeeded"
+
+
+@pytest.mark.parametrize(("task", "field"), [
+    ({"type": "http.request", "method": "GET", "url": "ftp://x/"}, "url"),
+    ({"type": "http.request", "method": "TRACE", "url": "http://x/"}, "method"),
+    ({"type": "email", "to": ["not-an-address"], "subject": "s", "text": "t"}, "to"),
+    ({"type": "email", "to": ["a@example.com"], "subject": "a\nBcc: x@y.z", "text": "t"}, "subject"),
+    ({"type": "python", "routine": "nope"}, "routine"),
+    ({"type": "python", "routine": "cronjob.purge_runs", "args": {"older_than_days": 0}}, "args.older_than_days"),
+])
+async def test_payloads_are_checked_per_type(api: tuple[httpx.AsyncClient, Container], task: dict[str, Any],
+                                             field: str) -> None:
+    http, _ = api
+    response = await http.post("/v1/schedules", headers=AUTH, json={"task": task, "schedule": "daily at 09:00"})
+    assert response.status_code == 422, response.text
+    assert any(field in e["field"] for e in response.json()["errors"]), response.json()
+
+
+async def test_an_email_is_sent_over_smtp(api: tuple[httpx.AsyncClient, Container],
+                                          mailbox: tuple[Mailbox, int], clock: FixedClock) -> None:
+    http, container = api
+    created = await http.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "email", "to": ["ops@example.com"], "subject": "Olá {{1}}", "text": "Relatório de {{1}}",
+                 "params": ["março"]},
+        "schedule": "once @ 2030-03-01 09:30"})
+    assert created.status_code == 201, created.text
+    clock.advance(timedelta(minutes=31))
+    await run_due(container)
+    [message] = mailbox[0].messages
+    assert message["Subject"] == "Olá março" and message["To"] == "ops@example.com"
+    assert (await http.get(f"/v1/schedules/{created.json()['id']}", headers=AUTH)).json()["status"] == "succeeded"
+
+
+async def test_email_is_refused_at_scheduling_when_not_configured(clock: FixedClock) -> None:
+    container = make_container(clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=container.app()), base_url="http://t") as http:
+        response = await http.post("/v1/schedules", headers=AUTH, json={
+            "task": {"type": "email", "to": ["a@example.com"], "subject": "s", "text": "t"},
+            "schedule": "daily at 09:00"})
+    assert response.status_code == 422 and "not configured" in response.json()["detail"]
+
+
+async def test_the_daily_report_routine_sends_counts_by_email_and_webhook(
+        api: tuple[httpx.AsyncClient, Container], mailbox: tuple[Mailbox, int], receiver: Receiver,
+        clock: FixedClock) -> None:
+    http, container = api
+    created = await http.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "python", "routine": "cronjob.daily_report",
+                 "args": {"email_to": ["boss@example.com"], "webhook_url": f"{receiver.url}/report"}},
+        "schedule": "daily at 08:00", "timezone": "UTC"})
+    assert created.status_code == 201, created.text
+    clock.set(datetime(2030, 3, 2, 8, 0, 1, tzinfo=UTC))
+    await run_due(container)
+    shown = (await http.get(f"/v1/schedules/{created.json()['id']}", headers=AUTH)).json()
+    assert shown["attempts"][0]["outcome"] == "succeeded" and shown["next_run_at"] == "2030-03-03T08:00:00Z"
+    [message] = mailbox[0].messages
+    assert message["Subject"] == "cronjob report 2030-03-02"
+    assert "python" in message.get_content()
+    [(path, _, body)] = receiver.bodies
+    report = json.loads(body)
+    assert path == "/report" and {"status": "running", "task_type": "python", "count": 1} in report["counts"]  # itself
+
+
+async def test_the_purge_routine_deletes_old_finished_runs(api: tuple[httpx.AsyncClient, Container],
+                                                           clock: FixedClock) -> None:
+    http, container = api
+    old = (await http.post("/schedule-message", headers=AUTH, json={
+        "to": "5511999999999", "body": "Oi", "type": "text", "send_at": NOW.isoformat()})).json()
+    await run_due(container)
+    assert (await http.get(f"/v1/schedules/{old['id']}", headers=AUTH)).json()["status"] == "succeeded"
+    clock.advance(timedelta(days=31))
+    purge = (await http.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "python", "routine": "cronjob.purge_runs", "args": {"older_than_days": 30}},
+        "schedule": f"once @ {clock.now().isoformat()}"})).json()
+    await run_due(container)
+    assert (await http.get(f"/v1/schedules/{old['id']}", headers=AUTH)).status_code == 404
+    done = (await http.get(f"/v1/schedules/{purge['id']}", headers=AUTH)).json()
+    assert done["status"] == "succeeded" and done["result"]["deleted"] == "1"
+    counts = await container.repository().count_by_status()
+    assert counts.get(ScheduleStatus.SUCCEEDED) == 1  # the purge itself

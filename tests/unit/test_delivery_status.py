@@ -1,0 +1,192 @@
+"""Delivery statuses reported by the provider: Schedule.record_delivery_status and DeliveryStatusService."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from cronjob.domain.errors import ValidationError
+from cronjob.domain.message import ErrorInfo
+from cronjob.domain.recurring import IntervalTrigger
+from cronjob.domain.schedule import Schedule, ScheduleStatus
+from cronjob.services.delivery_status import DeliveryStatusService, StatusUpdate
+from cronjob_adapters.memory.repository import InMemoryScheduleRepository
+from tests.support.builders import T0, one_off
+from tests.support.clock import FixedClock
+
+LEASE = timedelta(seconds=30)
+NOW = T0 + timedelta(minutes=5)
+
+
+def sent(wamid: str = "wamid.1") -> Schedule:
+    schedule = one_off()
+    schedule.claim(owner="r1", attempt_id="a1", now=T0, until=T0 + LEASE)
+    schedule.succeed(attempt_id="a1", now=T0, provider_message_id=wamid, result={"wamid": wamid})
+    return schedule
+
+
+def test_statuses_move_forward_and_are_logged_as_events() -> None:
+    schedule = sent()
+    assert schedule.delivery == {}
+    assert schedule.record_delivery_status(status="sent", at=T0 + timedelta(seconds=1), now=NOW)
+    assert schedule.record_delivery_status(status="delivered", at=T0 + timedelta(seconds=2), now=NOW)
+    assert schedule.record_delivery_status(status="read", at=T0 + timedelta(seconds=9), now=NOW)
+    assert schedule.delivery == {
+        "status": "read",
+        "sent_at": (T0 + timedelta(seconds=1)).isoformat(),
+        "delivered_at": (T0 + timedelta(seconds=2)).isoformat(),
+        "read_at": (T0 + timedelta(seconds=9)).isoformat(),
+    }
+    events = [e for e in schedule.events if e.type.startswith("delivery.")]
+    assert [e.type for e in events] == ["delivery.sent", "delivery.delivered", "delivery.read"]
+    assert events[-1].data == {"at": (T0 + timedelta(seconds=9)).isoformat()}
+    assert events[-1].attempt_id == "a1" and events[-1].at == NOW
+    assert schedule.status is ScheduleStatus.SUCCEEDED and schedule.updated_at == NOW
+
+
+@pytest.mark.parametrize("late", ["sent", "delivered", "read"])
+def test_duplicates_and_late_lower_statuses_change_nothing(late: str) -> None:
+    schedule = sent()
+    assert schedule.record_delivery_status(status="read", at=T0 + timedelta(seconds=9), now=NOW)
+    before = (dict(schedule.delivery), list(schedule.events), schedule.updated_at)
+    assert not schedule.record_delivery_status(status=late, at=T0 + timedelta(seconds=10),
+                                               now=NOW + timedelta(seconds=1))
+    assert (schedule.delivery, schedule.events, schedule.updated_at) == before
+
+
+def test_failed_is_recorded_after_any_status_with_the_error_and_is_final() -> None:
+    schedule = sent()
+    assert schedule.record_delivery_status(status="delivered", at=T0 + timedelta(seconds=2), now=NOW)
+    error = ErrorInfo("131049", "This message was not delivered to maintain healthy ecosystem engagement.")
+    assert schedule.record_delivery_status(status="failed", at=T0 + timedelta(seconds=3), now=NOW, error=error)
+    assert schedule.delivery["status"] == "failed"
+    assert schedule.delivery["error_code"] == "131049"
+    assert schedule.delivery["error_message"].startswith("This message was not delivered")
+    assert schedule.delivery["delivered_at"] == (T0 + timedelta(seconds=2)).isoformat()
+    event = schedule.events[-1]
+    assert event.type == "delivery.failed" and event.data["code"] == "131049"
+    assert not schedule.record_delivery_status(status="failed", at=T0 + timedelta(seconds=4), now=NOW, error=error)
+    assert not schedule.record_delivery_status(status="read", at=T0 + timedelta(seconds=5), now=NOW)
+    assert schedule.delivery["status"] == "failed"
+
+
+def test_unknown_statuses_and_naive_times_are_refused() -> None:
+    schedule = sent()
+    with pytest.raises(ValidationError):
+        schedule.record_delivery_status(status="deleted", at=T0, now=NOW)
+    with pytest.raises(ValidationError):
+        schedule.record_delivery_status(status="read", at=T0.replace(tzinfo=None), now=NOW)
+    assert schedule.delivery == {}
+
+
+def test_a_new_send_starts_the_delivery_afresh() -> None:
+    schedule = Schedule.create(
+        id="rec", task_type="whatsapp.text", payload={"to": "5511999999999", "body": "Oi"},
+        trigger=IntervalTrigger(timedelta(hours=1), T0), timezone="UTC", first_run_at=T0,
+        now=T0 - timedelta(minutes=1))
+    schedule.claim(owner="r1", attempt_id="a1", now=T0, until=T0 + LEASE)
+    schedule.succeed(attempt_id="a1", now=T0, provider_message_id="wamid.1")
+    assert schedule.record_delivery_status(status="read", at=T0 + timedelta(seconds=5), now=NOW)
+    schedule.claim(owner="r1", attempt_id="a2", now=T0 + timedelta(hours=1), until=T0 + timedelta(hours=1) + LEASE)
+    schedule.succeed(attempt_id="a2", now=T0 + timedelta(hours=1), provider_message_id="wamid.2")
+    assert schedule.delivery == {}
+    assert schedule.record_delivery_status(status="sent", at=T0 + timedelta(hours=1, seconds=1),
+                                           now=T0 + timedelta(hours=1, seconds=2))
+    assert schedule.events[-1].attempt_id == "a2"
+
+
+def test_copies_do_not_share_the_delivery() -> None:
+    schedule = sent()
+    copied = schedule.copy()
+    assert copied.record_delivery_status(status="sent", at=T0, now=NOW)
+    assert schedule.delivery == {}
+
+
+# -- the service ---------------------------------------------------------------------------------
+
+
+async def stored(repository: InMemoryScheduleRepository, wamid: str = "wamid.1") -> Schedule:
+    schedule = one_off()
+    await repository.add(schedule)
+    [claimed] = await repository.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=1)
+    assert claimed.lease is not None
+    attempt_id = claimed.lease.attempt_id
+    claimed.succeed(attempt_id=attempt_id, now=T0, provider_message_id=wamid, result={"wamid": wamid})
+    assert await repository.save(claimed, expected_status=ScheduleStatus.RUNNING, attempt_id=attempt_id)
+    return claimed
+
+
+async def test_the_service_applies_updates_in_time_order_and_ignores_unknown_ids() -> None:
+    repository = InMemoryScheduleRepository()
+    schedule = await stored(repository)
+    service = DeliveryStatusService(repository, FixedClock(NOW))
+    applied = await service.apply([
+        StatusUpdate("wamid.1", "read", T0 + timedelta(seconds=9)),
+        StatusUpdate("wamid.1", "delivered", T0 + timedelta(seconds=2)),
+        StatusUpdate("wamid.1", "sent", T0 + timedelta(seconds=2)),  # same second: sent first
+        StatusUpdate("wamid.other", "delivered", T0 + timedelta(seconds=3)),
+        StatusUpdate("wamid.1", "deleted", T0 + timedelta(seconds=10)),
+    ])
+    assert applied == 3
+    loaded = await repository.get(schedule.id)
+    assert loaded is not None and loaded.delivery["status"] == "read"
+    assert {"sent_at", "delivered_at", "read_at"} <= loaded.delivery.keys()
+    assert await service.apply([StatusUpdate("wamid.1", "read", T0 + timedelta(seconds=9))]) == 0
+
+
+async def test_the_service_records_a_failure_with_the_provider_error() -> None:
+    repository = InMemoryScheduleRepository()
+    schedule = await stored(repository)
+    service = DeliveryStatusService(repository, FixedClock(NOW))
+    assert await service.apply([StatusUpdate("wamid.1", "failed", T0 + timedelta(seconds=2),
+                                             error_code="131026", error_message="Message undeliverable")]) == 1
+    loaded = await repository.get(schedule.id)
+    assert loaded is not None
+    assert (loaded.delivery["error_code"], loaded.delivery["error_message"]) == ("131026", "Message undeliverable")
+
+
+class RacingRepository(InMemoryScheduleRepository):
+    """Loses the first ``losses`` unfenced writes, as if another writer had changed the schedule
+    between the read and the write."""
+
+    def __init__(self, losses: int) -> None:
+        super().__init__()
+        self.losses = losses
+        self.saves = 0
+
+    async def save(self, schedule: Schedule, *, expected_status: ScheduleStatus,
+                   attempt_id: str | None = None, expected_updated_at: datetime | None = None) -> bool:
+        self.saves += 1
+        if self.losses > 0 and attempt_id is None:
+            self.losses -= 1
+            return False
+        return await super().save(schedule, expected_status=expected_status, attempt_id=attempt_id,
+                                  expected_updated_at=expected_updated_at)
+
+
+@pytest.mark.parametrize(("losses", "applied"), [(2, 1), (3, 0)])
+async def test_a_lost_race_is_reloaded_and_retried(losses: int, applied: int) -> None:
+    repository = RacingRepository(losses)
+    schedule = await stored(repository)
+    service = DeliveryStatusService(repository, FixedClock(NOW), attempts=3)
+    assert await service.apply([StatusUpdate("wamid.1", "delivered", T0 + timedelta(seconds=2))]) == applied
+    loaded = await repository.get(schedule.id)
+    assert loaded is not None and loaded.delivery.get("status") == ("delivered" if applied else None)
+
+
+async def test_a_running_schedule_is_not_written() -> None:
+    repository = InMemoryScheduleRepository()
+    schedule = Schedule.create(
+        id="rec", task_type="whatsapp.text", payload={"to": "5511999999999", "body": "Oi"},
+        trigger=IntervalTrigger(timedelta(hours=1), T0), timezone="UTC", first_run_at=T0,
+        now=T0 - timedelta(minutes=1))
+    await repository.add(schedule)
+    [first] = await repository.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=1)
+    first.succeed(attempt_id=first.lease.attempt_id, now=T0, provider_message_id="wamid.1")  # type: ignore[union-attr]
+    assert await repository.save(first, expected_status=ScheduleStatus.RUNNING,
+                                 attempt_id=first.attempts[-1].attempt_id)
+    [second] = await repository.claim_due(now=T0 + timedelta(hours=1), owner="r1", lease_for=LEASE, limit=1)
+    service = DeliveryStatusService(repository, FixedClock(NOW))
+    assert await service.apply([StatusUpdate("wamid.1", "read", T0 + timedelta(seconds=5))]) == 0
+    assert await repository.get(schedule.id) == second
