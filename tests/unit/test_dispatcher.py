@@ -378,3 +378,36 @@ async def test_a_run_whose_lease_was_taken_over_does_not_write_its_result(world:
     stored = await world.stored(schedule.id)
     assert stored.status is ScheduleStatus.SUCCEEDED
     assert [a.owner for a in stored.attempts] == ["replica-b"]
+
+
+async def test_a_claim_that_comes_back_late_renews_its_lease_or_is_not_run(world: World) -> None:
+    class SlowClaims(InMemoryScheduleRepository):
+        """Claims at the time asked, but the caller's clock has moved on by the time it returns."""
+
+        def __init__(self, clock: object, delay: timedelta) -> None:
+            super().__init__()
+            self.clock, self.delay = clock, delay
+
+        async def claim_due(self, **kwargs: object) -> list[Schedule]:  # type: ignore[override]
+            claimed = await super().claim_due(**kwargs)  # type: ignore[arg-type]
+            self.clock.advance(self.delay)  # type: ignore[attr-defined]
+            return claimed
+
+    slow = SlowClaims(world.clock, LEASE * 0.8)
+    world.repository = slow
+    world.__post_init__()
+    schedule = await world.schedule()
+    world.clock.set(DUE)
+    dispatcher = world.dispatcher()
+    assert await run_due(dispatcher) == 1  # 80 % of the lease gone: renewed, then sent
+    assert len(world.sender.sent) == 1
+    assert (await world.stored(schedule.id)).status is ScheduleStatus.SUCCEEDED
+
+    lost = await world.schedule(DUE + timedelta(minutes=1))
+    slow.delay = LEASE * 2  # lapsed before the claim returned; another replica takes it
+    world.clock.set(DUE + timedelta(minutes=1))
+    claimed = await dispatcher.dispatch_due()
+    [taken] = await slow.claim_due(now=world.clock.now(), owner="replica-b", lease_for=LEASE, limit=5)
+    await dispatcher.drain(5)
+    assert claimed == 1 and taken.id == lost.id
+    assert len(world.sender.sent) == 1  # replica-a did not send what it no longer held

@@ -8,7 +8,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from cronjob.domain.message import DeliveryError, DeliveryOutcomeUnknown, ErrorInfo
@@ -167,6 +167,8 @@ class Dispatcher:
         renewal = asyncio.get_running_loop().call_later(
             self._settings.lease_for.total_seconds() / 3, start_renewing)
         try:
+            if not await self._lease_is_fresh(schedule, attempt_id):
+                return
             reason = schedule.misfire_reason(self._clock.now())
             if reason is not None:
                 schedule.miss(attempt_id=attempt_id, now=self._clock.now(), reason=reason)
@@ -190,6 +192,22 @@ class Dispatcher:
                 renewer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await renewer
+
+    async def _lease_is_fresh(self, schedule: Schedule, attempt_id: str) -> bool:
+        """A claim that came back late (a slow store, a long lock wait) may hold a lease with
+        little time left, or already lapsed and taken over: renew it before doing anything, and
+        skip the run when that fails, so two replicas never work on one occurrence knowingly."""
+        assert schedule.lease is not None
+        now = self._clock.now()
+        if schedule.lease.until - now >= self._settings.lease_for / 2:
+            return True
+        until = now + self._settings.lease_for
+        if await self._repository.renew_lease(schedule.id, attempt_id, until):
+            schedule.lease = replace(schedule.lease, until=until)
+            return True
+        log.warning("schedule %s attempt %s: the claim came back too late (lease lost); not run",
+                    schedule.id, attempt_id)
+        return False
 
     async def _execute(self, schedule: Schedule, attempt_id: str) -> None:
         handler = self._handlers.get(schedule.task_type)
