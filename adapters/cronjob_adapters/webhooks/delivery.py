@@ -1,0 +1,180 @@
+"""The internal ``webhook.delivery`` task type: one schedule event POSTed to one subscriber URL.
+
+A delivery is a one-off schedule created by :class:`~cronjob_adapters.webhooks.publisher.WebhookPublisher`
+(never through the API), so the engine stores, claims, leases, fences and retries it like any
+other job. Each attempt:
+
+- serialises the event once to bytes (stable JSON: sorted keys, no spaces, UTF-8), signs exactly
+  those bytes with a fresh timestamp (``Cronjob-Signature``, see :mod:`.signing`) and sends them;
+- goes through the SSRF-guarded sender of :mod:`cronjob_adapters.tasks.http_request`
+  (:meth:`HttpRequestHandler.send`): destination checks, IP pinning, no redirects followed;
+- succeeds on 2xx; 408, 429, 5xx, timeouts and connection errors are retried (the sender's
+  classification, ``Retry-After`` honoured); any other status (3xx, 4xx) and a refused
+  destination fail at once.
+
+Without a configured secret every delivery fails permanently with ``webhook_secret_missing``:
+an unsigned webhook is never sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from cronjob import __version__
+from cronjob.domain.message import DeliveryError
+from cronjob.domain.retry import RetryPolicy
+from cronjob.domain.schedule import Schedule
+from cronjob.ports.clock import Clock
+from cronjob.ports.metrics import Metrics, NullMetrics
+from cronjob.ports.tasks import TaskHandler, TaskOutcome
+
+from cronjob_adapters.tasks.http_request import HttpRequestHandler, status_error
+from cronjob_adapters.tasks.ssrf import MAX_URL_LENGTH, parse_url
+from cronjob_adapters.webhooks.signing import SIGNATURE_HEADER, sign
+
+log = logging.getLogger(__name__)
+
+TASK_TYPE = "webhook.delivery"
+EVENT_ID_HEADER = "Cronjob-Event-Id"
+EVENT_TYPE_HEADER = "Cronjob-Event-Type"
+DEFAULT_TIMEOUT_SECONDS = 10.0
+SECRET_MISSING = "webhook_secret_missing"
+
+
+class WebhookEvent(BaseModel):
+    """The body of a delivery: one event of one schedule.
+
+    ``status`` is the schedule's status once the event happened; ``data`` the event's details
+    (error code and message, retry time, result fields...), all text. Extra fields are kept, so a
+    delivery stored by a newer version is still sent whole by an older one.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: str = Field(min_length=1, max_length=128, description="Unique per event: deduplicate on it.")
+    type: str = Field(min_length=1, max_length=64)
+    at: str = Field(description="When the event happened, ISO-8601 UTC.")
+    schedule_id: str
+    task_type: str
+    attempt_id: str | None = None
+    status: str
+    data: dict[str, str] = Field(default_factory=dict)
+
+
+class WebhookDeliveryPayload(BaseModel):
+    """The payload of a ``webhook.delivery`` schedule (version 1)."""
+
+    VERSION: ClassVar[int] = 1
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(max_length=MAX_URL_LENGTH)
+    schedule_id: str = Field(description="The schedule the event is about.")
+    event: WebhookEvent
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parse_url(value)
+        return value
+
+
+def event_body(event: WebhookEvent | dict[str, Any]) -> bytes:
+    """The exact bytes sent (and signed) for ``event``: stable JSON, the same on every attempt."""
+    data = event.model_dump(mode="json") if isinstance(event, WebhookEvent) else event
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+class WebhookDeliveryHandler(TaskHandler):
+    """Sends one ``webhook.delivery`` (see the module's docstring).
+
+    ``secrets``: every configured secret signs (rotation); empty: deliveries fail with
+    ``webhook_secret_missing``. ``sender``: the SSRF-guarded HTTP sender (its allow-list decides
+    which non-public destinations may be reached). ``clock``: the signature's timestamp.
+    ``metrics`` counts ``delivered``, ``retrying`` and ``failed`` attempts.
+    """
+
+    task_type = TASK_TYPE
+
+    def __init__(
+        self,
+        *,
+        secrets: Sequence[str],
+        sender: HttpRequestHandler,
+        clock: Clock,
+        metrics: Metrics | None = None,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        user_agent: str = f"cronjob-webhooks/{__version__}",
+        default_retry: RetryPolicy | None = None,
+    ) -> None:
+        self._secrets = [s for s in secrets if s]
+        self._sender = sender
+        self._clock = clock
+        self._metrics = metrics or NullMetrics()
+        self._timeout = timeout_seconds
+        self._user_agent = user_agent
+        self._default_retry = default_retry or RetryPolicy()
+
+    def __repr__(self) -> str:  # never the secrets
+        return f"{type(self).__name__}(secrets={len(self._secrets)}, sender={self._sender!r})"
+
+    async def run(self, schedule: Schedule) -> TaskOutcome:
+        try:
+            payload = WebhookDeliveryPayload.model_validate(schedule.payload)
+        except pydantic.ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            field = ".".join(str(p) for p in first["loc"])
+            self._metrics.webhook_delivered("failed")
+            raise DeliveryError("invalid_payload", f"{field}: {first['msg']}", retryable=False) from None
+        event = payload.event
+        if not self._secrets:
+            self._metrics.webhook_delivered("failed")
+            log.warning("webhook %s of schedule %s not sent: CRONJOB_WEBHOOK_SECRET is not set",
+                        event.type, payload.schedule_id)
+            raise DeliveryError(
+                SECRET_MISSING,
+                "CRONJOB_WEBHOOK_SECRET is not set: status webhooks are only sent signed",
+                retryable=False,
+            )
+        body = event_body(event)
+        timestamp = int(self._clock.now().timestamp())  # fresh on every attempt
+        headers = [
+            ("Content-Type", "application/json"),
+            ("User-Agent", self._user_agent),
+            (SIGNATURE_HEADER, sign(body, self._secrets, timestamp)),
+            (EVENT_ID_HEADER, event.id),
+            (EVENT_TYPE_HEADER, event.type),
+        ]
+        try:
+            answer = await self._sender.send("POST", payload.url, headers=headers, content=body,
+                                             timeout=self._timeout, schedule=schedule)
+        except DeliveryError as exc:
+            self._count_failure(schedule, exc)
+            raise
+        host = parse_url(payload.url).host
+        if 200 <= answer.status <= 299:
+            self._metrics.webhook_delivered("delivered")
+            log.info("webhook %s %s of schedule %s delivered to %s (HTTP %s)", event.type, event.id,
+                     payload.schedule_id, host, answer.status)
+            return TaskOutcome(result={"status_code": str(answer.status)})
+        error = status_error(host, answer.status, answer.retry_after)
+        self._count_failure(schedule, error)
+        raise error
+
+    def _count_failure(self, schedule: Schedule, error: DeliveryError) -> None:
+        """``retrying`` when the dispatcher will send it again, else ``failed`` (an estimate of the
+        dispatcher's decision made with the schedule's own policy, without jitter)."""
+        policy = schedule.retry or self._default_retry
+        previous = schedule.attempts_for_occurrence
+        now = self._clock.now()
+        first = previous[0].started_at if previous else (schedule.lease.claimed_at if schedule.lease else now)
+        decision = policy.decide(attempts_made=len(previous) + 1, retryable=error.retryable,
+                                 first_attempt_at=first, now=now, jitter=0.0)
+        self._metrics.webhook_delivered("failed" if decision.gives_up else "retrying")

@@ -1,0 +1,201 @@
+"""The webhook EventPublisher: every (event, subscriber) becomes a durable ``webhook.delivery`` job."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+from cronjob.domain.retry import RetryPolicy
+from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleEvent, ScheduleStatus
+from cronjob.domain.trigger import OnceTrigger
+from cronjob.ports.clock import Clock
+from cronjob.ports.events import EventPublisher
+from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository
+from cronjob.ports.signal import WorkSignal
+
+from cronjob_adapters.webhooks.delivery import TASK_TYPE, WebhookDeliveryPayload, WebhookEvent
+
+log = logging.getLogger(__name__)
+
+#: The events a subscription can name (``CRONJOB_WEBHOOK_EVENTS``). ``delivery.*`` are what the
+#: messaging provider reports about a sent message, when those updates are recorded.
+EVENT_TYPES: tuple[str, ...] = (
+    "scheduled", "started", "succeeded", "retrying", "failed", "dead", "unknown", "missed", "cancelled",
+    "delivery.sent", "delivery.delivered", "delivery.read", "delivery.failed",
+)
+
+#: Deliveries are retried with this policy unless configured otherwise: 8 attempts, 5 s doubling
+#: (full jitter) up to 1 h between attempts, given up 24 h after the first attempt.
+DEFAULT_DELIVERY_RETRY = RetryPolicy(
+    max_attempts=8,
+    initial_delay=timedelta(seconds=5),
+    max_delay=timedelta(hours=1),
+    max_age=timedelta(hours=24),
+)
+
+_ADD_ATTEMPTS = 3  # a short store hiccup while publishing is retried, briefly
+
+
+def parse_event_filter(text: str) -> set[str] | None:
+    """``'succeeded, dead'`` -> ``{'succeeded', 'dead'}``; empty (or ``all``/``*``) -> None, meaning
+    every event; :class:`ValueError` naming an unknown event."""
+    names = {part.strip() for part in text.split(",") if part.strip()}
+    if not names or names & {"all", "*"}:
+        return None
+    unknown = sorted(names - set(EVENT_TYPES))
+    if unknown:
+        raise ValueError(f"unknown event(s) {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}")
+    return names
+
+
+def delivery_key(event_id: str, url: str) -> str:
+    """The idempotency key of the delivery of ``event_id`` to ``url`` (one per pair, ever)."""
+    return f"webhook:{event_id}:{hashlib.sha256(url.encode('utf-8')).hexdigest()[:16]}"
+
+
+def display_url(url: str) -> str:
+    """``url`` without its query string (it may carry a token), for the event log."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", "…" if parts.query else "", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """What became of one event's delivery to one URL: the delivery job's id and status
+    (``scheduled`` = waiting for its first attempt or a retry, ``running``, ``succeeded`` =
+    delivered, ``dead`` = given up), attempts made, the code of the latest failed attempt,
+    and when the next attempt is due."""
+
+    url: str
+    delivery_id: str
+    status: str
+    attempts: int
+    last_error_code: str | None
+    next_attempt_at: datetime | None
+
+
+class WebhookPublisher(EventPublisher):
+    """Publishes schedule events as signed status webhooks.
+
+    Subscribers of an event: the schedule's ``callback_url`` and the global URLs (configuration),
+    without repeats, when ``events`` (None: all) names the event's type. ``publish`` stores one
+    one-off ``webhook.delivery`` schedule per (event, subscriber), due now, with idempotency key
+    ``webhook:<event id>:<sha256(url)[:16]>``, and wakes the engine; a repeat of the same
+    publication finds the key taken and adds nothing. Events of ``webhook.delivery`` schedules
+    themselves are never published. ``publish`` never raises: a delivery that cannot be stored
+    (the store is down beyond a short retry) is logged with its event id and dropped.
+    """
+
+    def __init__(
+        self,
+        repository: ScheduleRepository,
+        clock: Clock,
+        signal: WorkSignal,
+        *,
+        global_urls: Sequence[str] = (),
+        events: Collection[str] | None = None,
+        retry: RetryPolicy = DEFAULT_DELIVERY_RETRY,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self._repository = repository
+        self._clock = clock
+        self._signal = signal
+        self._global_urls = list(dict.fromkeys(u for u in global_urls if u))
+        self._events = frozenset(events) if events is not None else None
+        self._retry = retry
+        self._new_id = new_id
+
+    def subscribers(self, schedule: Schedule, event_type: str) -> list[str]:
+        """The URLs that receive ``event_type`` events of ``schedule``."""
+        if schedule.task_type == TASK_TYPE:
+            return []  # no webhooks about webhooks
+        if self._events is not None and event_type not in self._events:
+            return []
+        urls = [schedule.callback_url] if schedule.callback_url else []
+        return list(dict.fromkeys([*urls, *self._global_urls]))
+
+    async def publish(self, schedule: Schedule, events: Sequence[ScheduleEvent]) -> None:
+        try:
+            created = 0
+            now = self._clock.now()
+            for event in events:
+                for url in self.subscribers(schedule, event.type):
+                    created += await self._add(self._delivery(schedule, event, url, now))
+            if created:
+                self._signal.notify(now)
+        except Exception:  # the contract: never raise to the dispatcher or the API
+            log.exception("publishing %d event(s) of schedule %s failed", len(events), schedule.id)
+
+    def _delivery(self, schedule: Schedule, event: ScheduleEvent, url: str, now: datetime) -> Schedule:
+        body = WebhookEvent(
+            id=event.id,
+            type=event.type,
+            at=event.at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            schedule_id=schedule.id,
+            task_type=schedule.task_type,
+            attempt_id=event.attempt_id,
+            status=schedule.status.value,
+            data=dict(event.data),
+        )
+        payload = WebhookDeliveryPayload(url=url, schedule_id=schedule.id, event=body)
+        return Schedule.create(
+            id=self._new_id(),
+            task_type=TASK_TYPE,
+            payload=payload.model_dump(mode="json"),
+            trigger=OnceTrigger(now),
+            timezone="UTC",
+            first_run_at=now,
+            now=now,
+            idempotency_key=delivery_key(event.id, url),
+            retry=self._retry,
+            misfire=MisfirePolicy(grace=None),  # late is fine: a delivery after downtime still goes
+            metadata={"schedule_id": schedule.id, "event_id": event.id, "event_type": event.type},
+        )
+
+    async def _add(self, delivery: Schedule) -> int:
+        """Store ``delivery``; 1 when stored, 0 when it existed or could not be stored."""
+        delay = 0.1
+        for attempt in range(1, _ADD_ATTEMPTS + 1):
+            try:
+                await self._repository.add(delivery)
+                return 1
+            except DuplicateSchedule:
+                return 0  # published before: one delivery per (event, URL)
+            except Exception:
+                if attempt == _ADD_ATTEMPTS:
+                    log.exception("webhook delivery of event %s (schedule %s) could not be stored; dropped",
+                                  delivery.metadata.get("event_id"), delivery.metadata.get("schedule_id"))
+                    return 0
+                await asyncio.sleep(delay)
+                delay *= 3
+        return 0
+
+    async def deliveries(self, schedule: Schedule) -> dict[str, list[WebhookDelivery]]:
+        """The webhook deliveries of each of ``schedule``'s events, by event id, looked up by their
+        idempotency keys for the subscribers configured now (a global URL removed since is not shown)."""
+        pairs = [(event.id, url) for event in schedule.events for url in self.subscribers(schedule, event.type)]
+        found = await asyncio.gather(*(self._repository.get_by_idempotency_key(delivery_key(event_id, url))
+                                       for event_id, url in pairs))
+        shown: dict[str, list[WebhookDelivery]] = {}
+        for (event_id, url), delivery in zip(pairs, found, strict=True):
+            if delivery is not None:
+                shown.setdefault(event_id, []).append(self._view(url, delivery))
+        return shown
+
+    @staticmethod
+    def _view(url: str, delivery: Schedule) -> WebhookDelivery:
+        failures = [a for a in delivery.attempts if a.error is not None]
+        return WebhookDelivery(
+            url=display_url(url),
+            delivery_id=delivery.id,
+            status=delivery.status.value,
+            attempts=len(delivery.attempts),
+            last_error_code=failures[-1].error.code if failures and failures[-1].error else None,
+            next_attempt_at=delivery.next_run_at if delivery.status is ScheduleStatus.SCHEDULED else None,
+        )

@@ -1,0 +1,515 @@
+"""Status webhooks end to end: the API and the dispatcher (through the container) deliver signed
+events to a real HTTP receiver on 127.0.0.1 that verifies every signature with ``signing.verify``.
+
+Most tests drive the dispatcher by hand under a FixedClock (the signature's ``t`` comes from it,
+so the receiver verifies against it); one runs the real engine on the system clock. Only loopback
+traffic: the receiver listens on 127.0.0.1, and the one test that names another address sends
+through a transport that fails the test rather than connect anywhere but loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from dependency_injector import providers
+
+from cronjob.domain.message import DeliveryError
+from cronjob_adapters.memory.sender import RecordingMessageSender
+from cronjob_adapters.tasks.http_request import HttpRequestHandler
+from cronjob_adapters.webhooks.delivery import WebhookDeliveryHandler
+from cronjob_adapters.webhooks.signing import parse, verify
+from cronjob_bootstrap.container import Container, build_container
+from cronjob_bootstrap.settings import Settings
+from tests.support.clock import FixedClock
+
+TOKEN = "webhook-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SECRET = "whsec-test-0123456789"
+NOW = datetime(2025, 6, 21, 16, 0, tzinfo=UTC)  # an hour before the seed's send_at
+SEND_AT = datetime(2025, 6, 21, 17, 0, tzinfo=UTC)
+SEED = {
+    "to": "5511999999999",
+    "body": "Olá, {{1}}! Seu pedido será entregue em {{2}}.",
+    "userId": "abc123",
+    "type": "template",
+    "templateName": "notificacao_entrega",
+    "params": ["Leandro", "2 dias úteis"],
+    "send_at": "2025-06-21T14:00:00-03:00",
+}
+
+
+# -- a real webhook receiver -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    path: str
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+    verified: bool
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return json.loads(self.body)  # type: ignore[no-any-return]
+
+    @property
+    def type(self) -> str:
+        return str(self.event["type"])
+
+
+class Receiver:
+    """An HTTP server on 127.0.0.1 (a thread) that checks each POST's ``Cronjob-Signature`` with
+    ``signing.verify`` and ``secret`` at ``now()``: 401 when it does not verify, else the next
+    scripted status of the path (200 once the script is used up)."""
+
+    def __init__(self, secret: str, now: Callable[[], float]) -> None:
+        self.secret = secret
+        self.now = now
+        self._lock = threading.Lock()
+        self._deliveries: list[Delivery] = []
+        self._scripts: dict[str, list[int]] = {}
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                verified = verify(headers.get("cronjob-signature", ""), body, receiver.secret, now=receiver.now())
+                with receiver._lock:
+                    receiver._deliveries.append(Delivery(self.path, headers, body, verified))
+                    script = receiver._scripts.get(self.path)
+                    status = script.pop(0) if script else 200
+                if not verified:
+                    status = 401
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._server = None
+
+    def url(self, path: str) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
+
+    def script(self, path: str, *statuses: int) -> None:
+        with self._lock:
+            self._scripts[path] = list(statuses)
+
+    def at(self, path: str) -> list[Delivery]:
+        with self._lock:
+            return [d for d in self._deliveries if d.path == path]
+
+    @property
+    def all(self) -> list[Delivery]:
+        with self._lock:
+            return list(self._deliveries)
+
+
+# -- fixtures and helpers ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def receiver(clock: FixedClock) -> Iterator[Receiver]:
+    server = Receiver(SECRET, lambda: clock.now().timestamp()).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def make_container(clock: FixedClock | None, **settings: Any) -> Container:
+    values: dict[str, Any] = {"api_tokens": TOKEN, "webhook_secret": SECRET, "http_allow_hosts": "127.0.0.1",
+                              "poll_interval_seconds": 0.05}
+    values.update(settings)
+    container = build_container(Settings(**values))
+    container.config.store.from_value("memory")
+    container.config.sender.from_value("recording")
+    if clock is not None:
+        container.clock.override(clock)
+    return container
+
+
+@pytest.fixture
+def container(clock: FixedClock, receiver: Receiver) -> Container:
+    return make_container(clock, webhook_urls=receiver.url("/global"))
+
+
+async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=container.app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=AUTH) as http:
+        yield http
+
+
+@pytest.fixture
+async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    async for http in api(container):
+        yield http
+
+
+async def settle(container: Container) -> None:
+    """Run what is due now, and what that makes due now, until nothing is left."""
+    dispatcher = container.dispatcher()
+    for _ in range(20):
+        claimed = await dispatcher.dispatch_due()
+        await dispatcher.drain(15)
+        if not claimed:
+            return
+    raise AssertionError("work kept coming")
+
+
+async def schedule(client: httpx.AsyncClient, **changes: Any) -> dict[str, Any]:
+    response = await client.post("/schedule-message", json={**SEED, **changes})
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def events_of(client: httpx.AsyncClient, schedule_id: str) -> list[dict[str, Any]]:
+    response = await client.get(f"/v1/schedules/{schedule_id}/events")
+    assert response.status_code == 200, response.text
+    return response.json()["items"]  # type: ignore[no-any-return]
+
+
+def counted(deliveries: list[Delivery]) -> Counter[str]:
+    return Counter(d.type for d in deliveries)
+
+
+def webhook_metric(container: Container, outcome: str) -> float:
+    value = container.metrics().registry.get_sample_value("cronjob_webhook_deliveries_total", {"outcome": outcome})
+    return value or 0.0
+
+
+# -- the tests ---------------------------------------------------------------------------------
+
+
+async def test_a_message_life_reaches_its_callback_and_the_global_url_signed(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock, receiver: Receiver) -> None:
+    created = await schedule(client, callback_url=receiver.url("/callback"))
+    await settle(container)
+    assert [d.type for d in receiver.at("/callback")] == ["scheduled"]
+    clock.set(SEND_AT)
+    await settle(container)
+
+    expected = Counter({"scheduled": 1, "started": 1, "succeeded": 1})
+    assert counted(receiver.at("/callback")) == expected
+    assert counted(receiver.at("/global")) == expected
+    assert len(receiver.all) == 6  # nothing about the delivery jobs themselves
+    assert all(d.verified for d in receiver.all)
+
+    log = await events_of(client, created["id"])
+    assert [e["type"] for e in log] == ["scheduled", "started", "succeeded"]
+    ids = {e["id"]: e for e in log}
+    for delivery in receiver.all:
+        event = delivery.event
+        headers = delivery.headers
+        assert headers["cronjob-event-id"] == event["id"] and event["id"] in ids
+        assert headers["cronjob-event-type"] == event["type"] == ids[event["id"]]["type"]
+        assert headers["content-type"] == "application/json"
+        assert headers["user-agent"].startswith("cronjob-webhooks/")
+        assert "idempotency-key" not in headers and "cronjob-schedule-id" not in headers
+        assert event["schedule_id"] == created["id"] and event["task_type"] == "whatsapp.template"
+        assert event["at"].endswith("Z")
+        assert delivery.body == json.dumps(event, sort_keys=True, separators=(",", ":"),
+                                           ensure_ascii=False).encode()
+    by_type = {d.type: d.event for d in receiver.at("/callback")}
+    assert by_type["scheduled"]["status"] == "scheduled" and by_type["scheduled"]["attempt_id"] is None
+    assert by_type["started"]["status"] == "running"
+    succeeded = by_type["succeeded"]
+    assert succeeded["status"] == "succeeded" and succeeded["data"]["wamid"] == "wamid.fake.1"
+    assert succeeded["attempt_id"] == by_type["started"]["attempt_id"] is not None
+
+    for event in log:  # the event log shows both deliveries of every event
+        assert sorted(d["url"] for d in event["deliveries"]) == sorted(
+            [receiver.url("/callback"), receiver.url("/global")])
+        assert {(d["status"], d["attempts"], d["last_error_code"]) for d in event["deliveries"]} == {
+            ("succeeded", 1, None)}
+    assert webhook_metric(container, "delivered") == 6
+
+
+async def test_publishing_again_delivers_nothing_twice(
+        client: httpx.AsyncClient, container: Container, receiver: Receiver) -> None:
+    created = await schedule(client, callback_url=receiver.url("/callback"))
+    await settle(container)
+    stored = await container.repository().get(created["id"])
+    assert stored is not None
+    await container.publisher().publish(stored, stored.events)  # a replayed publication
+    await settle(container)
+    assert counted(receiver.at("/callback")) == Counter({"scheduled": 1})
+    assert counted(receiver.at("/global")) == Counter({"scheduled": 1})
+
+
+async def test_a_failing_message_reports_failed_retrying_and_dead(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock, receiver: Receiver) -> None:
+    sender = container.sender()
+    assert isinstance(sender, RecordingMessageSender)
+    sender.fail_with(DeliveryError("131056", "pair rate limit hit", retryable=True),
+                     DeliveryError("131056", "pair rate limit hit", retryable=True))
+    created = await schedule(client, callback_url=receiver.url("/callback"),
+                             retry={"max_attempts": 2, "initial_delay_seconds": 10, "max_delay_seconds": 10})
+    clock.set(SEND_AT)
+    await settle(container)
+    assert counted(receiver.at("/callback")) == Counter({"scheduled": 1, "started": 1, "failed": 1, "retrying": 1})
+    clock.advance(timedelta(minutes=1))
+    await settle(container)
+
+    expected = Counter({"scheduled": 1, "started": 2, "failed": 2, "retrying": 1, "dead": 1})
+    assert counted(receiver.at("/callback")) == expected
+    assert counted(receiver.at("/global")) == expected
+    assert all(d.verified for d in receiver.all)
+    by_type = {d.type: d.event for d in receiver.at("/callback")}
+    assert by_type["retrying"]["status"] == "scheduled" and "retry_at" in by_type["retrying"]["data"]
+    assert by_type["dead"]["status"] == "dead" and by_type["dead"]["data"]["code"] == "131056"
+    assert {d.event["id"] for d in receiver.at("/callback")} == {e["id"] for e in await events_of(client, created["id"])}
+
+
+async def test_cancelled_and_missed_are_delivered(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock, receiver: Receiver) -> None:
+    cancelled = await schedule(client, callback_url=receiver.url("/cancelled"))
+    assert (await client.delete(f"/v1/schedules/{cancelled['id']}")).status_code == 200
+    missed = await schedule(client, callback_url=receiver.url("/missed"), misfire_grace_seconds=60)
+    await settle(container)
+    clock.set(SEND_AT + timedelta(hours=1))  # the scheduler was down past the grace
+    await settle(container)
+
+    assert counted(receiver.at("/cancelled")) == Counter({"scheduled": 1, "cancelled": 1})
+    assert counted(receiver.at("/missed")) == Counter({"scheduled": 1, "missed": 1})
+    assert counted(receiver.at("/global")) == Counter({"scheduled": 2, "cancelled": 1, "missed": 1})
+    assert all(d.verified for d in receiver.all)
+    [missed_event] = [d.event for d in receiver.at("/missed") if d.type == "missed"]
+    assert missed_event["schedule_id"] == missed["id"] and missed_event["status"] == "missed"
+    assert "late" in missed_event["data"]["reason"]
+
+
+async def test_a_delivery_answered_500_is_retried_and_the_event_log_shows_it(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock, receiver: Receiver) -> None:
+    receiver.script("/flaky", 500)
+    created = await schedule(client, callback_url=receiver.url("/flaky"))
+    await settle(container)
+    [first] = receiver.at("/flaky")
+    [event] = await events_of(client, created["id"])
+    flaky = next(d for d in event["deliveries"] if d["url"] == receiver.url("/flaky"))
+    assert flaky["status"] == "scheduled" and flaky["attempts"] == 1 and flaky["last_error_code"] == "http_500"
+    assert flaky["next_attempt_at"] is not None
+    assert webhook_metric(container, "retrying") == 1
+
+    clock.advance(timedelta(minutes=1))
+    await settle(container)
+    first, second = receiver.at("/flaky")
+    assert first.verified and second.verified
+    assert first.headers["cronjob-event-id"] == second.headers["cronjob-event-id"] == event["id"]
+    assert first.body == second.body  # the same bytes, signed afresh
+    assert parse(first.headers["cronjob-signature"])[0] < parse(second.headers["cronjob-signature"])[0]  # type: ignore[index]
+    [event] = await events_of(client, created["id"])
+    flaky = next(d for d in event["deliveries"] if d["url"] == receiver.url("/flaky"))
+    assert (flaky["status"], flaky["attempts"], flaky["last_error_code"]) == ("succeeded", 2, "http_500")
+    assert flaky["next_attempt_at"] is None
+    assert webhook_metric(container, "delivered") == 2  # /flaky and /global
+
+
+async def test_a_4xx_answer_is_not_retried(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock, receiver: Receiver) -> None:
+    receiver.script("/gone", 410)
+    created = await schedule(client, callback_url=receiver.url("/gone"))
+    await settle(container)
+    clock.advance(timedelta(minutes=30))  # long after any retry, before the message is due
+    await settle(container)
+    assert len(receiver.at("/gone")) == 1
+    [event] = await events_of(client, created["id"])
+    gone = next(d for d in event["deliveries"] if d["url"] == receiver.url("/gone"))
+    assert (gone["status"], gone["attempts"], gone["last_error_code"]) == ("dead", 1, "http_410")
+    assert webhook_metric(container, "failed") == 1
+
+
+async def test_during_rotation_a_receiver_with_only_the_old_secret_verifies(
+        clock: FixedClock, receiver: Receiver) -> None:
+    rotating = make_container(clock, webhook_secret="new-secret, old-secret")
+    receiver.secret = "old-secret"
+    async for client in api(rotating):
+        await schedule(client, callback_url=receiver.url("/old"))
+        await settle(rotating)
+    [delivery] = receiver.at("/old")
+    assert delivery.verified
+    header = delivery.headers["cronjob-signature"]
+    assert len(parse(header)[1]) == 2  # type: ignore[index]
+    now = clock.now().timestamp()
+    assert verify(header, delivery.body, "new-secret", now=now)
+    assert not verify(header, delivery.body, "another-secret", now=now)
+
+
+async def test_a_refused_destination_is_not_delivered(clock: FixedClock, receiver: Receiver) -> None:
+    guard = LoopbackOnlyTransport()
+    refusing = make_container(clock)
+    refusing.webhook_handler.override(providers.Object(WebhookDeliveryHandler(
+        secrets=[SECRET], sender=HttpRequestHandler(allow_hosts=["127.0.0.1"], transport=guard), clock=clock)))
+    async for client in api(refusing):
+        created = await schedule(client, callback_url="http://169.254.169.254/latest/meta-data/")
+        await settle(refusing)
+        [event] = await events_of(client, created["id"])
+    [delivery] = event["deliveries"]
+    assert (delivery["status"], delivery["attempts"], delivery["last_error_code"]) == ("dead", 1, "destination_refused")
+    assert delivery["url"] == "http://169.254.169.254/latest/meta-data/"
+    assert guard.sent == [] and guard.refused == []  # refused before any connection
+
+
+async def test_loopback_receivers_need_the_allow_list(clock: FixedClock, receiver: Receiver) -> None:
+    strict = make_container(clock, http_allow_hosts="")
+    async for client in api(strict):
+        created = await schedule(client, callback_url=receiver.url("/callback?token=abc"))
+        await settle(strict)
+        [event] = await events_of(client, created["id"])
+    assert receiver.all == []
+    [delivery] = event["deliveries"]
+    assert delivery["status"] == "dead" and delivery["last_error_code"] == "destination_refused"
+    assert delivery["url"] == receiver.url("/callback?…")  # the query (a token?) is not shown
+
+
+async def test_without_a_secret_nothing_is_sent_unsigned(clock: FixedClock, receiver: Receiver) -> None:
+    unsigned = make_container(clock, webhook_secret=None, webhook_urls=receiver.url("/global"))
+    async for client in api(unsigned):
+        created = await schedule(client, callback_url=receiver.url("/callback"))  # accepted
+        await settle(unsigned)
+        [event] = await events_of(client, created["id"])
+    assert receiver.all == []
+    assert {(d["status"], d["last_error_code"]) for d in event["deliveries"]} == {("dead", "webhook_secret_missing")}
+    assert len(event["deliveries"]) == 2
+
+
+async def test_the_event_filter_and_the_v1_schedules_callback(clock: FixedClock, receiver: Receiver) -> None:
+    filtered = make_container(clock, webhook_events="succeeded,dead", webhook_urls=receiver.url("/global"))
+    async for client in api(filtered):
+        response = await client.post("/v1/schedules", json={
+            "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi, {{1}}", "params": ["Ana"]},
+            "schedule": "once @ 2025-06-21T17:00:00Z", "callback_url": receiver.url("/callback")})
+        assert response.status_code == 201, response.text
+        await settle(filtered)
+        clock.set(SEND_AT)
+        await settle(filtered)
+        log = await events_of(client, response.json()["id"])
+    assert [d.type for d in receiver.at("/callback")] == ["succeeded"]
+    assert [d.type for d in receiver.at("/global")] == ["succeeded"]
+    assert all(d.verified for d in receiver.all)
+    assert [len(e["deliveries"]) for e in log] == [0, 0, 2]  # scheduled, started, succeeded
+
+
+async def test_the_running_engine_delivers_on_the_system_clock() -> None:
+    server = Receiver(SECRET, time.time).start()
+    try:
+        live = make_container(None, webhook_urls=server.url("/global"))
+        async for client in api(live):
+            stop = asyncio.Event()
+            engine = asyncio.create_task(live.engine().run(stop))
+            try:
+                send_at = datetime.now(UTC).isoformat()
+                created = await schedule(client, send_at=send_at, callback_url=server.url("/callback"))
+                for _ in range(250):
+                    if len(server.all) >= 6:
+                        break
+                    await asyncio.sleep(0.02)
+            finally:
+                stop.set()
+                await engine
+            log = await events_of(client, created["id"])
+    finally:
+        server.stop()
+    expected = Counter({"scheduled": 1, "started": 1, "succeeded": 1})
+    assert counted(server.at("/callback")) == expected and counted(server.at("/global")) == expected
+    assert all(d.verified for d in server.all)
+    assert all(d["status"] == "succeeded" for e in log for d in e["deliveries"])
+
+
+async def test_deliveries_are_stored_jobs_in_the_sqlite_store(tmp_path: Any, clock: FixedClock,
+                                                               receiver: Receiver) -> None:
+    durable = make_container(clock, data_dir=str(tmp_path))
+    durable.config.store.from_value("sqlite")
+    repository = durable.repository()
+    await repository.initialize()
+    try:
+        async for client in api(durable):
+            created = await schedule(client, callback_url=receiver.url("/callback"))
+            jobs = (await client.get("/v1/schedules", params={"status": "scheduled"})).json()["items"]
+            [job] = [j for j in jobs if j["type"] == "webhook.delivery"]
+            assert job["payload"]["url"] == receiver.url("/callback")
+            assert job["payload"]["event"]["schedule_id"] == created["id"]
+            assert job["idempotency_key"].startswith("webhook:")
+            assert receiver.all == []  # stored first, sent when the engine runs it
+            await settle(durable)
+            [event] = await events_of(client, created["id"])
+    finally:
+        await repository.close()
+    [delivery] = receiver.at("/callback")
+    assert delivery.verified and delivery.headers["cronjob-event-id"] == event["id"]
+    assert [(d["status"], d["attempts"]) for d in event["deliveries"]] == [("succeeded", 1)]
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("webhook_urls", "ftp://hooks.example/x"),
+    ("webhook_urls", "https://ok.example/a, not a url"),
+    ("webhook_events", "succeeded,finished"),
+])
+def test_bad_webhook_settings_stop_start_up(setting: str, value: str) -> None:
+    with pytest.raises(ValueError, match=setting):
+        Settings(**{setting: value})
+
+
+def test_webhook_settings_are_parsed() -> None:
+    settings = Settings(webhook_secret=" new , old ", webhook_urls="https://a.example/h,https://b.example/h",
+                        webhook_events="all")
+    assert settings.webhook_secrets == ["new", "old"]
+    assert settings.webhook_url_list == ["https://a.example/h", "https://b.example/h"]
+    assert settings.webhook_event_filter is None
+    assert "new" not in repr(settings)
+
+
+class LoopbackOnlyTransport(httpx.AsyncBaseTransport):
+    """A real transport that refuses (and records) any request not addressed to loopback."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.refused: list[httpx.URL] = []
+        self.sent: list[httpx.URL] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not ipaddress.ip_address(request.url.host).is_loopback:
+            self.refused.append(request.url)
+            raise AssertionError(f"tried to connect to {request.url.host}")
+        self.sent.append(request.url)
+        return await self.inner.handle_async_request(request)
