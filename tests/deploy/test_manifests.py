@@ -25,7 +25,8 @@ SECRET_NAME = "cronjob-secrets"
 UID = 10001  # docker/Dockerfile: USER 10001
 INGRESS_CLASS = {"microk8s": "public"}  # MicroK8s' ingress addon
 SECRET_SETTINGS = {"CRONJOB_MONGODB_URI", "CRONJOB_API_TOKENS", "CRONJOB_WHATSAPP_TOKEN",
-                   "CRONJOB_WHATSAPP_PHONE_NUMBER_ID"}
+                   "CRONJOB_WHATSAPP_PHONE_NUMBER_ID", "CRONJOB_WHATSAPP_APP_SECRET",
+                   "CRONJOB_WHATSAPP_VERIFY_TOKEN", "CRONJOB_WEBHOOK_SECRET", "CRONJOB_SMTP_PASSWORD"}
 ROLES = ("api", "scheduler")
 
 
