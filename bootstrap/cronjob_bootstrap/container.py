@@ -20,6 +20,7 @@ from cronjob.services.delivery_status import DeliveryStatusService
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.health import HealthService
 from cronjob.services.messaging import WhatsAppMessageHandler
+from cronjob.services.throttle import RateLimitThrottle
 from cronjob.services.scheduling import SchedulingService
 from cronjob_adapters.codec import ScheduleCodec
 from cronjob_adapters.engine.timer import AsyncioTimerEngine
@@ -122,7 +123,8 @@ class Container(containers.DeclarativeContainer):
 
     signal = providers.Singleton(InProcessWorkSignal, clock)
 
-    whatsapp_handler = providers.Singleton(WhatsAppMessageHandler, sender)
+    whatsapp_handler = providers.Singleton(
+        WhatsAppMessageHandler, sender, providers.Singleton(RateLimitThrottle, clock))
     #: How routines schedule follow-up tasks; bound to ``scheduling`` by :func:`build_container`
     #: (the service depends on the registry, so the registry gets it lazily).
     follow_up = providers.Object(None)

@@ -78,6 +78,16 @@ class DeliveryOutcomeUnknown(Exception):
         self.message = message
 
 
+class DeliveryDeferred(Exception):
+    """Not sent, on purpose: the provider asked us to slow down, so this send waits ``seconds``
+    without counting as an attempt (and without touching the provider)."""
+
+    def __init__(self, seconds: float, reason: str) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
+        self.reason = reason
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
     """An error as stored on a schedule or an attempt."""

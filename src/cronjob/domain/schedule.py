@@ -413,6 +413,13 @@ class Schedule:
         self._emit(f"delivery.{status}", now, attempt_id, **data)
         return True
 
+    def defer(self, *, attempt_id: str, now: datetime, until: datetime) -> None:
+        """Give the claim back until ``until`` without an attempt (provider back-pressure)."""
+        self._require_lease(attempt_id)
+        self.lease = None
+        self._move(ScheduleStatus.SCHEDULED, now)
+        self.next_run_at = max(until, self.next_run_at or until)
+
     def release(self, *, attempt_id: str, now: datetime) -> None:
         """Give the claim back without running (shutdown): due again at once, no attempt recorded."""
         self._require_lease(attempt_id)

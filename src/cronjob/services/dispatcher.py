@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-from cronjob.domain.message import DeliveryError, DeliveryOutcomeUnknown, ErrorInfo
+from cronjob.domain.message import DeliveryDeferred, DeliveryError, DeliveryOutcomeUnknown, ErrorInfo
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import Schedule, ScheduleEvent, ScheduleStatus
 from cronjob.ports.clock import Clock
@@ -75,6 +75,7 @@ class Dispatcher:
         self._publisher = publisher or NoPublisher()
         self._in_flight: dict[asyncio.Task[None], str] = {}
         self._by_type: Counter[str] = Counter()
+        self._more_may_be_due = False
 
     @property
     def in_flight(self) -> int:
@@ -85,6 +86,12 @@ class Dispatcher:
     def at_capacity(self) -> bool:
         """Whether every slot is taken (no claim until a run finishes)."""
         return len(self._in_flight) >= self._settings.max_in_flight
+
+    @property
+    def more_may_be_due(self) -> bool:
+        """Whether a claim of the last ``dispatch_due`` got all it asked for, so more may be due
+        right now; False when every claim came back short (nothing else was due when it looked)."""
+        return self._more_may_be_due
 
     @property
     def types_at_limit(self) -> bool:
@@ -104,17 +111,24 @@ class Dispatcher:
         settings = self._settings
         free = min(settings.max_in_flight - len(self._in_flight), settings.batch_size)
         claimed = 0
+        full = False
         now = self._clock.now()
         for task_type, cap in settings.type_limits.items():
             room = min(cap - self._by_type[task_type], free - claimed)
             if room > 0:
-                claimed += self._start(await self._repository.claim_due(
+                batch = await self._repository.claim_due(
                     now=now, owner=settings.owner, lease_for=settings.lease_for, limit=room,
-                    task_types=(task_type,)))
+                    task_types=(task_type,))
+                full = full or len(batch) >= room
+                claimed += self._start(batch)
         if free - claimed > 0:
-            claimed += self._start(await self._repository.claim_due(
-                now=now, owner=settings.owner, lease_for=settings.lease_for, limit=free - claimed,
-                exclude_types=tuple(settings.type_limits)))
+            room = free - claimed
+            batch = await self._repository.claim_due(
+                now=now, owner=settings.owner, lease_for=settings.lease_for, limit=room,
+                exclude_types=tuple(settings.type_limits))
+            full = full or len(batch) >= room
+            claimed += self._start(batch)
+        self._more_may_be_due = full
         return claimed
 
     def _start(self, claimed: list[Schedule]) -> int:
@@ -133,12 +147,17 @@ class Dispatcher:
         return len(claimed)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
+        was_full = len(self._in_flight) >= self._settings.max_in_flight
         task_type = self._in_flight.pop(task, None)
         if task_type is not None:
+            cap = self._settings.type_limits.get(task_type)
+            was_full = was_full or (cap is not None and self._by_type[task_type] >= cap)
             self._by_type[task_type] -= 1
         self._metrics.in_flight(len(self._in_flight))
-        # A slot is free: let the loop claim more without waiting for its next poll.
-        self._signal.notify(self._clock.now())
+        if was_full:
+            # A slot the loop was waiting for is free: let it claim more without waiting for its
+            # next poll. (Below the limits it claims what is due anyway: no need to wake it.)
+            self._signal.notify(self._clock.now())
 
     async def drain(self, timeout: float) -> None:
         """Graceful shutdown: wait up to ``timeout`` seconds for runs in progress, then cancel the
@@ -223,6 +242,10 @@ class Dispatcher:
                     ErrorInfo(exc.code, exc.message, exc.retryable, dict(exc.details)),
                     retry_after=exc.retry_after_seconds,
                 )
+            except DeliveryDeferred as exc:
+                log.info("schedule %s deferred %.1f s: %s", schedule.id, exc.seconds, exc.reason)
+                now = self._clock.now()
+                schedule.defer(attempt_id=attempt_id, now=now, until=now + timedelta(seconds=exc.seconds))
             except DeliveryOutcomeUnknown as exc:
                 if self._settings.retry_unknown:  # opted in: a possible duplicate beats a lost message
                     self._fail(schedule, attempt_id, ErrorInfo("outcome_unknown", exc.message, True))

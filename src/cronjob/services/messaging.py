@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from cronjob.domain.errors import ValidationError
-from cronjob.domain.message import MessageKind, OutboundMessage
+from cronjob.domain.message import DeliveryDeferred, DeliveryError, MessageKind, OutboundMessage
 from cronjob.domain.template import TemplateRenderer
 from cronjob.domain.schedule import Schedule
 from cronjob.ports.sender import MessageSender
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
+from cronjob.services.throttle import RateLimitThrottle
 
 
 _RENDERER = TemplateRenderer()
@@ -39,12 +40,17 @@ def prepare_whatsapp_payload(payload: dict[str, Any], *, default_language: str =
 
 
 class WhatsAppMessageHandler(TaskHandler):
-    """Builds the outbound message from the stored payload and hands it to the sender."""
+    """Builds the outbound message from the stored payload and hands it to the sender.
+
+    With a :class:`RateLimitThrottle`, sends that a recent rate limit concerns are deferred
+    instead of hammering Meta (and spending their attempts).
+    """
 
     task_type = "whatsapp"
 
-    def __init__(self, sender: MessageSender) -> None:
+    def __init__(self, sender: MessageSender, throttle: RateLimitThrottle | None = None) -> None:
         self._sender = sender
+        self._throttle = throttle
 
     async def run(self, schedule: Schedule) -> TaskOutcome:
         payload = schedule.payload
@@ -57,5 +63,14 @@ class WhatsAppMessageHandler(TaskHandler):
             language=payload.get("language") or "pt_BR",
             params=tuple(payload.get("params") or ()),
         )
-        receipt = await self._sender.send(message)
+        if self._throttle is not None:
+            wait = self._throttle.wait_for(message.to)
+            if wait > 0:
+                raise DeliveryDeferred(wait, "WhatsApp rate limit: holding back sends")
+        try:
+            receipt = await self._sender.send(message)
+        except DeliveryError as exc:
+            if self._throttle is not None:
+                self._throttle.record(exc, message.to)
+            raise
         return TaskOutcome(provider_message_id=receipt.message_id, result={"wamid": receipt.message_id})
