@@ -14,6 +14,10 @@ from cronjob.services.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
+#: Waits at most this long skip the WorkSignal (see ``run``): at worst, work notified meanwhile
+#: starts this much later.
+_SHORT_WAIT = 0.005
+
 
 class AsyncioTimerEngine(SchedulerEngine):
     """Claims due work, then sleeps until the next due time, a signal, or the poll interval.
@@ -41,6 +45,7 @@ class AsyncioTimerEngine(SchedulerEngine):
         self._drain_timeout = drain_timeout
         self._max_error_backoff = max_error_backoff
         self._last_tick: datetime | None = None
+        self._looked_again = False  # the last tick found due work it could not claim, and said so
 
     @property
     def last_tick(self) -> datetime | None:
@@ -59,7 +64,12 @@ class AsyncioTimerEngine(SchedulerEngine):
                     log.warning("scheduler loop: %s: %s; retrying in %.1f s", type(exc).__name__, exc, backoff)
                     timeout = backoff
                     backoff = min(backoff * 2, self._max_error_backoff)
-                if timeout > 0:
+                if 0 < timeout <= _SHORT_WAIT:
+                    # Due again in a moment (work due every few ms): a plain timer costs a
+                    # fraction of a cancellable signal wait, and the next look claims whatever is
+                    # due by then, notified or not.
+                    await asyncio.sleep(timeout)
+                elif timeout > 0:
                     waiting = asyncio.create_task(self._signal.wait(timeout))
                     await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
                     if not waiting.done():
@@ -73,7 +83,11 @@ class AsyncioTimerEngine(SchedulerEngine):
     async def _tick(self) -> float:
         """Claim what is due; return how long to sleep (0 when more may be waiting right now)."""
         if await self._dispatcher.dispatch_due():
-            return 0.0
+            self._looked_again = False
+            if self._dispatcher.more_may_be_due:
+                return 0.0
+            # The claim came back short: nothing else was due, so plan the next look right away
+            # rather than claim again (with a store round trip) to find nothing.
         if self._dispatcher.at_capacity:
             return self._poll_interval  # a finishing run signals, so this rarely runs out
         next_due = await self._repository.next_due_at()
@@ -83,6 +97,12 @@ class AsyncioTimerEngine(SchedulerEngine):
         if seconds <= 0 and self._dispatcher.types_at_limit:
             return self._poll_interval  # due work of a type at its limit: a finishing run signals
         if seconds <= 0:
+            if not self._looked_again:
+                # Most likely it fell due just after the claim looked (work due every few ms):
+                # look again at once, but only once.
+                self._looked_again = True
+                return 0.0
             # Due but lost to another replica's claim a moment ago: look again shortly.
             return min(0.01, self._poll_interval)
+        self._looked_again = False
         return min(seconds, self._poll_interval)  # wake at the due time itself, not up to 10 ms late
