@@ -117,6 +117,11 @@ class MongoScheduleRepository(ScheduleRepository):
             collection, write_concern=DURABLE
         )
 
+    @property
+    def collection(self) -> AsyncCollection[Document]:
+        """The schedules collection (for change streams)."""
+        return self._schedules
+
     @classmethod
     def from_uri(
         cls, uri: str, database: str, codec: ScheduleCodec, *, server_selection_timeout_ms: int = 5000
