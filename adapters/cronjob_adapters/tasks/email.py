@@ -37,6 +37,7 @@ from cronjob.domain.message import DeliveryError, DeliveryOutcomeUnknown
 from cronjob.domain.schedule import Schedule
 from cronjob.domain.template import TemplateRenderer
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
+from cronjob_adapters.tasks.validation import domain_error
 
 log = logging.getLogger(__name__)
 
@@ -274,21 +275,6 @@ def _separator(texts: list[str]) -> str:
     raise ValidationError("the payload uses every private-use character", field="text")
 
 
-def _domain_error(exc: pydantic.ValidationError) -> ValidationError:
-    """The first error of a pydantic validation as the domain's error (dotted field path).
-
-    Built from ``errors(include_input=False)``: the refused value (an address, a body) is
-    never copied into the message.
-    """
-    errors = exc.errors(include_url=False, include_input=False, include_context=False)
-    first = errors[0]
-    path = ".".join(str(part) for part in first["loc"])
-    message = first["msg"].removeprefix("Value error, ")
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more error(s))"
-    return ValidationError(message, field=path)
-
-
 def prepare_email_payload(payload: dict[str, Any]) -> dict[str, Any]:
     """Check an ``email`` payload when the schedule is created; the payload to store.
 
@@ -303,7 +289,7 @@ def prepare_email_payload(payload: dict[str, Any]) -> dict[str, Any]:
     try:
         model = EmailPayload.model_validate(payload)
     except pydantic.ValidationError as exc:
-        raise _domain_error(exc) from None
+        raise domain_error(exc) from None
     render_email(model)
     return model.model_dump(mode="json")
 
@@ -436,7 +422,7 @@ class EmailHandler(TaskHandler):
             payload = EmailPayload.model_validate(schedule.payload)
             rendered = render_email(payload)
         except pydantic.ValidationError as exc:
-            error = _domain_error(exc)
+            error = domain_error(exc)
             raise self._invalid(f"{error.field}: {error.message}") from None
         except ValidationError as exc:
             raise self._invalid(f"{exc.field}: {exc.message}") from None

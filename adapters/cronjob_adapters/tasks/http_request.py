@@ -47,14 +47,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urljoin
 
@@ -68,6 +65,7 @@ from cronjob.domain.message import DeliveryError
 from cronjob.domain.schedule import Schedule
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 
+from cronjob_adapters.retry_after import parse_retry_after
 from cronjob_adapters.tasks.ssrf import (
     MAX_URL_LENGTH,
     DestinationPolicy,
@@ -78,6 +76,7 @@ from cronjob_adapters.tasks.ssrf import (
     parse_url,
     system_resolver,
 )
+from cronjob_adapters.tasks.validation import domain_error
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +94,6 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 MAX_TIMEOUT_SECONDS = 120.0
 MAX_REDIRECTS = 5
 MAX_EXPECTED_STATUS = 20
-MAX_RETRY_AFTER_SECONDS = 7 * 24 * 3600.0
 
 #: Headers a payload may not set: hop-by-hop (RFC 9110 7.6.1), the ones that frame the message
 #: (a wrong Content-Length is request smuggling), Host (the URL decides it), and ours.
@@ -271,18 +269,6 @@ class HttpRequestPayload(BaseModel):
         return False
 
 
-def _domain_error(exc: pydantic.ValidationError) -> ValidationError:
-    """The first error of a pydantic validation as the domain's error, with a dotted field path.
-    Built with ``include_input=False``: a refused value (a token in a header) is never copied."""
-    errors = exc.errors(include_url=False, include_input=False, include_context=False)
-    first = errors[0]
-    path = ".".join(str(part) for part in first["loc"])
-    message = first["msg"].removeprefix("Value error, ")
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more error(s))"
-    return ValidationError(message, field=path)
-
-
 def prepare_http_request_payload(payload: dict[str, Any]) -> dict[str, Any]:
     """Check an ``http.request`` payload when the schedule is created; the payload to store
     (``model_dump(mode="json")``, defaults filled in). Raises the domain's
@@ -293,7 +279,7 @@ def prepare_http_request_payload(payload: dict[str, Any]) -> dict[str, Any]:
     try:
         model = HttpRequestPayload.model_validate(payload)
     except pydantic.ValidationError as exc:
-        raise _domain_error(exc) from None
+        raise domain_error(exc) from None
     return model.model_dump(mode="json")
 
 
@@ -307,30 +293,6 @@ def status_error(host: str, status: int, retry_after: str | None = None) -> Deli
         retryable=retryable, http_status=status,
         retry_after_seconds=parse_retry_after(retry_after) if retryable else None, details={"host": host},
     )
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None;
-    never negative, at most a week."""
-    if not value or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
-
-
-# -- the handler -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +350,7 @@ class HttpRequestHandler(TaskHandler):
         try:
             payload = HttpRequestPayload.model_validate(schedule.payload)
         except pydantic.ValidationError as exc:
-            error = _domain_error(exc)
+            error = domain_error(exc)
             raise DeliveryError(
                 "invalid_payload", f"{error.field}: {error.message}", retryable=False
             ) from None

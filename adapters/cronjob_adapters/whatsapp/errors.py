@@ -9,12 +9,11 @@ HTTP status, not the deprecated subcode): rate limits come back as HTTP 400 with
 from __future__ import annotations
 
 import json
-import math
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 
 from cronjob.domain.message import DeliveryError
+from cronjob_adapters.retry_after import parse_retry_after
 
 #: Throttling codes and what is throttled: wait and send again.
 RATE_LIMIT_SCOPES: dict[int, str] = {
@@ -63,26 +62,6 @@ def is_retryable(code: int, *, http_status: int, is_transient: bool | None = Non
     if is_transient is not None:
         return is_transient
     return _status_retryable(http_status)
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
-    if not value or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(seconds, 0.0)
 
 
 def error_from_response(

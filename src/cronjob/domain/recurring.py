@@ -9,7 +9,7 @@ repeat (a fall-back fold) fires once, on its first pass.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from cronjob.domain.cron import CronEvaluator
