@@ -28,10 +28,11 @@ from rocketry.core.condition import BaseCondition
 from rocketry.log.defaults import create_default_handler
 
 from cronjob.ports.clock import Clock
-from cronjob.ports.engine import SchedulerEngine
 from cronjob.ports.repository import ScheduleRepository
 from cronjob.ports.signal import WorkSignal
 from cronjob.services.dispatcher import Dispatcher
+
+from cronjob_adapters.engine.base import EngineBase
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class _Holds(BaseCondition):
         return self._name
 
 
-class RocketryEngine(SchedulerEngine):
+class RocketryEngine(EngineBase):
     """Runs a Rocketry session with one task, ``cronjob-dispatch-<id>``, that claims due work.
 
     The task's start condition is ``every <poll_interval> seconds | wake-up requested``. A
@@ -115,25 +116,15 @@ class RocketryEngine(SchedulerEngine):
         drain_timeout: float = 20.0,
         max_error_backoff: float = 10.0,
     ) -> None:
-        self._dispatcher = dispatcher
-        self._repository = repository
-        self._signal = signal
-        self._clock = clock
-        self._poll_interval = poll_interval
-        self._drain_timeout = drain_timeout
-        self._max_error_backoff = max_error_backoff
+        super().__init__(dispatcher, repository, signal, clock, poll_interval=poll_interval,
+                         drain_timeout=drain_timeout, max_error_backoff=max_error_backoff)
         self._cycle_sleep = min(0.1, poll_interval / 2)
-        self._last_tick: datetime | None = None
         self._stop: asyncio.Event | None = None
         self._wake_requested = False
         self._next_look_at: datetime | None = None  # None: at the next poll
         self._retry_at: datetime | None = None
         self._backoff = 0.5
         self._ticked = asyncio.Event()
-
-    @property
-    def last_tick(self) -> datetime | None:
-        return self._last_tick
 
     async def run(self, stop: asyncio.Event) -> None:
         _quiet_rocketry_logging()

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 
-from cronjob.ports.clock import Clock
-from cronjob.ports.engine import SchedulerEngine
-from cronjob.ports.repository import ScheduleRepository
-from cronjob.ports.signal import WorkSignal
-from cronjob.services.dispatcher import Dispatcher
+from cronjob_adapters.engine.base import EngineBase
 
 log = logging.getLogger(__name__)
 
@@ -19,37 +14,12 @@ log = logging.getLogger(__name__)
 _SHORT_WAIT = 0.005
 
 
-class AsyncioTimerEngine(SchedulerEngine):
+class AsyncioTimerEngine(EngineBase):
     """Claims due work, then sleeps until the next due time, a signal, or the poll interval.
 
     The poll interval bounds how late it learns of work created by other processes; the
     WorkSignal makes work created in this process start without waiting for it.
     """
-
-    def __init__(
-        self,
-        dispatcher: Dispatcher,
-        repository: ScheduleRepository,
-        signal: WorkSignal,
-        clock: Clock,
-        *,
-        poll_interval: float = 1.0,
-        drain_timeout: float = 20.0,
-        max_error_backoff: float = 10.0,
-    ) -> None:
-        self._dispatcher = dispatcher
-        self._repository = repository
-        self._signal = signal
-        self._clock = clock
-        self._poll_interval = poll_interval
-        self._drain_timeout = drain_timeout
-        self._max_error_backoff = max_error_backoff
-        self._last_tick: datetime | None = None
-        self._looked_again = False  # the last tick found due work it could not claim, and said so
-
-    @property
-    def last_tick(self) -> datetime | None:
-        return self._last_tick
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.5
