@@ -411,3 +411,19 @@ async def test_a_claim_that_comes_back_late_renews_its_lease_or_is_not_run(world
     await dispatcher.drain(5)
     assert claimed == 1 and taken.id == lost.id
     assert len(world.sender.sent) == 1  # replica-a did not send what it no longer held
+
+
+async def test_unknown_outcomes_are_retried_when_configured_to(world: World) -> None:
+    dispatcher = world.dispatcher(retry_unknown=True)
+    schedule = await world.schedule()
+    world.clock.set(DUE)
+    world.sender.fail_with(DeliveryOutcomeUnknown("timed out after the request was written"))
+    assert await run_due(dispatcher) == 1
+    stored = await world.stored(schedule.id)
+    assert stored.status is ScheduleStatus.SCHEDULED
+    assert [(a.number, a.outcome) for a in stored.attempts] == [(1, "retrying")]
+    assert stored.last_error is not None and stored.last_error.code == "outcome_unknown"
+    world.clock.set(stored.next_run_at)  # type: ignore[arg-type]
+    assert await run_due(dispatcher) == 1
+    assert len(world.sender.sent) == 1
+    assert (await world.stored(schedule.id)).status is ScheduleStatus.SUCCEEDED
