@@ -20,28 +20,28 @@ from cronjob.services.delivery_status import DeliveryStatusService
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.health import HealthService
 from cronjob.services.messaging import WhatsAppMessageHandler
-from cronjob.services.throttle import RateLimitThrottle
 from cronjob.services.scheduling import SchedulingService
+from cronjob.services.throttle import RateLimitThrottle
 from cronjob_adapters.codec import ScheduleCodec
 from cronjob_adapters.engine.timer import AsyncioTimerEngine
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender, UnconfiguredMessageSender
 from cronjob_adapters.memory.signal import InProcessWorkSignal
 from cronjob_adapters.mongodb.repository import MongoScheduleRepository
-from cronjob_adapters.sqlite.repository import SqliteScheduleRepository
 from cronjob_adapters.observability.prometheus import PrometheusMetrics
+from cronjob_adapters.sqlite.repository import SqliteScheduleRepository
+from cronjob_adapters.tasks.http_request import HttpRequestHandler
+from cronjob_adapters.tasks.registry import TaskRegistry
 from cronjob_adapters.web.app import ApiServices, create_app
 from cronjob_adapters.web.auth import bearer_tokens
 from cronjob_adapters.web.probes import MetricsRenderer, create_probe_app
+from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
+from cronjob_adapters.webhooks.delivery import WebhookDeliveryHandler
+from cronjob_adapters.webhooks.publisher import WebhookPublisher
 from cronjob_adapters.whatsapp.sender import WhatsAppCloudSender
 from cronjob_bootstrap.settings import Settings
 from cronjob_bootstrap.tasks import build_registry, follow_up_scheduler
 from cronjob_bootstrap.triggers import default_trigger_parser
-from cronjob_adapters.tasks.registry import TaskRegistry
-from cronjob_adapters.tasks.http_request import HttpRequestHandler
-from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
-from cronjob_adapters.webhooks.delivery import WebhookDeliveryHandler
-from cronjob_adapters.webhooks.publisher import WebhookPublisher
 
 
 def _metrics_renderer(metrics: PrometheusMetrics, repository: ScheduleRepository) -> MetricsRenderer:

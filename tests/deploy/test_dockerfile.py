@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import yaml

@@ -251,15 +251,6 @@ class Schedule:
                                          data=data))
         del self.events[:-HISTORY_LIMIT]
 
-    def events_after(self, event_id: str | None) -> list[ScheduleEvent]:
-        """The events recorded after the one with ``event_id`` (all of them for None)."""
-        if event_id is None:
-            return list(self.events)
-        for index, event in enumerate(self.events):
-            if event.id == event_id:
-                return self.events[index + 1:]
-        return list(self.events)
-
     # -- transitions -----------------------------------------------------------------------
 
     def _move(self, target: ScheduleStatus, now: datetime) -> None:
@@ -415,9 +406,7 @@ class Schedule:
 
     def defer(self, *, attempt_id: str, now: datetime, until: datetime) -> None:
         """Give the claim back until ``until`` without an attempt (provider back-pressure)."""
-        self._require_lease(attempt_id)
-        self.lease = None
-        self._move(ScheduleStatus.SCHEDULED, now)
+        self.release(attempt_id=attempt_id, now=now)
         self.next_run_at = max(until, self.next_run_at or until)
 
     def release(self, *, attempt_id: str, now: datetime) -> None:

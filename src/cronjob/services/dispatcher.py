@@ -98,10 +98,6 @@ class Dispatcher:
         """Whether some task type has used up its own limit (its due work waits for a slot)."""
         return any(self._by_type[t] >= cap for t, cap in self._settings.type_limits.items())
 
-    @property
-    def owner(self) -> str:
-        return self._settings.owner
-
     async def dispatch_due(self) -> int:
         """Claim what is due (up to the free slots) and start running it. Returns how many were claimed.
 
@@ -113,21 +109,20 @@ class Dispatcher:
         claimed = 0
         full = False
         now = self._clock.now()
+
+        async def claim(room: int, **types: tuple[str, ...]) -> None:
+            nonlocal claimed, full
+            batch = await self._repository.claim_due(
+                now=now, owner=settings.owner, lease_for=settings.lease_for, limit=room, **types)
+            full = full or len(batch) >= room
+            claimed += self._start(batch)
+
         for task_type, cap in settings.type_limits.items():
             room = min(cap - self._by_type[task_type], free - claimed)
             if room > 0:
-                batch = await self._repository.claim_due(
-                    now=now, owner=settings.owner, lease_for=settings.lease_for, limit=room,
-                    task_types=(task_type,))
-                full = full or len(batch) >= room
-                claimed += self._start(batch)
+                await claim(room, task_types=(task_type,))
         if free - claimed > 0:
-            room = free - claimed
-            batch = await self._repository.claim_due(
-                now=now, owner=settings.owner, lease_for=settings.lease_for, limit=room,
-                exclude_types=tuple(settings.type_limits))
-            full = full or len(batch) >= room
-            claimed += self._start(batch)
+            await claim(free - claimed, exclude_types=tuple(settings.type_limits))
         self._more_may_be_due = full
         return claimed
 
