@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from cronjob.domain.message import MessageKind, OutboundMessage, SendReceipt
-from cronjob.domain.schedule import Schedule
+from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.ports.clock import Clock, SystemClock
 from cronjob.ports.repository import StoreUnavailable
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
@@ -184,3 +186,29 @@ async def test_a_failing_store_does_not_kill_the_loop_and_work_gets_done_once_it
     stored = await repository.get(schedule_id)
     assert stored is not None and stored.status.value == "succeeded"
     assert [m.body for m in rig.sender.sent] == ["depois da falha"]
+
+
+class LosesFirstClaims(InMemoryScheduleRepository):
+    """Answers the first ``losses`` claims with nothing, as when another replica won the race,
+    while ``next_due_at`` still reports the work as due."""
+
+    def __init__(self, losses: int) -> None:
+        super().__init__()
+        self.losses = losses
+
+    async def claim_due(self, **kwargs: Any) -> list[Schedule]:  # type: ignore[override]
+        if self.losses > 0:
+            self.losses -= 1
+            return []
+        return await super().claim_due(**kwargs)
+
+
+async def test_due_work_lost_to_another_claim_is_looked_at_again_without_errors(
+        caplog: pytest.LogCaptureFixture) -> None:
+    rig = Rig(LosesFirstClaims(losses=3))
+    schedule_id = await rig.schedule(rig.clock.now())
+    async with rig.running():
+        await until(lambda: len(rig.sender.sent_at) == 1)
+    stored = await rig.repository.get(schedule_id)
+    assert stored is not None and stored.status is ScheduleStatus.SUCCEEDED
+    assert not [r for r in caplog.records if r.name == "cronjob_adapters.engine.timer"]  # no loop error

@@ -21,6 +21,9 @@ class AsyncioTimerEngine(EngineBase):
     WorkSignal makes work created in this process start without waiting for it.
     """
 
+    #: The last tick found due work it could not claim and looked again at once (only once).
+    _looked_again = False
+
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.5
         stopping = asyncio.create_task(stop.wait())
