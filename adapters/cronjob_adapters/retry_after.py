@@ -1,4 +1,4 @@
-"""HTTP ``Retry-After``, read the same way by every adapter that talks HTTP."""
+"""HTTP retry rules shared by every adapter that talks HTTP: retryable statuses, ``Retry-After``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ from email.utils import parsedate_to_datetime
 
 #: Longer waits are capped (timedelta overflows on absurd values; a week is already a lot).
 MAX_RETRY_AFTER_SECONDS = 7 * 24 * 3600.0
+
+
+def retryable_status(status: int) -> bool:
+    """Whether an HTTP answer with ``status`` is worth trying again later: 408, 429 and 5xx."""
+    return status in (408, 429) or 500 <= status <= 599
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trustme
 
 from cronjob import __version__
 from cronjob.domain.message import DeliveryError
@@ -428,7 +429,6 @@ async def test_a_second_resolver_answer_cannot_change_the_destination(peer: Loca
 
 @pytest.fixture(scope="module")
 def tls() -> Any:
-    trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("pinned.test").configure_cert(server)

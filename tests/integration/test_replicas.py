@@ -312,7 +312,6 @@ def test_a_scheduler_killed_while_holding_leases_loses_nothing(tmp_path: Path, w
 
 def test_replicas_recover_when_the_mongodb_server_restarts_mid_run(tmp_path: Path,
                                                                    whatsapp: FakeWhatsApp) -> None:
-    pytest.importorskip("secantus", reason="needs the bundled MongoDB test server (SecantusDB)")
     count, lease, outage = 300, 3, 4.0
     server = MongoTestServer(tmp_path / "mongodb" / "data")
     uri = server.start()

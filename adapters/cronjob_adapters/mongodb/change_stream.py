@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pymongo.errors import PyMongoError
@@ -45,7 +45,7 @@ async def watch_new_work(repository: MongoScheduleRepository, signal: WorkSignal
                         continue
                     due = (change.get("fullDocument") or {}).get("next_run_at")
                     if isinstance(due, datetime):
-                        signal.notify(due if due.tzinfo else due.replace(tzinfo=UTC))
+                        signal.notify(due)
         except (PyMongoError, OSError) as exc:
             log.warning("change stream unavailable (%s); relying on the poll, retrying in %.0f s",
                         type(exc).__name__, retry_after)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -13,7 +12,6 @@ from cronjob.domain.schedule import ScheduleStatus
 
 from cronjob_adapters.tasks.python import RoutineContext, RoutineRegistry, routine, routines
 
-FINISHED = ("succeeded", "dead", "missed", "cancelled", "unknown")
 
 
 class PurgeArgs(BaseModel):
@@ -70,7 +68,7 @@ async def daily_report(args: ReportArgs, context: RoutineContext) -> dict[str, s
         body = {"generated_at": now.isoformat(), "counts": [
             {"status": s, "task_type": t, "count": n} for s, t, n in rows]}
         sent["webhook_schedule"] = await context.schedule_task("http.request", {
-            "method": "POST", "url": args.webhook_url, "body": json.loads(json.dumps(body))})
+            "method": "POST", "url": args.webhook_url, "body": body})
     return sent
 
 

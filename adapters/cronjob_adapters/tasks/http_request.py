@@ -65,7 +65,7 @@ from cronjob.domain.message import DeliveryError
 from cronjob.domain.schedule import Schedule
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 
-from cronjob_adapters.retry_after import parse_retry_after
+from cronjob_adapters.retry_after import parse_retry_after, retryable_status
 from cronjob_adapters.tasks.ssrf import (
     MAX_URL_LENGTH,
     DestinationPolicy,
@@ -84,7 +84,6 @@ TASK_TYPE = "http.request"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 SCHEDULE_HEADER = "Cronjob-Schedule-Id"
 
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 MAX_HEADERS = 50
 MAX_HEADER_NAME_CHARS = 256
 MAX_HEADER_VALUE_CHARS = 8192
@@ -286,7 +285,7 @@ def prepare_http_request_payload(payload: dict[str, Any]) -> dict[str, Any]:
 def status_error(host: str, status: int, retry_after: str | None = None) -> DeliveryError:
     """The failure for an answer with an unexpected ``status`` from ``host``: ``http_<status>``,
     retryable for 408, 429 and 5xx (with the ``Retry-After`` delay), permanent otherwise."""
-    retryable = status in (408, 429) or 500 <= status <= 599
+    retryable = retryable_status(status)
     return DeliveryError(
         f"http_{status}",
         f"{host} answered HTTP {status}, not one of the expected statuses",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -85,10 +85,9 @@ class WebhookDeliveryPayload(BaseModel):
         return value
 
 
-def event_body(event: WebhookEvent | dict[str, Any]) -> bytes:
+def event_body(event: WebhookEvent) -> bytes:
     """The exact bytes sent (and signed) for ``event``: stable JSON, the same on every attempt."""
-    data = event.model_dump(mode="json") if isinstance(event, WebhookEvent) else event
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    return json.dumps(event.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False).encode("utf-8")
 
 

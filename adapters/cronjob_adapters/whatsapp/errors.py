@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from cronjob.domain.message import DeliveryError
-from cronjob_adapters.retry_after import parse_retry_after
+from cronjob_adapters.retry_after import parse_retry_after, retryable_status
 
 #: Throttling codes and what is throttled: wait and send again.
 RATE_LIMIT_SCOPES: dict[int, str] = {
@@ -61,7 +61,7 @@ def is_retryable(code: int, *, http_status: int, is_transient: bool | None = Non
         return False  # 2xx codes: API permission; 132xxx: template errors
     if is_transient is not None:
         return is_transient
-    return _status_retryable(http_status)
+    return retryable_status(http_status)
 
 
 def error_from_response(
@@ -75,7 +75,7 @@ def error_from_response(
         return DeliveryError(
             f"http_{http_status}",
             f"HTTP {http_status} without a Graph error body",
-            retryable=_status_retryable(http_status),
+            retryable=retryable_status(http_status),
             http_status=http_status,
             retry_after_seconds=wait,
         )
@@ -92,8 +92,6 @@ def error_from_response(
     )
 
 
-def _status_retryable(http_status: int) -> bool:
-    return http_status in (408, 429) or http_status >= 500
 
 
 def _graph_error(body: bytes) -> dict[str, Any] | None:
