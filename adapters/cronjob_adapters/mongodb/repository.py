@@ -200,9 +200,9 @@ class MongoScheduleRepository(ScheduleRepository):
 
     async def next_due_at(self) -> datetime | None:
         async with _reachable():
-            scheduled = await self._first(
-                {"status": _SCHEDULED, "next_run_at": {"$ne": None}}, "next_run_at")
-            running = await self._first({"status": _RUNNING, "lease.until": {"$ne": None}}, "lease.until")
+            scheduled, running = await asyncio.gather(
+                self._first({"status": _SCHEDULED, "next_run_at": {"$ne": None}}, "next_run_at"),
+                self._first({"status": _RUNNING, "lease.until": {"$ne": None}}, "lease.until"))
         times = [t for t in (scheduled, running) if t is not None]
         return min(times, default=None)
 

@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -142,10 +141,6 @@ _CLAIM_IN_PLACE = (
     " 'until', :until, 'taken_over_from',"
     " CASE WHEN status = 'running' THEN json_extract(doc, '$.lease.owner') END))"
     " WHERE id = :id"
-)
-_CLAIM_WHOLE = (
-    "UPDATE schedules SET status = :status, lease_until = :lease_until,"
-    " lease_attempt_id = :lease_attempt_id, doc = :doc WHERE id = :id"
 )
 
 #: A write waiting for the next group commit: its work, what to do with the work's result once
@@ -526,31 +521,20 @@ class SqliteScheduleRepository(ScheduleRepository):
         in_place = {"owner": owner, "claimed_at": at.isoformat(), "until": until.isoformat(),
                     "until_ms": _ms(until)}
 
-        def claim(conn: sqlite3.Connection) -> list[tuple[str, str] | Schedule]:
+        def claim(conn: sqlite3.Connection) -> list[tuple[str, str]]:
             """In the transaction: claim the due rows; return their documents as they were read
-            (decoded and claimed after the commit), or the claimed schedule where the row had to
-            be written whole (a document SQLite's JSON functions cannot edit)."""
+            (decoded and claimed after the commit, outside the write lock)."""
             rows = conn.execute(query, {"now": _ms(now), "limit": limit, **type_params}).fetchall()
-            won: list[tuple[str, str] | Schedule] = []
+            won: list[tuple[str, str]] = []
             for (schedule_id, doc), attempt_id in zip(rows, _attempt_ids(len(rows)), strict=True):
-                try:
-                    conn.execute(_CLAIM_IN_PLACE, {**in_place, "id": schedule_id, "attempt_id": attempt_id})
-                    won.append((doc, attempt_id))
-                except sqlite3.OperationalError:
-                    schedule = self._load(doc)
-                    schedule.claim(owner=owner, attempt_id=attempt_id, now=at, until=until)
-                    conn.execute(_CLAIM_WHOLE, self._row(schedule))
-                    won.append(schedule)
+                conn.execute(_CLAIM_IN_PLACE, {**in_place, "id": schedule_id, "attempt_id": attempt_id})
+                won.append((doc, attempt_id))
             return won
 
-        def decode(won: list[tuple[str, str] | Schedule]) -> list[Schedule]:
+        def decode(won: list[tuple[str, str]]) -> list[Schedule]:
             """After the commit: the schedules as claimed, exactly as now stored."""
             claimed: list[Schedule] = []
-            for item in won:
-                if isinstance(item, Schedule):
-                    claimed.append(item)
-                    continue
-                doc, attempt_id = item
+            for doc, attempt_id in won:
                 schedule = self._load(doc)
                 schedule.claim(owner=owner, attempt_id=attempt_id, now=at, until=until)
                 claimed.append(schedule)
@@ -590,27 +574,23 @@ class SqliteScheduleRepository(ScheduleRepository):
         def delete(conn: sqlite3.Connection) -> int:
             # updated_at lives in the document; created_at <= updated_at, so the column narrows first.
             rows = conn.execute(
-                f"SELECT id, doc FROM schedules WHERE status IN ({marks}) AND created_at < ?",
-                (*wanted, _ms(before))).fetchall()
-            doomed = [i for i, doc in rows if self._load(doc).updated_at < before][:limit]
+                f"SELECT id, json_extract(doc, '$.updated_at') FROM schedules"
+                f" WHERE status IN ({marks}) AND created_at < ?", (*wanted, _ms(before))).fetchall()
+            doomed = [i for i, updated in rows if datetime.fromisoformat(updated) < before][:limit]
             conn.executemany("DELETE FROM schedules WHERE id = ?", [(i,) for i in doomed])
             return len(doomed)
 
         return await self._run(lambda: self._transaction(delete))
 
     async def renew_lease(self, schedule_id: str, attempt_id: str, until: datetime) -> bool:
+        # In place, like a claim: the column and the document's lease.until, fenced by the attempt.
+        until = to_millis(until)
+        params = {"id": schedule_id, "attempt_id": attempt_id, "until_ms": _ms(until), "until": until.isoformat()}
+
         def renew(conn: sqlite3.Connection) -> bool:
-            found = conn.execute(
-                "SELECT doc FROM schedules WHERE id = ? AND status = 'running'"
-                " AND lease_attempt_id = ?", (schedule_id, attempt_id)).fetchone()
-            if found is None:
-                return False
-            schedule = self._load(found[0])
-            assert schedule.lease is not None  # the row's lease columns mirror the document
-            schedule.lease = replace(schedule.lease, until=to_millis(until))
-            row = self._row(schedule)
-            conn.execute("UPDATE schedules SET lease_until = :lease_until, doc = :doc WHERE id = :id",
-                         row)
-            return True
+            return conn.execute(
+                "UPDATE schedules SET lease_until = :until_ms, doc = json_set(doc, '$.lease.until', :until)"
+                " WHERE id = :id AND status = 'running' AND lease_attempt_id = :attempt_id", params,
+            ).rowcount == 1
 
         return await self._write(renew)
