@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
@@ -252,7 +251,6 @@ class MongoScheduleRepository(ScheduleRepository):
             types["$in"] = list(task_types)
         if exclude_types:
             types["$nin"] = list(exclude_types)
-        started = time.monotonic()
         async with _reachable():
             candidates = await self._due(now, limit, {"task_type": types} if types else {})
             if not candidates:
@@ -263,15 +261,8 @@ class MongoScheduleRepository(ScheduleRepository):
                 return []
             won = {"_id": {"$in": [doc["_id"] for doc in candidates]},
                    "lease.attempt_id": {"$in": [attempt_id for _, attempt_id in claims]}}
-            late = timedelta(seconds=time.monotonic() - started)
-            if late > lease_for / 3:
-                # The claim took long (e.g. it waited for a server that was down): its leases,
-                # ``now + lease_for``, may have lapsed already and be claimable by another replica
-                # while this one runs them. Re-grant them from the time they were won; a lease
-                # taken over meanwhile no longer carries our attempt id and is not returned.
-                await self._schedules.update_many(
-                    {**won, "status": _RUNNING},
-                    {"$set": {"lease.until": to_millis(now + late + lease_for)}})
+            # A claim that came back late (a server that was down) may carry leases that lapsed
+            # meanwhile: the dispatcher renews such a lease, fenced, before running (any store).
             docs = await self._schedules.find(won).to_list()
         order = {doc["_id"]: index for index, doc in enumerate(candidates)}
         docs.sort(key=lambda doc: order[doc["_id"]])
