@@ -37,7 +37,7 @@ from cronjob.domain.message import DeliveryError, DeliveryOutcomeUnknown
 from cronjob.domain.schedule import Schedule
 from cronjob.domain.template import TemplateRenderer
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
-from cronjob_adapters.tasks.validation import domain_error
+from cronjob_adapters.tasks.validation import domain_error, invalid_payload
 
 log = logging.getLogger(__name__)
 
@@ -421,11 +421,9 @@ class EmailHandler(TaskHandler):
         try:
             payload = EmailPayload.model_validate(schedule.payload)
             rendered = render_email(payload)
-        except pydantic.ValidationError as exc:
-            error = domain_error(exc)
-            raise self._invalid(f"{error.field}: {error.message}") from None
-        except ValidationError as exc:
-            raise self._invalid(f"{exc.field}: {exc.message}") from None
+        except (pydantic.ValidationError, ValidationError) as exc:
+            log.warning("email payload refused at run time")
+            raise invalid_payload(exc) from None
         message_id = message_id_for(schedule.delivery_key, self._sender)
         try:
             message = self._build(schedule, payload, rendered, message_id)

@@ -76,7 +76,7 @@ from cronjob_adapters.tasks.ssrf import (
     parse_url,
     system_resolver,
 )
-from cronjob_adapters.tasks.validation import domain_error
+from cronjob_adapters.tasks.validation import domain_error, invalid_payload
 
 log = logging.getLogger(__name__)
 
@@ -349,10 +349,7 @@ class HttpRequestHandler(TaskHandler):
         try:
             payload = HttpRequestPayload.model_validate(schedule.payload)
         except pydantic.ValidationError as exc:
-            error = domain_error(exc)
-            raise DeliveryError(
-                "invalid_payload", f"{error.field}: {error.message}", retryable=False
-            ) from None
+            raise invalid_payload(exc) from None
         content, content_type = payload.encoded_body()
         hop = _Hop(payload.method, payload.target(), tuple(payload.headers.items()), content, content_type)
         started = time.monotonic()

@@ -34,6 +34,8 @@ from cronjob.ports.clock import Clock
 from cronjob.ports.repository import ScheduleRepository
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 
+from cronjob_adapters.tasks.validation import domain_error
+
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
 
 
@@ -113,9 +115,9 @@ def _check_args(found: Routine, args: dict[str, Any]) -> BaseModel:
     try:
         return found.args_model.model_validate(args)
     except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise ValidationError(f"{where or 'args'}: {first.get('msg')}", field=f"args.{where}" if where else "args") from None
+        error = domain_error(exc)
+        raise ValidationError(f"{error.field or 'args'}: {error.message}",
+                              field=f"args.{error.field}" if error.field else "args") from None
 
 
 def python_preparer(registry: RoutineRegistry) -> Callable[[dict[str, Any]], dict[str, Any]]:

@@ -1,10 +1,12 @@
-"""Pydantic validation errors as the domain's, for the task types' scheduling-time checks."""
+"""Pydantic validation errors as the domain's (at scheduling time) or as permanent delivery
+errors (at run time), for every task type."""
 
 from __future__ import annotations
 
 import pydantic
 
 from cronjob.domain.errors import ValidationError
+from cronjob.domain.message import DeliveryError
 
 
 def domain_error(exc: pydantic.ValidationError) -> ValidationError:
@@ -20,3 +22,10 @@ def domain_error(exc: pydantic.ValidationError) -> ValidationError:
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more error(s))"
     return ValidationError(message, field=path)
+
+
+def invalid_payload(exc: pydantic.ValidationError | ValidationError) -> DeliveryError:
+    """A stored payload that no longer validates at run time: permanent ``invalid_payload``
+    (normally caught when the schedule was created; a schema may have changed since)."""
+    error = domain_error(exc) if isinstance(exc, pydantic.ValidationError) else exc
+    return DeliveryError("invalid_payload", f"{error.field}: {error.message}", retryable=False)

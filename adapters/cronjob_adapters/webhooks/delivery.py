@@ -36,6 +36,7 @@ from cronjob.ports.tasks import TaskHandler, TaskOutcome
 
 from cronjob_adapters.tasks.http_request import HttpRequestHandler, status_error
 from cronjob_adapters.tasks.ssrf import MAX_URL_LENGTH, parse_url
+from cronjob_adapters.tasks.validation import invalid_payload
 from cronjob_adapters.webhooks.signing import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
@@ -128,10 +129,8 @@ class WebhookDeliveryHandler(TaskHandler):
         try:
             payload = WebhookDeliveryPayload.model_validate(schedule.payload)
         except pydantic.ValidationError as exc:
-            first = exc.errors(include_url=False, include_input=False)[0]
-            field = ".".join(str(p) for p in first["loc"])
             self._metrics.webhook_delivered("failed")
-            raise DeliveryError("invalid_payload", f"{field}: {first['msg']}", retryable=False) from None
+            raise invalid_payload(exc) from None
         event = payload.event
         if not self._secrets:
             self._metrics.webhook_delivered("failed")
