@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from cronjob.services.messaging import prepare_whatsapp_payload
 
 PHONE_PATTERN = r"^\+?[1-9][0-9]{7,14}$"
-PhoneNumber = Annotated[str, Field(pattern=PHONE_PATTERN, description="Digits only (E.164 without '+').")]
+PhoneNumber = Annotated[str, Field(pattern=PHONE_PATTERN,
+                                   description="Recipient phone number: 8-15 digits (E.164; a leading '+' is dropped).")]
+TemplateName = Annotated[str, Field(max_length=512, pattern=r"^[a-z0-9_]+$", description="The approved template's name.")]
 MessageBody = Annotated[str, Field(min_length=1, max_length=4096, description="Text with {{1}}.. placeholders.")]
 Params = Annotated[list[Annotated[str, Field(max_length=1024)]],
                    Field(default_factory=list, max_length=100, description="Values for {{1}}, {{2}}, ...")]
@@ -23,8 +25,7 @@ class WhatsAppTemplatePayload(BaseModel):
 
     to: PhoneNumber
     body: MessageBody
-    templateName: Annotated[str, Field(max_length=512, pattern=r"^[a-z0-9_]+$",
-                                       description="The approved template's name.")]
+    templateName: TemplateName
     params: Params
     language: Annotated[str | None, Field(default=None, pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
                                           description="Template language; default pt_BR.")] = None

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from cronjob.domain.schedule import Attempt, Schedule
 
-PHONE_PATTERN = r"^\+?[1-9][0-9]{7,14}$"
+from cronjob_adapters.tasks.whatsapp import MessageBody, Params, PhoneNumber, TemplateName
+
 CallbackUrl = Annotated[str | None, Field(
     default=None, max_length=2048, pattern=r"^https?://[^\s/$.?#][^\s]*$",
     description="Receives this schedule's signed status webhooks (see the README).")]
@@ -45,11 +46,11 @@ class ScheduleMessageRequest(BaseModel):
         },
     )
 
-    to: Annotated[str, Field(pattern=PHONE_PATTERN, description="Recipient phone number, digits only (E.164 without '+').")]
-    body: Annotated[str, Field(min_length=1, max_length=4096, description="Text with {{1}}.. placeholders.")]
+    to: PhoneNumber
+    body: MessageBody
     type: Literal["template", "text"] = "template"
-    templateName: Annotated[str | None, Field(default=None, max_length=512, pattern=r"^[a-z0-9_]+$")] = None
-    params: Annotated[list[Annotated[str, Field(max_length=1024)]], Field(default_factory=list, max_length=100)]
+    templateName: TemplateName | None = None
+    params: Params
     userId: Annotated[str | None, Field(default=None, max_length=256)] = None
     send_at: Annotated[str, Field(
         max_length=64,
