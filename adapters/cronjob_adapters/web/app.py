@@ -21,7 +21,7 @@ from cronjob_adapters.tasks.registry import TaskRegistry, TaskType
 from cronjob_adapters.web.auth import bearer_tokens
 from cronjob_adapters.web.limits import BodySizeLimit
 from cronjob_adapters.web.probes import MetricsRenderer, probe_router
-from cronjob_adapters.web.problems import PROBLEM_JSON, install_problem_handlers
+from cronjob_adapters.web.problems import PROBLEM_RESPONSE, install_problem_handlers
 from cronjob_adapters.web.request_id import RequestId
 from cronjob_adapters.web.schemas import (
     TaskTypeDetail,
@@ -41,7 +41,7 @@ from cronjob_adapters.web.whatsapp_webhook import whatsapp_webhook_router
 #: :class:`DeliveryView`).
 DeliveryLookup = Callable[[Schedule], Awaitable[Mapping[str, Sequence[Any]]]]
 
-_PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "A problem+json document (RFC 9457)."}
+_PROBLEM = PROBLEM_RESPONSE
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -39,17 +40,23 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
+#: The OpenAPI ``responses`` entry of a problem+json answer.
+PROBLEM_RESPONSE: dict[str, Any] = {"content": {PROBLEM_JSON: {}}, "description": "A problem+json document (RFC 9457)."}
+
+
+def validation_problem(errors: Sequence[dict[str, Any]]) -> JSONResponse:
+    """A 422 naming each field, from pydantic-style errors (``loc``, ``msg``, ``type``)."""
+    listed = []
+    for err in errors:
+        message = "unknown field" if err.get("type") == "extra_forbidden" else str(err.get("msg", "invalid"))
+        listed.append({"field": _field(tuple(err.get("loc", ()))), "message": message})
+    detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in listed)
+    return problem(422, "Invalid request", detail, errors=listed)
+
+
 async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = []
-    for err in exc.errors():
-        field = _field(tuple(err.get("loc", ())))
-        message = str(err.get("msg", "invalid"))
-        if err.get("type") == "extra_forbidden":
-            message = "unknown field"
-        errors.append({"field": field, "message": message})
-    detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
-    return problem(422, "Invalid request", detail, errors=errors)
+    return validation_problem(exc.errors())
 
 
 async def _domain_validation(_: Request, exc: Exception) -> JSONResponse:

@@ -23,13 +23,13 @@ from pydantic import ValidationError as PydanticValidationError
 
 from cronjob.services.delivery_status import DeliveryStatusService, StatusUpdate
 
-from cronjob_adapters.web.problems import PROBLEM_JSON, problem
+from cronjob_adapters.web.problems import PROBLEM_RESPONSE, problem, validation_problem
 
 log = logging.getLogger(__name__)
 
 PATH = "/v1/whatsapp/webhook"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
-_PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "A problem+json document (RFC 9457)."}
+_PROBLEM = PROBLEM_RESPONSE
 _LATEST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
 
 
@@ -172,10 +172,7 @@ def whatsapp_webhook_router(
         try:
             notification = Notification.model_validate(raw)
         except PydanticValidationError as exc:
-            errors = [{"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
-                      for err in exc.errors(include_url=False, include_input=False)]
-            detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
-            return problem(422, "Invalid request", detail, errors=errors)
+            return validation_problem(exc.errors(include_url=False, include_input=False))
         updates = notification.status_updates()
         applied = await delivery_status.apply(updates) if updates else 0
         return JSONResponse({"received": len(updates), "applied": applied})
