@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from cronjob.ports.clock import Clock
 from cronjob.ports.repository import StoreUnavailable
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_bootstrap.container import Container, build_container
 from cronjob_bootstrap.settings import Settings
+from tests.support.clock import FixedClock
 
 TOKEN = "test-token-123"
 NOW = datetime(2025, 6, 21, 16, 0, tzinfo=UTC)  # 13:00 in São Paulo, an hour before the seed's send_at
@@ -31,21 +31,15 @@ SEED = {
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-class SettableClock(Clock):
-    def __init__(self, now: datetime) -> None:
-        self.current = now
-
-    def now(self) -> datetime:
-        return self.current
 
 
 @pytest.fixture
-def clock() -> SettableClock:
-    return SettableClock(NOW)
+def clock() -> FixedClock:
+    return FixedClock(NOW)
 
 
 @pytest.fixture
-def container(clock: SettableClock) -> Container:
+def container(clock: FixedClock) -> Container:
     settings = Settings(api_tokens=f"{TOKEN},second-token", max_body_bytes=4096, poll_interval_seconds=0.05)
     built = build_container(settings)
     built.config.store.from_value("memory")
@@ -143,11 +137,11 @@ async def test_a_body_over_the_limit_is_refused(client: httpx.AsyncClient) -> No
     assert streamed.status_code == 413
 
 
-async def test_wall_time_with_a_zone_and_dst_gaps(client: httpx.AsyncClient, clock: SettableClock) -> None:
+async def test_wall_time_with_a_zone_and_dst_gaps(client: httpx.AsyncClient, clock: FixedClock) -> None:
     ok = await client.post("/schedule-message", headers=AUTH,
                            json={**SEED, "send_at": "2025-06-21T14:00:00", "timezone": "America/Sao_Paulo"})
     assert ok.status_code == 201 and ok.json()["send_at"] == "2025-06-21T17:00:00Z"
-    clock.current = datetime(2025, 3, 1, tzinfo=UTC)
+    clock.set(datetime(2025, 3, 1, tzinfo=UTC))
     gap = await client.post("/schedule-message", headers=AUTH,
                             json={**SEED, "send_at": "2025-03-09T02:30:00", "timezone": "America/New_York"})
     assert gap.status_code == 422 and "does not exist" in gap.json()["detail"]
@@ -164,7 +158,7 @@ async def test_idempotency_key_replays_the_first_schedule(client: httpx.AsyncCli
 
 
 async def test_cancel_then_conflict_after_sending(client: httpx.AsyncClient, container: Container,
-                                                  clock: SettableClock) -> None:
+                                                  clock: FixedClock) -> None:
     created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()
     cancelled = await client.delete(f"/v1/schedules/{created['id']}", headers=AUTH)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
@@ -172,7 +166,7 @@ async def test_cancel_then_conflict_after_sending(client: httpx.AsyncClient, con
     assert again.status_code == 200
 
     sent = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()
-    clock.current = NOW + timedelta(hours=2)
+    clock.set(NOW + timedelta(hours=2))
     assert await container.dispatcher().dispatch_due() == 1
     await container.dispatcher().drain(5)
     conflict = await client.delete(f"/v1/schedules/{sent['id']}", headers=AUTH)
@@ -182,7 +176,7 @@ async def test_cancel_then_conflict_after_sending(client: httpx.AsyncClient, con
 
 
 async def test_due_message_is_sent_and_shows_succeeded(client: httpx.AsyncClient, container: Container,
-                                                       clock: SettableClock) -> None:
+                                                       clock: FixedClock) -> None:
     created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()
     stop = asyncio.Event()
     engine = asyncio.create_task(container.engine().run(stop))
@@ -190,7 +184,7 @@ async def test_due_message_is_sent_and_shows_succeeded(client: httpx.AsyncClient
     sender = container.sender()
     assert isinstance(sender, RecordingMessageSender)
     assert sender.sent == []  # not due yet
-    clock.current = NOW + timedelta(hours=1)
+    clock.set(NOW + timedelta(hours=1))
     for _ in range(100):
         if sender.sent:
             break
@@ -280,7 +274,7 @@ async def test_bad_schedules_get_a_readable_422(client: httpx.AsyncClient, chang
 
 async def test_a_dead_message_can_be_retried_and_its_events_are_logged(client: httpx.AsyncClient,
                                                                       container: Container,
-                                                                      clock: SettableClock) -> None:
+                                                                      clock: FixedClock) -> None:
     from cronjob.domain.message import DeliveryError
 
     created = (await client.post("/schedule-message", json={**SEED, "callback_url": "https://hooks.example/x"},
@@ -291,14 +285,14 @@ async def test_a_dead_message_can_be_retried_and_its_events_are_logged(client: h
     sender = container.sender()
     assert isinstance(sender, RecordingMessageSender)
     sender.fail_with(DeliveryError("132001", "template does not exist", retryable=False))
-    clock.current = NOW + timedelta(hours=1)
+    clock.set(NOW + timedelta(hours=1))
     dispatcher = container.dispatcher()
     await dispatcher.dispatch_due()
     await dispatcher.drain(5)
     dead = (await client.get(f"/v1/schedules/{created['id']}", headers=AUTH)).json()
     assert dead["status"] == "dead" and dead["last_error"]["code"] == "132001"
 
-    clock.current = NOW + timedelta(hours=2)
+    clock.set(NOW + timedelta(hours=2))
     retried = await client.post(f"/v1/schedules/{created['id']}/retry", headers=AUTH)
     assert retried.status_code == 200 and retried.json()["status"] == "scheduled"
     assert retried.json()["next_run_at"] == "2025-06-21T18:00:00Z"

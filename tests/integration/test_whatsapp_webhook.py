@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from cronjob.ports.clock import Clock
 from cronjob_bootstrap.container import Container, build_container
 from cronjob_bootstrap.settings import Settings
+from tests.support.clock import FixedClock
 
 TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -35,15 +35,9 @@ SEED = {
 SENT_AT = int((NOW + timedelta(hours=1)).timestamp())
 
 
-class SettableClock(Clock):
-    def __init__(self, now: datetime) -> None:
-        self.current = now
-
-    def now(self) -> datetime:
-        return self.current
 
 
-def make_container(clock: SettableClock, **settings: Any) -> Container:
+def make_container(clock: FixedClock, **settings: Any) -> Container:
     built = build_container(Settings(api_tokens=TOKEN, **settings))
     built.config.store.from_value("memory")
     built.config.sender.from_value("recording")
@@ -52,12 +46,12 @@ def make_container(clock: SettableClock, **settings: Any) -> Container:
 
 
 @pytest.fixture
-def clock() -> SettableClock:
-    return SettableClock(NOW)
+def clock() -> FixedClock:
+    return FixedClock(NOW)
 
 
 @pytest.fixture
-def container(clock: SettableClock) -> Container:
+def container(clock: FixedClock) -> Container:
     return make_container(clock, whatsapp_app_secret=APP_SECRET, whatsapp_verify_token=VERIFY_TOKEN)
 
 
@@ -106,16 +100,16 @@ async def post(client: httpx.AsyncClient, payload: dict[str, Any]) -> httpx.Resp
     return await client.post(WEBHOOK, content=body, headers=signed(body))
 
 
-async def sent_schedule(client: httpx.AsyncClient, container: Container, clock: SettableClock) -> dict[str, Any]:
+async def sent_schedule(client: httpx.AsyncClient, container: Container, clock: FixedClock) -> dict[str, Any]:
     """A schedule created through the API and dispatched (the recording sender answers wamid.fake.1)."""
     created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()
-    clock.current = NOW + timedelta(hours=1)
+    clock.set(NOW + timedelta(hours=1))
     assert await container.dispatcher().dispatch_due() == 1
     await container.dispatcher().drain(5)
     shown = (await client.get(f"/v1/schedules/{created['id']}", headers=AUTH)).json()
     assert shown["status"] == "succeeded" and shown["result"]["wamid"] == "wamid.fake.1"
     assert shown["delivery"] == {}
-    clock.current = NOW + timedelta(hours=1, minutes=1)
+    clock.set(NOW + timedelta(hours=1, minutes=1))
     return shown
 
 
@@ -154,7 +148,7 @@ async def test_the_handshake_is_refused_unless_everything_matches(client: httpx.
 
 
 async def test_delivered_then_read_show_on_the_schedule_and_its_events(
-        client: httpx.AsyncClient, container: Container, clock: SettableClock) -> None:
+        client: httpx.AsyncClient, container: Container, clock: FixedClock) -> None:
     shown = await sent_schedule(client, container, clock)
     response = await post(client, notification(status_item("wamid.fake.1", "delivered", SENT_AT + 2)))
     assert response.status_code == 200, response.text
@@ -183,7 +177,7 @@ async def test_delivered_then_read_show_on_the_schedule_and_its_events(
 
 
 async def test_several_statuses_in_one_notification_are_applied_in_time_order(
-        client: httpx.AsyncClient, container: Container, clock: SettableClock) -> None:
+        client: httpx.AsyncClient, container: Container, clock: FixedClock) -> None:
     shown = await sent_schedule(client, container, clock)
     response = await post(client, notification(
         status_item("wamid.fake.1", "read", SENT_AT + 9),
@@ -197,7 +191,7 @@ async def test_several_statuses_in_one_notification_are_applied_in_time_order(
 
 
 async def test_a_failure_is_recorded_with_metas_error(
-        client: httpx.AsyncClient, container: Container, clock: SettableClock) -> None:
+        client: httpx.AsyncClient, container: Container, clock: FixedClock) -> None:
     shown = await sent_schedule(client, container, clock)
     await post(client, notification(status_item("wamid.fake.1", "sent", SENT_AT + 1)))
     failed = status_item("wamid.fake.1", "failed", SENT_AT + 5, errors=[{
@@ -223,7 +217,7 @@ async def test_a_failure_is_recorded_with_metas_error(
 
 
 async def test_a_wrong_or_missing_signature_is_refused_and_changes_nothing(
-        client: httpx.AsyncClient, container: Container, clock: SettableClock) -> None:
+        client: httpx.AsyncClient, container: Container, clock: FixedClock) -> None:
     shown = await sent_schedule(client, container, clock)
     before = await view(client, shown["id"])
     body = json.dumps(notification(status_item("wamid.fake.1", "read", SENT_AT + 5))).encode()
@@ -246,7 +240,7 @@ async def test_a_wrong_or_missing_signature_is_refused_and_changes_nothing(
 
 
 async def test_a_signed_update_for_an_unknown_message_is_acknowledged_and_ignored(
-        client: httpx.AsyncClient, container: Container, clock: SettableClock) -> None:
+        client: httpx.AsyncClient, container: Container, clock: FixedClock) -> None:
     shown = await sent_schedule(client, container, clock)
     before = await view(client, shown["id"])
     response = await post(client, notification(status_item("wamid.someone-else", "read", SENT_AT + 5)))
@@ -255,7 +249,7 @@ async def test_a_signed_update_for_an_unknown_message_is_acknowledged_and_ignore
 
 
 async def test_other_fields_and_unknown_statuses_are_acknowledged(
-        client: httpx.AsyncClient, container: Container, clock: SettableClock) -> None:
+        client: httpx.AsyncClient, container: Container, clock: FixedClock) -> None:
     shown = await sent_schedule(client, container, clock)
     payload = notification(status_item("wamid.fake.1", "delivered", SENT_AT + 2),
                            status_item("wamid.fake.1", "deleted", SENT_AT + 3))
@@ -285,7 +279,7 @@ async def test_malformed_json_is_a_400_and_a_wrong_shape_a_422(client: httpx.Asy
     assert any("timestamp" in error["field"] for error in response.json()["errors"])
 
 
-async def test_the_routes_are_absent_unless_both_settings_are_configured(clock: SettableClock) -> None:
+async def test_the_routes_are_absent_unless_both_settings_are_configured(clock: FixedClock) -> None:
     for settings in ({}, {"whatsapp_app_secret": APP_SECRET}, {"whatsapp_verify_token": VERIFY_TOKEN}):
         app = make_container(clock, **settings).app()
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
