@@ -31,8 +31,6 @@ SEED = {
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-
-
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(NOW)

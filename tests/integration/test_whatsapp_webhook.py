@@ -35,8 +35,6 @@ SEED = {
 SENT_AT = int((NOW + timedelta(hours=1)).timestamp())
 
 
-
-
 def make_container(clock: FixedClock, **settings: Any) -> Container:
     built = build_container(Settings(api_tokens=TOKEN, **settings))
     built.config.store.from_value("memory")
