@@ -319,6 +319,16 @@ def _engine_class(name: str) -> type:
     return AsyncioTimerEngine
 
 
+def _collector(engine: str) -> Any:
+    """The timer engine's full-collection policy, installed as ``cronjob scheduler`` installs it
+    (before the store is filled, so the schedules are not frozen with the start-up heap)."""
+    from cronjob_adapters.engine.collector import QuietCollector
+
+    collector = QuietCollector()
+    collector.install()
+    return collector
+
+
 def _dispatcher(repository: Any, probe: LatenessProbe, clock: Clock, signal: Any, cell: Cell, owner: str) -> Any:
     from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 
@@ -346,7 +356,8 @@ async def run_in_process(cell: Cell) -> Outcome:
     try:
         signal = InProcessWorkSignal(clock)
         dispatcher = _dispatcher(repository, probe, clock, signal, cell, "bench-0")
-        engine = engine_class(dispatcher, repository, signal, clock, poll_interval=1.0)
+        collector = _collector(cell.engine)
+        engine = engine_class(dispatcher, repository, signal, clock, poll_interval=1.0, collector=collector)
         start, ids = await _fill(cell, repository, insert)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -606,7 +617,8 @@ async def worker_main(spec: dict[str, Any]) -> None:
     await repository.initialize()
     signal = InProcessWorkSignal(clock)
     dispatcher = _dispatcher(repository, probe, clock, signal, cell, spec["owner"])
-    engine = AsyncioTimerEngine(dispatcher, repository, signal, clock, poll_interval=1.0)
+    engine = AsyncioTimerEngine(dispatcher, repository, signal, clock, poll_interval=1.0,
+                                collector=_collector("sqlite"))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     running = asyncio.create_task(engine.run(stop))

@@ -23,6 +23,7 @@ from cronjob.services.messaging import WhatsAppMessageHandler
 from cronjob.services.scheduling import SchedulingService
 from cronjob.services.throttle import RateLimitThrottle
 from cronjob_adapters.codec import ScheduleCodec
+from cronjob_adapters.engine.collector import QuietCollector
 from cronjob_adapters.engine.timer import AsyncioTimerEngine
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender, UnconfiguredMessageSender
@@ -177,6 +178,9 @@ class Container(containers.DeclarativeContainer):
         metrics=metrics,
         publisher=publisher,
     )
+    #: Full garbage collections of the scheduler process, moved to its quiet moments (installed
+    #: by the runtime when a scheduler starts).
+    collector = providers.Singleton(QuietCollector)
     engine = providers.Selector(
         config.engine,
         timer=providers.Singleton(
@@ -187,6 +191,7 @@ class Container(containers.DeclarativeContainer):
             clock,
             poll_interval=config.poll_interval_seconds,
             drain_timeout=config.shutdown_grace_seconds,
+            collector=collector,
         ),
         rocketry=providers.Singleton(
             _rocketry_engine,
@@ -196,6 +201,7 @@ class Container(containers.DeclarativeContainer):
             clock,
             poll_interval=config.poll_interval_seconds,
             drain_timeout=config.shutdown_grace_seconds,
+            collector=collector,
         ),
     )
 

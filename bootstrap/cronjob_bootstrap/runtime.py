@@ -84,6 +84,8 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
         health.mark_initialized()
         if scheduler:
             engine = container.engine()
+            collector = container.collector()
+            collector.install()
             health.watch_loop(lambda: engine.last_tick)
             tasks.append(asyncio.create_task(engine.run(stop), name="scheduler"))
             if isinstance(repository, MongoScheduleRepository):
@@ -105,6 +107,8 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
     finally:
         for task in tasks:
             task.cancel()
+        if scheduler:
+            container.collector().uninstall()  # a no-op unless installed above
         await container.sender().close()
         await repository.close()
         if sock is not None:

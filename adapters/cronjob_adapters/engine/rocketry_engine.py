@@ -33,6 +33,7 @@ from cronjob.ports.signal import WorkSignal
 from cronjob.services.dispatcher import Dispatcher
 
 from cronjob_adapters.engine.base import EngineBase
+from cronjob_adapters.engine.collector import QuietCollector
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +116,11 @@ class RocketryEngine(EngineBase):
         poll_interval: float = 1.0,
         drain_timeout: float = 20.0,
         max_error_backoff: float = 10.0,
+        collector: QuietCollector | None = None,
     ) -> None:
         super().__init__(dispatcher, repository, signal, clock, poll_interval=poll_interval,
-                         drain_timeout=drain_timeout, max_error_backoff=max_error_backoff)
+                         drain_timeout=drain_timeout, max_error_backoff=max_error_backoff,
+                         collector=collector)
         self._cycle_sleep = min(0.1, poll_interval / 2)
         self._stop: asyncio.Event | None = None
         self._wake_requested = False
@@ -170,7 +173,11 @@ class RocketryEngine(EngineBase):
             armed_until = now + timedelta(seconds=self._poll_interval)
             if self._next_look_at is not None:
                 armed_until = min(armed_until, self._next_look_at)
-            await self._signal.wait(max((armed_until - now).total_seconds(), 0.0))
+            idle = max((armed_until - now).total_seconds(), 0.0)
+            if self._collector is not None and self._collector.should_collect(idle):
+                await asyncio.sleep(0)  # the runs just claimed begin first
+                self._collector.collect()
+            await self._signal.wait(idle)
             if self._clock.now() < armed_until - _TIMER_SLACK:
                 self._wake_requested = True  # notified (on a time-out the look is due anyway)
             await self._ticked.wait()  # re-arm once a tick has planned the next look

@@ -23,6 +23,8 @@ class AsyncioTimerEngine(EngineBase):
 
     #: The last tick found due work it could not claim and looked again at once (only once).
     _looked_again = False
+    #: The last tick found nothing due before its timeout (rather than waiting for a free slot).
+    _idle = False
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.5
@@ -37,6 +39,10 @@ class AsyncioTimerEngine(EngineBase):
                     log.warning("scheduler loop: %s: %s; retrying in %.1f s", type(exc).__name__, exc, backoff)
                     timeout = backoff
                     backoff = min(backoff * 2, self._max_error_backoff)
+                if self._collector is not None and self._collector.should_collect(
+                        timeout if self._idle else 0.0):
+                    await asyncio.sleep(0)  # the runs just claimed begin first
+                    self._collector.collect()
                 if 0 < timeout <= _SHORT_WAIT:
                     # Due again in a moment (work due every few ms): a plain timer costs a
                     # fraction of a cancellable signal wait, and the next look claims whatever is
@@ -55,6 +61,7 @@ class AsyncioTimerEngine(EngineBase):
 
     async def _tick(self) -> float:
         """Claim what is due; return how long to sleep (0 when more may be waiting right now)."""
+        self._idle = False
         if await self._dispatcher.dispatch_due():
             self._looked_again = False
             if self._dispatcher.more_may_be_due:
@@ -65,6 +72,7 @@ class AsyncioTimerEngine(EngineBase):
             return self._poll_interval  # a finishing run signals, so this rarely runs out
         next_due = await self._repository.next_due_at()
         if next_due is None:
+            self._idle = True
             return self._poll_interval
         seconds = (next_due - self._clock.now()).total_seconds()
         if seconds <= 0 and self._dispatcher.types_at_limit:
@@ -78,4 +86,5 @@ class AsyncioTimerEngine(EngineBase):
             # Due but lost to another replica's claim a moment ago: look again shortly.
             return min(0.01, self._poll_interval)
         self._looked_again = False
+        self._idle = True
         return min(seconds, self._poll_interval)  # wake at the due time itself, not up to 10 ms late

@@ -1,0 +1,138 @@
+"""QuietCollector: no automatic full collections; full ones when the engine says it is idle."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from cronjob.ports.clock import SystemClock
+from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
+from cronjob_adapters.engine.collector import QuietCollector
+from cronjob_adapters.engine.timer import AsyncioTimerEngine
+from cronjob_adapters.memory.repository import InMemoryScheduleRepository
+from cronjob_adapters.memory.signal import InProcessWorkSignal
+
+
+class Node:
+    """Something that can sit in a reference cycle and be watched with a weak reference."""
+
+    def __init__(self) -> None:
+        self.other: Node | None = None
+
+
+class FullPasses:
+    """Counts the full (generation 2) collections that run while it is installed."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            self.count += 1
+
+
+@pytest.fixture
+def full_passes() -> Iterator[FullPasses]:
+    counter = FullPasses()
+    gc.callbacks.append(counter)
+    yield counter
+    gc.callbacks.remove(counter)
+
+
+@pytest.fixture
+def collector() -> Iterator[QuietCollector]:
+    made = QuietCollector(min_quiet=0.2, max_interval=300.0)
+    yield made
+    made.uninstall()
+
+
+def old_cycle() -> weakref.ref[Node]:
+    """A reference cycle that is garbage and sits in the oldest generation."""
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    gc.collect(1)  # survives two young passes: now in generation 2
+    ref = weakref.ref(a)
+    del a, b
+    return ref
+
+
+def churn(young_passes: int) -> None:
+    """Make CPython run at least ``young_passes`` generation-1 collections on its own."""
+    for _ in range(young_passes * 12):
+        keep = [[] for _ in range(800)]  # more than the generation-0 threshold of new containers
+        del keep
+
+
+def test_install_switches_automatic_full_collections_off_and_uninstall_restores_them(
+        collector: QuietCollector, full_passes: FullPasses) -> None:
+    before = gc.get_threshold()
+    collector.install()
+    collector.install()  # idempotent
+    full_passes.count = 0  # the one install runs to start from a clean heap
+    assert gc.get_threshold()[:2] == before[:2]
+    assert gc.get_threshold()[2] > 10**9
+    ref = old_cycle()
+    churn(young_passes=40)  # four times what makes CPython consider a full pass
+    assert full_passes.count == 0
+    assert ref() is not None  # the old cycle waits for a full pass
+    collector.uninstall()
+    collector.uninstall()
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_collects_only_when_owed_and_quiet_long_enough(
+        collector: QuietCollector, full_passes: FullPasses) -> None:
+    collector.install()
+    full_passes.count = 0
+    ref = old_cycle()
+    assert not collector.should_collect(5.0)  # nothing owed yet
+    churn(young_passes=12)
+    assert collector.owed
+    assert not collector.should_collect(0.0)  # busy
+    assert not collector.should_collect(0.05)  # a short sleep: not worth a pause
+    assert collector.should_collect(0.5)
+    collector.collect()
+    assert full_passes.count == 1 and collector.full_collections == 1
+    assert ref() is None
+    assert not collector.owed and not collector.should_collect(5.0)
+
+
+def test_a_busy_process_still_collects_every_max_interval(full_passes: FullPasses) -> None:
+    now = [0.0]
+    collector = QuietCollector(max_interval=60.0, monotonic=lambda: now[0])
+    try:
+        collector.install()
+        churn(young_passes=1)
+        assert not collector.should_collect(0.0)
+        now[0] = 59.0
+        assert not collector.should_collect(0.0)
+        now[0] = 60.0
+        assert collector.should_collect(0.0)  # never quiet: collect anyway, once it is this old
+        collector.collect()
+        assert not collector.should_collect(0.0)
+    finally:
+        collector.uninstall()
+
+
+async def test_the_timer_engine_collects_when_nothing_is_due(collector: QuietCollector) -> None:
+    clock = SystemClock()
+    repository = InMemoryScheduleRepository()
+    signal = InProcessWorkSignal(clock)
+    dispatcher = Dispatcher(repository, {}, clock, signal, DispatcherSettings(owner="gc-test"))
+    engine = AsyncioTimerEngine(dispatcher, repository, signal, clock, poll_interval=0.5, collector=collector)
+    collector.install()
+    churn(young_passes=12)
+    assert collector.owed
+    stop = asyncio.Event()
+    running = asyncio.create_task(engine.run(stop))
+    async with asyncio.timeout(5):
+        while collector.full_collections == 0:
+            await asyncio.sleep(0.01)
+    stop.set()
+    await running
+    assert not collector.owed
