@@ -17,6 +17,8 @@ from cronjob.domain.message import (
 )
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import Schedule, ScheduleStatus
+from cronjob.domain.trigger import OnceTrigger
+from cronjob.ports.clock import SystemClock
 from cronjob.ports.repository import StoreUnavailable
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
@@ -378,6 +380,37 @@ async def test_a_run_whose_lease_was_taken_over_does_not_write_its_result(world:
     stored = await world.stored(schedule.id)
     assert stored.status is ScheduleStatus.SUCCEEDED
     assert [a.owner for a in stored.attempts] == ["replica-b"]
+
+
+async def test_a_run_longer_than_its_lease_keeps_it_renewed_so_no_other_replica_takes_it() -> None:
+    # On the real clock: the renewals are timed by the event loop.
+    clock, lease = SystemClock(), timedelta(seconds=1.2)
+    repository = InMemoryScheduleRepository()
+    blocking = BlockingHandler()
+    dispatcher = Dispatcher(repository, {BlockingHandler.task_type: blocking}, clock, InProcessWorkSignal(clock),
+                            DispatcherSettings(owner="replica-a", lease_for=lease))
+    now = clock.now()
+    schedule = Schedule.create(id="long-run", task_type=BlockingHandler.task_type, payload={},
+                               trigger=OnceTrigger(now), timezone="UTC", first_run_at=now, now=now)
+    await repository.add(schedule)
+    assert await dispatcher.dispatch_due() == 1
+    await until(lambda: blocking.started == [schedule.id])
+    claimed = await repository.get(schedule.id)
+    assert claimed is not None and claimed.lease is not None
+
+    for _ in range(6):  # three seconds: two and a half lease lengths
+        await asyncio.sleep(0.5)
+        assert await repository.claim_due(now=clock.now(), owner="replica-b", lease_for=lease, limit=10) == []
+    held = await repository.get(schedule.id)
+    assert held is not None and held.lease is not None
+    assert held.lease.attempt_id == claimed.lease.attempt_id
+    assert held.lease.until - claimed.lease.until >= timedelta(seconds=2)  # renewed again and again
+
+    blocking.gate.set()
+    await dispatcher.drain(5)
+    done = await repository.get(schedule.id)
+    assert done is not None and done.status is ScheduleStatus.SUCCEEDED
+    assert [a.owner for a in done.attempts] == ["replica-a"]
 
 
 async def test_a_claim_that_comes_back_late_renews_its_lease_or_is_not_run(world: World) -> None:

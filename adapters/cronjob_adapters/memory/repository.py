@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 from collections.abc import Collection
 from dataclasses import fields, replace
 from datetime import datetime, timedelta
@@ -15,6 +14,7 @@ from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository, check_finished
 
 from cronjob_adapters.codec import to_millis
+from cronjob_adapters.ids import attempt_ids
 
 _SCHEDULED = ScheduleStatus.SCHEDULED
 _RUNNING = ScheduleStatus.RUNNING
@@ -38,12 +38,6 @@ def _fast_copy(schedule: Schedule) -> Schedule:
 
 
 _copy = _fast_copy if all(f.init for f in fields(Schedule)) else Schedule.copy
-
-
-def _attempt_ids(count: int) -> list[str]:
-    """``count`` fresh random 128-bit attempt ids, as 32 hex digits (one system call for all)."""
-    raw = os.urandom(16 * count).hex()
-    return [raw[i : i + 32] for i in range(0, 32 * count, 32)]
 
 
 class InMemoryScheduleRepository(ScheduleRepository):
@@ -247,7 +241,7 @@ class InMemoryScheduleRepository(ScheduleRepository):
 
             claimed_at, until = to_millis(now), to_millis(now + lease_for)
             claimed: list[Schedule] = []
-            for schedule_id, attempt_id in zip(chosen, _attempt_ids(len(chosen)), strict=True):
+            for schedule_id, attempt_id in zip(chosen, attempt_ids(len(chosen)), strict=True):
                 stored = items[schedule_id]
                 stored.claim(owner=owner, attempt_id=attempt_id, now=claimed_at, until=until)
                 self._index(stored)

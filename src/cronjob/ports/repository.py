@@ -133,7 +133,8 @@ class ScheduleRepository(ABC):
         optimistic check of writers that hold no lease (cancel, operator retry, status webhooks).
 
         Return True when written (durably), False when the condition did not hold (nothing
-        written: another replica or user got there first). The id and idempotency key never change.
+        written: another replica or user got there first). The id, idempotency key, task type and
+        ``created_at`` are fixed when the schedule is added; a save does not change them.
         """
 
     @abstractmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 from collections import Counter
@@ -44,13 +45,22 @@ class DispatcherSettings:
     save_attempts: int = 5
 
 
+@dataclass(slots=True)
+class _HeldLease:
+    """A run in progress, for the lease keeper: its schedule and when (event-loop time) to renew."""
+
+    schedule_id: str
+    renew_at: float
+
+
 class Dispatcher:
     """Runs due work once per claim.
 
     ``dispatch_due`` claims at most as many schedules as there are free slots and starts a task
-    for each; it does not wait for them. Each task renews its lease while the handler runs and
-    writes the outcome fenced by its attempt id: if another replica took the lease over, the
-    write is refused and this replica's result is dropped (the new owner's stands).
+    for each; it does not wait for them. While a run lasts, one lease-keeper task (for all the
+    runs) renews its lease; the run writes its outcome fenced by its attempt id: if another
+    replica took the lease over, the write is refused and this replica's result is dropped (the
+    new owner's stands).
     """
 
     def __init__(
@@ -76,6 +86,9 @@ class Dispatcher:
         self._in_flight: dict[asyncio.Task[None], str] = {}
         self._by_type: Counter[str] = Counter()
         self._more_may_be_due = False
+        #: The runs in progress whose leases the keeper renews, by attempt id.
+        self._held: dict[str, _HeldLease] = {}
+        self._keeper: asyncio.Task[None] | None = None
 
     @property
     def in_flight(self) -> int:
@@ -164,22 +177,18 @@ class Dispatcher:
             task.cancel()
         if leftovers:
             await asyncio.wait(leftovers, timeout=10)
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+            self._keeper = None
 
     async def _run(self, schedule: Schedule) -> None:
         assert schedule.lease is not None, "claim_due returns leased schedules"
         attempt_id = schedule.lease.attempt_id
         log_context.schedule_id.set(schedule.id)
         log_context.attempt_id.set(attempt_id)
-        # The lease is renewed every third of its length while the run lasts. Most runs end
-        # sooner, so the renewing task is only started (by a timer) once the first renewal is due.
-        renewer: asyncio.Task[None] | None = None
-
-        def start_renewing() -> None:
-            nonlocal renewer
-            renewer = asyncio.create_task(self._keep_lease(schedule.id, attempt_id))
-
-        renewal = asyncio.get_running_loop().call_later(
-            self._settings.lease_for.total_seconds() / 3, start_renewing)
+        self._hold(schedule.id, attempt_id)  # renewed by the lease keeper while the run lasts
         try:
             if not await self._lease_is_fresh(schedule, attempt_id):
                 return
@@ -201,11 +210,7 @@ class Dispatcher:
         except Exception:  # never let one run kill the loop; the lease lapses and it is retried
             log.exception("run of schedule %s attempt %s crashed", schedule.id, attempt_id)
         finally:
-            renewal.cancel()
-            if renewer is not None:
-                renewer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await renewer
+            self._held.pop(attempt_id, None)
 
     async def _lease_is_fresh(self, schedule: Schedule, attempt_id: str) -> bool:
         """A claim that came back late (a slow store, a long lock wait) may hold a lease with
@@ -309,21 +314,39 @@ class Dispatcher:
                 await self._publish(schedule, recorded)
             return
 
-    async def _keep_lease(self, schedule_id: str, attempt_id: str) -> None:
-        """Renew the lease now and then every third of its length until cancelled or lost.
+    def _hold(self, schedule_id: str, attempt_id: str) -> None:
+        """Have the lease of a run that starts now renewed a third of a lease from now, and on."""
+        loop = asyncio.get_running_loop()
+        self._held[attempt_id] = _HeldLease(schedule_id, loop.time() + self._settings.lease_for.total_seconds() / 3)
+        if self._keeper is None or self._keeper.done():
+            # In a context of its own: not in the log context of the run that happened to start it.
+            self._keeper = loop.create_task(self._keep_leases(), name="lease-keeper", context=contextvars.Context())
 
-        Started a third of the lease after the claim, so renewals fall at 1/3, 2/3, ... of it.
-        """
+    async def _keep_leases(self) -> None:
+        """Renew the lease of every run in progress every third of its length, until it ends or
+        its lease is lost (then the run's own writes are refused); one task for all the runs,
+        rather than a timer each (most runs end long before their first renewal)."""
+        loop = asyncio.get_running_loop()
         period = self._settings.lease_for.total_seconds() / 3
-        while True:
-            try:
-                held = await self._repository.renew_lease(
-                    schedule_id, attempt_id, self._clock.now() + self._settings.lease_for)
-            except Exception:
-                log.warning("could not renew the lease of schedule %s; will try again", schedule_id)
-                await asyncio.sleep(period)
+        while self._held:
+            now = loop.time()
+            due = [(attempt_id, held) for attempt_id, held in self._held.items() if held.renew_at <= now]
+            if due:
+                await asyncio.gather(*(self._renew(attempt_id, held, period) for attempt_id, held in due))
                 continue
-            if not held:
-                log.warning("schedule %s attempt %s: lease taken over", schedule_id, attempt_id)
-                return
-            await asyncio.sleep(period)
+            # Runs that start later are due later than every run held now.
+            await asyncio.sleep(min(held.renew_at for held in self._held.values()) - now)
+
+    async def _renew(self, attempt_id: str, lease: _HeldLease, period: float) -> None:
+        schedule_id = lease.schedule_id
+        try:
+            held = await self._repository.renew_lease(
+                schedule_id, attempt_id, self._clock.now() + self._settings.lease_for)
+        except Exception:
+            log.warning("could not renew the lease of schedule %s; will try again", schedule_id)
+            held = True  # try again in a third of a lease
+        if not held:
+            log.warning("schedule %s attempt %s: lease taken over", schedule_id, attempt_id)
+            self._held.pop(attempt_id, None)
+        else:
+            lease.renew_at = asyncio.get_running_loop().time() + period
