@@ -126,6 +126,8 @@ class RocketryEngine(EngineBase):
         self._wake_requested = False
         self._next_look_at: datetime | None = None  # None: at the next poll
         self._retry_at: datetime | None = None
+        #: The last tick found nothing due before its next look (not waiting for a free slot).
+        self._idle = False
         self._backoff = 0.5
         self._ticked = asyncio.Event()
 
@@ -174,7 +176,7 @@ class RocketryEngine(EngineBase):
             if self._next_look_at is not None:
                 armed_until = min(armed_until, self._next_look_at)
             idle = max((armed_until - now).total_seconds(), 0.0)
-            if self._collector is not None and self._collector.should_collect(idle):
+            if self._collector is not None and self._collector.should_collect(idle if self._idle else 0.0):
                 await asyncio.sleep(0)  # the runs just claimed begin first
                 self._collector.collect()
             await self._signal.wait(idle)
@@ -209,6 +211,7 @@ class RocketryEngine(EngineBase):
         them) rather than one batch per Rocketry cycle, which would cap a burst at
         ``batch_size / cycle_sleep`` claims a second.
         """
+        self._idle = False
         while await self._dispatcher.dispatch_due():
             if self._stop is not None and self._stop.is_set():
                 return None
@@ -217,9 +220,10 @@ class RocketryEngine(EngineBase):
         if self._dispatcher.at_capacity:
             return None  # a finishing run signals
         next_due = await self._repository.next_due_at()
+        now = self._clock.now()
+        self._idle = next_due is None or next_due > now  # nothing due before the next look
         if next_due is None:
             return None
-        now = self._clock.now()
         if next_due <= now and self._dispatcher.types_at_limit:
             return None  # due work of a type at its limit: a finishing run signals
         # Due but lost to another replica's claim a moment ago: look again shortly.
