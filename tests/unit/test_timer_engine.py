@@ -1,4 +1,8 @@
-"""AsyncioTimerEngine end to end in memory, on the real clock (loose timing bounds only)."""
+"""AsyncioTimerEngine end to end in memory, on the real clock (loose timing bounds only).
+
+What every engine must do (stop, drain, a failing store, ...) is in
+``tests/contract/test_scheduler_engine.py``; these are the timer's own: its wake-ups.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,6 @@ import pytest
 from cronjob.domain.message import MessageKind, OutboundMessage, SendReceipt
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.ports.clock import Clock, SystemClock
-from cronjob.ports.repository import StoreUnavailable
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.messaging import WhatsAppMessageHandler
 from cronjob.services.scheduling import (
@@ -43,21 +46,6 @@ class TimedSender(RecordingMessageSender):
         receipt = await super().send(message)
         self.sent_at.append(self._clock.now())
         return receipt
-
-
-class FlakyClaimRepository(InMemoryScheduleRepository):
-    """The in-memory store, raising on the first ``failures`` calls of ``claim_due``."""
-
-    def __init__(self, failures: int) -> None:
-        super().__init__()
-        self.failures = failures
-        self.claim_calls = 0
-
-    async def claim_due(self, **kwargs: Any) -> list[Schedule]:  # type: ignore[override]
-        self.claim_calls += 1
-        if self.claim_calls <= self.failures:
-            raise StoreUnavailable(f"store down (call {self.claim_calls})")
-        return await super().claim_due(**kwargs)
 
 
 class Rig:
@@ -134,58 +122,6 @@ async def test_work_due_later_wakes_the_engine_at_its_due_time() -> None:
         await rig.schedule(due, "depois")
         await until(lambda: len(rig.sender.sent) == 1)
         assert rig.sender.sent_at[0] >= due
-
-
-async def test_setting_the_stop_event_makes_run_return() -> None:
-    rig = Rig(poll_interval=30.0)
-    task = asyncio.create_task(rig.engine.run(rig.stop))
-    await until(lambda: rig.engine.last_tick is not None)
-    await asyncio.sleep(0.05)
-    assert not task.done()
-    rig.stop.set()
-    await asyncio.wait_for(task, timeout=PROMPTLY)
-    assert task.exception() is None
-
-
-async def test_stopping_lets_a_run_in_progress_finish() -> None:
-    rig = Rig()
-    gate = asyncio.Event()
-
-    class SlowSender(RecordingMessageSender):
-        async def send(self, message: OutboundMessage) -> SendReceipt:
-            await gate.wait()
-            return await super().send(message)
-
-    slow = SlowSender()
-    handler = WhatsAppMessageHandler(slow)
-    rig.dispatcher = Dispatcher(rig.repository, {WHATSAPP_TEXT: handler}, rig.clock, rig.signal,
-                                DispatcherSettings(owner="replica-a"))
-    rig.engine = AsyncioTimerEngine(rig.dispatcher, rig.repository, rig.signal, rig.clock,
-                                    poll_interval=30.0, drain_timeout=PROMPTLY)
-    schedule_id = await rig.schedule(rig.clock.now())
-    task = asyncio.create_task(rig.engine.run(rig.stop))
-    await until(lambda: rig.dispatcher.in_flight == 1)
-    rig.stop.set()
-    await asyncio.sleep(0.05)
-    assert not task.done()  # draining: waits for the run
-    gate.set()
-    await asyncio.wait_for(task, timeout=PROMPTLY)
-    assert len(slow.sent) == 1
-    stored = await rig.repository.get(schedule_id)
-    assert stored is not None and stored.status.value == "succeeded"
-
-
-async def test_a_failing_store_does_not_kill_the_loop_and_work_gets_done_once_it_recovers() -> None:
-    repository = FlakyClaimRepository(failures=3)
-    rig = Rig(repository, poll_interval=30.0, max_error_backoff=0.2)
-    schedule_id = await rig.schedule(rig.clock.now(), "depois da falha")
-    async with rig.running() as task:
-        await until(lambda: len(rig.sender.sent) == 1)
-        assert not task.done()
-        assert repository.claim_calls > 3
-    stored = await repository.get(schedule_id)
-    assert stored is not None and stored.status.value == "succeeded"
-    assert [m.body for m in rig.sender.sent] == ["depois da falha"]
 
 
 class LosesFirstClaims(InMemoryScheduleRepository):
