@@ -136,3 +136,19 @@ async def test_the_timer_engine_collects_when_nothing_is_due(collector: QuietCol
     stop.set()
     await running
     assert not collector.owed
+
+
+def test_two_collectors_in_one_process_restore_the_thresholds_whatever_the_order() -> None:
+    before = gc.get_threshold()
+    first, second = QuietCollector(), QuietCollector()
+    try:
+        first.install()
+        second.install()
+        first.uninstall()
+        assert gc.get_threshold()[2] > 10**9  # the second still holds the full collections
+        second.uninstall()
+        assert gc.get_threshold() == before
+        assert gc.get_freeze_count() == 0
+    finally:
+        first.uninstall()
+        second.uninstall()

@@ -48,35 +48,48 @@ class QuietCollector:
         self._monotonic = monotonic
         self._young_passes = 0  # generation-1 collections since the last full one
         self._last_full = monotonic()
-        self._saved_threshold: tuple[int, int, int] | None = None
+        self._installed = False
         self.full_collections = 0  # how many this collector ran (for tests and logs)
+
+    #: The thresholds before the first of the collectors installed in this process (a process
+    #: normally has one; tests may run several), restored when the last one is uninstalled.
+    _original_threshold: tuple[int, int, int] | None = None
+    _active = 0
 
     @property
     def installed(self) -> bool:
-        return self._saved_threshold is not None
+        return self._installed
 
     def install(self) -> None:
         """Freeze the start-up heap and take the full collections over (idempotent)."""
-        if self._saved_threshold is not None:
+        if self._installed:
             return
-        gc.collect()
-        gc.freeze()
-        self._saved_threshold = gc.get_threshold()
-        young, middle, _ = self._saved_threshold
-        gc.set_threshold(young, middle, _NEVER)
+        cls = QuietCollector  # process-wide, subclasses included
+        if cls._active == 0:
+            gc.collect()
+            gc.freeze()
+            cls._original_threshold = gc.get_threshold()
+            young, middle, _ = cls._original_threshold
+            gc.set_threshold(young, middle, _NEVER)
+        cls._active += 1
+        self._installed = True
         gc.callbacks.append(self._count)
         self._last_full = self._monotonic()
         self._young_passes = 0
 
     def uninstall(self) -> None:
-        """Give the full collections back to CPython (idempotent)."""
-        if self._saved_threshold is None:
+        """Give the full collections back to CPython once no collector is installed (idempotent)."""
+        if not self._installed:
             return
-        gc.set_threshold(*self._saved_threshold)
-        self._saved_threshold = None
+        self._installed = False
         if self._count in gc.callbacks:
             gc.callbacks.remove(self._count)
-        gc.unfreeze()
+        cls = QuietCollector  # process-wide, subclasses included
+        cls._active -= 1
+        if cls._active == 0 and cls._original_threshold is not None:
+            gc.set_threshold(*cls._original_threshold)
+            cls._original_threshold = None
+            gc.unfreeze()
 
     @property
     def owed(self) -> bool:
@@ -86,7 +99,7 @@ class QuietCollector:
     def should_collect(self, idle_seconds: float) -> bool:
         """Whether to collect now, the engine being about to sleep ``idle_seconds`` with nothing
         due meanwhile (0 when it only waits for a moment or for a free slot)."""
-        if self._saved_threshold is None or not self._young_passes:
+        if not self._installed or not self._young_passes:
             return False
         if idle_seconds >= self._min_quiet and self._young_passes >= self._owed_after:
             return True
