@@ -16,8 +16,10 @@ from cronjob.ports.tasks import TaskHandler, TaskOutcome
 from cronjob.services.messaging import WhatsAppMessageHandler
 from cronjob.services.scheduling import CreateScheduleCommand, SchedulingService
 from cronjob_adapters.tasks.builtin_routines import register_builtin_routines
-from cronjob_adapters.tasks.email import EmailHandler, EmailPayload, SmtpSettings, prepare_email_payload
-from cronjob_adapters.tasks.http_request import HttpRequestHandler, HttpRequestPayload, prepare_http_request_payload
+from cronjob_adapters.tasks.email import EmailHandler, SmtpSettings
+from cronjob_adapters.tasks.email_payload import EmailPayload, prepare_email_payload
+from cronjob_adapters.tasks.http_payload import HttpRequestPayload, prepare_http_request_payload
+from cronjob_adapters.tasks.http_request import HttpRequestHandler
 from cronjob_adapters.tasks.python import (
     PythonPayload,
     PythonTaskHandler,

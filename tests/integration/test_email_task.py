@@ -33,8 +33,8 @@ from cronjob_adapters.tasks.email import (
     EmailHandler,
     SmtpSettings,
     message_id_for,
-    prepare_email_payload,
 )
+from cronjob_adapters.tasks.email_payload import prepare_email_payload
 
 T0 = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
 # aiosmtpd warns when AUTH is required on a plain-text session; that is what these tests want.

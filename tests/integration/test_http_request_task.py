@@ -32,7 +32,8 @@ from cronjob import __version__
 from cronjob.domain.message import DeliveryError
 from cronjob.domain.schedule import Schedule
 from cronjob.domain.trigger import OnceTrigger
-from cronjob_adapters.tasks.http_request import MAX_REDIRECTS, HttpRequestHandler
+from cronjob_adapters.tasks.http_payload import MAX_REDIRECTS
+from cronjob_adapters.tasks.http_request import HttpRequestHandler
 
 SECRET = "sk-live-0123456789-do-not-log"
 DUE = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)

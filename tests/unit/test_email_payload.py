@@ -9,13 +9,8 @@ import pydantic
 import pytest
 
 from cronjob.domain.errors import ValidationError
-from cronjob_adapters.tasks.email import (
-    EmailPayload,
-    SmtpSettings,
-    message_id_for,
-    prepare_email_payload,
-    render_email,
-)
+from cronjob_adapters.tasks.email import SmtpSettings, message_id_for
+from cronjob_adapters.tasks.email_payload import EmailPayload, prepare_email_payload, render_email
 
 BASE: dict[str, Any] = {"to": ["ana@example.com"], "subject": "Oi", "text": "Olá."}
 

@@ -12,10 +12,10 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from cronjob.domain.errors import ValidationError
-from cronjob_adapters.tasks.http_request import (
+from cronjob_adapters.retry_after import parse_retry_after
+from cronjob_adapters.tasks.http_payload import (
     FORBIDDEN_HEADERS,
     HttpRequestPayload,
-    parse_retry_after,
     prepare_http_request_payload,
 )
 from cronjob_adapters.tasks.ssrf import DestinationPolicy, address_problem, parse_url
