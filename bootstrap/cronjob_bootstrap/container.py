@@ -220,6 +220,7 @@ class Container(containers.DeclarativeContainer):
         delivery_status=delivery_status,
         task_types=task_registry,
         webhook_deliveries=publisher.provided.deliveries,
+        internal_task_types=(WEBHOOK_DELIVERY,),
     )
     app = providers.Singleton(create_app, api_services)
     auth = providers.Singleton(bearer_tokens, config.tokens)

@@ -191,6 +191,28 @@ async def test_list_newest_first_and_counts(store: StoreFactory) -> None:
                        (ScheduleStatus.SCHEDULED, "email"): 1}
 
 
+async def test_list_filters_by_task_type(store: StoreFactory) -> None:
+    repo = await store()
+    text = one_off(now=T0 - timedelta(minutes=3))
+    email = one_off(task_type="email", now=T0 - timedelta(minutes=2))
+    delivery = one_off(task_type="webhook.delivery", now=T0 - timedelta(minutes=1))
+    for schedule in (text, email, delivery):
+        await repo.add(schedule)
+
+    async def ids(**filters: object) -> list[str]:
+        return [s.id for s in await repo.list(**filters)]  # type: ignore[arg-type]
+
+    assert await ids() == [delivery.id, email.id, text.id]
+    assert await ids(task_types=["email"]) == [email.id]
+    assert await ids(task_types=["email", "whatsapp.text"]) == [email.id, text.id]
+    assert await ids(task_types=[]) == []
+    assert await ids(exclude_types=["webhook.delivery"]) == [email.id, text.id]
+    assert await ids(task_types=["webhook.delivery"], exclude_types=["webhook.delivery"]) == []
+    assert await ids(exclude_types=["webhook.delivery"], limit=1, offset=1) == [text.id]
+    assert await ids(status=ScheduleStatus.SCHEDULED, task_types=["whatsapp.text"]) == [text.id]
+    assert await ids(status=ScheduleStatus.CANCELLED, task_types=["whatsapp.text"]) == []
+
+
 async def test_initialize_is_idempotent_and_ping_answers(store: StoreFactory) -> None:
     repo = await store()
     await repo.initialize()

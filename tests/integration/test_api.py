@@ -216,6 +216,26 @@ async def test_healthcheck_reports_the_store(client: httpx.AsyncClient) -> None:
     assert down.json() == {"status": "degraded", "alive": True, "store": "unavailable", "version": down.json()["version"]}
 
 
+async def test_schedules_can_be_listed_by_task_type(client: httpx.AsyncClient, clock: FixedClock) -> None:
+    seed = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()
+    clock.advance(timedelta(seconds=1))  # newest first: created a second apart
+    text = (await client.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"},
+        "schedule": "every day at 09:00"})).json()
+
+    async def listed(**params: object) -> list[str]:
+        answer = await client.get("/v1/schedules", params=params, headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        return [item["id"] for item in answer.json()["items"]]
+
+    assert await listed() == [text["id"], seed["id"]]
+    assert await listed(type="whatsapp.text") == [text["id"]]
+    assert await listed(type=["whatsapp.text", "whatsapp.template"]) == [text["id"], seed["id"]]
+    assert await listed(type="email") == []
+    answer = await client.get("/v1/schedules", params={"type": ""}, headers=AUTH)
+    assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+
+
 async def test_openapi_describes_the_routes_and_bearer_auth(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
     assert {"/schedule-message", "/v1/schedules/{schedule_id}", "/healthcheck"} <= set(spec["paths"])

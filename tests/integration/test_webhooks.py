@@ -465,8 +465,12 @@ async def test_deliveries_are_stored_jobs_in_the_sqlite_store(tmp_path: Any, clo
     try:
         async for client in api(durable):
             created = await schedule(client, callback_url=receiver.url("/callback"))
-            jobs = (await client.get("/v1/schedules", params={"status": "scheduled"})).json()["items"]
-            [job] = [j for j in jobs if j["type"] == "webhook.delivery"]
+            listed = (await client.get("/v1/schedules", params={"status": "scheduled"})).json()["items"]
+            assert [j["id"] for j in listed] == [created["id"]]  # the service's own jobs are left out...
+            jobs = (await client.get("/v1/schedules", params={"status": "scheduled", "type": "webhook.delivery"})
+                    ).json()["items"]
+            [job] = jobs  # ...unless asked for
+            assert job["type"] == "webhook.delivery"
             assert job["payload"]["url"] == receiver.url("/callback")
             assert job["payload"]["event"]["schedule_id"] == created["id"]
             assert job["idempotency_key"].startswith("webhook:")

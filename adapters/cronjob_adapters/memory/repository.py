@@ -157,9 +157,17 @@ class InMemoryScheduleRepository(ScheduleRepository):
         return await self.get(schedule_id) if schedule_id else None
 
     async def list(
-        self, *, status: ScheduleStatus | None = None, limit: int = 100, offset: int = 0
+        self,
+        *,
+        status: ScheduleStatus | None = None,
+        task_types: Collection[str] | None = None,
+        exclude_types: Collection[str] = (),
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[Schedule]:
-        chosen = [s for s in self._items.values() if status is None or s.status is status]
+        chosen = [s for s in self._items.values()
+                  if (status is None or s.status is status) and s.task_type not in exclude_types
+                  and (task_types is None or s.task_type in task_types)]
         chosen.sort(key=lambda s: (s.created_at, s.id), reverse=True)
         return [_copy(s) for s in chosen[offset : offset + limit]]
 

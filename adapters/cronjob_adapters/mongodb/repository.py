@@ -170,11 +170,24 @@ class MongoScheduleRepository(ScheduleRepository):
         return self._codec.from_document(doc) if doc else None
 
     async def list(
-        self, *, status: ScheduleStatus | None = None, limit: int = 100, offset: int = 0
+        self,
+        *,
+        status: ScheduleStatus | None = None,
+        task_types: Collection[str] | None = None,
+        exclude_types: Collection[str] = (),
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[Schedule]:
         if limit <= 0:
             return []
-        query = {} if status is None else {"status": status.value}
+        query: Document = {} if status is None else {"status": status.value}
+        type_condition: Document = {}
+        if task_types is not None:
+            type_condition["$in"] = list(task_types)
+        if exclude_types:
+            type_condition["$nin"] = list(exclude_types)
+        if type_condition:
+            query["task_type"] = type_condition
         cursor = (self._schedules.find(query)
                   .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
                   .skip(offset).limit(limit))

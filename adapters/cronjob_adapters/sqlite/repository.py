@@ -463,14 +463,25 @@ class SqliteScheduleRepository(ScheduleRepository):
         return self._load(doc) if doc is not None else None
 
     async def list(
-        self, *, status: ScheduleStatus | None = None, limit: int = 100, offset: int = 0
+        self,
+        *,
+        status: ScheduleStatus | None = None,
+        task_types: Collection[str] | None = None,
+        exclude_types: Collection[str] = (),
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[Schedule]:
-        where, params = ("WHERE status = ?", [status.value]) if status is not None else ("", [])
+        types, params = _type_filter(
+            list(task_types) if task_types is not None else None, list(exclude_types))
+        where = "WHERE 1 = 1" + types
+        if status is not None:
+            where += " AND status = :status"
+            params["status"] = status.value
 
         def read() -> list[str]:
             rows = self._connection().execute(
                 f"SELECT doc FROM schedules {where} ORDER BY created_at DESC, id DESC"
-                " LIMIT ? OFFSET ?", (*params, limit, offset)).fetchall()
+                " LIMIT :limit OFFSET :offset", {**params, "limit": limit, "offset": offset}).fetchall()
             return [doc for (doc,) in rows]
 
         return [self._load(doc) for doc in await self._run(read)]

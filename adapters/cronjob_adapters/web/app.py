@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Response
+from pydantic import StringConstraints
 
 import cronjob
 from cronjob.domain.errors import ValidationError
@@ -59,6 +60,9 @@ class ApiServices:
     whatsapp_verify_token: str | None = None
     delivery_status: DeliveryStatusService | None = None
     webhook_deliveries: DeliveryLookup | None = None
+    #: Task types the service creates for itself (status webhook deliveries): left out of
+    #: ``GET /v1/schedules`` unless asked for by ``type``.
+    internal_task_types: Sequence[str] = ()
 
 
 def _retry_policy(retry: RetryRequest | None) -> RetryPolicy | None:
@@ -225,11 +229,22 @@ def create_app(services: ApiServices) -> FastAPI:
     @protected.get("/v1/schedules", response_model=ScheduleList, tags=["schedules"])
     async def list_schedules(
         status: ScheduleStatus | None = None,
+        task_type: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None,
+                             Query(alias="type", max_length=20,
+                                   description="Only these task types (repeat the parameter for several).")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> ScheduleList:
-        """Schedules, newest first, optionally of one status."""
-        items = await scheduling.list(status=status, limit=limit, offset=offset)
+        """Schedules, newest first, optionally of one status and of some task types.
+
+        Without `type`, the service's own jobs (`webhook.delivery`, one per status webhook sent)
+        are left out; `type=webhook.delivery` lists them.
+        """
+        if task_type:
+            items = await scheduling.list(status=status, task_types=task_type, limit=limit, offset=offset)
+        else:
+            items = await scheduling.list(status=status, exclude_types=services.internal_task_types,
+                                          limit=limit, offset=offset)
         return ScheduleList(items=[ScheduleView.of(s) for s in items], limit=limit, offset=offset)
 
     @protected.delete("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],

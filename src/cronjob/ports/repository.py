@@ -87,9 +87,16 @@ class ScheduleRepository(ABC):
 
     @abstractmethod
     async def list(
-        self, *, status: ScheduleStatus | None = None, limit: int = 100, offset: int = 0
+        self,
+        *,
+        status: ScheduleStatus | None = None,
+        task_types: Collection[str] | None = None,
+        exclude_types: Collection[str] = (),
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[Schedule]:
-        """Schedules, newest ``created_at`` first (ties by id), optionally of one status."""
+        """Schedules, newest ``created_at`` first (ties by id), optionally of one status, of the
+        ``task_types`` given (None: any) and of none of ``exclude_types``."""
 
     @abstractmethod
     async def count_by_status(self) -> dict[ScheduleStatus, int]:

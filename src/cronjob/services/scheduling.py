@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -247,10 +247,17 @@ class SchedulingService:
         return schedule
 
     async def list(
-        self, *, status: ScheduleStatus | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        status: ScheduleStatus | None = None,
+        task_types: Collection[str] | None = None,
+        exclude_types: Collection[str] = (),
+        limit: int = 50,
+        offset: int = 0,
     ) -> list[Schedule]:
-        """A page of schedules, newest first."""
-        return await self._repository.list(status=status, limit=limit, offset=offset)
+        """A page of schedules, newest first (filtered as :meth:`ScheduleRepository.list` says)."""
+        return await self._repository.list(status=status, task_types=task_types, exclude_types=exclude_types,
+                                           limit=limit, offset=offset)
 
     async def cancel(self, schedule_id: str) -> Schedule:
         """Cancel a schedule that has not started; :class:`ScheduleConflict` if it has."""
