@@ -156,7 +156,7 @@ class Container(containers.DeclarativeContainer):
     webhook_handler = providers.Singleton(
         _webhook_handler, settings,
         sender=providers.Singleton(HttpRequestHandler, allow_hosts=settings.provided.allow_hosts),
-        clock=clock, metrics=metrics)
+        clock=clock, metrics=metrics, repository=repository)
     handlers = providers.Callable(_handlers, task_registry, webhook_handler)
 
     dispatcher = providers.Singleton(
@@ -205,7 +205,7 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
-    delivery_status = providers.Singleton(DeliveryStatusService, repository, clock)
+    delivery_status = providers.Singleton(DeliveryStatusService, repository, clock, publisher=publisher)
 
     api_services = providers.Singleton(
         ApiServices,

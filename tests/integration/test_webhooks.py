@@ -26,6 +26,11 @@ import pytest
 from dependency_injector import providers
 
 from cronjob.domain.message import DeliveryError
+from cronjob.domain.schedule import Schedule, ScheduleStatus
+from cronjob.domain.trigger import OnceTrigger
+from cronjob.ports.repository import StoreUnavailable
+from cronjob.services.delivery_status import StatusUpdate
+from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.tasks.http_request import HttpRequestHandler
 from cronjob_adapters.webhooks.delivery import WebhookDeliveryHandler
@@ -275,6 +280,90 @@ async def test_publishing_again_delivers_nothing_twice(
     await settle(container)
     assert counted(receiver.at("/callback")) == Counter({"scheduled": 1})
     assert counted(receiver.at("/global")) == Counter({"scheduled": 1})
+
+
+class AnswerLostAfterTheWrite(InMemoryScheduleRepository):
+    """Writes a run's outcome, then loses the answer (a connection dropped after the commit) once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost = 0
+
+    async def save(self, schedule: Schedule, **conditions: Any) -> bool:
+        saved = await super().save(schedule, **conditions)
+        if saved and schedule.status is ScheduleStatus.SUCCEEDED and not self.lost:
+            self.lost += 1
+            raise StoreUnavailable("connection lost after the write")
+        return saved
+
+
+async def test_an_outcome_whose_write_answer_was_lost_is_still_delivered(
+        clock: FixedClock, receiver: Receiver) -> None:
+    # The outcome is written but the answer never comes back: the retried write finds it done
+    # (fenced: not written twice). Its event must still reach the subscribers: the deliveries
+    # were stored before the write, and each finds its event stored.
+    flaky = make_container(clock)
+    repository = AnswerLostAfterTheWrite()
+    flaky.repository.override(providers.Object(repository))
+    async for client in api(flaky):
+        created = await schedule(client, callback_url=receiver.url("/callback"))
+        clock.set(SEND_AT)
+        await settle(flaky)
+        stored = await repository.get(created["id"])
+    assert repository.lost == 1
+    assert stored is not None and stored.status is ScheduleStatus.SUCCEEDED
+    assert counted(receiver.at("/callback")) == Counter({"scheduled": 1, "started": 1, "succeeded": 1})
+
+
+async def test_a_delivery_waits_for_its_event_and_drops_one_that_is_never_stored(
+        container: Container, clock: FixedClock, receiver: Receiver) -> None:
+    publisher, repository = container.publisher(), container.repository()
+
+    def made(schedule_id: str) -> Schedule:
+        return Schedule.create(id=schedule_id, task_type="whatsapp.text", payload={}, trigger=OnceTrigger(SEND_AT),
+                               timezone="UTC", first_run_at=SEND_AT, now=clock.now(),
+                               callback_url=receiver.url(f"/{schedule_id}"))
+
+    late, never = made("written-late"), made("never-written")
+    for source in (late, never):
+        assert await publisher.publish(source, source.events)  # published before their writes
+    await settle(container)
+    assert receiver.all == []  # neither event is stored yet: both deliveries wait, no attempt spent
+
+    await repository.add(late)  # the write comes, a little late
+    clock.advance(timedelta(seconds=1))
+    await settle(container)
+    assert counted(receiver.at("/written-late")) == Counter({"scheduled": 1})
+    assert counted(receiver.at("/global")) == Counter({"scheduled": 1})
+    assert receiver.at("/never-written") == []
+
+    clock.advance(timedelta(seconds=60))  # past the settle time: that write is not coming
+    await settle(container)
+    assert receiver.at("/never-written") == [] and len(receiver.all) == 2
+    dropped = await repository.list(task_types=["webhook.delivery"], status=ScheduleStatus.SUCCEEDED)
+    skipped = [d for d in dropped if d.payload["schedule_id"] == never.id]
+    assert len(skipped) == 2 and all(d.result == {"skipped": "event_not_stored"} for d in skipped)
+    assert all(d.attempts[-1].outcome == "succeeded" and len(d.attempts) == 1 for d in skipped)
+    assert webhook_metric(container, "skipped") == 2 and webhook_metric(container, "delivered") == 2
+
+
+async def test_what_whatsapp_reports_about_a_sent_message_is_delivered_too(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock, receiver: Receiver) -> None:
+    created = await schedule(client, callback_url=receiver.url("/callback"))
+    clock.set(SEND_AT)
+    await settle(container)
+    reported = SEND_AT + timedelta(seconds=3)
+    applied = await container.delivery_status().apply([
+        StatusUpdate(message_id="wamid.fake.1", status="delivered", at=reported),
+        StatusUpdate(message_id="wamid.fake.1", status="read", at=reported + timedelta(seconds=5)),
+    ])
+    assert applied == 2
+    await settle(container)
+    by_type = {d.type: d.event for d in receiver.at("/callback")}
+    assert set(by_type) == {"scheduled", "started", "succeeded", "delivery.delivered", "delivery.read"}
+    assert by_type["delivery.read"]["data"]["at"] == (reported + timedelta(seconds=5)).isoformat()
+    assert by_type["delivery.read"]["schedule_id"] == created["id"]
+    assert by_type["delivery.read"]["attempt_id"] == by_type["succeeded"]["attempt_id"]
 
 
 async def test_a_failing_message_reports_failed_retrying_and_dead(

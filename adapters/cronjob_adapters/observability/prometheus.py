@@ -52,7 +52,7 @@ class PrometheusMetrics(Metrics):
         self._in_flight.set(count)
 
     def webhook_delivered(self, outcome: str) -> None:
-        """A status webhook delivery ended with ``outcome`` (delivered, retrying, failed)."""
+        """A status webhook delivery ended with ``outcome`` (delivered, retrying, failed, skipped)."""
         self._webhooks.labels(outcome).inc()
 
     async def render(self, repository: ScheduleRepository | None = None) -> bytes:

@@ -14,6 +14,14 @@ other job. Each attempt:
 
 Without a configured secret every delivery fails permanently with ``webhook_secret_missing``:
 an unsigned webhook is never sent.
+
+Deliveries are stored *before* the write that records their event (see
+:class:`~cronjob.ports.events.EventPublisher`), so before sending, a delivery looks its event up
+in the stored schedule: found (or already trimmed from a full history), it is sent; not found
+yet, it waits without spending an attempt; still not found ``settle_seconds`` after the event
+(the write failed, lost its race or died with its process), the event never happened and the
+delivery ends without sending (``result.skipped``). ``started`` events, stored only with the
+run's outcome, are sent at once.
 """
 
 from __future__ import annotations
@@ -21,17 +29,19 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import ClassVar
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cronjob import __version__
-from cronjob.domain.message import DeliveryError
+from cronjob.domain.message import DeliveryDeferred, DeliveryError
 from cronjob.domain.retry import RetryPolicy
-from cronjob.domain.schedule import Schedule
+from cronjob.domain.schedule import HISTORY_LIMIT, Schedule
 from cronjob.ports.clock import Clock
 from cronjob.ports.metrics import Metrics, NullMetrics
+from cronjob.ports.repository import ScheduleRepository
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 
 from cronjob_adapters.tasks.http_request import HttpRequestHandler, status_error
@@ -98,7 +108,10 @@ class WebhookDeliveryHandler(TaskHandler):
     ``secrets``: every configured secret signs (rotation); empty: deliveries fail with
     ``webhook_secret_missing``. ``sender``: the SSRF-guarded HTTP sender (its allow-list decides
     which non-public destinations may be reached). ``clock``: the signature's timestamp.
-    ``metrics`` counts ``delivered``, ``retrying`` and ``failed`` attempts.
+    ``metrics`` counts ``delivered``, ``retrying``, ``failed`` and ``skipped`` attempts.
+    ``repository``: where the event is looked up before sending (see the module's docstring;
+    None: sent without looking); ``settle_seconds``: how long after the event its write may
+    still come; ``recheck_seconds``: how long a delivery waits before it looks again.
     """
 
     task_type = TASK_TYPE
@@ -113,8 +126,14 @@ class WebhookDeliveryHandler(TaskHandler):
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         user_agent: str = f"cronjob-webhooks/{__version__}",
         default_retry: RetryPolicy | None = None,
+        repository: ScheduleRepository | None = None,
+        settle_seconds: float = 60.0,
+        recheck_seconds: float = 0.5,
     ) -> None:
         self._secrets = [s for s in secrets if s]
+        self._repository = repository
+        self._settle = timedelta(seconds=settle_seconds)
+        self._recheck = recheck_seconds
         self._sender = sender
         self._clock = clock
         self._metrics = metrics or NullMetrics()
@@ -132,6 +151,14 @@ class WebhookDeliveryHandler(TaskHandler):
             self._metrics.webhook_delivered("failed")
             raise invalid_payload(exc) from None
         event = payload.event
+        stored = await self._event_stored(payload)
+        if stored is None:
+            raise DeliveryDeferred(self._recheck, f"event {event.id} is not stored with its schedule yet")
+        if not stored:
+            self._metrics.webhook_delivered("skipped")
+            log.info("webhook %s %s of schedule %s not sent: the event was never stored", event.type,
+                     event.id, payload.schedule_id)
+            return TaskOutcome(result={"skipped": "event_not_stored"})
         if not self._secrets:
             self._metrics.webhook_delivered("failed")
             log.warning("webhook %s of schedule %s not sent: CRONJOB_WEBHOOK_SECRET is not set",
@@ -165,6 +192,21 @@ class WebhookDeliveryHandler(TaskHandler):
         error = status_error(host, answer.status, answer.retry_after)
         self._count_failure(schedule, error)
         raise error
+
+    async def _event_stored(self, payload: WebhookDeliveryPayload) -> bool | None:
+        """True: the event is stored with its schedule (or was, and was trimmed from a full
+        history since); None: not yet, but its write may still come; False: it never will."""
+        event = payload.event
+        if self._repository is None or event.type == "started":
+            return True
+        at = datetime.fromisoformat(event.at)
+        source = await self._repository.get(payload.schedule_id)
+        if source is not None:
+            if any(stored.id == event.id for stored in source.events):
+                return True
+            if len(source.events) >= HISTORY_LIMIT and source.events[0].at >= at:
+                return True
+        return None if self._clock.now() - at < self._settle else False
 
     def _count_failure(self, schedule: Schedule, error: DeliveryError) -> None:
         """``retrying`` when the dispatcher will send it again, else ``failed`` (an estimate of the

@@ -89,7 +89,9 @@ class WebhookPublisher(EventPublisher):
     ``webhook:<event id>:<sha256(url)[:16]>``, and wakes the engine; a repeat of the same
     publication finds the key taken and adds nothing. Events of ``webhook.delivery`` schedules
     themselves are never published. ``publish`` never raises: a delivery that cannot be stored
-    (the store is down beyond a short retry) is logged with its event id and dropped.
+    (the store is down beyond a short retry) is logged with its event id and ``publish`` returns
+    False. The delivery job checks, when it runs, that its event was stored (see
+    :class:`~cronjob_adapters.webhooks.delivery.WebhookDeliveryHandler`).
     """
 
     def __init__(
@@ -120,17 +122,21 @@ class WebhookPublisher(EventPublisher):
         urls = [schedule.callback_url] if schedule.callback_url else []
         return list(dict.fromkeys([*urls, *self._global_urls]))
 
-    async def publish(self, schedule: Schedule, events: Sequence[ScheduleEvent]) -> None:
+    async def publish(self, schedule: Schedule, events: Sequence[ScheduleEvent]) -> bool:
         try:
-            created = 0
+            created, stored = 0, True
             now = self._clock.now()
             for event in events:
                 for url in self.subscribers(schedule, event.type):
-                    created += await self._add(self._delivery(schedule, event, url, now))
+                    outcome = await self._add(self._delivery(schedule, event, url, now))
+                    created += outcome == 1
+                    stored = stored and outcome >= 0
             if created:
                 self._signal.notify(now)
+            return stored
         except Exception:  # the contract: never raise to the dispatcher or the API
             log.exception("publishing %d event(s) of schedule %s failed", len(events), schedule.id)
+            return False
 
     def _delivery(self, schedule: Schedule, event: ScheduleEvent, url: str, now: datetime) -> Schedule:
         body = WebhookEvent(
@@ -159,7 +165,7 @@ class WebhookPublisher(EventPublisher):
         )
 
     async def _add(self, delivery: Schedule) -> int:
-        """Store ``delivery``; 1 when stored, 0 when it existed or could not be stored."""
+        """Store ``delivery``; 1 when stored, 0 when it existed, -1 when it could not be stored."""
         delay = 0.1
         for attempt in range(1, _ADD_ATTEMPTS + 1):
             try:
@@ -169,12 +175,12 @@ class WebhookPublisher(EventPublisher):
                 return 0  # published before: one delivery per (event, URL)
             except Exception:
                 if attempt == _ADD_ATTEMPTS:
-                    log.exception("webhook delivery of event %s (schedule %s) could not be stored; dropped",
+                    log.exception("webhook delivery of event %s (schedule %s) could not be stored",
                                   delivery.metadata.get("event_id"), delivery.metadata.get("schedule_id"))
-                    return 0
+                    return -1
                 await asyncio.sleep(delay)
                 delay *= 3
-        return 0
+        return -1
 
     async def deliveries(self, schedule: Schedule) -> dict[str, list[WebhookDelivery]]:
         """The webhook deliveries of each of ``schedule``'s events, by event id, looked up by their

@@ -11,19 +11,24 @@ from cronjob.domain.schedule import Schedule, ScheduleEvent
 class EventPublisher(ABC):
     """Hands schedule events to their subscribers.
 
-    Contract: ``publish`` is called after the events were stored with the schedule; it must not
-    lose an event it accepted (an implementation that delivers later stores its deliveries
-    durably first), must be idempotent per (event id, subscriber), and must never raise for a
-    subscriber's failure: delivery problems are the publisher's to retry and record.
+    Contract: ``publish`` is called *before* the schedule carrying the events is written (so a
+    crash after the write cannot lose them), and the write may then fail or never happen (a
+    lost lease, a lost race, a crash). An implementation that delivers later must therefore
+    store its deliveries durably first and deliver an event only once it is found stored with
+    its schedule, waiting a bounded while for the write and dropping the event if it never comes.
+    The exception is ``started``, published as a run begins and stored with the run's outcome:
+    it is delivered without waiting. ``publish`` must be idempotent per (event id, subscriber)
+    and never raise: it returns False when some delivery could not be stored (the caller may
+    publish the same events again), True otherwise.
     """
 
     @abstractmethod
-    async def publish(self, schedule: Schedule, events: Sequence[ScheduleEvent]) -> None:
-        """Publish ``events`` of ``schedule`` (oldest first)."""
+    async def publish(self, schedule: Schedule, events: Sequence[ScheduleEvent]) -> bool:
+        """Publish ``events`` of ``schedule`` (oldest first); False if some could not be stored."""
 
 
 class NoPublisher(EventPublisher):
     """Publishes nothing (no webhooks configured)."""
 
-    async def publish(self, schedule: Schedule, events: Sequence[ScheduleEvent]) -> None:
-        return None
+    async def publish(self, schedule: Schedule, events: Sequence[ScheduleEvent]) -> bool:
+        return True

@@ -32,7 +32,8 @@ class Metrics(ABC):
     @abstractmethod
     def webhook_delivered(self, outcome: str) -> None:
         """A status webhook delivery attempt ended with ``outcome``: ``delivered``, ``retrying``
-        (it will be sent again) or ``failed`` (given up)."""
+        (it will be sent again), ``failed`` (given up) or ``skipped`` (its event was never
+        stored: the write that would have recorded it failed)."""
 
 
 class NullMetrics(Metrics):

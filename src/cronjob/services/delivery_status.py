@@ -11,6 +11,7 @@ from datetime import datetime
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.schedule import DELIVERY_STATUSES, ScheduleStatus
 from cronjob.ports.clock import Clock
+from cronjob.ports.events import EventPublisher, NoPublisher
 from cronjob.ports.repository import ScheduleRepository
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,16 @@ class DeliveryStatusService:
     and re-applied, up to ``attempts`` times. Updates for message ids no schedule knows (sent by
     something else, or replaced by a later send), and statuses other than the four known ones, are
     ignored. A schedule that is ``running`` is not written: the run in progress holds its lease
-    (and will replace its result); writing would race with its lease renewals.
+    (and will replace its result); writing would race with its lease renewals. Each recorded
+    status is published as a ``delivery.<status>`` event (status webhooks), before its write.
     """
 
-    def __init__(self, repository: ScheduleRepository, clock: Clock, *, attempts: int = 3) -> None:
+    def __init__(self, repository: ScheduleRepository, clock: Clock, *, attempts: int = 3,
+                 publisher: EventPublisher | None = None) -> None:
         self._repository = repository
         self._clock = clock
         self._attempts = max(1, attempts)
+        self._publisher = publisher or NoPublisher()
 
     async def apply(self, updates: Iterable[StatusUpdate]) -> int:
         """Apply ``updates`` (oldest first, whatever order they came in); how many changed a schedule."""
@@ -78,7 +82,11 @@ class DeliveryStatusService:
             if not schedule.record_delivery_status(status=update.status, at=update.at,
                                                    now=self._clock.now(), error=error):
                 return False  # a duplicate, or older than what is recorded
+            # Published before the write (the publisher's contract: a delivery waits for it).
+            published = await self._publisher.publish(schedule, schedule.events[-1:])
             if await self._repository.save(schedule, expected_status=loaded, expected_updated_at=version):
+                if not published:
+                    await self._publisher.publish(schedule, schedule.events[-1:])
                 return True
         log.warning("status update %s of schedule %s not recorded: it kept changing",
                     update.status, schedule.id)

@@ -277,20 +277,31 @@ class Dispatcher:
         )
         schedule.fail(attempt_id=attempt_id, now=now, error=error, decision=decision)
 
-    async def _publish(self, schedule: Schedule, events: list[ScheduleEvent]) -> None:
-        if events:
-            try:
-                await self._publisher.publish(schedule, events)
-            except Exception:  # the publisher's contract says it never raises; be safe anyway
-                log.exception("publishing %d event(s) of schedule %s failed", len(events), schedule.id)
+    async def _publish(self, schedule: Schedule, events: list[ScheduleEvent]) -> bool:
+        """Hand ``events`` to the publisher; False when some delivery could not be stored."""
+        if not events:
+            return True
+        try:
+            return await self._publisher.publish(schedule, events)
+        except Exception:  # the publisher's contract says it never raises; be safe anyway
+            log.exception("publishing %d event(s) of schedule %s failed", len(events), schedule.id)
+            return False
 
     async def _record(self, schedule: Schedule, attempt_id: str) -> None:
-        """Write the outcome, fenced; retry a store outage while the lease still holds; then
-        publish the events the run recorded."""
+        """Publish the events the run recorded, then write the outcome, fenced; retry a store
+        outage while the lease still holds.
+
+        Publishing first (the publisher's contract) means a crash between the two writes
+        cannot lose the events: their deliveries are stored, and each waits until it finds its
+        event stored, or gives it up if the outcome never is (a lost lease, a crash).
+        """
         recorded = [e for e in schedule.events if e.attempt_id == attempt_id and e.type != "started"]
+        published = False
         delay = 0.2
         for attempt in range(1, self._settings.save_attempts + 1):
             try:
+                if not published:
+                    published = await self._publish(schedule, recorded)
                 saved = await self._repository.save(
                     schedule, expected_status=ScheduleStatus.RUNNING, attempt_id=attempt_id)
             except Exception:
@@ -311,7 +322,8 @@ class Dispatcher:
                                                    last.error.code if last.error else None)
                 if schedule.status is ScheduleStatus.SCHEDULED and schedule.next_run_at is not None:
                     self._signal.notify(schedule.next_run_at)
-                await self._publish(schedule, recorded)
+                if not published:  # the store came back for the outcome: one more try
+                    await self._publish(schedule, recorded)
             return
 
     def _hold(self, schedule_id: str, attempt_id: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -227,6 +227,9 @@ class SchedulingService:
             metadata=metadata,
             callback_url=callback_url,
         )
+        # Published before the write (the publisher's contract): a delivery waits for its event
+        # to be stored, and gives it up if the write never happens.
+        published = await self._publisher.publish(schedule, schedule.events)
         try:
             await self._repository.add(schedule)
         except DuplicateSchedule as exc:
@@ -236,7 +239,8 @@ class SchedulingService:
                 raise
             return Scheduled(existing, created=False)
         self._signal.notify(first_run_at)
-        await self._publisher.publish(schedule, schedule.events)
+        if not published:
+            await self._publisher.publish(schedule, schedule.events)
         return Scheduled(schedule, created=True)
 
     async def get(self, schedule_id: str) -> Schedule:
@@ -268,11 +272,9 @@ class SchedulingService:
             raise ScheduleConflict(f"schedule {schedule_id} is {schedule.status.value} and can no longer be cancelled")
         version = schedule.updated_at
         schedule.cancel(now=self._clock.now())
-        if not await self._repository.save(schedule, expected_status=ScheduleStatus.SCHEDULED,
-                                           expected_updated_at=version):
-            current = await self.get(schedule_id)
-            raise ScheduleConflict(f"schedule {schedule_id} is {current.status.value} and can no longer be cancelled")
-        await self._publisher.publish(schedule, schedule.events[-1:])
+        await self._write_ahead(schedule, lambda: self._repository.save(
+            schedule, expected_status=ScheduleStatus.SCHEDULED, expected_updated_at=version),
+            f"schedule {schedule_id} is {{status}} and can no longer be cancelled")
         return schedule
 
     async def retry(self, schedule_id: str) -> Schedule:
@@ -285,9 +287,19 @@ class SchedulingService:
                 f"schedule {schedule_id} is {previous.value}; only dead, unknown or missed schedules can be retried")
         now, version = self._clock.now(), schedule.updated_at
         schedule.retry_now(now=now)
-        if not await self._repository.save(schedule, expected_status=previous, expected_updated_at=version):
-            current = await self.get(schedule_id)
-            raise ScheduleConflict(f"schedule {schedule_id} changed meanwhile and is {current.status.value}")
+        await self._write_ahead(schedule, lambda: self._repository.save(
+            schedule, expected_status=previous, expected_updated_at=version),
+            f"schedule {schedule_id} changed meanwhile and is {{status}}")
         self._signal.notify(now)
-        await self._publisher.publish(schedule, schedule.events[-1:])
         return schedule
+
+    async def _write_ahead(self, schedule: Schedule, write: Callable[[], Awaitable[bool]], conflict: str) -> None:
+        """Publish the schedule's newest event, then ``write`` it; :class:`ScheduleConflict`
+        (``conflict`` with the current ``{status}``) when the write's condition no longer held.
+        (Publishing first is the publisher's contract: the delivery waits for the write.)"""
+        published = await self._publisher.publish(schedule, schedule.events[-1:])
+        if not await write():
+            current = await self.get(schedule.id)
+            raise ScheduleConflict(conflict.format(status=current.status.value))
+        if not published:
+            await self._publisher.publish(schedule, schedule.events[-1:])
