@@ -1,0 +1,126 @@
+"""The SQLite store's tables and indexes, their migration, and the SQL text the repository runs.
+
+Also the pure helpers between values and columns: the task-type filter's SQL condition and the
+epoch milliseconds that the time columns hold. Nothing here opens or holds a connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
+
+from cronjob_adapters.codec import to_millis
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS schedules (
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        next_run_at INTEGER,
+        lease_until INTEGER,
+        lease_attempt_id TEXT,
+        idempotency_key TEXT UNIQUE,
+        created_at INTEGER NOT NULL,
+        task_type TEXT NOT NULL,
+        provider_message_id TEXT,
+        doc TEXT NOT NULL
+    )""",
+    # With ``id`` last, the claim's ORDER BY next_run_at, id is read straight off the index and
+    # stops at its LIMIT, even when thousands of schedules share one next_run_at (a burst).
+    "CREATE INDEX IF NOT EXISTS schedules_due_at ON schedules (status, next_run_at, id)",
+    "DROP INDEX IF EXISTS schedules_due",  # its predecessor, without ``id``
+    "CREATE INDEX IF NOT EXISTS schedules_lease ON schedules (status, lease_until)",
+    "CREATE INDEX IF NOT EXISTS schedules_created ON schedules (created_at, id)",
+)
+
+
+def add_provider_message_id(conn: sqlite3.Connection) -> None:
+    """Give a database made before the ``provider_message_id`` column that column (filled from
+    the stored documents) and its index. Idempotent; runs in ``initialize``'s transaction."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(schedules)")}
+    if "provider_message_id" not in columns:
+        conn.execute("ALTER TABLE schedules ADD COLUMN provider_message_id TEXT")
+        conn.execute("UPDATE schedules SET provider_message_id ="
+                     " json_extract(doc, '$.result.provider_message_id')")
+    conn.execute("CREATE INDEX IF NOT EXISTS schedules_provider_message_id"
+                 " ON schedules (provider_message_id)")
+
+
+# Due work, through the two status indexes; each branch is limited before the merge. Lapsed
+# leases are sorted by their due time too: there are few (at most the runs in flight at a crash).
+DUE = """
+SELECT id, doc FROM (
+    SELECT * FROM (
+        SELECT id, doc, next_run_at AS due FROM schedules
+        WHERE status = 'scheduled' AND next_run_at <= :now {types}
+        ORDER BY next_run_at, id LIMIT :limit)
+    UNION ALL
+    SELECT * FROM (
+        SELECT id, doc, COALESCE(next_run_at, :now) AS due FROM schedules
+        WHERE status = 'running' AND lease_until < :now {types}
+        ORDER BY due, id LIMIT :limit)
+)
+ORDER BY due, id LIMIT :limit
+"""
+
+
+def type_filter(
+    task_types: Collection[str] | None, exclude_types: Collection[str]
+) -> tuple[str, dict[str, str]]:
+    """The SQL condition (with named parameters) that keeps only the wanted task types."""
+    clause, params = "", {}
+    if task_types is not None:
+        names = [f":in{i}" for i in range(len(task_types))]
+        params.update({n[1:]: t for n, t in zip(names, task_types, strict=True)})
+        clause += f" AND task_type IN ({', '.join(names) or 'NULL'})"
+    if exclude_types:
+        names = [f":ex{i}" for i in range(len(exclude_types))]
+        params.update({n[1:]: t for n, t in zip(names, exclude_types, strict=True)})
+        clause += f" AND task_type NOT IN ({', '.join(names)})"
+    return clause, params
+
+
+NEXT_DUE = """
+SELECT min(t) FROM (
+    SELECT min(next_run_at) AS t FROM schedules WHERE status = 'scheduled'
+    UNION ALL
+    SELECT min(lease_until) AS t FROM schedules WHERE status = 'running'
+)
+"""
+
+
+def to_epoch_ms(value: datetime | None) -> int | None:
+    """Epoch milliseconds of ``value`` (UTC, truncated like the codec), or None."""
+    return None if value is None else (to_millis(value) - _EPOCH) // _MS
+
+
+def from_epoch_ms(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + value * _MS
+
+
+#: A fenced write of a whole schedule (``save``). The id, idempotency key, task type and
+#: created_at never change, so their columns are not written: SQLite rewrites the entries of
+#: every index over a column named in SET, changed or not (a third of a save's cost).
+SAVE = (
+    "UPDATE schedules SET status = :status, next_run_at = :next_run_at,"
+    " lease_until = :lease_until, lease_attempt_id = :lease_attempt_id,"
+    " provider_message_id = :provider_message_id, doc = :doc"
+    " WHERE id = :id AND status = :expected_status"
+)
+FENCE = " AND lease_attempt_id = :expected_attempt"
+
+#: A claim, in place: what ``Schedule.claim`` changes (status, lease, updated_at), encoded as the
+#: codec encodes it, without decoding and re-encoding the whole document while the write lock is
+#: held. ``taken_over_from`` is the previous owner when a lapsed lease is taken over. (The
+#: contract suite checks that what a claim returns equals what is stored.)
+CLAIM_IN_PLACE = (
+    "UPDATE schedules SET status = 'running', lease_until = :until_ms, lease_attempt_id = :attempt_id,"
+    " doc = json_set(doc, '$.status', 'running', '$.updated_at', :claimed_at,"
+    " '$.lease', json_object('owner', :owner, 'attempt_id', :attempt_id, 'claimed_at', :claimed_at,"
+    " 'until', :until, 'taken_over_from',"
+    " CASE WHEN status = 'running' THEN json_extract(doc, '$.lease.owner') END))"
+    " WHERE id = :id"
+)
