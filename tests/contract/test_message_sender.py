@@ -15,13 +15,40 @@ from cronjob_adapters.whatsapp.sender import WhatsAppCloudSender
 from tests.support.fake_whatsapp import FakeWhatsApp, graph_error
 
 
+#: What a peer received: (recipient, kind, text or template name, parameters), per message.
+Received = tuple[str, str, str, tuple[str, ...]]
+
+
 @dataclass
 class SenderRig:
-    """A sender plus ways to make its peer refuse the next send."""
+    """A sender plus ways to make its peer refuse the next send, and what its peer received."""
 
     sender: MessageSender
     rate_limit_next: Callable[[], None]
     refuse_next_permanently: Callable[[], None]
+    received: Callable[[], list[Received]]
+
+
+def _recorded(message: OutboundMessage) -> Received:
+    if message.kind is MessageKind.TEMPLATE:
+        return (message.to, "template", message.template_name or "", tuple(message.params))
+    return (message.to, "text", message.body, ())
+
+
+def _sent_to_meta(fake: FakeWhatsApp) -> list[Received]:
+    """The messages Meta's fake accepted, read back from the request bodies it recorded."""
+    received: list[Received] = []
+    for request in fake.requests:
+        body = request.body
+        if request.status != 200 or not isinstance(body, dict):
+            continue
+        if body.get("type") == "template":
+            params = tuple(parameter["text"] for component in body["template"].get("components", [])
+                           for parameter in component.get("parameters", []))
+            received.append((body["to"], "template", body["template"]["name"], params))
+        else:
+            received.append((body["to"], "text", body["text"]["body"], ()))
+    return received
 
 
 @pytest.fixture(params=["whatsapp", "recording"])
@@ -32,6 +59,7 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[SenderRig]:
             recording,
             lambda: recording.fail_with(DeliveryError("130429", "rate limit hit", retryable=True)),
             lambda: recording.fail_with(DeliveryError("132001", "template does not exist", retryable=False)),
+            lambda: [_recorded(m) for m in recording.sent],
         )
         return
     with FakeWhatsApp() as fake:
@@ -40,6 +68,7 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[SenderRig]:
             sender,
             lambda: fake.fail_next(400, graph_error(130429, "Rate limit hit")),
             lambda: fake.fail_next(400, graph_error(132001, "Template name does not exist in the translation")),
+            lambda: _sent_to_meta(fake),
         )
         await sender.close()
 
@@ -55,6 +84,19 @@ async def test_an_accepted_message_returns_the_provider_id(rig: SenderRig, kind:
     first = await rig.sender.send(message(kind))
     second = await rig.sender.send(message(kind))
     assert first.message_id and second.message_id and first.message_id != second.message_id
+
+
+async def test_the_peer_receives_each_accepted_message_as_given_and_no_refused_one(rig: SenderRig) -> None:
+    text = OutboundMessage(to="5511988887777", kind=MessageKind.TEXT, body="Seu código: 4321",
+                           idempotency_key="s2:2030")
+    await rig.sender.send(message())
+    rig.refuse_next_permanently()
+    with pytest.raises(DeliveryError):
+        await rig.sender.send(OutboundMessage(to="5511900000000", kind=MessageKind.TEXT, body="recusada",
+                                              idempotency_key="s3:2030"))
+    await rig.sender.send(text)
+    assert rig.received() == [("5511999999999", "template", "notificacao_entrega", ("Leandro",)),
+                              ("5511988887777", "text", "Seu código: 4321", ())]
 
 
 async def test_rate_limits_are_retryable(rig: SenderRig) -> None:
