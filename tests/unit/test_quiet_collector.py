@@ -62,8 +62,9 @@ def old_cycle() -> weakref.ref[Node]:
 
 def churn(young_passes: int) -> None:
     """Make CPython run at least ``young_passes`` generation-1 collections on its own."""
+    alive_at_once = gc.get_threshold()[0] + 100  # more new containers than generation 0 holds
     for _ in range(young_passes * 12):
-        keep = [[] for _ in range(800)]  # more than the generation-0 threshold of new containers
+        keep = [[] for _ in range(alive_at_once)]
         del keep
 
 
