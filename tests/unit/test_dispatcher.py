@@ -413,6 +413,42 @@ async def test_a_run_longer_than_its_lease_keeps_it_renewed_so_no_other_replica_
     assert [a.owner for a in done.attempts] == ["replica-a"]
 
 
+async def test_a_renewal_that_hangs_does_not_hold_back_the_renewals_of_other_runs() -> None:
+    class StalledForA(InMemoryScheduleRepository):
+        """Renewing schedule A's lease hangs for three seconds (a stalled connection)."""
+
+        async def renew_lease(self, schedule_id: str, attempt_id: str, until: datetime) -> bool:
+            if schedule_id == "A":
+                await asyncio.sleep(3.0)
+            return await super().renew_lease(schedule_id, attempt_id, until)
+
+    clock, lease = SystemClock(), timedelta(seconds=1.2)
+    repository = StalledForA()
+    blocking = BlockingHandler()
+    dispatcher = Dispatcher(repository, {BlockingHandler.task_type: blocking}, clock, InProcessWorkSignal(clock),
+                            DispatcherSettings(owner="replica-a", lease_for=lease))
+
+    async def start(schedule_id: str) -> None:
+        now = clock.now()
+        await repository.add(Schedule.create(id=schedule_id, task_type=BlockingHandler.task_type, payload={},
+                                             trigger=OnceTrigger(now), timezone="UTC", first_run_at=now, now=now))
+        assert await dispatcher.dispatch_due() == 1
+
+    await start("A")
+    await asyncio.sleep(0.2)
+    await start("B")
+    taken: list[str] = []
+    for _ in range(12):  # three seconds, while A's renewal hangs
+        await asyncio.sleep(0.25)
+        taken += [s.id for s in await repository.claim_due(now=clock.now(), owner="replica-b",
+                                                            lease_for=timedelta(minutes=5), limit=10)]
+    assert "B" not in taken  # B's lease was renewed on time (A's lapsed: its store call hangs)
+    blocking.gate.set()
+    await dispatcher.drain(5)
+    b = await repository.get("B")
+    assert b is not None and b.status is ScheduleStatus.SUCCEEDED
+
+
 async def test_a_claim_that_comes_back_late_renews_its_lease_or_is_not_run(world: World) -> None:
     class SlowClaims(InMemoryScheduleRepository):
         """Claims at the time asked, but the caller's clock has moved on by the time it returns."""

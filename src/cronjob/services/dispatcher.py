@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
 import random
@@ -51,6 +50,7 @@ class _HeldLease:
 
     schedule_id: str
     renew_at: float
+    renewal: asyncio.Task[None] | None = None  # the renewal in progress, if any
 
 
 class Dispatcher:
@@ -89,6 +89,7 @@ class Dispatcher:
         #: The runs in progress whose leases the keeper renews, by attempt id.
         self._held: dict[str, _HeldLease] = {}
         self._keeper: asyncio.Task[None] | None = None
+        self._renewals: set[asyncio.Task[None]] = set()  # renewals in progress
 
     @property
     def in_flight(self) -> int:
@@ -178,9 +179,12 @@ class Dispatcher:
         if leftovers:
             await asyncio.wait(leftovers, timeout=10)
         if self._keeper is not None:
+            # asyncio.wait, not await: neither the keeper's end nor its cancellation is raised
+            # here, while a cancellation of drain itself still is.
             self._keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
+            for renewal in self._renewals:
+                renewal.cancel()
+            await asyncio.wait({self._keeper, *self._renewals})
             self._keeper = None
 
     async def _run(self, schedule: Schedule) -> None:
@@ -337,17 +341,23 @@ class Dispatcher:
     async def _keep_leases(self) -> None:
         """Renew the lease of every run in progress every third of its length, until it ends or
         its lease is lost (then the run's own writes are refused); one task for all the runs,
-        rather than a timer each (most runs end long before their first renewal)."""
+        rather than a timer each (most runs end long before their first renewal).
+
+        Each renewal runs as a task of its own, not awaited here: a renewal that hangs (a
+        stalled connection) must not hold back the renewals of the other runs.
+        """
         loop = asyncio.get_running_loop()
         period = self._settings.lease_for.total_seconds() / 3
         while self._held:
             now = loop.time()
-            due = [(attempt_id, held) for attempt_id, held in self._held.items() if held.renew_at <= now]
-            if due:
-                await asyncio.gather(*(self._renew(attempt_id, held, period) for attempt_id, held in due))
-                continue
-            # Runs that start later are due later than every run held now.
-            await asyncio.sleep(min(held.renew_at for held in self._held.values()) - now)
+            for attempt_id, held in list(self._held.items()):
+                if held.renewal is None and held.renew_at <= now:
+                    held.renewal = loop.create_task(self._renew(attempt_id, held, period))
+                    self._renewals.add(held.renewal)
+                    held.renewal.add_done_callback(self._renewals.discard)
+            # A renewal in progress sets its next time a period ahead when it ends.
+            waiting = [held.renew_at for held in self._held.values() if held.renewal is None]
+            await asyncio.sleep(max(min(waiting) - now, 0.0) if waiting else period)
 
     async def _renew(self, attempt_id: str, lease: _HeldLease, period: float) -> None:
         schedule_id = lease.schedule_id
@@ -357,6 +367,10 @@ class Dispatcher:
         except Exception:
             log.warning("could not renew the lease of schedule %s; will try again", schedule_id)
             held = True  # try again in a third of a lease
+        finally:
+            lease.renewal = None
+        if attempt_id not in self._held:
+            return  # the run ended meanwhile (its outcome write released the lease)
         if not held:
             log.warning("schedule %s attempt %s: lease taken over", schedule_id, attempt_id)
             self._held.pop(attempt_id, None)
