@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import sys
 import threading
 import time
 from collections import Counter
@@ -26,7 +27,7 @@ import pytest
 from dependency_injector import providers
 
 from cronjob.domain.message import DeliveryError
-from cronjob.domain.schedule import Schedule, ScheduleStatus
+from cronjob.domain.schedule import HISTORY_LIMIT, Schedule, ScheduleEvent, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger
 from cronjob.ports.repository import StoreUnavailable
 from cronjob.services.delivery_status import StatusUpdate
@@ -74,6 +75,14 @@ class Delivery:
         return str(self.event["type"])
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Does not print a traceback when a client drops a kept-alive connection (teardown)."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class Receiver:
     """An HTTP server on 127.0.0.1 (a thread) that checks each POST's ``Cronjob-Signature`` with
     ``signing.verify`` and ``secret`` at ``now()``: 401 when it does not verify, else the next
@@ -112,7 +121,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return None
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         daemon=True)
@@ -345,6 +354,62 @@ async def test_a_delivery_waits_for_its_event_and_drops_one_that_is_never_stored
     assert len(skipped) == 2 and all(d.result == {"skipped": "event_not_stored"} for d in skipped)
     assert all(d.attempts[-1].outcome == "succeeded" and len(d.attempts) == 1 for d in skipped)
     assert webhook_metric(container, "skipped") == 2 and webhook_metric(container, "delivered") == 2
+
+
+def a_one_off(clock: FixedClock, callback_url: str) -> Schedule:
+    """A text message due at SEND_AT, stored straight into the store (no webhooks of its own yet)."""
+    return Schedule.create(id="s1", task_type="whatsapp.text", payload={}, trigger=OnceTrigger(SEND_AT),
+                           timezone="UTC", first_run_at=SEND_AT, now=clock.now(), callback_url=callback_url)
+
+
+async def test_a_run_outcome_whose_lease_was_lost_is_dropped_at_once_and_the_new_owner_s_is_sent(
+        container: Container, clock: FixedClock, receiver: Receiver) -> None:
+    repository, publisher = container.repository(), container.publisher()
+    await repository.add(a_one_off(clock, receiver.url("/callback")))
+    clock.set(SEND_AT)
+    lease = timedelta(seconds=30)
+    [first] = await repository.claim_due(now=clock.now(), owner="replica-a", lease_for=lease, limit=1)
+    first_attempt = first.lease.attempt_id  # type: ignore[union-attr]
+    first.mark_started(attempt_id=first_attempt, now=clock.now())
+    first.succeed(attempt_id=first_attempt, now=clock.now(), provider_message_id="wamid.a")
+    assert await publisher.publish(first, first.events[-1:])  # replica A publishes, then stalls
+
+    clock.advance(lease + timedelta(seconds=1))  # A's lease lapses; replica B takes the run over
+    [second] = await repository.claim_due(now=clock.now(), owner="replica-b", lease_for=lease, limit=1,
+                                          task_types=["whatsapp.text"])
+    assert not await repository.save(first, expected_status=ScheduleStatus.RUNNING, attempt_id=first_attempt)
+    await settle(container)  # B still runs: A's outcome is known lost at once, not after 60 s
+    assert receiver.at("/callback") == []
+    assert receiver.all == [] and webhook_metric(container, "skipped") == 2  # the callback and the global URL
+
+    second_attempt = second.lease.attempt_id  # type: ignore[union-attr]
+    second.mark_started(attempt_id=second_attempt, now=clock.now())
+    second.succeed(attempt_id=second_attempt, now=clock.now(), provider_message_id="wamid.b")
+    assert await publisher.publish(second, second.events[-1:])
+    assert await repository.save(second, expected_status=ScheduleStatus.RUNNING, attempt_id=second_attempt)
+    await settle(container)
+    [delivered] = receiver.at("/callback")
+    assert delivered.event["attempt_id"] == second_attempt and delivered.event["data"]["provider_message_id"] == "wamid.b"
+
+
+async def test_an_outcome_trimmed_from_a_full_event_log_is_still_delivered(
+        container: Container, clock: FixedClock, receiver: Receiver) -> None:
+    repository, publisher = container.repository(), container.publisher()
+    await repository.add(a_one_off(clock, receiver.url("/callback")))
+    clock.set(SEND_AT)
+    [run] = await repository.claim_due(now=clock.now(), owner="replica-a", lease_for=timedelta(seconds=30), limit=1)
+    attempt_id = run.lease.attempt_id  # type: ignore[union-attr]
+    run.mark_started(attempt_id=attempt_id, now=clock.now())
+    run.succeed(attempt_id=attempt_id, now=clock.now(), provider_message_id="wamid.1")
+    assert await publisher.publish(run, run.events[-1:])
+    # Stored, and pushed out of the event log by 100 later events before its delivery first looks.
+    later = [ScheduleEvent(id=f"later-{i}", type="delivery.read", at=clock.now() + timedelta(seconds=1 + i))
+             for i in range(HISTORY_LIMIT)]
+    run.events = later
+    assert await repository.save(run, expected_status=ScheduleStatus.RUNNING, attempt_id=attempt_id)
+    await settle(container)
+    [delivered] = receiver.at("/callback")
+    assert delivered.type == "succeeded" and delivered.event["attempt_id"] == attempt_id
 
 
 async def test_what_whatsapp_reports_about_a_sent_message_is_delivered_too(

@@ -237,7 +237,7 @@ def create_app(services: ApiServices) -> FastAPI:
     ) -> ScheduleList:
         """Schedules, newest first, optionally of one status and of some task types.
 
-        Without `type`, the service's own jobs (`webhook.delivery`, one per status webhook sent)
+        Without `type`, the service's own jobs (`webhook.delivery`, one per event and subscriber)
         are left out; `type=webhook.delivery` lists them.
         """
         if task_type:

@@ -18,10 +18,11 @@ an unsigned webhook is never sent.
 Deliveries are stored *before* the write that records their event (see
 :class:`~cronjob.ports.events.EventPublisher`), so before sending, a delivery looks its event up
 in the stored schedule: found (or already trimmed from a full history), it is sent; not found
-yet, it waits without spending an attempt; still not found ``settle_seconds`` after the event
-(the write failed, lost its race or died with its process), the event never happened and the
-delivery ends without sending (``result.skipped``). ``started`` events, stored only with the
-run's outcome, are sent at once.
+yet, it waits without spending an attempt; when its write can no longer come (a run's lease
+gone without its attempt recorded; for other events, ``settle_seconds`` after the event), the
+event never happened and the delivery ends without sending (``result.skipped``). ``started``
+events, stored only with the run's outcome, are sent at once; a retried delivery does not look
+again.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ from cronjob_adapters.webhooks.signing import SIGNATURE_HEADER, sign
 log = logging.getLogger(__name__)
 
 TASK_TYPE = "webhook.delivery"
+#: Events a run's outcome write records, with its attempt, under its lease.
+_RUN_OUTCOMES = frozenset({"succeeded", "failed", "retrying", "dead", "unknown", "missed"})
 EVENT_ID_HEADER = "Cronjob-Event-Id"
 EVENT_TYPE_HEADER = "Cronjob-Event-Type"
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -151,9 +154,12 @@ class WebhookDeliveryHandler(TaskHandler):
             self._metrics.webhook_delivered("failed")
             raise invalid_payload(exc) from None
         event = payload.event
-        stored = await self._event_stored(payload)
+        stored = await self._event_stored(schedule, payload)
         if stored is None:
-            raise DeliveryDeferred(self._recheck, f"event {event.id} is not stored with its schedule yet")
+            # Look again soon, then less and less often (half the event's age, 10 s at most).
+            age = (self._clock.now() - datetime.fromisoformat(event.at)).total_seconds()
+            raise DeliveryDeferred(min(max(age / 2, self._recheck), 10.0),
+                                   f"event {event.id} is not stored with its schedule yet")
         if not stored:
             self._metrics.webhook_delivered("skipped")
             log.info("webhook %s %s of schedule %s not sent: the event was never stored", event.type,
@@ -193,17 +199,33 @@ class WebhookDeliveryHandler(TaskHandler):
         self._count_failure(schedule, error)
         raise error
 
-    async def _event_stored(self, payload: WebhookDeliveryPayload) -> bool | None:
-        """True: the event is stored with its schedule (or was, and was trimmed from a full
-        history since); None: not yet, but its write may still come; False: it never will."""
+    async def _event_stored(self, delivery: Schedule, payload: WebhookDeliveryPayload) -> bool | None:
+        """True: the event is stored with its schedule; None: not yet, but its write may still
+        come; False: it never will.
+
+        Decided from what is stored where it can be: a run's outcome event is stored with the
+        run's attempt record, and its write is fenced by the run's lease, so once that lease is
+        gone without the attempt recorded, the write can no longer happen. Other events (created,
+        cancelled, retried, WhatsApp's reports) come from requests that write at once: they are
+        given ``settle_seconds``. An event older than a full history (100 entries) may have been
+        trimmed from it since: it counts as stored (at least once: in the rare case of a lost
+        write followed by 100 stored events, it is sent).
+        """
         event = payload.event
-        if self._repository is None or event.type == "started":
-            return True
+        if self._repository is None or event.type == "started" or delivery.attempts:
+            return True  # started: stored only with the outcome; attempts: found by an earlier one
         at = datetime.fromisoformat(event.at)
         source = await self._repository.get(payload.schedule_id)
         if source is not None:
             if any(stored.id == event.id for stored in source.events):
                 return True
+            if event.type in _RUN_OUTCOMES and event.attempt_id is not None:
+                if any(attempt.attempt_id == event.attempt_id for attempt in source.attempts):
+                    return True
+                if source.lease is not None and source.lease.attempt_id == event.attempt_id:
+                    return None  # the run still holds its lease: its write may come
+                trimmed = len(source.attempts) >= HISTORY_LIMIT and source.attempts[0].finished_at >= at
+                return trimmed
             if len(source.events) >= HISTORY_LIMIT and source.events[0].at >= at:
                 return True
         return None if self._clock.now() - at < self._settle else False
