@@ -153,3 +153,11 @@ def test_two_collectors_in_one_process_restore_the_thresholds_whatever_the_order
     finally:
         first.uninstall()
         second.uninstall()
+
+
+def test_a_pause_must_fit_in_the_idle_time(collector: QuietCollector) -> None:
+    collector.install()
+    churn(young_passes=12)
+    collector.last_pause = 0.4  # the last full pass took 0.4 s
+    assert not collector.should_collect(0.5)
+    assert collector.should_collect(0.8)

@@ -28,10 +28,11 @@ class QuietCollector:
     ``install`` freezes what the process holds at start-up (modules, classes: they are never
     garbage) and stops automatic full collections. Before it sleeps, the engine asks
     ``should_collect(seconds)``: yes when at least ``min_quiet`` seconds with nothing due lie
-    ahead and a collection is owed (CPython's own trigger: ten generation-1 passes since the last
-    full one), or, busy or not, when the last full one is ``max_interval`` seconds old and any
-    generation-1 pass happened since; the engine then lets the runs it just started begin and
-    calls :meth:`collect`. ``uninstall`` puts the thresholds and the frozen objects back.
+    ahead (and twice the last full pass, so that it fits) and a collection is owed (CPython's
+    own trigger: ten generation-1 passes since the last full one), or, busy or not, when the
+    last full one is ``max_interval`` seconds old and any generation-1 pass happened since; the
+    engine then lets the runs it just started begin and calls :meth:`collect`. ``uninstall``
+    puts the thresholds and the frozen objects back.
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class QuietCollector:
         self._last_full = monotonic()
         self._installed = False
         self.full_collections = 0  # how many this collector ran (for tests and logs)
+        self.last_pause = 0.0  # seconds the last full collection it ran took
 
     #: The thresholds before the first of the collectors installed in this process (a process
     #: normally has one; tests may run several), restored when the last one is uninstalled.
@@ -101,7 +103,8 @@ class QuietCollector:
         due meanwhile (0 when it only waits for a moment or for a free slot)."""
         if not self._installed or not self._young_passes:
             return False
-        if idle_seconds >= self._min_quiet and self._young_passes >= self._owed_after:
+        # A pause must fit in the idle time: at least min_quiet, and twice the last full pass.
+        if idle_seconds >= max(self._min_quiet, 2 * self.last_pause) and self._young_passes >= self._owed_after:
             return True
         return self._monotonic() - self._last_full >= self._max_interval
 
@@ -109,11 +112,11 @@ class QuietCollector:
         """Run a full collection now."""
         started = time.perf_counter()
         found = gc.collect()
+        self.last_pause = time.perf_counter() - started
         self.full_collections += 1
         self._last_full = self._monotonic()
         self._young_passes = 0
-        log.debug("full garbage collection: %d unreachable, %.1f ms", found,
-                  (time.perf_counter() - started) * 1000)
+        log.debug("full garbage collection: %d unreachable, %.1f ms", found, self.last_pause * 1000)
 
     def _count(self, phase: str, info: dict[str, int]) -> None:
         if phase != "stop":
