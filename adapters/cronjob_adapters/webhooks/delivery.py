@@ -131,7 +131,7 @@ class WebhookDeliveryHandler(TaskHandler):
         default_retry: RetryPolicy | None = None,
         repository: ScheduleRepository | None = None,
         settle_seconds: float = 60.0,
-        recheck_seconds: float = 0.5,
+        recheck_seconds: float = 0.2,
     ) -> None:
         self._secrets = [s for s in secrets if s]
         self._repository = repository
