@@ -34,6 +34,8 @@ INDEXES = [
     IndexModel([("status", ASCENDING), ("next_run_at", ASCENDING)], name="status_next_run_at"),
     IndexModel([("status", ASCENDING), ("lease.until", ASCENDING)], name="status_lease_until"),
     IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at_id"),
+    IndexModel([("task_type", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+               name="task_type_created_at_id"),
     IndexModel([("idempotency_key", ASCENDING)], name="idempotency_key_unique", unique=True,
                partialFilterExpression={"idempotency_key": {"$type": "string"}}),
     IndexModel([("result.provider_message_id", ASCENDING)], name="result_provider_message_id",

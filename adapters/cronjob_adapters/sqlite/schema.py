@@ -34,6 +34,8 @@ SCHEMA = (
     "DROP INDEX IF EXISTS schedules_due",  # its predecessor, without ``id``
     "CREATE INDEX IF NOT EXISTS schedules_lease ON schedules (status, lease_until)",
     "CREATE INDEX IF NOT EXISTS schedules_created ON schedules (created_at, id)",
+    # Listing by task type (GET /v1/schedules?type=...), newest first, without scanning the others.
+    "CREATE INDEX IF NOT EXISTS schedules_type_created ON schedules (task_type, created_at, id)",
 )
 
 
