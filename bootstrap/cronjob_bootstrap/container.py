@@ -56,11 +56,14 @@ def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
 
 
-def _rocketry_engine(*args: Any, **kwargs: Any) -> SchedulerEngine:
-    """The Rocketry engine, imported only when selected: it needs the ``rocketry`` extra."""
-    from cronjob_adapters.engine.rocketry_engine import RocketryEngine
+def _engine(kind: str, *args: Any, **kwargs: Any) -> SchedulerEngine:
+    """The engine ``kind`` names (``timer`` | ``rocketry``); Rocketry is imported only when
+    selected: it needs the ``rocketry`` extra."""
+    if kind == "rocketry":
+        from cronjob_adapters.engine.rocketry_engine import RocketryEngine
 
-    return RocketryEngine(*args, **kwargs)
+        return RocketryEngine(*args, **kwargs)
+    return AsyncioTimerEngine(*args, **kwargs)
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -181,28 +184,16 @@ class Container(containers.DeclarativeContainer):
     #: Full garbage collections of the scheduler process, moved to its quiet moments (installed
     #: by the runtime when a scheduler starts).
     collector = providers.Singleton(QuietCollector)
-    engine = providers.Selector(
+    engine = providers.Singleton(
+        _engine,
         config.engine,
-        timer=providers.Singleton(
-            AsyncioTimerEngine,
-            dispatcher,
-            repository,
-            signal,
-            clock,
-            poll_interval=config.poll_interval_seconds,
-            drain_timeout=config.shutdown_grace_seconds,
-            collector=collector,
-        ),
-        rocketry=providers.Singleton(
-            _rocketry_engine,
-            dispatcher,
-            repository,
-            signal,
-            clock,
-            poll_interval=config.poll_interval_seconds,
-            drain_timeout=config.shutdown_grace_seconds,
-            collector=collector,
-        ),
+        dispatcher,
+        repository,
+        signal,
+        clock,
+        poll_interval=config.poll_interval_seconds,
+        drain_timeout=config.shutdown_grace_seconds,
+        collector=collector,
     )
 
     delivery_status = providers.Singleton(DeliveryStatusService, repository, clock, publisher=publisher)

@@ -27,13 +27,7 @@ from rocketry.conditions.api import every
 from rocketry.core.condition import BaseCondition
 from rocketry.log.defaults import create_default_handler
 
-from cronjob.ports.clock import Clock
-from cronjob.ports.repository import ScheduleRepository
-from cronjob.ports.signal import WorkSignal
-from cronjob.services.dispatcher import Dispatcher
-
 from cronjob_adapters.engine.base import EngineBase
-from cronjob_adapters.engine.collector import QuietCollector
 
 log = logging.getLogger(__name__)
 
@@ -106,22 +100,10 @@ class RocketryEngine(EngineBase):
     tick in progress, and then the dispatcher drains its runs as in the timer engine.
     """
 
-    def __init__(
-        self,
-        dispatcher: Dispatcher,
-        repository: ScheduleRepository,
-        signal: WorkSignal,
-        clock: Clock,
-        *,
-        poll_interval: float = 1.0,
-        drain_timeout: float = 20.0,
-        max_error_backoff: float = 10.0,
-        collector: QuietCollector | None = None,
-    ) -> None:
-        super().__init__(dispatcher, repository, signal, clock, poll_interval=poll_interval,
-                         drain_timeout=drain_timeout, max_error_backoff=max_error_backoff,
-                         collector=collector)
-        self._cycle_sleep = min(0.1, poll_interval / 2)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Takes what :class:`EngineBase` takes."""
+        super().__init__(*args, **kwargs)
+        self._cycle_sleep = min(0.1, self._poll_interval / 2)
         self._stop: asyncio.Event | None = None
         self._wake_requested = False
         self._next_look_at: datetime | None = None  # None: at the next poll
