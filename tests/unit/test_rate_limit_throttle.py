@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from cronjob.domain.message import DeliveryError, MessageKind
 from cronjob.domain.schedule import Schedule, ScheduleStatus
@@ -13,9 +16,16 @@ from cronjob.services.throttle import RateLimitThrottle
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.memory.signal import InProcessWorkSignal
+from cronjob_adapters.whatsapp.errors import error_from_response
+from tests.support.fake_whatsapp import graph_error
 from tests.support.clock import FixedClock
 
 NOW = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
+
+
+def meta_error(code: int, retry_after: str | None = None) -> DeliveryError:
+    """The error the WhatsApp adapter makes of Meta's answer with this Graph error code."""
+    return error_from_response(400, json.dumps(graph_error(code, "limit")).encode(), retry_after=retry_after)
 
 
 class Rig:
@@ -44,10 +54,11 @@ class Rig:
         return found
 
 
-async def test_an_account_rate_limit_defers_every_other_send() -> None:
+@pytest.mark.parametrize("code", [4, 17, 80007, 130429])
+async def test_an_account_rate_limit_defers_every_other_send(code: int) -> None:
     rig = Rig()
     first = await rig.message("5511900000001")
-    rig.sender.fail_with(DeliveryError("130429", "rate limit", retryable=True, retry_after_seconds=60))
+    rig.sender.fail_with(meta_error(code, retry_after="60"))
     await rig.run()
     assert (await rig.stored(first.id)).attempts[-1].outcome == "retrying"
     second = await rig.message("5511900000002")
@@ -64,7 +75,7 @@ async def test_an_account_rate_limit_defers_every_other_send() -> None:
 async def test_a_pair_rate_limit_holds_back_that_recipient_only() -> None:
     rig = Rig()
     await rig.message("5511900000001")
-    rig.sender.fail_with(DeliveryError("131056", "pair rate limit", retryable=True))
+    rig.sender.fail_with(meta_error(131056))
     await rig.run()
     again = await rig.message("5511900000001")
     other = await rig.message("5511900000002")
@@ -78,7 +89,7 @@ async def test_a_pair_rate_limit_holds_back_that_recipient_only() -> None:
 async def test_other_errors_do_not_throttle() -> None:
     rig = Rig()
     await rig.message("5511900000001")
-    rig.sender.fail_with(DeliveryError("132001", "template missing", retryable=False))
+    rig.sender.fail_with(meta_error(132001))
     await rig.run()
     other = await rig.message("5511900000001")
     await rig.run()

@@ -41,12 +41,18 @@ class SendReceipt:
     raw_status: str | None = None
 
 
+#: The key of ``DeliveryError.details`` that marks a rate limit and names what it limits.
+RATE_LIMIT_SCOPE = "scope"
+
+
 class DeliveryError(Exception):
     """A provider refused or failed a send.
 
     ``code`` is the provider's error code as text (Meta's ``error.code``, or ``http_<status>``),
     ``retryable`` whether sending the same message again later may succeed, and
-    ``retry_after_seconds`` a delay the provider asked for, when it did.
+    ``retry_after_seconds`` a delay the provider asked for, when it did. A rate limit says what it
+    limits in ``details["scope"]`` (:data:`RATE_LIMIT_SCOPE`): ``recipient`` for this recipient
+    only, any other value (``app``, ``phone_number``, ...) for every send.
     """
 
     def __init__(

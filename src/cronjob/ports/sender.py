@@ -16,7 +16,8 @@ class MessageSender(ABC):
       accepted the message.
     - It raises :class:`cronjob.domain.message.DeliveryError` when the provider refused it or
       could not be reached before the request was sent, with ``retryable`` set by the
-      provider's rules (rate limits and 5xx retry; template and recipient errors do not).
+      provider's rules (rate limits and 5xx retry; template and recipient errors do not); a
+      rate limit carries what it limits in ``details["scope"]`` (see ``DeliveryError``).
     - It raises :class:`cronjob.domain.message.DeliveryOutcomeUnknown` when the request was
       sent but no answer came (the provider may have the message).
     - It never logs the message body or credentials.

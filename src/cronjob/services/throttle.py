@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from cronjob.domain.message import DeliveryError
+from cronjob.domain.message import RATE_LIMIT_SCOPE, DeliveryError
 from cronjob.ports.clock import Clock
-
-#: Meta's rate limits that concern the whole app or account: every send waits.
-ACCOUNT_LIMITS = frozenset({"4", "80007", "130429"})
-#: Meta's pair rate limit (too many messages to one user): only that recipient waits.
-RECIPIENT_LIMITS = frozenset({"131056"})
 
 
 class RateLimitThrottle:
     """After a rate-limit error, hold back the sends it concerns for a while.
 
-    An account-level limit pauses every send; a pair limit pauses that recipient only. The pause
+    A rate limit is an error with a ``details["scope"]`` (the sender's classification): scope
+    ``recipient`` pauses that recipient only, any other scope pauses every send. The pause
     is the provider's ``Retry-After`` when it gave one, else ``default_pause``. The sends held back
     are deferred (no attempt spent, the provider not called); the failed send itself is retried
     under its retry policy as usual. Each replica keeps its own memory of the limits it hit.
@@ -39,11 +35,12 @@ class RateLimitThrottle:
 
     def record(self, error: DeliveryError, recipient: str) -> None:
         """Remember ``error`` if it is a rate limit."""
-        if error.code not in ACCOUNT_LIMITS and error.code not in RECIPIENT_LIMITS:
+        scope = error.details.get(RATE_LIMIT_SCOPE)
+        if scope is None:
             return
         pause = timedelta(seconds=error.retry_after_seconds) if error.retry_after_seconds else self._default_pause
         until = self._clock.now() + pause
-        if error.code in ACCOUNT_LIMITS:
+        if scope != "recipient":
             self._account_until = max(until, self._account_until or until)
         else:
             self._recipient_until[recipient] = until
