@@ -98,6 +98,8 @@ async def test_every_configured_token_is_accepted(client: httpx.AsyncClient) -> 
         ({"timezone": "Mars/Olympus", "send_at": "2025-06-21T14:00:00"}, "timezone"),
         ({"type": "video"}, "type"),
         ({"retry": {"max_attempts": 0}}, "retry.max_attempts"),
+        ({"callback_url": "https://user:secret@hooks.example/x"}, "callback_url"),
+        ({"callback_url": "https://hooks.example:0/x"}, "callback_url"),
     ],
 )
 async def test_bad_payloads_get_a_readable_422(client: httpx.AsyncClient, change: dict[str, object], field: str) -> None:

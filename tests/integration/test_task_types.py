@@ -147,6 +147,10 @@ async def test_an_http_request_runs_with_its_idempotency_key(api: tuple[httpx.As
     ({"type": "email", "to": ["a@example.com"], "subject": "a\nBcc: x@y.z", "text": "t"}, "subject"),
     ({"type": "python", "routine": "nope"}, "routine"),
     ({"type": "python", "routine": "cronjob.purge_runs", "args": {"older_than_days": 0}}, "args.older_than_days"),
+    ({"type": "python", "routine": "cronjob.daily_report", "args": {"email_to": ["not-an-address"]}},
+     "args.email_to"),
+    ({"type": "python", "routine": "cronjob.daily_report", "args": {"webhook_url": "https://user:pw@hooks.example/"}},
+     "args.webhook_url"),
 ])
 async def test_payloads_are_checked_per_type(api: tuple[httpx.AsyncClient, Container], task: dict[str, Any],
                                              field: str) -> None:

@@ -412,6 +412,16 @@ async def test_an_outcome_trimmed_from_a_full_event_log_is_still_delivered(
     assert delivered.type == "succeeded" and delivered.event["attempt_id"] == attempt_id
 
 
+async def test_a_bad_stored_callback_url_does_not_cost_the_global_subscribers_their_delivery(
+        container: Container, clock: FixedClock, receiver: Receiver) -> None:
+    # Stored before the API checked callback URLs like every other URL (or by another writer).
+    source = a_one_off(clock, "http://user@hooks.example/x")
+    assert not await container.publisher().publish(source, source.events)  # the bad one is reported
+    await container.repository().add(source)
+    await settle(container)
+    assert counted(receiver.at("/global")) == Counter({"scheduled": 1})
+
+
 async def test_what_whatsapp_reports_about_a_sent_message_is_delivered_too(
         client: httpx.AsyncClient, container: Container, clock: FixedClock, receiver: Receiver) -> None:
     created = await schedule(client, callback_url=receiver.url("/callback"))

@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from cronjob.domain.message import DeliveryError
 from cronjob.domain.schedule import ScheduleStatus
 
+from cronjob_adapters.tasks.email_payload import Address
 from cronjob_adapters.tasks.python import RoutineContext, RoutineRegistry, routine, routines
+from cronjob_adapters.tasks.ssrf import HttpUrl
 
 
 
@@ -31,9 +33,8 @@ class ReportArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email_to: Annotated[list[str], Field(default_factory=list, max_length=50, description="Recipients.")]
-    webhook_url: Annotated[str | None, Field(default=None, max_length=2048, pattern=r"^https?://\S+$",
-                                             description="Receives the report as JSON (POST).")] = None
+    email_to: Annotated[list[Address], Field(default_factory=list, max_length=50, description="Recipients.")]
+    webhook_url: Annotated[HttpUrl | None, Field(default=None, description="Receives the report as JSON (POST).")] = None
 
     @model_validator(mode="after")
     def _somewhere(self) -> ReportArgs:

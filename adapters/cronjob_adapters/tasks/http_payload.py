@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from cronjob.domain.errors import ValidationError
 
-from cronjob_adapters.tasks.ssrf import MAX_URL_LENGTH, Target, parse_url
+from cronjob_adapters.tasks.ssrf import MAX_URL_LENGTH, HttpUrl, Target, parse_url
 from cronjob_adapters.tasks.validation import domain_error
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -68,8 +68,7 @@ class HttpRequestPayload(BaseModel):
         default="GET",
         description="HTTP method, in capitals: GET, POST, PUT, PATCH, DELETE or HEAD.",
     )
-    url: str = Field(
-        max_length=MAX_URL_LENGTH,
+    url: HttpUrl = Field(
         pattern=r"^[hH][tT][tT][pP][sS]?://",
         description=(
             f"Absolute http:// or https:// URL, at most {MAX_URL_LENGTH} characters, without "
@@ -135,12 +134,6 @@ class HttpRequestPayload(BaseModel):
             "judged by expected_status."
         ),
     )
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        parse_url(value)
-        return value
 
     @field_validator("headers")
     @classmethod

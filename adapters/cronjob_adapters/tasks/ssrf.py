@@ -33,9 +33,11 @@ import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from pydantic import AfterValidator, Field
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -153,6 +155,17 @@ def parse_url(url: str) -> Target:
         raise ValueError("the URL's path must start with '/'")
     target = urlunsplit(("", "", path, parts.query, ""))
     return Target(scheme, host, address, port or SCHEMES[scheme], target)
+
+
+def checked_url(value: str) -> str:
+    """``value``, if :func:`parse_url` accepts it (a pydantic ``AfterValidator``)."""
+    parse_url(value)
+    return value
+
+
+#: An absolute http(s) URL that :func:`parse_url` accepts, as a pydantic field type: every URL a
+#: request or a setting gives (http.request, status webhooks, reports) is checked by this one rule.
+HttpUrl = Annotated[str, Field(max_length=MAX_URL_LENGTH), AfterValidator(checked_url)]
 
 
 def _parse_host(hostname: str) -> tuple[str, IPAddress | None]:

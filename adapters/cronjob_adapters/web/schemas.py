@@ -11,11 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from cronjob.domain.schedule import Attempt, Schedule
 
+from cronjob_adapters.tasks.ssrf import HttpUrl
 from cronjob_adapters.tasks.whatsapp import MessageBody, Params, PhoneNumber, TemplateName
 
-CallbackUrl = Annotated[str | None, Field(
-    default=None, max_length=2048, pattern=r"^https?://[^\s/$.?#][^\s]*$",
-    description="Receives this schedule's signed status webhooks (see the README).")]
+CallbackUrl = Annotated[HttpUrl | None, Field(
+    default=None, description="Receives this schedule's signed status webhooks (see the README).")]
 
 
 class RetryRequest(BaseModel):

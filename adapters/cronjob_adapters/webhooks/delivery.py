@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from typing import ClassVar
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from cronjob import __version__
 from cronjob.domain.message import DeliveryDeferred, DeliveryError
@@ -46,7 +46,7 @@ from cronjob.ports.repository import ScheduleRepository
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 
 from cronjob_adapters.tasks.http_request import HttpRequestHandler, status_error
-from cronjob_adapters.tasks.ssrf import MAX_URL_LENGTH, parse_url
+from cronjob_adapters.tasks.ssrf import HttpUrl, parse_url
 from cronjob_adapters.tasks.validation import invalid_payload
 from cronjob_adapters.webhooks.signing import SIGNATURE_HEADER, sign
 
@@ -88,15 +88,9 @@ class WebhookDeliveryPayload(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(max_length=MAX_URL_LENGTH)
+    url: HttpUrl
     schedule_id: str = Field(description="The schedule the event is about.")
     event: WebhookEvent
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        parse_url(value)
-        return value
 
 
 def event_body(event: WebhookEvent) -> bytes:

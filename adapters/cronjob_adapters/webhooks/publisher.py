@@ -123,20 +123,20 @@ class WebhookPublisher(EventPublisher):
         return list(dict.fromkeys([*urls, *self._global_urls]))
 
     async def publish(self, schedule: Schedule, events: Sequence[ScheduleEvent]) -> bool:
-        try:
-            created, stored = 0, True
-            now = self._clock.now()
-            for event in events:
-                for url in self.subscribers(schedule, event.type):
+        created, stored = 0, True
+        now = self._clock.now()
+        for event in events:
+            for url in self.subscribers(schedule, event.type):
+                try:  # one subscriber's problem must not cost the others their delivery
                     outcome = await self._add(self._delivery(schedule, event, url, now))
-                    created += outcome == 1
-                    stored = stored and outcome >= 0
-            if created:
-                self._signal.notify(now)
-            return stored
-        except Exception:  # the contract: never raise to the dispatcher or the API
-            log.exception("publishing %d event(s) of schedule %s failed", len(events), schedule.id)
-            return False
+                except Exception:  # the contract: never raise to the dispatcher or the API
+                    log.exception("publishing event %s of schedule %s failed", event.id, schedule.id)
+                    outcome = -1
+                created += outcome == 1
+                stored = stored and outcome >= 0
+        if created:
+            self._signal.notify(now)
+        return stored
 
     def _delivery(self, schedule: Schedule, event: ScheduleEvent, url: str, now: datetime) -> Schedule:
         body = WebhookEvent(
