@@ -422,6 +422,16 @@ async def test_a_bad_stored_callback_url_does_not_cost_the_global_subscribers_th
     assert counted(receiver.at("/global")) == Counter({"scheduled": 1})
 
 
+async def test_the_api_does_not_show_the_token_in_a_configured_webhook_url(
+        clock: FixedClock, receiver: Receiver) -> None:
+    tokened = make_container(clock, webhook_urls=receiver.url("/global?token=SECRET123"))
+    async for client in api(tokened):
+        await schedule(client)
+        listed = (await client.get("/v1/schedules", params={"type": "webhook.delivery"})).json()["items"]
+    [job] = listed
+    assert job["payload"]["url"] == receiver.url("/global?…") and "SECRET123" not in json.dumps(listed)
+
+
 async def test_what_whatsapp_reports_about_a_sent_message_is_delivered_too(
         client: httpx.AsyncClient, container: Container, clock: FixedClock, receiver: Receiver) -> None:
     created = await schedule(client, callback_url=receiver.url("/callback"))

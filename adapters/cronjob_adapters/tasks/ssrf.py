@@ -157,6 +157,12 @@ def parse_url(url: str) -> Target:
     return Target(scheme, host, address, port or SCHEMES[scheme], target)
 
 
+def display_url(url: str) -> str:
+    """``url`` without its query string (it may carry a token), for logs and API views."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", "…" if parts.query else "", ""))
+
+
 def checked_url(value: str) -> str:
     """``value``, if :func:`parse_url` accepts it (a pydantic ``AfterValidator``)."""
     parse_url(value)

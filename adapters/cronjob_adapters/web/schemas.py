@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from cronjob.domain.schedule import Attempt, Schedule
 
-from cronjob_adapters.tasks.ssrf import HttpUrl
+from cronjob_adapters.tasks.ssrf import HttpUrl, display_url
 from cronjob_adapters.tasks.whatsapp import MessageBody, Params, PhoneNumber, TemplateName
 
 CallbackUrl = Annotated[HttpUrl | None, Field(
@@ -168,13 +168,22 @@ class AttemptView(BaseModel):
 _SECRET_HEADERS = ("authorization", "cookie", "token", "secret", "key", "password", "signature")
 
 
-def _masked(payload: dict[str, Any]) -> dict[str, Any]:
-    """``payload`` with the values of secret-looking headers replaced (they stay stored and sent)."""
+#: Task types whose payload ``url`` comes from the service's configuration (its query may carry
+#: an operator's token): shown without the query, as the event log shows it.
+_CONFIGURED_URLS = ("webhook.delivery",)
+
+
+def _masked(payload: dict[str, Any], task_type: str) -> dict[str, Any]:
+    """``payload`` with the values of secret-looking headers replaced, and the query of a
+    configured webhook URL (they stay stored and sent)."""
+    shown = dict(payload)
     headers = payload.get("headers")
-    if not isinstance(headers, dict):
-        return dict(payload)
-    return {**payload, "headers": {k: "***" if any(s in k.lower() for s in _SECRET_HEADERS) else v
-                                   for k, v in headers.items()}}
+    if isinstance(headers, dict):
+        shown["headers"] = {k: "***" if any(s in k.lower() for s in _SECRET_HEADERS) else v
+                            for k, v in headers.items()}
+    if task_type in _CONFIGURED_URLS and isinstance(payload.get("url"), str):
+        shown["url"] = display_url(payload["url"])
+    return shown
 
 
 class ScheduleView(BaseModel):
@@ -230,7 +239,7 @@ class ScheduleView(BaseModel):
             templateName=message.get("template_name"),
             language=message.get("language"),
             params=list(message.get("params") or []),
-            payload=_masked(payload),
+            payload=_masked(payload, schedule.task_type),
             userId=schedule.user_id,
             idempotency_key=schedule.idempotency_key,
             misfire=MisfireView(

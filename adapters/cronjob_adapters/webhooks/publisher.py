@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleEvent, ScheduleStatus
@@ -19,6 +18,7 @@ from cronjob.ports.events import EventPublisher
 from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository
 from cronjob.ports.signal import WorkSignal
 
+from cronjob_adapters.tasks.ssrf import display_url
 from cronjob_adapters.webhooks.delivery import TASK_TYPE, WebhookDeliveryPayload, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -57,12 +57,6 @@ def parse_event_filter(text: str) -> set[str] | None:
 def delivery_key(event_id: str, url: str) -> str:
     """The idempotency key of the delivery of ``event_id`` to ``url`` (one per pair, ever)."""
     return f"webhook:{event_id}:{hashlib.sha256(url.encode('utf-8')).hexdigest()[:16]}"
-
-
-def display_url(url: str) -> str:
-    """``url`` without its query string (it may carry a token), for the event log."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", "…" if parts.query else "", ""))
 
 
 @dataclass(frozen=True, slots=True)
