@@ -13,6 +13,7 @@ from cronjob.domain.schedule import DELIVERY_STATUSES, ScheduleStatus
 from cronjob.ports.clock import Clock
 from cronjob.ports.events import EventPublisher, NoPublisher
 from cronjob.ports.repository import ScheduleRepository
+from cronjob.services.write_ahead import publish_then_write
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,8 @@ class DeliveryStatusService:
             if not schedule.record_delivery_status(status=update.status, at=update.at,
                                                    now=self._clock.now(), error=error):
                 return False  # a duplicate, or older than what is recorded
-            # Published before the write (the publisher's contract: a delivery waits for it).
-            published = await self._publisher.publish(schedule, schedule.events[-1:])
-            if await self._repository.save(schedule, expected_status=loaded, expected_updated_at=version):
-                if not published:
-                    await self._publisher.publish(schedule, schedule.events[-1:])
+            if await publish_then_write(self._publisher, schedule, schedule.events[-1:], lambda: self._repository.save(
+                    schedule, expected_status=loaded, expected_updated_at=version)):
                 return True
         log.warning("status update %s of schedule %s not recorded: it kept changing",
                     update.status, schedule.id)

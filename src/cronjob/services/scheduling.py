@@ -20,6 +20,7 @@ from cronjob.ports.events import EventPublisher, NoPublisher
 from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository
 from cronjob.ports.signal import WorkSignal
 from cronjob.services.messaging import prepare_whatsapp_payload
+from cronjob.services.write_ahead import publish_then_write
 
 WHATSAPP_TEMPLATE = "whatsapp.template"
 WHATSAPP_TEXT = "whatsapp.text"
@@ -227,11 +228,12 @@ class SchedulingService:
             metadata=metadata,
             callback_url=callback_url,
         )
-        # Published before the write (the publisher's contract): a delivery waits for its event
-        # to be stored, and gives it up if the write never happens.
-        published = await self._publisher.publish(schedule, schedule.events)
-        try:
+        async def add() -> bool:
             await self._repository.add(schedule)
+            return True
+
+        try:
+            await publish_then_write(self._publisher, schedule, schedule.events, add)
         except DuplicateSchedule as exc:
             # Two requests with one key raced: both answer with the schedule that won.
             existing = await self._repository.get(exc.existing_id)
@@ -239,8 +241,6 @@ class SchedulingService:
                 raise
             return Scheduled(existing, created=False)
         self._signal.notify(first_run_at)
-        if not published:
-            await self._publisher.publish(schedule, schedule.events)
         return Scheduled(schedule, created=True)
 
     async def get(self, schedule_id: str) -> Schedule:
@@ -295,11 +295,7 @@ class SchedulingService:
 
     async def _write_ahead(self, schedule: Schedule, write: Callable[[], Awaitable[bool]], conflict: str) -> None:
         """Publish the schedule's newest event, then ``write`` it; :class:`ScheduleConflict`
-        (``conflict`` with the current ``{status}``) when the write's condition no longer held.
-        (Publishing first is the publisher's contract: the delivery waits for the write.)"""
-        published = await self._publisher.publish(schedule, schedule.events[-1:])
-        if not await write():
+        (``conflict`` with the current ``{status}``) when the write's condition no longer held."""
+        if not await publish_then_write(self._publisher, schedule, schedule.events[-1:], write):
             current = await self.get(schedule.id)
             raise ScheduleConflict(conflict.format(status=current.status.value))
-        if not published:
-            await self._publisher.publish(schedule, schedule.events[-1:])
