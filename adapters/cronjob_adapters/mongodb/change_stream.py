@@ -2,8 +2,10 @@
 
 The API replicas insert schedules; scheduler replicas would otherwise see them only at their next
 poll. Where the server offers change streams (a replica set, as production and the compose stack
-run), each scheduler watches the collection and turns every insert or update that leaves a
-schedule due at some time into a :class:`WorkSignal` notification. The poll stays as the safety
+run), each scheduler watches the collection and turns every insert or replace that leaves a
+schedule due at some time into a :class:`WorkSignal` notification (the store's only partial
+updates, claims and lease renewals, never leave a schedule ``scheduled``, so they are not
+watched, and the events carry their whole document without a lookup). The poll stays as the safety
 net: a stream that fails is logged and reopened after a pause, and nothing depends on it.
 """
 
@@ -24,7 +26,7 @@ log = logging.getLogger(__name__)
 
 #: Only what wakes a scheduler: schedules (re)entering ``scheduled``, and their due time.
 _PIPELINE: list[dict[str, Any]] = [
-    {"$match": {"operationType": {"$in": ["insert", "replace", "update"]},
+    {"$match": {"operationType": {"$in": ["insert", "replace"]},
                 "fullDocument.status": "scheduled"}},
     {"$project": {"fullDocument.next_run_at": 1}},
 ]
@@ -36,7 +38,7 @@ async def watch_new_work(repository: MongoScheduleRepository, signal: WorkSignal
     while not stop.is_set():
         try:
             async with await repository.collection.watch(
-                    _PIPELINE, full_document="updateLookup", max_await_time_ms=500) as stream:
+                    _PIPELINE, max_await_time_ms=500) as stream:
                 log.info("watching the schedules collection for new work (change stream)")
                 while not stop.is_set():
                     change = await stream.try_next()

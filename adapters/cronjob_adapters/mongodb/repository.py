@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from cronjob.ports.repository import (
 )
 
 from cronjob_adapters.codec import ScheduleCodec, lease_document, to_millis
+from cronjob_adapters.ids import attempt_ids
 
 Document = dict[str, Any]
 
@@ -66,14 +66,24 @@ def _lapsed(now: datetime) -> Document:
     return {"$lte": floor} if floor != now else {"$lt": floor}
 
 
+def _type_condition(task_types: Collection[str] | None, exclude_types: Collection[str]) -> Document:
+    """The filter on ``task_type`` that keeps only the wanted types (empty: any type)."""
+    condition: Document = {}
+    if task_types is not None:
+        condition["$in"] = list(task_types)
+    if exclude_types:
+        condition["$nin"] = list(exclude_types)
+    return {"task_type": condition} if condition else {}
+
+
 def _claim(
-    candidate: Document, *, now: datetime, owner: str, lease_for: timedelta
-) -> tuple[UpdateOne, str]:
-    """The guarded update that claims ``candidate`` if it is still as read, and its attempt id.
+    candidate: Document, *, now: datetime, until: datetime, owner: str, attempt_id: str
+) -> UpdateOne:
+    """The guarded update that claims ``candidate`` if it is still as read (``now`` and ``until``
+    to the millisecond).
 
     It changes what :meth:`Schedule.claim` changes, encoded as the codec encodes them.
     """
-    attempt_id = uuid.uuid4().hex
     guard: Document = {"_id": candidate["_id"]}
     if candidate["status"] == _SCHEDULED:
         guard.update({"status": _SCHEDULED, "next_run_at": {"$lte": now}})
@@ -81,11 +91,9 @@ def _claim(
         guard.update({"status": _RUNNING, "lease.until": _lapsed(now),
                       "lease.attempt_id": (candidate.get("lease") or {}).get("attempt_id")})
     previous = (candidate.get("lease") or {}).get("owner") if candidate["status"] == _RUNNING else None
-    lease = Lease(owner=owner, attempt_id=attempt_id, claimed_at=to_millis(now),
-                  until=to_millis(now + lease_for), taken_over_from=previous)
-    change = {"$set": {"status": _RUNNING, "lease": lease_document(lease),
-                       "updated_at": to_millis(now)}}
-    return UpdateOne(guard, change), attempt_id
+    lease = Lease(owner=owner, attempt_id=attempt_id, claimed_at=now, until=until, taken_over_from=previous)
+    change = {"$set": {"status": _RUNNING, "lease": lease_document(lease), "updated_at": now}}
+    return UpdateOne(guard, change)
 
 
 class MongoScheduleRepository(ScheduleRepository):
@@ -182,14 +190,9 @@ class MongoScheduleRepository(ScheduleRepository):
     ) -> list[Schedule]:
         if limit <= 0:
             return []
-        query: Document = {} if status is None else {"status": status.value}
-        type_condition: Document = {}
-        if task_types is not None:
-            type_condition["$in"] = list(task_types)
-        if exclude_types:
-            type_condition["$nin"] = list(exclude_types)
-        if type_condition:
-            query["task_type"] = type_condition
+        query: Document = _type_condition(task_types, exclude_types)
+        if status is not None:
+            query["status"] = status.value
         cursor = (self._schedules.find(query)
                   .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
                   .skip(offset).limit(limit))
@@ -261,21 +264,18 @@ class MongoScheduleRepository(ScheduleRepository):
     ) -> list[Schedule]:
         if limit <= 0:
             return []
-        types: Document = {}
-        if task_types is not None:
-            types["$in"] = list(task_types)
-        if exclude_types:
-            types["$nin"] = list(exclude_types)
         async with _reachable():
-            candidates = await self._due(now, limit, {"task_type": types} if types else {})
+            candidates = await self._due(now, limit, _type_condition(task_types, exclude_types))
             if not candidates:
                 return []
-            claims = [_claim(doc, now=now, owner=owner, lease_for=lease_for) for doc in candidates]
-            result = await self._schedules.bulk_write([update for update, _ in claims], ordered=False)
+            claimed_at, until = to_millis(now), to_millis(now + lease_for)
+            attempts = attempt_ids(len(candidates))
+            claims = [_claim(doc, now=claimed_at, until=until, owner=owner, attempt_id=attempt_id)
+                      for doc, attempt_id in zip(candidates, attempts, strict=True)]
+            result = await self._schedules.bulk_write(claims, ordered=False)
             if result.modified_count == 0:
                 return []
-            won = {"_id": {"$in": [doc["_id"] for doc in candidates]},
-                   "lease.attempt_id": {"$in": [attempt_id for _, attempt_id in claims]}}
+            won = {"_id": {"$in": [doc["_id"] for doc in candidates]}, "lease.attempt_id": {"$in": attempts}}
             # A claim that came back late (a server that was down) may carry leases that lapsed
             # meanwhile: the dispatcher renews such a lease, fenced, before running (any store).
             docs = await self._schedules.find(won).to_list()
