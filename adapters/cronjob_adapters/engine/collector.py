@@ -58,10 +58,6 @@ class QuietCollector:
     _original_threshold: tuple[int, int, int] | None = None
     _active = 0
 
-    @property
-    def installed(self) -> bool:
-        return self._installed
-
     def install(self) -> None:
         """Freeze the start-up heap and take the full collections over (idempotent)."""
         if self._installed:
@@ -104,7 +100,7 @@ class QuietCollector:
         if not self._installed or not self._young_passes:
             return False
         # A pause must fit in the idle time: at least min_quiet, and twice the last full pass.
-        if idle_seconds >= max(self._min_quiet, 2 * self.last_pause) and self._young_passes >= self._owed_after:
+        if idle_seconds >= max(self._min_quiet, 2 * self.last_pause) and self.owed:
             return True
         return self._monotonic() - self._last_full >= self._max_interval
 

@@ -189,14 +189,17 @@ class RocketryEngine(EngineBase):
     async def _plan(self) -> datetime | None:
         """Claim what is due, batch after batch; return when to look again (None: at the next poll).
 
-        Like the timer engine, go on claiming while batches come back non-empty (yielding between
-        them) rather than one batch per Rocketry cycle, which would cap a burst at
-        ``batch_size / cycle_sleep`` claims a second.
+        Like the timer engine, go on claiming while a claim comes back full (yielding between
+        batches) rather than one batch per Rocketry cycle, which would cap a burst at
+        ``batch_size / cycle_sleep`` claims a second; a claim that came back short found all
+        that was due, so it is not followed by one more, empty claim.
         """
         self._idle = False
         while await self._dispatcher.dispatch_due():
             if self._stop is not None and self._stop.is_set():
                 return None
+            if not self._dispatcher.more_may_be_due:
+                break
             await asyncio.sleep(0)  # let running jobs and the API breathe between batches
             self._last_tick = self._clock.now()
         if self._dispatcher.at_capacity:
