@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -436,13 +437,16 @@ class Schedule:
         self._emit("scheduled", now, next_run_at=now.isoformat(), retried_from=previous)
 
     def copy(self) -> Schedule:
-        """A shallow copy with its own attempt list, result and metadata (for in-memory stores)."""
-        return replace(
-            self,
-            attempts=list(self.attempts),
-            events=list(self.events),
-            result=dict(self.result),
-            metadata=dict(self.metadata),
-            payload=dict(self.payload),
-            delivery=dict(self.delivery),
-        )
+        """A shallow copy with its own lists and dicts (payload, attempts, result, metadata,
+        events, delivery), so that changing one does not change the other; the immutable parts
+        (trigger, policies, lease, history entries) are shared. In-memory stores copy on every
+        read and write, so it is one positional constructor call rather than ``replace``."""
+        copied = Schedule(*_FIELD_VALUES(self))
+        for name in _CONTAINER_FIELDS:
+            setattr(copied, name, getattr(copied, name).copy())
+        return copied
+
+
+#: Every field of a Schedule, in constructor order, and those holding a list or a dict.
+_FIELD_VALUES = attrgetter(*(f.name for f in fields(Schedule)))
+_CONTAINER_FIELDS = tuple(f.name for f in fields(Schedule) if str(f.type).startswith(("list", "dict")))
