@@ -154,12 +154,6 @@ class InMemoryScheduleRepository(ScheduleRepository):
         chosen.sort(key=lambda s: (s.created_at, s.id), reverse=True)
         return [s.copy() for s in chosen[offset : offset + limit]]
 
-    async def count_by_status(self) -> dict[ScheduleStatus, int]:
-        counts: dict[ScheduleStatus, int] = {}
-        for schedule in self._items.values():
-            counts[schedule.status] = counts.get(schedule.status, 0) + 1
-        return counts
-
     async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:
         counts: dict[tuple[ScheduleStatus, str], int] = {}
         for schedule in self._items.values():

@@ -200,13 +200,6 @@ class MongoScheduleRepository(ScheduleRepository):
             docs = await cursor.to_list()
         return [self._codec.from_document(doc) for doc in docs]
 
-    async def count_by_status(self) -> dict[ScheduleStatus, int]:
-        pipeline: list[Document] = [{"$group": {"_id": "$status", "n": {"$sum": 1}}}]
-        async with _reachable():
-            cursor = await self._schedules.aggregate(pipeline)
-            rows = await cursor.to_list()
-        return {ScheduleStatus(row["_id"]): row["n"] for row in rows}
-
     async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:
         pipeline: list[Document] = [
             {"$group": {"_id": {"status": "$status", "task_type": "$task_type"}, "n": {"$sum": 1}}}]

@@ -193,13 +193,6 @@ class SqliteScheduleRepository(ScheduleRepository):
 
         return [self._load(doc) for doc in await self._db.run(read)]
 
-    async def count_by_status(self) -> dict[ScheduleStatus, int]:
-        def read() -> list[tuple[str, int]]:
-            return self._db.connection().execute(
-                "SELECT status, count(*) FROM schedules GROUP BY status").fetchall()
-
-        return {ScheduleStatus(status): count for status, count in await self._db.run(read)}
-
     async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:
         def read() -> list[tuple[str, str, int]]:
             return self._db.connection().execute(

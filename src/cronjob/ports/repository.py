@@ -98,9 +98,12 @@ class ScheduleRepository(ABC):
         """Schedules, newest ``created_at`` first (ties by id), optionally of one status, of the
         ``task_types`` given (None: any) and of none of ``exclude_types``."""
 
-    @abstractmethod
     async def count_by_status(self) -> dict[ScheduleStatus, int]:
         """How many schedules are in each status (statuses with none may be left out)."""
+        counts: dict[ScheduleStatus, int] = {}
+        for (status, _), count in (await self.count_by_status_and_type()).items():
+            counts[status] = counts.get(status, 0) + count
+        return counts
 
     @abstractmethod
     async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:
