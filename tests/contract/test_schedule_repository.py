@@ -329,6 +329,22 @@ async def test_delete_finished_removes_only_old_finished_work(store: StoreFactor
     assert await repo.delete_finished(before=T0, statuses=[ScheduleStatus.CANCELLED], limit=10) == 1
 
 
+async def test_delete_finished_keeps_to_its_limit_and_to_the_millisecond(store: StoreFactory) -> None:
+    repo = await store()
+    cancelled_at = [T0 + timedelta(milliseconds=ms) for ms in (100, 200, 300)]
+    for index, when in enumerate(cancelled_at):
+        schedule = one_off(now=T0 - timedelta(days=1), idempotency_key=f"k{index}")
+        await repo.add(schedule)
+        schedule.cancel(now=when)
+        assert await repo.save(schedule, expected_status=ScheduleStatus.SCHEDULED)
+    # Between the second and the third (to the microsecond): two are older, one at a time.
+    before = T0 + timedelta(milliseconds=250, microseconds=500)
+    assert await repo.delete_finished(before=before, statuses=[ScheduleStatus.CANCELLED], limit=1) == 1
+    assert await repo.delete_finished(before=before, statuses=[ScheduleStatus.CANCELLED], limit=5) == 1
+    assert await repo.delete_finished(before=before, statuses=[ScheduleStatus.CANCELLED], limit=5) == 0
+    assert [s.idempotency_key for s in await repo.list()] == ["k2"]
+
+
 async def test_save_can_be_conditional_on_the_version_read(store: StoreFactory) -> None:
     repo = await store()
     schedule = one_off()

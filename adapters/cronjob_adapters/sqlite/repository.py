@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Collection
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -141,33 +141,24 @@ class SqliteScheduleRepository(ScheduleRepository):
 
         await self._db.run(insert)
 
-    async def get(self, schedule_id: str) -> Schedule | None:
+    async def _one(self, query: str, *params: str) -> Schedule | None:
+        """The schedule whose document ``query`` selects (its first row), or None."""
         def read() -> str | None:
-            found = self._db.connection().execute(
-                "SELECT doc FROM schedules WHERE id = ?", (schedule_id,)).fetchone()
+            found = self._db.connection().execute(query, params).fetchone()
             return found[0] if found else None
 
         doc = await self._db.run(read)
         return self._load(doc) if doc is not None else None
+
+    async def get(self, schedule_id: str) -> Schedule | None:
+        return await self._one("SELECT doc FROM schedules WHERE id = ?", schedule_id)
 
     async def get_by_idempotency_key(self, key: str) -> Schedule | None:
-        def read() -> str | None:
-            found = self._db.connection().execute(
-                "SELECT doc FROM schedules WHERE idempotency_key = ?", (key,)).fetchone()
-            return found[0] if found else None
-
-        doc = await self._db.run(read)
-        return self._load(doc) if doc is not None else None
+        return await self._one("SELECT doc FROM schedules WHERE idempotency_key = ?", key)
 
     async def get_by_provider_message_id(self, message_id: str) -> Schedule | None:
-        def read() -> str | None:
-            found = self._db.connection().execute(
-                "SELECT doc FROM schedules WHERE provider_message_id = ?"
-                " ORDER BY created_at DESC, id DESC LIMIT 1", (message_id,)).fetchone()
-            return found[0] if found else None
-
-        doc = await self._db.run(read)
-        return self._load(doc) if doc is not None else None
+        return await self._one("SELECT doc FROM schedules WHERE provider_message_id = ?"
+                               " ORDER BY created_at DESC, id DESC LIMIT 1", message_id)
 
     async def list(
         self,
@@ -178,8 +169,7 @@ class SqliteScheduleRepository(ScheduleRepository):
         limit: int = 100,
         offset: int = 0,
     ) -> list[Schedule]:
-        types, params = type_filter(
-            list(task_types) if task_types is not None else None, list(exclude_types))
+        types, params = type_filter(task_types, exclude_types)
         where = "WHERE 1 = 1" + types
         if status is not None:
             where += " AND status = :status"
@@ -220,8 +210,7 @@ class SqliteScheduleRepository(ScheduleRepository):
         exclude_types: Collection[str] = (),
     ) -> list[Schedule]:
         at, until = to_millis(now), to_millis(now + lease_for)
-        types, type_params = type_filter(
-            list(task_types) if task_types is not None else None, list(exclude_types))
+        types, type_params = type_filter(task_types, exclude_types)
         query = DUE.format(types=types)
 
         in_place = {"owner": owner, "claimed_at": at.isoformat(), "until": until.isoformat(),
@@ -278,13 +267,13 @@ class SqliteScheduleRepository(ScheduleRepository):
         marks = ", ".join("?" for _ in wanted)
 
         def delete(conn: sqlite3.Connection) -> int:
-            # updated_at lives in the document; created_at <= updated_at, so the column narrows first.
-            rows = conn.execute(
-                f"SELECT id, json_extract(doc, '$.updated_at') FROM schedules"
-                f" WHERE status IN ({marks}) AND created_at < ?", (*wanted, to_epoch_ms(before))).fetchall()
-            doomed = [i for i, updated in rows if datetime.fromisoformat(updated) < before][:limit]
-            conn.executemany("DELETE FROM schedules WHERE id = ?", [(i,) for i in doomed])
-            return len(doomed)
+            # One statement, limited in SQL, while the write lock is held. updated_at lives in the
+            # document as UTC ISO text, which sorts as the instants do; created_at <= updated_at,
+            # so the indexed column narrows first.
+            return conn.execute(
+                f"DELETE FROM schedules WHERE id IN (SELECT id FROM schedules WHERE status IN ({marks})"
+                " AND created_at < ? AND json_extract(doc, '$.updated_at') < ? LIMIT ?)",
+                (*wanted, to_epoch_ms(before), before.astimezone(UTC).isoformat(), limit)).rowcount
 
         return await self._db.run(lambda: self._db.transaction(delete))
 
