@@ -18,7 +18,7 @@ from pydantic_settings import (
 )
 
 from cronjob.domain.errors import ValidationError
-from cronjob.domain.zones import load_zone
+from cronjob.domain.zones import DEFAULT_TIMEZONE, load_zone
 from cronjob_adapters.tasks.ssrf import parse_url
 from cronjob_adapters.webhooks.publisher import parse_event_filter
 
@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    default_timezone: str = "America/Sao_Paulo"
+    default_timezone: str = DEFAULT_TIMEZONE
     past_grace_seconds: float = Field(default=300.0, ge=0)
     misfire_grace_seconds: float = Field(
         default=3600.0, ge=0, description="One-offs claimed later than this after their time are missed; 0: never.")

@@ -13,7 +13,7 @@ from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
-from cronjob.domain.zones import load_zone, localize
+from cronjob.domain.zones import DEFAULT_TIMEZONE, load_zone, localize
 from cronjob.services.delivery_status import DeliveryStatusService
 from cronjob.services.health import HealthService
 from cronjob.services.scheduling import CreateScheduleCommand, ScheduleMessageCommand, SchedulingService
@@ -52,7 +52,7 @@ class ApiServices:
     scheduling: SchedulingService
     health: HealthService
     tokens: Sequence[str]
-    default_timezone: str = "America/Sao_Paulo"
+    default_timezone: str = DEFAULT_TIMEZONE
     max_body_bytes: int = 64 * 1024
     render_metrics: MetricsRenderer | None = None
     task_types: TaskRegistry | None = None

@@ -21,7 +21,8 @@ from cronjob.domain.zones import ONE_SECOND, first_instant_at, load_zone, wall_c
 #: Weekday names as the expressions spell them, Monday first (``date.weekday()`` order).
 WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
-_UNITS = (("day", timedelta(days=1)), ("hour", timedelta(hours=1)), ("minute", timedelta(minutes=1)),
+#: The units of ``every <n> <unit>``, largest first, with their length.
+UNITS = (("day", timedelta(days=1)), ("hour", timedelta(hours=1)), ("minute", timedelta(minutes=1)),
           ("second", ONE_SECOND))
 
 
@@ -51,7 +52,7 @@ class IntervalTrigger(Trigger):
 
     @property
     def expression(self) -> str:
-        for unit, size in _UNITS:
+        for unit, size in UNITS:
             if not self.every % size:
                 count = self.every // size
                 every = unit if count == 1 else f"{count} {unit}s"

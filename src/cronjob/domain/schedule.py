@@ -17,7 +17,7 @@ from cronjob.domain.trigger import Trigger, require_aware
 
 class ScheduleStatus(StrEnum):
     """Where a schedule is in its life. ``scheduled`` and ``running`` are live; the rest are final
-    until an operator acts (``failed``, ``unknown`` and ``missed`` can be retried)."""
+    until an operator acts (``dead``, ``unknown`` and ``missed`` can be retried)."""
 
     SCHEDULED = "scheduled"
     RUNNING = "running"
@@ -102,7 +102,8 @@ class Attempt:
 #: Meta's message statuses, in the order a message goes through them; ``failed`` can come at any
 #: point and is final (a later sent/delivered/read does not undo it).
 DELIVERY_STATUSES = ("sent", "delivered", "read", "failed")
-_DELIVERY_RANK = {status: rank for rank, status in enumerate(DELIVERY_STATUSES)}
+#: Each delivery status's place in that order.
+DELIVERY_RANK = {status: rank for rank, status in enumerate(DELIVERY_STATUSES)}
 
 
 #: Newest entries kept in a schedule's attempt and event histories (recurring schedules would
@@ -387,11 +388,11 @@ class Schedule:
         them and stays): a duplicate, or one that arrives after a later status, returns False and
         changes nothing. The schedule's own status is not changed.
         """
-        if status not in _DELIVERY_RANK:
+        if status not in DELIVERY_RANK:
             raise ValidationError(f"unknown delivery status {status!r}", field="status")
         at, now = require_aware(at, "at"), require_aware(now, "now")
         current = self.delivery.get("status")
-        if current is not None and _DELIVERY_RANK[status] <= _DELIVERY_RANK[current]:
+        if current is not None and DELIVERY_RANK[status] <= DELIVERY_RANK[current]:
             return False
         self.delivery["status"] = status
         self.delivery[f"{status}_at"] = at.isoformat()

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 from cronjob.domain.cron import CronEvaluator
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.recurring import (
+    UNITS,
     WEEKDAY_NAMES,
     CalendarTrigger,
     CronTrigger,
@@ -56,8 +57,7 @@ ACCEPTED_FORMS = (
     "cron <minute hour day-of-month month day-of-week>",
 )
 
-_UNIT_SIZES = {"second": timedelta(seconds=1), "minute": timedelta(minutes=1),
-               "hour": timedelta(hours=1), "day": timedelta(days=1)}
+_UNIT_SIZES = dict(UNITS)
 _DAYS = {name: number for number, full in enumerate(WEEKDAY_NAMES) for name in (full, full[:3])}
 
 _TIME = r"(?P<time>\d{1,2}:\d{2}(?::\d{2})?)"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cronjob.domain.message import ErrorInfo
-from cronjob.domain.schedule import DELIVERY_STATUSES, ScheduleStatus
+from cronjob.domain.schedule import DELIVERY_RANK, ScheduleStatus
 from cronjob.ports.clock import Clock
 from cronjob.ports.events import EventPublisher, NoPublisher
 from cronjob.ports.repository import ScheduleRepository
@@ -17,7 +17,6 @@ from cronjob.services.write_ahead import publish_then_write
 
 log = logging.getLogger(__name__)
 
-_ORDER = {status: rank for rank, status in enumerate(DELIVERY_STATUSES)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +51,7 @@ class DeliveryStatusService:
 
     async def apply(self, updates: Iterable[StatusUpdate]) -> int:
         """Apply ``updates`` (oldest first, whatever order they came in); how many changed a schedule."""
-        ordered = sorted(updates, key=lambda u: (u.at, _ORDER.get(u.status, len(_ORDER))))
+        ordered = sorted(updates, key=lambda u: (u.at, DELIVERY_RANK.get(u.status, len(DELIVERY_RANK))))
         applied = unknown = 0
         for update in ordered:
             outcome = await self._apply(update)
@@ -65,8 +64,8 @@ class DeliveryStatusService:
     async def _apply(self, update: StatusUpdate) -> bool | None:
         """True: recorded; False: not needed or not possible (stale, duplicate, running, lost
         every race); None: no schedule has this message id."""
-        if update.status not in _ORDER:
-            log.info("status %r of a message ignored (not one of %s)", update.status, ", ".join(_ORDER))
+        if update.status not in DELIVERY_RANK:
+            log.info("status %r of a message ignored (not one of %s)", update.status, ", ".join(DELIVERY_RANK))
             return False
         error = None
         if update.error_code is not None or update.error_message is not None:

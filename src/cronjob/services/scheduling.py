@@ -1,4 +1,5 @@
-"""Use cases that create and change schedules: schedule a message, cancel, look up."""
+"""Use cases that create and change schedules: schedule a message or any task, list and look
+up, cancel, and retry a dead, unknown or missed one."""
 
 from __future__ import annotations
 
@@ -102,7 +103,8 @@ class Scheduled:
 
 
 class SchedulingService:
-    """Creates, reads and cancels schedules. Validation that needs no I/O happens before any write."""
+    """Creates, reads, cancels and retries schedules. Validation that needs no I/O happens before
+    any write."""
 
     def __init__(
         self,
