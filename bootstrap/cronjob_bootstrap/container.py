@@ -132,7 +132,11 @@ class Container(containers.DeclarativeContainer):
     #: How routines schedule follow-up tasks; bound to ``scheduling`` by :func:`build_container`
     #: (the service depends on the registry, so the registry gets it lazily).
     follow_up = providers.Object(None)
-    task_registry = providers.Singleton(build_registry, settings, whatsapp_handler, repository, clock, follow_up)
+    #: The SSRF-guarded HTTP sender of http.request and of the status webhooks (one allow-list,
+    #: one TLS context).
+    http_sender = providers.Singleton(HttpRequestHandler, allow_hosts=settings.provided.allow_hosts)
+    task_registry = providers.Singleton(build_registry, settings, whatsapp_handler, http_sender, repository, clock,
+                                        follow_up)
 
     #: Status webhooks: each (event, subscriber) becomes a ``webhook.delivery`` job.
     publisher = providers.Singleton(
@@ -158,7 +162,7 @@ class Container(containers.DeclarativeContainer):
 
     webhook_handler = providers.Singleton(
         _webhook_handler, settings,
-        sender=providers.Singleton(HttpRequestHandler, allow_hosts=settings.provided.allow_hosts),
+        sender=http_sender,
         clock=clock, metrics=metrics, repository=repository)
     handlers = providers.Callable(_handlers, task_registry, webhook_handler)
 

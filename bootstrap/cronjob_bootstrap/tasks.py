@@ -69,9 +69,11 @@ def smtp_settings(settings: Settings) -> SmtpSettings | None:
     )
 
 
-def build_registry(settings: Settings, whatsapp: WhatsAppMessageHandler, repository: ScheduleRepository,
-                   clock: Clock, schedule_task: TaskScheduler | None = None) -> TaskRegistry:
-    """Every task type, with its schema, scheduling-time check, handler and retry defaults."""
+def build_registry(settings: Settings, whatsapp: WhatsAppMessageHandler, http: HttpRequestHandler,
+                   repository: ScheduleRepository, clock: Clock,
+                   schedule_task: TaskScheduler | None = None) -> TaskRegistry:
+    """Every task type, with its schema, scheduling-time check, handler and retry defaults.
+    ``http`` is the SSRF-guarded HTTP sender (shared with the status webhooks)."""
     language = settings.whatsapp_language
     smtp = smtp_settings(settings)
     python = PythonTaskHandler(register_builtin_routines(routines), repository, clock, schedule_task)
@@ -82,8 +84,7 @@ def build_registry(settings: Settings, whatsapp: WhatsAppMessageHandler, reposit
                  WhatsAppTextPayload, whatsapp_preparer("text", language), whatsapp, WHATSAPP_RETRY),
         TaskType("http.request", HttpRequestPayload.VERSION,
                  "An HTTP call to an external service (syncs, alerts), SSRF-guarded.",
-                 HttpRequestPayload, prepare_http_request_payload,
-                 HttpRequestHandler(allow_hosts=settings.allow_hosts), HTTP_RETRY),
+                 HttpRequestPayload, prepare_http_request_payload, http, HTTP_RETRY),
         TaskType("email", EmailPayload.VERSION, "An e-mail over SMTP.", EmailPayload,
                  prepare_email_payload if smtp else _email_disabled,
                  EmailHandler(smtp) if smtp else _EmailDisabled(), EMAIL_RETRY),
