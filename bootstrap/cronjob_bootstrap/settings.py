@@ -205,7 +205,7 @@ class Settings(BaseSettings):
     @property
     def allow_hosts(self) -> list[str]:
         """``http_allow_hosts`` as a list."""
-        return [h.strip() for h in self.http_allow_hosts.split(",") if h.strip()]
+        return _split(self.http_allow_hosts)
 
     @property
     def store(self) -> Literal["mongodb", "sqlite"]:
@@ -219,8 +219,7 @@ class Settings(BaseSettings):
     @property
     def tokens(self) -> list[str]:
         """The configured API tokens (may be empty: the CLI then creates one)."""
-        raw = self.api_tokens.get_secret_value() if self.api_tokens else ""
-        return [t.strip() for t in raw.split(",") if t.strip()]
+        return _split(self.api_tokens.get_secret_value() if self.api_tokens else "")
 
     @property
     def whatsapp_missing(self) -> list[str]:
