@@ -8,6 +8,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from cronjob.ports.metrics import Metrics
 from cronjob.ports.repository import ScheduleRepository
 
+from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
+
 #: Lateness buckets (seconds): sub-10 ms dispatch up to a minute behind.
 _LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -44,6 +46,10 @@ class PrometheusMetrics(Metrics):
 
     def attempt_finished(self, task_type: str, outcome: str, code: str | None) -> None:
         self._attempts.labels(task_type, outcome, code or "").inc()
+        if task_type == WEBHOOK_DELIVERY and outcome in ("retrying", "failed"):
+            # The dispatcher's decision, retry policy and Retry-After included: the delivery
+            # handler itself counts what only it knows (delivered, skipped).
+            self._webhooks.labels(outcome).inc()
 
     def lease_taken_over(self, task_type: str) -> None:
         self._takeovers.labels(task_type).inc()

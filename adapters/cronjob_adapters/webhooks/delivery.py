@@ -38,7 +38,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cronjob import __version__
 from cronjob.domain.message import DeliveryDeferred, DeliveryError
-from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import HISTORY_LIMIT, Schedule
 from cronjob.ports.clock import Clock
 from cronjob.ports.metrics import Metrics, NullMetrics
@@ -105,7 +104,8 @@ class WebhookDeliveryHandler(TaskHandler):
     ``secrets``: every configured secret signs (rotation); empty: deliveries fail with
     ``webhook_secret_missing``. ``sender``: the SSRF-guarded HTTP sender (its allow-list decides
     which non-public destinations may be reached). ``clock``: the signature's timestamp.
-    ``metrics`` counts ``delivered``, ``retrying``, ``failed`` and ``skipped`` attempts.
+    ``metrics`` counts the ``delivered`` and ``skipped`` ones (the dispatcher reports the attempts
+    that fail, with its own retry decision).
     ``repository``: where the event is looked up before sending (see the module's docstring;
     None: sent without looking); ``settle_seconds``: how long after the event its write may
     still come; ``recheck_seconds``: how long a delivery waits before it looks again.
@@ -122,7 +122,6 @@ class WebhookDeliveryHandler(TaskHandler):
         metrics: Metrics | None = None,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         user_agent: str = f"cronjob-webhooks/{__version__}",
-        default_retry: RetryPolicy | None = None,
         repository: ScheduleRepository | None = None,
         settle_seconds: float = 60.0,
         recheck_seconds: float = 0.2,
@@ -136,7 +135,6 @@ class WebhookDeliveryHandler(TaskHandler):
         self._metrics = metrics or NullMetrics()
         self._timeout = timeout_seconds
         self._user_agent = user_agent
-        self._default_retry = default_retry or RetryPolicy()
 
     def __repr__(self) -> str:  # never the secrets
         return f"{type(self).__name__}(secrets={len(self._secrets)}, sender={self._sender!r})"
@@ -145,7 +143,6 @@ class WebhookDeliveryHandler(TaskHandler):
         try:
             payload = WebhookDeliveryPayload.model_validate(schedule.payload)
         except pydantic.ValidationError as exc:
-            self._metrics.webhook_delivered("failed")
             raise invalid_payload(exc) from None
         event = payload.event
         stored = await self._event_stored(schedule, payload)
@@ -160,7 +157,6 @@ class WebhookDeliveryHandler(TaskHandler):
                      event.id, payload.schedule_id)
             return TaskOutcome(result={"skipped": "event_not_stored"})
         if not self._secrets:
-            self._metrics.webhook_delivered("failed")
             log.warning("webhook %s of schedule %s not sent: CRONJOB_WEBHOOK_SECRET is not set",
                         event.type, payload.schedule_id)
             raise DeliveryError(
@@ -177,21 +173,15 @@ class WebhookDeliveryHandler(TaskHandler):
             (EVENT_ID_HEADER, event.id),
             (EVENT_TYPE_HEADER, event.type),
         ]
-        try:
-            answer = await self._sender.send("POST", payload.url, headers=headers, content=body,
-                                             timeout=self._timeout, schedule=schedule)
-        except DeliveryError as exc:
-            self._count_failure(schedule, exc)
-            raise
+        answer = await self._sender.send("POST", payload.url, headers=headers, content=body,
+                                         timeout=self._timeout, schedule=schedule)
         host = parse_url(payload.url).host
         if 200 <= answer.status <= 299:
             self._metrics.webhook_delivered("delivered")
             log.info("webhook %s %s of schedule %s delivered to %s (HTTP %s)", event.type, event.id,
                      payload.schedule_id, host, answer.status)
             return TaskOutcome(result={"status_code": str(answer.status)})
-        error = status_error(host, answer.status, answer.retry_after)
-        self._count_failure(schedule, error)
-        raise error
+        raise status_error(host, answer.status, answer.retry_after)
 
     async def _event_stored(self, delivery: Schedule, payload: WebhookDeliveryPayload) -> bool | None:
         """True: the event is stored with its schedule; None: not yet, but its write may still
@@ -223,14 +213,3 @@ class WebhookDeliveryHandler(TaskHandler):
             if len(source.events) >= HISTORY_LIMIT and source.events[0].at >= at:
                 return True
         return None if self._clock.now() - at < self._settle else False
-
-    def _count_failure(self, schedule: Schedule, error: DeliveryError) -> None:
-        """``retrying`` when the dispatcher will send it again, else ``failed`` (an estimate of the
-        dispatcher's decision made with the schedule's own policy, without jitter)."""
-        policy = schedule.retry or self._default_retry
-        previous = schedule.attempts_for_occurrence
-        now = self._clock.now()
-        first = previous[0].started_at if previous else (schedule.lease.claimed_at if schedule.lease else now)
-        decision = policy.decide(attempts_made=len(previous) + 1, retryable=error.retryable,
-                                 first_attempt_at=first, now=now, jitter=0.0)
-        self._metrics.webhook_delivered("failed" if decision.gives_up else "retrying")

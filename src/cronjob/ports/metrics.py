@@ -31,9 +31,9 @@ class Metrics(ABC):
 
     @abstractmethod
     def webhook_delivered(self, outcome: str) -> None:
-        """A status webhook delivery attempt ended with ``outcome``: ``delivered``, ``retrying``
-        (it will be sent again), ``failed`` (given up) or ``skipped`` (its event was never
-        stored: the write that would have recorded it failed)."""
+        """A status webhook delivery ended with ``outcome`` ``delivered`` or ``skipped`` (its event
+        was never stored: the write that would have recorded it failed). Deliveries that fail
+        are reported like every run, through :meth:`attempt_finished` (``webhook.delivery``)."""
 
 
 class NullMetrics(Metrics):
