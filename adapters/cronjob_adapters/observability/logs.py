@@ -43,7 +43,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class _TextContext(logging.Filter):
-    """Adds ``[schedule/attempt]`` to plain-text lines of a run."""
+    """Adds `` [schedule_id=… attempt_id=… request_id=…]`` (those set) to plain-text lines."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         labels = [f"{k}={v.get()}" for k, v in _CONTEXT.items() if v.get() is not None]

@@ -34,7 +34,7 @@ from cronjob.ports.clock import Clock
 from cronjob.ports.repository import ScheduleRepository
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 
-from cronjob_adapters.tasks.validation import domain_error
+from cronjob_adapters.tasks.validation import domain_error, invalid_payload
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
 
@@ -116,8 +116,7 @@ def _check_args(found: Routine, args: dict[str, Any]) -> BaseModel:
         return found.args_model.model_validate(args)
     except pydantic.ValidationError as exc:
         error = domain_error(exc)
-        raise ValidationError(f"{error.field or 'args'}: {error.message}",
-                              field=f"args.{error.field}" if error.field else "args") from None
+        raise ValidationError(error.message, field=f"args.{error.field}" if error.field else "args") from None
 
 
 def python_preparer(registry: RoutineRegistry) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -154,7 +153,7 @@ class PythonTaskHandler(TaskHandler):
         try:
             args = _check_args(found, dict(schedule.payload.get("args") or {}))
         except ValidationError as exc:
-            raise DeliveryError("invalid_payload", exc.message, retryable=False) from None
+            raise invalid_payload(exc) from None
         context = RoutineContext(self._repository, self._clock, schedule, self._schedule_task)
         result = await found.function(args, context)
         return TaskOutcome(result={k: str(v) for k, v in (result or {}).items()})

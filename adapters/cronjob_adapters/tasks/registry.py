@@ -50,9 +50,6 @@ class TaskRegistry:
     def __iter__(self) -> Any:
         return iter(sorted(self._types.values(), key=lambda t: t.name))
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._types
-
     def get(self, name: str) -> TaskType | None:
         return self._types.get(name)
 

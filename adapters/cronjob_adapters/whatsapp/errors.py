@@ -54,7 +54,7 @@ PERMANENT_CODES: frozenset[int] = frozenset({
 
 def is_retryable(code: int, *, http_status: int, is_transient: bool | None = None) -> bool:
     """Whether a Graph error ``code`` is worth sending again: Meta's code first, then the
-    ``is_transient`` hint, then the HTTP status (429 and 5xx retry)."""
+    ``is_transient`` hint, then the HTTP status (408, 429 and 5xx retry)."""
     if code in RATE_LIMIT_SCOPES or code in TRANSIENT_CODES:
         return True
     if code in PERMANENT_CODES or 200 <= code <= 299 or 132000 <= code <= 132999:

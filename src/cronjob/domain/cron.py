@@ -18,8 +18,11 @@ class CronEvaluator(ABC):
       it cannot evaluate, and returns None otherwise.
     - ``next_after(expression, after)`` takes ``after`` as an aware datetime in the schedule's
       zone and returns the first matching wall-clock time strictly later than ``after``, aware,
-      in that zone. Across DST it behaves like cron: a time inside a spring-forward gap fires
-      once, just after the gap; a time inside a fall-back fold fires once, on its first pass.
+      in that zone. Across DST it behaves like Debian cron: for a fixed-time expression
+      (neither the minute nor the hour field starts with ``*``) a time inside a spring-forward
+      gap fires once, just after the gap, and a time inside a fall-back fold fires once, on its
+      first pass; a wildcard expression follows elapsed time (skipped wall times do not fire,
+      repeated ones fire on both passes).
     """
 
     @abstractmethod
