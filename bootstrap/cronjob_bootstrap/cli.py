@@ -51,8 +51,9 @@ def main(argv: list[str] | None = None) -> None:
         token, path, created = ensure_local_token(settings.data_dir)
         tokens = [token]
         verb = "created an API token in" if created else "using the API token in"
+        route = "/v1/schedules" if api else "/metrics"  # a scheduler serves only its probes and metrics
         print(f"cronjob: no CRONJOB_API_TOKENS set; {verb} {path}\n"
-              f"  curl -H \"Authorization: Bearer $(cat {path})\" http://{settings.host}:{settings.port}/v1/schedules",
+              f"  curl -H \"Authorization: Bearer $(cat {path})\" http://{settings.host}:{settings.port}{route}",
               file=sys.stderr)
     if settings.whatsapp_missing and scheduler:
         logging.getLogger("cronjob").warning(
