@@ -128,7 +128,8 @@ def create_app(services: ApiServices) -> FastAPI:
         version=cronjob.__version__,
         description=(
             "Schedules time-based work (WhatsApp messages first) and runs each due job once. "
-            "Every endpoint except the health check needs `Authorization: Bearer <token>`. "
+            "Every endpoint needs `Authorization: Bearer <token>` except the probes (`/healthcheck`, "
+            "`/livez`, `/readyz`), this description and `/v1/whatsapp/webhook` (signed by Meta). "
             "Errors are `application/problem+json` (RFC 9457) with an `errors` list naming fields."
         ),
     )
