@@ -51,8 +51,9 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _http_server(app: FastAPI, sock: socket.socket) -> tuple[_Server, asyncio.Task[None]]:
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+def _http_server(app: FastAPI, sock: socket.socket, grace: float) -> tuple[_Server, asyncio.Task[None]]:
+    # Requests in progress at SIGTERM get the same grace as running jobs, then are cut.
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=grace)
     server = _Server(config)
     return server, asyncio.create_task(server.serve(sockets=[sock]), name="http")
 
@@ -93,7 +94,8 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
                     watch_new_work(repository, container.signal(), stop), name="change-stream"))
             log.info("scheduler started as %s", settings.instance_id)
         if sock is not None:
-            server, http = _http_server(container.app() if api else container.probe_app(), sock)
+            server, http = _http_server(container.app() if api else container.probe_app(), sock,
+                                        settings.shutdown_grace_seconds)
             tasks.append(http)
             log.info("listening on http://%s:%s", settings.host, settings.port)
         stopping = asyncio.create_task(stop.wait())
