@@ -13,9 +13,8 @@ from cronjob.ports.repository import ScheduleRepository, StoreUnavailable
 
 @dataclass(frozen=True, slots=True)
 class HealthReport:
-    """``alive`` is always True when the process can answer; ``store_ok`` tells whether the store did."""
+    """Whether the store answered the health check, and its error when it did not."""
 
-    alive: bool
     store_ok: bool
     store_error: str | None = None
 
@@ -59,8 +58,8 @@ class HealthService:
         try:
             await self._repository.ping()
         except StoreUnavailable as exc:
-            return HealthReport(alive=True, store_ok=False, store_error=str(exc) or type(exc).__name__)
-        return HealthReport(alive=True, store_ok=True)
+            return HealthReport(store_ok=False, store_error=str(exc) or type(exc).__name__)
+        return HealthReport(store_ok=True)
 
     def live(self) -> Probe:
         """The process answers, and its scheduler loop (if it runs one) is not stuck."""
