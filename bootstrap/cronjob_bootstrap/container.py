@@ -1,4 +1,4 @@
-"""The dependency-injector container: the only place that names concrete adapters.
+"""The dependency-injector container: wires the concrete adapters (only ``bootstrap`` names them).
 
 Configuration selects the adapters (``store``: memory | sqlite | mongodb; ``sender``: whatsapp |
 unconfigured | recording; ``engine``: timer | rocketry); tests override single providers with ``container.<name>.override``.
@@ -28,6 +28,7 @@ from cronjob_adapters.engine.timer import AsyncioTimerEngine
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender, UnconfiguredMessageSender
 from cronjob_adapters.memory.signal import InProcessWorkSignal
+from cronjob_adapters.mongodb.change_stream import watch_new_work
 from cronjob_adapters.mongodb.repository import MongoScheduleRepository
 from cronjob_adapters.observability.prometheus import PrometheusMetrics
 from cronjob_adapters.sqlite.repository import SqliteScheduleRepository
@@ -109,6 +110,14 @@ class Container(containers.DeclarativeContainer):
         sqlite=providers.Singleton(SqliteScheduleRepository, config.sqlite_path, codec),
         mongodb=providers.Singleton(
             MongoScheduleRepository.from_uri, config.mongodb_uri, config.mongodb_database, codec),
+    )
+    #: What tells a scheduler of work other processes create, besides its poll: MongoDB's change
+    #: stream (``watch(repository, signal, stop)``); None for the other stores.
+    new_work_watcher = providers.Selector(
+        config.store,
+        memory=providers.Object(None),
+        sqlite=providers.Object(None),
+        mongodb=providers.Object(watch_new_work),
     )
 
     sender = providers.Selector(

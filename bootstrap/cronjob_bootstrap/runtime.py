@@ -12,8 +12,6 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
-from cronjob_adapters.mongodb.change_stream import watch_new_work
-from cronjob_adapters.mongodb.repository import MongoScheduleRepository
 from cronjob_bootstrap.container import Container
 from cronjob_bootstrap.settings import Settings
 
@@ -89,9 +87,9 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
             collector.install()
             health.watch_loop(lambda: engine.last_tick)
             tasks.append(asyncio.create_task(engine.run(stop), name="scheduler"))
-            if isinstance(repository, MongoScheduleRepository):
-                tasks.append(asyncio.create_task(
-                    watch_new_work(repository, container.signal(), stop), name="change-stream"))
+            watch = container.new_work_watcher()
+            if watch is not None:
+                tasks.append(asyncio.create_task(watch(repository, container.signal(), stop), name="change-stream"))
             log.info("scheduler started as %s", settings.instance_id)
         if sock is not None:
             server, http = _http_server(container.app() if api else container.probe_app(), sock,
