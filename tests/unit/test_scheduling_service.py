@@ -13,6 +13,7 @@ from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger
 from cronjob.services.scheduling import (
+    CreateScheduleCommand,
     WHATSAPP_TEMPLATE,
     WHATSAPP_TEXT,
     ScheduleConflict,
@@ -143,6 +144,18 @@ async def test_send_at_beyond_the_past_grace_is_refused(
     with pytest.raises(ValidationError) as raised:
         await service.schedule_message(seed_command(**at(NOW - timedelta(minutes=5, milliseconds=1))))
     assert raised.value.field == "send_at"
+    assert await repository.list() == []
+
+
+async def test_a_once_rule_beyond_the_past_grace_names_the_schedule_field(
+    service: SchedulingService, repository: InMemoryScheduleRepository
+) -> None:
+    long_ago = (NOW - timedelta(hours=1)).isoformat()
+    with pytest.raises(ValidationError) as raised:
+        await service.create(CreateScheduleCommand(
+            task_type="whatsapp.text", payload={"kind": "text", "to": "5511999999999", "body": "Oi"},
+            schedule=f"once @ {long_ago}", timezone="UTC"))
+    assert raised.value.field == "schedule" and raised.value.message.startswith(f"schedule once @ {long_ago}")
     assert await repository.list() == []
 
 

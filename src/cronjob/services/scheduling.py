@@ -145,7 +145,7 @@ class SchedulingService:
         """
         now = self._clock.now()
         send_at = require_aware(command.send_at, "send_at")
-        self._check_not_too_old(send_at, now, command.send_at_text)
+        self._check_not_too_old(send_at, now, command.send_at_text, field="send_at")
         payload = prepare_whatsapp_payload(
             {"to": command.to, "kind": command.kind.value, "body": command.body,
              "params": list(command.params), "template_name": command.template_name,
@@ -170,7 +170,7 @@ class SchedulingService:
         trigger = self._parse_trigger(command.schedule, command.timezone, now=now)
         if isinstance(trigger, OnceTrigger):
             first = trigger.at
-            self._check_not_too_old(first, now, command.schedule)
+            self._check_not_too_old(first, now, command.schedule, field="schedule")
         else:
             upcoming = trigger.next_fire_time(now)
             if upcoming is None:
@@ -184,11 +184,11 @@ class SchedulingService:
             callback_url=command.callback_url,
         )
 
-    def _check_not_too_old(self, send_at: datetime, now: datetime, text: str) -> None:
+    def _check_not_too_old(self, send_at: datetime, now: datetime, text: str, *, field: str) -> None:
         if send_at < now - self._past_grace:
             raise ValidationError(
-                f"send_at {text} is more than {int(self._past_grace.total_seconds())} s in the past",
-                field="send_at",
+                f"{field} {text} is more than {int(self._past_grace.total_seconds())} s in the past",
+                field=field,
             )
 
     async def _store(
