@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +18,7 @@ from aiosmtpd.controller import Controller
 from cronjob.domain.schedule import ScheduleStatus
 from cronjob_bootstrap.container import Container, build_container
 from cronjob_bootstrap.settings import Settings
+from cronjob_bootstrap.tasks import HTTP_RETRY
 from tests.support.clock import FixedClock
 from tests.support.processes import free_port
 
@@ -158,6 +160,17 @@ async def test_payloads_are_checked_per_type(api: tuple[httpx.AsyncClient, Conta
     response = await http.post("/v1/schedules", headers=AUTH, json={"task": task, "schedule": "daily at 09:00"})
     assert response.status_code == 422, response.text
     assert any(names(e["field"], field) for e in response.json()["errors"]), response.json()
+
+
+async def test_a_partial_retry_override_keeps_its_type_s_defaults_for_the_rest(
+        api: tuple[httpx.AsyncClient, Container]) -> None:
+    http, container = api
+    created = await http.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "http.request", "method": "GET", "url": "https://api.example.com/sync"},
+        "schedule": "daily at 09:00", "retry": {"max_attempts": 9, "max_delay_seconds": 60}})
+    assert created.status_code == 201, created.text
+    stored = await container.repository().get(created.json()["id"])
+    assert stored is not None and stored.retry == replace(HTTP_RETRY, max_attempts=9, max_delay=timedelta(seconds=60))
 
 
 async def test_an_email_is_sent_over_smtp(api: tuple[httpx.AsyncClient, Container],

@@ -1,7 +1,7 @@
 """The FastAPI application factory. Services come in as arguments: only bootstrap names adapters."""
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -65,14 +65,17 @@ class ApiServices:
     internal_task_types: Sequence[str] = ()
 
 
-def _retry_policy(retry: RetryRequest | None) -> RetryPolicy | None:
+def _retry_policy(retry: RetryRequest | None, registry: TaskRegistry, task_type: str) -> RetryPolicy | None:
+    """The schedule's own retry policy: what ``retry`` gives, its task type's default for the rest."""
     if retry is None:
         return None
-    return RetryPolicy(
-        max_attempts=retry.max_attempts,
-        initial_delay=timedelta(seconds=retry.initial_delay_seconds),
-        max_delay=timedelta(seconds=retry.max_delay_seconds),
-    )
+    found = registry.get(task_type)
+    given: dict[str, Any] = {"max_attempts": retry.max_attempts}
+    if retry.initial_delay_seconds is not None:
+        given["initial_delay"] = timedelta(seconds=retry.initial_delay_seconds)
+    if retry.max_delay_seconds is not None:
+        given["max_delay"] = timedelta(seconds=retry.max_delay_seconds)
+    return replace(found.default_retry if found is not None else RetryPolicy(), **given)
 
 
 def _misfire(grace_seconds: float | None, coalesce: bool = True) -> MisfirePolicy | None:
@@ -87,8 +90,8 @@ def _aware(value: datetime | None, field: str) -> datetime | None:
     return value
 
 
-def _command(request: ScheduleMessageRequest, default_timezone: str,
-             idempotency_key: str | None) -> ScheduleMessageCommand:
+def _command(request: ScheduleMessageRequest, default_timezone: str, idempotency_key: str | None,
+             registry: TaskRegistry) -> ScheduleMessageCommand:
     try:
         send_at = request.parsed_send_at()
     except ValueError as exc:
@@ -114,7 +117,7 @@ def _command(request: ScheduleMessageRequest, default_timezone: str,
         language=request.language,
         user_id=request.userId,
         idempotency_key=idempotency_key,
-        retry=_retry_policy(request.retry),
+        retry=_retry_policy(request.retry, registry, f"whatsapp.{request.type}"),
         misfire=_misfire(request.misfire_grace_seconds),
         send_by=_aware(request.send_by, "send_by"),
         callback_url=request.callback_url,
@@ -162,7 +165,7 @@ def create_app(services: ApiServices) -> FastAPI:
         header, repeating the request returns the schedule created first (200) instead of a new one.
         """
         outcome = await scheduling.schedule_message(
-            _command(request, services.default_timezone, idempotency_key))
+            _command(request, services.default_timezone, idempotency_key, registry))
         if not outcome.created:
             response.status_code = 200
         response.headers["Location"] = f"/v1/schedules/{outcome.schedule.id}"
@@ -189,7 +192,7 @@ def create_app(services: ApiServices) -> FastAPI:
             timezone=timezone,
             user_id=request.userId,
             idempotency_key=idempotency_key,
-            retry=_retry_policy(request.retry),
+            retry=_retry_policy(request.retry, registry, request.task.type),  # type: ignore[attr-defined]
             misfire=_misfire(request.misfire_grace_seconds, request.coalesce),
             send_by=_aware(request.send_by, "send_by"),
             callback_url=request.callback_url,

@@ -19,13 +19,14 @@ CallbackUrl = Annotated[HttpUrl | None, Field(
 
 
 class RetryRequest(BaseModel):
-    """Overrides the default retry policy for this schedule."""
+    """Overrides the retry policy of this schedule's task type; what is left out keeps the type's
+    default (see `GET /v1/task-types`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     max_attempts: int = Field(ge=1, le=50, description="Attempts in all, the first included.")
-    initial_delay_seconds: float = Field(default=10.0, ge=0, le=86_400)
-    max_delay_seconds: float = Field(default=600.0, ge=0, le=7 * 86_400)
+    initial_delay_seconds: float | None = Field(default=None, ge=0, le=86_400)
+    max_delay_seconds: float | None = Field(default=None, ge=0, le=7 * 86_400)
 
 
 class ScheduleMessageRequest(BaseModel):
