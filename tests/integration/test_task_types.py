@@ -162,6 +162,17 @@ async def test_payloads_are_checked_per_type(api: tuple[httpx.AsyncClient, Conta
     assert any(names(e["field"], field) for e in response.json()["errors"]), response.json()
 
 
+async def test_a_leading_plus_is_dropped_from_whatsapp_numbers_on_both_routes(
+        api: tuple[httpx.AsyncClient, Container]) -> None:
+    http, _ = api
+    seed = await http.post("/schedule-message", headers=AUTH, json={
+        "to": "+5511999999999", "body": "Oi", "type": "text", "send_at": (NOW + timedelta(hours=1)).isoformat()})
+    task = await http.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "whatsapp.text", "to": "+5511988887777", "body": "Oi"}, "schedule": "daily at 09:00"})
+    assert seed.status_code == task.status_code == 201, (seed.text, task.text)
+    assert seed.json()["to"] == "5511999999999" and task.json()["to"] == "5511988887777"
+
+
 async def test_a_partial_retry_override_keeps_its_type_s_defaults_for_the_rest(
         api: tuple[httpx.AsyncClient, Container]) -> None:
     http, container = api

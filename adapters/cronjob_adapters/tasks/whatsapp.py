@@ -13,6 +13,8 @@ PhoneNumber = Annotated[str, Field(pattern=PHONE_PATTERN,
                                    description="Recipient phone number: 8-15 digits (E.164; a leading '+' is dropped).")]
 TemplateName = Annotated[str, Field(max_length=512, pattern=r"^[a-z0-9_]+$", description="The approved template's name.")]
 MessageBody = Annotated[str, Field(min_length=1, max_length=4096, description="Text with {{1}}.. placeholders.")]
+Language = Annotated[str | None, Field(default=None, pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
+                                       description="Template language code; default CRONJOB_WHATSAPP_LANGUAGE.")]
 Params = Annotated[list[Annotated[str, Field(max_length=1024)]],
                    Field(default_factory=list, max_length=100, description="Values for {{1}}, {{2}}, ...")]
 
@@ -27,8 +29,7 @@ class WhatsAppTemplatePayload(BaseModel):
     body: MessageBody
     templateName: TemplateName
     params: Params
-    language: Annotated[str | None, Field(default=None, pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
-                                          description="Template language; default pt_BR.")] = None
+    language: Language = None
 
 
 class WhatsAppTextPayload(BaseModel):
@@ -47,7 +48,7 @@ def whatsapp_preparer(kind: str, default_language: str) -> Any:
 
     def prepare(payload: dict[str, Any]) -> dict[str, Any]:
         return prepare_whatsapp_payload(
-            {"to": str(payload["to"]).removeprefix("+"), "kind": kind, "body": payload["body"],
+            {"to": payload["to"], "kind": kind, "body": payload["body"],
              "params": payload.get("params") or [], "template_name": payload.get("templateName"),
              "language": payload.get("language")},
             default_language=default_language,

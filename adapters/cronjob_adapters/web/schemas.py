@@ -7,12 +7,12 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from cronjob.domain.schedule import Attempt, Schedule
 
 from cronjob_adapters.tasks.ssrf import HttpUrl, display_url
-from cronjob_adapters.tasks.whatsapp import MessageBody, Params, PhoneNumber, TemplateName
+from cronjob_adapters.tasks.whatsapp import Language, MessageBody, Params, PhoneNumber, TemplateName
 
 CallbackUrl = Annotated[HttpUrl | None, Field(
     default=None, description="Receives this schedule's signed status webhooks (see the README).")]
@@ -60,8 +60,7 @@ class ScheduleMessageRequest(BaseModel):
     )]
     timezone: Annotated[str | None, Field(default=None, max_length=64,
                                           description="IANA zone for a send_at without offset.")] = None
-    language: Annotated[str | None, Field(default=None, pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
-                                          description="Template language code; default pt_BR.")] = None
+    language: Language = None
     retry: RetryRequest | None = None
     misfire_grace_seconds: Annotated[float | None, Field(
         default=None, ge=0, le=30 * 86_400,
@@ -70,11 +69,6 @@ class ScheduleMessageRequest(BaseModel):
     send_by: Annotated[datetime | None, Field(
         default=None, description="Hard deadline (with offset): never sent after it, `missed` instead.")] = None
     callback_url: CallbackUrl = None
-
-    @field_validator("to")
-    @classmethod
-    def _digits_only(cls, value: str) -> str:
-        return value.removeprefix("+")
 
     def parsed_send_at(self) -> datetime:
         """``send_at`` as a datetime (naive when the text had no offset)."""

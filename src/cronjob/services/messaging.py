@@ -21,7 +21,8 @@ def prepare_whatsapp_payload(payload: dict[str, Any], *, default_language: str =
 
     ``payload`` has ``to``, ``kind`` (template | text), ``body`` with ``{{1}}``.. placeholders,
     ``params``, and for a template ``template_name`` (and optionally ``language``). Returns the
-    stored payload, with ``rendered_body``; a mismatch is a :class:`ValidationError`.
+    stored payload, with ``rendered_body`` and ``to`` without a leading ``+`` (E.164 digits); a
+    mismatch is a :class:`ValidationError`.
     """
     kind = MessageKind(payload.get("kind", MessageKind.TEMPLATE))
     if kind is MessageKind.TEMPLATE and not payload.get("template_name"):
@@ -29,7 +30,7 @@ def prepare_whatsapp_payload(payload: dict[str, Any], *, default_language: str =
     params = [str(p) for p in payload.get("params") or []]
     rendered = _RENDERER.render(payload["body"], params)
     return {
-        "to": payload["to"],
+        "to": str(payload["to"]).removeprefix("+"),
         "kind": kind.value,
         "body": payload["body"],
         "rendered_body": rendered,
