@@ -1,17 +1,25 @@
-"""RetryPolicy: properties of the backoff and of the retry decision."""
+"""RetryPolicy: properties of the backoff and of the retry decision.
+
+The decision's properties run on failures built to reach the branch they check: ``retryable_failures``
+leave room for a retry (attempts below the maximum, a maximum age well beyond the longest delay), so
+every example retries; ``aging_failures`` put the maximum age around the earliest retry, so that the
+policy retries in some examples and gives up for age in others, and each branch is asserted.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from cronjob.domain.errors import ValidationError
-from cronjob.domain.retry import RetryPolicy
+from cronjob.domain.retry import RetryDecision, RetryPolicy
 
 T0 = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
+DAY_MS = 86_400_000
 
 
 def millis(low: int, high: int) -> st.SearchStrategy[timedelta]:
@@ -19,23 +27,82 @@ def millis(low: int, high: int) -> st.SearchStrategy[timedelta]:
 
 
 @st.composite
-def policies(draw: st.DrawFn) -> RetryPolicy:
+def policies(draw: st.DrawFn, max_attempts: st.SearchStrategy[int] = st.integers(1, 60)) -> RetryPolicy:
     initial = draw(st.one_of(st.just(timedelta(0)), millis(0, 3_600_000)))
-    max_delay = initial + draw(st.one_of(st.just(timedelta(0)), millis(0, 7 * 86_400_000)))
+    max_delay = initial + draw(st.one_of(st.just(timedelta(0)), millis(0, 7 * DAY_MS)))
     return RetryPolicy(
-        max_attempts=draw(st.integers(1, 60)),
+        max_attempts=draw(max_attempts),
         initial_delay=initial,
         max_delay=max_delay,
         multiplier=draw(st.one_of(st.just(1.0), st.just(2.0),
                                   st.floats(1.0, 1.0001), st.floats(1.0, 50.0))),
-        max_age=draw(millis(0, 30 * 86_400_000)),
+        max_age=draw(millis(0, 30 * DAY_MS)),
         min_delay=draw(millis(0, 120_000)),
     )
 
 
 jitters = st.one_of(st.just(0.0), st.just(1.0), st.floats(0.0, 1.0))
-retry_afters = st.one_of(st.none(), millis(1, 3 * 86_400_000))
+retry_afters = st.one_of(st.none(), millis(1, 3 * DAY_MS))
 attempt_numbers = st.one_of(st.integers(0, 80), st.integers(0, 10**18))
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A retryable failure of attempt ``attempts`` at ``T0 + elapsed`` (the first attempt was at T0)."""
+
+    policy: RetryPolicy
+    attempts: int
+    jitter: float
+    retry_after: timedelta | None
+    elapsed: timedelta
+
+    @property
+    def now(self) -> datetime:
+        return T0 + self.elapsed
+
+    @property
+    def earliest_retry(self) -> datetime:
+        """The documented earliest start of the next attempt: the backoff, raised to ``min_delay``
+        and to the provider's ``retry_after``."""
+        floor = max(self.policy.backoff(self.attempts, self.jitter), self.policy.min_delay,
+                    self.retry_after or timedelta(0))
+        return self.now + floor
+
+    def decide(self) -> RetryDecision:
+        return self.policy.decide(attempts_made=self.attempts, retryable=True, first_attempt_at=T0, now=self.now,
+                                  jitter=self.jitter, retry_after=self.retry_after)
+
+
+def _longest_delay(policy: RetryPolicy, retry_after: timedelta | None) -> timedelta:
+    return max(policy.max_delay, policy.min_delay, retry_after or timedelta(0))
+
+
+@st.composite
+def retryable_failures(draw: st.DrawFn) -> Failure:
+    """Failures that must be retried: fewer attempts than the maximum, and a maximum age that
+    leaves room for the longest possible delay."""
+    policy = draw(policies(max_attempts=st.integers(2, 60)))
+    attempts = draw(st.integers(1, policy.max_attempts - 1))
+    retry_after = draw(retry_afters)
+    elapsed = draw(millis(0, DAY_MS))
+    room = draw(millis(0, 30 * DAY_MS))
+    policy = replace(policy, max_age=elapsed + _longest_delay(policy, retry_after) + room)
+    return Failure(policy, attempts, draw(jitters), retry_after, elapsed)
+
+
+@st.composite
+def aging_failures(draw: st.DrawFn) -> Failure:
+    """Failures with fewer attempts than the maximum whose maximum age falls around their earliest
+    retry: from before the failure itself to twice as late, often within microseconds of it (at
+    the limit a retry is still allowed, a microsecond earlier the policy gives up)."""
+    policy = draw(policies(max_attempts=st.integers(2, 60)))
+    failure = Failure(policy, draw(st.integers(1, policy.max_attempts - 1)), draw(jitters), draw(retry_afters),
+                      draw(millis(0, DAY_MS)))
+    wait_us = (failure.earliest_retry - failure.now) // timedelta(microseconds=1)
+    elapsed_us = failure.elapsed // timedelta(microseconds=1)
+    offset_us = draw(st.one_of(st.integers(-2, 2), st.integers(-wait_us - elapsed_us, wait_us)))
+    max_age = max(failure.elapsed + timedelta(microseconds=wait_us + offset_us), timedelta(0))
+    return replace(failure, policy=replace(policy, max_age=max_age))
 
 
 @given(policies(), attempt_numbers, jitters)
@@ -44,25 +111,23 @@ def test_backoff_stays_within_zero_and_the_cap(policy: RetryPolicy, attempts: in
     assert timedelta(0) <= delay <= policy.max_delay
 
 
-@given(policies(), st.integers(1, 80), jitters, retry_afters, millis(0, 86_400_000))
-def test_a_retry_delay_is_within_the_floor_and_the_ceiling(
-    policy: RetryPolicy, attempts: int, jitter: float, retry_after: timedelta | None, elapsed: timedelta
-) -> None:
-    now = T0 + elapsed
-    decision = policy.decide(attempts_made=attempts, retryable=True, first_attempt_at=T0, now=now,
-                             jitter=jitter, retry_after=retry_after)
-    if decision.retry_at is None:
-        return
-    delay = decision.retry_at - now
+@given(retryable_failures())
+def test_a_retry_delay_is_within_the_floor_and_the_ceiling(failure: Failure) -> None:
+    policy, attempts, jitter, retry_after = failure.policy, failure.attempts, failure.jitter, failure.retry_after
+    decision = failure.decide()
+    assert decision.retry_at is not None, decision.reason  # room for the longest delay: it retries
+    assert decision.reason == f"retry {attempts + 1} of {policy.max_attempts}"
+    delay = decision.retry_at - failure.now
     # The floor (min_delay) wins over the cap when it is the larger: the ceiling is the largest of the three.
     ceiling = max(policy.max_delay, policy.min_delay, retry_after or timedelta(0))
     assert policy.min_delay <= delay <= ceiling
     assert delay >= policy.backoff(attempts, jitter)
     if retry_after is not None:
         assert delay >= retry_after
+    assert decision.retry_at == failure.earliest_retry  # and no later than it needs to be
 
 
-@given(policies(), st.integers(0, 200), jitters, retry_afters, millis(0, 86_400_000))
+@given(policies(), st.integers(0, 200), jitters, retry_afters, millis(0, DAY_MS))
 def test_never_retries_once_max_attempts_were_made(
     policy: RetryPolicy, more: int, jitter: float, retry_after: timedelta | None, elapsed: timedelta
 ) -> None:
@@ -72,18 +137,22 @@ def test_never_retries_once_max_attempts_were_made(
     assert decision.gives_up
 
 
-@given(policies(), st.integers(1, 80), jitters, retry_afters, millis(0, 40 * 86_400_000))
-def test_never_retries_beyond_the_maximum_age(
-    policy: RetryPolicy, attempts: int, jitter: float, retry_after: timedelta | None, elapsed: timedelta
-) -> None:
-    decision = policy.decide(attempts_made=attempts, retryable=True, first_attempt_at=T0, now=T0 + elapsed,
-                             jitter=jitter, retry_after=retry_after)
+@given(aging_failures())
+def test_never_retries_beyond_the_maximum_age(failure: Failure) -> None:
+    policy = failure.policy
+    decision = failure.decide()
+    limit = T0 + policy.max_age
+    event("retries" if decision.retry_at is not None else "gives up for age")
     if decision.retry_at is not None:
-        assert decision.retry_at <= T0 + policy.max_age
-        assert decision.retry_at >= T0 + elapsed + policy.min_delay
+        assert decision.retry_at <= limit
+        assert decision.retry_at >= failure.now + policy.min_delay
+        assert decision.retry_at >= failure.earliest_retry
+    else:  # only because the earliest allowed retry would start after the limit
+        assert decision.reason == f"retry would exceed the maximum age of {policy.max_age}"
+        assert failure.earliest_retry > limit
 
 
-@given(policies(), st.integers(0, 80), jitters, retry_afters, millis(0, 86_400_000))
+@given(policies(), st.integers(0, 80), jitters, retry_afters, millis(0, DAY_MS))
 def test_a_permanent_error_never_retries(
     policy: RetryPolicy, attempts: int, jitter: float, retry_after: timedelta | None, elapsed: timedelta
 ) -> None:
@@ -184,7 +253,7 @@ def test_any_max_attempts_below_one_is_refused(max_attempts: int) -> None:
         RetryPolicy(max_attempts=max_attempts)
 
 
-@given(millis(1, 86_400_000), millis(1, 86_400_000))
+@given(millis(1, DAY_MS), millis(1, DAY_MS))
 def test_max_delay_below_initial_is_refused(initial: timedelta, less: timedelta) -> None:
     with pytest.raises(ValidationError) as raised:
         RetryPolicy(initial_delay=initial, max_delay=initial - less)
