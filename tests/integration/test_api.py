@@ -10,25 +10,15 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from cronjob.ports.repository import StoreUnavailable
-from cronjob_adapters.memory.repository import InMemoryScheduleRepository
+import cronjob
 from cronjob_adapters.memory.sender import RecordingMessageSender
-from cronjob_bootstrap.container import Container, build_container
-from cronjob_bootstrap.settings import Settings
+from cronjob_bootstrap.container import Container
+from tests.support.app import AUTH, TOKEN, DownStore, make_container
+from tests.support.builders import SEED
 from tests.support.clock import FixedClock
+from tests.support.waiting import until
 
-TOKEN = "test-token-123"
 NOW = datetime(2025, 6, 21, 16, 0, tzinfo=UTC)  # 13:00 in São Paulo, an hour before the seed's send_at
-SEED = {
-    "to": "5511999999999",
-    "body": "Olá, {{1}}! Seu pedido será entregue em {{2}}.",
-    "userId": "abc123",
-    "type": "template",
-    "templateName": "notificacao_entrega",
-    "params": ["Leandro", "2 dias úteis"],
-    "send_at": "2025-06-21T14:00:00-03:00",
-}
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
@@ -38,12 +28,8 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def container(clock: FixedClock) -> Container:
-    settings = Settings(api_tokens=f"{TOKEN},second-token", max_body_bytes=4096, poll_interval_seconds=0.05)
-    built = build_container(settings)
-    built.config.store.from_value("memory")
-    built.config.sender.from_value("recording")
-    built.clock.override(clock)
-    return built
+    return make_container(clock, api_tokens=f"{TOKEN},second-token", max_body_bytes=4096,
+                          poll_interval_seconds=0.05)
 
 
 @pytest.fixture
@@ -185,12 +171,11 @@ async def test_due_message_is_sent_and_shows_succeeded(client: httpx.AsyncClient
     assert isinstance(sender, RecordingMessageSender)
     assert sender.sent == []  # not due yet
     clock.set(NOW + timedelta(hours=1))
-    for _ in range(100):
-        if sender.sent:
-            break
-        await asyncio.sleep(0.02)
-    stop.set()
-    await engine
+    try:
+        await until(lambda: bool(sender.sent))
+    finally:
+        stop.set()
+        await engine
     [message] = sender.sent
     assert message.template_name == "notificacao_entrega" and message.params == ("Leandro", "2 dias úteis")
     shown = (await client.get(f"/v1/schedules/{created['id']}", headers=AUTH)).json()
@@ -199,23 +184,17 @@ async def test_due_message_is_sent_and_shows_succeeded(client: httpx.AsyncClient
     assert [a["outcome"] for a in shown["attempts"]] == ["succeeded"]
 
 
-async def test_healthcheck_reports_the_store(client: httpx.AsyncClient) -> None:
+async def test_healthcheck_reports_the_store(client: httpx.AsyncClient, clock: FixedClock) -> None:
     ok = await client.get("/healthcheck")
     assert ok.status_code == 200 and ok.json()["store"] == "ok"
 
-    class DownStore(InMemoryScheduleRepository):
-        async def ping(self) -> None:
-            raise StoreUnavailable("connection refused")
-
-    down_app = build_container(Settings(api_tokens=TOKEN))
-    down_app.config.store.from_value("memory")
-    down_app.config.sender.from_value("recording")
+    down_app = make_container(clock)
     down_app.repository.override(DownStore())
     transport = httpx.ASGITransport(app=down_app.app())
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         down = await http.get("/healthcheck")
     assert down.status_code == 503
-    assert down.json() == {"status": "degraded", "alive": True, "store": "unavailable", "version": down.json()["version"]}
+    assert down.json() == {"status": "degraded", "alive": True, "store": "unavailable", "version": cronjob.__version__}
 
 
 async def test_schedules_can_be_listed_by_task_type(client: httpx.AsyncClient, clock: FixedClock) -> None:

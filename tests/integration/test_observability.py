@@ -12,24 +12,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cronjob.ports.repository import StoreUnavailable
 from cronjob.services import log_context
-from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.observability.logs import JsonFormatter, configure_logging
-from cronjob_bootstrap.container import Container, build_container
+from cronjob_bootstrap.container import Container
 from cronjob_bootstrap.settings import Settings
+from tests.support.app import AUTH, TOKEN, DownStore, make_container
 from tests.support.clock import FixedClock
 from tests.support.fake_whatsapp import FakeWhatsApp
 from tests.support.processes import CronjobProcess, free_port
+from tests.support.replicas import wait_log
 
-TOKEN = "obs-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 NOW = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
-
-
-class DownStore(InMemoryScheduleRepository):
-    async def ping(self) -> None:
-        raise StoreUnavailable("connection refused")
 
 
 @pytest.fixture
@@ -39,11 +32,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def container(clock: FixedClock) -> Container:
-    built = build_container(Settings(api_tokens=TOKEN))
-    built.config.store.from_value("memory")
-    built.config.sender.from_value("recording")
-    built.clock.override(clock)
-    return built
+    return make_container(clock)
 
 
 @pytest.fixture
@@ -63,9 +52,7 @@ async def test_readiness_needs_an_initialised_store(client: httpx.AsyncClient, c
 
 
 async def test_readiness_fails_when_the_store_is_down(clock: FixedClock) -> None:
-    down = build_container(Settings(api_tokens=TOKEN))
-    down.config.store.from_value("memory")
-    down.config.sender.from_value("recording")
+    down = make_container(clock)
     down.repository.override(DownStore())
     down.health().mark_initialized()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=down.app()), base_url="http://t") as http:
@@ -186,11 +173,9 @@ def test_a_scheduler_on_a_busy_port_keeps_working(tmp_path: Path) -> None:
                "CRONJOB_LOG_FORMAT": "text"}
         scheduler = CronjobProcess("scheduler", env, tmp_path / "s.log").start()
         try:
-            import time
-
-            time.sleep(3)
+            wait_log(scheduler, "health endpoints unavailable")  # fails at once if the process exits
+            wait_log(scheduler, "scheduler started as")  # and it goes on to schedule
             assert scheduler.process is not None and scheduler.process.poll() is None
-            assert "health endpoints unavailable" in scheduler.output()
         finally:
             assert scheduler.stop(signal.SIGTERM) == 0
         api = CronjobProcess("api", env, tmp_path / "a.log").start()

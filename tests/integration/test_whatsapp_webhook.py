@@ -13,34 +13,16 @@ from typing import Any
 import httpx
 import pytest
 
-from cronjob_bootstrap.container import Container, build_container
-from cronjob_bootstrap.settings import Settings
+from cronjob_bootstrap.container import Container
+from tests.support.app import AUTH, make_container
+from tests.support.builders import SEED
 from tests.support.clock import FixedClock
 
-TOKEN = "test-token-123"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 APP_SECRET = "meta-app-secret-for-tests"
 VERIFY_TOKEN = "verify-me-please"
 WEBHOOK = "/v1/whatsapp/webhook"
 NOW = datetime(2025, 6, 21, 16, 0, tzinfo=UTC)
-SEED = {
-    "to": "5511999999999",
-    "body": "Olá, {{1}}! Seu pedido será entregue em {{2}}.",
-    "userId": "abc123",
-    "type": "template",
-    "templateName": "notificacao_entrega",
-    "params": ["Leandro", "2 dias úteis"],
-    "send_at": "2025-06-21T14:00:00-03:00",
-}
 SENT_AT = int((NOW + timedelta(hours=1)).timestamp())
-
-
-def make_container(clock: FixedClock, **settings: Any) -> Container:
-    built = build_container(Settings(api_tokens=TOKEN, **settings))
-    built.config.store.from_value("memory")
-    built.config.sender.from_value("recording")
-    built.clock.override(clock)
-    return built
 
 
 @pytest.fixture

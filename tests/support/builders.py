@@ -1,14 +1,35 @@
-"""Builders for test data (plain functions, no mocks)."""
+"""Builders for test data (plain values and functions, no mocks)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from cronjob.domain.schedule import Schedule
 from cronjob.domain.trigger import OnceTrigger
 
 T0 = datetime(2030, 1, 15, 12, 0, 0, 123000, tzinfo=UTC)
+
+#: The seed request of ``POST /schedule-message`` (the API's documented example), due on
+#: 2025-06-21 at 14:00 in São Paulo (17:00 UTC). Copy it to change it: ``{**SEED, ...}``.
+SEED: dict[str, Any] = {
+    "to": "5511999999999",
+    "body": "Olá, {{1}}! Seu pedido será entregue em {{2}}.",
+    "userId": "abc123",
+    "type": "template",
+    "templateName": "notificacao_entrega",
+    "params": ["Leandro", "2 dias úteis"],
+    "send_at": "2025-06-21T14:00:00-03:00",
+}
+
+
+def seed_request(send_at: datetime) -> dict[str, Any]:
+    """The seed request due at ``send_at``, written as the seed's clients write it: São Paulo
+    time (-03:00) with milliseconds."""
+    local = send_at.astimezone(ZoneInfo("America/Sao_Paulo"))
+    return {**SEED, "send_at": local.isoformat(timespec="milliseconds")}
 
 
 def one_off(

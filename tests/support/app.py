@@ -1,0 +1,32 @@
+"""The app through its container, in memory, for the HTTP tests: the shipped in-memory store, the
+recording sender and a clock the test drives, plus a store that is down. No mocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cronjob.ports.clock import Clock
+from cronjob.ports.repository import StoreUnavailable
+from cronjob_adapters.memory.repository import InMemoryScheduleRepository
+from cronjob_bootstrap.container import Container, build_container
+from cronjob_bootstrap.settings import Settings
+
+TOKEN = "test-token-123"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def make_container(clock: Clock, **settings: Any) -> Container:
+    """The container with ``store=memory``, ``sender=recording`` and ``clock`` in place of the
+    system clock; ``settings`` are added to ``api_tokens=TOKEN`` (and may replace it)."""
+    built = build_container(Settings(**{"api_tokens": TOKEN, **settings}))
+    built.config.store.from_value("memory")
+    built.config.sender.from_value("recording")
+    built.clock.override(clock)
+    return built
+
+
+class DownStore(InMemoryScheduleRepository):
+    """The in-memory store answering every ``ping`` as an unreachable store does."""
+
+    async def ping(self) -> None:
+        raise StoreUnavailable("connection refused")
