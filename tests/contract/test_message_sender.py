@@ -1,9 +1,13 @@
 """The MessageSender contract, run against every sender: the WhatsApp Cloud API adapter (against a
-local fake of Meta's API) and the shipped recording fake."""
+local fake of Meta's API) and the shipped recording fake.
+
+How a refusal is classified (its code, retryable or not) is checked on the WhatsApp leg only: it is
+the adapter's mapping of Meta's errors, while the recording fake raises what the test scripted."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -51,6 +55,22 @@ def _sent_to_meta(fake: FakeWhatsApp) -> list[Received]:
     return received
 
 
+@asynccontextmanager
+async def _whatsapp_rig() -> AsyncIterator[SenderRig]:
+    """The WhatsApp Cloud API sender against a local fake of Meta's API, refusing as Meta does."""
+    with FakeWhatsApp() as fake:
+        sender = WhatsAppCloudSender(fake.url, fake.token, fake.phone_number_id, timeout_seconds=5)
+        try:
+            yield SenderRig(
+                sender,
+                lambda: fake.fail_next(400, graph_error(130429, "Rate limit hit")),
+                lambda: fake.fail_next(400, graph_error(132001, "Template name does not exist in the translation")),
+                lambda: _sent_to_meta(fake),
+            )
+        finally:
+            await sender.close()
+
+
 @pytest.fixture(params=["whatsapp", "recording"])
 async def rig(request: pytest.FixtureRequest) -> AsyncIterator[SenderRig]:
     if request.param == "recording":
@@ -62,21 +82,26 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[SenderRig]:
             lambda: [_recorded(m) for m in recording.sent],
         )
         return
-    with FakeWhatsApp() as fake:
-        sender = WhatsAppCloudSender(fake.url, fake.token, fake.phone_number_id, timeout_seconds=5)
-        yield SenderRig(
-            sender,
-            lambda: fake.fail_next(400, graph_error(130429, "Rate limit hit")),
-            lambda: fake.fail_next(400, graph_error(132001, "Template name does not exist in the translation")),
-            lambda: _sent_to_meta(fake),
-        )
-        await sender.close()
+    async with _whatsapp_rig() as whatsapp:
+        yield whatsapp
+
+
+@pytest.fixture
+async def whatsapp_rig() -> AsyncIterator[SenderRig]:
+    """The WhatsApp leg alone: how the adapter maps Meta's errors (the recording fake's errors
+    are whatever the test scripted, so there is nothing to check there)."""
+    async with _whatsapp_rig() as whatsapp:
+        yield whatsapp
 
 
 def message(kind: MessageKind = MessageKind.TEMPLATE) -> OutboundMessage:
     return OutboundMessage(to="5511999999999", kind=kind, body="Olá, Leandro!", idempotency_key="s1:2030",
                            template_name="notificacao_entrega" if kind is MessageKind.TEMPLATE else None,
                            params=("Leandro",) if kind is MessageKind.TEMPLATE else ())
+
+
+#: What the peer receives of ``message()``.
+SENT: Received = ("5511999999999", "template", "notificacao_entrega", ("Leandro",))
 
 
 @pytest.mark.parametrize("kind", list(MessageKind))
@@ -99,16 +124,34 @@ async def test_the_peer_receives_each_accepted_message_as_given_and_no_refused_o
                               ("5511988887777", "text", "Seu código: 4321", ())]
 
 
-async def test_rate_limits_are_retryable(rig: SenderRig) -> None:
+async def test_a_rate_limited_send_raises_delivers_nothing_and_the_next_goes_through(rig: SenderRig) -> None:
     rig.rate_limit_next()
-    with pytest.raises(DeliveryError) as error:
+    with pytest.raises(DeliveryError):
         await rig.sender.send(message())
-    assert error.value.retryable and error.value.code == "130429"
-    assert (await rig.sender.send(message())).message_id  # and the next send goes through
+    assert rig.received() == []
+    assert (await rig.sender.send(message())).message_id
+    assert rig.received() == [SENT]
 
 
-async def test_template_errors_are_permanent(rig: SenderRig) -> None:
+async def test_a_permanently_refused_send_raises_delivers_nothing_and_the_next_goes_through(rig: SenderRig) -> None:
     rig.refuse_next_permanently()
-    with pytest.raises(DeliveryError) as error:
+    with pytest.raises(DeliveryError):
         await rig.sender.send(message())
+    assert rig.received() == []
+    assert (await rig.sender.send(message())).message_id
+    assert rig.received() == [SENT]
+
+
+async def test_rate_limits_are_retryable(whatsapp_rig: SenderRig) -> None:
+    whatsapp_rig.rate_limit_next()
+    with pytest.raises(DeliveryError) as error:
+        await whatsapp_rig.sender.send(message())
+    assert error.value.retryable and error.value.code == "130429"
+    assert (await whatsapp_rig.sender.send(message())).message_id  # and the next send goes through
+
+
+async def test_template_errors_are_permanent(whatsapp_rig: SenderRig) -> None:
+    whatsapp_rig.refuse_next_permanently()
+    with pytest.raises(DeliveryError) as error:
+        await whatsapp_rig.sender.send(message())
     assert not error.value.retryable and error.value.code == "132001"
