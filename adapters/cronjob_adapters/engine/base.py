@@ -1,7 +1,9 @@
-"""What every engine adapter holds: the dispatcher it drives and the loop's heartbeat."""
+"""What every engine adapter holds: the dispatcher it drives, the loop's heartbeat, and how it
+plans its next look at the store once a tick has claimed what it could."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from cronjob.ports.clock import Clock
@@ -11,6 +13,18 @@ from cronjob.ports.signal import WorkSignal
 from cronjob.services.dispatcher import Dispatcher
 
 from cronjob_adapters.engine.collector import QuietCollector
+
+
+@dataclass(frozen=True, slots=True)
+class NextLook:
+    """When a tick's engine should claim again: ``at`` (``None``: at the next poll, or when a
+    finishing run or new work signals), and whether nothing is due before then (``idle``: a
+    quiet moment, e.g. for a full garbage collection). ``due_now``: work is due but the claim
+    did not get it (another replica won it, or it fell due just after the claim looked)."""
+
+    at: datetime | None
+    idle: bool
+    due_now: bool = False
 
 
 class EngineBase(SchedulerEngine):
@@ -46,3 +60,22 @@ class EngineBase(SchedulerEngine):
     @property
     def last_tick(self) -> datetime | None:
         return self._last_tick
+
+    async def _next_look(self) -> NextLook:
+        """After the claims of a tick: when to look again, the same for every engine.
+
+        At capacity, or with due work only of types at their limit, a finishing run signals;
+        otherwise the earliest due time the store knows of (one index read), or the poll.
+        """
+        dispatcher = self._dispatcher
+        if dispatcher.at_capacity:
+            return NextLook(None, idle=False)
+        next_due = await self._repository.next_due_at()
+        if next_due is None:
+            return NextLook(None, idle=True)
+        now = self._clock.now()
+        if next_due > now:
+            return NextLook(next_due, idle=True)
+        if dispatcher.types_at_limit:
+            return NextLook(None, idle=False)
+        return NextLook(now, idle=False, due_now=True)

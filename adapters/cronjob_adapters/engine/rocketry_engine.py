@@ -202,14 +202,9 @@ class RocketryEngine(EngineBase):
                 break
             await asyncio.sleep(0)  # let running jobs and the API breathe between batches
             self._last_tick = self._clock.now()
-        if self._dispatcher.at_capacity:
-            return None  # a finishing run signals
-        next_due = await self._repository.next_due_at()
-        now = self._clock.now()
-        self._idle = next_due is None or next_due > now  # nothing due before the next look
-        if next_due is None:
-            return None
-        if next_due <= now and self._dispatcher.types_at_limit:
-            return None  # due work of a type at its limit: a finishing run signals
-        # Due but lost to another replica's claim a moment ago: look again shortly.
-        return max(next_due, now + timedelta(seconds=0.01))
+        look = await self._next_look()
+        self._idle = look.idle
+        if look.due_now:
+            # Due but lost to another replica's claim a moment ago: look again shortly.
+            return self._clock.now() + timedelta(seconds=0.01)
+        return look.at

@@ -68,16 +68,9 @@ class AsyncioTimerEngine(EngineBase):
                 return 0.0
             # The claim came back short: nothing else was due, so plan the next look right away
             # rather than claim again (with a store round trip) to find nothing.
-        if self._dispatcher.at_capacity:
-            return self._poll_interval  # a finishing run signals, so this rarely runs out
-        next_due = await self._repository.next_due_at()
-        if next_due is None:
-            self._idle = True
-            return self._poll_interval
-        seconds = (next_due - self._clock.now()).total_seconds()
-        if seconds <= 0 and self._dispatcher.types_at_limit:
-            return self._poll_interval  # due work of a type at its limit: a finishing run signals
-        if seconds <= 0:
+        look = await self._next_look()
+        self._idle = look.idle
+        if look.due_now:
             if not self._looked_again:
                 # Most likely it fell due just after the claim looked (work due every few ms):
                 # look again at once, but only once.
@@ -86,5 +79,7 @@ class AsyncioTimerEngine(EngineBase):
             # Due but lost to another replica's claim a moment ago: look again shortly.
             return min(0.01, self._poll_interval)
         self._looked_again = False
-        self._idle = True
-        return min(seconds, self._poll_interval)  # wake at the due time itself, not up to 10 ms late
+        if look.at is None:
+            return self._poll_interval
+        # Wake at the due time itself, not up to 10 ms late.
+        return min((look.at - self._clock.now()).total_seconds(), self._poll_interval)
