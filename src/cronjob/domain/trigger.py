@@ -7,13 +7,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cronjob.domain.errors import ValidationError
+from cronjob.domain.zones import OUT_OF_RANGE
 
 
 def require_aware(value: datetime, field: str = "at") -> datetime:
-    """Return ``value`` in UTC, refusing a naive datetime (no offset, no zone)."""
+    """Return ``value`` in UTC, refusing a naive datetime (no offset, no zone) and one whose UTC
+    instant falls outside the calendar (years 1 to 9999)."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError("a date-time needs an offset or a time zone", field=field)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(OUT_OF_RANGE, field=field) from None
 
 
 class Trigger(ABC):

@@ -7,6 +7,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronjob.domain.errors import ValidationError
 
+#: Why a date-time was refused whose instant falls past the calendar (9999-12-31T23:00-03:00 is
+#: in the year 10000 in UTC).
+OUT_OF_RANGE = "out of range: the instant must fall within the years 1 to 9999 in UTC"
+
 DEFAULT_TIMEZONE = "America/Sao_Paulo"
 ONE_SECOND = timedelta(seconds=1)
 
@@ -62,13 +66,19 @@ def localize(wall: datetime, zone_name: str, *, field: str = "send_at") -> datet
 
     A wall time that does not exist (skipped by a spring-forward change) is refused with a
     :class:`ValidationError` naming it; one that exists twice (a fall-back fold) is taken on its
-    first pass.
+    first pass. One whose instant falls outside the calendar (years 1 to 9999 in UTC) is refused
+    too.
     """
     zone = load_zone(zone_name)
-    if not wall_time_exists(wall, zone):
+    try:
+        exists = wall_time_exists(wall, zone)
+        instant = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(f"{wall.isoformat(sep=' ')} in {zone_name} is {OUT_OF_RANGE}", field=field) from None
+    if not exists:
         raise ValidationError(
             f"{wall.isoformat(sep=' ')} does not exist in {zone_name}: the clocks skip it "
             "(daylight saving time starts); pick a time outside the gap",
             field=field,
         )
-    return wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    return instant
