@@ -86,6 +86,8 @@ async def test_every_configured_token_is_accepted(client: httpx.AsyncClient) -> 
         ({"retry": {"max_attempts": 0}}, "retry.max_attempts"),
         ({"callback_url": "https://user:secret@hooks.example/x"}, "callback_url"),
         ({"callback_url": "https://hooks.example:0/x"}, "callback_url"),
+        ({"body": None}, "body"),  # the message's own field called body
+        ({"send_at": "9999-12-31T23:59:59-14:00"}, "send_at"),  # past the year 9999 in UTC
     ],
 )
 async def test_bad_payloads_get_a_readable_422(client: httpx.AsyncClient, change: dict[str, object], field: str) -> None:
@@ -105,6 +107,42 @@ async def test_malformed_json_is_a_422_not_a_500(client: httpx.AsyncClient) -> N
     response = await client.post("/schedule-message", content=b"{not json",
                                  headers={**AUTH, "content-type": "application/json"})
     assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    # The body as a whole is at fault, not a field named after a character offset.
+    assert response.json()["errors"] == [{"field": "body", "message": "not valid JSON at character 1: "
+                                          "Expecting property name enclosed in double quotes"}]
+
+
+@pytest.mark.parametrize("content", [b"\xff{}", b"[" * 3_000], ids=["not UTF-8", "nested too deeply"])
+async def test_an_unparsable_body_is_a_clear_400(client: httpx.AsyncClient, content: bytes) -> None:
+    response = await client.post("/schedule-message", content=content,
+                                 headers={**AUTH, "content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["title"] == "Bad request"
+    assert "UTF-8 JSON" in response.json()["detail"]
+
+
+async def test_an_unknown_query_parameter_is_refused_not_ignored(client: httpx.AsyncClient) -> None:
+    # A typo must not widen what is listed (every schedule instead of the dead ones).
+    response = await client.get("/v1/schedules?stauts=dead&limit=5", headers=AUTH)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": "stauts", "message": "unknown query parameter"}]
+    assert (await client.get("/v1/schedules?status=dead&limit=5&type=x&type=y", headers=AUTH)).status_code == 200
+    # Without a token, the answer is 401 whatever the parameters.
+    assert (await client.get("/v1/schedules?stauts=dead")).status_code == 401
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [
+    ("PUT", "/v1/schedules", "GET, POST"),
+    ("PUT", "/v1/schedules/some-id", "DELETE, GET"),
+    ("GET", "/v1/schedules/some-id/retry", "POST"),
+])
+async def test_a_wrong_method_names_every_allowed_one(client: httpx.AsyncClient, method: str, path: str,
+                                                      allow: str) -> None:
+    response = await client.request(method, path, headers=AUTH)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
     assert response.headers["content-type"] == "application/problem+json"
 
 

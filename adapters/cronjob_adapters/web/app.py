@@ -36,7 +36,8 @@ from cronjob_adapters.web.schemas import (
     ScheduleMessageRequest,
     ScheduleView,
 )
-from cronjob_adapters.web.whatsapp_webhook import whatsapp_webhook_router
+from cronjob_adapters.web.strict_query import refuse_unknown_query_parameters
+from cronjob_adapters.web.whatsapp_webhook import document_notification, whatsapp_webhook_router
 
 #: The status webhook deliveries of a schedule's events, by event id (objects with the fields of
 #: :class:`DeliveryView`).
@@ -148,8 +149,9 @@ def create_app(services: ApiServices) -> FastAPI:
 
     app.include_router(probe_router(services.health, services.render_metrics, auth))
 
-    protected = APIRouter(dependencies=[Depends(auth)],
-                          responses={401: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM})
+    # The token first: a request without one learns nothing, not even which parameters exist.
+    protected = APIRouter(dependencies=[Depends(auth), Depends(refuse_unknown_query_parameters)],
+                          responses={400: _PROBLEM, 401: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM})
 
     @protected.post("/schedule-message", status_code=201, response_model=ScheduleView, tags=["messages"],
                     responses={200: {"model": ScheduleView, "description": "Replay of an Idempotency-Key."},
@@ -280,4 +282,17 @@ def create_app(services: ApiServices) -> FastAPI:
         app.include_router(whatsapp_webhook_router(
             app_secret=services.whatsapp_app_secret, verify_token=services.whatsapp_verify_token,
             delivery_status=services.delivery_status))
+        _extend_openapi(app, document_notification)
     return app
+
+
+def _extend_openapi(app: FastAPI, extend: Callable[[dict[str, Any]], None]) -> None:
+    """Have ``extend`` complete the app's OpenAPI document once, when it is first built."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            extend(build())  # build() keeps the document in app.openapi_schema
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 import cronjob
 from cronjob.services.health import HealthService
 
+from cronjob_adapters.web.problems import PROBLEM_RESPONSE, install_problem_handlers
 from cronjob_adapters.web.schemas import Health, ProbeView
 
 MetricsRenderer = Callable[[], Awaitable[tuple[bytes, str]]]
@@ -45,7 +46,8 @@ def probe_router(health: HealthService, render_metrics: MetricsRenderer | None,
 
     if render_metrics is not None:
         @router.get("/metrics", dependencies=[Depends(auth)], response_class=Response,
-                    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}})
+                    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."},
+                               401: PROBLEM_RESPONSE, 503: PROBLEM_RESPONSE})
         async def metrics() -> Response:
             """Prometheus metrics (schedules by status and type, lateness, attempts, takeovers, ...)."""
             body, content_type = await render_metrics()
@@ -57,8 +59,6 @@ def probe_router(health: HealthService, render_metrics: MetricsRenderer | None,
 def create_probe_app(health: HealthService, render_metrics: MetricsRenderer | None,
                      auth: Callable[..., Awaitable[None]]) -> FastAPI:
     """The scheduler process's own small app: the probe router only."""
-    from cronjob_adapters.web.problems import install_problem_handlers
-
     app = FastAPI(title="cronjob scheduler", version=cronjob.__version__, docs_url=None, redoc_url=None)
     install_problem_handlers(app)
     app.include_router(probe_router(health, render_metrics, auth))

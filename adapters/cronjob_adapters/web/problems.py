@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -35,9 +37,20 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+#: Where a request value comes from: the first part of a FastAPI error's ``loc``.
+_SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
+#: FastAPI's 400 for a body it could not parse (not UTF-8, nested too deeply): said more clearly.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts)
+    """The field an error is about, as a dotted path: the request's source (``body``, ``query``,
+    ...) is dropped, except when the error is about the body as a whole (then ``body``). Only
+    the first part is a source: ``("body", "body")`` is the ``body`` field of the body."""
+    parts = [str(p) for p in loc]
+    if len(parts) > 1 and parts[0] in _SOURCES:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
 
 
 #: The OpenAPI ``responses`` entry of a problem+json answer.
@@ -48,9 +61,17 @@ def validation_problem(errors: Sequence[dict[str, Any]]) -> JSONResponse:
     """A 422 naming each field, from pydantic-style errors (``loc``, ``msg``, ``type``)."""
     listed = []
     for err in errors:
-        message = "unknown field" if err.get("type") == "extra_forbidden" else str(err.get("msg", "invalid"))
-        listed.append({"field": _field(tuple(err.get("loc", ()))), "message": message})
-    detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in listed)
+        kind, loc = err.get("type"), tuple(err.get("loc", ()))
+        if kind == "json_invalid":  # loc is ("body", <character offset>): not a field
+            reason = (err.get("ctx") or {}).get("error", "")
+            at = f" at character {loc[-1]}" if len(loc) > 1 else ""
+            listed.append({"field": "body", "message": f"not valid JSON{at}" + (f": {reason}" if reason else "")})
+            continue
+        message = str(err.get("msg", "invalid"))
+        if kind == "extra_forbidden":
+            message = "unknown query parameter" if loc[:1] == ("query",) else "unknown field"
+        listed.append({"field": _field(loc), "message": message})
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in listed)
     return problem(422, "Invalid request", detail, errors=listed)
 
 
@@ -79,11 +100,54 @@ async def _store_down(_: Request, exc: Exception) -> JSONResponse:
                    headers={"Retry-After": "5"})
 
 
-async def _http(_: Request, exc: Exception) -> JSONResponse:
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def _method_table(document: dict[str, Any]) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    """Each documented path (its ``{parameters}`` as one segment each) with its methods."""
+    table = []
+    for template, operations in document.get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        table.append((re.compile(pattern), frozenset(m.upper() for m in operations if m in _HTTP_METHODS)))
+    return table
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """Every documented method of the request's path, for a 405's ``Allow`` (Starlette's own
+    names only the methods of the first route that matched the path)."""
+    state = request.app.state
+    table = getattr(state, "method_table", None)
+    if table is None:
+        table = state.method_table = _method_table(request.app.openapi())
+    path = request.url.path
+    methods = {method for pattern, found in table if pattern.fullmatch(path) for method in found}
+    return ", ".join(sorted(methods)) or None
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    title = {401: "Unauthorized", 404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
-    return problem(exc.status_code, title.get(exc.status_code, "Error"), str(exc.detail),
-                   headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        headers["Allow"] = allowed
+    detail = str(exc.detail)
+    if exc.status_code == 400 and detail == _UNPARSABLE_BODY:
+        detail = "the body could not be parsed: it must be UTF-8 JSON, nested less than about 1,000 levels deep"
+    return problem(exc.status_code, _title(exc.status_code), detail, headers=headers)
+
+
+#: Titles fixed here rather than taken from ``http.HTTPStatus``, whose phrases for these differ
+#: between Python versions (413 is "Content Too Large" from 3.13 on).
+_TITLES = {413: "Payload too large"}
+
+
+def _title(status: int) -> str:
+    """The problem's title: the reason phrase of ``status``, in the API's sentence case."""
+    if status in _TITLES:
+        return _TITLES[status]
+    try:
+        return HTTPStatus(status).phrase.capitalize()
+    except ValueError:
+        return "Error"
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

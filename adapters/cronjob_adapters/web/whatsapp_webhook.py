@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 PATH = "/v1/whatsapp/webhook"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
+#: The name of the notification's schema in the OpenAPI document.
+NOTIFICATION_SCHEMA = "MetaNotification"
 _PROBLEM = PROBLEM_RESPONSE
 _LATEST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
 
@@ -143,7 +145,7 @@ def whatsapp_webhook_router(
 
     @router.get(PATH, response_class=PlainTextResponse,
                 responses={200: {"content": {"text/plain": {}}, "description": "The challenge, echoed."},
-                           403: _PROBLEM})
+                           403: _PROBLEM, 422: _PROBLEM})
     async def verify_subscription(
         mode: Annotated[str | None, Query(alias="hub.mode", max_length=64)] = None,
         given_token: Annotated[str | None, Query(alias="hub.verify_token", max_length=1024)] = None,
@@ -157,7 +159,11 @@ def whatsapp_webhook_router(
         return PlainTextResponse(challenge, headers={"X-Content-Type-Options": "nosniff"})
 
     @router.post(PATH, responses={200: {"description": "Received."}, 400: _PROBLEM, 401: _PROBLEM,
-                                  413: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM})
+                                  413: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM},
+                 # The body is read raw (the signature is checked over its bytes before it is
+                 # parsed), so FastAPI cannot describe it: document_notification adds its schema.
+                 openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                     "schema": {"$ref": f"#/components/schemas/{NOTIFICATION_SCHEMA}"}}}}})
     async def receive_notification(request: Request) -> Response:
         """Meta's notifications, signed with the app secret (`X-Hub-Signature-256`). Message
         statuses (sent, delivered, read, failed) are recorded on the schedule that sent the message."""
@@ -178,3 +184,12 @@ def whatsapp_webhook_router(
         return JSONResponse({"received": len(updates), "applied": applied})
 
     return router
+
+
+def document_notification(document: dict[str, Any]) -> None:
+    """Add the schema of Meta's notification (the webhook's POST body) to an OpenAPI ``document``."""
+    notification = Notification.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name, definition in [*notification.pop("$defs", {}).items(), (NOTIFICATION_SCHEMA, notification)]:
+        if schemas.setdefault(name, definition) != definition:
+            raise ValueError(f"the OpenAPI document already has another schema called {name}")
