@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
+import os
 import sys
 
 from pydantic import ValidationError as SettingsError
@@ -35,7 +37,22 @@ def load_settings() -> Settings:
     except SettingsError as exc:
         first = exc.errors()[0]
         name = "CRONJOB_" + "_".join(str(p) for p in first["loc"]).upper()
-        print(f"cronjob: invalid setting {name}: {first['msg']}", file=sys.stderr)
+        print(f"cronjob: invalid setting {name}: {first['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def check_data_dir(settings: Settings) -> None:
+    """Where the data directory is needed (the SQLite store, a created API token), it must exist
+    or be creatable, and be writable: otherwise exit with one line naming it."""
+    if settings.store != "sqlite" and settings.tokens:
+        return
+    path = settings.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    except OSError as exc:
+        print(f"cronjob: invalid setting CRONJOB_DATA_DIR: cannot use {path}: {exc.strerror}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -43,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``cronjob`` script."""
     args = _parser().parse_args(argv)
     settings = load_settings()
+    check_data_dir(settings)
     configure_logging(settings.log_level, settings.log_format)
     api = args.command in ("serve", "api")
     scheduler = args.command in ("serve", "scheduler")

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from cronjob.ports.repository import ScheduleRepository, StoreUnavailable
+
 from cronjob_bootstrap.container import Container
 from cronjob_bootstrap.settings import Settings
 
@@ -56,6 +58,24 @@ def _http_server(app: FastAPI, sock: socket.socket, grace: float) -> tuple[_Serv
     return server, asyncio.create_task(server.serve(sockets=[sock]), name="http")
 
 
+async def _initialize(repository: ScheduleRepository, stop: asyncio.Event, *, first_delay: float = 0.5,
+                      max_delay: float = 30.0) -> bool:
+    """Create the store's tables and indexes, waiting for a store that cannot be reached yet (a
+    database restarting under a rolling update should not crash-loop every replica): retried
+    with a growing delay until it works (True) or ``stop`` is set first (False)."""
+    delay = first_delay
+    while not stop.is_set():
+        try:
+            await repository.initialize()
+            return True
+        except StoreUnavailable as exc:
+            log.warning("the store is unavailable (%s); trying again in %.1f s", exc, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        delay = min(delay * 2, max_delay)
+    return False
+
+
 async def run(container: Container, settings: Settings, *, api: bool, scheduler: bool,
               stop: asyncio.Event | None = None) -> None:
     """Start the selected roles and run until SIGTERM/SIGINT (or ``stop``) is set.
@@ -79,23 +99,26 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
         log.error("cannot listen on %s:%s (%s): health endpoints unavailable", settings.host, settings.port,
                   exc.strerror)
     try:
-        await repository.initialize()
-        health.mark_initialized()
-        if scheduler:
-            engine = container.engine()
-            collector = container.collector()
-            collector.install()
-            health.watch_loop(lambda: engine.last_tick)
-            tasks.append(asyncio.create_task(engine.run(stop), name="scheduler"))
-            watch = container.new_work_watcher()
-            if watch is not None:
-                tasks.append(asyncio.create_task(watch(repository, container.signal(), stop), name="change-stream"))
-            log.info("scheduler started as %s", settings.instance_id)
         if sock is not None:
+            # Served from the start, so that the probes answer while the store is being set up
+            # (``/readyz`` is 503 until it is; the API answers 503 meanwhile).
             server, http = _http_server(container.app() if api else container.probe_app(), sock,
                                         settings.shutdown_grace_seconds)
             tasks.append(http)
             log.info("listening on http://%s:%s", settings.host, settings.port)
+        if await _initialize(repository, stop):
+            health.mark_initialized()
+            if scheduler:
+                engine = container.engine()
+                collector = container.collector()
+                collector.install()
+                health.watch_loop(lambda: engine.last_tick)
+                tasks.append(asyncio.create_task(engine.run(stop), name="scheduler"))
+                watch = container.new_work_watcher()
+                if watch is not None:
+                    tasks.append(asyncio.create_task(watch(repository, container.signal(), stop),
+                                                     name="change-stream"))
+                log.info("scheduler started as %s", settings.instance_id)
         stopping = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({stopping, *tasks}, return_when=asyncio.FIRST_COMPLETED)
         for task in done - {stopping}:

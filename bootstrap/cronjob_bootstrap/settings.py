@@ -10,6 +10,8 @@ from typing import Literal
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
+from pymongo.errors import PyMongoError
+from pymongo.uri_parser import parse_uri
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -151,6 +153,23 @@ class Settings(BaseSettings):
             load_zone(value)
         except ValidationError as exc:
             raise ValueError(exc.message) from exc
+        return value
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _mongodb_uri(cls, value: SecretStr | None) -> SecretStr | None:
+        """The URI's syntax, checked now rather than at the first connection (never echoed: it
+        may hold a password). A ``mongodb+srv://`` URI is resolved (DNS) only when connecting."""
+        if value is None:
+            return None
+        uri = value.get_secret_value()
+        if not uri.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        if uri.startswith("mongodb://"):
+            try:
+                parse_uri(uri, warn=True)  # unknown options: a warning, as the driver gives
+            except (PyMongoError, ValueError) as exc:
+                raise ValueError(f"not a valid MongoDB URI: {exc}") from None
         return value
 
     @field_validator("whatsapp_api_url")

@@ -226,8 +226,7 @@ async def test_healthcheck_reports_the_store(client: httpx.AsyncClient, clock: F
     ok = await client.get("/healthcheck")
     assert ok.status_code == 200 and ok.json()["store"] == "ok"
 
-    down_app = make_container(clock)
-    down_app.repository.override(DownStore())
+    down_app = make_container(clock, repository=DownStore())
     transport = httpx.ASGITransport(app=down_app.app())
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         down = await http.get("/healthcheck")

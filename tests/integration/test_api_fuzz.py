@@ -104,7 +104,6 @@ MUST_SUCCEED = {
 def _app() -> Any:
     container = make_container(FixedClock(NOW), whatsapp_app_secret=APP_SECRET,
                                whatsapp_verify_token=VERIFY_TOKEN)
-    container.health().mark_initialized()  # as the runtime does once the store is set up
     return container.app()
 
 

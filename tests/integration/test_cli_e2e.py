@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.builders import seed_request
 from tests.support.fake_whatsapp import FakeWhatsApp
+from tests.support.mongo_server import MongoTestServer
 from tests.support.processes import CRONJOB, CronjobProcess, free_port
 from tests.support.waiting import PROMPTLY, wait_until
 
@@ -131,6 +132,40 @@ def test_provider_errors_send_the_schedule_to_dead(tmp_path: Path, whatsapp: Fak
         serve.stop(signal.SIGKILL)
 
 
+@pytest.mark.slow
+def test_serve_waits_for_a_store_that_is_down_at_start_up(tmp_path: Path, whatsapp: FakeWhatsApp) -> None:
+    """A database that is down when the service starts (a rolling restart of both): the probes
+    answer at once, /readyz and the API say 503 until the store can be set up, then it works,
+    without a restart of cronjob."""
+    port, db_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    env = _env(tmp_path, whatsapp, port,
+               CRONJOB_MONGODB_URI=f"mongodb://127.0.0.1:{db_port}/?directConnection=true")
+    database = MongoTestServer(tmp_path / "mongodb")
+    serve = CronjobProcess("serve", env, tmp_path / "serve.log").start()
+    try:
+        serve.wait_http(f"{base}/livez")
+        ready = httpx.get(f"{base}/readyz", timeout=10)  # the store's ping gives up after 2 s
+        assert ready.status_code == 503, ready.text
+        assert ready.json()["checks"]["indexes"] == "not created yet", ready.text
+        assert ready.json()["checks"]["store"].startswith("unavailable"), ready.text
+        refused = httpx.post(f"{base}/schedule-message", json=seed_request(datetime.now(UTC)), headers=auth)
+        assert refused.status_code == 503 and refused.headers["retry-after"], refused.text
+        assert wait_until(lambda: "the store is unavailable" in serve.output(), PROMPTLY * 3)
+
+        database.start(db_port)
+        assert wait_until(lambda: httpx.get(f"{base}/readyz", timeout=10).status_code == 200, 30), \
+            serve.output()[-2000:]
+        created = httpx.post(f"{base}/schedule-message", json=seed_request(datetime.now(UTC)), headers=auth)
+        assert created.status_code == 201, created.text
+        whatsapp.wait_for(1, timeout=15)
+        _wait_status(base, created.json()["id"], "succeeded")
+    finally:
+        serve.stop(signal.SIGKILL)
+        database.stop()
+
+
 def test_without_a_token_serve_creates_one_and_says_how_to_use_it(tmp_path: Path,
                                                                    whatsapp: FakeWhatsApp) -> None:
     port = free_port()
@@ -153,10 +188,14 @@ def test_without_a_token_serve_creates_one_and_says_how_to_use_it(tmp_path: Path
 
 @pytest.mark.parametrize(("name", "value"), [("CRONJOB_PORT", "eighty"),
                                              ("CRONJOB_DEFAULT_TIMEZONE", "Mars/Base"),
-                                             ("CRONJOB_WHATSAPP_API_URL", "ftp://x")])
+                                             ("CRONJOB_WHATSAPP_API_URL", "ftp://x"),
+                                             ("CRONJOB_MONGODB_URI", "db.internal:27017"),
+                                             ("CRONJOB_MONGODB_URI", "mongodb://app:p@ss:word@db.internal/"),
+                                             ("CRONJOB_DATA_DIR", "/proc/no-such-dir")])
 def test_a_bad_setting_stops_start_up_with_one_line_naming_it(name: str, value: str) -> None:
     result = subprocess.run([*CRONJOB, "serve"], env={"PATH": "/usr/bin:/bin", name: value},
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"cronjob: invalid setting {name}:"), result.stderr
+    assert "p@ss:word" not in result.stderr  # a URI's password is never echoed

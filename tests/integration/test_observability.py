@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import signal
@@ -13,14 +14,16 @@ import httpx
 import pytest
 
 from cronjob.services import log_context
+from cronjob.services.health import HealthService
 from cronjob_adapters.observability.logs import JsonFormatter, configure_logging
 from cronjob_bootstrap.container import Container
 from cronjob_bootstrap.settings import Settings
-from tests.support.app import AUTH, TOKEN, DownStore, make_container
+from tests.support.app import AUTH, TOKEN, DownStore, SilentStore, make_container
 from tests.support.clock import FixedClock
 from tests.support.fake_whatsapp import FakeWhatsApp
 from tests.support.processes import CronjobProcess, free_port
 from tests.support.replicas import wait_log
+from tests.support.waiting import PROMPTLY
 
 NOW = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -41,20 +44,36 @@ async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def test_readiness_needs_an_initialised_store(client: httpx.AsyncClient, container: Container) -> None:
-    assert (await client.get("/livez")).status_code == 200
-    before = await client.get("/readyz")
-    assert before.status_code == 503 and before.json()["checks"]["indexes"] == "not created yet"
-    container.health().mark_initialized()
-    ready = await client.get("/readyz")
-    assert ready.status_code == 200 and ready.json() == {"ok": True, "checks": {
-        "process": "ok", "store": "ok", "indexes": "ok"}}
+async def test_readiness_and_the_api_need_an_initialised_store(clock: FixedClock) -> None:
+    starting = make_container(clock, initialized=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=starting.app()), base_url="http://t") as http:
+        assert (await http.get("/livez")).status_code == 200
+        before = await http.get("/readyz")
+        assert before.status_code == 503 and before.json()["checks"]["indexes"] == "not created yet"
+        refused = await http.get("/v1/schedules", headers=AUTH)  # no work before the indexes exist
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+        assert refused.headers["content-type"] == "application/problem+json"
+        starting.health().mark_initialized()
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200 and ready.json() == {"ok": True, "checks": {
+            "process": "ok", "store": "ok", "indexes": "ok"}}
+        assert (await http.get("/v1/schedules", headers=AUTH)).status_code == 200
+
+
+async def test_the_probes_answer_in_time_when_the_store_does_not(clock: FixedClock) -> None:
+    stalled = make_container(clock, initialized=False, repository=SilentStore())
+    stalled.health.override(HealthService(stalled.repository(), clock, ping_timeout=0.2))
+    stalled.health().mark_initialized()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stalled.app()), base_url="http://t") as http:
+        probe = await asyncio.wait_for(http.get("/readyz"), timeout=PROMPTLY)
+        assert probe.status_code == 503
+        assert probe.json()["checks"]["store"] == "unavailable: no answer within 0.2 s"
+        health = await asyncio.wait_for(http.get("/healthcheck"), timeout=PROMPTLY)
+        assert health.status_code == 503 and health.json()["store"] == "unavailable", health.text
 
 
 async def test_readiness_fails_when_the_store_is_down(clock: FixedClock) -> None:
-    down = make_container(clock)
-    down.repository.override(DownStore())
-    down.health().mark_initialized()
+    down = make_container(clock, repository=DownStore())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=down.app()), base_url="http://t") as http:
         probe = await http.get("/readyz")
         assert probe.status_code == 503

@@ -89,6 +89,7 @@ def make_container(clock: FixedClock, **settings: Any) -> Container:
     built.config.store.from_value("memory")
     built.config.sender.from_value("recording")
     built.clock.override(clock)
+    built.health().mark_initialized()  # as the runtime does once the store is set up
     return built
 
 

@@ -180,6 +180,7 @@ def make_container(clock: FixedClock | None, **settings: Any) -> Container:
     container.config.sender.from_value("recording")
     if clock is not None:
         container.clock.override(clock)
+    container.health().mark_initialized()  # as the runtime does once the store is set up
     return container
 
 

@@ -3,10 +3,11 @@ recording sender and a clock the test drives, plus a store that is down. No mock
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from cronjob.ports.clock import Clock
-from cronjob.ports.repository import StoreUnavailable
+from cronjob.ports.repository import ScheduleRepository, StoreUnavailable
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_bootstrap.container import Container, build_container
 from cronjob_bootstrap.settings import Settings
@@ -15,13 +16,20 @@ TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def make_container(clock: Clock, **settings: Any) -> Container:
+def make_container(clock: Clock, *, initialized: bool = True, repository: ScheduleRepository | None = None,
+                   **settings: Any) -> Container:
     """The container with ``store=memory``, ``sender=recording`` and ``clock`` in place of the
-    system clock; ``settings`` are added to ``api_tokens=TOKEN`` (and may replace it)."""
+    system clock; ``settings`` are added to ``api_tokens=TOKEN`` (and may replace it). The store
+    counts as ``initialized``, as the runtime marks it once its indexes exist (the API answers
+    503 before that). ``repository``, when given, replaces the in-memory store."""
     built = build_container(Settings(**{"api_tokens": TOKEN, **settings}))
     built.config.store.from_value("memory")
     built.config.sender.from_value("recording")
     built.clock.override(clock)
+    if repository is not None:
+        built.repository.override(repository)
+    if initialized:
+        built.health().mark_initialized()
     return built
 
 
@@ -30,3 +38,10 @@ class DownStore(InMemoryScheduleRepository):
 
     async def ping(self) -> None:
         raise StoreUnavailable("connection refused")
+
+
+class SilentStore(InMemoryScheduleRepository):
+    """The in-memory store whose ``ping`` never answers (a stalled connection)."""
+
+    async def ping(self) -> None:
+        await asyncio.Event().wait()

@@ -14,6 +14,7 @@ from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
 from cronjob.domain.zones import DEFAULT_TIMEZONE, load_zone, localize
+from cronjob.ports.repository import StoreUnavailable
 from cronjob.services.delivery_status import DeliveryStatusService
 from cronjob.services.health import HealthService
 from cronjob.services.scheduling import CreateScheduleCommand, ScheduleMessageCommand, SchedulingService
@@ -149,8 +150,15 @@ def create_app(services: ApiServices) -> FastAPI:
 
     app.include_router(probe_router(services.health, services.render_metrics, auth))
 
+    health = services.health
+
+    async def store_initialised() -> None:
+        if not health.initialized:  # start-up: the store is unreachable or its indexes are being made
+            raise StoreUnavailable("the store is not initialised yet")
+
     # The token first: a request without one learns nothing, not even which parameters exist.
-    protected = APIRouter(dependencies=[Depends(auth), Depends(refuse_unknown_query_parameters)],
+    protected = APIRouter(dependencies=[Depends(auth), Depends(refuse_unknown_query_parameters),
+                                        Depends(store_initialised)],
                           responses={400: _PROBLEM, 401: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM})
 
     @protected.post("/schedule-message", status_code=201, response_model=ScheduleView, tags=["messages"],

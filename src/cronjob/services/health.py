@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,10 +37,11 @@ class HealthService:
     """
 
     def __init__(self, repository: ScheduleRepository, clock: Clock | None = None, *,
-                 stall_after: timedelta = timedelta(seconds=30)) -> None:
+                 stall_after: timedelta = timedelta(seconds=30), ping_timeout: float = 2.0) -> None:
         self._repository = repository
         self._clock = clock or SystemClock()
         self._stall_after = stall_after
+        self._ping_timeout = ping_timeout
         self._initialized = False
         self._heartbeat: Callable[[], datetime | None] | None = None
         self._watching_since: datetime | None = None
@@ -48,17 +50,27 @@ class HealthService:
         """The store's tables and indexes exist."""
         self._initialized = True
 
+    @property
+    def initialized(self) -> bool:
+        """Whether the store's tables and indexes exist (until then the API refuses work: 503)."""
+        return self._initialized
+
     def watch_loop(self, heartbeat: Callable[[], datetime | None]) -> None:
         """Judge liveness by ``heartbeat()``, the time of the scheduler loop's latest tick."""
         self._heartbeat = heartbeat
         self._watching_since = self._clock.now()
 
     async def check(self) -> HealthReport:
-        """Ping the store; never raises (the seed's ``/healthcheck``)."""
+        """Ping the store, waiting at most ``ping_timeout`` seconds (a probe must answer before
+        its own timeout, while a driver may wait longer for a server); never raises (the seed's
+        ``/healthcheck``)."""
         try:
-            await self._repository.ping()
+            async with asyncio.timeout(self._ping_timeout):
+                await self._repository.ping()
         except StoreUnavailable as exc:
             return HealthReport(store_ok=False, store_error=str(exc) or type(exc).__name__)
+        except TimeoutError:
+            return HealthReport(store_ok=False, store_error=f"no answer within {self._ping_timeout:g} s")
         return HealthReport(store_ok=True)
 
     def live(self) -> Probe:
