@@ -11,9 +11,6 @@ from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
-#: The query parameters each route declares, by route (computed on first use).
-_KNOWN: dict[int, frozenset[str]] = {}
-
 
 def _query_names(dependant: Dependant) -> set[str]:
     """The query parameters of ``dependant`` and of its dependencies, by the name a client sends."""
@@ -23,13 +20,6 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
-def _declared(route: APIRoute) -> frozenset[str]:
-    known = _KNOWN.get(id(route))
-    if known is None:
-        known = _KNOWN[id(route)] = frozenset(_query_names(route.dependant))
-    return known
-
-
 async def refuse_unknown_query_parameters(request: Request) -> None:
     """A FastAPI dependency: a 422 naming each query parameter the route does not declare."""
     if not request.query_params:
@@ -37,7 +27,7 @@ async def refuse_unknown_query_parameters(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
-    known = _declared(route)
+    known = _query_names(route.dependant)  # a few fields: cheaper than any cache keyed by route
     unknown = sorted({name for name in request.query_params if name not in known})
     if unknown:
         raise RequestValidationError([
