@@ -212,6 +212,29 @@ async def test_an_idempotency_key_replays_the_same_schedule(
     assert len(await repository.list()) == 2
 
 
+async def test_a_replay_after_send_at_has_passed_still_answers_with_the_schedule(
+    service: SchedulingService, clock: FixedClock
+) -> None:
+    # A client that lost the first answer retries later: by then send_at is long past (and the
+    # message sent), which would refuse a new request, but a replay is not a new request.
+    first = await service.schedule_message(seed_command(idempotency_key="pedido-44"))
+    clock.set(datetime.fromisoformat(SEED_SEND_AT) + timedelta(hours=2))
+    with pytest.raises(ValidationError):
+        await service.schedule_message(seed_command(idempotency_key="pedido-45"))
+    again = await service.schedule_message(seed_command(idempotency_key="pedido-44"))
+    assert not again.created and again.schedule.id == first.schedule.id
+    once = await service.create(CreateScheduleCommand(
+        task_type=WHATSAPP_TEXT, payload={"to": "5511999999999", "kind": "text", "body": "Oi"},
+        schedule=f"once @ {(clock.now() + timedelta(minutes=1)).isoformat()}", timezone="UTC",
+        idempotency_key="rotina-1"))
+    clock.advance(timedelta(hours=1))
+    replayed = await service.create(CreateScheduleCommand(
+        task_type=WHATSAPP_TEXT, payload={"to": "5511999999999", "kind": "text", "body": "Oi"},
+        schedule=f"once @ {(clock.now() - timedelta(hours=1)).isoformat()}", timezone="UTC",
+        idempotency_key="rotina-1"))
+    assert not replayed.created and replayed.schedule.id == once.schedule.id
+
+
 class YieldingLookupRepository(InMemoryScheduleRepository):
     """Lets other tasks run during the key lookup, so two requests with one key both miss it."""
 

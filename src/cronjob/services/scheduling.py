@@ -142,7 +142,11 @@ class SchedulingService:
         """Validate, render and store a one-off message; replay the stored one for a known key.
 
         A ``send_at`` up to ``past_grace`` in the past is accepted and sent at once; older is refused.
+        A replay is answered before any check: the client repeating a request that was accepted
+        gets the schedule it created, even once its ``send_at`` has passed.
         """
+        if (replayed := await self._replay(command.idempotency_key)) is not None:
+            return replayed
         now = self._clock.now()
         send_at = require_aware(command.send_at, "send_at")
         self._check_not_too_old(send_at, now, command.send_at_text, field="send_at")
@@ -161,7 +165,10 @@ class SchedulingService:
         )
 
     async def create(self, command: CreateScheduleCommand) -> Scheduled:
-        """Validate and store a schedule of any known task type, one-off or recurring."""
+        """Validate and store a schedule of any known task type, one-off or recurring (a replay of
+        a known idempotency key answers with the stored schedule, before any check)."""
+        if (replayed := await self._replay(command.idempotency_key)) is not None:
+            return replayed
         now = self._clock.now()
         preparer = self._preparers.get(command.task_type)
         if preparer is None:
@@ -208,10 +215,6 @@ class SchedulingService:
         metadata: dict[str, str],
         callback_url: str | None,
     ) -> Scheduled:
-        if idempotency_key:
-            existing = await self._repository.get_by_idempotency_key(idempotency_key)
-            if existing is not None:
-                return Scheduled(existing, created=False)
         if misfire is None and not trigger.recurring:
             misfire = MisfirePolicy(grace=self._one_off_grace)
         schedule = Schedule.create(
@@ -244,6 +247,13 @@ class SchedulingService:
             return Scheduled(existing, created=False)
         self._signal.notify(first_run_at)
         return Scheduled(schedule, created=True)
+
+    async def _replay(self, idempotency_key: str | None) -> Scheduled | None:
+        """The schedule stored under ``idempotency_key`` (not created now), if any."""
+        if not idempotency_key:
+            return None
+        existing = await self._repository.get_by_idempotency_key(idempotency_key)
+        return Scheduled(existing, created=False) if existing is not None else None
 
     async def get(self, schedule_id: str) -> Schedule:
         """The schedule with this id; :class:`ScheduleNotFound` otherwise."""
