@@ -246,6 +246,18 @@ def test_outcome_unknown_is_parked_not_due() -> None:
     assert schedule.attempts[-1].outcome == "unknown"
 
 
+@pytest.mark.parametrize("after", [timedelta(0), timedelta(microseconds=400), timedelta(seconds=5)])
+def test_an_operator_retry_is_a_new_occurrence_with_its_own_key(after: timedelta) -> None:
+    schedule = in_status(S.UNKNOWN)  # its run ended at T0, the occurrence it retries
+    first_key = schedule.delivery_key
+    schedule.retry_now(now=T0 + after)
+    assert schedule.delivery_key != first_key
+    assert schedule.occurrence is not None
+    # Still distinct once a store keeps it to the millisecond.
+    assert schedule.occurrence.replace(microsecond=schedule.occurrence.microsecond // 1000 * 1000) > T0
+    assert schedule.next_run_at == schedule.occurrence == max(T0 + after, T0 + timedelta(milliseconds=1))
+
+
 def test_is_due() -> None:
     schedule = new_schedule()
     assert not schedule.is_due(T0 - timedelta(milliseconds=1))

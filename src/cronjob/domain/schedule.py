@@ -106,6 +106,8 @@ DELIVERY_STATUSES = ("sent", "delivered", "read", "failed")
 DELIVERY_RANK = {status: rank for rank, status in enumerate(DELIVERY_STATUSES)}
 
 
+_ONE_MS = timedelta(milliseconds=1)
+
 #: Newest entries kept in a schedule's attempt and event histories (recurring schedules would
 #: otherwise grow without bound; MongoDB documents are capped at 16 MB).
 HISTORY_LIMIT = 100
@@ -428,12 +430,19 @@ class Schedule:
 
     def retry_now(self, *, now: datetime) -> None:
         """An operator re-runs a ``dead``, ``unknown`` or ``missed`` schedule: a new occurrence, due
-        now, with a fresh attempt count (and so a new idempotency key)."""
+        now, with a fresh attempt count (and so a new idempotency key).
+
+        The new occurrence is at least a millisecond (the precision stores keep) after the one it
+        retries, so that its key differs even when the retry comes at that same instant.
+        """
         if self.status not in (ScheduleStatus.DEAD, ScheduleStatus.UNKNOWN, ScheduleStatus.MISSED):
             raise InvalidTransition(self.status.value, "retry")
         previous = self.status.value
         self._move(ScheduleStatus.SCHEDULED, now)
-        self.next_run_at = self.occurrence = now
+        occurrence = now
+        if self.occurrence is not None and occurrence < self.occurrence + _ONE_MS:
+            occurrence = self.occurrence + _ONE_MS
+        self.next_run_at = self.occurrence = occurrence
         self.send_by = None if self.send_by is not None and self.send_by < now else self.send_by
         self._emit("scheduled", now, next_run_at=now.isoformat(), retried_from=previous)
 
