@@ -256,6 +256,7 @@ def test_an_operator_retry_is_a_new_occurrence_with_its_own_key(after: timedelta
     # Still distinct once a store keeps it to the millisecond.
     assert schedule.occurrence.replace(microsecond=schedule.occurrence.microsecond // 1000 * 1000) > T0
     assert schedule.next_run_at == schedule.occurrence == max(T0 + after, T0 + timedelta(milliseconds=1))
+    assert schedule.events[-1].data["next_run_at"] == schedule.occurrence.isoformat()
 
 
 def test_is_due() -> None:

@@ -444,7 +444,7 @@ class Schedule:
             occurrence = self.occurrence + _ONE_MS
         self.next_run_at = self.occurrence = occurrence
         self.send_by = None if self.send_by is not None and self.send_by < now else self.send_by
-        self._emit("scheduled", now, next_run_at=now.isoformat(), retried_from=previous)
+        self._emit("scheduled", now, next_run_at=occurrence.isoformat(), retried_from=previous)
 
     def copy(self) -> Schedule:
         """A shallow copy with its own lists and dicts (payload, attempts, result, metadata,
