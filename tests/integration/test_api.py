@@ -113,14 +113,22 @@ async def test_malformed_json_is_a_422_not_a_500(client: httpx.AsyncClient) -> N
                                           "Expecting property name enclosed in double quotes"}]
 
 
-@pytest.mark.parametrize("content", [b"\xff{}", b"[" * 3_000], ids=["not UTF-8", "nested too deeply"])
-async def test_an_unparsable_body_is_a_clear_400(client: httpx.AsyncClient, content: bytes) -> None:
-    response = await client.post("/schedule-message", content=content,
+async def test_a_body_that_is_not_utf8_is_a_clear_400(client: httpx.AsyncClient) -> None:
+    response = await client.post("/schedule-message", content=b"\xff{}",
                                  headers={**AUTH, "content-type": "application/json"})
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["title"] == "Bad request"
     assert "UTF-8 JSON" in response.json()["detail"]
+
+
+async def test_a_body_nested_too_deeply_is_a_clear_4xx_not_a_500(client: httpx.AsyncClient) -> None:
+    response = await client.post("/schedule-message", content=b"[" * 1_500 + b"]" * 1_500,
+                                 headers={**AUTH, "content-type": "application/json"})
+    # Python 3.11 cannot parse it at all (400); later versions can, and it is not an object (422).
+    assert response.status_code in (400, 422), response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["title"] in ("Bad request", "Invalid request")
 
 
 async def test_an_unknown_query_parameter_is_refused_not_ignored(client: httpx.AsyncClient) -> None:
