@@ -15,7 +15,7 @@ from cronjob_adapters.observability.logs import configure_logging
 from cronjob_bootstrap.container import build_container
 from cronjob_bootstrap.runtime import run
 from cronjob_bootstrap.settings import SettingFileError, Settings
-from cronjob_bootstrap.tokens import ensure_local_token
+from cronjob_bootstrap.tokens import TOKEN_FILE, ensure_local_token
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,11 +42,12 @@ def load_settings() -> Settings:
 
 
 def check_data_dir(settings: Settings) -> None:
-    """Where the data directory is needed (the SQLite store, a created API token), it must exist
-    or be creatable, and be writable: otherwise exit with one line naming it."""
-    if settings.store != "sqlite" and settings.tokens:
-        return
+    """Where the data directory is written (the SQLite store, an API token still to create), it
+    must exist or be creatable, and be writable: otherwise exit with one line naming it. (A
+    read-only one that already holds the token does for MongoDB: the token is only read.)"""
     path = settings.data_dir
+    if settings.store != "sqlite" and (settings.tokens or (path / TOKEN_FILE).is_file()):
+        return
     try:
         path.mkdir(parents=True, exist_ok=True)
         if not os.access(path, os.W_OK | os.X_OK):

@@ -59,17 +59,23 @@ def _http_server(app: FastAPI, sock: socket.socket, grace: float) -> tuple[_Serv
 
 
 async def _initialize(repository: ScheduleRepository, stop: asyncio.Event, *, first_delay: float = 0.5,
-                      max_delay: float = 30.0) -> bool:
+                      max_delay: float = 30.0, attempt_timeout: float = 60.0) -> bool:
     """Create the store's tables and indexes, waiting for a store that cannot be reached yet (a
     database restarting under a rolling update should not crash-loop every replica): retried
-    with a growing delay until it works (True) or ``stop`` is set first (False)."""
+    with a growing delay until it works (True) or ``stop`` is set first (False). An attempt that
+    gets no answer within ``attempt_timeout`` (a stalled connection, a write concern that cannot
+    be met) counts as one that failed."""
     delay = first_delay
     while not stop.is_set():
         try:
-            await repository.initialize()
+            async with asyncio.timeout(attempt_timeout):
+                await repository.initialize()
             return True
         except StoreUnavailable as exc:
             log.warning("the store is unavailable (%s); trying again in %.1f s", exc, delay)
+        except TimeoutError:
+            log.warning("the store did not finish its set-up within %.0f s; trying again in %.1f s",
+                        attempt_timeout, delay)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=delay)
         delay = min(delay * 2, max_delay)
@@ -106,7 +112,15 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
                                         settings.shutdown_grace_seconds)
             tasks.append(http)
             log.info("listening on http://%s:%s", settings.host, settings.port)
-        if await _initialize(repository, stop):
+        stopping = asyncio.create_task(stop.wait())
+        # Set up the store while watching the rest: a SIGTERM, or the HTTP server failing, must not
+        # wait for a store that does not answer.
+        initializing = asyncio.create_task(_initialize(repository, stop), name="initialize")
+        done, _ = await asyncio.wait({initializing, stopping, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+        if initializing not in done:
+            initializing.cancel()
+            await asyncio.wait({initializing})
+        elif initializing.result():
             health.mark_initialized()
             if scheduler:
                 engine = container.engine()
@@ -119,9 +133,8 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
                     tasks.append(asyncio.create_task(watch(repository, container.signal(), stop),
                                                      name="change-stream"))
                 log.info("scheduler started as %s", settings.instance_id)
-        stopping = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({stopping, *tasks}, return_when=asyncio.FIRST_COMPLETED)
-        for task in done - {stopping}:
+            done, _ = await asyncio.wait({stopping, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+        for task in done - {stopping, initializing}:
             task.result()  # a role that ended on its own: surface its error
         stop.set()
         if server is not None:

@@ -50,7 +50,9 @@ class ScheduleRepository(ABC):
 
     @abstractmethod
     async def initialize(self) -> None:
-        """Create tables, collections and indexes. Idempotent; safe to call from every replica."""
+        """Create tables, collections and indexes. Idempotent; safe to call from every replica.
+        Raises :class:`StoreUnavailable` when the store cannot be reached (the runtime retries it
+        until it can); any other error is a configuration the runtime cannot fix by waiting."""
 
     @abstractmethod
     async def close(self) -> None:
