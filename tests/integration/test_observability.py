@@ -53,6 +53,7 @@ async def test_readiness_and_the_api_need_an_initialised_store(clock: FixedClock
         refused = await http.get("/v1/schedules", headers=AUTH)  # no work before the indexes exist
         assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
         assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["detail"].startswith("the service is starting")
         starting.health().mark_initialized()
         ready = await http.get("/readyz")
         assert ready.status_code == 200 and ready.json() == {"ok": True, "checks": {

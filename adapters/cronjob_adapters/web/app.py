@@ -14,7 +14,6 @@ from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
 from cronjob.domain.zones import DEFAULT_TIMEZONE, load_zone, localize
-from cronjob.ports.repository import StoreUnavailable
 from cronjob.services.delivery_status import DeliveryStatusService
 from cronjob.services.health import HealthService
 from cronjob.services.scheduling import CreateScheduleCommand, ScheduleMessageCommand, SchedulingService
@@ -23,7 +22,7 @@ from cronjob_adapters.tasks.registry import TaskRegistry, TaskType
 from cronjob_adapters.web.auth import bearer_tokens
 from cronjob_adapters.web.limits import BodySizeLimit
 from cronjob_adapters.web.probes import MetricsRenderer, probe_router
-from cronjob_adapters.web.problems import PROBLEM_RESPONSE, install_problem_handlers
+from cronjob_adapters.web.problems import PROBLEM_RESPONSE, StoreNotReady, install_problem_handlers
 from cronjob_adapters.web.request_id import RequestId
 from cronjob_adapters.web.schemas import (
     TaskTypeDetail,
@@ -154,7 +153,7 @@ def create_app(services: ApiServices) -> FastAPI:
 
     async def store_initialised() -> None:
         if not health.initialized:  # start-up: the store is unreachable or its indexes are being made
-            raise StoreUnavailable("the store is not initialised yet")
+            raise StoreNotReady("the store is not initialised yet")
 
     # The token first: a request without one learns nothing, not even which parameters exist.
     protected = APIRouter(dependencies=[Depends(auth), Depends(refuse_unknown_query_parameters),

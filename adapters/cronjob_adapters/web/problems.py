@@ -94,7 +94,14 @@ async def _conflict(_: Request, exc: Exception) -> JSONResponse:
     return problem(409, "Conflict", str(exc))
 
 
+class StoreNotReady(StoreUnavailable):
+    """The service is starting: its store is not set up yet (the API waits for its indexes)."""
+
+
 async def _store_down(_: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, StoreNotReady):
+        return problem(503, "Store unavailable", "the service is starting: its schedule store is being set up; "
+                       "try again shortly", headers={"Retry-After": "5"})
     log.warning("store unavailable: %s", type(exc).__name__)
     return problem(503, "Store unavailable", "the schedule store did not answer; try again shortly",
                    headers={"Retry-After": "5"})
