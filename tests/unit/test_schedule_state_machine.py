@@ -179,6 +179,20 @@ def test_a_held_lease_cannot_be_claimed_but_a_lapsed_one_can() -> None:
     assert schedule.status is S.RUNNING and schedule.attempts == []
 
 
+def test_a_run_that_took_a_lapsed_lease_says_so_whether_it_starts_or_is_missed() -> None:
+    for finish in ("start", "miss"):
+        schedule = in_status(S.RUNNING)
+        claim(schedule, "a2", T0 + LEASE + timedelta(milliseconds=1), "replica-b")
+        if finish == "start":
+            schedule.mark_started(attempt_id="a2", now=T0 + LEASE)
+        else:
+            schedule.miss(attempt_id="a2", now=T0 + LEASE, reason="too late")
+        assert schedule.events[-1].data["taken_over_from"] == "replica-a", finish
+    fresh = in_status(S.RUNNING)
+    fresh.miss(attempt_id="a1", now=T0, reason="too late")
+    assert "taken_over_from" not in fresh.events[-1].data
+
+
 @pytest.mark.parametrize("method", ["succeed", "fail_retry", "fail_give_up", "outcome_unknown", "release"])
 def test_finishing_with_a_wrong_attempt_id_raises_and_changes_nothing(method: str) -> None:
     schedule = in_status(S.RUNNING)

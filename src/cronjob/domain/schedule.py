@@ -371,9 +371,12 @@ class Schedule:
         """The occurrence was claimed too late to run: ``missed`` for a one-off (with the reason),
         the next occurrence for a recurring rule (the miss stays in the attempt history)."""
         error = ErrorInfo("missed", reason)
+        lease = self._require_lease(attempt_id)
+        # Like ``started``: the claim that found it too late may have taken a dead replica's lease.
+        data = {"taken_over_from": lease.taken_over_from} if lease.taken_over_from else {}
         self._finish_attempt(attempt_id, now, "missed", error=error)
         self.last_error = error
-        self._emit("missed", now, attempt_id, reason=reason)
+        self._emit("missed", now, attempt_id, reason=reason, **data)
         self._advance_or(ScheduleStatus.MISSED, now)
         if self.status is ScheduleStatus.SCHEDULED and self.next_run_at is not None and self.next_run_at <= now:
             # Occurrences older than the grace would all be missed too: skip to the next one ahead.
