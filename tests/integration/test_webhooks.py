@@ -38,6 +38,7 @@ from cronjob_adapters.webhooks.delivery import WebhookDeliveryHandler
 from cronjob_adapters.webhooks.signing import parse, verify
 from cronjob_bootstrap.container import Container, build_container
 from cronjob_bootstrap.settings import Settings
+from tests.support.builders import SEED
 from tests.support.clock import FixedClock
 
 TOKEN = "webhook-test-token"
@@ -45,15 +46,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SECRET = "whsec-test-0123456789"
 NOW = datetime(2025, 6, 21, 16, 0, tzinfo=UTC)  # an hour before the seed's send_at
 SEND_AT = datetime(2025, 6, 21, 17, 0, tzinfo=UTC)
-SEED = {
-    "to": "5511999999999",
-    "body": "Olá, {{1}}! Seu pedido será entregue em {{2}}.",
-    "userId": "abc123",
-    "type": "template",
-    "templateName": "notificacao_entrega",
-    "params": ["Leandro", "2 dias úteis"],
-    "send_at": "2025-06-21T14:00:00-03:00",
-}
 
 
 # -- a real webhook receiver -------------------------------------------------------------------
