@@ -19,13 +19,12 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
-import pydantic
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.template import TemplateRenderer
-from cronjob_adapters.tasks.validation import domain_error
+from cronjob_adapters.tasks.validation import validate_payload
 
 MAX_RECIPIENTS_PER_FIELD = 50
 # RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients in one transaction.
@@ -266,11 +265,6 @@ def prepare_email_payload(payload: dict[str, Any]) -> dict[str, Any]:
     ``params``, ...). Returns ``model_dump(mode="json")``: addresses in their ASCII form, the
     optional lists filled in.
     """
-    if not isinstance(payload, dict):
-        raise ValidationError("the email payload must be an object", field="")
-    try:
-        model = EmailPayload.model_validate(payload)
-    except pydantic.ValidationError as exc:
-        raise domain_error(exc) from None
+    model = validate_payload(EmailPayload, payload, "email")
     render_email(model)
     return model.model_dump(mode="json")

@@ -13,13 +13,11 @@ import json
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-import pydantic
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from cronjob.domain.errors import ValidationError
 
 from cronjob_adapters.tasks.ssrf import MAX_URL_LENGTH, HttpUrl, Target, parse_url
-from cronjob_adapters.tasks.validation import domain_error
+from cronjob_adapters.tasks.validation import validate_payload
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 SCHEDULE_HEADER = "Cronjob-Schedule-Id"
@@ -201,10 +199,5 @@ def prepare_http_request_payload(payload: dict[str, Any]) -> dict[str, Any]:
     (``model_dump(mode="json")``, defaults filled in). Raises the domain's
     :class:`ValidationError` naming the field at fault. The destination itself is checked when
     the request is made (DNS answers change, and the allow-list is the handler's)."""
-    if not isinstance(payload, dict):
-        raise ValidationError("the http.request payload must be an object", field="")
-    try:
-        model = HttpRequestPayload.model_validate(payload)
-    except pydantic.ValidationError as exc:
-        raise domain_error(exc) from None
+    model = validate_payload(HttpRequestPayload, payload, "http.request")
     return model.model_dump(mode="json")

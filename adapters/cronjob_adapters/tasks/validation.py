@@ -3,6 +3,8 @@ errors (at run time), for every task type."""
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 import pydantic
 
 from cronjob.domain.errors import ValidationError
@@ -22,6 +24,20 @@ def domain_error(exc: pydantic.ValidationError) -> ValidationError:
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more error(s))"
     return ValidationError(message, field=path)
+
+
+_Model = TypeVar("_Model", bound=pydantic.BaseModel)
+
+
+def validate_payload(model: type[_Model], payload: Any, task_type: str) -> _Model:
+    """``payload`` as ``model`` at scheduling time; the domain's :class:`ValidationError` naming
+    the field at fault (``""`` when the payload is not an object at all)."""
+    if not isinstance(payload, dict):
+        raise ValidationError(f"the {task_type} payload must be an object", field="")
+    try:
+        return model.model_validate(payload)
+    except pydantic.ValidationError as exc:
+        raise domain_error(exc) from None
 
 
 def invalid_payload(exc: pydantic.ValidationError | ValidationError) -> DeliveryError:
