@@ -3,6 +3,7 @@ plans its next look at the store once a tick has claimed what it could."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,12 +20,16 @@ from cronjob_adapters.engine.collector import QuietCollector
 class NextLook:
     """When a tick's engine should claim again: ``at`` (``None``: at the next poll, or when a
     finishing run or new work signals), and whether nothing is due before then (``idle``: a
-    quiet moment, e.g. for a full garbage collection). ``due_now``: work is due but the claim
-    did not get it (another replica won it, or it fell due just after the claim looked)."""
+    quiet moment, e.g. for a full garbage collection)."""
 
     at: datetime | None
     idle: bool
-    due_now: bool = False
+
+    @property
+    def due_now(self) -> bool:
+        """Work is due but the claim did not get it (another replica won it, or it fell due
+        just after the claim looked)."""
+        return self.at is not None and not self.idle
 
 
 class EngineBase(SchedulerEngine):
@@ -56,6 +61,8 @@ class EngineBase(SchedulerEngine):
         self._last_tick: datetime | None = None
         #: Told how long the loop is about to sleep, so full garbage collections run then.
         self._collector = collector
+        #: The last planned look found nothing due before it (set by ``_next_look``).
+        self._idle = False
 
     @property
     def last_tick(self) -> datetime | None:
@@ -67,6 +74,11 @@ class EngineBase(SchedulerEngine):
         At capacity, or with due work only of types at their limit, a finishing run signals;
         otherwise the earliest due time the store knows of (one index read), or the poll.
         """
+        look = await self._plan_look()
+        self._idle = look.idle
+        return look
+
+    async def _plan_look(self) -> NextLook:
         dispatcher = self._dispatcher
         if dispatcher.at_capacity:
             return NextLook(None, idle=False)
@@ -78,4 +90,11 @@ class EngineBase(SchedulerEngine):
             return NextLook(next_due, idle=True)
         if dispatcher.types_at_limit:
             return NextLook(None, idle=False)
-        return NextLook(now, idle=False, due_now=True)
+        return NextLook(now, idle=False)
+
+    async def _collect_if_quiet(self, seconds: float) -> None:
+        """Before a sleep of ``seconds``: let the collector run a full pass if it is owed one and
+        the last look found nothing due meanwhile (a wait for a free slot is not quiet)."""
+        if self._collector is not None and self._collector.should_collect(seconds if self._idle else 0.0):
+            await asyncio.sleep(0)  # the runs just claimed begin first
+            self._collector.collect()

@@ -108,8 +108,6 @@ class RocketryEngine(EngineBase):
         self._wake_requested = False
         self._next_look_at: datetime | None = None  # None: at the next poll
         self._retry_at: datetime | None = None
-        #: The last tick found nothing due before its next look (not waiting for a free slot).
-        self._idle = False
         self._backoff = 0.5
         self._ticked = asyncio.Event()
 
@@ -158,9 +156,7 @@ class RocketryEngine(EngineBase):
             if self._next_look_at is not None:
                 armed_until = min(armed_until, self._next_look_at)
             idle = max((armed_until - now).total_seconds(), 0.0)
-            if self._collector is not None and self._collector.should_collect(idle if self._idle else 0.0):
-                await asyncio.sleep(0)  # the runs just claimed begin first
-                self._collector.collect()
+            await self._collect_if_quiet(idle)
             await self._signal.wait(idle)
             if self._clock.now() < armed_until - _TIMER_SLACK:
                 self._wake_requested = True  # notified (on a time-out the look is due anyway)
@@ -203,7 +199,6 @@ class RocketryEngine(EngineBase):
             await asyncio.sleep(0)  # let running jobs and the API breathe between batches
             self._last_tick = self._clock.now()
         look = await self._next_look()
-        self._idle = look.idle
         if look.due_now:
             # Due but lost to another replica's claim a moment ago: look again shortly.
             return self._clock.now() + timedelta(seconds=0.01)

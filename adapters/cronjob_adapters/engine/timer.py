@@ -23,8 +23,6 @@ class AsyncioTimerEngine(EngineBase):
 
     #: The last tick found due work it could not claim and looked again at once (only once).
     _looked_again = False
-    #: The last tick found nothing due before its timeout (rather than waiting for a free slot).
-    _idle = False
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.5
@@ -39,10 +37,7 @@ class AsyncioTimerEngine(EngineBase):
                     log.warning("scheduler loop: %s: %s; retrying in %.1f s", type(exc).__name__, exc, backoff)
                     timeout = backoff
                     backoff = min(backoff * 2, self._max_error_backoff)
-                if self._collector is not None and self._collector.should_collect(
-                        timeout if self._idle else 0.0):
-                    await asyncio.sleep(0)  # the runs just claimed begin first
-                    self._collector.collect()
+                await self._collect_if_quiet(timeout)
                 if 0 < timeout <= _SHORT_WAIT:
                     # Due again in a moment (work due every few ms): a plain timer costs a
                     # fraction of a cancellable signal wait, and the next look claims whatever is
@@ -69,7 +64,6 @@ class AsyncioTimerEngine(EngineBase):
             # The claim came back short: nothing else was due, so plan the next look right away
             # rather than claim again (with a store round trip) to find nothing.
         look = await self._next_look()
-        self._idle = look.idle
         if look.due_now:
             if not self._looked_again:
                 # Most likely it fell due just after the claim looked (work due every few ms):
