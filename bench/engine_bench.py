@@ -319,8 +319,8 @@ def _engine_class(name: str) -> type:
     return AsyncioTimerEngine
 
 
-def _collector(engine: str) -> Any:
-    """The timer engine's full-collection policy, installed as ``cronjob scheduler`` installs it
+def _collector() -> Any:
+    """The scheduler's full-collection policy, installed as ``cronjob scheduler`` installs it
     (before the store is filled, so the schedules are not frozen with the start-up heap)."""
     from cronjob_adapters.engine.collector import QuietCollector
 
@@ -356,7 +356,7 @@ async def run_in_process(cell: Cell) -> Outcome:
     try:
         signal = InProcessWorkSignal(clock)
         dispatcher = _dispatcher(repository, probe, clock, signal, cell, "bench-0")
-        collector = _collector(cell.engine)
+        collector = _collector()
         engine = engine_class(dispatcher, repository, signal, clock, poll_interval=1.0, collector=collector)
         start, ids = await _fill(cell, repository, insert)
         stop = asyncio.Event()
@@ -618,7 +618,7 @@ async def worker_main(spec: dict[str, Any]) -> None:
     signal = InProcessWorkSignal(clock)
     dispatcher = _dispatcher(repository, probe, clock, signal, cell, spec["owner"])
     engine = AsyncioTimerEngine(dispatcher, repository, signal, clock, poll_interval=1.0,
-                                collector=_collector("sqlite"))
+                                collector=_collector())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     running = asyncio.create_task(engine.run(stop))

@@ -253,11 +253,9 @@ def create_app(services: ApiServices) -> FastAPI:
         Without `type`, the service's own jobs (`webhook.delivery`, one per event and subscriber)
         are left out; `type=webhook.delivery` lists them.
         """
-        if task_type:
-            items = await scheduling.list(status=status, task_types=task_type, limit=limit, offset=offset)
-        else:
-            items = await scheduling.list(status=status, exclude_types=services.internal_task_types,
-                                          limit=limit, offset=offset)
+        items = await scheduling.list(status=status, task_types=task_type or None,
+                                      exclude_types=() if task_type else services.internal_task_types,
+                                      limit=limit, offset=offset)
         return ScheduleList(items=[ScheduleView.of(s) for s in items], limit=limit, offset=offset)
 
     @protected.delete("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],

@@ -13,6 +13,7 @@ from cronjob.domain.schedule import Attempt, Schedule
 
 from cronjob_adapters.tasks.ssrf import HttpUrl, display_url
 from cronjob_adapters.tasks.whatsapp import Language, MessageBody, Params, PhoneNumber, TemplateName
+from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
 
 CallbackUrl = Annotated[HttpUrl | None, Field(
     default=None, description="Receives this schedule's signed status webhooks (see the README).")]
@@ -165,7 +166,7 @@ _SECRET_HEADERS = ("authorization", "cookie", "token", "secret", "key", "passwor
 
 #: Task types whose payload ``url`` comes from the service's configuration (its query may carry
 #: an operator's token): shown without the query, as the event log shows it.
-_CONFIGURED_URLS = ("webhook.delivery",)
+_CONFIGURED_URLS = (WEBHOOK_DELIVERY,)
 
 
 def _masked(payload: dict[str, Any], task_type: str) -> dict[str, Any]:
