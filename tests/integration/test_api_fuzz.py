@@ -225,11 +225,14 @@ def positive_answers(request: pytest.FixtureRequest) -> Iterator[Answers]:
 
 @pytest.fixture
 def negative_answers(request: pytest.FixtureRequest) -> Iterator[Answers]:
-    """Checked once all the cases have run: some invalid request was sent."""
+    """Checked once all the cases have run: some invalid request was sent, and got past
+    authentication (a refusal at the token alone says nothing of the checks behind it)."""
     answers = Answers()
     yield answers
+    operation = _operation(request)
     if not answers.failed:
-        assert answers.codes, f"{_operation(request)}: no invalid case was generated"
+        assert answers.codes, f"{operation}: no invalid case was generated"
+        assert answers.past_authentication(), f"{operation}: never past authentication: {dict(answers.codes)}"
 
 
 HYPOTHESIS = settings(deadline=None, suppress_health_check=[
