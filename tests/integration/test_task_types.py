@@ -16,14 +16,13 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from cronjob.domain.schedule import ScheduleStatus
-from cronjob_bootstrap.container import Container, build_container
-from cronjob_bootstrap.settings import Settings
+from cronjob_bootstrap.container import Container
 from cronjob_bootstrap.tasks import HTTP_RETRY
+from tests.support.app import AUTH
+from tests.support.app import make_container as app_container
 from tests.support.clock import FixedClock
 from tests.support.processes import free_port
 
-TOKEN = "tt-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 NOW = datetime(2030, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -85,12 +84,8 @@ def clock() -> FixedClock:
 
 
 def make_container(clock: FixedClock, **settings: Any) -> Container:
-    built = build_container(Settings(api_tokens=TOKEN, http_allow_hosts="127.0.0.1", **settings))
-    built.config.store.from_value("memory")
-    built.config.sender.from_value("recording")
-    built.clock.override(clock)
-    built.health().mark_initialized()  # as the runtime does once the store is set up
-    return built
+    """The shared test container (``tests.support.app``), loopback HTTP targets allowed."""
+    return app_container(clock, http_allow_hosts="127.0.0.1", **settings)
 
 
 @pytest.fixture

@@ -36,13 +36,15 @@ from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.tasks.http_request import HttpRequestHandler
 from cronjob_adapters.webhooks.delivery import WebhookDeliveryHandler
 from cronjob_adapters.webhooks.signing import parse, verify
-from cronjob_bootstrap.container import Container, build_container
+from cronjob.ports.clock import SystemClock
+from cronjob_bootstrap.container import Container
 from cronjob_bootstrap.settings import Settings
+from tests.support.app import AUTH
+from tests.support.app import make_container as app_container
 from tests.support.builders import SEED
 from tests.support.clock import FixedClock
+from tests.support.waiting import until
 
-TOKEN = "webhook-test-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SECRET = "whsec-test-0123456789"
 NOW = datetime(2025, 6, 21, 16, 0, tzinfo=UTC)  # an hour before the seed's send_at
 SEND_AT = datetime(2025, 6, 21, 17, 0, tzinfo=UTC)
@@ -164,16 +166,10 @@ def receiver(clock: FixedClock) -> Iterator[Receiver]:
 
 
 def make_container(clock: FixedClock | None, **settings: Any) -> Container:
-    values: dict[str, Any] = {"api_tokens": TOKEN, "webhook_secret": SECRET, "http_allow_hosts": "127.0.0.1",
-                              "poll_interval_seconds": 0.05}
-    values.update(settings)
-    container = build_container(Settings(**values))
-    container.config.store.from_value("memory")
-    container.config.sender.from_value("recording")
-    if clock is not None:
-        container.clock.override(clock)
-    container.health().mark_initialized()  # as the runtime does once the store is set up
-    return container
+    """The shared test container (``tests.support.app``) with webhooks signed and loopback receivers
+    allowed; ``clock=None``: the system clock."""
+    return app_container(clock or SystemClock(), **{
+        "webhook_secret": SECRET, "http_allow_hosts": "127.0.0.1", "poll_interval_seconds": 0.05, **settings})
 
 
 @pytest.fixture
@@ -304,9 +300,8 @@ async def test_an_outcome_whose_write_answer_was_lost_is_still_delivered(
     # The outcome is written but the answer never comes back: the retried write finds it done
     # (fenced: not written twice). Its event must still reach the subscribers: the deliveries
     # were stored before the write, and each finds its event stored.
-    flaky = make_container(clock)
     repository = AnswerLostAfterTheWrite()
-    flaky.repository.override(providers.Object(repository))
+    flaky = make_container(clock, repository=repository)
     async for client in api(flaky):
         created = await schedule(client, callback_url=receiver.url("/callback"))
         clock.set(SEND_AT)
@@ -607,10 +602,7 @@ async def test_the_running_engine_delivers_on_the_system_clock() -> None:
             try:
                 send_at = datetime.now(UTC).isoformat()
                 created = await schedule(client, send_at=send_at, callback_url=server.url("/callback"))
-                for _ in range(250):
-                    if len(server.all) >= 6:
-                        break
-                    await asyncio.sleep(0.02)
+                await until(lambda: len(server.all) >= 6)
             finally:
                 stop.set()
                 await engine

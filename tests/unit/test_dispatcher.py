@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -33,6 +32,7 @@ from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.memory.signal import InProcessWorkSignal
 from tests.support.clock import FixedClock
+from tests.support.waiting import until
 
 NOW = datetime(2030, 1, 15, 11, 0, tzinfo=UTC)
 DUE = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
@@ -87,13 +87,6 @@ class SaveFailsRepository(InMemoryScheduleRepository):
             self.failures -= 1
             raise StoreUnavailable("store down")
         return await super().save(schedule, expected_status=expected_status, attempt_id=attempt_id)
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Let the loop run until ``predicate`` holds (fails the test after ``timeout`` seconds)."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.001)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from cronjob_adapters.engine.collector import QuietCollector
 from cronjob_adapters.engine.timer import AsyncioTimerEngine
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.signal import InProcessWorkSignal
+from tests.support.waiting import until
 
 
 class Node:
@@ -131,9 +132,7 @@ async def test_the_timer_engine_collects_when_nothing_is_due(collector: QuietCol
     assert collector.owed
     stop = asyncio.Event()
     running = asyncio.create_task(engine.run(stop))
-    async with asyncio.timeout(5):
-        while collector.full_collections == 0:
-            await asyncio.sleep(0.01)
+    await until(lambda: collector.full_collections > 0)
     stop.set()
     await running
     assert not collector.owed
