@@ -275,7 +275,7 @@ class SqliteScheduleRepository(ScheduleRepository):
                 " AND created_at < ? AND json_extract(doc, '$.updated_at') < ? LIMIT ?)",
                 (*wanted, to_epoch_ms(before), before.astimezone(UTC).isoformat(), limit)).rowcount
 
-        return await self._db.run(lambda: self._db.transaction(delete))
+        return await self._db.write(delete)  # joins the group commit, like every other write
 
     async def renew_lease(self, schedule_id: str, attempt_id: str, until: datetime) -> bool:
         # In place, like a claim: the column and the document's lease.until, fenced by the attempt.
