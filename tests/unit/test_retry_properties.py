@@ -152,6 +152,26 @@ def test_never_retries_beyond_the_maximum_age(failure: Failure) -> None:
         assert failure.earliest_retry > limit
 
 
+def test_aging_failures_reach_both_branches() -> None:
+    """The age property above checks a branch only where an example reaches it: the strategy must
+    produce failures that retry and failures that give up for age (also at the exact limit)."""
+    seen: set[str] = set()
+
+    @settings(max_examples=200, derandomize=True, database=None)
+    @given(aging_failures())
+    def collect(failure: Failure) -> None:
+        decision = failure.decide()
+        limit = T0 + failure.policy.max_age
+        if decision.retry_at is not None:
+            seen.add("retries at the limit" if decision.retry_at == limit else "retries")
+        else:
+            seen.add("gives up a microsecond past" if failure.earliest_retry - limit == timedelta(microseconds=1)
+                     else "gives up for age")
+
+    collect()
+    assert seen == {"retries", "retries at the limit", "gives up for age", "gives up a microsecond past"}
+
+
 @given(policies(), st.integers(0, 80), jitters, retry_afters, millis(0, DAY_MS))
 def test_a_permanent_error_never_retries(
     policy: RetryPolicy, attempts: int, jitter: float, retry_after: timedelta | None, elapsed: timedelta
