@@ -2,8 +2,9 @@
 
 The system under test is the real :class:`SchedulingService`, two real :class:`Dispatcher`
 replicas (different owners, two slots each, competing for claims over one store) and the real
-:class:`WhatsAppMessageHandler`, over the shipped in-memory store or the SQLite store on a temp
-file (one repository instance per replica, as separate processes would have). Time is a
+:class:`WhatsAppMessageHandler`, over the shipped in-memory store, the SQLite store on a temp
+file or the MongoDB test server (one repository instance per replica, as separate processes
+would have: one SQLite connection or one MongoDB client each). Time is a
 :class:`FixedClock` that only the machine moves; the sender is a :class:`RecordingMessageSender`
 that can be scripted, per schedule, to fail its next sends (retryable, rate limited, permanent,
 outcome unknown) and that logs every send with the clock time and the delivery key.
@@ -42,7 +43,8 @@ The sender never fails after a message was handed over except as scripted, and t
 replica never sends, so no duplicate is legitimate here: every delivery key is sent
 successfully at most once.
 
-Both stores run the same machine (derandomized, so CI sees the same walks every time). A few
+The three stores run the same machine (derandomized, so CI sees the same walks every time;
+MongoDB fewer walks, as the test server takes milliseconds per write). A few
 scenarios too rare for random walks (an operator retry at the very instant of the run it reacts
 to, a repeat of an accepted request long after its ``send_at``, a lease take-over) are replayed
 through the same rules and checks at the end of the file.
@@ -56,6 +58,7 @@ import itertools
 import shutil
 import sys
 import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -66,7 +69,7 @@ from typing import ClassVar, TypeVar
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import (
@@ -90,6 +93,7 @@ from cronjob.services.scheduling import (
     SchedulingService,
 )
 from cronjob_adapters.codec import ScheduleCodec
+from cronjob_adapters.mongodb.repository import MongoScheduleRepository
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.memory.signal import InProcessWorkSignal
@@ -116,6 +120,8 @@ CRASHED = "replica-crashed"
 FINAL = {S.SUCCEEDED, S.DEAD, S.UNKNOWN, S.MISSED, S.CANCELLED}
 #: A bound on claim rounds at one instant (a livelock would otherwise hang the test).
 MAX_ROUNDS = 500
+#: Walks of the MongoDB machine: the test server takes milliseconds per write (see design.md).
+MONGODB_EXAMPLES = 30
 TEXT_PAYLOAD = {"to": "5511999999999", "kind": "text", "body": "Oi, {{1}}", "params": ["Ana"]}
 
 
@@ -353,6 +359,8 @@ class ServiceModel(RuleBasedStateMachine):
     """The service, two replicas and a crash-prone third over one store, against the model."""
 
     store_kind: ClassVar[str] = "memory"
+    #: The MongoDB server of the ``mongodb`` kind (set from the session's ``mongodb_uri`` fixture).
+    mongodb_uri: ClassVar[str] = ""
 
     def __init__(self) -> None:
         super().__init__()
@@ -379,10 +387,17 @@ class ServiceModel(RuleBasedStateMachine):
         self.by_key: dict[str, str] = {}
 
     async def _open_stores(self) -> list[ScheduleRepository]:
-        """One repository per replica: the shared in-memory one, or one SQLite file each opens."""
+        """One repository per replica: the shared in-memory one, one SQLite file each opens, or a
+        client each on one MongoDB database of its own."""
         if self.store_kind == "memory":
             shared = InMemoryScheduleRepository()
             return [shared, shared]
+        if self.store_kind == "mongodb":
+            database = f"model_{uuid.uuid4().hex[:12]}"
+            clients = [MongoScheduleRepository.from_uri(self.mongodb_uri, database, ScheduleCodec(default_trigger_parser()),
+                                                        server_selection_timeout_ms=2000) for _ in range(2)]
+            await clients[0].initialize()
+            return list(clients)
         self.tmp = Path(tempfile.mkdtemp(prefix="service-model-"))
         made: list[ScheduleRepository] = []
         for _ in range(2):
@@ -689,12 +704,18 @@ class ServiceModel(RuleBasedStateMachine):
     async def _close(self) -> None:
         for replica in self.replicas.values():
             await replica.drain(timeout=1)
+        if isinstance(self.repositories[0], MongoScheduleRepository):
+            await self.repositories[0].drop_database()
         for repository in {id(r): r for r in self.repositories}.values():
             await repository.close()
 
 
 class SqliteServiceModel(ServiceModel):
     store_kind = "sqlite"
+
+
+class MongoServiceModel(ServiceModel):
+    store_kind = "mongodb"
 
 
 def _settings(examples: int) -> settings:
@@ -706,6 +727,12 @@ TestMemoryServiceModel = ServiceModel.TestCase
 TestMemoryServiceModel.settings = _settings(300)
 TestSqliteServiceModel = SqliteServiceModel.TestCase
 TestSqliteServiceModel.settings = _settings(60)
+
+
+def test_mongodb_service_model(mongodb_uri: str) -> None:
+    """The same machine over MongoDB (the test server: fewer walks, its writes cost milliseconds)."""
+    MongoServiceModel.mongodb_uri = mongodb_uri
+    run_state_machine_as_test(MongoServiceModel, settings=_settings(MONGODB_EXAMPLES))
 
 
 # -- scenarios too rare for random walks, replayed through the same machine ------------------
@@ -739,10 +766,13 @@ SCENARIOS: dict[str, tuple[list[Step], Callable[[ServiceModel], bool]]] = {
 }
 
 
-@pytest.mark.parametrize("machine_class", [ServiceModel, SqliteServiceModel], ids=["memory", "sqlite"])
+@pytest.mark.parametrize("machine_class", [ServiceModel, SqliteServiceModel, MongoServiceModel],
+                         ids=["memory", "sqlite", "mongodb"])
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_scenario(machine_class: type[ServiceModel], scenario: str) -> None:
+def test_scenario(machine_class: type[ServiceModel], scenario: str, request: pytest.FixtureRequest) -> None:
     steps, happened = SCENARIOS[scenario]
+    if machine_class is MongoServiceModel:
+        MongoServiceModel.mongodb_uri = request.getfixturevalue("mongodb_uri")
     machine = machine_class()
     try:
         for name, arguments in steps:
