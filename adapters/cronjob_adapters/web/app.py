@@ -20,6 +20,7 @@ from cronjob.services.scheduling import CreateScheduleCommand, ScheduleMessageCo
 
 from cronjob_adapters.tasks.registry import TaskRegistry, TaskType
 from cronjob_adapters.web.auth import bearer_tokens
+from cronjob_adapters.web.dashboard import dashboard_router
 from cronjob_adapters.web.limits import BodySizeLimit
 from cronjob_adapters.web.probes import MetricsRenderer, probe_router
 from cronjob_adapters.web.problems import PROBLEM_RESPONSE, StoreNotReady, install_problem_handlers
@@ -35,6 +36,7 @@ from cronjob_adapters.web.schemas import (
     ScheduleList,
     ScheduleMessageRequest,
     ScheduleView,
+    StatsView,
 )
 from cronjob_adapters.web.strict_query import refuse_unknown_query_parameters
 from cronjob_adapters.web.whatsapp_webhook import document_notification, whatsapp_webhook_router
@@ -133,7 +135,8 @@ def create_app(services: ApiServices) -> FastAPI:
         description=(
             "Schedules time-based work (WhatsApp messages first) and runs each due job once. "
             "Every endpoint needs `Authorization: Bearer <token>` except the probes (`/healthcheck`, "
-            "`/livez`, `/readyz`), this description and `/v1/whatsapp/webhook` (signed by Meta). "
+            "`/livez`, `/readyz`), this description, the dashboard's page (`/dashboard`) and "
+            "`/v1/whatsapp/webhook` (signed by Meta). "
             "Errors are `application/problem+json` (RFC 9457) with an `errors` list naming fields."
         ),
     )
@@ -258,6 +261,11 @@ def create_app(services: ApiServices) -> FastAPI:
                                       limit=limit, offset=offset)
         return ScheduleList(items=[ScheduleView.of(s) for s in items], limit=limit, offset=offset)
 
+    @protected.get("/v1/stats", response_model=StatsView, tags=["schedules"])
+    async def stats() -> StatsView:
+        """How many schedules are in each status, overall and per task type (the dashboard's counts)."""
+        return StatsView.of(await scheduling.counts(), services.internal_task_types)
+
     @protected.delete("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
                       responses={404: _PROBLEM, 409: _PROBLEM})
     async def cancel_schedule(schedule_id: str) -> ScheduleView:
@@ -282,6 +290,7 @@ def create_app(services: ApiServices) -> FastAPI:
             for e in schedule.events])
 
     app.include_router(protected)
+    app.include_router(dashboard_router())
     if services.whatsapp_app_secret and services.whatsapp_verify_token and services.delivery_status:
         # Authenticated by Meta's signature, not the bearer token (Meta cannot send one).
         app.include_router(whatsapp_webhook_router(

@@ -3,13 +3,14 @@ rules that need the domain (templates, time zones, grace) are the services' and 
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from cronjob.domain.schedule import Attempt, Schedule
+from cronjob.domain.schedule import Attempt, Schedule, ScheduleStatus
 
 from cronjob_adapters.tasks.ssrf import HttpUrl, display_url
 from cronjob_adapters.tasks.whatsapp import Language, MessageBody, Params, PhoneNumber, TemplateName
@@ -286,6 +287,30 @@ class ScheduleList(BaseModel):
     items: list[ScheduleView]
     limit: int
     offset: int
+
+
+class StatsView(BaseModel):
+    """Schedules counted by status and by task type, as the dashboard shows them."""
+
+    total: int = Field(description="Schedules in `by_status` (the service's own task types left out).")
+    by_status: dict[str, int] = Field(
+        description="Every status, with how many schedules are in it; the service's own jobs "
+                    "(`webhook.delivery`) are left out, as `GET /v1/schedules` leaves them out.")
+    by_type: dict[str, dict[str, int]] = Field(
+        description="Per task type (the service's own included), how many schedules are in each "
+                    "status it has.")
+
+    @classmethod
+    def of(cls, counts: Mapping[tuple[ScheduleStatus, str], int], internal: Collection[str]) -> StatsView:
+        by_status = {status.value: 0 for status in ScheduleStatus}
+        by_type: dict[str, dict[str, int]] = {}
+        for (status, task_type), count in sorted(counts.items(), key=lambda item: (item[0][1], item[0][0].value)):
+            if not count:
+                continue
+            by_type.setdefault(task_type, {})[status.value] = count
+            if task_type not in internal:
+                by_status[status.value] += count
+        return cls(total=sum(by_status.values()), by_status=by_status, by_type=by_type)
 
 
 class ProbeView(BaseModel):

@@ -275,6 +275,10 @@ class SchedulingService:
         return await self._repository.list(status=status, task_types=task_types, exclude_types=exclude_types,
                                            limit=limit, offset=offset)
 
+    async def counts(self) -> dict[tuple[ScheduleStatus, str], int]:
+        """How many schedules there are per (status, task type); pairs with none are left out."""
+        return await self._repository.count_by_status_and_type()
+
     async def cancel(self, schedule_id: str) -> Schedule:
         """Cancel a schedule that has not started; :class:`ScheduleConflict` if it has."""
         schedule = await self.get(schedule_id)

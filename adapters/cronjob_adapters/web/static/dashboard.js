@@ -1,0 +1,301 @@
+// The cronjob dashboard: reads and acts through the bearer-token API, like any client.
+// Data is only ever written into the page as text (textContent), never as markup.
+"use strict";
+
+const TOKEN_KEY = "cronjob.token";
+const PAGE_SIZE = 50;
+const REFRESH_MS = 5000;
+const ACTIONABLE = { cancel: ["scheduled"], retry: ["dead", "unknown", "missed"] };
+
+const state = { status: "", type: "", offset: 0, selected: null, timer: null, busy: false, again: false };
+const $ = (selector) => document.querySelector(selector);
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    const fields = (problem.errors || []).map((e) => `${e.field}: ${e.message}`).join("; ");
+    super(`${problem.title || "Error"} (${status}): ${problem.detail || ""}${fields ? ` [${fields}]` : ""}`);
+    this.status = status;
+  }
+}
+
+async function api(path, options = {}) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const response = await fetch(path, {
+    ...options,
+    headers: { Accept: "application/json", Authorization: `Bearer ${token}`, ...(options.headers || {}) },
+  });
+  if (response.status === 401) {
+    signOut("The token was refused (401): enter a valid API token.");
+    throw new ApiError(401, { title: "Unauthorized" });
+  }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, body);
+  return body;
+}
+
+function element(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (className) node.className = className;
+  return node;
+}
+
+function when(iso) {
+  if (!iso) return element("span", "—");
+  const node = element("time", new Date(iso).toLocaleString());
+  node.dateTime = iso;
+  node.title = iso;
+  return node;
+}
+
+function cell(row, content, className) {
+  const td = element("td", null, className);
+  if (content instanceof Node) td.append(content);
+  else td.textContent = content === undefined || content === null ? "" : String(content);
+  row.append(td);
+  return td;
+}
+
+function say(text, kind = "error") {
+  const box = $("#message");
+  box.textContent = text;
+  box.className = kind === "info" ? "info" : "";
+  box.hidden = !text;
+}
+
+// -- sign-in -------------------------------------------------------------------------------
+
+function signOut(reason) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  stopRefresh();
+  $("#app").hidden = true;
+  $("#sign-out").hidden = true;
+  $("#sign-in").hidden = false;
+  say(reason || "");
+}
+
+async function signIn(token) {
+  sessionStorage.setItem(TOKEN_KEY, token);
+  try {
+    await api("v1/stats");
+  } catch (error) {
+    if (error.status !== 401) say(error.message);
+    return;
+  }
+  $("#sign-in").hidden = true;
+  $("#app").hidden = false;
+  $("#sign-out").hidden = false;
+  say("");
+  await loadTypes();
+  await refresh();
+  startRefresh();
+}
+
+// -- the overview --------------------------------------------------------------------------
+
+async function loadTypes() {
+  const select = $("#type-filter");
+  const types = await api("v1/task-types");
+  const names = new Set(types.map((t) => t.type));
+  names.add("webhook.delivery");
+  select.replaceChildren(select.options[0], ...[...names].sort().map((name) => {
+    const option = element("option", name);
+    option.value = name;
+    return option;
+  }));
+  select.value = state.type;
+}
+
+async function loadReadiness() {
+  const badge = $("#ready");
+  try {
+    const response = await fetch("readyz", { headers: { Accept: "application/json" } });
+    const body = await response.json();
+    const failing = Object.entries(body.checks || {}).filter(([, v]) => v !== "ok");
+    badge.textContent = body.ok ? "ready" : `not ready: ${failing.map(([k, v]) => `${k} ${v}`).join(", ")}`;
+    badge.className = `badge ${body.ok ? "ok" : "bad"}`;
+  } catch (error) {
+    badge.textContent = "unreachable";
+    badge.className = "badge bad";
+  }
+}
+
+async function loadCounts() {
+  const stats = await api("v1/stats");
+  $("#total").textContent = stats.total;
+  for (const button of document.querySelectorAll(".count[data-status]")) {
+    const status = button.dataset.status;
+    if (status) button.querySelector(".n").textContent = stats.by_status[status] ?? 0;
+    button.classList.toggle("active", status === state.status);
+  }
+}
+
+async function loadSchedules() {
+  const query = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(state.offset) });
+  if (state.status) query.set("status", state.status);
+  if (state.type) query.set("type", state.type);
+  const page = await api(`v1/schedules?${query}`);
+  const body = $("#schedules tbody");
+  const rows = page.items.map((schedule) => {
+    const row = element("tr");
+    row.dataset.id = schedule.id;
+    row.classList.toggle("selected", schedule.id === state.selected);
+    cell(row, when(schedule.created_at), "created");
+    cell(row, schedule.id, "id");
+    cell(row, schedule.type, "type");
+    cell(row, schedule.status, `status status-${schedule.status}`);
+    cell(row, schedule.schedule, "rule");
+    cell(row, when(schedule.next_run_at), "next-run");
+    cell(row, schedule.attempts.length, "attempts");
+    cell(row, schedule.last_error ? `${schedule.last_error.code}: ${schedule.last_error.message}` : "", "error");
+    row.addEventListener("click", () => openDetail(schedule.id));
+    return row;
+  });
+  body.replaceChildren(...rows);
+  $("#empty").hidden = rows.length > 0;
+  $("#prev").disabled = state.offset === 0;
+  $("#next").disabled = rows.length < PAGE_SIZE;
+  const first = rows.length ? state.offset + 1 : state.offset;
+  $("#page").textContent = `${first}–${state.offset + rows.length}`;
+}
+
+async function refresh() {
+  if (state.busy) {  // a filter changed while a refresh was under way: refresh again after it
+    state.again = true;
+    return;
+  }
+  state.busy = true;
+  try {
+    do {
+      state.again = false;
+      await Promise.all([loadReadiness(), loadCounts(), loadSchedules()]);
+      if (state.selected) await loadDetail(state.selected);
+    } while (state.again);
+    $("#last-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+  } catch (error) {
+    if (error.status !== 401) say(error.message);
+  } finally {
+    state.busy = false;
+  }
+}
+
+function startRefresh() {
+  stopRefresh();
+  if ($("#auto-refresh").checked) {
+    state.timer = setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
+  }
+}
+
+function stopRefresh() {
+  if (state.timer) clearInterval(state.timer);
+  state.timer = null;
+}
+
+function filterBy(changes) {
+  Object.assign(state, changes, { offset: 0 });
+  $("#status-filter").value = state.status;
+  $("#type-filter").value = state.type;
+  refresh();
+}
+
+// -- one schedule --------------------------------------------------------------------------
+
+async function openDetail(id) {
+  state.selected = id;
+  for (const row of document.querySelectorAll("#schedules tbody tr")) {
+    row.classList.toggle("selected", row.dataset.id === id);
+  }
+  try {
+    await loadDetail(id);
+  } catch (error) {
+    if (error.status !== 401) say(error.message);
+  }
+}
+
+async function loadDetail(id) {
+  const [schedule, events] = await Promise.all([
+    api(`v1/schedules/${encodeURIComponent(id)}`),
+    api(`v1/schedules/${encodeURIComponent(id)}/events`),
+  ]);
+  if (state.selected !== id) return;  // another schedule was opened meanwhile
+  $("#detail").hidden = false;
+  $("#detail-id").textContent = schedule.id;
+  const status = $("#detail-status");
+  status.textContent = schedule.status;
+  status.className = `status status-${schedule.status}`;
+  $("#cancel").hidden = !ACTIONABLE.cancel.includes(schedule.status);
+  $("#retry").hidden = !ACTIONABLE.retry.includes(schedule.status);
+
+  const fields = [
+    ["type", schedule.type], ["schedule", schedule.schedule], ["time zone", schedule.timezone],
+    ["next run", when(schedule.next_run_at)], ["occurrence", when(schedule.send_at)],
+    ["send_by", when(schedule.send_by)], ["to", schedule.to], ["rendered body", schedule.rendered_body],
+    ["template", schedule.templateName], ["user", schedule.userId], ["idempotency key", schedule.idempotency_key],
+    ["callback", schedule.callback_url], ["result", Object.keys(schedule.result).length ? JSON.stringify(schedule.result) : null],
+    ["delivery", schedule.delivery.status ? JSON.stringify(schedule.delivery) : null],
+    ["created", when(schedule.created_at)], ["updated", when(schedule.updated_at)],
+  ];
+  $("#detail-fields").replaceChildren(...fields.filter(([, v]) => v !== null && v !== undefined && v !== "")
+    .flatMap(([label, value]) => {
+      const dd = element("dd");
+      if (value instanceof Node) dd.append(value); else dd.textContent = String(value);
+      return [element("dt", label), dd];
+    }));
+  const error = schedule.last_error;
+  $("#detail-error").textContent = error ? `${error.code}: ${error.message}${error.retryable ? " (retryable)" : ""}` : "—";
+
+  $("#attempts tbody").replaceChildren(...schedule.attempts.map((a) => {
+    const row = element("tr");
+    cell(row, a.number); cell(row, a.outcome, `status status-${a.outcome}`);
+    cell(row, when(a.scheduled_for)); cell(row, when(a.started_at)); cell(row, when(a.finished_at));
+    cell(row, a.owner); cell(row, a.error ? `${a.error.code}: ${a.error.message}` : "");
+    return row;
+  }));
+  $("#events tbody").replaceChildren(...events.items.map((e) => {
+    const row = element("tr");
+    cell(row, when(e.at)); cell(row, e.type, "type");
+    cell(row, Object.entries(e.data).map(([k, v]) => `${k}=${v}`).join(", "));
+    cell(row, e.deliveries.map((d) => `${d.url}: ${d.status} (${d.attempts})`).join("; "));
+    return row;
+  }));
+  $("#detail-payload").textContent = JSON.stringify(schedule.payload, null, 2);
+}
+
+async function act(action) {
+  const id = state.selected;
+  if (!id) return;
+  if (action === "cancel" && !window.confirm(`Cancel schedule ${id}? This cannot be undone.`)) return;
+  const path = action === "cancel" ? `v1/schedules/${encodeURIComponent(id)}` : `v1/schedules/${encodeURIComponent(id)}/retry`;
+  try {
+    const schedule = await api(path, { method: action === "cancel" ? "DELETE" : "POST" });
+    say(`Schedule ${id}: ${action === "cancel" ? "cancelled" : "retry scheduled"} (now ${schedule.status}).`, "info");
+  } catch (error) {
+    if (error.status !== 401) say(error.message);
+  }
+  await refresh();
+}
+
+// -- wiring --------------------------------------------------------------------------------
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    signIn($("#token").value.trim());
+  });
+  $("#sign-out").addEventListener("click", () => signOut(""));
+  for (const button of document.querySelectorAll(".count[data-status]")) {
+    button.addEventListener("click", () => filterBy({ status: button.dataset.status }));
+  }
+  $("#status-filter").addEventListener("change", (e) => filterBy({ status: e.target.value }));
+  $("#type-filter").addEventListener("change", (e) => filterBy({ type: e.target.value }));
+  $("#auto-refresh").addEventListener("change", startRefresh);
+  $("#refresh").addEventListener("click", () => refresh());
+  $("#prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE_SIZE); refresh(); });
+  $("#next").addEventListener("click", () => { state.offset += PAGE_SIZE; refresh(); });
+  $("#cancel").addEventListener("click", () => act("cancel"));
+  $("#retry").addEventListener("click", () => act("retry"));
+  $("#close-detail").addEventListener("click", () => { state.selected = null; $("#detail").hidden = true; loadSchedules(); });
+  loadReadiness();
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) signIn(token);
+});

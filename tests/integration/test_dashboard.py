@@ -1,0 +1,266 @@
+"""The dashboard in headless Chromium, against a real ``cronjob serve`` (SQLite store, no WhatsApp
+credentials: every message that falls due ends ``dead`` with ``not_configured``, which gives the
+page dead letters to show and retry).
+
+Chromium is Debian's (``/usr/bin/chromium``, installed by ``make test``; ``CRONJOB_TEST_CHROMIUM``
+names another), driven by Playwright's Python API; no browser is downloaded. Every test also
+checks that the page logged no error (a script error, a refused request, a CSP violation).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect, sync_playwright
+
+from tests.support.builders import seed_request
+from tests.support.processes import CronjobProcess, free_port
+from tests.support.waiting import wait_until
+
+TOKEN = "dashboard-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+#: Flags for a headless Chromium on a machine with a closed network, run as root.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]
+
+
+def _chromium() -> str:
+    path = os.environ.get("CRONJOB_TEST_CHROMIUM", "/usr/bin/chromium")
+    if not Path(path).exists():
+        pytest.fail(f"no Chromium at {path}: `make test` installs Debian's chromium package (as root); "
+                    "elsewhere set CRONJOB_TEST_CHROMIUM to a Chromium or Chrome binary")
+    return path
+
+
+class Service:
+    """The ``cronjob serve`` under test and a client of its API."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = httpx.Client(base_url=base, headers=AUTH, timeout=10)
+
+    def message(self, send_at: datetime, **changes: Any) -> dict[str, Any]:
+        response = self.http.post("/schedule-message", json={**seed_request(send_at), **changes})
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def later(self, **changes: Any) -> dict[str, Any]:
+        """A message due in an hour (it stays ``scheduled``)."""
+        return self.message(datetime.now(UTC) + timedelta(hours=1), **changes)
+
+    def dead(self, **changes: Any) -> dict[str, Any]:
+        """A message due now, once the scheduler has found it cannot be sent (``dead``)."""
+        created = self.message(datetime.now(UTC), **changes)
+        return self.wait_for(created["id"], lambda s: s["status"] == "dead")
+
+    def get(self, schedule_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/v1/schedules/{schedule_id}")
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def wait_for(self, schedule_id: str, condition: Any, timeout: float = 15) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+
+        def check() -> bool:
+            found.update(self.get(schedule_id))
+            return bool(condition(found))
+
+        assert wait_until(check, timeout=timeout), f"schedule {schedule_id}: {found}"
+        return found
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    tmp = tmp_path_factory.mktemp("dashboard")
+    port = free_port()
+    env = {"CRONJOB_DATA_DIR": str(tmp / "var"), "CRONJOB_PORT": str(port), "CRONJOB_API_TOKENS": TOKEN,
+           "CRONJOB_POLL_INTERVAL_SECONDS": "0.2"}
+    serve = CronjobProcess("serve", env, tmp / "serve.log").start()
+    try:
+        serve.wait_http(f"http://127.0.0.1:{port}/healthcheck")
+        yield Service(f"http://127.0.0.1:{port}")
+    finally:
+        serve.stop(signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = _chromium()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page_errors() -> list[str]:
+    """What the page logged as errors; a test that provokes one takes it out."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, service: Service, page_errors: list[str]) -> Iterator[Page]:
+    """A fresh tab (its own session storage) on the dashboard; fails the test if the page logs an error."""
+    context = browser.new_context(base_url=service.base)
+    opened = context.new_page()
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            page_errors.append(message.text)
+
+    opened.on("console", on_console)
+    opened.on("pageerror", lambda error: page_errors.append(str(error)))
+    opened.goto("/dashboard")
+    yield opened
+    context.close()
+    assert page_errors == [], page_errors
+
+
+def sign_in(page: Page, token: str = TOKEN) -> None:
+    page.fill("#token", token)
+    page.click("#token-save")
+
+
+def row(page: Page, schedule_id: str) -> Any:
+    return page.locator(f'#schedules tbody tr[data-id="{schedule_id}"]')
+
+
+def test_the_page_needs_a_valid_token(page: Page, service: Service, page_errors: list[str]) -> None:
+    expect(page.locator("#sign-in")).to_be_visible()
+    expect(page.locator("#app")).to_be_hidden()
+    expect(page.locator("#ready")).to_have_text("ready")  # the probe needs no token
+    sign_in(page, "not-the-token")
+    expect(page.locator("#message")).to_contain_text("The token was refused (401)")
+    expect(page.locator("#app")).to_be_hidden()
+    assert page.evaluate("sessionStorage.getItem('cronjob.token')") is None
+    refused = [error for error in page_errors if "status of 401" in error]
+    assert len(refused) == 1  # Chromium logs the refused request itself
+    page_errors.remove(refused[0])
+
+
+def test_counts_and_rows_agree_with_the_api(page: Page, service: Service) -> None:
+    later, dead = service.later(), service.dead()
+    sign_in(page)
+    expect(row(page, later["id"])).to_be_visible()
+    stats = service.http.get("/v1/stats").json()
+    expect(page.locator("#total")).to_have_text(str(stats["total"]))
+    for status, count in stats["by_status"].items():
+        expect(page.locator(f'.count[data-status="{status}"] .n')).to_have_text(str(count))
+    listed = service.http.get("/v1/schedules", params={"limit": 50}).json()["items"]
+    expect(page.locator("#schedules tbody tr")).to_have_count(len(listed))
+    expect(row(page, dead["id"]).locator("td.status")).to_have_text("dead")
+    expect(row(page, dead["id"]).locator("td.error")).to_contain_text("not_configured")
+
+    page.click('.count[data-status="dead"]')  # the dead letters
+    expect(page.locator("#status-filter")).to_have_value("dead")
+    expect(row(page, later["id"])).to_have_count(0)
+    statuses = page.locator("#schedules tbody td.status")
+    expect(statuses.first).to_have_text("dead")
+    assert set(statuses.all_text_contents()) == {"dead"}
+
+
+def test_a_dead_letter_is_retried_from_its_detail(page: Page, service: Service) -> None:
+    dead = service.dead()
+    sign_in(page)
+    row(page, dead["id"]).click()
+    expect(page.locator("#detail-id")).to_have_text(dead["id"])
+    expect(page.locator("#detail-status")).to_have_text("dead")
+    expect(page.locator("#detail-error")).to_contain_text("not_configured")
+    expect(page.locator("#attempts tbody tr")).to_have_count(1)
+    expect(page.locator("#events tbody td.type")).to_have_text(["scheduled", "started", "failed", "dead"])
+    expect(page.locator("#cancel")).to_be_hidden()
+
+    page.click("#retry")
+    expect(page.locator("#message")).to_contain_text(f"Schedule {dead['id']}: retry scheduled")
+    # The retry runs (and, with no credentials, ends dead again): a second attempt, on the page too.
+    service.wait_for(dead["id"], lambda s: len(s["attempts"]) == 2 and s["status"] == "dead")
+    page.click("#refresh")
+    expect(page.locator("#attempts tbody tr")).to_have_count(2)
+
+
+def test_cancel_asks_first(page: Page, service: Service) -> None:
+    later = service.later()
+    sign_in(page)
+    row(page, later["id"]).click()
+    expect(page.locator("#retry")).to_be_hidden()
+    answers: list[str] = []
+
+    def answer(accept: bool) -> Any:
+        def handle(dialog: Dialog) -> None:
+            answers.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+        return handle
+
+    page.once("dialog", answer(False))
+    page.click("#cancel")
+    expect(page.locator("#detail-status")).to_have_text("scheduled")
+    assert service.get(later["id"])["status"] == "scheduled"
+
+    page.once("dialog", answer(True))
+    page.click("#cancel")
+    expect(page.locator("#detail-status")).to_have_text("cancelled")
+    expect(page.locator("#cancel")).to_be_hidden()
+    assert service.get(later["id"])["status"] == "cancelled"
+    assert answers == [f"Cancel schedule {later['id']}? This cannot be undone."] * 2
+
+
+def test_data_is_shown_as_text_never_as_markup(page: Page, service: Service) -> None:
+    markup = '<img src=x onerror="window.pwned=1">'
+    later = service.later(body=f"Olá, {{{{1}}}}! {markup}", params=["Leandro"], userId="<b>bold</b>")
+    sign_in(page)
+    row(page, later["id"]).click()
+    expect(page.locator("#detail-fields")).to_contain_text(f"Olá, Leandro! {markup}")
+    expect(page.locator("#detail-fields")).to_contain_text("<b>bold</b>")
+    assert page.locator("#detail img, #detail b").count() == 0
+    assert page.evaluate("window.pwned") is None
+
+
+def test_the_type_filter_and_its_own_jobs(page: Page, service: Service) -> None:
+    text = service.later(type="text", templateName=None)
+    template = service.later()
+    sign_in(page)
+    expect(row(page, template["id"])).to_be_visible()
+    page.select_option("#type-filter", "whatsapp.text")
+    expect(row(page, template["id"])).to_have_count(0)
+    expect(row(page, text["id"])).to_be_visible()
+    assert set(page.locator("#schedules tbody td.type").all_text_contents()) == {"whatsapp.text"}
+    # The service's own jobs are one of the types to pick.
+    assert "webhook.delivery" in page.locator("#type-filter option").all_text_contents()
+
+
+def test_signing_out_forgets_the_token(page: Page, service: Service) -> None:
+    sign_in(page)
+    expect(page.locator("#app")).to_be_visible()
+    page.reload()  # the token lasts as long as the tab
+    expect(page.locator("#app")).to_be_visible()
+    page.click("#sign-out")
+    expect(page.locator("#sign-in")).to_be_visible()
+    page.reload()
+    expect(page.locator("#sign-in")).to_be_visible()
+    expect(page.locator("#app")).to_be_hidden()
+    assert page.evaluate("sessionStorage.getItem('cronjob.token')") is None
+
+
+def test_the_page_is_locked_down(service: Service) -> None:
+    """No token needed for the page (it holds no data); only its own script runs; no framing."""
+    http = httpx.Client(base_url=service.base, timeout=10)
+    home = http.get("/")
+    assert home.status_code == 307 and home.headers["location"] == "dashboard"
+    page = http.get("/dashboard")
+    assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
+    assert page.headers["x-frame-options"] == "DENY"
+    script = http.get("/dashboard/dashboard.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert http.head("/dashboard").status_code == 200
+    unknown = http.get("/dashboard/app.py")
+    assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
+    assert http.get("/v1/stats").status_code == 401  # the data still needs the token
