@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,8 +43,9 @@ def _chromium() -> str:
 class Service:
     """The ``cronjob serve`` under test and a client of its API."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, data_dir: Path) -> None:
         self.base = base
+        self.data_dir = data_dir
         self.http = httpx.Client(base_url=base, headers=AUTH, timeout=10)
 
     def message(self, send_at: datetime, **changes: Any) -> dict[str, Any]:
@@ -85,7 +87,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     serve = CronjobProcess("serve", env, tmp / "serve.log").start()
     try:
         serve.wait_http(f"http://127.0.0.1:{port}/healthcheck")
-        yield Service(f"http://127.0.0.1:{port}")
+        yield Service(f"http://127.0.0.1:{port}", tmp / "var")
     finally:
         serve.stop(signal.SIGTERM)
 
@@ -183,6 +185,24 @@ def test_a_dead_letter_is_retried_from_its_detail(page: Page, service: Service) 
     service.wait_for(dead["id"], lambda s: len(s["attempts"]) == 2 and s["status"] == "dead")
     page.click("#refresh")
     expect(page.locator("#attempts tbody tr")).to_have_count(2)
+
+
+def test_a_schedule_deleted_meanwhile_closes_its_detail(page: Page, service: Service,
+                                                       page_errors: list[str]) -> None:
+    dead = service.dead()
+    sign_in(page)
+    row(page, dead["id"]).click()
+    expect(page.locator("#detail-status")).to_have_text("dead")
+    with sqlite3.connect(service.data_dir / "cronjob.sqlite3") as db:  # as the retention clean-up does
+        assert db.execute("DELETE FROM schedules WHERE id = ?", (dead["id"],)).rowcount == 1
+    page.click("#refresh")
+    expect(page.locator("#detail")).to_be_hidden()
+    expect(page.locator("#message")).to_have_text(f"Schedule {dead['id']} no longer exists.")
+    expect(row(page, dead["id"])).to_have_count(0)
+    missing = [error for error in page_errors if "status of 404" in error]
+    assert 1 <= len(missing) <= 2  # Chromium logs the refused requests (the schedule and its events)
+    for error in missing:
+        page_errors.remove(error)
 
 
 def test_cancel_asks_first(page: Page, service: Service) -> None:

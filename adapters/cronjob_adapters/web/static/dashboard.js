@@ -212,11 +212,25 @@ async function openDetail(id) {
   }
 }
 
+function closeDetail() {
+  state.selected = null;
+  $("#detail").hidden = true;
+  for (const row of document.querySelectorAll("#schedules tbody tr.selected")) row.classList.remove("selected");
+}
+
 async function loadDetail(id) {
-  const [schedule, events] = await Promise.all([
-    api(`v1/schedules/${encodeURIComponent(id)}`),
-    api(`v1/schedules/${encodeURIComponent(id)}/events`),
-  ]);
+  let schedule, events;
+  try {
+    [schedule, events] = await Promise.all([
+      api(`v1/schedules/${encodeURIComponent(id)}`),
+      api(`v1/schedules/${encodeURIComponent(id)}/events`),
+    ]);
+  } catch (error) {
+    if (error.status !== 404 || state.selected !== id) throw error;
+    closeDetail();  // deleted meanwhile (the retention clean-up): say so once, not on every refresh
+    say(`Schedule ${id} no longer exists.`, "info");
+    return;
+  }
   if (state.selected !== id) return;  // another schedule was opened meanwhile
   $("#detail").hidden = false;
   $("#detail-id").textContent = schedule.id;
@@ -294,7 +308,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#next").addEventListener("click", () => { state.offset += PAGE_SIZE; refresh(); });
   $("#cancel").addEventListener("click", () => act("cancel"));
   $("#retry").addEventListener("click", () => act("retry"));
-  $("#close-detail").addEventListener("click", () => { state.selected = null; $("#detail").hidden = true; loadSchedules(); });
+  $("#close-detail").addEventListener("click", closeDetail);
   loadReadiness();
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) signIn(token);
