@@ -32,6 +32,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update"]
 
 
+expect.set_options(timeout=10_000)  # a loaded CI machine; the page refreshes every 5 s on its own
+
+
 def _chromium() -> str:
     path = os.environ.get("CRONJOB_TEST_CHROMIUM", "/usr/bin/chromium")
     if not Path(path).exists():
@@ -152,9 +155,14 @@ def test_counts_and_rows_agree_with_the_api(page: Page, service: Service) -> Non
     sign_in(page)
     expect(row(page, later["id"])).to_be_visible()
     stats = service.http.get("/v1/stats").json()
+    page.click("#refresh")  # the page read its counts before these
     expect(page.locator("#total")).to_have_text(str(stats["total"]))
     for status, count in stats["by_status"].items():
         expect(page.locator(f'.count[data-status="{status}"] .n')).to_have_text(str(count))
+    page.click("#by-type-section summary")
+    for task_type, counts in stats["by_type"].items():
+        cells = page.locator(f'#by-type tbody tr[data-type="{task_type}"] td.n')
+        expect(cells).to_have_text([str(counts.get(s, "")) for s in stats["by_status"]])
     listed = service.http.get("/v1/schedules", params={"limit": 50}).json()["items"]
     expect(page.locator("#schedules tbody tr")).to_have_count(len(listed))
     expect(row(page, dead["id"]).locator("td.status")).to_have_text("dead")
@@ -251,6 +259,11 @@ def test_the_type_filter_and_its_own_jobs(page: Page, service: Service) -> None:
     expect(row(page, template["id"])).to_have_count(0)
     expect(row(page, text["id"])).to_be_visible()
     assert set(page.locator("#schedules tbody td.type").all_text_contents()) == {"whatsapp.text"}
+    page.click("#by-type-section summary")  # a type's row in the counts is the same filter
+    page.click('#by-type tbody tr[data-type="whatsapp.template"]')
+    expect(page.locator("#type-filter")).to_have_value("whatsapp.template")
+    expect(row(page, text["id"])).to_have_count(0)
+    expect(row(page, template["id"])).to_be_visible()
     # The service's own jobs are one of the types to pick.
     assert "webhook.delivery" in page.locator("#type-filter option").all_text_contents()
 

@@ -122,12 +122,22 @@ async function loadReadiness() {
 
 async function loadCounts() {
   const stats = await api("v1/stats");
-  $("#total").textContent = stats.total;
   for (const button of document.querySelectorAll(".count[data-status]")) {
     const status = button.dataset.status;
-    if (status) button.querySelector(".n").textContent = stats.by_status[status] ?? 0;
+    const count = status ? stats.by_status[status] ?? 0 : stats.total;
+    button.querySelector(".n").textContent = count;
+    button.classList.toggle("alert", ["dead", "unknown"].includes(status) && count > 0);
     button.classList.toggle("active", status === state.status);
   }
+  const statuses = [...document.querySelectorAll("#by-type thead th")].slice(1).map((th) => th.textContent);
+  $("#by-type tbody").replaceChildren(...Object.entries(stats.by_type).map(([type, counts]) => {
+    const row = element("tr");
+    row.dataset.type = type;
+    cell(row, type, "type");
+    for (const status of statuses) cell(row, counts[status] ?? "", `n status-${status}`);
+    row.addEventListener("click", () => filterBy({ type }));
+    return row;
+  }));
 }
 
 async function loadSchedules() {
