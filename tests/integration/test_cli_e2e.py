@@ -179,6 +179,7 @@ def test_without_a_token_serve_creates_one_and_says_how_to_use_it(tmp_path: Path
         token = token_file.read_text().strip()
         assert oct(token_file.stat().st_mode & 0o777) == "0o600"
         assert str(token_file) in serve.output() and token not in serve.output()
+        assert f"dashboard: {base}/dashboard (enter that token)" in serve.output()
         ok = httpx.get(f"{base}/v1/schedules", headers={"Authorization": f"Bearer {token}"})
         assert ok.status_code == 200
         assert httpx.get(f"{base}/v1/schedules").status_code == 401
