@@ -25,6 +25,8 @@ in flight, 30 s leases, 1 s poll.
 Rows:
 - ``asyncio call_at floor``: no scheduler, one ``loop.call_at`` per job whose callback records the
   same lateness: what a bare asyncio timer loop can do in this process, on this machine;
+- ``asyncio call_at + task floor``: the same, but each callback starts an asyncio task, which
+  records the lateness as it starts (as a job that is a coroutine must be run);
 - (a) the asyncio timer engine + the in-memory store;
 - (b) the Rocketry engine adapter + the in-memory store;
 - (c) the asyncio timer engine + the SQLite store, in 1 and in 3 scheduler processes on one file;
@@ -75,6 +77,7 @@ MONGO_LABEL = "(MongoDB test server: SecantusDB, not a real mongod)"
 
 ENGINES = {
     "floor": "asyncio call_at floor",
+    "floortask": "asyncio call_at + task floor",
     "memory": "(a) timer + memory",
     "rocketry": "(b) rocketry + memory",
     "sqlite1": "(c) timer + SQLite, 1 process",
@@ -260,8 +263,9 @@ async def _cpu_at(loop: asyncio.AbstractEventLoop, at: datetime) -> asyncio.Futu
 
 
 async def run_floor(cell: Cell) -> Outcome:
-    """One ``loop.call_at`` per job; the callback records the lateness like the probe does."""
-    out = Outcome(ENGINES["floor"], cell.scenario, cell.n)
+    """One ``loop.call_at`` per job; the callback records the lateness like the probe does
+    (``floortask``: the callback starts an asyncio task per job, which records it as it starts)."""
+    out = Outcome(ENGINES[cell.engine], cell.scenario, cell.n)
     loop = asyncio.get_running_loop()
     clock = SystemClock()
     fired: list[tuple[str, datetime, datetime]] = []
@@ -275,8 +279,15 @@ async def run_floor(cell: Cell) -> Outcome:
         if len(fired) >= cell.n:
             done.set()
 
+    async def job(sid: str, due: datetime) -> None:
+        fire(sid, due)
+
+    def start_job(sid: str, due: datetime) -> None:
+        loop.create_task(job(sid, due))
+
+    callback = start_job if cell.engine == "floortask" else fire
     base_wall, base_loop = datetime.now(UTC), loop.time()
-    handles = [loop.call_at(base_loop + (due - base_wall).total_seconds(), fire, sid, due)
+    handles = [loop.call_at(base_loop + (due - base_wall).total_seconds(), callback, sid, due)
                for sid, due in zip(ids, due_times(cell.scenario, cell.n, start, cell.spread_s), strict=True)]
     if cell.scenario == "idle":
         await _idle_window(out, cell)
@@ -712,7 +723,7 @@ def scenario_label(cell: Cell) -> str:
 
 
 def run_cell(cell: Cell) -> dict[str, Any]:
-    if cell.engine == "floor":
+    if cell.engine in ("floor", "floortask"):
         out = asyncio.run(run_floor(cell))
     elif cell.engine in ("sqlite1", "sqlite3"):
         out = run_sqlite(cell, int(cell.engine[-1]))
