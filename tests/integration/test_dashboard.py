@@ -226,14 +226,19 @@ def test_cancel_asks_first(page: Page, service: Service) -> None:
             dialog.accept() if accept else dialog.dismiss()
         return handle
 
+    deletes: list[str] = []
+    page.on("request", lambda request: deletes.append(request.url) if request.method == "DELETE" else None)
     page.once("dialog", answer(False))
     page.click("#cancel")
     expect(page.locator("#detail-status")).to_have_text("scheduled")
-    assert service.get(later["id"])["status"] == "scheduled"
+    page.click("#refresh")  # a DELETE sent on the click would be made before this refresh's answer
+    expect(page.locator("#last-updated")).not_to_have_text("")
+    assert deletes == [] and service.get(later["id"])["status"] == "scheduled"
 
     page.once("dialog", answer(True))
     page.click("#cancel")
     expect(page.locator("#detail-status")).to_have_text("cancelled")
+    assert deletes == [f"{service.base}/v1/schedules/{later['id']}"]
     expect(page.locator("#cancel")).to_be_hidden()
     assert service.get(later["id"])["status"] == "cancelled"
     assert answers == [f"Cancel schedule {later['id']}? This cannot be undone."] * 2
@@ -246,7 +251,7 @@ def test_data_is_shown_as_text_never_as_markup(page: Page, service: Service) -> 
     row(page, later["id"]).click()
     expect(page.locator("#detail-fields")).to_contain_text(f"Olá, Leandro! {markup}")
     expect(page.locator("#detail-fields")).to_contain_text("<b>bold</b>")
-    assert page.locator("#detail img, #detail b").count() == 0
+    assert page.locator("img, b").count() == 0
     assert page.evaluate("window.pwned") is None
 
 
@@ -259,6 +264,9 @@ def test_the_type_filter_and_its_own_jobs(page: Page, service: Service) -> None:
     expect(row(page, template["id"])).to_have_count(0)
     expect(row(page, text["id"])).to_be_visible()
     assert set(page.locator("#schedules tbody td.type").all_text_contents()) == {"whatsapp.text"}
+    text_counts = service.http.get("/v1/stats").json()["by_type"]["whatsapp.text"]
+    expect(page.locator("#total")).to_have_text(str(sum(text_counts.values())))  # the counts follow the type
+    expect(page.locator('.count[data-status="scheduled"] .n')).to_have_text(str(text_counts["scheduled"]))
     page.click("#by-type-section summary")  # a type's row in the counts is the same filter
     page.click('#by-type tbody tr[data-type="whatsapp.template"]')
     expect(page.locator("#type-filter")).to_have_value("whatsapp.template")
@@ -268,28 +276,69 @@ def test_the_type_filter_and_its_own_jobs(page: Page, service: Service) -> None:
     assert "webhook.delivery" in page.locator("#type-filter option").all_text_contents()
 
 
-def test_signing_out_forgets_the_token(page: Page, service: Service) -> None:
+def test_paging_and_a_page_that_empties(page: Page, service: Service) -> None:
+    for _ in range(51 - _count(service, "scheduled", "whatsapp.template")):
+        service.later()
+    total = _count(service, "scheduled", "whatsapp.template")
     sign_in(page)
-    expect(page.locator("#app")).to_be_visible()
+    page.select_option("#status-filter", "scheduled")
+    page.select_option("#type-filter", "whatsapp.template")
+    expect(page.locator("#schedules tbody tr")).to_have_count(50)
+    expect(page.locator("#page")).to_have_text("1–50")
+    expect(page.locator("#prev")).to_be_disabled()
+    expect(page.locator("#next")).to_be_enabled()
+    page.click("#next")
+    expect(page.locator("#page")).to_have_text(f"51–{total}")
+    expect(page.locator("#next")).to_be_disabled()  # no empty page behind the last one
+    older = page.locator("#schedules tbody tr").evaluate_all("rows => rows.map(r => r.dataset.id)")
+    for schedule_id in older:  # the last page empties (cancelled elsewhere): back to the one before
+        assert service.http.delete(f"/v1/schedules/{schedule_id}").status_code == 200
+    page.click("#refresh")
+    expect(page.locator("#page")).to_have_text("1–50")
+    expect(page.locator("#empty")).to_be_hidden()
+
+
+def _count(service: Service, status: str, task_type: str) -> int:
+    return int(service.http.get("/v1/stats").json()["by_type"].get(task_type, {}).get(status, 0))
+
+
+def test_signing_out_forgets_the_token_and_what_it_read(page: Page, service: Service) -> None:
+    later = service.later()
+    sign_in(page)
+    expect(page.locator("#token")).to_have_value("")  # not left in the page
+    expect(row(page, later["id"])).to_be_visible()
     page.reload()  # the token lasts as long as the tab
-    expect(page.locator("#app")).to_be_visible()
+    expect(row(page, later["id"])).to_be_visible()
+    row(page, later["id"]).click()
+    expect(page.locator("#detail-id")).to_have_text(later["id"])
     page.click("#sign-out")
+    expect(page.locator("#sign-in")).to_be_visible()
+    expect(page.locator("#app")).to_be_hidden()
+    assert page.evaluate("sessionStorage.getItem('cronjob.token')") is None
+    expect(page.locator("#token")).to_have_value("")
+    for selector in ("#schedules tbody tr", "#by-type tbody tr", "#attempts tbody tr", "#events tbody tr",
+                     "#detail-fields dd"):
+        expect(page.locator(selector)).to_have_count(0)
+    expect(page.locator("#detail-payload")).to_have_text("")
+    page.click("#token-save")  # an empty field opens nothing
     expect(page.locator("#sign-in")).to_be_visible()
     page.reload()
     expect(page.locator("#sign-in")).to_be_visible()
     expect(page.locator("#app")).to_be_hidden()
-    assert page.evaluate("sessionStorage.getItem('cronjob.token')") is None
 
 
 def test_the_page_is_locked_down(service: Service) -> None:
     """No token needed for the page (it holds no data); only its own script runs; no framing."""
     http = httpx.Client(base_url=service.base, timeout=10)
     home = http.get("/")
-    assert home.status_code == 307 and home.headers["location"] == "dashboard"
+    assert home.status_code == 307 and home.headers["location"] == "dashboard"  # relative: keeps a prefix
+    slash = http.get("/dashboard/")
+    assert slash.status_code == 307 and slash.headers["location"] == "../dashboard"
     page = http.get("/dashboard")
     assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
+    assert "require-trusted-types-for 'script'" in csp
     assert page.headers["x-frame-options"] == "DENY"
     script = http.get("/dashboard/dashboard.js")
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")

@@ -15,12 +15,13 @@ from fastapi.responses import RedirectResponse, Response
 _STATIC = Path(__file__).with_name("static")
 _ASSETS = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8"}
 
-#: Only the page's own script and style run; it talks to this origin only, and no other site may
-#: frame it (clickjacking a cancel button).
+#: Only the page's own script and style run; it talks to this origin only; no other site may frame
+#: it (clickjacking a cancel button); and, with Trusted Types required, a string assigned as markup
+#: (``innerHTML``) is refused by the browser rather than parsed.
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'; require-trusted-types-for 'script'"
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -30,7 +31,8 @@ HEADERS = {
 
 
 def dashboard_router() -> APIRouter:
-    """``GET /dashboard`` (the page), its two assets, and ``GET /`` redirecting to it."""
+    """``GET /dashboard`` (the page), its two assets, and ``GET /`` and ``GET /dashboard/``
+    redirecting to it (relative redirects, which keep an ingress's path prefix)."""
     router = APIRouter(include_in_schema=False)
     page = (_STATIC / "dashboard.html").read_bytes()
     assets = {name: ((_STATIC / name).read_bytes(), media) for name, media in _ASSETS.items()}
@@ -38,6 +40,12 @@ def dashboard_router() -> APIRouter:
     @router.get("/")
     async def home() -> RedirectResponse:
         return RedirectResponse("dashboard", status_code=307)
+
+    @router.get("/dashboard/")
+    async def dashboard_slash() -> RedirectResponse:
+        # Served as is, its relative addresses would resolve under /dashboard/; Starlette's own
+        # slash redirect would name the host and drop an ingress's path prefix.
+        return RedirectResponse("../dashboard", status_code=307)
 
     @router.api_route("/dashboard", methods=["GET", "HEAD"])
     async def dashboard() -> Response:

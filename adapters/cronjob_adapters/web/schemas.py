@@ -302,6 +302,8 @@ class StatsView(BaseModel):
 
     @classmethod
     def of(cls, counts: Mapping[tuple[ScheduleStatus, str], int], internal: Collection[str]) -> StatsView:
+        """The view of ``counts`` per (status, task type), the ``internal`` task types left out of
+        ``by_status`` and ``total``."""
         by_status = {status.value: 0 for status in ScheduleStatus}
         by_type: dict[str, dict[str, int]] = {}
         for (status, task_type), count in sorted(counts.items(), key=lambda item: (item[0][1], item[0][0].value)):

@@ -7,7 +7,9 @@ const PAGE_SIZE = 50;
 const REFRESH_MS = 5000;
 const ACTIONABLE = { cancel: ["scheduled"], retry: ["dead", "unknown", "missed"] };
 
-const state = { status: "", type: "", offset: 0, selected: null, timer: null, busy: false, again: false };
+//: ``failed``: the message shown is a refresh's error, cleared by the next refresh that works.
+const FRESH = { status: "", type: "", offset: 0, selected: null, again: false, failed: false };
+const state = { token: null, timer: null, busy: false, ...FRESH };
 const $ = (selector) => document.querySelector(selector);
 
 class ApiError extends Error {
@@ -19,10 +21,9 @@ class ApiError extends Error {
 }
 
 async function api(path, options = {}) {
-  const token = sessionStorage.getItem(TOKEN_KEY);
   const response = await fetch(path, {
     ...options,
-    headers: { Accept: "application/json", Authorization: `Bearer ${token}`, ...(options.headers || {}) },
+    headers: { Accept: "application/json", Authorization: `Bearer ${state.token}`, ...(options.headers || {}) },
   });
   if (response.status === 401) {
     signOut("The token was refused (401): enter a valid API token.");
@@ -61,13 +62,27 @@ function say(text, kind = "error") {
   box.textContent = text;
   box.className = kind === "info" ? "info" : "";
   box.hidden = !text;
+  state.failed = kind === "refresh" && Boolean(text);
 }
 
 // -- sign-in -------------------------------------------------------------------------------
 
 function signOut(reason) {
+  // Forget the token and everything read with it: nothing is left in the page for the next person.
+  state.token = null;
   sessionStorage.removeItem(TOKEN_KEY);
   stopRefresh();
+  Object.assign(state, FRESH);
+  for (const selector of ["#schedules tbody", "#by-type tbody", "#attempts tbody", "#events tbody", "#detail-fields"]) {
+    $(selector).replaceChildren();
+  }
+  for (const selector of ["#detail-payload", "#detail-error", "#detail-id", "#page", "#last-updated"]) {
+    $(selector).textContent = "";
+  }
+  for (const n of document.querySelectorAll(".count .n")) n.textContent = "0";
+  $("#status-filter").value = "";
+  $("#type-filter").value = "";
+  $("#detail").hidden = true;
   $("#app").hidden = true;
   $("#sign-out").hidden = true;
   $("#sign-in").hidden = false;
@@ -75,20 +90,26 @@ function signOut(reason) {
 }
 
 async function signIn(token) {
-  sessionStorage.setItem(TOKEN_KEY, token);
+  state.token = token;
   try {
     await api("v1/stats");
   } catch (error) {
+    state.token = null;  // kept only once the service took it
     if (error.status !== 401) say(error.message);
     return;
   }
+  sessionStorage.setItem(TOKEN_KEY, token);
   $("#sign-in").hidden = true;
   $("#app").hidden = false;
   $("#sign-out").hidden = false;
   say("");
-  await loadTypes();
+  try {
+    await loadTypes();
+  } catch (error) {
+    if (error.status !== 401) say(error.message, "refresh");
+  }
   await refresh();
-  startRefresh();
+  if (state.token) startRefresh();
 }
 
 // -- the overview --------------------------------------------------------------------------
@@ -96,6 +117,7 @@ async function signIn(token) {
 async function loadTypes() {
   const select = $("#type-filter");
   const types = await api("v1/task-types");
+  if (!state.token) return;  // signed out meanwhile
   const names = new Set(types.map((t) => t.type));
   names.add("webhook.delivery");
   select.replaceChildren(select.options[0], ...[...names].sort().map((name) => {
@@ -122,9 +144,13 @@ async function loadReadiness() {
 
 async function loadCounts() {
   const stats = await api("v1/stats");
+  if (!state.token) return;
+  // The counts follow the type filter: with a type chosen, they are that type's.
+  const counts = state.type ? stats.by_type[state.type] || {} : stats.by_status;
+  const total = state.type ? Object.values(counts).reduce((a, b) => a + b, 0) : stats.total;
   for (const button of document.querySelectorAll(".count[data-status]")) {
     const status = button.dataset.status;
-    const count = status ? stats.by_status[status] ?? 0 : stats.total;
+    const count = status ? counts[status] ?? 0 : total;
     button.querySelector(".n").textContent = count;
     button.classList.toggle("alert", ["dead", "unknown"].includes(status) && count > 0);
     button.classList.toggle("active", status === state.status);
@@ -141,12 +167,19 @@ async function loadCounts() {
 }
 
 async function loadSchedules() {
-  const query = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(state.offset) });
+  // One more than a page: whether an older page exists.
+  const query = new URLSearchParams({ limit: String(PAGE_SIZE + 1), offset: String(state.offset) });
   if (state.status) query.set("status", state.status);
   if (state.type) query.set("type", state.type);
   const page = await api(`v1/schedules?${query}`);
+  if (!state.token) return;
+  if (page.items.length === 0 && state.offset > 0) {
+    // Past the end (schedules were deleted meanwhile): back to the last page that has some.
+    state.offset = Math.max(0, state.offset - PAGE_SIZE);
+    state.again = true;
+  }
   const body = $("#schedules tbody");
-  const rows = page.items.map((schedule) => {
+  const rows = page.items.slice(0, PAGE_SIZE).map((schedule) => {
     const row = element("tr");
     row.dataset.id = schedule.id;
     row.classList.toggle("selected", schedule.id === state.selected);
@@ -164,12 +197,13 @@ async function loadSchedules() {
   body.replaceChildren(...rows);
   $("#empty").hidden = rows.length > 0;
   $("#prev").disabled = state.offset === 0;
-  $("#next").disabled = rows.length < PAGE_SIZE;
+  $("#next").disabled = page.items.length <= PAGE_SIZE;
   const first = rows.length ? state.offset + 1 : state.offset;
   $("#page").textContent = `${first}–${state.offset + rows.length}`;
 }
 
 async function refresh() {
+  if (!state.token) return;
   if (state.busy) {  // a filter changed while a refresh was under way: refresh again after it
     state.again = true;
     return;
@@ -178,12 +212,15 @@ async function refresh() {
   try {
     do {
       state.again = false;
-      await Promise.all([loadReadiness(), loadCounts(), loadSchedules()]);
-      if (state.selected) await loadDetail(state.selected);
-    } while (state.again);
-    $("#last-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
-  } catch (error) {
-    if (error.status !== 401) say(error.message);
+      try {
+        await Promise.all([loadReadiness(), loadCounts(), loadSchedules()]);
+        if (state.selected) await loadDetail(state.selected);
+        if (state.failed) say("");  // the service is back
+        $("#last-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+      } catch (error) {
+        if (error.status !== 401) say(error.message, "refresh");
+      }
+    } while (state.again && state.token);
   } finally {
     state.busy = false;
   }
@@ -236,12 +273,13 @@ async function loadDetail(id) {
       api(`v1/schedules/${encodeURIComponent(id)}/events`),
     ]);
   } catch (error) {
-    if (error.status !== 404 || state.selected !== id) throw error;
+    if (state.selected !== id) return;  // closed, or another one opened, meanwhile
+    if (error.status !== 404) throw error;
     closeDetail();  // deleted meanwhile (the retention clean-up): say so once, not on every refresh
     say(`Schedule ${id} no longer exists.`, "info");
     return;
   }
-  if (state.selected !== id) return;  // another schedule was opened meanwhile
+  if (state.selected !== id || !state.token) return;  // another one opened, or signed out, meanwhile
   $("#detail").hidden = false;
   $("#detail-id").textContent = schedule.id;
   const status = $("#detail-status");
@@ -304,7 +342,9 @@ async function act(action) {
 document.addEventListener("DOMContentLoaded", () => {
   $("#token-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    signIn($("#token").value.trim());
+    const token = $("#token").value.trim();
+    $("#token").value = "";  // not left in the page
+    signIn(token);
   });
   $("#sign-out").addEventListener("click", () => signOut(""));
   for (const button of document.querySelectorAll(".count[data-status]")) {
