@@ -20,6 +20,7 @@ from cronjob.services.scheduling import CreateScheduleCommand, ScheduleMessageCo
 
 from cronjob_adapters.tasks.registry import TaskRegistry, TaskType
 from cronjob_adapters.web.auth import bearer_tokens
+from cronjob_adapters.web.counts_cache import CountsCache
 from cronjob_adapters.web.dashboard import dashboard_router
 from cronjob_adapters.web.limits import BodySizeLimit
 from cronjob_adapters.web.probes import MetricsRenderer, probe_router
@@ -66,6 +67,8 @@ class ApiServices:
     #: Task types the service creates for itself (status webhook deliveries): left out of
     #: ``GET /v1/schedules`` unless asked for by ``type``.
     internal_task_types: Sequence[str] = ()
+    #: ``GET /v1/stats`` answers from one read of the counts for this many seconds.
+    stats_max_age: float = 2.0
 
 
 def _retry_policy(retry: RetryRequest | None, registry: TaskRegistry, task_type: str) -> RetryPolicy | None:
@@ -261,10 +264,17 @@ def create_app(services: ApiServices) -> FastAPI:
                                       limit=limit, offset=offset)
         return ScheduleList(items=[ScheduleView.of(s) for s in items], limit=limit, offset=offset)
 
+    counts = CountsCache(scheduling.counts, services.stats_max_age)
+
     @protected.get("/v1/stats", response_model=StatsView, tags=["schedules"])
     async def stats() -> StatsView:
-        """How many schedules are in each status, overall and per task type (the dashboard's counts)."""
-        return StatsView.of(await scheduling.counts(), services.internal_task_types)
+        """How many schedules are in each status, overall and per task type (the dashboard's counts).
+
+        The counts read the whole store, so each API process reads them at most once every
+        2 seconds: `as_of` says when.
+        """
+        found, as_of = await counts.get()
+        return StatsView.of(found, services.internal_task_types, as_of)
 
     @protected.delete("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
                       responses={404: _PROBLEM, 409: _PROBLEM})

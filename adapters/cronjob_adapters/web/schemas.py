@@ -299,11 +299,14 @@ class StatsView(BaseModel):
     by_type: dict[str, dict[str, int]] = Field(
         description="Per task type (the service's own included), how many schedules are in each "
                     "status it has.")
+    as_of: datetime = Field(description="When the counts were read (an API process reads them at most "
+                                        "once every 2 seconds).")
 
     @classmethod
-    def of(cls, counts: Mapping[tuple[ScheduleStatus, str], int], internal: Collection[str]) -> StatsView:
-        """The view of ``counts`` per (status, task type), the ``internal`` task types left out of
-        ``by_status`` and ``total``."""
+    def of(cls, counts: Mapping[tuple[ScheduleStatus, str], int], internal: Collection[str],
+           as_of: datetime) -> StatsView:
+        """The view of ``counts`` per (status, task type) read at ``as_of``, the ``internal``
+        task types left out of ``by_status`` and ``total``."""
         by_status = {status.value: 0 for status in ScheduleStatus}
         by_type: dict[str, dict[str, int]] = {}
         for (status, task_type), count in sorted(counts.items(), key=lambda item: (item[0][1], item[0][0].value)):
@@ -312,7 +315,7 @@ class StatsView(BaseModel):
             by_type.setdefault(task_type, {})[status.value] = count
             if task_type not in internal:
                 by_status[status.value] += count
-        return cls(total=sum(by_status.values()), by_status=by_status, by_type=by_type)
+        return cls(total=sum(by_status.values()), by_status=by_status, by_type=by_type, as_of=as_of)
 
 
 class ProbeView(BaseModel):
