@@ -90,7 +90,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     serve = CronjobProcess("serve", env, tmp / "serve.log").start()
     try:
         serve.wait_http(f"http://127.0.0.1:{port}/healthcheck")
-        yield Service(f"http://127.0.0.1:{port}", tmp / "var")
+        service = Service(f"http://127.0.0.1:{port}", tmp / "var")
+        yield service
+        service.http.close()
     finally:
         serve.stop(signal.SIGTERM)
 
@@ -333,20 +335,20 @@ def test_signing_out_forgets_the_token_and_what_it_read(page: Page, service: Ser
 
 def test_the_page_is_locked_down(service: Service) -> None:
     """No token needed for the page (it holds no data); only its own script runs; no framing."""
-    http = httpx.Client(base_url=service.base, timeout=10)
-    home = http.get("/")
-    assert home.status_code == 307 and home.headers["location"] == "dashboard"  # relative: keeps a prefix
-    slash = http.get("/dashboard/")
-    assert slash.status_code == 307 and slash.headers["location"] == "../dashboard"
-    page = http.get("/dashboard")
-    assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
-    csp = page.headers["content-security-policy"]
-    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
-    assert "require-trusted-types-for 'script'" in csp
-    assert page.headers["x-frame-options"] == "DENY"
-    script = http.get("/dashboard/dashboard.js")
-    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
-    assert http.head("/dashboard").status_code == 200
-    unknown = http.get("/dashboard/app.py")
-    assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
-    assert http.get("/v1/stats").status_code == 401  # the data still needs the token
+    with httpx.Client(base_url=service.base, timeout=10) as http:
+        home = http.get("/")
+        assert home.status_code == 307 and home.headers["location"] == "dashboard"  # relative: keeps a prefix
+        slash = http.get("/dashboard/")
+        assert slash.status_code == 307 and slash.headers["location"] == "../dashboard"
+        page = http.get("/dashboard")
+        assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
+        assert "require-trusted-types-for 'script'" in csp
+        assert page.headers["x-frame-options"] == "DENY"
+        script = http.get("/dashboard/dashboard.js")
+        assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+        assert http.head("/dashboard").status_code == 200
+        unknown = http.get("/dashboard/app.py")
+        assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
+        assert http.get("/v1/stats").status_code == 401  # the data still needs the token
