@@ -207,10 +207,31 @@ def test_a_schedule_deleted_meanwhile_closes_its_detail(page: Page, service: Ser
         assert db.execute("DELETE FROM schedules WHERE id = ?", (dead["id"],)).rowcount == 1
     page.click("#refresh")
     expect(page.locator("#detail")).to_be_hidden()
-    expect(page.locator("#message")).to_have_text(f"Schedule {dead['id']} no longer exists.")
+    expect(page.locator("#message")).to_have_text(f"There is no schedule {dead['id']} (any more).")
     expect(row(page, dead["id"])).to_have_count(0)
     missing = [error for error in page_errors if "status of 404" in error]
     assert 1 <= len(missing) <= 2  # Chromium logs the refused requests (the schedule and its events)
+    for error in missing:
+        page_errors.remove(error)
+
+
+def test_a_schedule_opens_by_its_id(page: Page, service: Service, page_errors: list[str]) -> None:
+    oldest = service.later()
+    for _ in range(50):  # pushed off the first page
+        service.later()
+    sign_in(page)
+    expect(page.locator("#schedules tbody tr")).to_have_count(50)
+    expect(row(page, oldest["id"])).to_have_count(0)
+    page.fill("#open-id", f"  {oldest['id']} ")
+    page.click("#open")
+    expect(page.locator("#detail-id")).to_have_text(oldest["id"])
+    expect(page.locator("#detail-status")).to_have_text("scheduled")
+    page.fill("#open-id", "no-such-id")
+    page.click("#open")
+    expect(page.locator("#detail")).to_be_hidden()
+    expect(page.locator("#message")).to_have_text("There is no schedule no-such-id (any more).")
+    missing = [error for error in page_errors if "status of 404" in error]
+    assert 1 <= len(missing) <= 2
     for error in missing:
         page_errors.remove(error)
 
@@ -317,11 +338,13 @@ def test_signing_out_forgets_the_token_and_what_it_read(page: Page, service: Ser
     expect(row(page, later["id"])).to_be_visible()
     row(page, later["id"]).click()
     expect(page.locator("#detail-id")).to_have_text(later["id"])
+    page.fill("#open-id", later["id"])
     page.click("#sign-out")
     expect(page.locator("#sign-in")).to_be_visible()
     expect(page.locator("#app")).to_be_hidden()
     assert page.evaluate("sessionStorage.getItem('cronjob.token')") is None
     expect(page.locator("#token")).to_have_value("")
+    expect(page.locator("#open-id")).to_have_value("")
     for selector in ("#schedules tbody tr", "#by-type tbody tr", "#attempts tbody tr", "#events tbody tr",
                      "#detail-fields dd"):
         expect(page.locator(selector)).to_have_count(0)

@@ -82,6 +82,7 @@ function signOut(reason) {
   for (const n of document.querySelectorAll(".count .n")) n.textContent = "0";
   $("#status-filter").value = "";
   $("#type-filter").value = "";
+  $("#open-id").value = "";
   $("#detail").hidden = true;
   $("#app").hidden = true;
   $("#sign-out").hidden = true;
@@ -275,8 +276,8 @@ async function loadDetail(id) {
   } catch (error) {
     if (state.selected !== id) return;  // closed, or another one opened, meanwhile
     if (error.status !== 404) throw error;
-    closeDetail();  // deleted meanwhile (the retention clean-up): say so once, not on every refresh
-    say(`Schedule ${id} no longer exists.`, "info");
+    closeDetail();  // mistyped, or deleted meanwhile (the retention clean-up): said once, not on every refresh
+    say(`There is no schedule ${id} (any more).`, "info");
     return;
   }
   if (state.selected !== id || !state.token) return;  // another one opened, or signed out, meanwhile
@@ -359,6 +360,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#cancel").addEventListener("click", () => act("cancel"));
   $("#retry").addEventListener("click", () => act("retry"));
   $("#close-detail").addEventListener("click", closeDetail);
+  $("#open-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const id = $("#open-id").value.trim();
+    if (id) openDetail(id);
+  });
   loadReadiness();
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) signIn(token);
