@@ -159,7 +159,7 @@ def create_app(services: ApiServices) -> FastAPI:
 
     async def store_initialised() -> None:
         if not health.initialized:  # start-up: the store is unreachable or its indexes are being made
-            raise StoreNotReady("the store is not initialised yet")
+            raise StoreNotReady("the service is starting: its schedule store is being set up; try again shortly")
 
     # The token first: a request without one learns nothing, not even which parameters exist.
     protected = APIRouter(dependencies=[Depends(auth), Depends(refuse_unknown_query_parameters),

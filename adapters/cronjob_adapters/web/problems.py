@@ -95,13 +95,15 @@ async def _conflict(_: Request, exc: Exception) -> JSONResponse:
 
 
 class StoreNotReady(StoreUnavailable):
-    """The service is starting: its store is not set up yet (the API waits for its indexes)."""
+    """The service is starting: its store is not set up yet (the API waits for its indexes).
+    Its message is the client's detail."""
+
+
+async def _starting(_: Request, exc: Exception) -> JSONResponse:
+    return problem(503, "Store unavailable", str(exc), headers={"Retry-After": "5"})
 
 
 async def _store_down(_: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, StoreNotReady):
-        return problem(503, "Store unavailable", "the service is starting: its schedule store is being set up; "
-                       "try again shortly", headers={"Retry-After": "5"})
     log.warning("store unavailable: %s", type(exc).__name__)
     return problem(503, "Store unavailable", "the schedule store did not answer; try again shortly",
                    headers={"Retry-After": "5"})
@@ -169,6 +171,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ScheduleNotFound, _not_found)
     app.add_exception_handler(ScheduleConflict, _conflict)
     app.add_exception_handler(InvalidTransition, _conflict)
+    app.add_exception_handler(StoreNotReady, _starting)  # the more specific class wins
     app.add_exception_handler(StoreUnavailable, _store_down)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)
