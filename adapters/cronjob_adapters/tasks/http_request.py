@@ -54,7 +54,6 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
-import pydantic
 
 from cronjob import __version__
 from cronjob.domain.message import DeliveryError
@@ -78,7 +77,7 @@ from cronjob_adapters.tasks.ssrf import (
     parse_url,
     system_resolver,
 )
-from cronjob_adapters.tasks.validation import invalid_payload
+from cronjob_adapters.tasks.validation import validate_stored
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +154,7 @@ class HttpRequestHandler(TaskHandler):
         return f"{type(self).__name__}({self._policy!r})"
 
     async def run(self, schedule: Schedule) -> TaskOutcome:
-        try:
-            payload = HttpRequestPayload.model_validate(schedule.payload)
-        except pydantic.ValidationError as exc:
-            raise invalid_payload(exc) from None
+        payload = validate_stored(HttpRequestPayload, schedule.payload)
         content, content_type = payload.encoded_body()
         hop = _Hop(payload.method, payload.target(), tuple(payload.headers.items()), content, content_type)
         started = time.monotonic()

@@ -45,3 +45,12 @@ def invalid_payload(exc: pydantic.ValidationError | ValidationError) -> Delivery
     (normally caught when the schedule was created; a schema may have changed since)."""
     error = domain_error(exc) if isinstance(exc, pydantic.ValidationError) else exc
     return DeliveryError("invalid_payload", f"{error.field}: {error.message}", retryable=False)
+
+
+def validate_stored(model: type[_Model], payload: Any) -> _Model:
+    """A stored ``payload`` as ``model`` at run time; :func:`invalid_payload` (permanent) when it
+    no longer validates."""
+    try:
+        return model.model_validate(payload)
+    except pydantic.ValidationError as exc:
+        raise invalid_payload(exc) from None

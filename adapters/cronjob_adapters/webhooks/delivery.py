@@ -33,7 +33,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import ClassVar
 
-import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from cronjob import __version__
@@ -46,7 +45,7 @@ from cronjob.ports.tasks import TaskHandler, TaskOutcome
 
 from cronjob_adapters.tasks.http_request import HttpRequestHandler, status_error
 from cronjob_adapters.tasks.ssrf import HttpUrl, parse_url
-from cronjob_adapters.tasks.validation import invalid_payload
+from cronjob_adapters.tasks.validation import validate_stored
 from cronjob_adapters.webhooks.signing import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
@@ -140,10 +139,7 @@ class WebhookDeliveryHandler(TaskHandler):
         return f"{type(self).__name__}(secrets={len(self._secrets)}, sender={self._sender!r})"
 
     async def run(self, schedule: Schedule) -> TaskOutcome:
-        try:
-            payload = WebhookDeliveryPayload.model_validate(schedule.payload)
-        except pydantic.ValidationError as exc:
-            raise invalid_payload(exc) from None
+        payload = validate_stored(WebhookDeliveryPayload, schedule.payload)
         event = payload.event
         stored = await self._event_stored(schedule, payload)
         if stored is None:
