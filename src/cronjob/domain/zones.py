@@ -71,8 +71,8 @@ def localize(wall: datetime, zone_name: str, *, field: str = "send_at") -> datet
     """
     zone = load_zone(zone_name)
     try:
-        exists = wall_time_exists(wall, zone)
         instant = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+        exists = wall_clock(instant, zone) == wall  # what wall_time_exists computes, instant reused
     except OverflowError:
         raise ValidationError(f"{wall.isoformat(sep=' ')} in {zone_name} is {OUT_OF_RANGE}", field=field) from None
     if not exists:
