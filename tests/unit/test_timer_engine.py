@@ -44,16 +44,6 @@ async def test_a_message_is_sent_after_it_is_due_and_not_before() -> None:
     assert rig.engine.last_tick is not None
 
 
-async def test_work_added_while_the_engine_sleeps_is_picked_up_thanks_to_the_signal() -> None:
-    rig = timer_rig()
-    async with rig.running():
-        await until(lambda: rig.engine.last_tick is not None)
-        await asyncio.sleep(0.1)  # the engine now sleeps for up to its 30 s poll interval
-        started = rig.clock.now()
-        await rig.schedule(started, "agora")
-        await until(lambda: len(rig.sender.sent) == 1, timeout=PROMPTLY)  # the bound: well before the poll
-
-
 async def test_work_due_later_wakes_the_engine_at_its_due_time() -> None:
     rig = timer_rig()
     async with rig.running():
