@@ -617,8 +617,7 @@ async def test_the_running_engine_delivers_on_the_system_clock() -> None:
 
 async def test_deliveries_are_stored_jobs_in_the_sqlite_store(tmp_path: Any, clock: FixedClock,
                                                                receiver: Receiver) -> None:
-    durable = make_container(clock, data_dir=str(tmp_path))
-    durable.config.store.from_value("sqlite")
+    durable = make_container(clock, data_dir=str(tmp_path), store="sqlite")
     repository = durable.repository()
     await repository.initialize()
     try:

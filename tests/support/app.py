@@ -17,13 +17,14 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def make_container(clock: Clock, *, initialized: bool = True, repository: ScheduleRepository | None = None,
-                   **settings: Any) -> Container:
-    """The container with ``store=memory``, ``sender=recording`` and ``clock`` in place of the
-    system clock; ``settings`` are added to ``api_tokens=TOKEN`` (and may replace it). The store
-    counts as ``initialized``, as the runtime marks it once its indexes exist (the API answers
-    503 before that). ``repository``, when given, replaces the in-memory store."""
+                   store: str = "memory", **settings: Any) -> Container:
+    """The container with ``store`` (memory unless said), ``sender=recording`` and ``clock`` in
+    place of the system clock; ``settings`` are added to ``api_tokens=TOKEN`` (and may replace
+    it). The store counts as ``initialized``, as the runtime marks it once its indexes exist (the
+    API answers 503 before that). ``repository``, when given, replaces the store. Both are chosen
+    here, before anything is built: the health service holds the store it was built with."""
     built = build_container(Settings(**{"api_tokens": TOKEN, **settings}))
-    built.config.store.from_value("memory")
+    built.config.store.from_value(store)
     built.config.sender.from_value("recording")
     built.clock.override(clock)
     if repository is not None:
