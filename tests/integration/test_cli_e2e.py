@@ -16,6 +16,7 @@ from tests.support.builders import seed_request
 from tests.support.fake_whatsapp import FakeWhatsApp
 from tests.support.mongo_server import MongoTestServer
 from tests.support.processes import CRONJOB, CronjobProcess, free_port
+from tests.support.replicas import wait_log
 from tests.support.waiting import PROMPTLY, wait_until
 
 API_TOKEN = "e2e-token"
@@ -152,7 +153,7 @@ def test_serve_waits_for_a_store_that_is_down_at_start_up(tmp_path: Path, whatsa
         assert ready.json()["checks"]["store"].startswith("unavailable"), ready.text
         refused = httpx.post(f"{base}/schedule-message", json=seed_request(datetime.now(UTC)), headers=auth)
         assert refused.status_code == 503 and refused.headers["retry-after"], refused.text
-        assert wait_until(lambda: "the store is unavailable" in serve.output(), PROMPTLY * 3)
+        wait_log(serve, "the store is unavailable", timeout=PROMPTLY * 3)
 
         database.start(db_port)
         assert wait_until(lambda: httpx.get(f"{base}/readyz", timeout=10).status_code == 200, 30), \

@@ -120,7 +120,7 @@ CRASHED = "replica-crashed"
 FINAL = {S.SUCCEEDED, S.DEAD, S.UNKNOWN, S.MISSED, S.CANCELLED}
 #: A bound on claim rounds at one instant (a livelock would otherwise hang the test).
 MAX_ROUNDS = 500
-#: Walks of the MongoDB machine: the test server takes milliseconds per write (see design.md).
+#: Walks of the MongoDB machine: the test server takes milliseconds per write (see ../shared/design.md).
 MONGODB_EXAMPLES = 30
 TEXT_PAYLOAD = {"to": "5511999999999", "kind": "text", "body": "Oi, {{1}}", "params": ["Ana"]}
 

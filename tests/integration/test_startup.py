@@ -7,6 +7,7 @@ paths a process cannot show quickly: a set-up call that hangs rather than fails.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import httpx
@@ -18,7 +19,7 @@ from cronjob_bootstrap.runtime import _initialize, run
 from cronjob_bootstrap.settings import Settings
 from tests.support.app import TOKEN, make_container
 from tests.support.processes import free_port
-from tests.support.waiting import PROMPTLY
+from tests.support.waiting import PROMPTLY, until
 
 
 class StuckSetUp(InMemoryScheduleRepository):
@@ -48,11 +49,10 @@ async def test_a_stop_while_the_store_set_up_hangs_ends_the_process_promptly() -
 
         async with asyncio.timeout(PROMPTLY):  # the probes are served while the set-up hangs
             while True:
-                try:
+                with contextlib.suppress(httpx.TransportError):
                     if (await http.get("/livez")).status_code == 200:
                         break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)
         ready = await http.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["indexes"] == "not created yet"
     assert store.attempts == 1 and not running.done()
@@ -70,9 +70,11 @@ async def test_a_set_up_attempt_that_does_not_answer_is_given_up_and_tried_again
     assert "did not finish its set-up within" in caplog.text
 
 
-async def test_set_up_gives_up_when_stopped_between_attempts() -> None:
+async def test_set_up_gives_up_when_stopped_between_attempts(caplog: pytest.LogCaptureFixture) -> None:
     stop = asyncio.Event()
-    attempt = asyncio.create_task(_initialize(StuckSetUp(), stop, first_delay=30.0, attempt_timeout=0.05))
-    await asyncio.sleep(0.2)  # the first attempt timed out: now waiting 30 s before the next
+    with caplog.at_level(logging.WARNING, logger="cronjob"):
+        attempt = asyncio.create_task(_initialize(StuckSetUp(), stop, first_delay=30.0, attempt_timeout=0.05))
+        # The first attempt timed out: now waiting 30 s before the next.
+        await until(lambda: "did not finish its set-up within" in caplog.text)
     stop.set()
     assert await asyncio.wait_for(attempt, timeout=PROMPTLY) is False
