@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 
 from cronjob_bootstrap.container import Container
@@ -266,3 +267,27 @@ async def test_the_routes_are_absent_unless_both_settings_are_configured(clock: 
             response = await http.get(WEBHOOK, params={"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN,
                                                        "hub.challenge": "1"})
             assert response.status_code == 404, settings
+
+
+def test_the_documented_body_takes_meta_s_notifications(container: Container) -> None:
+    """The OpenAPI document describes what the route takes: a notification as Meta sends it (a
+    ``messages`` change beside another field's, timestamps as text) is valid by its schema, and
+    one that the route refuses is not."""
+    document = container.app().openapi()
+    content = document["paths"][WEBHOOK]["post"]["requestBody"]["content"]["application/json"]
+    validator = jsonschema.Draft202012Validator({**content["schema"], "components": document["components"]})
+    real = notification(status_item("wamid.A", "sent", SENT_AT), status_item("wamid.B", "failed", SENT_AT,
+                        errors=[{"code": 131026, "title": "Message undeliverable"}]))
+    real["entry"][0]["changes"].append({"field": "account_update", "value": {"event": "VERIFIED_ACCOUNT"}})
+    numeric = notification(status_item("wamid.C", "read", SENT_AT) | {"timestamp": SENT_AT})
+    assert [str(e.message) for e in validator.iter_errors(real)] == []
+    assert validator.is_valid(numeric)
+    assert not validator.is_valid(notification(status_item("wamid.D", "sent", SENT_AT) | {"timestamp": "yesterday"}))
+
+
+@pytest.mark.parametrize("item", [{"timestamp": True}, {"timestamp": 1.7e9}, {"timestamp": " 1700000000"},
+                                  {"errors": [{"code": False}]}])
+async def test_values_the_document_refuses_are_refused(client: httpx.AsyncClient, item: dict[str, Any]) -> None:
+    """Not read leniently beyond the document (a bool or a float as Unix seconds or a code)."""
+    response = await post(client, notification(status_item("wamid.E", "failed", SENT_AT) | item))
+    assert response.status_code == 422, response.text

@@ -13,12 +13,23 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictInt,
+    StrictStr,
+    Tag,
+    WithJsonSchema,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from cronjob.services.delivery_status import DeliveryStatusService, StatusUpdate
@@ -33,6 +44,7 @@ SIGNATURE_HEADER = "X-Hub-Signature-256"
 NOTIFICATION_SCHEMA = "MetaNotification"
 _PROBLEM = PROBLEM_RESPONSE
 _LATEST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
+_DIGITS = re.compile(r"[0-9]{1,12}")
 
 
 # -- Meta's notification, as far as we read it (extra fields are Meta's to add) -----------------
@@ -47,7 +59,7 @@ class MetaErrorData(_Lenient):
 
 
 class MetaError(_Lenient):
-    code: int | str
+    code: StrictInt | StrictStr  # as documented: not a bool or a float read as a number
     title: str | None = None
     message: str | None = None
     error_data: MetaErrorData | None = None
@@ -57,10 +69,24 @@ class MetaError(_Lenient):
         return " — ".join(dict.fromkeys(p for p in parts if p)) or "failed"
 
 
+def _unix_seconds(value: Any) -> Any:
+    """Unix seconds as a whole number or as its digits in text (not a bool, a float or '1e9')."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError("must be Unix seconds, as a whole number or as text of its digits")
+
+
 class MetaStatus(_Lenient):
     id: str = Field(min_length=1, max_length=512, description="The message's wamid.")
     status: str = Field(min_length=1, max_length=64)
-    timestamp: int = Field(ge=0, le=_LATEST_TIMESTAMP, description="Unix seconds (Meta sends text).")
+    # Documented as both forms it is taken in (Meta sends text; the schema of a plain int would
+    # say every real notification is invalid), and taken in those forms only.
+    timestamp: Annotated[int, BeforeValidator(_unix_seconds), Field(ge=0, le=_LATEST_TIMESTAMP), WithJsonSchema({
+        "anyOf": [{"type": "integer", "minimum": 0, "maximum": _LATEST_TIMESTAMP},
+                  {"type": "string", "pattern": "^[0-9]{1,12}$"}],
+        "description": "Unix seconds, as a number or (as Meta sends it) as text."})]
     recipient_id: str | None = None
     errors: list[MetaError] = Field(default_factory=list)
 
@@ -78,7 +104,9 @@ class MessagesChange(_Lenient):
 class OtherChange(_Lenient):
     """A change of another field (template updates, account events...): not read."""
 
-    field: str
+    # "Not messages" in the schema too: the document's ``oneOf`` of the two kinds of change must
+    # match a ``messages`` change once, not twice (which would make every notification invalid).
+    field: Annotated[str, Field(json_schema_extra={"not": {"const": "messages"}})]
     value: Any = None
 
 
