@@ -21,12 +21,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect, sync_playwright
 
+from tests.support.app import AUTH, TOKEN
 from tests.support.builders import seed_request
 from tests.support.processes import CronjobProcess, free_port
 from tests.support.waiting import wait_until
 
-TOKEN = "dashboard-test-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 #: Flags for a headless Chromium on a machine with a closed network, run as root.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
@@ -254,8 +253,9 @@ def test_cancel_asks_first(page: Page, service: Service) -> None:
     page.once("dialog", answer(False))
     page.click("#cancel")
     expect(page.locator("#detail-status")).to_have_text("scheduled")
-    page.click("#refresh")  # a DELETE sent on the click would be made before this refresh's answer
-    expect(page.locator("#last-updated")).not_to_have_text("")
+    # A DELETE sent on the click would be requested before this refresh's list is answered.
+    with page.expect_response(lambda response: "/v1/schedules?" in response.url):
+        page.click("#refresh")
     assert deletes == [] and service.get(later["id"])["status"] == "scheduled"
 
     page.once("dialog", answer(True))
