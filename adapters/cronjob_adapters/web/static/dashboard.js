@@ -5,6 +5,8 @@
 const TOKEN_KEY = "cronjob.token";
 const PAGE_SIZE = 50;
 const REFRESH_MS = 5000;
+//: Every status a schedule can be in (the API's order): the counts, the filter and the per-type table.
+const STATUSES = ["scheduled", "running", "succeeded", "dead", "unknown", "missed", "cancelled"];
 const ACTIONABLE = { cancel: ["scheduled"], retry: ["dead", "unknown", "missed"] };
 
 //: ``failed``: the message shown is a refresh's error, cleared by the next refresh that works.
@@ -34,9 +36,11 @@ async function api(path, options = {}) {
   return body;
 }
 
-function element(tag, text, className) {
+//: A new ``tag`` holding ``content``: a node, or text (never markup); nothing for null.
+function element(tag, content, className) {
   const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (content instanceof Node) node.append(content);
+  else if (content !== undefined && content !== null) node.textContent = String(content);
   if (className) node.className = className;
   return node;
 }
@@ -50,11 +54,11 @@ function when(iso) {
 }
 
 function cell(row, content, className) {
-  const td = element("td", null, className);
-  if (content instanceof Node) td.append(content);
-  else td.textContent = content === undefined || content === null ? "" : String(content);
-  row.append(td);
-  return td;
+  row.append(element("td", content, className));
+}
+
+function errorText(error) {
+  return `${error.code}: ${error.message}`;
 }
 
 function say(text, kind = "error") {
@@ -63,6 +67,11 @@ function say(text, kind = "error") {
   box.className = kind === "info" ? "info" : "";
   box.hidden = !text;
   state.failed = kind === "refresh" && Boolean(text);
+}
+
+//: Show what went wrong (a refused token has already signed out, with its own message).
+function report(error, kind = "error") {
+  if (error.status !== 401) say(error.message, kind);
 }
 
 // -- sign-in -------------------------------------------------------------------------------
@@ -93,10 +102,11 @@ function signOut(reason) {
 async function signIn(token) {
   state.token = token;
   try {
-    await api("v1/stats");
+    await loadTypes();  // the token's first use, needed anyway: a refused one signs out again
   } catch (error) {
     state.token = null;  // kept only once the service took it
-    if (error.status !== 401) say(error.message);
+    report(error);
+    loadReadiness();
     return;
   }
   sessionStorage.setItem(TOKEN_KEY, token);
@@ -104,11 +114,6 @@ async function signIn(token) {
   $("#app").hidden = false;
   $("#sign-out").hidden = false;
   say("");
-  try {
-    await loadTypes();
-  } catch (error) {
-    if (error.status !== 401) say(error.message, "refresh");
-  }
   await refresh();
   if (state.token) startRefresh();
 }
@@ -156,12 +161,11 @@ async function loadCounts() {
     button.classList.toggle("alert", ["dead", "unknown"].includes(status) && count > 0);
     button.classList.toggle("active", status === state.status);
   }
-  const statuses = [...document.querySelectorAll("#by-type thead th")].slice(1).map((th) => th.textContent);
   $("#by-type tbody").replaceChildren(...Object.entries(stats.by_type).map(([type, counts]) => {
     const row = element("tr");
     row.dataset.type = type;
     cell(row, type, "type");
-    for (const status of statuses) cell(row, counts[status] ?? "", `n status-${status}`);
+    for (const status of STATUSES) cell(row, counts[status] ?? "", `n status-${status}`);
     row.addEventListener("click", () => filterBy({ type }));
     return row;
   }));
@@ -191,7 +195,7 @@ async function loadSchedules() {
     cell(row, schedule.schedule, "rule");
     cell(row, when(schedule.next_run_at), "next-run");
     cell(row, schedule.attempts.length, "attempts");
-    cell(row, schedule.last_error ? `${schedule.last_error.code}: ${schedule.last_error.message}` : "", "error");
+    cell(row, schedule.last_error ? errorText(schedule.last_error) : "", "error");
     row.addEventListener("click", () => openDetail(schedule.id));
     return row;
   });
@@ -219,7 +223,7 @@ async function refresh() {
         if (state.failed) say("");  // the service is back
         $("#last-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
       } catch (error) {
-        if (error.status !== 401) say(error.message, "refresh");
+        report(error, "refresh");
       }
     } while (state.again && state.token);
   } finally {
@@ -256,7 +260,7 @@ async function openDetail(id) {
   try {
     await loadDetail(id);
   } catch (error) {
-    if (error.status !== 401) say(error.message);
+    report(error);
   }
 }
 
@@ -299,19 +303,15 @@ async function loadDetail(id) {
     ["created", when(schedule.created_at)], ["updated", when(schedule.updated_at)],
   ];
   $("#detail-fields").replaceChildren(...fields.filter(([, v]) => v !== null && v !== undefined && v !== "")
-    .flatMap(([label, value]) => {
-      const dd = element("dd");
-      if (value instanceof Node) dd.append(value); else dd.textContent = String(value);
-      return [element("dt", label), dd];
-    }));
+    .flatMap(([label, value]) => [element("dt", label), element("dd", value)]));
   const error = schedule.last_error;
-  $("#detail-error").textContent = error ? `${error.code}: ${error.message}${error.retryable ? " (retryable)" : ""}` : "—";
+  $("#detail-error").textContent = error ? `${errorText(error)}${error.retryable ? " (retryable)" : ""}` : "—";
 
   $("#attempts tbody").replaceChildren(...schedule.attempts.map((a) => {
     const row = element("tr");
     cell(row, a.number); cell(row, a.outcome, `status status-${a.outcome}`);
     cell(row, when(a.scheduled_for)); cell(row, when(a.started_at)); cell(row, when(a.finished_at));
-    cell(row, a.owner); cell(row, a.error ? `${a.error.code}: ${a.error.message}` : "");
+    cell(row, a.owner); cell(row, a.error ? errorText(a.error) : "");
     return row;
   }));
   $("#events tbody").replaceChildren(...events.items.map((e) => {
@@ -333,14 +333,29 @@ async function act(action) {
     const schedule = await api(path, { method: action === "cancel" ? "DELETE" : "POST" });
     say(`Schedule ${id}: ${action === "cancel" ? "cancelled" : "retry scheduled"} (now ${schedule.status}).`, "info");
   } catch (error) {
-    if (error.status !== 401) say(error.message);
+    report(error);
   }
   await refresh();
 }
 
 // -- wiring --------------------------------------------------------------------------------
 
+//: The parts of the page made of the statuses: a count button each, a filter option each, a column
+//: each in the per-type table.
+function buildStatusControls() {
+  $("#counts").append(...STATUSES.map((status) => {
+    const button = element("button", null, "count");
+    button.type = "button";
+    button.dataset.status = status;
+    button.append(element("span", status, "label"), " ", element("span", "0", "n"));
+    return button;
+  }));
+  $("#status-filter").append(...STATUSES.map((status) => element("option", status)));
+  $("#by-type thead tr").append(...STATUSES.map((status) => element("th", status)));
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  buildStatusControls();
   $("#token-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const token = $("#token").value.trim();
@@ -365,7 +380,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const id = $("#open-id").value.trim();
     if (id) openDetail(id);
   });
-  loadReadiness();
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) signIn(token);
+  else loadReadiness();
 });
