@@ -15,7 +15,6 @@ from pydantic import SecretStr
 
 from cronjob.ports.clock import SystemClock
 from cronjob.ports.engine import SchedulerEngine
-from cronjob.ports.repository import ScheduleRepository
 from cronjob.services.delivery_status import DeliveryStatusService
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.health import HealthService
@@ -36,6 +35,7 @@ from cronjob_adapters.tasks.http_request import HttpRequestHandler
 from cronjob_adapters.tasks.registry import TaskRegistry
 from cronjob_adapters.web.app import ApiServices, create_app
 from cronjob_adapters.web.auth import bearer_tokens
+from cronjob_adapters.web.counts_cache import CountsCache
 from cronjob_adapters.web.probes import MetricsRenderer, create_probe_app
 from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
 from cronjob_adapters.webhooks.delivery import WebhookDeliveryHandler
@@ -46,9 +46,10 @@ from cronjob_bootstrap.tasks import build_registry, follow_up_scheduler
 from cronjob_bootstrap.triggers import default_trigger_parser
 
 
-def _metrics_renderer(metrics: PrometheusMetrics, repository: ScheduleRepository) -> MetricsRenderer:
+def _metrics_renderer(metrics: PrometheusMetrics, counts: CountsCache) -> MetricsRenderer:
     async def render() -> tuple[bytes, str]:
-        return await metrics.render(repository), metrics.content_type
+        found, _ = await counts.get()
+        return metrics.render(found), metrics.content_type
 
     return render
 
@@ -167,7 +168,10 @@ class Container(containers.DeclarativeContainer):
     health = providers.Singleton(
         HealthService, repository, clock, stall_after=providers.Callable(_seconds, config.loop_stall_seconds))
     metrics = providers.Singleton(PrometheusMetrics)
-    render_metrics = providers.Callable(_metrics_renderer, metrics, repository)
+    #: The schedule counts (a whole-store group-by) behind /v1/stats and /metrics: read at most
+    #: once every 2 s per process, however many dashboards and scrapers ask.
+    counts = providers.Singleton(CountsCache, scheduling.provided.counts, 2.0)
+    render_metrics = providers.Callable(_metrics_renderer, metrics, counts)
 
     webhook_handler = providers.Singleton(
         _webhook_handler, settings,
@@ -225,6 +229,7 @@ class Container(containers.DeclarativeContainer):
         task_types=task_registry,
         webhook_deliveries=publisher.provided.deliveries,
         internal_task_types=(WEBHOOK_DELIVERY,),
+        counts=counts,
     )
     app = providers.Singleton(create_app, api_services)
     auth = providers.Singleton(bearer_tokens, config.tokens)

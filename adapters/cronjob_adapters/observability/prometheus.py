@@ -5,8 +5,10 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from collections.abc import Mapping
+
+from cronjob.domain.schedule import ScheduleStatus
 from cronjob.ports.metrics import Metrics
-from cronjob.ports.repository import ScheduleRepository
 
 from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
 
@@ -61,10 +63,10 @@ class PrometheusMetrics(Metrics):
         """A status webhook delivery ended with ``outcome`` (delivered, retrying, failed, skipped)."""
         self._webhooks.labels(outcome).inc()
 
-    async def render(self, repository: ScheduleRepository | None = None) -> bytes:
-        """The exposition text; refreshes the schedule counts from ``repository`` first."""
-        if repository is not None:
-            counts = await repository.count_by_status_and_type()
+    def render(self, counts: Mapping[tuple[ScheduleStatus, str], int] | None = None) -> bytes:
+        """The exposition text, with the schedule gauges set to ``counts`` (per status and task
+        type) when given."""
+        if counts is not None:
             self._schedules.clear()
             for (status, task_type), count in counts.items():
                 self._schedules.labels(status.value, task_type).set(count)

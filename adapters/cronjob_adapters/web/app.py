@@ -67,8 +67,8 @@ class ApiServices:
     #: Task types the service creates for itself (status webhook deliveries): left out of
     #: ``GET /v1/schedules`` unless asked for by ``type``.
     internal_task_types: Sequence[str] = ()
-    #: ``GET /v1/stats`` answers from one read of the counts for this many seconds.
-    stats_max_age: float = 2.0
+    #: The counts behind ``GET /v1/stats`` (None: read through ``scheduling``, at most every 2 s).
+    counts: CountsCache | None = None
 
 
 def _retry_policy(retry: RetryRequest | None, registry: TaskRegistry, task_type: str) -> RetryPolicy | None:
@@ -264,7 +264,7 @@ def create_app(services: ApiServices) -> FastAPI:
                                       limit=limit, offset=offset)
         return ScheduleList(items=[ScheduleView.of(s) for s in items], limit=limit, offset=offset)
 
-    counts = CountsCache(scheduling.counts, services.stats_max_age)
+    counts = services.counts or CountsCache(scheduling.counts, 2.0)
 
     @protected.get("/v1/stats", response_model=StatsView, tags=["schedules"])
     async def stats() -> StatsView:

@@ -1,4 +1,5 @@
-"""The counts behind ``GET /v1/stats``, read from the store at most once per ``max_age``."""
+"""The schedule counts behind ``GET /v1/stats`` and ``/metrics``, read from the store at most once
+per ``max_age``."""
 
 from __future__ import annotations
 
@@ -6,30 +7,32 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
 
-T = TypeVar("T")
+from cronjob.domain.schedule import ScheduleStatus
+
+#: How many schedules there are per (status, task type).
+Counts = dict[tuple[ScheduleStatus, str], int]
 
 
-class CountsCache(Generic[T]):
+class CountsCache:
     """Answers every caller from one read of the store for ``max_age`` seconds.
 
     Counting schedules by status and type reads the whole store (a group-by over every
-    schedule). A dashboard refreshes every few seconds in each open tab: uncached, every tab
-    would cost the store one such read per refresh; cached, an API process makes at most one
-    per ``max_age``. Callers that ask while a read is under way wait for it rather than start
-    their own. A failed read is not kept: the next caller tries again.
+    schedule). A dashboard refreshes every few seconds in each open tab, and Prometheus scrapes
+    every replica: uncached, each would cost the store one such read; cached, a process makes at
+    most one per ``max_age``. Callers that ask while a read is under way wait for it rather than
+    start their own. A failed read is not kept: the next caller tries again.
     """
 
-    def __init__(self, read: Callable[[], Awaitable[T]], max_age: float,
+    def __init__(self, read: Callable[[], Awaitable[Counts]], max_age: float,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._read = read
         self._max_age = max_age
         self._monotonic = monotonic
-        self._kept: tuple[float, datetime, T] | None = None
+        self._kept: tuple[float, datetime, Counts] | None = None
         self._lock = asyncio.Lock()
 
-    async def get(self) -> tuple[T, datetime]:
+    async def get(self) -> tuple[Counts, datetime]:
         """The counts and when (UTC) they were read."""
         async with self._lock:
             kept = self._kept
