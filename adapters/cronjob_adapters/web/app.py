@@ -16,7 +16,12 @@ from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
 from cronjob.domain.zones import DEFAULT_TIMEZONE, load_zone, localize
 from cronjob.services.delivery_status import DeliveryStatusService
 from cronjob.services.health import HealthService
-from cronjob.services.scheduling import CreateScheduleCommand, ScheduleMessageCommand, SchedulingService
+from cronjob.services.scheduling import (
+    CreateScheduleCommand,
+    ScheduleMessageCommand,
+    SchedulingService,
+    message_task_type,
+)
 
 from cronjob_adapters.tasks.registry import TaskRegistry, TaskType
 from cronjob_adapters.web.auth import bearer_tokens
@@ -111,10 +116,11 @@ def _command(request: ScheduleMessageRequest, default_timezone: str, idempotency
                 field="send_at",
             )
         send_at = localize(send_at, request.timezone)
+    kind = MessageKind(request.type)
     return ScheduleMessageCommand(
         to=request.to,
         body=request.body,
-        kind=MessageKind(request.type),
+        kind=kind,
         send_at=send_at,
         send_at_text=request.send_at,
         timezone=timezone,
@@ -123,7 +129,7 @@ def _command(request: ScheduleMessageRequest, default_timezone: str, idempotency
         language=request.language,
         user_id=request.userId,
         idempotency_key=idempotency_key,
-        retry=_retry_policy(request.retry, registry, f"whatsapp.{request.type}"),
+        retry=_retry_policy(request.retry, registry, message_task_type(kind)),
         misfire=_misfire(request.misfire_grace_seconds),
         send_by=_aware(request.send_by, "send_by"),
         callback_url=request.callback_url,

@@ -27,6 +27,11 @@ WHATSAPP_TEMPLATE = "whatsapp.template"
 WHATSAPP_TEXT = "whatsapp.text"
 
 
+def message_task_type(kind: MessageKind) -> str:
+    """The task type of a WhatsApp message of ``kind``."""
+    return WHATSAPP_TEMPLATE if kind is MessageKind.TEMPLATE else WHATSAPP_TEXT
+
+
 class ScheduleNotFound(Exception):
     """No schedule has this id."""
 
@@ -157,7 +162,7 @@ class SchedulingService:
             default_language=self._default_language,
         )
         return await self._store(
-            task_type=WHATSAPP_TEMPLATE if command.kind is MessageKind.TEMPLATE else WHATSAPP_TEXT,
+            task_type=message_task_type(command.kind),
             payload=payload, trigger=OnceTrigger(send_at), first_run_at=send_at, now=now,
             timezone=command.timezone, user_id=command.user_id, idempotency_key=command.idempotency_key,
             retry=command.retry, misfire=command.misfire, send_by=command.send_by,
