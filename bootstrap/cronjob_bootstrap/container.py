@@ -35,7 +35,7 @@ from cronjob_adapters.tasks.http_request import HttpRequestHandler
 from cronjob_adapters.tasks.registry import TaskRegistry
 from cronjob_adapters.web.app import ApiServices, create_app
 from cronjob_adapters.web.auth import bearer_tokens
-from cronjob_adapters.web.counts_cache import CountsCache
+from cronjob_adapters.web.counts_cache import Counts, CountsCache
 from cronjob_adapters.web.probes import MetricsRenderer, create_probe_app
 from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
 from cronjob_adapters.webhooks.delivery import WebhookDeliveryHandler
@@ -47,8 +47,16 @@ from cronjob_bootstrap.triggers import default_trigger_parser
 
 
 def _metrics_renderer(metrics: PrometheusMetrics, counts: CountsCache) -> MetricsRenderer:
+    """A scrape renders the process's metrics even while the store is down (when they matter
+    most); only the schedule counts are missing then, and ``cronjob_store_up`` says why."""
     async def render() -> tuple[bytes, str]:
-        found, _ = await counts.get()
+        found: Counts | None
+        try:
+            found, _ = await counts.get()
+        except Exception as exc:  # the store is down or starting: not a reason to fail the scrape
+            logging.getLogger("cronjob").warning("metrics: the schedule counts could not be read (%s)",
+                                                 type(exc).__name__)
+            found = None
         return metrics.render(found), metrics.content_type
 
     return render

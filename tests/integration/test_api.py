@@ -295,6 +295,31 @@ async def test_recurring_schedules_through_the_api(client: httpx.AsyncClient) ->
 
 
 @pytest.mark.parametrize(
+    ("extra", "grace"),
+    [
+        ({}, 3600.0),  # the service's default (CRONJOB_MISFIRE_GRACE_SECONDS)
+        ({"coalesce": False}, 3600.0),  # coalesce means nothing to a one-off: the default stays
+        ({"misfire_grace_seconds": 0}, None),  # README: 0 means always run
+        ({"misfire_grace_seconds": 0, "coalesce": False}, None),
+        ({"misfire_grace_seconds": 90}, 90.0),
+    ],
+)
+async def test_a_one_off_s_misfire_grace_is_the_default_unless_it_names_one(
+        client: httpx.AsyncClient, extra: dict[str, object], grace: float | None) -> None:
+    body = {"task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"},
+            "schedule": "once @ 2025-06-21 18:00", **extra}
+    created = await client.post("/v1/schedules", json=body, headers=AUTH)
+    assert created.status_code == 201, created.text
+    assert created.json()["misfire"]["grace_seconds"] == grace
+    message = await client.post("/schedule-message", json={**SEED, **extra}, headers=AUTH)
+    if "coalesce" in extra:  # not a field of a message
+        assert message.status_code == 422, message.text
+    else:
+        assert message.status_code == 201, message.text
+        assert message.json()["misfire"]["grace_seconds"] == grace
+
+
+@pytest.mark.parametrize(
     ("change", "field"),
     [
         ({"schedule": "every 0 minutes"}, "schedule"),

@@ -13,12 +13,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cronjob.domain.schedule import ScheduleStatus
+from cronjob.ports.repository import StoreUnavailable
 from cronjob.services import log_context
 from cronjob.services.health import HealthService
+from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.observability.logs import JsonFormatter, configure_logging
+from cronjob_adapters.web.counts_cache import CountsCache
 from cronjob_bootstrap.container import Container
 from cronjob_bootstrap.settings import Settings
 from tests.support.app import AUTH, TOKEN, DownStore, SilentStore, make_container
+from tests.support.builders import SEED
 from tests.support.clock import FixedClock
 from tests.support.fake_whatsapp import FakeWhatsApp
 from tests.support.processes import CronjobProcess, free_port
@@ -113,6 +118,39 @@ async def test_metrics_after_a_run(client: httpx.AsyncClient, container: Contain
     assert 'cronjob_dispatch_lateness_seconds_bucket{le="2.5",task_type="whatsapp.text"} 1.0' in text
     assert 'cronjob_dispatch_lateness_seconds_bucket{le="1.0",task_type="whatsapp.text"} 0.0' in text
     assert "cronjob_in_flight 0.0" in text and "cronjob_lease_takeovers" in text
+
+
+class CountlessStore(InMemoryScheduleRepository):
+    """The in-memory store whose counts can be made to fail as an unreachable store's do."""
+
+    down = False
+
+    async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:
+        if self.down:
+            raise StoreUnavailable("connection refused")
+        return await super().count_by_status_and_type()
+
+
+async def test_metrics_are_served_while_the_store_is_down(clock: FixedClock) -> None:
+    """The outage is when the process's own metrics matter most: only the counts are missing."""
+    store = CountlessStore()
+    container = make_container(clock, repository=store)
+    container.counts.override(CountsCache(store.count_by_status_and_type, max_age=0))
+    container.metrics().in_flight(3)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=container.app()), base_url="http://t") as http:
+        message = {**SEED, "send_at": (NOW + timedelta(hours=1)).isoformat()}
+        assert (await http.post("/schedule-message", json=message, headers=AUTH)).status_code == 201
+        up = await http.get("/metrics", headers=AUTH)
+        assert up.status_code == 200 and "cronjob_store_up 1.0" in up.text
+        assert 'cronjob_schedules{status="scheduled",task_type="whatsapp.template"} 1.0' in up.text
+        store.down = True
+        down = await http.get("/metrics", headers=AUTH)
+        assert down.status_code == 200, down.text
+        assert "cronjob_store_up 0.0" in down.text and "cronjob_in_flight 3.0" in down.text
+        assert "cronjob_schedules{" not in down.text  # no stale counts
+        store.down = False
+        back = await http.get("/metrics", headers=AUTH)
+        assert "cronjob_store_up 1.0" in back.text and "cronjob_schedules{" in back.text
 
 
 async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:

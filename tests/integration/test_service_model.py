@@ -80,7 +80,7 @@ from cronjob.domain.message import (
     SendReceipt,
 )
 from cronjob.domain.retry import RetryPolicy
-from cronjob.domain.schedule import HISTORY_LIMIT, MisfirePolicy, Schedule, ScheduleStatus
+from cronjob.domain.schedule import HISTORY_LIMIT, Schedule, ScheduleStatus
 from cronjob.ports.repository import ScheduleRepository
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.messaging import WhatsAppMessageHandler
@@ -434,11 +434,11 @@ class ServiceModel(RuleBasedStateMachine):
         now = self.now
         send_at = now + timedelta(seconds=offset)
         deadline = None if send_by is None else send_at + timedelta(seconds=send_by)
-        policy = None if misfire is None else MisfirePolicy(
-            grace=None if misfire == "always" else timedelta(seconds=int(misfire)))
+        # The command's grace: None is the service's default; zero (as "always") means no limit.
+        grace = None if misfire is None else timedelta(seconds=0 if misfire == "always" else int(misfire))
         command = ScheduleMessageCommand(
             to="+5511999999999", body="Oi, {{1}}", kind=MessageKind.TEXT, params=("Ana",), send_at=send_at,
-            send_at_text=send_at.isoformat(), timezone="UTC", idempotency_key=key, retry=retry, misfire=policy,
+            send_at_text=send_at.isoformat(), timezone="UTC", idempotency_key=key, retry=retry, misfire_grace=grace,
             send_by=deadline)
         if key in self.by_key:
             # A repeat returns the first schedule (README: "a repeat returns the first schedule"),
@@ -460,7 +460,7 @@ class ServiceModel(RuleBasedStateMachine):
         assert (schedule.status, schedule.next_run_at, schedule.task_type) == (S.SCHEDULED, send_at, WHATSAPP_TEXT)
         self.accepted(ModelSchedule(
             id=schedule.id, created_at=now, idempotency_key=key, retry=retry or DEFAULT_RETRY,
-            grace=ONE_OFF_GRACE if policy is None else policy.grace, coalesce=True, send_by=deadline,
+            grace=ONE_OFF_GRACE if grace is None else grace or None, coalesce=True, send_by=deadline,
             every=None, anchor=None, status=S.SCHEDULED, next_run_at=send_at, occurrence=send_at))
 
     @rule(minutes=st.sampled_from([7, 30, 90]), grace=st.none() | st.integers(0, 1800), coalesce=st.booleans(),
@@ -468,11 +468,11 @@ class ServiceModel(RuleBasedStateMachine):
     def schedule_recurring(self, minutes: int, grace: int | None, coalesce: bool, retry: RetryPolicy | None,
                            key: str | None) -> None:
         now = self.now
-        policy = None if grace is None and coalesce else MisfirePolicy(
-            grace=None if grace is None else timedelta(seconds=grace), coalesce=coalesce)
+        grace_for = None if grace is None else timedelta(seconds=grace)
         command = CreateScheduleCommand(task_type=WHATSAPP_TEXT, payload=dict(TEXT_PAYLOAD),
                                         schedule=f"every {minutes} minutes", timezone="UTC",
-                                        idempotency_key=key, retry=retry, misfire=policy)
+                                        idempotency_key=key, retry=retry, misfire_grace=grace_for,
+                                        coalesce=coalesce)
         scheduled = self.run(self.service.create(command))
         if key in self.by_key:
             assert not scheduled.created and scheduled.schedule.id == self.by_key[key]
@@ -483,7 +483,7 @@ class ServiceModel(RuleBasedStateMachine):
         assert scheduled.schedule.next_run_at == first
         self.accepted(ModelSchedule(
             id=scheduled.schedule.id, created_at=now, idempotency_key=key, retry=retry or DEFAULT_RETRY,
-            grace=None if policy is None else policy.grace, coalesce=coalesce, send_by=None,
+            grace=grace_for or None, coalesce=coalesce, send_by=None,
             every=every, anchor=now, status=S.SCHEDULED, next_run_at=first, occurrence=first))
 
     # -- operating -------------------------------------------------------------------------

@@ -169,6 +169,30 @@ async def test_a_leading_plus_is_dropped_from_whatsapp_numbers_on_both_routes(
     assert seed.json()["to"] == "5511999999999" and task.json()["to"] == "5511988887777"
 
 
+async def test_a_retry_override_may_leave_out_any_field_and_is_shown_with_the_schedule(
+        api: tuple[httpx.AsyncClient, Container]) -> None:
+    http, _ = api
+    created = await http.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "http.request", "method": "GET", "url": "https://api.example.com/sync"},
+        "schedule": "daily at 09:00", "retry": {"initial_delay_seconds": 5}})
+    assert created.status_code == 201, created.text
+    assert created.json()["retry"] == {
+        "max_attempts": HTTP_RETRY.max_attempts, "initial_delay_seconds": 5.0,
+        "max_delay_seconds": HTTP_RETRY.max_delay.total_seconds(),
+        "max_age_seconds": HTTP_RETRY.max_age.total_seconds()}
+    shown = await http.get(f"/v1/schedules/{created.json()['id']}", headers=AUTH)
+    assert shown.json()["retry"] == created.json()["retry"]
+    plain = await http.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "http.request", "method": "GET", "url": "https://api.example.com/sync"},
+        "schedule": "daily at 09:00"})
+    assert plain.json()["retry"] is None  # the type's default, as GET /v1/task-types/http.request shows
+    default = (await http.get("/v1/task-types/http.request", headers=AUTH)).json()["default_retry"]
+    assert default == {"max_attempts": HTTP_RETRY.max_attempts,
+                       "initial_delay_seconds": HTTP_RETRY.initial_delay.total_seconds(),
+                       "max_delay_seconds": HTTP_RETRY.max_delay.total_seconds(),
+                       "max_age_seconds": HTTP_RETRY.max_age.total_seconds()}
+
+
 async def test_a_partial_retry_override_keeps_its_type_s_defaults_for_the_rest(
         api: tuple[httpx.AsyncClient, Container]) -> None:
     http, container = api

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cronjob.domain.message import MessageKind
-from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
+from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.messaging import WhatsAppMessageHandler
@@ -73,8 +73,8 @@ async def run_due(dispatcher: Dispatcher) -> int:
 
 async def test_a_one_off_later_than_its_grace_is_missed_with_the_reason() -> None:
     rig = Rig()
-    on_time = await rig.one_off(NOW + timedelta(minutes=1), misfire=MisfirePolicy(grace=timedelta(minutes=10)))
-    late = await rig.one_off(NOW + timedelta(minutes=2), misfire=MisfirePolicy(grace=timedelta(minutes=10)))
+    on_time = await rig.one_off(NOW + timedelta(minutes=1), misfire_grace=timedelta(minutes=10))
+    late = await rig.one_off(NOW + timedelta(minutes=2), misfire_grace=timedelta(minutes=10))
     rig.clock.set(NOW + timedelta(minutes=11, seconds=30))  # 10.5 and 9.5 minutes late
     assert await run_due(rig.dispatcher()) == 2
     missed, sent = await rig.stored(on_time.id), await rig.stored(late.id)
@@ -98,7 +98,7 @@ async def test_one_offs_get_the_default_grace_of_one_hour() -> None:
 async def test_send_by_is_a_hard_deadline() -> None:
     rig = Rig()
     schedule = await rig.one_off(NOW + timedelta(minutes=1), send_by=NOW + timedelta(minutes=5),
-                                 misfire=MisfirePolicy(grace=None))
+                                 misfire_grace=timedelta(0))  # zero: always run
     rig.clock.set(NOW + timedelta(minutes=5, seconds=1))
     await run_due(rig.dispatcher())
     stored = await rig.stored(schedule.id)
@@ -137,7 +137,7 @@ async def test_recurring_misses_coalesce_into_one_run_by_default() -> None:
 
 async def test_recurring_without_coalescing_runs_every_missed_occurrence() -> None:
     rig = Rig()
-    schedule = await rig.recurring("every 10 minutes", misfire=MisfirePolicy(grace=None, coalesce=False))
+    schedule = await rig.recurring("every 10 minutes", coalesce=False)
     rig.clock.set(NOW + timedelta(hours=1, minutes=5))
     dispatcher = rig.dispatcher()
     while await run_due(dispatcher):
@@ -149,7 +149,7 @@ async def test_recurring_without_coalescing_runs_every_missed_occurrence() -> No
 
 async def test_recurring_occurrences_beyond_the_grace_are_recorded_as_missed() -> None:
     rig = Rig()
-    schedule = await rig.recurring("daily at 08:00", misfire=MisfirePolicy(grace=timedelta(minutes=30)))
+    schedule = await rig.recurring("daily at 08:00", misfire_grace=timedelta(minutes=30))
     first = schedule.next_run_at
     assert first is not None
     rig.clock.set(first + timedelta(hours=3))

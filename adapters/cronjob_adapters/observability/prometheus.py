@@ -42,6 +42,8 @@ class PrometheusMetrics(Metrics):
                                  ["outcome"], registry=self.registry)
         self._schedules = Gauge("cronjob_schedules", "Schedules in the store by status and task type.",
                                 ["status", "task_type"], registry=self.registry)
+        self._store_up = Gauge("cronjob_store_up", "1 when this scrape could read the schedule counts "
+                               "from the store, else 0.", registry=self.registry)
 
     def dispatched(self, task_type: str, lateness_seconds: float) -> None:
         self._lateness.labels(task_type).observe(lateness_seconds)
@@ -63,11 +65,12 @@ class PrometheusMetrics(Metrics):
         """A status webhook delivery ended with ``outcome`` (delivered, retrying, failed, skipped)."""
         self._webhooks.labels(outcome).inc()
 
-    def render(self, counts: Mapping[tuple[ScheduleStatus, str], int] | None = None) -> bytes:
+    def render(self, counts: Mapping[tuple[ScheduleStatus, str], int] | None) -> bytes:
         """The exposition text, with the schedule gauges set to ``counts`` (per status and task
-        type) when given."""
-        if counts is not None:
-            self._schedules.clear()
-            for (status, task_type), count in counts.items():
-                self._schedules.labels(status.value, task_type).set(count)
+        type). ``None``: the store could not be read; the process's own metrics are still
+        rendered, ``cronjob_store_up`` is 0 and no schedule counts are given (rather than stale ones)."""
+        self._schedules.clear()
+        self._store_up.set(0 if counts is None else 1)
+        for (status, task_type), count in (counts or {}).items():
+            self._schedules.labels(status.value, task_type).set(count)
         return generate_latest(self.registry)

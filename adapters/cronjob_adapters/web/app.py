@@ -12,7 +12,7 @@ import cronjob
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
-from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
+from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.domain.zones import DEFAULT_TIMEZONE, load_zone, localize
 from cronjob.services.delivery_status import DeliveryStatusService
 from cronjob.services.health import HealthService
@@ -39,6 +39,7 @@ from cronjob_adapters.web.schemas import (
     EventList,
     EventView,
     RetryRequest,
+    RetryView,
     ScheduleList,
     ScheduleMessageRequest,
     ScheduleView,
@@ -81,7 +82,9 @@ def _retry_policy(retry: RetryRequest | None, registry: TaskRegistry, task_type:
     if retry is None:
         return None
     found = registry.get(task_type)
-    given: dict[str, Any] = {"max_attempts": retry.max_attempts}
+    given: dict[str, Any] = {}
+    if retry.max_attempts is not None:
+        given["max_attempts"] = retry.max_attempts
     if retry.initial_delay_seconds is not None:
         given["initial_delay"] = timedelta(seconds=retry.initial_delay_seconds)
     if retry.max_delay_seconds is not None:
@@ -89,10 +92,8 @@ def _retry_policy(retry: RetryRequest | None, registry: TaskRegistry, task_type:
     return replace(found.default_retry if found is not None else RetryPolicy(), **given)
 
 
-def _misfire(grace_seconds: float | None, coalesce: bool = True) -> MisfirePolicy | None:
-    if grace_seconds is None and coalesce:
-        return None  # the service's defaults
-    return MisfirePolicy(grace=timedelta(seconds=grace_seconds) if grace_seconds else None, coalesce=coalesce)
+def _seconds(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)
 
 
 def _aware(value: datetime | None, field: str) -> datetime | None:
@@ -130,7 +131,7 @@ def _command(request: ScheduleMessageRequest, default_timezone: str, idempotency
         user_id=request.userId,
         idempotency_key=idempotency_key,
         retry=_retry_policy(request.retry, registry, message_task_type(kind)),
-        misfire=_misfire(request.misfire_grace_seconds),
+        misfire_grace=_seconds(request.misfire_grace_seconds),
         send_by=_aware(request.send_by, "send_by"),
         callback_url=request.callback_url,
     )
@@ -214,7 +215,8 @@ def create_app(services: ApiServices) -> FastAPI:
             user_id=request.userId,
             idempotency_key=idempotency_key,
             retry=_retry_policy(request.retry, registry, request.task.type),  # type: ignore[attr-defined]
-            misfire=_misfire(request.misfire_grace_seconds, request.coalesce),
+            misfire_grace=_seconds(request.misfire_grace_seconds),
+            coalesce=request.coalesce,
             send_by=_aware(request.send_by, "send_by"),
             callback_url=request.callback_url,
         ))
@@ -226,9 +228,7 @@ def create_app(services: ApiServices) -> FastAPI:
     def _type_view(task: TaskType) -> dict[str, Any]:
         retry = task.default_retry
         return {"type": task.name, "version": task.version, "description": task.description,
-                "default_retry": {"max_attempts": retry.max_attempts,
-                                  "initial_delay_seconds": retry.initial_delay.total_seconds(),
-                                  "max_delay_seconds": retry.max_delay.total_seconds()},
+                "default_retry": RetryView.of(retry),
                 "schema_url": f"/v1/task-types/{task.name}"}
 
     @protected.get("/v1/task-types", response_model=list[TaskTypeView], tags=["task types"])

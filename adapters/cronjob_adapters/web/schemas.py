@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import Attempt, Schedule, ScheduleStatus
 
 from cronjob_adapters.tasks.ssrf import HttpUrl, display_url
@@ -26,9 +27,24 @@ class RetryRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_attempts: int = Field(ge=1, le=50, description="Attempts in all, the first included.")
+    max_attempts: int | None = Field(default=None, ge=1, le=50, description="Attempts in all, the first included.")
     initial_delay_seconds: float | None = Field(default=None, ge=0, le=86_400)
     max_delay_seconds: float | None = Field(default=None, ge=0, le=7 * 86_400)
+
+
+class RetryView(BaseModel):
+    """A retry policy: attempts in all, and the delays between them (exponential, with full
+    jitter, up to the cap); no retry starts later than ``max_age_seconds`` after the first attempt."""
+
+    max_attempts: int
+    initial_delay_seconds: float
+    max_delay_seconds: float
+    max_age_seconds: float
+
+    @classmethod
+    def of(cls, policy: RetryPolicy) -> RetryView:
+        return cls(max_attempts=policy.max_attempts, initial_delay_seconds=policy.initial_delay.total_seconds(),
+                   max_delay_seconds=policy.max_delay.total_seconds(), max_age_seconds=policy.max_age.total_seconds())
 
 
 class ScheduleMessageRequest(BaseModel):
@@ -120,7 +136,7 @@ class TaskTypeView(BaseModel):
     type: str
     version: int
     description: str
-    default_retry: RetryRequest
+    default_retry: RetryView
     schema_url: str
 
 
@@ -205,6 +221,9 @@ class ScheduleView(BaseModel):
     userId: str | None = None
     idempotency_key: str | None = None
     misfire: MisfireView
+    retry: RetryView | None = Field(
+        default=None, description="This schedule's own retry policy; null: its task type's default "
+                                  "(`GET /v1/task-types/{type}`).")
     send_by: datetime | None = None
     created_at: datetime
     updated_at: datetime
@@ -242,6 +261,7 @@ class ScheduleView(BaseModel):
             misfire=MisfireView(
                 grace_seconds=schedule.misfire.grace.total_seconds() if schedule.misfire.grace else None,
                 coalesce=schedule.misfire.coalesce),
+            retry=RetryView.of(schedule.retry) if schedule.retry is not None else None,
             send_by=schedule.send_by,
             created_at=schedule.created_at,
             updated_at=schedule.updated_at,

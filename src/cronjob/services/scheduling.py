@@ -50,6 +50,7 @@ class ScheduleMessageCommand:
 
     ``send_at`` is aware; ``send_at_text`` is the client's own text of it (kept to show the
     original offset). ``body`` holds ``{{1}}``-style placeholders filled from ``params``.
+    ``misfire_grace``: how late it may still be sent (None: the service's default; zero: always).
     """
 
     to: str
@@ -64,7 +65,7 @@ class ScheduleMessageCommand:
     user_id: str | None = None
     idempotency_key: str | None = None
     retry: RetryPolicy | None = None
-    misfire: MisfirePolicy | None = None
+    misfire_grace: timedelta | None = None
     send_by: datetime | None = None
     callback_url: str | None = None
 
@@ -74,7 +75,9 @@ class CreateScheduleCommand:
     """A request to run a task of ``task_type`` on the rule ``schedule`` (see the trigger grammar).
 
     ``payload`` has been checked for shape by the caller; the service checks what needs the domain
-    (templates against params) and stores the prepared payload.
+    (templates against params) and stores the prepared payload. ``misfire_grace``: how late an
+    occurrence may still run (None: the service's default for a one-off, no limit for a recurring
+    schedule; zero: always); ``coalesce``: see :class:`MisfirePolicy` (recurring only).
     """
 
     task_type: str
@@ -84,7 +87,8 @@ class CreateScheduleCommand:
     user_id: str | None = None
     idempotency_key: str | None = None
     retry: RetryPolicy | None = None
-    misfire: MisfirePolicy | None = None
+    misfire_grace: timedelta | None = None
+    coalesce: bool = True
     send_by: datetime | None = None
     callback_url: str | None = None
 
@@ -165,7 +169,8 @@ class SchedulingService:
             task_type=message_task_type(command.kind),
             payload=payload, trigger=OnceTrigger(send_at), first_run_at=send_at, now=now,
             timezone=command.timezone, user_id=command.user_id, idempotency_key=command.idempotency_key,
-            retry=command.retry, misfire=command.misfire, send_by=command.send_by,
+            retry=command.retry, misfire=self._misfire(command.misfire_grace, recurring=False),
+            send_by=command.send_by,
             metadata={"send_at": command.send_at_text}, callback_url=command.callback_url,
         )
 
@@ -191,10 +196,20 @@ class SchedulingService:
         return await self._store(
             task_type=command.task_type, payload=preparer(command.payload), trigger=trigger,
             first_run_at=first, now=now, timezone=command.timezone, user_id=command.user_id,
-            idempotency_key=command.idempotency_key, retry=command.retry, misfire=command.misfire,
+            idempotency_key=command.idempotency_key, retry=command.retry,
+            misfire=self._misfire(command.misfire_grace, recurring=trigger.recurring, coalesce=command.coalesce),
             send_by=command.send_by, metadata={"schedule": command.schedule},
             callback_url=command.callback_url,
         )
+
+    def _misfire(self, grace: timedelta | None, *, recurring: bool, coalesce: bool = True) -> MisfirePolicy:
+        """The policy a request asks for: no grace given is the default one (for one-offs only),
+        a zero grace means no limit."""
+        if grace is None:
+            grace = None if recurring else self._one_off_grace
+        elif not grace:
+            grace = None
+        return MisfirePolicy(grace=grace, coalesce=coalesce)
 
     def _check_not_too_old(self, send_at: datetime, now: datetime, text: str, *, field: str) -> None:
         if send_at < now - self._past_grace:
@@ -215,13 +230,11 @@ class SchedulingService:
         user_id: str | None,
         idempotency_key: str | None,
         retry: RetryPolicy | None,
-        misfire: MisfirePolicy | None,
+        misfire: MisfirePolicy,
         send_by: datetime | None,
         metadata: dict[str, str],
         callback_url: str | None,
     ) -> Scheduled:
-        if misfire is None and not trigger.recurring:
-            misfire = MisfirePolicy(grace=self._one_off_grace)
         schedule = Schedule.create(
             id=self._new_id(),
             task_type=task_type,
