@@ -16,7 +16,7 @@ from cronjob.domain.schedule import (
     ScheduleEvent,
     ScheduleStatus,
 )
-from cronjob.domain.trigger import Trigger
+from cronjob.domain.trigger import Trigger, whole_millisecond
 
 #: Builds a trigger from its canonical expression and the schedule's IANA zone.
 TriggerParser = Callable[[str, str], Trigger]
@@ -24,8 +24,7 @@ TriggerParser = Callable[[str, str], Trigger]
 
 def to_millis(value: datetime) -> datetime:
     """``value`` in UTC, truncated to the millisecond (the precision of BSON dates)."""
-    value = value.astimezone(UTC)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return whole_millisecond(value.astimezone(UTC))
 
 
 def _dt(value: datetime | None) -> datetime | None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -294,6 +295,39 @@ async def test_recurring_schedules_through_the_api(client: httpx.AsyncClient) ->
     assert one_off.json()["misfire"]["grace_seconds"] == 600
 
 
+@pytest.mark.parametrize("rule", ["every 5 seconds", "every 5 seconds from 2025-06-21T14:00:00.123456-03:00"])
+async def test_each_occurrence_of_an_interval_runs_once_whatever_the_clock_s_microseconds(
+        tmp_path: Path, rule: str) -> None:
+    """The stores keep milliseconds: an anchor (given, or the creation time) with microseconds
+    once made every occurrence due again after its own run, forever, without coalescing."""
+    clock = FixedClock(NOW + timedelta(microseconds=865_810))
+    container = make_container(clock, data_dir=str(tmp_path), store="sqlite")
+    await container.repository().initialize()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=container.app()), base_url="http://t") as http:
+            body = {"task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"},
+                    "schedule": rule, "coalesce": False}
+            created = await http.post("/v1/schedules", json=body, headers=AUTH)
+            assert created.status_code == 201, created.text
+            first = datetime.fromisoformat(created.json()["next_run_at"])
+            dispatcher = container.dispatcher()
+            clock.set(first + timedelta(seconds=12))  # three occurrences due, each to run once
+            runs = 0
+            while await dispatcher.dispatch_due():
+                await dispatcher.drain(5)
+                runs += 1
+                assert runs <= 3, "an occurrence ran again"
+            shown = (await http.get(f"/v1/schedules/{created.json()['id']}", headers=AUTH)).json()
+            assert [a["scheduled_for"] for a in shown["attempts"]] == [
+                (first + timedelta(seconds=5 * k)).isoformat().replace("+00:00", "Z") for k in range(3)]
+            assert datetime.fromisoformat(shown["next_run_at"]) == first + timedelta(seconds=15)
+            # What the creation answered is what a read shows, to the millisecond the store keeps.
+            assert shown["created_at"] == created.json()["created_at"]
+            assert shown["schedule"] == created.json()["schedule"]
+    finally:
+        await container.repository().close()
+
+
 @pytest.mark.parametrize(
     ("extra", "grace"),
     [
@@ -331,6 +365,7 @@ async def test_a_one_off_s_misfire_grace_is_the_default_unless_it_names_one(
         ({"task": {"type": "whatsapp.text", "to": "5511999999999", "body": "{{1}} {{2}}", "params": ["a"]}},
          "params"),
         ({"send_by": "2025-06-21T18:00:00"}, "send_by"),
+        ({"send_by": "2030-06-21T18:00:00Z"}, "send_by"),  # a deadline is for one-offs (this is daily)
     ],
 )
 async def test_bad_schedules_get_a_readable_422(client: httpx.AsyncClient, change: dict[str, object],

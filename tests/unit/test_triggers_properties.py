@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.recurring import CalendarTrigger, CronTrigger, IntervalTrigger
-from cronjob.domain.trigger import OnceTrigger, Trigger
+from cronjob.domain.trigger import OnceTrigger, Trigger, whole_millisecond
 from cronjob_adapters.cron import CronsimEvaluator
 
 EVALUATOR = CronsimEvaluator()
@@ -209,11 +209,13 @@ def calendar_fire_on(trigger: CalendarTrigger, day: date) -> datetime | None:
 # ---------------------------------------------------------------- shared checks
 
 def check_common(trigger: Trigger, after: datetime, data: st.DataObject) -> datetime:
-    """Later than ``after``, UTC, nothing between (by stepping), strictly increasing from a fire."""
+    """Later than ``after``, UTC, a whole millisecond (a store keeps it unchanged), nothing between
+    (by stepping), strictly increasing from a fire."""
     fire = trigger.next_fire_time(after)
     assert fire is not None
     assert fire > after
     assert fire.utcoffset() == timedelta(0)
+    assert whole_millisecond(fire) == fire
     # No fire time between ``after`` and ``fire``: from anywhere in [after, fire) the answer is the same.
     for probe in (after, fire - timedelta(microseconds=1),
                   after + (fire - after) * data.draw(st.floats(0, 1, exclude_max=True), label="step")):
@@ -230,8 +232,10 @@ def check_common(trigger: Trigger, after: datetime, data: st.DataObject) -> date
 @given(at=ANY_INSTANT, after=ANY_INSTANT)
 def test_once_fires_at_its_instant_iff_after_is_earlier_then_never(at: datetime, after: datetime) -> None:
     trigger = OnceTrigger(at)
-    assert trigger.next_fire_time(after) == (at if after < at else None)
-    assert trigger.next_fire_time(at) is None
+    fires = whole_millisecond(at.astimezone(UTC))  # fire times are whole milliseconds
+    assert trigger.at == fires
+    assert trigger.next_fire_time(after) == (fires if after < fires else None)
+    assert trigger.next_fire_time(fires) is None
     assert not trigger.recurring
 
 
@@ -247,6 +251,8 @@ def test_interval_fires_on_multiples_of_every_from_the_anchor(
         every: timedelta, anchor: datetime, zone: str, data: st.DataObject) -> None:
     after = data.draw(instants(zone), label="after")
     trigger = IntervalTrigger(every, anchor)
+    anchor = whole_millisecond(anchor)  # kept to the millisecond, like every fire time
+    assert trigger.anchor == anchor
     fire = check_common(trigger, after, data)
     assert fire >= anchor
     assert (fire - anchor) % every == timedelta(0)

@@ -194,6 +194,10 @@ class Schedule:
         first = require_aware(first_run_at, "send_at")
         now = require_aware(now, "now")
         if send_by is not None:
+            if trigger.recurring:
+                # One deadline for every occurrence would miss all of them once it passed.
+                raise ValidationError("send_by is the deadline of a one-off; a recurring schedule takes "
+                                      "misfire_grace_seconds instead", field="send_by")
             send_by = require_aware(send_by, "send_by")
             if send_by < first:
                 raise ValidationError("send_by must not be before send_at", field="send_by")

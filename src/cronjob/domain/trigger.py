@@ -21,14 +21,23 @@ def require_aware(value: datetime, field: str = "at") -> datetime:
         raise ValidationError(OUT_OF_RANGE, field=field) from None
 
 
+def whole_millisecond(value: datetime) -> datetime:
+    """``value`` truncated to the millisecond: the precision of fire times (and of every store)."""
+    sub_ms = value.microsecond % 1000
+    return value.replace(microsecond=value.microsecond - sub_ms) if sub_ms else value
+
+
 class Trigger(ABC):
     """A rule that yields fire times.
 
     Contract, for every implementation:
 
     - ``next_fire_time(after)`` takes an aware datetime and returns the first fire time
-      strictly later than ``after``, as an aware datetime in UTC, or ``None`` when the rule
-      never fires again. It is pure: same input, same output, no clock, no I/O.
+      strictly later than ``after``, as an aware datetime in UTC and a whole millisecond, or
+      ``None`` when the rule never fires again. It is pure: same input, same output, no clock,
+      no I/O. (Whole milliseconds because the stores keep no more: a fire time that lost its
+      microseconds on the way through a store must still be the same occurrence, not an
+      earlier time the rule fires again after.)
     - ``expression`` is a canonical text form; parsing it (with the same time zone) gives a
       trigger with the same fire times. It is what the stores persist.
     - ``recurring`` is False only for rules that fire at most once.
@@ -51,12 +60,13 @@ class Trigger(ABC):
 
 @dataclass(frozen=True, slots=True)
 class OnceTrigger(Trigger):
-    """Fires once, at ``at`` (stored in UTC). Its expression is ``once @ <ISO-8601 UTC>``."""
+    """Fires once, at ``at`` (stored in UTC, to the millisecond). Its expression is
+    ``once @ <ISO-8601 UTC>``."""
 
     at: datetime
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "at", require_aware(self.at))
+        object.__setattr__(self, "at", whole_millisecond(require_aware(self.at)))
 
     @property
     def expression(self) -> str:

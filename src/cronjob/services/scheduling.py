@@ -14,7 +14,7 @@ from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
-from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware
+from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware, whole_millisecond
 from cronjob.domain.trigger_parser import parse_trigger
 from cronjob.ports.clock import Clock
 from cronjob.ports.events import EventPublisher, NoPublisher
@@ -156,7 +156,7 @@ class SchedulingService:
         """
         if (replayed := await self._replay(command.idempotency_key)) is not None:
             return replayed
-        now = self._clock.now()
+        now = self._now()
         send_at = require_aware(command.send_at, "send_at")
         self._check_not_too_old(send_at, now, command.send_at_text, field="send_at")
         payload = prepare_whatsapp_payload(
@@ -179,7 +179,7 @@ class SchedulingService:
         a known idempotency key answers with the stored schedule, before any check)."""
         if (replayed := await self._replay(command.idempotency_key)) is not None:
             return replayed
-        now = self._clock.now()
+        now = self._now()
         preparer = self._preparers.get(command.task_type)
         if preparer is None:
             raise ValidationError(
@@ -201,6 +201,11 @@ class SchedulingService:
             send_by=command.send_by, metadata={"schedule": command.schedule},
             callback_url=command.callback_url,
         )
+
+    def _now(self) -> datetime:
+        """The clock, to the millisecond the stores keep: what a request is answered with is what
+        a later read of the schedule shows."""
+        return whole_millisecond(self._clock.now())
 
     def _misfire(self, grace: timedelta | None, *, recurring: bool, coalesce: bool = True) -> MisfirePolicy:
         """The policy a request asks for: no grace given is the default one (for one-offs only),
@@ -305,7 +310,7 @@ class SchedulingService:
         if schedule.status is not ScheduleStatus.SCHEDULED:
             raise ScheduleConflict(f"schedule {schedule_id} is {schedule.status.value} and can no longer be cancelled")
         version = schedule.updated_at
-        schedule.cancel(now=self._clock.now())
+        schedule.cancel(now=self._now())
         await self._write_ahead(schedule, lambda: self._repository.save(
             schedule, expected_status=ScheduleStatus.SCHEDULED, expected_updated_at=version),
             f"schedule {schedule_id} is {{status}} and can no longer be cancelled")
@@ -319,7 +324,7 @@ class SchedulingService:
         if previous not in (ScheduleStatus.DEAD, ScheduleStatus.UNKNOWN, ScheduleStatus.MISSED):
             raise ScheduleConflict(
                 f"schedule {schedule_id} is {previous.value}; only dead, unknown or missed schedules can be retried")
-        now, version = self._clock.now(), schedule.updated_at
+        now, version = self._now(), schedule.updated_at
         schedule.retry_now(now=now)
         await self._write_ahead(schedule, lambda: self._repository.save(
             schedule, expected_status=previous, expected_updated_at=version),
