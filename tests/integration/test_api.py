@@ -86,6 +86,12 @@ async def test_every_configured_token_is_accepted(client: httpx.AsyncClient) -> 
         ({"timezone": "Mars/Olympus", "send_at": "2025-06-21T14:00:00"}, "timezone"),
         ({"type": "video"}, "type"),
         ({"retry": {"max_attempts": 0}}, "retry.max_attempts"),
+        # Numbers are numbers: a bool or a text is refused, not read as 1 or parsed.
+        ({"retry": {"max_attempts": True}}, "retry.max_attempts"),
+        ({"retry": {"max_attempts": "3"}}, "retry.max_attempts"),
+        ({"retry": {"initial_delay_seconds": False}}, "retry.initial_delay_seconds"),
+        ({"misfire_grace_seconds": "10"}, "misfire_grace_seconds"),
+        ({"misfire_grace_seconds": True}, "misfire_grace_seconds"),
         ({"callback_url": "https://user:secret@hooks.example/x"}, "callback_url"),
         ({"callback_url": "https://hooks.example:0/x"}, "callback_url"),
         ({"body": None}, "body"),  # the message's own field called body
@@ -295,6 +301,19 @@ async def test_recurring_schedules_through_the_api(client: httpx.AsyncClient) ->
     assert one_off.json()["misfire"]["grace_seconds"] == 600
 
 
+@pytest.mark.parametrize(("token", "field"), [("NaN", "misfire_grace_seconds"), ("Infinity", "retry.max_delay_seconds")])
+async def test_a_number_that_is_not_finite_is_named_as_such(client: httpx.AsyncClient, token: str, field: str) -> None:
+    """Python's JSON reader takes NaN and Infinity: refused as what they are, not as "too large"."""
+    text = json.dumps({**SEED, "send_at": "2030-06-21T14:00:00-03:00"})[:-1]
+    text += f', "misfire_grace_seconds": {token}}}' if field == "misfire_grace_seconds" else \
+        f', "retry": {{"max_delay_seconds": {token}}}}}'
+    response = await client.post("/schedule-message", content=text,
+                                 headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    errors = {e["field"]: e["message"] for e in response.json()["errors"]}
+    assert "finite" in errors[field], errors
+
+
 @pytest.mark.parametrize("rule", ["every 5 seconds", "every 5 seconds from 2025-06-21T14:00:00.123456-03:00"])
 async def test_each_occurrence_of_an_interval_runs_once_whatever_the_clock_s_microseconds(
         tmp_path: Path, rule: str) -> None:
@@ -366,6 +385,12 @@ async def test_a_one_off_s_misfire_grace_is_the_default_unless_it_names_one(
          "params"),
         ({"send_by": "2025-06-21T18:00:00"}, "send_by"),
         ({"send_by": "2030-06-21T18:00:00Z"}, "send_by"),  # a deadline is for one-offs (this is daily)
+        ({"coalesce": "no"}, "coalesce"),
+        ({"coalesce": 0}, "coalesce"),
+        ({"task": {"type": "http.request", "url": "https://api.example.com/x", "timeout_seconds": "5"}},
+         "task.http.request.timeout_seconds"),
+        ({"task": {"type": "http.request", "url": "https://api.example.com/x", "follow_redirects": 1}},
+         "task.http.request.follow_redirects"),
     ],
 )
 async def test_bad_schedules_get_a_readable_422(client: httpx.AsyncClient, change: dict[str, object],

@@ -21,11 +21,11 @@ class PurgeArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    older_than_days: Annotated[int, Field(default=30, ge=1, le=3650, description="Age by last update.")] = 30
+    older_than_days: Annotated[int, Field(default=30, strict=True, ge=1, le=3650, description="Age by last update.")] = 30
     statuses: Annotated[list[Literal["succeeded", "dead", "missed", "cancelled", "unknown"]], Field(
         default_factory=lambda: ["succeeded", "cancelled", "missed"], min_length=1,
         description="Which finished statuses to purge (dead and unknown are kept by default for operators).")]
-    limit: Annotated[int, Field(default=10_000, ge=1, le=1_000_000, description="At most this many per run.")] = 10_000
+    limit: Annotated[int, Field(default=10_000, strict=True, ge=1, le=1_000_000, description="At most this many per run.")] = 10_000
 
 
 class ReportArgs(BaseModel):

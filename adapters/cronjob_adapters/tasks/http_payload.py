@@ -106,6 +106,8 @@ class HttpRequestPayload(BaseModel):
     )
     timeout_seconds: float = Field(
         default=DEFAULT_TIMEOUT_SECONDS,
+        strict=True,
+        allow_inf_nan=False,
         gt=0,
         le=MAX_TIMEOUT_SECONDS,
         description=(
@@ -125,6 +127,7 @@ class HttpRequestPayload(BaseModel):
     )
     follow_redirects: bool = Field(
         default=False,
+        strict=True,
         description=(
             f"Follow 301/302/303/307/308 redirects, at most {MAX_REDIRECTS}; each hop is checked "
             "like the first URL, https to http is refused, a 303 (and a 301/302 after a POST) "

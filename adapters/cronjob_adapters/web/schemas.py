@@ -27,9 +27,9 @@ class RetryRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_attempts: int | None = Field(default=None, ge=1, le=50, description="Attempts in all, the first included.")
-    initial_delay_seconds: float | None = Field(default=None, ge=0, le=86_400)
-    max_delay_seconds: float | None = Field(default=None, ge=0, le=7 * 86_400)
+    max_attempts: int | None = Field(default=None, strict=True, ge=1, le=50, description="Attempts in all, the first included.")
+    initial_delay_seconds: float | None = Field(default=None, strict=True, allow_inf_nan=False, ge=0, le=86_400)
+    max_delay_seconds: float | None = Field(default=None, strict=True, allow_inf_nan=False, ge=0, le=7 * 86_400)
 
 
 class RetryView(BaseModel):
@@ -81,7 +81,7 @@ class ScheduleMessageRequest(BaseModel):
     language: Language = None
     retry: RetryRequest | None = None
     misfire_grace_seconds: Annotated[float | None, Field(
-        default=None, ge=0, le=30 * 86_400,
+        default=None, strict=True, allow_inf_nan=False, ge=0, le=30 * 86_400,
         description="Send late by at most this much (after downtime), else mark `missed`. "
                     "Default CRONJOB_MISFIRE_GRACE_SECONDS.")] = None
     send_by: Annotated[datetime | None, Field(
@@ -119,9 +119,9 @@ class CreateScheduleBase(BaseModel):
     userId: Annotated[str | None, Field(default=None, max_length=256)] = None
     retry: RetryRequest | None = None
     misfire_grace_seconds: Annotated[float | None, Field(
-        default=None, ge=0, le=30 * 86_400,
+        default=None, strict=True, allow_inf_nan=False, ge=0, le=30 * 86_400,
         description="Run an occurrence late by at most this much, else it is missed.")] = None
-    coalesce: bool = Field(default=True, description="Recurring: one run for all occurrences missed while down.")
+    coalesce: bool = Field(default=True, strict=True, description="Recurring: one run for all occurrences missed while down.")
     send_by: Annotated[datetime | None, Field(default=None, description="One-off: hard deadline (with offset).")] = None
     callback_url: CallbackUrl = None
 
