@@ -197,6 +197,29 @@ async def test_idempotency_key_replays_the_first_schedule(client: httpx.AsyncCli
     assert len(listed.json()["items"]) == 1
 
 
+async def test_an_idempotency_key_replays_only_the_request_that_created_it(client: httpx.AsyncClient) -> None:
+    headers = {**AUTH, "Idempotency-Key": "order-43"}
+    first = await client.post("/schedule-message", json=SEED, headers=headers)
+    assert first.status_code == 201
+    # The same request written differently (key order, spacing, a default spelt out) is a replay.
+    same = json.dumps({"language": None, **dict(reversed(list(SEED.items())))}, indent=2)
+    replay = await client.post("/schedule-message", content=same,
+                               headers={**headers, "Content-Type": "application/json"})
+    assert replay.status_code == 200 and replay.json()["id"] == first.json()["id"]
+    other = {"task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}, "schedule": "daily at 09:00"}
+    for path, body in [("/schedule-message", {**SEED, "to": "5521988887777"}),
+                       ("/schedule-message", {**SEED, "params": ["Outro", "amanhã"]}),
+                       ("/v1/schedules", other)]:
+        refused = await client.post(path, json=body, headers=headers)
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in refused.json()["errors"]] == ["Idempotency-Key"]
+    listed = await client.get("/v1/schedules", headers=AUTH)
+    assert [s["id"] for s in listed.json()["items"]] == [first.json()["id"]]
+    empty = await client.post("/schedule-message", json=SEED, headers={**AUTH, "Idempotency-Key": ""})
+    assert empty.status_code == 422, empty.text
+
+
 async def test_cancel_then_conflict_after_sending(client: httpx.AsyncClient, container: Container,
                                                   clock: FixedClock) -> None:
     created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()

@@ -2,11 +2,13 @@
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+import hashlib
+import json
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Response
-from pydantic import StringConstraints
+from pydantic import BaseModel, StringConstraints
 
 import cronjob
 from cronjob.domain.errors import ValidationError
@@ -92,6 +94,13 @@ def _retry_policy(retry: RetryRequest | None, registry: TaskRegistry, task_type:
     return replace(found.default_retry if found is not None else RetryPolicy(), **given)
 
 
+def request_digest(path: str, request: BaseModel) -> str:
+    """What identifies a request for its Idempotency-Key: the route and the body as understood
+    (key order, spacing and defaults spelt out or left out make no difference)."""
+    body = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{path}\n{body}".encode()).hexdigest()
+
+
 def _seconds(value: float | None) -> timedelta | None:
     return None if value is None else timedelta(seconds=value)
 
@@ -130,6 +139,7 @@ def _command(request: ScheduleMessageRequest, default_timezone: str, idempotency
         language=request.language,
         user_id=request.userId,
         idempotency_key=idempotency_key,
+        request_digest=request_digest("/schedule-message", request),
         retry=_retry_policy(request.retry, registry, message_task_type(kind)),
         misfire_grace=_seconds(request.misfire_grace_seconds),
         send_by=_aware(request.send_by, "send_by"),
@@ -179,12 +189,13 @@ def create_app(services: ApiServices) -> FastAPI:
     async def schedule_message(
         request: ScheduleMessageRequest,
         response: Response,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=256)] = None,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=256)] = None,
     ) -> ScheduleView:
         """Schedule one WhatsApp message (template or text) for `send_at`.
 
         The body's `{{1}}`.. placeholders must match `params` exactly. With an `Idempotency-Key`
-        header, repeating the request returns the schedule created first (200) instead of a new one.
+        header, repeating the request returns the schedule created first (200) instead of a new one;
+        the key with a different request is refused (422).
         """
         outcome = await scheduling.schedule_message(
             _command(request, services.default_timezone, idempotency_key, registry))
@@ -199,11 +210,13 @@ def create_app(services: ApiServices) -> FastAPI:
     async def create_schedule(
         request: CreateScheduleRequest,
         response: Response,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=256)] = None,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=256)] = None,
     ) -> ScheduleView:
         """Schedule a task, once or on a recurring rule (`schedule`), in an IANA `timezone`.
 
         Recurring occurrences are computed from the scheduled time, not the run time; each runs once.
+        With an `Idempotency-Key` header, repeating the request returns the schedule created first
+        (200); the key with a different request is refused (422).
         """
         timezone = request.timezone or services.default_timezone
         load_zone(timezone)
@@ -214,6 +227,7 @@ def create_app(services: ApiServices) -> FastAPI:
             timezone=timezone,
             user_id=request.userId,
             idempotency_key=idempotency_key,
+            request_digest=request_digest("/v1/schedules", request),
             retry=_retry_policy(request.retry, registry, request.task.type),  # type: ignore[attr-defined]
             misfire_grace=_seconds(request.misfire_grace_seconds),
             coalesce=request.coalesce,

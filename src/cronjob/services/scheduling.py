@@ -51,6 +51,8 @@ class ScheduleMessageCommand:
     ``send_at`` is aware; ``send_at_text`` is the client's own text of it (kept to show the
     original offset). ``body`` holds ``{{1}}``-style placeholders filled from ``params``.
     ``misfire_grace``: how late it may still be sent (None: the service's default; zero: always).
+    ``request_digest`` identifies the request that carried ``idempotency_key`` (see
+    :meth:`SchedulingService.schedule_message`).
     """
 
     to: str
@@ -64,6 +66,7 @@ class ScheduleMessageCommand:
     language: str | None = None
     user_id: str | None = None
     idempotency_key: str | None = None
+    request_digest: str | None = None
     retry: RetryPolicy | None = None
     misfire_grace: timedelta | None = None
     send_by: datetime | None = None
@@ -78,6 +81,7 @@ class CreateScheduleCommand:
     (templates against params) and stores the prepared payload. ``misfire_grace``: how late an
     occurrence may still run (None: the service's default for a one-off, no limit for a recurring
     schedule; zero: always); ``coalesce``: see :class:`MisfirePolicy` (recurring only).
+    ``request_digest``: as for :class:`ScheduleMessageCommand`.
     """
 
     task_type: str
@@ -86,11 +90,32 @@ class CreateScheduleCommand:
     timezone: str
     user_id: str | None = None
     idempotency_key: str | None = None
+    request_digest: str | None = None
     retry: RetryPolicy | None = None
     misfire_grace: timedelta | None = None
     coalesce: bool = True
     send_by: datetime | None = None
     callback_url: str | None = None
+
+
+#: The key of a schedule's metadata holding the digest of the request that created it.
+REQUEST_DIGEST = "request_digest"
+
+
+def _metadata(request_digest: str | None, **values: str) -> dict[str, str]:
+    return {**values, REQUEST_DIGEST: request_digest} if request_digest else values
+
+
+def _replayed(existing: Schedule, request_digest: str | None) -> Scheduled:
+    """The answer to a request whose idempotency key ``existing`` holds: that schedule, when the
+    request is the one that created it. Another request with the same key is refused: answering
+    it with an unrelated schedule would drop what it asked for without a word. (Schedules stored
+    before digests were kept, and callers that give none, are not compared.)"""
+    stored = existing.metadata.get(REQUEST_DIGEST)
+    if stored and request_digest and stored != request_digest:
+        raise ValidationError("this Idempotency-Key was used for a different request; use a new key for a "
+                              "new request", field="Idempotency-Key")
+    return Scheduled(existing, created=False)
 
 
 class TriggerParser(Protocol):
@@ -154,7 +179,7 @@ class SchedulingService:
         A replay is answered before any check: the client repeating a request that was accepted
         gets the schedule it created, even once its ``send_at`` has passed.
         """
-        if (replayed := await self._replay(command.idempotency_key)) is not None:
+        if (replayed := await self._replay(command.idempotency_key, command.request_digest)) is not None:
             return replayed
         now = self._now()
         send_at = require_aware(command.send_at, "send_at")
@@ -171,13 +196,14 @@ class SchedulingService:
             timezone=command.timezone, user_id=command.user_id, idempotency_key=command.idempotency_key,
             retry=command.retry, misfire=self._misfire(command.misfire_grace, recurring=False),
             send_by=command.send_by,
-            metadata={"send_at": command.send_at_text}, callback_url=command.callback_url,
+            metadata=_metadata(command.request_digest, send_at=command.send_at_text),
+            callback_url=command.callback_url, request_digest=command.request_digest,
         )
 
     async def create(self, command: CreateScheduleCommand) -> Scheduled:
         """Validate and store a schedule of any known task type, one-off or recurring (a replay of
         a known idempotency key answers with the stored schedule, before any check)."""
-        if (replayed := await self._replay(command.idempotency_key)) is not None:
+        if (replayed := await self._replay(command.idempotency_key, command.request_digest)) is not None:
             return replayed
         now = self._now()
         preparer = self._preparers.get(command.task_type)
@@ -198,8 +224,8 @@ class SchedulingService:
             first_run_at=first, now=now, timezone=command.timezone, user_id=command.user_id,
             idempotency_key=command.idempotency_key, retry=command.retry,
             misfire=self._misfire(command.misfire_grace, recurring=trigger.recurring, coalesce=command.coalesce),
-            send_by=command.send_by, metadata={"schedule": command.schedule},
-            callback_url=command.callback_url,
+            send_by=command.send_by, metadata=_metadata(command.request_digest, schedule=command.schedule),
+            callback_url=command.callback_url, request_digest=command.request_digest,
         )
 
     def _now(self) -> datetime:
@@ -239,6 +265,7 @@ class SchedulingService:
         send_by: datetime | None,
         metadata: dict[str, str],
         callback_url: str | None,
+        request_digest: str | None,
     ) -> Scheduled:
         schedule = Schedule.create(
             id=self._new_id(),
@@ -267,16 +294,16 @@ class SchedulingService:
             existing = await self._repository.get(exc.existing_id)
             if existing is None:
                 raise
-            return Scheduled(existing, created=False)
+            return _replayed(existing, request_digest)
         self._signal.notify(first_run_at)
         return Scheduled(schedule, created=True)
 
-    async def _replay(self, idempotency_key: str | None) -> Scheduled | None:
+    async def _replay(self, idempotency_key: str | None, request_digest: str | None) -> Scheduled | None:
         """The schedule stored under ``idempotency_key`` (not created now), if any."""
         if not idempotency_key:
             return None
         existing = await self._repository.get_by_idempotency_key(idempotency_key)
-        return Scheduled(existing, created=False) if existing is not None else None
+        return _replayed(existing, request_digest) if existing is not None else None
 
     async def get(self, schedule_id: str) -> Schedule:
         """The schedule with this id; :class:`ScheduleNotFound` otherwise."""
