@@ -289,6 +289,13 @@ class ModelSchedule:
     def run(self, now: datetime) -> None:
         """One claimed run at ``now`` (every run of the machine is claimed, started and ended
         at one instant: the clock stands still while the replicas work)."""
+        if (self.recurring and self.coalesce and self.next_run_at == self.occurrence
+                and not any(a.scheduled_for == self.occurrence for a in self.attempts)):
+            # Coalescing: one run for every occurrence due, as the latest of them (README).
+            assert self.occurrence is not None
+            latest = self.next_fire(now) - self.every  # type: ignore[operator]
+            if latest > self.occurrence:
+                self.next_run_at = self.occurrence = latest
         reason = self.misfire_reason(now)
         if reason is None and self.crash_until is not None:
             self.takeovers += 1  # its "started" event names the owner whose lease lapsed
@@ -297,7 +304,13 @@ class ModelSchedule:
             self.last_error, self.missed_for = "missed", reason
             self._advance_or(S.MISSED, now)
             if self.status is S.SCHEDULED and self.next_run_at is not None and self.next_run_at <= now:
-                self.next_run_at = self.occurrence = self.next_fire(now)
+                # Those older than the grace would be missed too; without coalescing, those
+                # still within it run (README: "false runs each of them").
+                if self.coalesce or self.grace is None:
+                    self.next_run_at = self.occurrence = self.next_fire(now)
+                else:
+                    within = self.next_fire(now - self.grace - timedelta(microseconds=1))
+                    self.next_run_at = self.occurrence = max(within, self.next_run_at)
             return
         failure = self.script.pop(0) if self.script else None
         self.sends.append((self.key, now, "ok" if failure is None else failure.value))

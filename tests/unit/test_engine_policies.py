@@ -133,6 +133,45 @@ async def test_recurring_misses_coalesce_into_one_run_by_default() -> None:
     stored = await rig.stored(schedule.id)
     assert len(rig.sender.sent) == 1
     assert stored.next_run_at == NOW + timedelta(hours=1, minutes=10)
+    # The one run stands for the latest occurrence due, as APScheduler's coalescing does: its key
+    # names the period a receiver should process now, not the oldest one missed.
+    assert [a.scheduled_for for a in stored.attempts] == [NOW + timedelta(hours=1)]
+    assert rig.sender.sent[0].idempotency_key == f"{schedule.id}:{(NOW + timedelta(hours=1)).isoformat()}"
+
+
+async def test_coalescing_runs_the_latest_occurrence_still_within_the_grace() -> None:
+    rig = Rig()
+    schedule = await rig.recurring("every 10 minutes", misfire_grace=timedelta(minutes=25))
+    rig.clock.set(NOW + timedelta(hours=1, minutes=5))  # the oldest is 55 min late, the latest 5
+    while await run_due(rig.dispatcher()):
+        pass
+    stored = await rig.stored(schedule.id)
+    assert [(a.scheduled_for, a.outcome) for a in stored.attempts] == [(NOW + timedelta(hours=1), "succeeded")]
+    assert len(rig.sender.sent) == 1 and stored.next_run_at == NOW + timedelta(hours=1, minutes=10)
+
+
+async def test_coalescing_misses_once_when_even_the_latest_occurrence_is_beyond_the_grace() -> None:
+    rig = Rig()
+    schedule = await rig.recurring("every 10 minutes", misfire_grace=timedelta(minutes=2))
+    rig.clock.set(NOW + timedelta(hours=1, minutes=5))
+    while await run_due(rig.dispatcher()):
+        pass
+    stored = await rig.stored(schedule.id)
+    assert [(a.scheduled_for, a.outcome) for a in stored.attempts] == [(NOW + timedelta(hours=1), "missed")]
+    assert rig.sender.sent == [] and stored.next_run_at == NOW + timedelta(hours=1, minutes=10)
+
+
+async def test_without_coalescing_each_occurrence_within_the_grace_still_runs() -> None:
+    rig = Rig()
+    schedule = await rig.recurring("every 10 minutes", coalesce=False, misfire_grace=timedelta(minutes=25))
+    rig.clock.set(NOW + timedelta(hours=1, minutes=5))  # due: +10 .. +60; within the grace: +40, +50, +60
+    while await run_due(rig.dispatcher()):
+        pass
+    stored = await rig.stored(schedule.id)
+    at = [NOW + timedelta(minutes=m) for m in (10, 40, 50, 60)]
+    assert [(a.scheduled_for, a.outcome) for a in stored.attempts] == [
+        (at[0], "missed"), (at[1], "succeeded"), (at[2], "succeeded"), (at[3], "succeeded")]
+    assert len(rig.sender.sent) == 3 and stored.next_run_at == NOW + timedelta(hours=1, minutes=10)
 
 
 async def test_recurring_without_coalescing_runs_every_missed_occurrence() -> None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.recurring import CalendarTrigger, CronTrigger, IntervalTrigger
-from cronjob.domain.trigger import OnceTrigger, Trigger, whole_millisecond
+from cronjob.domain.trigger import OnceTrigger, Trigger, latest_fire_time, whole_millisecond
 from cronjob_adapters.cron import CronsimEvaluator
 
 EVALUATOR = CronsimEvaluator()
@@ -469,6 +469,40 @@ def test_cron_validation() -> None:
         CronTrigger("0 9 * * *", "Not/AZone", EVALUATOR)
     assert error.value.field == "timezone"
     assert CronTrigger(" 0  9 * *  mon-fri ", "UTC", EVALUATOR).expression == "0 9 * * MON-FRI"
+
+
+# ---------------------------------------------------------------- the latest fire time in a window
+
+@st.composite
+def any_trigger(draw: st.DrawFn) -> Trigger:
+    zone = draw(st.sampled_from(ZONES), label="zone")
+    kind = draw(st.sampled_from(["interval", "calendar", "cron", "once"]), label="kind")
+    if kind == "interval":
+        return IntervalTrigger(timedelta(seconds=draw(st.integers(1, 7200), label="every")),
+                               draw(ANY_INSTANT, label="anchor"))
+    if kind == "calendar":
+        return CalendarTrigger(draw(TIMES, label="at"), zone, draw(WEEKDAYS, label="weekdays"))
+    if kind == "cron":
+        return CronTrigger(draw(CRON_EXPRESSIONS, label="expression"), zone, EVALUATOR)
+    return OnceTrigger(draw(ANY_INSTANT, label="at"))
+
+
+@PROPS
+@given(trigger=any_trigger(), after=ANY_INSTANT, span=st.integers(0, 400 * 86400 * 1000), data=st.data())
+def test_the_latest_fire_time_in_a_window_is_the_last_of_those_walked_to(
+        trigger: Trigger, after: datetime, span: int, data: st.DataObject) -> None:
+    """What coalescing runs as: the last fire time in (after, until], as stepping one fire time
+    at a time finds it (the windows are kept to a few thousand fire times for the walk)."""
+    until = after + timedelta(milliseconds=span)
+    walked: datetime | None = None
+    fire = trigger.next_fire_time(after)
+    for _ in range(5000):
+        if fire is None or fire > until:
+            break
+        walked, fire = fire, trigger.next_fire_time(fire)
+    else:
+        until = walked  # too many to walk: the window ends at the last one walked to
+    assert latest_fire_time(trigger, after, until) == walked
 
 
 def test_triggers_past_year_9999_never_fire_again() -> None:

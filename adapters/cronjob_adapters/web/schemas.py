@@ -121,7 +121,7 @@ class CreateScheduleBase(BaseModel):
     misfire_grace_seconds: Annotated[float | None, Field(
         default=None, strict=True, allow_inf_nan=False, ge=0, le=30 * 86_400,
         description="Run an occurrence late by at most this much, else it is missed.")] = None
-    coalesce: bool = Field(default=True, strict=True, description="Recurring: one run for all occurrences missed while down.")
+    coalesce: bool = Field(default=True, strict=True, description="Recurring: one run for all occurrences missed while down, as the latest of them; false: each one still within the misfire grace runs.")
     send_by: Annotated[datetime | None, Field(default=None, description="One-off: hard deadline (with offset).")] = None
     callback_url: CallbackUrl = None
 

@@ -12,7 +12,7 @@ from typing import Any
 from cronjob.domain.errors import InvalidTransition, ValidationError
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryDecision, RetryPolicy
-from cronjob.domain.trigger import Trigger, require_aware
+from cronjob.domain.trigger import Trigger, latest_fire_time, require_aware
 
 
 class ScheduleStatus(StrEnum):
@@ -58,8 +58,9 @@ class MisfirePolicy:
 
     ``grace``: the occurrence runs if it is at most this late, else it is *missed* (a one-off
     becomes ``missed``; a recurring schedule records the miss and moves on). None: always run.
-    ``coalesce`` (recurring only): occurrences missed while nothing ran collapse into one run;
-    when False, each missed occurrence runs, one after the other.
+    ``coalesce`` (recurring only): occurrences missed while nothing ran collapse into one run, as
+    the latest of them (see :meth:`Schedule.catch_up`); when False, each missed occurrence still
+    within the grace runs, one after the other.
     """
 
     grace: timedelta | None = None
@@ -107,6 +108,8 @@ DELIVERY_RANK = {status: rank for rank, status in enumerate(DELIVERY_STATUSES)}
 
 
 _ONE_MS = timedelta(milliseconds=1)
+
+_ONE_MICROSECOND = timedelta(microseconds=1)
 
 #: Newest entries kept in a schedule's attempt and event histories (recurring schedules would
 #: otherwise grow without bound; MongoDB documents are capped at 16 MB).
@@ -232,6 +235,19 @@ class Schedule:
         if self.status is ScheduleStatus.RUNNING:
             return self.lease is not None and self.lease.until < now
         return False
+
+    def catch_up(self, now: datetime) -> None:
+        """Before a claimed run: a recurring schedule that coalesces (the default) and finds later
+        occurrences than the one due already due too (the service was down, or the queue long)
+        runs once for them all, as the latest of them: its idempotency key, and the misfire grace
+        it is judged by, are the latest occurrence's. A retry of an occurrence is not moved on."""
+        if not (self.trigger.recurring and self.misfire.coalesce) or self.occurrence is None:
+            return
+        if self.next_run_at != self.occurrence or self.attempts_for_occurrence:
+            return
+        latest = latest_fire_time(self.trigger, self.occurrence, now)
+        if latest is not None:
+            self.next_run_at = self.occurrence = latest
 
     def misfire_reason(self, now: datetime) -> str | None:
         """Why the occurrence due at ``next_run_at`` must not run at ``now``, or None if it may."""
@@ -383,8 +399,11 @@ class Schedule:
         self._emit("missed", now, attempt_id, reason=reason, **data)
         self._advance_or(ScheduleStatus.MISSED, now)
         if self.status is ScheduleStatus.SCHEDULED and self.next_run_at is not None and self.next_run_at <= now:
-            # Occurrences older than the grace would all be missed too: skip to the next one ahead.
-            upcoming = self.trigger.next_fire_time(now)
+            grace = self.misfire.grace
+            # Skip what would be missed too: every occurrence older than the grace. Without
+            # coalescing, those still within it run, each; coalescing, the latest was this one.
+            after = now if self.misfire.coalesce or grace is None else now - grace - _ONE_MICROSECOND
+            upcoming = self.trigger.next_fire_time(max(after, self.next_run_at - _ONE_MICROSECOND))
             if upcoming is not None:
                 self.next_run_at = self.occurrence = upcoming
 

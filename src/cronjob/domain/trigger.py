@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.zones import OUT_OF_RANGE
@@ -56,6 +56,29 @@ class Trigger(ABC):
     @abstractmethod
     def next_fire_time(self, after: datetime) -> datetime | None:
         """First fire time strictly after ``after`` (UTC), or None."""
+
+
+def latest_fire_time(trigger: Trigger, after: datetime, until: datetime) -> datetime | None:
+    """The last fire time of ``trigger`` in (``after``, ``until``], or None if there is none.
+
+    Triggers only step forwards, and a rule that fires every second, down for a day, has 86,400
+    fire times in between: rather than walk them all, look back from ``until`` in windows that
+    double (1 ms, 2 ms, ...) until one holds a fire time, then walk forwards from there (for a
+    regular rule, a step or two).
+    """
+    first = trigger.next_fire_time(after)
+    if first is None or first > until:
+        return None
+    found, window, span = first, timedelta(milliseconds=1), until - after
+    while window < span:
+        candidate = trigger.next_fire_time(until - window)
+        if candidate is not None and candidate <= until:
+            found = candidate
+            break
+        window *= 2
+    while (following := trigger.next_fire_time(found)) is not None and following <= until:
+        found = following
+    return found
 
 
 @dataclass(frozen=True, slots=True)

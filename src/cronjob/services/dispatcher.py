@@ -196,6 +196,7 @@ class Dispatcher:
         try:
             if not await self._lease_is_fresh(schedule, attempt_id):
                 return
+            schedule.catch_up(self._clock.now())  # coalescing: run once, as the latest occurrence due
             reason = schedule.misfire_reason(self._clock.now())
             if reason is not None:
                 schedule.miss(attempt_id=attempt_id, now=self._clock.now(), reason=reason)
