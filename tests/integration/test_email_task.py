@@ -12,6 +12,8 @@ import email.policy
 import logging
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -84,6 +86,7 @@ class Mailbox:
     data_reply: str | None = None
     data_fault: str | None = None  # "drop": hang up once the content arrived; "hang": never answer
     deliveries: list[Delivery] = field(default_factory=list)
+    data_received: threading.Event = field(default_factory=threading.Event)  # the content arrived
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: ANN001
         if self.mail_reply:
@@ -104,6 +107,7 @@ class Mailbox:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: ANN001
+        self.data_received.set()
         if self.data_fault == "hang":
             await asyncio.sleep(30)
         if self.data_fault == "drop":
@@ -489,6 +493,33 @@ async def test_timeout_after_data_is_unknown(smtp_server: Any) -> None:
 
     with pytest.raises(DeliveryOutcomeUnknown):
         await EmailHandler(settings_for(server, timeout_seconds=0.5)).run(email_schedule())
+
+
+async def test_a_shutdown_after_data_is_unknown_and_does_not_wait_for_the_server(smtp_server: Any) -> None:
+    """Cancelled (a scheduler's shutdown) once the server has the content: it may queue it, so
+    the run must not be released and sent again; and QUIT is not waited for (no answer comes)."""
+    server = smtp_server(Mailbox(data_fault="hang"))
+    run = asyncio.create_task(EmailHandler(settings_for(server, timeout_seconds=25)).run(email_schedule()))
+    assert await asyncio.to_thread(server.handler.data_received.wait, 10)
+    started = time.monotonic()
+    run.cancel()
+    with pytest.raises(DeliveryOutcomeUnknown, match="shutdown"):
+        await asyncio.wait_for(run, 10)
+    assert not run.cancelled()  # the run ends with that outcome, recorded as any other
+    assert time.monotonic() - started < 5, "waited for the silent server's answer to QUIT"
+
+
+async def test_a_shutdown_before_data_is_a_cancellation_the_run_is_released() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)  # never greets: the client is still connecting
+        settings = SmtpSettings(host="127.0.0.1", port=listener.getsockname()[1], from_address=SENDER,
+                                starttls=False, timeout_seconds=25, local_hostname="cronjob.test.local")
+        run = asyncio.create_task(EmailHandler(settings).run(email_schedule()))
+        await asyncio.sleep(0.2)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(run, 10)
 
 
 # -- payloads and secrets --------------------------------------------------------------------

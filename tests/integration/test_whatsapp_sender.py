@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,17 @@ from cronjob.domain.message import (
     OutboundMessage,
     SendReceipt,
 )
+from cronjob.domain.schedule import ScheduleStatus
+from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
+from cronjob.services.messaging import WhatsAppMessageHandler
+from cronjob.services.scheduling import WHATSAPP_TEXT, ScheduleMessageCommand, SchedulingService
+from cronjob_adapters.memory.repository import InMemoryScheduleRepository
+from cronjob_adapters.memory.signal import InProcessWorkSignal
 from cronjob_adapters.whatsapp.sender import WhatsAppCloudSender
+from cronjob_bootstrap.triggers import default_trigger_parser
+from tests.support.clock import FixedClock
 from tests.support.fake_whatsapp import FakeWhatsApp, graph_error, validate, validate_send_body
+from tests.support.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "EAAG-secret-token-do-not-log-0123456789"
@@ -393,3 +403,34 @@ async def test_the_fake_runs_as_a_process_and_records_to_a_file(tmp_path: Path) 
     assert [line["wamid"] for line in lines] == [r.message_id for r in receipts]
     assert [line["body"]["type"] for line in lines] == ["template", "text"]
     assert all(line["received_at"].endswith("+00:00") for line in lines)
+
+
+# -- a shutdown while a send is in flight --------------------------------------------------------
+
+
+async def test_a_shutdown_while_a_send_is_in_flight_parks_it_as_unknown(fake: FakeWhatsApp) -> None:
+    """The scheduler's drain cancels runs still going at its end. A WhatsApp send cancelled in
+    flight may have reached Meta (no idempotency key): it becomes unknown, as an unanswered
+    request does, rather than being released and sent again by the next replica."""
+    now = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
+    clock = FixedClock(now)
+    store, signal = InMemoryScheduleRepository(), InProcessWorkSignal(clock)
+    service = SchedulingService(store, clock, signal, parse_trigger=default_trigger_parser())
+    sender = WhatsAppCloudSender(fake.url, TOKEN, PHONE_ID, timeout_seconds=30)
+    dispatcher = Dispatcher(store, {WHATSAPP_TEXT: WhatsAppMessageHandler(sender)}, clock, signal,
+                            DispatcherSettings(owner="r1"))
+    scheduled = await service.schedule_message(ScheduleMessageCommand(
+        to=TO, body=BODY, kind=MessageKind.TEXT, send_at=now, send_at_text=now.isoformat(), timezone="UTC"))
+    fake.delay_next(20)  # Meta takes the request and answers only after the drain's grace
+    try:
+        assert await dispatcher.dispatch_due() == 1
+        await until(lambda: len(fake.requests) == 1)
+        await dispatcher.drain(0.05)
+        stored = await store.get(scheduled.schedule.id)
+        assert stored is not None and stored.status is ScheduleStatus.UNKNOWN, stored
+        assert stored.last_error is not None and "shutdown" in stored.last_error.message
+        assert stored.lease is None
+        assert await dispatcher.dispatch_due() == 0  # not due again: never sent twice
+        assert len(fake.requests) == 1
+    finally:
+        await sender.close()

@@ -7,6 +7,7 @@ placeholders are in :mod:`cronjob_adapters.tasks.email_payload`.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email.utils
 import hashlib
@@ -26,6 +27,8 @@ from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import DeliveryError, DeliveryOutcomeUnknown
 from cronjob.domain.schedule import Schedule
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
+
+from cronjob_adapters.cut_short import cut_short
 from cronjob_adapters.tasks.email_payload import (
     HEADER_FORBIDDEN,
     EmailPayload,
@@ -142,8 +145,9 @@ class EmailHandler(TaskHandler):
     - connection refused, connect or greeting timeout, a server that hangs up or stops answering
       before DATA: retryable (``connect_error``, ``connect_timeout``, ``server_disconnected``,
       ``timeout``);
-    - a timeout or a lost connection once DATA was sent: :class:`DeliveryOutcomeUnknown` (the
-      server may have queued the message);
+    - a timeout, a lost connection or a cancellation by a shutdown once DATA was sent:
+      :class:`DeliveryOutcomeUnknown` (the server may have queued the message); cancelled before
+      DATA, the run is released as any other (the server has nothing yet);
     - TLS failures (certificate not trusted, handshake refused) and a server without STARTTLS
       or AUTH when they are configured: permanent (``tls_error``, ``smtp_not_supported``,
       ``smtp_error``): fixing them needs an operator;
@@ -237,20 +241,28 @@ class EmailHandler(TaskHandler):
         self, message: EmailMessage, recipients: list[str]
     ) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
         client = self._client()
+        polite = True  # say QUIT at the end; not after a cancellation (the server may not answer)
         try:
             await client.connect()
             return await client.send_message(message, sender=self._sender, recipients=recipients)
+        except asyncio.CancelledError:
+            polite = False
+            if client.data_started:
+                log.warning("email outcome unknown: host=%s cancelled by a shutdown after DATA",
+                            self._settings.host)
+                raise cut_short("the email (its DATA command)") from None
+            raise  # nothing the server could queue yet: the run is released and sent again
         except Exception as exc:
             classified = self._classify(exc, client.data_started, len(recipients))
             if classified is exc:
                 raise
             raise classified from exc
         finally:
-            await self._close(client)
+            await self._close(client, quit=polite)
 
     @staticmethod
-    async def _close(client: _TrackedSMTP) -> None:
-        if client.is_connected:
+    async def _close(client: _TrackedSMTP, *, quit: bool = True) -> None:
+        if quit and client.is_connected:
             try:
                 await client.quit()
             except (aiosmtplib.SMTPException, OSError):

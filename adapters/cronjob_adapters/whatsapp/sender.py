@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
@@ -9,6 +10,7 @@ import httpx
 from cronjob.domain.message import DeliveryError, DeliveryOutcomeUnknown, OutboundMessage, SendReceipt
 from cronjob.ports.sender import MessageSender
 
+from cronjob_adapters.cut_short import cut_short
 from cronjob_adapters.whatsapp.errors import error_from_response
 from cronjob_adapters.whatsapp.payloads import message_body
 
@@ -26,6 +28,7 @@ class WhatsAppCloudSender(MessageSender):
     :class:`DeliveryOutcomeUnknown`, because Meta has no idempotency key and a re-send could
     deliver twice. A 2xx without ``messages[0].id`` is also an unknown outcome: Meta answers 2xx
     only when it took the request, so "failed" would be false and a re-send could duplicate.
+    So is a request cancelled in flight by a shutdown (see :func:`cut_short`): it may have left.
 
     The token lives only in the client's default headers (httpx masks it in reprs); logs carry
     the HTTP status, the wamid and Meta's error code, never the recipient, body or token.
@@ -58,6 +61,9 @@ class WhatsAppCloudSender(MessageSender):
             raise DeliveryError("invalid_message", str(exc), retryable=False) from exc
         try:
             response = await self._client.post(self._url, json=body)
+        except asyncio.CancelledError:
+            log.warning("whatsapp send outcome unknown: cancelled by a shutdown while in flight")
+            raise cut_short("the WhatsApp request") from None
         except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise self._not_sent("timeout", exc) from exc
         except (httpx.ConnectError, httpx.ProxyError) as exc:
