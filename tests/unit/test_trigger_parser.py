@@ -130,6 +130,13 @@ def test_once_in_a_dst_gap_is_refused_and_in_a_fold_takes_the_first_pass() -> No
         ("cron(0 9 * * * *)", SP, "five fields"),
         ("daily", "Mars/Olympus_Mons", "unknown time zone 'Mars/Olympus_Mons'"),
         ("daily", "", "a time zone name is required"),
+        # tz database files that are no IANA zone: the host's own zone would make one request mean
+        # different instants on different replicas.
+        ("daily", "localtime", "'localtime' is not an IANA time zone"),
+        ("daily", "Factory", "'Factory' is not an IANA time zone"),
+        ("daily", "posixrules", "'posixrules' is not an IANA time zone"),
+        ("daily", "posix/America/Sao_Paulo", "is not an IANA time zone"),
+        ("daily", "right/UTC", "is not an IANA time zone"),
     ],
 )
 def test_bad_input_is_a_readable_validation_error(expression: str, zone: str, message: str) -> None:

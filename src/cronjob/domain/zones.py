@@ -15,10 +15,21 @@ DEFAULT_TIMEZONE = "America/Sao_Paulo"
 ONE_SECOND = timedelta(seconds=1)
 
 
+#: Files of a tz database that are not IANA zone names: ``localtime`` is the host's own zone (so
+#: one request would mean different instants on differently configured replicas), ``Factory`` a
+#: placeholder, ``posixrules`` a template; ``posix/`` and ``right/`` are copies of the database
+#: (``right/`` counting leap seconds).
+_NOT_IANA = frozenset({"localtime", "posixrules", "factory"})
+_NOT_IANA_PREFIXES = ("posix/", "right/")
+
+
 def load_zone(name: str, field: str = "timezone") -> ZoneInfo:
     """The IANA zone called ``name``, or ValidationError."""
     if not isinstance(name, str) or not name.strip():
         raise ValidationError("a time zone name is required (IANA, e.g. America/Sao_Paulo)", field=field)
+    if name.lower() in _NOT_IANA or name.lower().startswith(_NOT_IANA_PREFIXES):
+        raise ValidationError(f"{name!r} is not an IANA time zone name (expected e.g. America/Sao_Paulo)",
+                              field=field)
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
