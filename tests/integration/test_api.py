@@ -144,7 +144,14 @@ async def test_an_unknown_query_parameter_is_refused_not_ignored(client: httpx.A
     response = await client.get("/v1/schedules?stauts=dead&limit=5", headers=AUTH)
     assert response.status_code == 422
     assert response.json()["errors"] == [{"field": "stauts", "message": "unknown query parameter"}]
-    assert (await client.get("/v1/schedules?status=dead&limit=5&type=x&type=y", headers=AUTH)).status_code == 200
+    assert (await client.get("/v1/schedules?status=dead&limit=5&type=whatsapp.text&type=webhook.delivery",
+                             headers=AUTH)).status_code == 200
+    # Nor is a parameter of one value taken twice (the last one only), nor a misspelt type (nothing).
+    twice = await client.get("/v1/schedules?status=dead&status=missed&limit=2&limit=3", headers=AUTH)
+    assert twice.status_code == 422
+    assert [e["field"] for e in twice.json()["errors"]] == ["limit", "status"]
+    typo = await client.get("/v1/schedules?type=whatsapp.templat", headers=AUTH)
+    assert typo.status_code == 422 and typo.json()["errors"][0]["field"] == "type", typo.text
     # Without a token, the answer is 401 whatever the parameters.
     assert (await client.get("/v1/schedules?stauts=dead")).status_code == 401
 

@@ -277,8 +277,13 @@ def create_app(services: ApiServices) -> FastAPI:
         """Schedules, newest first, optionally of one status and of some task types.
 
         Without `type`, the service's own jobs (`webhook.delivery`, one per event and subscriber)
-        are left out; `type=webhook.delivery` lists them.
+        are left out; `type=webhook.delivery` lists them. An unknown type is refused (422), as a
+        parameter of one value given twice is.
         """
+        known = {*scheduling.task_types, *services.internal_task_types}
+        if unknown := sorted(set(task_type or ()) - known):
+            raise ValidationError(f"unknown task type {unknown[0]!r}; known: {', '.join(sorted(known))}",
+                                  field="type")
         items = await scheduling.list(status=status, task_types=task_type or None,
                                       exclude_types=() if task_type else services.internal_task_types,
                                       limit=limit, offset=offset)

@@ -1,20 +1,23 @@
 """Unknown query parameters are refused, as unknown body fields are.
 
 ``GET /v1/schedules?stauts=dead`` would otherwise answer with every schedule, unfiltered: a typo
-must not widen what a request reads or acts on.
+must not widen what a request reads or acts on. Nor is a parameter of one value taken twice.
 """
 
 from __future__ import annotations
 
 from fastapi import Request
+from fastapi._compat import field_annotation_is_sequence
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 
-def _query_names(dependant: Dependant) -> set[str]:
-    """The query parameters of ``dependant`` and of its dependencies, by the name a client sends."""
-    names = {param.alias for param in dependant.query_params}
+def _query_names(dependant: Dependant) -> dict[str, bool]:
+    """The query parameters of ``dependant`` and of its dependencies, by the name a client sends,
+    each with whether it may be repeated (a list)."""
+    names = {param.alias: field_annotation_is_sequence(param.field_info.annotation)
+             for param in dependant.query_params}
     for dependency in dependant.dependencies:
         names |= _query_names(dependency)
     return names
@@ -29,8 +32,14 @@ async def refuse_unknown_query_parameters(request: Request) -> None:
         return
     known = _query_names(route.dependant)  # a few fields: cheaper than any cache keyed by route
     unknown = sorted({name for name in request.query_params if name not in known})
-    if unknown:
+    # A parameter of one value given twice (``?status=dead&status=missed``) would silently mean
+    # its last value only: refused too. (Lists, such as ``type``, take every value.)
+    repeated = sorted({name for name in request.query_params
+                       if not known.get(name, True) and len(request.query_params.getlist(name)) > 1})
+    if unknown or repeated:
         raise RequestValidationError([
-            {"type": "extra_forbidden", "loc": ("query", name), "msg": "unknown query parameter", "input": None}
-            for name in unknown
+            *({"type": "extra_forbidden", "loc": ("query", name), "msg": "unknown query parameter",
+               "input": None} for name in unknown),
+            *({"type": "too_long", "loc": ("query", name), "msg": "given more than once; it takes one value",
+               "input": None} for name in repeated),
         ])
