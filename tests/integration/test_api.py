@@ -412,7 +412,9 @@ async def test_a_one_off_s_misfire_grace_is_the_default_unless_it_names_one(
         ({"task": {"type": "whatsapp.template", "to": "5511999999999", "body": "{{1}}", "params": ["a"]}},
          "task.whatsapp.template.templateName"),
         ({"task": {"type": "whatsapp.text", "to": "5511999999999", "body": "{{1}} {{2}}", "params": ["a"]}},
-         "params"),
+         "task.params"),  # where it is in the request: beside the schedule's own fields sits task
+        ({"task": {"type": "http.request", "url": "https://api.example.com/x", "expected_status": [200, True]}},
+         "task.http.request.expected_status.1"),  # not pydantic's name for a union member
         ({"send_by": "2025-06-21T18:00:00"}, "send_by"),
         ({"send_by": "2030-06-21T18:00:00Z"}, "send_by"),  # a deadline is for one-offs (this is daily)
         ({"coalesce": "no"}, "coalesce"),

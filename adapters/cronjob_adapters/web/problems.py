@@ -43,11 +43,16 @@ _SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
 _UNPARSABLE_BODY = "There was an error parsing the body"
 
 
+#: What pydantic puts in a ``loc`` to say which member of a plain union (``int | str``) an error is
+#: about: not a field of the request (``expected_status.2.constrained-int`` is ``expected_status.2``).
+_PYDANTIC_TAG = re.compile(r"^(constrained-|function-|lax-|strict-|json-or-python\[|nullable\[|tagged-union\[)|^(int|str|float|bool)$")
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     """The field an error is about, as a dotted path: the request's source (``body``, ``query``,
     ...) is dropped, except when the error is about the body as a whole (then ``body``). Only
     the first part is a source: ``("body", "body")`` is the ``body`` field of the body."""
-    parts = [str(p) for p in loc]
+    parts = [str(p) for p in loc if not _PYDANTIC_TAG.match(str(p))]
     if len(parts) > 1 and parts[0] in _SOURCES:
         parts = parts[1:]
     return ".".join(parts) or "body"

@@ -98,6 +98,15 @@ class CreateScheduleCommand:
     callback_url: str | None = None
 
 
+def _prepared(preparer: PayloadPreparer, payload: dict[str, Any]) -> dict[str, Any]:
+    """The task's payload, checked and prepared; an error names its field by its place in the
+    request (``task.params``, not ``params``: a schedule's own fields sit beside ``task``)."""
+    try:
+        return preparer(payload)
+    except ValidationError as error:
+        raise ValidationError(error.message, field=f"task.{error.field}" if error.field else "task") from None
+
+
 #: The key of a schedule's metadata holding the digest of the request that created it.
 REQUEST_DIGEST = "request_digest"
 
@@ -220,7 +229,7 @@ class SchedulingService:
                 raise ValidationError(f"{command.schedule!r} never fires after now", field="schedule")
             first = upcoming
         return await self._store(
-            task_type=command.task_type, payload=preparer(command.payload), trigger=trigger,
+            task_type=command.task_type, payload=_prepared(preparer, command.payload), trigger=trigger,
             first_run_at=first, now=now, timezone=command.timezone, user_id=command.user_id,
             idempotency_key=command.idempotency_key, retry=command.retry,
             misfire=self._misfire(command.misfire_grace, recurring=trigger.recurring, coalesce=command.coalesce),
