@@ -156,6 +156,17 @@ async def test_an_unknown_query_parameter_is_refused_not_ignored(client: httpx.A
     assert (await client.get("/v1/schedules?stauts=dead")).status_code == 401
 
 
+async def test_head_is_answered_wherever_get_is(client: httpx.AsyncClient) -> None:
+    for path, headers in [("/healthcheck", {}), ("/v1/schedules", AUTH), ("/v1/stats", AUTH), ("/dashboard", {})]:
+        got, head = await client.get(path, headers=headers), await client.head(path, headers=headers)
+        assert head.status_code == got.status_code == 200, (path, head.status_code)
+        assert head.content == b"" and head.headers["content-type"] == got.headers["content-type"]
+        assert head.headers["content-length"] == got.headers["content-length"], path
+    assert (await client.head("/v1/schedules")).status_code == 401  # what GET needs, HEAD needs
+    no_get = await client.head("/schedule-message", headers=AUTH)
+    assert no_get.status_code == 405 and no_get.headers["allow"] == "POST"
+
+
 @pytest.mark.parametrize(("method", "path", "allow"), [
     ("PUT", "/v1/schedules", "GET, POST"),
     ("PUT", "/v1/schedules/some-id", "DELETE, GET"),

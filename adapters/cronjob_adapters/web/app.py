@@ -29,6 +29,7 @@ from cronjob_adapters.tasks.registry import TaskRegistry, TaskType
 from cronjob_adapters.web.auth import bearer_tokens
 from cronjob_adapters.web.counts_cache import CountsCache
 from cronjob_adapters.web.dashboard import dashboard_router
+from cronjob_adapters.web.head import HeadAsGet
 from cronjob_adapters.web.limits import BodySizeLimit
 from cronjob_adapters.web.probes import MetricsRenderer, probe_router
 from cronjob_adapters.web.problems import PROBLEM_RESPONSE, StoreNotReady, install_problem_handlers
@@ -163,6 +164,7 @@ def create_app(services: ApiServices) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=services.max_body_bytes)
     app.add_middleware(RequestId)
+    app.add_middleware(HeadAsGet)
     auth = bearer_tokens(services.tokens)
     scheduling = services.scheduling
     registry = services.task_types or TaskRegistry([])

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 import cronjob
 from cronjob.services.health import HealthService
 
+from cronjob_adapters.web.head import HeadAsGet
 from cronjob_adapters.web.problems import PROBLEM_RESPONSE, install_problem_handlers
 from cronjob_adapters.web.schemas import Health, ProbeView
 
@@ -61,5 +62,6 @@ def create_probe_app(health: HealthService, render_metrics: MetricsRenderer | No
     """The scheduler process's own small app: the probe router only."""
     app = FastAPI(title="cronjob scheduler", version=cronjob.__version__, docs_url=None, redoc_url=None)
     install_problem_handlers(app)
+    app.add_middleware(HeadAsGet)
     app.include_router(probe_router(health, render_metrics, auth))
     return app
