@@ -12,7 +12,8 @@ import pytest
 
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryDecision, RetryPolicy
-from cronjob.domain.schedule import MisfirePolicy, ScheduleStatus
+from cronjob.domain.recurring import IntervalTrigger
+from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
 from cronjob.ports.repository import DuplicateSchedule
 from tests.contract.conftest import StoreFactory
 from tests.support.builders import T0, one_off
@@ -127,6 +128,29 @@ async def test_lapsed_lease_is_reclaimed_and_old_owner_is_fenced(store: StoreFac
     stored = await repo.get(first.id)
     assert stored is not None and stored.status is ScheduleStatus.SUCCEEDED
     assert stored.result["provider_message_id"] == "wamid.NEW"
+
+
+async def test_a_cancel_while_running_fences_the_run_out(store: StoreFactory) -> None:
+    """Cancelling a recurring schedule mid-run: a write conditional on the running version read,
+    which takes the lease away, so the run's own fenced write of its outcome is refused."""
+    repo = await store()
+    schedule = Schedule.create(id="every-minute", task_type="whatsapp.text", payload={"to": "5511999999999"},
+                               trigger=IntervalTrigger(timedelta(minutes=1), T0), timezone="UTC",
+                               first_run_at=T0, now=T0 - timedelta(minutes=1))
+    await repo.add(schedule)
+    [run] = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=1)
+    assert run.lease is not None
+    read = await repo.get(run.id)
+    assert read is not None and read.status is ScheduleStatus.RUNNING
+    version = read.updated_at
+    read.cancel(now=T0 + timedelta(seconds=5))
+    assert await repo.save(read, expected_status=ScheduleStatus.RUNNING, expected_updated_at=version)
+    assert not await repo.renew_lease(run.id, run.lease.attempt_id, T0 + LEASE * 2)
+    run.succeed(attempt_id=run.lease.attempt_id, now=T0 + timedelta(seconds=9), provider_message_id="wamid.1")
+    assert not await repo.save(run, expected_status=ScheduleStatus.RUNNING, attempt_id=run.attempts[-1].attempt_id)
+    stored = await repo.get(run.id)
+    assert stored is not None and (stored.status, stored.lease, stored.attempts) == (ScheduleStatus.CANCELLED, None, [])
+    assert await repo.claim_due(now=T0 + timedelta(hours=1), owner="r2", lease_for=LEASE, limit=5) == []
 
 
 async def test_renew_extends_only_the_current_lease(store: StoreFactory) -> None:

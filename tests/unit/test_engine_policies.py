@@ -16,6 +16,7 @@ from cronjob.services.scheduling import (
     WHATSAPP_TEMPLATE,
     WHATSAPP_TEXT,
     CreateScheduleCommand,
+    ScheduleConflict,
     ScheduleMessageCommand,
     SchedulingService,
 )
@@ -259,6 +260,39 @@ async def test_shutdown_lets_short_runs_finish_and_releases_the_rest() -> None:
     released = await rig.stored(stuck.id)
     assert released.status is ScheduleStatus.SCHEDULED and released.lease is None
     assert released.next_run_at == NOW and released.attempts == []  # due again at once, for anyone
+
+
+async def test_a_recurring_schedule_can_be_cancelled_while_it_runs_a_one_off_cannot() -> None:
+    rig = Rig()
+    gate = asyncio.Event()
+
+    class Gated(TaskHandler):
+        task_type = WHATSAPP_TEXT
+
+        async def run(self, schedule: Schedule) -> TaskOutcome:
+            await gate.wait()
+            return TaskOutcome(provider_message_id="wamid.1")
+
+    rig.handlers[WHATSAPP_TEXT] = Gated()
+    recurring = await rig.recurring("every 10 minutes")
+    one_off = await rig.one_off(NOW + timedelta(minutes=10))
+    rig.clock.set(NOW + timedelta(minutes=10))
+    dispatcher = rig.dispatcher()
+    assert await dispatcher.dispatch_due() == 2
+    await asyncio.sleep(0)  # both runs are in progress
+    assert (await rig.stored(recurring.id)).status is ScheduleStatus.RUNNING
+    cancelled = await rig.service.cancel(recurring.id)
+    assert cancelled.status is ScheduleStatus.CANCELLED
+    with pytest.raises(ScheduleConflict, match="running and can no longer be cancelled"):
+        await rig.service.cancel(one_off.id)
+    gate.set()
+    await dispatcher.drain(5)
+    stored = await rig.stored(recurring.id)
+    assert (stored.status, stored.next_run_at, stored.lease) == (ScheduleStatus.CANCELLED, None, None)
+    assert stored.attempts == []  # the run's outcome was fenced out: it lost its lease
+    assert (await rig.stored(one_off.id)).status is ScheduleStatus.SUCCEEDED
+    rig.clock.set(NOW + timedelta(hours=1))
+    assert await run_due(dispatcher) == 0  # no later occurrence
 
 
 @pytest.mark.parametrize("rule", ["every 0 minutes", "at noon", "cron 61 * * * *", "once @ 2030-13-01 10:00"])

@@ -29,6 +29,7 @@ EXPECTED_ALLOWED = {
     (S.SCHEDULED, S.RUNNING), (S.SCHEDULED, S.CANCELLED),
     (S.RUNNING, S.SUCCEEDED), (S.RUNNING, S.DEAD), (S.RUNNING, S.UNKNOWN),
     (S.RUNNING, S.MISSED), (S.RUNNING, S.SCHEDULED),
+    (S.RUNNING, S.CANCELLED),  # a recurring schedule, cancelled by a user while it runs
     (S.DEAD, S.SCHEDULED), (S.UNKNOWN, S.SCHEDULED), (S.MISSED, S.SCHEDULED),
 }
 
@@ -148,6 +149,17 @@ def test_each_method_from_each_status(method: str, start: S) -> None:
         with pytest.raises(InvalidTransition):
             action(schedule)
         assert schedule == before, "a refused operation must leave the schedule unchanged"
+
+
+def test_a_recurring_schedule_cancelled_while_it_runs_takes_the_run_s_lease_away() -> None:
+    schedule = Schedule.create(id="r1", task_type="whatsapp.text", payload={}, timezone="UTC",
+                               trigger=EveryTrigger(T0, 60), first_run_at=T0, now=T0)
+    claim(schedule, "a1", T0, "replica-a")
+    schedule.cancel(now=LATER)
+    assert (schedule.status, schedule.lease, schedule.next_run_at) == (S.CANCELLED, None, None)
+    assert schedule.events[-1].type == "cancelled" and schedule.events[-1].data == {"while_running": "a1"}
+    with pytest.raises(InvalidTransition):  # the run's own outcome can no longer be recorded
+        schedule.succeed(attempt_id="a1", now=LATER, provider_message_id="wamid.1")
 
 
 def test_claim_sets_a_lease_and_finishing_clears_it() -> None:
@@ -368,7 +380,11 @@ class ScheduleWalk(RuleBasedStateMachine):
 
     @rule()
     def cancel(self) -> None:
-        self.attempt(lambda: self.schedule.cancel(now=self.now), self.schedule.status is S.SCHEDULED)
+        status = self.schedule.status
+        self.attempt(lambda: self.schedule.cancel(now=self.now),
+                     status is S.SCHEDULED or (status is S.RUNNING and self.schedule.trigger.recurring))
+        if self.schedule.status is S.CANCELLED:
+            assert self.schedule.lease is None and self.schedule.next_run_at is None
 
     @precondition(lambda self: self.schedule.status is S.SCHEDULED)
     @rule()

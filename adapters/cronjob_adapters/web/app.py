@@ -306,7 +306,9 @@ def create_app(services: ApiServices) -> FastAPI:
     @protected.delete("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
                       responses={404: _PROBLEM, 409: _PROBLEM})
     async def cancel_schedule(schedule_id: str) -> ScheduleView:
-        """Cancel a schedule that has not started yet (409 once it has)."""
+        """Cancel a schedule that waits, or a recurring one even while it runs (that run goes on,
+        its outcome is not recorded, and no later occurrence starts); 409 for a one-off that
+        started or ended."""
         return ScheduleView.of(await scheduling.cancel(schedule_id))
 
     @protected.post("/v1/schedules/{schedule_id}/retry", response_model=ScheduleView, tags=["schedules"],

@@ -37,6 +37,7 @@ _ALLOWED: dict[ScheduleStatus, frozenset[ScheduleStatus]] = {
             ScheduleStatus.UNKNOWN,
             ScheduleStatus.MISSED,
             ScheduleStatus.SCHEDULED,  # a retry, the next occurrence, or a released lease
+            ScheduleStatus.CANCELLED,  # a recurring schedule, by a user, while it runs
         }
     ),
     ScheduleStatus.SUCCEEDED: frozenset(),
@@ -446,13 +447,24 @@ class Schedule:
         self.lease = None
         self._move(ScheduleStatus.SCHEDULED, now)
 
+    @property
+    def cancellable(self) -> bool:
+        """Whether a user may cancel it now: when it waits (``scheduled``), and a recurring one
+        also while one of its runs is in progress (a one-off's run is its whole work)."""
+        return self.status is ScheduleStatus.SCHEDULED or (
+            self.status is ScheduleStatus.RUNNING and self.trigger.recurring)
+
     def cancel(self, *, now: datetime) -> None:
-        """Stop the schedule. Only a ``scheduled`` one can be cancelled by a user."""
-        if self.status is not ScheduleStatus.SCHEDULED:
+        """Stop the schedule (see :attr:`cancellable`). Cancelling a recurring schedule while it
+        runs takes the run's lease away: the run goes on, but its outcome is not recorded (its
+        writes are fenced by the lease), and no later occurrence starts."""
+        if not self.cancellable:
             raise InvalidTransition(self.status.value, ScheduleStatus.CANCELLED.value)
+        running = self.lease.attempt_id if self.status is ScheduleStatus.RUNNING and self.lease else None
         self._move(ScheduleStatus.CANCELLED, now)
         self.next_run_at = None
-        self._emit("cancelled", now)
+        self.lease = None
+        self._emit("cancelled", now, **({"while_running": running} if running else {}))
 
     def retry_now(self, *, now: datetime) -> None:
         """An operator re-runs a ``dead``, ``unknown`` or ``missed`` schedule: a new occurrence, due

@@ -107,6 +107,9 @@ def _prepared(preparer: PayloadPreparer, payload: dict[str, Any]) -> dict[str, A
         raise ValidationError(error.message, field=f"task.{error.field}" if error.field else "task") from None
 
 
+#: How many times a cancel reads and writes again when the schedule changed in between.
+_CANCEL_TRIES = 3
+
 #: The key of a schedule's metadata holding the digest of the request that created it.
 REQUEST_DIGEST = "request_digest"
 
@@ -339,18 +342,32 @@ class SchedulingService:
         return await self._repository.count_by_status_and_type()
 
     async def cancel(self, schedule_id: str) -> Schedule:
-        """Cancel a schedule that has not started; :class:`ScheduleConflict` if it has."""
-        schedule = await self.get(schedule_id)
-        if schedule.status is ScheduleStatus.CANCELLED:
-            return schedule
-        if schedule.status is not ScheduleStatus.SCHEDULED:
-            raise ScheduleConflict(f"schedule {schedule_id} is {schedule.status.value} and can no longer be cancelled")
-        version = schedule.updated_at
-        schedule.cancel(now=self._now())
-        await self._write_ahead(schedule, lambda: self._repository.save(
-            schedule, expected_status=ScheduleStatus.SCHEDULED, expected_updated_at=version),
-            f"schedule {schedule_id} is {{status}} and can no longer be cancelled")
-        return schedule
+        """Cancel a schedule that waits, or a recurring one even while it runs (see
+        :meth:`Schedule.cancel`); :class:`ScheduleConflict` for a one-off that started or ended.
+
+        The write is conditional on the schedule being as read; a run that ended meanwhile (a
+        recurring schedule's next occurrence) makes it read and try again, a few times.
+        """
+        for attempt in range(1, _CANCEL_TRIES + 1):
+            schedule = await self.get(schedule_id)
+            if schedule.status is ScheduleStatus.CANCELLED:
+                return schedule
+            if not schedule.cancellable:
+                raise ScheduleConflict(
+                    f"schedule {schedule_id} is {schedule.status.value} and can no longer be cancelled")
+            status, version = schedule.status, schedule.updated_at
+            schedule.cancel(now=self._now())
+
+            async def write(schedule: Schedule = schedule, status: ScheduleStatus = status,
+                            version: datetime = version) -> bool:
+                return await self._repository.save(schedule, expected_status=status, expected_updated_at=version)
+
+            if attempt == _CANCEL_TRIES:
+                await self._write_ahead(schedule, write, f"schedule {schedule_id} is {{status}} and can no longer be cancelled")
+                return schedule
+            if await publish_then_write(self._publisher, schedule, schedule.events[-1:], write):
+                return schedule
+        raise AssertionError("unreachable")
 
     async def retry(self, schedule_id: str) -> Schedule:
         """Re-run a ``dead``, ``unknown`` or ``missed`` schedule now (an operator's decision):
