@@ -205,6 +205,25 @@ async def test_wall_time_with_a_zone_and_dst_gaps(client: httpx.AsyncClient, clo
     assert gap.status_code == 422 and "does not exist" in gap.json()["detail"]
 
 
+@pytest.mark.parametrize("path", ["/schedule-message", "/v1/schedules"])
+async def test_a_body_that_is_not_sent_as_json_is_a_415(client: httpx.AsyncClient, path: str) -> None:
+    body = json.dumps(SEED)
+    for content_type in ("application/x-www-form-urlencoded", "text/plain; charset=utf-8"):
+        response = await client.post(path, content=body, headers={**AUTH, "Content-Type": content_type})
+        assert response.status_code == 415, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert content_type.split(";")[0] in response.json()["detail"]
+    as_json = await client.post("/schedule-message", content=body,
+                                headers={**AUTH, "Content-Type": "application/json; charset=utf-8"})
+    assert as_json.status_code == 201, as_json.text
+
+
+async def test_send_at_may_end_in_a_lowercase_z_as_rfc_3339_allows(client: httpx.AsyncClient) -> None:
+    created = await client.post("/schedule-message", json={**SEED, "send_at": "2025-06-21T17:00:00z"}, headers=AUTH)
+    assert created.status_code == 201, created.text
+    assert created.json()["send_at"] == "2025-06-21T17:00:00Z"
+
+
 async def test_idempotency_key_replays_the_first_schedule(client: httpx.AsyncClient) -> None:
     headers = {**AUTH, "Idempotency-Key": "order-42"}
     first = await client.post("/schedule-message", json=SEED, headers=headers)

@@ -95,6 +95,17 @@ def _retry_policy(retry: RetryRequest | None, registry: TaskRegistry, task_type:
     return replace(found.default_retry if found is not None else RetryPolicy(), **given)
 
 
+async def json_content_type(content_type: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
+    """A body sent as something else than JSON is a 415 naming the type, not a 422 about a
+    body that "should be a valid dictionary" (FastAPI reads only JSON bodies as objects).
+    No Content-Type at all is read as JSON."""
+    if content_type is None:
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        raise HTTPException(415, f"the body must be JSON (Content-Type: application/json), not {media or 'empty'}")
+
+
 def request_digest(path: str, request: BaseModel) -> str:
     """What identifies a request for its Idempotency-Key: the route and the body as understood
     (key order, spacing and defaults spelt out or left out make no difference)."""
@@ -186,8 +197,9 @@ def create_app(services: ApiServices) -> FastAPI:
                           responses={400: _PROBLEM, 401: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM})
 
     @protected.post("/schedule-message", status_code=201, response_model=ScheduleView, tags=["messages"],
+                    dependencies=[Depends(json_content_type)],
                     responses={200: {"model": ScheduleView, "description": "Replay of an Idempotency-Key."},
-                               413: _PROBLEM})
+                               413: _PROBLEM, 415: _PROBLEM})
     async def schedule_message(
         request: ScheduleMessageRequest,
         response: Response,
@@ -207,8 +219,9 @@ def create_app(services: ApiServices) -> FastAPI:
         return ScheduleView.of(outcome.schedule)
 
     @protected.post("/v1/schedules", status_code=201, response_model=ScheduleView, tags=["schedules"],
+                    dependencies=[Depends(json_content_type)],
                     responses={200: {"model": ScheduleView, "description": "Replay of an Idempotency-Key."},
-                               413: _PROBLEM})
+                               413: _PROBLEM, 415: _PROBLEM})
     async def create_schedule(
         request: CreateScheduleRequest,
         response: Response,

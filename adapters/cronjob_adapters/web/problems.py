@@ -145,7 +145,8 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
         headers["Allow"] = allowed
     detail = str(exc.detail)
     if exc.status_code == 400 and detail == _UNPARSABLE_BODY:
-        detail = "the body could not be parsed: it must be UTF-8 JSON, nested less than about 1,000 levels deep"
+        detail = ("the body could not be parsed: it must be UTF-8 JSON, nested less than about 1,000 levels "
+                  "deep, with numbers of at most 4,300 digits")
     return problem(exc.status_code, _title(exc.status_code), detail, headers=headers)
 
 

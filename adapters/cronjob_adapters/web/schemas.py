@@ -90,8 +90,11 @@ class ScheduleMessageRequest(BaseModel):
 
     def parsed_send_at(self) -> datetime:
         """``send_at`` as a datetime (naive when the text had no offset)."""
+        text = self.send_at
+        if text[-1:] == "z":  # RFC 3339 allows a lowercase Z; Python's reader before 3.12 does not
+            text = text[:-1] + "Z"
         try:
-            return datetime.fromisoformat(self.send_at)
+            return datetime.fromisoformat(text)
         except ValueError as exc:
             raise ValueError(f"send_at is not an ISO-8601 date-time: {self.send_at!r}") from exc
 
