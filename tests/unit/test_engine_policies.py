@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -293,6 +295,49 @@ async def test_a_recurring_schedule_can_be_cancelled_while_it_runs_a_one_off_can
     assert (await rig.stored(one_off.id)).status is ScheduleStatus.SUCCEEDED
     rig.clock.set(NOW + timedelta(hours=1))
     assert await run_due(dispatcher) == 0  # no later occurrence
+
+
+async def test_a_cancel_that_races_the_end_of_a_run_reads_again_and_cancels() -> None:
+    """The run ends (and its next occurrence is stored) between the cancel's read and its write:
+    the write, conditional on what was read, fails; the cancel reads again and succeeds."""
+
+    class Racing(InMemoryScheduleRepository):
+        race: Callable[[], Awaitable[None]] | None = None
+
+        async def save(self, schedule: Schedule, **conditions: Any) -> bool:
+            if self.race is not None and conditions.get("expected_updated_at") is not None:
+                race, self.race = self.race, None
+                await race()
+            return await super().save(schedule, **conditions)
+
+    rig = Rig()
+    rig.repository = store = Racing()
+    rig.service = SchedulingService(store, rig.clock, rig.signal, parse_trigger=default_trigger_parser())
+    gate = asyncio.Event()
+
+    class Gated(TaskHandler):
+        task_type = WHATSAPP_TEXT
+
+        async def run(self, schedule: Schedule) -> TaskOutcome:
+            await gate.wait()
+            return TaskOutcome(provider_message_id="wamid.1")
+
+    rig.handlers[WHATSAPP_TEXT] = Gated()
+    recurring = await rig.recurring("every 10 minutes")
+    rig.clock.set(NOW + timedelta(minutes=10))
+    dispatcher = rig.dispatcher()
+    assert await dispatcher.dispatch_due() == 1
+
+    async def the_run_ends() -> None:
+        gate.set()
+        await dispatcher.drain(5)
+        assert (await rig.stored(recurring.id)).status is ScheduleStatus.SCHEDULED
+
+    store.race = the_run_ends
+    assert (await rig.service.cancel(recurring.id)).status is ScheduleStatus.CANCELLED
+    stored = await rig.stored(recurring.id)
+    assert stored.status is ScheduleStatus.CANCELLED and store.race is None
+    assert [a.outcome for a in stored.attempts] == ["succeeded"]  # the run ended first: it is kept
 
 
 @pytest.mark.parametrize("rule", ["every 0 minutes", "at noon", "cron 61 * * * *", "once @ 2030-13-01 10:00"])

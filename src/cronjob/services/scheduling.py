@@ -348,7 +348,7 @@ class SchedulingService:
         The write is conditional on the schedule being as read; a run that ended meanwhile (a
         recurring schedule's next occurrence) makes it read and try again, a few times.
         """
-        for attempt in range(1, _CANCEL_TRIES + 1):
+        for _ in range(_CANCEL_TRIES):
             schedule = await self.get(schedule_id)
             if schedule.status is ScheduleStatus.CANCELLED:
                 return schedule
@@ -362,12 +362,9 @@ class SchedulingService:
                             version: datetime = version) -> bool:
                 return await self._repository.save(schedule, expected_status=status, expected_updated_at=version)
 
-            if attempt == _CANCEL_TRIES:
-                await self._write_ahead(schedule, write, f"schedule {schedule_id} is {{status}} and can no longer be cancelled")
-                return schedule
             if await publish_then_write(self._publisher, schedule, schedule.events[-1:], write):
                 return schedule
-        raise AssertionError("unreachable")
+        raise ScheduleConflict(f"schedule {schedule_id} kept changing while it was being cancelled; try again")
 
     async def retry(self, schedule_id: str) -> Schedule:
         """Re-run a ``dead``, ``unknown`` or ``missed`` schedule now (an operator's decision):
