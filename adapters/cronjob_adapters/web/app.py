@@ -1,9 +1,9 @@
 """The FastAPI application factory. Services come in as arguments: only bootstrap names adapters."""
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
 import hashlib
 import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
