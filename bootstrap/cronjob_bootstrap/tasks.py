@@ -89,7 +89,8 @@ def build_registry(settings: Settings, whatsapp: WhatsAppMessageHandler, http: H
                  prepare_email_payload if smtp else _email_disabled,
                  EmailHandler(smtp) if smtp else _EmailDisabled(), EMAIL_RETRY),
         TaskType("python", PythonPayload.VERSION, "A routine registered in code by name.",
-                 PythonPayload, python_preparer(routines), python, PYTHON_RETRY),
+                 PythonPayload, python_preparer(routines, {"email_configured": smtp is not None}), python,
+                 PYTHON_RETRY),
     ])
 
 

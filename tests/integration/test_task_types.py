@@ -141,6 +141,9 @@ async def test_an_http_request_runs_with_its_idempotency_key(api: tuple[httpx.As
 @pytest.mark.parametrize(("task", "field"), [
     ({"type": "http.request", "method": "GET", "url": "ftp://x/"}, "url"),
     ({"type": "http.request", "method": "TRACE", "url": "http://x/"}, "method"),
+    # Spaces or tabs at either end of a value: the HTTP client would refuse every run.
+    ({"type": "http.request", "url": "http://x/", "headers": {"X-A": " v"}}, "headers"),
+    ({"type": "http.request", "url": "http://x/", "headers": {"X-A": "v\t"}}, "headers"),
     ({"type": "email", "to": ["not-an-address"], "subject": "s", "text": "t"}, "to"),
     ({"type": "email", "to": ["a@example.com"], "subject": "a\nBcc: x@y.z", "text": "t"}, "subject"),
     ({"type": "python", "routine": "nope"}, "routine"),
@@ -219,13 +222,44 @@ async def test_an_email_is_sent_over_smtp(api: tuple[httpx.AsyncClient, Containe
     assert (await http.get(f"/v1/schedules/{created.json()['id']}", headers=AUTH)).json()["status"] == "succeeded"
 
 
+async def test_secret_looking_headers_are_masked_when_shown(api: tuple[httpx.AsyncClient, Container]) -> None:
+    http, container = api
+    secret = {"Authorization": "Bearer a", "Authentication": "b", "X-Auth": "c", "X-Api-Key": "d",
+              "Private-Token": "e", "X-Credentials": "f", "X-Api-Pass": "g", "X-JWT": "h", "X-Bearer": "i",
+              "Cookie": "j", "X-Session-Id": "k", "X-Hub-Signature-256": "l", "X-Client-Secret": "m"}
+    plain = {"Accept": "application/json", "User-Agent": "cronjob-test", "X-Request-Source": "nightly",
+             "Content-Language": "pt-BR"}
+    created = await http.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "http.request", "url": "https://api.example.com/sync", "headers": {**secret, **plain}},
+        "schedule": "daily at 09:00"})
+    assert created.status_code == 201, created.text
+    for shown in (created.json(), (await http.get(f"/v1/schedules/{created.json()['id']}", headers=AUTH)).json(),
+                  (await http.get("/v1/schedules", headers=AUTH)).json()["items"][0]):
+        assert shown["payload"]["headers"] == {**{name: "***" for name in secret}, **plain}
+    stored = await container.repository().get(created.json()["id"])
+    assert stored is not None and stored.payload["headers"]["X-Auth"] == "c"  # kept and sent as given
+
+
 async def test_email_is_refused_at_scheduling_when_not_configured(clock: FixedClock) -> None:
     container = make_container(clock)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=container.app()), base_url="http://t") as http:
         response = await http.post("/v1/schedules", headers=AUTH, json={
             "task": {"type": "email", "to": ["a@example.com"], "subject": "s", "text": "t"},
             "schedule": "daily at 09:00"})
-    assert response.status_code == 422 and "not configured" in response.json()["detail"]
+        assert response.status_code == 422 and "not configured" in response.json()["detail"]
+        # So is a report by e-mail: every run would fail to hand it on.
+        report = await http.post("/v1/schedules", headers=AUTH, json={
+            "task": {"type": "python", "routine": "cronjob.daily_report",
+                     "args": {"email_to": ["ops@example.com"], "webhook_url": "https://hooks.example/r"}},
+            "schedule": "daily at 08:00"})
+        assert report.status_code == 422, report.text
+        assert [e["field"] for e in report.json()["errors"]] == ["task.args.email_to"]
+        assert "not configured" in report.json()["detail"]
+        webhook_only = await http.post("/v1/schedules", headers=AUTH, json={
+            "task": {"type": "python", "routine": "cronjob.daily_report",
+                     "args": {"webhook_url": "https://hooks.example/r"}},
+            "schedule": "daily at 08:00"})
+        assert webhook_only.status_code == 201, webhook_only.text
 
 
 async def test_the_daily_report_routine_sends_counts_by_email_and_webhook(

@@ -252,6 +252,13 @@ async def test_malformed_json_is_a_400_and_a_wrong_shape_a_422(client: httpx.Asy
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["title"] == "Bad request"
+    # What Python's JSON reader refuses without a JSONDecodeError: a 400 too, never a 500.
+    big_number = b'{"object": ' + b"9" * 5000 + b"}"
+    response = await client.post(WEBHOOK, content=big_number, headers=signed(big_number))
+    assert response.status_code == 400, response.text
+    deep = b"[" * 30_000 + b"]" * 30_000  # Python 3.11 cannot read it (400); later ones can (422)
+    response = await client.post(WEBHOOK, content=deep, headers=signed(deep))
+    assert response.status_code in (400, 422), response.text
 
     payload = notification(status_item("wamid.fake.1", "read", SENT_AT))
     payload["entry"][0]["changes"][0]["value"]["statuses"][0]["timestamp"] = "yesterday"
@@ -260,13 +267,19 @@ async def test_malformed_json_is_a_400_and_a_wrong_shape_a_422(client: httpx.Asy
     assert any("timestamp" in error["field"] for error in response.json()["errors"])
 
 
-async def test_the_routes_are_absent_unless_both_settings_are_configured(clock: FixedClock) -> None:
+async def test_the_routes_are_absent_unless_both_settings_are_configured(
+        clock: FixedClock, caplog: pytest.LogCaptureFixture) -> None:
     for settings in ({}, {"whatsapp_app_secret": APP_SECRET}, {"whatsapp_verify_token": VERIFY_TOKEN}):
+        caplog.clear()
         app = make_container(clock, **settings).app()
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
             response = await http.get(WEBHOOK, params={"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN,
                                                        "hub.challenge": "1"})
             assert response.status_code == 404, settings
+        # Half the settings is a mistake worth a line at start-up; none is a choice.
+        warned = [r.getMessage() for r in caplog.records if "status webhook" in r.getMessage()]
+        assert len(warned) == (1 if settings else 0), (settings, warned)
+        assert APP_SECRET not in " ".join(warned) and VERIFY_TOKEN not in " ".join(warned)
 
 
 def test_the_documented_body_takes_meta_s_notifications(container: Container) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import DeliveryError
 from cronjob.domain.schedule import ScheduleStatus
 
@@ -36,6 +37,16 @@ class ReportArgs(BaseModel):
     email_to: Annotated[list[Address], Field(default_factory=list, max_length=50, description="Recipients.")]
     webhook_url: Annotated[HttpUrl | None, Field(default=None, description="Receives the report as JSON (POST).")] = None
 
+    @field_validator("email_to")
+    @classmethod
+    def _email_is_configured(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        # Known only when scheduling (the context says what the deployment offers): without an
+        # SMTP server every run would fail, so the schedule is refused now.
+        if value and info.context is not None and not info.context.get("email_configured", True):
+            raise ValueError("e-mail is not configured on this server (CRONJOB_SMTP_HOST, CRONJOB_SMTP_FROM); "
+                             "use webhook_url")
+        return value
+
     @model_validator(mode="after")
     def _somewhere(self) -> ReportArgs:
         if not self.email_to and not self.webhook_url:
@@ -62,14 +73,18 @@ async def daily_report(args: ReportArgs, context: RoutineContext) -> dict[str, s
     lines = [f"{task_type:<20} {status:<10} {n:>8}" for status, task_type, n in rows] or ["(no schedules)"]
     text = f"cronjob report {now:%Y-%m-%d %H:%M} UTC\n\n" + "\n".join(lines) + f"\n\ntotal {sum(counts.values())}\n"
     sent: dict[str, str] = {"total": str(sum(counts.values()))}
-    if args.email_to:
-        sent["email_schedule"] = await context.schedule_task("email", {
-            "to": args.email_to, "subject": f"cronjob report {now:%Y-%m-%d}", "text": text})
-    if args.webhook_url:
-        body = {"generated_at": now.isoformat(), "counts": [
-            {"status": s, "task_type": t, "count": n} for s, t, n in rows]}
-        sent["webhook_schedule"] = await context.schedule_task("http.request", {
-            "method": "POST", "url": args.webhook_url, "body": body})
+    try:
+        if args.webhook_url:
+            body = {"generated_at": now.isoformat(), "counts": [
+                {"status": s, "task_type": t, "count": n} for s, t, n in rows]}
+            sent["webhook_schedule"] = await context.schedule_task("http.request", {
+                "method": "POST", "url": args.webhook_url, "body": body})
+        if args.email_to:
+            sent["email_schedule"] = await context.schedule_task("email", {
+                "to": args.email_to, "subject": f"cronjob report {now:%Y-%m-%d}", "text": text})
+    except ValidationError as exc:  # e.g. SMTP unconfigured since the schedule was created
+        raise DeliveryError("not_configured", f"the report could not be handed on: {exc.message}",
+                            retryable=False) from None
     return sent
 
 

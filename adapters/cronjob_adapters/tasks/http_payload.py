@@ -42,7 +42,9 @@ RESERVED_HEADERS: frozenset[str] = frozenset({IDEMPOTENCY_HEADER.lower(), SCHEDU
 
 _TOKEN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 _HEADER_NAME = re.compile(_TOKEN)
-_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]*$")  # visible ASCII, space and tab: no CR/LF, no NUL
+#: Visible ASCII, with spaces and tabs inside only: no CR/LF, no NUL, and nothing at either end
+#: (HTTP trims it; the client refuses to send it).
+_HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?)?$")
 
 
 # -- the payload -----------------------------------------------------------------------------
@@ -80,7 +82,8 @@ class HttpRequestPayload(BaseModel):
         default_factory=dict,
         max_length=MAX_HEADERS,
         description=(
-            f"Request headers, name to value (at most {MAX_HEADERS}; values visible ASCII, at most "
+            f"Request headers, name to value (at most {MAX_HEADERS}; values visible ASCII, spaces and "
+            f"tabs only inside, at most "
             f"{MAX_HEADER_VALUE_CHARS} characters, {MAX_HEADER_BYTES} bytes in all). Not allowed: "
             "Host, Content-Length, hop-by-hop headers (Connection, Keep-Alive, Proxy-Connection, "
             "Transfer-Encoding, TE, Trailer, Upgrade, Proxy-Authenticate, Proxy-Authorization), and "
@@ -91,7 +94,7 @@ class HttpRequestPayload(BaseModel):
         json_schema_extra={
             "propertyNames": {"pattern": _TOKEN, "maxLength": MAX_HEADER_NAME_CHARS},
             "additionalProperties": {
-                "type": "string", "maxLength": MAX_HEADER_VALUE_CHARS, "pattern": r"^[\t\x20-\x7e]*$",
+                "type": "string", "maxLength": MAX_HEADER_VALUE_CHARS, "pattern": _HEADER_VALUE.pattern,
             },
         },
     )
@@ -156,7 +159,8 @@ class HttpRequestPayload(BaseModel):
             if len(text) > MAX_HEADER_VALUE_CHARS:
                 raise ValueError(f"header {name!r} is longer than {MAX_HEADER_VALUE_CHARS} characters")
             if not _HEADER_VALUE.fullmatch(text):
-                raise ValueError(f"header {name!r} has a character that is not visible ASCII, space or tab")
+                raise ValueError(f"header {name!r} has a character that is not visible ASCII, space or tab, "
+                                 "or begins or ends with a space or tab")
             total += len(name) + len(text) + 4
         if total > MAX_HEADER_BYTES:
             raise ValueError(f"the headers take more than {MAX_HEADER_BYTES} bytes")

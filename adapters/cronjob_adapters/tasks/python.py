@@ -20,7 +20,7 @@ retried under the schedule's retry policy.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -111,23 +111,26 @@ class PythonPayload(BaseModel):
     args: Annotated[dict[str, Any], Field(default_factory=dict, description="Arguments, per the routine's schema.")]
 
 
-def _check_args(found: Routine, args: dict[str, Any]) -> BaseModel:
+def _check_args(found: Routine, args: dict[str, Any], context: Mapping[str, Any] | None = None) -> BaseModel:
     try:
-        return found.args_model.model_validate(args)
+        return found.args_model.model_validate(args, context=context)
     except pydantic.ValidationError as exc:
         error = domain_error(exc)
         raise ValidationError(error.message, field=f"args.{error.field}" if error.field else "args") from None
 
 
-def python_preparer(registry: RoutineRegistry) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """The scheduling-time check: the routine exists and the arguments fit its schema."""
+def python_preparer(registry: RoutineRegistry,
+                    context: Mapping[str, Any] | None = None) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The scheduling-time check: the routine exists and the arguments fit its schema.
+    ``context`` is the validation context of the arguments' model: what this deployment offers
+    (``email_configured``), for checks that can only be made when the schedule is created."""
 
     def prepare(payload: dict[str, Any]) -> dict[str, Any]:
         found = registry.get(payload["routine"])
         if found is None:
             raise ValidationError(f"unknown routine {payload['routine']!r}; registered: {', '.join(registry.names())}",
                                   field="routine")
-        args = _check_args(found, dict(payload.get("args") or {}))
+        args = _check_args(found, dict(payload.get("args") or {}), dict(context or {}))
         return {"routine": found.name, "args": args.model_dump(mode="json")}
 
     return prepare

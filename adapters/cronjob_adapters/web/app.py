@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -349,6 +350,10 @@ def create_app(services: ApiServices) -> FastAPI:
             app_secret=services.whatsapp_app_secret, verify_token=services.whatsapp_verify_token,
             delivery_status=services.delivery_status))
         _extend_openapi(app, document_notification)
+    elif bool(services.whatsapp_app_secret) != bool(services.whatsapp_verify_token):
+        logging.getLogger("cronjob").warning(
+            "only one of CRONJOB_WHATSAPP_APP_SECRET and CRONJOB_WHATSAPP_VERIFY_TOKEN is set: WhatsApp's "
+            "status webhook (/v1/whatsapp/webhook) needs both and is not served")
     return app
 
 

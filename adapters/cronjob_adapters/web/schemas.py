@@ -181,7 +181,8 @@ class AttemptView(BaseModel):
                    provider_message_id=attempt.provider_message_id)
 
 
-_SECRET_HEADERS = ("authorization", "cookie", "token", "secret", "key", "password", "signature")
+_SECRET_HEADERS = ("auth", "cookie", "token", "secret", "key", "pass", "signature", "cred", "jwt", "bearer",
+                   "session", "private")
 
 
 #: Task types whose payload ``url`` comes from the service's configuration (its query may carry

@@ -203,6 +203,9 @@ def whatsapp_webhook_router(
             raw = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return problem(400, "Bad request", f"the body is not JSON: {exc}")
+        except (ValueError, RecursionError):  # a number of more than 4,300 digits; nesting too deep
+            return problem(400, "Bad request", "the body could not be read: a number of more than 4,300 "
+                                               "digits, or nested too deeply")
         try:
             notification = Notification.model_validate(raw)
         except PydanticValidationError as exc:
