@@ -254,19 +254,18 @@ class HttpRequestHandler(TaskHandler):
             if resolving:
                 code, message, retryable = "dns_error", f"{host} did not resolve within {timeout:g} s", True
             else:  # the deadline of the whole hop, like a read timeout below
-                code, message, retryable = "timeout", _no_answer(host, timeout), True
+                code, message, retryable = "timeout", _no_answer(host, timeout, hop), True
             cause = exc
         except httpx.TimeoutException as exc:
             # Sent, maybe processed: retried anyway, the Idempotency-Key lets the receiver dedupe.
-            code, message, retryable = "timeout", _no_answer(host, timeout), True
+            code, message, retryable = "timeout", _no_answer(host, timeout, hop), True
             cause = exc
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
             code, message, retryable = "invalid_request", f"the request could not be made ({type(exc).__name__})", False
             cause = exc
         except httpx.TransportError as exc:
             code, retryable = "connection_lost", True
-            message = (f"{host} closed the connection before answering ({type(exc).__name__}); retried "
-                       f"with the same {IDEMPOTENCY_HEADER}")
+            message = f"{host} closed the connection before answering ({type(exc).__name__}); {_retried(hop)}"
             cause = exc
         self._log_failure(hop, schedule, started, code)
         raise DeliveryError(code, message, retryable=retryable, details={"host": host}) from cause
@@ -346,9 +345,16 @@ class HttpRequestHandler(TaskHandler):
         )
 
 
-def _no_answer(host: str, timeout: float) -> str:
-    return (f"no answer from {host} within {timeout:g} s; retried with the same {IDEMPOTENCY_HEADER} "
-            "so that the receiver can drop a duplicate")
+def _no_answer(host: str, timeout: float, hop: _Hop) -> str:
+    return f"no answer from {host} within {timeout:g} s; {_retried(hop)}"
+
+
+def _retried(hop: _Hop) -> str:
+    """How a request that may have been processed is retried: with the same Idempotency-Key, when
+    it carries one (a status webhook carries its event's id instead)."""
+    if hop.scheduler_headers:
+        return f"retried with the same {IDEMPOTENCY_HEADER} so that the receiver can drop a duplicate"
+    return "retried"
 
 
 def _describe(exc: httpx.ConnectError) -> str:
