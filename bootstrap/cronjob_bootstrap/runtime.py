@@ -101,7 +101,8 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
         sock = _listen(settings.host, settings.port)
     except OSError as exc:
         if api:
-            raise SystemExit(f"cronjob: cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
+            raise SystemExit(f"cronjob: cannot listen on {settings.host}:{settings.port} (CRONJOB_HOST, "
+                             f"CRONJOB_PORT): {exc.strerror}") from None
         log.error("cannot listen on %s:%s (%s): health endpoints unavailable", settings.host, settings.port,
                   exc.strerror)
     try:

@@ -21,8 +21,13 @@ from pydantic_settings import (
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.zones import DEFAULT_TIMEZONE, load_zone
-from cronjob_adapters.tasks.ssrf import parse_url
+from cronjob_adapters.tasks.email_payload import normalize_address
+from cronjob_adapters.tasks.ssrf import DestinationPolicy, parse_url
 from cronjob_adapters.webhooks.publisher import parse_event_filter
+
+
+#: The longest grace a setting takes (a month): beyond, a typo rather than a choice.
+_MONTH = 30 * 86_400
 
 
 def parse_type_limits(text: str) -> dict[str, int]:
@@ -65,6 +70,8 @@ class FileEnvSource(PydanticBaseSettingsSource):
             return Path(path).read_text(encoding="utf-8").rstrip("\r\n"), field_name, False
         except OSError as exc:
             raise SettingFileError(f"{env}_FILE", f"cannot read {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError:
+            raise SettingFileError(f"{env}_FILE", f"{path} is not UTF-8 text") from None
 
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -91,7 +98,7 @@ class Settings(BaseSettings):
     whatsapp_phone_number_id: str | None = None
     whatsapp_api_version: str = "v23.0"
     whatsapp_language: str = "pt_BR"
-    whatsapp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    whatsapp_timeout_seconds: float = Field(default=10.0, gt=0, le=120, allow_inf_nan=False)
     whatsapp_app_secret: SecretStr | None = Field(
         default=None, description="Meta app secret: checks X-Hub-Signature-256 of the status webhooks.")
     whatsapp_verify_token: SecretStr | None = Field(
@@ -103,7 +110,7 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     smtp_use_tls: bool = False
     smtp_from: str | None = Field(default=None, description="Sender address of the email task.")
-    smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=300, allow_inf_nan=False)
     http_allow_hosts: str = Field(
         default="", description="Comma-separated hosts/CIDRs that http.request and webhooks may reach even "
                                 "though they are loopback, private or link-local.")
@@ -114,25 +121,26 @@ class Settings(BaseSettings):
     webhook_urls: str = Field(default="", description="Comma-separated http(s) URLs receiving every schedule's status webhooks.")
     webhook_events: str = Field(default="", description="Comma-separated events sent as webhooks; empty: all.")
     data_dir: Path = Path("var")
-    host: str = "127.0.0.1"
+    host: str = Field(default="127.0.0.1", description="Listen address; 0.0.0.0 for every interface.")
     port: int = Field(default=8000, ge=1, le=65535)
     default_timezone: str = DEFAULT_TIMEZONE
-    past_grace_seconds: float = Field(default=300.0, ge=0)
+    past_grace_seconds: float = Field(default=300.0, ge=0, le=_MONTH, allow_inf_nan=False)
     misfire_grace_seconds: float = Field(
-        default=3600.0, ge=0, description="One-offs claimed later than this after their time are missed; 0: never.")
+        default=3600.0, ge=0, le=_MONTH, allow_inf_nan=False,
+        description="One-offs claimed later than this after their time are missed; 0: never.")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    lease_seconds: float = Field(default=30.0, ge=1)
-    poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    lease_seconds: float = Field(default=30.0, ge=1, le=3600, allow_inf_nan=False)
+    poll_interval_seconds: float = Field(default=1.0, gt=0, le=60, allow_inf_nan=False)
     engine: Literal["timer", "rocketry"] = Field(
         default="timer", description="What wakes the dispatcher; 'rocketry' needs the rocketry extra.")
     max_in_flight: int = Field(default=100, ge=1)
     batch_size: int = Field(default=100, ge=1)
     type_limits: str = Field(default="", description="Per-task-type run limits per replica: 'email=5,http.request=20'.")
-    shutdown_grace_seconds: float = Field(default=20.0, ge=0)
-    instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3600, allow_inf_nan=False)
+    instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}", min_length=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = Field(default="json", description="One JSON object per line, or text.")
-    loop_stall_seconds: float = Field(default=30.0, ge=5,
+    loop_stall_seconds: float = Field(default=30.0, ge=5, le=86_400, allow_inf_nan=False,
                                       description="A scheduler loop silent for longer fails /livez.")
 
     @classmethod
@@ -170,6 +178,34 @@ class Settings(BaseSettings):
                 parse_uri(uri, warn=True)  # unknown options: a warning, as the driver gives
             except (PyMongoError, ValueError) as exc:
                 raise ValueError(f"not a valid MongoDB URI: {exc}") from None
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _listen_address(cls, value: str) -> str:
+        # Empty would make the server listen on every interface: say so instead of doing it.
+        if not value.strip() or value != value.strip():
+            raise ValueError("must be an address or host name, e.g. 127.0.0.1 (0.0.0.0: every interface)")
+        return value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _some_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() and not _split(value.get_secret_value()):
+            raise ValueError("holds no token (only commas and spaces); unset it to have one created")
+        return value
+
+    @field_validator("http_allow_hosts")
+    @classmethod
+    def _allow_list(cls, value: str) -> str:
+        DestinationPolicy(_split(value))  # a bad entry: ValueError naming it
+        return value
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _sender(cls, value: str | None) -> str | None:
+        if value is not None:
+            normalize_address(value, globally_deliverable=False)
         return value
 
     @field_validator("whatsapp_api_url")

@@ -193,8 +193,19 @@ def test_without_a_token_serve_creates_one_and_says_how_to_use_it(tmp_path: Path
                                              ("CRONJOB_WHATSAPP_API_URL", "ftp://x"),
                                              ("CRONJOB_MONGODB_URI", "db.internal:27017"),
                                              ("CRONJOB_MONGODB_URI", "mongodb://app:p@ss:word@db.internal/"),
-                                             ("CRONJOB_DATA_DIR", "/proc/no-such-dir")])
-def test_a_bad_setting_stops_start_up_with_one_line_naming_it(name: str, value: str) -> None:
+                                             ("CRONJOB_DATA_DIR", "/proc/no-such-dir"),
+                                             ("CRONJOB_HOST", ""),  # would listen on every interface
+                                             ("CRONJOB_HTTP_ALLOW_HOSTS", "10.0.0.0/33"),
+                                             ("CRONJOB_SMTP_FROM", "not-an-address"),
+                                             ("CRONJOB_LEASE_SECONDS", "inf"),
+                                             ("CRONJOB_PAST_GRACE_SECONDS", "1e300"),
+                                             ("CRONJOB_API_TOKENS", ","),
+                                             ("CRONJOB_INSTANCE_ID", ""),
+                                             ("CRONJOB_API_TOKENS_FILE", "<a file that is not UTF-8>")])
+def test_a_bad_setting_stops_start_up_with_one_line_naming_it(name: str, value: str, tmp_path: Path) -> None:
+    if value == "<a file that is not UTF-8>":
+        value = str(tmp_path / "tokens")
+        Path(value).write_bytes(b"\xff\xfe\x00token")
     result = subprocess.run([*CRONJOB, "serve"], env={"PATH": "/usr/bin:/bin", name: value},
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
