@@ -12,8 +12,11 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +88,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     tmp = tmp_path_factory.mktemp("dashboard")
     port = free_port()
     env = {"CRONJOB_DATA_DIR": str(tmp / "var"), "CRONJOB_PORT": str(port), "CRONJOB_API_TOKENS": TOKEN,
-           "CRONJOB_POLL_INTERVAL_SECONDS": "0.2"}
+           "CRONJOB_POLL_INTERVAL_SECONDS": "0.2", "CRONJOB_HTTP_ALLOW_HOSTS": "127.0.0.1",
+           "CRONJOB_SHUTDOWN_GRACE_SECONDS": "2"}
     serve = CronjobProcess("serve", env, tmp / "serve.log").start()
     try:
         serve.wait_http(f"http://127.0.0.1:{port}/healthcheck")
@@ -225,6 +229,14 @@ def test_a_schedule_opens_by_its_id(page: Page, service: Service, page_errors: l
     page.click("#open")
     expect(page.locator("#detail-id")).to_have_text(oldest["id"])
     expect(page.locator("#detail-status")).to_have_text("scheduled")
+    expect(page.locator("#detail-heading")).to_be_in_viewport()  # below 50 rows: scrolled to
+    # The keyboard opens a row as a click does: Tab to it, Enter.
+    newest = page.locator("#schedules tbody tr").first
+    newest.focus()
+    newest.press("Enter")
+    expect(page.locator("#detail-id")).to_have_text(newest.get_attribute("data-id") or "")
+    expect(page.locator("#detail-heading")).to_be_in_viewport()
+    expect(page.locator("#detail-heading")).to_be_focused()
     page.fill("#open-id", "no-such-id")
     page.click("#open")
     expect(page.locator("#detail")).to_be_hidden()
@@ -265,6 +277,93 @@ def test_cancel_asks_first(page: Page, service: Service) -> None:
     expect(page.locator("#cancel")).to_be_hidden()
     assert service.get(later["id"])["status"] == "cancelled"
     assert answers == [f"Cancel schedule {later['id']}? This cannot be undone."] * 2
+
+
+class SlowReceiver:
+    """A local HTTP endpoint that holds every request for ``hold`` seconds before answering 200."""
+
+    def __init__(self, hold: float) -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                outer.arrived.set()
+                time.sleep(hold)
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.arrived = threading.Event()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/slow"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_recurring_schedule_can_be_cancelled_while_it_runs(page: Page, service: Service) -> None:
+    receiver = SlowReceiver(hold=60)  # the run lasts the whole test
+    try:
+        start = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+        created = service.http.post("/v1/schedules", json={
+            "task": {"type": "http.request", "method": "POST", "url": receiver.url, "timeout_seconds": 30},
+            "schedule": f"every 1 hour from {start}"})
+        assert created.status_code == 201, created.text
+        schedule_id = created.json()["id"]
+        assert receiver.arrived.wait(15)
+        service.wait_for(schedule_id, lambda s: s["status"] == "running")
+        sign_in(page)
+        page.fill("#open-id", schedule_id)
+        page.click("#open")
+        expect(page.locator("#detail-status")).to_have_text("running")
+        expect(page.locator("#cancel")).to_be_visible(timeout=3000)  # while it runs, not once it ended
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#cancel", timeout=3000)
+        expect(page.locator("#detail-status")).to_have_text("cancelled")
+        cancelled = service.get(schedule_id)
+        assert cancelled["status"] == "cancelled" and cancelled["attempts"] == []  # the run had not ended
+    finally:
+        receiver.close()
+
+
+def test_a_failed_webhook_delivery_says_why(page: Page, service: Service) -> None:
+    # No CRONJOB_WEBHOOK_SECRET here: every delivery fails with webhook_secret_missing.
+    dead = service.dead(callback_url="https://hooks.example/status")
+
+    def failed_delivery() -> bool:
+        events = service.http.get(f"/v1/schedules/{dead['id']}/events").json()["items"]
+        return any(d.get("last_error_code") == "webhook_secret_missing" for e in events for d in e["deliveries"])
+
+    assert wait_until(failed_delivery, timeout=15)
+    sign_in(page)
+    row(page, dead["id"]).click()
+    expect(page.locator("#events tbody")).to_contain_text("webhook_secret_missing")
+
+
+def test_a_phone_s_width_scrolls_tables_not_the_page(browser: Browser, service: Service) -> None:
+    dead = service.dead()
+    context = browser.new_context(base_url=service.base, viewport={"width": 375, "height": 740})
+    try:
+        phone = context.new_page()
+        phone.goto("/dashboard")
+        sign_in(phone)
+        expect(row(phone, dead["id"])).to_have_count(1)
+        widths = "() => [document.documentElement.scrollWidth, window.innerWidth]"
+        page_width, viewport = phone.evaluate(widths)
+        assert page_width <= viewport, (page_width, viewport)
+        row(phone, dead["id"]).click()
+        expect(phone.locator("#detail-status")).to_have_text("dead")
+        page_width, viewport = phone.evaluate(widths)
+        assert page_width <= viewport, (page_width, viewport)
+    finally:
+        context.close()
 
 
 def test_data_is_shown_as_text_never_as_markup(page: Page, service: Service) -> None:

@@ -7,7 +7,12 @@ const PAGE_SIZE = 50;
 const REFRESH_MS = 5000;
 //: Every status a schedule can be in (the API's order): the counts, the filter and the per-type table.
 const STATUSES = ["scheduled", "running", "succeeded", "dead", "unknown", "missed", "cancelled"];
-const ACTIONABLE = { cancel: ["scheduled"], retry: ["dead", "unknown", "missed"] };
+const ACTIONABLE = { retry: ["dead", "unknown", "missed"] };
+
+/** Whether the API takes a cancel: a schedule that waits, and a recurring one even mid-run. */
+function cancellable(schedule) {
+  return schedule.status === "scheduled" || (schedule.status === "running" && !schedule.schedule.startsWith("once @"));
+}
 
 //: ``failed``: the message shown is a refresh's error, cleared by the next refresh that works.
 const FRESH = { status: "", type: "", offset: 0, selected: null, again: false, failed: false };
@@ -160,13 +165,16 @@ async function loadCounts() {
     button.querySelector(".n").textContent = count;
     button.classList.toggle("alert", ["dead", "unknown"].includes(status) && count > 0);
     button.classList.toggle("active", status === state.status);
+    button.setAttribute("aria-pressed", String(status === state.status));
   }
   $("#by-type tbody").replaceChildren(...Object.entries(stats.by_type).map(([type, counts]) => {
     const row = element("tr");
     row.dataset.type = type;
     cell(row, type, "type");
     for (const status of STATUSES) cell(row, counts[status] ?? "", `n status-${status}`);
+    row.tabIndex = 0;
     row.addEventListener("click", () => filterBy({ type }));
+    row.addEventListener("keydown", (event) => { if (event.key === "Enter") filterBy({ type }); });
     return row;
   }));
 }
@@ -196,7 +204,9 @@ async function loadSchedules() {
     cell(row, when(schedule.next_run_at), "next-run");
     cell(row, schedule.attempts.length, "attempts");
     cell(row, schedule.last_error ? errorText(schedule.last_error) : "", "error");
+    row.tabIndex = 0;  // reachable with the keyboard; Enter opens it, as a click does
     row.addEventListener("click", () => openDetail(schedule.id));
+    row.addEventListener("keydown", (event) => { if (event.key === "Enter") openDetail(schedule.id); });
     return row;
   });
   body.replaceChildren(...rows);
@@ -261,6 +271,12 @@ async function openDetail(id) {
     await loadDetail(id);
   } catch (error) {
     report(error);
+    return;
+  }
+  if (state.selected === id && !$("#detail").hidden) {
+    // Below the list, often out of sight: bring it into view (and the keyboard focus with it).
+    $("#detail").scrollIntoView({ block: "start" });
+    $("#detail-heading").focus({ preventScroll: true });
   }
 }
 
@@ -290,7 +306,7 @@ async function loadDetail(id) {
   const status = $("#detail-status");
   status.textContent = schedule.status;
   status.className = `status status-${schedule.status}`;
-  $("#cancel").hidden = !ACTIONABLE.cancel.includes(schedule.status);
+  $("#cancel").hidden = !cancellable(schedule);
   $("#retry").hidden = !ACTIONABLE.retry.includes(schedule.status);
 
   const fields = [
@@ -318,10 +334,12 @@ async function loadDetail(id) {
     const row = element("tr");
     cell(row, when(e.at)); cell(row, e.type, "type");
     cell(row, Object.entries(e.data).map(([k, v]) => `${k}=${v}`).join(", "));
-    cell(row, e.deliveries.map((d) => `${d.url}: ${d.status} (${d.attempts})`).join("; "));
+    cell(row, e.deliveries.map((d) => `${d.url}: ${d.status} (${d.attempts})`
+      + (d.last_error_code ? ` ${d.last_error_code}` : "")).join("; "));
     return row;
   }));
-  $("#detail-payload").textContent = JSON.stringify(schedule.payload, null, 2);
+  const payload = JSON.stringify(schedule.payload, null, 2);
+  if ($("#detail-payload").textContent !== payload) $("#detail-payload").textContent = payload;  // keeps a selection
 }
 
 async function act(action) {
