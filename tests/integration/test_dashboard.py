@@ -345,6 +345,14 @@ def test_a_failed_webhook_delivery_says_why(page: Page, service: Service) -> Non
     sign_in(page)
     row(page, dead["id"]).click()
     expect(page.locator("#events tbody")).to_contain_text("webhook_secret_missing")
+    # A refresh leaves a selection in the (unchanged) payload alone: it can be copied.
+    page.evaluate("""() => { const range = document.createRange();
+        range.selectNodeContents(document.querySelector("#detail-payload"));
+        getSelection().removeAllRanges(); getSelection().addRange(range); }""")
+    with page.expect_response(lambda response: response.url.endswith("/events")):
+        page.click("#refresh")
+    page.wait_for_timeout(200)  # the answer is written into the page
+    assert page.evaluate("() => getSelection().toString()").startswith("{")
 
 
 def test_a_phone_s_width_scrolls_tables_not_the_page(browser: Browser, service: Service) -> None:
