@@ -11,6 +11,7 @@ import sys
 
 from pydantic import ValidationError as SettingsError
 
+import cronjob
 from cronjob_adapters.observability.logs import configure_logging
 from cronjob_bootstrap.container import build_container
 from cronjob_bootstrap.runtime import run
@@ -20,6 +21,7 @@ from cronjob_bootstrap.tokens import TOKEN_FILE, ensure_local_token
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cronjob", description="Runs time-based work, on time, once.")
+    parser.add_argument("--version", action="version", version=f"cronjob {cronjob.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="API and scheduler in one process (what `make run` starts)")
     sub.add_parser("api", help="the HTTP API only")

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import cronjob
 from tests.support.builders import seed_request
 from tests.support.fake_whatsapp import FakeWhatsApp
 from tests.support.mongo_server import MongoTestServer
@@ -212,3 +213,8 @@ def test_a_bad_setting_stops_start_up_with_one_line_naming_it(name: str, value: 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"cronjob: invalid setting {name}:"), result.stderr
     assert "p@ss:word" not in result.stderr  # a URI's password is never echoed
+
+
+def test_version() -> None:
+    result = subprocess.run([*CRONJOB, "--version"], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout.strip()) == (0, f"cronjob {cronjob.__version__}")

@@ -222,7 +222,7 @@ async def test_an_email_is_sent_over_smtp(api: tuple[httpx.AsyncClient, Containe
     assert (await http.get(f"/v1/schedules/{created.json()['id']}", headers=AUTH)).json()["status"] == "succeeded"
 
 
-async def test_secret_looking_headers_are_masked_when_shown(api: tuple[httpx.AsyncClient, Container]) -> None:
+async def test_secret_looking_headers_and_query_parameters_are_masked_when_shown(api: tuple[httpx.AsyncClient, Container]) -> None:
     http, container = api
     secret = {"Authorization": "Bearer a", "Authentication": "b", "X-Auth": "c", "X-Api-Key": "d",
               "Private-Token": "e", "X-Credentials": "f", "X-Api-Pass": "g", "X-JWT": "h", "X-Bearer": "i",
@@ -230,14 +230,19 @@ async def test_secret_looking_headers_are_masked_when_shown(api: tuple[httpx.Asy
     plain = {"Accept": "application/json", "User-Agent": "cronjob-test", "X-Request-Source": "nightly",
              "Content-Language": "pt-BR"}
     created = await http.post("/v1/schedules", headers=AUTH, json={
-        "task": {"type": "http.request", "url": "https://api.example.com/sync", "headers": {**secret, **plain}},
-        "schedule": "daily at 09:00"})
+        "task": {"type": "http.request", "url": "https://api.example.com/sync?api_key=K1&page=2",
+                 "headers": {**secret, **plain}},
+        "callback_url": "https://hooks.example/cb?access_token=T1&source=cron", "schedule": "daily at 09:00"})
     assert created.status_code == 201, created.text
     for shown in (created.json(), (await http.get(f"/v1/schedules/{created.json()['id']}", headers=AUTH)).json(),
                   (await http.get("/v1/schedules", headers=AUTH)).json()["items"][0]):
         assert shown["payload"]["headers"] == {**{name: "***" for name in secret}, **plain}
+        # Credentials in a query are masked as in a header; the rest of the address stays.
+        assert shown["payload"]["url"] == "https://api.example.com/sync?api_key=***&page=2"
+        assert shown["callback_url"] == "https://hooks.example/cb?access_token=***&source=cron"
     stored = await container.repository().get(created.json()["id"])
     assert stored is not None and stored.payload["headers"]["X-Auth"] == "c"  # kept and sent as given
+    assert stored.payload["url"].endswith("api_key=K1&page=2") and stored.callback_url.endswith("T1&source=cron")
 
 
 async def test_email_is_refused_at_scheduling_when_not_configured(clock: FixedClock) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -190,16 +191,33 @@ _SECRET_HEADERS = ("auth", "cookie", "token", "secret", "key", "pass", "signatur
 _CONFIGURED_URLS = (WEBHOOK_DELIVERY,)
 
 
+def _secret_looking(name: str) -> bool:
+    return any(s in name.lower() for s in _SECRET_HEADERS)
+
+
+def masked_url(url: str) -> str:
+    """``url`` with the values of secret-looking query parameters (``api_key``, ``token``, ...)
+    replaced: users put credentials there as often as in headers."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(_secret_looking(name) for name, _ in pairs):
+        return url
+    query = urlencode([(name, "***" if _secret_looking(name) else value) for name, value in pairs], safe="*")
+    return urlunsplit(parts._replace(query=query))
+
+
 def _masked(payload: dict[str, Any], task_type: str) -> dict[str, Any]:
-    """``payload`` with the values of secret-looking headers replaced, and the query of a
-    configured webhook URL (they stay stored and sent)."""
+    """``payload`` with the values of secret-looking headers and query parameters replaced, and
+    the query of a configured webhook URL (they stay stored and sent)."""
     shown = dict(payload)
     headers = payload.get("headers")
     if isinstance(headers, dict):
-        shown["headers"] = {k: "***" if any(s in k.lower() for s in _SECRET_HEADERS) else v
-                            for k, v in headers.items()}
-    if task_type in _CONFIGURED_URLS and isinstance(payload.get("url"), str):
-        shown["url"] = display_url(payload["url"])
+        shown["headers"] = {k: "***" if _secret_looking(k) else v for k, v in headers.items()}
+    if isinstance(payload.get("url"), str):
+        url = payload["url"]
+        shown["url"] = display_url(url) if task_type in _CONFIGURED_URLS else masked_url(url)
     return shown
 
 
@@ -273,7 +291,7 @@ class ScheduleView(BaseModel):
             result=dict(schedule.result),
             delivery=dict(schedule.delivery),
             last_error=ErrorView(**asdict(schedule.last_error)) if schedule.last_error else None,
-            callback_url=schedule.callback_url,
+            callback_url=masked_url(schedule.callback_url) if schedule.callback_url else None,
         )
 
 
