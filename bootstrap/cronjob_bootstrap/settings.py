@@ -20,7 +20,7 @@ from pydantic_settings import (
 )
 
 from cronjob.domain.errors import ValidationError
-from cronjob.domain.zones import DEFAULT_TIMEZONE, load_zone
+from cronjob.domain.zones import DEFAULT_TIMEZONE, iana_zone
 from cronjob_adapters.tasks.email_payload import normalize_address
 from cronjob_adapters.tasks.ssrf import DestinationPolicy, parse_url
 from cronjob_adapters.webhooks.publisher import parse_event_filter
@@ -158,7 +158,7 @@ class Settings(BaseSettings):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         try:
-            load_zone(value)
+            iana_zone(value)
         except ValidationError as exc:
             raise ValueError(exc.message) from exc
         return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from pathlib import Path
 
 TOKEN_FILE = "api-token"
@@ -38,8 +39,28 @@ def ensure_local_token(data_dir: Path) -> tuple[str, Path, bool]:
             if won:  # another process was first: its token is everyone's
                 return won, path, False
             os.replace(candidate, path)  # an empty file left by hand: replaced
+        except OSError:  # no hard links on this filesystem (some network shares)
+            return _create_exclusively(path, token)
     finally:
         candidate.unlink(missing_ok=True)
+    return token, path, True
+
+
+def _create_exclusively(path: Path, token: str) -> tuple[str, Path, bool]:
+    """Where files cannot be linked: create the file only if it does not exist yet; when another
+    process did, wait a moment for its token to be written, and take it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(200):
+            if won := _read(path):
+                return won, path, False
+            time.sleep(0.01)
+        raise RuntimeError(f"{path} stays empty: remove it, or set CRONJOB_API_TOKENS") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
     return token, path, True
 
 

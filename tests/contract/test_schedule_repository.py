@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 
 import pytest
 
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryDecision, RetryPolicy
-from cronjob.domain.recurring import IntervalTrigger
+from cronjob.domain.recurring import CalendarTrigger, IntervalTrigger
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
 from cronjob.ports.repository import DuplicateSchedule
 from tests.contract.conftest import StoreFactory
@@ -151,6 +151,20 @@ async def test_a_cancel_while_running_fences_the_run_out(store: StoreFactory) ->
     stored = await repo.get(run.id)
     assert stored is not None and (stored.status, stored.lease, stored.attempts) == (ScheduleStatus.CANCELLED, None, [])
     assert await repo.claim_due(now=T0 + timedelta(hours=1), owner="r2", lease_for=LEASE, limit=5) == []
+
+
+async def test_a_zone_requests_may_no_longer_name_still_loads_from_the_store(store: StoreFactory) -> None:
+    """An earlier version took ``localtime`` and the like; what it stored must still be read,
+    listed and claimed (a schedule that cannot be read would break every claim that meets it)."""
+    repo = await store()
+    legacy = Schedule.create(id="legacy-zone", task_type="whatsapp.text", payload={"to": "5511999999999"},
+                             trigger=CalendarTrigger(time(9, 0), "localtime"), timezone="localtime",
+                             first_run_at=T0, now=T0 - timedelta(minutes=1))
+    await repo.add(legacy)
+    assert (await repo.get(legacy.id)) is not None
+    assert [s.id for s in await repo.list(limit=10)] == [legacy.id]
+    [claimed] = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=5)
+    assert claimed.id == legacy.id and claimed.timezone == "localtime"
 
 
 async def test_renew_extends_only_the_current_lease(store: StoreFactory) -> None:

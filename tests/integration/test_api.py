@@ -10,10 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import BaseModel
 
 import cronjob
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender
+from cronjob_adapters.web.app import request_digest
 from cronjob_bootstrap.container import Container
 from tests.support.app import AUTH, TOKEN, DownStore, make_container
 from tests.support.builders import SEED, one_off
@@ -84,6 +86,7 @@ async def test_every_configured_token_is_accepted(client: httpx.AsyncClient) -> 
         ({"send_at": "2025-06-21T12:00:00-03:00"}, "send_at"),  # two hours in the past
         ({"templateName": None}, "templateName"),
         ({"timezone": "Mars/Olympus", "send_at": "2025-06-21T14:00:00"}, "timezone"),
+        ({"timezone": "localtime", "send_at": "2025-06-21T14:00:00"}, "timezone"),
         ({"type": "video"}, "type"),
         ({"retry": {"max_attempts": 0}}, "retry.max_attempts"),
         # Numbers are numbers: a bool or a text is refused, not read as 1 or parsed.
@@ -218,6 +221,15 @@ async def test_a_body_that_is_not_sent_as_json_is_a_415(client: httpx.AsyncClien
     assert as_json.status_code == 201, as_json.text
 
 
+async def test_a_send_at_with_microseconds_is_answered_as_a_read_shows_it(client: httpx.AsyncClient) -> None:
+    created = await client.post("/schedule-message", json={**SEED, "send_at": "2025-06-21T17:00:00.123456Z"},
+                                headers=AUTH)
+    assert created.status_code == 201, created.text
+    shown = (await client.get(f"/v1/schedules/{created.json()['id']}", headers=AUTH)).json()
+    assert created.json()["send_at"] == created.json()["next_run_at"] == "2025-06-21T17:00:00.123000Z"
+    assert (shown["send_at"], shown["next_run_at"]) == (created.json()["send_at"], created.json()["next_run_at"])
+
+
 async def test_send_at_may_end_in_a_lowercase_z_as_rfc_3339_allows(client: httpx.AsyncClient) -> None:
     created = await client.post("/schedule-message", json={**SEED, "send_at": "2025-06-21T17:00:00z"}, headers=AUTH)
     assert created.status_code == 201, created.text
@@ -255,6 +267,21 @@ async def test_an_idempotency_key_replays_only_the_request_that_created_it(clien
     assert [s["id"] for s in listed.json()["items"]] == [first.json()["id"]]
     empty = await client.post("/schedule-message", json=SEED, headers={**AUTH, "Idempotency-Key": ""})
     assert empty.status_code == 422, empty.text
+
+
+def test_a_field_added_later_with_a_default_keeps_a_request_s_digest() -> None:
+    """A client retrying across an upgrade that added an optional field is still replaying."""
+    class Before(BaseModel):
+        to: str
+        params: list[str] = []
+
+    class After(Before):
+        priority: str | None = None
+
+    sent = {"to": "5511999999999", "params": ["Ana"]}
+    assert request_digest("/x", Before(**sent)) == request_digest("/x", After(**sent))
+    assert request_digest("/x", Before(**sent)) != request_digest("/y", Before(**sent))
+    assert request_digest("/x", Before(**sent)) != request_digest("/x", After(**sent, priority="high"))
 
 
 async def test_cancel_then_conflict_after_sending(client: httpx.AsyncClient, container: Container,
@@ -438,6 +465,7 @@ async def test_a_one_off_s_misfire_grace_is_the_default_unless_it_names_one(
         ({"schedule": "every 0 minutes"}, "schedule"),
         ({"schedule": "sometimes"}, "schedule"),
         ({"timezone": "Nowhere/Land"}, "timezone"),
+        ({"timezone": "localtime"}, "timezone"),  # the host's zone: another instant on another replica
         ({"task": {"type": "fax", "to": "5511999999999", "body": "x"}}, "task"),
         ({"task": {"type": "whatsapp.template", "to": "5511999999999", "body": "{{1}}", "params": ["a"]}},
          "task.whatsapp.template.templateName"),

@@ -153,6 +153,22 @@ async def test_metrics_are_served_while_the_store_is_down(clock: FixedClock) -> 
         assert "cronjob_store_up 1.0" in back.text and "cronjob_schedules{" in back.text
 
 
+class SilentCounts(InMemoryScheduleRepository):
+    """The in-memory store whose counts never come (a stalled connection)."""
+
+    async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_metrics_are_served_while_the_store_does_not_answer(clock: FixedClock) -> None:
+    container = make_container(clock, repository=SilentCounts())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=container.app()), base_url="http://t") as http:
+        for _ in range(2):  # the second scrape does not queue behind the first one's read
+            scrape = await asyncio.wait_for(http.get("/metrics", headers=AUTH), timeout=PROMPTLY + 2)
+            assert scrape.status_code == 200 and "cronjob_store_up 0.0" in scrape.text
+
+
 async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:
     mine = await client.get("/livez", headers={"X-Request-ID": "abc-123"})
     assert mine.headers["x-request-id"] == "abc-123"

@@ -434,3 +434,25 @@ async def test_a_shutdown_while_a_send_is_in_flight_parks_it_as_unknown(fake: Fa
         assert len(fake.requests) == 1
     finally:
         await sender.close()
+
+
+async def test_a_send_cancelled_before_its_request_left_is_a_plain_cancellation(fake: FakeWhatsApp) -> None:
+    """Waiting for a connection (here: the pool's only one is busy), nothing has reached Meta:
+    the cancellation stands, and the run is released to be sent again. Once written: unknown."""
+    sender = WhatsAppCloudSender(fake.url, TOKEN, PHONE_ID, timeout_seconds=30,
+                                 transport=httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=1)))
+    fake.delay_next(20)
+    try:
+        in_flight = asyncio.create_task(sender.send(TEXT))
+        await until(lambda: len(fake.requests) == 1)
+        queued = asyncio.create_task(sender.send(TEMPLATE))
+        await asyncio.sleep(0.2)  # waiting for the pool's one connection
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        in_flight.cancel()
+        with pytest.raises(DeliveryOutcomeUnknown, match="shutdown"):
+            await in_flight
+        assert len(fake.requests) == 1
+    finally:
+        await sender.close()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import stat
 from pathlib import Path
+
+import pytest
 
 from cronjob_bootstrap.tokens import ensure_local_token
 
@@ -39,3 +42,14 @@ def test_an_existing_token_is_kept_and_an_empty_file_replaced(tmp_path: Path) ->
     (tmp_path / "api-token").write_text("", encoding="utf-8")
     token, path, created = ensure_local_token(tmp_path)
     assert created and len(token) >= 40 and path.read_text(encoding="utf-8").strip() == token
+
+
+def test_without_hard_links_the_file_is_created_exclusively(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(source: object, target: object) -> None:
+        raise PermissionError(1, "Operation not permitted")  # what some network shares answer
+
+    monkeypatch.setattr(os, "link", no_links)
+    token, path, created = ensure_local_token(tmp_path)
+    assert created and path.read_text(encoding="utf-8").strip() == token
+    assert ensure_local_token(tmp_path) == (token, path, False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["api-token"]

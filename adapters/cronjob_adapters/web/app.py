@@ -16,7 +16,7 @@ from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import Schedule, ScheduleStatus
-from cronjob.domain.zones import DEFAULT_TIMEZONE, load_zone, localize
+from cronjob.domain.zones import DEFAULT_TIMEZONE, iana_zone, localize
 from cronjob.services.delivery_status import DeliveryStatusService
 from cronjob.services.health import HealthService
 from cronjob.services.scheduling import (
@@ -109,9 +109,12 @@ async def json_content_type(content_type: Annotated[str | None, Header(include_i
 
 def request_digest(path: str, request: BaseModel) -> str:
     """What identifies a request for its Idempotency-Key: the route and the body as understood
-    (key order, spacing and defaults spelt out or left out make no difference)."""
-    body = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{path}\n{body}".encode()).hexdigest()
+    (key order, spacing and defaults spelt out or left out make no difference). Defaults are left
+    out of what is hashed, so that a field added to the API later (with a default) does not
+    change the digest of a request made before: its retry during an upgrade is still a replay."""
+    fields = request.model_dump(mode="json", exclude_defaults=True)
+    body = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "v1:" + hashlib.sha256(f"{path}\n{body}".encode()).hexdigest()
 
 
 def _seconds(value: float | None) -> timedelta | None:
@@ -131,7 +134,7 @@ def _command(request: ScheduleMessageRequest, default_timezone: str, idempotency
     except ValueError as exc:
         raise ValidationError(str(exc), field="send_at") from exc
     timezone = request.timezone or default_timezone
-    load_zone(timezone)
+    iana_zone(timezone)
     if send_at.tzinfo is None:
         if request.timezone is None:
             raise ValidationError(
@@ -235,7 +238,7 @@ def create_app(services: ApiServices) -> FastAPI:
         (200); the key with a different request is refused (422).
         """
         timezone = request.timezone or services.default_timezone
-        load_zone(timezone)
+        iana_zone(timezone)
         outcome = await scheduling.create(CreateScheduleCommand(
             task_type=request.task.type,  # type: ignore[attr-defined]
             payload=request.task.model_dump(mode="json", exclude={"type"}),  # type: ignore[attr-defined]

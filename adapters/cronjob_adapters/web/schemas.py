@@ -239,7 +239,8 @@ class ScheduleView(BaseModel):
     language: str | None = None
     params: list[str] = Field(default_factory=list)
     payload: dict[str, Any] = Field(
-        default_factory=dict, description="The stored task payload (secret-looking header values masked).")
+        default_factory=dict, description="The stored task payload (the values of secret-looking headers and "
+                                          "query parameters masked).")
     userId: str | None = None
     idempotency_key: str | None = None
     misfire: MisfireView

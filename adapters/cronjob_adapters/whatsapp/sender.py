@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import httpx
 
@@ -28,7 +29,8 @@ class WhatsAppCloudSender(MessageSender):
     :class:`DeliveryOutcomeUnknown`, because Meta has no idempotency key and a re-send could
     deliver twice. A 2xx without ``messages[0].id`` is also an unknown outcome: Meta answers 2xx
     only when it took the request, so "failed" would be false and a re-send could duplicate.
-    So is a request cancelled in flight by a shutdown (see :func:`cut_short`): it may have left.
+    So is a request cancelled by a shutdown once it began to be written (see :func:`cut_short`):
+    one cancelled while still waiting for a connection is released like any other run.
 
     The token lives only in the client's default headers (httpx masks it in reprs); logs carry
     the HTTP status, the wamid and Meta's error code, never the recipient, body or token.
@@ -59,9 +61,17 @@ class WhatsAppCloudSender(MessageSender):
             body = message_body(message)
         except ValueError as exc:
             raise DeliveryError("invalid_message", str(exc), retryable=False) from exc
+        written = False
+
+        async def trace(event: str, info: dict[str, Any]) -> None:
+            nonlocal written  # from the first byte of the request on, Meta may have the message
+            written = written or ".send_request_headers." in event
+
         try:
-            response = await self._client.post(self._url, json=body)
+            response = await self._client.post(self._url, json=body, extensions={"trace": trace})
         except asyncio.CancelledError:
+            if not written:  # still waiting for a connection: nothing left, released as any run
+                raise
             log.warning("whatsapp send outcome unknown: cancelled by a shutdown while in flight")
             raise cut_short("the WhatsApp request") from None
         except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:

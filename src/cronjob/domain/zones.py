@@ -23,13 +23,20 @@ _NOT_IANA = frozenset({"localtime", "posixrules", "factory"})
 _NOT_IANA_PREFIXES = ("posix/", "right/")
 
 
-def load_zone(name: str, field: str = "timezone") -> ZoneInfo:
-    """The IANA zone called ``name``, or ValidationError."""
-    if not isinstance(name, str) or not name.strip():
-        raise ValidationError("a time zone name is required (IANA, e.g. America/Sao_Paulo)", field=field)
-    if name.lower() in _NOT_IANA or name.lower().startswith(_NOT_IANA_PREFIXES):
+def iana_zone(name: str, field: str = "timezone") -> ZoneInfo:
+    """The zone a request names: :func:`load_zone`, and an IANA name (not a file of the tz
+    database that is none, see ``_NOT_IANA``). Stored schedules are read with :func:`load_zone`,
+    which takes what an earlier version accepted."""
+    if isinstance(name, str) and (name.lower() in _NOT_IANA or name.lower().startswith(_NOT_IANA_PREFIXES)):
         raise ValidationError(f"{name!r} is not an IANA time zone name (expected e.g. America/Sao_Paulo)",
                               field=field)
+    return load_zone(name, field)
+
+
+def load_zone(name: str, field: str = "timezone") -> ZoneInfo:
+    """The zone called ``name`` in the tz database, or ValidationError."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError("a time zone name is required (IANA, e.g. America/Sao_Paulo)", field=field)
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:

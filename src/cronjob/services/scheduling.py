@@ -16,6 +16,7 @@ from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware, whole_millisecond
 from cronjob.domain.trigger_parser import parse_trigger
+from cronjob.domain.zones import iana_zone
 from cronjob.ports.clock import Clock
 from cronjob.ports.events import EventPublisher, NoPublisher
 from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository
@@ -194,6 +195,7 @@ class SchedulingService:
         if (replayed := await self._replay(command.idempotency_key, command.request_digest)) is not None:
             return replayed
         now = self._now()
+        iana_zone(command.timezone)
         send_at = require_aware(command.send_at, "send_at")
         self._check_not_too_old(send_at, now, command.send_at_text, field="send_at")
         payload = prepare_whatsapp_payload(
@@ -202,9 +204,10 @@ class SchedulingService:
              "language": command.language},
             default_language=self._default_language,
         )
+        trigger = OnceTrigger(send_at)  # to the millisecond, as stored
         return await self._store(
             task_type=message_task_type(command.kind),
-            payload=payload, trigger=OnceTrigger(send_at), first_run_at=send_at, now=now,
+            payload=payload, trigger=trigger, first_run_at=trigger.at, now=now,
             timezone=command.timezone, user_id=command.user_id, idempotency_key=command.idempotency_key,
             retry=command.retry, misfire=self._misfire(command.misfire_grace, recurring=False),
             send_by=command.send_by,
@@ -218,6 +221,7 @@ class SchedulingService:
         if (replayed := await self._replay(command.idempotency_key, command.request_digest)) is not None:
             return replayed
         now = self._now()
+        iana_zone(command.timezone)
         preparer = self._preparers.get(command.task_type)
         if preparer is None:
             raise ValidationError(
