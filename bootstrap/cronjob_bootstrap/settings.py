@@ -128,13 +128,13 @@ class Settings(BaseSettings):
     misfire_grace_seconds: float = Field(
         default=3600.0, ge=0, le=_MONTH, allow_inf_nan=False,
         description="One-offs claimed later than this after their time are missed; 0: never.")
-    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
     lease_seconds: float = Field(default=30.0, ge=1, le=3600, allow_inf_nan=False)
     poll_interval_seconds: float = Field(default=1.0, gt=0, le=60, allow_inf_nan=False)
     engine: Literal["timer", "rocketry"] = Field(
         default="timer", description="What wakes the dispatcher; 'rocketry' needs the rocketry extra.")
-    max_in_flight: int = Field(default=100, ge=1)
-    batch_size: int = Field(default=100, ge=1)
+    max_in_flight: int = Field(default=100, ge=1, le=100_000)
+    batch_size: int = Field(default=100, ge=1, le=10_000)
     type_limits: str = Field(default="", description="Per-task-type run limits per replica: 'email=5,http.request=20'.")
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3600, allow_inf_nan=False)
     instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}", min_length=1)

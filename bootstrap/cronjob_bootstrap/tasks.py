@@ -54,7 +54,7 @@ class _EmailDisabled(TaskHandler):
 
 def _email_disabled(payload: dict[str, Any]) -> dict[str, Any]:
     raise ValidationError("e-mail is not configured on this server (CRONJOB_SMTP_HOST, CRONJOB_SMTP_FROM)",
-                          field="task.type")
+                          field="type")  # the scheduling service names it task.type
 
 
 def smtp_settings(settings: Settings) -> SmtpSettings | None:

@@ -216,6 +216,8 @@ async def test_a_body_that_is_not_sent_as_json_is_a_415(client: httpx.AsyncClien
         assert response.status_code == 415, response.text
         assert response.headers["content-type"] == "application/problem+json"
         assert content_type.split(";")[0] in response.json()["detail"]
+    untyped = await client.post(path, content=body, headers=AUTH)  # no Content-Type at all
+    assert untyped.status_code == 415 and "without a Content-Type" in untyped.json()["detail"]
     as_json = await client.post("/schedule-message", content=body,
                                 headers={**AUTH, "Content-Type": "application/json; charset=utf-8"})
     assert as_json.status_code == 201, as_json.text

@@ -232,17 +232,17 @@ async def test_secret_looking_headers_and_query_parameters_are_masked_when_shown
     created = await http.post("/v1/schedules", headers=AUTH, json={
         "task": {"type": "http.request", "url": "https://api.example.com/sync?api_key=K1&page=2",
                  "headers": {**secret, **plain}},
-        "callback_url": "https://hooks.example/cb?access_token=T1&source=cron", "schedule": "daily at 09:00"})
+        "callback_url": "https://hooks.example/cb?access_token=T1&source=cron&sig=S1", "schedule": "daily at 09:00"})
     assert created.status_code == 201, created.text
     for shown in (created.json(), (await http.get(f"/v1/schedules/{created.json()['id']}", headers=AUTH)).json(),
                   (await http.get("/v1/schedules", headers=AUTH)).json()["items"][0]):
         assert shown["payload"]["headers"] == {**{name: "***" for name in secret}, **plain}
         # Credentials in a query are masked as in a header; the rest of the address stays.
         assert shown["payload"]["url"] == "https://api.example.com/sync?api_key=***&page=2"
-        assert shown["callback_url"] == "https://hooks.example/cb?access_token=***&source=cron"
+        assert shown["callback_url"] == "https://hooks.example/cb?access_token=***&source=cron&sig=***"
     stored = await container.repository().get(created.json()["id"])
     assert stored is not None and stored.payload["headers"]["X-Auth"] == "c"  # kept and sent as given
-    assert stored.payload["url"].endswith("api_key=K1&page=2") and stored.callback_url.endswith("T1&source=cron")
+    assert stored.payload["url"].endswith("api_key=K1&page=2") and stored.callback_url.endswith("T1&source=cron&sig=S1")
 
 
 async def test_email_is_refused_at_scheduling_when_not_configured(clock: FixedClock) -> None:
@@ -252,6 +252,7 @@ async def test_email_is_refused_at_scheduling_when_not_configured(clock: FixedCl
             "task": {"type": "email", "to": ["a@example.com"], "subject": "s", "text": "t"},
             "schedule": "daily at 09:00"})
         assert response.status_code == 422 and "not configured" in response.json()["detail"]
+        assert [e["field"] for e in response.json()["errors"]] == ["task.type"]
         # So is a report by e-mail: every run would fail to hand it on.
         report = await http.post("/v1/schedules", headers=AUTH, json={
             "task": {"type": "python", "routine": "cronjob.daily_report",

@@ -97,14 +97,13 @@ def _retry_policy(retry: RetryRequest | None, registry: TaskRegistry, task_type:
 
 
 async def json_content_type(content_type: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
-    """A body sent as something else than JSON is a 415 naming the type, not a 422 about a
-    body that "should be a valid dictionary" (FastAPI reads only JSON bodies as objects).
-    No Content-Type at all is read as JSON."""
-    if content_type is None:
-        return
-    media = content_type.split(";", 1)[0].strip().lower()
+    """A body sent as something else than JSON, or without a Content-Type, is a 415 naming what
+    came, not a 422 about a body that "should be a valid dictionary" (FastAPI reads only bodies
+    sent as JSON as objects)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
     if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
-        raise HTTPException(415, f"the body must be JSON (Content-Type: application/json), not {media or 'empty'}")
+        raise HTTPException(415, "the body must be JSON (Content-Type: application/json), not "
+                                 + (media or "sent without a Content-Type"))
 
 
 def request_digest(path: str, request: BaseModel) -> str:

@@ -182,7 +182,7 @@ class AttemptView(BaseModel):
                    provider_message_id=attempt.provider_message_id)
 
 
-_SECRET_HEADERS = ("auth", "cookie", "token", "secret", "key", "pass", "signature", "cred", "jwt", "bearer",
+_SECRET_HEADERS = ("auth", "cookie", "token", "secret", "key", "pass", "sig", "cred", "jwt", "bearer",
                    "session", "private")
 
 
