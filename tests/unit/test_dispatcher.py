@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,7 @@ from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger
 from cronjob.ports.clock import SystemClock
+from cronjob.ports.metrics import NullMetrics
 from cronjob.ports.repository import StoreUnavailable
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
@@ -309,6 +312,88 @@ async def test_a_store_outage_while_recording_is_retried(world: World) -> None:
     assert stored.status is ScheduleStatus.SUCCEEDED
     assert world.repository.failures == 0
     assert len(world.sender.sent) == 1
+
+
+class CountingMetrics(NullMetrics):
+    """Keeps the finished attempts it is told of."""
+
+    def __init__(self) -> None:
+        self.finished: list[tuple[str, str]] = []
+
+    def attempt_finished(self, task_type: str, outcome: str, code: str | None) -> None:
+        self.finished.append((task_type, outcome))
+
+
+class AnswerLostRepository(InMemoryScheduleRepository):
+    """The in-memory store whose first save is written but whose answer is lost (the store went
+    away mid-reply): the caller sees an error, the write stands."""
+
+    lost = 1
+
+    async def save(self, schedule: Schedule, **conditions: Any) -> bool:
+        written = await super().save(schedule, **conditions)
+        if self.lost > 0:
+            self.lost -= 1
+            raise StoreUnavailable("connection reset while reading the reply")
+        return written
+
+
+async def test_a_write_whose_answer_was_lost_counts_as_written(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    world.repository = AnswerLostRepository()
+    world.__post_init__()
+    metrics = CountingMetrics()
+    dispatcher = Dispatcher(world.repository, world.handlers, world.clock, world.signal,
+                            DispatcherSettings(owner="replica-a", lease_for=LEASE), jitter=lambda: 1.0,
+                            metrics=metrics)
+    schedule = await world.schedule()
+    world.clock.set(DUE)
+    with caplog.at_level(logging.INFO):
+        assert await run_due(dispatcher) == 1
+    stored = await world.stored(schedule.id)
+    assert stored.status is ScheduleStatus.SUCCEEDED and world.repository.lost == 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any("lost its lease" in m for m in messages), messages  # no false alarm
+    assert any(m.endswith("-> succeeded") for m in messages), messages
+    assert metrics.finished == [("whatsapp.template", "succeeded")]  # counted once, as any run
+
+
+class SlowReplyRepository(InMemoryScheduleRepository):
+    """The in-memory store whose outcome writes answer only once a lease renewal has come in
+    after them (a slow reply): that renewal finds the lease already released by the write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.renewed_after_write = asyncio.Event()
+        self.writing = False
+
+    async def save(self, schedule: Schedule, **conditions: Any) -> bool:
+        written = await super().save(schedule, **conditions)
+        if conditions.get("attempt_id"):
+            self.writing = True
+            await asyncio.wait_for(self.renewed_after_write.wait(), 5)
+        return written
+
+    async def renew_lease(self, schedule_id: str, attempt_id: str, until: datetime) -> bool:
+        renewed = await super().renew_lease(schedule_id, attempt_id, until)
+        if self.writing:
+            self.renewed_after_write.set()
+        return renewed
+
+
+async def test_a_renewal_refused_because_the_outcome_was_just_written_is_no_takeover(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    world.repository = SlowReplyRepository()
+    world.__post_init__()
+    dispatcher = Dispatcher(world.repository, world.handlers, world.clock, world.signal,
+                            DispatcherSettings(owner="replica-a", lease_for=timedelta(seconds=0.3)))  # renewed every 0.1 s
+    schedule = await world.schedule()
+    world.clock.set(DUE)
+    with caplog.at_level(logging.WARNING):
+        assert await run_due(dispatcher) == 1
+    assert (await world.stored(schedule.id)).status is ScheduleStatus.SUCCEEDED
+    assert world.repository.renewed_after_write.is_set()
+    assert not any("lease lost" in r.getMessage() for r in caplog.records), caplog.records
 
 
 async def test_max_in_flight_is_respected(world: World) -> None:

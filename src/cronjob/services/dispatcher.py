@@ -51,6 +51,7 @@ class _HeldLease:
     schedule_id: str
     renew_at: float
     renewal: asyncio.Task[None] | None = None  # the renewal in progress, if any
+    finishing: bool = False  # the outcome is being written: a renewal refused now is that write's doing
 
 
 class Dispatcher:
@@ -301,6 +302,8 @@ class Dispatcher:
         event stored, or gives it up if the outcome never is (a lost lease, a crash).
         """
         recorded = [e for e in schedule.events if e.attempt_id == attempt_id and e.type != "started"]
+        if (held := self._held.get(attempt_id)) is not None:
+            held.finishing = True
         published = False
         delay = 0.2
         for attempt in range(1, self._settings.save_attempts + 1):
@@ -309,6 +312,10 @@ class Dispatcher:
                     published = await self._publish(schedule, recorded)
                 saved = await self._repository.save(
                     schedule, expected_status=ScheduleStatus.RUNNING, attempt_id=attempt_id)
+                if not saved and attempt > 1:
+                    # An earlier try may have been written with only its answer lost (the store
+                    # went away mid-reply): then the fence refuses this one, but the outcome is in.
+                    saved = await self._written_before(schedule.id, recorded)
             except Exception:
                 if attempt == self._settings.save_attempts:
                     raise
@@ -330,6 +337,13 @@ class Dispatcher:
                 if not published:  # the store came back for the outcome: one more try
                     await self._publish(schedule, recorded)
             return
+
+    async def _written_before(self, schedule_id: str, recorded: list[ScheduleEvent]) -> bool:
+        """Whether the store holds this run's outcome: every event it recorded."""
+        if not recorded:
+            return False
+        stored = await self._repository.get(schedule_id)
+        return stored is not None and {e.id for e in recorded} <= {e.id for e in stored.events}
 
     def _hold(self, schedule_id: str, attempt_id: str) -> None:
         """Have the lease of a run that starts now renewed a third of a lease from now, and on."""
@@ -370,10 +384,11 @@ class Dispatcher:
             held = True  # try again in a third of a lease
         finally:
             lease.renewal = None
-        if attempt_id not in self._held:
-            return  # the run ended meanwhile (its outcome write released the lease)
+        if attempt_id not in self._held or (not held and lease.finishing):
+            return  # the run ended meanwhile, or its outcome write just released the lease
         if not held:
-            log.warning("schedule %s attempt %s: lease taken over", schedule_id, attempt_id)
+            log.warning("schedule %s attempt %s: lease lost (taken over by another replica, or the "
+                        "schedule was cancelled)", schedule_id, attempt_id)
             self._held.pop(attempt_id, None)
         else:
             lease.renew_at = asyncio.get_running_loop().time() + period
