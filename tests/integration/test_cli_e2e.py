@@ -202,6 +202,9 @@ def test_without_a_token_serve_creates_one_and_says_how_to_use_it(tmp_path: Path
                                              ("CRONJOB_PAST_GRACE_SECONDS", "1e300"),
                                              ("CRONJOB_API_TOKENS", ","),
                                              ("CRONJOB_INSTANCE_ID", ""),
+                                             ("CRONJOB_BATCH_SIZE", "99999999999999999999"),
+                                             ("CRONJOB_MAX_IN_FLIGHT", "1000000"),
+                                             ("CRONJOB_MAX_BODY_BYTES", "1000000000"),
                                              ("CRONJOB_API_TOKENS_FILE", "<a file that is not UTF-8>")])
 def test_a_bad_setting_stops_start_up_with_one_line_naming_it(name: str, value: str, tmp_path: Path) -> None:
     if value == "<a file that is not UTF-8>":
