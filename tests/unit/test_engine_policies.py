@@ -36,9 +36,9 @@ TEXT = {"to": "5511999999999", "kind": "text", "body": "Oi, {{1}}", "params": ["
 class Rig:
     """Store, clock, service and a dispatcher, all real and in memory."""
 
-    def __init__(self, **settings: object) -> None:
+    def __init__(self, repository: InMemoryScheduleRepository | None = None, **settings: object) -> None:
         self.clock = FixedClock(NOW)
-        self.repository = InMemoryScheduleRepository()
+        self.repository = repository or InMemoryScheduleRepository()
         self.sender = RecordingMessageSender()
         self.signal = InProcessWorkSignal(self.clock)
         self.service = SchedulingService(self.repository, self.clock, self.signal,
@@ -66,6 +66,21 @@ class Rig:
         schedule = await self.repository.get(schedule_id)
         assert schedule is not None
         return schedule
+
+
+class Gated(TaskHandler):
+    """Text messages whose runs wait for ``gate``; ``running`` counts the runs that started."""
+
+    task_type = WHATSAPP_TEXT
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.running = 0
+
+    async def run(self, schedule: Schedule) -> TaskOutcome:
+        self.running += 1
+        await self.gate.wait()
+        return TaskOutcome(provider_message_id="wamid.1")
 
 
 async def run_due(dispatcher: Dispatcher) -> int:
@@ -204,18 +219,7 @@ async def test_recurring_occurrences_beyond_the_grace_are_recorded_as_missed() -
 
 async def test_per_type_limits_queue_the_rest_in_the_store() -> None:
     rig = Rig(max_in_flight=10)
-    gate = asyncio.Event()
-
-    class Slow(TaskHandler):
-        task_type = WHATSAPP_TEXT
-        running = 0
-
-        async def run(self, schedule: Schedule) -> TaskOutcome:
-            Slow.running += 1
-            await gate.wait()
-            return TaskOutcome(provider_message_id="x")
-
-    rig.handlers[WHATSAPP_TEXT] = Slow()
+    rig.handlers[WHATSAPP_TEXT] = slow = Gated()
     texts = [await rig.one_off(NOW + timedelta(seconds=i)) for i in range(5)]
     templates = [await rig.one_off(NOW + timedelta(seconds=10 + i), kind=MessageKind.TEMPLATE,
                                    template_name="t") for i in range(3)]
@@ -223,16 +227,16 @@ async def test_per_type_limits_queue_the_rest_in_the_store() -> None:
     dispatcher = rig.dispatcher(type_limits={WHATSAPP_TEXT: 2})
     assert await dispatcher.dispatch_due() == 5  # 2 texts (their limit) + 3 templates
     await asyncio.sleep(0.01)
-    assert Slow.running == 2 and dispatcher.types_at_limit
+    assert slow.running == 2 and dispatcher.types_at_limit
     assert await dispatcher.dispatch_due() == 0
     waiting = await rig.repository.list(status=ScheduleStatus.SCHEDULED)
     assert sorted(s.id for s in waiting) == sorted(s.id for s in texts[2:])
     assert [(await rig.stored(t.id)).status for t in templates] == [ScheduleStatus.SUCCEEDED] * 3
-    gate.set()
+    slow.gate.set()
     await dispatcher.drain(5)
     while await run_due(dispatcher):
         pass
-    assert Slow.running == 5
+    assert slow.running == 5
 
 
 async def test_shutdown_lets_short_runs_finish_and_releases_the_rest() -> None:
@@ -266,16 +270,7 @@ async def test_shutdown_lets_short_runs_finish_and_releases_the_rest() -> None:
 
 async def test_a_recurring_schedule_can_be_cancelled_while_it_runs_a_one_off_cannot() -> None:
     rig = Rig()
-    gate = asyncio.Event()
-
-    class Gated(TaskHandler):
-        task_type = WHATSAPP_TEXT
-
-        async def run(self, schedule: Schedule) -> TaskOutcome:
-            await gate.wait()
-            return TaskOutcome(provider_message_id="wamid.1")
-
-    rig.handlers[WHATSAPP_TEXT] = Gated()
+    rig.handlers[WHATSAPP_TEXT] = gated = Gated()
     recurring = await rig.recurring("every 10 minutes")
     one_off = await rig.one_off(NOW + timedelta(minutes=10))
     rig.clock.set(NOW + timedelta(minutes=10))
@@ -287,7 +282,7 @@ async def test_a_recurring_schedule_can_be_cancelled_while_it_runs_a_one_off_can
     assert cancelled.status is ScheduleStatus.CANCELLED
     with pytest.raises(ScheduleConflict, match="running and can no longer be cancelled"):
         await rig.service.cancel(one_off.id)
-    gate.set()
+    gated.gate.set()
     await dispatcher.drain(5)
     stored = await rig.stored(recurring.id)
     assert (stored.status, stored.next_run_at, stored.lease) == (ScheduleStatus.CANCELLED, None, None)
@@ -310,26 +305,15 @@ async def test_a_cancel_that_races_the_end_of_a_run_reads_again_and_cancels() ->
                 await race()
             return await super().save(schedule, **conditions)
 
-    rig = Rig()
-    rig.repository = store = Racing()
-    rig.service = SchedulingService(store, rig.clock, rig.signal, parse_trigger=default_trigger_parser())
-    gate = asyncio.Event()
-
-    class Gated(TaskHandler):
-        task_type = WHATSAPP_TEXT
-
-        async def run(self, schedule: Schedule) -> TaskOutcome:
-            await gate.wait()
-            return TaskOutcome(provider_message_id="wamid.1")
-
-    rig.handlers[WHATSAPP_TEXT] = Gated()
+    rig = Rig(repository=(store := Racing()))
+    rig.handlers[WHATSAPP_TEXT] = gated = Gated()
     recurring = await rig.recurring("every 10 minutes")
     rig.clock.set(NOW + timedelta(minutes=10))
     dispatcher = rig.dispatcher()
     assert await dispatcher.dispatch_due() == 1
 
     async def the_run_ends() -> None:
-        gate.set()
+        gated.gate.set()
         await dispatcher.drain(5)
         assert (await rig.stored(recurring.id)).status is ScheduleStatus.SCHEDULED
 
