@@ -6,7 +6,6 @@ unconfigured | recording; ``engine``: timer | rocketry); tests override single p
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
@@ -47,10 +46,6 @@ from cronjob_bootstrap.tasks import build_registry, follow_up_scheduler
 from cronjob_bootstrap.triggers import default_trigger_parser
 
 
-#: How long a scrape waits for the schedule counts (as the probes wait for the store's answer).
-COUNTS_TIMEOUT_SECONDS = 2.0
-
-
 def _metrics_renderer(metrics: PrometheusMetrics, counts: CountsCache) -> MetricsRenderer:
     """A scrape renders the process's metrics even while the store is down or does not answer
     (when they matter most); only the schedule counts are missing then, and ``cronjob_store_up``
@@ -58,8 +53,7 @@ def _metrics_renderer(metrics: PrometheusMetrics, counts: CountsCache) -> Metric
     async def render() -> tuple[bytes, str]:
         found: Counts | None
         try:
-            async with asyncio.timeout(COUNTS_TIMEOUT_SECONDS):
-                found, _ = await counts.get()
+            found, _ = await counts.get()  # at most its timeout (2 s, as the probes wait)
         except Exception as exc:  # down, starting or silent: not a reason to fail the scrape
             logging.getLogger("cronjob").warning("metrics: the schedule counts could not be read (%s)",
                                                  type(exc).__name__)

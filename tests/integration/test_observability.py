@@ -161,12 +161,14 @@ class SilentCounts(InMemoryScheduleRepository):
         raise AssertionError("unreachable")
 
 
-async def test_metrics_are_served_while_the_store_does_not_answer(clock: FixedClock) -> None:
+async def test_metrics_and_stats_answer_while_the_store_does_not(clock: FixedClock) -> None:
     container = make_container(clock, repository=SilentCounts())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=container.app()), base_url="http://t") as http:
         for _ in range(2):  # the second scrape does not queue behind the first one's read
             scrape = await asyncio.wait_for(http.get("/metrics", headers=AUTH), timeout=PROMPTLY + 2)
             assert scrape.status_code == 200 and "cronjob_store_up 0.0" in scrape.text
+        stats = await asyncio.wait_for(http.get("/v1/stats", headers=AUTH), timeout=PROMPTLY + 2)
+        assert stats.status_code == 503 and stats.headers["retry-after"], stats.text
 
 
 async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from cronjob.ports.repository import StoreUnavailable
 from cronjob_adapters.web.counts_cache import CountsCache
 
 
@@ -53,3 +54,14 @@ async def test_a_failed_read_is_not_kept() -> None:
         await cache.get()
     store.fail = False
     assert (await cache.get())[0] == 2 and store.reads == 2
+
+
+async def test_a_read_without_an_answer_fails_as_an_unavailable_store() -> None:
+    """A stalled connection: the caller, and those queued behind it, get an error in time."""
+    store = Store()
+    store.gate = asyncio.Event()  # never set: the read never answers
+    cache = CountsCache(store.read, max_age=2.0, timeout=0.05)
+    for _ in range(2):
+        with pytest.raises(StoreUnavailable, match="did not answer within 0.05 s"):
+            await asyncio.wait_for(cache.get(), 5)
+    assert store.reads == 2  # the failed read was not kept
