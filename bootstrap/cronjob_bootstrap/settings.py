@@ -88,7 +88,8 @@ class Settings(BaseSettings):
     Secrets are ``SecretStr`` so that they never show in reprs or logs.
     """
 
-    model_config = SettingsConfigDict(env_prefix="CRONJOB_", extra="ignore", frozen=True)
+    # No setting takes NaN or infinity (a lease of "inf" would crash start-up, not be refused).
+    model_config = SettingsConfigDict(env_prefix="CRONJOB_", extra="ignore", frozen=True, allow_inf_nan=False)
 
     mongodb_uri: SecretStr | None = Field(default=None, description="MongoDB URI; unset: the embedded SQLite store.")
     mongodb_database: str = Field(default="cronjob", min_length=1)
@@ -98,7 +99,7 @@ class Settings(BaseSettings):
     whatsapp_phone_number_id: str | None = None
     whatsapp_api_version: str = "v23.0"
     whatsapp_language: str = "pt_BR"
-    whatsapp_timeout_seconds: float = Field(default=10.0, gt=0, le=120, allow_inf_nan=False)
+    whatsapp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     whatsapp_app_secret: SecretStr | None = Field(
         default=None, description="Meta app secret: checks X-Hub-Signature-256 of the status webhooks.")
     whatsapp_verify_token: SecretStr | None = Field(
@@ -110,7 +111,7 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     smtp_use_tls: bool = False
     smtp_from: str | None = Field(default=None, description="Sender address of the email task.")
-    smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=300, allow_inf_nan=False)
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     http_allow_hosts: str = Field(
         default="", description="Comma-separated hosts/CIDRs that http.request and webhooks may reach even "
                                 "though they are loopback, private or link-local.")
@@ -124,23 +125,23 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Listen address; 0.0.0.0 for every interface.")
     port: int = Field(default=8000, ge=1, le=65535)
     default_timezone: str = DEFAULT_TIMEZONE
-    past_grace_seconds: float = Field(default=300.0, ge=0, le=_MONTH, allow_inf_nan=False)
+    past_grace_seconds: float = Field(default=300.0, ge=0, le=_MONTH)
     misfire_grace_seconds: float = Field(
-        default=3600.0, ge=0, le=_MONTH, allow_inf_nan=False,
+        default=3600.0, ge=0, le=_MONTH,
         description="One-offs claimed later than this after their time are missed; 0: never.")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
-    lease_seconds: float = Field(default=30.0, ge=1, le=3600, allow_inf_nan=False)
-    poll_interval_seconds: float = Field(default=1.0, gt=0, le=60, allow_inf_nan=False)
+    lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     engine: Literal["timer", "rocketry"] = Field(
         default="timer", description="What wakes the dispatcher; 'rocketry' needs the rocketry extra.")
     max_in_flight: int = Field(default=100, ge=1, le=100_000)
     batch_size: int = Field(default=100, ge=1, le=10_000)
     type_limits: str = Field(default="", description="Per-task-type run limits per replica: 'email=5,http.request=20'.")
-    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3600, allow_inf_nan=False)
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3600)
     instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}", min_length=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = Field(default="json", description="One JSON object per line, or text.")
-    loop_stall_seconds: float = Field(default=30.0, ge=5, le=86_400, allow_inf_nan=False,
+    loop_stall_seconds: float = Field(default=30.0, ge=5, le=86_400,
                                       description="A scheduler loop silent for longer fails /livez.")
 
     @classmethod
