@@ -16,7 +16,7 @@ from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import Schedule, ScheduleStatus
-from cronjob.domain.zones import DEFAULT_TIMEZONE, iana_zone, localize
+from cronjob.domain.zones import DEFAULT_TIMEZONE, localize
 from cronjob.services.delivery_status import DeliveryStatusService
 from cronjob.services.health import HealthService
 from cronjob.services.scheduling import (
@@ -132,8 +132,7 @@ def _command(request: ScheduleMessageRequest, default_timezone: str, idempotency
         send_at = request.parsed_send_at()
     except ValueError as exc:
         raise ValidationError(str(exc), field="send_at") from exc
-    timezone = request.timezone or default_timezone
-    iana_zone(timezone)
+    timezone = request.timezone or default_timezone  # checked by the scheduling service
     if send_at.tzinfo is None:
         if request.timezone is None:
             raise ValidationError(
@@ -236,8 +235,7 @@ def create_app(services: ApiServices) -> FastAPI:
         With an `Idempotency-Key` header, repeating the request returns the schedule created first
         (200); the key with a different request is refused (422).
         """
-        timezone = request.timezone or services.default_timezone
-        iana_zone(timezone)
+        timezone = request.timezone or services.default_timezone  # checked by the scheduling service
         outcome = await scheduling.create(CreateScheduleCommand(
             task_type=request.task.type,  # type: ignore[attr-defined]
             payload=request.task.model_dump(mode="json", exclude={"type"}),  # type: ignore[attr-defined]

@@ -115,10 +115,6 @@ _CANCEL_TRIES = 3
 REQUEST_DIGEST = "request_digest"
 
 
-def _metadata(request_digest: str | None, **values: str) -> dict[str, str]:
-    return {**values, REQUEST_DIGEST: request_digest} if request_digest else values
-
-
 def _replayed(existing: Schedule, request_digest: str | None) -> Scheduled:
     """The answer to a request whose idempotency key ``existing`` holds: that schedule, when the
     request is the one that created it. Another request with the same key is refused: answering
@@ -211,7 +207,7 @@ class SchedulingService:
             timezone=command.timezone, user_id=command.user_id, idempotency_key=command.idempotency_key,
             retry=command.retry, misfire=self._misfire(command.misfire_grace, recurring=False),
             send_by=command.send_by,
-            metadata=_metadata(command.request_digest, send_at=command.send_at_text),
+            metadata={"send_at": command.send_at_text},
             callback_url=command.callback_url, request_digest=command.request_digest,
         )
 
@@ -240,7 +236,7 @@ class SchedulingService:
             first_run_at=first, now=now, timezone=command.timezone, user_id=command.user_id,
             idempotency_key=command.idempotency_key, retry=command.retry,
             misfire=self._misfire(command.misfire_grace, recurring=trigger.recurring, coalesce=command.coalesce),
-            send_by=command.send_by, metadata=_metadata(command.request_digest, schedule=command.schedule),
+            send_by=command.send_by, metadata={"schedule": command.schedule},
             callback_url=command.callback_url, request_digest=command.request_digest,
         )
 
@@ -283,6 +279,8 @@ class SchedulingService:
         callback_url: str | None,
         request_digest: str | None,
     ) -> Scheduled:
+        if request_digest:  # kept with the schedule, to tell a replay from another request
+            metadata = {**metadata, REQUEST_DIGEST: request_digest}
         schedule = Schedule.create(
             id=self._new_id(),
             task_type=task_type,
