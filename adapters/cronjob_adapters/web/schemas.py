@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import Attempt, Schedule, ScheduleStatus
+from cronjob.domain.trigger_parser import iso_datetime
 
 from cronjob_adapters.tasks.ssrf import HttpUrl, display_url
 from cronjob_adapters.tasks.whatsapp import Language, MessageBody, Params, PhoneNumber, TemplateName
@@ -91,11 +92,8 @@ class ScheduleMessageRequest(BaseModel):
 
     def parsed_send_at(self) -> datetime:
         """``send_at`` as a datetime (naive when the text had no offset)."""
-        text = self.send_at
-        if text[-1:] == "z":  # RFC 3339 allows a lowercase Z; Python's reader before 3.12 does not
-            text = text[:-1] + "Z"
         try:
-            return datetime.fromisoformat(text)
+            return iso_datetime(self.send_at)
         except ValueError as exc:
             raise ValueError(f"send_at is not an ISO-8601 date-time: {self.send_at!r}") from exc
 
@@ -182,7 +180,7 @@ class AttemptView(BaseModel):
                    provider_message_id=attempt.provider_message_id)
 
 
-_SECRET_HEADERS = ("auth", "cookie", "token", "secret", "key", "pass", "sig", "cred", "jwt", "bearer",
+_SECRET_NAMES = ("auth", "cookie", "token", "secret", "key", "pass", "sig", "cred", "jwt", "bearer",
                    "session", "private")
 
 
@@ -192,7 +190,7 @@ _CONFIGURED_URLS = (WEBHOOK_DELIVERY,)
 
 
 def _secret_looking(name: str) -> bool:
-    return any(s in name.lower() for s in _SECRET_HEADERS)
+    return any(s in name.lower() for s in _SECRET_NAMES)
 
 
 def masked_url(url: str) -> str:

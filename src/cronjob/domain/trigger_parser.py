@@ -136,9 +136,15 @@ def _once(when: str, timezone: str) -> OnceTrigger:
     return OnceTrigger(localize(at, timezone, field="schedule"))
 
 
+def iso_datetime(text: str) -> datetime:
+    """An ISO-8601 date-time, naive when it has no offset, RFC 3339's lowercase ``t`` and ``z``
+    included (Python's reader before 3.12 refuses them); ValueError otherwise."""
+    return datetime.fromisoformat(text.upper())
+
+
 def _iso(text: str, what: str) -> datetime:
     try:
-        return datetime.fromisoformat(text.strip().upper())
+        return iso_datetime(text.strip())
     except ValueError:
         raise ValidationError(f"{what} is not an ISO-8601 date-time: {text.strip()!r}",
                               field="schedule") from None
