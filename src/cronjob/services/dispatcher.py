@@ -197,13 +197,14 @@ class Dispatcher:
         try:
             if not await self._lease_is_fresh(schedule, attempt_id):
                 return
-            schedule.catch_up(self._clock.now())  # coalescing: run once, as the latest occurrence due
-            reason = schedule.misfire_reason(self._clock.now())
+            now = self._clock.now()
+            schedule.catch_up(now)  # coalescing: run once, as the latest occurrence due
+            reason = schedule.misfire_reason(now)
             if reason is not None:
-                schedule.miss(attempt_id=attempt_id, now=self._clock.now(), reason=reason)
+                schedule.miss(attempt_id=attempt_id, now=now, reason=reason)
                 await self._record(schedule, attempt_id)
             else:
-                schedule.mark_started(attempt_id=attempt_id, now=self._clock.now())
+                schedule.mark_started(attempt_id=attempt_id, now=now)
                 await self._publish(schedule, schedule.events[-1:])
                 await self._execute(schedule, attempt_id)
         except asyncio.CancelledError:
