@@ -114,6 +114,18 @@ async def test_the_seed_message_is_stored_rendered_in_utc_with_the_original_text
     assert stored.attempts == [] and stored.lease is None
 
 
+async def test_a_send_at_between_milliseconds_is_due_at_the_next_one_never_before(
+    service: SchedulingService, repository: InMemoryScheduleRepository
+) -> None:
+    asked = datetime(2030, 1, 15, 12, 0, 0, 250_500, tzinfo=UTC)  # the stores keep milliseconds
+    scheduled = await service.schedule_message(seed_command(**at(asked)))
+    assert scheduled.schedule.next_run_at == datetime(2030, 1, 15, 12, 0, 0, 251_000, tzinfo=UTC)
+    lease = timedelta(seconds=30)
+    assert await repository.claim_due(now=asked, owner="r", lease_for=lease, limit=1) == []  # not yet
+    assert len(await repository.claim_due(now=asked + timedelta(microseconds=500), owner="r",
+                                          lease_for=lease, limit=1)) == 1
+
+
 async def test_a_text_message_takes_the_default_language_and_text_task_type(
     service: SchedulingService,
 ) -> None:

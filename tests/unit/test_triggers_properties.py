@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.recurring import CalendarTrigger, CronTrigger, IntervalTrigger
-from cronjob.domain.trigger import OnceTrigger, Trigger, latest_fire_time, whole_millisecond
+from cronjob.domain.trigger import OnceTrigger, Trigger, fire_millisecond, latest_fire_time, whole_millisecond
 from cronjob_adapters.cron import CronsimEvaluator
 
 EVALUATOR = CronsimEvaluator()
@@ -232,8 +232,9 @@ def check_common(trigger: Trigger, after: datetime, data: st.DataObject) -> date
 @given(at=ANY_INSTANT, after=ANY_INSTANT)
 def test_once_fires_at_its_instant_iff_after_is_earlier_then_never(at: datetime, after: datetime) -> None:
     trigger = OnceTrigger(at)
-    fires = whole_millisecond(at.astimezone(UTC))  # fire times are whole milliseconds
+    fires = fire_millisecond(at.astimezone(UTC))  # fire times are whole milliseconds
     assert trigger.at == fires
+    assert timedelta(0) <= fires - at < timedelta(milliseconds=1)  # never before the instant asked for
     assert trigger.next_fire_time(after) == (fires if after < fires else None)
     assert trigger.next_fire_time(fires) is None
     assert not trigger.recurring
@@ -251,8 +252,10 @@ def test_interval_fires_on_multiples_of_every_from_the_anchor(
         every: timedelta, anchor: datetime, zone: str, data: st.DataObject) -> None:
     after = data.draw(instants(zone), label="after")
     trigger = IntervalTrigger(every, anchor)
-    anchor = whole_millisecond(anchor)  # kept to the millisecond, like every fire time
+    asked = anchor
+    anchor = fire_millisecond(anchor)  # rounded up to the millisecond, like every instant asked for
     assert trigger.anchor == anchor
+    assert timedelta(0) <= anchor - asked < timedelta(milliseconds=1)
     fire = check_common(trigger, after, data)
     assert fire >= anchor
     assert (fire - anchor) % every == timedelta(0)
@@ -510,3 +513,13 @@ def test_triggers_past_year_9999_never_fire_again() -> None:
     assert IntervalTrigger(timedelta(days=1), utc(2000, 1, 1)).next_fire_time(end) is None
     assert CalendarTrigger(time(9, 0), "UTC").next_fire_time(end) is None
     assert CronTrigger("0 9 * * *", "UTC", EVALUATOR).next_fire_time(end) is None
+
+
+def test_an_instant_in_the_last_millisecond_of_the_calendar_is_refused_not_an_overflow() -> None:
+    last = datetime(9999, 12, 31, 23, 59, 59, 999_500, tzinfo=UTC)  # rounds up past the end
+    with pytest.raises(ValidationError, match="out of range|between"):
+        OnceTrigger(last)
+    with pytest.raises(ValidationError) as refused:
+        IntervalTrigger(timedelta(days=1), last)
+    assert refused.value.field == "anchor"
+    assert OnceTrigger(last.replace(microsecond=999_000)).at == last.replace(microsecond=999_000)

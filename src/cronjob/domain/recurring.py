@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from cronjob.domain.cron import CronEvaluator
 from cronjob.domain.errors import ValidationError
-from cronjob.domain.trigger import Trigger, require_aware, whole_millisecond
+from cronjob.domain.trigger import Trigger, fire_millisecond, require_aware
 from cronjob.domain.zones import ONE_SECOND, first_instant_at, load_zone, wall_clock
 
 
@@ -36,8 +36,8 @@ class IntervalTrigger(Trigger):
     """Fires every ``every`` of elapsed time: at ``anchor + k * every`` for k = 0, 1, 2, ...
 
     Elapsed time ignores daylight saving time (every 24 hours stays 24 hours apart). ``every`` is
-    a whole number of seconds, at least one; ``anchor`` is aware and stored in UTC, to the
-    millisecond. The expression carries the anchor: ``every 10 minutes from 2025-06-21T17:00:00+00:00``.
+    a whole number of seconds, at least one; ``anchor`` is aware and stored in UTC, rounded up to
+    the millisecond. The expression carries the anchor: ``every 10 minutes from 2025-06-21T17:00:00+00:00``.
     """
 
     every: timedelta
@@ -48,7 +48,7 @@ class IntervalTrigger(Trigger):
             raise ValidationError("the interval must be at least 1 second", field="schedule")
         if self.every % ONE_SECOND:
             raise ValidationError("the interval must be a whole number of seconds", field="schedule")
-        object.__setattr__(self, "anchor", whole_millisecond(require_aware(self.anchor, "anchor")))
+        object.__setattr__(self, "anchor", fire_millisecond(require_aware(self.anchor, "anchor"), "anchor"))
 
     @property
     def expression(self) -> str:

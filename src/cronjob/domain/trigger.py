@@ -27,6 +27,21 @@ def whole_millisecond(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond - sub_ms) if sub_ms else value
 
 
+def fire_millisecond(value: datetime, field: str = "at") -> datetime:
+    """``value`` rounded *up* to the millisecond: the fire time of an instant someone asked for.
+
+    Up, not down, so that a schedule never runs before the instant it names (a fire time a
+    fraction of a millisecond early is still early). Past the end of the calendar is refused.
+    """
+    sub_ms = value.microsecond % 1000
+    if not sub_ms:
+        return value
+    try:
+        return value + timedelta(microseconds=1000 - sub_ms)
+    except OverflowError:
+        raise ValidationError(OUT_OF_RANGE, field=field) from None
+
+
 class Trigger(ABC):
     """A rule that yields fire times.
 
@@ -37,7 +52,8 @@ class Trigger(ABC):
       ``None`` when the rule never fires again. It is pure: same input, same output, no clock,
       no I/O. (Whole milliseconds because the stores keep no more: a fire time that lost its
       microseconds on the way through a store must still be the same occurrence, not an
-      earlier time the rule fires again after.)
+      earlier time the rule fires again after. An instant someone asked for is rounded up to
+      its millisecond, never down: nothing fires before the time it names.)
     - ``expression`` is a canonical text form; parsing it (with the same time zone) gives a
       trigger with the same fire times. It is what the stores persist.
     - ``recurring`` is False only for rules that fire at most once.
@@ -83,13 +99,13 @@ def latest_fire_time(trigger: Trigger, after: datetime, until: datetime) -> date
 
 @dataclass(frozen=True, slots=True)
 class OnceTrigger(Trigger):
-    """Fires once, at ``at`` (stored in UTC, to the millisecond). Its expression is
+    """Fires once, at ``at`` (stored in UTC, rounded up to the millisecond). Its expression is
     ``once @ <ISO-8601 UTC>``."""
 
     at: datetime
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "at", whole_millisecond(require_aware(self.at)))
+        object.__setattr__(self, "at", fire_millisecond(require_aware(self.at)))
 
     @property
     def expression(self) -> str:
