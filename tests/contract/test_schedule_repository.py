@@ -251,6 +251,29 @@ async def test_list_filters_by_task_type(store: StoreFactory) -> None:
     assert await ids(status=ScheduleStatus.CANCELLED, task_types=["whatsapp.text"]) == []
 
 
+async def test_list_filters_by_user(store: StoreFactory) -> None:
+    repo = await store()
+    ana = [one_off(user_id="ana", now=T0 - timedelta(minutes=5 - i)) for i in range(3)]
+    bruno = one_off(user_id="bruno", now=T0 - timedelta(minutes=1))
+    nobody = one_off(user_id=None, now=T0)
+    for schedule in (*ana, bruno, nobody):
+        await repo.add(schedule)
+    cancelled = ana[0].copy()
+    cancelled.cancel(now=T0)
+    assert await repo.save(cancelled, expected_status=ScheduleStatus.SCHEDULED)
+
+    async def ids(**filters: object) -> list[str]:
+        return [s.id for s in await repo.list(**filters)]  # type: ignore[arg-type]
+
+    assert await ids(user_id="ana") == [ana[2].id, ana[1].id, ana[0].id]  # newest first
+    assert await ids(user_id="ana", limit=1, offset=1) == [ana[1].id]
+    assert await ids(user_id="ana", status=ScheduleStatus.CANCELLED) == [ana[0].id]
+    assert await ids(user_id="bruno", task_types=["email"]) == []
+    assert await ids(user_id="bruno", exclude_types=["email"]) == [bruno.id]
+    assert await ids(user_id="ANA") == [] and await ids(user_id="") == []  # exact, case and all
+    assert len(await ids()) == 5  # no filter: everyone's, and those without a user
+
+
 async def test_initialize_is_idempotent_and_ping_answers(store: StoreFactory) -> None:
     repo = await store()
     await repo.initialize()

@@ -360,6 +360,31 @@ async def test_schedules_can_be_listed_by_task_type(client: httpx.AsyncClient, c
     assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
 
 
+async def test_schedules_can_be_listed_by_user(client: httpx.AsyncClient, clock: FixedClock) -> None:
+    seed = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()  # userId abc123
+    clock.advance(timedelta(seconds=1))
+    ana = (await client.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"},
+        "schedule": "every day at 09:00", "userId": "ana"})).json()
+    clock.advance(timedelta(seconds=1))
+    anyone = (await client.post("/schedule-message", json={**SEED, "userId": None}, headers=AUTH)).json()
+
+    async def listed(**params: object) -> list[str]:
+        answer = await client.get("/v1/schedules", params=params, headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        return [item["id"] for item in answer.json()["items"]]
+
+    assert await listed() == [anyone["id"], ana["id"], seed["id"]]
+    assert await listed(userId="abc123") == [seed["id"]]
+    assert await listed(userId="ana", type="whatsapp.text", status="scheduled") == [ana["id"]]
+    assert await listed(userId="ana", type="whatsapp.template") == []
+    assert await listed(userId="nobody") == []
+    for bad in ({"userId": ""}, {"userId": "x" * 257}, {"userId": ["ana", "abc123"]}, {"user_id": "ana"}):
+        answer = await client.get("/v1/schedules", params=bad, headers=AUTH)
+        assert answer.status_code == 422, (bad, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+
+
 async def test_openapi_describes_the_routes_and_bearer_auth(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
     assert {"/schedule-message", "/v1/schedules/{schedule_id}", "/healthcheck"} <= set(spec["paths"])

@@ -407,6 +407,27 @@ def test_the_type_filter_and_its_own_jobs(page: Page, service: Service) -> None:
     assert "webhook.delivery" in page.locator("#type-filter option").all_text_contents()
 
 
+def test_the_user_filter(page: Page, service: Service, page_errors: list[str]) -> None:
+    ana = service.later(userId="dashboard-ana")
+    other = service.later()
+    sign_in(page)
+    expect(row(page, other["id"])).to_be_visible()
+    page.fill("#user-filter", " dashboard-ana ")  # spaces around a pasted id do not count
+    page.press("#user-filter", "Enter")
+    expect(row(page, other["id"])).to_have_count(0)
+    expect(page.locator("#schedules tbody tr")).to_have_count(1)
+    expect(row(page, ana["id"])).to_be_visible()
+    expect(page.locator("#user-filter")).to_have_value("dashboard-ana")
+    page.fill("#user-filter", "nobody-at-all")
+    page.click("#user-apply")
+    expect(page.locator("#empty")).to_be_visible()
+    page.fill("#user-filter", "")  # empty: anyone's again
+    page.press("#user-filter", "Enter")
+    expect(row(page, other["id"])).to_be_visible()
+    expect(row(page, ana["id"])).to_be_visible()
+    assert page_errors == []
+
+
 def test_paging_and_a_page_that_empties(page: Page, service: Service) -> None:
     for _ in range(51 - _count(service, "scheduled", "whatsapp.template")):
         service.later()
@@ -446,12 +467,14 @@ def test_signing_out_forgets_the_token_and_what_it_read(page: Page, service: Ser
     row(page, later["id"]).click()
     expect(page.locator("#detail-id")).to_have_text(later["id"])
     page.fill("#open-id", later["id"])
+    page.fill("#user-filter", "someone")
     page.click("#sign-out")
     expect(page.locator("#sign-in")).to_be_visible()
     expect(page.locator("#app")).to_be_hidden()
     assert page.evaluate("sessionStorage.getItem('cronjob.token')") is None
     expect(page.locator("#token")).to_have_value("")
     expect(page.locator("#open-id")).to_have_value("")
+    expect(page.locator("#user-filter")).to_have_value("")
     for selector in ("#schedules tbody tr", "#by-type tbody tr", "#attempts tbody tr", "#events tbody tr",
                      "#detail-fields dd"):
         expect(page.locator(selector)).to_have_count(0)

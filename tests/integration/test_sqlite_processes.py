@@ -4,6 +4,7 @@ what was committed is there after a restart (clean or killed)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -189,3 +190,38 @@ async def test_adds_survive_a_killed_process(tmp_path: Path) -> None:
         assert await repo.count_by_status() == {ScheduleStatus.SCHEDULED: 20}
     finally:
         await repo.close()
+
+
+async def test_a_database_from_before_the_added_columns_is_given_them_filled_in(tmp_path: Path) -> None:
+    """A file written before the ``provider_message_id`` and ``user_id`` columns opens, and the
+    lookups that read those columns find its schedules."""
+    path = tmp_path / "cronjob.sqlite3"
+    repo = _repo(path)
+    try:
+        await repo.initialize()
+        for schedule in (one_off(T0, user_id="ana"), one_off(T0, user_id="bruno")):
+            await repo.add(schedule)
+        [claimed] = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=1)
+        assert claimed.lease is not None
+        attempt_id = claimed.lease.attempt_id
+        claimed.succeed(attempt_id=attempt_id, now=T0, provider_message_id="wamid.old")
+        assert await repo.save(claimed, expected_status=ScheduleStatus.RUNNING, attempt_id=attempt_id)
+    finally:
+        await repo.close()
+    with sqlite3.connect(path) as conn:  # back to the first release's table
+        for name in ("provider_message_id", "user_id"):
+            conn.execute(f"DROP INDEX schedules_{name}")
+            conn.execute(f"ALTER TABLE schedules DROP COLUMN {name}")
+    conn.close()
+    reopened = _repo(path)
+    try:
+        await reopened.initialize()
+        await reopened.initialize()  # and again: nothing added twice
+        assert [s.id for s in await reopened.list(user_id=claimed.user_id)] == [claimed.id]
+        found = await reopened.get_by_provider_message_id("wamid.old")
+        assert found is not None and found.id == claimed.id
+        newer = one_off(T0, user_id="ana", now=T0)
+        await reopened.add(newer)
+        assert [s.id for s in await reopened.list(user_id="ana")][0] == newer.id
+    finally:
+        await reopened.close()

@@ -39,6 +39,7 @@ def one_off(
     idempotency_key: str | None = None,
     schedule_id: str | None = None,
     task_type: str = "whatsapp.text",
+    user_id: str | None = "abc123",
 ) -> Schedule:
     """A one-off schedule due at ``at`` (created a minute before unless ``now`` is given)."""
     return Schedule.create(
@@ -49,7 +50,7 @@ def one_off(
         timezone="America/Sao_Paulo",
         first_run_at=at,
         now=now or (at - timedelta(minutes=1)),
-        user_id="abc123",
+        user_id=user_id,
         idempotency_key=idempotency_key,
         metadata={"send_at": at.isoformat()},
     )

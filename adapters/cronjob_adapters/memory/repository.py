@@ -145,12 +145,14 @@ class InMemoryScheduleRepository(ScheduleRepository):
         status: ScheduleStatus | None = None,
         task_types: Collection[str] | None = None,
         exclude_types: Collection[str] = (),
+        user_id: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Schedule]:
         chosen = [s for s in self._items.values()
                   if (status is None or s.status is status) and s.task_type not in exclude_types
-                  and (task_types is None or s.task_type in task_types)]
+                  and (task_types is None or s.task_type in task_types)
+                  and (user_id is None or s.user_id == user_id)]
         chosen.sort(key=lambda s: (s.created_at, s.id), reverse=True)
         return [s.copy() for s in chosen[offset : offset + limit]]
 

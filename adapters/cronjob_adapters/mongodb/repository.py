@@ -36,6 +36,8 @@ INDEXES = [
     IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at_id"),
     IndexModel([("task_type", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
                name="task_type_created_at_id"),
+    IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+               name="user_id_created_at_id"),
     IndexModel([("idempotency_key", ASCENDING)], name="idempotency_key_unique", unique=True,
                partialFilterExpression={"idempotency_key": {"$type": "string"}}),
     IndexModel([("result.provider_message_id", ASCENDING)], name="result_provider_message_id",
@@ -185,6 +187,7 @@ class MongoScheduleRepository(ScheduleRepository):
         status: ScheduleStatus | None = None,
         task_types: Collection[str] | None = None,
         exclude_types: Collection[str] = (),
+        user_id: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Schedule]:
@@ -193,6 +196,8 @@ class MongoScheduleRepository(ScheduleRepository):
         query: Document = _type_condition(task_types, exclude_types)
         if status is not None:
             query["status"] = status.value
+        if user_id is not None:
+            query["user_id"] = user_id
         cursor = (self._schedules.find(query)
                   .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
                   .skip(offset).limit(limit))

@@ -33,7 +33,7 @@ from cronjob_adapters.sqlite.schema import (
     NEXT_DUE,
     SAVE,
     SCHEMA,
-    add_provider_message_id,
+    add_columns,
     from_epoch_ms,
     to_epoch_ms,
     type_filter,
@@ -82,6 +82,7 @@ class SqliteScheduleRepository(ScheduleRepository):
             "created_at": to_epoch_ms(schedule.created_at),
             "task_type": schedule.task_type,
             "provider_message_id": schedule.result.get("provider_message_id") or None,
+            "user_id": schedule.user_id,
             "doc": _dumps(self._codec.to_document(schedule)),
         }
 
@@ -96,7 +97,7 @@ class SqliteScheduleRepository(ScheduleRepository):
             def ddl(c: sqlite3.Connection) -> None:
                 for statement in SCHEMA:
                     c.execute(statement)
-                add_provider_message_id(c)
+                add_columns(c)
 
             self._db.transaction(ddl)
 
@@ -124,9 +125,9 @@ class SqliteScheduleRepository(ScheduleRepository):
             try:
                 conn.execute(
                     "INSERT INTO schedules (id, status, next_run_at, lease_until, lease_attempt_id,"
-                    " idempotency_key, created_at, task_type, provider_message_id, doc) VALUES (:id, :status,"
-                    " :next_run_at, :lease_until, :lease_attempt_id, :idempotency_key, :created_at,"
-                    " :task_type, :provider_message_id, :doc)",
+                    " idempotency_key, created_at, task_type, provider_message_id, user_id, doc) VALUES"
+                    " (:id, :status, :next_run_at, :lease_until, :lease_attempt_id, :idempotency_key,"
+                    " :created_at, :task_type, :provider_message_id, :user_id, :doc)",
                     row,
                 )
             except sqlite3.IntegrityError:
@@ -166,6 +167,7 @@ class SqliteScheduleRepository(ScheduleRepository):
         status: ScheduleStatus | None = None,
         task_types: Collection[str] | None = None,
         exclude_types: Collection[str] = (),
+        user_id: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Schedule]:
@@ -174,6 +176,9 @@ class SqliteScheduleRepository(ScheduleRepository):
         if status is not None:
             where += " AND status = :status"
             params["status"] = status.value
+        if user_id is not None:
+            where += " AND user_id = :user_id"
+            params["user_id"] = user_id
 
         def read() -> list[str]:
             rows = self._db.connection().execute(

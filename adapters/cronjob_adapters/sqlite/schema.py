@@ -26,6 +26,7 @@ SCHEMA = (
         created_at INTEGER NOT NULL,
         task_type TEXT NOT NULL,
         provider_message_id TEXT,
+        user_id TEXT,
         doc TEXT NOT NULL
     )""",
     # With ``id`` last, the claim's ORDER BY next_run_at, id is read straight off the index and
@@ -39,16 +40,25 @@ SCHEMA = (
 )
 
 
-def add_provider_message_id(conn: sqlite3.Connection) -> None:
-    """Give a database made before the ``provider_message_id`` column that column (filled from
-    the stored documents) and its index. Idempotent; runs in ``initialize``'s transaction."""
+#: Columns added after the first release: (name, where in the stored document its value is,
+#: the columns of its index). ``add_columns`` gives an older database each, filled from the documents.
+ADDED_COLUMNS = (
+    # Meta's status webhooks find their schedule by the message id the send returned.
+    ("provider_message_id", "$.result.provider_message_id", "provider_message_id"),
+    # GET /v1/schedules?userId=..., newest first, without scanning everyone else's.
+    ("user_id", "$.user_id", "user_id, created_at, id"),
+)
+
+
+def add_columns(conn: sqlite3.Connection) -> None:
+    """Give a database made before any of ``ADDED_COLUMNS`` that column (filled from the stored
+    documents) and its index. Idempotent; runs in ``initialize``'s transaction."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(schedules)")}
-    if "provider_message_id" not in columns:
-        conn.execute("ALTER TABLE schedules ADD COLUMN provider_message_id TEXT")
-        conn.execute("UPDATE schedules SET provider_message_id ="
-                     " json_extract(doc, '$.result.provider_message_id')")
-    conn.execute("CREATE INDEX IF NOT EXISTS schedules_provider_message_id"
-                 " ON schedules (provider_message_id)")
+    for name, path, indexed in ADDED_COLUMNS:
+        if name not in columns:
+            conn.execute(f"ALTER TABLE schedules ADD COLUMN {name} TEXT")
+            conn.execute(f"UPDATE schedules SET {name} = json_extract(doc, ?)", (path,))
+        conn.execute(f"CREATE INDEX IF NOT EXISTS schedules_{name} ON schedules ({indexed})")
 
 
 # Due work, through the two status indexes; each branch is limited before the merge. Lapsed

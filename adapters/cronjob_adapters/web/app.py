@@ -287,10 +287,13 @@ def create_app(services: ApiServices) -> FastAPI:
         task_type: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None,
                              Query(alias="type", max_length=20,
                                    description="Only these task types (repeat the parameter for several).")] = None,
+        user_id: Annotated[str | None, Query(alias="userId", min_length=1, max_length=256,
+                                             description="Only the schedules made with this `userId` "
+                                                         "(exactly, case and all).")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> ScheduleList:
-        """Schedules, newest first, optionally of one status and of some task types.
+        """Schedules, newest first, optionally of one status, of some task types and of one user.
 
         Without `type`, the service's own jobs (`webhook.delivery`, one per event and subscriber)
         are left out; `type=webhook.delivery` lists them. An unknown type is refused (422), as a
@@ -302,7 +305,7 @@ def create_app(services: ApiServices) -> FastAPI:
                                   field="type")
         items = await scheduling.list(status=status, task_types=task_type or None,
                                       exclude_types=() if task_type else services.internal_task_types,
-                                      limit=limit, offset=offset)
+                                      user_id=user_id, limit=limit, offset=offset)
         return ScheduleList(items=[ScheduleView.of(s) for s in items], limit=limit, offset=offset)
 
     counts = services.counts or CountsCache(scheduling.counts, 2.0)

@@ -94,11 +94,14 @@ class ScheduleRepository(ABC):
         status: ScheduleStatus | None = None,
         task_types: Collection[str] | None = None,
         exclude_types: Collection[str] = (),
+        user_id: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Schedule]:
         """Schedules, newest ``created_at`` first (ties by id), optionally of one status, of the
-        ``task_types`` given (None: any) and of none of ``exclude_types``."""
+        ``task_types`` given (None: any), of none of ``exclude_types`` and of one ``user_id``
+        (None: anyone's). A store answers the user filter through an index (a user's schedules
+        without reading everyone else's)."""
 
     async def count_by_status(self) -> dict[ScheduleStatus, int]:
         """How many schedules are in each status (statuses with none may be left out)."""

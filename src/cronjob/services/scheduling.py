@@ -332,12 +332,13 @@ class SchedulingService:
         status: ScheduleStatus | None = None,
         task_types: Collection[str] | None = None,
         exclude_types: Collection[str] = (),
+        user_id: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[Schedule]:
         """A page of schedules, newest first (filtered as :meth:`ScheduleRepository.list` says)."""
         return await self._repository.list(status=status, task_types=task_types, exclude_types=exclude_types,
-                                           limit=limit, offset=offset)
+                                           user_id=user_id, limit=limit, offset=offset)
 
     async def counts(self) -> dict[tuple[ScheduleStatus, str], int]:
         """How many schedules there are per (status, task type); pairs with none are left out."""

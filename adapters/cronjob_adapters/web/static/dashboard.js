@@ -15,7 +15,7 @@ function cancellable(schedule) {
 }
 
 //: ``failed``: the message shown is a refresh's error, cleared by the next refresh that works.
-const FRESH = { status: "", type: "", offset: 0, selected: null, again: false, failed: false };
+const FRESH = { status: "", type: "", user: "", offset: 0, selected: null, again: false, failed: false };
 const state = { token: null, timer: null, busy: false, ...FRESH };
 const $ = (selector) => document.querySelector(selector);
 
@@ -96,6 +96,7 @@ function signOut(reason) {
   for (const n of document.querySelectorAll(".count .n")) n.textContent = "0";
   $("#status-filter").value = "";
   $("#type-filter").value = "";
+  $("#user-filter").value = "";
   $("#open-id").value = "";
   $("#detail").hidden = true;
   $("#app").hidden = true;
@@ -184,6 +185,7 @@ async function loadSchedules() {
   const query = new URLSearchParams({ limit: String(PAGE_SIZE + 1), offset: String(state.offset) });
   if (state.status) query.set("status", state.status);
   if (state.type) query.set("type", state.type);
+  if (state.user) query.set("userId", state.user);
   const page = await api(`v1/schedules?${query}`);
   if (!state.token) return;
   if (page.items.length === 0 && state.offset > 0) {
@@ -257,6 +259,7 @@ function filterBy(changes) {
   Object.assign(state, changes, { offset: 0 });
   $("#status-filter").value = state.status;
   $("#type-filter").value = state.type;
+  $("#user-filter").value = state.user;
   refresh();
 }
 
@@ -386,6 +389,10 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   $("#status-filter").addEventListener("change", (e) => filterBy({ status: e.target.value }));
   $("#type-filter").addEventListener("change", (e) => filterBy({ type: e.target.value }));
+  $("#user-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    filterBy({ user: $("#user-filter").value.trim() });
+  });
   $("#auto-refresh").addEventListener("change", startRefresh);
   $("#refresh").addEventListener("click", () => refresh());
   $("#prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE_SIZE); refresh(); });
