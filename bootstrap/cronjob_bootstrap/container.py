@@ -15,11 +15,12 @@ from pydantic import SecretStr
 
 from cronjob.ports.clock import SystemClock
 from cronjob.ports.engine import SchedulerEngine
-from cronjob.services.delivery_status import DeliveryStatusService
+from cronjob.services.delivery_status import STATUS_RECHECK, DeliveryStatusService
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.health import HealthService
 from cronjob.services.messaging import WhatsAppMessageHandler
 from cronjob.services.scheduling import SchedulingService
+from cronjob.services.status_recheck import StatusRecheckHandler
 from cronjob.services.throttle import RateLimitThrottle
 from cronjob_adapters.codec import ScheduleCodec
 from cronjob_adapters.engine.collector import QuietCollector
@@ -82,10 +83,16 @@ def _secret(value: SecretStr | None) -> str | None:
     return (value.get_secret_value() or None) if value is not None else None
 
 
-def _handlers(registry: TaskRegistry, webhook_delivery: WebhookDeliveryHandler) -> dict[str, Any]:
-    """What the dispatcher runs: the registered task types plus the internal ``webhook.delivery``
-    (created by the webhook publisher only, never through the API)."""
-    return {**registry.handlers(), WEBHOOK_DELIVERY: webhook_delivery}
+#: The service's own task types: created by the service only, never through the API, and left
+#: out of lists unless asked for.
+INTERNAL_TASK_TYPES = (WEBHOOK_DELIVERY, STATUS_RECHECK)
+
+
+def _handlers(registry: TaskRegistry, webhook_delivery: WebhookDeliveryHandler,
+              status_recheck: StatusRecheckHandler) -> dict[str, Any]:
+    """What the dispatcher runs: the registered task types plus the internal ones
+    (``webhook.delivery`` from the webhook publisher, ``whatsapp.status`` from Meta's webhook)."""
+    return {**registry.handlers(), WEBHOOK_DELIVERY: webhook_delivery, STATUS_RECHECK: status_recheck}
 
 
 def _webhook_handler(settings: Settings, **kwargs: Any) -> WebhookDeliveryHandler:
@@ -186,7 +193,11 @@ class Container(containers.DeclarativeContainer):
         _webhook_handler, settings,
         sender=http_sender,
         clock=clock, metrics=metrics, repository=repository)
-    handlers = providers.Callable(_handlers, task_registry, webhook_handler)
+    delivery_status = providers.Singleton(
+        DeliveryStatusService, repository, clock, publisher=publisher, signal=signal,
+        wait=providers.Callable(_seconds, config.whatsapp_status_wait_seconds))
+    status_recheck = providers.Singleton(StatusRecheckHandler, delivery_status, clock)
+    handlers = providers.Callable(_handlers, task_registry, webhook_handler, status_recheck)
 
     dispatcher = providers.Singleton(
         Dispatcher,
@@ -222,8 +233,6 @@ class Container(containers.DeclarativeContainer):
         collector=collector,
     )
 
-    delivery_status = providers.Singleton(DeliveryStatusService, repository, clock, publisher=publisher)
-
     api_services = providers.Singleton(
         ApiServices,
         scheduling=scheduling,
@@ -237,7 +246,7 @@ class Container(containers.DeclarativeContainer):
         delivery_status=delivery_status,
         task_types=task_registry,
         webhook_deliveries=publisher.provided.deliveries,
-        internal_task_types=(WEBHOOK_DELIVERY,),
+        internal_task_types=INTERNAL_TASK_TYPES,
         counts=counts,
     )
     app = providers.Singleton(create_app, api_services)
@@ -278,6 +287,7 @@ def build_container(settings: Settings, *, tokens: list[str] | None = None) -> C
         "max_body_bytes": settings.max_body_bytes,
         "loop_stall_seconds": settings.loop_stall_seconds,
         "retry_unknown": settings.retry_unknown,
+        "whatsapp_status_wait_seconds": settings.whatsapp_status_wait_seconds,
     })
     container.settings.override(settings)
     container.follow_up.override(providers.Callable(

@@ -104,6 +104,10 @@ class Settings(BaseSettings):
         default=None, description="Meta app secret: checks X-Hub-Signature-256 of the status webhooks.")
     whatsapp_verify_token: SecretStr | None = Field(
         default=None, description="Token of Meta's webhook verification handshake (hub.verify_token).")
+    whatsapp_status_wait_seconds: float = Field(
+        default=120.0, ge=0, le=86_400,
+        description="How long a status webhook whose message is not recorded yet is kept to be applied "
+                    "once it is; 0: ignored at once.")
     smtp_host: str | None = Field(default=None, description="SMTP server of the email task; unset: email disabled.")
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_username: str | None = None

@@ -200,6 +200,7 @@ def test_without_a_token_serve_creates_one_and_says_how_to_use_it(tmp_path: Path
                                              ("CRONJOB_SMTP_FROM", "not-an-address"),
                                              ("CRONJOB_LEASE_SECONDS", "inf"),
                                              ("CRONJOB_PAST_GRACE_SECONDS", "1e300"),
+                                             ("CRONJOB_WHATSAPP_STATUS_WAIT_SECONDS", "-5"),
                                              ("CRONJOB_API_TOKENS", ","),
                                              ("CRONJOB_INSTANCE_ID", ""),
                                              ("CRONJOB_BATCH_SIZE", "99999999999999999999"),

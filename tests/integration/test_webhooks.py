@@ -430,13 +430,28 @@ async def test_what_whatsapp_reports_about_a_sent_message_is_delivered_too(
         StatusUpdate(message_id="wamid.fake.1", status="delivered", at=reported),
         StatusUpdate(message_id="wamid.fake.1", status="read", at=reported + timedelta(seconds=5)),
     ])
-    assert applied == 2
+    assert applied.applied == 2
     await settle(container)
     by_type = {d.type: d.event for d in receiver.at("/callback")}
     assert set(by_type) == {"scheduled", "started", "succeeded", "delivery.delivered", "delivery.read"}
     assert by_type["delivery.read"]["data"]["at"] == (reported + timedelta(seconds=5)).isoformat()
     assert by_type["delivery.read"]["schedule_id"] == created["id"]
     assert by_type["delivery.read"]["attempt_id"] == by_type["succeeded"]["attempt_id"]
+
+
+async def test_a_parked_status_sends_only_the_message_s_delivery_event_not_its_own(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock, receiver: Receiver) -> None:
+    created = await schedule(client)
+    clock.set(SEND_AT)
+    report = await container.delivery_status().apply([  # before the send is recorded
+        StatusUpdate(message_id="wamid.fake.1", status="delivered", at=SEND_AT)])
+    assert report.parked == 1
+    await settle(container)  # the send
+    clock.advance(timedelta(seconds=2))
+    await settle(container)  # the parked status
+    global_events = receiver.at("/global")
+    assert {d.event["schedule_id"] for d in global_events} == {created["id"]}  # none about the parked job
+    assert counted(global_events)["delivery.delivered"] == 1
 
 
 async def test_a_failing_message_reports_failed_retrying_and_dead(

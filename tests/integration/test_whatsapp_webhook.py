@@ -133,7 +133,7 @@ async def test_delivered_then_read_show_on_the_schedule_and_its_events(
     shown = await sent_schedule(client, container, clock)
     response = await post(client, notification(status_item("wamid.fake.1", "delivered", SENT_AT + 2)))
     assert response.status_code == 200, response.text
-    assert response.json() == {"received": 1, "applied": 1}
+    assert response.json() == {"received": 1, "applied": 1, "parked": 0}
     schedule, events = await view(client, shown["id"])
     assert schedule["delivery"] == {
         "status": "delivered",
@@ -153,7 +153,7 @@ async def test_delivered_then_read_show_on_the_schedule_and_its_events(
 
     # An out-of-order "sent" that arrives after "read" is acknowledged and ignored.
     response = await post(client, notification(status_item("wamid.fake.1", "sent", SENT_AT + 1)))
-    assert response.status_code == 200 and response.json() == {"received": 1, "applied": 0}
+    assert response.status_code == 200 and response.json() == {"received": 1, "applied": 0, "parked": 0}
     assert await view(client, shown["id"]) == (schedule, events)
 
 
@@ -165,7 +165,7 @@ async def test_several_statuses_in_one_notification_are_applied_in_time_order(
         status_item("wamid.fake.1", "sent", SENT_AT + 1),
         status_item("wamid.fake.1", "delivered", SENT_AT + 2),
     ))
-    assert response.json() == {"received": 3, "applied": 3}
+    assert response.json() == {"received": 3, "applied": 3, "parked": 0}
     schedule, _ = await view(client, shown["id"])
     assert schedule["delivery"]["status"] == "read"
     assert {"sent_at", "delivered_at", "read_at"} <= schedule["delivery"].keys()
@@ -220,12 +220,12 @@ async def test_a_wrong_or_missing_signature_is_refused_and_changes_nothing(
     assert await view(client, shown["id"]) == before
 
 
-async def test_a_signed_update_for_an_unknown_message_is_acknowledged_and_ignored(
+async def test_a_signed_update_for_an_unknown_message_is_acknowledged_and_parked(
         client: httpx.AsyncClient, container: Container, clock: FixedClock) -> None:
     shown = await sent_schedule(client, container, clock)
     before = await view(client, shown["id"])
     response = await post(client, notification(status_item("wamid.someone-else", "read", SENT_AT + 5)))
-    assert response.status_code == 200 and response.json() == {"received": 1, "applied": 0}
+    assert response.status_code == 200 and response.json() == {"received": 1, "applied": 0, "parked": 1}
     assert await view(client, shown["id"]) == before
 
 
@@ -241,7 +241,7 @@ async def test_other_fields_and_unknown_statuses_are_acknowledged(
     payload["entry"].append({"id": "2", "changes": [{"field": "messages", "value": {
         "messaging_product": "whatsapp", "messages": [{"from": "5511999999999", "type": "text"}]}}]})
     response = await post(client, payload)
-    assert response.status_code == 200 and response.json() == {"received": 2, "applied": 1}
+    assert response.status_code == 200 and response.json() == {"received": 2, "applied": 1, "parked": 0}
     schedule, _ = await view(client, shown["id"])
     assert schedule["delivery"]["status"] == "delivered"
 
@@ -304,3 +304,41 @@ async def test_values_the_document_refuses_are_refused(client: httpx.AsyncClient
     """Not read leniently beyond the document (a bool or a float as Unix seconds or a code)."""
     response = await post(client, notification(status_item("wamid.E", "failed", SENT_AT) | item))
     assert response.status_code == 422, response.text
+
+
+async def test_a_status_that_arrives_before_its_send_is_recorded_is_applied_once_it_is(clock: FixedClock) -> None:
+    # A wait of two hours, so that the status can come in an hour before the send (in real life:
+    # the moment before the run writes its outcome).
+    container = make_container(clock, whatsapp_app_secret=APP_SECRET, whatsapp_verify_token=VERIFY_TOKEN,
+                               whatsapp_status_wait_seconds=7200)
+    dispatcher = container.dispatcher()
+
+    async def dispatch() -> int:
+        claimed = await dispatcher.dispatch_due()
+        await dispatcher.drain(5)
+        return claimed
+
+    transport = httpx.ASGITransport(app=container.app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()
+        # Meta's "sent" for the message the send will return (the recording sender: wamid.fake.1).
+        response = await post(client, notification(status_item("wamid.fake.1", "sent", SENT_AT)))
+        assert response.json() == {"received": 1, "applied": 0, "parked": 1}
+        clock.advance(timedelta(seconds=2))
+        assert await dispatch() == 1  # the parked status looks: no such message yet; it waits
+        clock.set(NOW + timedelta(hours=1))
+        assert await dispatch() == 2  # it looks again while the message's run holds the lease: waits
+        shown, _ = await view(client, created["id"])
+        assert shown["status"] == "succeeded" and shown["delivery"] == {}
+        clock.advance(timedelta(seconds=31))
+        assert await dispatch() == 1  # and finds it recorded
+        shown, events = await view(client, created["id"])
+        assert shown["delivery"]["status"] == "sent"
+        assert shown["delivery"]["sent_at"] == datetime.fromtimestamp(SENT_AT, UTC).isoformat()
+        assert [e["type"] for e in events if e["type"].startswith("delivery.")] == ["delivery.sent"]
+        # The service's own job: left out of the list unless asked for; shows what it did.
+        listed = (await client.get("/v1/schedules", headers=AUTH)).json()["items"]
+        assert [item["id"] for item in listed] == [created["id"]]
+        [job] = (await client.get("/v1/schedules", params={"type": "whatsapp.status"}, headers=AUTH)).json()["items"]
+        assert job["status"] == "succeeded" and job["result"]["outcome"] == "recorded"
+        assert len(job["attempts"]) == 1  # its waits spent no attempts

@@ -7,13 +7,20 @@ from datetime import datetime, timedelta
 import pytest
 
 from cronjob.domain.errors import ValidationError
-from cronjob.domain.message import ErrorInfo
+from cronjob.domain.message import DeliveryDeferred, ErrorInfo
 from cronjob.domain.recurring import IntervalTrigger
 from cronjob.domain.schedule import Schedule, ScheduleStatus
-from cronjob.services.delivery_status import DeliveryStatusService, StatusUpdate
+from cronjob.services.delivery_status import (
+    STATUS_RECHECK,
+    DeliveryStatusService,
+    StatusReport,
+    StatusUpdate,
+)
+from cronjob.services.status_recheck import StatusRecheckHandler
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from tests.support.builders import T0, one_off
 from tests.support.clock import FixedClock
+from tests.support.signal import RecordingSignal
 
 LEASE = timedelta(seconds=30)
 NOW = T0 + timedelta(minutes=5)
@@ -128,11 +135,11 @@ async def test_the_service_applies_updates_in_time_order_and_ignores_unknown_ids
         StatusUpdate("wamid.other", "delivered", T0 + timedelta(seconds=3)),
         StatusUpdate("wamid.1", "deleted", T0 + timedelta(seconds=10)),
     ])
-    assert applied == 3
+    assert applied == StatusReport(3)  # wamid.other is ignored: nothing is parked without a wait
     loaded = await repository.get(schedule.id)
     assert loaded is not None and loaded.delivery["status"] == "read"
     assert {"sent_at", "delivered_at", "read_at"} <= loaded.delivery.keys()
-    assert await service.apply([StatusUpdate("wamid.1", "read", T0 + timedelta(seconds=9))]) == 0
+    assert await service.apply([StatusUpdate("wamid.1", "read", T0 + timedelta(seconds=9))]) == StatusReport(0)
 
 
 async def test_the_service_records_a_failure_with_the_provider_error() -> None:
@@ -140,7 +147,7 @@ async def test_the_service_records_a_failure_with_the_provider_error() -> None:
     schedule = await stored(repository)
     service = DeliveryStatusService(repository, FixedClock(NOW))
     assert await service.apply([StatusUpdate("wamid.1", "failed", T0 + timedelta(seconds=2),
-                                             error_code="131026", error_message="Message undeliverable")]) == 1
+                                             error_code="131026", error_message="Message undeliverable")]) == StatusReport(1)
     loaded = await repository.get(schedule.id)
     assert loaded is not None
     assert (loaded.delivery["error_code"], loaded.delivery["error_message"]) == ("131026", "Message undeliverable")
@@ -170,7 +177,7 @@ async def test_a_lost_race_is_reloaded_and_retried(losses: int, applied: int) ->
     repository = RacingRepository(losses)
     schedule = await stored(repository)
     service = DeliveryStatusService(repository, FixedClock(NOW), attempts=3)
-    assert await service.apply([StatusUpdate("wamid.1", "delivered", T0 + timedelta(seconds=2))]) == applied
+    assert await service.apply([StatusUpdate("wamid.1", "delivered", T0 + timedelta(seconds=2))]) == StatusReport(applied)
     loaded = await repository.get(schedule.id)
     assert loaded is not None and loaded.delivery.get("status") == ("delivered" if applied else None)
 
@@ -188,5 +195,74 @@ async def test_a_running_schedule_is_not_written() -> None:
                                  attempt_id=first.attempts[-1].attempt_id)
     [second] = await repository.claim_due(now=T0 + timedelta(hours=1), owner="r1", lease_for=LEASE, limit=1)
     service = DeliveryStatusService(repository, FixedClock(NOW))
-    assert await service.apply([StatusUpdate("wamid.1", "read", T0 + timedelta(seconds=5))]) == 0
+    assert await service.apply([StatusUpdate("wamid.1", "read", T0 + timedelta(seconds=5))]) == StatusReport(0)
     assert await repository.get(schedule.id) == second
+    waiting = DeliveryStatusService(repository, FixedClock(NOW), wait=timedelta(minutes=2))
+    assert await waiting.apply([StatusUpdate("wamid.1", "read", T0 + timedelta(seconds=5))]) == StatusReport(0, 1)
+    assert await repository.get(schedule.id) == second  # parked, not written under the run's lease
+
+
+# -- a status before its message is recorded: parked, then applied -------------------------------
+
+WAIT = timedelta(minutes=2)
+
+
+async def parked_jobs(repository: InMemoryScheduleRepository) -> list[Schedule]:
+    return await repository.list(task_types=[STATUS_RECHECK])
+
+
+async def test_an_early_status_is_parked_once_and_applied_once_its_message_is_recorded() -> None:
+    repository, clock = InMemoryScheduleRepository(), FixedClock(NOW)
+    signal = RecordingSignal(clock)
+    service = DeliveryStatusService(repository, clock, wait=WAIT, signal=signal)
+    early = StatusUpdate("wamid.1", "delivered", NOW - timedelta(seconds=1))
+    assert await service.apply([early]) == StatusReport(0, 1)
+    [job] = await parked_jobs(repository)
+    assert job.next_run_at == NOW + timedelta(seconds=1) and signal.notified == [job.next_run_at]
+    assert job.idempotency_key == "whatsapp.status:wamid.1:delivered" and job.misfire.grace is None
+    assert await service.apply([early]) == StatusReport(0, 0)  # Meta sent it again: still one job
+    assert len(await parked_jobs(repository)) == 1
+
+    handler = StatusRecheckHandler(service, clock)
+    with pytest.raises(DeliveryDeferred) as waits:
+        await handler.run(job)
+    assert waits.value.seconds == 1.0  # the first looks come quickly...
+    clock.advance(timedelta(seconds=10))
+    with pytest.raises(DeliveryDeferred) as waits:
+        await handler.run(job)
+    assert waits.value.seconds == 10.0  # ...then as long as it has waited so far
+    clock.advance(timedelta(seconds=95))
+    with pytest.raises(DeliveryDeferred) as waits:
+        await handler.run(job)
+    assert waits.value.seconds == 15.0  # never past the end of the wait
+
+    schedule = await stored(repository)  # the run's outcome is written at last
+    outcome = await handler.run(job)
+    assert outcome.result == {"outcome": "recorded", "message_id": "wamid.1"}
+    loaded = await repository.get(schedule.id)
+    assert loaded is not None and loaded.delivery["status"] == "delivered"
+    assert loaded.delivery["delivered_at"] == early.at.isoformat()  # when Meta said, not when applied
+    assert (await handler.run(job)).result["outcome"] == "ignored"  # a second run changes nothing
+
+
+async def test_a_parked_status_whose_message_never_comes_ends_unmatched_after_the_wait() -> None:
+    repository, clock = InMemoryScheduleRepository(), FixedClock(NOW)
+    service = DeliveryStatusService(repository, clock, wait=WAIT)
+    assert await service.apply([StatusUpdate("wamid.foreign", "read", NOW)]) == StatusReport(0, 1)
+    [job] = await parked_jobs(repository)
+    clock.advance(WAIT)
+    outcome = await StatusRecheckHandler(service, clock).run(job)
+    assert outcome.result == {"outcome": "unmatched", "message_id": "wamid.foreign", "waited_seconds": "120"}
+
+
+async def test_a_failed_status_keeps_its_error_while_parked() -> None:
+    repository, clock = InMemoryScheduleRepository(), FixedClock(NOW)
+    service = DeliveryStatusService(repository, clock, wait=WAIT)
+    failed = StatusUpdate("wamid.1", "failed", NOW, error_code="131026", error_message="Message undeliverable")
+    await service.apply([failed])
+    [job] = await parked_jobs(repository)
+    assert StatusUpdate.from_payload(job.payload) == (failed, NOW)
+    schedule = await stored(repository)
+    assert (await StatusRecheckHandler(service, clock).run(job)).result["outcome"] == "recorded"
+    loaded = await repository.get(schedule.id)
+    assert loaded is not None and loaded.delivery["error_code"] == "131026"

@@ -24,22 +24,11 @@ from cronjob.services.scheduling import (
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.signal import InProcessWorkSignal
 from tests.support.clock import FixedClock
+from tests.support.signal import RecordingSignal
 
 NOW = datetime(2030, 1, 15, 11, 0, tzinfo=UTC)
 SEED_BODY = "Olá, {{1}}! Seu pedido será entregue em {{2}}."
 SEED_SEND_AT = "2030-01-15T09:00:00-03:00"  # 12:00 UTC, an hour after NOW
-
-
-class RecordingSignal(InProcessWorkSignal):
-    """The in-process signal, also remembering every notification."""
-
-    def __init__(self, clock: FixedClock) -> None:
-        super().__init__(clock)
-        self.notified: list[datetime] = []
-
-    def notify(self, due_at: datetime) -> None:
-        self.notified.append(due_at)
-        super().notify(due_at)
 
 
 def seed_command(**changes: object) -> ScheduleMessageCommand:

@@ -295,8 +295,9 @@ def create_app(services: ApiServices) -> FastAPI:
     ) -> ScheduleList:
         """Schedules, newest first, optionally of one status, of some task types and of one user.
 
-        Without `type`, the service's own jobs (`webhook.delivery`, one per event and subscriber)
-        are left out; `type=webhook.delivery` lists them. An unknown type is refused (422), as a
+        Without `type`, the service's own jobs (`webhook.delivery`, one per event and subscriber;
+        `whatsapp.status`, a provider status parked until its message is recorded) are left out;
+        `type=webhook.delivery` lists them. An unknown type is refused (422), as a
         parameter of one value given twice is.
         """
         known = {*scheduling.task_types, *services.internal_task_types}

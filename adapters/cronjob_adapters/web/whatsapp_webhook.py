@@ -32,7 +32,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
-from cronjob.services.delivery_status import DeliveryStatusService, StatusUpdate
+from cronjob.services.delivery_status import DeliveryStatusService, StatusReport, StatusUpdate
 
 from cronjob_adapters.web.problems import PROBLEM_RESPONSE, problem, validation_problem
 
@@ -194,7 +194,9 @@ def whatsapp_webhook_router(
                      "schema": {"$ref": f"#/components/schemas/{NOTIFICATION_SCHEMA}"}}}}})
     async def receive_notification(request: Request) -> Response:
         """Meta's notifications, signed with the app secret (`X-Hub-Signature-256`). Message
-        statuses (sent, delivered, read, failed) are recorded on the schedule that sent the message."""
+        statuses (sent, delivered, read, failed) are recorded on the schedule that sent the message;
+        one whose message is not recorded yet (its run is still writing its outcome) is parked and
+        applied once it is (`parked` counts them; see `CRONJOB_WHATSAPP_STATUS_WAIT_SECONDS`)."""
         body = await request.body()
         if not _signed(body, request.headers.get(SIGNATURE_HEADER), secret):
             log.warning("WhatsApp webhook notification with a missing or wrong signature refused")
@@ -211,8 +213,8 @@ def whatsapp_webhook_router(
         except PydanticValidationError as exc:
             return validation_problem(exc.errors(include_url=False, include_input=False))
         updates = notification.status_updates()
-        applied = await delivery_status.apply(updates) if updates else 0
-        return JSONResponse({"received": len(updates), "applied": applied})
+        report = await delivery_status.apply(updates) if updates else StatusReport(0)
+        return JSONResponse({"received": len(updates), "applied": report.applied, "parked": report.parked})
 
     return router
 

@@ -17,6 +17,7 @@ from cronjob.ports.clock import Clock
 from cronjob.ports.events import EventPublisher
 from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository
 from cronjob.ports.signal import WorkSignal
+from cronjob.services.delivery_status import STATUS_RECHECK
 
 from cronjob_adapters.tasks.ssrf import display_url
 from cronjob_adapters.webhooks.delivery import TASK_TYPE, WebhookDeliveryPayload, WebhookEvent
@@ -39,6 +40,8 @@ DEFAULT_DELIVERY_RETRY = RetryPolicy(
     max_age=timedelta(hours=24),
 )
 
+#: Task types whose events are never sent as webhooks: the service's own jobs.
+_UNPUBLISHED = frozenset({TASK_TYPE, STATUS_RECHECK})
 _ADD_ATTEMPTS = 3  # a short store hiccup while publishing is retried, briefly
 
 
@@ -82,7 +85,7 @@ class WebhookPublisher(EventPublisher):
     one-off ``webhook.delivery`` schedule per (event, subscriber), due now, with idempotency key
     ``webhook:<event id>:<sha256(url)[:16]>``, and wakes the engine; a repeat of the same
     publication finds the key taken and adds nothing. Events of ``webhook.delivery`` schedules
-    themselves are never published. ``publish`` never raises: a delivery that cannot be stored
+    themselves, and of parked provider statuses (``whatsapp.status``), are never published. ``publish`` never raises: a delivery that cannot be stored
     (the store is down beyond a short retry) is logged with its event id and ``publish`` returns
     False. The delivery job checks, when it runs, that its event was stored (see
     :class:`~cronjob_adapters.webhooks.delivery.WebhookDeliveryHandler`).
@@ -109,8 +112,8 @@ class WebhookPublisher(EventPublisher):
 
     def subscribers(self, schedule: Schedule, event_type: str) -> list[str]:
         """The URLs that receive ``event_type`` events of ``schedule``."""
-        if schedule.task_type == TASK_TYPE:
-            return []  # no webhooks about webhooks
+        if schedule.task_type in _UNPUBLISHED:
+            return []  # no webhooks about webhooks, nor about the service's other own jobs
         if self._events is not None and event_type not in self._events:
             return []
         urls = [schedule.callback_url] if schedule.callback_url else []

@@ -1,22 +1,37 @@
 """Use case: record what the messaging provider reports about sent messages (WhatsApp's status
-webhooks), on the schedule whose latest send returned that message id."""
+webhooks), on the schedule whose latest send returned that message id.
+
+A status can arrive before its message is recorded: Meta may report ``sent`` while the run that
+sent it is still writing its outcome (or retrying that write through a store outage). Such a
+status is *parked*: stored as a one-off job of the internal task type ``whatsapp.status``, which
+applies it once the message is recorded (see :mod:`cronjob.services.status_recheck`).
+"""
 
 from __future__ import annotations
 
+import enum
 import logging
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from cronjob.domain.message import ErrorInfo
-from cronjob.domain.schedule import DELIVERY_RANK, ScheduleStatus
+from cronjob.domain.schedule import DELIVERY_RANK, MisfirePolicy, Schedule, ScheduleStatus
+from cronjob.domain.trigger import OnceTrigger
 from cronjob.ports.clock import Clock
 from cronjob.ports.events import EventPublisher, NoPublisher
-from cronjob.ports.repository import ScheduleRepository
+from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository
+from cronjob.ports.signal import WorkSignal
 from cronjob.services.write_ahead import publish_then_write
 
 log = logging.getLogger(__name__)
 
+#: The internal task type of a parked status (never created through the API).
+STATUS_RECHECK = "whatsapp.status"
+#: How long after it is parked a status is first looked at again.
+FIRST_RECHECK = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,61 +45,129 @@ class StatusUpdate:
     error_code: str | None = None
     error_message: str | None = None
 
+    def to_payload(self, received_at: datetime) -> dict[str, Any]:
+        """The payload of the job that parks this update, received at ``received_at``."""
+        return {"message_id": self.message_id, "status": self.status, "at": self.at.isoformat(),
+                "error_code": self.error_code, "error_message": self.error_message,
+                "received_at": received_at.isoformat()}
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> tuple[StatusUpdate, datetime]:
+        """The update a parking job holds, and when it was received (see :meth:`to_payload`)."""
+        update = cls(str(payload["message_id"]), str(payload["status"]), datetime.fromisoformat(payload["at"]),
+                     payload.get("error_code"), payload.get("error_message"))
+        return update, datetime.fromisoformat(payload["received_at"])
+
+
+class Applied(enum.Enum):
+    """What became of one status update."""
+
+    RECORDED = "recorded"
+    #: Not needed or not possible: a duplicate, older than what is recorded, not a known status,
+    #: or it lost every race.
+    IGNORED = "ignored"
+    #: No schedule has this message id (yet), or the schedule is running: its run holds the lease.
+    NOT_YET = "not_yet"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """What :meth:`DeliveryStatusService.apply` did: updates recorded, and parked to apply later."""
+
+    applied: int
+    parked: int = 0
+
 
 class DeliveryStatusService:
     """Applies status updates to schedules, each through a conditional write.
 
     A write that loses a race (the schedule changed between the read and the write) is re-read
-    and re-applied, up to ``attempts`` times. Updates for message ids no schedule knows (sent by
-    something else, or replaced by a later send), and statuses other than the four known ones, are
+    and re-applied, up to ``attempts`` times. Statuses other than the four known ones are
     ignored. A schedule that is ``running`` is not written: the run in progress holds its lease
     (and will replace its result); writing would race with its lease renewals. Each recorded
     status is published as a ``delivery.<status>`` event (status webhooks), before its write.
+
+    An update for a message id no schedule has (yet), or for a schedule that is running, is
+    parked for up to ``wait`` (a ``whatsapp.status`` job, one per message id and status, due
+    ``FIRST_RECHECK`` later; ``signal`` wakes the engine for it); with ``wait`` zero it is
+    ignored, as is one still unknown once ``wait`` has passed (sent by something else, or
+    replaced by a later send). A park the store refuses raises, so the provider sends it again.
     """
 
     def __init__(self, repository: ScheduleRepository, clock: Clock, *, attempts: int = 3,
-                 publisher: EventPublisher | None = None) -> None:
+                 publisher: EventPublisher | None = None, wait: timedelta = timedelta(0),
+                 signal: WorkSignal | None = None, new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
         self._repository = repository
         self._clock = clock
         self._attempts = max(1, attempts)
         self._publisher = publisher or NoPublisher()
+        self._wait = wait
+        self._signal = signal
+        self._new_id = new_id
 
-    async def apply(self, updates: Iterable[StatusUpdate]) -> int:
-        """Apply ``updates`` (oldest first, whatever order they came in); how many changed a schedule."""
+    @property
+    def wait(self) -> timedelta:
+        """How long a status whose message is not recorded yet is kept to be applied later."""
+        return self._wait
+
+    async def apply(self, updates: Iterable[StatusUpdate]) -> StatusReport:
+        """Apply ``updates`` (oldest first, whatever order they came in); park those that cannot be yet."""
         ordered = sorted(updates, key=lambda u: (u.at, DELIVERY_RANK.get(u.status, len(DELIVERY_RANK))))
-        applied = unknown = 0
+        applied = parked = unknown = 0
         for update in ordered:
-            outcome = await self._apply(update)
-            applied += outcome is True
-            unknown += outcome is None
+            outcome = await self.apply_one(update)
+            applied += outcome is Applied.RECORDED
+            if outcome is Applied.NOT_YET:
+                if self._wait > timedelta(0):
+                    parked += await self._park(update)
+                else:
+                    unknown += 1
         if unknown:
-            log.info("%d status update(s) for unknown message ids ignored", unknown)
-        return applied
+            log.info("%d status update(s) for unknown or running messages ignored", unknown)
+        return StatusReport(applied, parked)
 
-    async def _apply(self, update: StatusUpdate) -> bool | None:
-        """True: recorded; False: not needed or not possible (stale, duplicate, running, lost
-        every race); None: no schedule has this message id."""
+    async def _park(self, update: StatusUpdate) -> int:
+        """Store ``update`` as a job that applies it later; 1 when stored, 0 when parked before."""
+        now = self._clock.now()
+        due = now + FIRST_RECHECK
+        job = Schedule.create(
+            id=self._new_id(), task_type=STATUS_RECHECK, payload=update.to_payload(now),
+            trigger=OnceTrigger(due), timezone="UTC", first_run_at=due, now=now,
+            # Meta sends a notification again until it is acknowledged: one job per status.
+            idempotency_key=f"{STATUS_RECHECK}:{update.message_id}:{update.status}",
+            misfire=MisfirePolicy(grace=None),  # late is fine: it gives up by its own clock
+            metadata={"message_id": update.message_id})
+        try:
+            await self._repository.add(job)
+        except DuplicateSchedule:
+            return 0
+        if self._signal is not None:
+            self._signal.notify(job.next_run_at or due)
+        log.info("status %s of message %s parked: no schedule has recorded it yet", update.status, update.message_id)
+        return 1
+
+    async def apply_one(self, update: StatusUpdate) -> Applied:
+        """Record one update on the schedule whose latest send returned its message id (see the class)."""
         if update.status not in DELIVERY_RANK:
             log.info("status %r of a message ignored (not one of %s)", update.status, ", ".join(DELIVERY_RANK))
-            return False
+            return Applied.IGNORED
         error = None
         if update.error_code is not None or update.error_message is not None:
             error = ErrorInfo(update.error_code or "unknown", update.error_message or "")
         for _ in range(self._attempts):
             schedule = await self._repository.get_by_provider_message_id(update.message_id)
             if schedule is None or schedule.result.get("provider_message_id") != update.message_id:
-                return None
+                return Applied.NOT_YET
             loaded, version = schedule.status, schedule.updated_at
             if loaded is ScheduleStatus.RUNNING:
-                log.info("schedule %s is running; its %s status update is not recorded",
-                         schedule.id, update.status)
-                return False
+                log.info("schedule %s is running; its %s status update waits", schedule.id, update.status)
+                return Applied.NOT_YET
             if not schedule.record_delivery_status(status=update.status, at=update.at,
                                                    now=self._clock.now(), error=error):
-                return False  # a duplicate, or older than what is recorded
+                return Applied.IGNORED  # a duplicate, or older than what is recorded
             if await publish_then_write(self._publisher, schedule, schedule.events[-1:], lambda: self._repository.save(
                     schedule, expected_status=loaded, expected_updated_at=version)):
-                return True
+                return Applied.RECORDED
         log.warning("status update %s of schedule %s not recorded: it kept changing",
                     update.status, schedule.id)
-        return False
+        return Applied.IGNORED
