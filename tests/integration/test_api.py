@@ -305,6 +305,64 @@ async def test_cancel_then_conflict_after_sending(client: httpx.AsyncClient, con
     assert missing.status_code == 404 and missing.json()["title"] == "Not found"
 
 
+async def test_a_waiting_message_is_moved_and_sent_at_its_new_time_only(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock) -> None:
+    created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()  # 14:00 in São Paulo
+    path = f"/v1/schedules/{created['id']}"
+    moved = await client.patch(path, json={"send_at": "2025-06-21T15:30:00-03:00"}, headers=AUTH)
+    assert moved.status_code == 200, moved.text
+    shown = moved.json()
+    assert shown["send_at"] == shown["next_run_at"] == "2025-06-21T18:30:00Z"
+    assert shown["send_at_original"] == "2025-06-21T15:30:00-03:00" and shown["status"] == "scheduled"
+    assert shown["schedule"] == "once @ 2025-06-21T18:30:00+00:00"
+    assert (await client.get(path, headers=AUTH)).json() == shown
+    events = (await client.get(f"{path}/events", headers=AUTH)).json()["items"]
+    assert events[-1]["type"] == "scheduled"
+    assert events[-1]["data"]["rescheduled_from"] == "2025-06-21T17:00:00+00:00"
+    dispatcher, sender = container.dispatcher(), container.sender()
+    clock.set(NOW + timedelta(hours=1, minutes=5))  # the old time has passed: nothing is due
+    assert await dispatcher.dispatch_due() == 0
+    clock.set(NOW + timedelta(hours=2, minutes=30))
+    assert await dispatcher.dispatch_due() == 1
+    await dispatcher.drain(5)
+    assert len(sender.sent) == 1
+    late = await client.patch(path, json={"send_at": "2025-06-21T19:00:00-03:00"}, headers=AUTH)
+    assert late.status_code == 409 and late.headers["content-type"] == "application/problem+json"
+    assert "succeeded" in late.json()["detail"]
+
+
+async def test_bad_reschedules_are_clear_errors(client: httpx.AsyncClient) -> None:
+    created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()
+    path = f"/v1/schedules/{created['id']}"
+    for body, field in [({"send_at": "tomorrow"}, "send_at"),
+                        ({"send_at": "2025-06-21T15:30:00-03:00", "schedule": "once @ 2025-06-21 15:30"}, "send_at"),
+                        ({}, "schedule"),
+                        ({"schedule": "every day at 09:00"}, "schedule"),  # a one-off stays one
+                        ({"send_at": "2025-06-21T15:30:00-03:00", "to": "5511888888888"}, "to"),
+                        ({"send_at": "2020-01-01T00:00:00Z"}, "send_at")]:
+        answer = await client.patch(path, json=body, headers=AUTH)
+        assert answer.status_code == 422, (body, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in answer.json()["errors"]] == [field], (body, answer.json())
+    assert (await client.get(path, headers=AUTH)).json()["send_at"] == created["send_at"]  # unchanged
+    untyped = await client.patch(path, content=b'{"send_at": "2025-06-21T15:30:00-03:00"}', headers=AUTH)
+    assert untyped.status_code == 415
+    missing = await client.patch("/v1/schedules/nope", json={"schedule": "once @ 2025-06-21 15:30"}, headers=AUTH)
+    assert missing.status_code == 404
+    assert (await client.patch(path, json={"send_at": "2025-06-21T15:30:00-03:00"})).status_code == 401
+
+
+async def test_a_recurring_schedule_moves_to_another_rule(client: httpx.AsyncClient) -> None:
+    created = (await client.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"},
+        "schedule": "every day at 09:00", "timezone": "America/Sao_Paulo"})).json()
+    moved = await client.patch(f"/v1/schedules/{created['id']}", headers=AUTH,
+                               json={"schedule": "every monday at 10:00", "timezone": "Europe/Lisbon"})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["schedule"] == "weekly on monday at 10:00" and moved.json()["timezone"] == "Europe/Lisbon"
+    assert moved.json()["next_run_at"] == "2025-06-23T09:00:00Z"  # Monday 10:00 in Lisbon (+01:00)
+
+
 async def test_due_message_is_sent_and_shows_succeeded(client: httpx.AsyncClient, container: Container,
                                                        clock: FixedClock) -> None:
     created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()

@@ -12,7 +12,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from cronjob.domain.errors import InvalidTransition
+from cronjob.domain.errors import InvalidTransition, ValidationError
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryDecision
 from cronjob.domain.schedule import Schedule, ScheduleStatus, can_transition
@@ -285,6 +285,45 @@ def test_an_operator_retry_is_a_new_occurrence_with_its_own_key(after: timedelta
     assert schedule.events[-1].data["next_run_at"] == schedule.occurrence.isoformat()
 
 
+def test_a_waiting_schedule_moves_to_another_time_earlier_or_later() -> None:
+    schedule = new_schedule()
+    key = schedule.delivery_key
+    for at in (T0 + timedelta(hours=2), T0 - timedelta(minutes=30)):
+        previous = schedule.next_run_at
+        schedule.reschedule(trigger=OnceTrigger(at), first_run_at=at, timezone="UTC", now=LATER)
+        assert schedule.next_run_at == schedule.occurrence == at and schedule.trigger == OnceTrigger(at)
+        assert schedule.status is S.SCHEDULED and schedule.updated_at == LATER and schedule.timezone == "UTC"
+        assert schedule.delivery_key != key
+        assert schedule.events[-1].type == "scheduled"
+        assert schedule.events[-1].data == {"next_run_at": at.isoformat(), "rescheduled_from": previous.isoformat()}
+
+
+@pytest.mark.parametrize("status", [S.RUNNING, S.SUCCEEDED, S.DEAD, S.UNKNOWN, S.MISSED, S.CANCELLED])
+def test_only_a_waiting_schedule_moves(status: ScheduleStatus) -> None:
+    schedule = in_status(status)
+    before = schedule.copy()
+    with pytest.raises(InvalidTransition):
+        schedule.reschedule(trigger=OnceTrigger(LATER), first_run_at=LATER, timezone="UTC", now=LATER)
+    assert schedule == before
+
+
+def test_a_reschedule_keeps_the_kind_and_the_deadline() -> None:
+    one_off = new_schedule()
+    with pytest.raises(ValidationError, match="one-off") as refused:
+        one_off.reschedule(trigger=EveryTrigger(T0, 60), first_run_at=T0, timezone="UTC", now=LATER)
+    assert refused.value.field == "schedule"
+    recurring = new_schedule(EveryTrigger(T0, 60))
+    with pytest.raises(ValidationError, match="recurring"):
+        recurring.reschedule(trigger=OnceTrigger(LATER), first_run_at=LATER, timezone="UTC", now=LATER)
+    bounded = Schedule.create(id="s2", task_type="whatsapp.text", payload={}, trigger=OnceTrigger(T0),
+                              timezone="UTC", first_run_at=T0, now=T0 - timedelta(minutes=1),
+                              send_by=T0 + timedelta(minutes=10))
+    with pytest.raises(ValidationError, match="send_by") as refused:
+        bounded.reschedule(trigger=OnceTrigger(T0 + timedelta(hours=1)), first_run_at=T0 + timedelta(hours=1),
+                           timezone="UTC", now=LATER)
+    assert refused.value.field == "send_at" and bounded.next_run_at == T0
+
+
 def test_is_due() -> None:
     schedule = new_schedule()
     assert not schedule.is_due(T0 - timedelta(milliseconds=1))
@@ -312,6 +351,7 @@ class ScheduleWalk(RuleBasedStateMachine):
     def create(self) -> None:
         trigger = EveryTrigger(T0, 60) if self.recurring else None
         self.schedule = new_schedule(trigger)
+        self.one_off_at = T0  # where a one-off is due: moved only by a reschedule
 
     # -- helpers
 
@@ -386,6 +426,20 @@ class ScheduleWalk(RuleBasedStateMachine):
         if self.schedule.status is S.CANCELLED:
             assert self.schedule.lease is None and self.schedule.next_run_at is None
 
+    @rule(later=st.integers(0, 300))
+    def reschedule(self, later: int) -> None:
+        """Move it later (than both now and its current occurrence), as a user postponing it."""
+        at = max(self.now, self.schedule.occurrence or self.now) + timedelta(seconds=later)
+        trigger = EveryTrigger(at, 60) if self.recurring else OnceTrigger(at)
+        ok = self.schedule.status is S.SCHEDULED
+        self.attempt(lambda: self.schedule.reschedule(trigger=trigger, first_run_at=at, timezone="UTC",
+                                                      now=self.now), ok)
+        if ok:
+            assert self.schedule.next_run_at == self.schedule.occurrence == at
+            assert self.schedule.timezone == "UTC" and self.schedule.events[-1].type == "scheduled"
+            if not self.recurring:
+                self.one_off_at = at
+
     @precondition(lambda self: self.schedule.status is S.SCHEDULED)
     @rule()
     def claim_when_due(self) -> None:
@@ -408,9 +462,9 @@ class ScheduleWalk(RuleBasedStateMachine):
             assert self.schedule.next_run_at is not None
 
     @invariant()
-    def a_one_off_never_changes_occurrence(self) -> None:
+    def a_one_off_changes_occurrence_only_when_rescheduled(self) -> None:
         if not self.recurring:
-            assert self.schedule.occurrence == T0
+            assert self.schedule.occurrence == self.one_off_at
 
     @invariant()
     def attempts_are_numbered_one_to_k_per_occurrence(self) -> None:

@@ -14,6 +14,7 @@ from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger
 from cronjob.services.scheduling import (
     CreateScheduleCommand,
+    RescheduleCommand,
     WHATSAPP_TEMPLATE,
     WHATSAPP_TEXT,
     ScheduleConflict,
@@ -332,3 +333,116 @@ async def test_get_and_list(service: SchedulingService, clock: FixedClock) -> No
     assert [s.id for s in await service.list()] == [b.schedule.id, a.schedule.id]
     await service.cancel(a.schedule.id)
     assert [s.id for s in await service.list(status=ScheduleStatus.CANCELLED)] == [a.schedule.id]
+
+
+# -- reschedule ----------------------------------------------------------------------------------
+
+
+async def test_a_waiting_message_moves_to_another_time(service: SchedulingService, repository: InMemoryScheduleRepository,
+                                                       clock: FixedClock, signal: RecordingSignal) -> None:
+    scheduled = (await service.schedule_message(seed_command())).schedule
+    clock.advance(timedelta(seconds=3))
+    moved = await service.reschedule(RescheduleCommand(
+        scheduled.id, send_at=datetime.fromisoformat("2030-01-15T10:30:00-03:00"),
+        send_at_text="2030-01-15T10:30:00-03:00"))
+    assert moved.next_run_at == moved.occurrence == datetime(2030, 1, 15, 13, 30, tzinfo=UTC)
+    assert moved.metadata["send_at"] == "2030-01-15T10:30:00-03:00"  # shown as send_at_original
+    assert moved.updated_at == NOW + timedelta(seconds=3)
+    assert await repository.get(scheduled.id) == moved
+    assert signal.notified[-1] == moved.next_run_at
+    # Nothing is due at the old time any more.
+    assert await repository.claim_due(now=datetime(2030, 1, 15, 12, 0, tzinfo=UTC), owner="r",
+                                      lease_for=timedelta(seconds=30), limit=10) == []
+
+
+async def test_a_time_without_offset_is_read_in_the_given_zone_else_the_schedule_s(
+        service: SchedulingService) -> None:
+    scheduled = (await service.schedule_message(seed_command())).schedule  # America/Sao_Paulo
+    wall = datetime(2030, 1, 15, 14, 0)
+    moved = await service.reschedule(RescheduleCommand(scheduled.id, send_at=wall, send_at_text="2030-01-15T14:00:00"))
+    assert moved.next_run_at == datetime(2030, 1, 15, 17, 0, tzinfo=UTC) and moved.timezone == "America/Sao_Paulo"
+    moved = await service.reschedule(RescheduleCommand(scheduled.id, send_at=wall, send_at_text="2030-01-15T14:00:00",
+                                                       timezone="Europe/Lisbon"))
+    assert moved.next_run_at == datetime(2030, 1, 15, 14, 0, tzinfo=UTC) and moved.timezone == "Europe/Lisbon"
+
+
+async def test_a_recurring_schedule_moves_to_another_rule(service: SchedulingService) -> None:
+    created = (await service.create(CreateScheduleCommand(
+        task_type=WHATSAPP_TEXT, payload={"to": "5511999999999", "kind": "text", "body": "Oi", "params": []},
+        schedule="every day at 09:00", timezone="America/Sao_Paulo"))).schedule
+    moved = await service.reschedule(RescheduleCommand(created.id, schedule="every day at 10:30"))
+    assert moved.trigger.expression == "daily at 10:30" and moved.metadata["schedule"] == "every day at 10:30"
+    assert moved.next_run_at == datetime(2030, 1, 15, 13, 30, tzinfo=UTC)  # 10:30 in São Paulo, today
+
+
+@pytest.mark.parametrize(("changes", "field", "message"), [
+    ({"send_at": datetime(2030, 1, 15, 10, 0, tzinfo=UTC), "send_at_text": "2030-01-15T10:00:00Z"},
+     "send_at", "in the past"),
+    ({"schedule": "every day at 09:00"}, "schedule", "stays one"),
+    ({}, "schedule", "either send_at"),
+    ({"send_at": datetime(2030, 1, 15, 13, 0, tzinfo=UTC), "schedule": "once @ 2030-01-15 13:00"},
+     "send_at", "either send_at"),
+    ({"schedule": "once @ 2030-01-15 13:00", "timezone": "localtime"}, "timezone", "IANA"),
+    ({"send_at": datetime(2030, 3, 10, 2, 30), "send_at_text": "2030-03-10T02:30:00", "timezone": "America/New_York"},
+     "send_at", "does not exist"),
+])
+async def test_bad_reschedules_are_refused_and_change_nothing(
+        service: SchedulingService, repository: InMemoryScheduleRepository,
+        changes: dict[str, object], field: str, message: str) -> None:
+    scheduled = (await service.schedule_message(seed_command())).schedule
+    with pytest.raises(ValidationError, match=message) as refused:
+        await service.reschedule(RescheduleCommand(scheduled.id, **changes))  # type: ignore[arg-type]
+    assert refused.value.field == field
+    assert await repository.get(scheduled.id) == scheduled
+
+
+async def test_a_recurring_schedule_is_not_moved_with_send_at(service: SchedulingService) -> None:
+    created = (await service.create(CreateScheduleCommand(
+        task_type=WHATSAPP_TEXT, payload={"to": "5511999999999", "kind": "text", "body": "Oi", "params": []},
+        schedule="every day at 09:00", timezone="America/Sao_Paulo"))).schedule
+    with pytest.raises(ValidationError, match="recurring") as refused:
+        await service.reschedule(RescheduleCommand(created.id, send_at=NOW + timedelta(hours=2), send_at_text="x"))
+    assert refused.value.field == "send_at"
+
+
+async def test_a_running_or_finished_schedule_is_not_moved(service: SchedulingService,
+                                                           repository: InMemoryScheduleRepository) -> None:
+    scheduled = (await service.schedule_message(seed_command(**at(NOW)))).schedule
+    later = RescheduleCommand(scheduled.id, schedule="once @ 2030-01-15 13:00")
+    await repository.claim_due(now=NOW, owner="r", lease_for=timedelta(seconds=30), limit=10)
+    with pytest.raises(ScheduleConflict, match="running"):
+        await service.reschedule(later)
+    with pytest.raises(ScheduleNotFound):
+        await service.reschedule(RescheduleCommand("nope", schedule="once @ 2030-01-15 13:00"))
+
+
+class ChangesOnFirstRead(InMemoryScheduleRepository):
+    """Another writer changes the schedule between the service's first read and its write."""
+
+    def __init__(self, clock: FixedClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.reads = 0
+
+    async def get(self, schedule_id: str) -> Schedule | None:
+        found = await super().get(schedule_id)
+        self.reads += 1
+        if self.reads == 1 and found is not None:
+            changed = found.copy()
+            changed.updated_at = self.clock.now() + timedelta(milliseconds=1)
+            changed.metadata["touched"] = "yes"
+            await super().save(changed, expected_status=found.status)
+        return found
+
+
+async def test_a_schedule_that_changed_meanwhile_is_read_again_and_moved(clock: FixedClock,
+                                                                         signal: RecordingSignal) -> None:
+    repository = ChangesOnFirstRead(clock)
+    service = SchedulingService(repository, clock, signal)
+    scheduled = (await service.schedule_message(seed_command())).schedule
+    repository.reads = 0
+    moved = await service.reschedule(RescheduleCommand(scheduled.id, schedule="once @ 2030-01-15 13:00"))
+    assert repository.reads == 2
+    stored = await repository.get(scheduled.id)
+    assert stored is not None and stored.metadata["touched"] == "yes"  # the other writer's change is kept
+    assert stored.next_run_at == moved.next_run_at == datetime(2030, 1, 15, 16, 0, tzinfo=UTC)

@@ -21,6 +21,7 @@ from cronjob.services.delivery_status import DeliveryStatusService
 from cronjob.services.health import HealthService
 from cronjob.services.scheduling import (
     CreateScheduleCommand,
+    RescheduleCommand,
     ScheduleMessageCommand,
     SchedulingService,
     message_task_type,
@@ -42,12 +43,14 @@ from cronjob_adapters.web.schemas import (
     DeliveryView,
     EventList,
     EventView,
+    RescheduleRequest,
     RetryRequest,
     RetryView,
     ScheduleList,
     ScheduleMessageRequest,
     ScheduleView,
     StatsView,
+    parse_send_at,
 )
 from cronjob_adapters.web.strict_query import refuse_unknown_query_parameters
 from cronjob_adapters.web.whatsapp_webhook import document_notification, whatsapp_webhook_router
@@ -328,6 +331,27 @@ def create_app(services: ApiServices) -> FastAPI:
         its outcome is not recorded, and no later occurrence starts); 409 for a one-off that
         started or ended."""
         return ScheduleView.of(await scheduling.cancel(schedule_id))
+
+    @protected.patch("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
+                     dependencies=[Depends(json_content_type)],
+                     responses={404: _PROBLEM, 409: _PROBLEM, 413: _PROBLEM, 415: _PROBLEM})
+    async def reschedule(schedule_id: str, request: RescheduleRequest) -> ScheduleView:
+        """Move a schedule that waits (`scheduled`) to another time: a one-off to `send_at`, or a
+        schedule to another rule (`schedule`); 409 once it runs or ended.
+
+        The new time is a new occurrence (a fresh attempt count and delivery key); the schedule's
+        `scheduled` event says where it moved from (`data.rescheduled_from`). The payload stays:
+        to change what is sent, cancel and create another.
+        """
+        send_at = None
+        if request.send_at is not None:
+            try:
+                send_at = parse_send_at(request.send_at)
+            except ValueError as exc:
+                raise ValidationError(str(exc), field="send_at") from exc
+        return ScheduleView.of(await scheduling.reschedule(RescheduleCommand(
+            schedule_id=schedule_id, send_at=send_at, send_at_text=request.send_at,
+            schedule=request.schedule, timezone=request.timezone)))
 
     @protected.post("/v1/schedules/{schedule_id}/retry", response_model=ScheduleView, tags=["schedules"],
                     responses={404: _PROBLEM, 409: _PROBLEM})

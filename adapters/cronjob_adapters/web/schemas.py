@@ -92,10 +92,39 @@ class ScheduleMessageRequest(BaseModel):
 
     def parsed_send_at(self) -> datetime:
         """``send_at`` as a datetime (naive when the text had no offset)."""
-        try:
-            return iso_datetime(self.send_at)
-        except ValueError as exc:
-            raise ValueError(f"send_at is not an ISO-8601 date-time: {self.send_at!r}") from exc
+        return parse_send_at(self.send_at)
+
+
+def parse_send_at(text: str) -> datetime:
+    """A ``send_at`` text as a datetime (naive when it had no offset); ValueError saying what it is not."""
+    try:
+        return iso_datetime(text)
+    except ValueError as exc:
+        raise ValueError(f"send_at is not an ISO-8601 date-time: {text!r}") from exc
+
+
+class RescheduleRequest(BaseModel):
+    """Another time for a schedule that waits: `send_at` for a one-off, or `schedule` (a rule) for
+    a one-off (`once @ ...`) or a recurring schedule (of the same kind); exactly one of the two."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"send_at": "2030-06-21T15:30:00-03:00"},
+                                        {"schedule": "every monday at 10:00", "timezone": "America/Sao_Paulo"}]},
+    )
+
+    send_at: Annotated[str | None, Field(
+        default=None, max_length=64,
+        description="A one-off's new time: ISO-8601 with an offset, or without one in `timezone` (else "
+                    "in the schedule's own zone).")] = None
+    schedule: Annotated[str | None, Field(
+        default=None, min_length=1, max_length=200,
+        description="The new rule, as `POST /v1/schedules` takes it; a recurring schedule stays recurring "
+                    "and a one-off a one-off.")] = None
+    timezone: Annotated[str | None, Field(
+        default=None, max_length=64,
+        description="IANA zone of the new time or rule; default: the schedule's own (it becomes the "
+                    "schedule's zone).")] = None
 
 
 class CreateScheduleBase(BaseModel):

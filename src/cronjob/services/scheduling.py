@@ -16,7 +16,7 @@ from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware, whole_millisecond
 from cronjob.domain.trigger_parser import parse_trigger
-from cronjob.domain.zones import iana_zone
+from cronjob.domain.zones import iana_zone, localize
 from cronjob.ports.clock import Clock
 from cronjob.ports.events import EventPublisher, NoPublisher
 from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository
@@ -97,6 +97,20 @@ class CreateScheduleCommand:
     coalesce: bool = True
     send_by: datetime | None = None
     callback_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RescheduleCommand:
+    """Move schedule ``schedule_id`` to another time: a one-off to ``send_at`` (``send_at_text``
+    is the client's text of it; naive: a wall time in ``timezone``, else in the schedule's own
+    zone), or any schedule to the rule ``schedule`` (in ``timezone``, else its own zone). Exactly
+    one of ``send_at`` and ``schedule`` is given."""
+
+    schedule_id: str
+    send_at: datetime | None = None
+    send_at_text: str | None = None
+    schedule: str | None = None
+    timezone: str | None = None
 
 
 def _prepared(preparer: PayloadPreparer, payload: dict[str, Any]) -> dict[str, Any]:
@@ -368,6 +382,63 @@ class SchedulingService:
             if await publish_then_write(self._publisher, schedule, schedule.events[-1:], write):
                 return schedule
         raise ScheduleConflict(f"schedule {schedule_id} kept changing while it was being cancelled; try again")
+
+    async def reschedule(self, command: RescheduleCommand) -> Schedule:
+        """Move a ``scheduled`` schedule to another time (see :meth:`Schedule.reschedule`):
+        :class:`ScheduleConflict` for one that runs or ended, :class:`ValidationError` for a time
+        too far in the past, a rule that never fires, or a one-off made recurring (or back).
+
+        The write is conditional on the schedule being as read; one that changed meanwhile is
+        read and moved again, a few times.
+        """
+        if (command.send_at is None) == (command.schedule is None):
+            raise ValidationError("give either send_at (a one-off) or schedule (a rule), not both or neither",
+                                  field="send_at" if command.send_at is not None else "schedule")
+        for _ in range(_CANCEL_TRIES):
+            schedule = await self.get(command.schedule_id)
+            if schedule.status is not ScheduleStatus.SCHEDULED:
+                raise ScheduleConflict(f"schedule {schedule.id} is {schedule.status.value}; only a scheduled one "
+                                       "can be moved")
+            now, version = self._now(), schedule.updated_at
+            zone = command.timezone if command.timezone is not None else schedule.timezone
+            if command.timezone is not None:
+                iana_zone(command.timezone)
+            trigger, first, text_key, text = self._new_time(command, schedule, zone, now)
+            schedule.reschedule(trigger=trigger, first_run_at=first, timezone=zone, now=now)
+            for key in ("send_at", "schedule"):
+                schedule.metadata.pop(key, None)
+            schedule.metadata[text_key] = text
+
+            async def write(schedule: Schedule = schedule, version: datetime = version) -> bool:
+                return await self._repository.save(schedule, expected_status=ScheduleStatus.SCHEDULED,
+                                                   expected_updated_at=version)
+
+            if await publish_then_write(self._publisher, schedule, schedule.events[-1:], write):
+                self._signal.notify(first)
+                return schedule
+        raise ScheduleConflict(f"schedule {command.schedule_id} kept changing while it was being moved; try again")
+
+    def _new_time(self, command: RescheduleCommand, schedule: Schedule, zone: str,
+                  now: datetime) -> tuple[Trigger, datetime, str, str]:
+        """The trigger and first due time a reschedule asks for, and the metadata text to keep."""
+        if command.send_at is not None:
+            if schedule.trigger.recurring:
+                raise ValidationError("a recurring schedule is moved with schedule (a rule), not send_at",
+                                      field="send_at")
+            send_at = command.send_at if command.send_at.tzinfo is not None else localize(command.send_at, zone)
+            text = command.send_at_text or send_at.isoformat()
+            once = OnceTrigger(send_at)
+            self._check_not_too_old(once.at, now, text, field="send_at")
+            return once, once.at, "send_at", text
+        assert command.schedule is not None
+        trigger = self._parse_trigger(command.schedule, zone, now=now)
+        if isinstance(trigger, OnceTrigger):
+            self._check_not_too_old(trigger.at, now, command.schedule, field="schedule")
+            return trigger, trigger.at, "schedule", command.schedule
+        upcoming = trigger.next_fire_time(now)
+        if upcoming is None:
+            raise ValidationError(f"{command.schedule!r} never fires after now", field="schedule")
+        return trigger, upcoming, "schedule", command.schedule
 
     async def retry(self, schedule_id: str) -> Schedule:
         """Re-run a ``dead``, ``unknown`` or ``missed`` schedule now (an operator's decision):
