@@ -172,7 +172,7 @@ async def test_head_is_answered_wherever_get_is(client: httpx.AsyncClient) -> No
 
 @pytest.mark.parametrize(("method", "path", "allow"), [
     ("PUT", "/v1/schedules", "GET, POST"),
-    ("PUT", "/v1/schedules/some-id", "DELETE, GET"),
+    ("PUT", "/v1/schedules/some-id", "DELETE, GET, PATCH"),
     ("GET", "/v1/schedules/some-id/retry", "POST"),
 ])
 async def test_a_wrong_method_names_every_allowed_one(client: httpx.AsyncClient, method: str, path: str,
