@@ -279,6 +279,46 @@ def test_cancel_asks_first(page: Page, service: Service) -> None:
     assert answers == [f"Cancel schedule {later['id']}? This cannot be undone."] * 2
 
 
+def test_a_waiting_schedule_is_moved_from_its_detail(page: Page, service: Service, page_errors: list[str]) -> None:
+    later = service.later()
+    sign_in(page)
+    row(page, later["id"]).click()
+    expect(page.locator("#move-form")).to_be_visible()
+    expect(page.locator("#move-hint")).to_contain_text("America/Sao_Paulo")
+    page.fill("#move-to", "yesterday")  # refused by the API: its reason is shown, nothing moves
+    page.click("#move")
+    expect(page.locator("#message")).to_contain_text("send_at")
+    assert service.get(later["id"])["send_at"] == later["send_at"]
+    target = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    page.fill("#move-to", target.isoformat())
+    page.press("#move-to", "Enter")
+    expect(page.locator("#message")).to_contain_text("moved")
+    moved = service.get(later["id"])
+    assert datetime.fromisoformat(moved["send_at"]) == target and moved["status"] == "scheduled"
+    expect(page.locator("#move-to")).to_have_value("")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#cancel")
+    expect(page.locator("#detail-status")).to_have_text("cancelled")
+    expect(page.locator("#move-form")).to_be_hidden()  # only what waits can be moved
+    refused = [error for error in page_errors if "status of 422" in error]
+    assert len(refused) == 1  # the browser's own note of the refused move; nothing else
+    page_errors.remove(refused[0])
+
+
+def test_a_recurring_schedule_is_moved_to_another_rule(page: Page, service: Service) -> None:
+    created = service.http.post("/v1/schedules", json={
+        "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"},
+        "schedule": "every day at 09:00", "timezone": "America/Sao_Paulo"}).json()
+    sign_in(page)
+    page.fill("#open-id", created["id"])
+    page.click("#open")
+    expect(page.locator("#move-to")).to_have_attribute("placeholder", "every day at 10:00")
+    page.fill("#move-to", "every monday at 07:15")
+    page.click("#move")
+    expect(page.locator("#message")).to_contain_text("moved")
+    assert service.get(created["id"])["schedule"] == "weekly on monday at 07:15"
+
+
 class SlowReceiver:
     """A local HTTP endpoint that holds every request for ``hold`` seconds before answering 200."""
 

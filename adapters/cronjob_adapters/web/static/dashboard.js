@@ -98,6 +98,7 @@ function signOut(reason) {
   $("#type-filter").value = "";
   $("#user-filter").value = "";
   $("#open-id").value = "";
+  $("#move-to").value = "";
   $("#detail").hidden = true;
   $("#app").hidden = true;
   $("#sign-out").hidden = true;
@@ -311,6 +312,7 @@ async function loadDetail(id) {
   status.className = `status status-${schedule.status}`;
   $("#cancel").hidden = !cancellable(schedule);
   $("#retry").hidden = !ACTIONABLE.retry.includes(schedule.status);
+  showMove(schedule);
 
   const fields = [
     ["type", schedule.type], ["schedule", schedule.schedule], ["time zone", schedule.timezone],
@@ -343,6 +345,39 @@ async function loadDetail(id) {
   }));
   const payload = JSON.stringify(schedule.payload, null, 2);
   if ($("#detail-payload").textContent !== payload) $("#detail-payload").textContent = payload;  // keeps a selection
+}
+
+/** The move form, for a schedule that waits: a new time for a one-off, a new rule for a recurring one. */
+function showMove(schedule) {
+  const oneOff = schedule.schedule.startsWith("once @");
+  $("#move-form").hidden = schedule.status !== "scheduled";
+  $("#move-form").dataset.oneOff = String(oneOff);
+  if ($("#move-form").dataset.id !== schedule.id) {  // another schedule: what was typed for the last one goes
+    $("#move-form").dataset.id = schedule.id;
+    $("#move-to").value = "";
+  }
+  $("#move-to").placeholder = oneOff ? "2030-06-21T15:30:00-03:00" : "every day at 10:00";
+  $("#move-hint").textContent = oneOff
+    ? `a time with an offset, or a wall time in ${schedule.timezone}`
+    : `a rule, in ${schedule.timezone}`;
+}
+
+async function move() {
+  const id = state.selected;
+  const value = $("#move-to").value.trim();
+  if (!id || !value) return;
+  const oneOff = $("#move-form").dataset.oneOff === "true";
+  const body = oneOff && !value.toLowerCase().startsWith("once") ? { send_at: value } : { schedule: value };
+  try {
+    const schedule = await api(`v1/schedules/${encodeURIComponent(id)}`, {
+      method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    $("#move-to").value = "";
+    say(`Schedule ${id}: moved; next run ${new Date(schedule.next_run_at).toLocaleString()}.`, "info");
+  } catch (error) {
+    report(error);
+  }
+  await refresh();
 }
 
 async function act(action) {
@@ -400,6 +435,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#cancel").addEventListener("click", () => act("cancel"));
   $("#retry").addEventListener("click", () => act("retry"));
   $("#close-detail").addEventListener("click", closeDetail);
+  $("#move-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    move();
+  });
   $("#open-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const id = $("#open-id").value.trim();
