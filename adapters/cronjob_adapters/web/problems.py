@@ -58,15 +58,38 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _without_union_tags(loc: tuple[Any, ...], body: Any) -> tuple[Any, ...]:
+    """``loc`` without the tags pydantic adds for a member of a discriminated union: the error of
+    ``{"task": {"type": "http.request", "url": 1}}`` is at ``task.url``, not ``task.http.request.url``.
+    A tag is recognised by walking ``body``: a part that is not a key of the object it names, but
+    that object's ``type``."""
+    if not loc or loc[0] != "body":
+        return loc
+    kept: list[Any] = [loc[0]]
+    node = body
+    for part in loc[1:]:
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            continue
+        kept.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and -len(node) <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(kept)
+
+
 #: The OpenAPI ``responses`` entry of a problem+json answer.
 PROBLEM_RESPONSE: dict[str, Any] = {"content": {PROBLEM_JSON: {}}, "description": "A problem+json document (RFC 9457)."}
 
 
-def validation_problem(errors: Sequence[dict[str, Any]]) -> JSONResponse:
-    """A 422 naming each field, from pydantic-style errors (``loc``, ``msg``, ``type``)."""
+def validation_problem(errors: Sequence[dict[str, Any]], body: Any = None) -> JSONResponse:
+    """A 422 naming each field, from pydantic-style errors (``loc``, ``msg``, ``type``) about
+    ``body`` (the request's parsed body, when there is one)."""
     listed = []
     for err in errors:
-        kind, loc = err.get("type"), tuple(err.get("loc", ()))
+        kind, loc = err.get("type"), _without_union_tags(tuple(err.get("loc", ())), body)
         if kind == "json_invalid":  # loc is ("body", <character offset>): not a field
             reason = (err.get("ctx") or {}).get("error", "")
             at = f" at character {loc[-1]}" if len(loc) > 1 else ""
@@ -82,7 +105,7 @@ def validation_problem(errors: Sequence[dict[str, Any]]) -> JSONResponse:
 
 async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return validation_problem(exc.errors())
+    return validation_problem(exc.errors(), exc.body)
 
 
 async def _domain_validation(_: Request, exc: Exception) -> JSONResponse:
