@@ -39,6 +39,8 @@ def load_settings() -> Settings:
     except SettingsError as exc:
         first = exc.errors()[0]
         name = "CRONJOB_" + "_".join(str(p) for p in first["loc"]).upper()
+        if os.environ.get(f"{name}_FILE") and not os.environ.get(name):
+            name += "_FILE"  # the value came from that file: the variable to fix
         print(f"cronjob: invalid setting {name}: {first['msg'].removeprefix('Value error, ')}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -206,11 +206,16 @@ def test_without_a_token_serve_creates_one_and_says_how_to_use_it(tmp_path: Path
                                              ("CRONJOB_BATCH_SIZE", "99999999999999999999"),
                                              ("CRONJOB_MAX_IN_FLIGHT", "1000000"),
                                              ("CRONJOB_MAX_BODY_BYTES", "1000000000"),
-                                             ("CRONJOB_API_TOKENS_FILE", "<a file that is not UTF-8>")])
+                                             ("CRONJOB_API_TOKENS_FILE", "<a file that is not UTF-8>"),
+                                             ("CRONJOB_MONGODB_URI_FILE", "<a file holding: db.internal:27017>")])
 def test_a_bad_setting_stops_start_up_with_one_line_naming_it(name: str, value: str, tmp_path: Path) -> None:
     if value == "<a file that is not UTF-8>":
         value = str(tmp_path / "tokens")
         Path(value).write_bytes(b"\xff\xfe\x00token")
+    elif value.startswith("<a file holding: "):  # read, but not a valid value: the _FILE variable is named
+        path = tmp_path / "setting"
+        path.write_text(value.removeprefix("<a file holding: ").removesuffix(">") + "\n", encoding="utf-8")
+        value = str(path)
     result = subprocess.run([*CRONJOB, "serve"], env={"PATH": "/usr/bin:/bin", name: value},
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
