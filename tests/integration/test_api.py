@@ -528,6 +528,7 @@ async def test_each_occurrence_of_an_interval_runs_once_whatever_the_clock_s_mic
         ({"misfire_grace_seconds": 0}, None),  # README: 0 means always run
         ({"misfire_grace_seconds": 0, "coalesce": False}, None),
         ({"misfire_grace_seconds": 90}, 90.0),
+        ({"misfire_grace_seconds": 1e-9}, 1e-6),  # tiny, not "no limit" (what 0 means)
     ],
 )
 async def test_a_one_off_s_misfire_grace_is_the_default_unless_it_names_one(

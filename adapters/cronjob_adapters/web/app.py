@@ -119,8 +119,15 @@ def request_digest(path: str, request: BaseModel) -> str:
     return "v1:" + hashlib.sha256(f"{path}\n{body}".encode()).hexdigest()
 
 
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def _seconds(value: float | None) -> timedelta | None:
-    return None if value is None else timedelta(seconds=value)
+    """``value`` seconds; a positive value too small for a timedelta is its smallest step, not
+    zero (a misfire grace of zero means "no limit": 1e-9 s must not mean that)."""
+    if value is None:
+        return None
+    return max(timedelta(seconds=value), _MICROSECOND) if value > 0 else timedelta(seconds=value)
 
 
 def _aware(value: datetime | None, field: str) -> datetime | None:
