@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -466,6 +467,22 @@ def test_the_user_filter(page: Page, service: Service, page_errors: list[str]) -
     expect(row(page, other["id"])).to_be_visible()
     expect(row(page, ana["id"])).to_be_visible()
     assert page_errors == []
+
+
+def test_times_are_shown_in_the_browser_s_zone_and_say_so(browser: Browser, service: Service) -> None:
+    later = service.later()
+    context = browser.new_context(base_url=service.base, timezone_id="Asia/Tokyo", locale="en-GB")
+    try:
+        page = context.new_page()
+        page.goto("/dashboard")
+        expect(page.locator("#zone")).to_have_text("times in Asia/Tokyo")
+        sign_in(page)
+        shown = row(page, later["id"]).locator("td.next-run time")
+        expect(shown).to_have_attribute("datetime", later["next_run_at"])
+        tokyo = datetime.fromisoformat(later["next_run_at"]).astimezone(ZoneInfo("Asia/Tokyo"))
+        assert tokyo.strftime("%H:%M:%S") in (shown.text_content() or "")
+    finally:
+        context.close()
 
 
 def test_paging_and_a_page_that_empties(page: Page, service: Service) -> None:

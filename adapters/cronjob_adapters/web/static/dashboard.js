@@ -412,6 +412,8 @@ function buildStatusControls() {
 
 document.addEventListener("DOMContentLoaded", () => {
   buildStatusControls();
+  // Times are shown in this browser's zone (a schedule's own zone is one of its fields): say which.
+  $("#zone").textContent = `times in ${Intl.DateTimeFormat().resolvedOptions().timeZone}`;
   $("#token-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const token = $("#token").value.trim();
