@@ -122,8 +122,8 @@ def _prepared(preparer: PayloadPreparer, payload: dict[str, Any]) -> dict[str, A
         raise ValidationError(error.message, field=f"task.{error.field}" if error.field else "task") from None
 
 
-#: How many times a cancel reads and writes again when the schedule changed in between.
-_CANCEL_TRIES = 3
+#: How many times a cancel or a move reads and writes again when the schedule changed in between.
+_WRITE_TRIES = 3
 
 #: The key of a schedule's metadata holding the digest of the request that created it.
 REQUEST_DIGEST = "request_digest"
@@ -237,14 +237,7 @@ class SchedulingService:
             raise ValidationError(
                 f"unknown task type {command.task_type!r}; known: {', '.join(self.task_types)}", field="task.type")
         trigger = self._parse_trigger(command.schedule, command.timezone, now=now)
-        if isinstance(trigger, OnceTrigger):
-            first = trigger.at
-            self._check_not_too_old(first, now, command.schedule, field="schedule")
-        else:
-            upcoming = trigger.next_fire_time(now)
-            if upcoming is None:
-                raise ValidationError(f"{command.schedule!r} never fires after now", field="schedule")
-            first = upcoming
+        first = self._first_run(trigger, command.schedule, now)
         return await self._store(
             task_type=command.task_type, payload=_prepared(preparer, command.payload), trigger=trigger,
             first_run_at=first, now=now, timezone=command.timezone, user_id=command.user_id,
@@ -365,7 +358,7 @@ class SchedulingService:
         The write is conditional on the schedule being as read; a run that ended meanwhile (a
         recurring schedule's next occurrence) makes it read and try again, a few times.
         """
-        for _ in range(_CANCEL_TRIES):
+        for _ in range(_WRITE_TRIES):
             schedule = await self.get(schedule_id)
             if schedule.status is ScheduleStatus.CANCELLED:
                 return schedule
@@ -394,7 +387,7 @@ class SchedulingService:
         if (command.send_at is None) == (command.schedule is None):
             raise ValidationError("give either send_at (a one-off) or schedule (a rule), not both or neither",
                                   field="send_at" if command.send_at is not None else "schedule")
-        for _ in range(_CANCEL_TRIES):
+        for _ in range(_WRITE_TRIES):
             schedule = await self.get(command.schedule_id)
             if schedule.status is not ScheduleStatus.SCHEDULED:
                 raise ScheduleConflict(f"schedule {schedule.id} is {schedule.status.value}; only a scheduled one "
@@ -432,13 +425,18 @@ class SchedulingService:
             return once, once.at, "send_at", text
         assert command.schedule is not None
         trigger = self._parse_trigger(command.schedule, zone, now=now)
+        return trigger, self._first_run(trigger, command.schedule, now), "schedule", command.schedule
+
+    def _first_run(self, trigger: Trigger, expression: str, now: datetime) -> datetime:
+        """When the rule ``expression`` (parsed: ``trigger``) first runs: a one-off at its instant,
+        if not too far in the past; a recurring rule at its next fire time after ``now``."""
         if isinstance(trigger, OnceTrigger):
-            self._check_not_too_old(trigger.at, now, command.schedule, field="schedule")
-            return trigger, trigger.at, "schedule", command.schedule
+            self._check_not_too_old(trigger.at, now, expression, field="schedule")
+            return trigger.at
         upcoming = trigger.next_fire_time(now)
         if upcoming is None:
-            raise ValidationError(f"{command.schedule!r} never fires after now", field="schedule")
-        return trigger, upcoming, "schedule", command.schedule
+            raise ValidationError(f"{expression!r} never fires after now", field="schedule")
+        return upcoming
 
     async def retry(self, schedule_id: str) -> Schedule:
         """Re-run a ``dead``, ``unknown`` or ``missed`` schedule now (an operator's decision):
