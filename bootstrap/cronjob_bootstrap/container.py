@@ -194,7 +194,7 @@ class Container(containers.DeclarativeContainer):
         sender=http_sender,
         clock=clock, metrics=metrics, repository=repository)
     delivery_status = providers.Singleton(
-        DeliveryStatusService, repository, clock, publisher=publisher, signal=signal,
+        DeliveryStatusService, repository, clock, publisher=publisher, signal=signal, metrics=metrics,
         wait=providers.Callable(_seconds, config.whatsapp_status_wait_seconds))
     status_recheck = providers.Singleton(StatusRecheckHandler, delivery_status, clock)
     handlers = providers.Callable(_handlers, task_registry, webhook_handler, status_recheck)

@@ -342,3 +342,6 @@ async def test_a_status_that_arrives_before_its_send_is_recorded_is_applied_once
         [job] = (await client.get("/v1/schedules", params={"type": "whatsapp.status"}, headers=AUTH)).json()["items"]
         assert job["status"] == "succeeded" and job["result"]["outcome"] == "recorded"
         assert len(job["attempts"]) == 1  # its waits spent no attempts
+    counted = {outcome: container.metrics().registry.get_sample_value(
+        "cronjob_whatsapp_statuses_total", {"outcome": outcome}) for outcome in ("parked", "recorded")}
+    assert counted == {"parked": 1.0, "recorded": 1.0}

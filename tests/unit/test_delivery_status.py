@@ -10,6 +10,7 @@ from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import DeliveryDeferred, ErrorInfo
 from cronjob.domain.recurring import IntervalTrigger
 from cronjob.domain.schedule import Schedule, ScheduleStatus
+from cronjob.ports.metrics import NullMetrics
 from cronjob.services.delivery_status import (
     STATUS_RECHECK,
     DeliveryStatusService,
@@ -245,14 +246,31 @@ async def test_an_early_status_is_parked_once_and_applied_once_its_message_is_re
     assert (await handler.run(job)).result["outcome"] == "ignored"  # a second run changes nothing
 
 
+class CountedStatuses(NullMetrics):
+    def __init__(self) -> None:
+        self.outcomes: list[str] = []
+
+    def provider_status(self, outcome: str) -> None:
+        self.outcomes.append(outcome)
+
+
 async def test_a_parked_status_whose_message_never_comes_ends_unmatched_after_the_wait() -> None:
-    repository, clock = InMemoryScheduleRepository(), FixedClock(NOW)
-    service = DeliveryStatusService(repository, clock, wait=WAIT)
-    assert await service.apply([StatusUpdate("wamid.foreign", "read", NOW)]) == StatusReport(0, 1)
+    repository, clock, metrics = InMemoryScheduleRepository(), FixedClock(NOW), CountedStatuses()
+    service = DeliveryStatusService(repository, clock, wait=WAIT, metrics=metrics)
+    foreign = StatusUpdate("wamid.foreign", "read", NOW)
+    assert await service.apply([foreign, foreign]) == StatusReport(0, 1)
     [job] = await parked_jobs(repository)
     clock.advance(WAIT)
     outcome = await StatusRecheckHandler(service, clock).run(job)
     assert outcome.result == {"outcome": "unmatched", "message_id": "wamid.foreign", "waited_seconds": "120"}
+    assert metrics.outcomes == ["parked", "ignored", "unmatched"]
+
+
+async def test_without_a_wait_an_unknown_status_is_dropped_and_counted() -> None:
+    metrics = CountedStatuses()
+    service = DeliveryStatusService(InMemoryScheduleRepository(), FixedClock(NOW), metrics=metrics)
+    assert await service.apply([StatusUpdate("wamid.foreign", "read", NOW)]) == StatusReport(0, 0)
+    assert metrics.outcomes == ["dropped"]
 
 
 async def test_a_failed_status_keeps_its_error_while_parked() -> None:

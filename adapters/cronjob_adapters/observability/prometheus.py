@@ -40,6 +40,8 @@ class PrometheusMetrics(Metrics):
                                 registry=self.registry)
         self._webhooks = Counter("cronjob_webhook_deliveries", "Status webhook deliveries by outcome.",
                                  ["outcome"], registry=self.registry)
+        self._statuses = Counter("cronjob_whatsapp_statuses", "WhatsApp status updates by what became of them.",
+                                 ["outcome"], registry=self.registry)
         self._schedules = Gauge("cronjob_schedules", "Schedules in the store by status and task type.",
                                 ["status", "task_type"], registry=self.registry)
         self._store_up = Gauge("cronjob_store_up", "1 when this scrape could read the schedule counts "
@@ -64,6 +66,9 @@ class PrometheusMetrics(Metrics):
     def webhook_delivered(self, outcome: str) -> None:
         """A status webhook delivery ended with ``outcome`` (delivered, retrying, failed, skipped)."""
         self._webhooks.labels(outcome).inc()
+
+    def provider_status(self, outcome: str) -> None:
+        self._statuses.labels(outcome).inc()
 
     def render(self, counts: Mapping[tuple[ScheduleStatus, str], int] | None) -> bytes:
         """The exposition text, with the schedule gauges set to ``counts`` (per status and task

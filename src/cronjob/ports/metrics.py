@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 
 
 class Metrics(ABC):
-    """Receives measurements from the dispatcher and the webhook notifier.
+    """Receives measurements from the dispatcher, the webhook notifier and the provider's statuses.
 
     Contract: every method returns at once, never raises and never blocks on I/O; labels are
     low-cardinality (task types, outcomes, provider codes — never ids or recipients).
@@ -35,6 +35,13 @@ class Metrics(ABC):
         was never stored: the write that would have recorded it failed). Deliveries that fail
         are reported like every run, through :meth:`attempt_finished` (``webhook.delivery``)."""
 
+    @abstractmethod
+    def provider_status(self, outcome: str) -> None:
+        """A status the messaging provider reported (WhatsApp's webhook) was ``recorded``,
+        ``ignored`` (a duplicate, stale, or not a known status), ``parked`` (its message is not
+        recorded yet), ``unmatched`` (still unknown when its wait was over) or ``dropped``
+        (unknown, and statuses are not kept to wait)."""
+
 
 class NullMetrics(Metrics):
     """Measures nothing (the default where no exporter is configured)."""
@@ -52,4 +59,7 @@ class NullMetrics(Metrics):
         return None
 
     def webhook_delivered(self, outcome: str) -> None:
+        return None
+
+    def provider_status(self, outcome: str) -> None:
         return None

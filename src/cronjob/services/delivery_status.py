@@ -22,6 +22,7 @@ from cronjob.domain.schedule import DELIVERY_RANK, MisfirePolicy, Schedule, Sche
 from cronjob.domain.trigger import OnceTrigger
 from cronjob.ports.clock import Clock
 from cronjob.ports.events import EventPublisher, NoPublisher
+from cronjob.ports.metrics import Metrics, NullMetrics
 from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository
 from cronjob.ports.signal import WorkSignal
 from cronjob.services.write_ahead import publish_then_write
@@ -96,7 +97,8 @@ class DeliveryStatusService:
 
     def __init__(self, repository: ScheduleRepository, clock: Clock, *, attempts: int = 3,
                  publisher: EventPublisher | None = None, wait: timedelta = timedelta(0),
-                 signal: WorkSignal | None = None, new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+                 signal: WorkSignal | None = None, new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+                 metrics: Metrics | None = None) -> None:
         self._repository = repository
         self._clock = clock
         self._attempts = max(1, attempts)
@@ -104,6 +106,12 @@ class DeliveryStatusService:
         self._wait = wait
         self._signal = signal
         self._new_id = new_id
+        self._metrics = metrics or NullMetrics()
+
+    @property
+    def metrics(self) -> Metrics:
+        """Where what becomes of each status is counted (also by the job that applies a parked one)."""
+        return self._metrics
 
     @property
     def wait(self) -> timedelta:
@@ -117,11 +125,15 @@ class DeliveryStatusService:
         for update in ordered:
             outcome = await self.apply_one(update)
             applied += outcome is Applied.RECORDED
-            if outcome is Applied.NOT_YET:
-                if self._wait > timedelta(0):
-                    parked += await self._park(update)
-                else:
-                    unknown += 1
+            if outcome is not Applied.NOT_YET:
+                self._metrics.provider_status(outcome.value)
+            elif self._wait > timedelta(0):
+                added = await self._park(update)
+                parked += added
+                self._metrics.provider_status("parked" if added else "ignored")  # parked before: a repeat
+            else:
+                unknown += 1
+                self._metrics.provider_status("dropped")
         if unknown:
             log.info("%d status update(s) for unknown or running messages ignored", unknown)
         return StatusReport(applied, parked)

@@ -37,11 +37,13 @@ class StatusRecheckHandler(TaskHandler):
         update, received_at = StatusUpdate.from_payload(schedule.payload)
         outcome = await self._service.apply_one(update)
         if outcome is not Applied.NOT_YET:
+            self._service.metrics.provider_status(outcome.value)
             return TaskOutcome(result={"outcome": outcome.value, "message_id": update.message_id})
         waited = self._clock.now() - received_at
         if waited < self._service.wait:
             seconds = min(max(waited.total_seconds(), 1.0), MAX_RECHECK_SECONDS,
                           (self._service.wait - waited).total_seconds())
             raise DeliveryDeferred(max(seconds, 0.001), f"message {update.message_id} is not recorded yet")
+        self._service.metrics.provider_status("unmatched")
         return TaskOutcome(result={"outcome": "unmatched", "message_id": update.message_id,
                                    "waited_seconds": f"{waited / timedelta(seconds=1):.0f}"})
