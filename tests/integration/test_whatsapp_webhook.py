@@ -151,7 +151,13 @@ async def test_delivered_then_read_show_on_the_schedule_and_its_events(
     assert delivery_events[-1]["data"]["at"] == datetime.fromtimestamp(SENT_AT + 60, UTC).isoformat()
     assert delivery_events[-1]["attempt_id"] == schedule["attempts"][-1]["attempt_id"]
 
-    # An out-of-order "sent" that arrives after "read" is acknowledged and ignored.
+    # An out-of-order "sent" that arrives after "read" fills in its time; the status stays "read".
+    response = await post(client, notification(status_item("wamid.fake.1", "sent", SENT_AT + 1)))
+    assert response.status_code == 200 and response.json() == {"received": 1, "applied": 1, "parked": 0}
+    schedule, events = await view(client, shown["id"])
+    assert schedule["delivery"]["status"] == "read"
+    assert schedule["delivery"]["sent_at"] == datetime.fromtimestamp(SENT_AT + 1, UTC).isoformat()
+    # The same again is a duplicate: acknowledged, nothing changes.
     response = await post(client, notification(status_item("wamid.fake.1", "sent", SENT_AT + 1)))
     assert response.status_code == 200 and response.json() == {"received": 1, "applied": 0, "parked": 0}
     assert await view(client, shown["id"]) == (schedule, events)

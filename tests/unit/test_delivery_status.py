@@ -53,14 +53,28 @@ def test_statuses_move_forward_and_are_logged_as_events() -> None:
     assert schedule.status is ScheduleStatus.SUCCEEDED and schedule.updated_at == NOW
 
 
-@pytest.mark.parametrize("late", ["sent", "delivered", "read"])
-def test_duplicates_and_late_lower_statuses_change_nothing(late: str) -> None:
+def test_a_duplicate_changes_nothing() -> None:
     schedule = sent()
     assert schedule.record_delivery_status(status="read", at=T0 + timedelta(seconds=9), now=NOW)
     before = (dict(schedule.delivery), list(schedule.events), schedule.updated_at)
-    assert not schedule.record_delivery_status(status=late, at=T0 + timedelta(seconds=10),
+    assert not schedule.record_delivery_status(status="read", at=T0 + timedelta(seconds=10),
                                                now=NOW + timedelta(seconds=1))
     assert (schedule.delivery, schedule.events, schedule.updated_at) == before
+
+
+@pytest.mark.parametrize("late", ["sent", "delivered"])
+def test_a_late_lower_status_fills_in_its_time_and_the_status_stays(late: str) -> None:
+    """The provider does not keep order: a "sent" may come after "read" (or be applied after it)."""
+    schedule = sent()
+    assert schedule.record_delivery_status(status="read", at=T0 + timedelta(seconds=9), now=NOW)
+    later = NOW + timedelta(seconds=1)
+    assert schedule.record_delivery_status(status=late, at=T0 + timedelta(seconds=1), now=later)
+    assert schedule.delivery == {"status": "read", "read_at": (T0 + timedelta(seconds=9)).isoformat(),
+                                 f"{late}_at": (T0 + timedelta(seconds=1)).isoformat()}
+    assert schedule.events[-1].type == f"delivery.{late}" and schedule.updated_at == later
+    before = (dict(schedule.delivery), list(schedule.events))
+    assert not schedule.record_delivery_status(status=late, at=T0 + timedelta(seconds=2), now=later)  # a repeat
+    assert (schedule.delivery, schedule.events) == before
 
 
 def test_failed_is_recorded_after_any_status_with_the_error_and_is_final() -> None:
@@ -75,8 +89,8 @@ def test_failed_is_recorded_after_any_status_with_the_error_and_is_final() -> No
     event = schedule.events[-1]
     assert event.type == "delivery.failed" and event.data["code"] == "131049"
     assert not schedule.record_delivery_status(status="failed", at=T0 + timedelta(seconds=4), now=NOW, error=error)
-    assert not schedule.record_delivery_status(status="read", at=T0 + timedelta(seconds=5), now=NOW)
-    assert schedule.delivery["status"] == "failed"
+    assert schedule.record_delivery_status(status="sent", at=T0 + timedelta(seconds=1), now=NOW)  # late: fills in
+    assert schedule.delivery["status"] == "failed" and "sent_at" in schedule.delivery
 
 
 def test_unknown_statuses_and_naive_times_are_refused() -> None:

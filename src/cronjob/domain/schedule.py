@@ -414,16 +414,19 @@ class Schedule:
         :data:`DELIVERY_STATUSES`) reached at ``at``, with the provider's ``error`` for ``failed``.
 
         Statuses only move forward (sent < delivered < read; ``failed`` is recorded from any of
-        them and stays): a duplicate, or one that arrives after a later status, returns False and
-        changes nothing. The schedule's own status is not changed.
+        them and stays). One that arrives after a later status (the provider does not keep
+        order) only fills in its ``<status>_at`` and is logged, the status staying where it is. A
+        duplicate (its ``<status>_at`` is known) returns False and changes nothing. The
+        schedule's own status is not changed.
         """
         if status not in DELIVERY_RANK:
             raise ValidationError(f"unknown delivery status {status!r}", field="status")
         at, now = require_aware(at, "at"), require_aware(now, "now")
-        current = self.delivery.get("status")
-        if current is not None and DELIVERY_RANK[status] <= DELIVERY_RANK[current]:
+        if f"{status}_at" in self.delivery:
             return False
-        self.delivery["status"] = status
+        current = self.delivery.get("status")
+        if current is None or DELIVERY_RANK[status] > DELIVERY_RANK[current]:
+            self.delivery["status"] = status
         self.delivery[f"{status}_at"] = at.isoformat()
         data = {"at": at.isoformat()}
         if status == "failed" and error is not None:
