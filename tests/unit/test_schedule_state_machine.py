@@ -307,6 +307,21 @@ def test_only_a_waiting_schedule_moves(status: ScheduleStatus) -> None:
     assert schedule == before
 
 
+def test_a_one_off_waiting_to_retry_does_not_move_a_recurring_schedule_does() -> None:
+    one_off = in_status(S.RUNNING)
+    one_off.fail(attempt_id="a1", now=LATER, error=ERROR, decision=RetryDecision(LATER + timedelta(minutes=1), "t"))
+    assert one_off.status is S.SCHEDULED and one_off.attempts_for_occurrence
+    with pytest.raises(InvalidTransition):
+        one_off.reschedule(trigger=OnceTrigger(T0 + timedelta(hours=1)), first_run_at=T0 + timedelta(hours=1),
+                           timezone="UTC", now=LATER)
+    recurring = new_schedule(EveryTrigger(T0, 60))
+    claim(recurring)
+    recurring.fail(attempt_id="a1", now=LATER, error=ERROR, decision=RetryDecision(LATER + timedelta(minutes=1), "t"))
+    moved_to = T0 + timedelta(hours=1)
+    recurring.reschedule(trigger=EveryTrigger(moved_to, 60), first_run_at=moved_to, timezone="UTC", now=LATER)
+    assert recurring.next_run_at == moved_to and recurring.attempts_for_occurrence == []  # the retry is dropped
+
+
 def test_a_reschedule_keeps_the_kind_and_the_deadline() -> None:
     one_off = new_schedule()
     with pytest.raises(ValidationError, match="one-off") as refused:
@@ -431,7 +446,7 @@ class ScheduleWalk(RuleBasedStateMachine):
         """Move it later (than both now and its current occurrence), as a user postponing it."""
         at = max(self.now, self.schedule.occurrence or self.now) + timedelta(seconds=later)
         trigger = EveryTrigger(at, 60) if self.recurring else OnceTrigger(at)
-        ok = self.schedule.status is S.SCHEDULED
+        ok = self.schedule.status is S.SCHEDULED and (self.recurring or not self.schedule.attempts_for_occurrence)
         self.attempt(lambda: self.schedule.reschedule(trigger=trigger, first_run_at=at, timezone="UTC",
                                                       now=self.now), ok)
         if ok:

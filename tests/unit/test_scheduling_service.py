@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cronjob.domain.errors import ValidationError
-from cronjob.domain.message import MessageKind
-from cronjob.domain.retry import RetryPolicy
+from cronjob.domain.message import ErrorInfo, MessageKind
+from cronjob.domain.retry import RetryDecision, RetryPolicy
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger
 from cronjob.services.scheduling import (
@@ -385,6 +385,8 @@ async def test_a_recurring_schedule_moves_to_another_rule(service: SchedulingSer
     ({"schedule": "once @ 2030-01-15 13:00", "timezone": "localtime"}, "timezone", "IANA"),
     ({"send_at": datetime(2030, 3, 10, 2, 30), "send_at_text": "2030-03-10T02:30:00", "timezone": "America/New_York"},
      "send_at", "does not exist"),
+    ({"send_at": datetime(9999, 12, 31, 23, 59, 59, 999_900, tzinfo=UTC), "send_at_text": "9999-12-31T23:59:59.9999Z"},
+     "send_at", "out of range"),  # rounds up past the calendar's end
 ])
 async def test_bad_reschedules_are_refused_and_change_nothing(
         service: SchedulingService, repository: InMemoryScheduleRepository,
@@ -394,6 +396,17 @@ async def test_bad_reschedules_are_refused_and_change_nothing(
         await service.reschedule(RescheduleCommand(scheduled.id, **changes))  # type: ignore[arg-type]
     assert refused.value.field == field
     assert await repository.get(scheduled.id) == scheduled
+
+
+async def test_a_move_past_send_by_names_the_field_that_gave_the_new_time(service: SchedulingService) -> None:
+    scheduled = (await service.schedule_message(seed_command(send_by=datetime(2030, 1, 15, 12, 30, tzinfo=UTC)))).schedule
+    with pytest.raises(ValidationError, match="send_by") as by_rule:
+        await service.reschedule(RescheduleCommand(scheduled.id, schedule="once @ 2030-01-15 10:00"))
+    assert by_rule.value.field == "schedule"
+    with pytest.raises(ValidationError, match="send_by") as by_time:
+        await service.reschedule(RescheduleCommand(scheduled.id, send_at=datetime(2030, 1, 15, 13, 0, tzinfo=UTC),
+                                                   send_at_text="2030-01-15T13:00:00Z"))
+    assert by_time.value.field == "send_at"
 
 
 async def test_a_recurring_schedule_is_not_moved_with_send_at(service: SchedulingService) -> None:
@@ -414,6 +427,24 @@ async def test_a_running_or_finished_schedule_is_not_moved(service: SchedulingSe
         await service.reschedule(later)
     with pytest.raises(ScheduleNotFound):
         await service.reschedule(RescheduleCommand("nope", schedule="once @ 2030-01-15 13:00"))
+
+
+async def test_a_one_off_waiting_to_retry_and_the_service_s_own_jobs_are_not_moved(
+        service: SchedulingService, repository: InMemoryScheduleRepository) -> None:
+    scheduled = (await service.schedule_message(seed_command(**at(NOW)))).schedule
+    [running] = await repository.claim_due(now=NOW, owner="r", lease_for=timedelta(seconds=30), limit=10)
+    assert running.lease is not None
+    attempt_id = running.lease.attempt_id
+    running.fail(attempt_id=attempt_id, now=NOW, error=ErrorInfo("timeout", "no answer", True),
+                 decision=RetryDecision(NOW + timedelta(minutes=1), "retry 2 of 5"))
+    assert await repository.save(running, expected_status=ScheduleStatus.RUNNING, attempt_id=attempt_id)
+    with pytest.raises(ScheduleConflict, match="waiting to retry"):
+        await service.reschedule(RescheduleCommand(scheduled.id, schedule="once @ 2030-01-15 13:00"))
+    own = Schedule.create(id="own", task_type="whatsapp.status", payload={}, trigger=OnceTrigger(NOW),
+                          timezone="UTC", first_run_at=NOW, now=NOW)
+    await repository.add(own)
+    with pytest.raises(ScheduleConflict, match="service's own"):
+        await service.reschedule(RescheduleCommand("own", schedule="once @ 2030-01-15 13:00"))
 
 
 class ChangesOnFirstRead(InMemoryScheduleRepository):

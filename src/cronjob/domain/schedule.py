@@ -487,24 +487,31 @@ class Schedule:
         self.send_by = None if self.send_by is not None and self.send_by < now else self.send_by
         self._emit("scheduled", now, next_run_at=occurrence.isoformat(), retried_from=previous)
 
-    def reschedule(self, *, trigger: Trigger, first_run_at: datetime, timezone: str, now: datetime) -> None:
+    def reschedule(self, *, trigger: Trigger, first_run_at: datetime, timezone: str, now: datetime,
+                   field: str = "send_at") -> None:
         """Move a waiting schedule to another time: a one-off to another instant, a recurring
         schedule to another rule (its kind stays: cancel and create to change it), in ``timezone``.
 
         Due next at ``first_run_at``: the occurrence at that time, with its own delivery key and
         attempt count (moved to the time it already had, it keeps its attempts). Only a
-        ``scheduled`` schedule moves: one that runs or ended is :class:`InvalidTransition`. A
-        one-off's ``send_by`` must not fall before it.
+        ``scheduled`` schedule moves: one that runs or ended is :class:`InvalidTransition`, and
+        so is a one-off waiting to retry (a move would make its send a new one, under another
+        idempotency key and with its retries afresh: the receiver could not drop a duplicate).
+        A recurring schedule waiting to retry an occurrence moves, and that retry is dropped.
+        A one-off's ``send_by`` must not fall before it (an error names ``field``, where the
+        request gave the new time).
         """
         if self.status is not ScheduleStatus.SCHEDULED:
             raise InvalidTransition(self.status.value, "reschedule")
+        if not self.trigger.recurring and self.attempts_for_occurrence:
+            raise InvalidTransition("waiting to retry", "reschedule")
         if trigger.recurring is not self.trigger.recurring:
             kind = "a recurring schedule" if self.trigger.recurring else "a one-off"
             raise ValidationError(f"this is {kind} and stays one; to change that, cancel it and create another",
                                   field="schedule")
-        first = require_aware(first_run_at, "send_at")
+        first = require_aware(first_run_at, field)
         if self.send_by is not None and self.send_by < first:
-            raise ValidationError("send_at must not be after send_by", field="send_at")
+            raise ValidationError(f"the new time must not be after send_by ({self.send_by.isoformat()})", field=field)
         previous = self.next_run_at
         self.trigger, self.timezone = trigger, timezone
         self.next_run_at = self.occurrence = first

@@ -113,6 +113,14 @@ class RescheduleCommand:
     timezone: str | None = None
 
 
+def _once(send_at: datetime) -> OnceTrigger:
+    """The one-off trigger of a ``send_at``; what is wrong with it names ``send_at``."""
+    try:
+        return OnceTrigger(require_aware(send_at, "send_at"))
+    except ValidationError as error:
+        raise ValidationError(error.message, field="send_at") from None
+
+
 def _prepared(preparer: PayloadPreparer, payload: dict[str, Any]) -> dict[str, Any]:
     """The task's payload, checked and prepared; an error names its field by its place in the
     request (``task.params``, not ``params``: a schedule's own fields sit beside ``task``)."""
@@ -208,13 +216,13 @@ class SchedulingService:
         iana_zone(command.timezone)
         send_at = require_aware(command.send_at, "send_at")
         self._check_not_too_old(send_at, now, command.send_at_text, field="send_at")
+        trigger = _once(send_at)  # to the millisecond, as stored
         payload = prepare_whatsapp_payload(
             {"to": command.to, "kind": command.kind.value, "body": command.body,
              "params": list(command.params), "template_name": command.template_name,
              "language": command.language},
             default_language=self._default_language,
         )
-        trigger = OnceTrigger(send_at)  # to the millisecond, as stored
         return await self._store(
             task_type=message_task_type(command.kind),
             payload=payload, trigger=trigger, first_run_at=trigger.at, now=now,
@@ -378,7 +386,8 @@ class SchedulingService:
 
     async def reschedule(self, command: RescheduleCommand) -> Schedule:
         """Move a ``scheduled`` schedule to another time (see :meth:`Schedule.reschedule`):
-        :class:`ScheduleConflict` for one that runs or ended, :class:`ValidationError` for a time
+        :class:`ScheduleConflict` for one that runs or ended, a one-off waiting to retry, and the
+        service's own jobs (task types it does not schedule); :class:`ValidationError` for a time
         too far in the past, a rule that never fires, or a one-off made recurring (or back).
 
         The write is conditional on the schedule being as read; one that changed meanwhile is
@@ -389,15 +398,22 @@ class SchedulingService:
                                   field="send_at" if command.send_at is not None else "schedule")
         for _ in range(_WRITE_TRIES):
             schedule = await self.get(command.schedule_id)
+            if schedule.task_type not in self._preparers:
+                raise ScheduleConflict(f"schedule {schedule.id} is one of the service's own jobs "
+                                       f"({schedule.task_type}); it is not moved by hand")
             if schedule.status is not ScheduleStatus.SCHEDULED:
                 raise ScheduleConflict(f"schedule {schedule.id} is {schedule.status.value}; only a scheduled one "
                                        "can be moved")
+            if not schedule.trigger.recurring and (tried := schedule.attempts_for_occurrence):
+                raise ScheduleConflict(
+                    f"schedule {schedule.id} is waiting to retry (attempt {len(tried)} failed); moving it would send "
+                    "it as a new message, under another idempotency key: cancel it and create another instead")
             now, version = self._now(), schedule.updated_at
             zone = command.timezone if command.timezone is not None else schedule.timezone
             if command.timezone is not None:
                 iana_zone(command.timezone)
             trigger, first, text_key, text = self._new_time(command, schedule, zone, now)
-            schedule.reschedule(trigger=trigger, first_run_at=first, timezone=zone, now=now)
+            schedule.reschedule(trigger=trigger, first_run_at=first, timezone=zone, now=now, field=text_key)
             for key in ("send_at", "schedule"):
                 schedule.metadata.pop(key, None)
             schedule.metadata[text_key] = text
@@ -420,7 +436,7 @@ class SchedulingService:
                                       field="send_at")
             send_at = command.send_at if command.send_at.tzinfo is not None else localize(command.send_at, zone)
             text = command.send_at_text or send_at.isoformat()
-            once = OnceTrigger(send_at)
+            once = _once(send_at)
             self._check_not_too_old(once.at, now, text, field="send_at")
             return once, once.at, "send_at", text
         assert command.schedule is not None
