@@ -197,6 +197,55 @@ async def test_a_lost_race_is_reloaded_and_retried(losses: int, applied: int) ->
     assert loaded is not None and loaded.delivery.get("status") == ("delivered" if applied else None)
 
 
+async def a_recurring_schedule_in_its_second_run(repository: InMemoryScheduleRepository) -> tuple[Schedule, Schedule]:
+    """A recurring schedule whose first run sent wamid.1, and whose second run is in progress."""
+    schedule = Schedule.create(
+        id="rec", task_type="whatsapp.text", payload={"to": "5511999999999", "body": "Oi"},
+        trigger=IntervalTrigger(timedelta(hours=1), T0), timezone="UTC", first_run_at=T0,
+        now=T0 - timedelta(minutes=1))
+    await repository.add(schedule)
+    [first] = await repository.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=1)
+    first.succeed(attempt_id=first.lease.attempt_id, now=T0, provider_message_id="wamid.1")  # type: ignore[union-attr]
+    assert await repository.save(first, expected_status=ScheduleStatus.RUNNING,
+                                 attempt_id=first.attempts[-1].attempt_id)
+    [second] = await repository.claim_due(now=T0 + timedelta(hours=1), owner="r1", lease_for=LEASE, limit=1)
+    return schedule, second
+
+
+async def test_a_status_parked_while_the_next_run_sends_ends_superseded_once_that_send_is_recorded() -> None:
+    repository, clock, metrics = InMemoryScheduleRepository(), FixedClock(NOW), CountedStatuses()
+    schedule, second = await a_recurring_schedule_in_its_second_run(repository)
+    service = DeliveryStatusService(repository, clock, wait=WAIT, metrics=metrics)
+    assert await service.apply([StatusUpdate("wamid.1", "read", T0 + timedelta(seconds=5))]) == StatusReport(0, 1)
+    [job] = await parked_jobs(repository)
+    assert job.payload["schedule_id"] == schedule.id
+    handler = StatusRecheckHandler(service, clock)
+    with pytest.raises(DeliveryDeferred):
+        await handler.run(job)  # the second run is still going
+    assert second.lease is not None
+    second.succeed(attempt_id=second.lease.attempt_id, now=NOW, provider_message_id="wamid.2")
+    assert await repository.save(second, expected_status=ScheduleStatus.RUNNING, attempt_id=second.attempts[-1].attempt_id)
+    outcome = await handler.run(job)  # at once, not after the whole wait
+    assert outcome.result == {"outcome": "superseded", "message_id": "wamid.1"}
+    assert metrics.outcomes == ["parked", "superseded"]
+
+
+async def test_a_status_parked_while_the_next_run_fails_is_applied_to_the_send_it_is_about() -> None:
+    repository, clock = InMemoryScheduleRepository(), FixedClock(NOW)
+    schedule, second = await a_recurring_schedule_in_its_second_run(repository)
+    service = DeliveryStatusService(repository, clock, wait=WAIT)
+    await service.apply([StatusUpdate("wamid.1", "read", T0 + timedelta(seconds=5))])
+    [job] = await parked_jobs(repository)
+    assert second.lease is not None
+    attempt_id = second.lease.attempt_id
+    second.release(attempt_id=attempt_id, now=NOW)  # no new send (a shutdown gave the run back)
+    assert await repository.save(second, expected_status=ScheduleStatus.RUNNING, attempt_id=attempt_id)
+    outcome = await StatusRecheckHandler(service, clock).run(job)  # wamid.1 is still the latest send
+    assert outcome.result == {"outcome": "recorded", "message_id": "wamid.1"}
+    stored = await repository.get(schedule.id)
+    assert stored is not None and stored.delivery["status"] == "read"
+
+
 async def test_a_running_schedule_is_not_written() -> None:
     repository = InMemoryScheduleRepository()
     schedule = Schedule.create(

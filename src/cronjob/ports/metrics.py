@@ -38,9 +38,10 @@ class Metrics(ABC):
     @abstractmethod
     def provider_status(self, outcome: str) -> None:
         """A status the messaging provider reported (WhatsApp's webhook) was ``recorded``,
-        ``ignored`` (a duplicate, stale, or not a known status), ``parked`` (its message is not
-        recorded yet), ``unmatched`` (still unknown when its wait was over) or ``dropped``
-        (unknown, and statuses are not kept to wait)."""
+        ``ignored`` (a duplicate, or not a known status), ``parked`` (its message is not recorded
+        yet), ``superseded`` (parked while its schedule ran again, which then recorded a later
+        send), ``unmatched`` (still unknown when its wait was over) or ``dropped`` (unknown, and
+        statuses are not kept to wait)."""
 
 
 class NullMetrics(Metrics):

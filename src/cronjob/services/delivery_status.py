@@ -46,11 +46,12 @@ class StatusUpdate:
     error_code: str | None = None
     error_message: str | None = None
 
-    def to_payload(self, received_at: datetime) -> dict[str, Any]:
-        """The payload of the job that parks this update, received at ``received_at``."""
+    def to_payload(self, received_at: datetime, schedule_id: str | None = None) -> dict[str, Any]:
+        """The payload of the job that parks this update, received at ``received_at`` (and
+        ``schedule_id``, the schedule that was running with this message as its latest send)."""
         return {"message_id": self.message_id, "status": self.status, "at": self.at.isoformat(),
                 "error_code": self.error_code, "error_message": self.error_message,
-                "received_at": received_at.isoformat()}
+                "received_at": received_at.isoformat(), "schedule_id": schedule_id}
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> tuple[StatusUpdate, datetime]:
@@ -69,6 +70,9 @@ class Applied(enum.Enum):
     IGNORED = "ignored"
     #: No schedule has this message id (yet), or the schedule is running: its run holds the lease.
     NOT_YET = "not_yet"
+    #: A parked status whose schedule has recorded a later send since (a recurring schedule's
+    #: next run): it is about a message the schedule no longer shows.
+    SUPERSEDED = "superseded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,12 +127,12 @@ class DeliveryStatusService:
         ordered = sorted(updates, key=lambda u: (u.at, DELIVERY_RANK.get(u.status, len(DELIVERY_RANK))))
         applied = parked = unknown = 0
         for update in ordered:
-            outcome = await self.apply_one(update)
+            outcome, running = await self._apply(update)
             applied += outcome is Applied.RECORDED
             if outcome is not Applied.NOT_YET:
                 self._metrics.provider_status(outcome.value)
             elif self._wait > timedelta(0):
-                added = await self._park(update)
+                added = await self._park(update, running)
                 parked += added
                 self._metrics.provider_status("parked" if added else "ignored")  # parked before: a repeat
             else:
@@ -138,12 +142,13 @@ class DeliveryStatusService:
             log.info("%d status update(s) for unknown or running messages ignored", unknown)
         return StatusReport(applied, parked)
 
-    async def _park(self, update: StatusUpdate) -> int:
-        """Store ``update`` as a job that applies it later; 1 when stored, 0 when parked before."""
+    async def _park(self, update: StatusUpdate, running: str | None) -> int:
+        """Store ``update`` as a job that applies it later (``running``: the schedule that was
+        running with its message as the latest send); 1 when stored, 0 when parked before."""
         now = self._clock.now()
         due = now + FIRST_RECHECK
         job = Schedule.create(
-            id=self._new_id(), task_type=STATUS_RECHECK, payload=update.to_payload(now),
+            id=self._new_id(), task_type=STATUS_RECHECK, payload=update.to_payload(now, running),
             trigger=OnceTrigger(due), timezone="UTC", first_run_at=due, now=now,
             # Meta sends a notification again until it is acknowledged: one job per status.
             idempotency_key=f"{STATUS_RECHECK}:{update.message_id}:{update.status}",
@@ -158,28 +163,41 @@ class DeliveryStatusService:
         log.info("status %s of message %s parked: no schedule has recorded it yet", update.status, update.message_id)
         return 1
 
-    async def apply_one(self, update: StatusUpdate) -> Applied:
-        """Record one update on the schedule whose latest send returned its message id (see the class)."""
+    async def apply_one(self, update: StatusUpdate, *, running: str | None = None) -> Applied:
+        """Record one update on the schedule whose latest send returned its message id (see the
+        class). ``running``: a parked update's schedule that was running when it came; when that
+        schedule has recorded another send since, the update is :attr:`Applied.SUPERSEDED`."""
+        outcome, _ = await self._apply(update)
+        if outcome is Applied.NOT_YET and running is not None:
+            schedule = await self._repository.get(running)
+            latest = schedule.result.get("provider_message_id") if schedule is not None else None
+            if schedule is not None and schedule.status is not ScheduleStatus.RUNNING and latest \
+                    and latest != update.message_id:
+                return Applied.SUPERSEDED
+        return outcome
+
+    async def _apply(self, update: StatusUpdate) -> tuple[Applied, str | None]:
+        """:meth:`apply_one`'s work, and the id of the schedule when it waits because it is running."""
         if update.status not in DELIVERY_RANK:
             log.info("status %r of a message ignored (not one of %s)", update.status, ", ".join(DELIVERY_RANK))
-            return Applied.IGNORED
+            return Applied.IGNORED, None
         error = None
         if update.error_code is not None or update.error_message is not None:
             error = ErrorInfo(update.error_code or "unknown", update.error_message or "")
         for _ in range(self._attempts):
             schedule = await self._repository.get_by_provider_message_id(update.message_id)
             if schedule is None or schedule.result.get("provider_message_id") != update.message_id:
-                return Applied.NOT_YET
+                return Applied.NOT_YET, None
             loaded, version = schedule.status, schedule.updated_at
             if loaded is ScheduleStatus.RUNNING:
                 log.info("schedule %s is running; its %s status update waits", schedule.id, update.status)
-                return Applied.NOT_YET
+                return Applied.NOT_YET, schedule.id
             if not schedule.record_delivery_status(status=update.status, at=update.at,
                                                    now=self._clock.now(), error=error):
-                return Applied.IGNORED  # a duplicate, or older than what is recorded
+                return Applied.IGNORED, None  # a duplicate
             if await publish_then_write(self._publisher, schedule, schedule.events[-1:], lambda: self._repository.save(
                     schedule, expected_status=loaded, expected_updated_at=version)):
-                return Applied.RECORDED
+                return Applied.RECORDED, None
         log.warning("status update %s of schedule %s not recorded: it kept changing",
                     update.status, schedule.id)
-        return Applied.IGNORED
+        return Applied.IGNORED, None

@@ -18,9 +18,9 @@ MAX_RECHECK_SECONDS = 30.0
 class StatusRecheckHandler(TaskHandler):
     """Applies a parked status update.
 
-    Each run looks the message up again (:meth:`DeliveryStatusService.apply_one`): recorded or
-    ignored (a duplicate, older than what is recorded), the job succeeds with ``result.outcome``
-    saying which. Still unknown, or its schedule running, it waits without spending an attempt
+    Each run looks the message up again (:meth:`DeliveryStatusService.apply_one`): recorded,
+    ignored (a duplicate) or superseded (parked while its schedule ran again, which has recorded
+    a later send since), the job succeeds with ``result.outcome`` saying which. Still unknown, or its schedule running, it waits without spending an attempt
     (:class:`DeliveryDeferred`), a little longer each time (as long as it has waited so far, from
     1 s up to ``MAX_RECHECK_SECONDS``), until the service's ``wait`` has passed since the status
     was received; then it succeeds with ``outcome`` ``unmatched`` (a message sent by something
@@ -35,7 +35,7 @@ class StatusRecheckHandler(TaskHandler):
 
     async def run(self, schedule: Schedule) -> TaskOutcome:
         update, received_at = StatusUpdate.from_payload(schedule.payload)
-        outcome = await self._service.apply_one(update)
+        outcome = await self._service.apply_one(update, running=schedule.payload.get("schedule_id"))
         if outcome is not Applied.NOT_YET:
             self._service.metrics.provider_status(outcome.value)
             return TaskOutcome(result={"outcome": outcome.value, "message_id": update.message_id})
