@@ -310,6 +310,16 @@ async def test_values_the_document_refuses_are_refused(client: httpx.AsyncClient
     """Not read leniently beyond the document (a bool or a float as Unix seconds or a code)."""
     response = await post(client, notification(status_item("wamid.E", "failed", SENT_AT) | item))
     assert response.status_code == 422, response.text
+    field = response.json()["errors"][0]["field"]
+    assert field.startswith("entry.0.changes.0.value.statuses.0.")  # its place in the body: no union tag
+    assert field.split(".")[-1] in item or field.split(".")[-3] in item
+
+
+async def test_the_answer_is_documented(container: Container) -> None:
+    document = container.app().openapi()
+    answer = document["paths"][WEBHOOK]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    receipt = document["components"]["schemas"][answer["$ref"].rsplit("/", 1)[-1]]
+    assert set(receipt["properties"]) == {"received", "applied", "parked"}
 
 
 async def test_a_status_that_arrives_before_its_send_is_recorded_is_applied_once_it_is(clock: FixedClock) -> None:

@@ -61,14 +61,15 @@ def _field(loc: tuple[Any, ...]) -> str:
 def _without_union_tags(loc: tuple[Any, ...], body: Any) -> tuple[Any, ...]:
     """``loc`` without the tags pydantic adds for a member of a discriminated union: the error of
     ``{"task": {"type": "http.request", "url": 1}}`` is at ``task.url``, not ``task.http.request.url``.
-    A tag is recognised by walking ``body``: a part that is not a key of the object it names, but
-    that object's ``type``."""
+    A tag is recognised by walking ``body``: a part before the last that is not a key of the
+    object it is read from (the last one may be a missing field)."""
     if not loc or loc[0] != "body":
         return loc
     kept: list[Any] = [loc[0]]
     node = body
-    for part in loc[1:]:
-        if isinstance(node, dict) and part not in node and node.get("type") == part:
+    last = len(loc) - 1
+    for index, part in enumerate(loc[1:], start=1):
+        if index < last and isinstance(node, dict) and part not in node:
             continue
         kept.append(part)
         if isinstance(node, dict):

@@ -149,6 +149,15 @@ class Notification(_Lenient):
         return updates
 
 
+class Receipt(BaseModel):
+    """What a notification did: its statuses, those recorded, and those parked until their
+    message is recorded."""
+
+    received: int
+    applied: int
+    parked: int
+
+
 # -- the routes ------------------------------------------------------------------------------------
 
 
@@ -186,7 +195,7 @@ def whatsapp_webhook_router(
             return problem(403, "Forbidden", "hub.mode must be subscribe and hub.verify_token must match")
         return PlainTextResponse(challenge, headers={"X-Content-Type-Options": "nosniff"})
 
-    @router.post(PATH, responses={200: {"description": "Received."}, 400: _PROBLEM, 401: _PROBLEM,
+    @router.post(PATH, responses={200: {"model": Receipt, "description": "Received."}, 400: _PROBLEM, 401: _PROBLEM,
                                   413: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM},
                  # The body is read raw (the signature is checked over its bytes before it is
                  # parsed), so FastAPI cannot describe it: document_notification adds its schema.
@@ -211,7 +220,8 @@ def whatsapp_webhook_router(
         try:
             notification = Notification.model_validate(raw)
         except PydanticValidationError as exc:
-            return validation_problem(exc.errors(include_url=False, include_input=False))
+            errors = exc.errors(include_url=False, include_input=False)
+            return validation_problem([{**error, "loc": ("body", *error["loc"])} for error in errors], raw)
         updates = notification.status_updates()
         report = await delivery_status.apply(updates) if updates else StatusReport(0)
         return JSONResponse({"received": len(updates), "applied": report.applied, "parked": report.parked})
