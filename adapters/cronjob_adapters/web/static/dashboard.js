@@ -8,6 +8,8 @@ const REFRESH_MS = 5000;
 //: Every status a schedule can be in (the API's order): the counts, the filter and the per-type table.
 const STATUSES = ["scheduled", "running", "succeeded", "dead", "unknown", "missed", "cancelled"];
 const ACTIONABLE = { retry: ["dead", "unknown", "missed"] };
+//: The service's own task types (not in /v1/task-types: never scheduled through the API).
+const INTERNAL_TYPES = ["webhook.delivery", "whatsapp.status"];
 
 /** Whether the API takes a cancel: a schedule that waits, and a recurring one even mid-run. */
 function cancellable(schedule) {
@@ -132,7 +134,7 @@ async function loadTypes() {
   const types = await api("v1/task-types");
   if (!state.token) return;  // signed out meanwhile
   const names = new Set(types.map((t) => t.type));
-  names.add("webhook.delivery");
+  for (const name of INTERNAL_TYPES) names.add(name);
   select.replaceChildren(select.options[0], ...[...names].sort().map((name) => {
     const option = element("option", name);
     option.value = name;
