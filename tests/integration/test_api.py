@@ -437,7 +437,9 @@ async def test_schedules_can_be_listed_by_user(client: httpx.AsyncClient, clock:
     assert await listed(userId="ana", type="whatsapp.text", status="scheduled") == [ana["id"]]
     assert await listed(userId="ana", type="whatsapp.template") == []
     assert await listed(userId="nobody") == []
-    for bad in ({"userId": ""}, {"userId": "x" * 257}, {"userId": ["ana", "abc123"]}, {"user_id": "ana"}):
+    empty = (await client.post("/schedule-message", json={**SEED, "userId": ""}, headers=AUTH)).json()
+    assert await listed(userId="") == [empty["id"]]  # exactly: not "anyone's"
+    for bad in ({"userId": "x" * 257}, {"userId": ["ana", "abc123"]}, {"user_id": "ana"}):
         answer = await client.get("/v1/schedules", params=bad, headers=AUTH)
         assert answer.status_code == 422, (bad, answer.text)
         assert answer.headers["content-type"] == "application/problem+json"

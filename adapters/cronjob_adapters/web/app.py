@@ -297,9 +297,10 @@ def create_app(services: ApiServices) -> FastAPI:
         task_type: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None,
                              Query(alias="type", max_length=20,
                                    description="Only these task types (repeat the parameter for several).")] = None,
-        user_id: Annotated[str | None, Query(alias="userId", min_length=1, max_length=256,
+        user_id: Annotated[str | None, Query(alias="userId", max_length=256,
                                              description="Only the schedules made with this `userId` "
-                                                         "(exactly, case and all).")] = None,
+                                                         "(exactly, case and all; empty: those made with "
+                                                         "an empty one).")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> ScheduleList:
