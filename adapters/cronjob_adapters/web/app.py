@@ -345,7 +345,9 @@ def create_app(services: ApiServices) -> FastAPI:
                      responses={404: _PROBLEM, 409: _PROBLEM, 413: _PROBLEM, 415: _PROBLEM})
     async def reschedule(schedule_id: str, request: RescheduleRequest) -> ScheduleView:
         """Move a schedule that waits (`scheduled`) to another time: a one-off to `send_at`, or a
-        schedule to another rule (`schedule`); 409 once it runs or ended.
+        schedule to another rule (`schedule`); 409 once it runs or ended, for a one-off waiting to
+        retry (cancel and create instead), for the service's own jobs, and when it kept changing
+        under other writes (try again).
 
         The new time is a new occurrence (a fresh attempt count and delivery key); the schedule's
         `scheduled` event says where it moved from (`data.rescheduled_from`). The payload stays:
