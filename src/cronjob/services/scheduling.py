@@ -406,8 +406,9 @@ class SchedulingService:
                                        "can be moved")
             if not schedule.trigger.recurring and (tried := schedule.attempts_for_occurrence):
                 raise ScheduleConflict(
-                    f"schedule {schedule.id} is waiting to retry (attempt {len(tried)} failed); moving it would send "
-                    "it as a new message, under another idempotency key: cancel it and create another instead")
+                    f"schedule {schedule.id} is waiting to retry (attempt {len(tried)} failed); moving it would run "
+                    "it afresh, under another idempotency key (a duplicate the receiver could not drop): cancel it "
+                    "and create another instead")
             now, version = self._now(), schedule.updated_at
             zone = command.timezone if command.timezone is not None else schedule.timezone
             if command.timezone is not None:
