@@ -363,6 +363,19 @@ async def test_a_recurring_schedule_moves_to_another_rule(client: httpx.AsyncCli
     assert moved.json()["next_run_at"] == "2025-06-23T09:00:00Z"  # Monday 10:00 in Lisbon (+01:00)
 
 
+async def test_a_running_schedule_shows_who_runs_it(client: httpx.AsyncClient, container: Container,
+                                                   clock: FixedClock) -> None:
+    created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()
+    assert (await client.get(f"/v1/schedules/{created['id']}", headers=AUTH)).json()["running"] is None
+    clock.set(NOW + timedelta(hours=1))
+    [claimed] = await container.repository().claim_due(now=clock.now(), owner="replica-7",
+                                                       lease_for=timedelta(seconds=30), limit=1)
+    shown = (await client.get(f"/v1/schedules/{created['id']}", headers=AUTH)).json()
+    assert shown["status"] == "running" and shown["attempts"] == []
+    assert shown["running"] == {"owner": "replica-7", "claimed_at": "2025-06-21T17:00:00Z",
+                                "until": "2025-06-21T17:00:30Z", "taken_over_from": None}
+
+
 async def test_due_message_is_sent_and_shows_succeeded(client: httpx.AsyncClient, container: Container,
                                                        clock: FixedClock) -> None:
     created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()

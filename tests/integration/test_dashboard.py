@@ -364,6 +364,8 @@ def test_a_recurring_schedule_can_be_cancelled_while_it_runs(page: Page, service
         page.fill("#open-id", schedule_id)
         page.click("#open")
         expect(page.locator("#detail-status")).to_have_text("running")
+        owner = service.get(schedule_id)["running"]["owner"]
+        expect(page.locator("#detail-fields")).to_contain_text(f"running on{owner}")  # <dt>, then <dd>
         expect(page.locator("#cancel")).to_be_visible(timeout=3000)  # while it runs, not once it ended
         page.once("dialog", lambda dialog: dialog.accept())
         page.click("#cancel", timeout=3000)

@@ -189,6 +189,16 @@ class ErrorView(BaseModel):
     details: dict[str, str] = Field(default_factory=dict)
 
 
+class LeaseView(BaseModel):
+    """Who runs it now: the replica (``CRONJOB_INSTANCE_ID``) that claimed it, when, until when
+    its lease holds (renewed while the run lasts), and the replica it took over from, if any."""
+
+    owner: str
+    claimed_at: datetime
+    until: datetime
+    taken_over_from: str | None = None
+
+
 class AttemptView(BaseModel):
     attempt_id: str
     number: int
@@ -285,6 +295,9 @@ class ScheduleView(BaseModel):
                     "(sent, delivered, read, failed), `<status>_at`, and `error_code`/`error_message` on failure.")
     last_error: ErrorView | None = None
     callback_url: str | None = None
+    running: LeaseView | None = Field(
+        default=None, description="While it runs: its lease (its attempt and `started` event are "
+                                  "written with the outcome).")
 
     @classmethod
     def of(cls, schedule: Schedule) -> ScheduleView:
@@ -320,6 +333,8 @@ class ScheduleView(BaseModel):
             delivery=dict(schedule.delivery),
             last_error=ErrorView(**asdict(schedule.last_error)) if schedule.last_error else None,
             callback_url=masked_url(schedule.callback_url) if schedule.callback_url else None,
+            running=LeaseView(owner=lease.owner, claimed_at=lease.claimed_at, until=lease.until,
+                              taken_over_from=lease.taken_over_from) if (lease := schedule.lease) else None,
         )
 
 

@@ -323,6 +323,8 @@ async function loadDetail(id) {
     ["template", schedule.templateName], ["user", schedule.userId], ["idempotency key", schedule.idempotency_key],
     ["callback", schedule.callback_url], ["result", Object.keys(schedule.result).length ? JSON.stringify(schedule.result) : null],
     ["delivery", schedule.delivery.status ? JSON.stringify(schedule.delivery) : null],
+    ["running on", schedule.running ? schedule.running.owner
+      + (schedule.running.taken_over_from ? ` (taken over from ${schedule.running.taken_over_from})` : "") : null],
     ["created", when(schedule.created_at)], ["updated", when(schedule.updated_at)],
   ];
   $("#detail-fields").replaceChildren(...fields.filter(([, v]) => v !== null && v !== undefined && v !== "")
