@@ -65,8 +65,7 @@ class Applied(enum.Enum):
     """What became of one status update."""
 
     RECORDED = "recorded"
-    #: Not needed or not possible: a duplicate, older than what is recorded, not a known status,
-    #: or it lost every race.
+    #: Not needed or not possible: a duplicate, not a known status, or it lost every race.
     IGNORED = "ignored"
     #: No schedule has this message id (yet), or the schedule is running: its run holds the lease.
     NOT_YET = "not_yet"
@@ -96,7 +95,8 @@ class DeliveryStatusService:
     parked for up to ``wait`` (a ``whatsapp.status`` job, one per message id and status, due
     ``FIRST_RECHECK`` later; ``signal`` wakes the engine for it); with ``wait`` zero it is
     ignored, as is one still unknown once ``wait`` has passed (sent by something else, or
-    replaced by a later send). A park the store refuses raises, so the provider sends it again.
+    replaced by a later send; parked while its schedule ran again, it ends superseded as soon as
+    that run records its send). A park the store refuses raises, so the provider sends it again.
     """
 
     def __init__(self, repository: ScheduleRepository, clock: Clock, *, attempts: int = 3,
@@ -160,7 +160,8 @@ class DeliveryStatusService:
             return 0
         if self._signal is not None:
             self._signal.notify(job.next_run_at or due)
-        log.info("status %s of message %s parked: no schedule has recorded it yet", update.status, update.message_id)
+        log.info("status %s of message %s parked: its message is not recorded yet, or its schedule is running",
+                 update.status, update.message_id)
         return 1
 
     async def apply_one(self, update: StatusUpdate, *, running: str | None = None) -> Applied:
