@@ -248,16 +248,7 @@ async def test_a_status_parked_while_the_next_run_fails_is_applied_to_the_send_i
 
 async def test_a_running_schedule_is_not_written() -> None:
     repository = InMemoryScheduleRepository()
-    schedule = Schedule.create(
-        id="rec", task_type="whatsapp.text", payload={"to": "5511999999999", "body": "Oi"},
-        trigger=IntervalTrigger(timedelta(hours=1), T0), timezone="UTC", first_run_at=T0,
-        now=T0 - timedelta(minutes=1))
-    await repository.add(schedule)
-    [first] = await repository.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=1)
-    first.succeed(attempt_id=first.lease.attempt_id, now=T0, provider_message_id="wamid.1")  # type: ignore[union-attr]
-    assert await repository.save(first, expected_status=ScheduleStatus.RUNNING,
-                                 attempt_id=first.attempts[-1].attempt_id)
-    [second] = await repository.claim_due(now=T0 + timedelta(hours=1), owner="r1", lease_for=LEASE, limit=1)
+    schedule, second = await a_recurring_schedule_in_its_second_run(repository)
     service = DeliveryStatusService(repository, FixedClock(NOW))
     assert await service.apply([StatusUpdate("wamid.1", "read", T0 + timedelta(seconds=5))]) == StatusReport(0)
     assert await repository.get(schedule.id) == second
