@@ -167,7 +167,8 @@ class Container(containers.DeclarativeContainer):
     #: Status webhooks: each (event, subscriber) becomes a ``webhook.delivery`` job.
     publisher = providers.Singleton(
         WebhookPublisher, repository, clock, signal,
-        global_urls=settings.provided.webhook_url_list, events=settings.provided.webhook_event_filter)
+        global_urls=settings.provided.webhook_url_list, events=settings.provided.webhook_event_filter,
+        own_types=INTERNAL_TASK_TYPES)
 
     scheduling = providers.Singleton(
         SchedulingService,

@@ -17,7 +17,6 @@ from cronjob.ports.clock import Clock
 from cronjob.ports.events import EventPublisher
 from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository
 from cronjob.ports.signal import WorkSignal
-from cronjob.services.delivery_status import STATUS_RECHECK
 
 from cronjob_adapters.tasks.ssrf import display_url
 from cronjob_adapters.webhooks.delivery import TASK_TYPE, WebhookDeliveryPayload, WebhookEvent
@@ -40,8 +39,6 @@ DEFAULT_DELIVERY_RETRY = RetryPolicy(
     max_age=timedelta(hours=24),
 )
 
-#: Task types whose events are never sent as webhooks: the service's own jobs.
-_UNPUBLISHED = frozenset({TASK_TYPE, STATUS_RECHECK})
 _ADD_ATTEMPTS = 3  # a short store hiccup while publishing is retried, briefly
 
 
@@ -84,8 +81,9 @@ class WebhookPublisher(EventPublisher):
     without repeats, when ``events`` (None: all) names the event's type. ``publish`` stores one
     one-off ``webhook.delivery`` schedule per (event, subscriber), due now, with idempotency key
     ``webhook:<event id>:<sha256(url)[:16]>``, and wakes the engine; a repeat of the same
-    publication finds the key taken and adds nothing. Events of ``webhook.delivery`` schedules
-    themselves, and of parked provider statuses (``whatsapp.status``), are never published. ``publish`` never raises: a delivery that cannot be stored
+    publication finds the key taken and adds nothing. Events of the service's own jobs
+    (``own_types``: ``webhook.delivery`` and whatever else the deployment runs for itself) are
+    never published. ``publish`` never raises: a delivery that cannot be stored
     (the store is down beyond a short retry) is logged with its event id and ``publish`` returns
     False. The delivery job checks, when it runs, that its event was stored (see
     :class:`~cronjob_adapters.webhooks.delivery.WebhookDeliveryHandler`).
@@ -101,6 +99,7 @@ class WebhookPublisher(EventPublisher):
         events: Collection[str] | None = None,
         retry: RetryPolicy = DEFAULT_DELIVERY_RETRY,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        own_types: Collection[str] = (TASK_TYPE,),
     ) -> None:
         self._repository = repository
         self._clock = clock
@@ -109,10 +108,11 @@ class WebhookPublisher(EventPublisher):
         self._events = frozenset(events) if events is not None else None
         self._retry = retry
         self._new_id = new_id
+        self._own_types = frozenset({TASK_TYPE, *own_types})
 
     def subscribers(self, schedule: Schedule, event_type: str) -> list[str]:
         """The URLs that receive ``event_type`` events of ``schedule``."""
-        if schedule.task_type in _UNPUBLISHED:
+        if schedule.task_type in self._own_types:
             return []  # no webhooks about webhooks, nor about the service's other own jobs
         if self._events is not None and event_type not in self._events:
             return []
