@@ -19,7 +19,7 @@ class ValidationError(DomainError):
 class InvalidTransition(DomainError):
     """A schedule was asked to move to a status its state machine does not allow from where it is."""
 
-    def __init__(self, current: str, target: str) -> None:
-        super().__init__(f"cannot move a schedule from {current!r} to {target!r}")
+    def __init__(self, current: str, target: str, reason: str | None = None) -> None:
+        super().__init__(reason or f"cannot move a schedule from {current!r} to {target!r}")
         self.current = current
         self.target = target

@@ -487,6 +487,18 @@ class Schedule:
         self.send_by = None if self.send_by is not None and self.send_by < now else self.send_by
         self._emit("scheduled", now, next_run_at=occurrence.isoformat(), retried_from=previous)
 
+    def check_movable(self) -> None:
+        """:class:`InvalidTransition`, saying why, unless :meth:`reschedule` may move it."""
+        if self.status is not ScheduleStatus.SCHEDULED:
+            raise InvalidTransition(self.status.value, "reschedule",
+                                    f"it is {self.status.value}; only a scheduled one can be moved")
+        if not self.trigger.recurring and (tried := self.attempts_for_occurrence):
+            raise InvalidTransition(
+                "waiting to retry", "reschedule",
+                f"it is waiting to retry (attempt {len(tried)} failed); moving it would run it afresh, under "
+                "another idempotency key (a duplicate the receiver could not drop): cancel it and create "
+                "another instead")
+
     def reschedule(self, *, trigger: Trigger, first_run_at: datetime, timezone: str, now: datetime,
                    field: str = "send_at") -> None:
         """Move a waiting schedule to another time: a one-off to another instant, a recurring
@@ -501,10 +513,7 @@ class Schedule:
         A one-off's ``send_by`` must not fall before it (an error names ``field``, where the
         request gave the new time).
         """
-        if self.status is not ScheduleStatus.SCHEDULED:
-            raise InvalidTransition(self.status.value, "reschedule")
-        if not self.trigger.recurring and self.attempts_for_occurrence:
-            raise InvalidTransition("waiting to retry", "reschedule")
+        self.check_movable()
         if trigger.recurring is not self.trigger.recurring:
             kind = "a recurring schedule" if self.trigger.recurring else "a one-off"
             raise ValidationError(f"this is {kind} and stays one; to change that, cancel it and create another",

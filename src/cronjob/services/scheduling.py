@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
-from cronjob.domain.errors import ValidationError
+from cronjob.domain.errors import InvalidTransition, ValidationError
 from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
@@ -396,23 +396,19 @@ class SchedulingService:
         if (command.send_at is None) == (command.schedule is None):
             raise ValidationError("give either send_at (a one-off) or schedule (a rule), not both or neither",
                                   field="send_at" if command.send_at is not None else "schedule")
+        if command.timezone is not None:
+            iana_zone(command.timezone)
         for _ in range(_WRITE_TRIES):
             schedule = await self.get(command.schedule_id)
             if schedule.task_type not in self._preparers:
                 raise ScheduleConflict(f"schedule {schedule.id} is one of the service's own jobs "
                                        f"({schedule.task_type}); it is not moved by hand")
-            if schedule.status is not ScheduleStatus.SCHEDULED:
-                raise ScheduleConflict(f"schedule {schedule.id} is {schedule.status.value}; only a scheduled one "
-                                       "can be moved")
-            if not schedule.trigger.recurring and (tried := schedule.attempts_for_occurrence):
-                raise ScheduleConflict(
-                    f"schedule {schedule.id} is waiting to retry (attempt {len(tried)} failed); moving it would run "
-                    "it afresh, under another idempotency key (a duplicate the receiver could not drop): cancel it "
-                    "and create another instead")
+            try:
+                schedule.check_movable()  # before the new time is checked: a 409 says more than a 422
+            except InvalidTransition as refused:
+                raise ScheduleConflict(f"schedule {schedule.id}: {refused}") from None
             now, version = self._now(), schedule.updated_at
-            zone = command.timezone if command.timezone is not None else schedule.timezone
-            if command.timezone is not None:
-                iana_zone(command.timezone)
+            zone = command.timezone or schedule.timezone
             trigger, first, text_key, text = self._new_time(command, schedule, zone, now)
             schedule.reschedule(trigger=trigger, first_run_at=first, timezone=zone, now=now, field=text_key)
             for key in ("send_at", "schedule"):
