@@ -333,8 +333,7 @@ class ScheduleView(BaseModel):
             delivery=dict(schedule.delivery),
             last_error=ErrorView(**asdict(schedule.last_error)) if schedule.last_error else None,
             callback_url=masked_url(schedule.callback_url) if schedule.callback_url else None,
-            running=LeaseView(owner=lease.owner, claimed_at=lease.claimed_at, until=lease.until,
-                              taken_over_from=lease.taken_over_from) if (lease := schedule.lease) else None,
+            running=LeaseView.model_validate(schedule.lease, from_attributes=True) if schedule.lease else None,
         )
 
 

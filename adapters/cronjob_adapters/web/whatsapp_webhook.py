@@ -32,7 +32,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
-from cronjob.services.delivery_status import DeliveryStatusService, StatusReport, StatusUpdate
+from cronjob.services.delivery_status import DeliveryStatusService, StatusUpdate
 
 from cronjob_adapters.web.problems import PROBLEM_RESPONSE, problem, validation_problem
 
@@ -223,7 +223,7 @@ def whatsapp_webhook_router(
             errors = exc.errors(include_url=False, include_input=False)
             return validation_problem([{**error, "loc": ("body", *error["loc"])} for error in errors], raw)
         updates = notification.status_updates()
-        report = await delivery_status.apply(updates) if updates else StatusReport(0)
+        report = await delivery_status.apply(updates)
         return JSONResponse({"received": len(updates), "applied": report.applied, "parked": report.parked})
 
     return router

@@ -214,9 +214,8 @@ class SchedulingService:
             return replayed
         now = self._now()
         iana_zone(command.timezone)
-        send_at = require_aware(command.send_at, "send_at")
-        self._check_not_too_old(send_at, now, command.send_at_text, field="send_at")
-        trigger = _once(send_at)  # to the millisecond, as stored
+        trigger = _once(command.send_at)  # to the millisecond, as stored
+        self._check_not_too_old(trigger.at, now, command.send_at_text, field="send_at")
         payload = prepare_whatsapp_payload(
             {"to": command.to, "kind": command.kind.value, "body": command.body,
              "params": list(command.params), "template_name": command.template_name,
