@@ -304,15 +304,16 @@ def test_the_documented_body_takes_meta_s_notifications(container: Container) ->
     assert not validator.is_valid(notification(status_item("wamid.D", "sent", SENT_AT) | {"timestamp": "yesterday"}))
 
 
-@pytest.mark.parametrize("item", [{"timestamp": True}, {"timestamp": 1.7e9}, {"timestamp": " 1700000000"},
-                                  {"errors": [{"code": False}]}])
-async def test_values_the_document_refuses_are_refused(client: httpx.AsyncClient, item: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("item", "field"), [({"timestamp": True}, "timestamp"), ({"timestamp": 1.7e9}, "timestamp"),
+                                           ({"timestamp": " 1700000000"}, "timestamp"),
+                                           ({"errors": [{"code": False}]}, "errors.0.code")])
+async def test_values_the_document_refuses_are_refused(client: httpx.AsyncClient, item: dict[str, Any],
+                                                       field: str) -> None:
     """Not read leniently beyond the document (a bool or a float as Unix seconds or a code)."""
     response = await post(client, notification(status_item("wamid.E", "failed", SENT_AT) | item))
     assert response.status_code == 422, response.text
-    field = response.json()["errors"][0]["field"]
-    assert field.startswith("entry.0.changes.0.value.statuses.0.")  # its place in the body: no union tag
-    assert field.split(".")[-1] in item or field.split(".")[-3] in item
+    named = {error["field"] for error in response.json()["errors"]}
+    assert f"entry.0.changes.0.value.statuses.0.{field}" in named, named  # its place in the body: no union tag
 
 
 async def test_the_answer_is_documented(container: Container) -> None:
