@@ -11,9 +11,14 @@ const ACTIONABLE = { retry: ["dead", "unknown", "missed"] };
 //: The service's own task types (not in /v1/task-types: never scheduled through the API).
 const INTERNAL_TYPES = ["webhook.delivery", "whatsapp.status"];
 
+/** Whether it runs once (its rule is a `once @ ...`), not on a recurring rule. */
+function isOneOff(schedule) {
+  return schedule.schedule.startsWith("once @");
+}
+
 /** Whether the API takes a cancel: a schedule that waits, and a recurring one even mid-run. */
 function cancellable(schedule) {
-  return schedule.status === "scheduled" || (schedule.status === "running" && !schedule.schedule.startsWith("once @"));
+  return schedule.status === "scheduled" || (schedule.status === "running" && !isOneOff(schedule));
 }
 
 //: ``failed``: the message shown is a refresh's error, cleared by the next refresh that works.
@@ -353,7 +358,7 @@ async function loadDetail(id) {
 
 /** The move form, for a schedule that waits: a new time for a one-off, a new rule for a recurring one. */
 function showMove(schedule) {
-  const oneOff = schedule.schedule.startsWith("once @");
+  const oneOff = isOneOff(schedule);
   $("#move-form").hidden = schedule.status !== "scheduled";
   $("#move-form").dataset.oneOff = String(oneOff);
   if ($("#move-form").dataset.id !== schedule.id) {  // another schedule: what was typed for the last one goes
