@@ -159,7 +159,7 @@ class DeliveryStatusService:
         except DuplicateSchedule:
             return 0
         if self._signal is not None:
-            self._signal.notify(job.next_run_at or due)
+            self._signal.notify(due)
         log.info("status %s of message %s parked: its message is not recorded yet, or its schedule is running",
                  update.status, update.message_id)
         return 1
@@ -171,9 +171,9 @@ class DeliveryStatusService:
         outcome, _ = await self._apply(update)
         if outcome is Applied.NOT_YET and running is not None:
             schedule = await self._repository.get(running)
-            latest = schedule.result.get("provider_message_id") if schedule is not None else None
-            if schedule is not None and schedule.status is not ScheduleStatus.RUNNING and latest \
-                    and latest != update.message_id:
+            ran = schedule is not None and schedule.status is not ScheduleStatus.RUNNING
+            latest = schedule.result.get("provider_message_id") if ran and schedule is not None else None
+            if latest and latest != update.message_id:
                 return Applied.SUPERSEDED
         return outcome
 
