@@ -115,8 +115,30 @@ def wait_log(process: CronjobProcess, text: str, timeout: float = 30.0) -> None:
 
 
 def freeze(process: CronjobProcess) -> None:
-    """SIGSTOP the child (by its PID): it holds its leases and connections but does nothing."""
+    """SIGSTOP the child (by its PID): it holds its leases and connections but does nothing.
+
+    Returns once every thread of it has stopped: ``kill`` only sends the signal, and a thread
+    running on another CPU goes on for a moment (long enough to commit a write that whoever
+    looks at the store next would take for one it never made).
+    """
     os.kill(process.pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 10
+    while not _stopped(process.pid):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process {process.pid} did not stop within 10 s of SIGSTOP")
+        time.sleep(0.0005)
+
+
+def _stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is stopped (state ``T``) or gone."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # that thread ended meanwhile
+        if stat.rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+            return False
+    return True
 
 
 def thaw(process: CronjobProcess) -> None:
