@@ -208,6 +208,29 @@ async def test_next_due_at_sees_pending_work_and_leases(store: StoreFactory) -> 
     assert await repo.next_due_at() == T0 + timedelta(hours=1)
 
 
+async def test_a_paused_schedule_is_never_due_until_resumed(store: StoreFactory) -> None:
+    repo = await store()
+    paused, later = one_off(T0 - timedelta(minutes=5)), one_off(T0 + timedelta(hours=1))
+    for schedule in (paused, later):
+        await repo.add(schedule)
+    held = paused.copy()
+    held.pause(now=T0 - timedelta(minutes=1))
+    assert await repo.save(held, expected_status=ScheduleStatus.SCHEDULED)
+    assert await repo.next_due_at() == T0 + timedelta(hours=1)
+    assert await repo.claim_due(now=T0 + timedelta(minutes=1), owner="r1", lease_for=LEASE, limit=5) == []
+    [listed] = await repo.list(status=ScheduleStatus.PAUSED)
+    assert (listed.id, listed.next_run_at) == (paused.id, T0 - timedelta(minutes=5))
+    assert (await repo.count_by_status())[ScheduleStatus.PAUSED] == 1
+    with pytest.raises(ValueError):
+        await repo.delete_finished(before=T0, statuses=[ScheduleStatus.PAUSED], limit=10)
+
+    listed.resume(now=T0)
+    assert await repo.save(listed, expected_status=ScheduleStatus.PAUSED)
+    assert await repo.next_due_at() == T0 - timedelta(minutes=5)
+    [claimed] = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=5)
+    assert claimed.id == paused.id
+
+
 async def test_list_newest_first_and_counts(store: StoreFactory) -> None:
     repo = await store()
     made = [one_off(now=T0 - timedelta(minutes=10 - i)) for i in range(5)]

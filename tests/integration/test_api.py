@@ -174,6 +174,8 @@ async def test_head_is_answered_wherever_get_is(client: httpx.AsyncClient) -> No
     ("PUT", "/v1/schedules", "GET, POST"),
     ("PUT", "/v1/schedules/some-id", "DELETE, GET, PATCH"),
     ("GET", "/v1/schedules/some-id/retry", "POST"),
+    ("GET", "/v1/schedules/some-id/pause", "POST"),
+    ("DELETE", "/v1/schedules/some-id/resume", "POST"),
 ])
 async def test_a_wrong_method_names_every_allowed_one(client: httpx.AsyncClient, method: str, path: str,
                                                       allow: str) -> None:
@@ -361,6 +363,36 @@ async def test_a_recurring_schedule_moves_to_another_rule(client: httpx.AsyncCli
     assert moved.status_code == 200, moved.text
     assert moved.json()["schedule"] == "weekly on monday at 10:00" and moved.json()["timezone"] == "Europe/Lisbon"
     assert moved.json()["next_run_at"] == "2025-06-23T09:00:00Z"  # Monday 10:00 in Lisbon (+01:00)
+
+
+async def test_a_paused_message_waits_until_it_is_resumed(client: httpx.AsyncClient, container: Container,
+                                                         clock: FixedClock) -> None:
+    created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()  # due at 17:00 UTC
+    path = f"/v1/schedules/{created['id']}"
+    paused = await client.post(f"{path}/pause", headers=AUTH)
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["status"] == "paused" and paused.json()["next_run_at"] == "2025-06-21T17:00:00Z"
+    assert (await client.post(f"{path}/pause", headers=AUTH)).json() == paused.json()  # as it was
+    listed = (await client.get("/v1/schedules?status=paused", headers=AUTH)).json()["items"]
+    assert [item["id"] for item in listed] == [created["id"]]
+    dispatcher, sender = container.dispatcher(), container.sender()
+    clock.set(NOW + timedelta(hours=1, minutes=10))  # ten minutes past its time
+    assert await dispatcher.dispatch_due() == 0
+
+    resumed = await client.post(f"{path}/resume", headers=AUTH)
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["status"] == "scheduled" and resumed.json()["next_run_at"] == "2025-06-21T17:00:00Z"
+    assert await dispatcher.dispatch_due() == 1  # late, within its hour of grace
+    await dispatcher.drain(5)
+    assert len(sender.sent) == 1
+    events = [e["type"] for e in (await client.get(f"{path}/events", headers=AUTH)).json()["items"]]
+    assert events == ["scheduled", "paused", "resumed", "started", "succeeded"]
+    for action in ("pause", "resume"):
+        ended = await client.post(f"{path}/{action}", headers=AUTH)
+        assert ended.status_code == 409 and ended.headers["content-type"] == "application/problem+json"
+        assert "succeeded" in ended.json()["detail"], ended.json()
+        assert (await client.post(f"/v1/schedules/nope/{action}", headers=AUTH)).status_code == 404
+        assert (await client.post(f"{path}/{action}")).status_code == 401
 
 
 async def test_a_running_schedule_shows_who_runs_it(client: httpx.AsyncClient, container: Container,
@@ -650,7 +682,7 @@ async def test_stats_count_every_status_and_each_task_type(clock: FixedClock) ->
         # Every status, zeros included; the service's own webhook.delivery jobs are left out here,
         # as GET /v1/schedules leaves them out...
         "total": 4,
-        "by_status": {"scheduled": 3, "running": 0, "succeeded": 0, "dead": 0, "unknown": 0, "missed": 0,
+        "by_status": {"scheduled": 3, "running": 0, "paused": 0, "succeeded": 0, "dead": 0, "unknown": 0, "missed": 0,
                       "cancelled": 1},
         # ...and shown per type.
         "by_type": {"webhook.delivery": {"scheduled": 1}, "whatsapp.template": {"scheduled": 1},

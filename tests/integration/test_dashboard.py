@@ -306,6 +306,31 @@ def test_a_waiting_schedule_is_moved_from_its_detail(page: Page, service: Servic
     page_errors.remove(refused[0])
 
 
+def test_a_waiting_schedule_is_paused_and_resumed_from_its_detail(page: Page, service: Service) -> None:
+    later = service.later()
+    sign_in(page)
+    row(page, later["id"]).click()
+    expect(page.locator("#resume")).to_be_hidden()
+    page.click("#pause")
+    expect(page.locator("#message")).to_contain_text(f"Schedule {later['id']}: paused")
+    expect(page.locator("#detail-status")).to_have_text("paused")
+    assert service.get(later["id"])["status"] == "paused"
+    expect(page.locator("#pause")).to_be_hidden()
+    expect(page.locator("#move-form")).to_be_visible()  # a paused one can still be moved, and cancelled
+    expect(page.locator("#cancel")).to_be_visible()
+    expect(row(page, later["id"]).locator("td.status")).to_have_text("paused")
+    page.click('.count[data-status="paused"]')
+    expect(page.locator("#status-filter")).to_have_value("paused")
+    expect(row(page, later["id"])).to_be_visible()
+
+    page.click("#resume")
+    expect(page.locator("#message")).to_contain_text(f"Schedule {later['id']}: resumed")
+    expect(page.locator("#detail-status")).to_have_text("scheduled")
+    resumed = service.get(later["id"])
+    assert (resumed["status"], resumed["next_run_at"]) == ("scheduled", later["next_run_at"])
+    expect(page.locator("#events tbody td.type")).to_have_text(["scheduled", "paused", "resumed"])
+
+
 def test_a_recurring_schedule_is_moved_to_another_rule(page: Page, service: Service) -> None:
     created = service.http.post("/v1/schedules", json={
         "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"},

@@ -12,8 +12,8 @@ outcome unknown) and that logs every send with the clock time and the delivery k
 The Hypothesis state machine schedules one-off messages (some too far in the past, some with
 ``send_by``, a misfire grace, a retry policy or a client idempotency key, whose replay must
 answer with the stored schedule) and recurring ones (``every N minutes``, with a grace and
-coalescing or not); cancels and retries them as an operator would (even at the instant of the
-run they react to); scripts sender failures; moves the clock, then lets no replica, one
+coalescing or not); pauses, resumes, cancels and retries them as an operator would (even at
+the instant of the run they react to); scripts sender failures; moves the clock, then lets no replica, one
 or both work until nothing is due at that instant; and "crashes" a replica: it claims due work
 through ``claim_due`` (which must hand out the earliest due work) and dies before running any,
 so its leases must lapse and a live replica take the work over.
@@ -505,15 +505,43 @@ class ServiceModel(RuleBasedStateMachine):
     @rule(index=st.integers(min_value=0))
     def cancel(self, index: int) -> None:
         model = self.pick(index)
-        if model.status in (S.SCHEDULED, S.CANCELLED):
+        if model.status in (S.SCHEDULED, S.PAUSED, S.CANCELLED):
             cancelled = self.run(self.service.cancel(model.id))
             assert cancelled.status is S.CANCELLED
-            if model.status is S.SCHEDULED:
+            if model.status is not S.CANCELLED:
                 model.status, model.next_run_at = S.CANCELLED, None
                 model.cancelled_after = len(self.sender.log)
         else:
             with pytest.raises(ScheduleConflict):
                 self.run(self.service.cancel(model.id))
+
+    @precondition(lambda self: self.models)
+    @rule(index=st.integers(min_value=0))
+    def pause(self, index: int) -> None:
+        """Held where it is: never claimed, its due time kept (a crashed replica's run is running)."""
+        model = self.pick(index)
+        if model.status in (S.SCHEDULED, S.PAUSED):
+            paused = self.run(self.service.pause(model.id))
+            assert (paused.status, paused.next_run_at) == (S.PAUSED, model.next_run_at), model.id
+            model.status = S.PAUSED
+        else:
+            with pytest.raises(ScheduleConflict):
+                self.run(self.service.pause(model.id))
+
+    @precondition(lambda self: any(m.status is S.PAUSED for m in self.models.values()))
+    @rule(index=st.integers(min_value=0))
+    def resume(self, index: int) -> None:
+        """A one-off keeps its time; a recurring schedule skips what fell due while it was paused."""
+        paused = [m for m in self.models.values() if m.status is S.PAUSED]
+        self._resume(paused[index % len(paused)])
+
+    def _resume(self, model: ModelSchedule) -> None:
+        resumed = self.run(self.service.resume(model.id))
+        assert model.next_run_at is not None
+        if model.recurring and model.next_run_at <= self.now:
+            model.next_run_at = model.occurrence = model.next_fire(self.now)
+        model.status = S.SCHEDULED
+        assert (resumed.status, resumed.next_run_at) == (S.SCHEDULED, model.next_run_at), model.id
 
     @precondition(lambda self: self.models)
     @rule(index=st.integers(min_value=0))
@@ -687,8 +715,10 @@ class ServiceModel(RuleBasedStateMachine):
                 shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _everything_ends(self) -> None:
-        """Move to each next due one-off (or lapsing lease) and let both replicas work: every
-        one-off ends final, and nothing stays running or scheduled in the past."""
+        """Resume what is paused, move to each next due one-off (or lapsing lease) and let both
+        replicas work: every one-off ends final, and nothing stays running or scheduled in the past."""
+        for model in [m for m in self.models.values() if m.status is S.PAUSED]:
+            self._resume(model)
         for _ in range(MAX_ROUNDS):
             pending = [m for m in self.models.values()
                        if m.crash_until is not None or (not m.recurring and m.status not in FINAL)]

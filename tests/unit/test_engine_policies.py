@@ -83,6 +83,19 @@ class Gated(TaskHandler):
         return TaskOutcome(provider_message_id="wamid.1")
 
 
+class Racing(InMemoryScheduleRepository):
+    """The in-memory store, where ``race`` (once set) runs just before the next write
+    conditional on the version read (a user's change), between that change's read and write."""
+
+    race: Callable[[], Awaitable[None]] | None = None
+
+    async def save(self, schedule: Schedule, **conditions: Any) -> bool:
+        if self.race is not None and conditions.get("expected_updated_at") is not None:
+            race, self.race = self.race, None
+            await race()
+        return await super().save(schedule, **conditions)
+
+
 async def run_due(dispatcher: Dispatcher) -> int:
     claimed = await dispatcher.dispatch_due()
     await dispatcher.drain(5)
@@ -296,15 +309,6 @@ async def test_a_cancel_that_races_the_end_of_a_run_reads_again_and_cancels() ->
     """The run ends (and its next occurrence is stored) between the cancel's read and its write:
     the write, conditional on what was read, fails; the cancel reads again and succeeds."""
 
-    class Racing(InMemoryScheduleRepository):
-        race: Callable[[], Awaitable[None]] | None = None
-
-        async def save(self, schedule: Schedule, **conditions: Any) -> bool:
-            if self.race is not None and conditions.get("expected_updated_at") is not None:
-                race, self.race = self.race, None
-                await race()
-            return await super().save(schedule, **conditions)
-
     rig = Rig(repository=(store := Racing()))
     rig.handlers[WHATSAPP_TEXT] = gated = Gated()
     recurring = await rig.recurring("every 10 minutes")
@@ -333,3 +337,82 @@ async def test_bad_rules_are_refused_before_anything_is_stored(rule: str) -> Non
         await rig.recurring(rule)
     assert error.value.field == "schedule"
     assert await rig.repository.count_by_status() == {}
+
+
+async def test_a_paused_schedule_is_not_run_until_resumed() -> None:
+    rig = Rig()
+    one_off = await rig.one_off(NOW + timedelta(minutes=1))
+    recurring = await rig.recurring("every 10 minutes")
+    first = (await rig.stored(recurring.id)).next_run_at
+    assert first is not None
+    assert (await rig.service.pause(one_off.id)).status is ScheduleStatus.PAUSED
+    assert (await rig.service.pause(recurring.id)).status is ScheduleStatus.PAUSED
+    again = await rig.service.pause(recurring.id)  # pausing a paused one changes nothing
+    assert again.status is ScheduleStatus.PAUSED and [e.type for e in again.events].count("paused") == 1
+    rig.clock.set(first + timedelta(minutes=25))  # the one-off and two occurrences fall due meanwhile
+    dispatcher = rig.dispatcher()
+    assert await run_due(dispatcher) == 0 and rig.sender.sent == []
+
+    resumed = await rig.service.resume(recurring.id)
+    assert resumed.status is ScheduleStatus.SCHEDULED
+    assert resumed.next_run_at == resumed.occurrence == first + timedelta(minutes=30)  # nothing made up
+    assert resumed.events[-1].data["skipped_from"] == first.isoformat()
+    assert (await rig.service.resume(one_off.id)).next_run_at == NOW + timedelta(minutes=1)
+    assert await run_due(dispatcher) == 1  # the one-off, late but within its hour of grace
+    assert (await rig.stored(one_off.id)).status is ScheduleStatus.SUCCEEDED and len(rig.sender.sent) == 1
+    rig.clock.set(first + timedelta(minutes=30))
+    assert await run_due(dispatcher) == 1
+    assert len(rig.sender.sent) == 2
+    assert (await rig.service.resume(recurring.id)).status is ScheduleStatus.SCHEDULED  # not paused: as it is
+    with pytest.raises(ScheduleConflict, match="succeeded; only a paused one can be resumed"):
+        await rig.service.resume(one_off.id)
+
+
+async def test_a_resumed_one_off_past_its_grace_is_missed() -> None:
+    rig = Rig()
+    schedule = await rig.one_off(NOW + timedelta(minutes=1), misfire_grace=timedelta(minutes=5))
+    await rig.service.pause(schedule.id)
+    rig.clock.set(NOW + timedelta(minutes=30))
+    await rig.service.resume(schedule.id)
+    assert await run_due(rig.dispatcher()) == 1
+    stored = await rig.stored(schedule.id)
+    assert stored.status is ScheduleStatus.MISSED and rig.sender.sent == []
+    assert stored.last_error is not None and "misfire grace of 300 s" in stored.last_error.message
+
+
+async def test_a_running_or_ended_schedule_is_not_paused() -> None:
+    rig = Rig()
+    rig.handlers[WHATSAPP_TEXT] = gated = Gated()
+    recurring = await rig.recurring("every 10 minutes")
+    rig.clock.set(NOW + timedelta(minutes=10))
+    dispatcher = rig.dispatcher()
+    assert await dispatcher.dispatch_due() == 1
+    with pytest.raises(ScheduleConflict, match="running; only a scheduled one can be paused .*once the run has ended"):
+        await rig.service.pause(recurring.id)
+    gated.gate.set()
+    await dispatcher.drain(5)
+    assert (await rig.service.pause(recurring.id)).status is ScheduleStatus.PAUSED  # once it ended
+    cancelled = await rig.service.cancel(recurring.id)  # a paused schedule can be cancelled
+    assert cancelled.status is ScheduleStatus.CANCELLED and cancelled.next_run_at is None
+    with pytest.raises(ScheduleConflict, match="cancelled; only a scheduled one can be paused"):
+        await rig.service.pause(recurring.id)
+
+
+async def test_a_pause_that_races_a_claim_is_a_conflict_and_the_run_goes_on() -> None:
+    """A replica claims the schedule between the pause's read and its write: the write,
+    conditional on what was read, fails; read again, it runs: 409, and the run is not disturbed."""
+
+    rig = Rig(repository=(store := Racing()))
+    schedule = await rig.one_off(NOW)
+    dispatcher = rig.dispatcher()
+
+    async def claimed() -> None:
+        assert await dispatcher.dispatch_due() == 1
+
+    store.race = claimed
+    with pytest.raises(ScheduleConflict, match="running"):
+        await rig.service.pause(schedule.id)
+    await dispatcher.drain(5)
+    stored = await rig.stored(schedule.id)
+    assert stored.status is ScheduleStatus.SUCCEEDED and "paused" not in [e.type for e in stored.events]
+    assert len(rig.sender.sent) == 1

@@ -27,6 +27,7 @@ TERMINAL = {S.SUCCEEDED, S.DEAD, S.UNKNOWN, S.MISSED, S.CANCELLED}
 #: The table the state machine is specified by (ScheduleStatus docstring and ARCHITECTURE).
 EXPECTED_ALLOWED = {
     (S.SCHEDULED, S.RUNNING), (S.SCHEDULED, S.CANCELLED),
+    (S.SCHEDULED, S.PAUSED), (S.PAUSED, S.SCHEDULED), (S.PAUSED, S.CANCELLED),  # held by a user, and let go
     (S.RUNNING, S.SUCCEEDED), (S.RUNNING, S.DEAD), (S.RUNNING, S.UNKNOWN),
     (S.RUNNING, S.MISSED), (S.RUNNING, S.SCHEDULED),
     (S.RUNNING, S.CANCELLED),  # a recurring schedule, cancelled by a user while it runs
@@ -75,6 +76,9 @@ def in_status(status: ScheduleStatus) -> Schedule:
     if status is S.CANCELLED:
         schedule.cancel(now=T0)
         return schedule
+    if status is S.PAUSED:
+        schedule.pause(now=T0)
+        return schedule
     claim(schedule)
     if status is S.SUCCEEDED:
         schedule.succeed(attempt_id="a1", now=T0, provider_message_id="wamid.1")
@@ -118,6 +122,8 @@ METHODS: dict[str, tuple[Callable[[Schedule], None], S]] = {
     "release": (lambda s: s.release(attempt_id="a1", now=LATER), S.SCHEDULED),
     "miss": (lambda s: s.miss(attempt_id="a1", now=LATER, reason="too late"), S.MISSED),
     "cancel": (lambda s: s.cancel(now=LATER), S.CANCELLED),
+    "pause": (lambda s: s.pause(now=LATER), S.PAUSED),
+    "resume": (lambda s: s.resume(now=LATER), S.SCHEDULED),
 }
 
 #: (method, starting status) pairs that must work; every other pair must raise InvalidTransition.
@@ -132,6 +138,9 @@ WORKS = {
     ("release", S.RUNNING),
     ("miss", S.RUNNING),
     ("cancel", S.SCHEDULED),
+    ("cancel", S.PAUSED),
+    ("pause", S.SCHEDULED),
+    ("resume", S.PAUSED),
 }
 
 
@@ -298,6 +307,48 @@ def test_a_waiting_schedule_moves_to_another_time_earlier_or_later() -> None:
         assert schedule.events[-1].data == {"next_run_at": at.isoformat(), "rescheduled_from": previous.isoformat()}
 
 
+def test_a_paused_schedule_is_held_and_resumes_where_it_was() -> None:
+    schedule = new_schedule()
+    schedule.pause(now=T0 - timedelta(seconds=30))
+    assert schedule.status is S.PAUSED and schedule.next_run_at == T0 and schedule.lease is None
+    assert not schedule.is_due(T0 + timedelta(days=1))
+    assert schedule.events[-1].type == "paused" and schedule.events[-1].data == {"next_run_at": T0.isoformat()}
+    schedule.resume(now=LATER)  # a one-off keeps its time, passed or not: its misfire policy judges it
+    assert (schedule.status, schedule.next_run_at, schedule.occurrence) == (S.SCHEDULED, T0, T0)
+    assert schedule.is_due(LATER) and schedule.updated_at == LATER
+    assert schedule.events[-1].type == "resumed" and schedule.events[-1].data == {"next_run_at": T0.isoformat()}
+
+
+def test_a_recurring_schedule_resumed_skips_what_fell_due_while_it_was_paused() -> None:
+    schedule = new_schedule(EveryTrigger(T0, 60))
+    schedule.pause(now=T0 - timedelta(seconds=5))
+    schedule.resume(now=T0 - timedelta(seconds=1))  # before its next run: nothing skipped
+    assert schedule.next_run_at == schedule.occurrence == T0 and "skipped_from" not in schedule.events[-1].data
+    schedule.pause(now=T0 - timedelta(seconds=1))
+    schedule.resume(now=T0 + timedelta(seconds=150))
+    assert schedule.next_run_at == schedule.occurrence == T0 + timedelta(seconds=180)
+    assert schedule.events[-1].data == {"skipped_from": T0.isoformat(),
+                                        "next_run_at": (T0 + timedelta(seconds=180)).isoformat()}
+    # An occurrence waiting to retry when paused: its retry is dropped once skipped.
+    claim(schedule, "a1", T0 + timedelta(seconds=180))
+    retry_at = T0 + timedelta(seconds=190)
+    schedule.fail(attempt_id="a1", now=T0 + timedelta(seconds=181), error=ERROR, decision=RetryDecision(retry_at, "r"))
+    schedule.pause(now=T0 + timedelta(seconds=182))
+    schedule.resume(now=T0 + timedelta(seconds=185))
+    assert schedule.next_run_at == retry_at and len(schedule.attempts_for_occurrence) == 1  # not due yet: kept
+    schedule.pause(now=T0 + timedelta(seconds=186))
+    schedule.resume(now=T0 + timedelta(seconds=200))
+    assert schedule.next_run_at == schedule.occurrence == T0 + timedelta(seconds=240)
+    assert schedule.attempts_for_occurrence == []
+
+
+def test_a_paused_schedule_moves_and_stays_paused() -> None:
+    schedule = new_schedule()
+    schedule.pause(now=T0 - timedelta(seconds=30))
+    schedule.reschedule(trigger=OnceTrigger(LATER), first_run_at=LATER, timezone="UTC", now=T0)
+    assert (schedule.status, schedule.next_run_at) == (S.PAUSED, LATER)
+
+
 @pytest.mark.parametrize("status", [S.RUNNING, S.SUCCEEDED, S.DEAD, S.UNKNOWN, S.MISSED, S.CANCELLED])
 def test_only_a_waiting_schedule_moves(status: ScheduleStatus) -> None:
     schedule = in_status(status)
@@ -437,7 +488,7 @@ class ScheduleWalk(RuleBasedStateMachine):
     def cancel(self) -> None:
         status = self.schedule.status
         self.attempt(lambda: self.schedule.cancel(now=self.now),
-                     status is S.SCHEDULED or (status is S.RUNNING and self.schedule.trigger.recurring))
+                     status in (S.SCHEDULED, S.PAUSED) or (status is S.RUNNING and self.schedule.trigger.recurring))
         if self.schedule.status is S.CANCELLED:
             assert self.schedule.lease is None and self.schedule.next_run_at is None
 
@@ -446,7 +497,8 @@ class ScheduleWalk(RuleBasedStateMachine):
         """Move it later (than both now and its current occurrence), as a user postponing it."""
         at = max(self.now, self.schedule.occurrence or self.now) + timedelta(seconds=later)
         trigger = EveryTrigger(at, 60) if self.recurring else OnceTrigger(at)
-        ok = self.schedule.status is S.SCHEDULED and (self.recurring or not self.schedule.attempts_for_occurrence)
+        ok = self.schedule.status in (S.SCHEDULED, S.PAUSED) and (
+            self.recurring or not self.schedule.attempts_for_occurrence)
         self.attempt(lambda: self.schedule.reschedule(trigger=trigger, first_run_at=at, timezone="UTC",
                                                       now=self.now), ok)
         if ok:
@@ -454,6 +506,27 @@ class ScheduleWalk(RuleBasedStateMachine):
             assert self.schedule.timezone == "UTC" and self.schedule.events[-1].type == "scheduled"
             if not self.recurring:
                 self.one_off_at = at
+
+    @rule()
+    def pause(self) -> None:
+        was = self.schedule.status
+        due = self.schedule.next_run_at
+        self.attempt(lambda: self.schedule.pause(now=self.now), was is S.SCHEDULED)
+        if was is S.SCHEDULED:
+            assert self.schedule.status is S.PAUSED and self.schedule.next_run_at == due
+            assert not self.schedule.is_due(self.now + timedelta(days=365))
+
+    @rule()
+    def resume(self) -> None:
+        was, due, occurrence = self.schedule.status, self.schedule.next_run_at, self.schedule.occurrence
+        self.attempt(lambda: self.schedule.resume(now=self.now), was is S.PAUSED)
+        if was is S.PAUSED:
+            assert self.schedule.status is S.SCHEDULED and due is not None
+            if self.recurring and due <= self.now:  # what fell due while paused is skipped
+                assert self.schedule.next_run_at == self.schedule.occurrence > self.now
+                assert not self.schedule.attempts_for_occurrence
+            else:
+                assert (self.schedule.next_run_at, self.schedule.occurrence) == (due, occurrence)
 
     @precondition(lambda self: self.schedule.status is S.SCHEDULED)
     @rule()

@@ -369,6 +369,25 @@ def create_app(services: ApiServices) -> FastAPI:
         """Re-run a `dead`, `unknown` or `missed` schedule now, with a fresh attempt count (409 otherwise)."""
         return ScheduleView.of(await scheduling.retry(schedule_id))
 
+    @protected.post("/v1/schedules/{schedule_id}/pause", response_model=ScheduleView, tags=["schedules"],
+                    responses={404: _PROBLEM, 409: _PROBLEM})
+    async def pause_schedule(schedule_id: str) -> ScheduleView:
+        """Hold a schedule that waits (`scheduled`): no replica runs it until it is resumed. It
+        keeps its time (`next_run_at`) and can still be moved or cancelled. Pausing a paused one
+        returns it as it is; 409 for one that runs (pause a recurring one once its run ended) or
+        ended, and for the service's own jobs."""
+        return ScheduleView.of(await scheduling.pause(schedule_id))
+
+    @protected.post("/v1/schedules/{schedule_id}/resume", response_model=ScheduleView, tags=["schedules"],
+                    responses={404: _PROBLEM, 409: _PROBLEM})
+    async def resume_schedule(schedule_id: str) -> ScheduleView:
+        """Let a paused schedule run again. A one-off keeps its time: one that fell due while paused
+        runs at once if its misfire grace and `send_by` still allow, else it is `missed`. A
+        recurring schedule does not make up for the pause: what fell due meanwhile is skipped, and
+        it runs next at its first occurrence after now (the `resumed` event's `data.skipped_from`).
+        One that is not paused but waits or runs is returned as it is; 409 for one that ended."""
+        return ScheduleView.of(await scheduling.resume(schedule_id))
+
     @protected.get("/v1/schedules/{schedule_id}/events", response_model=EventList, tags=["schedules"],
                    responses={404: _PROBLEM})
     async def schedule_events(schedule_id: str) -> EventList:

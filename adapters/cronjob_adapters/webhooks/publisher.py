@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 #: messaging provider reports about a sent message, when those updates are recorded.
 EVENT_TYPES: tuple[str, ...] = (
     "scheduled", "started", "succeeded", "retrying", "failed", "dead", "unknown", "missed", "cancelled",
+    "paused", "resumed",
     "delivery.sent", "delivery.delivered", "delivery.read", "delivery.failed",
 )
 

@@ -16,11 +16,13 @@ from cronjob.domain.trigger import Trigger, latest_fire_time, require_aware
 
 
 class ScheduleStatus(StrEnum):
-    """Where a schedule is in its life. ``scheduled`` and ``running`` are live; the rest are final
-    until an operator acts (``dead``, ``unknown`` and ``missed`` can be retried)."""
+    """Where a schedule is in its life. ``scheduled``, ``running`` and ``paused`` (held by a user:
+    never claimed until resumed) are live; the rest are final until an operator acts (``dead``,
+    ``unknown`` and ``missed`` can be retried)."""
 
     SCHEDULED = "scheduled"
     RUNNING = "running"
+    PAUSED = "paused"
     SUCCEEDED = "succeeded"
     DEAD = "dead"
     UNKNOWN = "unknown"
@@ -29,7 +31,8 @@ class ScheduleStatus(StrEnum):
 
 
 _ALLOWED: dict[ScheduleStatus, frozenset[ScheduleStatus]] = {
-    ScheduleStatus.SCHEDULED: frozenset({ScheduleStatus.RUNNING, ScheduleStatus.CANCELLED}),
+    ScheduleStatus.SCHEDULED: frozenset({ScheduleStatus.RUNNING, ScheduleStatus.CANCELLED, ScheduleStatus.PAUSED}),
+    ScheduleStatus.PAUSED: frozenset({ScheduleStatus.SCHEDULED, ScheduleStatus.CANCELLED}),
     ScheduleStatus.RUNNING: frozenset(
         {
             ScheduleStatus.SUCCEEDED,
@@ -452,9 +455,9 @@ class Schedule:
 
     @property
     def cancellable(self) -> bool:
-        """Whether a user may cancel it now: when it waits (``scheduled``), and a recurring one
-        also while one of its runs is in progress (a one-off's run is its whole work)."""
-        return self.status is ScheduleStatus.SCHEDULED or (
+        """Whether a user may cancel it now: when it waits (``scheduled`` or ``paused``), and a
+        recurring one also while one of its runs is in progress (a one-off's run is its whole work)."""
+        return self.status in (ScheduleStatus.SCHEDULED, ScheduleStatus.PAUSED) or (
             self.status is ScheduleStatus.RUNNING and self.trigger.recurring)
 
     def cancel(self, *, now: datetime) -> None:
@@ -487,11 +490,49 @@ class Schedule:
         self.send_by = None if self.send_by is not None and self.send_by < now else self.send_by
         self._emit("scheduled", now, next_run_at=occurrence.isoformat(), retried_from=previous)
 
-    def check_movable(self) -> None:
-        """:class:`InvalidTransition`, saying why, unless :meth:`reschedule` may move it."""
+    def pause(self, *, now: datetime) -> None:
+        """Hold a schedule that waits (``scheduled`` -> ``paused``): no replica claims it until
+        :meth:`resume`. It keeps its ``next_run_at`` (when it was due next) and, for a one-off
+        waiting to retry, its attempts. One that runs or ended is :class:`InvalidTransition`,
+        saying why: a run in progress is not stopped (pause a recurring one once it ends)."""
         if self.status is not ScheduleStatus.SCHEDULED:
+            hint = (" (its run is in progress; pause it once the run has ended)"
+                    if self.status is ScheduleStatus.RUNNING and self.trigger.recurring else "")
+            raise InvalidTransition(self.status.value, ScheduleStatus.PAUSED.value,
+                                    f"it is {self.status.value}; only a scheduled one can be paused{hint}")
+        self._move(ScheduleStatus.PAUSED, now)
+        self._emit("paused", now, **({"next_run_at": self.next_run_at.isoformat()} if self.next_run_at else {}))
+
+    def resume(self, *, now: datetime) -> None:
+        """Let a ``paused`` schedule run again (-> ``scheduled``).
+
+        A one-off keeps its time: one that fell due while paused is claimed at once, and its
+        misfire grace and ``send_by`` decide, as for any late run, whether it still runs. A
+        recurring schedule does not make up for the pause: when its next run (an occurrence, or
+        the retry of one) fell due meanwhile, it is due next at its first occurrence after
+        ``now`` (the ``resumed`` event's ``data.skipped_from`` names the time it skipped), with
+        a fresh attempt count; otherwise it keeps that time.
+        """
+        if self.status is not ScheduleStatus.PAUSED:
+            raise InvalidTransition(self.status.value, ScheduleStatus.SCHEDULED.value,
+                                    f"it is {self.status.value}; only a paused one can be resumed")
+        data: dict[str, str] = {}
+        if self.trigger.recurring and self.next_run_at is not None and self.next_run_at <= now:
+            upcoming = self.trigger.next_fire_time(now)
+            if upcoming is not None:  # a rule that ended meanwhile runs its last occurrence, late
+                data["skipped_from"] = self.next_run_at.isoformat()
+                self.next_run_at = self.occurrence = upcoming
+        self._move(ScheduleStatus.SCHEDULED, now)
+        if self.next_run_at is not None:
+            data["next_run_at"] = self.next_run_at.isoformat()
+        self._emit("resumed", now, **data)
+
+    def check_movable(self) -> None:
+        """:class:`InvalidTransition`, saying why, unless :meth:`reschedule` may move it (it
+        waits: ``scheduled``, or ``paused``, which it stays)."""
+        if self.status not in (ScheduleStatus.SCHEDULED, ScheduleStatus.PAUSED):
             raise InvalidTransition(self.status.value, "reschedule",
-                                    f"it is {self.status.value}; only a scheduled one can be moved")
+                                    f"it is {self.status.value}; only a scheduled or paused one can be moved")
         if not self.trigger.recurring and (tried := self.attempts_for_occurrence):
             raise InvalidTransition(
                 "waiting to retry", "reschedule",
@@ -505,8 +546,9 @@ class Schedule:
         schedule to another rule (its kind stays: cancel and create to change it), in ``timezone``.
 
         Due next at ``first_run_at``: the occurrence at that time, with its own delivery key and
-        attempt count (moved to the time it already had, it keeps its attempts). Only a
-        ``scheduled`` schedule moves: one that runs or ended is :class:`InvalidTransition`, and
+        attempt count (moved to the time it already had, it keeps its attempts). Only a schedule
+        that waits moves (a ``paused`` one stays paused): one that runs or ended is
+        :class:`InvalidTransition`, and
         so is a one-off waiting to retry (a move would make its send a new one, under another
         idempotency key and with its retries afresh: the receiver could not drop a duplicate).
         A recurring schedule waiting to retry an occurrence moves, and that retry is dropped.

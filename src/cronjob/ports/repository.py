@@ -23,7 +23,7 @@ class DuplicateSchedule(Exception):
 
 def check_finished(statuses: Collection[ScheduleStatus]) -> list[ScheduleStatus]:
     """``statuses`` as a list, refusing the live ones (``delete_finished`` never deletes live work)."""
-    live = {ScheduleStatus.SCHEDULED, ScheduleStatus.RUNNING} & set(statuses)
+    live = {ScheduleStatus.SCHEDULED, ScheduleStatus.RUNNING, ScheduleStatus.PAUSED} & set(statuses)
     if live:
         raise ValueError(f"live schedules are never deleted: {sorted(s.value for s in live)}")
     return list(statuses)
@@ -40,7 +40,8 @@ class ScheduleRepository(ABC):
       schedule is returned to exactly one of them, with ``status`` ``running`` and a lease
       carrying the caller's ``owner``, a fresh ``attempt_id`` and ``until = now + lease_for``.
       Due means ``scheduled`` with ``next_run_at <= now``, or ``running`` with a lease that
-      lapsed (``lease.until < now``); oldest ``next_run_at`` first; at most ``limit``.
+      lapsed (``lease.until < now``); oldest ``next_run_at`` first; at most ``limit``. Nothing
+      else is ever due: a ``paused`` schedule keeps its ``next_run_at`` and is never claimed.
     - Every write of a run is fenced: ``save(..., attempt_id=a)`` and ``renew_lease(..., a)``
       change nothing and return False unless the stored lease still carries attempt ``a``.
     - Nothing is held in memory beyond what a call returns: a store with millions of schedules

@@ -1,5 +1,5 @@
 """Use cases that create and change schedules: schedule a message or any task, list and look
-up, cancel, and retry a dead, unknown or missed one."""
+up, move, pause and resume, cancel, and retry a dead, unknown or missed one."""
 
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ class Scheduled:
 
 
 class SchedulingService:
-    """Creates, reads, cancels and retries schedules. Validation that needs no I/O happens before
+    """Creates, reads, moves, pauses, resumes, cancels and retries schedules. Validation that needs no I/O happens before
     any write."""
 
     def __init__(
@@ -359,21 +359,61 @@ class SchedulingService:
         return await self._repository.count_by_status_and_type()
 
     async def cancel(self, schedule_id: str) -> Schedule:
-        """Cancel a schedule that waits, or a recurring one even while it runs (see
-        :meth:`Schedule.cancel`); :class:`ScheduleConflict` for a one-off that started or ended.
+        """Cancel a schedule that waits (``scheduled`` or ``paused``), or a recurring one even while
+        it runs (see :meth:`Schedule.cancel`); :class:`ScheduleConflict` for a one-off that started
+        or ended. Cancelling a cancelled schedule returns it as it is."""
 
-        The write is conditional on the schedule being as read; a run that ended meanwhile (a
-        recurring schedule's next occurrence) makes it read and try again, a few times.
-        """
-        for _ in range(_WRITE_TRIES):
-            schedule = await self.get(schedule_id)
-            if schedule.status is ScheduleStatus.CANCELLED:
-                return schedule
+        def cancel(schedule: Schedule, now: datetime) -> None:
             if not schedule.cancellable:
                 raise ScheduleConflict(
                     f"schedule {schedule_id} is {schedule.status.value} and can no longer be cancelled")
+            schedule.cancel(now=now)
+
+        return await self._change(schedule_id, "cancelled", lambda s: s.status is ScheduleStatus.CANCELLED, cancel)
+
+    async def pause(self, schedule_id: str) -> Schedule:
+        """Hold a ``scheduled`` schedule until :meth:`resume` (see :meth:`Schedule.pause`);
+        :class:`ScheduleConflict` for one that runs or ended and for the service's own jobs.
+        Pausing a paused schedule returns it as it is."""
+
+        def pause(schedule: Schedule, now: datetime) -> None:
+            self._check_not_own(schedule, "paused")
+            schedule.pause(now=now)
+
+        return await self._change(schedule_id, "paused", lambda s: s.status is ScheduleStatus.PAUSED, pause)
+
+    async def resume(self, schedule_id: str) -> Schedule:
+        """Let a ``paused`` schedule run again (see :meth:`Schedule.resume`: a recurring one skips
+        what fell due meanwhile); one that is not paused but live (``scheduled``, ``running``) is
+        returned as it is, one that ended is a :class:`ScheduleConflict`."""
+        schedule = await self._change(
+            schedule_id, "resumed", lambda s: s.status in (ScheduleStatus.SCHEDULED, ScheduleStatus.RUNNING),
+            lambda schedule, now: schedule.resume(now=now))
+        if schedule.status is ScheduleStatus.SCHEDULED and schedule.next_run_at is not None:
+            self._signal.notify(schedule.next_run_at)
+        return schedule
+
+    def _check_not_own(self, schedule: Schedule, verb: str) -> None:
+        """:class:`ScheduleConflict` for the service's own jobs (task types it does not schedule)."""
+        if schedule.task_type not in self._preparers:
+            raise ScheduleConflict(f"schedule {schedule.id} is one of the service's own jobs "
+                                   f"({schedule.task_type}); it is not {verb} by hand")
+
+    async def _change(self, schedule_id: str, verb: str, done: Callable[[Schedule], bool],
+                      change: Callable[[Schedule, datetime], None]) -> Schedule:
+        """Read the schedule, ``change`` it and write it back, conditional on it being as read
+        (a run that ended meanwhile makes it read and change again, a few times). One that is
+        ``done`` already is returned as it is; a change the domain refuses is a
+        :class:`ScheduleConflict` saying why."""
+        for _ in range(_WRITE_TRIES):
+            schedule = await self.get(schedule_id)
+            if done(schedule):
+                return schedule
             status, version = schedule.status, schedule.updated_at
-            schedule.cancel(now=self._now())
+            try:
+                change(schedule, self._now())
+            except InvalidTransition as refused:
+                raise ScheduleConflict(f"schedule {schedule_id}: {refused}") from None
 
             async def write(schedule: Schedule = schedule, status: ScheduleStatus = status,
                             version: datetime = version) -> bool:
@@ -381,10 +421,10 @@ class SchedulingService:
 
             if await publish_then_write(self._publisher, schedule, schedule.events[-1:], write):
                 return schedule
-        raise ScheduleConflict(f"schedule {schedule_id} kept changing while it was being cancelled; try again")
+        raise ScheduleConflict(f"schedule {schedule_id} kept changing while it was being {verb}; try again")
 
     async def reschedule(self, command: RescheduleCommand) -> Schedule:
-        """Move a ``scheduled`` schedule to another time (see :meth:`Schedule.reschedule`):
+        """Move a ``scheduled`` or ``paused`` schedule (which stays paused) to another time (see :meth:`Schedule.reschedule`):
         :class:`ScheduleConflict` for one that runs or ended, a one-off waiting to retry, and the
         service's own jobs (task types it does not schedule); :class:`ValidationError` for a time
         too far in the past, a rule that never fires, or a one-off made recurring (or back).
@@ -397,16 +437,10 @@ class SchedulingService:
                                   field="send_at" if command.send_at is not None else "schedule")
         if command.timezone is not None:
             iana_zone(command.timezone)
-        for _ in range(_WRITE_TRIES):
-            schedule = await self.get(command.schedule_id)
-            if schedule.task_type not in self._preparers:
-                raise ScheduleConflict(f"schedule {schedule.id} is one of the service's own jobs "
-                                       f"({schedule.task_type}); it is not moved by hand")
-            try:
-                schedule.check_movable()  # before the new time is checked: a 409 says more than a 422
-            except InvalidTransition as refused:
-                raise ScheduleConflict(f"schedule {schedule.id}: {refused}") from None
-            now, version = self._now(), schedule.updated_at
+
+        def move(schedule: Schedule, now: datetime) -> None:
+            self._check_not_own(schedule, "moved")
+            schedule.check_movable()  # before the new time is checked: a 409 says more than a 422
             zone = command.timezone or schedule.timezone
             trigger, first, text_key, text = self._new_time(command, schedule, zone, now)
             schedule.reschedule(trigger=trigger, first_run_at=first, timezone=zone, now=now, field=text_key)
@@ -414,14 +448,10 @@ class SchedulingService:
                 schedule.metadata.pop(key, None)
             schedule.metadata[text_key] = text
 
-            async def write(schedule: Schedule = schedule, version: datetime = version) -> bool:
-                return await self._repository.save(schedule, expected_status=ScheduleStatus.SCHEDULED,
-                                                   expected_updated_at=version)
-
-            if await publish_then_write(self._publisher, schedule, schedule.events[-1:], write):
-                self._signal.notify(first)
-                return schedule
-        raise ScheduleConflict(f"schedule {command.schedule_id} kept changing while it was being moved; try again")
+        schedule = await self._change(command.schedule_id, "moved", lambda _: False, move)
+        if schedule.status is ScheduleStatus.SCHEDULED and schedule.next_run_at is not None:
+            self._signal.notify(schedule.next_run_at)
+        return schedule
 
     def _new_time(self, command: RescheduleCommand, schedule: Schedule, zone: str,
                   now: datetime) -> tuple[Trigger, datetime, str, str]:

@@ -6,8 +6,14 @@ const TOKEN_KEY = "cronjob.token";
 const PAGE_SIZE = 50;
 const REFRESH_MS = 5000;
 //: Every status a schedule can be in (the API's order): the counts, the filter and the per-type table.
-const STATUSES = ["scheduled", "running", "succeeded", "dead", "unknown", "missed", "cancelled"];
-const ACTIONABLE = { retry: ["dead", "unknown", "missed"] };
+const STATUSES = ["scheduled", "running", "paused", "succeeded", "dead", "unknown", "missed", "cancelled"];
+//: What each action button asks of the API, and the statuses it is offered in (cancel: see cancellable).
+const ACTIONS = {
+  cancel: { method: "DELETE", suffix: "", done: "cancelled" },
+  retry: { method: "POST", suffix: "/retry", done: "retry scheduled", statuses: ["dead", "unknown", "missed"] },
+  pause: { method: "POST", suffix: "/pause", done: "paused", statuses: ["scheduled"] },
+  resume: { method: "POST", suffix: "/resume", done: "resumed", statuses: ["paused"] },
+};
 //: The service's own task types (not in /v1/task-types: never scheduled through the API).
 const INTERNAL_TYPES = ["webhook.delivery", "whatsapp.status"];
 
@@ -16,9 +22,9 @@ function isOneOff(schedule) {
   return schedule.schedule.startsWith("once @");
 }
 
-/** Whether the API takes a cancel: a schedule that waits, and a recurring one even mid-run. */
+/** Whether the API takes a cancel: a schedule that waits (or is paused), and a recurring one even mid-run. */
 function cancellable(schedule) {
-  return schedule.status === "scheduled" || (schedule.status === "running" && !isOneOff(schedule));
+  return ["scheduled", "paused"].includes(schedule.status) || (schedule.status === "running" && !isOneOff(schedule));
 }
 
 //: ``failed``: the message shown is a refresh's error, cleared by the next refresh that works.
@@ -318,7 +324,11 @@ async function loadDetail(id) {
   status.textContent = schedule.status;
   status.className = `status status-${schedule.status}`;
   $("#cancel").hidden = !cancellable(schedule);
-  $("#retry").hidden = !ACTIONABLE.retry.includes(schedule.status);
+  for (const action of ["retry", "pause", "resume"]) {
+    // The service's own jobs are not paused by hand (the API refuses it).
+    $(`#${action}`).hidden = !ACTIONS[action].statuses.includes(schedule.status)
+      || (action === "pause" && INTERNAL_TYPES.includes(schedule.type));
+  }
   showMove(schedule);
 
   const fields = [
@@ -356,10 +366,11 @@ async function loadDetail(id) {
   if ($("#detail-payload").textContent !== payload) $("#detail-payload").textContent = payload;  // keeps a selection
 }
 
-/** The move form, for a schedule that waits: a new time for a one-off, a new rule for a recurring one. */
+/** The move form, for a schedule that waits (a paused one stays paused): a new time for a one-off,
+ * a new rule for a recurring one. */
 function showMove(schedule) {
   const oneOff = isOneOff(schedule);
-  $("#move-form").hidden = schedule.status !== "scheduled";
+  $("#move-form").hidden = !["scheduled", "paused"].includes(schedule.status);
   $("#move-form").dataset.oneOff = String(oneOff);
   if ($("#move-form").dataset.id !== schedule.id) {  // another schedule: what was typed for the last one goes
     $("#move-form").dataset.id = schedule.id;
@@ -393,10 +404,10 @@ async function act(action) {
   const id = state.selected;
   if (!id) return;
   if (action === "cancel" && !window.confirm(`Cancel schedule ${id}? This cannot be undone.`)) return;
-  const path = action === "cancel" ? `v1/schedules/${encodeURIComponent(id)}` : `v1/schedules/${encodeURIComponent(id)}/retry`;
+  const { method, suffix, done } = ACTIONS[action];
   try {
-    const schedule = await api(path, { method: action === "cancel" ? "DELETE" : "POST" });
-    say(`Schedule ${id}: ${action === "cancel" ? "cancelled" : "retry scheduled"} (now ${schedule.status}).`, "info");
+    const schedule = await api(`v1/schedules/${encodeURIComponent(id)}${suffix}`, { method });
+    say(`Schedule ${id}: ${done} (now ${schedule.status}).`, "info");
   } catch (error) {
     report(error);
   }
@@ -443,8 +454,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#refresh").addEventListener("click", () => refresh());
   $("#prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE_SIZE); refresh(); });
   $("#next").addEventListener("click", () => { state.offset += PAGE_SIZE; refresh(); });
-  $("#cancel").addEventListener("click", () => act("cancel"));
-  $("#retry").addEventListener("click", () => act("retry"));
+  for (const action of Object.keys(ACTIONS)) {
+    $(`#${action}`).addEventListener("click", () => act(action));
+  }
   $("#close-detail").addEventListener("click", closeDetail);
   $("#move-form").addEventListener("submit", (event) => {
     event.preventDefault();
