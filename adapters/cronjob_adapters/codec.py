@@ -154,6 +154,8 @@ class ScheduleCodec:
                 for e in schedule.events
             ],
             "delivery": dict(schedule.delivery),
+            "pause_after_failures": schedule.pause_after_failures,
+            "failed_in_a_row": schedule.failed_in_a_row,
         }
         if schedule.idempotency_key:
             doc["idempotency_key"] = schedule.idempotency_key
@@ -209,4 +211,6 @@ class ScheduleCodec:
                 for e in doc.get("events") or []
             ],
             delivery=dict(doc.get("delivery") or {}),
+            pause_after_failures=doc.get("pause_after_failures"),
+            failed_in_a_row=int(doc.get("failed_in_a_row") or 0),
         )

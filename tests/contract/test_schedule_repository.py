@@ -27,6 +27,7 @@ async def test_round_trip_keeps_every_field(store: StoreFactory) -> None:
     schedule.retry = RetryPolicy(max_attempts=3, initial_delay=timedelta(seconds=2))
     schedule.misfire = MisfirePolicy(grace=timedelta(minutes=5), coalesce=False)
     schedule.send_by = T0 + timedelta(hours=1)
+    schedule.pause_after_failures, schedule.failed_in_a_row = 3, 2
     await repo.add(schedule)
     [claimed] = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10)
     claimed.fail(
@@ -42,6 +43,7 @@ async def test_round_trip_keeps_every_field(store: StoreFactory) -> None:
     assert loaded is not None and loaded.next_run_at is not None
     assert loaded.next_run_at.tzinfo is not None and loaded.next_run_at.utcoffset() == timedelta(0)
     assert loaded.attempts[0].error == ErrorInfo("130429", "rate limit", True, {"http_status": "400"})
+    assert (loaded.pause_after_failures, loaded.failed_in_a_row) == (3, 2)  # as added, not only as claimed
 
 
 async def test_get_unknown_is_none(store: StoreFactory) -> None:

@@ -395,6 +395,20 @@ async def test_a_paused_message_waits_until_it_is_resumed(client: httpx.AsyncCli
         assert (await client.post(f"{path}/{action}")).status_code == 401
 
 
+async def test_pause_after_failures_is_taken_for_a_recurring_schedule_only(client: httpx.AsyncClient) -> None:
+    task = {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}
+    created = await client.post("/v1/schedules", headers=AUTH, json={
+        "task": task, "schedule": "every day at 09:00", "pause_after_failures": 3})
+    assert created.status_code == 201, created.text
+    assert (created.json()["pause_after_failures"], created.json()["failed_in_a_row"]) == (3, 0)
+    for change in ({"schedule": "once @ 2025-06-22 09:00"}, {"pause_after_failures": 0},
+                   {"pause_after_failures": "3"}, {"pause_after_failures": 2.5}):
+        refused = await client.post("/v1/schedules", headers=AUTH, json={
+            "task": task, "schedule": "every day at 09:00", "pause_after_failures": 3, **change})
+        assert refused.status_code == 422, (change, refused.text)
+        assert [e["field"] for e in refused.json()["errors"]] == ["pause_after_failures"], refused.json()
+
+
 async def test_a_running_schedule_shows_who_runs_it(client: httpx.AsyncClient, container: Container,
                                                    clock: FixedClock) -> None:
     created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()

@@ -331,6 +331,28 @@ def test_a_waiting_schedule_is_paused_and_resumed_from_its_detail(page: Page, se
     expect(page.locator("#events tbody td.type")).to_have_text(["scheduled", "paused", "resumed"])
 
 
+def test_a_recurring_schedule_paused_by_its_failures_says_why(page: Page, service: Service) -> None:
+    # No WhatsApp credentials here: every occurrence ends dead, so the first one pauses it.
+    created = service.http.post("/v1/schedules", json={
+        "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"},
+        "schedule": "every 1 seconds", "pause_after_failures": 1})
+    assert created.status_code == 201, created.text
+    paused = service.wait_for(created.json()["id"], lambda s: s["status"] == "paused")
+    assert paused["failed_in_a_row"] == 1 and len(paused["attempts"]) == 1
+    sign_in(page)
+    row(page, paused["id"]).click()
+    expect(page.locator("#detail-status")).to_have_text("paused")
+    expect(page.locator("#detail-fields")).to_contain_text("1 occurrence(s) ended dead (paused at 1)")
+    expect(page.locator("#events tbody td.type").last).to_have_text("paused")
+    expect(page.locator("#events tbody tr").last).to_contain_text("pause_after_failures 1")
+    expect(page.locator("#resume")).to_be_visible()
+    time.sleep(1.5)  # occurrences fall due meanwhile: none runs
+    assert len(service.get(paused["id"])["attempts"]) == 1
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#cancel")
+    expect(page.locator("#detail-status")).to_have_text("cancelled")
+
+
 def test_a_recurring_schedule_is_moved_to_another_rule(page: Page, service: Service) -> None:
     created = service.http.post("/v1/schedules", json={
         "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"},

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cronjob.domain.message import MessageKind
+from cronjob.domain.message import DeliveryError, MessageKind
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
@@ -416,3 +416,63 @@ async def test_a_pause_that_races_a_claim_is_a_conflict_and_the_run_goes_on() ->
     stored = await rig.stored(schedule.id)
     assert stored.status is ScheduleStatus.SUCCEEDED and "paused" not in [e.type for e in stored.events]
     assert len(rig.sender.sent) == 1
+
+
+class Refused(TaskHandler):
+    """Text messages refused for good while ``failing``, sent otherwise."""
+
+    task_type = WHATSAPP_TEXT
+
+    def __init__(self) -> None:
+        self.failing = True
+
+    async def run(self, schedule: Schedule) -> TaskOutcome:
+        if self.failing:
+            raise DeliveryError("131026", "message undeliverable", retryable=False)
+        return TaskOutcome(provider_message_id="wamid.ok")
+
+
+async def test_a_recurring_schedule_is_paused_after_so_many_dead_occurrences_in_a_row() -> None:
+    rig = Rig()
+    rig.handlers[WHATSAPP_TEXT] = handler = Refused()
+    schedule = await rig.recurring("every 10 minutes", pause_after_failures=2)
+    first = schedule.next_run_at
+    assert first is not None
+    dispatcher = rig.dispatcher()
+    for n in (1, 2):
+        rig.clock.set(first + (n - 1) * timedelta(minutes=10))
+        assert await run_due(dispatcher) == 1
+        assert (await rig.stored(schedule.id)).failed_in_a_row == n
+    paused = await rig.stored(schedule.id)
+    assert paused.status is ScheduleStatus.PAUSED and paused.next_run_at == first + timedelta(minutes=20)
+    assert [e.type for e in paused.events[-3:]] == ["failed", "dead", "paused"]
+    assert paused.events[-1].data["reason"] == "2 occurrences in a row ended dead (pause_after_failures 2)"
+    rig.clock.set(first + timedelta(minutes=45))
+    assert await run_due(dispatcher) == 0  # held until a user resumes it
+
+    handler.failing = False
+    resumed = await rig.service.resume(schedule.id)
+    assert (resumed.failed_in_a_row, resumed.next_run_at) == (0, first + timedelta(minutes=50))
+    rig.clock.set(first + timedelta(minutes=50))
+    assert await run_due(dispatcher) == 1
+    handler.failing = True
+    rig.clock.set(first + timedelta(minutes=60))
+    assert await run_due(dispatcher) == 1  # one dead occurrence: counted, not yet paused
+    stored = await rig.stored(schedule.id)
+    assert (stored.status, stored.failed_in_a_row) == (ScheduleStatus.SCHEDULED, 1)
+    handler.failing = False
+    rig.clock.set(first + timedelta(minutes=70))
+    assert await run_due(dispatcher) == 1
+    assert (await rig.stored(schedule.id)).failed_in_a_row == 0  # a success starts the count afresh
+
+
+async def test_pause_after_failures_is_for_recurring_schedules() -> None:
+    from cronjob.domain.errors import ValidationError
+
+    rig = Rig()
+    with pytest.raises(ValidationError, match="recurring") as refused:
+        await rig.recurring("once @ 2030-01-15 12:00", pause_after_failures=3)
+    assert refused.value.field == "pause_after_failures"
+    with pytest.raises(ValidationError, match="at least 1"):
+        await rig.recurring("every 10 minutes", pause_after_failures=0)
+    assert await rig.service.list(limit=10) == []

@@ -259,6 +259,7 @@ def create_app(services: ApiServices) -> FastAPI:
             coalesce=request.coalesce,
             send_by=_aware(request.send_by, "send_by"),
             callback_url=request.callback_url,
+            pause_after_failures=request.pause_after_failures,
         ))
         if not outcome.created:
             response.status_code = 200

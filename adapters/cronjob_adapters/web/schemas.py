@@ -155,6 +155,11 @@ class CreateScheduleBase(BaseModel):
     coalesce: bool = Field(default=True, strict=True, description="Recurring: one run for all occurrences missed while down, as the latest of them; false: each one still within the misfire grace runs.")
     send_by: Annotated[datetime | None, Field(default=None, description="One-off: hard deadline (with offset).")] = None
     callback_url: CallbackUrl = None
+    pause_after_failures: Annotated[int | None, Field(
+        default=None, strict=True, ge=1, le=10_000,
+        description="Recurring: pause the schedule once this many occurrences in a row ended `dead` "
+                    "(retries exhausted, or a permanent error); resume it when the cause is fixed. "
+                    "Default: never.")] = None
 
 
 def create_request_model(task_union: Any) -> type[CreateScheduleBase]:
@@ -298,6 +303,11 @@ class ScheduleView(BaseModel):
     running: LeaseView | None = Field(
         default=None, description="While it runs: its lease (its attempt and `started` event are "
                                   "written with the outcome).")
+    pause_after_failures: int | None = Field(
+        default=None, description="Recurring: paused once this many occurrences in a row ended `dead`.")
+    failed_in_a_row: int = Field(
+        default=0, description="Occurrences in a row that ended `dead` (a success, or a resume, starts "
+                               "the count afresh).")
 
     @classmethod
     def of(cls, schedule: Schedule) -> ScheduleView:
@@ -334,6 +344,8 @@ class ScheduleView(BaseModel):
             last_error=ErrorView(**asdict(schedule.last_error)) if schedule.last_error else None,
             callback_url=masked_url(schedule.callback_url) if schedule.callback_url else None,
             running=LeaseView.model_validate(schedule.lease, from_attributes=True) if schedule.lease else None,
+            pause_after_failures=schedule.pause_after_failures,
+            failed_in_a_row=schedule.failed_in_a_row,
         )
 
 

@@ -149,7 +149,9 @@ class Schedule:
     deadline for a one-off: past it, the work is missed rather than done late. ``events`` is the
     schedule's own log; ``callback_url`` receives its status webhooks. ``delivery`` is what the
     provider reported about the latest sent message (``status``, ``<status>_at``, and for a failure
-    ``error_code``/``error_message``); a new send starts it afresh.
+    ``error_code``/``error_message``); a new send starts it afresh. ``failed_in_a_row`` counts
+    the occurrences in a row that ended dead (a success, or a resume, starts it afresh); a
+    recurring schedule with ``pause_after_failures`` is paused once it reaches that many.
     """
 
     id: str
@@ -175,6 +177,8 @@ class Schedule:
     callback_url: str | None = None
     events: list[ScheduleEvent] = field(default_factory=list)
     delivery: dict[str, str] = field(default_factory=dict)
+    pause_after_failures: int | None = None
+    failed_in_a_row: int = 0
 
     @classmethod
     def create(
@@ -194,6 +198,7 @@ class Schedule:
         send_by: datetime | None = None,
         metadata: dict[str, str] | None = None,
         callback_url: str | None = None,
+        pause_after_failures: int | None = None,
     ) -> Schedule:
         """A new schedule in ``scheduled``, first due at ``first_run_at``."""
         if not task_type:
@@ -208,6 +213,12 @@ class Schedule:
             send_by = require_aware(send_by, "send_by")
             if send_by < first:
                 raise ValidationError("send_by must not be before send_at", field="send_by")
+        if pause_after_failures is not None:
+            if not trigger.recurring:
+                raise ValidationError("pause_after_failures is for a recurring schedule; a one-off runs once",
+                                      field="pause_after_failures")
+            if pause_after_failures < 1:
+                raise ValidationError("pause_after_failures must be at least 1", field="pause_after_failures")
         schedule = cls(
             id=id,
             task_type=task_type,
@@ -226,6 +237,7 @@ class Schedule:
             send_by=send_by,
             metadata=dict(metadata or {}),
             callback_url=callback_url,
+            pause_after_failures=pause_after_failures,
         )
         schedule._emit("scheduled", now, next_run_at=first.isoformat())
         return schedule
@@ -364,6 +376,7 @@ class Schedule:
             self.result.setdefault("provider_message_id", provider_message_id)
         self.delivery = {}  # the delivery statuses of a previous message no longer apply
         self.last_error = None
+        self.failed_in_a_row = 0
         self._emit("succeeded", now, attempt_id, **self.result)
         self._advance_or(ScheduleStatus.SUCCEEDED, now)
 
@@ -382,7 +395,16 @@ class Schedule:
         self.last_error = error
         self._emit("failed", now, attempt_id, **details)
         self._emit("dead", now, attempt_id, reason=decision.reason, **details)
+        self.failed_in_a_row += 1
         self._advance_or(ScheduleStatus.DEAD, now)
+        limit = self.pause_after_failures
+        if limit is not None and self.status is ScheduleStatus.SCHEDULED and self.failed_in_a_row >= limit:
+            # Stop hammering what keeps failing (a dead endpoint, a revoked token) until a user
+            # resumes it; its next occurrence stays as computed.
+            self._move(ScheduleStatus.PAUSED, now)
+            self._emit("paused", now, attempt_id, next_run_at=self.next_run_at.isoformat() if self.next_run_at else "",
+                       reason=f"{self.failed_in_a_row} occurrences in a row ended dead "
+                              f"(pause_after_failures {limit})")
 
     def outcome_unknown(self, *, attempt_id: str, now: datetime, error: ErrorInfo) -> None:
         """The provider may or may not have the message: park it as ``unknown``, never re-send blindly."""
@@ -511,7 +533,7 @@ class Schedule:
         recurring schedule does not make up for the pause: when its next run (an occurrence, or
         the retry of one) fell due meanwhile, it is due next at its first occurrence after
         ``now`` (the ``resumed`` event's ``data.skipped_from`` names the time it skipped), with
-        a fresh attempt count; otherwise it keeps that time.
+        a fresh attempt count; otherwise it keeps that time. ``failed_in_a_row`` starts afresh.
         """
         if self.status is not ScheduleStatus.PAUSED:
             raise InvalidTransition(self.status.value, ScheduleStatus.SCHEDULED.value,
@@ -523,6 +545,7 @@ class Schedule:
                 data["skipped_from"] = self.next_run_at.isoformat()
                 self.next_run_at = self.occurrence = upcoming
         self._move(ScheduleStatus.SCHEDULED, now)
+        self.failed_in_a_row = 0
         if self.next_run_at is not None:
             data["next_run_at"] = self.next_run_at.isoformat()
         self._emit("resumed", now, **data)

@@ -82,7 +82,8 @@ class CreateScheduleCommand:
     (templates against params) and stores the prepared payload. ``misfire_grace``: how late an
     occurrence may still run (None: the service's default for a one-off, no limit for a recurring
     schedule; zero: always); ``coalesce``: see :class:`MisfirePolicy` (recurring only).
-    ``request_digest``: as for :class:`ScheduleMessageCommand`.
+    ``request_digest``: as for :class:`ScheduleMessageCommand`. ``pause_after_failures``
+    (recurring only): pause it once that many occurrences in a row ended dead.
     """
 
     task_type: str
@@ -97,6 +98,7 @@ class CreateScheduleCommand:
     coalesce: bool = True
     send_by: datetime | None = None
     callback_url: str | None = None
+    pause_after_failures: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +254,7 @@ class SchedulingService:
             misfire=self._misfire(command.misfire_grace, recurring=trigger.recurring, coalesce=command.coalesce),
             send_by=command.send_by, metadata={"schedule": command.schedule},
             callback_url=command.callback_url, request_digest=command.request_digest,
+            pause_after_failures=command.pause_after_failures,
         )
 
     def _now(self) -> datetime:
@@ -292,6 +295,7 @@ class SchedulingService:
         metadata: dict[str, str],
         callback_url: str | None,
         request_digest: str | None,
+        pause_after_failures: int | None = None,
     ) -> Scheduled:
         if request_digest:  # kept with the schedule, to tell a replay from another request
             metadata = {**metadata, REQUEST_DIGEST: request_digest}
@@ -310,7 +314,9 @@ class SchedulingService:
             send_by=send_by,
             metadata=metadata,
             callback_url=callback_url,
+            pause_after_failures=pause_after_failures,
         )
+
         async def add() -> bool:
             await self._repository.add(schedule)
             return True

@@ -338,6 +338,8 @@ async function loadDetail(id) {
     ["template", schedule.templateName], ["user", schedule.userId], ["idempotency key", schedule.idempotency_key],
     ["callback", schedule.callback_url], ["result", Object.keys(schedule.result).length ? JSON.stringify(schedule.result) : null],
     ["delivery", schedule.delivery.status ? JSON.stringify(schedule.delivery) : null],
+    ["failed in a row", schedule.failed_in_a_row ? `${schedule.failed_in_a_row} occurrence(s) ended dead`
+      + (schedule.pause_after_failures ? ` (paused at ${schedule.pause_after_failures})` : "") : null],
     ["running on", schedule.running ? schedule.running.owner
       + (schedule.running.taken_over_from ? ` (taken over from ${schedule.running.taken_over_from})` : "") : null],
     ["created", when(schedule.created_at)], ["updated", when(schedule.updated_at)],
