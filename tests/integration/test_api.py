@@ -320,7 +320,7 @@ async def test_a_waiting_message_is_moved_and_sent_at_its_new_time_only(
     assert (await client.get(path, headers=AUTH)).json() == shown
     events = (await client.get(f"{path}/events", headers=AUTH)).json()["items"]
     assert events[-1]["type"] == "scheduled"
-    assert events[-1]["data"]["rescheduled_from"] == "2025-06-21T17:00:00+00:00"
+    assert events[-1]["data"]["rescheduled_from"] == "2025-06-21T17:00:00.000Z"
     dispatcher, sender = container.dispatcher(), container.sender()
     clock.set(NOW + timedelta(hours=1, minutes=5))  # the old time has passed: nothing is due
     assert await dispatcher.dispatch_due() == 0

@@ -256,6 +256,11 @@ async def test_a_message_life_reaches_its_callback_and_the_global_url_signed(
     by_type = {d.type: d.event for d in receiver.at("/callback")}
     assert by_type["scheduled"]["status"] == "scheduled" and by_type["scheduled"]["attempt_id"] is None
     assert by_type["started"]["status"] == "running"
+    # Every instant in a body, the event's own and those in its data, is one format: UTC, ms, Z.
+    assert (by_type["scheduled"]["at"], by_type["scheduled"]["data"]) == (
+        "2025-06-21T16:00:00.000Z", {"next_run_at": "2025-06-21T17:00:00.000Z"})
+    assert (by_type["started"]["at"], by_type["started"]["data"]["occurrence"]) == (
+        "2025-06-21T17:00:00.000Z", "2025-06-21T17:00:00.000Z")
     succeeded = by_type["succeeded"]
     assert succeeded["status"] == "succeeded" and succeeded["data"]["wamid"] == "wamid.fake.1"
     assert succeeded["attempt_id"] == by_type["started"]["attempt_id"] is not None
@@ -434,7 +439,7 @@ async def test_what_whatsapp_reports_about_a_sent_message_is_delivered_too(
     await settle(container)
     by_type = {d.type: d.event for d in receiver.at("/callback")}
     assert set(by_type) == {"scheduled", "started", "succeeded", "delivery.delivered", "delivery.read"}
-    assert by_type["delivery.read"]["data"]["at"] == (reported + timedelta(seconds=5)).isoformat()
+    assert by_type["delivery.read"]["data"]["at"] == "2025-06-21T17:00:08.000Z"
     assert by_type["delivery.read"]["schedule_id"] == created["id"]
     assert by_type["delivery.read"]["attempt_id"] == by_type["succeeded"]["attempt_id"]
 

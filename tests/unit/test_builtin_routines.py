@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -10,7 +10,7 @@ import pytest
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import DeliveryError
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
-from cronjob_adapters.tasks.builtin_routines import ReportArgs, daily_report
+from cronjob_adapters.tasks.builtin_routines import PurgeArgs, ReportArgs, daily_report, purge_runs
 from cronjob_adapters.tasks.python import RoutineContext
 from tests.support.builders import one_off
 from tests.support.clock import FixedClock
@@ -43,3 +43,18 @@ def test_report_args_refuse_e_mail_only_when_told_it_is_not_configured() -> None
     assert ReportArgs.model_validate(args, context={"email_configured": True}).email_to == ["ops@example.com"]
     with pytest.raises(ValueError, match="not configured"):
         ReportArgs.model_validate(args, context={"email_configured": False})
+
+
+async def test_the_routines_write_their_times_as_utc_instants_to_the_millisecond() -> None:
+    clock = FixedClock(NOW + timedelta(microseconds=987_654))  # 08:00:00.987654
+    handed: list[dict[str, Any]] = []
+
+    async def schedule_task(task_type: str, payload: dict[str, Any]) -> str:
+        handed.append(payload)
+        return "follow-up-1"
+
+    context = RoutineContext(InMemoryScheduleRepository(), clock, one_off(NOW), schedule_task)
+    purged = await purge_runs(PurgeArgs(older_than_days=1), context)
+    assert purged == {"deleted": "0", "before": "2030-03-01T08:00:00.987Z"}
+    await daily_report(ReportArgs(webhook_url="https://hooks.example/report"), context)
+    assert handed[0]["body"]["generated_at"] == "2030-03-02T08:00:00.987Z"

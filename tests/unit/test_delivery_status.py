@@ -42,13 +42,13 @@ def test_statuses_move_forward_and_are_logged_as_events() -> None:
     assert schedule.record_delivery_status(status="read", at=T0 + timedelta(seconds=9), now=NOW)
     assert schedule.delivery == {
         "status": "read",
-        "sent_at": (T0 + timedelta(seconds=1)).isoformat(),
-        "delivered_at": (T0 + timedelta(seconds=2)).isoformat(),
-        "read_at": (T0 + timedelta(seconds=9)).isoformat(),
+        "sent_at": "2030-01-15T12:00:01.123Z",
+        "delivered_at": "2030-01-15T12:00:02.123Z",
+        "read_at": "2030-01-15T12:00:09.123Z",
     }
     events = [e for e in schedule.events if e.type.startswith("delivery.")]
     assert [e.type for e in events] == ["delivery.sent", "delivery.delivered", "delivery.read"]
-    assert events[-1].data == {"at": (T0 + timedelta(seconds=9)).isoformat()}
+    assert events[-1].data == {"at": "2030-01-15T12:00:09.123Z"}
     assert events[-1].attempt_id == "a1" and events[-1].at == NOW
     assert schedule.status is ScheduleStatus.SUCCEEDED and schedule.updated_at == NOW
 
@@ -69,8 +69,8 @@ def test_a_late_lower_status_fills_in_its_time_and_the_status_stays(late: str) -
     assert schedule.record_delivery_status(status="read", at=T0 + timedelta(seconds=9), now=NOW)
     later = NOW + timedelta(seconds=1)
     assert schedule.record_delivery_status(status=late, at=T0 + timedelta(seconds=1), now=later)
-    assert schedule.delivery == {"status": "read", "read_at": (T0 + timedelta(seconds=9)).isoformat(),
-                                 f"{late}_at": (T0 + timedelta(seconds=1)).isoformat()}
+    assert schedule.delivery == {"status": "read", "read_at": "2030-01-15T12:00:09.123Z",
+                                 f"{late}_at": "2030-01-15T12:00:01.123Z"}
     assert schedule.events[-1].type == f"delivery.{late}" and schedule.updated_at == later
     before = (dict(schedule.delivery), list(schedule.events))
     assert not schedule.record_delivery_status(status=late, at=T0 + timedelta(seconds=2), now=later)  # a repeat
@@ -85,7 +85,7 @@ def test_failed_is_recorded_after_any_status_with_the_error_and_is_final() -> No
     assert schedule.delivery["status"] == "failed"
     assert schedule.delivery["error_code"] == "131049"
     assert schedule.delivery["error_message"].startswith("This message was not delivered")
-    assert schedule.delivery["delivered_at"] == (T0 + timedelta(seconds=2)).isoformat()
+    assert schedule.delivery["delivered_at"] == "2030-01-15T12:00:02.123Z"
     event = schedule.events[-1]
     assert event.type == "delivery.failed" and event.data["code"] == "131049"
     assert not schedule.record_delivery_status(status="failed", at=T0 + timedelta(seconds=4), now=NOW, error=error)
@@ -296,7 +296,7 @@ async def test_an_early_status_is_parked_once_and_applied_once_its_message_is_re
     assert outcome.result == {"outcome": "recorded", "message_id": "wamid.1"}
     loaded = await repository.get(schedule.id)
     assert loaded is not None and loaded.delivery["status"] == "delivered"
-    assert loaded.delivery["delivered_at"] == early.at.isoformat()  # when Meta said, not when applied
+    assert loaded.delivery["delivered_at"] == "2030-01-15T12:04:59.123Z"  # when Meta said, not when applied
     assert (await handler.run(job)).result["outcome"] == "ignored"  # a second run changes nothing
 
 
@@ -333,8 +333,17 @@ async def test_a_failed_status_keeps_its_error_while_parked() -> None:
     failed = StatusUpdate("wamid.1", "failed", NOW, error_code="131026", error_message="Message undeliverable")
     await service.apply([failed])
     [job] = await parked_jobs(repository)
+    assert (job.payload["at"], job.payload["received_at"]) == ("2030-01-15T12:05:00.123Z",) * 2
     assert StatusUpdate.from_payload(job.payload) == (failed, NOW)
     schedule = await stored(repository)
     assert (await StatusRecheckHandler(service, clock).run(job)).result["outcome"] == "recorded"
     loaded = await repository.get(schedule.id)
     assert loaded is not None and loaded.delivery["error_code"] == "131026"
+
+
+def test_a_payload_parked_before_instants_were_written_with_z_still_reads() -> None:
+    """Jobs parked by an earlier version hold ``isoformat()`` text (``+00:00``, microseconds)."""
+    old = {"message_id": "wamid.1", "status": "read", "at": "2030-01-15T12:05:00.123000+00:00",
+           "error_code": None, "error_message": None, "received_at": "2030-01-15T12:05:01+00:00",
+           "schedule_id": None}
+    assert StatusUpdate.from_payload(old) == (StatusUpdate("wamid.1", "read", NOW), NOW + timedelta(seconds=0.877))

@@ -281,8 +281,10 @@ def test_outcome_unknown_is_parked_not_due() -> None:
     assert schedule.attempts[-1].outcome == "unknown"
 
 
-@pytest.mark.parametrize("after", [timedelta(0), timedelta(microseconds=400), timedelta(seconds=5)])
-def test_an_operator_retry_is_a_new_occurrence_with_its_own_key(after: timedelta) -> None:
+@pytest.mark.parametrize(("after", "shown"), [(timedelta(0), "2030-01-15T12:00:00.001Z"),
+                                              (timedelta(microseconds=400), "2030-01-15T12:00:00.001Z"),
+                                              (timedelta(seconds=5), "2030-01-15T12:00:05.000Z")])
+def test_an_operator_retry_is_a_new_occurrence_with_its_own_key(after: timedelta, shown: str) -> None:
     schedule = in_status(S.UNKNOWN)  # its run ended at T0, the occurrence it retries
     first_key = schedule.delivery_key
     schedule.retry_now(now=T0 + after)
@@ -291,20 +293,21 @@ def test_an_operator_retry_is_a_new_occurrence_with_its_own_key(after: timedelta
     # Still distinct once a store keeps it to the millisecond.
     assert schedule.occurrence.replace(microsecond=schedule.occurrence.microsecond // 1000 * 1000) > T0
     assert schedule.next_run_at == schedule.occurrence == max(T0 + after, T0 + timedelta(milliseconds=1))
-    assert schedule.events[-1].data["next_run_at"] == schedule.occurrence.isoformat()
+    assert schedule.events[-1].data == {"next_run_at": shown, "retried_from": "unknown"}
 
 
 def test_a_waiting_schedule_moves_to_another_time_earlier_or_later() -> None:
     schedule = new_schedule()
     key = schedule.delivery_key
-    for at in (T0 + timedelta(hours=2), T0 - timedelta(minutes=30)):
-        previous = schedule.next_run_at
+    moves = [(T0 + timedelta(hours=2), "2030-01-15T14:00:00.000Z", "2030-01-15T12:00:00.000Z"),
+             (T0 - timedelta(minutes=30), "2030-01-15T11:30:00.000Z", "2030-01-15T14:00:00.000Z")]
+    for at, shown, previous in moves:
         schedule.reschedule(trigger=OnceTrigger(at), first_run_at=at, timezone="UTC", now=LATER)
         assert schedule.next_run_at == schedule.occurrence == at and schedule.trigger == OnceTrigger(at)
         assert schedule.status is S.SCHEDULED and schedule.updated_at == LATER and schedule.timezone == "UTC"
         assert schedule.delivery_key != key
         assert schedule.events[-1].type == "scheduled"
-        assert schedule.events[-1].data == {"next_run_at": at.isoformat(), "rescheduled_from": previous.isoformat()}
+        assert schedule.events[-1].data == {"next_run_at": shown, "rescheduled_from": previous}
 
 
 def test_a_paused_schedule_is_held_and_resumes_where_it_was() -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from cronjob.domain.errors import ValidationError
+from cronjob.domain.instants import instant_text
 from cronjob.domain.message import DeliveryError
 from cronjob.domain.schedule import ScheduleStatus
 
@@ -59,7 +60,7 @@ async def purge_runs(args: PurgeArgs, context: RoutineContext) -> dict[str, str]
     before = context.clock.now() - timedelta(days=args.older_than_days)
     deleted = await context.repository.delete_finished(
         before=before, statuses=[ScheduleStatus(s) for s in args.statuses], limit=args.limit)
-    return {"deleted": str(deleted), "before": before.isoformat()}
+    return {"deleted": str(deleted), "before": instant_text(before)}
 
 
 async def daily_report(args: ReportArgs, context: RoutineContext) -> dict[str, str]:
@@ -75,7 +76,7 @@ async def daily_report(args: ReportArgs, context: RoutineContext) -> dict[str, s
     sent: dict[str, str] = {"total": str(sum(counts.values()))}
     try:
         if args.webhook_url:
-            body = {"generated_at": now.isoformat(), "counts": [
+            body = {"generated_at": instant_text(now), "counts": [
                 {"status": s, "task_type": t, "count": n} for s, t, n in rows]}
             sent["webhook_schedule"] = await context.schedule_task("http.request", {
                 "method": "POST", "url": args.webhook_url, "body": body})

@@ -10,6 +10,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cronjob.domain.instants import instant_text
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleEvent, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger
@@ -140,7 +141,7 @@ class WebhookPublisher(EventPublisher):
         body = WebhookEvent(
             id=event.id,
             type=event.type,
-            at=event.at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            at=instant_text(event.at),
             schedule_id=schedule.id,
             task_type=schedule.task_type,
             attempt_id=event.attempt_id,

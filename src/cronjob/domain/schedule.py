@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from cronjob.domain.errors import InvalidTransition, ValidationError
+from cronjob.domain.instants import instant_text
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryDecision, RetryPolicy
 from cronjob.domain.trigger import Trigger, latest_fire_time, require_aware
@@ -239,7 +240,7 @@ class Schedule:
             callback_url=callback_url,
             pause_after_failures=pause_after_failures,
         )
-        schedule._emit("scheduled", now, next_run_at=first.isoformat())
+        schedule._emit("scheduled", now, next_run_at=instant_text(first))
         return schedule
 
     # -- queries ---------------------------------------------------------------------------
@@ -268,7 +269,7 @@ class Schedule:
     def misfire_reason(self, now: datetime) -> str | None:
         """Why the occurrence due at ``next_run_at`` must not run at ``now``, or None if it may."""
         if self.send_by is not None and now > self.send_by:
-            return f"not run by its send_by deadline {self.send_by.isoformat()}"
+            return f"not run by its send_by deadline {instant_text(self.send_by)}"
         grace = self.misfire.grace
         if grace is not None and self.next_run_at is not None and now - self.next_run_at > grace:
             late = int((now - self.next_run_at).total_seconds())
@@ -278,6 +279,7 @@ class Schedule:
     @property
     def delivery_key(self) -> str:
         """Idempotency key of the current occurrence: ``<id>:<occurrence ISO>``."""
+        # isoformat, not instant_text: providers deduplicate on the key, so it stays what earlier versions sent.
         occurrence = self.occurrence.isoformat() if self.occurrence else "-"
         return f"{self.id}:{occurrence}"
 
@@ -362,7 +364,7 @@ class Schedule:
     def mark_started(self, *, attempt_id: str, now: datetime) -> None:
         """The claimed run begins (records the ``started`` event)."""
         lease = self._require_lease(attempt_id)
-        data = {"owner": lease.owner, "occurrence": (self.occurrence or now).isoformat()}
+        data = {"owner": lease.owner, "occurrence": instant_text(self.occurrence or now)}
         if lease.taken_over_from:
             data["taken_over_from"] = lease.taken_over_from
         self._emit("started", now, attempt_id, **data)
@@ -389,7 +391,7 @@ class Schedule:
             self._move(ScheduleStatus.SCHEDULED, now)
             self.next_run_at = decision.retry_at
             self._emit("failed", now, attempt_id, **details)
-            self._emit("retrying", now, attempt_id, retry_at=decision.retry_at.isoformat(), reason=decision.reason)
+            self._emit("retrying", now, attempt_id, retry_at=instant_text(decision.retry_at), reason=decision.reason)
             return
         self._finish_attempt(attempt_id, now, "failed", error=error)
         self.last_error = error
@@ -452,8 +454,8 @@ class Schedule:
         current = self.delivery.get("status")
         if current is None or DELIVERY_RANK[status] > DELIVERY_RANK[current]:
             self.delivery["status"] = status
-        self.delivery[f"{status}_at"] = at.isoformat()
-        data = {"at": at.isoformat()}
+        data = {"at": instant_text(at)}
+        self.delivery[f"{status}_at"] = data["at"]
         if status == "failed" and error is not None:
             self.delivery["error_code"] = data["code"] = error.code
             self.delivery["error_message"] = data["message"] = error.message
@@ -510,7 +512,7 @@ class Schedule:
             occurrence = self.occurrence + _ONE_MS
         self.next_run_at = self.occurrence = occurrence
         self.send_by = None if self.send_by is not None and self.send_by < now else self.send_by
-        self._emit("scheduled", now, next_run_at=occurrence.isoformat(), retried_from=previous)
+        self._emit("scheduled", now, next_run_at=instant_text(occurrence), retried_from=previous)
 
     def pause(self, *, now: datetime) -> None:
         """Hold a schedule that waits (``scheduled`` -> ``paused``): no replica claims it until
@@ -585,13 +587,13 @@ class Schedule:
                                   field="schedule")
         first = require_aware(first_run_at, field)
         if self.send_by is not None and self.send_by < first:
-            raise ValidationError(f"the new time must not be after send_by ({self.send_by.isoformat()})", field=field)
+            raise ValidationError(f"the new time must not be after send_by ({instant_text(self.send_by)})", field=field)
         previous = self.next_run_at
         self.trigger, self.timezone = trigger, timezone
         self.next_run_at = self.occurrence = first
         self.updated_at = now
-        self._emit("scheduled", now, next_run_at=first.isoformat(),
-                   rescheduled_from=previous.isoformat() if previous else "")
+        self._emit("scheduled", now, next_run_at=instant_text(first),
+                   rescheduled_from=instant_text(previous) if previous else "")
 
     def copy(self) -> Schedule:
         """A shallow copy with its own lists and dicts (payload, attempts, result, metadata,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from cronjob.domain.instants import instant_text
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.schedule import DELIVERY_RANK, MisfirePolicy, Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger
@@ -49,13 +50,14 @@ class StatusUpdate:
     def to_payload(self, received_at: datetime, schedule_id: str | None = None) -> dict[str, Any]:
         """The payload of the job that parks this update, received at ``received_at`` (and
         ``schedule_id``, the schedule that was running with this message as its latest send)."""
-        return {"message_id": self.message_id, "status": self.status, "at": self.at.isoformat(),
+        return {"message_id": self.message_id, "status": self.status, "at": instant_text(self.at),
                 "error_code": self.error_code, "error_message": self.error_message,
-                "received_at": received_at.isoformat(), "schedule_id": schedule_id}
+                "received_at": instant_text(received_at), "schedule_id": schedule_id}
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> tuple[StatusUpdate, datetime]:
-        """The update a parking job holds, and when it was received (see :meth:`to_payload`)."""
+        """The update a parking job holds, and when it was received (see :meth:`to_payload`; the
+        ``+00:00`` text of jobs parked by earlier versions reads too)."""
         update = cls(str(payload["message_id"]), str(payload["status"]), datetime.fromisoformat(payload["at"]),
                      payload.get("error_code"), payload.get("error_message"))
         return update, datetime.fromisoformat(payload["received_at"])
