@@ -13,6 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 import cronjob
+from cronjob.domain.schedule import ScheduleEvent
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.web.app import request_digest
@@ -48,7 +49,7 @@ async def test_seed_payload_is_scheduled(client: httpx.AsyncClient) -> None:
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["status"] == "scheduled"
-    assert body["send_at"] == "2025-06-21T17:00:00Z"
+    assert body["send_at"] == "2025-06-21T17:00:00.000Z"
     assert body["send_at_original"] == "2025-06-21T14:00:00-03:00"
     assert body["rendered_body"] == "Olá, Leandro! Seu pedido será entregue em 2 dias úteis."
     assert body["templateName"] == "notificacao_entrega" and body["language"] == "pt_BR"
@@ -203,7 +204,7 @@ async def test_a_body_over_the_limit_is_refused(client: httpx.AsyncClient) -> No
 async def test_wall_time_with_a_zone_and_dst_gaps(client: httpx.AsyncClient, clock: FixedClock) -> None:
     ok = await client.post("/schedule-message", headers=AUTH,
                            json={**SEED, "send_at": "2025-06-21T14:00:00", "timezone": "America/Sao_Paulo"})
-    assert ok.status_code == 201 and ok.json()["send_at"] == "2025-06-21T17:00:00Z"
+    assert ok.status_code == 201 and ok.json()["send_at"] == "2025-06-21T17:00:00.000Z"
     clock.set(datetime(2025, 3, 1, tzinfo=UTC))
     gap = await client.post("/schedule-message", headers=AUTH,
                             json={**SEED, "send_at": "2025-03-09T02:30:00", "timezone": "America/New_York"})
@@ -231,14 +232,14 @@ async def test_a_send_at_with_microseconds_is_answered_as_a_read_shows_it(client
     assert created.status_code == 201, created.text
     shown = (await client.get(f"/v1/schedules/{created.json()['id']}", headers=AUTH)).json()
     # Rounded up to the millisecond the stores keep: never sent before the instant asked for.
-    assert created.json()["send_at"] == created.json()["next_run_at"] == "2025-06-21T17:00:00.124000Z"
+    assert created.json()["send_at"] == created.json()["next_run_at"] == "2025-06-21T17:00:00.124Z"
     assert (shown["send_at"], shown["next_run_at"]) == (created.json()["send_at"], created.json()["next_run_at"])
 
 
 async def test_send_at_may_end_in_a_lowercase_z_as_rfc_3339_allows(client: httpx.AsyncClient) -> None:
     created = await client.post("/schedule-message", json={**SEED, "send_at": "2025-06-21T17:00:00z"}, headers=AUTH)
     assert created.status_code == 201, created.text
-    assert created.json()["send_at"] == "2025-06-21T17:00:00Z"
+    assert created.json()["send_at"] == "2025-06-21T17:00:00.000Z"
 
 
 async def test_idempotency_key_replays_the_first_schedule(client: httpx.AsyncClient) -> None:
@@ -314,7 +315,7 @@ async def test_a_waiting_message_is_moved_and_sent_at_its_new_time_only(
     moved = await client.patch(path, json={"send_at": "2025-06-21T15:30:00-03:00"}, headers=AUTH)
     assert moved.status_code == 200, moved.text
     shown = moved.json()
-    assert shown["send_at"] == shown["next_run_at"] == "2025-06-21T18:30:00Z"
+    assert shown["send_at"] == shown["next_run_at"] == "2025-06-21T18:30:00.000Z"
     assert shown["send_at_original"] == "2025-06-21T15:30:00-03:00" and shown["status"] == "scheduled"
     assert shown["schedule"] == "once @ 2025-06-21T18:30:00+00:00"
     assert (await client.get(path, headers=AUTH)).json() == shown
@@ -362,7 +363,7 @@ async def test_a_recurring_schedule_moves_to_another_rule(client: httpx.AsyncCli
                                json={"schedule": "every monday at 10:00", "timezone": "Europe/Lisbon"})
     assert moved.status_code == 200, moved.text
     assert moved.json()["schedule"] == "weekly on monday at 10:00" and moved.json()["timezone"] == "Europe/Lisbon"
-    assert moved.json()["next_run_at"] == "2025-06-23T09:00:00Z"  # Monday 10:00 in Lisbon (+01:00)
+    assert moved.json()["next_run_at"] == "2025-06-23T09:00:00.000Z"  # Monday 10:00 in Lisbon (+01:00)
 
 
 async def test_a_paused_message_waits_until_it_is_resumed(client: httpx.AsyncClient, container: Container,
@@ -418,8 +419,8 @@ async def test_a_running_schedule_shows_who_runs_it(client: httpx.AsyncClient, c
                                                        lease_for=timedelta(seconds=30), limit=1)
     shown = (await client.get(f"/v1/schedules/{created['id']}", headers=AUTH)).json()
     assert shown["status"] == "running" and shown["attempts"] == []
-    assert shown["running"] == {"owner": "replica-7", "claimed_at": "2025-06-21T17:00:00Z",
-                                "until": "2025-06-21T17:00:30Z", "taken_over_from": None}
+    assert shown["running"] == {"owner": "replica-7", "claimed_at": "2025-06-21T17:00:00.000Z",
+                                "until": "2025-06-21T17:00:30.000Z", "taken_over_from": None}
 
 
 async def test_due_message_is_sent_and_shows_succeeded(client: httpx.AsyncClient, container: Container,
@@ -520,7 +521,7 @@ async def test_recurring_schedules_through_the_api(client: httpx.AsyncClient) ->
     assert created.status_code == 201, created.text
     shown = created.json()
     assert shown["type"] == "whatsapp.text" and shown["schedule"] == "weekly on monday at 09:00"
-    assert shown["next_run_at"] == "2025-06-23T12:00:00Z"  # Monday 09:00 in São Paulo (-03:00)
+    assert shown["next_run_at"] == "2025-06-23T12:00:00.000Z"  # Monday 09:00 in São Paulo (-03:00)
     assert shown["rendered_body"] == "Bom dia, Ana!"
     assert shown["misfire"] == {"grace_seconds": None, "coalesce": True}
     again = await client.post("/v1/schedules", json=body, headers={**AUTH, "Idempotency-Key": "weekly-ana"})
@@ -531,7 +532,7 @@ async def test_recurring_schedules_through_the_api(client: httpx.AsyncClient) ->
                 "schedule": "once @ 2025-06-21 18:00", "misfire_grace_seconds": 600}
     one_off = await client.post("/v1/schedules", json=template, headers=AUTH)
     assert one_off.status_code == 201
-    assert one_off.json()["next_run_at"] == "2025-06-21T21:00:00Z"
+    assert one_off.json()["next_run_at"] == "2025-06-21T21:00:00.000Z"
     assert one_off.json()["misfire"]["grace_seconds"] == 600
 
 
@@ -571,8 +572,8 @@ async def test_each_occurrence_of_an_interval_runs_once_whatever_the_clock_s_mic
                 runs += 1
                 assert runs <= 3, "an occurrence ran again"
             shown = (await http.get(f"/v1/schedules/{created.json()['id']}", headers=AUTH)).json()
-            assert [a["scheduled_for"] for a in shown["attempts"]] == [
-                (first + timedelta(seconds=5 * k)).isoformat().replace("+00:00", "Z") for k in range(3)]
+            assert [datetime.fromisoformat(a["scheduled_for"]) for a in shown["attempts"]] == [
+                first + timedelta(seconds=5 * k) for k in range(3)]
             assert datetime.fromisoformat(shown["next_run_at"]) == first + timedelta(seconds=15)
             # What the creation answered is what a read shows, to the millisecond the store keeps.
             assert shown["created_at"] == created.json()["created_at"]
@@ -664,7 +665,7 @@ async def test_a_dead_message_can_be_retried_and_its_events_are_logged(client: h
     clock.set(NOW + timedelta(hours=2))
     retried = await client.post(f"/v1/schedules/{created['id']}/retry", headers=AUTH)
     assert retried.status_code == 200 and retried.json()["status"] == "scheduled"
-    assert retried.json()["next_run_at"] == "2025-06-21T18:00:00Z"
+    assert retried.json()["next_run_at"] == "2025-06-21T18:00:00.000Z"
     await dispatcher.dispatch_due()
     await dispatcher.drain(5)
     done = (await client.get(f"/v1/schedules/{created['id']}", headers=AUTH)).json()
@@ -703,3 +704,35 @@ async def test_stats_count_every_status_and_each_task_type(clock: FixedClock) ->
                     "whatsapp.text": {"cancelled": 1, "scheduled": 2}},
     }
     assert refused.status_code == 401
+
+
+async def test_instants_stored_by_earlier_versions_are_shown_in_the_one_format(
+        client: httpx.AsyncClient, container: Container) -> None:
+    """Before instant_text, the domain wrote ``isoformat()`` text (``+00:00``, micro- or no
+    fraction) into delivery statuses and event data: the API shows those in today's format,
+    and leaves the values that are no instants (and a task's own result) as they are."""
+    schedule = one_off(datetime(2025, 6, 21, 17, 0, tzinfo=UTC), now=NOW)
+    schedule.delivery = {"status": "failed", "sent_at": "2025-06-21T17:00:01+00:00",
+                         "failed_at": "2025-06-21T14:00:09.123456-03:00", "error_code": "131049",
+                         "error_message": "not delivered at 2025-06-21T17:00:09+00:00"}
+    old = {"scheduled": {"next_run_at": "2025-06-21T17:00:00+00:00", "rescheduled_from": ""},
+           "started": {"owner": "replica-7", "occurrence": "2025-06-21T17:00:00.124000+00:00"},
+           "retrying": {"retry_at": "2025-06-21T17:00:05.5+00:00", "reason": "retry 2 of 5"},
+           "succeeded": {"before": "2025-05-22T17:00:00+00:00", "wamid": "wamid.1"},
+           "delivery.failed": {"at": "2025-06-21T17:00:09+00:00", "code": "131049"}}
+    schedule.events = [ScheduleEvent(id=f"e{n}", type=type, at=NOW, data=data)
+                       for n, (type, data) in enumerate(old.items())]
+    await container.repository().add(schedule)
+
+    shown = (await client.get(f"/v1/schedules/{schedule.id}", headers=AUTH)).json()
+    assert shown["delivery"] == {"status": "failed", "sent_at": "2025-06-21T17:00:01.000Z",
+                                 "failed_at": "2025-06-21T17:00:09.123Z", "error_code": "131049",
+                                 "error_message": "not delivered at 2025-06-21T17:00:09+00:00"}
+    events = (await client.get(f"/v1/schedules/{schedule.id}/events", headers=AUTH)).json()["items"]
+    assert {e["type"]: e["data"] for e in events} == {
+        "scheduled": {"next_run_at": "2025-06-21T17:00:00.000Z", "rescheduled_from": ""},
+        "started": {"owner": "replica-7", "occurrence": "2025-06-21T17:00:00.124Z"},
+        "retrying": {"retry_at": "2025-06-21T17:00:05.500Z", "reason": "retry 2 of 5"},
+        "succeeded": {"before": "2025-05-22T17:00:00+00:00", "wamid": "wamid.1"},  # the task's own text
+        "delivery.failed": {"at": "2025-06-21T17:00:09.000Z", "code": "131049"}}
+    assert {e["at"] for e in events} == {"2025-06-21T16:00:00.000Z"}

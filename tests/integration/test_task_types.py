@@ -280,7 +280,7 @@ async def test_the_daily_report_routine_sends_counts_by_email_and_webhook(
     clock.set(datetime(2030, 3, 2, 8, 0, 1, tzinfo=UTC))
     await run_due(container)
     shown = (await http.get(f"/v1/schedules/{created.json()['id']}", headers=AUTH)).json()
-    assert shown["attempts"][0]["outcome"] == "succeeded" and shown["next_run_at"] == "2030-03-03T08:00:00Z"
+    assert shown["attempts"][0]["outcome"] == "succeeded" and shown["next_run_at"] == "2030-03-03T08:00:00.000Z"
     [message] = mailbox[0].messages
     assert message["Subject"] == "cronjob report 2030-03-02"
     assert "python" in message.get_content()

@@ -13,6 +13,7 @@ from cronjob.domain.instants import instant_text
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryDecision
 from cronjob.domain.schedule import MisfirePolicy
+from cronjob_adapters.web.instants import shown_instant
 from tests.support.builders import T0, one_off
 
 SHAPE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -83,3 +84,16 @@ def test_a_missed_deadline_names_it_so() -> None:
     schedule.send_by, schedule.misfire = T0 + timedelta(seconds=1), MisfirePolicy(grace=None)
     reason = schedule.misfire_reason(T0 + timedelta(minutes=1))
     assert reason == "not run by its send_by deadline 2030-01-15T12:00:01.123Z"
+
+
+@pytest.mark.parametrize(("stored", "shown"), [
+    ("2025-06-21T14:00:00-03:00", "2025-06-21T17:00:00.000Z"),
+    ("2025-06-21T17:00:00.123456+00:00", "2025-06-21T17:00:00.123Z"),
+    ("2025-06-21T17:00:00.123Z", "2025-06-21T17:00:00.123Z"),
+    ("", ""),  # rescheduled_from of a schedule that had no next run
+    ("2025-06-21T17:00:00", "2025-06-21T17:00:00"),  # no offset: no instant, shown as stored
+    ("9999-12-31T23:00:00-03:00", "9999-12-31T23:00:00-03:00"),  # past the calendar in UTC
+    ("soon", "soon"),
+])
+def test_the_api_shows_stored_text_as_an_instant_only_when_it_is_one(stored: str, shown: str) -> None:
+    assert shown_instant(stored) == shown

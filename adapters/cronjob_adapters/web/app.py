@@ -40,7 +40,6 @@ from cronjob_adapters.web.schemas import (
     TaskTypeDetail,
     TaskTypeView,
     create_request_model,
-    DeliveryView,
     EventList,
     EventView,
     RescheduleRequest,
@@ -395,10 +394,8 @@ def create_app(services: ApiServices) -> FastAPI:
         """The schedule's event log (scheduled, started, succeeded, retrying, failed, dead, ...), oldest first."""
         schedule = await scheduling.get(schedule_id)
         deliveries = await services.webhook_deliveries(schedule) if services.webhook_deliveries else {}
-        return EventList(schedule_id=schedule.id, items=[
-            EventView(id=e.id, type=e.type, at=e.at, attempt_id=e.attempt_id, data=dict(e.data),
-                      deliveries=[DeliveryView.model_validate(d) for d in deliveries.get(e.id, ())])
-            for e in schedule.events])
+        return EventList(schedule_id=schedule.id,
+                         items=[EventView.of(e, deliveries.get(e.id, ())) for e in schedule.events])
 
     app.include_router(protected)
     app.include_router(dashboard_router())

@@ -3,7 +3,7 @@ rules that need the domain (templates, time zones, grace) are the services' and 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -12,11 +12,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from cronjob.domain.retry import RetryPolicy
-from cronjob.domain.schedule import Attempt, Schedule, ScheduleStatus
+from cronjob.domain.schedule import Attempt, Schedule, ScheduleEvent, ScheduleStatus
 from cronjob.domain.trigger_parser import iso_datetime
 
 from cronjob_adapters.tasks.ssrf import HttpUrl, display_url
 from cronjob_adapters.tasks.whatsapp import Language, MessageBody, Params, PhoneNumber, TemplateName
+from cronjob_adapters.web.instants import Instant, shown_delivery, shown_event_data
 from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
 
 CallbackUrl = Annotated[HttpUrl | None, Field(
@@ -199,8 +200,8 @@ class LeaseView(BaseModel):
     its lease holds (renewed while the run lasts), and the replica it took over from, if any."""
 
     owner: str
-    claimed_at: datetime
-    until: datetime
+    claimed_at: Instant
+    until: Instant
     taken_over_from: str | None = None
 
 
@@ -208,9 +209,9 @@ class AttemptView(BaseModel):
     attempt_id: str
     number: int
     owner: str
-    scheduled_for: datetime
-    started_at: datetime
-    finished_at: datetime
+    scheduled_for: Instant
+    started_at: Instant
+    finished_at: Instant
     outcome: str
     error: ErrorView | None = None
     provider_message_id: str | None = None
@@ -271,9 +272,9 @@ class ScheduleView(BaseModel):
     type: str = Field(description="Task type, e.g. whatsapp.template.")
     schedule: str = Field(description="The trigger's canonical expression.")
     timezone: str
-    send_at: datetime | None = Field(description="When the current occurrence is due, in UTC.")
+    send_at: Instant | None = Field(description="When the current occurrence is due, in UTC.")
     send_at_original: str | None = Field(description="The send_at text as the client sent it.")
-    next_run_at: datetime | None
+    next_run_at: Instant | None
     to: str | None = None
     body: str | None = Field(default=None, description="The body as sent by the client, with placeholders.")
     rendered_body: str | None = None
@@ -289,15 +290,16 @@ class ScheduleView(BaseModel):
     retry: RetryView | None = Field(
         default=None, description="This schedule's own retry policy; null: its task type's default "
                                   "(`GET /v1/task-types/{type}`).")
-    send_by: datetime | None = None
-    created_at: datetime
-    updated_at: datetime
+    send_by: Instant | None = None
+    created_at: Instant
+    updated_at: Instant
     attempts: list[AttemptView] = Field(default_factory=list)
     result: dict[str, str] = Field(default_factory=dict)
     delivery: dict[str, str] = Field(
         default_factory=dict,
         description="What WhatsApp reported about the latest sent message (status webhooks): `status` "
-                    "(sent, delivered, read, failed), `<status>_at`, and `error_code`/`error_message` on failure.")
+                    "(sent, delivered, read, failed), `<status>_at` (Meta's time, a UTC instant to the millisecond), "
+                    "and `error_code`/`error_message` on failure.")
     last_error: ErrorView | None = None
     callback_url: str | None = None
     running: LeaseView | None = Field(
@@ -340,7 +342,7 @@ class ScheduleView(BaseModel):
             updated_at=schedule.updated_at,
             attempts=[AttemptView.of(a) for a in schedule.attempts],
             result=dict(schedule.result),
-            delivery=dict(schedule.delivery),
+            delivery=shown_delivery(schedule.delivery),
             last_error=ErrorView(**asdict(schedule.last_error)) if schedule.last_error else None,
             callback_url=masked_url(schedule.callback_url) if schedule.callback_url else None,
             running=LeaseView.model_validate(schedule.lease, from_attributes=True) if schedule.lease else None,
@@ -361,17 +363,28 @@ class DeliveryView(BaseModel):
     status: str
     attempts: int
     last_error_code: str | None = None
-    next_attempt_at: datetime | None = None
+    next_attempt_at: Instant | None = None
 
 
 class EventView(BaseModel):
     id: str
     type: str
-    at: datetime
+    at: Instant
     attempt_id: str | None = None
-    data: dict[str, str] = Field(default_factory=dict)
+    data: dict[str, str] = Field(
+        default_factory=dict,
+        description="Its details, as text; the instants among them (`next_run_at`, `rescheduled_from`, "
+                    "`occurrence`, `retry_at`, a delivery event's `at`) as UTC instants to the millisecond.")
     deliveries: list[DeliveryView] = Field(default_factory=list,
                                            description="Its status webhook deliveries, when webhooks are configured.")
+
+    @classmethod
+    def of(cls, event: ScheduleEvent, deliveries: Sequence[Any] = ()) -> EventView:
+        """The view of ``event`` with its webhook ``deliveries`` (objects with the fields of
+        :class:`DeliveryView`); the instants in its data as the API shows instants."""
+        return cls(id=event.id, type=event.type, at=event.at, attempt_id=event.attempt_id,
+                   data=shown_event_data(event.type, event.data),
+                   deliveries=[DeliveryView.model_validate(d) for d in deliveries])
 
 
 class EventList(BaseModel):
@@ -395,8 +408,8 @@ class StatsView(BaseModel):
     by_type: dict[str, dict[str, int]] = Field(
         description="Per task type (the service's own included), how many schedules are in each "
                     "status it has.")
-    as_of: datetime = Field(description="When the counts were read (an API process reads them at most "
-                                        "once every 2 seconds).")
+    as_of: Instant = Field(description="When the counts were read (an API process reads them at most "
+                                       "once every 2 seconds).")
 
     @classmethod
     def of(cls, counts: Mapping[tuple[ScheduleStatus, str], int], internal: Collection[str],

@@ -1,0 +1,47 @@
+"""How the API shows instants: every one as :func:`~cronjob.domain.instants.instant_text`
+(``2030-06-21T17:00:00.000Z``), those written by earlier versions as ``isoformat()`` text too."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import PlainSerializer, WithJsonSchema
+
+from cronjob.domain.instants import instant_text
+
+#: A datetime field of a response body: shown as its UTC instant to the millisecond, with ``Z``.
+Instant = Annotated[datetime, PlainSerializer(instant_text, return_type=str, when_used="json"), WithJsonSchema({
+    "type": "string", "format": "date-time", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$",
+    "examples": ["2030-06-21T17:00:00.000Z"], "description": "A UTC instant to the millisecond."})]
+
+#: The keys of event data that hold an instant, by event type.
+#: Only these: a ``succeeded`` event's data is the task's result, the task's own text.
+EVENT_INSTANTS: Mapping[str, frozenset[str]] = {
+    "scheduled": frozenset({"next_run_at", "rescheduled_from"}),
+    "started": frozenset({"occurrence"}),
+    "retrying": frozenset({"retry_at"}),
+}
+#: The same for every ``delivery.<status>`` event: Meta's time of the status.
+DELIVERY_EVENT_INSTANTS = frozenset({"at"})
+
+
+def shown_instant(text: str) -> str:
+    """Stored instant text as :func:`instant_text` shows it; text that names no instant (empty,
+    or without an offset) as it is."""
+    try:
+        return instant_text(datetime.fromisoformat(text))
+    except (ValueError, OverflowError):
+        return text
+
+
+def shown_delivery(delivery: Mapping[str, str]) -> dict[str, str]:
+    """A schedule's ``delivery`` with its ``<status>_at`` values shown as instants."""
+    return {key: shown_instant(value) if key.endswith("_at") else value for key, value in delivery.items()}
+
+
+def shown_event_data(event_type: str, data: Mapping[str, str]) -> dict[str, str]:
+    """An event's ``data`` with the values that are instants (:data:`EVENT_INSTANTS`) shown as such."""
+    keys = DELIVERY_EVENT_INSTANTS if event_type.startswith("delivery.") else EVENT_INSTANTS.get(event_type, frozenset())
+    return {key: shown_instant(value) if key in keys else value for key, value in data.items()}
