@@ -63,15 +63,17 @@ class WebhookEvent(BaseModel):
     """The body of a delivery: one event of one schedule.
 
     ``status`` is the schedule's status once the event happened; ``data`` the event's details
-    (error code and message, retry time, result fields...), all text. Extra fields are kept, so a
-    delivery stored by a newer version is still sent whole by an older one.
+    (error code and message, retry time, result fields...), all text, its instants written as
+    ``at`` is. Extra fields are kept, so a delivery stored by a newer version is still sent
+    whole by an older one.
     """
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
     id: str = Field(min_length=1, max_length=128, description="Unique per event: deduplicate on it.")
     type: str = Field(min_length=1, max_length=64)
-    at: str = Field(description="When the event happened, ISO-8601 UTC.")
+    at: str = Field(description="When the event happened, a UTC instant to the millisecond "
+                                "(2025-06-21T17:00:00.412Z).")
     schedule_id: str
     task_type: str
     attempt_id: str | None = None
