@@ -372,7 +372,7 @@ async def test_a_paused_message_waits_until_it_is_resumed(client: httpx.AsyncCli
     path = f"/v1/schedules/{created['id']}"
     paused = await client.post(f"{path}/pause", headers=AUTH)
     assert paused.status_code == 200, paused.text
-    assert paused.json()["status"] == "paused" and paused.json()["next_run_at"] == "2025-06-21T17:00:00Z"
+    assert paused.json()["status"] == "paused" and paused.json()["next_run_at"] == "2025-06-21T17:00:00.000Z"
     assert (await client.post(f"{path}/pause", headers=AUTH)).json() == paused.json()  # as it was
     listed = (await client.get("/v1/schedules?status=paused", headers=AUTH)).json()["items"]
     assert [item["id"] for item in listed] == [created["id"]]
@@ -382,7 +382,7 @@ async def test_a_paused_message_waits_until_it_is_resumed(client: httpx.AsyncCli
 
     resumed = await client.post(f"{path}/resume", headers=AUTH)
     assert resumed.status_code == 200, resumed.text
-    assert resumed.json()["status"] == "scheduled" and resumed.json()["next_run_at"] == "2025-06-21T17:00:00Z"
+    assert resumed.json()["status"] == "scheduled" and resumed.json()["next_run_at"] == "2025-06-21T17:00:00.000Z"
     assert await dispatcher.dispatch_due() == 1  # late, within its hour of grace
     await dispatcher.drain(5)
     assert len(sender.sent) == 1

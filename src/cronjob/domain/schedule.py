@@ -404,7 +404,7 @@ class Schedule:
             # Stop hammering what keeps failing (a dead endpoint, a revoked token) until a user
             # resumes it; its next occurrence stays as computed.
             self._move(ScheduleStatus.PAUSED, now)
-            self._emit("paused", now, attempt_id, next_run_at=self.next_run_at.isoformat() if self.next_run_at else "",
+            self._emit("paused", now, attempt_id, next_run_at=instant_text(self.next_run_at) if self.next_run_at else "",
                        reason=f"{self.failed_in_a_row} occurrences in a row ended dead "
                               f"(pause_after_failures {limit})")
 
@@ -525,7 +525,7 @@ class Schedule:
             raise InvalidTransition(self.status.value, ScheduleStatus.PAUSED.value,
                                     f"it is {self.status.value}; only a scheduled one can be paused{hint}")
         self._move(ScheduleStatus.PAUSED, now)
-        self._emit("paused", now, **({"next_run_at": self.next_run_at.isoformat()} if self.next_run_at else {}))
+        self._emit("paused", now, **({"next_run_at": instant_text(self.next_run_at)} if self.next_run_at else {}))
 
     def resume(self, *, now: datetime) -> None:
         """Let a ``paused`` schedule run again (-> ``scheduled``).
@@ -544,12 +544,12 @@ class Schedule:
         if self.trigger.recurring and self.next_run_at is not None and self.next_run_at <= now:
             upcoming = self.trigger.next_fire_time(now)
             if upcoming is not None:  # a rule that ended meanwhile runs its last occurrence, late
-                data["skipped_from"] = self.next_run_at.isoformat()
+                data["skipped_from"] = instant_text(self.next_run_at)
                 self.next_run_at = self.occurrence = upcoming
         self._move(ScheduleStatus.SCHEDULED, now)
         self.failed_in_a_row = 0
         if self.next_run_at is not None:
-            data["next_run_at"] = self.next_run_at.isoformat()
+            data["next_run_at"] = instant_text(self.next_run_at)
         self._emit("resumed", now, **data)
 
     def check_movable(self) -> None:
