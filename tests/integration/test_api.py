@@ -177,6 +177,7 @@ async def test_head_is_answered_wherever_get_is(client: httpx.AsyncClient) -> No
     ("GET", "/v1/schedules/some-id/retry", "POST"),
     ("GET", "/v1/schedules/some-id/pause", "POST"),
     ("DELETE", "/v1/schedules/some-id/resume", "POST"),
+    ("PUT", "/v1/schedules/some-id/run", "POST"),
 ])
 async def test_a_wrong_method_names_every_allowed_one(client: httpx.AsyncClient, method: str, path: str,
                                                       allow: str) -> None:
@@ -394,6 +395,25 @@ async def test_a_paused_message_waits_until_it_is_resumed(client: httpx.AsyncCli
         assert "succeeded" in ended.json()["detail"], ended.json()
         assert (await client.post(f"/v1/schedules/nope/{action}", headers=AUTH)).status_code == 404
         assert (await client.post(f"{path}/{action}")).status_code == 401
+
+
+async def test_a_message_is_run_now_instead_of_at_its_time(client: httpx.AsyncClient, container: Container,
+                                                          clock: FixedClock) -> None:
+    created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()  # due in an hour
+    path = f"/v1/schedules/{created['id']}"
+    ran = await client.post(f"{path}/run", headers=AUTH)
+    assert ran.status_code == 200, ran.text
+    assert ran.json()["next_run_at"] == ran.json()["send_at"] == "2025-06-21T16:00:00.000Z"  # NOW
+    assert ran.json()["schedule"] == "once @ 2025-06-21T16:00:00+00:00"
+    dispatcher, sender = container.dispatcher(), container.sender()
+    assert await dispatcher.dispatch_due() == 1
+    await dispatcher.drain(5)
+    assert len(sender.sent) == 1
+    events = (await client.get(f"{path}/events", headers=AUTH)).json()["items"]
+    assert events[1]["type"] == "scheduled" and events[1]["data"]["run_now_from"] == "2025-06-21T17:00:00.000Z"
+    again = await client.post(f"{path}/run", headers=AUTH)
+    assert again.status_code == 409 and "succeeded" in again.json()["detail"]
+    assert (await client.post("/v1/schedules/nope/run", headers=AUTH)).status_code == 404
 
 
 async def test_pause_after_failures_is_taken_for_a_recurring_schedule_only(client: httpx.AsyncClient) -> None:

@@ -331,6 +331,20 @@ def test_a_waiting_schedule_is_paused_and_resumed_from_its_detail(page: Page, se
     expect(page.locator("#events tbody td.type")).to_have_text(["scheduled", "paused", "resumed"])
 
 
+def test_a_waiting_schedule_is_run_now_from_its_detail(page: Page, service: Service) -> None:
+    later = service.later()
+    sign_in(page)
+    row(page, later["id"]).click()
+    page.click("#run")
+    expect(page.locator("#message")).to_contain_text(f"Schedule {later['id']}: due now")
+    # No WhatsApp credentials here: it runs at once and ends dead, instead of in an hour.
+    ran = service.wait_for(later["id"], lambda s: s["status"] == "dead")
+    assert len(ran["attempts"]) == 1
+    page.click("#refresh")
+    expect(page.locator("#detail-status")).to_have_text("dead")
+    expect(page.locator("#run")).to_be_hidden()
+
+
 def test_a_recurring_schedule_paused_by_its_failures_says_why(page: Page, service: Service) -> None:
     # No WhatsApp credentials here: every occurrence ends dead, so the first one pauses it.
     created = service.http.post("/v1/schedules", json={

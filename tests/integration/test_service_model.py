@@ -12,8 +12,8 @@ outcome unknown) and that logs every send with the clock time and the delivery k
 The Hypothesis state machine schedules one-off messages (some too far in the past, some with
 ``send_by``, a misfire grace, a retry policy or a client idempotency key, whose replay must
 answer with the stored schedule) and recurring ones (``every N minutes``, with a grace and
-coalescing or not); pauses, resumes, cancels and retries them as an operator would (even at
-the instant of the run they react to); scripts sender failures; moves the clock, then lets no replica, one
+coalescing or not); runs them now, pauses, resumes, cancels and retries them as an operator
+would (even at the instant of the run they react to); scripts sender failures; moves the clock, then lets no replica, one
 or both work until nothing is due at that instant; and "crashes" a replica: it claims due work
 through ``claim_due`` (which must hand out the earliest due work) and dies before running any,
 so its leases must lapse and a live replica take the work over.
@@ -505,11 +505,13 @@ class ServiceModel(RuleBasedStateMachine):
     @rule(index=st.integers(min_value=0))
     def cancel(self, index: int) -> None:
         model = self.pick(index)
-        if model.status in (S.SCHEDULED, S.PAUSED, S.CANCELLED):
+        # A recurring schedule also while a run holds it (here: the crashed replica's, whose
+        # lease the cancel takes away).
+        if model.status in (S.SCHEDULED, S.PAUSED, S.CANCELLED) or (model.status is S.RUNNING and model.recurring):
             cancelled = self.run(self.service.cancel(model.id))
             assert cancelled.status is S.CANCELLED
             if model.status is not S.CANCELLED:
-                model.status, model.next_run_at = S.CANCELLED, None
+                model.status, model.next_run_at, model.crash_until = S.CANCELLED, None, None
                 model.cancelled_after = len(self.sender.log)
         else:
             with pytest.raises(ScheduleConflict):
@@ -542,6 +544,25 @@ class ServiceModel(RuleBasedStateMachine):
             model.next_run_at = model.occurrence = model.next_fire(self.now)
         model.status = S.SCHEDULED
         assert (resumed.status, resumed.next_run_at) == (S.SCHEDULED, model.next_run_at), model.id
+
+    @precondition(lambda self: self.models)
+    @rule(index=st.integers(min_value=0))
+    def run_now(self, index: int) -> None:
+        """Due now: a retry now (same occurrence), else a new occurrence at now; one due already
+        is left as it is."""
+        model = self.pick(index)
+        now = self.now
+        if model.status is not S.SCHEDULED:
+            with pytest.raises(ScheduleConflict):
+                self.run(self.service.run_now(model.id))
+            return
+        ran = self.run(self.service.run_now(model.id))
+        assert model.next_run_at is not None
+        if model.next_run_at > now:
+            if not any(a.scheduled_for == model.occurrence for a in model.attempts):
+                model.occurrence = now
+            model.next_run_at = now
+        assert (ran.status, ran.next_run_at, ran.occurrence) == (S.SCHEDULED, model.next_run_at, model.occurrence)
 
     @precondition(lambda self: self.models)
     @rule(index=st.integers(min_value=0))

@@ -476,3 +476,29 @@ async def test_pause_after_failures_is_for_recurring_schedules() -> None:
     with pytest.raises(ValidationError, match="at least 1"):
         await rig.recurring("every 10 minutes", pause_after_failures=0)
     assert await rig.service.list(limit=10) == []
+
+
+async def test_run_now_runs_a_recurring_schedule_once_more_and_keeps_its_rule() -> None:
+    rig = Rig()
+    recurring = await rig.recurring("every 10 minutes")
+    one_off = await rig.one_off(NOW + timedelta(hours=3))
+    first = recurring.next_run_at
+    assert first == NOW + timedelta(minutes=10)
+    rig.clock.set(NOW + timedelta(minutes=2))
+    ran = await rig.service.run_now(recurring.id)
+    assert ran.next_run_at == ran.occurrence == NOW + timedelta(minutes=2)
+    assert ran.events[-1].data["run_now_from"] == "2030-01-15T11:10:00.000Z"
+    assert (await rig.service.run_now(recurring.id)).updated_at == ran.updated_at  # due already: as it is
+    await rig.service.run_now(one_off.id)
+    dispatcher = rig.dispatcher()
+    assert await run_due(dispatcher) == 2 and len(rig.sender.sent) == 2
+    assert (await rig.stored(one_off.id)).status is ScheduleStatus.SUCCEEDED
+    stored = await rig.stored(recurring.id)
+    assert stored.status is ScheduleStatus.SCHEDULED and stored.next_run_at == first  # the rule goes on
+    rig.clock.set(first)
+    assert await run_due(dispatcher) == 1
+    keys = [message.idempotency_key for message in rig.sender.sent]
+    assert len(set(keys)) == 3  # each run its own occurrence
+    await rig.service.pause(recurring.id)
+    with pytest.raises(ScheduleConflict, match="paused; only a scheduled one can be run now"):
+        await rig.service.run_now(recurring.id)

@@ -124,6 +124,7 @@ METHODS: dict[str, tuple[Callable[[Schedule], None], S]] = {
     "cancel": (lambda s: s.cancel(now=LATER), S.CANCELLED),
     "pause": (lambda s: s.pause(now=LATER), S.PAUSED),
     "resume": (lambda s: s.resume(now=LATER), S.SCHEDULED),
+    "run_now": (lambda s: s.run_now(now=LATER), S.SCHEDULED),
 }
 
 #: (method, starting status) pairs that must work; every other pair must raise InvalidTransition.
@@ -141,6 +142,7 @@ WORKS = {
     ("cancel", S.PAUSED),
     ("pause", S.SCHEDULED),
     ("resume", S.PAUSED),
+    ("run_now", S.SCHEDULED),
 }
 
 
@@ -345,6 +347,33 @@ def test_a_recurring_schedule_resumed_skips_what_fell_due_while_it_was_paused() 
     assert schedule.attempts_for_occurrence == []
 
 
+def test_run_now_sends_a_one_off_now_and_gives_a_recurring_schedule_one_more_run() -> None:
+    one_off = new_schedule(at=T0 + timedelta(hours=1))
+    one_off.run_now(now=T0)
+    assert (one_off.next_run_at, one_off.occurrence, one_off.trigger) == (T0, T0, OnceTrigger(T0))
+    assert one_off.events[-1].type == "scheduled"
+    assert one_off.events[-1].data == {"next_run_at": "2030-01-15T12:00:00.000Z",
+                                       "run_now_from": "2030-01-15T13:00:00.000Z"}
+    recurring = new_schedule(EveryTrigger(T0 + timedelta(seconds=60), 60), at=T0 + timedelta(seconds=60))
+    recurring.run_now(now=T0)
+    assert recurring.next_run_at == recurring.occurrence == T0 and recurring.trigger.recurring
+    claim(recurring, "a1", T0)
+    recurring.succeed(attempt_id="a1", now=T0 + timedelta(seconds=1))
+    assert recurring.next_run_at == T0 + timedelta(seconds=60)  # the occurrence it waited for stays next
+    before = recurring.copy()
+    recurring.run_now(now=T0 + timedelta(seconds=60))  # due already: as it is
+    assert recurring == before
+
+
+def test_run_now_of_a_schedule_waiting_to_retry_retries_now_under_the_same_key() -> None:
+    schedule = in_status(S.RUNNING)
+    schedule.fail(attempt_id="a1", now=LATER, error=ERROR, decision=RetryDecision(LATER + timedelta(minutes=5), "r"))
+    key = schedule.delivery_key
+    schedule.run_now(now=LATER + timedelta(seconds=1))
+    assert schedule.next_run_at == LATER + timedelta(seconds=1) and schedule.occurrence == T0
+    assert schedule.delivery_key == key and len(schedule.attempts_for_occurrence) == 1
+
+
 def test_a_paused_schedule_moves_and_stays_paused() -> None:
     schedule = new_schedule()
     schedule.pause(now=T0 - timedelta(seconds=30))
@@ -530,6 +559,23 @@ class ScheduleWalk(RuleBasedStateMachine):
                 assert not self.schedule.attempts_for_occurrence
             else:
                 assert (self.schedule.next_run_at, self.schedule.occurrence) == (due, occurrence)
+
+    @rule()
+    def run_now(self) -> None:
+        was, due, occurrence = self.schedule.status, self.schedule.next_run_at, self.schedule.occurrence
+        retrying = bool(self.schedule.attempts_for_occurrence)
+        ok = was is S.SCHEDULED and due is not None and due > self.now
+        if was is S.SCHEDULED and not ok:  # due already: left as it is
+            before = self.schedule.copy()
+            self.schedule.run_now(now=self.now)
+            assert self.schedule == before
+            return
+        self.attempt(lambda: self.schedule.run_now(now=self.now), ok)
+        if ok:
+            assert self.schedule.next_run_at == self.now
+            assert self.schedule.occurrence == (occurrence if retrying else self.now)
+            if not self.recurring and not retrying:
+                self.one_off_at = self.now
 
     @precondition(lambda self: self.schedule.status is S.SCHEDULED)
     @rule()

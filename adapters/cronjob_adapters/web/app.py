@@ -369,6 +369,17 @@ def create_app(services: ApiServices) -> FastAPI:
         """Re-run a `dead`, `unknown` or `missed` schedule now, with a fresh attempt count (409 otherwise)."""
         return ScheduleView.of(await scheduling.retry(schedule_id))
 
+    @protected.post("/v1/schedules/{schedule_id}/run", response_model=ScheduleView, tags=["schedules"],
+                    responses={404: _PROBLEM, 409: _PROBLEM})
+    async def run_schedule_now(schedule_id: str) -> ScheduleView:
+        """Run a schedule that waits (`scheduled`) now instead of at its next run. A recurring one
+        runs once more, now, and then on as its rule says (the occurrence it waited for stays
+        next); a one-off is sent now instead of at its time; one waiting to retry retries now
+        (same idempotency key). The `scheduled` event says when it was due (`data.run_now_from`).
+        One due already is returned as it is; 409 for one that is not `scheduled` (paused: resume
+        it first) and for the service's own jobs."""
+        return ScheduleView.of(await scheduling.run_now(schedule_id))
+
     @protected.post("/v1/schedules/{schedule_id}/pause", response_model=ScheduleView, tags=["schedules"],
                     responses={404: _PROBLEM, 409: _PROBLEM})
     async def pause_schedule(schedule_id: str) -> ScheduleView:

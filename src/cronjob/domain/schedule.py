@@ -13,7 +13,7 @@ from cronjob.domain.errors import InvalidTransition, ValidationError
 from cronjob.domain.instants import instant_text
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryDecision, RetryPolicy
-from cronjob.domain.trigger import Trigger, latest_fire_time, require_aware
+from cronjob.domain.trigger import OnceTrigger, Trigger, latest_fire_time, require_aware
 
 
 class ScheduleStatus(StrEnum):
@@ -126,7 +126,7 @@ class ScheduleEvent:
     """Something that happened to a schedule, for its event log and status webhooks.
 
     ``type`` is one of scheduled, started, succeeded, retrying, failed, dead, unknown, missed,
-    cancelled, and ``delivery.<status>`` for what WhatsApp reports about a sent message; ``id``
+    cancelled, paused, resumed, and ``delivery.<status>`` for what WhatsApp reports about a sent message; ``id``
     is unique (receivers deduplicate on it); ``data`` holds details such as the error code or
     the retry time, as text.
     """
@@ -495,6 +495,34 @@ class Schedule:
         self.next_run_at = None
         self.lease = None
         self._emit("cancelled", now, **({"while_running": running} if running else {}))
+
+    def run_now(self, *, now: datetime) -> None:
+        """Make a ``scheduled`` schedule due at ``now`` rather than wait for its next run.
+
+        A schedule waiting to retry an occurrence retries it now (its idempotency key and
+        attempt count stay). Otherwise ``now`` becomes its occurrence: a one-off is sent now
+        instead of at its time (its rule becomes ``once @ now``); a recurring schedule runs once
+        more, now, and then on as its rule says (the occurrence it waited for stays next). One
+        due already is left as it is. A ``scheduled`` event names the time it was due at
+        (``data.run_now_from``). One that is not ``scheduled`` is :class:`InvalidTransition`,
+        saying why.
+        """
+        if self.status is not ScheduleStatus.SCHEDULED:
+            raise InvalidTransition(self.status.value, ScheduleStatus.RUNNING.value,
+                                    f"it is {self.status.value}; only a scheduled one can be run now")
+        previous = self.next_run_at
+        if previous is not None and previous <= now:
+            return  # due already: the next claim takes it
+        due = now
+        if not self.attempts_for_occurrence:
+            if not self.trigger.recurring:  # sent now instead: its rule says so
+                self.trigger = OnceTrigger(now)
+                due = self.trigger.at
+            self.occurrence = due
+        self.next_run_at = due
+        self.updated_at = now
+        self._emit("scheduled", now, next_run_at=instant_text(due),
+                   run_now_from=instant_text(previous) if previous else "")
 
     def retry_now(self, *, now: datetime) -> None:
         """An operator re-runs a ``dead``, ``unknown`` or ``missed`` schedule: a new occurrence, due

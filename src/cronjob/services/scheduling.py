@@ -1,5 +1,5 @@
 """Use cases that create and change schedules: schedule a message or any task, list and look
-up, move, pause and resume, cancel, and retry a dead, unknown or missed one."""
+up, move, run now, pause and resume, cancel, and retry a dead, unknown or missed one."""
 
 from __future__ import annotations
 
@@ -170,7 +170,7 @@ class Scheduled:
 
 
 class SchedulingService:
-    """Creates, reads, moves, pauses, resumes, cancels and retries schedules. Validation that needs no I/O happens before
+    """Creates, reads, moves, runs now, pauses, resumes, cancels and retries schedules. Validation that needs no I/O happens before
     any write."""
 
     def __init__(
@@ -396,6 +396,24 @@ class SchedulingService:
             schedule_id, "resumed", lambda s: s.status in (ScheduleStatus.SCHEDULED, ScheduleStatus.RUNNING),
             lambda schedule, now: schedule.resume(now=now))
         if schedule.status is ScheduleStatus.SCHEDULED and schedule.next_run_at is not None:
+            self._signal.notify(schedule.next_run_at)
+        return schedule
+
+    async def run_now(self, schedule_id: str) -> Schedule:
+        """Make a ``scheduled`` schedule due now (see :meth:`Schedule.run_now`: a recurring one
+        runs once more, then on as its rule says); one due already is returned as it is;
+        :class:`ScheduleConflict` for one that is not ``scheduled`` and for the service's own jobs."""
+
+        def run_now(schedule: Schedule, now: datetime) -> None:
+            self._check_not_own(schedule, "run by hand")
+            schedule.run_now(now=now)
+
+        def due(schedule: Schedule) -> bool:
+            return (schedule.status is ScheduleStatus.SCHEDULED and schedule.next_run_at is not None
+                    and schedule.next_run_at <= self._now())
+
+        schedule = await self._change(schedule_id, "run now", due, run_now)
+        if schedule.next_run_at is not None:
             self._signal.notify(schedule.next_run_at)
         return schedule
 

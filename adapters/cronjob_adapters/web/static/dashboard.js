@@ -11,6 +11,7 @@ const STATUSES = ["scheduled", "running", "paused", "succeeded", "dead", "unknow
 const ACTIONS = {
   cancel: { method: "DELETE", suffix: "", done: "cancelled" },
   retry: { method: "POST", suffix: "/retry", done: "retry scheduled", statuses: ["dead", "unknown", "missed"] },
+  run: { method: "POST", suffix: "/run", done: "due now", statuses: ["scheduled"] },
   pause: { method: "POST", suffix: "/pause", done: "paused", statuses: ["scheduled"] },
   resume: { method: "POST", suffix: "/resume", done: "resumed", statuses: ["paused"] },
 };
@@ -324,10 +325,10 @@ async function loadDetail(id) {
   status.textContent = schedule.status;
   status.className = `status status-${schedule.status}`;
   $("#cancel").hidden = !cancellable(schedule);
-  for (const action of ["retry", "pause", "resume"]) {
-    // The service's own jobs are not paused by hand (the API refuses it).
+  for (const action of ["retry", "run", "pause", "resume"]) {
+    // The service's own jobs are not run or paused by hand (the API refuses it).
     $(`#${action}`).hidden = !ACTIONS[action].statuses.includes(schedule.status)
-      || (action === "pause" && INTERNAL_TYPES.includes(schedule.type));
+      || (["run", "pause"].includes(action) && INTERNAL_TYPES.includes(schedule.type));
   }
   showMove(schedule);
 
