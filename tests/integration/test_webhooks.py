@@ -70,7 +70,10 @@ class Delivery:
 
 
 class _QuietServer(ThreadingHTTPServer):
-    """Does not print a traceback when a client drops a kept-alive connection (teardown)."""
+    """Does not print a traceback when a client drops a kept-alive connection (teardown), and
+    queues as many connections as a dispatcher opens at once (socketserver's default is 5)."""
+
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):
@@ -403,6 +406,64 @@ async def test_an_outcome_trimmed_from_a_full_event_log_is_still_delivered(
     await settle(container)
     [delivered] = receiver.at("/callback")
     assert delivered.type == "succeeded" and delivered.event["attempt_id"] == attempt_id
+
+
+class ChangedUnderTheWrite(InMemoryScheduleRepository):
+    """Runs ``race`` (once set) just before the next write conditional on the version read: the
+    write of a user's change then finds the schedule changed and is refused. ``written``: the id
+    of every event a write stored (trimmed from the log since, or not)."""
+
+    race: Callable[[], Any] | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: set[str] = set()
+
+    async def save(self, schedule: Schedule, **conditions: Any) -> bool:
+        if self.race is not None and conditions.get("expected_updated_at") is not None:
+            race, self.race = self.race, None
+            await race()
+        saved = await super().save(schedule, **conditions)
+        if saved:
+            self.written.update(event.id for event in schedule.events)
+        return saved
+
+
+async def test_the_events_of_a_change_that_lost_its_race_are_never_sent_even_with_a_full_log(
+        clock: FixedClock, receiver: Receiver) -> None:
+    # The event log keeps the newest 100 entries, so "not in the log" cannot tell a trimmed event
+    # from one never stored; the write that was refused withdraws its deliveries instead.
+    repository = ChangedUnderTheWrite()
+    racy = make_container(clock, repository=repository, webhook_urls=receiver.url("/global"), webhook_events="paused")
+    async for client in api(racy):
+        created = await schedule(client)
+        path = f"/v1/schedules/{created['id']}"
+
+        async def pauses(count: int) -> None:
+            for _ in range(count):
+                assert (await client.post(f"{path}/pause")).status_code == 200
+                assert (await client.post(f"{path}/resume")).status_code == 200
+
+        await pauses(HISTORY_LIMIT // 2)  # a full event log
+        await settle(racy)
+        sent_before = len(receiver.at("/global"))
+
+        async def changed_meanwhile() -> None:
+            # Another client's changes land first: more than the log keeps, so the refused
+            # try's event, were it stored, would look trimmed by now.
+            await pauses(HISTORY_LIMIT // 2 + 1)
+
+        repository.race = changed_meanwhile
+        paused = await client.post(f"{path}/pause")  # its first try is refused; read again, it pauses
+        assert paused.status_code == 200 and paused.json()["status"] == "paused"
+        await settle(racy)
+        stored = await repository.get(created["id"])
+    assert stored is not None and stored.status is ScheduleStatus.PAUSED
+    sent = receiver.at("/global")[sent_before:]
+    assert len(sent) == HISTORY_LIMIT // 2 + 2  # the other client's pauses, and the try that was written
+    assert [d.event["id"] for d in sent if d.event["id"] not in repository.written] == [], "a refused try's event was sent"
+    withdrawn = await repository.list(task_types=["webhook.delivery"], status=ScheduleStatus.CANCELLED)
+    assert [d.metadata["event_type"] for d in withdrawn] == ["paused"]
 
 
 async def test_a_bad_stored_callback_url_does_not_cost_the_global_subscribers_their_delivery(

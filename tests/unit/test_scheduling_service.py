@@ -297,7 +297,8 @@ async def test_cancel_is_idempotent_for_a_cancelled_message(service: SchedulingS
     clock.advance(timedelta(seconds=3))
     second = await service.cancel(scheduled.schedule.id)
     assert second.status is ScheduleStatus.CANCELLED
-    assert second.updated_at == first.updated_at == NOW
+    # Created and cancelled within one millisecond: the cancel is a new version all the same.
+    assert second.updated_at == first.updated_at == NOW + timedelta(milliseconds=1)
 
 
 async def test_cancel_of_a_sent_message_is_a_conflict(service: SchedulingService,
@@ -477,3 +478,21 @@ async def test_a_schedule_that_changed_meanwhile_is_read_again_and_moved(clock: 
     stored = await repository.get(scheduled.id)
     assert stored is not None and stored.metadata["touched"] == "yes"  # the other writer's change is kept
     assert stored.next_run_at == moved.next_run_at == datetime(2030, 1, 15, 16, 0, tzinfo=UTC)
+
+
+async def test_changes_within_one_millisecond_are_still_new_versions(
+        service: SchedulingService, repository: InMemoryScheduleRepository) -> None:
+    """A write conditional on the version read is refused after any other change, even one made
+    in the same millisecond (the clock here does not move at all)."""
+    scheduled = (await service.schedule_message(seed_command())).schedule
+    stale = await repository.get(scheduled.id)
+    assert stale is not None
+    await service.pause(scheduled.id)
+    await service.resume(scheduled.id)  # back to scheduled, as it was read: only the version tells
+    current = await repository.get(scheduled.id)
+    assert current is not None and current.status is ScheduleStatus.SCHEDULED
+    assert current.updated_at == NOW + timedelta(milliseconds=2)
+    stale.cancel(now=NOW)
+    assert not await repository.save(stale, expected_status=ScheduleStatus.SCHEDULED,
+                                     expected_updated_at=scheduled.updated_at)
+    assert (await service.cancel(scheduled.id)).status is ScheduleStatus.CANCELLED  # read again, it goes

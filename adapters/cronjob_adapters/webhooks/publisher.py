@@ -42,6 +42,9 @@ DEFAULT_DELIVERY_RETRY = RetryPolicy(
 )
 
 _ADD_ATTEMPTS = 3  # a short store hiccup while publishing is retried, briefly
+#: A withdrawn delivery found running (looking for its event) is looked at again this often, this many times.
+_WITHDRAW_PAUSE = 0.05
+_WITHDRAW_TRIES = 20
 
 
 def parse_event_filter(text: str) -> set[str] | None:
@@ -180,6 +183,34 @@ class WebhookPublisher(EventPublisher):
                 await asyncio.sleep(delay)
                 delay *= 3
         return -1
+
+    async def withdraw(self, schedule: Schedule, events: Sequence[ScheduleEvent]) -> None:
+        """Cancel the deliveries of ``events``, whose write was refused. A delivery that is
+        running is waited for a moment (it only looks for its event, finds it missing and waits
+        again) and then cancelled; one that has ended is left as it is. Never raises."""
+        for event in events:
+            for url in self.subscribers(schedule, event.type):
+                try:
+                    await self._withdraw(delivery_key(event.id, url))
+                except Exception:  # the contract: never raise; the delivery's own check remains
+                    log.exception("withdrawing event %s of schedule %s failed", event.id, schedule.id)
+
+    async def _withdraw(self, key: str) -> None:
+        for _ in range(_WITHDRAW_TRIES):
+            delivery = await self._repository.get_by_idempotency_key(key)
+            if delivery is None or delivery.status not in (ScheduleStatus.SCHEDULED, ScheduleStatus.RUNNING):
+                return
+            if delivery.status is ScheduleStatus.RUNNING:
+                await asyncio.sleep(_WITHDRAW_PAUSE)
+                continue
+            version = delivery.updated_at
+            delivery.cancel(now=self._clock.now())
+            if await self._repository.save(delivery, expected_status=ScheduleStatus.SCHEDULED,
+                                           expected_updated_at=version):
+                log.info("webhook %s of schedule %s withdrawn: its write was refused",
+                         delivery.metadata.get("event_type"), delivery.metadata.get("schedule_id"))
+                return
+        log.warning("webhook delivery %s kept running; left to its own check", key)
 
     async def deliveries(self, schedule: Schedule) -> dict[str, list[WebhookDelivery]]:
         """The webhook deliveries of each of ``schedule``'s events, by event id, looked up by their

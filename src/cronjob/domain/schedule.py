@@ -296,11 +296,17 @@ class Schedule:
 
     # -- transitions -----------------------------------------------------------------------
 
+    def _touch(self, now: datetime) -> None:
+        """Stamp a change made at ``now``. ``updated_at`` is the version a writer without a lease
+        makes its write conditional on, and the stores keep it to the millisecond: so it moves
+        at least a millisecond on every change, even two changes within one millisecond."""
+        self.updated_at = max(now, self.updated_at + _ONE_MS)
+
     def _move(self, target: ScheduleStatus, now: datetime) -> None:
         if not can_transition(self.status, target):
             raise InvalidTransition(self.status.value, target.value)
         self.status = target
-        self.updated_at = now
+        self._touch(now)
 
     def claim(self, *, owner: str, attempt_id: str, now: datetime, until: datetime) -> None:
         """Take the schedule for a run (``scheduled`` -> ``running``, or take over a lapsed lease)."""
@@ -309,9 +315,11 @@ class Schedule:
             if self.lease is not None and self.lease.until >= now:
                 raise InvalidTransition(self.status.value, ScheduleStatus.RUNNING.value)
             previous = self.lease.owner if self.lease is not None else None
-            self.updated_at = now
         else:
             self._move(ScheduleStatus.RUNNING, now)
+        # Stamped with the claim's own time, as the stores write a claim in place (the run's
+        # writes are fenced by its attempt id, not by this version).
+        self.updated_at = now
         self.lease = Lease(owner=owner, attempt_id=attempt_id, claimed_at=now, until=until,
                            taken_over_from=previous)
 
@@ -462,7 +470,7 @@ class Schedule:
         message_id = self.result.get("provider_message_id")
         attempt_id = next((a.attempt_id for a in reversed(self.attempts)
                            if message_id and a.provider_message_id == message_id), None)
-        self.updated_at = now
+        self._touch(now)
         self._emit(f"delivery.{status}", now, attempt_id, **data)
         return True
 
@@ -515,12 +523,16 @@ class Schedule:
             return  # due already: the next claim takes it
         due = now
         if not self.attempts_for_occurrence:
+            if self.attempts and self.attempts[-1].scheduled_for >= now:
+                # A clock behind the one that ran the last occurrence: still a later occurrence,
+                # with a key of its own (as an operator retry's).
+                due = self.attempts[-1].scheduled_for + _ONE_MS
             if not self.trigger.recurring:  # sent now instead: its rule says so
-                self.trigger = OnceTrigger(now)
+                self.trigger = OnceTrigger(due)
                 due = self.trigger.at
             self.occurrence = due
         self.next_run_at = due
-        self.updated_at = now
+        self._touch(now)
         self._emit("scheduled", now, next_run_at=instant_text(due),
                    run_now_from=instant_text(previous) if previous else "")
 
@@ -619,7 +631,7 @@ class Schedule:
         previous = self.next_run_at
         self.trigger, self.timezone = trigger, timezone
         self.next_run_at = self.occurrence = first
-        self.updated_at = now
+        self._touch(now)
         self._emit("scheduled", now, next_run_at=instant_text(first),
                    rescheduled_from=instant_text(previous) if previous else "")
 

@@ -20,11 +20,21 @@ class EventPublisher(ABC):
     it is delivered without waiting. ``publish`` must be idempotent per (event id, subscriber)
     and never raise: it returns False when some delivery could not be stored (the caller may
     publish the same events again), True otherwise.
+
+    A caller whose write was refused (a conditional write that lost its race) knows the events
+    it published will never be stored: it calls ``withdraw`` with them, which drops their
+    deliveries that have not started, so that none is sent however the schedule's event log
+    changes meanwhile (it only keeps the newest entries); it never raises either.
     """
 
     @abstractmethod
     async def publish(self, schedule: Schedule, events: Sequence[ScheduleEvent]) -> bool:
         """Publish ``events`` of ``schedule`` (oldest first); False if some could not be stored."""
+
+    async def withdraw(self, schedule: Schedule, events: Sequence[ScheduleEvent]) -> None:
+        """``events`` of ``schedule`` were published but their write was refused: drop their
+        deliveries (by default nothing was kept to drop)."""
+        return None
 
 
 class NoPublisher(EventPublisher):

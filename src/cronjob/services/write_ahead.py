@@ -14,11 +14,15 @@ async def publish_then_write(publisher: EventPublisher, schedule: Schedule, even
 
     Publishing first means a crash after the write cannot lose the events (each delivery waits
     for its event to be stored). When some delivery could not be stored (the store was down for
-    a moment) and the write then succeeded, the events are published once more. An exception of
-    ``write`` propagates; nothing is published again then.
+    a moment) and the write then succeeded, the events are published once more; when the write
+    was refused (its condition no longer held), the events are withdrawn: they will never be
+    stored. An exception of ``write`` propagates, and the events stay published then (the write
+    may have happened, its answer lost): their deliveries wait for them, a bounded while.
     """
     published = await publisher.publish(schedule, events)
     written = await write()
-    if written and not published:
+    if not written:
+        await publisher.withdraw(schedule, events)
+    elif not published:
         await publisher.publish(schedule, events)
     return written
