@@ -318,6 +318,13 @@ def test_a_waiting_schedule_is_paused_and_resumed_from_its_detail(page: Page, se
     expect(page.locator("#pause")).to_be_hidden()
     expect(page.locator("#move-form")).to_be_visible()  # a paused one can still be moved, and cancelled
     expect(page.locator("#cancel")).to_be_visible()
+    target = (datetime.now(UTC) + timedelta(hours=3)).replace(microsecond=0)
+    page.fill("#move-to", target.isoformat())
+    page.click("#move")
+    expect(page.locator("#message")).to_contain_text("moved")
+    expect(page.locator("#message")).to_contain_text("still paused")
+    moved = service.get(later["id"])
+    assert moved["status"] == "paused" and datetime.fromisoformat(moved["next_run_at"]) == target
     expect(row(page, later["id"]).locator("td.status")).to_have_text("paused")
     page.click('.count[data-status="paused"]')
     expect(page.locator("#status-filter")).to_have_value("paused")
@@ -327,8 +334,8 @@ def test_a_waiting_schedule_is_paused_and_resumed_from_its_detail(page: Page, se
     expect(page.locator("#message")).to_contain_text(f"Schedule {later['id']}: resumed")
     expect(page.locator("#detail-status")).to_have_text("scheduled")
     resumed = service.get(later["id"])
-    assert (resumed["status"], resumed["next_run_at"]) == ("scheduled", later["next_run_at"])
-    expect(page.locator("#events tbody td.type")).to_have_text(["scheduled", "paused", "resumed"])
+    assert (resumed["status"], resumed["next_run_at"]) == ("scheduled", moved["next_run_at"])
+    expect(page.locator("#events tbody td.type")).to_have_text(["scheduled", "paused", "scheduled", "resumed"])
 
 
 def test_a_waiting_schedule_is_run_now_from_its_detail(page: Page, service: Service) -> None:

@@ -396,7 +396,8 @@ async function move() {
       method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
     $("#move-to").value = "";
-    say(`Schedule ${id}: moved; next run ${new Date(schedule.next_run_at).toLocaleString()}.`, "info");
+    const held = schedule.status === "paused" ? " (still paused: resume it to run then)" : "";
+    say(`Schedule ${id}: moved; next run ${new Date(schedule.next_run_at).toLocaleString()}${held}.`, "info");
   } catch (error) {
     report(error);
   }
