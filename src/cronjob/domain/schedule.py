@@ -315,8 +315,9 @@ class Schedule:
             if self.lease is not None and self.lease.until >= now:
                 raise InvalidTransition(self.status.value, ScheduleStatus.RUNNING.value)
             previous = self.lease.owner if self.lease is not None else None
-        else:
-            self._move(ScheduleStatus.RUNNING, now)
+        elif not can_transition(self.status, ScheduleStatus.RUNNING):
+            raise InvalidTransition(self.status.value, ScheduleStatus.RUNNING.value)
+        self.status = ScheduleStatus.RUNNING
         # Stamped with the claim's own time, as the stores write a claim in place (the run's
         # writes are fenced by its attempt id, not by this version).
         self.updated_at = now
