@@ -388,6 +388,32 @@ async def test_a_run_outcome_whose_lease_was_lost_is_dropped_at_once_and_the_new
     assert delivered.event["attempt_id"] == second_attempt and delivered.event["data"]["provider_message_id"] == "wamid.b"
 
 
+async def test_a_pause_by_pause_after_failures_whose_run_lost_its_lease_is_dropped_at_once(
+        container: Container, clock: FixedClock, receiver: Receiver) -> None:
+    from cronjob.domain.message import ErrorInfo
+    from cronjob.domain.recurring import IntervalTrigger
+    from cronjob.domain.retry import RetryDecision
+
+    repository, publisher = container.repository(), container.publisher()
+    await repository.add(Schedule.create(
+        id="r1", task_type="whatsapp.text", payload={}, trigger=IntervalTrigger(timedelta(hours=1), SEND_AT),
+        timezone="UTC", first_run_at=SEND_AT, now=clock.now(), callback_url=receiver.url("/callback"),
+        pause_after_failures=1))
+    clock.set(SEND_AT)
+    [run] = await repository.claim_due(now=clock.now(), owner="replica-a", lease_for=timedelta(seconds=30), limit=1)
+    attempt_id = run.lease.attempt_id  # type: ignore[union-attr]
+    run.fail(attempt_id=attempt_id, now=clock.now(), error=ErrorInfo("131026", "undeliverable"),
+             decision=RetryDecision(None, "permanent"))
+    assert [e.type for e in run.events[-3:]] == ["failed", "dead", "paused"] and run.status is ScheduleStatus.PAUSED
+    assert await publisher.publish(run, run.events[-3:])  # published, then the write is refused:
+    clock.advance(timedelta(seconds=31))  # the lease lapsed and another replica took the run over
+    assert await repository.claim_due(now=clock.now(), owner="replica-b", lease_for=timedelta(seconds=30), limit=1,
+                                      task_types=["whatsapp.text"])
+    assert not await repository.save(run, expected_status=ScheduleStatus.RUNNING, attempt_id=attempt_id)
+    await settle(container)  # known lost at once, the automatic pause as the run's other outcomes
+    assert receiver.all == [] and webhook_metric(container, "skipped") == 6  # 3 events, 2 URLs
+
+
 async def test_an_outcome_trimmed_from_a_full_event_log_is_still_delivered(
         container: Container, clock: FixedClock, receiver: Receiver) -> None:
     repository, publisher = container.repository(), container.publisher()

@@ -15,7 +15,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from cronjob.domain.errors import InvalidTransition, ValidationError
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryDecision
-from cronjob.domain.schedule import Schedule, ScheduleStatus, can_transition
+from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus, can_transition
 from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware
 
 S = ScheduleStatus
@@ -638,3 +638,15 @@ TestScheduleWalk = ScheduleWalk.TestCase
 TestScheduleWalk.settings = walk_settings
 TestRecurringScheduleWalk = RecurringScheduleWalk.TestCase
 TestRecurringScheduleWalk.settings = walk_settings
+
+
+@pytest.mark.parametrize(("grace", "late", "said"), [
+    (timedelta(minutes=10), timedelta(minutes=10, seconds=30), "630 s late, beyond its misfire grace of 600 s"),
+    (timedelta(milliseconds=1), timedelta(milliseconds=250), "0.25 s late, beyond its misfire grace of 0.001 s"),
+    (timedelta(seconds=2), timedelta(seconds=5), "5 s late, beyond its misfire grace of 2 s"),
+])
+def test_a_miss_says_how_late_and_its_grace_as_precisely_as_they_are(grace: timedelta, late: timedelta,
+                                                                     said: str) -> None:
+    schedule = Schedule.create(id="s1", task_type="whatsapp.text", payload={}, trigger=OnceTrigger(T0),
+                               timezone="UTC", first_run_at=T0, now=T0, misfire=MisfirePolicy(grace=grace))
+    assert schedule.misfire_reason(T0 + late) == said

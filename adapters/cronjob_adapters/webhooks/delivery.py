@@ -52,7 +52,9 @@ log = logging.getLogger(__name__)
 
 TASK_TYPE = "webhook.delivery"
 #: Events a run's outcome write records, with its attempt, under its lease.
-_RUN_OUTCOMES = frozenset({"succeeded", "failed", "retrying", "dead", "unknown", "missed"})
+#: Events a run's outcome write stores (fenced by its lease), ``paused`` by ``pause_after_failures``
+#: among them (a user's pause carries no attempt id).
+_RUN_OUTCOMES = frozenset({"succeeded", "failed", "retrying", "dead", "unknown", "missed", "paused"})
 EVENT_ID_HEADER = "Cronjob-Event-Id"
 EVENT_TYPE_HEADER = "Cronjob-Event-Type"
 DEFAULT_TIMEOUT_SECONDS = 10.0

@@ -272,8 +272,7 @@ class Schedule:
             return f"not run by its send_by deadline {instant_text(self.send_by)}"
         grace = self.misfire.grace
         if grace is not None and self.next_run_at is not None and now - self.next_run_at > grace:
-            late = int((now - self.next_run_at).total_seconds())
-            return f"{late} s late, beyond its misfire grace of {int(grace.total_seconds())} s"
+            return f"{_seconds(now - self.next_run_at)} late, beyond its misfire grace of {_seconds(grace)}"
         return None
 
     @property
@@ -413,9 +412,9 @@ class Schedule:
             # Stop hammering what keeps failing (a dead endpoint, a revoked token) until a user
             # resumes it; its next occurrence stays as computed.
             self._move(ScheduleStatus.PAUSED, now)
+            ended = f"{self.failed_in_a_row} occurrence{'s' if self.failed_in_a_row > 1 else ''}"
             self._emit("paused", now, attempt_id, next_run_at=instant_text(self.next_run_at) if self.next_run_at else "",
-                       reason=f"{self.failed_in_a_row} occurrences in a row ended dead "
-                              f"(pause_after_failures {limit})")
+                       reason=f"{ended} in a row ended dead (pause_after_failures {limit})")
 
     def outcome_unknown(self, *, attempt_id: str, now: datetime, error: ErrorInfo) -> None:
         """The provider may or may not have the message: park it as ``unknown``, never re-send blindly."""
@@ -645,6 +644,13 @@ class Schedule:
         for name in _CONTAINER_FIELDS:
             setattr(copied, name, getattr(copied, name).copy())
         return copied
+
+
+def _seconds(span: timedelta) -> str:
+    """``span`` for a message: whole seconds from 10 s up, else as precise as it is (a grace of
+    0.001 s is not "0 s")."""
+    seconds = span.total_seconds()
+    return f"{int(seconds)} s" if seconds >= 10 else f"{seconds:.6f}".rstrip("0").rstrip(".") + " s"
 
 
 #: Every field of a Schedule, in constructor order, and those holding a list or a dict.
