@@ -4,7 +4,7 @@ up, move, run now, pause and resume, cancel, and retry a dead, unknown or missed
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -392,12 +392,9 @@ class SchedulingService:
         """Let a ``paused`` schedule run again (see :meth:`Schedule.resume`: a recurring one skips
         what fell due meanwhile); one that is not paused but live (``scheduled``, ``running``) is
         returned as it is, one that ended is a :class:`ScheduleConflict`."""
-        schedule = await self._change(
+        return await self._change(
             schedule_id, "resumed", lambda s: s.status in (ScheduleStatus.SCHEDULED, ScheduleStatus.RUNNING),
             lambda schedule, now: schedule.resume(now=now))
-        if schedule.status is ScheduleStatus.SCHEDULED and schedule.next_run_at is not None:
-            self._signal.notify(schedule.next_run_at)
-        return schedule
 
     async def run_now(self, schedule_id: str) -> Schedule:
         """Make a ``scheduled`` schedule due now (see :meth:`Schedule.run_now`: a recurring one
@@ -412,10 +409,7 @@ class SchedulingService:
             return (schedule.status is ScheduleStatus.SCHEDULED and schedule.next_run_at is not None
                     and schedule.next_run_at <= self._now())
 
-        schedule = await self._change(schedule_id, "run now", due, run_now)
-        if schedule.next_run_at is not None:
-            self._signal.notify(schedule.next_run_at)
-        return schedule
+        return await self._change(schedule_id, "run now", due, run_now)
 
     def _check_not_own(self, schedule: Schedule, verb: str) -> None:
         """:class:`ScheduleConflict` for the service's own jobs (task types it does not schedule)."""
@@ -426,9 +420,9 @@ class SchedulingService:
     async def _change(self, schedule_id: str, verb: str, done: Callable[[Schedule], bool],
                       change: Callable[[Schedule, datetime], None]) -> Schedule:
         """Read the schedule, ``change`` it and write it back, conditional on it being as read
-        (a run that ended meanwhile makes it read and change again, a few times). One that is
-        ``done`` already is returned as it is; a change the domain refuses is a
-        :class:`ScheduleConflict` saying why."""
+        (a run that ended meanwhile makes it read and change again, a few times), and wake the
+        engine when it is due next. One that is ``done`` already is returned as it is; a change
+        the domain refuses is a :class:`ScheduleConflict` saying why."""
         for _ in range(_WRITE_TRIES):
             schedule = await self.get(schedule_id)
             if done(schedule):
@@ -444,11 +438,14 @@ class SchedulingService:
                 return await self._repository.save(schedule, expected_status=status, expected_updated_at=version)
 
             if await publish_then_write(self._publisher, schedule, schedule.events[-1:], write):
+                if schedule.status is ScheduleStatus.SCHEDULED and schedule.next_run_at is not None:
+                    self._signal.notify(schedule.next_run_at)  # due, perhaps sooner than this process knew
                 return schedule
         raise ScheduleConflict(f"schedule {schedule_id} kept changing while it was being {verb}; try again")
 
     async def reschedule(self, command: RescheduleCommand) -> Schedule:
-        """Move a ``scheduled`` or ``paused`` schedule (which stays paused) to another time (see :meth:`Schedule.reschedule`):
+        """Move a ``scheduled`` or ``paused`` schedule (which stays paused) to another time (see
+        :meth:`Schedule.reschedule`):
         :class:`ScheduleConflict` for one that runs or ended, a one-off waiting to retry, and the
         service's own jobs (task types it does not schedule); :class:`ValidationError` for a time
         too far in the past, a rule that never fires, or a one-off made recurring (or back).
@@ -472,10 +469,7 @@ class SchedulingService:
                 schedule.metadata.pop(key, None)
             schedule.metadata[text_key] = text
 
-        schedule = await self._change(command.schedule_id, "moved", lambda _: False, move)
-        if schedule.status is ScheduleStatus.SCHEDULED and schedule.next_run_at is not None:
-            self._signal.notify(schedule.next_run_at)
-        return schedule
+        return await self._change(command.schedule_id, "moved", lambda _: False, move)
 
     def _new_time(self, command: RescheduleCommand, schedule: Schedule, zone: str,
                   now: datetime) -> tuple[Trigger, datetime, str, str]:
@@ -507,22 +501,11 @@ class SchedulingService:
     async def retry(self, schedule_id: str) -> Schedule:
         """Re-run a ``dead``, ``unknown`` or ``missed`` schedule now (an operator's decision):
         a new occurrence with a fresh attempt count; :class:`ScheduleConflict` from other statuses."""
-        schedule = await self.get(schedule_id)
-        previous = schedule.status
-        if previous not in (ScheduleStatus.DEAD, ScheduleStatus.UNKNOWN, ScheduleStatus.MISSED):
-            raise ScheduleConflict(
-                f"schedule {schedule_id} is {previous.value}; only dead, unknown or missed schedules can be retried")
-        now, version = self._now(), schedule.updated_at
-        schedule.retry_now(now=now)
-        await self._write_ahead(schedule, lambda: self._repository.save(
-            schedule, expected_status=previous, expected_updated_at=version),
-            f"schedule {schedule_id} changed meanwhile and is {{status}}")
-        self._signal.notify(now)
-        return schedule
 
-    async def _write_ahead(self, schedule: Schedule, write: Callable[[], Awaitable[bool]], conflict: str) -> None:
-        """Publish the schedule's newest event, then ``write`` it; :class:`ScheduleConflict`
-        (``conflict`` with the current ``{status}``) when the write's condition no longer held."""
-        if not await publish_then_write(self._publisher, schedule, schedule.events[-1:], write):
-            current = await self.get(schedule.id)
-            raise ScheduleConflict(conflict.format(status=current.status.value))
+        def retry(schedule: Schedule, now: datetime) -> None:
+            if schedule.status not in (ScheduleStatus.DEAD, ScheduleStatus.UNKNOWN, ScheduleStatus.MISSED):
+                raise ScheduleConflict(f"schedule {schedule_id} is {schedule.status.value}; only dead, unknown "
+                                       "or missed schedules can be retried")
+            schedule.retry_now(now=now)
+
+        return await self._change(schedule_id, "retried", lambda _: False, retry)
