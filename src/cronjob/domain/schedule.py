@@ -52,6 +52,10 @@ _ALLOWED: dict[ScheduleStatus, frozenset[ScheduleStatus]] = {
 }
 
 
+#: The statuses of a schedule that waits for its next run (a user may move or cancel it).
+_WAITING = frozenset({ScheduleStatus.SCHEDULED, ScheduleStatus.PAUSED})
+
+
 def can_transition(current: ScheduleStatus, target: ScheduleStatus) -> bool:
     """Whether the state machine allows ``current`` -> ``target``."""
     return target in _ALLOWED[current]
@@ -411,10 +415,8 @@ class Schedule:
         if limit is not None and self.status is ScheduleStatus.SCHEDULED and self.failed_in_a_row >= limit:
             # Stop hammering what keeps failing (a dead endpoint, a revoked token) until a user
             # resumes it; its next occurrence stays as computed.
-            self._move(ScheduleStatus.PAUSED, now)
             ended = f"{self.failed_in_a_row} occurrence{'s' if self.failed_in_a_row > 1 else ''}"
-            self._emit("paused", now, attempt_id, next_run_at=instant_text(self.next_run_at) if self.next_run_at else "",
-                       reason=f"{ended} in a row ended dead (pause_after_failures {limit})")
+            self._hold(now, attempt_id, reason=f"{ended} in a row ended dead (pause_after_failures {limit})")
 
     def outcome_unknown(self, *, attempt_id: str, now: datetime, error: ErrorInfo) -> None:
         """The provider may or may not have the message: park it as ``unknown``, never re-send blindly."""
@@ -489,7 +491,7 @@ class Schedule:
     def cancellable(self) -> bool:
         """Whether a user may cancel it now: when it waits (``scheduled`` or ``paused``), and a
         recurring one also while one of its runs is in progress (a one-off's run is its whole work)."""
-        return self.status in (ScheduleStatus.SCHEDULED, ScheduleStatus.PAUSED) or (
+        return self.status in _WAITING or (
             self.status is ScheduleStatus.RUNNING and self.trigger.recurring)
 
     def cancel(self, *, now: datetime) -> None:
@@ -564,8 +566,14 @@ class Schedule:
                     if self.status is ScheduleStatus.RUNNING and self.trigger.recurring else "")
             raise InvalidTransition(self.status.value, ScheduleStatus.PAUSED.value,
                                     f"it is {self.status.value}; only a scheduled one can be paused{hint}")
+        self._hold(now)
+
+    def _hold(self, now: datetime, attempt_id: str | None = None, **data: str) -> None:
+        """``scheduled`` -> ``paused``, with its ``paused`` event (the time it keeps, and ``data``)."""
         self._move(ScheduleStatus.PAUSED, now)
-        self._emit("paused", now, **({"next_run_at": instant_text(self.next_run_at)} if self.next_run_at else {}))
+        if self.next_run_at is not None:
+            data["next_run_at"] = instant_text(self.next_run_at)
+        self._emit("paused", now, attempt_id, **data)
 
     def resume(self, *, now: datetime) -> None:
         """Let a ``paused`` schedule run again (-> ``scheduled``).
@@ -595,7 +603,7 @@ class Schedule:
     def check_movable(self) -> None:
         """:class:`InvalidTransition`, saying why, unless :meth:`reschedule` may move it (it
         waits: ``scheduled``, or ``paused``, which it stays)."""
-        if self.status not in (ScheduleStatus.SCHEDULED, ScheduleStatus.PAUSED):
+        if self.status not in _WAITING:
             raise InvalidTransition(self.status.value, "reschedule",
                                     f"it is {self.status.value}; only a scheduled or paused one can be moved")
         if not self.trigger.recurring and (tried := self.attempts_for_occurrence):
@@ -613,9 +621,9 @@ class Schedule:
         Due next at ``first_run_at``: the occurrence at that time, with its own delivery key and
         attempt count (moved to the time it already had, it keeps its attempts). Only a schedule
         that waits moves (a ``paused`` one stays paused): one that runs or ended is
-        :class:`InvalidTransition`, and
-        so is a one-off waiting to retry (a move would make its send a new one, under another
-        idempotency key and with its retries afresh: the receiver could not drop a duplicate).
+        :class:`InvalidTransition`, and so is a one-off waiting to retry (a move would make its
+        send a new one, under another idempotency key and with its retries afresh: the receiver
+        could not drop a duplicate).
         A recurring schedule waiting to retry an occurrence moves, and that retry is dropped.
         A one-off's ``send_by`` must not fall before it (an error names ``field``, where the
         request gave the new time).

@@ -15,6 +15,8 @@ const ACTIONS = {
   pause: { method: "POST", suffix: "/pause", done: "paused", statuses: ["scheduled"] },
   resume: { method: "POST", suffix: "/resume", done: "resumed", statuses: ["paused"] },
 };
+//: The statuses of a schedule that waits for its next run: it can be moved and cancelled.
+const WAITING = ["scheduled", "paused"];
 //: The service's own task types (not in /v1/task-types: never scheduled through the API).
 const INTERNAL_TYPES = ["webhook.delivery", "whatsapp.status"];
 
@@ -25,7 +27,7 @@ function isOneOff(schedule) {
 
 /** Whether the API takes a cancel: a schedule that waits (or is paused), and a recurring one even mid-run. */
 function cancellable(schedule) {
-  return ["scheduled", "paused"].includes(schedule.status) || (schedule.status === "running" && !isOneOff(schedule));
+  return WAITING.includes(schedule.status) || (schedule.status === "running" && !isOneOff(schedule));
 }
 
 //: ``failed``: the message shown is a refresh's error, cleared by the next refresh that works.
@@ -373,7 +375,7 @@ async function loadDetail(id) {
  * a new rule for a recurring one. */
 function showMove(schedule) {
   const oneOff = isOneOff(schedule);
-  $("#move-form").hidden = !["scheduled", "paused"].includes(schedule.status);
+  $("#move-form").hidden = !WAITING.includes(schedule.status);
   $("#move-form").dataset.oneOff = String(oneOff);
   if ($("#move-form").dataset.id !== schedule.id) {  // another schedule: what was typed for the last one goes
     $("#move-form").dataset.id = schedule.id;
