@@ -43,6 +43,7 @@ from tests.support.app import AUTH
 from tests.support.app import make_container as app_container
 from tests.support.builders import SEED
 from tests.support.clock import FixedClock
+from tests.support.racing import RacingRepository
 from tests.support.waiting import until
 
 SECRET = "whsec-test-0123456789"
@@ -434,32 +435,11 @@ async def test_an_outcome_trimmed_from_a_full_event_log_is_still_delivered(
     assert delivered.type == "succeeded" and delivered.event["attempt_id"] == attempt_id
 
 
-class ChangedUnderTheWrite(InMemoryScheduleRepository):
-    """Runs ``race`` (once set) just before the next write conditional on the version read: the
-    write of a user's change then finds the schedule changed and is refused. ``written``: the id
-    of every event a write stored (trimmed from the log since, or not)."""
-
-    race: Callable[[], Any] | None = None
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.written: set[str] = set()
-
-    async def save(self, schedule: Schedule, **conditions: Any) -> bool:
-        if self.race is not None and conditions.get("expected_updated_at") is not None:
-            race, self.race = self.race, None
-            await race()
-        saved = await super().save(schedule, **conditions)
-        if saved:
-            self.written.update(event.id for event in schedule.events)
-        return saved
-
-
 async def test_the_events_of_a_change_that_lost_its_race_are_never_sent_even_with_a_full_log(
         clock: FixedClock, receiver: Receiver) -> None:
     # The event log keeps the newest 100 entries, so "not in the log" cannot tell a trimmed event
     # from one never stored; the write that was refused withdraws its deliveries instead.
-    repository = ChangedUnderTheWrite()
+    repository = RacingRepository()
     racy = make_container(clock, repository=repository, webhook_urls=receiver.url("/global"), webhook_events="paused")
     async for client in api(racy):
         created = await schedule(client)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -28,6 +26,7 @@ from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.memory.signal import InProcessWorkSignal
 from cronjob_bootstrap.triggers import default_trigger_parser
 from tests.support.clock import FixedClock
+from tests.support.racing import RacingRepository
 
 NOW = datetime(2030, 1, 15, 11, 0, tzinfo=UTC)
 TEXT = {"to": "5511999999999", "kind": "text", "body": "Oi, {{1}}", "params": ["Ana"]}
@@ -81,19 +80,6 @@ class Gated(TaskHandler):
         self.running += 1
         await self.gate.wait()
         return TaskOutcome(provider_message_id="wamid.1")
-
-
-class Racing(InMemoryScheduleRepository):
-    """The in-memory store, where ``race`` (once set) runs just before the next write
-    conditional on the version read (a user's change), between that change's read and write."""
-
-    race: Callable[[], Awaitable[None]] | None = None
-
-    async def save(self, schedule: Schedule, **conditions: Any) -> bool:
-        if self.race is not None and conditions.get("expected_updated_at") is not None:
-            race, self.race = self.race, None
-            await race()
-        return await super().save(schedule, **conditions)
 
 
 async def run_due(dispatcher: Dispatcher) -> int:
@@ -309,7 +295,7 @@ async def test_a_cancel_that_races_the_end_of_a_run_reads_again_and_cancels() ->
     """The run ends (and its next occurrence is stored) between the cancel's read and its write:
     the write, conditional on what was read, fails; the cancel reads again and succeeds."""
 
-    rig = Rig(repository=(store := Racing()))
+    rig = Rig(repository=(store := RacingRepository()))
     rig.handlers[WHATSAPP_TEXT] = gated = Gated()
     recurring = await rig.recurring("every 10 minutes")
     rig.clock.set(NOW + timedelta(minutes=10))
@@ -402,7 +388,7 @@ async def test_a_pause_that_races_a_claim_is_a_conflict_and_the_run_goes_on() ->
     """A replica claims the schedule between the pause's read and its write: the write,
     conditional on what was read, fails; read again, it runs: 409, and the run is not disturbed."""
 
-    rig = Rig(repository=(store := Racing()))
+    rig = Rig(repository=(store := RacingRepository()))
     schedule = await rig.one_off(NOW)
     dispatcher = rig.dispatcher()
 
