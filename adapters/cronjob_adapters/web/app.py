@@ -344,8 +344,8 @@ def create_app(services: ApiServices) -> FastAPI:
                      dependencies=[Depends(json_content_type)],
                      responses={404: _PROBLEM, 409: _PROBLEM, 413: _PROBLEM, 415: _PROBLEM})
     async def reschedule(schedule_id: str, request: RescheduleRequest) -> ScheduleView:
-        """Move a schedule that waits (`scheduled`) to another time: a one-off to `send_at`, or a
-        schedule to another rule (`schedule`); 409 once it runs or ended, for a one-off waiting to
+        """Move a schedule that waits (`scheduled`, or `paused`, which it stays) to another time: a
+        one-off to `send_at`, or a schedule to another rule (`schedule`); 409 once it runs or ended, for a one-off waiting to
         retry (cancel and create instead), for the service's own jobs, and when it kept changing
         under other writes (try again).
 

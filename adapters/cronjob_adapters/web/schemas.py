@@ -374,7 +374,8 @@ class EventView(BaseModel):
     data: dict[str, str] = Field(
         default_factory=dict,
         description="Its details, as text; the instants among them (`next_run_at`, `rescheduled_from`, "
-                    "`occurrence`, `retry_at`, a delivery event's `at`) as UTC instants to the millisecond.")
+                    "`run_now_from`, `skipped_from`, `occurrence`, `retry_at`, a delivery event's `at`) as UTC "
+                    "instants to the millisecond.")
     deliveries: list[DeliveryView] = Field(default_factory=list,
                                            description="Its status webhook deliveries, when webhooks are configured.")
 

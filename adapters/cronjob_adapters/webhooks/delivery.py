@@ -51,7 +51,6 @@ from cronjob_adapters.webhooks.signing import SIGNATURE_HEADER, sign
 log = logging.getLogger(__name__)
 
 TASK_TYPE = "webhook.delivery"
-#: Events a run's outcome write records, with its attempt, under its lease.
 #: Events a run's outcome write stores (fenced by its lease), ``paused`` by ``pause_after_failures``
 #: among them (a user's pause carries no attempt id).
 _RUN_OUTCOMES = frozenset({"succeeded", "failed", "retrying", "dead", "unknown", "missed", "paused"})
