@@ -602,6 +602,43 @@ async def test_each_occurrence_of_an_interval_runs_once_whatever_the_clock_s_mic
         await container.repository().close()
 
 
+async def test_a_rule_with_until_runs_up_to_its_end_then_ends_with_its_last_run(tmp_path: Path) -> None:
+    """``every 5 seconds until <end>``, through the SQLite store (which keeps the rule as text
+    and parses it back): the occurrences up to the end (inclusive) run, each once; then the
+    schedule ends with its last run's outcome. A rule that ended already is a 422 saying so."""
+    clock = FixedClock(NOW)
+    container = make_container(clock, data_dir=str(tmp_path), store="sqlite")
+    await container.repository().initialize()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=container.app()), base_url="http://t") as http:
+            body = {"task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"},
+                    "schedule": "every 5 seconds until 2025-06-21 13:00:10", "timezone": "America/Sao_Paulo"}
+            created = await http.post("/v1/schedules", json=body, headers=AUTH)
+            assert created.status_code == 201, created.text
+            shown = created.json()
+            assert shown["schedule"] == "every 5 seconds from 2025-06-21T16:00:00+00:00 until 2025-06-21T16:00:10+00:00"
+            assert shown["next_run_at"] == "2025-06-21T16:00:05.000Z"
+            dispatcher = container.dispatcher()
+            for second in (5, 10, 15, 20):
+                clock.set(NOW + timedelta(seconds=second))
+                await dispatcher.dispatch_due()
+                await dispatcher.drain(5)
+            shown = (await http.get(f"/v1/schedules/{shown['id']}", headers=AUTH)).json()
+            assert [a["scheduled_for"] for a in shown["attempts"]] == [
+                "2025-06-21T16:00:05.000Z", "2025-06-21T16:00:10.000Z"]
+            assert shown["status"] == "succeeded" and shown["next_run_at"] is None
+            assert len(container.sender().sent) == 2
+
+            ended = await http.post("/v1/schedules", json={**body, "schedule": "daily at 09:00 until 2025-06-21"},
+                                    headers=AUTH)  # 09:00 passed today; the rule ends tonight
+            assert ended.status_code == 422, ended.text
+            assert ended.json()["errors"] == [{
+                "field": "schedule", "message": "'daily at 09:00 until 2025-06-21' never fires after now "
+                                                "(it ends at 2025-06-22T02:59:59.999Z)"}]
+    finally:
+        await container.repository().close()
+
+
 @pytest.mark.parametrize(
     ("extra", "grace"),
     [

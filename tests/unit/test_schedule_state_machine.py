@@ -12,6 +12,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.errors import InvalidTransition, ValidationError
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryDecision
@@ -438,6 +439,8 @@ class ScheduleWalk(RuleBasedStateMachine):
     """Random sequences of operations, right and wrong, never leave an inconsistent schedule."""
 
     recurring = False
+    #: Recurring: how long its rule lasts (``until``), or None for a rule that never ends.
+    lasts: timedelta | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -447,11 +450,17 @@ class ScheduleWalk(RuleBasedStateMachine):
 
     @initialize()
     def create(self) -> None:
-        trigger = EveryTrigger(T0, 60) if self.recurring else None
-        self.schedule = new_schedule(trigger)
+        self.schedule = new_schedule(self.trigger_at(T0))
         self.one_off_at = T0  # where a one-off is due: moved only by a reschedule
 
     # -- helpers
+
+    def trigger_at(self, at: datetime) -> Trigger:
+        """The walk's rule, first due at ``at``."""
+        if not self.recurring:
+            return OnceTrigger(at)
+        every = EveryTrigger(at, 60)
+        return every if self.lasts is None else BoundedTrigger(rule=every, until=at + self.lasts)
 
     def attempt_id(self, use_current: bool) -> str:
         if use_current and self.schedule.lease is not None:
@@ -495,8 +504,12 @@ class ScheduleWalk(RuleBasedStateMachine):
     @rule(use_current=st.booleans())
     def succeed(self, use_current: bool) -> None:
         attempt_id = self.attempt_id(use_current)
+        ok = self.holds(attempt_id)
         self.attempt(lambda: self.schedule.succeed(attempt_id=attempt_id, now=self.now,
-                                                   provider_message_id="wamid.x"), self.holds(attempt_id))
+                                                   provider_message_id="wamid.x"), ok)
+        if ok and self.schedule.status is S.SCHEDULED:
+            # Coalescing: what fell due while the run lasted is skipped, to the next one after now.
+            assert self.schedule.next_run_at is not None and self.schedule.next_run_at > self.now
 
     @rule(use_current=st.booleans(), retry_in=st.one_of(st.none(), st.integers(1, 300)))
     def fail(self, use_current: bool, retry_in: int | None) -> None:
@@ -531,7 +544,7 @@ class ScheduleWalk(RuleBasedStateMachine):
     def reschedule(self, later: int) -> None:
         """Move it later (than both now and its current occurrence), as a user postponing it."""
         at = max(self.now, self.schedule.occurrence or self.now) + timedelta(seconds=later)
-        trigger = EveryTrigger(at, 60) if self.recurring else OnceTrigger(at)
+        trigger = self.trigger_at(at)
         ok = self.schedule.status in (S.SCHEDULED, S.PAUSED) and (
             self.recurring or not self.schedule.attempts_for_occurrence)
         self.attempt(lambda: self.schedule.reschedule(trigger=trigger, first_run_at=at, timezone="UTC",
@@ -557,7 +570,8 @@ class ScheduleWalk(RuleBasedStateMachine):
         self.attempt(lambda: self.schedule.resume(now=self.now), was is S.PAUSED)
         if was is S.PAUSED:
             assert self.schedule.status is S.SCHEDULED and due is not None
-            if self.recurring and due <= self.now:  # what fell due while paused is skipped
+            ended = self.schedule.trigger.next_fire_time(self.now) is None  # a rule that ended meanwhile
+            if self.recurring and due <= self.now and not ended:  # what fell due while paused is skipped
                 assert self.schedule.next_run_at == self.schedule.occurrence > self.now
                 assert not self.schedule.attempts_for_occurrence
             else:
@@ -592,6 +606,15 @@ class ScheduleWalk(RuleBasedStateMachine):
         self.now = max(self.now, self.schedule.next_run_at)
         self.claim(owner="replica-a", lease_seconds=30)
 
+    @precondition(lambda self: self.schedule.status is S.RUNNING)
+    @rule(dead=st.booleans())
+    def finish_run(self, dead: bool) -> None:
+        """End the run in progress under its own lease, as its dispatcher would (keeps walks moving)."""
+        if dead:
+            self.fail(use_current=True, retry_in=None)
+        else:
+            self.succeed(use_current=True)
+
     # -- invariants
 
     @invariant()
@@ -604,6 +627,22 @@ class ScheduleWalk(RuleBasedStateMachine):
             assert self.schedule.next_run_at is None
         else:
             assert self.schedule.next_run_at is not None
+
+    @invariant()
+    def a_recurring_schedule_ends_only_when_its_rule_does(self) -> None:
+        """Cancelled, or its rule has no fire time after its last occurrence and the end of its
+        last run (an ``until`` passed; what fell due while that run lasted was skipped)."""
+        schedule = self.schedule
+        if self.recurring and schedule.status in TERMINAL - {S.CANCELLED}:
+            assert schedule.occurrence is not None and schedule.attempts
+            ended = max(schedule.occurrence, schedule.attempts[-1].finished_at)
+            assert schedule.trigger.next_fire_time(ended) is None
+
+    @invariant()
+    def an_ending_rule_runs_no_occurrence_after_its_end(self) -> None:
+        trigger = self.schedule.trigger
+        if isinstance(trigger, BoundedTrigger) and self.schedule.occurrence is not None:
+            assert self.schedule.occurrence <= trigger.until
 
     @invariant()
     def a_one_off_changes_occurrence_only_when_rescheduled(self) -> None:
@@ -633,11 +672,20 @@ class RecurringScheduleWalk(ScheduleWalk):
     recurring = True
 
 
+class EndingScheduleWalk(ScheduleWalk):
+    """A recurring rule with an ``until`` two occurrences on: it ends, with its last run's outcome."""
+
+    recurring = True
+    lasts = timedelta(minutes=2)
+
+
 walk_settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 TestScheduleWalk = ScheduleWalk.TestCase
 TestScheduleWalk.settings = walk_settings
 TestRecurringScheduleWalk = RecurringScheduleWalk.TestCase
 TestRecurringScheduleWalk.settings = walk_settings
+TestEndingScheduleWalk = EndingScheduleWalk.TestCase
+TestEndingScheduleWalk.settings = walk_settings
 
 
 @pytest.mark.parametrize(("grace", "late", "said"), [

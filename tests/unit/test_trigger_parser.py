@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.recurring import CalendarTrigger, CronTrigger, IntervalTrigger
 from cronjob.domain.trigger import OnceTrigger, Trigger
@@ -83,6 +84,20 @@ def weekly(at: time, *days: int, zone: str = SP) -> CalendarTrigger:
         ("cron ( 0 0 1 * * )", CronTrigger("0 0 1 * *", SP, EVALUATOR)),
         ("30 2 * * *", CronTrigger("30 2 * * *", SP, EVALUATOR)),
         ("0 0 L * *", CronTrigger("0 0 L * *", SP, EVALUATOR)),
+        # any recurring form, up to an end: an instant, a wall time, or a whole local date
+        ("daily at 09:00 until 2025-07-01T12:00:00Z",
+         BoundedTrigger(daily(time(9, 0)), datetime(2025, 7, 1, 12, 0, tzinfo=UTC))),
+        ("every 10 minutes until 2025-06-21 18:00",
+         BoundedTrigger(IntervalTrigger(timedelta(minutes=10), NOW), datetime(2025, 6, 21, 21, 0, tzinfo=UTC))),
+        ("every 10 minutes from 2025-06-21T17:00:00Z until 2025-06-21T18:00:00-03:00",
+         BoundedTrigger(IntervalTrigger(timedelta(minutes=10), ANCHOR), datetime(2025, 6, 21, 21, 0, tzinfo=UTC))),
+        ("cron 0 9 * * mon-fri until 2025-12-31",  # through that whole date in the zone
+         BoundedTrigger(CronTrigger("0 9 * * MON-FRI", SP, EVALUATOR),
+                        datetime(2026, 1, 1, 2, 59, 59, 999000, tzinfo=UTC))),
+        ("every monday at 09:00 UNTIL 2025-08-01T10:00:00.250Z",
+         BoundedTrigger(weekly(time(9, 0), 0), datetime(2025, 8, 1, 10, 0, 0, 250000, tzinfo=UTC))),
+        ("hourly until 2025-06-22T00:00:00.0004Z",  # cut to the millisecond, as fire times are
+         BoundedTrigger(IntervalTrigger(timedelta(hours=1), ANCHOR), datetime(2025, 6, 22, tzinfo=UTC))),
     ],
 )
 def test_every_form_parses(expression: str, expected: Trigger) -> None:
@@ -110,10 +125,28 @@ def test_once_in_a_dst_gap_is_refused_and_in_a_fold_takes_the_first_pass() -> No
     assert parse("once @ 2019-02-16 23:30", SP) == OnceTrigger(datetime(2019, 2, 17, 1, 30, tzinfo=UTC))  # -02
 
 
+def test_until_a_date_means_through_that_local_date_across_dst() -> None:
+    """The end of a date is the last millisecond before the next date starts, there: São Paulo
+    skipped 2018-11-04 00:00-01:00, so 2018-11-03 ended at 01:00 -02 (03:00 UTC); a wall-time end
+    in a gap is refused, one in a fold takes the first pass (as ``once @``)."""
+    assert parse("daily at 23:30 until 2018-11-03").until == datetime(2018, 11, 4, 2, 59, 59, 999000, tzinfo=UTC)
+    assert parse("daily until 2024-03-10", NY).until == datetime(2024, 3, 11, 3, 59, 59, 999000, tzinfo=UTC)  # EDT
+    with pytest.raises(ValidationError, match="2024-03-10 02:30:00 does not exist in America/New_York"):
+        parse("hourly until 2024-03-10 02:30", NY)
+    assert parse("hourly until 2024-11-03 01:30", NY).until == datetime(2024, 11, 3, 5, 30, tzinfo=UTC)  # EDT
+
+
 @pytest.mark.parametrize(
     ("expression", "zone", "message"),
     [
         ("", SP, "accepted forms: once @ YYYY-MM-DD HH:MM[:SS]"),
+        ("daily until", SP, "unknown schedule expression"),
+        ("daily until tomorrow", SP, "the end after 'until' is not an ISO-8601 date-time: 'tomorrow'"),
+        ("daily until 2025-02-30", SP, "the date after 'until' is not a date: '2025-02-30'"),
+        ("daily until 9999-12-31", SP, "out of range"),
+        ("once @ 2025-07-01 10:00 until 2025-08-01", SP, "'until' ends a recurring rule"),
+        ("daily until 2025-08-01 until 2025-09-01", SP, "a rule takes one 'until'"),
+        ("whenever until 2025-08-01", SP, "unknown schedule expression 'whenever'"),
         ("whenever you like", SP, "unknown schedule expression 'whenever you like'"),
         ("every 5 fortnights", SP, "daily at HH:MM[:SS]"),
         ("weekly on funday at 09:00", SP, "weekly on <weekday>[,<weekday>...] at HH:MM[:SS]"),
@@ -181,8 +214,12 @@ def triggers(draw: st.DrawFn) -> tuple[Trigger, str]:
         every = timedelta(seconds=draw(st.one_of(st.integers(1, 10**8), st.sampled_from([60, 3600, 86400]))))
         return IntervalTrigger(every, draw(INSTANTS)), zone
     if kind == "calendar":
-        return CalendarTrigger(draw(TIMES), zone, draw(WEEKDAYS)), zone
-    return CronTrigger(draw(CRON_FIELDS), zone, EVALUATOR), zone
+        trigger: Trigger = CalendarTrigger(draw(TIMES), zone, draw(WEEKDAYS))
+    else:
+        trigger = CronTrigger(draw(CRON_FIELDS), zone, EVALUATOR)
+    if draw(st.booleans()):  # and ending
+        trigger = BoundedTrigger(trigger, draw(INSTANTS))
+    return trigger, zone
 
 
 @PROPS
@@ -200,6 +237,8 @@ ACCEPTED = [
     "every 2 days from 2025-06-21T17:00:00+00:00", "hourly", "minutely", "daily", "weekly",
     "daily at 09:30", "every day at 09:30:15", "weekly on mon,fri at 18:00", "every sunday at 10:00",
     "cron 0 9 * * mon-fri", "cron(*/15 * * * *)", "0 0 l * *",
+    "daily at 09:30 until 2025-12-31", "every 10 minutes until 2025-07-01T00:00:00Z",
+    "cron 0 9 * * mon-fri until 2025-09-01 18:00",
 ]
 
 

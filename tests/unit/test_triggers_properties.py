@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.recurring import CalendarTrigger, CronTrigger, IntervalTrigger
 from cronjob.domain.trigger import OnceTrigger, Trigger, fire_millisecond, latest_fire_time, whole_millisecond
@@ -490,8 +491,17 @@ def any_trigger(draw: st.DrawFn) -> Trigger:
     return OnceTrigger(draw(ANY_INSTANT, label="at"))
 
 
+@st.composite
+def any_rule(draw: st.DrawFn) -> Trigger:
+    """Any trigger, a recurring one ending (``until``) now and then."""
+    trigger = draw(any_trigger())
+    if trigger.recurring and draw(st.booleans(), label="ends"):
+        return BoundedTrigger(rule=trigger, until=draw(ANY_INSTANT, label="until"))
+    return trigger
+
+
 @PROPS
-@given(trigger=any_trigger(), after=ANY_INSTANT, span=st.integers(0, 400 * 86400 * 1000), data=st.data())
+@given(trigger=any_rule(), after=ANY_INSTANT, span=st.integers(0, 400 * 86400 * 1000), data=st.data())
 def test_the_latest_fire_time_in_a_window_is_the_last_of_those_walked_to(
         trigger: Trigger, after: datetime, span: int, data: st.DataObject) -> None:
     """What coalescing runs as: the last fire time in (after, until], as stepping one fire time
@@ -506,6 +516,49 @@ def test_the_latest_fire_time_in_a_window_is_the_last_of_those_walked_to(
     else:
         until = walked  # too many to walk: the window ends at the last one walked to
     assert latest_fire_time(trigger, after, until) == walked
+
+
+# ---------------------------------------------------------------- BoundedTrigger (``until``)
+
+@PROPS
+@given(rule=any_trigger().filter(lambda t: t.recurring), after=ANY_INSTANT,
+       until=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)),
+       data=st.data())
+def test_until_keeps_the_rule_s_fire_times_up_to_its_end_inclusive_then_none(
+        rule: Trigger, after: datetime, until: datetime, data: st.DataObject) -> None:
+    bounded = BoundedTrigger(rule=rule, until=until)
+    end = whole_millisecond(until)  # fire times are whole milliseconds: none is cut off
+    assert bounded.until == end and bounded.recurring
+    walked: list[datetime] = []
+    current: datetime | None = after
+    for _ in range(20):  # the bounded walk is the rule's walk, cut at the end
+        expected = rule.next_fire_time(current)  # type: ignore[arg-type]
+        current = bounded.next_fire_time(current)  # type: ignore[arg-type]
+        assert current == (expected if expected is not None and expected <= end else None)
+        if current is None:
+            break
+        walked.append(current)
+    if walked:
+        check_common(BoundedTrigger(rule=rule, until=datetime(2200, 1, 1, tzinfo=UTC)), after, data)
+    assert bounded.next_fire_time(end) is None
+    if rule.next_fire_time(end - timedelta(milliseconds=1)) == end:
+        assert bounded.next_fire_time(end - timedelta(milliseconds=1)) == end  # the end itself fires
+
+
+def test_until_bounds_a_recurring_rule_once() -> None:
+    daily = CalendarTrigger(time(9, 0), "UTC")
+    with pytest.raises(ValidationError, match="'until' ends a recurring rule") as refused:
+        BoundedTrigger(rule=OnceTrigger(utc(2030, 1, 1)), until=utc(2030, 2, 1))
+    assert refused.value.field == "schedule"
+    with pytest.raises(ValidationError, match="one 'until'"):
+        BoundedTrigger(rule=BoundedTrigger(rule=daily, until=utc(2030, 2, 1)), until=utc(2030, 3, 1))
+    with pytest.raises(ValidationError, match="offset"):
+        BoundedTrigger(rule=daily, until=datetime(2030, 1, 1))
+    bounded = BoundedTrigger(rule=daily, until=utc(2030, 1, 3, 9))
+    assert next_fires(bounded, utc(2030, 1, 1), 2) == [utc(2030, 1, 1, 9), utc(2030, 1, 2, 9)]
+    assert bounded.next_fire_time(utc(2030, 1, 2, 9)) == utc(2030, 1, 3, 9)  # the end itself fires
+    assert bounded.next_fire_time(utc(2030, 1, 3, 9)) is None
+    assert bounded.expression == "daily at 09:00 until 2030-01-03T09:00:00+00:00"
 
 
 def test_triggers_past_year_9999_never_fire_again() -> None:

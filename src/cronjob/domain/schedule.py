@@ -362,10 +362,11 @@ class Schedule:
     def _advance_or(self, final: ScheduleStatus, now: datetime) -> None:
         """After an occurrence ends: the next occurrence for a recurring trigger, else ``final``."""
         upcoming = self.trigger.next_fire_time(self.occurrence) if self.occurrence else None
+        if upcoming is not None and upcoming <= now and self.misfire.coalesce:
+            # Coalesce the occurrences missed while this one ran or the service was down: skip
+            # them, to the next one after now (none: a rule that ended meanwhile, with ``until``).
+            upcoming = self.trigger.next_fire_time(now)
         if upcoming is not None and self.trigger.recurring:
-            if upcoming <= now and self.misfire.coalesce:
-                # Coalesce the occurrences missed while this one ran or the service was down.
-                upcoming = self.trigger.next_fire_time(now) or upcoming
             self._move(ScheduleStatus.SCHEDULED, now)
             self.next_run_at = upcoming
             self.occurrence = upcoming

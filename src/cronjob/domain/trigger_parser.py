@@ -20,6 +20,9 @@ Grammar (case-insensitive; runs of spaces count as one; ``HH:MM[:SS]`` is a 24-h
                                         on those days (``monday`` or ``mon``), at 00:00 unless given
     cron <5 fields> | cron(<5 fields>) | <5 fields>
                                         minute hour day-of-month month day-of-week, needs ``cron``
+    <recurring rule> until <end>        the rule, up to ``<end>`` (inclusive): ``<ISO>``, a wall time
+                                        ``YYYY-MM-DD HH:MM[:SS]`` in ``timezone`` (as ``once @``), or
+                                        a date ``YYYY-MM-DD``: up to the end of that local date
 
 Each trigger's ``expression`` is in this grammar and parses back (in the same zone) to an equal
 trigger. Errors are :class:`~cronjob.domain.errors.ValidationError` with ``field="schedule"``
@@ -29,9 +32,10 @@ trigger. Errors are :class:`~cronjob.domain.errors.ValidationError` with ``field
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.cron import CronEvaluator
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.recurring import (
@@ -42,7 +46,7 @@ from cronjob.domain.recurring import (
     IntervalTrigger,
 )
 from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware
-from cronjob.domain.zones import load_zone, localize
+from cronjob.domain.zones import OUT_OF_RANGE, first_instant_at, load_zone, localize
 
 ACCEPTED_FORMS = (
     "once @ YYYY-MM-DD HH:MM[:SS]",
@@ -55,6 +59,7 @@ ACCEPTED_FORMS = (
     "weekly on <weekday>[,<weekday>...] at HH:MM[:SS]",
     "every <weekday> at HH:MM[:SS]",
     "cron <minute hour day-of-month month day-of-week>",
+    "<any recurring form> until <YYYY-MM-DD[ HH:MM[:SS]] or ISO-8601 with offset>",
 )
 
 _UNIT_SIZES = dict(UNITS)
@@ -75,6 +80,8 @@ _WEEKLY_BARE = re.compile(r"weekly")
 _CRON = re.compile(r"cron\s*\((?P<call>[^()]*)\)|cron\s+(?P<prefixed>.+)", re.ASCII)
 _CRON_MINUTE = re.compile(r"[0-9*/,-]+")
 _CRON_FIELD = re.compile(r"[0-9a-z*/,#?-]+")
+_UNTIL = re.compile(r"(?P<rule>.+)\s+until\s+(?P<end>.+)", re.ASCII)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 def parse_trigger(
@@ -94,6 +101,9 @@ def parse_trigger(
     text = " ".join(expression.split())
     lowered = text.lower()
 
+    if match := _UNTIL.fullmatch(lowered):
+        rule = parse_trigger(match["rule"], timezone, cron, now=now)
+        return BoundedTrigger(rule=rule, until=_end(match["end"], timezone))
     if match := _ONCE.fullmatch(lowered):
         return _once(match["when"], timezone)
     if match := _INTERVAL.fullmatch(lowered):
@@ -134,6 +144,23 @@ def _once(when: str, timezone: str) -> OnceTrigger:
     if at.tzinfo is not None:
         return OnceTrigger(at)
     return OnceTrigger(localize(at, timezone, field="schedule"))
+
+
+def _end(text: str, timezone: str) -> datetime:
+    """The instant ``until`` names: an instant, a wall time in ``timezone``, or the last
+    millisecond of a local date (the one before the next date starts)."""
+    text = text.strip()
+    if _DATE.fullmatch(text):
+        try:
+            day = date.fromisoformat(text)
+            next_day = datetime.combine(day + timedelta(days=1), time(0, 0))
+            return first_instant_at(next_day, load_zone(timezone)) - timedelta(milliseconds=1)
+        except ValueError:
+            raise ValidationError(f"the date after 'until' is not a date: {text!r}", field="schedule") from None
+        except OverflowError:
+            raise ValidationError(f"the date after 'until' is {OUT_OF_RANGE}", field="schedule") from None
+    end = _iso(text, "the end after 'until'")
+    return end if end.tzinfo is not None else localize(end, timezone, field="schedule")
 
 
 def iso_datetime(text: str) -> datetime:

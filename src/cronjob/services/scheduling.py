@@ -10,7 +10,9 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
+from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.errors import InvalidTransition, ValidationError
+from cronjob.domain.instants import instant_text
 from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
@@ -495,7 +497,8 @@ class SchedulingService:
             return trigger.at
         upcoming = trigger.next_fire_time(now)
         if upcoming is None:
-            raise ValidationError(f"{expression!r} never fires after now", field="schedule")
+            ended = f" (it ends at {instant_text(trigger.until)})" if isinstance(trigger, BoundedTrigger) else ""
+            raise ValidationError(f"{expression!r} never fires after now{ended}", field="schedule")
         return upcoming
 
     async def retry(self, schedule_id: str) -> Schedule:
