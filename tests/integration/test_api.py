@@ -13,6 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 import cronjob
+from cronjob.domain.message import DeliveryError
 from cronjob.domain.schedule import ScheduleEvent
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender
@@ -354,6 +355,83 @@ async def test_bad_reschedules_are_clear_errors(client: httpx.AsyncClient) -> No
     missing = await client.patch("/v1/schedules/nope", json={"schedule": "once @ 2025-06-21 15:30"}, headers=AUTH)
     assert missing.status_code == 404
     assert (await client.patch(path, json={"send_at": "2025-06-21T15:30:00-03:00"})).status_code == 401
+
+
+async def test_a_waiting_schedule_takes_another_task_which_its_next_run_sends(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock) -> None:
+    created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()  # due at 17:00 UTC
+    path = f"/v1/schedules/{created['id']}"
+    task = {"type": "whatsapp.template", "to": "5511888888888", "body": "Oi, {{1}}: chega {{2}}.",
+            "templateName": "aviso_entrega", "params": ["Ana", "amanhã"]}
+    changed = await client.patch(path, json={"task": task}, headers=AUTH)
+    assert changed.status_code == 200, changed.text
+    shown = changed.json()
+    assert shown["rendered_body"] == "Oi, Ana: chega amanhã." and shown["templateName"] == "aviso_entrega"
+    assert shown["to"] == "5511888888888" and shown["params"] == ["Ana", "amanhã"]
+    assert shown["next_run_at"] == created["next_run_at"] and shown["status"] == "scheduled"  # its time stays
+    events = (await client.get(f"{path}/events", headers=AUTH)).json()["items"]
+    assert [e["type"] for e in events] == ["scheduled", "scheduled"]
+    assert events[-1]["data"] == {"next_run_at": "2025-06-21T17:00:00.000Z", "task_changed": "true"}
+    again = await client.patch(path, json={"task": task}, headers=AUTH)  # already so: as it is, no event
+    assert again.status_code == 200 and again.json() == shown
+    assert len((await client.get(f"{path}/events", headers=AUTH)).json()["items"]) == 2
+
+    for body, field in [({"task": {"type": "whatsapp.text", "to": "5511888888888", "body": "Oi"}}, "task.type"),
+                        ({"task": {**task, "params": ["Ana"]}}, "task.params"),
+                        ({"task": {**task, "to": "12"}}, "task.to")]:
+        refused = await client.patch(path, json=body, headers=AUTH)
+        assert refused.status_code == 422, (body, refused.text)
+        assert [e["field"] for e in refused.json()["errors"]] == [field], (body, refused.json())
+    both = await client.patch(path, headers=AUTH, json={"send_at": "2025-06-21T15:30:00-03:00",
+                                                        "task": {**task, "params": ["Bia", "hoje"]}})
+    assert both.status_code == 200, both.text
+    assert both.json()["next_run_at"] == "2025-06-21T18:30:00.000Z" and both.json()["rendered_body"] == "Oi, Bia: chega hoje."
+    events = (await client.get(f"{path}/events", headers=AUTH)).json()["items"]
+    assert events[-1]["data"] == {"next_run_at": "2025-06-21T18:30:00.000Z", "task_changed": "true",
+                                  "rescheduled_from": "2025-06-21T17:00:00.000Z"}
+
+    dispatcher, sender = container.dispatcher(), container.sender()
+    sender.fail_with(DeliveryError("131000", "try again", retryable=True))
+    clock.set(NOW + timedelta(hours=2, minutes=30))
+    assert await dispatcher.dispatch_due() == 1
+    await dispatcher.drain(5)
+    waiting = (await client.get(path, headers=AUTH)).json()
+    assert waiting["status"] == "scheduled" and len(waiting["attempts"]) == 1  # to retry, under the same key
+    retrying = await client.patch(path, json={"task": task}, headers=AUTH)
+    assert retrying.status_code == 409, retrying.text
+    assert "waiting to retry (attempt 1 failed)" in retrying.json()["detail"]
+    clock.set(NOW + timedelta(hours=3))
+    assert await dispatcher.dispatch_due() == 1
+    await dispatcher.drain(5)
+    assert [(m.to, m.template_name, m.params) for m in sender.sent] == [("5511888888888", "aviso_entrega", ("Bia", "hoje"))]
+    ended = await client.patch(path, json={"task": task}, headers=AUTH)
+    assert ended.status_code == 409 and "succeeded" in ended.json()["detail"]
+
+
+async def test_a_recurring_schedule_waiting_to_retry_takes_another_task_when_moved_too(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock) -> None:
+    task = {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}
+    created = (await client.post("/v1/schedules", headers=AUTH, json={
+        "task": task, "schedule": "every day at 14:00", "timezone": "America/Sao_Paulo"})).json()  # 17:00 UTC
+    path = f"/v1/schedules/{created['id']}"
+    dispatcher, sender = container.dispatcher(), container.sender()
+    sender.fail_with(DeliveryError("131000", "try again", retryable=True))
+    clock.set(NOW + timedelta(hours=1))
+    assert await dispatcher.dispatch_due() == 1
+    await dispatcher.drain(5)
+    alone = await client.patch(path, json={"task": {**task, "body": "Olá"}}, headers=AUTH)
+    assert alone.status_code == 409 and "or move it at the same time" in alone.json()["detail"], alone.text
+    moved = await client.patch(path, headers=AUTH, json={"schedule": "every day at 15:00",
+                                                         "task": {**task, "body": "Olá"}})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["next_run_at"] == "2025-06-21T18:00:00.000Z" and moved.json()["body"] == "Olá"
+    clock.set(NOW + timedelta(hours=2))
+    assert await dispatcher.dispatch_due() == 1
+    await dispatcher.drain(5)
+    assert [m.body for m in sender.sent] == ["Olá"]  # the new task, not the retry of the old one
+    shown = (await client.get(path, headers=AUTH)).json()
+    assert [(a["scheduled_for"], a["outcome"]) for a in shown["attempts"]] == [
+        ("2025-06-21T17:00:00.000Z", "retrying"), ("2025-06-21T18:00:00.000Z", "succeeded")]
 
 
 async def test_a_recurring_schedule_moves_to_another_rule(client: httpx.AsyncClient) -> None:

@@ -555,6 +555,17 @@ class ScheduleWalk(RuleBasedStateMachine):
             if not self.recurring:
                 self.one_off_at = at
 
+    @rule(body=st.sampled_from(["Oi", "Olá", "Bom dia"]))
+    def change_task(self, body: str) -> None:
+        was, due, occurrence = self.schedule.status, self.schedule.next_run_at, self.schedule.occurrence
+        ok = was in (S.SCHEDULED, S.PAUSED) and not self.schedule.attempts_for_occurrence
+        payload = {"to": "5511999999999", "body": body}
+        self.attempt(lambda: self.schedule.change_task(payload=payload, now=self.now), ok)
+        if ok:  # only the task changed: its time, occurrence (so its key) and status stay
+            assert self.schedule.payload == payload and self.schedule.status is was
+            assert (self.schedule.next_run_at, self.schedule.occurrence) == (due, occurrence)
+            assert self.schedule.events[-1].data["task_changed"] == "true"
+
     @rule()
     def pause(self) -> None:
         was = self.schedule.status

@@ -380,7 +380,10 @@ async def test_a_recurring_schedule_moves_to_another_rule(service: SchedulingSer
     ({"send_at": datetime(2030, 1, 15, 10, 0, tzinfo=UTC), "send_at_text": "2030-01-15T10:00:00Z"},
      "send_at", "in the past"),
     ({"schedule": "every day at 09:00"}, "schedule", "stays one"),
-    ({}, "schedule", "either send_at"),
+    ({}, "schedule", "nothing to change"),
+    ({"task_type": "nope", "payload": {}}, "task.type", "runs whatsapp.template and keeps its task type; to run nope"),
+    ({"task_type": "whatsapp.text", "payload": {"to": "5511999999999", "body": "Oi"}}, "task.type",
+     "runs whatsapp.template and keeps its task type"),
     ({"send_at": datetime(2030, 1, 15, 13, 0, tzinfo=UTC), "schedule": "once @ 2030-01-15 13:00"},
      "send_at", "either send_at"),
     ({"schedule": "once @ 2030-01-15 13:00", "timezone": "localtime"}, "timezone", "IANA"),
@@ -446,6 +449,12 @@ async def test_a_one_off_waiting_to_retry_and_the_service_s_own_jobs_are_not_mov
     await repository.add(own)
     with pytest.raises(ScheduleConflict, match="service's own"):
         await service.reschedule(RescheduleCommand("own", schedule="once @ 2030-01-15 13:00"))
+    for task_type in ("whatsapp.template", "whatsapp.status"):  # nor given another task: a 409, not a 422
+        with pytest.raises(ScheduleConflict, match="service's own"):
+            await service.reschedule(RescheduleCommand("own", task_type=task_type, payload=dict(scheduled.payload)))
+    with pytest.raises(ScheduleConflict, match=r"waiting to retry \(attempt 1 failed\).*cancel it and create another"):
+        await service.reschedule(RescheduleCommand(scheduled.id, task_type="whatsapp.template",
+                                                   payload={**scheduled.payload, "template_name": "outro"}))
 
 
 class ChangesOnFirstRead(InMemoryScheduleRepository):

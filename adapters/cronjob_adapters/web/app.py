@@ -42,7 +42,7 @@ from cronjob_adapters.web.schemas import (
     create_request_model,
     EventList,
     EventView,
-    RescheduleRequest,
+    reschedule_request_model,
     RetryRequest,
     RetryView,
     ScheduleList,
@@ -193,6 +193,7 @@ def create_app(services: ApiServices) -> FastAPI:
     if not registry.names():
         raise ValueError("the API needs at least one task type")
     CreateScheduleRequest = create_request_model(registry.task_union())  # noqa: N806 - a class
+    RescheduleRequest = reschedule_request_model(registry.task_union())  # noqa: N806 - a class
 
     app.include_router(probe_router(services.health, services.render_metrics, auth))
 
@@ -343,15 +344,18 @@ def create_app(services: ApiServices) -> FastAPI:
     @protected.patch("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
                      dependencies=[Depends(json_content_type)],
                      responses={404: _PROBLEM, 409: _PROBLEM, 413: _PROBLEM, 415: _PROBLEM})
-    async def reschedule(schedule_id: str, request: RescheduleRequest) -> ScheduleView:
-        """Move a schedule that waits (`scheduled`, or `paused`, which it stays) to another time: a
-        one-off to `send_at`, or a schedule to another rule (`schedule`); 409 once it runs or ended, for a one-off waiting to
-        retry (cancel and create instead), for the service's own jobs, and when it kept changing
-        under other writes (try again).
+    async def reschedule(schedule_id: str, request: RescheduleRequest) -> ScheduleView:  # type: ignore[valid-type]
+        """Change a schedule that waits (`scheduled`, or `paused`, which it stays): move it to
+        another time (a one-off to `send_at`, or a schedule to another rule, `schedule`), give it
+        another `task` (of its own type: what its next run sends), or both. 409 once it runs or
+        ended, for a one-off waiting to retry (cancel and create instead), for a task change
+        alone of one waiting to retry (its retry goes out under the key of the failed attempt),
+        for the service's own jobs, and when it kept changing under other writes (try again).
 
-        The new time is a new occurrence (a fresh attempt count and delivery key); the schedule's
-        `scheduled` event says where it moved from (`data.rescheduled_from`). The payload stays:
-        to change what is sent, cancel and create another.
+        A new time is a new occurrence (a fresh attempt count and delivery key); the schedule's
+        `scheduled` event says where it moved from (`data.rescheduled_from`) and whether its task
+        changed (`data.task_changed`). Its task type stays: to run another, cancel it and create
+        another.
         """
         send_at = None
         if request.send_at is not None:
@@ -359,9 +363,12 @@ def create_app(services: ApiServices) -> FastAPI:
                 send_at = parse_send_at(request.send_at)
             except ValueError as exc:
                 raise ValidationError(str(exc), field="send_at") from exc
+        task = request.task
         return ScheduleView.of(await scheduling.reschedule(RescheduleCommand(
             schedule_id=schedule_id, send_at=send_at, send_at_text=request.send_at,
-            schedule=request.schedule, timezone=request.timezone)))
+            schedule=request.schedule, timezone=request.timezone,
+            task_type=task.type if task is not None else None,
+            payload=task.model_dump(mode="json", exclude={"type"}) if task is not None else None)))
 
     @protected.post("/v1/schedules/{schedule_id}/retry", response_model=ScheduleView, tags=["schedules"],
                     responses={404: _PROBLEM, 409: _PROBLEM})

@@ -104,14 +104,20 @@ def parse_send_at(text: str) -> datetime:
         raise ValueError(f"send_at is not an ISO-8601 date-time: {text!r}") from exc
 
 
-class RescheduleRequest(BaseModel):
-    """Another time for a schedule that waits: `send_at` for a one-off, or `schedule` (a rule) for
-    a one-off (`once @ ...`) or a recurring schedule (of the same kind); exactly one of the two."""
+class RescheduleBase(BaseModel):
+    """A change to a schedule that waits: another time (`send_at` for a one-off, or `schedule`, a
+    rule, for a one-off, `once @ ...`, or a recurring schedule, of the same kind; not both), another
+    `task` (of its own type), or both. ``task`` is added per deployment (see
+    :func:`reschedule_request_model`)."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"send_at": "2030-06-21T15:30:00-03:00"},
-                                        {"schedule": "every monday at 10:00", "timezone": "America/Sao_Paulo"}]},
+        json_schema_extra={"examples": [
+            {"send_at": "2030-06-21T15:30:00-03:00"},
+            {"schedule": "every monday at 10:00", "timezone": "America/Sao_Paulo"},
+            {"task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Boa tarde, {{1}}!",
+                      "params": ["Leandro"]}},
+        ]},
     )
 
     send_at: Annotated[str | None, Field(
@@ -162,6 +168,14 @@ class CreateScheduleBase(BaseModel):
         description="Recurring: pause the schedule once this many occurrences in a row ended `dead` "
                     "(retries exhausted, or a permanent error); resume it when the cause is fixed. "
                     "Default: never.")] = None
+
+
+def reschedule_request_model(task_union: Any) -> type[RescheduleBase]:
+    """``RescheduleRequest``: the base plus an optional ``task``, one of the registered task types."""
+    return create_model("RescheduleRequest", __base__=RescheduleBase,  # type: ignore[call-overload,no-any-return]
+                        task=(task_union | None, Field(
+                            default=None, description="Another task, of the schedule's own type: what its next "
+                                                      "run sends (the whole task, as `POST /v1/schedules` takes it).")))
 
 
 def create_request_model(task_union: Any) -> type[CreateScheduleBase]:

@@ -614,8 +614,35 @@ class Schedule:
                 "another idempotency key (a duplicate the receiver could not drop): cancel it and create "
                 "another instead")
 
+    def change_task(self, *, payload: dict[str, Any], now: datetime) -> None:
+        """Give a waiting schedule (``scheduled``, or ``paused``, which it stays) another payload:
+        what its next run sends (its task type stays). Its time, occurrence and history stay; a
+        ``scheduled`` event says so (``data.task_changed``).
+
+        One that runs or ended is :class:`InvalidTransition`, and so is one waiting to retry an
+        occurrence: the retry goes out under the idempotency key its failed attempt was sent
+        with, so a changed payload would reach the receiver as a repeat of the old one, to be
+        dropped (or worse, taken for it). A recurring one can be moved at the same time instead
+        (see :meth:`reschedule`): the new occurrence has a key of its own.
+        """
+        if self.status not in _WAITING:
+            raise InvalidTransition(self.status.value, "change its task",
+                                    f"it is {self.status.value}; only a scheduled or paused one takes another task")
+        if tried := self.attempts_for_occurrence:
+            hint = ("; or move it at the same time (a new occurrence, with a key of its own)"
+                    if self.trigger.recurring else "; or cancel it and create another")
+            raise InvalidTransition(
+                "waiting to retry", "change its task",
+                f"it is waiting to retry (attempt {len(tried)} failed) under the idempotency key that attempt was "
+                f"sent with, so another task would reach the receiver as a repeat of it: change it once the retry "
+                f"has ended{hint}")
+        self.payload = dict(payload)
+        self._touch(now)
+        data = {"next_run_at": instant_text(self.next_run_at)} if self.next_run_at else {}
+        self._emit("scheduled", now, task_changed="true", **data)
+
     def reschedule(self, *, trigger: Trigger, first_run_at: datetime, timezone: str, now: datetime,
-                   field: str = "send_at") -> None:
+                   field: str = "send_at", payload: dict[str, Any] | None = None) -> None:
         """Move a waiting schedule to another time: a one-off to another instant, a recurring
         schedule to another rule (its kind stays: cancel and create to change it), in ``timezone``.
 
@@ -627,7 +654,8 @@ class Schedule:
         could not drop a duplicate).
         A recurring schedule waiting to retry an occurrence moves, and that retry is dropped.
         A one-off's ``send_by`` must not fall before it (an error names ``field``, where the
-        request gave the new time).
+        request gave the new time). With ``payload``, the task changes too (the event says
+        ``data.task_changed``), as in :meth:`change_task`.
         """
         self.check_movable()
         if trigger.recurring is not self.trigger.recurring:
@@ -640,9 +668,13 @@ class Schedule:
         previous = self.next_run_at
         self.trigger, self.timezone = trigger, timezone
         self.next_run_at = self.occurrence = first
+        changed = {}
+        if payload is not None:
+            self.payload = dict(payload)
+            changed["task_changed"] = "true"
         self._touch(now)
         self._emit("scheduled", now, next_run_at=instant_text(first),
-                   rescheduled_from=instant_text(previous) if previous else "")
+                   rescheduled_from=instant_text(previous) if previous else "", **changed)
 
     def copy(self) -> Schedule:
         """A shallow copy with its own lists and dicts (payload, attempts, result, metadata,

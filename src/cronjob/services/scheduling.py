@@ -105,16 +105,19 @@ class CreateScheduleCommand:
 
 @dataclass(frozen=True, slots=True)
 class RescheduleCommand:
-    """Move schedule ``schedule_id`` to another time: a one-off to ``send_at`` (``send_at_text``
-    is the client's text of it; naive: a wall time in ``timezone``, else in the schedule's own
-    zone), or any schedule to the rule ``schedule`` (in ``timezone``, else its own zone). Exactly
-    one of ``send_at`` and ``schedule`` is given."""
+    """Change a waiting schedule ``schedule_id``: move it to another time (a one-off to
+    ``send_at``, of which ``send_at_text`` is the client's text; naive: a wall time in
+    ``timezone``, else in the schedule's own zone; or any schedule to the rule ``schedule``, in
+    ``timezone``, else its own zone), give it another task (``task_type``, which must be its
+    own, and ``payload``), or both. At most one of ``send_at`` and ``schedule``."""
 
     schedule_id: str
     send_at: datetime | None = None
     send_at_text: str | None = None
     schedule: str | None = None
     timezone: str | None = None
+    task_type: str | None = None
+    payload: dict[str, Any] | None = None
 
 
 def _once(send_at: datetime) -> OnceTrigger:
@@ -447,31 +450,65 @@ class SchedulingService:
 
     async def reschedule(self, command: RescheduleCommand) -> Schedule:
         """Move a ``scheduled`` or ``paused`` schedule (which stays paused) to another time (see
-        :meth:`Schedule.reschedule`):
-        :class:`ScheduleConflict` for one that runs or ended, a one-off waiting to retry, and the
-        service's own jobs (task types it does not schedule); :class:`ValidationError` for a time
-        too far in the past, a rule that never fires, or a one-off made recurring (or back).
+        :meth:`Schedule.reschedule`), give it another task (:meth:`Schedule.change_task`), or both:
+        :class:`ScheduleConflict` for one that runs or ended, a one-off waiting to retry, a task
+        change of one waiting to retry that does not move it, and the service's own jobs (task
+        types it does not schedule); :class:`ValidationError` for a time too far in the past, a
+        rule that never fires, a one-off made recurring (or back), another task type and a
+        payload its task type refuses.
 
         The write is conditional on the schedule being as read; one that changed meanwhile is
-        read and moved again, a few times.
+        read and changed again, a few times. A task change alone that the schedule already has
+        is answered with the schedule as it is.
         """
-        if (command.send_at is None) == (command.schedule is None):
-            raise ValidationError("give either send_at (a one-off) or schedule (a rule), not both or neither",
-                                  field="send_at" if command.send_at is not None else "schedule")
+        moves = command.send_at is not None or command.schedule is not None
+        if command.send_at is not None and command.schedule is not None:
+            raise ValidationError("give either send_at (a one-off) or schedule (a rule), not both", field="send_at")
+        if not moves and (command.payload is None or command.task_type is None):
+            raise ValidationError("give send_at (a one-off), schedule (a rule) or task: nothing to change",
+                                  field="schedule")
         if command.timezone is not None:
             iana_zone(command.timezone)
+        prepared: list[dict[str, Any] | None] = []  # the new task's payload, once its type was checked
 
-        def move(schedule: Schedule, now: datetime) -> None:
-            self._check_not_own(schedule, "moved")
+        def new_payload(schedule: Schedule) -> dict[str, Any] | None:
+            self._check_not_own(schedule, "changed")
+            if command.task_type is not None and command.task_type != schedule.task_type:
+                raise ValidationError(f"this schedule runs {schedule.task_type} and keeps its task type; to run "
+                                      f"{command.task_type}, cancel it and create another", field="task.type")
+            if not prepared:
+                prepared.append(self._changed_payload(command))
+            return prepared[0]
+
+        def change(schedule: Schedule, now: datetime) -> None:
+            self._check_not_own(schedule, "changed")
+            payload = new_payload(schedule)
+            if not moves:
+                assert payload is not None
+                schedule.change_task(payload=payload, now=now)
+                return
             schedule.check_movable()  # before the new time is checked: a 409 says more than a 422
             zone = command.timezone or schedule.timezone
             trigger, first, text_key, text = self._new_time(command, schedule, zone, now)
-            schedule.reschedule(trigger=trigger, first_run_at=first, timezone=zone, now=now, field=text_key)
+            schedule.reschedule(trigger=trigger, first_run_at=first, timezone=zone, now=now, field=text_key,
+                                payload=payload)
             for key in ("send_at", "schedule"):
                 schedule.metadata.pop(key, None)
             schedule.metadata[text_key] = text
 
-        return await self._change(command.schedule_id, "moved", lambda _: False, move)
+        def unchanged(schedule: Schedule) -> bool:
+            return not moves and schedule.task_type == command.task_type \
+                and schedule.status in (ScheduleStatus.SCHEDULED, ScheduleStatus.PAUSED) \
+                and schedule.payload == new_payload(schedule)
+
+        return await self._change(command.schedule_id, "changed" if not moves else "moved", unchanged, change)
+
+    def _changed_payload(self, command: RescheduleCommand) -> dict[str, Any] | None:
+        """The new task's payload, checked and prepared as its type (the schedule's own, which the
+        service schedules) prepares one; None: no new task."""
+        if command.payload is None or command.task_type is None:
+            return None
+        return _prepared(self._preparers[command.task_type], command.payload)
 
     def _new_time(self, command: RescheduleCommand, schedule: Schedule, zone: str,
                   now: datetime) -> tuple[Trigger, datetime, str, str]:
