@@ -680,7 +680,7 @@ async def test_each_occurrence_of_an_interval_runs_once_whatever_the_clock_s_mic
         await container.repository().close()
 
 
-async def test_a_rule_with_until_runs_up_to_its_end_then_ends_with_its_last_run(tmp_path: Path) -> None:
+async def test_a_rule_with_from_and_until_runs_within_them_then_ends_with_its_last_run(tmp_path: Path) -> None:
     """``every 5 seconds until <end>``, through the SQLite store (which keeps the rule as text
     and parses it back): the occurrences up to the end (inclusive) run, each once; then the
     schedule ends with its last run's outcome. A rule that ended already is a 422 saying so."""
@@ -706,6 +706,13 @@ async def test_a_rule_with_until_runs_up_to_its_end_then_ends_with_its_last_run(
                 "2025-06-21T16:00:05.000Z", "2025-06-21T16:00:10.000Z"]
             assert shown["status"] == "succeeded" and shown["next_run_at"] is None
             assert len(container.sender().sent) == 2
+
+            later = await http.post("/v1/schedules", headers=AUTH, json={
+                **body, "schedule": "every monday at 09:00 from 2025-07-07 until 2025-07-21"})
+            assert later.status_code == 201, later.text
+            assert later.json()["next_run_at"] == "2025-07-07T12:00:00.000Z"  # not the 23rd, 30th of June
+            assert later.json()["schedule"] == ("weekly on monday at 09:00 from 2025-07-07T03:00:00+00:00 "
+                                                "until 2025-07-22T02:59:59.999000+00:00")
 
             ended = await http.post("/v1/schedules", json={**body, "schedule": "daily at 09:00 until 2025-06-21"},
                                     headers=AUTH)  # 09:00 passed today; the rule ends tonight

@@ -98,6 +98,14 @@ def weekly(at: time, *days: int, zone: str = SP) -> CalendarTrigger:
          BoundedTrigger(weekly(time(9, 0), 0), datetime(2025, 8, 1, 10, 0, 0, 250000, tzinfo=UTC))),
         ("hourly until 2025-06-22T00:00:00.0004Z",  # cut to the millisecond, as fire times are
          BoundedTrigger(IntervalTrigger(timedelta(hours=1), ANCHOR), datetime(2025, 6, 22, tzinfo=UTC))),
+        # a calendar or cron rule from a start (an interval's ``from`` is its anchor), and to an end
+        ("daily at 09:00 from 2025-07-01",  # from the start of that date in the zone
+         BoundedTrigger(daily(time(9, 0)), start=datetime(2025, 7, 1, 3, 0, tzinfo=UTC))),
+        ("every monday at 09:00 from 2025-07-07 09:00 until 2025-08-01",
+         BoundedTrigger(weekly(time(9, 0), 0), datetime(2025, 8, 2, 2, 59, 59, 999000, tzinfo=UTC),
+                        datetime(2025, 7, 7, 12, 0, tzinfo=UTC))),
+        ("cron(0 9 * * *) FROM 2025-07-01T12:00:00.0004Z",  # rounded up: nothing fires before it
+         BoundedTrigger(CronTrigger("0 9 * * *", SP, EVALUATOR), start=datetime(2025, 7, 1, 12, 0, 0, 1000, tzinfo=UTC))),
     ],
 )
 def test_every_form_parses(expression: str, expected: Trigger) -> None:
@@ -144,8 +152,12 @@ def test_until_a_date_means_through_that_local_date_across_dst() -> None:
         ("daily until tomorrow", SP, "the end after 'until' is not an ISO-8601 date-time: 'tomorrow'"),
         ("daily until 2025-02-30", SP, "the date after 'until' is not a date: '2025-02-30'"),
         ("daily until 9999-12-31", SP, "out of range"),
-        ("once @ 2025-07-01 10:00 until 2025-08-01", SP, "'until' ends a recurring rule"),
-        ("daily until 2025-08-01 until 2025-09-01", SP, "a rule takes one 'until'"),
+        ("once @ 2025-07-01 10:00 until 2025-08-01", SP, "'from' and 'until' bound a recurring rule"),
+        ("daily until 2025-08-01 until 2025-09-01", SP, "a rule takes one 'from' and one 'until'"),
+        ("daily from 2025-08-01 from 2025-09-01", SP, "a rule takes one 'from' and one 'until'"),
+        ("hourly from 2025-08-01", SP, "an interval starts at its anchor: write 'every <n> <unit> from"),
+        ("daily from soon", SP, "the start after 'from' is not an ISO-8601 date-time: 'soon'"),
+        ("daily from 2025-02-30", SP, "the date after 'from' is not a date"),
         ("whenever until 2025-08-01", SP, "unknown schedule expression 'whenever'"),
         ("whenever you like", SP, "unknown schedule expression 'whenever you like'"),
         ("every 5 fortnights", SP, "daily at HH:MM[:SS]"),
@@ -217,8 +229,10 @@ def triggers(draw: st.DrawFn) -> tuple[Trigger, str]:
         trigger: Trigger = CalendarTrigger(draw(TIMES), zone, draw(WEEKDAYS))
     else:
         trigger = CronTrigger(draw(CRON_FIELDS), zone, EVALUATOR)
-    if draw(st.booleans()):  # and ending
-        trigger = BoundedTrigger(trigger, draw(INSTANTS))
+    bounds = draw(st.sampled_from(["", "until", "from", "from until"]))
+    if bounds:  # starting and ending
+        trigger = BoundedTrigger(trigger, until=draw(INSTANTS) if "until" in bounds else None,
+                                 start=draw(INSTANTS) if "from" in bounds else None)
     return trigger, zone
 
 
@@ -238,7 +252,8 @@ ACCEPTED = [
     "daily at 09:30", "every day at 09:30:15", "weekly on mon,fri at 18:00", "every sunday at 10:00",
     "cron 0 9 * * mon-fri", "cron(*/15 * * * *)", "0 0 l * *",
     "daily at 09:30 until 2025-12-31", "every 10 minutes until 2025-07-01T00:00:00Z",
-    "cron 0 9 * * mon-fri until 2025-09-01 18:00",
+    "cron 0 9 * * mon-fri until 2025-09-01 18:00", "daily at 10:00 from 2025-07-01 until 2025-07-31",
+    "every friday from 2025-07-04T12:00:00Z",
 ]
 
 

@@ -547,11 +547,15 @@ def test_until_keeps_the_rule_s_fire_times_up_to_its_end_inclusive_then_none(
 
 def test_until_bounds_a_recurring_rule_once() -> None:
     daily = CalendarTrigger(time(9, 0), "UTC")
-    with pytest.raises(ValidationError, match="'until' ends a recurring rule") as refused:
+    with pytest.raises(ValidationError, match="'from' and 'until' bound a recurring rule") as refused:
         BoundedTrigger(rule=OnceTrigger(utc(2030, 1, 1)), until=utc(2030, 2, 1))
     assert refused.value.field == "schedule"
-    with pytest.raises(ValidationError, match="one 'until'"):
+    with pytest.raises(ValidationError, match="one 'from' and one 'until'"):
         BoundedTrigger(rule=BoundedTrigger(rule=daily, until=utc(2030, 2, 1)), until=utc(2030, 3, 1))
+    with pytest.raises(ValidationError, match="needs 'from' or 'until'"):
+        BoundedTrigger(rule=daily)
+    with pytest.raises(ValidationError, match="an interval starts at its anchor"):
+        BoundedTrigger(rule=IntervalTrigger(timedelta(hours=1), utc(2030, 1, 1)), start=utc(2030, 2, 1))
     with pytest.raises(ValidationError, match="offset"):
         BoundedTrigger(rule=daily, until=datetime(2030, 1, 1))
     bounded = BoundedTrigger(rule=daily, until=utc(2030, 1, 3, 9))
@@ -559,6 +563,26 @@ def test_until_bounds_a_recurring_rule_once() -> None:
     assert bounded.next_fire_time(utc(2030, 1, 2, 9)) == utc(2030, 1, 3, 9)  # the end itself fires
     assert bounded.next_fire_time(utc(2030, 1, 3, 9)) is None
     assert bounded.expression == "daily at 09:00 until 2030-01-03T09:00:00+00:00"
+    window = BoundedTrigger(rule=daily, start=utc(2030, 1, 2, 9), until=utc(2030, 1, 3, 9))
+    assert window.next_fire_time(utc(2000, 1, 1)) == utc(2030, 1, 2, 9)  # the start itself fires
+    assert next_fires(window, utc(2000, 1, 1), 2) == [utc(2030, 1, 2, 9), utc(2030, 1, 3, 9)]
+    assert window.expression == "daily at 09:00 from 2030-01-02T09:00:00+00:00 until 2030-01-03T09:00:00+00:00"
+
+
+@PROPS
+@given(rule=any_trigger().filter(lambda t: t.recurring and not isinstance(t, IntervalTrigger)),
+       after=ANY_INSTANT, start=ANY_INSTANT, data=st.data())
+def test_from_keeps_the_rule_s_fire_times_from_its_start_inclusive(
+        rule: Trigger, after: datetime, start: datetime, data: st.DataObject) -> None:
+    bounded = BoundedTrigger(rule=rule, start=start)
+    begin = fire_millisecond(start)  # fire times are whole milliseconds: none is left out
+    assert bounded.start == begin
+    fire = bounded.next_fire_time(after)
+    first_at_or_after_start = rule.next_fire_time(begin - timedelta(milliseconds=1))
+    assert fire == (rule.next_fire_time(after) if after >= begin else first_at_or_after_start)
+    if fire is not None:
+        assert fire >= begin and fire > after
+        check_common(bounded, after, data)
 
 
 def test_triggers_past_year_9999_never_fire_again() -> None:

@@ -151,8 +151,8 @@ class CreateScheduleBase(BaseModel):
     schedule: Annotated[str, Field(
         min_length=1, max_length=200,
         description="When to run: `once @ 2025-06-21 14:00`, `every 10 minutes`, `daily at 14:00`, "
-                    "`weekly on mon,fri at 09:00`, `cron 0 9 * * 1-5`, ...; a recurring rule may end: "
-                    "`daily at 14:00 until 2026-12-31` (see the README).")]
+                    "`weekly on mon,fri at 09:00`, `cron 0 9 * * 1-5`, ...; a recurring rule may start and end: "
+                    "`daily at 14:00 from 2027-01-04 until 2027-12-31` (see the README).")]
     timezone: Annotated[str | None, Field(default=None, max_length=64,
                                           description="IANA zone of the rule's wall times; default from settings.")] = None
     userId: Annotated[str | None, Field(default=None, max_length=256)] = None

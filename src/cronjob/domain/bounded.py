@@ -1,51 +1,71 @@
-"""A recurring rule that ends: ``<rule> until <end>`` fires as ``<rule>`` does, up to ``end``.
+"""A recurring rule in a window: ``<rule> from <start> until <end>`` fires as ``<rule>`` does,
+from ``start`` and up to ``end`` (either may be left out).
 
-APScheduler's ``end_date``, Agenda's ``endDate``: a campaign that runs every morning until the
-end of the month, a reminder every hour until an order ships by a known time. Past ``end`` the
-trigger fires no more, so a schedule on it ends after its last occurrence, with that
+APScheduler's ``start_date``/``end_date``, Agenda's ``startDate``/``endDate``: a campaign that
+runs every morning until the end of the month, a weekly report that starts next quarter. Past
+``end`` the trigger fires no more, so a schedule on it ends after its last occurrence, with that
 occurrence's outcome (as a one-off ends with its only run's).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cronjob.domain.errors import ValidationError
-from cronjob.domain.trigger import Trigger, require_aware, whole_millisecond
+from cronjob.domain.recurring import IntervalTrigger
+from cronjob.domain.trigger import Trigger, fire_millisecond, require_aware, whole_millisecond
+
+_ONE_MS = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
 class BoundedTrigger(Trigger):
-    """Fires when ``rule`` fires, at or before ``until`` (inclusive), then never again.
+    """Fires when ``rule`` fires, at or after ``start`` and at or before ``until`` (both
+    inclusive, each None for no bound, not both), and never after ``until``.
 
-    ``rule`` is a recurring trigger that is not bounded itself; ``until`` is aware and stored in
-    UTC, cut to the millisecond (fire times are whole milliseconds, so no fire time lies in the
-    part cut off). The expression is the rule's with the end as an instant:
-    ``daily at 09:00 until 2026-12-31T12:00:00+00:00``.
+    ``rule`` is a recurring trigger that is not bounded itself; an interval takes an ``until``
+    but no ``start`` (its ``from`` anchor is its start already). The bounds are aware and kept
+    in UTC to the millisecond, as fire times are: ``start`` rounded up, ``until`` cut down (no
+    fire time lies in what either leaves out). The expression is the rule's with the bounds as
+    instants: ``daily at 09:00 from 2027-01-01T03:00:00+00:00 until 2027-03-31T12:00:00+00:00``.
     """
 
     rule: Trigger
-    until: datetime
+    until: datetime | None = None
+    start: datetime | None = None
 
     def __post_init__(self) -> None:
         if not self.rule.recurring:
-            raise ValidationError("'until' ends a recurring rule; a one-off ('once @') runs once anyway",
+            raise ValidationError("'from' and 'until' bound a recurring rule; a one-off ('once @') runs once anyway",
                                   field="schedule")
         if isinstance(self.rule, BoundedTrigger):
-            raise ValidationError("a rule takes one 'until'", field="schedule")
-        object.__setattr__(self, "until", whole_millisecond(require_aware(self.until, "until")))
+            raise ValidationError("a rule takes one 'from' and one 'until'", field="schedule")
+        if self.start is None and self.until is None:
+            raise ValidationError("a bounded rule needs 'from' or 'until'", field="schedule")
+        if self.start is not None:
+            if isinstance(self.rule, IntervalTrigger):
+                raise ValidationError("an interval starts at its anchor: write 'every <n> <unit> from <ISO instant>'",
+                                      field="schedule")
+            object.__setattr__(self, "start", fire_millisecond(require_aware(self.start, "from"), "schedule"))
+        if self.until is not None:
+            object.__setattr__(self, "until", whole_millisecond(require_aware(self.until, "until")))
 
     @property
     def expression(self) -> str:
-        return f"{self.rule.expression} until {self.until.isoformat()}"
+        start = f" from {self.start.isoformat()}" if self.start is not None else ""
+        until = f" until {self.until.isoformat()}" if self.until is not None else ""
+        return f"{self.rule.expression}{start}{until}"
 
     @property
     def recurring(self) -> bool:
         return True
 
     def next_fire_time(self, after: datetime) -> datetime | None:
-        if require_aware(after, "after") >= self.until:
+        after = require_aware(after, "after")
+        if self.until is not None and after >= self.until:
             return None  # without asking the rule: a cron rule may search far for its next match
+        if self.start is not None and after < self.start:
+            after = self.start - _ONE_MS  # fire times are whole milliseconds: the start itself fires
         fire = self.rule.next_fire_time(after)
-        return fire if fire is not None and fire <= self.until else None
+        return fire if fire is not None and (self.until is None or fire <= self.until) else None

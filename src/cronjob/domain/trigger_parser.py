@@ -23,6 +23,9 @@ Grammar (case-insensitive; runs of spaces count as one; ``HH:MM[:SS]`` is a 24-h
     <recurring rule> until <end>        the rule, up to ``<end>`` (inclusive): ``<ISO>``, a wall time
                                         ``YYYY-MM-DD HH:MM[:SS]`` in ``timezone`` (as ``once @``), or
                                         a date ``YYYY-MM-DD``: up to the end of that local date
+    <calendar or cron rule> from <start> [until <end>]
+                                        the rule from ``<start>`` (inclusive; written as ``<end>``,
+                                        a date meaning from the start of that local date)
 
 Each trigger's ``expression`` is in this grammar and parses back (in the same zone) to an equal
 trigger. Errors are :class:`~cronjob.domain.errors.ValidationError` with ``field="schedule"``
@@ -60,6 +63,7 @@ ACCEPTED_FORMS = (
     "every <weekday> at HH:MM[:SS]",
     "cron <minute hour day-of-month month day-of-week>",
     "<any recurring form> until <YYYY-MM-DD[ HH:MM[:SS]] or ISO-8601 with offset>",
+    "<daily, weekly or cron form> from <YYYY-MM-DD[ HH:MM[:SS]] or ISO-8601 with offset> [until ...]",
 )
 
 _UNIT_SIZES = dict(UNITS)
@@ -81,6 +85,7 @@ _CRON = re.compile(r"cron\s*\((?P<call>[^()]*)\)|cron\s+(?P<prefixed>.+)", re.AS
 _CRON_MINUTE = re.compile(r"[0-9*/,-]+")
 _CRON_FIELD = re.compile(r"[0-9a-z*/,#?-]+")
 _UNTIL = re.compile(r"(?P<rule>.+)\s+until\s+(?P<end>.+)", re.ASCII)
+_FROM = re.compile(r"(?P<rule>.+)\s+from\s+(?P<start>.+)", re.ASCII)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
@@ -103,7 +108,10 @@ def parse_trigger(
 
     if match := _UNTIL.fullmatch(lowered):
         rule = parse_trigger(match["rule"], timezone, cron, now=now)
-        return BoundedTrigger(rule=rule, until=_end(match["end"], timezone))
+        start = None
+        if isinstance(rule, BoundedTrigger):  # ``<rule> from <start>``; a second ``until`` is refused
+            rule, start = (rule, None) if rule.until is not None else (rule.rule, rule.start)
+        return BoundedTrigger(rule=rule, start=start, until=_end(match["end"], timezone))
     if match := _ONCE.fullmatch(lowered):
         return _once(match["when"], timezone)
     if match := _INTERVAL.fullmatch(lowered):
@@ -115,6 +123,9 @@ def parse_trigger(
         except OverflowError:
             raise ValidationError(f"the interval in {text!r} is too long", field="schedule") from None
         return IntervalTrigger(every=every, anchor=anchor)
+    if match := _FROM.fullmatch(lowered):  # after _INTERVAL, whose ``from`` is its anchor
+        rule = parse_trigger(match["rule"], timezone, cron, now=now)
+        return BoundedTrigger(rule=rule, start=_bound(match["start"], timezone, "from"))
     if match := _PERIOD.fullmatch(lowered):
         return _period(match["period"], _now(now, text), zone)
     if match := _DAILY.fullmatch(lowered):
@@ -149,18 +160,27 @@ def _once(when: str, timezone: str) -> OnceTrigger:
 def _end(text: str, timezone: str) -> datetime:
     """The instant ``until`` names: an instant, a wall time in ``timezone``, or the last
     millisecond of a local date (the one before the next date starts)."""
+    return _bound(text, timezone, "until")
+
+
+def _bound(text: str, timezone: str, word: str) -> datetime:
+    """The instant after ``from`` or ``until``: an instant, a wall time in ``timezone``, or a
+    local date: its first instant (``from``), or the last millisecond before the next date
+    starts (``until``)."""
     text = text.strip()
     if _DATE.fullmatch(text):
         try:
             day = date.fromisoformat(text)
+            if word == "from":
+                return first_instant_at(datetime.combine(day, time(0, 0)), load_zone(timezone))
             next_day = datetime.combine(day + timedelta(days=1), time(0, 0))
             return first_instant_at(next_day, load_zone(timezone)) - timedelta(milliseconds=1)
         except ValueError:
-            raise ValidationError(f"the date after 'until' is not a date: {text!r}", field="schedule") from None
+            raise ValidationError(f"the date after '{word}' is not a date: {text!r}", field="schedule") from None
         except OverflowError:
-            raise ValidationError(f"the date after 'until' is {OUT_OF_RANGE}", field="schedule") from None
-    end = _iso(text, "the end after 'until'")
-    return end if end.tzinfo is not None else localize(end, timezone, field="schedule")
+            raise ValidationError(f"the date after '{word}' is {OUT_OF_RANGE}", field="schedule") from None
+    at = _iso(text, f"the {'start' if word == 'from' else 'end'} after '{word}'")
+    return at if at.tzinfo is not None else localize(at, timezone, field="schedule")
 
 
 def iso_datetime(text: str) -> datetime:

@@ -534,7 +534,8 @@ class SchedulingService:
             return trigger.at
         upcoming = trigger.next_fire_time(now)
         if upcoming is None:
-            ended = f" (it ends at {instant_text(trigger.until)})" if isinstance(trigger, BoundedTrigger) else ""
+            ended = (f" (it ends at {instant_text(trigger.until)})"
+                     if isinstance(trigger, BoundedTrigger) and trigger.until is not None else "")
             raise ValidationError(f"{expression!r} never fires after now{ended}", field="schedule")
         return upcoming
 
