@@ -359,14 +359,24 @@ class Schedule:
             raise InvalidTransition(self.status.value, f"finish attempt {attempt_id} (lease is not held)")
         return self.lease
 
+    def occurrence_after(self, occurrence: datetime | None, ended_at: datetime) -> datetime | None:
+        """The occurrence due next once the run of ``occurrence`` ends at ``ended_at``: the rule's
+        next fire time after it or, when that has passed already and the schedule coalesces, the
+        rule's first fire time after ``ended_at``. None for a one-off, and once the rule has ended
+        (also when it ended while the run lasted: what fell due meanwhile is skipped, as ever)."""
+        if occurrence is None or not self.trigger.recurring:
+            return None
+        upcoming = self.trigger.next_fire_time(occurrence)
+        if upcoming is not None and upcoming <= ended_at and self.misfire.coalesce:
+            # Coalesce the occurrences missed while this one ran or the service was down: skip
+            # them, to the next one after the end (none: a rule that ended meanwhile, ``until``).
+            upcoming = self.trigger.next_fire_time(ended_at)
+        return upcoming
+
     def _advance_or(self, final: ScheduleStatus, now: datetime) -> None:
         """After an occurrence ends: the next occurrence for a recurring trigger, else ``final``."""
-        upcoming = self.trigger.next_fire_time(self.occurrence) if self.occurrence else None
-        if upcoming is not None and upcoming <= now and self.misfire.coalesce:
-            # Coalesce the occurrences missed while this one ran or the service was down: skip
-            # them, to the next one after now (none: a rule that ended meanwhile, with ``until``).
-            upcoming = self.trigger.next_fire_time(now)
-        if upcoming is not None and self.trigger.recurring:
+        upcoming = self.occurrence_after(self.occurrence, now)
+        if upcoming is not None:
             self._move(ScheduleStatus.SCHEDULED, now)
             self.next_run_at = upcoming
             self.occurrence = upcoming
@@ -590,16 +600,23 @@ class Schedule:
             raise InvalidTransition(self.status.value, ScheduleStatus.SCHEDULED.value,
                                     f"it is {self.status.value}; only a paused one can be resumed")
         data: dict[str, str] = {}
-        if self.trigger.recurring and self.next_run_at is not None and self.next_run_at <= now:
-            upcoming = self.trigger.next_fire_time(now)
-            if upcoming is not None:  # a rule that ended meanwhile runs its last occurrence, late
-                data["skipped_from"] = instant_text(self.next_run_at)
-                self.next_run_at = self.occurrence = upcoming
+        if self.next_run_at is not None and (upcoming := self.resume_skips_to(now)) is not None:
+            data["skipped_from"] = instant_text(self.next_run_at)
+            self.next_run_at = self.occurrence = upcoming
         self._move(ScheduleStatus.SCHEDULED, now)
         self.failed_in_a_row = 0
         if self.next_run_at is not None:
             data["next_run_at"] = instant_text(self.next_run_at)
         self._emit("resumed", now, **data)
+
+    def resume_skips_to(self, now: datetime) -> datetime | None:
+        """Where :meth:`resume` at ``now`` moves the next run: for a recurring schedule whose next
+        run fell due while it was paused, its first occurrence after ``now``. None when it keeps
+        its time (a one-off, one not due yet, or a rule that ended meanwhile, which runs its last
+        occurrence, late)."""
+        if self.trigger.recurring and self.next_run_at is not None and self.next_run_at <= now:
+            return self.trigger.next_fire_time(now)
+        return None
 
     def check_movable(self) -> None:
         """:class:`InvalidTransition`, saying why, unless :meth:`reschedule` may move it (it
