@@ -266,9 +266,15 @@ class Schedule:
             return
         if self.next_run_at != self.occurrence or self.attempts_for_occurrence:
             return
-        latest = latest_fire_time(self.trigger, self.occurrence, now)
-        if latest is not None:
-            self.next_run_at = self.occurrence = latest
+        self.next_run_at = self.occurrence = self.runs_as(self.occurrence, now)
+
+    def runs_as(self, occurrence: datetime, now: datetime) -> datetime:
+        """The occurrence that a run of ``occurrence`` (not a retry of it) claimed at ``now`` runs
+        as: for a recurring schedule that coalesces, the latest occurrence due by ``now`` (see
+        :meth:`catch_up`); otherwise ``occurrence`` itself."""
+        if self.trigger.recurring and self.misfire.coalesce:
+            return latest_fire_time(self.trigger, occurrence, now) or occurrence
+        return occurrence
 
     def misfire_reason(self, now: datetime) -> str | None:
         """Why the occurrence due at ``next_run_at`` must not run at ``now``, or None if it may."""
