@@ -1,5 +1,6 @@
 """Use cases that create and change schedules: schedule a message or any task, list and look
-up, move, run now, pause and resume, cancel, and retry a dead, unknown or missed one."""
+up, move, run now, pause and resume, cancel, and retry a dead, unknown or missed one; and when a
+schedule, or a rule not yet scheduled, runs next."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware, whole_millisecond
 from cronjob.domain.trigger_parser import parse_trigger
+from cronjob.domain.upcoming import preview as first_runs, upcoming_runs, waits_to_retry
 from cronjob.domain.zones import iana_zone, localize
 from cronjob.ports.clock import Clock
 from cronjob.ports.events import EventPublisher, NoPublisher
@@ -156,6 +158,26 @@ def _replayed(existing: Schedule, request_digest: str | None) -> Scheduled:
     return Scheduled(existing, created=False)
 
 
+@dataclass(frozen=True, slots=True)
+class Upcoming:
+    """A schedule and the times of its next runs (see :func:`~cronjob.domain.upcoming.upcoming_runs`);
+    ``retry``: the first of them retries an occurrence already tried."""
+
+    schedule: Schedule
+    runs: list[datetime]
+    retry: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RulePreview:
+    """A rule not yet scheduled: its trigger (whose expression is the canonical rule), its zone and
+    the times of its first runs were it scheduled now."""
+
+    trigger: Trigger
+    timezone: str
+    runs: list[datetime]
+
+
 class TriggerParser(Protocol):
     """Parses a schedule expression in a zone (``now`` anchors intervals written without ``from``)."""
 
@@ -261,6 +283,23 @@ class SchedulingService:
             callback_url=command.callback_url, request_digest=command.request_digest,
             pause_after_failures=command.pause_after_failures,
         )
+
+    async def upcoming(self, schedule_id: str, count: int) -> Upcoming:
+        """When the schedule runs next, its next ``count`` runs at most, if nothing changes (see
+        :func:`~cronjob.domain.upcoming.upcoming_runs`: a paused one as if resumed now, none for
+        one that ended); :class:`ScheduleNotFound` for an unknown id."""
+        schedule = await self.get(schedule_id)
+        now = self._now()
+        return Upcoming(schedule, upcoming_runs(schedule, now, count), waits_to_retry(schedule, now))
+
+    def preview(self, expression: str, timezone: str, count: int) -> RulePreview:
+        """The first ``count`` runs at most of the rule ``expression`` in ``timezone`` were it
+        scheduled now: checked as :meth:`create` checks them (the same errors, naming
+        ``schedule`` or ``timezone``), first due when :meth:`create` would make it due."""
+        now = self._now()
+        iana_zone(timezone)
+        trigger = self._parse_trigger(expression, timezone, now=now)
+        return RulePreview(trigger, timezone, first_runs(trigger, self._first_run(trigger, expression, now), count))
 
     def _now(self) -> datetime:
         """The clock, to the millisecond the stores keep: what a request is answered with is what
