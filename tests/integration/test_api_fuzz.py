@@ -105,6 +105,7 @@ CHECKS: dict[str, dict[str, Any]] = {
 MUST_SUCCEED = {
     "GET /healthcheck", "GET /livez", "GET /readyz", "GET /metrics",
     "POST /schedule-message", "POST /v1/schedules", "GET /v1/schedules", "GET /v1/task-types", "GET /v1/stats",
+    "GET /v1/rules/preview",
     f"GET {WEBHOOK}", f"POST {WEBHOOK}",
 }
 

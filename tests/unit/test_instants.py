@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -13,7 +14,7 @@ from cronjob.domain.instants import instant_text
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryDecision
 from cronjob.domain.schedule import MisfirePolicy
-from cronjob_adapters.web.instants import shown_instant
+from cronjob_adapters.web.instants import shown_instant, wall_time_text
 from tests.support.builders import T0, one_off
 
 SHAPE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -97,3 +98,21 @@ def test_a_missed_deadline_names_it_so() -> None:
 ])
 def test_the_api_shows_stored_text_as_an_instant_only_when_it_is_one(stored: str, shown: str) -> None:
     assert shown_instant(stored) == shown
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+       st.sampled_from(["America/Sao_Paulo", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "UTC"]))
+def test_a_wall_time_names_the_same_millisecond_as_the_instant_text(value: datetime, zone: str) -> None:
+    text = wall_time_text(value, ZoneInfo(zone))
+    read = datetime.fromisoformat(text)
+    assert read == datetime.fromisoformat(instant_text(value))  # the same instant, cut to the millisecond
+    assert read.utcoffset() == value.astimezone(ZoneInfo(zone)).utcoffset()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?[+-]\d\d:\d\d", text), text
+    assert ("." in text) == (value.microsecond >= 1000)  # milliseconds only when there are some
+
+
+def test_a_wall_time_past_the_calendar_is_an_overflow() -> None:
+    assert wall_time_text(datetime(2026, 3, 29, 1, 0, 0, 999, tzinfo=UTC), ZoneInfo("Europe/Berlin")) == \
+        "2026-03-29T03:00:00+02:00"
+    with pytest.raises(OverflowError):
+        wall_time_text(datetime(9999, 12, 31, 23, tzinfo=UTC), ZoneInfo("Pacific/Kiritimati"))

@@ -52,6 +52,7 @@ from cronjob_adapters.web.schemas import (
     parse_send_at,
 )
 from cronjob_adapters.web.strict_query import refuse_unknown_query_parameters
+from cronjob_adapters.web.upcoming import upcoming_router
 from cronjob_adapters.web.whatsapp_webhook import document_notification, whatsapp_webhook_router
 
 #: The status webhook deliveries of a schedule's events, by event id (objects with the fields of
@@ -415,6 +416,7 @@ def create_app(services: ApiServices) -> FastAPI:
         return EventList(schedule_id=schedule.id,
                          items=[EventView.of(e, deliveries.get(e.id, ())) for e in schedule.events])
 
+    protected.include_router(upcoming_router(scheduling, services.default_timezone))
     app.include_router(protected)
     app.include_router(dashboard_router())
     if services.whatsapp_app_secret and services.whatsapp_verify_token and services.delivery_status:

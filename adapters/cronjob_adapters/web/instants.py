@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from pydantic import PlainSerializer, WithJsonSchema
 
@@ -15,6 +16,14 @@ from cronjob.domain.instants import instant_text
 Instant = Annotated[datetime, PlainSerializer(instant_text, return_type=str, when_used="json"), WithJsonSchema({
     "type": "string", "format": "date-time", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$",
     "examples": ["2030-06-21T17:00:00.000Z"], "description": "A UTC instant to the millisecond."})]
+
+def wall_time_text(value: datetime, zone: ZoneInfo) -> str:
+    """``value`` as the wall time in ``zone`` with its offset, ISO 8601: ``2026-11-30T09:00:00-03:00``,
+    with milliseconds only when they are not zero (finer is cut off, as :func:`instant_text`
+    cuts it). OverflowError when that wall time falls past the calendar (the year 9999)."""
+    local = value.astimezone(zone)
+    return local.isoformat(timespec="milliseconds" if local.microsecond >= 1000 else "seconds")
+
 
 #: The keys of event data that hold an instant, by event type.
 #: Only these: a ``succeeded`` event's data is the task's result, the task's own text.

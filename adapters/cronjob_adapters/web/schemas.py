@@ -14,10 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import Attempt, Schedule, ScheduleEvent, ScheduleStatus
 from cronjob.domain.trigger_parser import iso_datetime
+from cronjob.domain.zones import load_zone
 
 from cronjob_adapters.tasks.ssrf import HttpUrl, display_url
 from cronjob_adapters.tasks.whatsapp import Language, MessageBody, Params, PhoneNumber, TemplateName
-from cronjob_adapters.web.instants import Instant, shown_delivery, shown_event_data
+from cronjob_adapters.web.instants import Instant, shown_delivery, shown_event_data, wall_time_text
 from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
 
 CallbackUrl = Annotated[HttpUrl | None, Field(
@@ -441,6 +442,49 @@ class StatsView(BaseModel):
             if task_type not in internal:
                 by_status[status.value] += count
         return cls(total=sum(by_status.values()), by_status=by_status, by_type=by_type, as_of=as_of)
+
+
+class RunView(BaseModel):
+    """One run to come."""
+
+    at: Instant
+    local: str = Field(description="The same instant as the wall time in the zone of the rule, with its offset "
+                                   "(ISO 8601, `2026-11-30T09:00:00-03:00`; milliseconds only when not zero).",
+                       examples=["2026-11-30T09:00:00-03:00"])
+    retry: bool = Field(default=False, description="It retries an occurrence that failed, so its time need not "
+                                                   "be one of the rule's (only the first run can).")
+
+    @classmethod
+    def list_of(cls, times: Sequence[datetime], zone: str, *, retry: bool = False) -> list[RunView]:
+        """The views of ``times`` in ``zone`` (the first a retry when ``retry``); those whose wall
+        time falls past the calendar there (year 9999 ends earlier east of UTC) are left out."""
+        tz, runs = load_zone(zone), []
+        for index, at in enumerate(times):
+            try:
+                local = wall_time_text(at, tz)
+            except OverflowError:
+                break
+            runs.append(cls(at=at, local=local, retry=retry and index == 0))
+        return runs
+
+
+class UpcomingView(BaseModel):
+    """When a schedule runs next, if nothing changes: as its rule and its state say, every run
+    succeeding (a paused one as if resumed now; none once it ended)."""
+
+    schedule: str = Field(description="The rule's canonical expression.")
+    timezone: str
+    status: str
+    runs: list[RunView] = Field(description="At most `count`, in the order they run; fewer once the rule ends.")
+
+
+class RulePreviewView(BaseModel):
+    """When a rule not yet scheduled would run, were it scheduled now (`POST /v1/schedules`)."""
+
+    schedule: str = Field(description="The rule's canonical expression (an interval's anchor spelt out).")
+    timezone: str
+    recurring: bool
+    runs: list[RunView] = Field(description="At most `count`; fewer once the rule ends (a one-off runs once).")
 
 
 class ProbeView(BaseModel):
