@@ -388,6 +388,59 @@ def test_a_recurring_schedule_is_moved_to_another_rule(page: Page, service: Serv
     assert service.get(created["id"])["schedule"] == "weekly on monday at 07:15"
 
 
+def test_a_schedule_s_next_runs_are_shown_in_its_zone_and_in_utc(browser: Browser, service: Service) -> None:
+    created = service.http.post("/v1/schedules", json={
+        "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"},
+        "schedule": "every monday at 09:00", "timezone": "America/Sao_Paulo"}).json()
+    expected = service.http.get(f"/v1/schedules/{created['id']}/upcoming", params={"count": 5}).json()["runs"]
+    # In a browser in another zone: the runs are shown in the schedule's own.
+    context = browser.new_context(base_url=service.base, timezone_id="Asia/Tokyo", locale="en-GB")
+    try:
+        page = context.new_page()
+        page.goto("/dashboard")
+        sign_in(page)
+        page.fill("#open-id", created["id"])
+        page.click("#open")
+        expect(page.locator("#next-runs-zone")).to_have_text("in America/Sao_Paulo")
+        expect(page.locator("#next-runs tbody tr")).to_have_count(5)
+        locals_ = page.locator("#next-runs td.local")
+        expect(locals_).to_have_text([f"Mon {run['local'][:10]} 09:00:00 -03:00" for run in expected])
+        expect(page.locator("#next-runs td.utc")).to_have_text(
+            [f"{run['at'][:10]} 12:00:00Z" for run in expected])
+        assert locals_.first.locator("time").get_attribute("datetime") == created["next_run_at"] == expected[0]["at"]
+        expect(page.locator("#next-runs-note")).to_have_text("")
+
+        page.click("#pause")  # paused: what a resume now would do
+        expect(page.locator("#next-runs-note")).to_have_text("(if resumed now)")
+        expect(page.locator("#next-runs tbody tr")).to_have_count(5)
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#cancel")  # ended: no next runs, and none asked for
+        expect(page.locator("#detail-status")).to_have_text("cancelled")
+        expect(page.locator("#next-runs-section")).to_be_hidden()
+        with page.expect_response(lambda response: response.url.endswith("/events")):
+            asked: list[str] = []
+            page.on("request", lambda request: asked.append(request.url))
+            page.click("#refresh")
+        page.wait_for_timeout(200)
+        assert not any("/upcoming" in url for url in asked), asked
+    finally:
+        context.close()
+
+
+def test_a_one_off_shows_its_one_run(page: Page, service: Service) -> None:
+    later = service.later()
+    sign_in(page)
+    row(page, later["id"]).click()
+    expect(page.locator("#next-runs tbody tr")).to_have_count(1)
+    at = datetime.fromisoformat(later["next_run_at"])
+    local = at.astimezone(ZoneInfo("America/Sao_Paulo"))  # the seed's clients send milliseconds
+    millis = f".{local.microsecond // 1000:03d}" if local.microsecond >= 1000 else ""
+    expect(page.locator("#next-runs td.local")).to_have_text(local.strftime(f"%a %Y-%m-%d %H:%M:%S{millis} -03:00"))
+    expect(page.locator("#next-runs td.utc")).to_have_text(at.strftime(f"%Y-%m-%d %H:%M:%S{millis or '.000'}Z")
+                                                            .replace(".000Z", "Z"))
+    expect(page.locator("#next-runs-none")).to_be_hidden()
+
+
 class SlowReceiver:
     """A local HTTP endpoint that holds every request for ``hold`` seconds before answering 200."""
 
@@ -603,7 +656,7 @@ def test_signing_out_forgets_the_token_and_what_it_read(page: Page, service: Ser
     expect(page.locator("#open-id")).to_have_value("")
     expect(page.locator("#user-filter")).to_have_value("")
     for selector in ("#schedules tbody tr", "#by-type tbody tr", "#attempts tbody tr", "#events tbody tr",
-                     "#detail-fields dd"):
+                     "#detail-fields dd", "#next-runs tbody tr"):
         expect(page.locator(selector)).to_have_count(0)
     expect(page.locator("#detail-payload")).to_have_text("")
     page.click("#token-save")  # an empty field opens nothing

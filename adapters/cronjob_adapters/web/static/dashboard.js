@@ -17,6 +17,11 @@ const ACTIONS = {
 };
 //: The statuses of a schedule that waits for its next run: it can be moved and cancelled.
 const WAITING = ["scheduled", "paused"];
+//: The statuses of a schedule that may run again (the others ended): its next runs are shown.
+const LIVE = [...WAITING, "running"];
+//: How many of a schedule's next runs its detail shows.
+const NEXT_RUNS = 5;
+const WEEKDAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 //: The service's own task types (not in /v1/task-types: never scheduled through the API).
 const INTERNAL_TYPES = ["webhook.delivery", "whatsapp.status"];
 
@@ -103,7 +108,8 @@ function signOut(reason) {
   sessionStorage.removeItem(TOKEN_KEY);
   stopRefresh();
   Object.assign(state, FRESH);
-  for (const selector of ["#schedules tbody", "#by-type tbody", "#attempts tbody", "#events tbody", "#detail-fields"]) {
+  for (const selector of ["#schedules tbody", "#by-type tbody", "#attempts tbody", "#events tbody", "#detail-fields",
+    "#next-runs tbody"]) {
     $(selector).replaceChildren();
   }
   for (const selector of ["#detail-payload", "#detail-error", "#detail-id", "#page", "#last-updated"]) {
@@ -307,12 +313,15 @@ function closeDetail() {
 }
 
 async function loadDetail(id) {
-  let schedule, events;
+  let schedule, events, upcoming = null;
   try {
     [schedule, events] = await Promise.all([
       api(`v1/schedules/${encodeURIComponent(id)}`),
       api(`v1/schedules/${encodeURIComponent(id)}/events`),
     ]);
+    if (LIVE.includes(schedule.status)) {  // one that ended runs no more: not asked
+      upcoming = await api(`v1/schedules/${encodeURIComponent(id)}/upcoming?count=${NEXT_RUNS}`);
+    }
   } catch (error) {
     if (state.selected !== id) return;  // closed, or another one opened, meanwhile
     if (error.status !== 404) throw error;
@@ -349,6 +358,7 @@ async function loadDetail(id) {
   ];
   $("#detail-fields").replaceChildren(...fields.filter(([, v]) => v !== null && v !== undefined && v !== "")
     .flatMap(([label, value]) => [element("dt", label), element("dd", value)]));
+  showNextRuns(upcoming);
   const error = schedule.last_error;
   $("#detail-error").textContent = error ? `${errorText(error)}${error.retryable ? " (retryable)" : ""}` : "—";
 
@@ -369,6 +379,37 @@ async function loadDetail(id) {
   }));
   const payload = JSON.stringify(schedule.payload, null, 2);
   if ($("#detail-payload").textContent !== payload) $("#detail-payload").textContent = payload;  // keeps a selection
+}
+
+/** A schedule's next runs (``GET .../upcoming``; null: it ended), each as the wall time in its zone
+ * (with the weekday and the offset) and as UTC. */
+function showNextRuns(upcoming) {
+  $("#next-runs-section").hidden = !upcoming;
+  if (!upcoming) {
+    $("#next-runs tbody").replaceChildren();
+    return;
+  }
+  $("#next-runs-zone").textContent = `in ${upcoming.timezone}`;
+  $("#next-runs-note").textContent = { paused: "(if resumed now)", running: "(after the run in progress)" }[upcoming.status] || "";
+  $("#next-runs tbody").replaceChildren(...upcoming.runs.map((run) => {
+    const row = element("tr");
+    const wall = element("time", wallTime(run.local));
+    wall.dateTime = run.at;
+    wall.title = run.local;
+    cell(row, wall, "local");
+    cell(row, run.at.replace("T", " ").replace(".000Z", "Z"), "utc");
+    cell(row, run.retry ? "retry of a failed attempt" : "", "note");
+    return row;
+  }));
+  $("#next-runs-none").hidden = upcoming.runs.length > 0;
+}
+
+/** ``2026-03-29T03:00:00+02:00`` as ``Sun 2026-03-29 03:00:00 +02:00``: the date's weekday is the
+ * wall clock's, whatever this browser's zone. */
+function wallTime(local) {
+  const date = local.slice(0, 10);
+  const weekday = WEEKDAYS[new Date(`${date}T00:00:00Z`).getUTCDay()];
+  return `${weekday} ${date} ${local.slice(11, -6)} ${local.slice(-6)}`;
 }
 
 /** The move form, for a schedule that waits (a paused one stays paused): a new time for a one-off,
