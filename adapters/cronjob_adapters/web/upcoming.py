@@ -26,7 +26,8 @@ def upcoming_router(scheduling: SchedulingService, default_timezone: str) -> API
         time, marked `retry`, or overdue: it runs at once), then its rule's occurrences, each run
         succeeding. A paused one as if resumed now (a recurring one skips what fell due); a
         running one from the occurrence after the one that runs; none for one that ended.
-        Each run's UTC instant and wall time in the schedule's zone."""
+        Each run's UTC instant and wall time in the schedule's zone. The misfire grace is not
+        applied: an overdue run beyond it would be missed instead."""
         found = await scheduling.upcoming(schedule_id, count)
         schedule = found.schedule
         return UpcomingView(schedule=schedule.trigger.expression, timezone=schedule.timezone,
