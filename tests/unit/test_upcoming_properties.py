@@ -420,14 +420,17 @@ def test_a_rule_that_ends_ends_the_list() -> None:
     assert schedule.runs_as(utc(2026, 1, 11, 9), utc(2026, 1, 20)) == utc(2026, 1, 12, 9)
 
 
-def test_a_run_that_outlasts_the_end_of_its_rule_is_followed_by_one_run_as_the_last_occurrence() -> None:
+def test_a_run_that_outlasts_the_end_of_its_rule_is_its_last() -> None:
     rule = Until(IntervalTrigger(timedelta(hours=1), utc(2026, 1, 1)), utc(2026, 1, 1, 12))
     schedule = daily(time(0, 0), "UTC", utc(2026, 1, 1, 9, 30), trigger=rule)  # 10:00
     schedule.claim(owner="r", attempt_id="a1", now=utc(2026, 1, 1, 10), until=utc(2026, 1, 1, 10) + LEASE)
-    # It ends at 13:00, when 11:00 and 12:00 have passed and the rule has ended: 11:00 is due
-    # next, and runs at once, as 12:00 (the latest due); nothing follows.
-    assert upcoming_runs(schedule, utc(2026, 1, 1, 13), 5) == [utc(2026, 1, 1, 11)]
-    assert run_through_the_domain(schedule, utc(2026, 1, 1, 13), 5) == [utc(2026, 1, 1, 11)]
+    # It ends at 13:00, when 11:00 and 12:00 have passed and the rule has ended: what fell due
+    # while it ran is skipped (coalescing), as it is for a rule that goes on, so nothing follows.
+    assert upcoming_runs(schedule, utc(2026, 1, 1, 13), 5) == []
+    assert run_through_the_domain(schedule, utc(2026, 1, 1, 13), 5) == []
+    # Ending at 11:30, the 11:00 occurrence is skipped and 12:00, the last, runs.
+    assert upcoming_runs(schedule, utc(2026, 1, 1, 11, 30), 5) == [utc(2026, 1, 1, 12)]
+    assert run_through_the_domain(schedule, utc(2026, 1, 1, 11, 30), 5) == [utc(2026, 1, 1, 12)]
 
 
 @pytest.mark.parametrize("status", ENDED)

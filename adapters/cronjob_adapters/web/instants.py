@@ -17,6 +17,7 @@ Instant = Annotated[datetime, PlainSerializer(instant_text, return_type=str, whe
     "type": "string", "format": "date-time", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$",
     "examples": ["2030-06-21T17:00:00.000Z"], "description": "A UTC instant to the millisecond."})]
 
+
 def wall_time_text(value: datetime, zone: ZoneInfo) -> str:
     """``value`` as the wall time in ``zone`` with its offset, ISO 8601: ``2026-11-30T09:00:00-03:00``,
     with milliseconds only when they are not zero (finer is cut off, as :func:`instant_text`

@@ -29,9 +29,8 @@ def upcoming_runs(schedule: Schedule, now: datetime, count: int) -> list[datetim
 
     The times increase, with one exception: a first run due after its occurrence (a retry, or a
     deferred run) can be followed by earlier times, due while it waited, which run right after
-    it: every occurrence due meanwhile when the schedule does not coalesce, or, when the rule
-    ended meanwhile, its last occurrence. A misfire grace is not applied: an overdue run is
-    shown as running.
+    it: every occurrence due meanwhile when the schedule does not coalesce. A misfire grace is
+    not applied: an overdue run is shown as running.
     """
     if count < 1:
         return []
