@@ -434,6 +434,26 @@ async def test_a_recurring_schedule_waiting_to_retry_takes_another_task_when_mov
         ("2025-06-21T17:00:00.000Z", "retrying"), ("2025-06-21T18:00:00.000Z", "succeeded")]
 
 
+async def test_all_of_a_user_s_live_schedules_are_cancelled_at_once(client: httpx.AsyncClient) -> None:
+    mine = [(await client.post("/schedule-message", json=SEED, headers=AUTH)).json()["id"] for _ in range(3)]
+    theirs = (await client.post("/schedule-message", json={**SEED, "userId": "someone-else"}, headers=AUTH)).json()
+    answer = await client.post("/v1/schedules:cancel", json={"userId": SEED["userId"]}, headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["userId"] == SEED["userId"] and sorted(answer.json()["cancelled"]) == sorted(mine)
+    assert answer.json()["refused"] == []
+    for schedule_id in mine:
+        shown = (await client.get(f"/v1/schedules/{schedule_id}", headers=AUTH)).json()
+        assert shown["status"] == "cancelled"
+    assert (await client.get(f"/v1/schedules/{theirs['id']}", headers=AUTH)).json()["status"] == "scheduled"
+    again = await client.post("/v1/schedules:cancel", json={"userId": SEED["userId"]}, headers=AUTH)
+    assert again.json()["cancelled"] == []
+    for body in ({}, {"userId": ""}, {"userId": "x", "status": "scheduled"}):
+        refused = await client.post("/v1/schedules:cancel", json=body, headers=AUTH)
+        assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json", body
+    assert (await client.post("/v1/schedules:cancel", content=b'{"userId": "x"}', headers=AUTH)).status_code == 415
+    assert (await client.post("/v1/schedules:cancel", json={"userId": "x"})).status_code == 401
+
+
 async def test_a_recurring_schedule_moves_to_another_rule(client: httpx.AsyncClient) -> None:
     created = (await client.post("/v1/schedules", headers=AUTH, json={
         "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"},

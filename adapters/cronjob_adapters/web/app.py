@@ -29,6 +29,7 @@ from cronjob.services.scheduling import (
 
 from cronjob_adapters.tasks.registry import TaskRegistry, TaskType
 from cronjob_adapters.web.auth import bearer_tokens
+from cronjob_adapters.web.bulk_cancel import bulk_cancel_router
 from cronjob_adapters.web.counts_cache import CountsCache
 from cronjob_adapters.web.dashboard import dashboard_router
 from cronjob_adapters.web.head import HeadAsGet
@@ -417,6 +418,7 @@ def create_app(services: ApiServices) -> FastAPI:
                          items=[EventView.of(e, deliveries.get(e.id, ())) for e in schedule.events])
 
     protected.include_router(upcoming_router(scheduling, services.default_timezone))
+    protected.include_router(bulk_cancel_router(scheduling, json_content_type))
     app.include_router(protected)
     app.include_router(dashboard_router())
     if services.whatsapp_app_secret and services.whatsapp_verify_token and services.delivery_status:
