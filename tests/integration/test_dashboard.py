@@ -14,7 +14,7 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -585,10 +585,41 @@ def test_the_user_filter(page: Page, service: Service, page_errors: list[str]) -
     page.fill("#user-filter", "nobody-at-all")
     page.click("#user-apply")
     expect(page.locator("#empty")).to_be_visible()
+    expect(page.locator("#cancel-user")).to_be_visible()  # for the user shown
     page.fill("#user-filter", "")  # empty: anyone's again
     page.press("#user-filter", "Enter")
     expect(row(page, other["id"])).to_be_visible()
     expect(row(page, ana["id"])).to_be_visible()
+    expect(page.locator("#cancel-user")).to_be_hidden()  # never everyone's
+    assert page_errors == []
+
+
+def test_all_of_a_user_s_schedules_are_cancelled_from_the_filter(page: Page, service: Service,
+                                                                 page_errors: list[str]) -> None:
+    first, second = service.later(userId="dashboard-bia"), service.later(userId="dashboard-bia")
+    other = service.later()
+    sign_in(page)
+    page.fill("#user-filter", "dashboard-bia")
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#schedules tbody tr")).to_have_count(2)
+    asked: list[str] = []
+
+    def answer(accept: bool) -> Callable[[Dialog], None]:
+        def handle(dialog: Dialog) -> None:
+            asked.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+        return handle
+
+    page.once("dialog", answer(False))  # not confirmed: nothing happens
+    page.click("#cancel-user")
+    expect(page.locator("#schedules tbody td.status")).to_have_text(["scheduled", "scheduled"])
+    page.once("dialog", answer(True))
+    page.click("#cancel-user")
+    expect(page.locator("#message")).to_have_text("User dashboard-bia: 2 schedule(s) cancelled.")
+    expect(page.locator("#schedules tbody td.status")).to_have_text(["cancelled", "cancelled"])
+    assert asked == ["Cancel every live schedule of user dashboard-bia? This cannot be undone."] * 2
+    for schedule, status in ((first, "cancelled"), (second, "cancelled"), (other, "scheduled")):
+        assert service.get(schedule["id"])["status"] == status
     assert page_errors == []
 
 

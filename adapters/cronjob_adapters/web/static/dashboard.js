@@ -119,6 +119,7 @@ function signOut(reason) {
   $("#status-filter").value = "";
   $("#type-filter").value = "";
   $("#user-filter").value = "";
+  $("#cancel-user").hidden = true;
   $("#open-id").value = "";
   $("#move-to").value = "";
   $("#detail").hidden = true;
@@ -283,7 +284,26 @@ function filterBy(changes) {
   $("#status-filter").value = state.status;
   $("#type-filter").value = state.type;
   $("#user-filter").value = state.user;
+  $("#cancel-user").hidden = !state.user;  // offered for the user the list shows, never for everyone's
   refresh();
+}
+
+//: An opt-out: every live schedule of the user the list is filtered by (POST /v1/schedules:cancel).
+async function cancelUser() {
+  const user = state.user;
+  if (!user) return;
+  if (!window.confirm(`Cancel every live schedule of user ${user}? This cannot be undone.`)) return;
+  try {
+    const done = await api("v1/schedules:cancel", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ userId: user }),
+    });
+    const refused = done.refused.length
+      ? `; ${done.refused.length} could not be: ${done.refused.map((r) => `${r.id} (${r.reason})`).join("; ")}` : "";
+    say(`User ${user}: ${done.cancelled.length} schedule(s) cancelled${refused}.`, done.refused.length ? "error" : "info");
+  } catch (error) {
+    report(error);
+  }
+  await refresh();
 }
 
 // -- one schedule --------------------------------------------------------------------------
@@ -497,6 +517,7 @@ document.addEventListener("DOMContentLoaded", () => {
     event.preventDefault();
     filterBy({ user: $("#user-filter").value.trim() });
   });
+  $("#cancel-user").addEventListener("click", cancelUser);
   $("#auto-refresh").addEventListener("change", startRefresh);
   $("#refresh").addEventListener("click", () => refresh());
   $("#prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE_SIZE); refresh(); });
