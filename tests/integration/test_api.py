@@ -377,6 +377,7 @@ async def test_a_waiting_schedule_takes_another_task_which_its_next_run_sends(
     assert len((await client.get(f"{path}/events", headers=AUTH)).json()["items"]) == 2
 
     for body, field in [({"task": {"type": "whatsapp.text", "to": "5511888888888", "body": "Oi"}}, "task.type"),
+                        ({"task": task, "timezone": "Asia/Tokyo"}, "timezone"),  # a zone goes with a new time
                         ({"task": {**task, "params": ["Ana"]}}, "task.params"),
                         ({"task": {**task, "to": "12"}}, "task.to")]:
         refused = await client.patch(path, json=body, headers=AUTH)

@@ -568,6 +568,26 @@ async def test_cancelled_and_missed_are_delivered(
     assert "late" in missed_event["data"]["reason"]
 
 
+async def test_a_resume_after_the_rule_ended_delivers_both_its_events(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock, receiver: Receiver) -> None:
+    """One change that records two events (resumed, then missed: nothing was left to run) sends both."""
+    now = clock.now()
+    response = await client.post("/v1/schedules", json={
+        "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}, "timezone": "UTC",
+        "schedule": f"every 5 seconds until {(now + timedelta(seconds=12)).isoformat()}",
+        "callback_url": receiver.url("/ended")})
+    assert response.status_code == 201, response.text
+    path = f"/v1/schedules/{response.json()['id']}"
+    assert (await client.post(f"{path}/pause")).status_code == 200
+    clock.set(now + timedelta(minutes=1))
+    resumed = await client.post(f"{path}/resume")
+    assert resumed.status_code == 200 and resumed.json()["status"] == "missed", resumed.text
+    await settle(container)
+    assert counted(receiver.at("/ended")) == Counter({"scheduled": 1, "paused": 1, "resumed": 1, "missed": 1})
+    [missed] = [d.event for d in receiver.at("/ended") if d.type == "missed"]
+    assert missed["status"] == "missed" and "its rule ended while it was paused" in missed["data"]["reason"]
+
+
 async def test_a_delivery_answered_500_is_retried_and_the_event_log_shows_it(
         client: httpx.AsyncClient, container: Container, clock: FixedClock, receiver: Receiver) -> None:
     receiver.script("/flaky", 500)

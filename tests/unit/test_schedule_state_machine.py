@@ -29,6 +29,7 @@ TERMINAL = {S.SUCCEEDED, S.DEAD, S.UNKNOWN, S.MISSED, S.CANCELLED}
 EXPECTED_ALLOWED = {
     (S.SCHEDULED, S.RUNNING), (S.SCHEDULED, S.CANCELLED),
     (S.SCHEDULED, S.PAUSED), (S.PAUSED, S.SCHEDULED), (S.PAUSED, S.CANCELLED),  # held by a user, and let go
+    (S.PAUSED, S.MISSED),  # let go after its rule ended (until): nothing left to run
     (S.RUNNING, S.SUCCEEDED), (S.RUNNING, S.DEAD), (S.RUNNING, S.UNKNOWN),
     (S.RUNNING, S.MISSED), (S.RUNNING, S.SCHEDULED),
     (S.RUNNING, S.CANCELLED),  # a recurring schedule, cancelled by a user while it runs
@@ -580,9 +581,14 @@ class ScheduleWalk(RuleBasedStateMachine):
         was, due, occurrence = self.schedule.status, self.schedule.next_run_at, self.schedule.occurrence
         self.attempt(lambda: self.schedule.resume(now=self.now), was is S.PAUSED)
         if was is S.PAUSED:
-            assert self.schedule.status is S.SCHEDULED and due is not None
+            assert due is not None
             ended = self.schedule.trigger.next_fire_time(self.now) is None  # a rule that ended meanwhile
-            if self.recurring and due <= self.now and not ended:  # what fell due while paused is skipped
+            if self.recurring and due <= self.now and ended:  # nothing is left to run: it ends
+                assert self.schedule.status is S.MISSED and self.schedule.next_run_at is None
+                assert [e.type for e in self.schedule.events[-2:]] == ["resumed", "missed"]
+                return
+            assert self.schedule.status is S.SCHEDULED
+            if self.recurring and due <= self.now:  # what fell due while paused is skipped
                 assert self.schedule.next_run_at == self.schedule.occurrence > self.now
                 assert not self.schedule.attempts_for_occurrence
             else:
@@ -641,13 +647,13 @@ class ScheduleWalk(RuleBasedStateMachine):
 
     @invariant()
     def a_recurring_schedule_ends_only_when_its_rule_does(self) -> None:
-        """Cancelled, or its rule has no fire time after its last occurrence and the end of its
-        last run (an ``until`` passed; what fell due while that run lasted was skipped)."""
+        """Cancelled, or its rule has no fire time after its last occurrence and when it ended
+        (an ``until`` passed; what fell due while its last run lasted, or while it was paused,
+        was skipped)."""
         schedule = self.schedule
         if self.recurring and schedule.status in TERMINAL - {S.CANCELLED}:
-            assert schedule.occurrence is not None and schedule.attempts
-            ended = max(schedule.occurrence, schedule.attempts[-1].finished_at)
-            assert schedule.trigger.next_fire_time(ended) is None
+            assert schedule.occurrence is not None
+            assert schedule.trigger.next_fire_time(max(schedule.occurrence, schedule.updated_at)) is None
 
     @invariant()
     def an_ending_rule_runs_no_occurrence_after_its_end(self) -> None:
@@ -709,3 +715,25 @@ def test_a_miss_says_how_late_and_its_grace_as_precisely_as_they_are(grace: time
     schedule = Schedule.create(id="s1", task_type="whatsapp.text", payload={}, trigger=OnceTrigger(T0),
                                timezone="UTC", first_run_at=T0, now=T0, misfire=MisfirePolicy(grace=grace))
     assert schedule.misfire_reason(T0 + late) == said
+
+
+@pytest.mark.parametrize(("lasts", "status", "next_run"), [
+    (timedelta(seconds=9), S.MISSED, None),  # ended before the grace: nothing left to run
+    (None, S.SCHEDULED, T0 + timedelta(seconds=18)),  # the first occurrence within the grace (2 s late)
+])
+def test_a_miss_without_coalescing_skips_what_the_grace_leaves_behind_and_ends_with_the_rule(
+        lasts: timedelta | None, status: S, next_run: datetime | None) -> None:
+    """README: of the occurrences older than the grace, the first is recorded as missed and the
+    rest are skipped, also when the rule ended (``until``) among them."""
+    every = EveryTrigger(T0, 3)
+    trigger = every if lasts is None else BoundedTrigger(rule=every, until=T0 + lasts)
+    schedule = Schedule.create(id="s1", task_type="whatsapp.text", payload={}, trigger=trigger, timezone="UTC",
+                               first_run_at=T0, now=T0 - timedelta(minutes=1),
+                               misfire=MisfirePolicy(grace=timedelta(seconds=2), coalesce=False))
+    now = T0 + timedelta(seconds=20)
+    claim(schedule, now=now)
+    reason = schedule.misfire_reason(now)
+    assert reason is not None
+    schedule.miss(attempt_id="a1", now=now, reason=reason)
+    assert (schedule.status, schedule.next_run_at) == (status, next_run)
+    assert [a.outcome for a in schedule.attempts] == ["missed"]

@@ -275,8 +275,11 @@ def test_the_first_is_when_the_schedule_is_due_or_would_be_once_resumed(
     elif schedule.status is S.PAUSED:
         resumed = schedule.copy()
         resumed.resume(now=now)
-        assert shown[0] == resumed.next_run_at
-        assert waits_to_retry(schedule, now) == bool(resumed.attempts_for_occurrence)
+        if resumed.status is S.MISSED:  # its rule ended while it was paused: nothing is left to run
+            assert shown == [] and not waits_to_retry(schedule, now)
+        else:
+            assert shown[0] == resumed.next_run_at
+            assert waits_to_retry(schedule, now) == bool(resumed.attempts_for_occurrence)
     elif schedule.status is S.RUNNING and not schedule.trigger.recurring:
         assert shown == []
     elif schedule.status in ENDED:
@@ -414,10 +417,14 @@ def test_a_rule_that_ends_ends_the_list() -> None:
     assert upcoming_runs(schedule, utc(2026, 1, 10, 12), 5) == [utc(2026, 1, 11, 9), utc(2026, 1, 12, 9)]
     assert preview(rule, utc(2026, 1, 11, 9), 5) == [utc(2026, 1, 11, 9), utc(2026, 1, 12, 9)]
     schedule.pause(now=utc(2026, 1, 10, 12))
-    # Resumed once the rule ended, it keeps its time and runs once, late, as the last occurrence.
-    assert upcoming_runs(schedule, utc(2026, 1, 20), 5) == [utc(2026, 1, 11, 9)]
+    # Resumed before its end, it skips what fell due and runs the occurrences left.
+    assert upcoming_runs(schedule, utc(2026, 1, 11, 12), 5) == [utc(2026, 1, 12, 9)]
+    # Resumed once the rule ended, nothing is left to run: it ends (missed), running nothing.
+    assert upcoming_runs(schedule, utc(2026, 1, 20), 5) == []
     schedule.resume(now=utc(2026, 1, 20))
-    assert schedule.runs_as(utc(2026, 1, 11, 9), utc(2026, 1, 20)) == utc(2026, 1, 12, 9)
+    assert schedule.status is S.MISSED and schedule.next_run_at is None
+    assert [e.type for e in schedule.events[-2:]] == ["resumed", "missed"]
+    assert schedule.last_error is not None and "its rule ended while it was paused" in schedule.last_error.message
 
 
 def test_a_run_that_outlasts_the_end_of_its_rule_is_its_last() -> None:

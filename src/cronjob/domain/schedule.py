@@ -33,7 +33,8 @@ class ScheduleStatus(StrEnum):
 
 _ALLOWED: dict[ScheduleStatus, frozenset[ScheduleStatus]] = {
     ScheduleStatus.SCHEDULED: frozenset({ScheduleStatus.RUNNING, ScheduleStatus.CANCELLED, ScheduleStatus.PAUSED}),
-    ScheduleStatus.PAUSED: frozenset({ScheduleStatus.SCHEDULED, ScheduleStatus.CANCELLED}),
+    # Missed: resumed after its rule ended (``until``), with nothing left to run.
+    ScheduleStatus.PAUSED: frozenset({ScheduleStatus.SCHEDULED, ScheduleStatus.CANCELLED, ScheduleStatus.MISSED}),
     ScheduleStatus.RUNNING: frozenset(
         {
             ScheduleStatus.SUCCEEDED,
@@ -381,7 +382,10 @@ class Schedule:
 
     def _advance_or(self, final: ScheduleStatus, now: datetime) -> None:
         """After an occurrence ends: the next occurrence for a recurring trigger, else ``final``."""
-        upcoming = self.occurrence_after(self.occurrence, now)
+        self._advance_to(self.occurrence_after(self.occurrence, now), final, now)
+
+    def _advance_to(self, upcoming: datetime | None, final: ScheduleStatus, now: datetime) -> None:
+        """After an occurrence ends: due next at ``upcoming`` (an occurrence), or ``final`` if None."""
         if upcoming is not None:
             self._move(ScheduleStatus.SCHEDULED, now)
             self.next_run_at = upcoming
@@ -452,15 +456,15 @@ class Schedule:
         self._finish_attempt(attempt_id, now, "missed", error=error)
         self.last_error = error
         self._emit("missed", now, attempt_id, reason=reason, **data)
-        self._advance_or(ScheduleStatus.MISSED, now)
-        if self.status is ScheduleStatus.SCHEDULED and self.next_run_at is not None and self.next_run_at <= now:
+        upcoming = self.occurrence_after(self.occurrence, now)
+        if upcoming is not None and upcoming <= now:
             grace = self.misfire.grace
-            # Skip what would be missed too: every occurrence older than the grace. Without
-            # coalescing, those still within it run, each; coalescing, the latest was this one.
+            # Skip what would be missed too: every occurrence older than the grace (none left
+            # within it: the rule ended meanwhile, and so does the schedule). Without coalescing,
+            # those still within it run, each; coalescing, the latest was this one.
             after = now if self.misfire.coalesce or grace is None else now - grace - _ONE_MICROSECOND
-            upcoming = self.trigger.next_fire_time(max(after, self.next_run_at - _ONE_MICROSECOND))
-            if upcoming is not None:
-                self.next_run_at = self.occurrence = upcoming
+            upcoming = self.trigger.next_fire_time(max(after, upcoming - _ONE_MICROSECOND))
+        self._advance_to(upcoming, ScheduleStatus.MISSED, now)
 
     def record_delivery_status(self, *, status: str, at: datetime, now: datetime,
                                error: ErrorInfo | None = None) -> bool:
@@ -606,6 +610,9 @@ class Schedule:
             raise InvalidTransition(self.status.value, ScheduleStatus.SCHEDULED.value,
                                     f"it is {self.status.value}; only a paused one can be resumed")
         data: dict[str, str] = {}
+        if self.ends_on_resume(now):
+            self._end_on_resume(now)
+            return
         if self.next_run_at is not None and (upcoming := self.resume_skips_to(now)) is not None:
             data["skipped_from"] = instant_text(self.next_run_at)
             self.next_run_at = self.occurrence = upcoming
@@ -618,11 +625,34 @@ class Schedule:
     def resume_skips_to(self, now: datetime) -> datetime | None:
         """Where :meth:`resume` at ``now`` moves the next run: for a recurring schedule whose next
         run fell due while it was paused, its first occurrence after ``now``. None when it keeps
-        its time (a one-off, one not due yet, or a rule that ended meanwhile, which runs its last
-        occurrence, late)."""
+        its time (a one-off, one not due yet) or ends (see :meth:`ends_on_resume`)."""
         if self.trigger.recurring and self.next_run_at is not None and self.next_run_at <= now:
-            return self.trigger.next_fire_time(now)
+            return self._first_occurrence_after(now)
         return None
+
+    def _first_occurrence_after(self, now: datetime) -> datetime | None:
+        """The rule's first fire time after ``now`` and after the current occurrence (a retry
+        due before its occurrence, after a claim ahead of a clock behind, skips to a new one)."""
+        return self.trigger.next_fire_time(max(now, self.occurrence) if self.occurrence else now)
+
+    def ends_on_resume(self, now: datetime) -> bool:
+        """Whether :meth:`resume` at ``now`` ends the schedule: a recurring one whose next run fell
+        due while it was paused and whose rule ended meanwhile (``until``), so that no occurrence
+        is left to run after ``now``."""
+        return (self.trigger.recurring and self.next_run_at is not None and self.next_run_at <= now
+                and self._first_occurrence_after(now) is None)
+
+    def _end_on_resume(self, now: datetime) -> None:
+        """Resumed after its rule ended: ``missed``, saying so (its ``resumed`` event, then ``missed``)."""
+        assert self.next_run_at is not None
+        skipped = instant_text(self.next_run_at)
+        reason = f"its rule ended while it was paused; nothing was left to run after {skipped}"
+        self._move(ScheduleStatus.MISSED, now)
+        self.next_run_at = None
+        self.failed_in_a_row = 0
+        self.last_error = ErrorInfo("missed", reason)
+        self._emit("resumed", now, skipped_from=skipped)
+        self._emit("missed", now, reason=reason)
 
     def check_movable(self) -> None:
         """:class:`InvalidTransition`, saying why, unless :meth:`reschedule` may move it (it

@@ -179,7 +179,11 @@ def _bound(text: str, timezone: str, word: str) -> datetime:
             raise ValidationError(f"the date after '{word}' is not a date: {text!r}", field="schedule") from None
         except OverflowError:
             raise ValidationError(f"the date after '{word}' is {OUT_OF_RANGE}", field="schedule") from None
-    at = _iso(text, f"the {'start' if word == 'from' else 'end'} after '{word}'")
+    what = f"the {'start' if word == 'from' else 'end'} after '{word}'"
+    if not re.search(r"\d:\d\d", text):  # 20261231, 2026-W53, 2026-12-31 18: none says when
+        raise ValidationError(f"{what} needs a date (YYYY-MM-DD) or a date and a time of day "
+                              f"(YYYY-MM-DD HH:MM[:SS], or ISO-8601 with an offset), got {text!r}", field="schedule")
+    at = _iso(text, what)
     return at if at.tzinfo is not None else localize(at, timezone, field="schedule")
 
 

@@ -40,6 +40,8 @@ def upcoming_runs(schedule: Schedule, now: datetime, count: int) -> list[datetim
     elif schedule.status in _WAITING and schedule.next_run_at is not None:
         first, occurrence = schedule.next_run_at, schedule.occurrence
         clock = max(first, now)
+        if schedule.status is ScheduleStatus.PAUSED and schedule.ends_on_resume(now):
+            return []  # resumed now, it would end: its rule ended while it was paused
         if schedule.status is ScheduleStatus.PAUSED and (skipped_to := schedule.resume_skips_to(now)) is not None:
             first = occurrence = clock = skipped_to  # after now: nothing to catch up
         elif occurrence == first and not schedule.attempts_for_occurrence:  # not a retry: see catch_up
@@ -60,8 +62,9 @@ def waits_to_retry(schedule: Schedule, now: datetime) -> bool:
     still retry when resumed at ``now``."""
     if schedule.status not in _WAITING or schedule.next_run_at is None:
         return False
-    if schedule.status is ScheduleStatus.PAUSED and schedule.resume_skips_to(now) is not None:
-        return False  # resumed, it skips the retry for its next occurrence
+    if schedule.status is ScheduleStatus.PAUSED and (
+            schedule.ends_on_resume(now) or schedule.resume_skips_to(now) is not None):
+        return False  # resumed, it skips the retry for its next occurrence, or ends
     return bool(schedule.attempts_for_occurrence)
 
 

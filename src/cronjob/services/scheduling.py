@@ -472,6 +472,7 @@ class SchedulingService:
             if done(schedule):
                 return schedule
             status, version = schedule.status, schedule.updated_at
+            before = {event.id for event in schedule.events}
             try:
                 change(schedule, self._now())
             except InvalidTransition as refused:
@@ -481,7 +482,8 @@ class SchedulingService:
                             version: datetime = version) -> bool:
                 return await self._repository.save(schedule, expected_status=status, expected_updated_at=version)
 
-            if await publish_then_write(self._publisher, schedule, schedule.events[-1:], write):
+            emitted = [event for event in schedule.events if event.id not in before]  # resumed, then missed
+            if await publish_then_write(self._publisher, schedule, emitted, write):
                 if schedule.status is ScheduleStatus.SCHEDULED and schedule.next_run_at is not None:
                     self._signal.notify(schedule.next_run_at)  # due, perhaps sooner than this process knew
                 return schedule
@@ -507,6 +509,9 @@ class SchedulingService:
             raise ValidationError("give send_at (a one-off), schedule (a rule) or task: nothing to change",
                                   field="schedule")
         if command.timezone is not None:
+            if not moves:
+                raise ValidationError("timezone goes with a new time (send_at or schedule); another task alone "
+                                      "keeps the schedule's time and zone", field="timezone")
             iana_zone(command.timezone)
         prepared: list[dict[str, Any] | None] = []  # the new task's payload, once its type was checked
 
