@@ -54,7 +54,7 @@ _ALLOWED: dict[ScheduleStatus, frozenset[ScheduleStatus]] = {
 
 
 #: The statuses of a schedule that waits for its next run (a user may move or cancel it).
-_WAITING = frozenset({ScheduleStatus.SCHEDULED, ScheduleStatus.PAUSED})
+WAITING = frozenset({ScheduleStatus.SCHEDULED, ScheduleStatus.PAUSED})
 
 
 def can_transition(current: ScheduleStatus, target: ScheduleStatus) -> bool:
@@ -512,7 +512,7 @@ class Schedule:
     def cancellable(self) -> bool:
         """Whether a user may cancel it now: when it waits (``scheduled`` or ``paused``), and a
         recurring one also while one of its runs is in progress (a one-off's run is its whole work)."""
-        return self.status in _WAITING or (
+        return self.status in WAITING or (
             self.status is ScheduleStatus.RUNNING and self.trigger.recurring)
 
     def cancel(self, *, now: datetime) -> None:
@@ -610,10 +610,11 @@ class Schedule:
             raise InvalidTransition(self.status.value, ScheduleStatus.SCHEDULED.value,
                                     f"it is {self.status.value}; only a paused one can be resumed")
         data: dict[str, str] = {}
-        if self.ends_on_resume(now):
-            self._end_on_resume(now)
-            return
-        if self.next_run_at is not None and (upcoming := self.resume_skips_to(now)) is not None:
+        if self.next_run_at is not None and self._fell_due_while_paused(now):
+            upcoming = self._first_occurrence_after(now)
+            if upcoming is None:
+                self._end_on_resume(now)
+                return
             data["skipped_from"] = instant_text(self.next_run_at)
             self.next_run_at = self.occurrence = upcoming
         self._move(ScheduleStatus.SCHEDULED, now)
@@ -626,9 +627,11 @@ class Schedule:
         """Where :meth:`resume` at ``now`` moves the next run: for a recurring schedule whose next
         run fell due while it was paused, its first occurrence after ``now``. None when it keeps
         its time (a one-off, one not due yet) or ends (see :meth:`ends_on_resume`)."""
-        if self.trigger.recurring and self.next_run_at is not None and self.next_run_at <= now:
-            return self._first_occurrence_after(now)
-        return None
+        return self._first_occurrence_after(now) if self._fell_due_while_paused(now) else None
+
+    def _fell_due_while_paused(self, now: datetime) -> bool:
+        """Whether a recurring schedule's next run is due by ``now``: resumed, it skips it."""
+        return self.trigger.recurring and self.next_run_at is not None and self.next_run_at <= now
 
     def _first_occurrence_after(self, now: datetime) -> datetime | None:
         """The rule's first fire time after ``now`` and after the current occurrence (a retry
@@ -639,8 +642,7 @@ class Schedule:
         """Whether :meth:`resume` at ``now`` ends the schedule: a recurring one whose next run fell
         due while it was paused and whose rule ended meanwhile (``until``), so that no occurrence
         is left to run after ``now``."""
-        return (self.trigger.recurring and self.next_run_at is not None and self.next_run_at <= now
-                and self._first_occurrence_after(now) is None)
+        return self._fell_due_while_paused(now) and self._first_occurrence_after(now) is None
 
     def _end_on_resume(self, now: datetime) -> None:
         """Resumed after its rule ended: ``missed``, saying so (its ``resumed`` event, then ``missed``)."""
@@ -657,7 +659,7 @@ class Schedule:
     def check_movable(self) -> None:
         """:class:`InvalidTransition`, saying why, unless :meth:`reschedule` may move it (it
         waits: ``scheduled``, or ``paused``, which it stays)."""
-        if self.status not in _WAITING:
+        if self.status not in WAITING:
             raise InvalidTransition(self.status.value, "reschedule",
                                     f"it is {self.status.value}; only a scheduled or paused one can be moved")
         if not self.trigger.recurring and (tried := self.attempts_for_occurrence):
@@ -678,7 +680,7 @@ class Schedule:
         dropped (or worse, taken for it). A recurring one can be moved at the same time instead
         (see :meth:`reschedule`): the new occurrence has a key of its own.
         """
-        if self.status not in _WAITING:
+        if self.status not in WAITING:
             raise InvalidTransition(self.status.value, "change its task",
                                     f"it is {self.status.value}; only a scheduled or paused one takes another task")
         if tried := self.attempts_for_occurrence:
@@ -721,7 +723,7 @@ class Schedule:
         previous = self.next_run_at
         self.trigger, self.timezone = trigger, timezone
         self.next_run_at = self.occurrence = first
-        changed = {}
+        changed: dict[str, str] = {}
         if payload is not None:
             self.payload = dict(payload)
             changed["task_changed"] = "true"

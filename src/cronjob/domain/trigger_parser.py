@@ -87,6 +87,7 @@ _CRON_FIELD = re.compile(r"[0-9a-z*/,#?-]+")
 _UNTIL = re.compile(r"(?P<rule>.+)\s+until\s+(?P<end>.+)", re.ASCII)
 _FROM = re.compile(r"(?P<rule>.+)\s+from\s+(?P<start>.+)", re.ASCII)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_TIME_OF_DAY = re.compile(r"\d:\d\d", re.ASCII)  # in a date-time: it names a time, not only a date
 
 
 def parse_trigger(
@@ -109,9 +110,9 @@ def parse_trigger(
     if match := _UNTIL.fullmatch(lowered):
         rule = parse_trigger(match["rule"], timezone, cron, now=now)
         start = None
-        if isinstance(rule, BoundedTrigger):  # ``<rule> from <start>``; a second ``until`` is refused
-            rule, start = (rule, None) if rule.until is not None else (rule.rule, rule.start)
-        return BoundedTrigger(rule=rule, start=start, until=_end(match["end"], timezone))
+        if isinstance(rule, BoundedTrigger) and rule.until is None:  # ``<rule> from <start> until <end>``
+            rule, start = rule.rule, rule.start  # (a second ``until`` stays nested: BoundedTrigger refuses it)
+        return BoundedTrigger(rule=rule, start=start, until=_bound(match["end"], timezone, "until"))
     if match := _ONCE.fullmatch(lowered):
         return _once(match["when"], timezone)
     if match := _INTERVAL.fullmatch(lowered):
@@ -149,18 +150,12 @@ def _unknown(expression: object) -> ValidationError:
 
 
 def _once(when: str, timezone: str) -> OnceTrigger:
-    if not re.search(r"\d:\d\d", when):
+    if not _TIME_OF_DAY.search(when):
         raise ValidationError(f"'once @' needs a date and a time of day, got {when!r}", field="schedule")
     at = _iso(when, "the date-time after 'once @'")
     if at.tzinfo is not None:
         return OnceTrigger(at)
     return OnceTrigger(localize(at, timezone, field="schedule"))
-
-
-def _end(text: str, timezone: str) -> datetime:
-    """The instant ``until`` names: an instant, a wall time in ``timezone``, or the last
-    millisecond of a local date (the one before the next date starts)."""
-    return _bound(text, timezone, "until")
 
 
 def _bound(text: str, timezone: str, word: str) -> datetime:
@@ -180,7 +175,7 @@ def _bound(text: str, timezone: str, word: str) -> datetime:
         except OverflowError:
             raise ValidationError(f"the date after '{word}' is {OUT_OF_RANGE}", field="schedule") from None
     what = f"the {'start' if word == 'from' else 'end'} after '{word}'"
-    if not re.search(r"\d:\d\d", text):  # 20261231, 2026-W53, 2026-12-31 18: none says when
+    if not _TIME_OF_DAY.search(text):  # 20261231, 2026-W53, 2026-12-31 18: none says when
         raise ValidationError(f"{what} needs a date (YYYY-MM-DD) or a date and a time of day "
                               f"(YYYY-MM-DD HH:MM[:SS], or ISO-8601 with an offset), got {text!r}", field="schedule")
     at = _iso(text, what)

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from cronjob.domain.schedule import Schedule, ScheduleStatus
+from cronjob.domain.schedule import WAITING, Schedule, ScheduleStatus
 from cronjob.domain.trigger import Trigger
-
-_WAITING = (ScheduleStatus.SCHEDULED, ScheduleStatus.PAUSED)
 
 
 def upcoming_runs(schedule: Schedule, now: datetime, count: int) -> list[datetime]:
@@ -37,7 +35,7 @@ def upcoming_runs(schedule: Schedule, now: datetime, count: int) -> list[datetim
     runs: list[datetime] = []
     if schedule.status is ScheduleStatus.RUNNING:
         occurrence, clock = schedule.occurrence, now
-    elif schedule.status in _WAITING and schedule.next_run_at is not None:
+    elif schedule.status in WAITING and schedule.next_run_at is not None:
         first, occurrence = schedule.next_run_at, schedule.occurrence
         clock = max(first, now)
         if schedule.status is ScheduleStatus.PAUSED and schedule.ends_on_resume(now):
@@ -60,7 +58,7 @@ def waits_to_retry(schedule: Schedule, now: datetime) -> bool:
     """Whether the first of :func:`upcoming_runs` retries an occurrence already tried (and so
     need not be a time of the rule): a schedule that waits to retry, or a paused one that would
     still retry when resumed at ``now``."""
-    if schedule.status not in _WAITING or schedule.next_run_at is None:
+    if schedule.status not in WAITING or schedule.next_run_at is None:
         return False
     if schedule.status is ScheduleStatus.PAUSED and (
             schedule.ends_on_resume(now) or schedule.resume_skips_to(now) is not None):

@@ -16,7 +16,7 @@ from cronjob.domain.errors import InvalidTransition, ValidationError
 from cronjob.domain.instants import instant_text
 from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
-from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
+from cronjob.domain.schedule import WAITING, MisfirePolicy, Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware, whole_millisecond
 from cronjob.domain.trigger_parser import parse_trigger
 from cronjob.domain.upcoming import preview as first_runs, upcoming_runs, waits_to_retry
@@ -525,8 +525,7 @@ class SchedulingService:
             return prepared[0]
 
         def change(schedule: Schedule, now: datetime) -> None:
-            self._check_not_own(schedule, "changed")
-            payload = new_payload(schedule)
+            payload = new_payload(schedule)  # refuses the service's own jobs, and another task type
             if not moves:
                 assert payload is not None
                 schedule.change_task(payload=payload, now=now)
@@ -542,7 +541,7 @@ class SchedulingService:
 
         def unchanged(schedule: Schedule) -> bool:
             return not moves and schedule.task_type == command.task_type \
-                and schedule.status in (ScheduleStatus.SCHEDULED, ScheduleStatus.PAUSED) \
+                and schedule.status in WAITING \
                 and schedule.payload == new_payload(schedule)
 
         return await self._change(command.schedule_id, "changed" if not moves else "moved", unchanged, change)
