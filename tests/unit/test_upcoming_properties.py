@@ -7,14 +7,13 @@ when that is past), as the dispatcher runs it, and the due times it goes through
 with what :func:`upcoming_runs` said beforehand. Schedules come with a history (runs, retries,
 pauses, run now, deferrals, a run in progress) in zones with daylight saving time, often around
 its transitions (São Paulo's historical DST, Berlin, New York), on every kind of rule, some of
-them ending (``Until``: what a bound on a rule does).
+them ending (``BoundedTrigger``: a rule with ``until``).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -22,12 +21,13 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.errors import InvalidTransition
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.recurring import CalendarTrigger, CronTrigger, IntervalTrigger
 from cronjob.domain.retry import RetryDecision
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
-from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware
+from cronjob.domain.trigger import OnceTrigger, Trigger
 from cronjob.domain.upcoming import preview, upcoming_runs, waits_to_retry
 from cronjob_adapters.cron import CronsimEvaluator
 
@@ -43,26 +43,6 @@ PROPS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthC
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
-
-
-@dataclass(frozen=True, slots=True)
-class Until(Trigger):
-    """``inner``'s fire times up to ``until``, then none: a rule that ends."""
-
-    inner: Trigger
-    until: datetime
-
-    @property
-    def expression(self) -> str:
-        return f"{self.inner.expression} until {self.until.isoformat()}"
-
-    @property
-    def recurring(self) -> bool:
-        return self.inner.recurring
-
-    def next_fire_time(self, after: datetime) -> datetime | None:
-        fire = self.inner.next_fire_time(require_aware(after, "after"))
-        return fire if fire is not None and fire <= self.until else None
 
 
 # ---------------------------------------------------------------- running it through the domain
@@ -165,7 +145,7 @@ def rules(draw: st.DrawFn, zone: str, start: datetime) -> Trigger:
     else:
         trigger = OnceTrigger(start + draw(PAUSES, label="at"))
     if trigger.recurring and draw(st.booleans(), label="ends"):
-        trigger = Until(trigger, start + draw(PAUSES, label="until"))
+        trigger = BoundedTrigger(rule=trigger, until=start + draw(PAUSES, label="until"))
     return trigger
 
 
@@ -254,9 +234,9 @@ def test_runs_increase_and_are_the_rule_s_fire_times_after_the_first(
     assert all(a < b for a, b in zip(shown[1:], shown[2:], strict=False))
     if len(shown) >= 2 and shown[0] >= shown[1]:
         # The documented exception: what fell due while a retry (or a deferred run) waited runs
-        # right after it: each occurrence without coalescing, else the last one of a rule that ended.
+        # right after it, each occurrence, when the schedule does not coalesce.
         assert schedule.next_run_at != schedule.occurrence
-        assert not schedule.misfire.coalesce or len(shown) == 2
+        assert not schedule.misfire.coalesce
     for index, run in enumerate(shown):
         assert run.utcoffset() == timedelta(0)
         # The first may be a retry's time, a deferred run's or one run now: the rest are the rule's.
@@ -412,7 +392,7 @@ def test_a_recurring_run_in_progress_is_followed_by_the_next_occurrence() -> Non
 
 
 def test_a_rule_that_ends_ends_the_list() -> None:
-    rule = Until(CalendarTrigger(time(9, 0), "UTC"), utc(2026, 1, 12, 9))
+    rule = BoundedTrigger(rule=CalendarTrigger(time(9, 0), "UTC"), until=utc(2026, 1, 12, 9))
     schedule = daily(time(9, 0), "UTC", utc(2026, 1, 10, 12), trigger=rule)
     assert upcoming_runs(schedule, utc(2026, 1, 10, 12), 5) == [utc(2026, 1, 11, 9), utc(2026, 1, 12, 9)]
     assert preview(rule, utc(2026, 1, 11, 9), 5) == [utc(2026, 1, 11, 9), utc(2026, 1, 12, 9)]
@@ -428,7 +408,7 @@ def test_a_rule_that_ends_ends_the_list() -> None:
 
 
 def test_a_run_that_outlasts_the_end_of_its_rule_is_its_last() -> None:
-    rule = Until(IntervalTrigger(timedelta(hours=1), utc(2026, 1, 1)), utc(2026, 1, 1, 12))
+    rule = BoundedTrigger(rule=IntervalTrigger(timedelta(hours=1), utc(2026, 1, 1)), until=utc(2026, 1, 1, 12))
     schedule = daily(time(0, 0), "UTC", utc(2026, 1, 1, 9, 30), trigger=rule)  # 10:00
     schedule.claim(owner="r", attempt_id="a1", now=utc(2026, 1, 1, 10), until=utc(2026, 1, 1, 10) + LEASE)
     # It ends at 13:00, when 11:00 and 12:00 have passed and the rule has ended: what fell due
