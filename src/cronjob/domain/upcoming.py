@@ -20,7 +20,8 @@ def upcoming_runs(schedule: Schedule, now: datetime, count: int) -> list[datetim
       schedule computes it when a run ends (:meth:`Schedule.occurrence_after`: what a late run
       passed by is coalesced, unless the schedule does not coalesce). A one-off runs once.
     - ``paused``: as if resumed at ``now`` (:meth:`Schedule.resume`: a recurring one whose next
-      run fell due meanwhile runs next at its first occurrence after ``now``).
+      run fell due meanwhile runs next at its first occurrence after ``now``; none when its rule
+      ended meanwhile: resumed, it ends ``missed``).
     - ``running``: the occurrences after the one that runs, as if its run ended at ``now``;
       none for a one-off.
     - ended (``succeeded``, ``dead``, ``unknown``, ``missed``, ``cancelled``): none.
