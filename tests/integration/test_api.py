@@ -793,6 +793,12 @@ async def test_a_one_off_s_misfire_grace_is_the_default_unless_it_names_one(
          "task.timeout_seconds"),
         ({"task": {"type": "http.request", "url": "https://api.example.com/x", "follow_redirects": 1}},
          "task.follow_redirects"),
+        # Beyond what MongoDB keeps (signed 64 bits): refused on every store, not a 500 on one.
+        ({"task": {"type": "http.request", "url": "https://api.example.com/x", "method": "POST",
+                   "body": {"n": 2**63}}},
+         "task.body.n"),
+        ({"task": {"type": "http.request", "url": "https://api.example.com/x", "method": "PUT",
+                   "body": {"ids": [1, -(2**63) - 1]}}}, "task.body.ids.1"),
     ],
 )
 async def test_bad_schedules_get_a_readable_422(client: httpx.AsyncClient, change: dict[str, object],
@@ -803,6 +809,19 @@ async def test_bad_schedules_get_a_readable_422(client: httpx.AsyncClient, chang
     assert response.status_code == 422, response.text
     assert field in [e["field"] for e in response.json()["errors"]], response.json()
     assert not any(e["field"].startswith(("task.http.", "task.whatsapp.")) for e in response.json()["errors"])
+
+
+async def test_a_task_change_is_checked_as_creating_one_is(client: httpx.AsyncClient) -> None:
+    task = {"type": "http.request", "url": "https://api.example.com/x", "method": "POST", "body": {"n": 2**63 - 1}}
+    created = await client.post("/v1/schedules", json={"task": task, "schedule": "daily at 09:00"}, headers=AUTH)
+    assert created.status_code == 201, created.text
+    assert created.json()["payload"]["body"] == {"n": 2**63 - 1}
+    path = f"/v1/schedules/{created.json()['id']}"
+    refused = await client.patch(path, json={"task": {**task, "body": {"n": [2**64]}}}, headers=AUTH)
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["task.body.n.0"]
+    assert "64 bits" in refused.json()["detail"]
+    assert (await client.get(path, headers=AUTH)).json()["payload"]["body"] == {"n": 2**63 - 1}  # unchanged
 
 
 async def test_a_dead_message_can_be_retried_and_its_events_are_logged(client: httpx.AsyncClient,

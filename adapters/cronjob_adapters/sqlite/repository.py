@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.ports.repository import (
     DuplicateSchedule,
@@ -50,7 +52,19 @@ _ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False, separator
 
 
 def _dumps(doc: dict[str, Any]) -> str:
-    return _ENCODER.encode(doc)  # what json.dumps(doc, <same options>) gives, without a new encoder each time
+    """``doc`` as compact JSON text, datetimes in ``datetime.isoformat``'s form.
+
+    orjson writes what the standard library would (datetimes, which the fenced save compares
+    ``updated_at`` as, to the character) at a tenth of its cost. What it refuses (integers
+    beyond 64 bits, non-string keys) goes to the standard library, as before. It would write a
+    non-finite float as ``null``: none reaches a document, the API refuses them. Documents are
+    read by the standard library, which reads every integer exactly (orjson reads one beyond
+    64 bits as a float).
+    """
+    try:
+        return orjson.dumps(doc).decode()
+    except orjson.JSONEncodeError:
+        return _ENCODER.encode(doc)
 
 
 class SqliteScheduleRepository(ScheduleRepository):

@@ -104,7 +104,8 @@ class HttpRequestPayload(BaseModel):
             "Request body: a string is sent as it is (UTF-8; Content-Type text/plain; charset=utf-8 "
             "unless a Content-Type header is given), an object or array is sent as JSON "
             "(Content-Type application/json unless given). At most "
-            f"{MAX_BODY_BYTES // 1024} KiB once encoded. Not allowed with GET or HEAD."
+            f"{MAX_BODY_BYTES // 1024} KiB once encoded. Not allowed with GET or HEAD. Integers "
+            "in it within signed 64 bits (a larger one is refused: send it as a string)."
         ),
     )
     timeout_seconds: float = Field(

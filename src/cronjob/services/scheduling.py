@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.errors import InvalidTransition, ValidationError
+from cronjob.domain.json_values import check_storable
 from cronjob.domain.instants import instant_text
 from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
@@ -131,10 +132,13 @@ def _once(send_at: datetime) -> OnceTrigger:
 
 
 def _prepared(preparer: PayloadPreparer, payload: dict[str, Any]) -> dict[str, Any]:
-    """The task's payload, checked and prepared; an error names its field by its place in the
-    request (``task.params``, not ``params``: a schedule's own fields sit beside ``task``)."""
+    """The task's payload, checked and prepared, and storable as it is in every store; an error
+    names its field by its place in the request (``task.params``, not ``params``: a schedule's
+    own fields sit beside ``task``)."""
     try:
-        return preparer(payload)
+        prepared = preparer(payload)
+        check_storable(prepared)
+        return prepared
     except ValidationError as error:
         raise ValidationError(error.message, field=f"task.{error.field}" if error.field else "task") from None
 

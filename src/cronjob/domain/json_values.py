@@ -1,0 +1,35 @@
+"""The values a task's payload may hold: JSON that every store keeps exactly."""
+
+from __future__ import annotations
+
+import math
+
+from cronjob.domain.errors import ValidationError
+
+#: The integers every store keeps exactly: MongoDB's BSON has no integer wider than signed 64 bits.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def check_storable(value: object, field: str = "") -> None:
+    """Raise :class:`ValidationError`, naming the value's dotted path under ``field``, for a
+    number no store keeps as it was given: an integer outside signed 64 bits (send it as a
+    string) or a float that is infinite or not a number (not JSON at all).
+
+    Walks nested lists and dicts without recursion, so a deeply nested value is no crash.
+    """
+    stack: list[tuple[object, str]] = [(value, field)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(item))
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX:
+            raise ValidationError(
+                f"integers beyond signed 64 bits ({INT64_MIN} to {INT64_MAX}) cannot be stored "
+                "exactly; send this one as a string", field=path)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValidationError("infinite and NaN numbers are not JSON", field=path)

@@ -1,0 +1,50 @@
+"""check_storable: which payload values every store keeps exactly, and where the first one that
+it does not is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cronjob.domain.errors import ValidationError
+from cronjob.domain.json_values import INT64_MAX, INT64_MIN, check_storable
+
+storable = st.recursive(
+    st.none() | st.booleans() | st.integers(INT64_MIN, INT64_MAX)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=20,
+)
+not_storable = (st.integers(min_value=INT64_MAX + 1) | st.integers(max_value=INT64_MIN - 1)
+                | st.sampled_from([float("nan"), float("inf"), float("-inf")]))
+# Keys made of letters only, so that a dotted path names one place.
+keys = st.text(alphabet="abcxyz", min_size=1, max_size=3)
+
+
+@given(storable)
+def test_json_values_within_64_bits_are_storable(value: Any) -> None:
+    check_storable(value, "task")
+
+
+@given(st.lists(st.one_of(keys, st.integers(0, 3)), max_size=6), not_storable, storable)
+def test_a_value_no_store_keeps_is_refused_with_its_path(steps: list[str | int], bad: Any, filler: Any) -> None:
+    # Build a container around `bad` along `steps`: a key is a dict level, an index a list level
+    # (with `filler` before it, so that the index is where it says).
+    value: Any = bad
+    for step in reversed(steps):
+        value = {step: value, "_": filler} if isinstance(step, str) else [filler] * step + [value, filler]
+    with pytest.raises(ValidationError) as refused:
+        check_storable(value, "task.body")
+    assert refused.value.field == ".".join(["task", "body", *map(str, steps)])
+
+
+def test_a_deeply_nested_value_is_checked_without_recursion() -> None:
+    value: Any = 2**64
+    for _ in range(100_000):
+        value = [value]
+    with pytest.raises(ValidationError) as refused:
+        check_storable(value)
+    assert refused.value.field.count(".") == 99_999
