@@ -173,8 +173,8 @@ async def test_head_is_answered_wherever_get_is(client: httpx.AsyncClient) -> No
 
 
 @pytest.mark.parametrize(("method", "path", "allow"), [
-    ("PUT", "/v1/schedules", "GET, POST"),
-    ("PUT", "/v1/schedules/some-id", "DELETE, GET, PATCH"),
+    ("PUT", "/v1/schedules", "GET, HEAD, POST"),
+    ("PUT", "/v1/schedules/some-id", "DELETE, GET, HEAD, PATCH"),
     ("GET", "/v1/schedules/some-id/retry", "POST"),
     ("GET", "/v1/schedules/some-id/pause", "POST"),
     ("DELETE", "/v1/schedules/some-id/resume", "POST"),
@@ -793,12 +793,18 @@ async def test_a_one_off_s_misfire_grace_is_the_default_unless_it_names_one(
          "task.timeout_seconds"),
         ({"task": {"type": "http.request", "url": "https://api.example.com/x", "follow_redirects": 1}},
          "task.follow_redirects"),
+        ({"task": {"type": "http.request", "url": "https://api.example.com/x", "body": "x"}},
+         "task"),  # "a GET request cannot have a body": about the task as a whole
+        ({"task": {"type": "http.request", "url": "https://api.example.com/x", "method": "POST", "body": 1}},
+         "task.body"),  # neither text nor an object nor an array: no member names in the path
         # Beyond what MongoDB keeps (signed 64 bits): refused on every store, not a 500 on one.
         ({"task": {"type": "http.request", "url": "https://api.example.com/x", "method": "POST",
                    "body": {"n": 2**63}}},
          "task.body.n"),
         ({"task": {"type": "http.request", "url": "https://api.example.com/x", "method": "PUT",
                    "body": {"ids": [1, -(2**63) - 1]}}}, "task.body.ids.1"),
+        ({"task": {"type": "http.request", "url": "https://api.example.com/x", "method": "PUT",
+                   "body": [{"\x00k": 1}]}}, "task.body.0.'\\x00k'"),  # MongoDB's keys are C strings
     ],
 )
 async def test_bad_schedules_get_a_readable_422(client: httpx.AsyncClient, change: dict[str, object],
@@ -808,7 +814,32 @@ async def test_bad_schedules_get_a_readable_422(client: httpx.AsyncClient, chang
     response = await client.post("/v1/schedules", json=body, headers=AUTH)
     assert response.status_code == 422, response.text
     assert field in [e["field"] for e in response.json()["errors"]], response.json()
-    assert not any(e["field"].startswith(("task.http.", "task.whatsapp.")) for e in response.json()["errors"])
+    assert not any(e["field"].startswith(("task.http.", "task.whatsapp.")) or "[" in e["field"]
+                   or e["message"].startswith("Value error") for e in response.json()["errors"])
+
+
+async def test_every_rule_the_api_shows_it_takes_back(client: httpx.AsyncClient) -> None:
+    # Kept with its bounds written out as instants, a rule grows (here from 212 to 244 characters).
+    minutes = ",".join(str(m) for m in range(59))
+    rule = f"cron {minutes} 9 * * * from 2031-01-01 until 2031-12-31"
+    task = {"type": "whatsapp.text", "to": "5511999999999", "body": "x"}
+    created = await client.post("/v1/schedules", json={"task": task, "schedule": rule}, headers=AUTH)
+    assert created.status_code == 201, created.text
+    kept = created.json()["schedule"]
+    assert len(kept) > len(rule) and kept.endswith("until 2032-01-01T02:59:59.999000+00:00")
+    preview = await client.get("/v1/rules/preview", params={"schedule": kept}, headers=AUTH)
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["schedule"] == kept
+    moved = await client.patch(f"/v1/schedules/{created.json()['id']}", json={"schedule": kept}, headers=AUTH)
+    assert moved.status_code == 200, moved.text
+
+    longer = rule.replace(" 9 * * *", f" {','.join(str(h) for h in range(24))} * * *")  # 272, kept as 304
+    assert (len(rule), len(kept), len(longer)) == (212, 244, 272)
+    for answer in [await client.post("/v1/schedules", json={"task": task, "schedule": longer}, headers=AUTH),
+                   await client.get("/v1/rules/preview", params={"schedule": longer}, headers=AUTH)]:
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"] == [{"field": "schedule", "message": answer.json()["errors"][0]["message"]}]
+        assert "characters, more than the 300 a rule may have" in answer.json()["detail"]
 
 
 async def test_a_task_change_is_checked_as_creating_one_is(client: httpx.AsyncClient) -> None:

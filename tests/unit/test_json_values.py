@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.json_values import INT64_MAX, INT64_MIN, check_storable
 
+storable_keys = st.text(st.characters(exclude_characters="\x00"), max_size=5)
 storable = st.recursive(
     st.none() | st.booleans() | st.integers(INT64_MIN, INT64_MAX)
     | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(storable_keys, inner, max_size=4),
     max_leaves=20,
 )
 not_storable = (st.integers(min_value=INT64_MAX + 1) | st.integers(max_value=INT64_MIN - 1)
@@ -39,6 +40,16 @@ def test_a_value_no_store_keeps_is_refused_with_its_path(steps: list[str | int],
     with pytest.raises(ValidationError) as refused:
         check_storable(value, "task.body")
     assert refused.value.field == ".".join(["task", "body", *map(str, steps)])
+
+
+@pytest.mark.parametrize(("value", "field"), [({"a": {"\x00k": 1}}, "task.a.'\\x00k'"),
+                                              ([{"k\x00": None}], "task.0.'k\\x00'"),
+                                              ({"a": {1: "x"}}, "task.a.1")])
+def test_keys_are_strings_without_nul(value: Any, field: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        check_storable(value, "task")
+    assert refused.value.field == field
+    check_storable({"k": "a NUL \x00 in a value is kept"})
 
 
 def test_a_deeply_nested_value_is_checked_without_recursion() -> None:

@@ -381,6 +381,7 @@ async def test_a_recurring_schedule_moves_to_another_rule(service: SchedulingSer
      "send_at", "in the past"),
     ({"schedule": "every day at 09:00"}, "schedule", "stays one"),
     ({}, "schedule", "nothing to change"),
+    ({"timezone": "Europe/London"}, "timezone", r"timezone goes with a new time \(send_at or schedule\)$"),
     ({"task_type": "nope", "payload": {}}, "task.type", "runs whatsapp.template and keeps its task type; to run nope"),
     ({"task_type": "whatsapp.text", "payload": {"to": "5511999999999", "body": "Oi"}}, "task.type",
      "runs whatsapp.template and keeps its task type"),

@@ -168,6 +168,7 @@ def test_until_a_date_means_through_that_local_date_across_dst() -> None:
         ("weekly on funday at 09:00", SP, "weekly on <weekday>[,<weekday>...] at HH:MM[:SS]"),
         ("every 0 minutes", SP, "at least 1 second"),
         ("every 99999999999 days", SP, "too long"),
+        ("every 99999999999999999999 days", SP, "too long"),  # not "unknown": a number too big
         ("daily at 24:00", SP, "invalid time of day '24:00'"),
         ("daily at 09:60", SP, "invalid time of day '09:60'"),
         ("every 5 minutes from 2025-06-21 17:00", SP, "needs an offset or Z"),
@@ -234,9 +235,11 @@ def triggers(draw: st.DrawFn) -> tuple[Trigger, str]:
     else:
         trigger = CronTrigger(draw(CRON_FIELDS), zone, EVALUATOR)
     bounds = draw(st.sampled_from(["", "until", "from", "from until"]))
-    if bounds:  # starting and ending
-        trigger = BoundedTrigger(trigger, until=draw(INSTANTS) if "until" in bounds else None,
-                                 start=draw(INSTANTS) if "from" in bounds else None)
+    if bounds:  # starting and ending (a start after the end is refused: the later one ends)
+        start, until = sorted([draw(INSTANTS), draw(INSTANTS)])
+        until += timedelta(milliseconds=1)  # the start rounded up, the end cut down: still in order
+        trigger = BoundedTrigger(trigger, until=until if "until" in bounds else None,
+                                 start=start if "from" in bounds else None)
     return trigger, zone
 
 

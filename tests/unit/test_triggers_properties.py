@@ -558,6 +558,9 @@ def test_until_bounds_a_recurring_rule_once() -> None:
         BoundedTrigger(rule=IntervalTrigger(timedelta(hours=1), utc(2030, 1, 1)), start=utc(2030, 2, 1))
     with pytest.raises(ValidationError, match="offset"):
         BoundedTrigger(rule=daily, until=datetime(2030, 1, 1))
+    with pytest.raises(ValidationError, match=r"starts \('from', 2030-02-01T00:00:00.000Z\) after it ends"):
+        BoundedTrigger(rule=daily, start=utc(2030, 2, 1), until=utc(2030, 1, 31, 23, 59))
+    assert BoundedTrigger(rule=daily, start=utc(2030, 2, 1), until=utc(2030, 2, 1)).start == utc(2030, 2, 1)
     bounded = BoundedTrigger(rule=daily, until=utc(2030, 1, 3, 9))
     assert next_fires(bounded, utc(2030, 1, 1), 2) == [utc(2030, 1, 1, 9), utc(2030, 1, 2, 9)]
     assert bounded.next_fire_time(utc(2030, 1, 2, 9)) == utc(2030, 1, 3, 9)  # the end itself fires

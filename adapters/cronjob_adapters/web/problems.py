@@ -44,8 +44,10 @@ _UNPARSABLE_BODY = "There was an error parsing the body"
 
 
 #: What pydantic puts in a ``loc`` to say which member of a plain union (``int | str``) an error is
-#: about: not a field of the request (``expected_status.2.constrained-int`` is ``expected_status.2``).
-_PYDANTIC_TAG = re.compile(r"^(constrained-|function-|lax-|strict-|json-or-python\[|nullable\[|tagged-union\[)|^(int|str|float|bool)$")
+#: about: not a field of the request (``expected_status.2.constrained-int`` is ``expected_status.2``,
+#: ``body.dict[str,any]`` is ``body``).
+_PYDANTIC_TAG = re.compile(r"^(constrained-|function-|lax-|strict-|json-or-python\[|nullable\[|tagged-union\[|dict\[|list\[)"
+                           r"|^(int|str|float|bool)$")
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -62,15 +64,16 @@ def _without_union_tags(loc: tuple[Any, ...], body: Any) -> tuple[Any, ...]:
     """``loc`` without the tags pydantic adds for a member of a discriminated union: the error of
     ``{"task": {"type": "http.request", "url": 1}}`` is at ``task.url``, not ``task.http.request.url``.
     A tag is recognised by walking ``body``: a part before the last that is not a key of the
-    object it is read from (the last one may be a missing field)."""
+    object it is read from (the last one may be a missing field), or a last part that is not a
+    key but the object's ``type`` (an error about the whole member: ``task``)."""
     if not loc or loc[0] != "body":
         return loc
     kept: list[Any] = [loc[0]]
     node = body
     last = len(loc) - 1
     for index, part in enumerate(loc[1:], start=1):
-        if index < last and isinstance(node, dict) and part not in node:
-            continue
+        if isinstance(node, dict) and part not in node and (index < last or part == node.get("type")):
+            continue  # (the last part is the tag of an error about the member as a whole)
         kept.append(part)
         if isinstance(node, dict):
             node = node.get(part)
@@ -96,7 +99,7 @@ def validation_problem(errors: Sequence[dict[str, Any]], body: Any = None) -> JS
             at = f" at character {loc[-1]}" if len(loc) > 1 else ""
             listed.append({"field": "body", "message": f"not valid JSON{at}" + (f": {reason}" if reason else "")})
             continue
-        message = str(err.get("msg", "invalid"))
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")  # pydantic's, for a ValueError
         if kind == "extra_forbidden":
             message = "unknown query parameter" if loc[:1] == ("query",) else "unknown field"
         listed.append({"field": _field(loc), "message": message})
@@ -151,14 +154,16 @@ def _method_table(document: dict[str, Any]) -> list[tuple[re.Pattern[str], froze
 
 
 def _allowed_methods(request: Request) -> str | None:
-    """Every documented method of the request's path, for a 405's ``Allow`` (Starlette's own
-    names only the methods of the first route that matched the path)."""
+    """Every documented method of the request's path, and HEAD with GET, for a 405's ``Allow``
+    (Starlette's own names only the methods of the first route that matched the path)."""
     state = request.app.state
     table = getattr(state, "method_table", None)
     if table is None:
         table = state.method_table = _method_table(request.app.openapi())
     path = request.url.path
     methods = {method for pattern, found in table if pattern.fullmatch(path) for method in found}
+    if "GET" in methods:
+        methods.add("HEAD")  # answered wherever GET is (web.head), though not in the document
     return ", ".join(sorted(methods)) or None
 
 

@@ -15,6 +15,7 @@ from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import Attempt, Schedule, ScheduleEvent, ScheduleStatus
 from cronjob.domain.trigger_parser import iso_datetime
 from cronjob.domain.zones import load_zone
+from cronjob.services.scheduling import MAX_RULE_LENGTH
 
 from cronjob_adapters.tasks.ssrf import HttpUrl, display_url
 from cronjob_adapters.tasks.whatsapp import Language, MessageBody, Params, PhoneNumber, TemplateName
@@ -126,7 +127,7 @@ class RescheduleBase(BaseModel):
         description="A one-off's new time: ISO-8601 with an offset, or without one in `timezone` (else "
                     "in the schedule's own zone).")] = None
     schedule: Annotated[str | None, Field(
-        default=None, min_length=1, max_length=200,
+        default=None, min_length=1, max_length=MAX_RULE_LENGTH,
         description="The new rule, as `POST /v1/schedules` takes it; a recurring schedule stays recurring "
                     "and a one-off a one-off.")] = None
     timezone: Annotated[str | None, Field(
@@ -150,7 +151,7 @@ class CreateScheduleBase(BaseModel):
     )
 
     schedule: Annotated[str, Field(
-        min_length=1, max_length=200,
+        min_length=1, max_length=MAX_RULE_LENGTH,
         description="When to run: `once @ 2025-06-21 14:00`, `every 10 minutes`, `daily at 14:00`, "
                     "`weekly on mon,fri at 09:00`, `cron 0 9 * * 1-5`, ...; a recurring rule may start and end: "
                     "`daily at 14:00 from 2027-01-04 until 2027-12-31` (see the README).")]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from cronjob.services.scheduling import SchedulingService
+from cronjob.services.scheduling import MAX_RULE_LENGTH, SchedulingService
 
 from cronjob_adapters.web.problems import PROBLEM_RESPONSE
 from cronjob_adapters.web.schemas import RulePreviewView, RunView, UpcomingView
@@ -37,7 +37,7 @@ def upcoming_router(scheduling: SchedulingService, default_timezone: str) -> API
 
     @router.get("/v1/rules/preview", response_model=RulePreviewView, tags=["rules"])
     async def preview(
-        schedule: Annotated[str, Query(min_length=1, max_length=200, examples=["daily at 02:30"],
+        schedule: Annotated[str, Query(min_length=1, max_length=MAX_RULE_LENGTH, examples=["daily at 02:30"],
                                        description="A rule, as `POST /v1/schedules` takes it.")],
         timezone: Annotated[str | None, Query(max_length=64, examples=["Europe/Berlin"],
                                               description="IANA zone of the rule's wall times; default from "

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cronjob.domain.errors import ValidationError
+from cronjob.domain.instants import instant_text
 from cronjob.domain.recurring import IntervalTrigger
 from cronjob.domain.trigger import Trigger, fire_millisecond, require_aware, whole_millisecond
 
@@ -50,6 +51,9 @@ class BoundedTrigger(Trigger):
             object.__setattr__(self, "start", fire_millisecond(require_aware(self.start, "from"), "schedule"))
         if self.until is not None:
             object.__setattr__(self, "until", whole_millisecond(require_aware(self.until, "until")))
+        if self.start is not None and self.until is not None and self.start > self.until:
+            raise ValidationError(f"the rule starts ('from', {instant_text(self.start)}) after it ends "
+                                  f"('until', {instant_text(self.until)})", field="schedule")
 
     @property
     def expression(self) -> str:

@@ -12,9 +12,10 @@ INT64_MAX = 2**63 - 1
 
 
 def check_storable(value: object, field: str = "") -> None:
-    """Raise :class:`ValidationError`, naming the value's dotted path under ``field``, for a
-    number no store keeps as it was given: an integer outside signed 64 bits (send it as a
-    string) or a float that is infinite or not a number (not JSON at all).
+    """Raise :class:`ValidationError`, naming the value's dotted path under ``field``, for what
+    some store cannot keep as it was given: an integer outside signed 64 bits (send it as a
+    string), a float that is infinite or not a number (not JSON at all), a key that is no string
+    or holds a NUL character (MongoDB's keys are C strings).
 
     Walks nested lists and dicts without recursion, so a deeply nested value is no crash.
     """
@@ -22,6 +23,10 @@ def check_storable(value: object, field: str = "") -> None:
     while stack:
         item, path = stack.pop()
         if isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, str) or "\x00" in key:
+                    raise ValidationError("keys are strings without the NUL character (U+0000)",
+                                          field=f"{path}.{key!r}" if path else repr(key))
             stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in item.items())
         elif isinstance(item, list):
             stack.extend((v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(item))

@@ -75,7 +75,7 @@ _DAY_LIST = rf"(?P<days>{_DAY}(?:\s*,\s*{_DAY})*)"
 
 _ONCE = re.compile(r"once\s*@\s*(?P<when>.+)", re.ASCII)
 _INTERVAL = re.compile(
-    r"every\s+(?:(?P<count>\d{1,12})\s+(?P<unit>second|minute|hour|day)s?|(?P<single>second|minute|hour|day))"
+    r"every\s+(?:(?P<count>\d+)\s+(?P<unit>second|minute|hour|day)s?|(?P<single>second|minute|hour|day))"
     r"(?:\s+from\s+(?P<anchor>.+))?", re.ASCII)
 _PERIOD = re.compile(r"(?P<period>minutely|hourly)")
 _DAILY = re.compile(rf"(?:daily|every\s+day)(?:\s+at\s+{_TIME})?", re.ASCII)

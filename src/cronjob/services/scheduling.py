@@ -143,6 +143,11 @@ def _prepared(preparer: PayloadPreparer, payload: dict[str, Any]) -> dict[str, A
         raise ValidationError(error.message, field=f"task.{error.field}" if error.field else "task") from None
 
 
+#: The longest rule the API takes, and the longest a rule may be once written out as it is kept
+#: (``hourly`` becomes ``every hour from <instant>``, a date bound an instant): so that every rule
+#: the API shows, it takes back.
+MAX_RULE_LENGTH = 300
+
 #: How many times a cancel or a move reads and writes again when the schedule changed in between.
 _WRITE_TRIES = 3
 
@@ -509,13 +514,14 @@ class SchedulingService:
         moves = command.send_at is not None or command.schedule is not None
         if command.send_at is not None and command.schedule is not None:
             raise ValidationError("give either send_at (a one-off) or schedule (a rule), not both", field="send_at")
-        if not moves and (command.payload is None or command.task_type is None):
+        changes_task = command.payload is not None and command.task_type is not None
+        if command.timezone is not None and not moves:
+            raise ValidationError("timezone goes with a new time (send_at or schedule)" + (
+                "; another task alone keeps the schedule's time and zone" if changes_task else ""), field="timezone")
+        if not moves and not changes_task:
             raise ValidationError("give send_at (a one-off), schedule (a rule) or task: nothing to change",
                                   field="schedule")
         if command.timezone is not None:
-            if not moves:
-                raise ValidationError("timezone goes with a new time (send_at or schedule); another task alone "
-                                      "keeps the schedule's time and zone", field="timezone")
             iana_zone(command.timezone)
         prepared: list[dict[str, Any] | None] = []  # the new task's payload, once its type was checked
 
@@ -575,7 +581,12 @@ class SchedulingService:
 
     def _first_run(self, trigger: Trigger, expression: str, now: datetime) -> datetime:
         """When the rule ``expression`` (parsed: ``trigger``) first runs: a one-off at its instant,
-        if not too far in the past; a recurring rule at its next fire time after ``now``."""
+        if not too far in the past; a recurring rule at its next fire time after ``now``. A rule
+        longer than :data:`MAX_RULE_LENGTH` as it is kept (its canonical expression) is refused."""
+        kept = trigger.expression
+        if len(kept) > MAX_RULE_LENGTH:
+            raise ValidationError(f"this rule is kept as {kept!r}, {len(kept)} characters, more than the "
+                                  f"{MAX_RULE_LENGTH} a rule may have: shorten it", field="schedule")
         if isinstance(trigger, OnceTrigger):
             self._check_not_too_old(trigger.at, now, expression, field="schedule")
             return trigger.at
