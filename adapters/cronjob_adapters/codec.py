@@ -156,6 +156,7 @@ class ScheduleCodec:
             "delivery": dict(schedule.delivery),
             "pause_after_failures": schedule.pause_after_failures,
             "failed_in_a_row": schedule.failed_in_a_row,
+            "labels": dict(schedule.labels),
         }
         if schedule.idempotency_key:
             doc["idempotency_key"] = schedule.idempotency_key
@@ -213,4 +214,5 @@ class ScheduleCodec:
             delivery=dict(doc.get("delivery") or {}),
             pause_after_failures=doc.get("pause_after_failures"),
             failed_in_a_row=int(doc.get("failed_in_a_row") or 0),
+            labels=dict(doc.get("labels") or {}),  # none in documents written before labels existed
         )

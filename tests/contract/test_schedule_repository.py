@@ -299,6 +299,57 @@ async def test_list_filters_by_user(store: StoreFactory) -> None:
     assert len(await ids()) == 5  # no filter: everyone's, and those without a user
 
 
+async def test_labels_are_kept_and_listed_by_every_label_given(store: StoreFactory) -> None:
+    repo = await store()
+    first = one_off(labels={"order": "123", "kind": "reminder"}, now=T0 - timedelta(minutes=5))
+    later = T0 + timedelta(hours=1)  # only the first is due at T0
+    second = one_off(later, labels={"order": "123", "kind": "reminder", "x.io/team": ""},
+                     now=T0 - timedelta(minutes=4))
+    receipt = one_off(later, labels={"order": "123", "kind": "receipt"}, user_id="bruno",
+                      now=T0 - timedelta(minutes=3))
+    other = one_off(later, labels={"order": "1234"}, now=T0 - timedelta(minutes=2))
+    bare = one_off(later, now=T0 - timedelta(minutes=1))
+    for schedule in (first, second, receipt, other, bare):
+        await repo.add(schedule)
+
+    async def ids(**filters: object) -> list[str]:
+        return [s.id for s in await repo.list(**filters)]  # type: ignore[arg-type]
+
+    assert await repo.get(second.id) == second and (await repo.get(bare.id)).labels == {}  # type: ignore[union-attr]
+    assert await ids(labels={"order": "123"}) == [receipt.id, second.id, first.id]  # newest first
+    assert await ids(labels={"order": "123", "kind": "reminder"}) == [second.id, first.id]  # all of them
+    assert await ids(labels={"kind": "reminder", "order": "123"}, limit=1, offset=1) == [first.id]
+    assert await ids(labels={"x.io/team": ""}) == [second.id]  # an empty value is a value
+    assert await ids(labels={"order": "12"}) == [] and await ids(labels={"Order": "123"}) == []  # exact
+    assert await ids(labels={"order": "123", "nope": "1"}) == []
+    assert await ids(labels={"order": "123"}, user_id="bruno") == [receipt.id]
+    assert await ids(labels={"order": "123"}, user_id="abc123", status=ScheduleStatus.SCHEDULED,
+                     task_types=["whatsapp.text"]) == [second.id, first.id]
+    assert await ids(labels={"order": "123"}, exclude_types=["whatsapp.text"]) == []
+    assert len(await ids(labels={})) == len(await ids(labels=None)) == 5  # no label filter
+
+    # A save that changes the labels moves the schedule in the index; one that keeps them does not.
+    changed = first.copy()
+    changed.relabel(labels={"order": "999"}, now=T0)
+    assert await repo.save(changed, expected_status=ScheduleStatus.SCHEDULED)
+    assert await ids(labels={"order": "123"}) == [receipt.id, second.id]
+    assert await ids(labels={"order": "999"}) == [first.id]
+    [claimed] = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10)
+    assert claimed.id == first.id and claimed.labels == {"order": "999"} and await ids(labels={"order": "999"}) == [first.id]
+    cleared = second.copy()
+    cleared.relabel(labels={}, now=T0)
+    assert await repo.save(cleared, expected_status=ScheduleStatus.SCHEDULED)
+    assert await ids(labels={"x.io/team": ""}) == [] and (await repo.get(second.id)).labels == {}  # type: ignore[union-attr]
+    # Purged schedules leave the index with their rows.
+    cancelled = receipt.copy()
+    cancelled.cancel(now=T0)
+    assert await repo.save(cancelled, expected_status=ScheduleStatus.CANCELLED) is False
+    assert await repo.save(cancelled, expected_status=ScheduleStatus.SCHEDULED)
+    assert await repo.delete_finished(before=T0 + timedelta(days=1), statuses=[ScheduleStatus.CANCELLED],
+                                      limit=10) == 1
+    assert await ids(labels={"order": "123"}) == []
+
+
 async def test_initialize_is_idempotent_and_ping_answers(store: StoreFactory) -> None:
     repo = await store()
     await repo.initialize()
@@ -385,6 +436,50 @@ async def test_an_sqlite_file_from_before_the_message_id_column_is_upgraded(tmp_
         indexes = {row[1] for row in conn.execute("PRAGMA index_list(schedules)")}
     conn.close()
     assert "schedules_provider_message_id" in indexes
+
+
+async def test_an_sqlite_file_from_before_labels_is_upgraded_and_lists_by_label_through_the_index(
+        tmp_path: Path) -> None:
+    from cronjob_adapters.codec import ScheduleCodec
+    from cronjob_adapters.sqlite.repository import SqliteScheduleRepository
+    from cronjob_adapters.sqlite.schema import label_filter
+    from cronjob_bootstrap.triggers import default_trigger_parser
+
+    codec = ScheduleCodec(default_trigger_parser())
+    old = one_off(user_id="ana")
+    document = codec.to_document(old)
+    del document["labels"]  # as the previous release wrote it
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:  # the table as the previous release created it
+        conn.execute("CREATE TABLE schedules (id TEXT PRIMARY KEY, status TEXT NOT NULL,"
+                     " next_run_at INTEGER, lease_until INTEGER, lease_attempt_id TEXT,"
+                     " idempotency_key TEXT UNIQUE, created_at INTEGER NOT NULL, task_type TEXT NOT NULL,"
+                     " provider_message_id TEXT, user_id TEXT, doc TEXT NOT NULL)")
+        conn.execute("INSERT INTO schedules (id, status, created_at, task_type, user_id, doc) VALUES (?, ?, 0, ?, ?, ?)",
+                     (old.id, old.status.value, old.task_type, old.user_id, json.dumps(document, default=str)))
+    conn.close()
+    repo = SqliteScheduleRepository(path, codec)
+    labelled = one_off(labels={"order": "123", "kind": "reminder"})
+    try:
+        await repo.initialize()
+        await repo.initialize()  # idempotent
+        found = await repo.get(old.id)
+        assert found is not None and found.labels == {}
+        await repo.add(labelled)
+        assert [s.id for s in await repo.list(labels={"order": "123", "kind": "reminder"})] == [labelled.id]
+        assert [s.id for s in await repo.list(user_id="ana")] == [old.id]
+    finally:
+        await repo.close()
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT schedule_id, key, value FROM schedule_labels ORDER BY key").fetchall()
+        source, condition, params = label_filter({"order": "123", "kind": "reminder"})
+        plan = " | ".join(row[3] for row in conn.execute(
+            f"EXPLAIN QUERY PLAN SELECT doc FROM {source} WHERE 1 = 1{condition} ORDER BY created_at DESC", params))
+    conn.close()
+    assert rows == [(labelled.id, "kind", "reminder"), (labelled.id, "order", "123")]
+    # Read through the (key, value) index, each schedule by its id: never a scan of every schedule.
+    assert "SEARCH l0 USING COVERING INDEX schedule_labels_key_value" in plan, plan
+    assert "SCAN" not in plan, plan
 
 
 async def test_delete_finished_removes_only_old_finished_work(store: StoreFactory) -> None:

@@ -75,6 +75,23 @@ async def test_initialize_creates_the_indexes(repos: RepoFactory) -> None:
     assert dict(key_index["key"]) == {"idempotency_key": 1}
     assert key_index["unique"] is True
     assert key_index["partialFilterExpression"] == {"idempotency_key": {"$type": "string"}}
+    assert dict(indexes["label_pairs_created_at_id"]["key"]) == {"label_pairs": 1, "created_at": -1, "_id": -1}
+
+
+async def test_labels_are_stored_as_key_value_texts_for_their_multikey_index(repos: RepoFactory) -> None:
+    repo = await repos()
+    labelled, bare = one_off(labels={"order": "123", "kind": "a=b"}), one_off()
+    for schedule in (labelled, bare):
+        await repo.add(schedule)
+    collection = repo._schedules
+    stored = await collection.find_one({"_id": labelled.id})
+    assert stored is not None and stored["label_pairs"] == ["kind=a=b", "order=123"]
+    assert stored["labels"] == {"order": "123", "kind": "a=b"}
+    assert "label_pairs" not in (await collection.find_one({"_id": bare.id}) or {})
+    changed = labelled.copy()
+    changed.relabel(labels={}, now=T0)
+    assert await repo.save(changed, expected_status=ScheduleStatus.SCHEDULED)
+    assert "label_pairs" not in (await collection.find_one({"_id": labelled.id}) or {})
 
 
 @pytest.mark.parametrize("outage", ["stop", "kill"])

@@ -40,6 +40,7 @@ def one_off(
     schedule_id: str | None = None,
     task_type: str = "whatsapp.text",
     user_id: str | None = "abc123",
+    labels: dict[str, str] | None = None,
 ) -> Schedule:
     """A one-off schedule due at ``at`` (created a minute before unless ``now`` is given)."""
     return Schedule.create(
@@ -53,4 +54,5 @@ def one_off(
         user_id=user_id,
         idempotency_key=idempotency_key,
         metadata={"send_at": at.isoformat()},
+        labels=labels,
     )

@@ -424,6 +424,54 @@ def test_a_reschedule_keeps_the_kind_and_the_deadline() -> None:
     assert refused.value.field == "send_at" and bounded.next_run_at == T0
 
 
+def test_labels_are_its_own_kept_by_a_copy_and_checked_when_created_or_changed() -> None:
+    schedule = Schedule.create(id="s1", task_type="whatsapp.text", payload={}, trigger=OnceTrigger(T0),
+                               timezone="UTC", first_run_at=T0, now=T0 - timedelta(minutes=1),
+                               labels={"order": "123"})
+    copied = schedule.copy()
+    copied.labels["order"] = "456"
+    assert schedule.labels == {"order": "123"} and new_schedule().labels == {}
+    with pytest.raises(ValidationError) as refused:
+        Schedule.create(id="s2", task_type="whatsapp.text", payload={}, trigger=OnceTrigger(T0), timezone="UTC",
+                        first_run_at=T0, now=T0, labels={"bad key": "1"})
+    assert refused.value.field == "labels"
+    before = schedule.copy()
+    with pytest.raises(ValidationError):
+        schedule.relabel(labels={"order": "\x00"}, now=LATER)
+    with pytest.raises(ValidationError):
+        schedule.change_task(payload={"to": "5511888888888"}, labels={"-x": ""}, now=LATER)
+    with pytest.raises(ValidationError):
+        schedule.reschedule(trigger=OnceTrigger(LATER), first_run_at=LATER, timezone="UTC", now=LATER,
+                            labels={"k": "v" * 257})
+    assert schedule == before, "labels that are refused change nothing"
+
+
+def test_labels_change_alone_or_with_the_task_or_the_time_in_one_event() -> None:
+    schedule = new_schedule()
+    schedule.relabel(labels={"order": "123"}, now=LATER)
+    assert (schedule.labels, schedule.next_run_at, schedule.events[-1].data) == (
+        {"order": "123"}, T0, {"labels_changed": "true", "next_run_at": "2030-01-15T12:00:00.000Z"})
+    schedule.change_task(payload={"to": "5511888888888"}, labels={}, now=LATER)
+    assert schedule.labels == {} and schedule.events[-1].data["task_changed"] == "true"
+    assert schedule.events[-1].data["labels_changed"] == "true"
+    moved_to = T0 + timedelta(hours=1)
+    schedule.reschedule(trigger=OnceTrigger(moved_to), first_run_at=moved_to, timezone="UTC", now=LATER,
+                        labels={"kind": "reminder"})
+    assert schedule.labels == {"kind": "reminder"} and schedule.events[-1].data["labels_changed"] == "true"
+    assert "rescheduled_from" in schedule.events[-1].data
+    schedule.change_task(payload={"to": "5511777777777"}, now=LATER)  # labels not given: kept
+    assert schedule.labels == {"kind": "reminder"} and "labels_changed" not in schedule.events[-1].data
+
+
+@pytest.mark.parametrize("status", [S.RUNNING, S.SUCCEEDED, S.DEAD, S.UNKNOWN, S.MISSED, S.CANCELLED])
+def test_only_a_waiting_schedule_takes_other_labels(status: ScheduleStatus) -> None:
+    schedule = in_status(status)
+    before = schedule.copy()
+    with pytest.raises(InvalidTransition, match="only a scheduled or paused one takes other labels"):
+        schedule.relabel(labels={"order": "1"}, now=LATER)
+    assert schedule == before
+
+
 def test_is_due() -> None:
     schedule = new_schedule()
     assert not schedule.is_due(T0 - timedelta(milliseconds=1))
@@ -566,6 +614,18 @@ class ScheduleWalk(RuleBasedStateMachine):
             assert self.schedule.payload == payload and self.schedule.status is was
             assert (self.schedule.next_run_at, self.schedule.occurrence) == (due, occurrence)
             assert self.schedule.events[-1].data["task_changed"] == "true"
+
+    @rule(labels=st.dictionaries(st.sampled_from(["order", "kind"]), st.sampled_from(["", "123"]), max_size=2))
+    def relabel(self, labels: dict[str, str]) -> None:
+        before = self.schedule.copy()
+        ok = before.status in (S.SCHEDULED, S.PAUSED)  # also while it waits to retry: labels reach no receiver
+        self.attempt(lambda: self.schedule.relabel(labels=labels, now=self.now), ok)
+        if ok:  # only the labels changed: its time, occurrence (so its key), task, attempts and status stay
+            assert self.schedule.labels == labels
+            for kept in ("status", "next_run_at", "occurrence", "payload", "attempts", "trigger"):
+                assert getattr(self.schedule, kept) == getattr(before, kept)
+            assert self.schedule.events[-1].type == "scheduled"
+            assert self.schedule.events[-1].data["labels_changed"] == "true"
 
     @rule()
     def pause(self) -> None:

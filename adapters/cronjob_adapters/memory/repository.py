@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from heapq import heapify, heappop, heappush
@@ -30,13 +30,15 @@ class InMemoryScheduleRepository(ScheduleRepository):
     a heap per task type of the ``scheduled`` schedules by ``next_run_at``, and a heap of the
     ``running`` ones by lease expiry. Entries are never updated in place: a change pushes a new
     entry and the old one is skipped when it surfaces (the heaps are rebuilt when such stale
-    entries outnumber the live ones).
+    entries outnumber the live ones). ``list`` by labels reads the ids of each label from a map
+    of ``(key, value)`` to ids, and only those schedules.
     """
 
     def __init__(self) -> None:
         self._items: dict[str, Schedule] = {}
         self._by_key: dict[str, str] = {}
         self._by_message: dict[str, str] = {}  # provider message id of the latest send -> schedule id
+        self._by_label: dict[tuple[str, str], set[str]] = {}  # (key, value) -> ids of the schedules with it
         self._due: dict[str, list[_Entry]] = {}  # task type -> heap of scheduled, by next_run_at
         self._leases: list[_Entry] = []  # running, by lease.until
         self._live: dict[str, int] = {}  # schedule id -> sequence number of its live entry
@@ -112,7 +114,20 @@ class InMemoryScheduleRepository(ScheduleRepository):
             if message_id:
                 self._by_message[message_id] = stored.id
         self._items[stored.id] = stored
+        self._index_labels(stored.id, previous.labels if previous is not None else {}, stored.labels)
         self._index(stored)
+
+    def _index_labels(self, schedule_id: str, old: Mapping[str, str], new: Mapping[str, str]) -> None:
+        """Move ``schedule_id`` in the label index from its ``old`` labels to its ``new`` ones."""
+        if old == new:
+            return
+        for pair in old.items() - new.items():
+            ids = self._by_label[pair]
+            ids.discard(schedule_id)
+            if not ids:
+                del self._by_label[pair]
+        for pair in new.items() - old.items():
+            self._by_label.setdefault(pair, set()).add(schedule_id)
 
     # -- the port ------------------------------------------------------------------------------
 
@@ -146,10 +161,15 @@ class InMemoryScheduleRepository(ScheduleRepository):
         task_types: Collection[str] | None = None,
         exclude_types: Collection[str] = (),
         user_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Schedule]:
-        chosen = [s for s in self._items.values()
+        candidates: Iterable[Schedule] = self._items.values()
+        if labels:  # through the label index: the smallest set of ids, checked against the others
+            sets = sorted((self._by_label.get(pair, set()) for pair in labels.items()), key=len)
+            candidates = [self._items[i] for i in sets[0].intersection(*sets[1:])]
+        chosen = [s for s in candidates
                   if (status is None or s.status is status) and s.task_type not in exclude_types
                   and (task_types is None or s.task_type in task_types)
                   and (user_id is None or s.user_id == user_id)]
@@ -262,6 +282,7 @@ class InMemoryScheduleRepository(ScheduleRepository):
             doomed = [s.id for s in self._items.values() if s.status in wanted and s.updated_at < before][:limit]
             for schedule_id in doomed:
                 gone = self._items.pop(schedule_id)
+                self._index_labels(schedule_id, gone.labels, {})
                 if gone.idempotency_key:
                     self._by_key.pop(gone.idempotency_key, None)
                 message_id = gone.result.get("provider_message_id")

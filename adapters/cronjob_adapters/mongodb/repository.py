@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure, DuplicateKeyError
 from pymongo.write_concern import WriteConcern
 
+from cronjob.domain.labels import label_pairs
 from cronjob.domain.schedule import Lease, Schedule, ScheduleStatus
 from cronjob.ports.repository import (
     DuplicateSchedule,
@@ -26,6 +27,10 @@ from cronjob_adapters.ids import attempt_ids
 
 Document = dict[str, Any]
 
+#: The field that holds a schedule's labels as ``key=value`` texts (left out when it has none),
+#: beside the codec's ``labels`` object, for the multikey index that answers label filters.
+LABEL_PAIRS = "label_pairs"
+
 #: Every write accepts work, claims it or records a result: it must survive a crash of the
 #: server (``j``) and a fail-over of a replica set (``majority``).
 DURABLE = WriteConcern(w="majority", j=True)
@@ -38,6 +43,9 @@ INDEXES = [
                name="task_type_created_at_id"),
     IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
                name="user_id_created_at_id"),
+    # GET /v1/schedules?label=k=v: a multikey index over the "key=value" texts, read with $all.
+    IndexModel([(LABEL_PAIRS, ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+               name="label_pairs_created_at_id"),
     IndexModel([("idempotency_key", ASCENDING)], name="idempotency_key_unique", unique=True,
                partialFilterExpression={"idempotency_key": {"$type": "string"}}),
     IndexModel([("result.provider_message_id", ASCENDING)], name="result_provider_message_id",
@@ -143,6 +151,13 @@ class MongoScheduleRepository(ScheduleRepository):
         )
         return cls(client, database, codec, owns_client=True)
 
+    def _document(self, schedule: Schedule) -> Document:
+        """The stored form of ``schedule``: the codec's document, and its labels' ``key=value`` texts."""
+        doc = self._codec.to_document(schedule)
+        if schedule.labels:
+            doc[LABEL_PAIRS] = label_pairs(schedule.labels)
+        return doc
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def initialize(self) -> None:
@@ -188,6 +203,7 @@ class MongoScheduleRepository(ScheduleRepository):
         task_types: Collection[str] | None = None,
         exclude_types: Collection[str] = (),
         user_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Schedule]:
@@ -198,6 +214,8 @@ class MongoScheduleRepository(ScheduleRepository):
             query["status"] = status.value
         if user_id is not None:
             query["user_id"] = user_id
+        if labels:
+            query[LABEL_PAIRS] = {"$all": label_pairs(labels)}
         cursor = (self._schedules.find(query)
                   .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
                   .skip(offset).limit(limit))
@@ -236,7 +254,7 @@ class MongoScheduleRepository(ScheduleRepository):
     async def add(self, schedule: Schedule) -> None:
         async with _reachable():
             try:
-                await self._schedules.insert_one(self._codec.to_document(schedule))
+                await self._schedules.insert_one(self._document(schedule))
             except DuplicateKeyError as exc:
                 raise DuplicateSchedule(await self._existing_id(schedule)) from exc
 
@@ -312,7 +330,7 @@ class MongoScheduleRepository(ScheduleRepository):
         if expected_updated_at is not None:
             guard["updated_at"] = to_millis(expected_updated_at)
         async with _reachable():
-            result = await self._schedules.replace_one(guard, self._codec.to_document(schedule))
+            result = await self._schedules.replace_one(guard, self._document(schedule))
         return result.matched_count == 1
 
     async def delete_finished(

@@ -1,7 +1,8 @@
 """A ScheduleRepository on the standard library's ``sqlite3``: one file, WAL, shared by processes.
 
 Each schedule is one row: the columns the queries filter and sort on, plus ``doc``, the codec's
-document as JSON (datetimes as ISO-8601 text). Claims and lease renewals run in ``BEGIN IMMEDIATE``
+document as JSON (datetimes as ISO-8601 text); its labels are also rows of ``schedule_labels``,
+indexed by (key, value) and kept by triggers (see ``schema.LABELS``). Claims and lease renewals run in ``BEGIN IMMEDIATE``
 transactions, which take the database's single write lock up front, so concurrent claimers in
 other threads or processes are serialised by SQLite itself (waiting up to ``busy_timeout``).
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,11 +33,14 @@ from cronjob_adapters.sqlite.schema import (
     CLAIM_IN_PLACE,
     DUE,
     FENCE,
+    LABELS,
     NEXT_DUE,
     SAVE,
     SCHEMA,
     add_columns,
     from_epoch_ms,
+    label_filter,
+    labels_column,
     to_epoch_ms,
     type_filter,
 )
@@ -97,6 +101,7 @@ class SqliteScheduleRepository(ScheduleRepository):
             "task_type": schedule.task_type,
             "provider_message_id": schedule.result.get("provider_message_id") or None,
             "user_id": schedule.user_id,
+            "labels": labels_column(schedule.labels),
             "doc": _dumps(self._codec.to_document(schedule)),
         }
 
@@ -112,6 +117,8 @@ class SqliteScheduleRepository(ScheduleRepository):
                 for statement in SCHEMA:
                     c.execute(statement)
                 add_columns(c)
+                for statement in LABELS:
+                    c.execute(statement)
 
             self._db.transaction(ddl)
 
@@ -139,9 +146,9 @@ class SqliteScheduleRepository(ScheduleRepository):
             try:
                 conn.execute(
                     "INSERT INTO schedules (id, status, next_run_at, lease_until, lease_attempt_id,"
-                    " idempotency_key, created_at, task_type, provider_message_id, user_id, doc) VALUES"
+                    " idempotency_key, created_at, task_type, provider_message_id, user_id, labels, doc) VALUES"
                     " (:id, :status, :next_run_at, :lease_until, :lease_attempt_id, :idempotency_key,"
-                    " :created_at, :task_type, :provider_message_id, :user_id, :doc)",
+                    " :created_at, :task_type, :provider_message_id, :user_id, :labels, :doc)",
                     row,
                 )
             except sqlite3.IntegrityError:
@@ -182,11 +189,14 @@ class SqliteScheduleRepository(ScheduleRepository):
         task_types: Collection[str] | None = None,
         exclude_types: Collection[str] = (),
         user_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Schedule]:
         types, params = type_filter(task_types, exclude_types)
-        where = "WHERE 1 = 1" + types
+        source, labelled, label_params = label_filter(labels)
+        where = "WHERE 1 = 1" + types + labelled
+        params.update(label_params)
         if status is not None:
             where += " AND status = :status"
             params["status"] = status.value
@@ -196,7 +206,7 @@ class SqliteScheduleRepository(ScheduleRepository):
 
         def read() -> list[str]:
             rows = self._db.connection().execute(
-                f"SELECT doc FROM schedules {where} ORDER BY created_at DESC, id DESC"
+                f"SELECT doc FROM {source} {where} ORDER BY created_at DESC, id DESC"
                 " LIMIT :limit OFFSET :offset", {**params, "limit": limit, "offset": offset}).fetchall()
             return [doc for (doc,) in rows]
 

@@ -6,8 +6,9 @@ epoch milliseconds that the time columns hold. Nothing here opens or holds a con
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 
 from cronjob_adapters.codec import to_millis
@@ -27,6 +28,7 @@ SCHEMA = (
         task_type TEXT NOT NULL,
         provider_message_id TEXT,
         user_id TEXT,
+        labels TEXT,
         doc TEXT NOT NULL
     )""",
     # With ``id`` last, the claim's ORDER BY next_run_at, id is read straight off the index and
@@ -47,6 +49,8 @@ ADDED_COLUMNS = (
     ("provider_message_id", "$.result.provider_message_id", "provider_message_id"),
     # GET /v1/schedules?userId=..., newest first, without scanning everyone else's.
     ("user_id", "$.user_id", "user_id, created_at, id"),
+    # The labels as JSON (NULL: none), which the triggers of LABELS copy into schedule_labels.
+    ("labels", "$.labels", None),
 )
 
 
@@ -58,7 +62,61 @@ def add_columns(conn: sqlite3.Connection) -> None:
         if name not in columns:
             conn.execute(f"ALTER TABLE schedules ADD COLUMN {name} TEXT")
             conn.execute(f"UPDATE schedules SET {name} = json_extract(doc, ?)", (path,))
-        conn.execute(f"CREATE INDEX IF NOT EXISTS schedules_{name} ON schedules ({indexed})")
+        if indexed is not None:
+            conn.execute(f"CREATE INDEX IF NOT EXISTS schedules_{name} ON schedules ({indexed})")
+
+
+#: The label index: one row per (schedule, label), looked up by (key, value). Triggers keep it
+#: from the ``labels`` column, so every write of a row (an add, a save, a purge) changes its
+#: labels in the same statement, and so the same transaction; a claim or a lease renewal, which
+#: leave the column alone, do not touch it. Made after ``add_columns`` (the column must exist);
+#: a database from before labels has none to copy.
+LABELS = (
+    """CREATE TABLE IF NOT EXISTS schedule_labels (
+        schedule_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (schedule_id, key)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS schedule_labels_key_value ON schedule_labels (key, value, schedule_id)",
+    """CREATE TRIGGER IF NOT EXISTS schedule_labels_added AFTER INSERT ON schedules
+        WHEN new.labels IS NOT NULL BEGIN
+        INSERT INTO schedule_labels (schedule_id, key, value) SELECT new.id, key, value FROM json_each(new.labels);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS schedule_labels_changed AFTER UPDATE OF labels ON schedules
+        WHEN old.labels IS NOT new.labels BEGIN
+        DELETE FROM schedule_labels WHERE schedule_id = old.id;
+        INSERT INTO schedule_labels (schedule_id, key, value) SELECT new.id, key, value FROM json_each(new.labels);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS schedule_labels_deleted AFTER DELETE ON schedules
+        WHEN old.labels IS NOT NULL BEGIN
+        DELETE FROM schedule_labels WHERE schedule_id = old.id;
+    END""",
+)
+
+
+def labels_column(labels: Mapping[str, str]) -> str | None:
+    """The ``labels`` column of a schedule with ``labels``: JSON, keys sorted (the same labels
+    are the same text, so a save that keeps them leaves the label index alone), None for none."""
+    return json.dumps(labels, sort_keys=True, ensure_ascii=False, separators=(",", ":")) if labels else None
+
+
+def label_filter(labels: Mapping[str, str] | None) -> tuple[str, str, dict[str, str]]:
+    """What reads the schedules carrying every one of ``labels`` through the label index: the
+    FROM clause, the condition (with named parameters) and its parameters. The first label's
+    index rows drive the query (``CROSS JOIN`` keeps SQLite from scanning ``schedules`` in
+    ``created_at`` order instead); each other label is looked up in the same index."""
+    if not labels:
+        return "schedules", "", {}
+    params: dict[str, str] = {}
+    clause = ""
+    for i, (key, value) in enumerate(labels.items()):
+        params[f"lk{i}"], params[f"lv{i}"] = key, value
+        if i == 0:
+            clause += " AND l0.key = :lk0 AND l0.value = :lv0"
+        else:
+            clause += f" AND id IN (SELECT schedule_id FROM schedule_labels WHERE key = :lk{i} AND value = :lv{i})"
+    return "schedule_labels AS l0 CROSS JOIN schedules ON schedules.id = l0.schedule_id", clause, params
 
 
 # Due work, through the two status indexes; each branch is limited before the merge. Lapsed
@@ -119,7 +177,7 @@ def from_epoch_ms(value: int | None) -> datetime | None:
 SAVE = (
     "UPDATE schedules SET status = :status, next_run_at = :next_run_at,"
     " lease_until = :lease_until, lease_attempt_id = :lease_attempt_id,"
-    " provider_message_id = :provider_message_id, doc = :doc"
+    " provider_message_id = :provider_message_id, labels = :labels, doc = :doc"
     " WHERE id = :id AND status = :expected_status"
 )
 FENCE = " AND lease_attempt_id = :expected_attempt"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from datetime import datetime, timedelta
@@ -11,6 +12,7 @@ from typing import Any
 
 from cronjob.domain.errors import InvalidTransition, ValidationError
 from cronjob.domain.instants import instant_text
+from cronjob.domain.labels import check_labels
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryDecision, RetryPolicy
 from cronjob.domain.trigger import OnceTrigger, Trigger, latest_fire_time, require_aware
@@ -158,6 +160,8 @@ class Schedule:
     ``error_code``/``error_message``); a new send starts it afresh. ``failed_in_a_row`` counts
     the occurrences in a row that ended dead (a success, or a resume, starts it afresh); a
     recurring schedule with ``pause_after_failures`` is paused once it reaches that many.
+    ``labels`` are the client's own ``key: value`` pairs (see :mod:`cronjob.domain.labels`): they
+    change nothing about when or how it runs, only how it is found.
     """
 
     id: str
@@ -185,6 +189,7 @@ class Schedule:
     delivery: dict[str, str] = field(default_factory=dict)
     pause_after_failures: int | None = None
     failed_in_a_row: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -205,6 +210,7 @@ class Schedule:
         metadata: dict[str, str] | None = None,
         callback_url: str | None = None,
         pause_after_failures: int | None = None,
+        labels: dict[str, str] | None = None,
     ) -> Schedule:
         """A new schedule in ``scheduled``, first due at ``first_run_at``."""
         if not task_type:
@@ -244,6 +250,7 @@ class Schedule:
             metadata=dict(metadata or {}),
             callback_url=callback_url,
             pause_after_failures=pause_after_failures,
+            labels=check_labels(labels or {}),
         )
         schedule._emit("scheduled", now, next_run_at=instant_text(first))
         return schedule
@@ -669,7 +676,8 @@ class Schedule:
                 "another idempotency key (a duplicate the receiver could not drop): cancel it and create "
                 "another instead")
 
-    def change_task(self, *, payload: dict[str, Any], now: datetime) -> None:
+    def change_task(self, *, payload: dict[str, Any], now: datetime,
+                    labels: Mapping[str, str] | None = None) -> None:
         """Give a waiting schedule (``scheduled``, or ``paused``, which it stays) another payload:
         what its next run sends (its task type stays). Its time, occurrence and history stay; a
         ``scheduled`` event says so (``data.task_changed``).
@@ -678,7 +686,8 @@ class Schedule:
         occurrence: the retry goes out under the idempotency key its failed attempt was sent
         with, so a changed payload would reach the receiver as a repeat of the old one, to be
         dropped (or worse, taken for it). A recurring one can be moved at the same time instead
-        (see :meth:`reschedule`): the new occurrence has a key of its own.
+        (see :meth:`reschedule`): the new occurrence has a key of its own. With ``labels``, its
+        labels change too (the event says ``data.labels_changed``), as in :meth:`relabel`.
         """
         if self.status not in WAITING:
             raise InvalidTransition(self.status.value, "change its task",
@@ -691,13 +700,42 @@ class Schedule:
                 f"it is waiting to retry (attempt {len(tried)} failed) under the idempotency key that attempt was "
                 f"sent with, so another task would reach the receiver as a repeat of it: change it once the retry "
                 f"has ended{hint}")
+        changed = self._relabelled(labels)  # refused (a ValidationError) before anything else changes
         self.payload = dict(payload)
         self._touch(now)
         data = {"next_run_at": instant_text(self.next_run_at)} if self.next_run_at else {}
-        self._emit("scheduled", now, task_changed="true", **data)
+        self._emit("scheduled", now, task_changed="true", **changed, **data)
+
+    def relabel(self, *, labels: Mapping[str, str], now: datetime) -> None:
+        """Give a waiting schedule (``scheduled``, or ``paused``, which it stays) other labels: the
+        whole map (``{}`` clears them). Its time, occurrence, task and history stay, also while it
+        waits to retry (labels never reach the receiver of its task); a ``scheduled`` event says
+        so (``data.labels_changed``).
+
+        One that ended is :class:`InvalidTransition`, and so is one that runs: its run's outcome
+        is written under its lease, as the run read it, which would put the old labels back.
+        """
+        if self.status not in WAITING:
+            hint = (" (its run is in progress; change them once the run has ended)"
+                    if self.status is ScheduleStatus.RUNNING else "")
+            raise InvalidTransition(self.status.value, "change its labels",
+                                    f"it is {self.status.value}; only a scheduled or paused one takes other "
+                                    f"labels{hint}")
+        changed = self._relabelled(labels)
+        self._touch(now)
+        data = {"next_run_at": instant_text(self.next_run_at)} if self.next_run_at else {}
+        self._emit("scheduled", now, **changed, **data)
+
+    def _relabelled(self, labels: Mapping[str, str] | None) -> dict[str, str]:
+        """Take ``labels`` (checked), if given: the event data that says so (``labels_changed``)."""
+        if labels is None:
+            return {}
+        self.labels = check_labels(labels)
+        return {"labels_changed": "true"}
 
     def reschedule(self, *, trigger: Trigger, first_run_at: datetime, timezone: str, now: datetime,
-                   field: str = "send_at", payload: dict[str, Any] | None = None) -> None:
+                   field: str = "send_at", payload: dict[str, Any] | None = None,
+                   labels: Mapping[str, str] | None = None) -> None:
         """Move a waiting schedule to another time: a one-off to another instant, a recurring
         schedule to another rule (its kind stays: cancel and create to change it), in ``timezone``.
 
@@ -710,7 +748,8 @@ class Schedule:
         A recurring schedule waiting to retry an occurrence moves, and that retry is dropped.
         A one-off's ``send_by`` must not fall before it (an error names ``field``, where the
         request gave the new time). With ``payload``, the task changes too (the event says
-        ``data.task_changed``), as in :meth:`change_task`.
+        ``data.task_changed``), as in :meth:`change_task`; with ``labels``, its labels (the event
+        says ``data.labels_changed``), as in :meth:`relabel`.
         """
         self.check_movable()
         if trigger.recurring is not self.trigger.recurring:
@@ -721,9 +760,9 @@ class Schedule:
         if self.send_by is not None and self.send_by < first:
             raise ValidationError(f"the new time must not be after send_by ({instant_text(self.send_by)})", field=field)
         previous = self.next_run_at
+        changed = self._relabelled(labels)  # refused (a ValidationError) before anything else changes
         self.trigger, self.timezone = trigger, timezone
         self.next_run_at = self.occurrence = first
-        changed: dict[str, str] = {}
         if payload is not None:
             self.payload = dict(payload)
             changed["task_changed"] = "true"

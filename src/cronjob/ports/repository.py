@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 
 from cronjob.domain.schedule import Schedule, ScheduleStatus
@@ -35,7 +35,8 @@ class ScheduleRepository(ABC):
     Contract (the tests in ``tests/contract`` hold every adapter to it):
 
     - Datetimes go in and come out aware, in UTC, to the millisecond (MongoDB's precision).
-    - A schedule read back equals the one written (every field, the trigger by its expression).
+    - A schedule read back equals the one written (every field, the trigger by its expression,
+      its labels included; one stored before labels existed reads back with none).
     - ``claim_due`` is atomic per schedule: however many replicas call it at once, each due
       schedule is returned to exactly one of them, with ``status`` ``running`` and a lease
       carrying the caller's ``owner``, a fresh ``attempt_id`` and ``until = now + lease_for``.
@@ -96,13 +97,16 @@ class ScheduleRepository(ABC):
         task_types: Collection[str] | None = None,
         exclude_types: Collection[str] = (),
         user_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Schedule]:
         """Schedules, newest ``created_at`` first (ties by id), optionally of one status, of the
-        ``task_types`` given (None: any), of none of ``exclude_types`` and of one ``user_id``
-        (None: anyone's). A store answers the user filter through an index (a user's schedules
-        without reading everyone else's)."""
+        ``task_types`` given (None: any), of none of ``exclude_types``, of one ``user_id``
+        (None: anyone's) and carrying every one of ``labels`` (each key with exactly that value,
+        an empty value included; None or empty: any labels). The filters combine (AND). A store
+        answers the user filter and the label filter through an index (a user's schedules, or
+        those with a label, without reading everyone else's)."""
 
     async def count_by_status(self) -> dict[ScheduleStatus, int]:
         """How many schedules are in each status (statuses with none may be left out)."""
