@@ -699,6 +699,25 @@ async def test_the_event_filter_and_the_v1_schedules_callback(clock: FixedClock,
     assert [len(e["deliveries"]) for e in log] == [0, 0, 2]  # scheduled, started, succeeded
 
 
+async def test_each_webhook_carries_the_schedule_s_labels_as_they_were_at_its_event(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock, receiver: Receiver) -> None:
+    response = await client.post("/v1/schedules", json={
+        "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"},
+        "schedule": "once @ 2025-06-21T17:00:00Z", "labels": {"order": "123", "kind": "reminder"}})
+    assert response.status_code == 201, response.text
+    path = f"/v1/schedules/{response.json()['id']}"
+    relabelled = await client.patch(path, json={"labels": {"order": "123"}})
+    assert relabelled.status_code == 200, relabelled.text
+    await settle(container)
+    clock.set(SEND_AT)
+    await settle(container)
+    sent = [(d.type, d.event["labels"], d.event["data"].get("labels_changed")) for d in receiver.at("/global")]
+    assert sorted(sent, key=repr) == sorted([  # delivered unordered
+        ("scheduled", {"order": "123", "kind": "reminder"}, None), ("scheduled", {"order": "123"}, "true"),
+        ("started", {"order": "123"}, None), ("succeeded", {"order": "123"}, None)], key=repr)
+    assert all(d.verified for d in receiver.all)
+
+
 async def test_the_running_engine_delivers_on_the_system_clock() -> None:
     server = Receiver(SECRET, time.time).start()
     try:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from cronjob.domain.errors import ValidationError
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger
-from cronjob.services.bulk_cancel import cancel_user_schedules
+from cronjob.services.bulk_cancel import cancel_schedules
 from cronjob.services.scheduling import CreateScheduleCommand, SchedulingService
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from tests.support.clock import FixedClock
@@ -49,7 +52,7 @@ async def test_every_live_schedule_of_the_user_is_cancelled_and_nothing_else() -
     done.succeed(attempt_id=attempt_id, now=later)
     assert await repository.save(done, expected_status=S.RUNNING, attempt_id=attempt_id)
 
-    result = await cancel_user_schedules(service, "u1")
+    result = await cancel_schedules(service, user_id="u1")
 
     assert sorted(result.cancelled) == sorted([s.id for s in waiting] + [paused.id, recurring.id])
     assert list(result.refused) == [sending.id]  # a one-off being sent cannot be stopped
@@ -63,5 +66,37 @@ async def test_every_live_schedule_of_the_user_is_cancelled_and_nothing_else() -
         stored = await repository.get(untouched.id)
         assert stored is not None and stored.status is status, untouched.id
 
-    again = await cancel_user_schedules(service, "u1")  # nothing twice; the one being sent still refused
+    again = await cancel_schedules(service, user_id="u1")  # nothing twice; the one being sent still refused
     assert again.cancelled == [] and list(again.refused) == [sending.id]
+
+
+async def test_the_live_schedules_carrying_every_label_are_cancelled_and_with_a_user_only_theirs() -> None:
+    clock = FixedClock(NOW)
+    repository = InMemoryScheduleRepository()
+    service = SchedulingService(repository, clock, RecordingSignal(clock))
+
+    async def labelled(user: str, labels: dict[str, str]) -> Schedule:
+        created = await service.create(CreateScheduleCommand(
+            task_type="whatsapp.text", payload={"to": "5511999999999", "body": "Oi", "kind": "text"},
+            schedule="once @ 2030-01-15T12:00:00Z", timezone="UTC", user_id=user, labels=labels))
+        return created.schedule
+
+    reminders = [await labelled(user, {"order": "123", "kind": "reminder"}) for user in ("u1", "u1", "u2")]
+    receipt = await labelled("u1", {"order": "123", "kind": "receipt"})
+    other_order = await labelled("u1", {"order": "124", "kind": "reminder"})
+
+    by_user_and_labels = await cancel_schedules(service, user_id="u2", labels={"order": "123"})
+    assert by_user_and_labels.cancelled == [reminders[2].id]
+    by_labels = await cancel_schedules(service, labels={"kind": "reminder", "order": "123"})
+    assert sorted(by_labels.cancelled) == sorted(s.id for s in reminders[:2]) and not by_labels.refused
+    for kept in (receipt, other_order):
+        stored = await repository.get(kept.id)
+        assert stored is not None and stored.status is S.SCHEDULED
+
+    for nothing in ({}, {"labels": {}}, {"user_id": None, "labels": None}):
+        with pytest.raises(ValidationError, match="never everyone's"):
+            await cancel_schedules(service, **nothing)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError) as bad:
+        await cancel_schedules(service, labels={"bad key": "1"})
+    assert bad.value.field == "labels"
+    assert {s.status for s in await service.list()} == {S.SCHEDULED, S.CANCELLED}

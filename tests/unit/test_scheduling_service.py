@@ -506,3 +506,81 @@ async def test_changes_within_one_millisecond_are_still_new_versions(
     assert not await repository.save(stale, expected_status=ScheduleStatus.SCHEDULED,
                                      expected_updated_at=scheduled.updated_at)
     assert (await service.cancel(scheduled.id)).status is ScheduleStatus.CANCELLED  # read again, it goes
+
+
+def text_command(**changes: object) -> CreateScheduleCommand:
+    fields: dict[str, object] = dict(
+        task_type=WHATSAPP_TEXT, payload={"to": "5511999999999", "kind": "text", "body": "Oi", "params": []},
+        schedule="once @ 2030-01-15T12:00:00Z", timezone="UTC")
+    fields.update(changes)
+    return CreateScheduleCommand(**fields)  # type: ignore[arg-type]
+
+
+async def test_labels_are_stored_and_listed_by(service: SchedulingService) -> None:
+    first = (await service.create(text_command(labels={"order": "123", "kind": "reminder"}))).schedule
+    second = (await service.create(text_command(labels={"order": "123", "kind": "receipt"}))).schedule
+    assert first.labels == {"order": "123", "kind": "reminder"}
+    assert {s.id for s in await service.list(labels={"order": "123"})} == {first.id, second.id}
+    assert [s.id for s in await service.list(labels={"order": "123", "kind": "receipt"})] == [second.id]
+    with pytest.raises(ValidationError) as refused:
+        await service.create(text_command(labels={"order": 123}))
+    assert refused.value.field == "labels.order"
+
+
+async def test_labels_change_alone_without_moving_the_schedule_and_a_same_change_is_no_change(
+        service: SchedulingService, repository: InMemoryScheduleRepository, clock: FixedClock) -> None:
+    created = (await service.create(text_command(labels={"order": "123"}))).schedule
+    clock.advance(timedelta(seconds=1))
+    changed = await service.reschedule(RescheduleCommand(created.id, labels={"order": "456", "kind": "x"}))
+    assert changed.labels == {"order": "456", "kind": "x"} and await repository.get(created.id) == changed
+    assert (changed.next_run_at, changed.occurrence, changed.payload) == (
+        created.next_run_at, created.occurrence, created.payload)
+    assert changed.events[-1].type == "scheduled" and changed.events[-1].data["labels_changed"] == "true"
+    assert [s.id for s in await service.list(labels={"order": "456"})] == [created.id]
+    assert await service.list(labels={"order": "123"}) == []
+    again = await service.reschedule(RescheduleCommand(created.id, labels={"kind": "x", "order": "456"}))
+    assert again == changed  # the labels it has: returned as it is, no event
+    same_task = await service.reschedule(RescheduleCommand(created.id, task_type=WHATSAPP_TEXT,
+                                                           payload=dict(created.payload), labels={}))
+    assert same_task.labels == {} and same_task.payload == created.payload
+    assert "task_changed" not in same_task.events[-1].data and same_task.events[-1].data["labels_changed"] == "true"
+    with pytest.raises(ValidationError) as refused:
+        await service.reschedule(RescheduleCommand(created.id, labels={"order": "a\nb"}))
+    assert refused.value.field == "labels.order"
+    with pytest.raises(ValidationError, match="alone keep") as zone:
+        await service.reschedule(RescheduleCommand(created.id, labels={}, timezone="UTC"))
+    assert zone.value.field == "timezone"
+
+
+async def test_labels_change_with_a_move_in_one_event(service: SchedulingService) -> None:
+    created = (await service.create(text_command(labels={"order": "123"}))).schedule
+    moved = await service.reschedule(RescheduleCommand(created.id, schedule="once @ 2030-01-15T13:00:00Z",
+                                                       labels={"order": "124"}))
+    assert moved.labels == {"order": "124"} and moved.next_run_at == datetime(2030, 1, 15, 13, 0, tzinfo=UTC)
+    assert moved.events[-1].data["labels_changed"] == "true" and "rescheduled_from" in moved.events[-1].data
+    kept = await service.reschedule(RescheduleCommand(created.id, schedule="once @ 2030-01-15T14:00:00Z",
+                                                      labels={"order": "124"}))
+    assert "labels_changed" not in kept.events[-1].data  # the labels it had: not a change
+
+
+async def test_labels_change_while_waiting_to_retry_but_not_while_running_nor_once_ended(
+        service: SchedulingService, repository: InMemoryScheduleRepository) -> None:
+    created = (await service.create(text_command(schedule="once @ 2030-01-15T11:00:00Z"))).schedule
+    [running] = await repository.claim_due(now=NOW, owner="r", lease_for=timedelta(seconds=30), limit=10)
+    with pytest.raises(ScheduleConflict, match="its run is in progress"):
+        await service.reschedule(RescheduleCommand(created.id, labels={"order": "1"}))
+    assert running.lease is not None
+    attempt_id = running.lease.attempt_id
+    running.fail(attempt_id=attempt_id, now=NOW, error=ErrorInfo("timeout", "no answer", True),
+                 decision=RetryDecision(NOW + timedelta(minutes=1), "retry 2 of 5"))
+    assert await repository.save(running, expected_status=ScheduleStatus.RUNNING, attempt_id=attempt_id)
+    relabelled = await service.reschedule(RescheduleCommand(created.id, labels={"order": "1"}))
+    assert relabelled.labels == {"order": "1"} and relabelled.attempts_for_occurrence  # the retry stays
+    await service.cancel(created.id)
+    with pytest.raises(ScheduleConflict, match="cancelled"):
+        await service.reschedule(RescheduleCommand(created.id, labels={"order": "2"}))
+    own = Schedule.create(id="own", task_type="whatsapp.status", payload={}, trigger=OnceTrigger(NOW),
+                          timezone="UTC", first_run_at=NOW, now=NOW)
+    await repository.add(own)
+    with pytest.raises(ScheduleConflict, match="service's own"):
+        await service.reschedule(RescheduleCommand("own", labels={}))

@@ -13,6 +13,7 @@ from pydantic import BaseModel, StringConstraints
 
 import cronjob
 from cronjob.domain.errors import ValidationError
+from cronjob.domain.labels import MAX_KEY_LENGTH, MAX_LABELS, MAX_VALUE_LENGTH, parse_selector
 from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import Schedule, ScheduleStatus
@@ -121,6 +122,8 @@ def request_digest(path: str, request: BaseModel) -> str:
 
 
 _MICROSECOND = timedelta(microseconds=1)
+#: The longest ``key=value`` label selector.
+_SELECTOR_LENGTH = MAX_KEY_LENGTH + 1 + MAX_VALUE_LENGTH
 
 
 def _seconds(value: float | None) -> timedelta | None:
@@ -245,7 +248,9 @@ def create_app(services: ApiServices) -> FastAPI:
 
         Recurring occurrences are computed from the scheduled time, not the run time; each runs once.
         With an `Idempotency-Key` header, repeating the request returns the schedule created first
-        (200); the key with a different request is refused (422).
+        (200); the key with a different request (other `labels` included) is refused (422).
+        `labels` are your own `key: value` pairs to find it by (`GET /v1/schedules?label=key=value`)
+        and act on it (`POST /v1/schedules:cancel`); its status webhooks carry them.
         """
         timezone = request.timezone or services.default_timezone  # checked by the scheduling service
         outcome = await scheduling.create(CreateScheduleCommand(
@@ -262,6 +267,7 @@ def create_app(services: ApiServices) -> FastAPI:
             send_by=_aware(request.send_by, "send_by"),
             callback_url=request.callback_url,
             pause_after_failures=request.pause_after_failures,
+            labels=request.labels,
         ))
         if not outcome.created:
             response.status_code = 200
@@ -304,15 +310,21 @@ def create_app(services: ApiServices) -> FastAPI:
                                              description="Only the schedules made with this `userId` "
                                                          "(exactly, case and all; empty: those made with "
                                                          "an empty one).")] = None,
+        label: Annotated[list[Annotated[str, StringConstraints(min_length=2, max_length=_SELECTOR_LENGTH)]] | None,
+                         Query(max_length=MAX_LABELS,
+                               description="Only the schedules carrying this label: `key=value` (exactly; the value "
+                                           "may be empty, `kind=`). Repeat it for several: each must match.")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> ScheduleList:
-        """Schedules, newest first, optionally of one status, of some task types and of one user.
+        """Schedules, newest first, optionally of one status, of some task types, of one user and
+        carrying some labels (`label=order=123&label=kind=reminder`: all of them).
 
         Without `type`, the service's own jobs (`webhook.delivery`, one per event and subscriber;
         `whatsapp.status`, a provider status parked until its message is recorded) are left out;
         `type=webhook.delivery` lists them. An unknown type is refused (422), as a
-        parameter of one value given twice is.
+        parameter of one value given twice is, and a `label` that is not `key=value` or names a
+        key twice.
         """
         known = {*scheduling.task_types, *services.internal_task_types}
         if unknown := sorted(set(task_type or ()) - known):
@@ -320,7 +332,8 @@ def create_app(services: ApiServices) -> FastAPI:
                                   field="type")
         items = await scheduling.list(status=status, task_types=task_type or None,
                                       exclude_types=() if task_type else services.internal_task_types,
-                                      user_id=user_id, limit=limit, offset=offset)
+                                      user_id=user_id, labels=parse_selector(label or ()), limit=limit,
+                                      offset=offset)
         return ScheduleList(items=[ScheduleView.of(s) for s in items], limit=limit, offset=offset)
 
     counts = services.counts or CountsCache(scheduling.counts, 2.0)
@@ -349,15 +362,17 @@ def create_app(services: ApiServices) -> FastAPI:
     async def reschedule(schedule_id: str, request: RescheduleRequest) -> ScheduleView:  # type: ignore[valid-type]
         """Change a schedule that waits (`scheduled`, or `paused`, which it stays): move it to
         another time (a one-off to `send_at`, or a schedule to another rule, `schedule`), give it
-        another `task` (of its own type: what its next run sends), or both. 409 once it runs or
-        ended, for a one-off waiting to retry (cancel and create instead), for a task change
+        another `task` (of its own type: what its next run sends), other `labels` (the whole map;
+        `{}` clears them), or several at once. 409 once it runs or ended, for a one-off waiting to retry (cancel and create instead), for a task change
         alone of one waiting to retry (its retry goes out under the key of the failed attempt),
         for the service's own jobs, and when it kept changing under other writes (try again).
 
         A new time is a new occurrence (a fresh attempt count and delivery key); the schedule's
         `scheduled` event says where it moved from (`data.rescheduled_from`) and whether its task
-        changed (`data.task_changed`). Its task type stays: to run another, cancel it and create
-        another.
+        changed (`data.task_changed`) and its labels (`data.labels_changed`). Its task type stays:
+        to run another, cancel it and create another. Labels alone change nothing about when or
+        what it runs (also while it waits to retry); the same labels (and task) again return it as
+        it is.
         """
         send_at = None
         if request.send_at is not None:
@@ -370,7 +385,8 @@ def create_app(services: ApiServices) -> FastAPI:
             schedule_id=schedule_id, send_at=send_at, send_at_text=request.send_at,
             schedule=request.schedule, timezone=request.timezone,
             task_type=task.type if task is not None else None,
-            payload=task.model_dump(mode="json", exclude={"type"}) if task is not None else None)))
+            payload=task.model_dump(mode="json", exclude={"type"}) if task is not None else None,
+            labels=request.labels)))
 
     @protected.post("/v1/schedules/{schedule_id}/retry", response_model=ScheduleView, tags=["schedules"],
                     responses={404: _PROBLEM, 409: _PROBLEM})

@@ -55,6 +55,8 @@ def _field(loc: tuple[Any, ...]) -> str:
     ...) is dropped, except when the error is about the body as a whole (then ``body``). Only
     the first part is a source: ``("body", "body")`` is the ``body`` field of the body."""
     parts = [str(p) for p in loc if not _PYDANTIC_TAG.match(str(p))]
+    if len(parts) > 2 and parts[-1] == "[key]":  # about an object's key (``labels.bad key``), not its value
+        parts = parts[:-1]
     if len(parts) > 1 and parts[0] in _SOURCES:
         parts = parts[1:]
     return ".".join(parts) or "body"

@@ -9,8 +9,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
+from cronjob.domain.labels import KEY_PATTERN, MAX_KEY_LENGTH, MAX_LABELS, MAX_VALUE_LENGTH, VALUE_PATTERN
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import Attempt, Schedule, ScheduleEvent, ScheduleStatus
 from cronjob.domain.trigger_parser import iso_datetime
@@ -24,6 +25,17 @@ from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
 
 CallbackUrl = Annotated[HttpUrl | None, Field(
     default=None, description="Receives this schedule's signed status webhooks (see the README).")]
+
+LabelKey = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=MAX_KEY_LENGTH, pattern=KEY_PATTERN)]
+LabelValue = Annotated[str, StringConstraints(strict=True, max_length=MAX_VALUE_LENGTH, pattern=VALUE_PATTERN)]
+#: A schedule's labels as requests give them (the grammar of :mod:`cronjob.domain.labels`).
+Labels = Annotated[dict[LabelKey, LabelValue], Field(
+    max_length=MAX_LABELS,
+    description=f"Your own `key: value` pairs to find the schedule by (`{{\"order\": \"123\"}}`): at most "
+                f"{MAX_LABELS}; a key has 1-{MAX_KEY_LENGTH} characters, an ASCII letter or digit first, then "
+                f"ASCII letters, digits, `.`, `_`, `-` or `/`; a value is a string of 0-{MAX_VALUE_LENGTH} "
+                "characters without control characters.",
+    examples=[{"order": "123", "kind": "reminder"}])]
 
 
 class RetryRequest(BaseModel):
@@ -109,7 +121,7 @@ def parse_send_at(text: str) -> datetime:
 class RescheduleBase(BaseModel):
     """A change to a schedule that waits: another time (`send_at` for a one-off, or `schedule`, a
     rule, for a one-off, `once @ ...`, or a recurring schedule, of the same kind; not both), another
-    `task` (of its own type), or both. ``task`` is added per deployment (see
+    `task` (of its own type), other `labels`, or several of them. ``task`` is added per deployment (see
     :func:`reschedule_request_model`)."""
 
     model_config = ConfigDict(
@@ -119,6 +131,7 @@ class RescheduleBase(BaseModel):
             {"schedule": "every monday at 10:00", "timezone": "America/Sao_Paulo"},
             {"task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Boa tarde, {{1}}!",
                       "params": ["Leandro"]}},
+            {"labels": {"order": "123", "kind": "reminder"}},
         ]},
     )
 
@@ -134,6 +147,10 @@ class RescheduleBase(BaseModel):
         default=None, max_length=64,
         description="IANA zone of the new time or rule; default: the schedule's own (it becomes the "
                     "schedule's zone).")] = None
+    labels: Annotated[Labels | None, Field(
+        default=None,
+        description="Its new labels: the whole map, replacing the old one (`{}` clears them); alone or with "
+                    "another change. Default: they stay.")] = None
 
 
 class CreateScheduleBase(BaseModel):
@@ -147,6 +164,7 @@ class CreateScheduleBase(BaseModel):
                      "params": ["Leandro"]},
             "schedule": "every monday at 09:00",
             "timezone": "America/Sao_Paulo",
+            "labels": {"order": "123", "kind": "reminder"},
         }]},
     )
 
@@ -170,6 +188,8 @@ class CreateScheduleBase(BaseModel):
         description="Recurring: pause the schedule once this many occurrences in a row ended `dead` "
                     "(retries exhausted, or a permanent error); resume it when the cause is fixed. "
                     "Default: never.")] = None
+    # A default of {} (not None): an empty map is the same request as none, for its Idempotency-Key.
+    labels: Labels = Field(default_factory=dict)
 
 
 def reschedule_request_model(task_union: Any) -> type[RescheduleBase]:
@@ -327,6 +347,8 @@ class ScheduleView(BaseModel):
     failed_in_a_row: int = Field(
         default=0, description="Occurrences in a row that ended `dead` (a success, or a resume, starts "
                                "the count afresh).")
+    labels: dict[str, str] = Field(default_factory=dict, description="Your own `key: value` pairs (`?label=key=value` "
+                                                                     "finds the schedules with them).")
 
     @classmethod
     def of(cls, schedule: Schedule) -> ScheduleView:
@@ -365,6 +387,7 @@ class ScheduleView(BaseModel):
             running=LeaseView.model_validate(schedule.lease, from_attributes=True) if schedule.lease else None,
             pause_after_failures=schedule.pause_after_failures,
             failed_in_a_row=schedule.failed_in_a_row,
+            labels=dict(schedule.labels),
         )
 
 

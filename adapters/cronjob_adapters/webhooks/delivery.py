@@ -65,7 +65,7 @@ class WebhookEvent(BaseModel):
 
     ``status`` is the schedule's status once the event happened; ``data`` the event's details
     (error code and message, retry time, result fields...), all text, its instants written as
-    ``at`` is. Extra fields are kept, so a delivery stored by a newer version is still sent
+    ``at`` is; ``labels`` the schedule's labels then (none in a delivery stored before labels). Extra fields are kept, so a delivery stored by a newer version is still sent
     whole by an older one.
     """
 
@@ -80,6 +80,8 @@ class WebhookEvent(BaseModel):
     attempt_id: str | None = None
     status: str
     data: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict, description="The schedule's labels when the event "
+                                                                     "happened, to route it by.")
 
 
 class WebhookDeliveryPayload(BaseModel):

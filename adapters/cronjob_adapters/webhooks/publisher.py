@@ -150,6 +150,7 @@ class WebhookPublisher(EventPublisher):
             attempt_id=event.attempt_id,
             status=schedule.status.value,
             data=dict(event.data),
+            labels=dict(schedule.labels),
         )
         payload = WebhookDeliveryPayload(url=url, schedule_id=schedule.id, event=body)
         return Schedule.create(

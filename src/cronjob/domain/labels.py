@@ -15,8 +15,8 @@ MAX_KEY_LENGTH = 63
 MAX_VALUE_LENGTH = 256
 #: A key: an ASCII letter or digit, then up to 62 ASCII letters, digits, ``.``, ``_``, ``-`` or ``/``.
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$"
-#: A value: up to 256 characters, none of them a control character (C0, DEL or C1).
-VALUE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]{0,256}$"
+#: A value (of at most 256 characters): no control character (C0, DEL or C1).
+VALUE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
 
 _KEY = re.compile(KEY_PATTERN.removeprefix("^").removesuffix("$"))
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

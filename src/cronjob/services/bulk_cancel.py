@@ -1,43 +1,54 @@
-"""Cancel every live schedule of one user at once: an opt-out ("stop sending me messages"), an
-account closed, an order whose reminders no longer apply when the client keys them by user."""
+"""Cancel every live schedule of one user, or of some labels, at once: an opt-out ("stop sending
+me messages"), an account closed, an order whose reminders no longer apply (``order=123``), a
+campaign called off."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from cronjob.domain.errors import ValidationError
+from cronjob.domain.labels import check_labels
 from cronjob.domain.schedule import ScheduleStatus
 from cronjob.services.scheduling import ScheduleConflict, ScheduleNotFound, SchedulingService
 
 #: The statuses a cancel may apply to: waiting, held, and running (a recurring schedule's run).
 _LIVE = (ScheduleStatus.SCHEDULED, ScheduleStatus.PAUSED, ScheduleStatus.RUNNING)
 _PAGE = 100
-#: Passes over the user's live schedules: a schedule that changed status while the pass paged
+#: Passes over the matching live schedules: a schedule that changed status while the pass paged
 #: through them (a run started, a retry fell due) can shift a page and be passed over once.
 _PASSES = 3
 
 
 @dataclass(slots=True)
 class BulkCancellation:
-    """What :func:`cancel_user_schedules` did: the ids it cancelled, and those it could not
+    """What :func:`cancel_schedules` did: the ids it cancelled, and those it could not
     cancel with why (a one-off being sent, one that kept changing)."""
 
     cancelled: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
 
 
-async def cancel_user_schedules(scheduling: SchedulingService, user_id: str) -> BulkCancellation:
-    """Cancel every schedule made with ``user_id`` (exactly) that waits, is paused, or is a
-    recurring one that runs, as :meth:`SchedulingService.cancel` cancels one: each with its
-    ``cancelled`` event and webhooks. The service's own jobs are left alone. A one-off already
-    being sent cannot be stopped: it is reported in ``refused``, with the reason.
+async def cancel_schedules(scheduling: SchedulingService, *, user_id: str | None = None,
+                           labels: Mapping[str, str] | None = None) -> BulkCancellation:
+    """Cancel every schedule made with ``user_id`` (exactly) and carrying every one of ``labels``
+    (each given selector must match) that waits, is paused, or is a recurring one that runs, as
+    :meth:`SchedulingService.cancel` cancels one: each with its ``cancelled`` event and webhooks.
+    The service's own jobs are left alone. A one-off already being sent cannot be stopped: it is
+    reported in ``refused``, with the reason. Without a ``user_id`` nor a label, nothing is
+    selected: a :class:`ValidationError` (this never cancels everything).
 
-    Schedules the user makes while this runs may be missed; repeating the call cancels them
-    (and cancels nothing twice).
+    Schedules made while this runs may be missed; repeating the call cancels them (and cancels
+    nothing twice).
     """
+    selector = check_labels(labels or {})
+    if user_id is None and not selector:
+        raise ValidationError("give userId, labels or both: whose schedules to cancel (never everyone's)",
+                              field="userId")
     result = BulkCancellation()
     seen: set[str] = set()
     for _ in range(_PASSES):
-        found = [i for i in await _live_ids(scheduling, user_id) if i not in seen]
+        found = [i for i in await _live_ids(scheduling, user_id, selector) if i not in seen]
         if not found:
             break
         for schedule_id in found:
@@ -53,14 +64,14 @@ async def cancel_user_schedules(scheduling: SchedulingService, user_id: str) -> 
     return result
 
 
-async def _live_ids(scheduling: SchedulingService, user_id: str) -> list[str]:
-    """The ids of the user's live schedules of the task types the service schedules."""
+async def _live_ids(scheduling: SchedulingService, user_id: str | None, labels: Mapping[str, str]) -> list[str]:
+    """The ids of the matching live schedules of the task types the service schedules."""
     ids: list[str] = []
     for status in _LIVE:
         offset = 0
         while True:
             page = await scheduling.list(status=status, task_types=scheduling.task_types, user_id=user_id,
-                                         limit=_PAGE, offset=offset)
+                                         labels=labels, limit=_PAGE, offset=offset)
             ids.extend(s.id for s in page)
             if len(page) < _PAGE:
                 break

@@ -15,6 +15,7 @@ from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.errors import InvalidTransition, ValidationError
 from cronjob.domain.json_values import check_storable
 from cronjob.domain.instants import instant_text
+from cronjob.domain.labels import check_labels
 from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import WAITING, MisfirePolicy, Schedule, ScheduleStatus
@@ -88,7 +89,8 @@ class CreateScheduleCommand:
     occurrence may still run (None: the service's default for a one-off, no limit for a recurring
     schedule; zero: always); ``coalesce``: see :class:`MisfirePolicy` (recurring only).
     ``request_digest``: as for :class:`ScheduleMessageCommand`. ``pause_after_failures``
-    (recurring only): pause it once that many occurrences in a row ended dead.
+    (recurring only): pause it once that many occurrences in a row ended dead. ``labels``: the
+    client's own ``key: value`` pairs (see :mod:`cronjob.domain.labels`).
     """
 
     task_type: str
@@ -104,6 +106,7 @@ class CreateScheduleCommand:
     send_by: datetime | None = None
     callback_url: str | None = None
     pause_after_failures: int | None = None
+    labels: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +115,8 @@ class RescheduleCommand:
     ``send_at``, of which ``send_at_text`` is the client's text; naive: a wall time in
     ``timezone``, else in the schedule's own zone; or any schedule to the rule ``schedule``, in
     ``timezone``, else its own zone), give it another task (``task_type``, which must be its
-    own, and ``payload``), or both. At most one of ``send_at`` and ``schedule``."""
+    own, and ``payload``), give it other ``labels`` (the whole map: ``{}`` clears them), or any of
+    them at once. At most one of ``send_at`` and ``schedule``."""
 
     schedule_id: str
     send_at: datetime | None = None
@@ -121,6 +125,7 @@ class RescheduleCommand:
     timezone: str | None = None
     task_type: str | None = None
     payload: dict[str, Any] | None = None
+    labels: Mapping[str, str] | None = None
 
 
 def _once(send_at: datetime) -> OnceTrigger:
@@ -290,7 +295,7 @@ class SchedulingService:
             misfire=self._misfire(command.misfire_grace, recurring=trigger.recurring, coalesce=command.coalesce),
             send_by=command.send_by, metadata={"schedule": command.schedule},
             callback_url=command.callback_url, request_digest=command.request_digest,
-            pause_after_failures=command.pause_after_failures,
+            pause_after_failures=command.pause_after_failures, labels=command.labels,
         )
 
     async def upcoming(self, schedule_id: str, count: int) -> Upcoming:
@@ -349,6 +354,7 @@ class SchedulingService:
         callback_url: str | None,
         request_digest: str | None,
         pause_after_failures: int | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> Scheduled:
         if request_digest:  # kept with the schedule, to tell a replay from another request
             metadata = {**metadata, REQUEST_DIGEST: request_digest}
@@ -368,6 +374,7 @@ class SchedulingService:
             metadata=metadata,
             callback_url=callback_url,
             pause_after_failures=pause_after_failures,
+            labels=dict(labels or {}),
         )
 
         async def add() -> bool:
@@ -406,12 +413,13 @@ class SchedulingService:
         task_types: Collection[str] | None = None,
         exclude_types: Collection[str] = (),
         user_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[Schedule]:
         """A page of schedules, newest first (filtered as :meth:`ScheduleRepository.list` says)."""
         return await self._repository.list(status=status, task_types=task_types, exclude_types=exclude_types,
-                                           user_id=user_id, limit=limit, offset=offset)
+                                           user_id=user_id, labels=labels, limit=limit, offset=offset)
 
     async def counts(self) -> dict[tuple[ScheduleStatus, str], int]:
         """How many schedules there are per (status, task type); pairs with none are left out."""
@@ -500,7 +508,8 @@ class SchedulingService:
 
     async def reschedule(self, command: RescheduleCommand) -> Schedule:
         """Move a ``scheduled`` or ``paused`` schedule (which stays paused) to another time (see
-        :meth:`Schedule.reschedule`), give it another task (:meth:`Schedule.change_task`), or both:
+        :meth:`Schedule.reschedule`), give it another task (:meth:`Schedule.change_task`), other
+        labels (:meth:`Schedule.relabel`: also while it waits to retry), or several at once:
         :class:`ScheduleConflict` for one that runs or ended, a one-off waiting to retry, a task
         change of one waiting to retry that does not move it, and the service's own jobs (task
         types it does not schedule); :class:`ValidationError` for a time too far in the past, a
@@ -508,21 +517,26 @@ class SchedulingService:
         payload its task type refuses.
 
         The write is conditional on the schedule being as read; one that changed meanwhile is
-        read and changed again, a few times. A task change alone that the schedule already has
-        is answered with the schedule as it is.
+        read and changed again, a few times. A task or labels (without a new time) that the
+        schedule already has are answered with the schedule as it is; labels it has already do
+        not count as changed beside another change (its event says ``labels_changed`` only when
+        they did).
         """
         moves = command.send_at is not None or command.schedule is not None
         if command.send_at is not None and command.schedule is not None:
             raise ValidationError("give either send_at (a one-off) or schedule (a rule), not both", field="send_at")
-        changes_task = command.payload is not None and command.task_type is not None
+        task_given = command.payload is not None and command.task_type is not None
         if command.timezone is not None and not moves:
+            alone = task_given or command.labels is not None
             raise ValidationError("timezone goes with a new time (send_at or schedule)" + (
-                "; another task alone keeps the schedule's time and zone" if changes_task else ""), field="timezone")
-        if not moves and not changes_task:
-            raise ValidationError("give send_at (a one-off), schedule (a rule) or task: nothing to change",
+                "; another task or labels alone keep the schedule's time and zone" if alone else ""),
+                field="timezone")
+        if not moves and not task_given and command.labels is None:
+            raise ValidationError("give send_at (a one-off), schedule (a rule), task or labels: nothing to change",
                                   field="schedule")
         if command.timezone is not None:
             iana_zone(command.timezone)
+        labels = check_labels(command.labels) if command.labels is not None else None
         prepared: list[dict[str, Any] | None] = []  # the new task's payload, once its type was checked
 
         def new_payload(schedule: Schedule) -> dict[str, Any] | None:
@@ -534,25 +548,32 @@ class SchedulingService:
                 prepared.append(self._changed_payload(command))
             return prepared[0]
 
+        def new_labels(schedule: Schedule) -> dict[str, str] | None:
+            return labels if labels is not None and labels != schedule.labels else None
+
         def change(schedule: Schedule, now: datetime) -> None:
             payload = new_payload(schedule)  # refuses the service's own jobs, and another task type
             if not moves:
-                assert payload is not None
-                schedule.change_task(payload=payload, now=now)
+                if labels is None or (payload is not None and payload != schedule.payload):
+                    assert payload is not None
+                    schedule.change_task(payload=payload, now=now, labels=new_labels(schedule))
+                else:  # the task it has (or none given): only the labels change
+                    schedule.relabel(labels=labels, now=now)
                 return
             schedule.check_movable()  # before the new time is checked: a 409 says more than a 422
             zone = command.timezone or schedule.timezone
             trigger, first, text_key, text = self._new_time(command, schedule, zone, now)
             schedule.reschedule(trigger=trigger, first_run_at=first, timezone=zone, now=now, field=text_key,
-                                payload=payload)
+                                payload=payload, labels=new_labels(schedule))
             for key in ("send_at", "schedule"):
                 schedule.metadata.pop(key, None)
             schedule.metadata[text_key] = text
 
         def unchanged(schedule: Schedule) -> bool:
-            return not moves and schedule.task_type == command.task_type \
-                and schedule.status in WAITING \
-                and schedule.payload == new_payload(schedule)
+            if moves or schedule.status not in WAITING:
+                return False
+            payload = new_payload(schedule)  # refuses the service's own jobs, and another task type
+            return (payload is None or payload == schedule.payload) and new_labels(schedule) is None
 
         return await self._change(command.schedule_id, "changed" if not moves else "moved", unchanged, change)
 
