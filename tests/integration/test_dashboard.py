@@ -623,6 +623,56 @@ def test_all_of_a_user_s_schedules_are_cancelled_from_the_filter(page: Page, ser
     assert page_errors == []
 
 
+def test_labels_are_shown_filtered_by_and_their_schedules_cancelled(page: Page, service: Service,
+                                                                     page_errors: list[str]) -> None:
+    def labelled(labels: dict[str, str]) -> dict[str, Any]:
+        response = service.http.post("/v1/schedules", json={
+            "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}, "labels": labels,
+            "schedule": f"once @ {(datetime.now(UTC) + timedelta(hours=1)).isoformat()}"})
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    first, second = labelled({"order": "dash-1", "kind": "reminder"}), labelled({"order": "dash-1", "kind": "reminder"})
+    receipt, other = labelled({"order": "dash-1", "kind": "receipt"}), service.later()
+    sign_in(page)
+    expect(row(page, first["id"]).locator("td.labels")).to_have_text("order=dash-1, kind=reminder")
+    expect(row(page, other["id"]).locator("td.labels")).to_have_text("")
+    page.fill("#label-filter", " order=dash-1 ,kind=reminder, ")  # spaces and a trailing comma do not count
+    page.press("#label-filter", "Enter")
+    expect(page.locator("#schedules tbody tr")).to_have_count(2)
+    expect(row(page, receipt["id"])).to_have_count(0)
+    expect(page.locator("#label-filter")).to_have_value("order=dash-1, kind=reminder")
+    expect(page.locator("#cancel-user")).to_have_text("Cancel all matching")
+    row(page, second["id"]).click()
+    expect(page.locator("#detail-fields")).to_contain_text("labelsorder=dash-1, kind=reminder")
+    asked: list[str] = []
+
+    def accept(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    page.click("#cancel-user")
+    expect(page.locator("#message")).to_have_text("Labels order=dash-1, kind=reminder: 2 schedule(s) cancelled.")
+    expect(page.locator("#schedules tbody td.status")).to_have_text(["cancelled", "cancelled"])
+    assert asked == ["Cancel every live schedule of labels order=dash-1, kind=reminder? This cannot be undone."]
+    for schedule, status in ((first, "cancelled"), (second, "cancelled"), (receipt, "scheduled"),
+                             (other, "scheduled")):
+        assert service.get(schedule["id"])["status"] == status
+    page.fill("#label-filter", "order")  # not key=value: the API's 422 says why
+    page.press("#label-filter", "Enter")
+    expect(page.locator("#message")).to_contain_text("a label selector is key=value, not 'order'")
+    page.fill("#label-filter", "")  # empty: any labels again, and no bulk cancel
+    page.press("#label-filter", "Enter")
+    expect(row(page, other["id"])).to_be_visible()
+    expect(page.locator("#message")).to_be_hidden()
+    expect(page.locator("#cancel-user")).to_be_hidden()
+    refused = [error for error in page_errors if "status of 422" in error]
+    assert refused
+    for error in refused:
+        page_errors.remove(error)
+
+
 def test_times_are_shown_in_the_browser_s_zone_and_say_so(browser: Browser, service: Service) -> None:
     later = service.later()
     context = browser.new_context(base_url=service.base, timezone_id="Asia/Tokyo", locale="en-GB")

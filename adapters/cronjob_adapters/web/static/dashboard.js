@@ -36,7 +36,8 @@ function cancellable(schedule) {
 }
 
 //: ``failed``: the message shown is a refresh's error, cleared by the next refresh that works.
-const FRESH = { status: "", type: "", user: "", offset: 0, selected: null, again: false, failed: false };
+//: ``labels``: the label filter as typed (``order=123, kind=reminder``), its spaces tidied.
+const FRESH = { status: "", type: "", user: "", labels: "", offset: 0, selected: null, again: false, failed: false };
 const state = { token: null, timer: null, busy: false, ...FRESH };
 const $ = (selector) => document.querySelector(selector);
 
@@ -87,6 +88,17 @@ function errorText(error) {
   return `${error.code}: ${error.message}`;
 }
 
+/** A schedule's labels as ``key=value`` texts, joined by commas (as the label filter takes them). */
+function labelsText(labels) {
+  return Object.entries(labels || {}).map(([key, value]) => `${key}=${value}`).join(", ");
+}
+
+/** The ``key=value`` selectors of a label filter as typed: split at commas, spaces around each
+ * left out (a value holding a comma cannot be filtered by here; the API can). */
+function labelSelectors(text) {
+  return text.split(",").map((part) => part.trim()).filter(Boolean);
+}
+
 function say(text, kind = "error") {
   const box = $("#message");
   box.textContent = text;
@@ -119,6 +131,7 @@ function signOut(reason) {
   $("#status-filter").value = "";
   $("#type-filter").value = "";
   $("#user-filter").value = "";
+  $("#label-filter").value = "";
   $("#cancel-user").hidden = true;
   $("#open-id").value = "";
   $("#move-to").value = "";
@@ -210,6 +223,7 @@ async function loadSchedules() {
   if (state.status) query.set("status", state.status);
   if (state.type) query.set("type", state.type);
   if (state.user) query.set("userId", state.user);
+  for (const selector of labelSelectors(state.labels)) query.append("label", selector);
   const page = await api(`v1/schedules?${query}`);
   if (!state.token) return;
   if (page.items.length === 0 && state.offset > 0) {
@@ -229,6 +243,7 @@ async function loadSchedules() {
     cell(row, schedule.schedule, "rule");
     cell(row, when(schedule.next_run_at), "next-run");
     cell(row, schedule.attempts.length, "attempts");
+    cell(row, labelsText(schedule.labels), "labels");
     cell(row, schedule.last_error ? errorText(schedule.last_error) : "", "error");
     row.tabIndex = 0;  // reachable with the keyboard; Enter opens it, as a click does
     row.addEventListener("click", () => openDetail(schedule.id));
@@ -284,22 +299,37 @@ function filterBy(changes) {
   $("#status-filter").value = state.status;
   $("#type-filter").value = state.type;
   $("#user-filter").value = state.user;
-  $("#cancel-user").hidden = !state.user;  // offered for the user the list shows, never for everyone's
+  $("#label-filter").value = state.labels;
+  // Offered for the user or the labels the list shows, never for everyone's.
+  $("#cancel-user").hidden = !state.user && !state.labels;
+  $("#cancel-user").textContent = state.labels ? "Cancel all matching" : "Cancel all of this user's";
   refresh();
 }
 
-//: An opt-out: every live schedule of the user the list is filtered by (POST /v1/schedules:cancel).
-async function cancelUser() {
-  const user = state.user;
-  if (!user) return;
-  if (!window.confirm(`Cancel every live schedule of user ${user}? This cannot be undone.`)) return;
+//: An opt-out, an order called off: every live schedule of the user and/or the labels the list is
+//: filtered by (POST /v1/schedules:cancel).
+async function cancelMatching() {
+  const { user } = state;
+  const selectors = labelSelectors(state.labels);
+  if (!user && !selectors.length) return;
+  const malformed = selectors.find((s) => !s.includes("="));
+  if (malformed) {
+    say(`A label filter is key=value, not ${malformed}.`);
+    return;
+  }
+  const labels = Object.fromEntries(selectors.map((s) => [s.split("=", 1)[0], s.slice(s.indexOf("=") + 1)]));
+  const whose = [user ? `user ${user}` : "", selectors.length ? `labels ${selectors.join(", ")}` : ""]
+    .filter(Boolean).join(" with ");
+  if (!window.confirm(`Cancel every live schedule of ${whose}? This cannot be undone.`)) return;
   try {
     const done = await api("v1/schedules:cancel", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ userId: user }),
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ ...(user ? { userId: user } : {}), ...(selectors.length ? { labels } : {}) }),
     });
     const refused = done.refused.length
       ? `; ${done.refused.length} could not be: ${done.refused.map((r) => `${r.id} (${r.reason})`).join("; ")}` : "";
-    say(`User ${user}: ${done.cancelled.length} schedule(s) cancelled${refused}.`, done.refused.length ? "error" : "info");
+    const who = whose.charAt(0).toUpperCase() + whose.slice(1);
+    say(`${who}: ${done.cancelled.length} schedule(s) cancelled${refused}.`, done.refused.length ? "error" : "info");
   } catch (error) {
     report(error);
   }
@@ -367,7 +397,8 @@ async function loadDetail(id) {
     ["type", schedule.type], ["schedule", schedule.schedule], ["time zone", schedule.timezone],
     ["next run", when(schedule.next_run_at)], ["occurrence", when(schedule.send_at)],
     ["send_by", when(schedule.send_by)], ["to", schedule.to], ["rendered body", schedule.rendered_body],
-    ["template", schedule.templateName], ["user", schedule.userId], ["idempotency key", schedule.idempotency_key],
+    ["template", schedule.templateName], ["user", schedule.userId], ["labels", labelsText(schedule.labels)],
+    ["idempotency key", schedule.idempotency_key],
     ["callback", schedule.callback_url], ["result", Object.keys(schedule.result).length ? JSON.stringify(schedule.result) : null],
     ["delivery", schedule.delivery.status ? JSON.stringify(schedule.delivery) : null],
     ["failed in a row", schedule.failed_in_a_row ? `${schedule.failed_in_a_row} occurrence(s) ended dead`
@@ -515,9 +546,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#type-filter").addEventListener("change", (e) => filterBy({ type: e.target.value }));
   $("#user-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    filterBy({ user: $("#user-filter").value.trim() });
+    filterBy({ user: $("#user-filter").value.trim(), labels: labelSelectors($("#label-filter").value).join(", ") });
   });
-  $("#cancel-user").addEventListener("click", cancelUser);
+  $("#cancel-user").addEventListener("click", cancelMatching);
   $("#auto-refresh").addEventListener("change", startRefresh);
   $("#refresh").addEventListener("click", () => refresh());
   $("#prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE_SIZE); refresh(); });
