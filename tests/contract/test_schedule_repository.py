@@ -402,6 +402,19 @@ async def test_get_by_provider_message_id_finds_the_latest_send(store: StoreFact
     assert again is not None and again.id == sent.id and again.delivery["status"] == "delivered"
 
 
+def _old_sqlite_file(path: Path, added_columns: str, row: dict[str, object]) -> None:
+    """An SQLite file with the ``schedules`` table as an earlier release created it (the first
+    release's columns, then ``added_columns``), holding ``row``."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE schedules (id TEXT PRIMARY KEY, status TEXT NOT NULL,"
+                     " next_run_at INTEGER, lease_until INTEGER, lease_attempt_id TEXT,"
+                     " idempotency_key TEXT UNIQUE, created_at INTEGER NOT NULL,"
+                     f" task_type TEXT NOT NULL,{added_columns} doc TEXT NOT NULL)")
+        conn.execute(f"INSERT INTO schedules ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                     tuple(row.values()))
+    conn.close()
+
+
 async def test_an_sqlite_file_from_before_the_message_id_column_is_upgraded(tmp_path: Path) -> None:
     from cronjob_adapters.codec import ScheduleCodec
     from cronjob_adapters.sqlite.repository import SqliteScheduleRepository
@@ -412,15 +425,9 @@ async def test_an_sqlite_file_from_before_the_message_id_column_is_upgraded(tmp_
     schedule.claim(owner="r1", attempt_id="a1", now=T0, until=T0 + LEASE)
     schedule.succeed(attempt_id="a1", now=T0, provider_message_id="wamid.OLD")
     path = tmp_path / "old.sqlite3"
-    with sqlite3.connect(path) as conn:  # the table as the previous release created it
-        conn.execute("CREATE TABLE schedules (id TEXT PRIMARY KEY, status TEXT NOT NULL,"
-                     " next_run_at INTEGER, lease_until INTEGER, lease_attempt_id TEXT,"
-                     " idempotency_key TEXT UNIQUE, created_at INTEGER NOT NULL,"
-                     " task_type TEXT NOT NULL, doc TEXT NOT NULL)")
-        conn.execute("INSERT INTO schedules (id, status, created_at, task_type, doc) VALUES (?, ?, 0, ?, ?)",
-                     (schedule.id, schedule.status.value, schedule.task_type,
-                      json.dumps(codec.to_document(schedule), default=str)))
-    conn.close()
+    _old_sqlite_file(path, "", {"id": schedule.id, "status": schedule.status.value, "created_at": 0,
+                                "task_type": schedule.task_type,
+                                "doc": json.dumps(codec.to_document(schedule), default=str)})
     repo = SqliteScheduleRepository(path, codec)
     try:
         await repo.initialize()
@@ -450,14 +457,9 @@ async def test_an_sqlite_file_from_before_labels_is_upgraded_and_lists_by_label_
     document = codec.to_document(old)
     del document["labels"]  # as the previous release wrote it
     path = tmp_path / "old.sqlite3"
-    with sqlite3.connect(path) as conn:  # the table as the previous release created it
-        conn.execute("CREATE TABLE schedules (id TEXT PRIMARY KEY, status TEXT NOT NULL,"
-                     " next_run_at INTEGER, lease_until INTEGER, lease_attempt_id TEXT,"
-                     " idempotency_key TEXT UNIQUE, created_at INTEGER NOT NULL, task_type TEXT NOT NULL,"
-                     " provider_message_id TEXT, user_id TEXT, doc TEXT NOT NULL)")
-        conn.execute("INSERT INTO schedules (id, status, created_at, task_type, user_id, doc) VALUES (?, ?, 0, ?, ?, ?)",
-                     (old.id, old.status.value, old.task_type, old.user_id, json.dumps(document, default=str)))
-    conn.close()
+    _old_sqlite_file(path, " provider_message_id TEXT, user_id TEXT,",
+                     {"id": old.id, "status": old.status.value, "created_at": 0, "task_type": old.task_type,
+                      "user_id": old.user_id, "doc": json.dumps(document, default=str)})
     repo = SqliteScheduleRepository(path, codec)
     labelled = one_off(labels={"order": "123", "kind": "reminder"})
     try:
