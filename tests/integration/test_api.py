@@ -515,6 +515,37 @@ async def test_a_message_is_run_now_instead_of_at_its_time(client: httpx.AsyncCl
     assert (await client.post("/v1/schedules/nope/run", headers=AUTH)).status_code == 404
 
 
+async def test_a_run_now_repeated_with_its_idempotency_key_runs_once(client: httpx.AsyncClient,
+                                                                     container: Container, clock: FixedClock) -> None:
+    created = (await client.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}, "schedule": "daily at 09:00"})).json()
+    path = f"/v1/schedules/{created['id']}"
+    dispatcher, sender = container.dispatcher(), container.sender()
+    key = {**AUTH, "Idempotency-Key": "run-1"}
+    ran = await client.post(f"{path}/run", headers=key)
+    assert ran.status_code == 200 and ran.json()["next_run_at"] == "2025-06-21T16:00:00.000Z"  # NOW
+    assert (await client.post(f"{path}/run", headers=key)).json() == ran.json()  # a repeat: as it is
+    assert await dispatcher.dispatch_due() == 1
+    await dispatcher.drain(5)
+    assert len(sender.sent) == 1
+    clock.set(NOW + timedelta(minutes=1))
+    after = await client.post(f"{path}/run", headers=key)  # the run ended since: still not again
+    assert after.status_code == 200 and after.json()["next_run_at"] == created["next_run_at"]
+    assert await dispatcher.dispatch_due() == 0 and len(sender.sent) == 1
+    events = [e["type"] for e in (await client.get(f"{path}/events", headers=AUTH)).json()["items"]]
+    assert events == ["scheduled", "scheduled", "started", "succeeded"]  # one run now, one run
+
+    other = await client.post(f"{path}/run", headers={**AUTH, "Idempotency-Key": "run-2"})  # a new request
+    assert other.json()["next_run_at"] == "2025-06-21T16:01:00.000Z"
+    assert await dispatcher.dispatch_due() == 1
+    await dispatcher.drain(5)
+    assert len(sender.sent) == 2
+    clock.set(NOW + timedelta(minutes=2))
+    unkeyed = [await client.post(f"{path}/run", headers=AUTH) for _ in range(2)]  # due already: as it is
+    assert [r.json()["next_run_at"] for r in unkeyed] == ["2025-06-21T16:02:00.000Z"] * 2
+    assert (await client.post(f"{path}/run", headers={**AUTH, "Idempotency-Key": ""})).status_code == 422
+
+
 async def test_pause_after_failures_is_taken_for_a_recurring_schedule_only(client: httpx.AsyncClient) -> None:
     task = {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}
     created = await client.post("/v1/schedules", headers=AUTH, json={

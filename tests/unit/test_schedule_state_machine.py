@@ -16,7 +16,7 @@ from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.errors import InvalidTransition, ValidationError
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryDecision
-from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus, can_transition
+from cronjob.domain.schedule import RUN_NOW_KEY, MisfirePolicy, Schedule, ScheduleStatus, can_transition
 from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware
 
 S = ScheduleStatus
@@ -365,6 +365,19 @@ def test_run_now_sends_a_one_off_now_and_gives_a_recurring_schedule_one_more_run
     before = recurring.copy()
     recurring.run_now(now=T0 + timedelta(seconds=60))  # due already: as it is
     assert recurring == before
+
+
+def test_run_now_remembers_the_last_request_key_due_already_or_not() -> None:
+    schedule = new_schedule(at=T0 + timedelta(hours=1))
+    schedule.run_now(now=T0, request_key="k1")
+    assert schedule.ran_now_for("k1") and not schedule.ran_now_for("k2") and schedule.next_run_at == T0
+    events, version = len(schedule.events), schedule.updated_at
+    schedule.run_now(now=T0, request_key="k2")  # due already: only the key, a new version, no event
+    assert schedule.ran_now_for("k2") and not schedule.ran_now_for("k1")
+    assert len(schedule.events) == events and schedule.updated_at > version and schedule.next_run_at == T0
+    unkeyed = new_schedule(at=T0 + timedelta(hours=1))
+    unkeyed.run_now(now=T0)
+    assert not unkeyed.ran_now_for("k1") and RUN_NOW_KEY not in unkeyed.metadata
 
 
 def test_run_now_of_a_schedule_waiting_to_retry_retries_now_under_the_same_key() -> None:

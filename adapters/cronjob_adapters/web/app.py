@@ -396,14 +396,19 @@ def create_app(services: ApiServices) -> FastAPI:
 
     @protected.post("/v1/schedules/{schedule_id}/run", response_model=ScheduleView, tags=["schedules"],
                     responses={404: _PROBLEM, 409: _PROBLEM})
-    async def run_schedule_now(schedule_id: str) -> ScheduleView:
+    async def run_schedule_now(
+        schedule_id: str,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=256)] = None,
+    ) -> ScheduleView:
         """Run a schedule that waits (`scheduled`) now instead of at its next run. A recurring one
         runs once more, now, and then on as its rule says (the occurrence it waited for stays
         next); a one-off is sent now instead of at its time; one waiting to retry retries now
         (same idempotency key). The `scheduled` event says when it was due (`data.run_now_from`).
         One due already is returned as it is; 409 for one that is not `scheduled` (paused: resume
-        it first) and for the service's own jobs."""
-        return ScheduleView.of(await scheduling.run_now(schedule_id))
+        it first) and for the service's own jobs. With an `Idempotency-Key` header, a repeat of
+        the request (the key of this schedule's last run-now) returns the schedule as it is,
+        whatever happened since (its run ended, a one-off succeeded): it runs once, not twice."""
+        return ScheduleView.of(await scheduling.run_now(schedule_id, idempotency_key))
 
     @protected.post("/v1/schedules/{schedule_id}/pause", response_model=ScheduleView, tags=["schedules"],
                     responses={404: _PROBLEM, 409: _PROBLEM})

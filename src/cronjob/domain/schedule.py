@@ -126,6 +126,8 @@ _ONE_MICROSECOND = timedelta(microseconds=1)
 #: Newest entries kept in a schedule's attempt and event histories (recurring schedules would
 #: otherwise grow without bound; MongoDB documents are capped at 16 MB).
 HISTORY_LIMIT = 100
+#: The metadata key holding the request key (Idempotency-Key) of the last run-now.
+RUN_NOW_KEY = "run_now_key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,7 +536,7 @@ class Schedule:
         self.lease = None
         self._emit("cancelled", now, **({"while_running": running} if running else {}))
 
-    def run_now(self, *, now: datetime) -> None:
+    def run_now(self, *, now: datetime, request_key: str | None = None) -> None:
         """Make a ``scheduled`` schedule due at ``now`` rather than wait for its next run.
 
         A schedule waiting to retry an occurrence retries it now (its idempotency key and
@@ -544,10 +546,17 @@ class Schedule:
         due already is left as it is. A ``scheduled`` event names the time it was due at
         (``data.run_now_from``). One that is not ``scheduled`` is :class:`InvalidTransition`,
         saying why.
+
+        ``request_key`` (a client's Idempotency-Key) is remembered, the last one only, due
+        already or not, so that a repeat of the request can be told from a new one
+        (:meth:`ran_now_for`).
         """
         if self.status is not ScheduleStatus.SCHEDULED:
             raise InvalidTransition(self.status.value, ScheduleStatus.RUNNING.value,
                                     f"it is {self.status.value}; only a scheduled one can be run now")
+        if request_key is not None:
+            self.metadata[RUN_NOW_KEY] = request_key
+            self._touch(now)
         previous = self.next_run_at
         if previous is not None and previous <= now:
             return  # due already: the next claim takes it
@@ -565,6 +574,11 @@ class Schedule:
         self._touch(now)
         self._emit("scheduled", now, next_run_at=instant_text(due),
                    run_now_from=instant_text(previous) if previous else "")
+
+    def ran_now_for(self, request_key: str) -> bool:
+        """Whether the last :meth:`run_now` was asked with ``request_key`` (its repeat is answered
+        with the schedule as it is, whatever it did since)."""
+        return self.metadata.get(RUN_NOW_KEY) == request_key
 
     def retry_now(self, *, now: datetime) -> None:
         """An operator re-runs a ``dead``, ``unknown`` or ``missed`` schedule: a new occurrence, due

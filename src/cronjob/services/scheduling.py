@@ -457,20 +457,25 @@ class SchedulingService:
             schedule_id, "resumed", lambda s: s.status in (ScheduleStatus.SCHEDULED, ScheduleStatus.RUNNING),
             lambda schedule, now: schedule.resume(now=now))
 
-    async def run_now(self, schedule_id: str) -> Schedule:
+    async def run_now(self, schedule_id: str, request_key: str | None = None) -> Schedule:
         """Make a ``scheduled`` schedule due now (see :meth:`Schedule.run_now`: a recurring one
         runs once more, then on as its rule says); one due already is returned as it is;
-        :class:`ScheduleConflict` for one that is not ``scheduled`` and for the service's own jobs."""
+        :class:`ScheduleConflict` for one that is not ``scheduled`` and for the service's own jobs.
+
+        With ``request_key``, a repeat of the last run-now asked with it is answered with the
+        schedule as it is, whatever happened since (it ran, it ended): run once, not twice."""
 
         def run_now(schedule: Schedule, now: datetime) -> None:
             self._check_not_own(schedule, "run by hand")
-            schedule.run_now(now=now)
+            schedule.run_now(now=now, request_key=request_key)
 
-        def due(schedule: Schedule) -> bool:
+        def done(schedule: Schedule) -> bool:
+            if request_key is not None:
+                return schedule.ran_now_for(request_key)
             return (schedule.status is ScheduleStatus.SCHEDULED and schedule.next_run_at is not None
                     and schedule.next_run_at <= self._now())
 
-        return await self._change(schedule_id, "run now", due, run_now)
+        return await self._change(schedule_id, "run now", done, run_now)
 
     def _check_not_own(self, schedule: Schedule, verb: str) -> None:
         """:class:`ScheduleConflict` for the service's own jobs (task types it does not schedule)."""
