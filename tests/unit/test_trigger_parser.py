@@ -47,6 +47,7 @@ def weekly(at: time, *days: int, zone: str = SP) -> CalendarTrigger:
         ("once @ 2025-06-21T17:00:00Z", OnceTrigger(datetime(2025, 6, 21, 17, 0, tzinfo=UTC))),
         ("once @ 2025-06-21T14:00:00-03:00", OnceTrigger(datetime(2025, 6, 21, 17, 0, tzinfo=UTC))),
         ("once@2025-06-21 14:00", OnceTrigger(datetime(2025, 6, 21, 17, 0, tzinfo=UTC))),
+        ("once @ 2025-06-21 9:00", OnceTrigger(datetime(2025, 6, 21, 12, 0, tzinfo=UTC))),  # as in 'daily at 9:00'
         # intervals, anchored by ``from`` or at ``now``
         ("every 10 minutes from 2025-06-21T17:00:00+00:00", IntervalTrigger(timedelta(minutes=10), ANCHOR)),
         ("every 10 minutes from 2025-06-21T14:00:00-03:00", IntervalTrigger(timedelta(minutes=10), ANCHOR)),
@@ -101,6 +102,8 @@ def weekly(at: time, *days: int, zone: str = SP) -> CalendarTrigger:
         # a calendar or cron rule from a start (an interval's ``from`` is its anchor), and to an end
         ("daily at 09:00 from 2025-07-01",  # from the start of that date in the zone
          BoundedTrigger(daily(time(9, 0)), start=datetime(2025, 7, 1, 3, 0, tzinfo=UTC))),
+        ("daily at 9:00 until 2025-08-01 9:30",
+         BoundedTrigger(daily(time(9, 0)), datetime(2025, 8, 1, 12, 30, tzinfo=UTC))),
         ("every monday at 09:00 from 2025-07-07 09:00 until 2025-08-01",
          BoundedTrigger(weekly(time(9, 0), 0), datetime(2025, 8, 2, 2, 59, 59, 999000, tzinfo=UTC),
                         datetime(2025, 7, 7, 12, 0, tzinfo=UTC))),

@@ -188,9 +188,13 @@ def iso_datetime(text: str) -> datetime:
     return datetime.fromisoformat(text.upper())
 
 
+#: A date and a one-digit hour (``2026-12-01 9:00``), which ``daily at 9:00`` takes and ISO does not.
+_ONE_DIGIT_HOUR = re.compile(r"^(\d{4}-\d\d-\d\d[ t])(\d:)", re.ASCII)
+
+
 def _iso(text: str, what: str) -> datetime:
     try:
-        return iso_datetime(text.strip())
+        return iso_datetime(_ONE_DIGIT_HOUR.sub(r"\g<1>0\g<2>", text.strip()))
     except ValueError:
         raise ValidationError(f"{what} is not an ISO-8601 date-time: {text.strip()!r}",
                               field="schedule") from None
