@@ -2,9 +2,10 @@
 
 Each schedule is one row: the columns the queries filter and sort on, plus ``doc``, the codec's
 document as JSON (datetimes as ISO-8601 text); its labels are also rows of ``schedule_labels``,
-indexed by (key, value) and kept by triggers (see ``schema.LABELS``). Claims and lease renewals run in ``BEGIN IMMEDIATE``
-transactions, which take the database's single write lock up front, so concurrent claimers in
-other threads or processes are serialised by SQLite itself (waiting up to ``busy_timeout``).
+indexed by (key, value) and kept by triggers (see ``schema.LABELS``). Claims and lease renewals
+run in ``BEGIN IMMEDIATE`` transactions, which take the database's single write lock up front,
+so concurrent claimers in other threads or processes are serialised by SQLite itself (waiting
+up to ``busy_timeout``).
 """
 
 from __future__ import annotations

@@ -65,8 +65,9 @@ class WebhookEvent(BaseModel):
 
     ``status`` is the schedule's status once the event happened; ``data`` the event's details
     (error code and message, retry time, result fields...), all text, its instants written as
-    ``at`` is; ``labels`` the schedule's labels then (none in a delivery stored before labels). Extra fields are kept, so a delivery stored by a newer version is still sent
-    whole by an older one.
+    ``at`` is; ``labels`` the schedule's labels then (none in a delivery stored before labels).
+    Extra fields are kept, so a delivery stored by a newer version is still sent whole by an
+    older one.
     """
 
     model_config = ConfigDict(extra="allow", frozen=True)
