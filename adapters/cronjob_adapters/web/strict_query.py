@@ -6,18 +6,34 @@ must not widen what a request reads or acts on. Nor is a parameter of one value 
 
 from __future__ import annotations
 
+import types
+from collections.abc import Sequence
+from typing import Annotated, Union, get_args, get_origin
+
 from fastapi import Request
-from fastapi._compat import field_annotation_is_sequence
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 
+def takes_several(annotation: object) -> bool:
+    """Whether a query parameter of type ``annotation`` takes every value given (a list, tuple or
+    set, optional or annotated or not) rather than one. (FastAPI has such a test, but in a
+    private module.)"""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return takes_several(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return any(takes_several(arg) for arg in get_args(annotation) if arg is not type(None))
+    kind = origin or annotation
+    return isinstance(kind, type) and (issubclass(kind, (Sequence, set, frozenset))
+                                       and not issubclass(kind, (str, bytes, bytearray)))
+
+
 def _query_names(dependant: Dependant) -> dict[str, bool]:
     """The query parameters of ``dependant`` and of its dependencies, by the name a client sends,
     each with whether it may be repeated (a list)."""
-    names = {param.alias: field_annotation_is_sequence(param.field_info.annotation)
-             for param in dependant.query_params}
+    names = {param.alias: takes_several(param.field_info.annotation) for param in dependant.query_params}
     for dependency in dependant.dependencies:
         names |= _query_names(dependency)
     return names
