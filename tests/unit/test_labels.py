@@ -99,20 +99,23 @@ def test_matching_needs_every_label_with_exactly_its_value() -> None:
 
 #: A small world of labels, so that selectors often match.
 small_labels = st.dictionaries(st.sampled_from(["a", "b", "c"]), st.sampled_from(["", "1", "2"]), max_size=3)
-operations = st.lists(st.tuples(st.sampled_from(["add", "relabel", "purge"]), st.integers(0, 30), small_labels),
+users = st.sampled_from([None, "u1", "u2"])
+operations = st.lists(st.tuples(st.sampled_from(["add", "relabel", "purge"]), st.integers(0, 30), small_labels, users),
                       min_size=1, max_size=40)
 
 
 @settings(max_examples=150, deadline=None)
-@given(operations, st.lists(small_labels, min_size=1, max_size=5))
-def test_the_memory_label_index_answers_as_a_scan_of_every_schedule(
-        steps: list[tuple[str, int, dict[str, str]]], selectors: list[dict[str, str]]) -> None:
+@given(operations, st.lists(st.tuples(small_labels, users), min_size=1, max_size=5))
+def test_the_memory_label_and_user_indexes_answer_as_a_scan_of_every_schedule(
+        steps: list[tuple[str, int, dict[str, str], str | None]],
+        selectors: list[tuple[dict[str, str], str | None]]) -> None:
     async def run() -> None:
         repo = InMemoryScheduleRepository()
         made: list[str] = []
-        for index, (operation, pick, labels) in enumerate(steps):
+        for index, (operation, pick, labels, user) in enumerate(steps):
             if operation == "add" or not made:
-                schedule = one_off(T0 + timedelta(hours=1), now=T0 + timedelta(seconds=index), labels=labels)
+                schedule = one_off(T0 + timedelta(hours=1), now=T0 + timedelta(seconds=index), labels=labels,
+                                   user_id=user)
                 await repo.add(schedule)
                 made.append(schedule.id)
                 continue
@@ -128,8 +131,9 @@ def test_the_memory_label_index_answers_as_a_scan_of_every_schedule(
                 await repo.delete_finished(before=T0 + timedelta(days=1), statuses=[ScheduleStatus.CANCELLED],
                                            limit=100)
         everything = await repo.list(limit=1000)
-        for selector in selectors:
-            scanned = [s.id for s in everything if matches(s.labels, selector)]
-            assert [s.id for s in await repo.list(labels=selector, limit=1000)] == scanned
+        for selector, user in selectors:
+            scanned = [s.id for s in everything
+                       if matches(s.labels, selector) and (user is None or s.user_id == user)]
+            assert [s.id for s in await repo.list(labels=selector, user_id=user, limit=1000)] == scanned
 
     asyncio.run(run())

@@ -30,8 +30,8 @@ class InMemoryScheduleRepository(ScheduleRepository):
     a heap per task type of the ``scheduled`` schedules by ``next_run_at``, and a heap of the
     ``running`` ones by lease expiry. Entries are never updated in place: a change pushes a new
     entry and the old one is skipped when it surfaces (the heaps are rebuilt when such stale
-    entries outnumber the live ones). ``list`` by labels reads the ids of each label from a map
-    of ``(key, value)`` to ids, and only those schedules.
+    entries outnumber the live ones). ``list`` by user or labels reads the ids of the user and of
+    each label from maps of user id and of ``(key, value)`` to ids, and only those schedules.
     """
 
     def __init__(self) -> None:
@@ -39,6 +39,7 @@ class InMemoryScheduleRepository(ScheduleRepository):
         self._by_key: dict[str, str] = {}
         self._by_message: dict[str, str] = {}  # provider message id of the latest send -> schedule id
         self._by_label: dict[tuple[str, str], set[str]] = {}  # (key, value) -> ids of the schedules with it
+        self._by_user: dict[str, set[str]] = {}  # user id -> ids of the schedules made with it (it never changes)
         self._due: dict[str, list[_Entry]] = {}  # task type -> heap of scheduled, by next_run_at
         self._leases: list[_Entry] = []  # running, by lease.until
         self._live: dict[str, int] = {}  # schedule id -> sequence number of its live entry
@@ -114,6 +115,8 @@ class InMemoryScheduleRepository(ScheduleRepository):
             if message_id:
                 self._by_message[message_id] = stored.id
         self._items[stored.id] = stored
+        if previous is None and stored.user_id is not None:
+            self._by_user.setdefault(stored.user_id, set()).add(stored.id)
         self._index_labels(stored.id, previous.labels if previous is not None else {}, stored.labels)
         self._index(stored)
 
@@ -166,8 +169,12 @@ class InMemoryScheduleRepository(ScheduleRepository):
         offset: int = 0,
     ) -> list[Schedule]:
         candidates: Iterable[Schedule] = self._items.values()
-        if labels:  # through the label index: the smallest set of ids, checked against the others
-            sets = sorted((self._by_label.get(pair, set()) for pair in labels.items()), key=len)
+        # Through the user and label indexes: the smallest set of ids, intersected with the others.
+        sets = [self._by_label.get(pair, set()) for pair in (labels or {}).items()]
+        if user_id is not None:
+            sets.append(self._by_user.get(user_id, set()))
+        if sets:
+            sets.sort(key=len)
             candidates = [self._items[i] for i in sets[0].intersection(*sets[1:])]
         chosen = [s for s in candidates
                   if (status is None or s.status is status) and s.task_type not in exclude_types
@@ -283,6 +290,10 @@ class InMemoryScheduleRepository(ScheduleRepository):
             for schedule_id in doomed:
                 gone = self._items.pop(schedule_id)
                 self._index_labels(schedule_id, gone.labels, {})
+                if gone.user_id is not None and (ids := self._by_user.get(gone.user_id)) is not None:
+                    ids.discard(schedule_id)
+                    if not ids:
+                        del self._by_user[gone.user_id]
                 if gone.idempotency_key:
                     self._by_key.pop(gone.idempotency_key, None)
                 message_id = gone.result.get("provider_message_id")
