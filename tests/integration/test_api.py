@@ -336,6 +336,39 @@ async def test_a_waiting_message_is_moved_and_sent_at_its_new_time_only(
     assert "succeeded" in late.json()["detail"]
 
 
+async def test_a_move_to_the_time_a_schedule_has_already_is_answered_as_it_is(client: httpx.AsyncClient) -> None:
+    # A client's retry of a PATCH whose answer it lost: no second event, webhook or occurrence.
+    message = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()
+    daily = (await client.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}, "schedule": "daily at 09:00"})).json()
+
+    async def events(schedule: dict[str, str]) -> list[dict[str, object]]:
+        return (await client.get(f"/v1/schedules/{schedule['id']}/events", headers=AUTH)).json()["items"]
+
+    shown = {}
+    for schedule, change in [(message, {"send_at": "2025-06-21T15:30:00-03:00"}),
+                             (daily, {"schedule": "every day at 10:30", "timezone": "America/Sao_Paulo"})]:
+        path = f"/v1/schedules/{schedule['id']}"
+        moved = await client.patch(path, json=change, headers=AUTH)
+        assert moved.status_code == 200, moved.text
+        before = await events(schedule)
+        again = await client.patch(path, json=change, headers=AUTH)
+        assert again.status_code == 200 and again.json() == moved.json()
+        assert await events(schedule) == before
+        shown[schedule["id"]] = moved.json()
+    path = f"/v1/schedules/{daily['id']}"
+    same_rule = await client.patch(path, json={"schedule": "daily at 10:30"}, headers=AUTH)  # however spelt
+    assert same_rule.json() == shown[daily["id"]]
+    before = await events(daily)
+    elsewhere = await client.patch(path, json={"schedule": "daily at 10:30", "timezone": "Europe/Lisbon"}, headers=AUTH)
+    assert elsewhere.json()["timezone"] == "Europe/Lisbon" and len(await events(daily)) == len(before) + 1
+    before = await events(message)
+    instant = await client.patch(f"/v1/schedules/{message['id']}", headers=AUTH,  # the same instant, another zone
+                                 json={"send_at": "2025-06-21T18:30:00Z", "timezone": "Europe/Lisbon"})
+    assert instant.json()["next_run_at"] == shown[message["id"]]["next_run_at"]
+    assert instant.json()["timezone"] == "Europe/Lisbon" and len(await events(message)) == len(before) + 1
+
+
 async def test_bad_reschedules_are_clear_errors(client: httpx.AsyncClient) -> None:
     created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()
     path = f"/v1/schedules/{created['id']}"

@@ -372,8 +372,8 @@ def create_app(services: ApiServices) -> FastAPI:
         `scheduled` event says where it moved from (`data.rescheduled_from`) and whether its task
         changed (`data.task_changed`) and its labels (`data.labels_changed`). Its task type stays:
         to run another, cancel it and create another. Labels alone change nothing about when or
-        what it runs (also while it waits to retry); the same labels (and task) again return it as
-        it is.
+        what it runs (also while it waits to retry); the same labels, task or time (the same rule
+        in the same zone, due when it is due: a retry of the request) again return it as it is.
         """
         send_at = None
         if request.send_at is not None:

@@ -522,10 +522,10 @@ class SchedulingService:
         payload its task type refuses.
 
         The write is conditional on the schedule being as read; one that changed meanwhile is
-        read and changed again, a few times. A task or labels (without a new time) that the
-        schedule already has are answered with the schedule as it is; labels it has already do
-        not count as changed beside another change (its event says ``labels_changed`` only when
-        they did).
+        read and changed again, a few times. A time, task or labels that the schedule already
+        has (the same rule and zone, due when it is due; a repeat of the request) are answered
+        with the schedule as it is; labels it has already do not count as changed beside another
+        change (its event says ``labels_changed`` only when they did).
         """
         moves = command.send_at is not None or command.schedule is not None
         if command.send_at is not None and command.schedule is not None:
@@ -575,10 +575,20 @@ class SchedulingService:
             schedule.metadata[text_key] = text
 
         def unchanged(schedule: Schedule) -> bool:
-            if moves or schedule.status not in WAITING:
+            if schedule.status not in WAITING:
                 return False
             payload = new_payload(schedule)  # refuses the service's own jobs, and another task type
-            return (payload is None or payload == schedule.payload) and new_labels(schedule) is None
+            if not ((payload is None or payload == schedule.payload) and new_labels(schedule) is None):
+                return False
+            if not moves:
+                return True
+            if schedule.attempts_for_occurrence:  # waiting to retry: a move drops the retry (or is refused)
+                return False
+            # The time it has already (a client's retry of the same PATCH): no new occurrence, no event.
+            zone = command.timezone or schedule.timezone
+            trigger, first, _, _ = self._new_time(command, schedule, zone, self._now())
+            return (zone == schedule.timezone and trigger.expression == schedule.trigger.expression
+                    and first == schedule.next_run_at)
 
         return await self._change(command.schedule_id, "changed" if not moves else "moved", unchanged, change)
 
