@@ -369,6 +369,29 @@ async def test_a_move_to_the_time_a_schedule_has_already_is_answered_as_it_is(cl
     assert instant.json()["timezone"] == "Europe/Lisbon" and len(await events(message)) == len(before) + 1
 
 
+async def test_send_by_is_read_as_send_at_is_a_wall_time_in_the_request_s_zone(client: httpx.AsyncClient) -> None:
+    wall = {"send_at": "2025-06-22T14:00:00", "send_by": "2025-06-22T15:00:00"}
+    message = await client.post("/schedule-message", json={**SEED, **wall, "timezone": "Asia/Tokyo"}, headers=AUTH)
+    assert message.status_code == 201, message.text
+    assert message.json()["send_by"] == "2025-06-22T06:00:00.000Z"  # 15:00 in Tokyo
+    task = {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}
+    created = await client.post("/v1/schedules", headers=AUTH, json={
+        "task": task, "schedule": "once @ 2025-06-22 14:00", "send_by": "2025-06-22T15:00:00",
+        "timezone": "Europe/Lisbon"})
+    assert created.status_code == 201, created.text
+    assert created.json()["send_by"] == "2025-06-22T14:00:00.000Z"  # 15:00 in Lisbon (+01:00)
+    default_zone = await client.post("/v1/schedules", headers=AUTH, json={  # the rule's: the default zone
+        "task": task, "schedule": "once @ 2025-06-22 14:00", "send_by": "2025-06-22T15:00:00"})
+    assert default_zone.json()["send_by"] == "2025-06-22T18:00:00.000Z"  # 15:00 in São Paulo
+    refused = await client.post("/schedule-message", json={**SEED, "send_by": "2025-06-21T15:00:00"}, headers=AUTH)
+    assert refused.status_code == 422, refused.text  # send_at has an offset: no zone to read send_by in
+    assert refused.json()["errors"] == [{"field": "send_by", "message": "send_by needs an offset (e.g. "
+                                         "2025-06-21T18:00:00-03:00) or a 'timezone' field"}]
+    gap = await client.post("/schedule-message", headers=AUTH, json={
+        **SEED, "send_at": "2026-03-08T01:00:00", "send_by": "2026-03-08T02:30:00", "timezone": "America/New_York"})
+    assert gap.status_code == 422 and [e["field"] for e in gap.json()["errors"]] == ["send_by"], gap.text
+
+
 async def test_bad_reschedules_are_clear_errors(client: httpx.AsyncClient) -> None:
     created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()
     path = f"/v1/schedules/{created['id']}"

@@ -134,10 +134,15 @@ def _seconds(value: float | None) -> timedelta | None:
     return max(timedelta(seconds=value), _MICROSECOND) if value > 0 else timedelta(seconds=value)
 
 
-def _aware(value: datetime | None, field: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValidationError(f"{field} needs an offset, e.g. 2025-06-21T18:00:00-03:00", field=field)
-    return value
+def _deadline(value: datetime | None, timezone: str | None) -> datetime | None:
+    """``send_by`` as an instant: with its offset, or a wall time in ``timezone`` (the one a
+    ``send_at`` or the rule's wall times are read in), which it then needs."""
+    if value is None or value.tzinfo is not None:
+        return value
+    if timezone is None:
+        raise ValidationError("send_by needs an offset (e.g. 2025-06-21T18:00:00-03:00) or a 'timezone' field",
+                              field="send_by")
+    return localize(value, timezone, field="send_by")
 
 
 def _command(request: ScheduleMessageRequest, default_timezone: str, idempotency_key: str | None,
@@ -170,7 +175,7 @@ def _command(request: ScheduleMessageRequest, default_timezone: str, idempotency
         request_digest=request_digest("/schedule-message", request),
         retry=_retry_policy(request.retry, registry, message_task_type(kind)),
         misfire_grace=_seconds(request.misfire_grace_seconds),
-        send_by=_aware(request.send_by, "send_by"),
+        send_by=_deadline(request.send_by, request.timezone),
         callback_url=request.callback_url,
     )
 
@@ -264,7 +269,7 @@ def create_app(services: ApiServices) -> FastAPI:
             retry=_retry_policy(request.retry, registry, request.task.type),  # type: ignore[attr-defined]
             misfire_grace=_seconds(request.misfire_grace_seconds),
             coalesce=request.coalesce,
-            send_by=_aware(request.send_by, "send_by"),
+            send_by=_deadline(request.send_by, timezone),  # a wall time: in the rule's zone
             callback_url=request.callback_url,
             pause_after_failures=request.pause_after_failures,
             labels=request.labels,

@@ -102,7 +102,8 @@ class ScheduleMessageRequest(BaseModel):
         description="Send late by at most this much (after downtime), else mark `missed`. "
                     "Default CRONJOB_MISFIRE_GRACE_SECONDS.")] = None
     send_by: Annotated[datetime | None, Field(
-        default=None, description="Hard deadline (with offset): never sent after it, `missed` instead.")] = None
+        default=None, description="Hard deadline (with an offset, or a wall time in `timezone`): never sent "
+                                  "after it, `missed` instead.")] = None
     callback_url: CallbackUrl = None
 
     def parsed_send_at(self) -> datetime:
@@ -181,7 +182,8 @@ class CreateScheduleBase(BaseModel):
         default=None, strict=True, allow_inf_nan=False, ge=0, le=30 * 86_400,
         description="Run an occurrence late by at most this much, else it is missed.")] = None
     coalesce: bool = Field(default=True, strict=True, description="Recurring: one run for all occurrences missed while down, as the latest of them; false: each one still within the misfire grace runs.")
-    send_by: Annotated[datetime | None, Field(default=None, description="One-off: hard deadline (with offset).")] = None
+    send_by: Annotated[datetime | None, Field(
+        default=None, description="One-off: hard deadline (with an offset, or a wall time in `timezone`).")] = None
     callback_url: CallbackUrl = None
     pause_after_failures: Annotated[int | None, Field(
         default=None, strict=True, ge=1, le=10_000,
