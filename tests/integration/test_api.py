@@ -392,6 +392,17 @@ async def test_send_by_is_read_as_send_at_is_a_wall_time_in_the_request_s_zone(c
     assert gap.status_code == 422 and [e["field"] for e in gap.json()["errors"]] == ["send_by"], gap.text
 
 
+async def test_an_empty_timezone_is_refused_not_read_as_the_default(client: httpx.AsyncClient) -> None:
+    created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()
+    for answer in [await client.post("/schedule-message", json={**SEED, "timezone": ""}, headers=AUTH),
+                   await client.patch(f"/v1/schedules/{created['id']}", headers=AUTH,
+                                      json={"send_at": "2025-06-21T15:30:00", "timezone": ""}),
+                   await client.get("/v1/rules/preview", params={"schedule": "daily at 09:00", "timezone": ""},
+                                    headers=AUTH)]:
+        assert answer.status_code == 422, answer.text
+        assert [e["field"] for e in answer.json()["errors"]] == ["timezone"], answer.json()
+
+
 async def test_bad_reschedules_are_clear_errors(client: httpx.AsyncClient) -> None:
     created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()
     path = f"/v1/schedules/{created['id']}"
@@ -865,6 +876,7 @@ async def test_a_one_off_s_misfire_grace_is_the_default_unless_it_names_one(
         ({"schedule": "sometimes"}, "schedule"),
         ({"timezone": "Nowhere/Land"}, "timezone"),
         ({"timezone": "localtime"}, "timezone"),  # the host's zone: another instant on another replica
+        ({"timezone": ""}, "timezone"),  # not the default zone, silently
         ({"task": {"type": "fax", "to": "5511999999999", "body": "x"}}, "task"),
         ({"task": {"type": "whatsapp.template", "to": "5511999999999", "body": "{{1}}", "params": ["a"]}},
          "task.templateName"),  # where it is in the request: no union tag (the task type) in the path

@@ -93,7 +93,7 @@ class ScheduleMessageRequest(BaseModel):
         description="ISO-8601 date-time with an offset (2025-06-21T14:00:00-03:00), or without one "
                     "when `timezone` is given.",
     )]
-    timezone: Annotated[str | None, Field(default=None, max_length=64,
+    timezone: Annotated[str | None, Field(default=None, min_length=1, max_length=64,
                                           description="IANA zone for a send_at without offset.")] = None
     language: Language = None
     retry: RetryRequest | None = None
@@ -145,7 +145,7 @@ class RescheduleBase(BaseModel):
         description="The new rule, as `POST /v1/schedules` takes it; a recurring schedule stays recurring "
                     "and a one-off a one-off.")] = None
     timezone: Annotated[str | None, Field(
-        default=None, max_length=64,
+        default=None, min_length=1, max_length=64,
         description="IANA zone of the new time or rule; default: the schedule's own (it becomes the "
                     "schedule's zone).")] = None
     labels: Annotated[Labels | None, Field(
@@ -174,7 +174,7 @@ class CreateScheduleBase(BaseModel):
         description="When to run: `once @ 2025-06-21 14:00`, `every 10 minutes`, `daily at 14:00`, "
                     "`weekly on mon,fri at 09:00`, `cron 0 9 * * 1-5`, ...; a recurring rule may start and end: "
                     "`daily at 14:00 from 2027-01-04 until 2027-12-31` (see the README).")]
-    timezone: Annotated[str | None, Field(default=None, max_length=64,
+    timezone: Annotated[str | None, Field(default=None, min_length=1, max_length=64,
                                           description="IANA zone of the rule's wall times; default from settings.")] = None
     userId: Annotated[str | None, Field(default=None, max_length=256)] = None
     retry: RetryRequest | None = None

@@ -39,7 +39,7 @@ def upcoming_router(scheduling: SchedulingService, default_timezone: str) -> API
     async def preview(
         schedule: Annotated[str, Query(min_length=1, max_length=MAX_RULE_LENGTH, examples=["daily at 02:30"],
                                        description="A rule, as `POST /v1/schedules` takes it.")],
-        timezone: Annotated[str | None, Query(max_length=64, examples=["Europe/Berlin"],
+        timezone: Annotated[str | None, Query(min_length=1, max_length=64, examples=["Europe/Berlin"],
                                               description="IANA zone of the rule's wall times; default from "
                                                           "settings.")] = None,
         count: Count = 5,
