@@ -184,6 +184,9 @@ def test_until_a_date_means_through_that_local_date_across_dst() -> None:
         ("cron(0 9 * * * *)", SP, "five fields"),
         ("daily", "Mars/Olympus_Mons", "unknown time zone 'Mars/Olympus_Mons'"),
         ("daily", "", "a time zone name is required"),
+        # What is quoted is what was written, not a lowered copy of it.
+        ("once @ 20270101T100000Z", SP, "got '20270101T100000Z'"),
+        ("Daily at 09:00 UNTIL 2026-12-31T18:00:00+25:00", SP, "ISO-8601 date-time: '2026-12-31T18:00:00+25:00'"),
     ],
 )
 def test_bad_input_is_a_readable_validation_error(expression: str, zone: str, message: str) -> None:

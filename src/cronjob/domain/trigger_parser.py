@@ -73,19 +73,22 @@ _TIME = r"(?P<time>\d{1,2}:\d{2}(?::\d{2})?)"
 _DAY = r"(?:" + "|".join(sorted(_DAYS, key=len, reverse=True)) + r")"
 _DAY_LIST = rf"(?P<days>{_DAY}(?:\s*,\s*{_DAY})*)"
 
-_ONCE = re.compile(r"once\s*@\s*(?P<when>.+)", re.ASCII)
+# Matched against the text as given (keywords in any case), so that what an error quotes is what
+# the client wrote; the words that mean something (units, day names, cron fields) are lowered.
+_CASELESS = re.ASCII | re.IGNORECASE
+_ONCE = re.compile(r"once\s*@\s*(?P<when>.+)", _CASELESS)
 _INTERVAL = re.compile(
     r"every\s+(?:(?P<count>\d+)\s+(?P<unit>second|minute|hour|day)s?|(?P<single>second|minute|hour|day))"
-    r"(?:\s+from\s+(?P<anchor>.+))?", re.ASCII)
-_PERIOD = re.compile(r"(?P<period>minutely|hourly)")
-_DAILY = re.compile(rf"(?:daily|every\s+day)(?:\s+at\s+{_TIME})?", re.ASCII)
-_WEEKLY = re.compile(rf"(?:weekly\s+on|every)\s+{_DAY_LIST}(?:\s+at\s+{_TIME})?", re.ASCII)
-_WEEKLY_BARE = re.compile(r"weekly")
-_CRON = re.compile(r"cron\s*\((?P<call>[^()]*)\)|cron\s+(?P<prefixed>.+)", re.ASCII)
+    r"(?:\s+from\s+(?P<anchor>.+))?", _CASELESS)
+_PERIOD = re.compile(r"(?P<period>minutely|hourly)", _CASELESS)
+_DAILY = re.compile(rf"(?:daily|every\s+day)(?:\s+at\s+{_TIME})?", _CASELESS)
+_WEEKLY = re.compile(rf"(?:weekly\s+on|every)\s+{_DAY_LIST}(?:\s+at\s+{_TIME})?", _CASELESS)
+_WEEKLY_BARE = re.compile(r"weekly", _CASELESS)
+_CRON = re.compile(r"cron\s*\((?P<call>[^()]*)\)|cron\s+(?P<prefixed>.+)", _CASELESS)
 _CRON_MINUTE = re.compile(r"[0-9*/,-]+")
 _CRON_FIELD = re.compile(r"[0-9a-z*/,#?-]+")
-_UNTIL = re.compile(r"(?P<rule>.+)\s+until\s+(?P<end>.+)", re.ASCII)
-_FROM = re.compile(r"(?P<rule>.+)\s+from\s+(?P<start>.+)", re.ASCII)
+_UNTIL = re.compile(r"(?P<rule>.+)\s+until\s+(?P<end>.+)", _CASELESS)
+_FROM = re.compile(r"(?P<rule>.+)\s+from\s+(?P<start>.+)", _CASELESS)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _TIME_OF_DAY = re.compile(r"\d:\d\d", re.ASCII)  # in a date-time: it names a time, not only a date
 
@@ -107,16 +110,16 @@ def parse_trigger(
     text = " ".join(expression.split())
     lowered = text.lower()
 
-    if match := _UNTIL.fullmatch(lowered):
+    if match := _UNTIL.fullmatch(text):
         rule = parse_trigger(match["rule"], timezone, cron, now=now)
         start = None
         if isinstance(rule, BoundedTrigger) and rule.until is None:  # ``<rule> from <start> until <end>``
             rule, start = rule.rule, rule.start  # (a second ``until`` stays nested: BoundedTrigger refuses it)
         return BoundedTrigger(rule=rule, start=start, until=_bound(match["end"], timezone, "until"))
-    if match := _ONCE.fullmatch(lowered):
+    if match := _ONCE.fullmatch(text):
         return _once(match["when"], timezone)
-    if match := _INTERVAL.fullmatch(lowered):
-        unit = match["unit"] or match["single"]
+    if match := _INTERVAL.fullmatch(text):
+        unit = (match["unit"] or match["single"]).lower()
         count = int(match["count"]) if match["count"] else 1
         anchor = _instant(match["anchor"], "the anchor after 'from'") if match["anchor"] else _now(now, text)
         try:
@@ -124,20 +127,20 @@ def parse_trigger(
         except OverflowError:
             raise ValidationError(f"the interval in {text!r} is too long", field="schedule") from None
         return IntervalTrigger(every=every, anchor=anchor)
-    if match := _FROM.fullmatch(lowered):  # after _INTERVAL, whose ``from`` is its anchor
+    if match := _FROM.fullmatch(text):  # after _INTERVAL, whose ``from`` is its anchor
         rule = parse_trigger(match["rule"], timezone, cron, now=now)
         return BoundedTrigger(rule=rule, start=_bound(match["start"], timezone, "from"))
-    if match := _PERIOD.fullmatch(lowered):
-        return _period(match["period"], _now(now, text), zone)
-    if match := _DAILY.fullmatch(lowered):
+    if match := _PERIOD.fullmatch(text):
+        return _period(match["period"].lower(), _now(now, text), zone)
+    if match := _DAILY.fullmatch(text):
         return CalendarTrigger(at=_time_of_day(match["time"]), zone=timezone)
-    if match := _WEEKLY.fullmatch(lowered):
-        days = frozenset(_DAYS[name.strip()] for name in match["days"].split(","))
+    if match := _WEEKLY.fullmatch(text):
+        days = frozenset(_DAYS[name.strip().lower()] for name in match["days"].split(","))
         return CalendarTrigger(at=_time_of_day(match["time"]), zone=timezone, weekdays=days)
-    if _WEEKLY_BARE.fullmatch(lowered):
+    if _WEEKLY_BARE.fullmatch(text):
         return CalendarTrigger(at=time(0, 0), zone=timezone, weekdays=frozenset({0}))
-    if match := _CRON.fullmatch(lowered):
-        return _cron(match["call"] if match["call"] is not None else match["prefixed"], timezone, cron)
+    if match := _CRON.fullmatch(text):
+        return _cron((match["call"] if match["call"] is not None else match["prefixed"]).lower(), timezone, cron)
     if _looks_like_cron(lowered):
         return _cron(lowered, timezone, cron)
     raise _unknown(expression)
