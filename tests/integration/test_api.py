@@ -254,6 +254,17 @@ async def test_idempotency_key_replays_the_first_schedule(client: httpx.AsyncCli
     assert len(listed.json()["items"]) == 1
 
 
+async def test_a_non_ascii_idempotency_key_is_shown_as_written_and_still_replays(client: httpx.AsyncClient) -> None:
+    headers = {**AUTH, "Idempotency-Key": "pedido-ção".encode()}  # its UTF-8 bytes, as curl sends them
+    first = await client.post("/schedule-message", json=SEED, headers=headers)
+    assert first.status_code == 201 and first.json()["idempotency_key"] == "pedido-ção"
+    replay = await client.post("/schedule-message", json=SEED, headers=headers)
+    assert replay.status_code == 200 and replay.json()["id"] == first.json()["id"]
+    latin = await client.post("/schedule-message", json={**SEED, "to": "5521988887777"},
+                              headers={**AUTH, "Idempotency-Key": "pedido-\xe7".encode("latin-1")})
+    assert latin.status_code == 201 and latin.json()["idempotency_key"] == "pedido-ç"  # no UTF-8: as it came
+
+
 async def test_an_idempotency_key_replays_only_the_request_that_created_it(client: httpx.AsyncClient) -> None:
     headers = {**AUTH, "Idempotency-Key": "order-43"}
     first = await client.post("/schedule-message", json=SEED, headers=headers)

@@ -273,6 +273,18 @@ _SECRET_NAMES = ("auth", "cookie", "token", "secret", "key", "pass", "sig", "cre
 _CONFIGURED_URLS = (WEBHOOK_DELIVERY,)
 
 
+def header_text(value: str | None) -> str | None:
+    """A header value as the client wrote it: the server reads header bytes as Latin-1, so the
+    UTF-8 of ``pedido-ção`` arrives as ``pedido-Ã§Ã£o``; stored as it arrived (repeats match
+    it), shown decoded when its bytes are UTF-8."""
+    if value is None or value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
 def _secret_looking(name: str) -> bool:
     return any(s in name.lower() for s in _SECRET_NAMES)
 
@@ -373,7 +385,7 @@ class ScheduleView(BaseModel):
             params=list(message.get("params") or []),
             payload=_masked(payload, schedule.task_type),
             userId=schedule.user_id,
-            idempotency_key=schedule.idempotency_key,
+            idempotency_key=header_text(schedule.idempotency_key),
             misfire=MisfireView(
                 grace_seconds=schedule.misfire.grace.total_seconds() if schedule.misfire.grace else None,
                 coalesce=schedule.misfire.coalesce),
