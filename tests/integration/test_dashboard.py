@@ -662,6 +662,14 @@ def test_labels_are_shown_filtered_by_and_their_schedules_cancelled(page: Page, 
     page.fill("#label-filter", "order")  # not key=value: the API's 422 says why
     page.press("#label-filter", "Enter")
     expect(page.locator("#message")).to_contain_text("a label selector is key=value, not 'order'")
+    expect(page.locator("#schedules tbody tr")).to_have_count(0)  # not the last filter's rows
+    expect(page.locator("#cancel-user")).to_be_hidden()
+    page.fill("#label-filter", "order=dash-1, order=dash-2")  # a key twice: refused, nothing to cancel
+    page.press("#label-filter", "Enter")
+    expect(page.locator("#message")).to_contain_text("the label 'order' is given twice")
+    expect(page.locator("#schedules tbody tr")).to_have_count(0)
+    expect(page.locator("#cancel-user")).to_be_hidden()
+    assert service.get(receipt["id"])["status"] == "scheduled"
     page.fill("#label-filter", "")  # empty: any labels again, and no bulk cancel
     page.press("#label-filter", "Enter")
     expect(row(page, other["id"])).to_be_visible()

@@ -37,7 +37,9 @@ function cancellable(schedule) {
 
 //: ``failed``: the message shown is a refresh's error, cleared by the next refresh that works.
 //: ``labels``: the label filter as typed (``order=123, kind=reminder``), its spaces tidied.
-const FRESH = { status: "", type: "", user: "", labels: "", offset: 0, selected: null, again: false, failed: false };
+const FRESH = {
+  status: "", type: "", user: "", labels: "", offset: 0, selected: null, again: false, failed: false, listed: false,
+};
 const state = { token: null, timer: null, busy: false, ...FRESH };
 const $ = (selector) => document.querySelector(selector);
 
@@ -224,8 +226,20 @@ async function loadSchedules() {
   if (state.type) query.set("type", state.type);
   if (state.user) query.set("userId", state.user);
   for (const selector of labelSelectors(state.labels)) query.append("label", selector);
-  const page = await api(`v1/schedules?${query}`);
+  let page;
+  try {
+    page = await api(`v1/schedules?${query}`);
+  } catch (error) {
+    // Refused (a malformed filter) or unreachable: show no rows rather than another filter's,
+    // and offer no bulk cancel for them.
+    state.listed = false;
+    $("#schedules tbody").replaceChildren();
+    $("#cancel-user").hidden = true;
+    throw error;
+  }
   if (!state.token) return;
+  state.listed = true;
+  $("#cancel-user").hidden = !state.user && !state.labels;
   if (page.items.length === 0 && state.offset > 0) {
     // Past the end (schedules were deleted meanwhile): back to the last page that has some.
     state.offset = Math.max(0, state.offset - PAGE_SIZE);
@@ -317,7 +331,11 @@ async function cancelMatching() {
     say(`A label filter is key=value, not ${malformed}.`);
     return;
   }
-  const labels = Object.fromEntries(selectors.map((s) => [s.split("=", 1)[0], s.slice(s.indexOf("=") + 1)]));
+  if (!state.listed) {  // not this filter's list (refused: a key given twice...): cancel nothing for it
+    say("The list could not be loaded for this filter; nothing was cancelled.");
+    return;
+  }
+  const labels = Object.fromEntries(selectors.map((s) => [s.slice(0, s.indexOf("=")), s.slice(s.indexOf("=") + 1)]));
   const whose = [user ? `user ${user}` : "", selectors.length ? `labels ${selectors.join(", ")}` : ""]
     .filter(Boolean).join(" with ");
   if (!window.confirm(`Cancel every live schedule of ${whose}? This cannot be undone.`)) return;
