@@ -952,6 +952,15 @@ async def test_every_rule_the_api_shows_it_takes_back(client: httpx.AsyncClient)
         assert "characters, more than the 300 a rule may have" in answer.json()["detail"]
 
 
+@pytest.mark.parametrize("number", [b"1e400", b"-Infinity", b"NaN"])
+async def test_a_number_that_is_not_json_is_refused_at_its_place(client: httpx.AsyncClient, number: bytes) -> None:
+    body = (b'{"task": {"type": "http.request", "url": "https://api.example.com/x", "method": "PUT", '
+            b'"body": {"x": [1, ' + number + b']}}, "schedule": "daily at 09:00"}')
+    refused = await client.post("/v1/schedules", content=body, headers={**AUTH, "Content-Type": "application/json"})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"] == [{"field": "task.body", "message": "x.1: infinite and NaN numbers are not JSON"}]
+
+
 async def test_a_task_change_is_checked_as_creating_one_is(client: httpx.AsyncClient) -> None:
     task = {"type": "http.request", "url": "https://api.example.com/x", "method": "POST", "body": {"n": 2**63 - 1}}
     created = await client.post("/v1/schedules", json={"task": task, "schedule": "daily at 09:00"}, headers=AUTH)

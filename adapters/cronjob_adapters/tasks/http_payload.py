@@ -10,6 +10,7 @@ headers a payload may not set (:data:`IDEMPOTENCY_HEADER`, :data:`SCHEDULE_HEADE
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -165,6 +166,22 @@ class HttpRequestPayload(BaseModel):
             total += len(name) + len(text) + 4
         if total > MAX_HEADER_BYTES:
             raise ValueError(f"the headers take more than {MAX_HEADER_BYTES} bytes")
+        return value
+
+    @field_validator("body")
+    @classmethod
+    def _finite_numbers(cls, value: Any) -> Any:
+        """A JSON body has no infinite or NaN number (``1e400``, ``NaN``): refused here, naming
+        where in the body, rather than when it is encoded."""
+        stack: list[tuple[Any, str]] = [(value, "")]
+        while stack:
+            item, path = stack.pop()
+            if isinstance(item, dict):
+                stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in item.items())
+            elif isinstance(item, list):
+                stack.extend((v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(item))
+            elif isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"{path or 'the body'}: infinite and NaN numbers are not JSON")
         return value
 
     @model_validator(mode="after")
