@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 
 from cronjob_bootstrap.container import Container
 from tests.support.app import AUTH, make_container
@@ -215,6 +216,11 @@ async def test_the_openapi_document_describes_labels(client: httpx.AsyncClient) 
         labels = schemas[name]["properties"]["labels"]
         text = str(labels)
         assert "maxProperties" in text and "[A-Za-z0-9]" in text, (name, labels)
+        [described] = [option for option in labels.get("anyOf", [labels]) if option.get("type") == "object"]
+        document = Draft202012Validator(described)  # what the document lets through, the API takes
+        for refused in ({"-a": "v"}, {"a b": "v"}, {"é": "x"}, {"": "v"}, {"k" * 64: "v"}, {"a": 1}, {"a": "\x07"}):
+            assert not document.is_valid(refused), (name, refused)
+        assert document.is_valid({"order": "123", "a/b.c_d-e": ""})
     assert "labels" in schemas["ScheduleView"]["properties"]
     listing = spec["paths"]["/v1/schedules"]["get"]["parameters"]
     [label] = [p for p in listing if p["name"] == "label"]

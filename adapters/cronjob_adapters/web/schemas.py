@@ -35,7 +35,10 @@ Labels = Annotated[dict[LabelKey, LabelValue], Field(
                 f"{MAX_LABELS}; a key has 1-{MAX_KEY_LENGTH} characters, an ASCII letter or digit first, then "
                 f"ASCII letters, digits, `.`, `_`, `-` or `/`; a value is a string of 0-{MAX_VALUE_LENGTH} "
                 "characters without control characters.",
-    examples=[{"order": "123", "kind": "reminder"}])]
+    examples=[{"order": "123", "kind": "reminder"}],
+    # The key pattern, which pydantic puts in patternProperties only (where it picks the values'
+    # schema, and lets other keys through), also as what every key must match.
+    json_schema_extra={"propertyNames": {"minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": KEY_PATTERN}})]
 
 
 class RetryRequest(BaseModel):
