@@ -179,6 +179,7 @@ async def test_head_is_answered_wherever_get_is(client: httpx.AsyncClient) -> No
     ("GET", "/v1/schedules/some-id/pause", "POST"),
     ("DELETE", "/v1/schedules/some-id/resume", "POST"),
     ("PUT", "/v1/schedules/some-id/run", "POST"),
+    ("POST", "/", "GET, HEAD"),  # a path the document leaves out
 ])
 async def test_a_wrong_method_names_every_allowed_one(client: httpx.AsyncClient, method: str, path: str,
                                                       allow: str) -> None:

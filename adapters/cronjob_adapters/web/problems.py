@@ -155,15 +155,18 @@ def _method_table(document: dict[str, Any]) -> list[tuple[re.Pattern[str], froze
     return table
 
 
-def _allowed_methods(request: Request) -> str | None:
-    """Every documented method of the request's path, and HEAD with GET, for a 405's ``Allow``
-    (Starlette's own names only the methods of the first route that matched the path)."""
+def _allowed_methods(request: Request, starlette_allow: str | None) -> str | None:
+    """Every documented method of the request's path (else those Starlette names: a path left
+    out of the document, such as ``/``), and HEAD with GET, for a 405's ``Allow`` (Starlette's
+    own names only the methods of the first route that matched the path)."""
     state = request.app.state
     table = getattr(state, "method_table", None)
     if table is None:
         table = state.method_table = _method_table(request.app.openapi())
     path = request.url.path
     methods = {method for pattern, found in table if pattern.fullmatch(path) for method in found}
+    if not methods and starlette_allow:
+        methods = {method.strip().upper() for method in starlette_allow.split(",") if method.strip()}
     if "GET" in methods:
         methods.add("HEAD")  # answered wherever GET is (web.head), though not in the document
     return ", ".join(sorted(methods)) or None
@@ -172,7 +175,7 @@ def _allowed_methods(request: Request) -> str | None:
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     headers = dict(exc.headers or {})
-    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+    if exc.status_code == 405 and (allowed := _allowed_methods(request, headers.get("Allow"))):
         headers["Allow"] = allowed
     detail = str(exc.detail)
     if exc.status_code == 400 and detail == _UNPARSABLE_BODY:
