@@ -849,8 +849,14 @@ async def test_a_rule_with_from_and_until_runs_within_them_then_ends_with_its_la
                                     headers=AUTH)  # 09:00 passed today; the rule ends tonight
             assert ended.status_code == 422, ended.text
             assert ended.json()["errors"] == [{
-                "field": "schedule", "message": "'daily at 09:00 until 2025-06-21' never fires after now "
-                                                "(it ends at 2025-06-22T02:59:59.999Z)"}]
+                "field": "schedule", "message": "'daily at 09:00 until 2025-06-21' never fires after now: it has "
+                                                "no occurrence before it ends at 2025-06-22T02:59:59.999Z"}]
+            for rule, why in [("daily at 09:00 until 2025-06-20", "never fires: it ended at 2025-06-21T02:59:59.999Z"),
+                              ("every 10 minutes from 2025-12-31T00:00:00Z until 2025-07-04",
+                               "never fires: it starts ('from', 2025-12-31T00:00:00.000Z) after it ends ('until', "
+                               "2025-07-05T02:59:59.999Z)")]:
+                refused = await http.get("/v1/rules/preview", params={"schedule": rule}, headers=AUTH)
+                assert refused.status_code == 422 and refused.json()["errors"][0]["message"] == f"{rule!r} {why}"
     finally:
         await container.repository().close()
 

@@ -13,10 +13,11 @@ from typing import Any, Protocol
 
 from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.errors import InvalidTransition, ValidationError
-from cronjob.domain.json_values import check_storable
 from cronjob.domain.instants import instant_text
+from cronjob.domain.json_values import check_storable
 from cronjob.domain.labels import check_labels
 from cronjob.domain.message import MessageKind
+from cronjob.domain.recurring import IntervalTrigger
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import WAITING, MisfirePolicy, Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware, whole_millisecond
@@ -134,6 +135,19 @@ def _once(send_at: datetime) -> OnceTrigger:
         return OnceTrigger(require_aware(send_at, "send_at"))
     except ValidationError as error:
         raise ValidationError(error.message, field="send_at") from None
+
+
+def _why_never(trigger: Trigger, now: datetime) -> str:
+    """Why a recurring rule has no fire time after ``now``, as the end of a sentence."""
+    until = trigger.until if isinstance(trigger, BoundedTrigger) else None
+    if until is None:
+        return " after now"
+    if until < now:
+        return f": it ended at {instant_text(until)}"
+    rule = trigger.rule if isinstance(trigger, BoundedTrigger) else trigger
+    if isinstance(rule, IntervalTrigger) and rule.anchor > until:  # (a calendar rule's start is refused so)
+        return f": it starts ('from', {instant_text(rule.anchor)}) after it ends ('until', {instant_text(until)})"
+    return f" after now: it has no occurrence before it ends at {instant_text(until)}"
 
 
 def _prepared(preparer: PayloadPreparer, payload: dict[str, Any]) -> dict[str, Any]:
@@ -628,9 +642,7 @@ class SchedulingService:
             return trigger.at
         upcoming = trigger.next_fire_time(now)
         if upcoming is None:
-            ended = (f" (it ends at {instant_text(trigger.until)})"
-                     if isinstance(trigger, BoundedTrigger) and trigger.until is not None else "")
-            raise ValidationError(f"{expression!r} never fires after now{ended}", field="schedule")
+            raise ValidationError(f"{expression!r} never fires{_why_never(trigger, now)}", field="schedule")
         return upcoming
 
     async def retry(self, schedule_id: str) -> Schedule:
