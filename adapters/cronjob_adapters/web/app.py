@@ -315,7 +315,7 @@ def create_app(services: ApiServices) -> FastAPI:
                                              description="Only the schedules made with this `userId` "
                                                          "(exactly, case and all; empty: those made with "
                                                          "an empty one).")] = None,
-        label: Annotated[list[Annotated[str, StringConstraints(min_length=2, max_length=_SELECTOR_LENGTH)]] | None,
+        label: Annotated[list[Annotated[str, StringConstraints(max_length=_SELECTOR_LENGTH)]] | None,
                          Query(max_length=MAX_LABELS,
                                description="Only the schedules carrying this label: `key=value` (exactly; the value "
                                            "may be empty, `kind=`). Repeat it for several: each must match.")] = None,
