@@ -9,6 +9,7 @@ import pytest
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger
+from cronjob.ports.repository import StoreUnavailable
 from cronjob.services.bulk_cancel import cancel_schedules
 from cronjob.services.scheduling import CreateScheduleCommand, SchedulingService
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
@@ -100,3 +101,25 @@ async def test_the_live_schedules_carrying_every_label_are_cancelled_and_with_a_
         await cancel_schedules(service, labels={"bad key": "1"})
     assert bad.value.field == "labels"
     assert {s.status for s in await service.list()} == {S.SCHEDULED, S.CANCELLED}
+
+
+class FlakyStore(InMemoryScheduleRepository):
+    """The in-memory store whose writes fail once ``down`` is set (the store went away mid-way)."""
+
+    down = False
+
+    async def save(self, schedule: Schedule, **kwargs: object) -> bool:  # type: ignore[override]
+        if self.down:
+            raise StoreUnavailable("connection refused")
+        return await super().save(schedule, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_store_that_goes_away_mid_way_is_its_own_error_not_a_group_of_them() -> None:
+    clock = FixedClock(NOW)
+    repository = FlakyStore()
+    service = SchedulingService(repository, clock, RecordingSignal(clock))
+    for _ in range(40):
+        await make(service, "u1")
+    repository.down = True
+    with pytest.raises(StoreUnavailable, match="connection refused"):  # the API's 503, not a 500
+        await cancel_schedules(service, user_id="u1")
