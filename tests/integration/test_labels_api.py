@@ -113,6 +113,19 @@ async def test_labels_are_part_of_what_makes_a_request_the_same_for_its_idempote
     assert (await client.post("/v1/schedules", json=bare, headers={"Idempotency-Key": "k2"})).status_code == 201
     empty = await client.post("/v1/schedules", json={**bare, "labels": {}}, headers={"Idempotency-Key": "k2"})
     assert empty.status_code == 200  # no labels and {} are the same request
+    null = await client.post("/v1/schedules", json={**bare, "labels": None}, headers={"Idempotency-Key": "k2"})
+    assert null.status_code == 200 and null.json()["id"] == empty.json()["id"]  # and null, as for other fields
+    labelled = await client.post("/v1/schedules", json={**bare, "labels": {"a": "1"}}, headers={"Idempotency-Key": "k2"})
+    assert labelled.status_code == 422 and labelled.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+async def test_null_labels_are_no_labels(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/schedules", json={"task": TASK, "schedule": "once @ 2025-06-21T17:00:00Z",
+                                                        "labels": None})
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["labels"] == {}
+    assert (await client.get(f"/v1/schedules/{created['id']}")).json()["labels"] == {}
 
 
 async def test_list_by_labels_all_of_them_with_the_other_filters_and_pages(

@@ -28,7 +28,7 @@ from tests.support.clock import FixedClock
 from tests.support.fake_whatsapp import FakeWhatsApp
 from tests.support.processes import CronjobProcess, free_port
 from tests.support.replicas import wait_log
-from tests.support.waiting import PROMPTLY
+from tests.support.waiting import PROMPTLY, wait_until
 
 NOW = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -225,6 +225,9 @@ def test_scheduler_process_serves_probes_and_metrics(tmp_path: Path) -> None:
         scheduler = CronjobProcess("scheduler", env, tmp_path / "scheduler.log").start()
         try:
             scheduler.wait_http(f"{base}/livez")
+            # The probes answer from the start; ready once the store is set up and the loop runs
+            # (a loaded machine may take a moment over it).
+            assert wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, 30), scheduler.output()[-2000:]
             ready = httpx.get(f"{base}/readyz").json()
             assert ready["ok"] and ready["checks"]["scheduler_loop"] == "ok"
             assert httpx.get(f"{base}/metrics").status_code == 401

@@ -272,7 +272,7 @@ def create_app(services: ApiServices) -> FastAPI:
             send_by=_deadline(request.send_by, timezone),  # a wall time: in the rule's zone
             callback_url=request.callback_url,
             pause_after_failures=request.pause_after_failures,
-            labels=request.labels,
+            labels=request.labels or {},
         ))
         if not outcome.created:
             response.status_code = 200

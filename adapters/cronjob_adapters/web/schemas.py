@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, field_validator
 
 from cronjob.domain.labels import KEY_PATTERN, MAX_KEY_LENGTH, MAX_LABELS, MAX_VALUE_LENGTH, VALUE_PATTERN
 from cronjob.domain.retry import RetryPolicy
@@ -80,7 +80,8 @@ class ScheduleMessageRequest(BaseModel):
                 "type": "template",
                 "templateName": "notificacao_entrega",
                 "params": ["Leandro", "2 dias úteis"],
-                "send_at": "2025-06-21T14:00:00-03:00",
+                # The seed's payload, at a time still ahead: "Try it out" in /docs schedules it.
+                "send_at": "2030-06-21T14:00:00-03:00",
             }]
         },
     )
@@ -193,8 +194,14 @@ class CreateScheduleBase(BaseModel):
         description="Recurring: pause the schedule once this many occurrences in a row ended `dead` "
                     "(retries exhausted, or a permanent error); resume it when the cause is fixed. "
                     "Default: never.")] = None
-    # A default of {} (not None): an empty map is the same request as none, for its Idempotency-Key.
-    labels: Labels = Field(default_factory=dict)
+    # null is accepted as none (as for the other optional fields) and read as {}: an empty map, null
+    # and no labels at all are the same request, for its Idempotency-Key.
+    labels: Annotated[Labels | None, Field(default_factory=dict)]
+
+    @field_validator("labels")
+    @classmethod
+    def _null_is_no_labels(cls, labels: dict[str, str] | None) -> dict[str, str]:
+        return {} if labels is None else labels
 
 
 def reschedule_request_model(task_union: Any) -> type[RescheduleBase]:
