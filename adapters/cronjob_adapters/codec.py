@@ -16,7 +16,7 @@ from cronjob.domain.schedule import (
     ScheduleEvent,
     ScheduleStatus,
 )
-from cronjob.domain.trigger import Trigger, whole_millisecond
+from cronjob.domain.trigger import Trigger, fire_millisecond, whole_millisecond
 
 #: Builds a trigger from its canonical expression and the schedule's IANA zone.
 TriggerParser = Callable[[str, str], Trigger]
@@ -25,6 +25,14 @@ TriggerParser = Callable[[str, str], Trigger]
 def to_millis(value: datetime) -> datetime:
     """``value`` in UTC, truncated to the millisecond (the precision of BSON dates)."""
     return whole_millisecond(value.astimezone(UTC))
+
+
+def bound_millis(value: datetime) -> datetime:
+    """``value`` in UTC, rounded *up* to the millisecond: a bound on stored times (whole
+    milliseconds) that selects what ``value`` itself does, for ``>=`` as for ``<`` (a stored
+    time at or after 12:00:00.0005 is one at or after 12:00:00.001; one before it, one before
+    12:00:00.001). Cut down, as :func:`to_millis` cuts, it would take in 12:00:00.000."""
+    return fire_millisecond(value.astimezone(UTC), "next_run_at")
 
 
 def _dt(value: datetime | None) -> datetime | None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from datetime import time, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import time, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +16,7 @@ from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryDecision, RetryPolicy
 from cronjob.domain.recurring import CalendarTrigger, IntervalTrigger
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
-from cronjob.ports.repository import DuplicateSchedule
+from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository
 from tests.contract.conftest import StoreFactory
 from tests.support.builders import T0, one_off
 
@@ -348,6 +350,181 @@ async def test_labels_are_kept_and_listed_by_every_label_given(store: StoreFacto
     assert await repo.delete_finished(before=T0 + timedelta(days=1), statuses=[ScheduleStatus.CANCELLED],
                                       limit=10) == 1
     assert await ids(labels={"order": "123"}) == []
+
+
+# -- list in a due-time window ---------------------------------------------------------------
+
+MINUTE, HOUR, MS = timedelta(minutes=1), timedelta(hours=1), timedelta(milliseconds=1)
+
+
+def _lister(repo: ScheduleRepository) -> Callable[..., Awaitable[list[str]]]:
+    """``ids(**filters)``: the ids ``repo.list(**filters)`` returns, in its order."""
+    async def ids(**filters: Any) -> list[str]:
+        return [s.id for s in await repo.list(**filters)]
+
+    return ids
+
+
+async def test_a_due_window_is_half_open_to_the_millisecond(store: StoreFactory) -> None:
+    repo = await store()
+    due = {"before": T0 - MS, "first": T0, "last": T0 + HOUR - MS, "end": T0 + HOUR}
+    for name, at in due.items():
+        await repo.add(one_off(at, schedule_id=name, now=T0 - timedelta(days=1)))
+    ids = _lister(repo)
+
+    assert await ids(due_after=T0, due_before=T0 + HOUR) == ["first", "last"]  # after <= due < before
+    assert await ids(due_after=T0) == ["first", "last", "end"]  # either side may stay open
+    assert await ids(due_before=T0 + HOUR) == ["before", "first", "last"]
+    assert await ids(due_before=T0) == ["before"]
+    assert await ids(due_after=T0 + HOUR) == ["end"]
+    assert await ids(due_after=T0, due_before=T0 + MS) == ["first"]
+    # Bounds are instants, whatever their offset.
+    sao_paulo = timezone(timedelta(hours=-3))
+    assert await ids(due_after=T0.astimezone(sao_paulo), due_before=(T0 + HOUR).astimezone(sao_paulo)) == [
+        "first", "last"]
+    # A bound between two milliseconds selects what the instant itself does (not its millisecond cut down).
+    half = timedelta(microseconds=500)
+    assert await ids(due_after=T0 - half) == ["first", "last", "end"]  # T0 - 1 ms is before it
+    assert await ids(due_before=T0 + half) == ["before", "first"]  # T0 is before it
+    assert await ids(due_after=T0 + half, due_before=T0 + HOUR - half) == ["last"]
+    assert await ids(due_after=T0 + half, due_before=T0 + MS) == []
+
+
+async def test_a_due_window_lists_soonest_first_ties_by_id_in_pages(store: StoreFactory) -> None:
+    repo = await store()
+    # Created in another order than they are due; three due at once, their ids out of order.
+    plan = [("m", T0 + 2 * MINUTE), ("c", T0), ("a", T0 + MINUTE), ("z", T0 + MINUTE), ("b", T0 + MINUTE),
+            ("d", T0 + 3 * MINUTE)]
+    for index, (name, at) in enumerate(plan):
+        await repo.add(one_off(at, schedule_id=name, now=T0 - HOUR + index * MINUTE))
+    # Across the live statuses: one runs, two are paused (one due with others, its id after theirs).
+    [running] = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10)
+    assert running.id == "c"
+    for name in ("z", "m"):
+        held = await repo.get(name)
+        assert held is not None
+        held.pause(now=T0)
+        assert await repo.save(held, expected_status=ScheduleStatus.SCHEDULED)
+    ids = _lister(repo)
+
+    assert await ids(due_after=T0) == ["c", "a", "b", "z", "m", "d"]
+    assert await ids(due_after=T0, limit=2) == ["c", "a"]
+    assert await ids(due_after=T0, limit=2, offset=2) == ["b", "z"]
+    assert await ids(due_after=T0, limit=3, offset=3) == ["z", "m", "d"]
+    assert [await ids(due_after=T0, limit=1, offset=i) for i in range(7)] == [["c"], ["a"], ["b"], ["z"], ["m"], ["d"], []]
+    assert await ids(due_after=T0, limit=2, offset=6) == []
+    assert await ids() == ["d", "b", "z", "a", "c", "m"]  # without a window: newest first, as ever
+
+
+async def test_a_due_window_holds_only_live_schedules(store: StoreFactory) -> None:
+    repo = await store()
+    due = {"done": T0 - 3 * MINUTE, "running": T0 - 2 * MINUTE, "timeless": T0 - MINUTE,
+           "waiting": T0 + MINUTE, "paused": T0 + 2 * MINUTE, "cancelled": T0 + 3 * MINUTE}
+    for name, at in due.items():
+        await repo.add(one_off(at, schedule_id=name, now=T0 - HOUR))
+    claimed = {s.id: s for s in await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10)}
+    assert set(claimed) == {"done", "running", "timeless"}
+    done, timeless = claimed["done"], claimed["timeless"]
+    assert done.lease is not None and timeless.lease is not None
+    done.succeed(attempt_id=done.lease.attempt_id, now=T0)
+    assert await repo.save(done, expected_status=ScheduleStatus.RUNNING, attempt_id=done.attempts[-1].attempt_id)
+    timeless.next_run_at = None  # a live schedule with no due time stored is in no window
+    assert await repo.save(timeless, expected_status=ScheduleStatus.RUNNING, attempt_id=timeless.lease.attempt_id)
+    paused = await repo.get("paused")
+    assert paused is not None
+    paused.pause(now=T0)
+    assert await repo.save(paused, expected_status=ScheduleStatus.SCHEDULED)
+    cancelled = await repo.get("cancelled")
+    assert cancelled is not None
+    cancelled.cancel(now=T0)
+    cancelled.next_run_at = due["cancelled"]  # a final status is in no window, whatever time it stored
+    assert await repo.save(cancelled, expected_status=ScheduleStatus.SCHEDULED)
+    ids = _lister(repo)
+
+    window: dict[str, Any] = {"due_after": T0 - HOUR, "due_before": T0 + HOUR}
+    assert await ids(**window) == ["running", "waiting", "paused"]
+    assert await ids(due_before=T0 + HOUR) == ["running", "waiting", "paused"]
+    assert await ids(due_after=T0 - HOUR) == ["running", "waiting", "paused"]
+    assert await ids(**window, status=ScheduleStatus.PAUSED) == ["paused"]
+    assert await ids(**window, status=ScheduleStatus.RUNNING) == ["running"]
+    assert await ids(**window, status=ScheduleStatus.SCHEDULED) == ["waiting"]
+    for final in (ScheduleStatus.SUCCEEDED, ScheduleStatus.CANCELLED, ScheduleStatus.DEAD):
+        assert await ids(**window, status=final) == []
+    assert await ids(status=ScheduleStatus.CANCELLED) == ["cancelled"]  # without a window: listed as ever
+    assert await ids(status=ScheduleStatus.RUNNING) == ["timeless", "running"]
+
+
+async def test_a_due_window_combines_with_every_other_filter(store: StoreFactory) -> None:
+    repo = await store()
+    for schedule in (
+        one_off(T0, schedule_id="ana-text", user_id="ana", labels={"order": "1"}),
+        one_off(T0 + MINUTE, schedule_id="ana-email", user_id="ana", task_type="email",
+                labels={"order": "1", "kind": "receipt"}),
+        one_off(T0 + 2 * MINUTE, schedule_id="bruno", user_id="bruno", labels={"order": "1"}),
+        one_off(T0 + 3 * MINUTE, schedule_id="delivery", user_id=None, task_type="webhook.delivery"),
+        one_off(T0 + 2 * HOUR, schedule_id="ana-later", user_id="ana", labels={"order": "1"}),
+    ):
+        await repo.add(schedule)
+    ids = _lister(repo)
+
+    window: dict[str, Any] = {"due_after": T0, "due_before": T0 + HOUR}
+    assert await ids(**window) == ["ana-text", "ana-email", "bruno", "delivery"]
+    assert await ids(**window, user_id="ana") == ["ana-text", "ana-email"]
+    assert await ids(due_after=T0, user_id="ana") == ["ana-text", "ana-email", "ana-later"]
+    assert await ids(**window, labels={"order": "1"}) == ["ana-text", "ana-email", "bruno"]
+    assert await ids(**window, labels={"order": "1", "kind": "receipt"}) == ["ana-email"]
+    assert await ids(**window, task_types=["email"]) == ["ana-email"]
+    assert await ids(**window, task_types=[]) == []
+    assert await ids(**window, exclude_types=["webhook.delivery"]) == ["ana-text", "ana-email", "bruno"]
+    assert await ids(**window, user_id="ana", labels={"order": "1"}, task_types=["whatsapp.text"],
+                     status=ScheduleStatus.SCHEDULED) == ["ana-text"]
+    assert await ids(**window, labels={"order": "1"}, limit=1, offset=1) == ["ana-email"]
+    assert await ids(**window, user_id="ana", limit=1, offset=1) == ["ana-email"]
+    assert await ids(**window, user_id="bruno", labels={"kind": "receipt"}) == []
+
+
+async def test_an_sqlite_due_window_reads_an_index_never_the_whole_table(tmp_path: Path) -> None:
+    """The window's queries, as ``list`` makes them: without a user or labels, one range of the
+    ``(status, next_run_at, id)`` index per live status, read in its order (no sort of a branch:
+    each stops at the page's end; only their merge is sorted); with a user or labels, that
+    filter's index. Never a scan of every schedule."""
+    from cronjob_adapters.codec import ScheduleCodec
+    from cronjob_adapters.sqlite.repository import SqliteScheduleRepository
+    from cronjob_adapters.sqlite.schema import list_query
+    from cronjob_bootstrap.triggers import default_trigger_parser
+
+    path = tmp_path / "plan.sqlite3"
+    repo = SqliteScheduleRepository(path, ScheduleCodec(default_trigger_parser()))
+    try:
+        await repo.initialize()
+    finally:
+        await repo.close()
+
+    def plan(conn: sqlite3.Connection, **filters: Any) -> list[str]:
+        asked: dict[str, Any] = {"status": None, "task_types": None, "exclude_types": ["webhook.delivery"],
+                                 "user_id": None, "labels": None, "limit": 5, "offset": 5, "due_after": None,
+                                 "due_before": None, **filters}
+        found = list_query(**asked)
+        assert found is not None
+        query, params = found
+        return [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", params)]
+
+    due_range = "SEARCH schedules USING INDEX schedules_due_at (status=? AND next_run_at"
+    with sqlite3.connect(path) as conn:
+        for after, before in ((T0, T0 + HOUR), (T0, None), (None, T0 + HOUR)):
+            steps = plan(conn, due_after=after, due_before=before)
+            assert sum(step.startswith(due_range) for step in steps) == 3, steps  # scheduled, running, paused
+            assert sum("TEMP B-TREE" in step for step in steps) == 1, steps  # the merge only
+            assert not any(step.startswith("SCAN schedules") for step in steps), steps
+        steps = plan(conn, due_after=T0, status=ScheduleStatus.PAUSED)
+        assert sum(step.startswith(due_range) for step in steps) == 1, steps
+        steps = plan(conn, due_after=T0, user_id="ana")
+        assert "SEARCH schedules USING INDEX schedules_user_id (user_id=?)" in steps, steps
+        assert not any(step.startswith("SCAN schedules") for step in steps), steps
+        steps = plan(conn, due_after=T0, user_id="ana", labels={"order": "1"})
+        assert "SEARCH l0 USING COVERING INDEX schedule_labels_key_value (key=? AND value=?)" in steps, steps
+        assert not any(step.startswith("SCAN") for step in steps), steps
+    conn.close()
 
 
 async def test_initialize_is_idempotent_and_ping_answers(store: StoreFactory) -> None:

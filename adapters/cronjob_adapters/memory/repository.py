@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from heapq import heapify, heappop, heappush
 
-from cronjob.domain.schedule import Schedule, ScheduleStatus
+from cronjob.domain.schedule import LIVE_STATUSES, Schedule, ScheduleStatus
 from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository, check_finished
 
 from cronjob_adapters.codec import to_millis
@@ -31,7 +31,9 @@ class InMemoryScheduleRepository(ScheduleRepository):
     ``running`` ones by lease expiry. Entries are never updated in place: a change pushes a new
     entry and the old one is skipped when it surfaces (the heaps are rebuilt when such stale
     entries outnumber the live ones). ``list`` by user or labels reads the ids of the user and of
-    each label from maps of user id and of ``(key, value)`` to ids, and only those schedules.
+    each label from maps of user id and of ``(key, value)`` to ids, and only those schedules;
+    ``list`` in a due-time window filters and sorts the candidates by ``next_run_at`` (the heaps
+    hold only what a claim needs: neither the paused schedules nor the running ones' due times).
     """
 
     def __init__(self) -> None:
@@ -167,7 +169,12 @@ class InMemoryScheduleRepository(ScheduleRepository):
         labels: Mapping[str, str] | None = None,
         limit: int = 100,
         offset: int = 0,
+        due_after: datetime | None = None,
+        due_before: datetime | None = None,
     ) -> list[Schedule]:
+        window = due_after is not None or due_before is not None
+        if window and status is not None and status not in LIVE_STATUSES:
+            return []  # a schedule in a final status has no due time
         candidates: Iterable[Schedule] = self._items.values()
         # Through the user and label indexes: the smallest set of ids, intersected with the others.
         sets = [self._by_label.get(pair, set()) for pair in (labels or {}).items()]
@@ -180,7 +187,16 @@ class InMemoryScheduleRepository(ScheduleRepository):
                   if (status is None or s.status is status) and s.task_type not in exclude_types
                   and (task_types is None or s.task_type in task_types)
                   and (user_id is None or s.user_id == user_id)]
-        chosen.sort(key=lambda s: (s.created_at, s.id), reverse=True)
+        if window:
+            # Stored times are whole milliseconds: compared exactly, a bound with a fraction of
+            # one selects what its next whole millisecond does, as the other stores round it.
+            timed = [(due, s.id, s) for s in chosen
+                     if s.status in LIVE_STATUSES and (due := s.next_run_at) is not None
+                     and (due_after is None or due >= due_after) and (due_before is None or due < due_before)]
+            timed.sort(key=lambda entry: entry[:2])  # soonest first, ties by id
+            chosen = [s for _, _, s in timed]
+        else:
+            chosen.sort(key=lambda s: (s.created_at, s.id), reverse=True)
         return [s.copy() for s in chosen[offset : offset + limit]]
 
     async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:

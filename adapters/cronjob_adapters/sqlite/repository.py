@@ -40,8 +40,8 @@ from cronjob_adapters.sqlite.schema import (
     SCHEMA,
     add_columns,
     from_epoch_ms,
-    label_filter,
     labels_column,
+    list_query,
     to_epoch_ms,
     type_filter,
 )
@@ -193,23 +193,17 @@ class SqliteScheduleRepository(ScheduleRepository):
         labels: Mapping[str, str] | None = None,
         limit: int = 100,
         offset: int = 0,
+        due_after: datetime | None = None,
+        due_before: datetime | None = None,
     ) -> list[Schedule]:
-        types, params = type_filter(task_types, exclude_types)
-        source, labelled, label_params = label_filter(labels)
-        where = "WHERE 1 = 1" + types + labelled
-        params.update(label_params)
-        if status is not None:
-            where += " AND status = :status"
-            params["status"] = status.value
-        if user_id is not None:
-            where += " AND user_id = :user_id"
-            params["user_id"] = user_id
+        found = list_query(status=status, task_types=task_types, exclude_types=exclude_types, user_id=user_id,
+                           labels=labels, limit=limit, offset=offset, due_after=due_after, due_before=due_before)
+        if found is None:
+            return []
+        query, params = found
 
         def read() -> list[str]:
-            rows = self._db.connection().execute(
-                f"SELECT doc FROM {source} {where} ORDER BY created_at DESC, id DESC"
-                " LIMIT :limit OFFSET :offset", {**params, "limit": limit, "offset": offset}).fetchall()
-            return [doc for (doc,) in rows]
+            return [doc for (doc,) in self._db.connection().execute(query, params).fetchall()]
 
         return [self._load(doc) for doc in await self._db.run(read)]
 

@@ -11,7 +11,9 @@ import sqlite3
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 
-from cronjob_adapters.codec import to_millis
+from cronjob.domain.schedule import LIVE_STATUSES, ScheduleStatus
+
+from cronjob_adapters.codec import bound_millis, to_millis
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -117,6 +119,75 @@ def label_filter(labels: Mapping[str, str] | None) -> tuple[str, str, dict[str, 
         else:
             clause += f" AND id IN (SELECT schedule_id FROM schedule_labels WHERE key = :lk{i} AND value = :lv{i})"
     return "schedule_labels AS l0 CROSS JOIN schedules ON schedules.id = l0.schedule_id", clause, params
+
+
+def due_window(due_after: datetime | None, due_before: datetime | None) -> tuple[str, dict[str, int | None]]:
+    """The condition (with named parameters) of the half-open window ``due_after <= next_run_at <
+    due_before`` (a bound that is None leaves that side open; a NULL ``next_run_at`` is in no
+    window). Each bound is rounded up to the millisecond the column holds: exact, see
+    :func:`~cronjob_adapters.codec.bound_millis`."""
+    clause = ""
+    params: dict[str, int | None] = {}
+    if due_after is not None:
+        clause += " AND next_run_at >= :due_after"
+        params["due_after"] = to_epoch_ms(bound_millis(due_after))
+    if due_before is not None:
+        clause += " AND next_run_at < :due_before"
+        params["due_before"] = to_epoch_ms(bound_millis(due_before))
+    return clause, params
+
+
+def list_query(
+    *,
+    status: ScheduleStatus | None,
+    task_types: Collection[str] | None,
+    exclude_types: Collection[str],
+    user_id: str | None,
+    labels: Mapping[str, str] | None,
+    limit: int,
+    offset: int,
+    due_after: datetime | None,
+    due_before: datetime | None,
+) -> tuple[str, dict[str, object]] | None:
+    """The query of ``ScheduleRepository.list`` and its parameters, or None when nothing can
+    match (a window with a status that has no due time).
+
+    Newest first: through the user's index, or the label index, or ``created_at``'s. In a
+    due-time window, soonest first: without a user or labels, one branch per live status, each a
+    range of the ``(status, next_run_at, id)`` index read in its order and cut at ``offset +
+    limit``, so that no branch reads past the page, then merged; with them, one query that their
+    index drives (a user's or a label's schedules, without reading everyone else's: per status,
+    SQLite would rather walk the due-time index for a user), its matches sorted.
+    """
+    types, type_params = type_filter(task_types, exclude_types)
+    source, labelled, label_params = label_filter(labels)
+    where = "WHERE 1 = 1" + types + labelled
+    params: dict[str, object] = {**type_params, **label_params, "limit": limit, "offset": offset}
+    if user_id is not None:
+        where += " AND user_id = :user_id"
+        params["user_id"] = user_id
+    if due_after is None and due_before is None:
+        if status is not None:
+            where += " AND status = :status"
+            params["status"] = status.value
+        return f"SELECT doc FROM {source} {where} ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset", params
+
+    statuses = sorted(LIVE_STATUSES) if status is None else [status] if status in LIVE_STATUSES else []
+    if not statuses:
+        return None  # a schedule in a final status has no due time
+    window, bounds = due_window(due_after, due_before)
+    where += window
+    params.update(bounds)
+    names = [f"due_s{i}" for i in range(len(statuses))]
+    params.update({name: s.value for name, s in zip(names, statuses, strict=True)})
+    page = "ORDER BY next_run_at, id LIMIT :limit OFFSET :offset"
+    if labels or user_id is not None:
+        return f"SELECT doc FROM {source} {where} AND status IN ({', '.join(':' + n for n in names)}) {page}", params
+    params["upto"] = offset + limit
+    branches = " UNION ALL ".join(
+        f"SELECT * FROM (SELECT doc, next_run_at, id FROM {source} {where} AND status = :{name}"
+        " ORDER BY next_run_at, id LIMIT :upto)" for name in names)
+    return f"SELECT doc FROM ({branches}) {page}", params
 
 
 # Due work, through the two status indexes; each branch is limited before the merge. Lapsed

@@ -57,6 +57,11 @@ _ALLOWED: dict[ScheduleStatus, frozenset[ScheduleStatus]] = {
 
 #: The statuses of a schedule that waits for its next run (a user may move or cancel it).
 WAITING = frozenset({ScheduleStatus.SCHEDULED, ScheduleStatus.PAUSED})
+#: The live statuses: those of a schedule that still has a due time (``next_run_at``). A
+#: ``scheduled`` one is due then, a ``running`` one runs the occurrence due then, and a
+#: ``paused`` one keeps the time it was due next (it is never claimed until resumed). Every
+#: other status is final until an operator acts, with no due time.
+LIVE_STATUSES = WAITING | {ScheduleStatus.RUNNING}
 
 
 def can_transition(current: ScheduleStatus, target: ScheduleStatus) -> bool:

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 
-from cronjob.domain.schedule import Schedule, ScheduleStatus
+from cronjob.domain.schedule import LIVE_STATUSES, Schedule, ScheduleStatus
 
 
 class StoreUnavailable(Exception):
@@ -23,7 +23,7 @@ class DuplicateSchedule(Exception):
 
 def check_finished(statuses: Collection[ScheduleStatus]) -> list[ScheduleStatus]:
     """``statuses`` as a list, refusing the live ones (``delete_finished`` never deletes live work)."""
-    live = {ScheduleStatus.SCHEDULED, ScheduleStatus.RUNNING, ScheduleStatus.PAUSED} & set(statuses)
+    live = LIVE_STATUSES & set(statuses)
     if live:
         raise ValueError(f"live schedules are never deleted: {sorted(s.value for s in live)}")
     return list(statuses)
@@ -100,13 +100,30 @@ class ScheduleRepository(ABC):
         labels: Mapping[str, str] | None = None,
         limit: int = 100,
         offset: int = 0,
+        due_after: datetime | None = None,
+        due_before: datetime | None = None,
     ) -> list[Schedule]:
         """Schedules, newest ``created_at`` first (ties by id), optionally of one status, of the
         ``task_types`` given (None: any), of none of ``exclude_types``, of one ``user_id``
         (None: anyone's) and carrying every one of ``labels`` (each key with exactly that value,
         an empty value included; None or empty: any labels). The filters combine (AND). A store
         answers the user filter and the label filter through an index (a user's schedules, or
-        those with a label, without reading everyone else's)."""
+        those with a label, without reading everyone else's).
+
+        A due-time window: with ``due_after`` and/or ``due_before`` (aware; None leaves that
+        side open), only the schedules due in the half-open window ``due_after <= next_run_at <
+        due_before``, soonest ``next_run_at`` first (ties by id) instead of newest first. Only
+        live schedules (:data:`~cronjob.domain.schedule.LIVE_STATUSES`: ``scheduled``,
+        ``running``, with the occurrence it runs, and ``paused``, with the time it keeps) have a
+        due time: no other is ever in a window, whatever it stored, so a window with a
+        ``status`` outside them lists none; nor is a live one without a ``next_run_at``. The
+        bounds are instants (any offset), compared exactly with the stored times: those being
+        whole milliseconds, a bound with a fraction of one acts as its next whole millisecond
+        (``>= 12:00:00.0005`` selects what ``>= 12:00:00.001`` does, and ``<`` likewise). A
+        store answers a window without a user or label filter through its due-time index,
+        ``(status, next_run_at)``, reading no more of it than ``offset + limit`` per status
+        where it can; with one, through that filter's index, as above.
+        """
 
     async def count_by_status(self) -> dict[ScheduleStatus, int]:
         """How many schedules are in each status (statuses with none may be left out)."""
