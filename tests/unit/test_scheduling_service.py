@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -334,6 +334,49 @@ async def test_get_and_list(service: SchedulingService, clock: FixedClock) -> No
     assert [s.id for s in await service.list()] == [b.schedule.id, a.schedule.id]
     await service.cancel(a.schedule.id)
     assert [s.id for s in await service.list(status=ScheduleStatus.CANCELLED)] == [a.schedule.id]
+
+
+async def test_a_page_says_whether_more_follow_and_a_window_lists_soonest_first(
+        service: SchedulingService, clock: FixedClock) -> None:
+    made = []
+    for minutes in (30, 10, 20, 90):
+        made.append((await service.schedule_message(seed_command(**at(NOW + timedelta(minutes=minutes))))).schedule.id)
+        clock.advance(timedelta(seconds=1))
+    soonest = [made[1], made[2], made[0]]  # those due within the hour
+    window = {"due_after": NOW, "due_before": NOW + timedelta(hours=1)}
+    first = await service.page(**window, limit=2)
+    assert ([s.id for s in first.items], first.has_more) == (soonest[:2], True)
+    last = await service.page(**window, limit=2, offset=2)
+    assert ([s.id for s in last.items], last.has_more) == (soonest[2:], False)
+    whole = await service.page(**window, limit=3)  # exactly a page: nothing more
+    assert ([s.id for s in whole.items], whole.has_more) == (soonest, False)
+    newest = await service.page(limit=3)  # no window: newest first, as ever
+    assert ([s.id for s in newest.items], newest.has_more) == (made[:0:-1], True)
+    assert [s.id for s in await service.list(**window, status=ScheduleStatus.SUCCEEDED)] == []
+
+
+@pytest.mark.parametrize(("after", "before", "field"), [
+    (NOW, NOW, "due_before"),  # empty: the window is due_after <= next_run_at < due_before
+    (NOW, NOW.astimezone(timezone(timedelta(hours=-3))), "due_before"),  # the same instant
+    (NOW + timedelta(microseconds=1), NOW, "due_before"),
+    (NOW.replace(tzinfo=None), None, "due_after"),  # a wall time: which zone's?
+    (None, NOW.replace(tzinfo=None), "due_before"),
+])
+async def test_a_due_window_is_refused_naming_its_field(service: SchedulingService, after: datetime | None,
+                                                        before: datetime | None, field: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        await service.page(due_after=after, due_before=before)
+    assert refused.value.field == field
+
+
+async def test_a_due_window_between_two_milliseconds_is_no_error(service: SchedulingService) -> None:
+    due = (await service.schedule_message(seed_command(**at(NOW + timedelta(minutes=5))))).schedule
+    assert due.next_run_at == NOW + timedelta(minutes=5)
+    tick = timedelta(microseconds=1)
+    assert (await service.page(due_after=NOW + tick, due_before=NOW + 2 * tick)).items == []
+    found = await service.page(due_after=due.next_run_at - tick, due_before=due.next_run_at + tick)
+    assert [s.id for s in found.items] == [due.id]
+    assert (await service.page(due_after=due.next_run_at + tick)).items == []
 
 
 # -- reschedule ----------------------------------------------------------------------------------

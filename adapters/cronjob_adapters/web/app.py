@@ -34,6 +34,7 @@ from cronjob_adapters.web.bulk_cancel import bulk_cancel_router
 from cronjob_adapters.web.counts_cache import CountsCache
 from cronjob_adapters.web.dashboard import dashboard_router
 from cronjob_adapters.web.head import HeadAsGet
+from cronjob_adapters.web.instants import query_instant
 from cronjob_adapters.web.limits import BodySizeLimit
 from cronjob_adapters.web.probes import MetricsRenderer, probe_router
 from cronjob_adapters.web.problems import PROBLEM_RESPONSE, StoreNotReady, install_problem_handlers
@@ -124,6 +125,12 @@ def request_digest(path: str, request: BaseModel) -> str:
 _MICROSECOND = timedelta(microseconds=1)
 #: The longest ``key=value`` label selector.
 _SELECTOR_LENGTH = MAX_KEY_LENGTH + 1 + MAX_VALUE_LENGTH
+
+
+def _instant_query(description: str, example: str) -> Any:
+    """A query parameter that names an instant (read by :func:`query_instant`), described."""
+    return Query(min_length=1, max_length=64, examples=[example],
+                 description=description + " An ISO-8601 date-time with an offset (`-03:00`, `Z`).")
 
 
 def _seconds(value: float | None) -> timedelta | None:
@@ -321,25 +328,40 @@ def create_app(services: ApiServices) -> FastAPI:
                                            "may be empty, `kind=`). Repeat it for several: each must match.")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+        due_after: Annotated[str | None, _instant_query(
+            "Only the live schedules due at or after this instant (`next_run_at >= due_after`), "
+            "soonest first.", "2026-11-28T14:00:00-03:00")] = None,
+        due_before: Annotated[str | None, _instant_query(
+            "Only the live schedules due before this instant (`next_run_at < due_before`: the window "
+            "is half-open), soonest first; later than `due_after`.", "2026-11-28T15:00:00-03:00")] = None,
     ) -> ScheduleList:
         """Schedules, newest first, optionally of one status, of some task types, of one user and
         carrying some labels (`label=order=123&label=kind=reminder`: all of them).
 
+        With `due_after` and/or `due_before`, only the schedules due in that window
+        (`due_after <= next_run_at < due_before`; either side may be left open), soonest
+        `next_run_at` first (ties by id) instead of newest first. Only live schedules have a due
+        time: `scheduled`, `running` (the occurrence it runs) and `paused` (the time it keeps); a
+        `status` combines with the window, so one that has ended (`succeeded`, ...) lists none.
+        `has_more` says whether more schedules match after this page.
+
         Without `type`, the service's own jobs (`webhook.delivery`, one per event and subscriber;
         `whatsapp.status`, a provider status parked until its message is recorded) are left out;
         `type=webhook.delivery` lists them. An unknown type is refused (422), as a
-        parameter of one value given twice is, and a `label` that is not `key=value` or names a
-        key twice.
+        parameter of one value given twice is, a `label` that is not `key=value` or names a
+        key twice, an instant without an offset, and a `due_before` not later than `due_after`.
         """
         known = {*scheduling.task_types, *services.internal_task_types}
         if unknown := sorted(set(task_type or ()) - known):
             raise ValidationError(f"unknown task type {unknown[0]!r}; known: {', '.join(sorted(known))}",
                                   field="type")
-        items = await scheduling.list(status=status, task_types=task_type or None,
+        found = await scheduling.page(status=status, task_types=task_type or None,
                                       exclude_types=() if task_type else services.internal_task_types,
                                       user_id=user_id, labels=parse_selector(label or ()), limit=limit,
-                                      offset=offset)
-        return ScheduleList(items=[ScheduleView.of(s) for s in items], limit=limit, offset=offset)
+                                      offset=offset, due_after=query_instant(due_after, "due_after"),
+                                      due_before=query_instant(due_before, "due_before"))
+        return ScheduleList(items=[ScheduleView.of(s) for s in found.items], limit=limit, offset=offset,
+                            has_more=found.has_more)
 
     counts = services.counts or CountsCache(scheduling.counts, 2.0)
 

@@ -1,5 +1,6 @@
 """How the API shows instants: every one as :func:`~cronjob.domain.instants.instant_text`
-(``2030-06-21T17:00:00.000Z``), those written by earlier versions as ``isoformat()`` text too."""
+(``2030-06-21T17:00:00.000Z``), those written by earlier versions as ``isoformat()`` text too;
+and how it reads an instant a query parameter names (:func:`query_instant`)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,32 @@ from zoneinfo import ZoneInfo
 
 from pydantic import PlainSerializer, WithJsonSchema
 
+from cronjob.domain.errors import ValidationError
 from cronjob.domain.instants import instant_text
+from cronjob.domain.trigger_parser import iso_datetime
 
 #: A datetime field of a response body: shown as its UTC instant to the millisecond, with ``Z``.
 Instant = Annotated[datetime, PlainSerializer(instant_text, return_type=str, when_used="json"), WithJsonSchema({
     "type": "string", "format": "date-time", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$",
     "examples": ["2030-06-21T17:00:00.000Z"], "description": "A UTC instant to the millisecond."})]
+
+
+def query_instant(text: str | None, field: str) -> datetime | None:
+    """The instant of query parameter ``field`` (None when not given): an ISO-8601 date-time
+    with an offset (``2026-11-28T14:00:00-03:00``, or ``Z``), read as the API reads ``send_at``.
+    :class:`ValidationError` naming ``field`` for text that is no date-time and for one without
+    an offset (a wall time: the query has no ``timezone`` to read it in)."""
+    if text is None:
+        return None
+    try:
+        value = iso_datetime(text)
+    except ValueError:
+        hint = " (a '+' in a URL's query is a space: send it as %2B)" if " " in text else ""
+        raise ValidationError(f"{field} is not an ISO-8601 date-time: {text!r}{hint}", field=field) from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(f"{field} needs an offset (e.g. 2026-11-28T14:00:00-03:00 or ...Z): {text!r}",
+                              field=field)
+    return value
 
 
 def wall_time_text(value: datetime, zone: ZoneInfo) -> str:

@@ -461,6 +461,8 @@ class ScheduleList(BaseModel):
     items: list[ScheduleView]
     limit: int
     offset: int
+    has_more: bool = Field(description="Whether at least one more schedule matches after this page "
+                                       "(ask again with `offset` + `limit`).")
 
 
 class StatsView(BaseModel):

@@ -20,7 +20,7 @@ from cronjob.domain.message import MessageKind
 from cronjob.domain.recurring import IntervalTrigger
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import WAITING, MisfirePolicy, Schedule, ScheduleStatus
-from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware, whole_millisecond
+from cronjob.domain.trigger import OnceTrigger, Trigger, fire_millisecond, require_aware, whole_millisecond
 from cronjob.domain.trigger_parser import parse_trigger
 from cronjob.domain.upcoming import preview as first_runs, upcoming_runs, waits_to_retry
 from cronjob.domain.zones import iana_zone, localize
@@ -204,6 +204,33 @@ class RulePreview:
     trigger: Trigger
     timezone: str
     runs: list[datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulePage:
+    """A page of schedules (see :meth:`SchedulingService.page`): its ``items``, and whether at
+    least one more schedule matches after them (``has_more``: the next page is not empty)."""
+
+    items: list[Schedule]
+    has_more: bool
+
+
+def due_window(due_after: datetime | None, due_before: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """The bounds of a due-time window as the stores take them: in UTC, rounded up to the
+    millisecond (which selects exactly what the instants given do: stored times are whole
+    milliseconds). :class:`ValidationError` naming the field for a bound without an offset or
+    outside the calendar, and naming ``due_before`` for an empty window (``due_after >=
+    due_before``: the window is ``due_after <= next_run_at < due_before``)."""
+    after, before = _bound(due_after, "due_after"), _bound(due_before, "due_before")
+    if due_after is not None and due_before is not None and due_after >= due_before:
+        raise ValidationError(
+            f"due_before ({instant_text(due_before)}) must be later than due_after ({instant_text(due_after)}): "
+            "the window is due_after <= next_run_at < due_before", field="due_before")
+    return after, before
+
+
+def _bound(value: datetime | None, field: str) -> datetime | None:
+    return None if value is None else fire_millisecond(require_aware(value, field), field)
 
 
 class TriggerParser(Protocol):
@@ -430,10 +457,36 @@ class SchedulingService:
         labels: Mapping[str, str] | None = None,
         limit: int = 50,
         offset: int = 0,
+        due_after: datetime | None = None,
+        due_before: datetime | None = None,
     ) -> list[Schedule]:
-        """A page of schedules, newest first (filtered as :meth:`ScheduleRepository.list` says)."""
+        """A page of schedules, newest first, or soonest due first in a due-time window
+        (``due_after <= next_run_at < due_before``, live schedules only), filtered as
+        :meth:`ScheduleRepository.list` says. The window is checked first (see :func:`due_window`)."""
+        due_after, due_before = due_window(due_after, due_before)
         return await self._repository.list(status=status, task_types=task_types, exclude_types=exclude_types,
-                                           user_id=user_id, labels=labels, limit=limit, offset=offset)
+                                           user_id=user_id, labels=labels, limit=limit, offset=offset,
+                                           due_after=due_after, due_before=due_before)
+
+    async def page(
+        self,
+        *,
+        status: ScheduleStatus | None = None,
+        task_types: Collection[str] | None = None,
+        exclude_types: Collection[str] = (),
+        user_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        due_after: datetime | None = None,
+        due_before: datetime | None = None,
+    ) -> SchedulePage:
+        """:meth:`list`, and whether more schedules match after that page: one more is read
+        (``limit + 1``) to know."""
+        found = await self.list(status=status, task_types=task_types, exclude_types=exclude_types,
+                                user_id=user_id, labels=labels, limit=limit + 1, offset=offset,
+                                due_after=due_after, due_before=due_before)
+        return SchedulePage(items=found[:limit], has_more=len(found) > limit)
 
     async def counts(self) -> dict[tuple[ScheduleStatus, str], int]:
         """How many schedules there are per (status, task type); pairs with none are left out."""
