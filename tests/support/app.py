@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from cronjob.domain.schedule import Schedule
 from cronjob.ports.clock import Clock
 from cronjob.ports.repository import ScheduleRepository, StoreUnavailable
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
@@ -39,6 +40,17 @@ class DownStore(InMemoryScheduleRepository):
 
     async def ping(self) -> None:
         raise StoreUnavailable("connection refused")
+
+
+class WritesDownStore(InMemoryScheduleRepository):
+    """The in-memory store whose writes fail once ``down`` is set (the store went away mid-way)."""
+
+    down = False
+
+    async def save(self, schedule: Schedule, **kwargs: Any) -> bool:
+        if self.down:
+            raise StoreUnavailable("connection refused")
+        return await super().save(schedule, **kwargs)
 
 
 class SilentStore(InMemoryScheduleRepository):

@@ -13,6 +13,7 @@ from cronjob.ports.repository import StoreUnavailable
 from cronjob.services.bulk_cancel import cancel_schedules
 from cronjob.services.scheduling import CreateScheduleCommand, SchedulingService
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
+from tests.support.app import WritesDownStore
 from tests.support.clock import FixedClock
 from tests.support.signal import RecordingSignal
 
@@ -103,20 +104,9 @@ async def test_the_live_schedules_carrying_every_label_are_cancelled_and_with_a_
     assert {s.status for s in await service.list()} == {S.SCHEDULED, S.CANCELLED}
 
 
-class FlakyStore(InMemoryScheduleRepository):
-    """The in-memory store whose writes fail once ``down`` is set (the store went away mid-way)."""
-
-    down = False
-
-    async def save(self, schedule: Schedule, **kwargs: object) -> bool:  # type: ignore[override]
-        if self.down:
-            raise StoreUnavailable("connection refused")
-        return await super().save(schedule, **kwargs)  # type: ignore[arg-type]
-
-
 async def test_a_store_that_goes_away_mid_way_is_its_own_error_not_a_group_of_them() -> None:
     clock = FixedClock(NOW)
-    repository = FlakyStore()
+    repository = WritesDownStore()
     service = SchedulingService(repository, clock, RecordingSignal(clock))
     for _ in range(40):
         await make(service, "u1")

@@ -4,23 +4,14 @@ campaign called off."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.labels import check_labels
-from cronjob.domain.schedule import ScheduleStatus
-from cronjob.services.scheduling import ScheduleConflict, ScheduleNotFound, SchedulingService
-
-#: The statuses a cancel may apply to: waiting, held, and running (a recurring schedule's run).
-_LIVE = (ScheduleStatus.SCHEDULED, ScheduleStatus.PAUSED, ScheduleStatus.RUNNING)
-_PAGE = 100
-#: Cancels in progress at once.
-_AT_ONCE = 16
-#: Passes over the matching live schedules: a schedule that changed status while the pass paged
-#: through them (a run started, a retry fell due) can shift a page and be passed over once.
-_PASSES = 3
+from cronjob.domain.schedule import LIVE_STATUSES
+from cronjob.services.bulk import change_matching
+from cronjob.services.scheduling import SchedulingService
 
 
 @dataclass(slots=True)
@@ -48,53 +39,6 @@ async def cancel_schedules(scheduling: SchedulingService, *, user_id: str | None
     if user_id is None and not selector:
         raise ValidationError("give userId, labels or both: whose schedules to cancel (never everyone's)",
                               field="userId")
-    result = BulkCancellation()
-    seen: set[str] = set()
-    for _ in range(_PASSES):
-        found = [i for i in await _live_ids(scheduling, user_id, selector) if i not in seen]
-        if not found:
-            break
-        seen.update(found)
-        # A few at a time: each is a read, a conditional write and its webhooks, and a store
-        # commits concurrent writes together (SQLite's group commit), so a thousand take seconds
-        # less than one after the other.
-        room = asyncio.Semaphore(_AT_ONCE)
-        try:
-            async with asyncio.TaskGroup() as group:
-                outcomes = [group.create_task(_cancel(scheduling, schedule_id, room)) for schedule_id in found]
-        except ExceptionGroup as failed:  # the first failure as itself: an unreachable store is a 503
-            raise failed.exceptions[0] from None
-        for schedule_id, outcome in zip(found, outcomes, strict=True):
-            refused = outcome.result()
-            if refused is None:
-                result.cancelled.append(schedule_id)
-            elif refused:
-                result.refused[schedule_id] = refused
-    return result
-
-
-async def _cancel(scheduling: SchedulingService, schedule_id: str, room: asyncio.Semaphore) -> str | None:
-    """Cancel one: None once cancelled, why when refused, "" when it was purged meanwhile."""
-    async with room:
-        try:
-            await scheduling.cancel(schedule_id)
-        except ScheduleConflict as refused:
-            return str(refused)
-        except ScheduleNotFound:
-            return ""  # purged meanwhile: nothing left to cancel
-        return None
-
-
-async def _live_ids(scheduling: SchedulingService, user_id: str | None, labels: Mapping[str, str]) -> list[str]:
-    """The ids of the matching live schedules of the task types the service schedules."""
-    ids: list[str] = []
-    for status in _LIVE:
-        offset = 0
-        while True:
-            page = await scheduling.list(status=status, task_types=scheduling.task_types, user_id=user_id,
-                                         labels=labels, limit=_PAGE, offset=offset)
-            ids.extend(s.id for s in page)
-            if len(page) < _PAGE:
-                break
-            offset += _PAGE
-    return ids
+    done = await change_matching(scheduling, scheduling.cancel, statuses=sorted(LIVE_STATUSES),
+                                 task_types=scheduling.task_types, user_id=user_id, labels=selector)
+    return BulkCancellation(cancelled=done.changed, refused=done.refused)

@@ -1,0 +1,97 @@
+"""One change to every schedule a selector matches: the listing and the concurrent changes that
+bulk cancel and bulk retry share."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field
+
+from cronjob.domain.schedule import Schedule, ScheduleStatus
+from cronjob.services.scheduling import ScheduleConflict, ScheduleNotFound, SchedulingService
+
+_PAGE = 100
+#: Changes in progress at once.
+_AT_ONCE = 16
+#: Passes over the matching schedules: a schedule that changed status while the pass paged
+#: through them (a run started, a retry fell due) can shift a page and be passed over once.
+_PASSES = 3
+
+
+@dataclass(slots=True)
+class BulkOutcome:
+    """What :func:`change_matching` did: the ids it changed, and those it could not change with
+    why (from the :class:`ScheduleConflict` the change raised)."""
+
+    changed: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+async def change_matching(
+    scheduling: SchedulingService,
+    change: Callable[[str], Awaitable[Schedule]],
+    *,
+    statuses: Collection[ScheduleStatus],
+    task_types: Collection[str],
+    user_id: str | None,
+    labels: Mapping[str, str],
+) -> BulkOutcome:
+    """Apply ``change`` (one of the service's own, e.g. ``scheduling.cancel``) to each schedule
+    in one of ``statuses``, of one of ``task_types``, made with ``user_id`` (when given) and
+    carrying every one of ``labels``, a few at a time. Each pass lists every match first, then
+    changes them; a schedule is changed at most once per call, however its status moves
+    meanwhile. A change refused (:class:`ScheduleConflict`) is reported in ``refused``; one whose
+    schedule was purged meanwhile is left out; any other error ends the call with that error
+    (an unreachable store).
+    """
+    result = BulkOutcome()
+    seen: set[str] = set()
+    for _ in range(_PASSES):
+        found = [i for i in await _matching_ids(scheduling, statuses, task_types, user_id, labels) if i not in seen]
+        if not found:
+            break
+        seen.update(found)
+        # A few at a time: each is a read, a conditional write and its webhooks, and a store
+        # commits concurrent writes together (SQLite's group commit), so a thousand take seconds
+        # less than one after the other.
+        room = asyncio.Semaphore(_AT_ONCE)
+        try:
+            async with asyncio.TaskGroup() as group:
+                outcomes = [group.create_task(_change_one(change, schedule_id, room)) for schedule_id in found]
+        except ExceptionGroup as failed:  # the first failure as itself: an unreachable store is a 503
+            raise failed.exceptions[0] from None
+        for schedule_id, outcome in zip(found, outcomes, strict=True):
+            refused = outcome.result()
+            if refused is None:
+                result.changed.append(schedule_id)
+            elif refused:
+                result.refused[schedule_id] = refused
+    return result
+
+
+async def _change_one(change: Callable[[str], Awaitable[Schedule]], schedule_id: str,
+                      room: asyncio.Semaphore) -> str | None:
+    """Change one: None once changed, why when refused, "" when it was purged meanwhile."""
+    async with room:
+        try:
+            await change(schedule_id)
+        except ScheduleConflict as refused:
+            return str(refused)
+        except ScheduleNotFound:
+            return ""
+        return None
+
+
+async def _matching_ids(scheduling: SchedulingService, statuses: Collection[ScheduleStatus],
+                        task_types: Collection[str], user_id: str | None, labels: Mapping[str, str]) -> list[str]:
+    ids: list[str] = []
+    for status in statuses:
+        offset = 0
+        while True:
+            page = await scheduling.list(status=status, task_types=task_types, user_id=user_id,
+                                         labels=labels, limit=_PAGE, offset=offset)
+            ids.extend(s.id for s in page)
+            if len(page) < _PAGE:
+                break
+            offset += _PAGE
+    return ids

@@ -1,0 +1,135 @@
+"""POST /v1/schedules:retry, the redrive of the dead letters, through the container's API (memory
+store, recording sender) and its dispatcher, with a hand-driven clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from cronjob.domain.message import DeliveryError
+from cronjob_adapters.memory.sender import RecordingMessageSender
+from cronjob_bootstrap.container import Container
+from tests.support.app import AUTH, make_container
+from tests.support.builders import SEED
+from tests.support.clock import FixedClock
+
+NOW = datetime(2025, 6, 21, 16, 0, tzinfo=UTC)  # an hour before the seed's send_at
+EXPIRED = DeliveryError("190", "Error validating access token: Session has expired", retryable=False)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def container(clock: FixedClock) -> Container:
+    return make_container(clock, max_body_bytes=4096)
+
+
+@pytest.fixture
+async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=container.app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+
+
+async def run_due(container: Container) -> None:
+    dispatcher = container.dispatcher()
+    while await dispatcher.dispatch_due():
+        pass
+    await dispatcher.drain(5)
+
+
+async def shown(client: httpx.AsyncClient, schedule_id: str) -> dict[str, Any]:
+    answer = await client.get(f"/v1/schedules/{schedule_id}", headers=AUTH)
+    assert answer.status_code == 200
+    return answer.json()  # type: ignore[no-any-return]
+
+
+async def test_messages_killed_by_an_expired_token_are_redriven_once_it_is_renewed(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock) -> None:
+    mine = [(await client.post("/schedule-message", json=SEED, headers=AUTH)).json()["id"] for _ in range(3)]
+    theirs = (await client.post("/schedule-message", json={**SEED, "userId": "other"}, headers=AUTH)).json()["id"]
+    later = (await client.post("/schedule-message", json={**SEED, "send_at": "2025-06-22T14:00:00-03:00"},
+                               headers=AUTH)).json()["id"]
+    sender = container.sender()
+    assert isinstance(sender, RecordingMessageSender)
+    sender.fail_with(*[EXPIRED] * 4)
+    clock.set(NOW + timedelta(hours=1))
+    await run_due(container)
+    assert {(await shown(client, i))["status"] for i in [*mine, theirs]} == {"dead"}
+    assert sender.sent == []
+
+    clock.set(NOW + timedelta(hours=2))  # the token is renewed
+    mine_only = await client.post("/v1/schedules:retry", json={"status": "dead", "userId": SEED["userId"]},
+                                  headers=AUTH)
+    assert mine_only.status_code == 200, mine_only.text
+    assert mine_only.json() == {"status": "dead", "type": None, "userId": SEED["userId"], "labels": None,
+                                "retried": mine_only.json()["retried"], "refused": []}
+    assert sorted(mine_only.json()["retried"]) == sorted(mine)
+    everyone = await client.post("/v1/schedules:retry", json={"status": "dead"}, headers=AUTH)
+    assert everyone.json()["retried"] == [theirs]
+    for schedule_id in [*mine, theirs]:
+        retried = await shown(client, schedule_id)
+        assert retried["status"] == "scheduled" and retried["next_run_at"] == "2025-06-21T18:00:00.000Z"
+    assert (await shown(client, later))["status"] == "scheduled"
+
+    await run_due(container)
+    assert len(sender.sent) == 4
+    for schedule_id in [*mine, theirs]:
+        done = await shown(client, schedule_id)
+        assert done["status"] == "succeeded" and [a["outcome"] for a in done["attempts"]] == ["failed", "succeeded"]
+    events = (await client.get(f"/v1/schedules/{theirs}/events", headers=AUTH)).json()["items"]
+    assert [e["type"] for e in events][-4:] == ["dead", "scheduled", "started", "succeeded"]
+    assert events[-3]["data"]["retried_from"] == "dead"
+    nothing_left = await client.post("/v1/schedules:retry", json={"status": "dead"}, headers=AUTH)
+    assert nothing_left.json()["retried"] == [] and nothing_left.json()["refused"] == []
+
+
+async def test_the_type_selects_and_the_service_s_own_jobs_only_when_named(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock) -> None:
+    message = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()["id"]
+    sender = container.sender()
+    assert isinstance(sender, RecordingMessageSender)
+    sender.fail_with(EXPIRED)
+    clock.set(NOW + timedelta(hours=1))
+    await run_due(container)
+    other_type = await client.post("/v1/schedules:retry", json={"status": "dead", "type": ["whatsapp.text"]},
+                                   headers=AUTH)
+    assert other_type.status_code == 200 and other_type.json()["retried"] == []
+    own = await client.post("/v1/schedules:retry", json={"status": "dead", "type": ["webhook.delivery"]},
+                            headers=AUTH)
+    assert own.status_code == 200 and own.json()["retried"] == [] and own.json()["type"] == ["webhook.delivery"]
+    template = await client.post("/v1/schedules:retry",
+                                 json={"status": "dead", "type": ["whatsapp.template", "whatsapp.text"]},
+                                 headers=AUTH)
+    assert template.json()["retried"] == [message]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "status"),
+    ({"status": "scheduled"}, "status"),
+    ({"status": "succeeded"}, "status"),
+    ({"status": "dead", "type": []}, "type"),
+    ({"status": "dead", "type": "whatsapp.template"}, "type"),
+    ({"status": "dead", "type": ["no.such.type"]}, "type"),
+    ({"status": "dead", "labels": {"bad key": "1"}}, "labels"),
+    ({"status": "dead", "userId": 5}, "userId"),
+    ({"status": "dead", "everything": True}, "everything"),
+])
+async def test_bad_requests_are_422s_naming_the_field(client: httpx.AsyncClient, body: dict[str, Any],
+                                                      field: str) -> None:
+    refused = await client.post("/v1/schedules:retry", json=body, headers=AUTH)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert [e["field"].split(".")[0] for e in refused.json()["errors"]] == [field]
+
+
+async def test_it_needs_a_token_and_a_json_body(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/v1/schedules:retry", json={"status": "dead"})).status_code == 401
+    assert (await client.post("/v1/schedules:retry", content=b'{"status": "dead"}', headers=AUTH)).status_code == 415
