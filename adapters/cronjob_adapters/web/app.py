@@ -31,6 +31,7 @@ from cronjob.services.scheduling import (
 from cronjob_adapters.tasks.registry import TaskRegistry, TaskType
 from cronjob_adapters.web.auth import bearer_tokens
 from cronjob_adapters.web.bulk_cancel import bulk_cancel_router
+from cronjob_adapters.web.bulk_pause import bulk_pause_router
 from cronjob_adapters.web.bulk_retry import bulk_retry_router
 from cronjob_adapters.web.counts_cache import CountsCache
 from cronjob_adapters.web.dashboard import dashboard_router
@@ -469,6 +470,7 @@ def create_app(services: ApiServices) -> FastAPI:
 
     protected.include_router(upcoming_router(scheduling, services.default_timezone))
     protected.include_router(bulk_cancel_router(scheduling, json_content_type))
+    protected.include_router(bulk_pause_router(scheduling, json_content_type))
     protected.include_router(bulk_retry_router(scheduling, services.internal_task_types, json_content_type))
     app.include_router(protected)
     app.include_router(dashboard_router())

@@ -7,6 +7,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
+from cronjob.domain.errors import ValidationError
+from cronjob.domain.labels import check_labels
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.services.scheduling import ScheduleConflict, ScheduleNotFound, SchedulingService
 
@@ -25,6 +27,16 @@ class BulkOutcome:
 
     changed: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
+
+
+def require_selector(user_id: str | None, labels: Mapping[str, str] | None, verb: str) -> Mapping[str, str]:
+    """The checked ``labels`` of a selector that must name whose schedules to ``verb``: a
+    ``user_id``, labels or both; neither is a :class:`ValidationError` (never everyone's)."""
+    selector = check_labels(labels or {})
+    if user_id is None and not selector:
+        raise ValidationError(f"give userId, labels or both: whose schedules to {verb} (never everyone's)",
+                              field="userId")
+    return selector
 
 
 async def change_matching(

@@ -7,10 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from cronjob.domain.errors import ValidationError
-from cronjob.domain.labels import check_labels
 from cronjob.domain.schedule import LIVE_STATUSES
-from cronjob.services.bulk import change_matching
+from cronjob.services.bulk import change_matching, require_selector
 from cronjob.services.scheduling import SchedulingService
 
 
@@ -35,10 +33,7 @@ async def cancel_schedules(scheduling: SchedulingService, *, user_id: str | None
     Schedules made while this runs may be missed; repeating the call cancels them (and cancels
     nothing twice).
     """
-    selector = check_labels(labels or {})
-    if user_id is None and not selector:
-        raise ValidationError("give userId, labels or both: whose schedules to cancel (never everyone's)",
-                              field="userId")
+    selector = require_selector(user_id, labels, "cancel")
     done = await change_matching(scheduling, scheduling.cancel, statuses=sorted(LIVE_STATUSES),
                                  task_types=scheduling.task_types, user_id=user_id, labels=selector)
     return BulkCancellation(cancelled=done.changed, refused=done.refused)

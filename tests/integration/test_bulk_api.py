@@ -1,5 +1,6 @@
-"""POST /v1/schedules:retry, the redrive of the dead letters, through the container's API (memory
-store, recording sender) and its dispatcher, with a hand-driven clock."""
+"""The bulk actions, through the container's API (memory store, recording sender) and its
+dispatcher, with a hand-driven clock: POST /v1/schedules:retry (the redrive of the dead letters),
+:pause and :resume (a campaign held, then let go)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tests.support.builders import SEED
 from tests.support.clock import FixedClock
 
 NOW = datetime(2025, 6, 21, 16, 0, tzinfo=UTC)  # an hour before the seed's send_at
+TASK = {"type": "whatsapp.text", "to": "5511999999999", "body": "Promo!"}
 EXPIRED = DeliveryError("190", "Error validating access token: Session has expired", retryable=False)
 
 
@@ -122,14 +124,72 @@ async def test_the_type_selects_and_the_service_s_own_jobs_only_when_named(
     ({"status": "dead", "userId": 5}, "userId"),
     ({"status": "dead", "everything": True}, "everything"),
 ])
-async def test_bad_requests_are_422s_naming_the_field(client: httpx.AsyncClient, body: dict[str, Any],
-                                                      field: str) -> None:
+async def test_bad_retry_requests_are_422s_naming_the_field(client: httpx.AsyncClient, body: dict[str, Any],
+                                                            field: str) -> None:
     refused = await client.post("/v1/schedules:retry", json=body, headers=AUTH)
     assert refused.status_code == 422, refused.text
     assert refused.headers["content-type"] == "application/problem+json"
     assert [e["field"].split(".")[0] for e in refused.json()["errors"]] == [field]
 
 
-async def test_it_needs_a_token_and_a_json_body(client: httpx.AsyncClient) -> None:
+async def test_retry_needs_a_token_and_a_json_body(client: httpx.AsyncClient) -> None:
     assert (await client.post("/v1/schedules:retry", json={"status": "dead"})).status_code == 401
     assert (await client.post("/v1/schedules:retry", content=b'{"status": "dead"}', headers=AUTH)).status_code == 415
+
+
+async def create(client: httpx.AsyncClient, labels: dict[str, str]) -> str:
+    answer = await client.post("/v1/schedules", headers=AUTH, json={
+        "task": TASK, "schedule": "once @ 2025-06-21T16:30:00Z", "timezone": "UTC", "labels": labels})
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
+
+
+async def statuses(client: httpx.AsyncClient, ids: list[str]) -> list[Any]:
+    return [(await client.get(f"/v1/schedules/{i}", headers=AUTH)).json()["status"] for i in ids]
+
+
+async def test_a_campaign_is_held_past_its_time_and_sent_once_resumed(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock) -> None:
+    campaign = [await create(client, {"campaign": "bf"}) for _ in range(3)]
+    other = await create(client, {"campaign": "xmas"})
+
+    paused = await client.post("/v1/schedules:pause", json={"labels": {"campaign": "bf"}}, headers=AUTH)
+    assert paused.status_code == 200, paused.text
+    assert paused.json() == {"userId": None, "labels": {"campaign": "bf"}, "paused": paused.json()["paused"],
+                             "refused": []}
+    assert sorted(paused.json()["paused"]) == sorted(campaign)
+    clock.set(NOW + timedelta(minutes=31))  # past their time: only the other one goes out
+    await run_due(container)
+    sender = container.sender()
+    assert isinstance(sender, RecordingMessageSender)
+    assert len(sender.sent) == 1 and await statuses(client, [other]) == ["succeeded"]
+    assert await statuses(client, campaign) == ["paused"] * 3
+
+    resumed = await client.post("/v1/schedules:resume", json={"labels": {"campaign": "bf"}}, headers=AUTH)
+    assert resumed.status_code == 200 and sorted(resumed.json()["resumed"]) == sorted(campaign)
+    assert resumed.json()["refused"] == [] and "paused" not in resumed.json()
+    await run_due(container)  # a minute late, within the misfire grace: sent now
+    assert len(sender.sent) == 4 and await statuses(client, campaign) == ["succeeded"] * 3
+    events = (await client.get(f"/v1/schedules/{campaign[0]}/events", headers=AUTH)).json()["items"]
+    assert [e["type"] for e in events] == ["scheduled", "paused", "resumed", "started", "succeeded"]
+    nothing = await client.post("/v1/schedules:resume", json={"labels": {"campaign": "bf"}}, headers=AUTH)
+    assert nothing.json()["resumed"] == []
+
+
+@pytest.mark.parametrize("path", ["/v1/schedules:pause", "/v1/schedules:resume"])
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "userId"), ({"labels": {}}, "labels"), ({"userId": ""}, "userId"),
+    ({"labels": {"bad key": "1"}}, "labels"), ({"userId": "u1", "status": "dead"}, "status"),
+])
+async def test_bad_pause_and_resume_requests_are_422s_naming_the_field(
+        client: httpx.AsyncClient, path: str, body: dict[str, Any], field: str) -> None:
+    refused = await client.post(path, json=body, headers=AUTH)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert field in {e["field"].split(".")[0] for e in refused.json()["errors"]}
+
+
+@pytest.mark.parametrize("path", ["/v1/schedules:pause", "/v1/schedules:resume"])
+async def test_pause_and_resume_need_a_token_and_a_json_body(client: httpx.AsyncClient, path: str) -> None:
+    assert (await client.post(path, json={"userId": "u1"})).status_code == 401
+    assert (await client.post(path, content=b'{"userId": "u1"}', headers=AUTH)).status_code == 415
