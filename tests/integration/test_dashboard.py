@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -774,3 +775,151 @@ def test_the_page_is_locked_down(service: Service) -> None:
         unknown = http.get("/dashboard/app.py")
         assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
         assert http.get("/v1/stats").status_code == 401  # the data still needs the token
+
+
+def test_signing_out_while_a_detail_loads_asks_nothing_more(page: Page, service: Service) -> None:
+    later = service.later()
+    sign_in(page)
+    expect(row(page, later["id"])).to_be_visible()
+    page.uncheck("#auto-refresh")
+    held: list[Any] = []
+    sent: list[tuple[str, str | None]] = []
+    page.route("**/events", lambda route: held.append(route))  # answered once the test lets them
+    page.on("request", lambda request: sent.append((request.url, request.headers.get("authorization"))))
+    row(page, later["id"]).click()
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(25)
+    assert held, "the detail did not ask for its events"
+    page.click("#sign-out")
+    held[0].continue_()
+    page.wait_for_timeout(500)  # the detail's load ends: it would ask for the next runs now
+    assert [url for url, auth in sent if auth == "Bearer null"] == []
+    assert not any("/upcoming" in url for url, _ in sent)
+    expect(page.locator("#sign-in")).to_be_visible()
+    expect(page.locator("#detail")).to_be_hidden()
+    expect(page.locator("#message")).to_be_hidden()  # not "the token was refused"
+
+
+def test_the_due_filter_lists_a_moving_window_soonest_first(page: Page, service: Service) -> None:
+    user = "dashboard-due"
+    now = datetime.now(UTC)
+    overdue = service.message(now + timedelta(seconds=2), userId=user)
+    assert service.http.post(f"/v1/schedules/{overdue['id']}/pause").status_code == 200  # keeps its time
+    in_3_days = service.message(now + timedelta(days=3), userId=user)
+    in_3_hours = service.message(now + timedelta(hours=3), userId=user)
+    in_10_days = service.message(now + timedelta(days=10), userId=user)
+    in_30_minutes = service.message(now + timedelta(minutes=30), userId=user)
+    assert wait_until(lambda: datetime.now(UTC) > now + timedelta(seconds=2.1), timeout=5)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if "/v1/schedules?" in request.url else None)
+    sign_in(page)
+    page.fill("#user-filter", user)
+    page.press("#user-filter", "Enter")
+    newest_first = [in_30_minutes, in_10_days, in_3_hours, in_3_days, overdue]
+    expect(page.locator("#schedules tbody td.id")).to_have_text([s["id"] for s in newest_first])
+    expect(page.locator("#order-note")).to_have_text("newest first")
+    for due, expected in (("overdue", [overdue]), ("hour", [in_30_minutes]),
+                          ("day", [in_30_minutes, in_3_hours]), ("week", [in_30_minutes, in_3_hours, in_3_days]),
+                          ("", newest_first)):
+        asked.clear()
+        page.select_option("#due-filter", due)
+        expect(page.locator("#schedules tbody td.id")).to_have_text([s["id"] for s in expected])
+        query = parse_qs(urlsplit(asked[-1]).query)
+        after, before = query.get("due_after"), query.get("due_before")
+        if not due:
+            assert (after, before) == (None, None)
+            expect(page.locator("#order-note")).to_have_text("newest first")
+            continue
+        expect(page.locator("#order-note")).to_contain_text("soonest due first")
+        expect(page.locator("#next")).to_have_text("later →")
+        assert before is not None and before[0].endswith("Z")
+        sent_at = datetime.fromisoformat(before[0])
+        if due == "overdue":
+            assert after is None and abs(sent_at - datetime.now(UTC)) < timedelta(seconds=30)
+        else:
+            assert after is not None and after[0].endswith("Z")
+            span = sent_at - datetime.fromisoformat(after[0])
+            assert span == {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7)}[due]
+    with page.expect_request(lambda request: "due_after" in request.url) as first:
+        page.select_option("#due-filter", "week")
+    expect(page.locator("#schedules tbody tr")).to_have_count(3)
+    page.wait_for_timeout(50)
+    with page.expect_request(lambda request: "due_after" in request.url) as again:
+        page.click("#refresh")  # the window moves: each refresh asks from its own now
+    starts = [datetime.fromisoformat(parse_qs(urlsplit(r.value.url).query)["due_after"][0]) for r in (first, again)]
+    assert starts[1] - starts[0] >= timedelta(milliseconds=50)
+
+
+def test_a_user_s_schedules_are_paused_and_resumed_from_the_filter(page: Page, service: Service) -> None:
+    user = "dashboard-hold"
+    first, second = service.later(userId=user), service.message(datetime.now(UTC) + timedelta(days=3), userId=user)
+    other = service.later()
+    sign_in(page)
+    page.fill("#user-filter", user)
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#schedules tbody tr")).to_have_count(2)
+    expect(page.locator("#pause-matching")).to_have_text("Pause all of this user's")
+    expect(page.locator("#resume-matching")).to_be_visible()
+    page.select_option("#due-filter", "hour")
+    expect(page.locator("#schedules tbody tr")).to_have_count(1)
+    asked: list[str] = []
+
+    def accept(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    page.click("#pause-matching")
+    expect(page.locator("#message")).to_have_text(f"User {user}: 2 schedule(s) paused.")
+    assert asked == [f"Pause every waiting schedule of user {user} whenever they are due, in any status and of "
+                     "any type, not only those shown?"]
+    assert [service.get(s["id"])["status"] for s in (first, second, other)] == ["paused", "paused", "scheduled"]
+    page.select_option("#due-filter", "")
+    expect(page.locator("#schedules tbody td.status")).to_have_text(["paused", "paused"])
+    page.once("dialog", accept)
+    page.click("#resume-matching")
+    expect(page.locator("#message")).to_have_text(f"User {user}: 2 schedule(s) resumed.")
+    assert asked[-1] == f"Resume every paused schedule of user {user}?"
+    expect(page.locator("#schedules tbody td.status")).to_have_text(["scheduled", "scheduled"])
+    page.fill("#user-filter", "")
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#pause-matching")).to_be_hidden()  # never everyone's
+    expect(page.locator("#resume-matching")).to_be_hidden()
+
+
+def test_the_dead_letters_shown_are_retried_at_once(page: Page, service: Service) -> None:
+    user = "dashboard-redrive"
+    dead = [service.dead(userId=user), service.dead(userId=user)]
+    other = service.dead()
+    sign_in(page)
+    expect(page.locator("#retry-matching")).to_be_hidden()  # for a status that can be retried only
+    page.select_option("#status-filter", "dead")
+    expect(page.locator("#retry-matching")).to_have_text("Retry all dead")
+    page.select_option("#due-filter", "overdue")  # ended ones have no due time: nothing shown to retry
+    expect(page.locator("#retry-matching")).to_be_hidden()
+    page.select_option("#due-filter", "")
+    page.fill("#user-filter", user)
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#schedules tbody tr")).to_have_count(2)
+    asked: list[str] = []
+
+    def accept(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    page.click("#retry-matching")
+    expect(page.locator("#message")).to_have_text(f"Every dead schedule of user {user}: 2 schedule(s) retried.")
+    assert asked == [f"Retry every dead schedule of user {user} now?"]
+    for schedule in dead:  # retried, and dead again: this service has no WhatsApp credentials
+        events = service.http.get(f"/v1/schedules/{schedule['id']}/events").json()["items"]
+        assert [e["data"].get("retried_from") for e in events if e["type"] == "scheduled"][-1] == "dead"
+    other_events = service.http.get(f"/v1/schedules/{other['id']}/events").json()["items"]
+    assert not any(e["data"].get("retried_from") for e in other_events)
+    page.select_option("#status-filter", "unknown")
+    expect(page.locator("#retry-matching")).to_have_text("Retry all unknown")
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.click("#retry-matching")
+    assert "may send them twice" in asked[-1]

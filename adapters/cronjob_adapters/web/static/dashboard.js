@@ -24,6 +24,19 @@ const NEXT_RUNS = 5;
 const WEEKDAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 //: The service's own task types (not in /v1/task-types: never scheduled through the API).
 const INTERNAL_TYPES = ["webhook.delivery", "whatsapp.status"];
+//: The Due filter's windows, as [due_after, due_before] in ms from now (null: open). Recomputed on
+//: every refresh, so the window moves with the clock; the API lists them soonest first.
+const DUE_WINDOWS = {
+  overdue: [null, 0], hour: [0, 3600e3], day: [0, 24 * 3600e3], week: [0, 7 * 24 * 3600e3],
+};
+//: The statuses a "Retry all" is offered for (POST /v1/schedules:retry).
+const RETRYABLE = ACTIONS.retry.statuses;
+//: What each bulk button asks of the API (the user and labels the list is filtered by).
+const BULK = {
+  cancel: { path: "v1/schedules:cancel", done: "cancelled", ask: "Cancel every live schedule", final: true },
+  pause: { path: "v1/schedules:pause", done: "paused", ask: "Pause every waiting schedule" },
+  resume: { path: "v1/schedules:resume", done: "resumed", ask: "Resume every paused schedule" },
+};
 
 /** Whether it runs once (its rule is a `once @ ...`), not on a recurring rule. */
 function isOneOff(schedule) {
@@ -38,7 +51,7 @@ function cancellable(schedule) {
 //: ``failed``: the message shown is a refresh's error, cleared by the next refresh that works.
 //: ``labels``: the label filter as typed (``order=123, kind=reminder``), its spaces tidied.
 const FRESH = {
-  status: "", type: "", user: "", labels: "", offset: 0, selected: null, again: false, failed: false, listed: false,
+  status: "", type: "", due: "", user: "", labels: "", offset: 0, selected: null, again: false, failed: false, listed: false,
 };
 const state = { token: null, timer: null, busy: false, ...FRESH };
 const $ = (selector) => document.querySelector(selector);
@@ -52,6 +65,9 @@ class ApiError extends Error {
 }
 
 async function api(path, options = {}) {
+  // Signed out (perhaps while an earlier request of the same refresh was under way): ask nothing,
+  // rather than send "Bearer null". A 401 is what a caller already treats as signed out.
+  if (!state.token) throw new ApiError(401, { title: "Signed out" });
   const response = await fetch(path, {
     ...options,
     headers: { Accept: "application/json", Authorization: `Bearer ${state.token}`, ...(options.headers || {}) },
@@ -132,9 +148,11 @@ function signOut(reason) {
   for (const n of document.querySelectorAll(".count .n")) n.textContent = "0";
   $("#status-filter").value = "";
   $("#type-filter").value = "";
+  $("#due-filter").value = "";
   $("#user-filter").value = "";
   $("#label-filter").value = "";
-  $("#cancel-user").hidden = true;
+  showBulk(false);
+  showOrder();
   $("#open-id").value = "";
   $("#move-to").value = "";
   $("#detail").hidden = true;
@@ -220,12 +238,18 @@ async function loadCounts() {
 }
 
 async function loadSchedules() {
-  // One more than a page: whether an older page exists.
-  const query = new URLSearchParams({ limit: String(PAGE_SIZE + 1), offset: String(state.offset) });
+  const query = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(state.offset) });
   if (state.status) query.set("status", state.status);
   if (state.type) query.set("type", state.type);
   if (state.user) query.set("userId", state.user);
   for (const selector of labelSelectors(state.labels)) query.append("label", selector);
+  const span = DUE_WINDOWS[state.due];
+  if (span) {
+    const now = Date.now();
+    const [after, before] = span;
+    if (after !== null) query.set("due_after", new Date(now + after).toISOString());
+    if (before !== null) query.set("due_before", new Date(now + before).toISOString());
+  }
   let page;
   try {
     page = await api(`v1/schedules?${query}`);
@@ -234,19 +258,19 @@ async function loadSchedules() {
     // and offer no bulk cancel for them.
     state.listed = false;
     $("#schedules tbody").replaceChildren();
-    $("#cancel-user").hidden = true;
+    showBulk(false);
     throw error;
   }
   if (!state.token) return;
   state.listed = true;
-  $("#cancel-user").hidden = !state.user && !state.labels;
+  showBulk(true);
   if (page.items.length === 0 && state.offset > 0) {
     // Past the end (schedules were deleted meanwhile): back to the last page that has some.
     state.offset = Math.max(0, state.offset - PAGE_SIZE);
     state.again = true;
   }
   const body = $("#schedules tbody");
-  const rows = page.items.slice(0, PAGE_SIZE).map((schedule) => {
+  const rows = page.items.map((schedule) => {
     const row = element("tr");
     row.dataset.id = schedule.id;
     row.classList.toggle("selected", schedule.id === state.selected);
@@ -267,7 +291,7 @@ async function loadSchedules() {
   body.replaceChildren(...rows);
   $("#empty").hidden = rows.length > 0;
   $("#prev").disabled = state.offset === 0;
-  $("#next").disabled = page.items.length <= PAGE_SIZE;
+  $("#next").disabled = !page.has_more;
   const first = rows.length ? state.offset + 1 : state.offset;
   $("#page").textContent = `${first}–${state.offset + rows.length}`;
 }
@@ -312,42 +336,106 @@ function filterBy(changes) {
   Object.assign(state, changes, { offset: 0 });
   $("#status-filter").value = state.status;
   $("#type-filter").value = state.type;
+  $("#due-filter").value = state.due;
   $("#user-filter").value = state.user;
   $("#label-filter").value = state.labels;
-  // Offered for the user or the labels the list shows, never for everyone's.
-  $("#cancel-user").hidden = !state.user && !state.labels;
-  $("#cancel-user").textContent = state.labels ? "Cancel all matching" : "Cancel all of this user's";
+  showOrder();
+  showBulk(true);
   refresh();
 }
 
-//: An opt-out, an order called off: every live schedule of the user and/or the labels the list is
-//: filtered by (POST /v1/schedules:cancel).
-async function cancelMatching() {
-  const { user } = state;
+/** Say how the list is ordered: newest first, or soonest due first under a Due window. */
+function showOrder() {
+  const timed = Boolean(DUE_WINDOWS[state.due]);
+  $("#order-note").textContent = timed ? "soonest due first (the window moves with every refresh)" : "newest first";
+  $("#prev").textContent = timed ? "← sooner" : "← newer";
+  $("#next").textContent = timed ? "later →" : "older →";
+}
+
+/** Offer the bulk buttons that fit the list's filters (``listed``: false hides them all, for a
+ * list that could not be loaded). Cancel, pause and resume act on the user or the labels shown,
+ * never on everyone's; "Retry all" on the dead letters of the status shown (ended ones have no
+ * due time: none under a Due window). */
+function showBulk(listed) {
+  const selected = listed && Boolean(state.user || state.labels);
+  const whose = state.labels ? "matching" : "of this user's";
+  for (const kind of Object.keys(BULK)) {
+    const button = $(kind === "cancel" ? "#cancel-user" : `#${kind}-matching`);
+    button.hidden = !selected;
+    button.textContent = `${kind.charAt(0).toUpperCase()}${kind.slice(1)} all ${whose}`;
+  }
+  const retry = $("#retry-matching");
+  retry.hidden = !listed || !RETRYABLE.includes(state.status) || Boolean(DUE_WINDOWS[state.due]);
+  retry.textContent = `Retry all ${state.status}`;
+}
+
+/** The label filter as the API's ``labels`` object, or null (and a message) when a selector is
+ * not ``key=value`` or the list could not be loaded for this filter (then nothing is asked). */
+function bulkSelector() {
   const selectors = labelSelectors(state.labels);
-  if (!user && !selectors.length) return;
   const malformed = selectors.find((s) => !s.includes("="));
   if (malformed) {
     say(`A label filter is key=value, not ${malformed}.`);
-    return;
+    return null;
   }
-  if (!state.listed) {  // not this filter's list (refused: a key given twice...): cancel nothing for it
-    say("The list could not be loaded for this filter; nothing was cancelled.");
-    return;
+  if (!state.listed) {  // not this filter's list (refused: a key given twice...): act on nothing for it
+    say("The list could not be loaded for this filter; nothing was changed.");
+    return null;
   }
   const labels = Object.fromEntries(selectors.map((s) => [s.slice(0, s.indexOf("=")), s.slice(s.indexOf("=") + 1)]));
-  const whose = [user ? `user ${user}` : "", selectors.length ? `labels ${selectors.join(", ")}` : ""]
+  const whose = [state.user ? `user ${state.user}` : "", selectors.length ? `labels ${selectors.join(", ")}` : ""]
     .filter(Boolean).join(" with ");
-  if (!window.confirm(`Cancel every live schedule of ${whose}? This cannot be undone.`)) return;
+  return { labels: selectors.length ? labels : null, whose };
+}
+
+/** Tell what a bulk request did: how many were changed, and which could not be and why. */
+function sayBulk(who, count, done, refused) {
+  const why = refused.length ? `; ${refused.length} could not be: ${refused.map((r) => `${r.id} (${r.reason})`).join("; ")}` : "";
+  say(`${who}: ${count} schedule(s) ${done}${why}.`, refused.length ? "error" : "info");
+}
+
+//: An opt-out, an order called off, a campaign held: every schedule of the user and/or the labels
+//: the list is filtered by (POST /v1/schedules:cancel, :pause, :resume), whatever else it shows.
+async function bulkAct(kind) {
+  const { user } = state;
+  if (!user && !state.labels) return;
+  const selector = bulkSelector();
+  if (!selector) return;
+  const { path, done, ask, final } = BULK[kind];
+  // The API takes no status, type or due time: say so when the list shows fewer than it acts on.
+  const beyond = DUE_WINDOWS[state.due] || state.status || state.type
+    ? " whenever they are due, in any status and of any type, not only those shown" : "";
+  if (!window.confirm(`${ask} of ${selector.whose}${beyond}?${final ? " This cannot be undone." : ""}`)) return;
   try {
-    const done = await api("v1/schedules:cancel", {
+    const answer = await api(path, {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ ...(user ? { userId: user } : {}), ...(selectors.length ? { labels } : {}) }),
+      body: JSON.stringify({ ...(user ? { userId: user } : {}), ...(selector.labels ? { labels: selector.labels } : {}) }),
     });
-    const refused = done.refused.length
-      ? `; ${done.refused.length} could not be: ${done.refused.map((r) => `${r.id} (${r.reason})`).join("; ")}` : "";
-    const who = whose.charAt(0).toUpperCase() + whose.slice(1);
-    say(`${who}: ${done.cancelled.length} schedule(s) cancelled${refused}.`, done.refused.length ? "error" : "info");
+    const who = selector.whose.charAt(0).toUpperCase() + selector.whose.slice(1);
+    sayBulk(who, answer[done].length, done, answer.refused);
+  } catch (error) {
+    report(error);
+  }
+  await refresh();
+}
+
+//: The redrive: every schedule in the status the list shows (dead, unknown, missed), of its type,
+//: user and labels when filtered by them (POST /v1/schedules:retry).
+async function retryMatching() {
+  const { status, type, user } = state;
+  if (!RETRYABLE.includes(status)) return;
+  const selector = bulkSelector();
+  if (!selector) return;
+  const of = [type ? `of type ${type}` : "", selector.whose ? `of ${selector.whose}` : ""].filter(Boolean).join(" ");
+  const twice = status === "unknown" ? " They may have been sent already: a retry may send them twice." : "";
+  if (!window.confirm(`Retry every ${status} schedule${of ? ` ${of}` : ""} now?${twice}`)) return;
+  try {
+    const answer = await api("v1/schedules:retry", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ status, ...(type ? { type: [type] } : {}), ...(user ? { userId: user } : {}),
+        ...(selector.labels ? { labels: selector.labels } : {}) }),
+    });
+    sayBulk(`Every ${status} schedule${of ? ` ${of}` : ""}`, answer.retried.length, "retried", answer.refused);
   } catch (error) {
     report(error);
   }
@@ -562,11 +650,14 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   $("#status-filter").addEventListener("change", (e) => filterBy({ status: e.target.value }));
   $("#type-filter").addEventListener("change", (e) => filterBy({ type: e.target.value }));
+  $("#due-filter").addEventListener("change", (e) => filterBy({ due: e.target.value }));
   $("#user-form").addEventListener("submit", (event) => {
     event.preventDefault();
     filterBy({ user: $("#user-filter").value.trim(), labels: labelSelectors($("#label-filter").value).join(", ") });
   });
-  $("#cancel-user").addEventListener("click", cancelMatching);
+  $("#cancel-user").addEventListener("click", () => bulkAct("cancel"));
+  for (const kind of ["pause", "resume"]) $(`#${kind}-matching`).addEventListener("click", () => bulkAct(kind));
+  $("#retry-matching").addEventListener("click", retryMatching);
   $("#auto-refresh").addEventListener("change", startRefresh);
   $("#refresh").addEventListener("click", () => refresh());
   $("#prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE_SIZE); refresh(); });
