@@ -348,8 +348,14 @@ async def test_a_server_gone_between_sends_is_a_retryable_connect_error(
     assert (error.code, error.retryable) == ("connect_error", True)
 
 
-async def test_concurrent_sends_each_get_their_own_wamid(fake: FakeWhatsApp, sender: WhatsAppCloudSender) -> None:
-    receipts = await asyncio.gather(*(sender.send(TEMPLATE if i % 2 else TEXT) for i in range(200)))
+async def test_concurrent_sends_each_get_their_own_wamid(fake: FakeWhatsApp) -> None:
+    # Half of them wait for one of the pool's 100 connections: on a loaded machine longer than the
+    # other tests' 2 s (a PoolTimeout once, on a 2-core machine running two suites).
+    sender = WhatsAppCloudSender(fake.url, TOKEN, PHONE_ID, timeout_seconds=30.0)
+    try:
+        receipts = await asyncio.gather(*(sender.send(TEMPLATE if i % 2 else TEXT) for i in range(200)))
+    finally:
+        await sender.close()
     assert len({r.message_id for r in receipts}) == 200
     assert {r.wamid for r in fake.wait_for(200)} == {r.message_id for r in receipts}
     assert fake.schema_errors == []
