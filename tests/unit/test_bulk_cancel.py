@@ -32,7 +32,7 @@ async def test_every_live_schedule_of_the_user_is_cancelled_and_nothing_else() -
     clock = FixedClock(NOW)
     repository = InMemoryScheduleRepository()
     service = SchedulingService(repository, clock, RecordingSignal(clock))
-    waiting = [await make(service, "u1") for _ in range(330)]  # more pages than passes
+    waiting = [await make(service, "u1") for _ in range(3100)]  # more pages (of 1000) than passes (3)
     paused = await make(service, "u1")
     await service.pause(paused.id)
     recurring = await make(service, "u1", "every 10 minutes from 2030-01-15T10:00:00Z")

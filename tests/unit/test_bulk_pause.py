@@ -43,7 +43,7 @@ class Rig:
 
 async def test_a_user_s_waiting_schedules_are_paused_and_resumed_and_what_runs_is_reported() -> None:
     rig = Rig()
-    waiting = [await rig.make("u1") for _ in range(130)]  # more than a page
+    waiting = [await rig.make("u1") for _ in range(1030)]  # more than a page
     recurring = await rig.make("u1", "every hour from 2030-01-15T10:30:00Z")
     running = await rig.make("u1", "every 10 minutes from 2030-01-15T10:00:00Z")
     sending = await rig.make("u1", "once @ 2030-01-15T10:59:00Z")

@@ -60,7 +60,7 @@ async def status_of(repository: InMemoryScheduleRepository, schedule: Schedule) 
 
 
 async def test_every_dead_letter_is_retried_now_once_and_nothing_else() -> None:
-    dead = [ended(S.DEAD) for _ in range(230)]  # more than two pages
+    dead = [ended(S.DEAD) for _ in range(3300)]  # more pages (of 1000) than passes (3)
     others = [ended(S.UNKNOWN), ended(S.MISSED), ended(S.SUCCEEDED), one_off(NOW + timedelta(hours=1))]
     own = ended(S.DEAD, task_type="webhook.delivery")
     service, repository = await service_with(*dead, *others, own)
