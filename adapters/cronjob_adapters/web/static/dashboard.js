@@ -255,7 +255,7 @@ async function loadSchedules() {
     page = await api(`v1/schedules?${query}`);
   } catch (error) {
     // Refused (a malformed filter) or unreachable: show no rows rather than another filter's,
-    // and offer no bulk cancel for them.
+    // and offer no bulk action for them.
     state.listed = false;
     $("#schedules tbody").replaceChildren();
     showBulk(false);
