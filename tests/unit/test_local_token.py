@@ -19,7 +19,9 @@ def _start(data_dir: str, ready: multiprocessing.synchronize.Barrier, out: multi
 
 
 def test_processes_starting_together_share_the_one_token_in_the_file(tmp_path: Path) -> None:
-    context = multiprocessing.get_context("fork")
+    # forkserver, not fork: forking this multi-threaded pytest process may deadlock a child (and
+    # Python 3.12+ warns of it); the fork server is a single-threaded process of its own.
+    context = multiprocessing.get_context("forkserver")
     for round_ in range(5):
         data_dir = tmp_path / f"var{round_}"
         ready, out = context.Barrier(8), context.Queue()
