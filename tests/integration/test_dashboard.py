@@ -720,6 +720,27 @@ def test_paging_and_a_page_that_empties(page: Page, service: Service) -> None:
     expect(page.locator("#empty")).to_be_hidden()
 
 
+def test_next_follows_has_more_not_a_full_page(page: Page, service: Service) -> None:
+    user = "dashboard-fifty"
+    for _ in range(50):
+        service.later(userId=user)
+    limits: list[list[str]] = []
+    page.on("request", lambda request: limits.append(parse_qs(urlsplit(request.url).query).get("limit", []))
+            if "/v1/schedules?" in request.url else None)
+    sign_in(page)
+    page.fill("#user-filter", user)
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#schedules tbody tr")).to_have_count(50)
+    expect(page.locator("#next")).to_be_disabled()  # a full page, and nothing after it
+    assert limits and all(limit == ["50"] for limit in limits)
+    service.later(userId=user)
+    page.click("#refresh")
+    expect(page.locator("#next")).to_be_enabled()
+    page.click("#next")
+    expect(page.locator("#page")).to_have_text("51–51")
+    expect(page.locator("#next")).to_be_disabled()
+
+
 def _count(service: Service, status: str | None, task_type: str) -> int:
     """Counted off the list, which is never cached (the stats may be up to 2 s old)."""
     params = {"type": task_type, "limit": 500, **({"status": status} if status else {})}
