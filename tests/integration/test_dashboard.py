@@ -739,6 +739,12 @@ def test_next_follows_has_more_not_a_full_page(page: Page, service: Service) -> 
     page.click("#next")
     expect(page.locator("#page")).to_have_text("51–51")
     expect(page.locator("#next")).to_be_disabled()
+    page.select_option("#due-filter", "day")  # back to the first page, as any filter goes
+    expect(page.locator("#page")).to_have_text("1–50")
+    expect(page.locator("#next")).to_be_enabled()  # the window's own has_more
+    page.click("#next")
+    expect(page.locator("#page")).to_have_text("51–51")
+    expect(page.locator("#next")).to_be_disabled()
 
 
 def _count(service: Service, status: str | None, task_type: str) -> int:
@@ -759,6 +765,8 @@ def test_signing_out_forgets_the_token_and_what_it_read(page: Page, service: Ser
     expect(page.locator("#detail-id")).to_have_text(later["id"])
     page.fill("#open-id", later["id"])
     page.fill("#user-filter", "someone")
+    page.select_option("#due-filter", "overdue")
+    expect(page.locator("#order-note")).to_contain_text("soonest due first")
     page.click("#sign-out")
     expect(page.locator("#sign-in")).to_be_visible()
     expect(page.locator("#app")).to_be_hidden()
@@ -766,6 +774,8 @@ def test_signing_out_forgets_the_token_and_what_it_read(page: Page, service: Ser
     expect(page.locator("#token")).to_have_value("")
     expect(page.locator("#open-id")).to_have_value("")
     expect(page.locator("#user-filter")).to_have_value("")
+    expect(page.locator("#due-filter")).to_have_value("")
+    expect(page.locator("#order-note")).to_have_text("newest first")
     for selector in ("#schedules tbody tr", "#by-type tbody tr", "#attempts tbody tr", "#events tbody tr",
                      "#detail-fields dd", "#next-runs tbody tr"):
         expect(page.locator(selector)).to_have_count(0)
@@ -876,6 +886,15 @@ def test_the_due_filter_lists_a_moving_window_soonest_first(page: Page, service:
         page.click("#refresh")  # the window moves: each refresh asks from its own now
     starts = [datetime.fromisoformat(parse_qs(urlsplit(r.value.url).query)["due_after"][0]) for r in (first, again)]
     assert starts[1] - starts[0] >= timedelta(milliseconds=50)
+    confirmations: list[str] = []
+    page.on("dialog", lambda dialog: (confirmations.append(dialog.message), dialog.dismiss()))
+    page.click("#cancel-user")  # the API cancels them whenever due: the confirmation says so
+    page.select_option("#status-filter", "scheduled")
+    page.click("#cancel-user")
+    every = f"Cancel every live schedule of user {user} whenever they are due"
+    assert confirmations == [f"{every}, not only those shown? This cannot be undone.",
+                             f"{every}, in any status, not only those shown? This cannot be undone."]
+    assert service.get(in_3_days["id"])["status"] == "scheduled"
 
 
 def accepting(page: Page) -> list[str]:
@@ -905,8 +924,7 @@ def test_a_user_s_schedules_are_paused_and_resumed_from_the_filter(page: Page, s
     asked = accepting(page)
     page.click("#pause-matching")
     expect(page.locator("#message")).to_have_text(f"User {user}: 2 schedule(s) paused.")
-    assert asked == [f"Pause every waiting schedule of user {user} whenever they are due, in any status and of "
-                     "any type, not only those shown?"]
+    assert asked == [f"Pause every waiting schedule of user {user} whenever they are due, not only those shown?"]
     assert [service.get(s["id"])["status"] for s in (first, second, other)] == ["paused", "paused", "scheduled"]
     page.select_option("#due-filter", "")
     expect(page.locator("#schedules tbody td.status")).to_have_text(["paused", "paused"])

@@ -402,9 +402,10 @@ async function bulkAct(kind) {
   const selector = bulkSelector();
   if (!selector) return;
   const { path, done, ask, final } = BULK[kind];
-  // The API takes no status, type or due time: say so when the list shows fewer than it acts on.
-  const beyond = DUE_WINDOWS[state.due] || state.status || state.type
-    ? " whenever they are due, in any status and of any type, not only those shown" : "";
+  // The API takes no status, type or due time: say so for each of them the list is narrowed by.
+  const narrowed = [DUE_WINDOWS[state.due] && "whenever they are due", state.status && "in any status",
+    state.type && "of any type"].filter(Boolean);
+  const beyond = narrowed.length ? ` ${narrowed.join(", ")}, not only those shown` : "";
   if (!window.confirm(`${ask} of ${selector.whose}${beyond}?${final ? " This cannot be undone." : ""}`)) return;
   try {
     const answer = await api(path, {
