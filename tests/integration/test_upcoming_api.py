@@ -126,6 +126,26 @@ async def test_a_one_off_runs_once(client: httpx.AsyncClient, container: Contain
                                                      "runs": []}
 
 
+async def test_a_run_too_late_to_run_is_not_shown(client: httpx.AsyncClient, container: Container,
+                                                   clock: FixedClock) -> None:
+    message = (await client.post("/schedule-message", headers=AUTH, json={
+        **SEED, "send_at": "2026-03-28T14:00:00-03:00", "send_by": "2026-03-28T15:00:00-03:00"})).json()
+    daily = await create(client, "daily at 09:00", misfire_grace_seconds=3600)  # 12:00 UTC
+    clock.set(datetime(2026, 3, 28, 17, 30, tzinfo=UTC))  # the scheduler was down since before either fell due
+    assert (await upcoming(client, message["id"]))["runs"][0]["at"] == "2026-03-28T17:00:00.000Z"  # late, in time
+    assert [run["at"] for run in (await upcoming(client, daily["id"], count=2))["runs"]] == [
+        "2026-03-29T12:00:00.000Z", "2026-03-30T12:00:00.000Z"]  # 5.5 h late: the 28th's is missed
+    clock.set(datetime(2026, 3, 28, 18, 1, tzinfo=UTC))
+    assert (await upcoming(client, message["id"]))["runs"] == []  # past its send_by
+    # ... as the scheduler then does.
+    dispatcher = container.dispatcher()
+    assert await dispatcher.dispatch_due() == 2
+    await dispatcher.drain(5)
+    assert (await client.get(f"/v1/schedules/{message['id']}", headers=AUTH)).json()["status"] == "missed"
+    after = (await client.get(f"/v1/schedules/{daily['id']}", headers=AUTH)).json()
+    assert after["status"] == "scheduled" and after["next_run_at"] == "2026-03-29T12:00:00.000Z"
+
+
 async def test_a_paused_schedule_shows_what_a_resume_now_would_do(client: httpx.AsyncClient,
                                                                    clock: FixedClock) -> None:
     created = await create(client, "daily at 09:00")  # São Paulo: 12:00 UTC, the first on Saturday the 28th

@@ -2,12 +2,14 @@
 domain then runs it at.
 
 The oracle is the state machine itself: a copy of the schedule is run through ``claim``,
-``catch_up``, ``mark_started`` and ``succeed`` with a clock that moves to each due time (or stays,
-when that is past), as the dispatcher runs it, and the due times it goes through are compared
+``catch_up``, ``mark_started`` and ``succeed`` (or ``miss``, when the dispatcher would find it
+too late: beyond its misfire grace or ``send_by``) with a clock that moves to each due time (or
+stays, when that is past), as the dispatcher runs it, and the due times it runs at are compared
 with what :func:`upcoming_runs` said beforehand. Schedules come with a history (runs, retries,
 pauses, run now, deferrals, a run in progress) in zones with daylight saving time, often around
 its transitions (São Paulo's historical DST, Berlin, New York), on every kind of rule, some of
-them ending (``BoundedTrigger``: a rule with ``until``).
+them ending (``BoundedTrigger``: a rule with ``until``), some with a misfire grace (zero
+included) and one-offs with a ``send_by``.
 """
 
 from __future__ import annotations
@@ -60,17 +62,33 @@ def run_through_the_domain(schedule: Schedule, now: datetime, count: int) -> lis
         assert copy.lease is not None
         copy.succeed(attempt_id=copy.lease.attempt_id, now=clock)
     due: list[datetime] = []
+    claims = 0
     while copy.status is S.SCHEDULED and len(due) < count:
         assert copy.next_run_at is not None
-        due.append(copy.next_run_at)
-        clock = max(clock, copy.next_run_at)
-        attempt = f"simulated-{len(due)}"
+        at = copy.next_run_at
+        clock = max(clock, at)
+        claims += 1
+        attempt = f"simulated-{claims}"
         copy.claim(owner="simulation", attempt_id=attempt, now=clock, until=clock + LEASE)
         copy.catch_up(clock)
-        assert copy.misfire_reason(clock) is None  # no grace here: every run runs
+        if (reason := copy.misfire_reason(clock)) is not None:  # too late: it is missed, not run
+            copy.miss(attempt_id=attempt, now=clock, reason=reason)
+            continue
+        due.append(at)
         copy.mark_started(attempt_id=attempt, now=clock)
         copy.succeed(attempt_id=attempt, now=clock)
     return due
+
+
+def missed_when_claimed(schedule: Schedule, now: datetime) -> bool:
+    """Whether a ``scheduled`` schedule's next run, claimed when due (at once when that is past),
+    is too late to run (beyond its misfire grace or ``send_by``): the dispatcher misses it."""
+    copy = schedule.copy()
+    assert copy.next_run_at is not None
+    clock = max(now, copy.next_run_at)
+    copy.claim(owner="simulation", attempt_id="probe", now=clock, until=clock + LEASE)
+    copy.catch_up(clock)
+    return copy.misfire_reason(clock) is not None
 
 
 def is_fire_time(trigger: Trigger, instant: datetime) -> bool:
@@ -150,12 +168,16 @@ def rules(draw: st.DrawFn, zone: str, start: datetime) -> Trigger:
 
 
 def _run(schedule: Schedule, at: datetime, finish: Callable[[Schedule, str, datetime], None]) -> datetime:
-    """Claim it when due (or at ``at``, if later), as the dispatcher does, and ``finish`` the run."""
+    """Claim it when due (or at ``at``, if later), as the dispatcher does, and ``finish`` the run
+    (or miss it, when it is too late to run)."""
     assert schedule.next_run_at is not None
     when = max(at, schedule.next_run_at)
     attempt = f"a{len(schedule.attempts)}-{when.timestamp()}"
     schedule.claim(owner="replica", attempt_id=attempt, now=when, until=when + LEASE)
     schedule.catch_up(when)
+    if (reason := schedule.misfire_reason(when)) is not None:
+        schedule.miss(attempt_id=attempt, now=when, reason=reason)
+        return when
     schedule.mark_started(attempt_id=attempt, now=when)
     finish(schedule, attempt, when)
     return when
@@ -176,9 +198,13 @@ def histories(draw: st.DrawFn) -> tuple[Schedule, datetime]:
     if first is None:  # a rule that ended before it began: never scheduled
         first = start + timedelta(hours=1)
         trigger = OnceTrigger(first)
+    grace = draw(st.one_of(st.none(), st.just(timedelta(0)), PAUSES), label="misfire grace")
+    send_by = None
+    if not trigger.recurring and draw(st.booleans(), label="with send_by"):
+        send_by = first + draw(PAUSES, label="send_by after send_at")
     schedule = Schedule.create(id="s1", task_type="whatsapp.text", payload={}, trigger=trigger, timezone=zone,
-                               first_run_at=first, now=start,
-                               misfire=MisfirePolicy(grace=None, coalesce=draw(st.booleans(), label="coalesce")))
+                               first_run_at=first, now=start, send_by=send_by,
+                               misfire=MisfirePolicy(grace=grace, coalesce=draw(st.booleans(), label="coalesce")))
     clock = start
     for step in draw(st.lists(st.sampled_from(STEPS), max_size=6), label="steps"):
         clock += draw(PAUSES, label="pause")
@@ -208,6 +234,8 @@ def histories(draw: st.DrawFn) -> tuple[Schedule, datetime]:
             schedule.cancel(now=clock)
     now = clock + draw(PAUSES, label="now after the last step")
     event(f"{schedule.status.value}{' waiting to retry' if waits_to_retry(schedule, now) else ''}")
+    if schedule.status is S.SCHEDULED:
+        event(f"next run missed when claimed: {missed_when_claimed(schedule, now)}")
     return schedule, now
 
 
@@ -251,12 +279,19 @@ def test_the_first_is_when_the_schedule_is_due_or_would_be_once_resumed(
     schedule, now = history
     shown = upcoming_runs(schedule, now, count)
     if schedule.status is S.SCHEDULED:
-        assert shown[0] == schedule.next_run_at  # overdue (it runs at once) or not
+        if missed_when_claimed(schedule, now):  # too late: not shown, nor a retry
+            assert not waits_to_retry(schedule, now)
+            if not schedule.trigger.recurring:
+                assert shown == []
+        else:
+            assert shown[0] == schedule.next_run_at  # overdue (it runs at once) or not
     elif schedule.status is S.PAUSED:
         resumed = schedule.copy()
         resumed.resume(now=now)
         if resumed.status is S.MISSED:  # its rule ended while it was paused: nothing is left to run
             assert shown == [] and not waits_to_retry(schedule, now)
+        elif missed_when_claimed(resumed, now):
+            assert not waits_to_retry(schedule, now)
         else:
             assert shown[0] == resumed.next_run_at
             assert waits_to_retry(schedule, now) == bool(resumed.attempts_for_occurrence)
@@ -353,6 +388,60 @@ def test_an_overdue_schedule_runs_now_then_coalesces_or_runs_each_missed_occurre
                                (False, [utc(2026, 1, 11, 9), utc(2026, 1, 12, 9), utc(2026, 1, 13, 9)])]:
         schedule = daily(time(9, 0), "UTC", after, coalesce=coalesce)
         assert upcoming_runs(schedule, utc(2026, 1, 13, 12), 3) == expected  # down since the 11th
+
+
+def test_an_overdue_run_beyond_its_misfire_grace_is_not_shown_as_running() -> None:
+    at = utc(2030, 1, 15, 12)
+    for grace, late, expected in [(timedelta(minutes=10), timedelta(minutes=5), [at]),  # within: runs late
+                                  (timedelta(minutes=10), timedelta(minutes=11), []),  # beyond: missed
+                                  (timedelta(0), MS, [])]:
+        schedule = Schedule.create(id="s1", task_type="whatsapp.text", payload={}, trigger=OnceTrigger(at),
+                                   timezone="UTC", first_run_at=at, now=at - timedelta(days=1),
+                                   misfire=MisfirePolicy(grace=grace))
+        assert upcoming_runs(schedule, at + late, 5) == expected
+        assert run_through_the_domain(schedule, at + late, 5) == expected
+
+
+def test_a_one_off_past_its_send_by_is_not_shown() -> None:
+    at = utc(2030, 1, 15, 12)
+    schedule = Schedule.create(id="s1", task_type="whatsapp.text", payload={}, trigger=OnceTrigger(at),
+                               timezone="UTC", first_run_at=at, now=at - timedelta(days=1),
+                               send_by=at + timedelta(hours=1))
+    assert upcoming_runs(schedule, at + timedelta(minutes=59), 5) == [at]
+    assert upcoming_runs(schedule, at + timedelta(minutes=61), 5) == []
+    schedule.pause(now=at - timedelta(hours=1))  # resumed after its send_by, it would be missed too
+    assert upcoming_runs(schedule, at + timedelta(minutes=61), 5) == []
+
+
+def test_an_overdue_recurring_schedule_is_judged_as_the_occurrence_it_catches_up_to() -> None:
+    after, now = utc(2026, 1, 10, 12), utc(2026, 1, 13, 12)  # due at 09:00 daily, down since the 11th
+    # Coalescing, the run at once is the 13th's (3 h late): within a 4 h grace it runs (shown
+    # at the time it was due), beyond a 1 h grace it is missed and the 14th's comes next.
+    for grace, expected in [(timedelta(hours=4), [utc(2026, 1, 11, 9), utc(2026, 1, 14, 9)]),
+                            (timedelta(hours=1), [utc(2026, 1, 14, 9), utc(2026, 1, 15, 9)])]:
+        schedule = daily(time(9, 0), "UTC", after)
+        schedule.misfire = MisfirePolicy(grace=grace)
+        assert upcoming_runs(schedule, now, 2) == expected == run_through_the_domain(schedule, now, 2)
+    # Not coalescing, with a day's grace: the 11th's and the 12th's are missed, the 13th's runs.
+    schedule = daily(time(9, 0), "UTC", after, coalesce=False)
+    schedule.misfire = MisfirePolicy(grace=timedelta(days=1), coalesce=False)
+    expected = [utc(2026, 1, 13, 9), utc(2026, 1, 14, 9), utc(2026, 1, 15, 9)]
+    assert upcoming_runs(schedule, now, 3) == expected == run_through_the_domain(schedule, now, 3)
+
+
+def test_a_retry_too_late_to_run_is_missed_and_not_marked_as_a_retry() -> None:
+    rule = IntervalTrigger(timedelta(hours=1), utc(2026, 1, 1))
+    schedule = daily(time(0, 0), "UTC", utc(2026, 1, 1, 9, 30), trigger=rule)  # 10:00
+    schedule.misfire = MisfirePolicy(grace=timedelta(minutes=10))
+    schedule.claim(owner="r", attempt_id="a1", now=utc(2026, 1, 1, 10), until=utc(2026, 1, 1, 10) + LEASE)
+    schedule.fail(attempt_id="a1", now=utc(2026, 1, 1, 10), error=ERROR,
+                  decision=RetryDecision(utc(2026, 1, 1, 11, 30), "retry"))
+    assert waits_to_retry(schedule, utc(2026, 1, 1, 11, 35))
+    assert upcoming_runs(schedule, utc(2026, 1, 1, 11, 35), 2) == [utc(2026, 1, 1, 11, 30), utc(2026, 1, 1, 12)]
+    # At 12:10 the retry is 40 min late: missed, and the next run is 13:00's occurrence.
+    assert not waits_to_retry(schedule, utc(2026, 1, 1, 12, 10))
+    assert upcoming_runs(schedule, utc(2026, 1, 1, 12, 10), 2) == [utc(2026, 1, 1, 13), utc(2026, 1, 1, 14)]
+    assert run_through_the_domain(schedule, utc(2026, 1, 1, 12, 10), 2) == [utc(2026, 1, 1, 13), utc(2026, 1, 1, 14)]
 
 
 def test_a_paused_recurring_schedule_that_fell_due_runs_next_at_its_first_occurrence_after_now() -> None:

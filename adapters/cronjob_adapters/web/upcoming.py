@@ -25,10 +25,10 @@ def upcoming_router(scheduling: SchedulingService, default_timezone: str) -> API
         """When the schedule runs next, if nothing changes: its next run (on its rule, a retry's
         time, marked `retry`, or overdue: it runs at once), then its rule's occurrences, each run
         succeeding. A paused one as if resumed now (a recurring one skips what fell due; none
-        once its rule ended meanwhile); a
-        running one from the occurrence after the one that runs; none for one that ended.
-        Each run's UTC instant and wall time in the schedule's zone. The misfire grace is not
-        applied: an overdue run beyond it would be missed instead."""
+        once its rule ended meanwhile); a running one from the occurrence after the one that
+        runs; none for one that ended. A run overdue beyond its misfire grace or past its
+        `send_by` is not shown, as the scheduler would miss it (a one-off then has none).
+        Each run's UTC instant and wall time in the schedule's zone."""
         found = await scheduling.upcoming(schedule_id, count)
         schedule = found.schedule
         return UpcomingView(schedule=schedule.trigger.expression, timezone=schedule.timezone,

@@ -291,13 +291,15 @@ class Schedule:
             return latest_fire_time(self.trigger, occurrence, now) or occurrence
         return occurrence
 
-    def misfire_reason(self, now: datetime) -> str | None:
-        """Why the occurrence due at ``next_run_at`` must not run at ``now``, or None if it may."""
+    def misfire_reason(self, now: datetime, due: datetime | None = None) -> str | None:
+        """Why the run due at ``next_run_at`` (or at ``due``, when given) must not run at
+        ``now``, or None if it may: past its ``send_by``, or later than its misfire grace."""
         if self.send_by is not None and now > self.send_by:
             return f"not run by its send_by deadline {instant_text(self.send_by)}"
         grace = self.misfire.grace
-        if grace is not None and self.next_run_at is not None and now - self.next_run_at > grace:
-            return f"{_seconds(now - self.next_run_at)} late, beyond its misfire grace of {_seconds(grace)}"
+        due = self.next_run_at if due is None else due
+        if grace is not None and due is not None and now - due > grace:
+            return f"{_seconds(now - due)} late, beyond its misfire grace of {_seconds(grace)}"
         return None
 
     @property
@@ -470,15 +472,20 @@ class Schedule:
         self._finish_attempt(attempt_id, now, "missed", error=error)
         self.last_error = error
         self._emit("missed", now, attempt_id, reason=reason, **data)
-        upcoming = self.occurrence_after(self.occurrence, now)
+        self._advance_to(self.occurrence_after_miss(self.occurrence, now), ScheduleStatus.MISSED, now)
+
+    def occurrence_after_miss(self, occurrence: datetime | None, now: datetime) -> datetime | None:
+        """The occurrence due next once ``occurrence`` is missed at ``now`` (:meth:`miss`): the
+        rule's next fire time after it, skipping every one that would be missed too (older than
+        the grace; coalescing, every one due by ``now``, the latest being the one missed). None
+        for a one-off, and when the rule ended meanwhile."""
+        upcoming = self.occurrence_after(occurrence, now)
         if upcoming is not None and upcoming <= now:
             grace = self.misfire.grace
-            # Skip what would be missed too: every occurrence older than the grace (none left
-            # within it: the rule ended meanwhile, and so does the schedule). Without coalescing,
-            # those still within it run, each; coalescing, the latest was this one.
+            # Without coalescing, those still within the grace run, each.
             after = now if self.misfire.coalesce or grace is None else now - grace - _ONE_MICROSECOND
             upcoming = self.trigger.next_fire_time(max(after, upcoming - _ONE_MICROSECOND))
-        self._advance_to(upcoming, ScheduleStatus.MISSED, now)
+        return upcoming
 
     def record_delivery_status(self, *, status: str, at: datetime, now: datetime,
                                error: ErrorInfo | None = None) -> bool:
