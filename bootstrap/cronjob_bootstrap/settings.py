@@ -134,6 +134,8 @@ class Settings(BaseSettings):
         default=3600.0, ge=0, le=_MONTH,
         description="One-offs claimed later than this after their time are missed; 0: never.")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_batch_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024,
+                                      description="Body limit of POST /v1/schedules:batch (up to 1,000 schedules).")
     lease_seconds: float = Field(default=30.0, ge=1, le=3600)
     poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     engine: Literal["timer", "rocketry"] = Field(

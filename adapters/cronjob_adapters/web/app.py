@@ -30,6 +30,8 @@ from cronjob.services.scheduling import (
 
 from cronjob_adapters.tasks.registry import TaskRegistry, TaskType
 from cronjob_adapters.web.auth import bearer_tokens
+from cronjob_adapters.web.batch_create import BATCH_PATH, batch_create_router, batch_request_model
+from cronjob_adapters.web.batch_create import KEY_FIELD as BATCH_KEY_FIELD
 from cronjob_adapters.web.bulk_cancel import bulk_cancel_router
 from cronjob_adapters.web.bulk_pause import bulk_pause_router
 from cronjob_adapters.web.bulk_retry import bulk_retry_router
@@ -42,6 +44,7 @@ from cronjob_adapters.web.probes import MetricsRenderer, probe_router
 from cronjob_adapters.web.problems import PROBLEM_RESPONSE, StoreNotReady, install_problem_handlers
 from cronjob_adapters.web.request_id import RequestId
 from cronjob_adapters.web.schemas import (
+    CreateScheduleBase,
     TaskTypeDetail,
     TaskTypeView,
     create_request_model,
@@ -76,6 +79,8 @@ class ApiServices:
     tokens: Sequence[str]
     default_timezone: str = DEFAULT_TIMEZONE
     max_body_bytes: int = 64 * 1024
+    #: The body limit of ``POST /v1/schedules:batch`` (up to 1,000 schedules).
+    max_batch_body_bytes: int = 2 * 1024 * 1024
     render_metrics: MetricsRenderer | None = None
     task_types: TaskRegistry | None = None
     whatsapp_app_secret: str | None = None
@@ -114,12 +119,13 @@ async def json_content_type(content_type: Annotated[str | None, Header(include_i
                                  + (media or "sent without a Content-Type"))
 
 
-def request_digest(path: str, request: BaseModel) -> str:
+def request_digest(path: str, request: BaseModel, exclude: set[str] | None = None) -> str:
     """What identifies a request for its Idempotency-Key: the route and the body as understood
-    (key order, spacing and defaults spelt out or left out make no difference). Defaults are left
+    (key order, spacing and defaults spelt out or left out make no difference), but for the
+    fields in ``exclude``. Defaults are left
     out of what is hashed, so that a field added to the API later (with a default) does not
     change the digest of a request made before: its retry during an upgrade is still a replay."""
-    fields = request.model_dump(mode="json", exclude_defaults=True)
+    fields = request.model_dump(mode="json", exclude_defaults=True, exclude=exclude)
     body = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "v1:" + hashlib.sha256(f"{path}\n{body}".encode()).hexdigest()
 
@@ -203,7 +209,8 @@ def create_app(services: ApiServices) -> FastAPI:
         ),
     )
     install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=services.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=services.max_body_bytes,
+                       larger={BATCH_PATH: services.max_batch_body_bytes})
     app.add_middleware(RequestId)
     app.add_middleware(HeadAsGet)
     auth = bearer_tokens(services.tokens)
@@ -212,6 +219,28 @@ def create_app(services: ApiServices) -> FastAPI:
     if not registry.names():
         raise ValueError("the API needs at least one task type")
     CreateScheduleRequest = create_request_model(registry.task_union())  # noqa: N806 - a class
+
+    def create_command(request: CreateScheduleBase, idempotency_key: str | None) -> CreateScheduleCommand:
+        """The command of a ``POST /v1/schedules`` body (or of an item of a batch, whose own
+        ``idempotency_key`` is not part of the request it identifies)."""
+        task: Any = request.task  # type: ignore[attr-defined]
+        timezone = request.timezone or services.default_timezone  # checked by the scheduling service
+        return CreateScheduleCommand(
+            task_type=task.type,
+            payload=task.model_dump(mode="json", exclude={"type"}),
+            schedule=request.schedule,
+            timezone=timezone,
+            user_id=request.userId,
+            idempotency_key=idempotency_key,
+            request_digest=request_digest("/v1/schedules", request, exclude={BATCH_KEY_FIELD}),
+            retry=_retry_policy(request.retry, registry, task.type),
+            misfire_grace=_seconds(request.misfire_grace_seconds),
+            coalesce=request.coalesce,
+            send_by=_deadline(request.send_by, timezone),  # a wall time: in the rule's zone
+            callback_url=request.callback_url,
+            pause_after_failures=request.pause_after_failures,
+            labels=request.labels or {},
+        )
     RescheduleRequest = reschedule_request_model(registry.task_union())  # noqa: N806 - a class
 
     app.include_router(probe_router(services.health, services.render_metrics, auth))
@@ -266,23 +295,7 @@ def create_app(services: ApiServices) -> FastAPI:
         `labels` are your own `key: value` pairs to find it by (`GET /v1/schedules?label=key=value`)
         and act on it (`POST /v1/schedules:cancel`); its status webhooks carry them.
         """
-        timezone = request.timezone or services.default_timezone  # checked by the scheduling service
-        outcome = await scheduling.create(CreateScheduleCommand(
-            task_type=request.task.type,  # type: ignore[attr-defined]
-            payload=request.task.model_dump(mode="json", exclude={"type"}),  # type: ignore[attr-defined]
-            schedule=request.schedule,
-            timezone=timezone,
-            user_id=request.userId,
-            idempotency_key=idempotency_key,
-            request_digest=request_digest("/v1/schedules", request),
-            retry=_retry_policy(request.retry, registry, request.task.type),  # type: ignore[attr-defined]
-            misfire_grace=_seconds(request.misfire_grace_seconds),
-            coalesce=request.coalesce,
-            send_by=_deadline(request.send_by, timezone),  # a wall time: in the rule's zone
-            callback_url=request.callback_url,
-            pause_after_failures=request.pause_after_failures,
-            labels=request.labels or {},
-        ))
+        outcome = await scheduling.create(create_command(request, idempotency_key))
         if not outcome.created:
             response.status_code = 200
         response.headers["Location"] = f"/v1/schedules/{outcome.schedule.id}"
@@ -472,6 +485,8 @@ def create_app(services: ApiServices) -> FastAPI:
     protected.include_router(bulk_cancel_router(scheduling, json_content_type))
     protected.include_router(bulk_pause_router(scheduling, json_content_type))
     protected.include_router(bulk_retry_router(scheduling, services.internal_task_types, json_content_type))
+    protected.include_router(batch_create_router(scheduling, batch_request_model(CreateScheduleRequest),
+                                                 create_command, json_content_type))
     app.include_router(protected)
     app.include_router(dashboard_router())
     if services.whatsapp_app_secret and services.whatsapp_verify_token and services.delivery_status:

@@ -1,0 +1,115 @@
+"""Many schedules in one request: ``POST /v1/schedules:batch`` (a campaign of messages).
+
+No ``from __future__ import annotations``: the route's body type is a class made at run time,
+which FastAPI must see as itself, not as a name to look up."""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from cronjob.domain.errors import ValidationError
+from cronjob.services.batch_create import MAX_BATCH, create_each
+from cronjob.services.scheduling import CreateScheduleCommand, Scheduled, SchedulingService
+
+from cronjob_adapters.web.instants import Instant
+from cronjob_adapters.web.problems import PROBLEM_RESPONSE
+from cronjob_adapters.web.schemas import CreateScheduleBase
+
+#: The path, for the body limit of its own (a batch is larger than one request).
+BATCH_PATH = "/v1/schedules:batch"
+
+#: The item field that carries what the ``Idempotency-Key`` header carries for one request.
+KEY_FIELD = "idempotency_key"
+
+#: How the service names the field of an idempotency key (the header of a single request).
+_HEADER_FIELD = "Idempotency-Key"
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="The field, from the batch's body: `schedules.3.schedule`.")
+    message: str
+
+
+class BatchItemView(BaseModel):
+    """What became of one item: created (201), already created by an earlier request with its
+    idempotency key (200), or refused (422, with `errors`)."""
+
+    index: int = Field(description="The item's position in `schedules`, from 0.")
+    status: int = Field(description="201 created, 200 the replay of its `idempotency_key`, 422 refused.")
+    id: str | None = Field(default=None, description="The schedule's id (201, 200).")
+    next_run_at: Instant | None = Field(default=None, description="When it runs first (201, 200).")
+    errors: list[FieldError] | None = Field(default=None, description="Why it was refused (422).")
+
+
+class BatchView(BaseModel):
+    """Each item's outcome, in the order of `schedules`, and how many of each."""
+
+    created: int
+    replayed: int
+    refused: int
+    results: list[BatchItemView]
+
+
+def batch_request_model(create_request: type[CreateScheduleBase]) -> type[BaseModel]:
+    """``BatchCreateRequest``: ``schedules``, each a ``POST /v1/schedules`` body (``create_request``)
+    with an ``idempotency_key`` of its own."""
+    item = create_model(  # type: ignore[call-overload]
+        "BatchScheduleItem", __base__=create_request,
+        idempotency_key=(Annotated[str | None, Field(
+            default=None, min_length=1, max_length=256,
+            description="What the `Idempotency-Key` header is to `POST /v1/schedules`: the batch sent "
+                        "again answers this item with the schedule it created first (200).")], None))
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "BatchCreateRequest", __config__=ConfigDict(extra="forbid"),
+        schedules=(Annotated[list[item], Field(  # type: ignore[valid-type]
+            min_length=1, max_length=MAX_BATCH,
+            description=f"1 to {MAX_BATCH} schedules, each as `POST /v1/schedules` takes it.")], ...))
+
+
+def batch_create_router(scheduling: SchedulingService, request_model: type[BaseModel],
+                        to_command: Callable[[Any, str | None], CreateScheduleCommand],
+                        json_body: Callable[..., Awaitable[None]]) -> APIRouter:
+    """The route, for the API's router behind the bearer token. ``request_model`` is
+    :func:`batch_request_model`'s; ``to_command`` builds the command of one item (as
+    ``POST /v1/schedules`` builds it, given the item's idempotency key); ``json_body`` is the
+    API's check that a body is sent as JSON (415 otherwise)."""
+    router = APIRouter()
+    BatchCreateRequest = request_model  # noqa: N806 - a class
+
+    @router.post(BATCH_PATH, response_model=BatchView, response_model_exclude_none=True, tags=["schedules"],
+                 dependencies=[Depends(json_body)], responses={413: PROBLEM_RESPONSE, 415: PROBLEM_RESPONSE})
+    async def create_batch(request: BatchCreateRequest) -> BatchView:  # type: ignore[valid-type]
+        """Create up to 1,000 schedules at once (a campaign), each as `POST /v1/schedules` creates
+        one; an item's `idempotency_key` is what that request's `Idempotency-Key` header is.
+
+        A body that does not fit the document (a missing field, a malformed phone number) is
+        refused as a whole, 422, naming each wrong field (`schedules.3.task.to`), and nothing is
+        created. Then each item is created on its own: one the service refuses (a rule or zone
+        it cannot read, a `send_at` too far in the past, an idempotency key used for another
+        request) is answered 422 in its result, and the others are still created. Give each item
+        an `idempotency_key` and the batch can be sent again safely (after a timeout, or a 503
+        midway: what was created before stays): those created already are answered 200."""
+        commands: list[CreateScheduleCommand | ValidationError] = []
+        for item in request.schedules:  # type: ignore[attr-defined]
+            try:
+                commands.append(to_command(item, getattr(item, KEY_FIELD)))
+            except ValidationError as refused:
+                commands.append(refused)
+        outcomes = await create_each(scheduling, commands)
+        results = [_result(index, outcome) for index, outcome in enumerate(outcomes)]
+        return BatchView(created=sum(r.status == 201 for r in results), replayed=sum(r.status == 200 for r in results),
+                         refused=sum(r.status == 422 for r in results), results=results)
+
+    return router
+
+
+def _result(index: int, outcome: Scheduled | ValidationError) -> "BatchItemView":
+    if isinstance(outcome, ValidationError):
+        field = KEY_FIELD if outcome.field == _HEADER_FIELD else (outcome.field or "")
+        path = f"schedules.{index}" + (f".{field}" if field else "")
+        return BatchItemView(index=index, status=422, errors=[FieldError(field=path, message=outcome.message)])
+    schedule = outcome.schedule
+    return BatchItemView(index=index, status=201 if outcome.created else 200, id=schedule.id,
+                         next_run_at=schedule.next_run_at)
