@@ -36,10 +36,15 @@ def _install_stop_handlers(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening socket, bound before the server starts so that a busy port is known at once."""
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket, bound before the server starts so that a busy port is known at once.
+
+    Made with ``IPPROTO_TCP`` named: the connections it accepts carry that protocol number,
+    which asyncio checks before it turns Nagle's algorithm off for them (``TCP_NODELAY``). With
+    the default (0) it does not, and every response after the first on a kept-alive connection
+    waited for the client's delayed ACK: about 40 ms a request."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -98,7 +103,7 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
     server: _Server | None = None
     sock: socket.socket | None = None
     try:
-        sock = _listen(settings.host, settings.port)
+        sock = listen(settings.host, settings.port)
     except OSError as exc:
         if api:
             raise SystemExit(f"cronjob: cannot listen on {settings.host}:{settings.port} (CRONJOB_HOST, "
