@@ -483,6 +483,124 @@ async def test_a_due_window_combines_with_every_other_filter(store: StoreFactory
     assert await ids(**window, user_id="bruno", labels={"kind": "receipt"}) == []
 
 
+# -- list in a last-change window ------------------------------------------------------------
+
+DAY = timedelta(days=1)
+
+
+async def _change(repo: ScheduleRepository, schedule_id: str, change: Callable[[Schedule], None]) -> None:
+    """Read the waiting schedule ``schedule_id``, ``change`` it and save it (its ``updated_at`` moves)."""
+    stored = await repo.get(schedule_id)
+    assert stored is not None
+    status = stored.status
+    change(stored)
+    assert await repo.save(stored, expected_status=status)
+
+
+async def test_a_last_change_window_is_half_open_to_the_millisecond(store: StoreFactory) -> None:
+    repo = await store()
+    # Made (so last changed) one after the other around T0, due long after; "old" is made the
+    # day before and only changed (cancelled) in the window: it is the change that counts.
+    changed = {"before": T0 - MS, "first": T0, "last": T0 + HOUR - MS, "end": T0 + HOUR}
+    await repo.add(one_off(T0 + DAY, schedule_id="old", now=T0 - DAY))
+    for name, at in changed.items():
+        await repo.add(one_off(T0 + DAY, schedule_id=name, now=at))
+    await _change(repo, "old", lambda s: s.cancel(now=T0 + MINUTE))
+    ids = _lister(repo)
+
+    window: dict[str, Any] = {"updated_after": T0, "updated_before": T0 + HOUR}
+    assert await ids(**window) == ["last", "first", "old"]  # after <= updated_at < before, newest made first
+    assert await ids(updated_after=T0) == ["end", "last", "first", "old"]  # either side may stay open
+    assert await ids(updated_before=T0 + HOUR) == ["last", "first", "before", "old"]
+    assert await ids(updated_before=T0) == ["before"]
+    assert await ids(updated_after=T0 + HOUR) == ["end"]
+    assert await ids(updated_after=T0, updated_before=T0 + MS) == ["first"]
+    assert await ids(**window, status=ScheduleStatus.CANCELLED) == ["old"]  # in any status
+    assert await ids(**window, limit=1, offset=1) == ["first"]
+    # Bounds are instants, whatever their offset.
+    sao_paulo = timezone(timedelta(hours=-3))
+    assert await ids(updated_after=T0.astimezone(sao_paulo), updated_before=(T0 + HOUR).astimezone(sao_paulo)) == [
+        "last", "first", "old"]
+    # A bound between two milliseconds selects what the instant itself does (not its millisecond cut down).
+    half = timedelta(microseconds=500)
+    assert await ids(updated_after=T0 - half) == ["end", "last", "first", "old"]  # T0 - 1 ms is before it
+    assert await ids(updated_before=T0 + half) == ["first", "before"]  # T0 is before it
+    assert await ids(updated_after=T0 + half, updated_before=T0 + HOUR - half) == ["last", "old"]
+    assert await ids(updated_after=T0 + half, updated_before=T0 + MS) == []
+
+
+async def test_a_last_change_within_a_millisecond_is_that_millisecond_s(store: StoreFactory) -> None:
+    """A change stamped with a fraction of a millisecond is kept as its millisecond (MongoDB's
+    precision): a bound inside that millisecond, after the fraction or before it, acts as the next
+    one in every store, whether the store kept the fraction or not."""
+    repo = await store()
+    await repo.add(one_off(T0 + DAY, schedule_id="fraction", now=T0 + timedelta(microseconds=300)))
+    ids = _lister(repo)
+
+    assert await ids(updated_after=T0 + timedelta(microseconds=200)) == []  # stored as T0: before it
+    assert await ids(updated_after=T0) == ["fraction"]
+    assert await ids(updated_before=T0 + timedelta(microseconds=200)) == ["fraction"]  # acts as T0 + 1 ms
+    assert await ids(updated_before=T0) == []
+
+
+async def test_a_last_change_window_combines_with_every_other_filter(store: StoreFactory) -> None:
+    repo = await store()
+    made = T0 - DAY  # each made a minute after the one before, the first in the window last
+    for schedule in (
+        one_off(T0 + 3 * HOUR, schedule_id="a-waiting", user_id="ana", labels={"order": "1"}, now=T0 + 5 * MINUTE),
+        one_off(T0 + 2 * HOUR, schedule_id="b-paused", user_id="ana", labels={"order": "1"}, now=made + 1 * MINUTE),
+        one_off(T0 + 2 * HOUR, schedule_id="c-cancelled", user_id="ana", labels={"order": "2"}, now=made + 2 * MINUTE),
+        one_off(T0 + 2 * HOUR, schedule_id="d-cancelled-late", user_id="ana", labels={"order": "1"},
+                now=made + 3 * MINUTE),
+        one_off(T0 + 4 * HOUR, schedule_id="e-bruno", user_id="bruno", labels={"order": "1"}, now=made + 4 * MINUTE),
+        one_off(T0 + 90 * MINUTE, schedule_id="f-untouched", user_id="ana", labels={"order": "1"},
+                now=made + 5 * MINUTE),
+        one_off(made + HOUR, schedule_id="g-running", user_id="ana", labels={"order": "1"}, now=made + 6 * MINUTE),
+        one_off(made + HOUR, schedule_id="h-dead", user_id="ana", task_type="email", labels={"order": "1"},
+                now=made + 7 * MINUTE),
+    ):
+        await repo.add(schedule)
+    await _change(repo, "b-paused", lambda s: s.pause(now=T0 + 10 * MINUTE))
+    await _change(repo, "c-cancelled", lambda s: s.cancel(now=T0 + 20 * MINUTE))
+    await _change(repo, "d-cancelled-late", lambda s: s.cancel(now=T0 + 2 * HOUR))
+    await _change(repo, "e-bruno", lambda s: s.pause(now=T0 + 30 * MINUTE))
+    claimed = {s.id: s for s in await repo.claim_due(now=T0 + 40 * MINUTE, owner="r1", lease_for=LEASE, limit=10)}
+    assert set(claimed) == {"g-running", "h-dead"}  # a claim is a change too
+    dead = claimed["h-dead"]
+    assert dead.lease is not None
+    attempt = dead.lease.attempt_id
+    dead.fail(attempt_id=attempt, now=T0 + 50 * MINUTE, error=ErrorInfo("190", "expired token"),
+              decision=RetryDecision(retry_at=None, reason="permanent"))
+    assert await repo.save(dead, expected_status=ScheduleStatus.RUNNING, attempt_id=attempt)
+    ids = _lister(repo)
+
+    window: dict[str, Any] = {"updated_after": T0, "updated_before": T0 + HOUR}
+    assert await ids(**window) == ["a-waiting", "h-dead", "g-running", "e-bruno", "c-cancelled", "b-paused"]
+    assert await ids(updated_before=T0) == ["f-untouched"]
+    assert await ids(updated_after=T0 + HOUR) == ["d-cancelled-late"]
+    assert await ids(**window, status=ScheduleStatus.DEAD) == ["h-dead"]
+    assert await ids(**window, status=ScheduleStatus.RUNNING) == ["g-running"]
+    assert await ids(**window, status=ScheduleStatus.PAUSED) == ["e-bruno", "b-paused"]
+    assert await ids(**window, status=ScheduleStatus.CANCELLED) == ["c-cancelled"]
+    assert await ids(**window, status=ScheduleStatus.SUCCEEDED) == []
+    assert await ids(**window, user_id="bruno") == ["e-bruno"]
+    assert await ids(**window, labels={"order": "1"}) == ["a-waiting", "h-dead", "g-running", "e-bruno", "b-paused"]
+    assert await ids(**window, labels={"order": "1"}, user_id="ana") == ["a-waiting", "h-dead", "g-running",
+                                                                         "b-paused"]
+    assert await ids(**window, labels={"order": "1"}, user_id="ana", limit=2, offset=1) == ["h-dead", "g-running"]
+    assert await ids(**window, task_types=["email"]) == ["h-dead"]
+    assert await ids(**window, exclude_types=["email"], status=ScheduleStatus.DEAD) == []
+    # With a due-time window: the live ones in both, soonest due first (f-untouched is due in
+    # it but last changed before; g-running runs an occurrence due before it).
+    due: dict[str, Any] = {"due_after": T0, "due_before": T0 + 5 * HOUR}
+    assert await ids(**due) == ["f-untouched", "b-paused", "a-waiting", "e-bruno"]
+    assert await ids(**due, **window) == ["b-paused", "a-waiting", "e-bruno"]
+    assert await ids(**due, **window, user_id="ana") == ["b-paused", "a-waiting"]
+    assert await ids(**due, **window, labels={"order": "1"}, limit=1, offset=2) == ["e-bruno"]
+    assert await ids(**due, **window, status=ScheduleStatus.DEAD) == []  # an ended one has no due time
+    assert await ids(due_before=T0, **window) == ["g-running"]
+
+
 async def test_an_sqlite_due_window_reads_an_index_never_the_whole_table(tmp_path: Path) -> None:
     """The window's queries, as ``list`` makes them: without a user or labels, one range of the
     ``(status, next_run_at, id)`` index per live status, read in its order (no sort of a branch:
@@ -503,7 +621,7 @@ async def test_an_sqlite_due_window_reads_an_index_never_the_whole_table(tmp_pat
     def plan(conn: sqlite3.Connection, **filters: Any) -> list[str]:
         asked: dict[str, Any] = {"status": None, "task_types": None, "exclude_types": ["webhook.delivery"],
                                  "user_id": None, "labels": None, "limit": 5, "offset": 5, "due_after": None,
-                                 "due_before": None, **filters}
+                                 "due_before": None, "updated_after": None, "updated_before": None, **filters}
         found = list_query(**asked)
         assert found is not None
         query, params = found
@@ -511,8 +629,9 @@ async def test_an_sqlite_due_window_reads_an_index_never_the_whole_table(tmp_pat
 
     due_range = "SEARCH schedules USING INDEX schedules_due_at (status=? AND next_run_at"
     with sqlite3.connect(path) as conn:
-        for after, before in ((T0, T0 + HOUR), (T0, None), (None, T0 + HOUR)):
-            steps = plan(conn, due_after=after, due_before=before)
+        for after, before, changed in ((T0, T0 + HOUR, None), (T0, None, None), (None, T0 + HOUR, None),
+                                       (T0, T0 + HOUR, T0 - HOUR)):  # a last-change window changes no plan
+            steps = plan(conn, due_after=after, due_before=before, updated_after=changed)
             assert sum(step.startswith(due_range) for step in steps) == 3, steps  # scheduled, running, paused
             assert sum("TEMP B-TREE" in step for step in steps) == 1, steps  # the merge only
             assert not any(step.startswith("SCAN schedules") for step in steps), steps

@@ -12,7 +12,7 @@ from heapq import heapify, heappop, heappush
 from cronjob.domain.schedule import LIVE_STATUSES, Schedule, ScheduleStatus
 from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository, check_finished
 
-from cronjob_adapters.codec import to_millis
+from cronjob_adapters.codec import bound_millis, to_millis
 from cronjob_adapters.ids import attempt_ids
 
 _SCHEDULED = ScheduleStatus.SCHEDULED
@@ -21,6 +21,15 @@ _RUNNING = ScheduleStatus.RUNNING
 #: An index entry: (due time, schedule id, sequence number). An entry is live while its sequence
 #: number is the one recorded for the schedule; every change of the schedule records a new one.
 _Entry = tuple[datetime, str, int]
+
+
+def _changed_within(updated_at: datetime, after: datetime | None, before: datetime | None) -> bool:
+    """Whether ``after <= updated_at < before`` (None: open on that side), each bound rounded up
+    to the millisecond as the other stores round it. Kept here as the domain stamped it, a
+    fraction of a millisecond included, ``updated_at`` then compares as its millisecond, which
+    the other stores keep, does: against a whole millisecond, the fraction never decides."""
+    return ((after is None or updated_at >= bound_millis(after))
+            and (before is None or updated_at < bound_millis(before)))
 
 
 class InMemoryScheduleRepository(ScheduleRepository):
@@ -33,7 +42,8 @@ class InMemoryScheduleRepository(ScheduleRepository):
     entries outnumber the live ones). ``list`` by user or labels reads the ids of the user and of
     each label from maps of user id and of ``(key, value)`` to ids, and only those schedules;
     ``list`` in a due-time window filters and sorts the candidates by ``next_run_at`` (the heaps
-    hold only what a claim needs: neither the paused schedules nor the running ones' due times).
+    hold only what a claim needs: neither the paused schedules nor the running ones' due times);
+    in a last-change window, it filters them by ``updated_at``.
     """
 
     def __init__(self) -> None:
@@ -171,6 +181,8 @@ class InMemoryScheduleRepository(ScheduleRepository):
         offset: int = 0,
         due_after: datetime | None = None,
         due_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
     ) -> list[Schedule]:
         window = due_after is not None or due_before is not None
         if window and status is not None and status not in LIVE_STATUSES:
@@ -187,6 +199,8 @@ class InMemoryScheduleRepository(ScheduleRepository):
                   if (status is None or s.status is status) and s.task_type not in exclude_types
                   and (task_types is None or s.task_type in task_types)
                   and (user_id is None or s.user_id == user_id)]
+        if updated_after is not None or updated_before is not None:
+            chosen = [s for s in chosen if _changed_within(s.updated_at, updated_after, updated_before)]
         if window:
             # Stored times are whole milliseconds: compared exactly, a bound with a fraction of
             # one selects what its next whole millisecond does, as the other stores round it.

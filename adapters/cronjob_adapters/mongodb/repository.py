@@ -79,16 +79,16 @@ def _lapsed(now: datetime) -> Document:
     return {"$lte": floor} if floor != now else {"$lt": floor}
 
 
-def _window(due_after: datetime | None, due_before: datetime | None) -> Document:
-    """The condition on ``next_run_at`` of the half-open window ``due_after <= next_run_at <
-    due_before`` (None: open on that side; a missing or null date, of another BSON type than a
-    date's, matches no comparison with one), each bound rounded up to the millisecond the stored
-    dates hold: exact (see ``codec.bound_millis``)."""
+def _window(after: datetime | None, before: datetime | None) -> Document:
+    """The condition on a date of the half-open window ``after <= date < before`` (None: open on
+    that side; a missing or null date, of another BSON type than a date's, matches no comparison
+    with one), each bound rounded up to the millisecond the stored dates hold: exact (see
+    ``codec.bound_millis``). For ``next_run_at`` (a due-time window) and ``updated_at``."""
     condition: Document = {}
-    if due_after is not None:
-        condition["$gte"] = bound_millis(due_after)
-    if due_before is not None:
-        condition["$lt"] = bound_millis(due_before)
+    if after is not None:
+        condition["$gte"] = bound_millis(after)
+    if before is not None:
+        condition["$lt"] = bound_millis(before)
     return condition
 
 
@@ -226,6 +226,8 @@ class MongoScheduleRepository(ScheduleRepository):
         offset: int = 0,
         due_after: datetime | None = None,
         due_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
     ) -> list[Schedule]:
         if limit <= 0:
             return []
@@ -236,6 +238,8 @@ class MongoScheduleRepository(ScheduleRepository):
             query["user_id"] = user_id
         if labels:
             query[LABEL_PAIRS] = {"$all": label_pairs(labels)}
+        if updated_after is not None or updated_before is not None:
+            query["updated_at"] = _window(updated_after, updated_before)
         order = [("created_at", DESCENDING), ("_id", DESCENDING)]
         if due_after is not None or due_before is not None:
             if status is not None and status not in LIVE_STATUSES:

@@ -195,9 +195,12 @@ class SqliteScheduleRepository(ScheduleRepository):
         offset: int = 0,
         due_after: datetime | None = None,
         due_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
     ) -> list[Schedule]:
         found = list_query(status=status, task_types=task_types, exclude_types=exclude_types, user_id=user_id,
-                           labels=labels, limit=limit, offset=offset, due_after=due_after, due_before=due_before)
+                           labels=labels, limit=limit, offset=offset, due_after=due_after, due_before=due_before,
+                           updated_after=updated_after, updated_before=updated_before)
         if found is None:
             return []
         query, params = found

@@ -137,6 +137,23 @@ def due_window(due_after: datetime | None, due_before: datetime | None) -> tuple
     return clause, params
 
 
+def updated_window(updated_after: datetime | None, updated_before: datetime | None) -> tuple[str, dict[str, str]]:
+    """The condition (with named parameters) of the half-open window ``updated_after <= updated_at
+    < updated_before`` (a bound that is None leaves that side open), each bound rounded up to the
+    millisecond as :func:`due_window` rounds them. ``updated_at`` has no column: it is read from
+    the document, UTC ISO text that sorts as the instants do (``isoformat`` leaves out a zero
+    fraction, and ``+`` sorts before ``.``), so the bounds are written the same way."""
+    clause = ""
+    params: dict[str, str] = {}
+    if updated_after is not None:
+        clause += " AND json_extract(doc, '$.updated_at') >= :updated_after"
+        params["updated_after"] = bound_millis(updated_after).isoformat()
+    if updated_before is not None:
+        clause += " AND json_extract(doc, '$.updated_at') < :updated_before"
+        params["updated_before"] = bound_millis(updated_before).isoformat()
+    return clause, params
+
+
 def list_query(
     *,
     status: ScheduleStatus | None,
@@ -148,6 +165,8 @@ def list_query(
     offset: int,
     due_after: datetime | None,
     due_before: datetime | None,
+    updated_after: datetime | None,
+    updated_before: datetime | None,
 ) -> tuple[str, dict[str, object]] | None:
     """The query of ``ScheduleRepository.list`` and its parameters, or None when nothing can
     match (a window with a status that has no due time).
@@ -157,12 +176,14 @@ def list_query(
     range of the ``(status, next_run_at, id)`` index read in its order and cut at ``offset +
     limit``, so that no branch reads past the page, then merged; with them, one query that their
     index drives (a user's or a label's schedules, without reading everyone else's: per status,
-    SQLite would rather walk the due-time index for a user), its matches sorted.
+    SQLite would rather walk the due-time index for a user), its matches sorted. A last-change
+    window is one more condition of every branch (see :func:`updated_window`).
     """
     types, type_params = type_filter(task_types, exclude_types)
     source, labelled, label_params = label_filter(labels)
-    where = "WHERE 1 = 1" + types + labelled
-    params: dict[str, object] = {**type_params, **label_params, "limit": limit, "offset": offset}
+    changed, changed_params = updated_window(updated_after, updated_before)
+    where = "WHERE 1 = 1" + types + labelled + changed
+    params: dict[str, object] = {**type_params, **label_params, **changed_params, "limit": limit, "offset": offset}
     if user_id is not None:
         where += " AND user_id = :user_id"
         params["user_id"] = user_id

@@ -102,6 +102,8 @@ class ScheduleRepository(ABC):
         offset: int = 0,
         due_after: datetime | None = None,
         due_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
     ) -> list[Schedule]:
         """Schedules, newest ``created_at`` first (ties by id), optionally of one status, of the
         ``task_types`` given (None: any), of none of ``exclude_types``, of one ``user_id``
@@ -123,6 +125,17 @@ class ScheduleRepository(ABC):
         store answers a window without a user or label filter through its due-time index,
         ``(status, next_run_at)``, reading no more of it than ``offset + limit`` per status
         where it can; with one, through that filter's index, as above.
+
+        A last-change window: with ``updated_after`` and/or ``updated_before`` (aware; None
+        leaves that side open), only the schedules whose ``updated_at`` is in the half-open
+        window ``updated_after <= updated_at < updated_before`` (for one that ended: when it
+        ended, or last got a delivery status), in any status. It combines (AND) with every other
+        filter, a due-time window included, and leaves the order as it is (newest first, or
+        soonest due first in a due-time window). The bounds are instants (any offset), compared
+        exactly with the stored times, as a due-time window's are: a bound with a fraction of a
+        millisecond acts as its next whole millisecond. No store keeps an index of
+        ``updated_at`` (every claim and save moves it): the window narrows what the other
+        filters read (a user or labels through their indexes, as above).
         """
 
     async def count_by_status(self) -> dict[ScheduleStatus, int]:
