@@ -24,9 +24,10 @@ S = ScheduleStatus
 
 
 def ended(status: ScheduleStatus, *, task_type: str = "whatsapp.text", user_id: str | None = "u1",
-          labels: dict[str, str] | None = None) -> Schedule:
-    """A one-off that was due five minutes ago and ended in ``status`` (its only attempt)."""
-    due = NOW - timedelta(minutes=5)
+          labels: dict[str, str] | None = None, at: datetime = NOW - timedelta(minutes=5)) -> Schedule:
+    """A one-off that was due ``at`` (five minutes ago unless given) and ended in ``status`` then
+    (its only attempt)."""
+    due = at
     schedule = one_off(due, now=due - timedelta(minutes=1), task_type=task_type, user_id=user_id, labels=labels)
     schedule.claim(owner="r", attempt_id="a1", now=due, until=due + timedelta(seconds=30))
     schedule.mark_started(attempt_id="a1", now=due)
@@ -123,6 +124,51 @@ async def test_an_empty_list_of_types_and_bad_labels_are_refused() -> None:
     with pytest.raises(ValidationError) as bad:
         await retry_schedules(service, status=S.DEAD, labels={"bad key": "1"})
     assert bad.value.field == "labels"
+
+
+async def test_a_window_retries_only_those_that_died_during_the_outage() -> None:
+    outage = {"updated_after": NOW - timedelta(hours=3), "updated_before": NOW - timedelta(hours=2)}
+    # Each last changed a millisecond after it was due: claimed then, failed at once (within one
+    # millisecond, two changes are still two versions: updated_at moves on by one).
+    stamps = timedelta(milliseconds=1)
+    died = {name: ended(S.DEAD, at=NOW - ago - stamps) for name, ago in (
+        ("just before", timedelta(hours=3, milliseconds=1)), ("at its start", timedelta(hours=3)),
+        ("during", timedelta(hours=2, minutes=30)), ("at its end", timedelta(hours=2)),
+        ("since", timedelta(minutes=5)))}
+    assert died["at its start"].updated_at == outage["updated_after"]
+    assert died["at its end"].updated_at == outage["updated_before"]
+    unknown = ended(S.UNKNOWN, at=NOW - timedelta(hours=2, minutes=30))
+    other_user = ended(S.DEAD, user_id="u2", at=NOW - timedelta(hours=2, minutes=30))
+    service, repository = await service_with(*died.values(), unknown, other_user)
+
+    result = await retry_schedules(service, status=S.DEAD, user_id="u1", **outage)
+
+    assert sorted(result.retried) == sorted([died["at its start"].id, died["during"].id]) and not result.refused
+    assert {name: await status_of(repository, s) for name, s in died.items()} == {
+        "just before": S.DEAD, "at its start": S.SCHEDULED, "during": S.SCHEDULED, "at its end": S.DEAD,
+        "since": S.DEAD}
+    assert await status_of(repository, unknown) is S.UNKNOWN and await status_of(repository, other_user) is S.DEAD
+    # Either side may stay open; those retried now changed now, after any window that ended before.
+    assert (await retry_schedules(service, status=S.DEAD, **outage)).retried == [other_user.id]
+    assert sorted((await retry_schedules(service, status=S.DEAD, updated_after=NOW - timedelta(hours=2))).retried) \
+        == sorted([died["at its end"].id, died["since"].id])
+    assert (await retry_schedules(service, status=S.DEAD, updated_before=NOW)).retried == [died["just before"].id]
+
+
+@pytest.mark.parametrize(("window", "field"), [
+    ({"updated_after": NOW, "updated_before": NOW}, "updated_before"),
+    ({"updated_after": NOW, "updated_before": NOW - timedelta(hours=1)}, "updated_before"),
+    ({"updated_after": NOW.replace(tzinfo=None)}, "updated_after"),
+    ({"updated_before": NOW.replace(tzinfo=None)}, "updated_before"),
+])
+async def test_a_window_that_is_not_one_is_refused_naming_its_field_and_retries_nothing(
+        window: dict[str, datetime], field: str) -> None:
+    dead = ended(S.DEAD)
+    service, repository = await service_with(dead)
+    with pytest.raises(ValidationError) as refused:
+        await retry_schedules(service, status=S.DEAD, **window)
+    assert refused.value.field == field
+    assert await status_of(repository, dead) is S.DEAD
 
 
 class ChangingStore(InMemoryScheduleRepository):

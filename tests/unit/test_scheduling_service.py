@@ -379,6 +379,53 @@ async def test_a_due_window_between_two_milliseconds_is_no_error(service: Schedu
     assert (await service.page(due_after=due.next_run_at + tick)).items == []
 
 
+async def test_a_page_lists_those_last_changed_in_a_window_with_the_other_filters(
+        service: SchedulingService, clock: FixedClock) -> None:
+    made = []
+    for minutes in (30, 10, 20):  # made a minute apart, due in that many minutes
+        made.append((await service.schedule_message(seed_command(**at(NOW + timedelta(minutes=minutes))))).schedule.id)
+        clock.advance(timedelta(minutes=1))
+    clock.set(NOW + timedelta(hours=1))  # the first is cancelled an hour on: its last change
+    await service.cancel(made[0])
+    first_hour = {"updated_after": NOW, "updated_before": NOW + timedelta(hours=1)}
+
+    page = await service.page(**first_hour, limit=1)
+    assert ([s.id for s in page.items], page.has_more) == ([made[2]], True)  # newest made first, as ever
+    assert [s.id for s in await service.list(**first_hour)] == [made[2], made[1]]
+    assert [s.id for s in await service.list(updated_after=NOW + timedelta(hours=1))] == [made[0]]
+    assert [s.id for s in await service.list(updated_before=NOW + timedelta(minutes=2))] == [made[1]]  # half-open
+    assert [s.id for s in await service.list(**first_hour, status=ScheduleStatus.CANCELLED)] == []
+    # With a due-time window: soonest due first.
+    assert [s.id for s in await service.list(**first_hour, due_after=NOW)] == [made[1], made[2]]
+    assert [s.id for s in await service.list(**first_hour, due_after=NOW + timedelta(minutes=15))] == [made[2]]
+
+
+@pytest.mark.parametrize(("after", "before", "field"), [
+    (NOW, NOW, "updated_before"),  # empty: the window is updated_after <= updated_at < updated_before
+    (NOW, NOW.astimezone(timezone(timedelta(hours=-3))), "updated_before"),  # the same instant
+    (NOW + timedelta(microseconds=1), NOW, "updated_before"),
+    (NOW.replace(tzinfo=None), None, "updated_after"),  # a wall time: which zone's?
+    (None, NOW.replace(tzinfo=None), "updated_before"),
+    (datetime.max.replace(tzinfo=UTC), None, "updated_after"),  # its millisecond is past the calendar
+])
+async def test_a_last_change_window_is_refused_naming_its_field(
+        service: SchedulingService, after: datetime | None, before: datetime | None, field: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        await service.page(updated_after=after, updated_before=before)
+    assert refused.value.field == field
+    if field == "updated_before" and after is not None:
+        assert "updated_after <= updated_at < updated_before" in str(refused.value)
+
+
+async def test_a_last_change_window_between_two_milliseconds_is_no_error(service: SchedulingService) -> None:
+    made = (await service.schedule_message(seed_command())).schedule
+    assert made.updated_at == NOW
+    tick = timedelta(microseconds=1)
+    assert (await service.page(updated_after=NOW + tick, updated_before=NOW + 2 * tick)).items == []
+    assert [s.id for s in (await service.page(updated_after=NOW - tick, updated_before=NOW + tick)).items] == [made.id]
+    assert (await service.page(updated_after=NOW + tick)).items == []
+
+
 # -- reschedule ----------------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.labels import check_labels
@@ -49,19 +50,25 @@ async def change_matching(
     task_types: Collection[str],
     user_id: str | None,
     labels: Mapping[str, str],
+    updated_after: datetime | None = None,
+    updated_before: datetime | None = None,
 ) -> BulkOutcome:
     """Apply ``change`` (one of the service's own, e.g. ``scheduling.cancel``) to each schedule
-    in one of ``statuses``, of one of ``task_types``, made with ``user_id`` (when given) and
-    carrying every one of ``labels``, a few at a time. Each pass lists every match first, then
-    changes them; a schedule is changed at most once per call, however its status moves
-    meanwhile. A change refused (:class:`ScheduleConflict`) is reported in ``refused``; one whose
-    schedule was purged meanwhile is left out; any other error ends the call with that error
-    (an unreachable store).
+    in one of ``statuses``, of one of ``task_types``, made with ``user_id`` (when given),
+    carrying every one of ``labels`` and last changed in the window ``updated_after <=
+    updated_at < updated_before`` (None: open on that side; checked by
+    :meth:`SchedulingService.list` before anything changes), a few at a time. Each pass lists
+    every match first, then changes them; a schedule is changed at most once per call, however
+    its status moves meanwhile. A change refused (:class:`ScheduleConflict`) is reported in
+    ``refused``; one whose schedule was purged meanwhile is left out; any other error ends the
+    call with that error (an unreachable store).
     """
     result = BulkOutcome()
     seen: set[str] = set()
     for _ in range(_PASSES):
-        found = [i for i in await _matching_ids(scheduling, statuses, task_types, user_id, labels) if i not in seen]
+        matching = await _matching_ids(scheduling, statuses, task_types, user_id, labels,
+                                       updated_after, updated_before)
+        found = [i for i in matching if i not in seen]
         if not found:
             break
         seen.update(found)
@@ -97,13 +104,15 @@ async def _change_one(change: Callable[[str], Awaitable[Schedule]], schedule_id:
 
 
 async def _matching_ids(scheduling: SchedulingService, statuses: Collection[ScheduleStatus],
-                        task_types: Collection[str], user_id: str | None, labels: Mapping[str, str]) -> list[str]:
+                        task_types: Collection[str], user_id: str | None, labels: Mapping[str, str],
+                        updated_after: datetime | None, updated_before: datetime | None) -> list[str]:
     ids: list[str] = []
     for status in statuses:
         offset = 0
         while True:
             page = await scheduling.list(status=status, task_types=task_types, user_id=user_id,
-                                         labels=labels, limit=_PAGE, offset=offset)
+                                         labels=labels, limit=_PAGE, offset=offset,
+                                         updated_after=updated_after, updated_before=updated_before)
             ids.extend(s.id for s in page)
             if len(page) < _PAGE:
                 break

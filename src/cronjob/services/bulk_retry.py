@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.labels import check_labels
@@ -28,12 +29,17 @@ class BulkRetry:
 
 async def retry_schedules(scheduling: SchedulingService, *, status: ScheduleStatus,
                           task_types: Collection[str] | None = None, user_id: str | None = None,
-                          labels: Mapping[str, str] | None = None) -> BulkRetry:
+                          labels: Mapping[str, str] | None = None, updated_after: datetime | None = None,
+                          updated_before: datetime | None = None) -> BulkRetry:
     """Retry every schedule in ``status`` (``dead``, ``unknown`` or ``missed``: another one is a
     :class:`ValidationError`) of one of ``task_types`` (default: the types the service schedules,
-    so its own jobs only when named), made with ``user_id`` (when given, exactly) and carrying
-    every one of ``labels``: each now, with a fresh attempt count and its ``scheduled`` event
-    (``retried_from``) and webhooks. Without a selector that is every such schedule: the redrive of the dead letters.
+    so its own jobs only when named), made with ``user_id`` (when given, exactly), carrying
+    every one of ``labels`` and last changed in the window ``updated_after <= updated_at <
+    updated_before`` (either side may be left open; an ended schedule last changed when it
+    ended, or got a delivery status, so this picks those that died during an outage; an empty
+    window is a :class:`ValidationError` naming ``updated_before``): each now, with a fresh
+    attempt count and its ``scheduled`` event (``retried_from``) and webhooks. Without a
+    selector that is every such schedule: the redrive of the dead letters.
 
     ``unknown`` ones may have reached their recipient (the send got no answer): retrying them
     may send them twice, which is why ``status`` is never implied. A schedule is retried at most
@@ -47,5 +53,6 @@ async def retry_schedules(scheduling: SchedulingService, *, status: ScheduleStat
         raise ValidationError("name at least one task type, or leave type out", field="type")
     done = await change_matching(scheduling, scheduling.retry, statuses=(status,),
                                  task_types=scheduling.task_types if task_types is None else task_types,
-                                 user_id=user_id, labels=check_labels(labels or {}))
+                                 user_id=user_id, labels=check_labels(labels or {}),
+                                 updated_after=updated_after, updated_before=updated_before)
     return BulkRetry(retried=done.changed, refused=done.refused)

@@ -221,12 +221,27 @@ def due_window(due_after: datetime | None, due_before: datetime | None) -> tuple
     milliseconds). :class:`ValidationError` naming the field for a bound without an offset or
     outside the calendar, and naming ``due_before`` for an empty window (``due_after >=
     due_before``: the window is ``due_after <= next_run_at < due_before``)."""
-    after, before = _bound(due_after, "due_after"), _bound(due_before, "due_before")
-    if due_after is not None and due_before is not None and due_after >= due_before:
+    return _window(due_after, due_before, "due", "next_run_at")
+
+
+def updated_window(updated_after: datetime | None,
+                   updated_before: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """The bounds of a last-change window (``updated_after <= updated_at < updated_before``),
+    checked and rounded as :func:`due_window` checks and rounds a due-time window's: an empty
+    one (``updated_after >= updated_before``) is a :class:`ValidationError` naming ``updated_before``."""
+    return _window(updated_after, updated_before, "updated", "updated_at")
+
+
+def _window(after: datetime | None, before: datetime | None, name: str,
+            stored: str) -> tuple[datetime | None, datetime | None]:
+    """The bounds ``{name}_after`` and ``{name}_before`` of a half-open window on ``stored``."""
+    after_field, before_field = f"{name}_after", f"{name}_before"
+    rounded = _bound(after, after_field), _bound(before, before_field)
+    if after is not None and before is not None and after >= before:
         raise ValidationError(
-            f"due_before ({instant_text(due_before)}) must be later than due_after ({instant_text(due_after)}): "
-            "the window is due_after <= next_run_at < due_before", field="due_before")
-    return after, before
+            f"{before_field} ({instant_text(before)}) must be later than {after_field} ({instant_text(after)}): "
+            f"the window is {after_field} <= {stored} < {before_field}", field=before_field)
+    return rounded
 
 
 def _bound(value: datetime | None, field: str) -> datetime | None:
@@ -459,14 +474,20 @@ class SchedulingService:
         offset: int = 0,
         due_after: datetime | None = None,
         due_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
     ) -> list[Schedule]:
         """A page of schedules, newest first, or soonest due first in a due-time window
-        (``due_after <= next_run_at < due_before``, live schedules only), filtered as
-        :meth:`ScheduleRepository.list` says. The window is checked first (see :func:`due_window`)."""
+        (``due_after <= next_run_at < due_before``, live schedules only), optionally only those
+        last changed in a window (``updated_after <= updated_at < updated_before``), filtered as
+        :meth:`ScheduleRepository.list` says. The windows are checked first (see
+        :func:`due_window` and :func:`updated_window`)."""
         due_after, due_before = due_window(due_after, due_before)
+        updated_after, updated_before = updated_window(updated_after, updated_before)
         return await self._repository.list(status=status, task_types=task_types, exclude_types=exclude_types,
                                            user_id=user_id, labels=labels, limit=limit, offset=offset,
-                                           due_after=due_after, due_before=due_before)
+                                           due_after=due_after, due_before=due_before,
+                                           updated_after=updated_after, updated_before=updated_before)
 
     async def page(
         self,
@@ -480,12 +501,15 @@ class SchedulingService:
         offset: int = 0,
         due_after: datetime | None = None,
         due_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
     ) -> SchedulePage:
         """:meth:`list`, and whether more schedules match after that page: one more is read
         (``limit + 1``) to know."""
         found = await self.list(status=status, task_types=task_types, exclude_types=exclude_types,
                                 user_id=user_id, labels=labels, limit=limit + 1, offset=offset,
-                                due_after=due_after, due_before=due_before)
+                                due_after=due_after, due_before=due_before,
+                                updated_after=updated_after, updated_before=updated_before)
         return SchedulePage(items=found[:limit], has_more=len(found) > limit)
 
     async def counts(self) -> dict[tuple[ScheduleStatus, str], int]:
