@@ -72,6 +72,7 @@ async def test_messages_killed_by_an_expired_token_are_redriven_once_it_is_renew
                                   headers=AUTH)
     assert mine_only.status_code == 200, mine_only.text
     assert mine_only.json() == {"status": "dead", "type": None, "userId": SEED["userId"], "labels": None,
+                                "updated_after": None, "updated_before": None,
                                 "retried": mine_only.json()["retried"], "refused": []}
     assert sorted(mine_only.json()["retried"]) == sorted(mine)
     everyone = await client.post("/v1/schedules:retry", json={"status": "dead"}, headers=AUTH)
@@ -113,6 +114,44 @@ async def test_the_type_selects_and_the_service_s_own_jobs_only_when_named(
     assert template.json()["retried"] == [message]
 
 
+async def test_a_redrive_retries_only_the_messages_that_died_during_the_outage(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock) -> None:
+    async def due_at(at: str) -> str:
+        made = await client.post("/v1/schedules", headers=AUTH, json={"task": TASK, "schedule": f"once @ {at}"})
+        assert made.status_code == 201, made.text
+        return str(made.json()["id"])
+
+    before, during, after = [await due_at(at) for at in
+                             ("2025-06-21T16:30:00Z", "2025-06-21T17:00:00Z", "2025-06-21T18:00:00Z")]
+    sender = container.sender()
+    assert isinstance(sender, RecordingMessageSender)
+    sender.fail_with(*[EXPIRED] * 3)
+    for hour, minute in ((16, 30), (17, 0), (18, 0)):  # each dies when it is due
+        clock.set(datetime(2025, 6, 21, hour, minute, tzinfo=UTC))
+        await run_due(container)
+    assert [(await shown(client, i))["status"] for i in (before, during, after)] == ["dead"] * 3
+    # The outage: 13:45 to 14:30 in São Paulo (16:45 to 17:30 UTC).
+    outage = {"updated_after": "2025-06-21T13:45:00-03:00", "updated_before": "2025-06-21T14:30:00-03:00"}
+    listed = await client.get("/v1/schedules", params={"status": "dead", **outage}, headers=AUTH)
+    assert [item["id"] for item in listed.json()["items"]] == [during]
+
+    clock.set(datetime(2025, 6, 21, 19, 0, tzinfo=UTC))
+    redriven = await client.post("/v1/schedules:retry", json={"status": "dead", **outage}, headers=AUTH)
+    assert redriven.status_code == 200, redriven.text
+    assert redriven.json() == {"status": "dead", "type": None, "userId": None, "labels": None,
+                               "updated_after": "2025-06-21T16:45:00.000Z",
+                               "updated_before": "2025-06-21T17:30:00.000Z", "retried": [during], "refused": []}
+    assert [(await shown(client, i))["status"] for i in (before, during, after)] == ["dead", "scheduled", "dead"]
+    await run_due(container)
+    assert (await shown(client, during))["status"] == "succeeded" and len(sender.sent) == 1
+    # Retried, it changed now: out of the outage's window; either side may stay open.
+    again = await client.post("/v1/schedules:retry", json={"status": "dead", **outage}, headers=AUTH)
+    assert again.json()["retried"] == []
+    since = await client.post("/v1/schedules:retry", headers=AUTH,
+                              json={"status": "dead", "updated_after": "2025-06-21T17:30:00Z"})
+    assert since.json()["retried"] == [after] and since.json()["updated_before"] is None
+
+
 @pytest.mark.parametrize(("body", "field"), [
     ({}, "status"),
     ({"status": "scheduled"}, "status"),
@@ -123,6 +162,17 @@ async def test_the_type_selects_and_the_service_s_own_jobs_only_when_named(
     ({"status": "dead", "labels": {"bad key": "1"}}, "labels"),
     ({"status": "dead", "userId": 5}, "userId"),
     ({"status": "dead", "everything": True}, "everything"),
+    ({"status": "dead", "updatedAfter": "2025-06-21T16:00:00Z"}, "updatedAfter"),  # snake_case, as due_after
+    ({"status": "dead", "updated_after": "2025-06-21T16:00:00"}, "updated_after"),  # no offset: which zone's?
+    ({"status": "dead", "updated_before": "yesterday"}, "updated_before"),
+    ({"status": "dead", "updated_after": 1750521600}, "updated_after"),
+    ({"status": "dead", "updated_after": ""}, "updated_after"),
+    ({"status": "dead", "updated_after": "2" * 65}, "updated_after"),
+    ({"status": "dead", "updated_before": "9999-12-31T23:59:59.999999Z"}, "updated_before"),  # past the calendar
+    ({"status": "dead", "updated_after": "2025-06-21T17:00:00Z", "updated_before": "2025-06-21T14:00:00-03:00"},
+     "updated_before"),  # the same instant: an empty window
+    ({"status": "dead", "updated_after": "2025-06-21T17:00:00Z", "updated_before": "2025-06-21T16:00:00Z"},
+     "updated_before"),
 ])
 async def test_bad_retry_requests_are_422s_naming_the_field(client: httpx.AsyncClient, body: dict[str, Any],
                                                             field: str) -> None:

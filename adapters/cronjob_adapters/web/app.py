@@ -349,6 +349,13 @@ def create_app(services: ApiServices) -> FastAPI:
         due_before: Annotated[str | None, _instant_query(
             "Only the live schedules due before this instant (`next_run_at < due_before`: the window "
             "is half-open), soonest first; later than `due_after`.", "2026-11-28T15:00:00-03:00")] = None,
+        updated_after: Annotated[str | None, _instant_query(
+            "Only the schedules last changed at or after this instant (`updated_at >= updated_after`; "
+            "one that ended: when it ended, or last got a delivery status), in any status.",
+            "2026-11-28T14:00:00-03:00")] = None,
+        updated_before: Annotated[str | None, _instant_query(
+            "Only the schedules last changed before this instant (`updated_at < updated_before`: the "
+            "window is half-open); later than `updated_after`.", "2026-11-28T15:00:00-03:00")] = None,
     ) -> ScheduleList:
         """Schedules, newest first, optionally of one status, of some task types, of one user and
         carrying some labels (`label=order=123&label=kind=reminder`: all of them).
@@ -358,13 +365,18 @@ def create_app(services: ApiServices) -> FastAPI:
         `next_run_at` first (ties by id) instead of newest first. Only live schedules have a due
         time: `scheduled`, `running` (the occurrence it runs) and `paused` (the time it keeps); a
         `status` combines with the window, so one that has ended (`succeeded`, ...) lists none.
-        `has_more` says whether more schedules match after this page.
+        With `updated_after` and/or `updated_before`, only the schedules last changed in that
+        window (`updated_after <= updated_at < updated_before`; either side may be left open), in
+        the order the list has without it: `status=dead&updated_after=...&updated_before=...`
+        lists the dead letters of an outage. `has_more` says whether more schedules match after
+        this page.
 
         Without `type`, the service's own jobs (`webhook.delivery`, one per event and subscriber;
         `whatsapp.status`, a provider status parked until its message is recorded) are left out;
         `type=webhook.delivery` lists them. An unknown type is refused (422), as a
         parameter of one value given twice is, a `label` that is not `key=value` or names a
-        key twice, an instant without an offset, and a `due_before` not later than `due_after`.
+        key twice, an instant without an offset, a `due_before` not later than `due_after`, and
+        an `updated_before` not later than `updated_after`.
         """
         known = {*scheduling.task_types, *services.internal_task_types}
         if unknown := sorted(set(task_type or ()) - known):
@@ -374,7 +386,9 @@ def create_app(services: ApiServices) -> FastAPI:
                                       exclude_types=() if task_type else services.internal_task_types,
                                       user_id=user_id, labels=parse_selector(label or ()), limit=limit,
                                       offset=offset, due_after=query_instant(due_after, "due_after"),
-                                      due_before=query_instant(due_before, "due_before"))
+                                      due_before=query_instant(due_before, "due_before"),
+                                      updated_after=query_instant(updated_after, "updated_after"),
+                                      updated_before=query_instant(updated_before, "updated_before"))
         return ScheduleList(items=[ScheduleView.of(s) for s in found.items], limit=limit, offset=offset,
                             has_more=found.has_more)
 

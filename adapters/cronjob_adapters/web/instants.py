@@ -26,12 +26,24 @@ def query_instant(text: str | None, field: str) -> datetime | None:
     with an offset (``2026-11-28T14:00:00-03:00``, or ``Z``), read as the API reads ``send_at``.
     :class:`ValidationError` naming ``field`` for text that is no date-time and for one without
     an offset (a wall time: the query has no ``timezone`` to read it in)."""
+    return _instant(text, field, " (a '+' in a URL's query is a space: send it as %2B)")
+
+
+def body_instant(text: str | None, field: str) -> datetime | None:
+    """The instant of body field ``field`` (None when not given), read and refused as
+    :func:`query_instant` reads and refuses a query parameter's (a body has no ``timezone``
+    for it either)."""
+    return _instant(text, field, "")
+
+
+def _instant(text: str | None, field: str, space_hint: str) -> datetime | None:
+    """``text`` as an aware datetime; ``space_hint`` is added to the refusal of text with a space."""
     if text is None:
         return None
     try:
         value = iso_datetime(text)
     except ValueError:
-        hint = " (a '+' in a URL's query is a space: send it as %2B)" if " " in text else ""
+        hint = space_hint if " " in text else ""
         raise ValidationError(f"{field} is not an ISO-8601 date-time: {text!r}{hint}", field=field) from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError(f"{field} needs an offset (e.g. 2026-11-28T14:00:00-03:00 or ...Z): {text!r}",
