@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench browser clean
+.PHONY: run test bench bench-api browser clean
 CHROMIUM := /usr/bin/chromium
 
 $(BIN)/python:
@@ -37,6 +37,9 @@ test: $(STAMP) browser
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine_bench.py
+
+bench-api: $(STAMP)
+	$(BIN)/python bench/api_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
