@@ -56,9 +56,14 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _http_server(app: FastAPI, sock: socket.socket, grace: float) -> tuple[_Server, asyncio.Task[None]]:
-    # Requests in progress at SIGTERM get the same grace as running jobs, then are cut.
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=grace)
+def _http_server(app: FastAPI, sock: socket.socket, grace: float,
+                 keep_alive: float) -> tuple[_Server, asyncio.Task[None]]:
+    # Requests in progress at SIGTERM get the same grace as running jobs, then are cut. An idle
+    # kept-alive connection stays open ``keep_alive`` seconds: longer than a proxy in front keeps
+    # one (ingress-nginx: 60 s), or the proxy may send a request on a connection closed under it
+    # (a 502 for the client). uvicorn's own default is 5 s.
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=grace,
+                            timeout_keep_alive=keep_alive)  # type: ignore[arg-type]
     server = _Server(config)
     return server, asyncio.create_task(server.serve(sockets=[sock]), name="http")
 
@@ -115,7 +120,7 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
             # Served from the start, so that the probes answer while the store is being set up
             # (``/readyz`` is 503 until it is; the API answers 503 meanwhile).
             server, http = _http_server(container.app() if api else container.probe_app(), sock,
-                                        settings.shutdown_grace_seconds)
+                                        settings.shutdown_grace_seconds, settings.keep_alive_seconds)
             tasks.append(http)
             log.info("listening on http://%s:%s", settings.host, settings.port)
         stopping = asyncio.create_task(stop.wait())

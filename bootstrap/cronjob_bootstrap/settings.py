@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     host: str = Field(default="127.0.0.1", description="Listen address; 0.0.0.0 for every interface.")
     port: int = Field(default=8000, ge=1, le=65535)
+    keep_alive_seconds: float = Field(
+        default=75.0, gt=0, le=3600,
+        description="How long an idle kept-alive HTTP connection stays open: longer than a proxy in front "
+                    "keeps one (ingress-nginx: 60 s).")
     default_timezone: str = DEFAULT_TIMEZONE
     past_grace_seconds: float = Field(default=300.0, ge=0, le=_MONTH)
     misfire_grace_seconds: float = Field(

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from cronjob_bootstrap.settings import Settings
 from tests.deploy import ROOT, cli_commands, settings_variables, tool
 
 K8S = ROOT / "k8s"
@@ -199,8 +200,6 @@ def test_termination_grace_outlasts_the_engine_shutdown_grace(overlay: tuple[str
 
 
 def test_configmap_holds_real_non_secret_settings(overlay: tuple[str, Rendered]) -> None:
-    from cronjob_bootstrap.settings import Settings
-
     _, rendered = overlay
     data = rendered.config()["data"]
     variables = settings_variables()
@@ -215,6 +214,13 @@ def test_configmap_holds_real_non_secret_settings(overlay: tuple[str, Rendered])
     assert settings.shutdown_grace_seconds == float(data["CRONJOB_SHUTDOWN_GRACE_SECONDS"])
 
 
+def nginx_size(value: str) -> int:
+    """An nginx size (``512``, ``64k``, ``2m``, ``1g``) in bytes."""
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    unit = value[-1:].lower()
+    return int(value[:-1]) * units[unit] if unit in units else int(value)
+
+
 def test_service_and_ingress(overlay: tuple[str, Rendered]) -> None:
     name, rendered = overlay
     service = rendered.one("Service", "cronjob-api")
@@ -227,6 +233,9 @@ def test_service_and_ingress(overlay: tuple[str, Rendered]) -> None:
 
     ingress = rendered.one("Ingress", "cronjob-api")
     assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
+    # The proxy lets through every body the service takes (a batch is the largest).
+    body_size = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    assert nginx_size(body_size) >= Settings().max_batch_body_bytes, body_size
     spec = ingress["spec"]
     assert spec["ingressClassName"] == INGRESS_CLASS.get(name, spec["ingressClassName"])
     assert spec["ingressClassName"]
