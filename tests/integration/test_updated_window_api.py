@@ -130,7 +130,7 @@ async def test_the_openapi_document_describes_the_window_on_the_list_and_the_red
     spec = (await client.get("/openapi.json")).json()
     parameters = {p["name"]: p for p in spec["paths"]["/v1/schedules"]["get"]["parameters"]}
     schemas = spec["components"]["schemas"]
-    [retry] = [schema for name, schema in schemas.items() if name.endswith("bulk_retry__RetryRequest")]
+    [retry] = [schema for name, schema in schemas.items() if name == "BulkRetryRequest"]
     for name, bound in (("updated_after", "updated_at >= updated_after"),
                         ("updated_before", "updated_at < updated_before")):
         described = parameters[name]

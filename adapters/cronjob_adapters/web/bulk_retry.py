@@ -27,7 +27,7 @@ def _instant_field(description: str, example: str) -> Any:
                  description=description + " An ISO-8601 date-time with an offset (`-03:00`, `Z`).")
 
 
-class RetryRequest(BaseModel):
+class BulkRetryRequest(BaseModel):
     """Which schedules to retry: those in `status`, optionally only of some task types, made
     with `userId`, carrying every one of `labels` and last changed (for these: ended) in the
     window `updated_after <= updated_at < updated_before`."""
@@ -85,7 +85,7 @@ def bulk_retry_router(scheduling: SchedulingService, internal_task_types: Sequen
 
     @router.post("/v1/schedules:retry", response_model=BulkRetryView, tags=["schedules"],
                  dependencies=[Depends(json_body)], responses={413: PROBLEM_RESPONSE, 415: PROBLEM_RESPONSE})
-    async def retry_matching(request: RetryRequest) -> BulkRetryView:
+    async def retry_matching(request: BulkRetryRequest) -> BulkRetryView:
         """Retry every schedule in `status` (`dead`, `unknown` or `missed`), of the task types in
         `type`, made with `userId`, carrying every one of `labels` and last changed in the window
         `updated_after <= updated_at < updated_before` (each given selector must match; none:
