@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,13 @@ from cronjob.domain.message import (
     SendReceipt,
 )
 from cronjob.domain.schedule import ScheduleStatus
+from cronjob.domain.template_parts import ButtonKind, HeaderKind, TemplateButton, TemplateHeader
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.messaging import WhatsAppMessageHandler
 from cronjob.services.scheduling import WHATSAPP_TEXT, ScheduleMessageCommand, SchedulingService
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.signal import InProcessWorkSignal
+from cronjob_adapters.whatsapp.payloads import message_body
 from cronjob_adapters.whatsapp.sender import WhatsAppCloudSender
 from cronjob_bootstrap.triggers import default_trigger_parser
 from tests.support.clock import FixedClock
@@ -128,6 +131,43 @@ async def test_a_template_without_params_has_no_components(
     [request] = fake.requests
     assert "components" not in request.body["template"]
     assert fake.schema_errors == []
+
+
+@pytest.mark.parametrize(("header", "parameter"), [
+    (TemplateHeader(HeaderKind.IMAGE, link="https://cdn.example.com/promo.jpg"),
+     {"type": "image", "image": {"link": "https://cdn.example.com/promo.jpg"}}),
+    (TemplateHeader(HeaderKind.VIDEO, media_id="1013859600285441"), {"type": "video", "video": {"id": "1013859600285441"}}),
+    (TemplateHeader(HeaderKind.DOCUMENT, link="https://cdn.example.com/boleto.pdf", filename="boleto.pdf"),
+     {"type": "document", "document": {"link": "https://cdn.example.com/boleto.pdf", "filename": "boleto.pdf"}}),
+    (TemplateHeader(HeaderKind.TEXT, text="Pedido 123"), {"type": "text", "text": "Pedido 123"}),
+])
+async def test_a_template_s_header_and_buttons_are_sent_as_meta_documents_them(
+    fake: FakeWhatsApp, sender: WhatsAppCloudSender, header: TemplateHeader, parameter: dict[str, Any]
+) -> None:
+    message = replace(TEMPLATE, header=header, buttons=(
+        TemplateButton(0, ButtonKind.URL, "pedidos/123?utm=whatsapp"), TemplateButton(2, ButtonKind.QUICK_REPLY, "SAIR")))
+    await sender.send(message)
+
+    [request] = fake.requests
+    assert request.body["template"]["components"] == [
+        {"type": "header", "parameters": [parameter]},
+        {"type": "body", "parameters": [{"type": "text", "text": "Leandro"}, {"type": "text", "text": "2 dias úteis"}]},
+        {"type": "button", "sub_type": "url", "index": "0",
+         "parameters": [{"type": "text", "text": "pedidos/123?utm=whatsapp"}]},
+        {"type": "button", "sub_type": "quick_reply", "index": "2", "parameters": [{"type": "payload", "payload": "SAIR"}]},
+    ]
+    assert fake.schema_errors == []
+
+
+def test_the_schema_check_refuses_a_button_index_beyond_nine_and_both_a_link_and_an_id() -> None:
+    # The spec's own index pattern is read as its description says (0-9): see checkable_schemas.
+    body = message_body(replace(TEMPLATE, buttons=(TemplateButton(9, ButtonKind.QUICK_REPLY, "X"),)))
+    assert validate_send_body(body) == []
+    body["template"]["components"][-1]["index"] = "10"
+    assert validate_send_body(body) != []
+    body = message_body(replace(TEMPLATE, header=TemplateHeader(HeaderKind.IMAGE, link="https://x.example/a.jpg")))
+    body["template"]["components"][0]["parameters"][0]["image"]["id"] = "123"
+    assert validate_send_body(body) != []
 
 
 DRIFTS: dict[str, tuple[str, Any]] = {

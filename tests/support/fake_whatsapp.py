@@ -52,6 +52,7 @@ _registry: Registry | None = None
 _registry_lock = threading.Lock()
 _local = threading.local()
 _verdicts: dict[str, list[str]] = {}  # canonical JSON body -> its schema errors
+_BAD_INDEX_PATTERN = "^[2-6, 11-14]$"  # a button's index in the spec: see checkable_schemas
 
 
 def spec_path() -> Path:
@@ -82,8 +83,17 @@ def checkable_schemas(schemas: dict[str, Any]) -> dict[str, Any]:
       declare, so read literally it rejects every ``TextMessage`` (and nine other message types).
       OpenAPI 3.1 is JSON Schema 2020-12, where the intended rule is ``unevaluatedProperties:
       false`` on the whole ``allOf``.
+    - A button's ``index`` has the pattern ``^[2-6, 11-14]$``: a character class (one of ``2``..``6``,
+      ``,``, space, ``1``, ``-``, ``4``) that rejects the spec's own examples (``index: '0'``, in
+      "Send Message Template Interactive") while its description says "Position index of the
+      button (0-9)". It is read as that description says: ``^[0-9]$``.
     """
     schemas = copy.deepcopy(schemas)
+    for name in ("TemplateComponent", "ButtonComponent"):
+        for node in [schemas.get(name, {}), *schemas.get(name, {}).get("allOf", [])]:
+            index = node.get("properties", {}).get("index") if isinstance(node, dict) else None
+            if isinstance(index, dict) and index.get("pattern") == _BAD_INDEX_PATTERN:
+                index["pattern"] = "^[0-9]$"
     aliases: dict[str, set[str]] = {}  # base $ref -> names of its mapped subschemas
     for name, schema in list(schemas.items()):
         mapping = (schema.get("discriminator") or {}).get("mapping") if isinstance(schema, dict) else None

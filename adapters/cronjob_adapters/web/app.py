@@ -192,6 +192,8 @@ def _command(request: ScheduleMessageRequest, default_timezone: str, idempotency
         misfire_grace=_seconds(request.misfire_grace_seconds),
         send_by=_deadline(request.send_by, request.timezone),
         callback_url=request.callback_url,
+        header=request.header.model_dump(exclude_none=True) if request.header else None,
+        buttons=tuple(button.model_dump() for button in request.buttons),
     )
 
 

@@ -67,7 +67,9 @@ def _without_union_tags(loc: tuple[Any, ...], body: Any) -> tuple[Any, ...]:
     ``{"task": {"type": "http.request", "url": 1}}`` is at ``task.url``, not ``task.http.request.url``.
     A tag is recognised by walking ``body``: a part before the last that is not a key of the
     object it is read from (the last one may be a missing field), or a last part that is not a
-    key but the object's ``type`` (an error about the whole member: ``task``)."""
+    key but the object's ``type`` (an error about the whole member: ``task``). A part that is both
+    the object's ``type`` and one of its keys is a tag when the part after it is a key too (the
+    error of ``{"type": "text", "text": ""}`` is at ``header.text``, not ``header.text.text``)."""
     if not loc or loc[0] != "body":
         return loc
     kept: list[Any] = [loc[0]]
@@ -76,6 +78,8 @@ def _without_union_tags(loc: tuple[Any, ...], body: Any) -> tuple[Any, ...]:
     for index, part in enumerate(loc[1:], start=1):
         if isinstance(node, dict) and part not in node and (index < last or part == node.get("type")):
             continue  # (the last part is the tag of an error about the member as a whole)
+        if isinstance(node, dict) and index < last and part == node.get("type") and loc[index + 1] in node:
+            continue  # a tag that is also a field's name: ``{"type": "text", "text": ...}``
         kept.append(part)
         if isinstance(node, dict):
             node = node.get(part)

@@ -19,7 +19,7 @@ from cronjob.domain.zones import load_zone
 from cronjob.services.scheduling import MAX_RULE_LENGTH
 
 from cronjob_adapters.tasks.ssrf import HttpUrl, display_url
-from cronjob_adapters.tasks.whatsapp import Language, MessageBody, Params, PhoneNumber, TemplateName
+from cronjob_adapters.tasks.whatsapp import Buttons, Header, Language, MessageBody, Params, PhoneNumber, TemplateName
 from cronjob_adapters.web.instants import Instant, shown_delivery, shown_event_data, wall_time_text
 from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
 
@@ -109,6 +109,8 @@ class ScheduleMessageRequest(BaseModel):
         default=None, description="Hard deadline (with an offset, or a wall time in `timezone`): never sent "
                                   "after it, `missed` instead.")] = None
     callback_url: CallbackUrl = None
+    header: Header | None = None
+    buttons: Buttons
 
     def parsed_send_at(self) -> datetime:
         """``send_at`` as a datetime (naive when the text had no offset)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from cronjob.domain.message import MessageKind, OutboundMessage
+from cronjob.domain.template_parts import ButtonKind, HeaderKind, TemplateHeader
 
 
 def message_body(message: OutboundMessage) -> dict[str, Any]:
@@ -40,8 +41,26 @@ def _template(message: OutboundMessage) -> dict[str, Any]:
         "name": message.template_name,
         "language": {"policy": "deterministic", "code": message.language},
     }
+    components: list[dict[str, Any]] = []
+    if message.header is not None:
+        components.append({"type": "header", "parameters": [_header_parameter(message.header)]})
     if message.params:
-        template["components"] = [
-            {"type": "body", "parameters": [{"type": "text", "text": p} for p in message.params]}
-        ]
+        components.append({"type": "body", "parameters": [{"type": "text", "text": p} for p in message.params]})
+    for button in message.buttons:
+        value = ({"type": "text", "text": button.value} if button.kind is ButtonKind.URL
+                 else {"type": "payload", "payload": button.value})
+        components.append({"type": "button", "sub_type": button.kind.value, "index": str(button.index),
+                           "parameters": [value]})
+    if components:
+        template["components"] = components
     return template
+
+
+def _header_parameter(header: TemplateHeader) -> dict[str, Any]:
+    """The header component's parameter: its text, or its media (``MediaObject``: by link or id)."""
+    if header.kind is HeaderKind.TEXT:
+        return {"type": "text", "text": header.text}
+    media: dict[str, str] = {"link": header.link} if header.link is not None else {"id": header.media_id or ""}
+    if header.filename is not None:
+        media["filename"] = header.filename
+    return {"type": header.kind.value, header.kind.value: media}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from cronjob.domain.template_parts import TemplateButton, TemplateHeader
+
 
 class MessageKind(StrEnum):
     """How a WhatsApp message is sent: a pre-approved template, or free text."""
@@ -18,7 +20,8 @@ class OutboundMessage:
     """One message to send.
 
     ``body`` is the rendered text (what a text message carries, and what the recipient sees
-    for a template). ``template_name``/``language``/``params`` describe a template message;
+    for a template). ``template_name``/``language``/``params`` describe a template message, with
+its ``header`` and ``buttons`` when it has values for them;
     ``idempotency_key`` names the (schedule, occurrence) this send belongs to, for providers
     that honour one and for logs.
     """
@@ -30,6 +33,8 @@ class OutboundMessage:
     template_name: str | None = None
     language: str = "pt_BR"
     params: tuple[str, ...] = ()
+    header: TemplateHeader | None = None
+    buttons: tuple[TemplateButton, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

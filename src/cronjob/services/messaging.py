@@ -8,6 +8,7 @@ from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import DeliveryDeferred, DeliveryError, MessageKind, OutboundMessage
 from cronjob.domain.template import TemplateRenderer
 from cronjob.domain.schedule import Schedule
+from cronjob.domain.template_parts import TemplateHeader, template_buttons
 from cronjob.ports.sender import MessageSender
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 from cronjob.services.throttle import RateLimitThrottle
@@ -20,7 +21,8 @@ def prepare_whatsapp_payload(payload: dict[str, Any], *, default_language: str =
     """Check a WhatsApp payload against its body and render it, at scheduling time.
 
     ``payload`` has ``to``, ``kind`` (template | text), ``body`` with ``{{1}}``.. placeholders,
-    ``params``, and for a template ``template_name`` (and optionally ``language``). Returns the
+    ``params``, and for a template ``template_name`` (and optionally ``language``, ``header`` and
+    ``buttons``: see :mod:`cronjob.domain.template_parts`). Returns the
     stored payload, with ``rendered_body`` and ``to`` without a leading ``+`` (E.164 digits); a
     mismatch is a :class:`ValidationError`.
     """
@@ -29,7 +31,7 @@ def prepare_whatsapp_payload(payload: dict[str, Any], *, default_language: str =
         raise ValidationError("templateName is required when type is 'template'", field="templateName")
     params = [str(p) for p in payload.get("params") or []]
     rendered = _RENDERER.render(payload["body"], params)
-    return {
+    prepared: dict[str, Any] = {
         "to": str(payload["to"]).removeprefix("+"),
         "kind": kind.value,
         "body": payload["body"],
@@ -38,6 +40,15 @@ def prepare_whatsapp_payload(payload: dict[str, Any], *, default_language: str =
         "template_name": payload.get("template_name"),
         "language": payload.get("language") or default_language,
     }
+    header, buttons = payload.get("header"), payload.get("buttons")
+    if (header or buttons) and kind is not MessageKind.TEMPLATE:
+        raise ValidationError("a header and buttons are a template's: a text message has none",
+                              field="header" if header else "buttons")
+    if header:
+        prepared["header"] = TemplateHeader.from_json(header).to_json()
+    if buttons:
+        prepared["buttons"] = [button.to_json() for button in template_buttons(buttons)]
+    return prepared
 
 
 class WhatsAppMessageHandler(TaskHandler):
@@ -63,6 +74,8 @@ class WhatsAppMessageHandler(TaskHandler):
             template_name=payload.get("template_name"),
             language=payload.get("language") or "pt_BR",
             params=tuple(payload.get("params") or ()),
+            header=TemplateHeader.from_json(payload["header"]) if payload.get("header") else None,
+            buttons=template_buttons(payload.get("buttons") or ()),
         )
         if self._throttle is not None:
             wait = self._throttle.wait_for(message.to)

@@ -57,7 +57,9 @@ class ScheduleMessageCommand:
     """A request to send one WhatsApp message at ``send_at``.
 
     ``send_at`` is aware; ``send_at_text`` is the client's own text of it (kept to show the
-    original offset). ``body`` holds ``{{1}}``-style placeholders filled from ``params``.
+    original offset). ``body`` holds ``{{1}}``-style placeholders filled from ``params``;
+    ``header`` and ``buttons`` are a template's other values (as a payload stores them, see
+    :mod:`cronjob.domain.template_parts`).
     ``misfire_grace``: how late it may still be sent (None: the service's default; zero: always).
     ``request_digest`` identifies the request that carried ``idempotency_key`` (see
     :meth:`SchedulingService.schedule_message`).
@@ -79,6 +81,8 @@ class ScheduleMessageCommand:
     misfire_grace: timedelta | None = None
     send_by: datetime | None = None
     callback_url: str | None = None
+    header: Mapping[str, Any] | None = None
+    buttons: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +322,7 @@ class SchedulingService:
         payload = prepare_whatsapp_payload(
             {"to": command.to, "kind": command.kind.value, "body": command.body,
              "params": list(command.params), "template_name": command.template_name,
-             "language": command.language},
+             "language": command.language, "header": command.header, "buttons": list(command.buttons)},
             default_language=self._default_language,
         )
         return await self._store(
