@@ -559,9 +559,14 @@ class ServiceModel(RuleBasedStateMachine):
         ran = self.run(self.service.run_now(model.id))
         assert model.next_run_at is not None
         if model.next_run_at > now:
+            due = now
             if not any(a.scheduled_for == model.occurrence for a in model.attempts):
-                model.occurrence = now
-            model.next_run_at = now
+                if model.attempts and model.attempts[-1].scheduled_for >= now:
+                    # The last occurrence ran at this very instant (or a replica's clock was
+                    # ahead): the new one is a millisecond later, so that its key is its own.
+                    due = model.attempts[-1].scheduled_for + timedelta(milliseconds=1)
+                model.occurrence = due
+            model.next_run_at = due
         assert (ran.status, ran.next_run_at, ran.occurrence) == (S.SCHEDULED, model.next_run_at, model.occurrence)
 
     @precondition(lambda self: self.models)
