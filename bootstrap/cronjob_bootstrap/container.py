@@ -250,6 +250,7 @@ class Container(containers.DeclarativeContainer):
         webhook_deliveries=publisher.provided.deliveries,
         internal_task_types=INTERNAL_TASK_TYPES,
         counts=counts,
+        metrics=metrics,
     )
     app = providers.Singleton(create_app, api_services)
     auth = providers.Singleton(bearer_tokens, config.tokens)

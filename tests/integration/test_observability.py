@@ -12,14 +12,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
+from starlette.types import Message, Receive, Scope, Send
 
 from cronjob.domain.schedule import ScheduleStatus
+from cronjob.ports.metrics import NullMetrics
 from cronjob.ports.repository import StoreUnavailable
 from cronjob.services import log_context
 from cronjob.services.health import HealthService
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.observability.logs import JsonFormatter, configure_logging
 from cronjob_adapters.web.counts_cache import CountsCache
+from cronjob_adapters.web.request_metrics import RequestMetrics
 from cronjob_bootstrap.container import Container
 from cronjob_bootstrap.settings import Settings
 from tests.support.app import AUTH, TOKEN, DownStore, SilentStore, make_container
@@ -118,6 +122,60 @@ async def test_metrics_after_a_run(client: httpx.AsyncClient, container: Contain
     assert 'cronjob_dispatch_lateness_seconds_bucket{le="2.5",task_type="whatsapp.text"} 1.0' in text
     assert 'cronjob_dispatch_lateness_seconds_bucket{le="1.0",task_type="whatsapp.text"} 0.0' in text
     assert "cronjob_in_flight 0.0" in text and "cronjob_lease_takeovers" in text
+
+
+async def test_every_api_request_is_counted_by_its_route_not_its_path(client: httpx.AsyncClient) -> None:
+    created = await client.post("/schedule-message", json={**SEED, "send_at": "2030-06-21T14:00:00-03:00"},
+                                headers=AUTH)
+    schedule_id = created.json()["id"]
+    assert (await client.get(f"/v1/schedules/{schedule_id}", headers=AUTH)).status_code == 200
+    assert (await client.head(f"/v1/schedules/{schedule_id}", headers=AUTH)).status_code == 200  # as a GET
+    assert (await client.get("/v1/schedules/no-such-id", headers=AUTH)).status_code == 404
+    assert (await client.post("/schedule-message", json={**SEED, "to": "x"}, headers=AUTH)).status_code == 422
+    assert (await client.get("/wp-login.php")).status_code == 404  # a scanner: one label for all of them
+    text = (await client.get("/metrics", headers=AUTH)).text
+    counted = {line for line in text.splitlines() if line.startswith("cronjob_http_requests_total{")}
+    assert counted == {
+        'cronjob_http_requests_total{method="POST",route="/schedule-message",status="201"} 1.0',
+        'cronjob_http_requests_total{method="GET",route="/v1/schedules/{schedule_id}",status="200"} 2.0',
+        'cronjob_http_requests_total{method="GET",route="/v1/schedules/{schedule_id}",status="404"} 1.0',
+        'cronjob_http_requests_total{method="POST",route="/schedule-message",status="422"} 1.0',
+        'cronjob_http_requests_total{method="GET",route="unmatched",status="404"} 1.0',
+    }
+    assert 'cronjob_http_request_duration_seconds_count{method="GET",route="/v1/schedules/{schedule_id}"} 3.0' in text
+    assert schedule_id not in text
+
+
+async def test_a_request_that_fails_is_counted_as_a_500_and_an_odd_method_as_other() -> None:
+    seen: list[tuple[str, str, int]] = []
+
+    class Seen(NullMetrics):
+        def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+            assert seconds >= 0
+            seen.append((method, route, status))
+
+    async def failing(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = APIRoute("/v1/things/{thing_id}", endpoint=lambda: None)
+        raise RuntimeError("a bug")
+
+    measured = RequestMetrics(failing, Seen())
+    with pytest.raises(RuntimeError):
+        await measured({"type": "http", "method": "GET", "path": "/v1/things/1"}, _nothing, _nowhere)
+    await RequestMetrics(_teapot, Seen())({"type": "http", "method": "BREW", "path": "/"}, _nothing, _nowhere)
+    assert seen == [("GET", "/v1/things/{thing_id}", 500), ("OTHER", "unmatched", 418)]
+
+
+async def _teapot(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 418, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _nothing() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _nowhere(message: Message) -> None:
+    return None
 
 
 class CountlessStore(InMemoryScheduleRepository):

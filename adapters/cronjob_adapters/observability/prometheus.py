@@ -14,6 +14,8 @@ from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
 
 #: Lateness buckets (seconds): sub-10 ms dispatch up to a minute behind.
 _LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: An API answer: a millisecond (a probe) to seconds (a batch of 1,000, a bulk change).
+_REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class PrometheusMetrics(Metrics):
@@ -42,6 +44,11 @@ class PrometheusMetrics(Metrics):
                                  ["outcome"], registry=self.registry)
         self._statuses = Counter("cronjob_whatsapp_statuses", "WhatsApp status updates by what became of them.",
                                  ["outcome"], registry=self.registry)
+        self._requests = Counter("cronjob_http_requests", "API requests by method, route and status.",
+                                 ["method", "route", "status"], registry=self.registry)
+        self._request_seconds = Histogram(
+            "cronjob_http_request_duration_seconds", "How long the API took to answer, by method and route.",
+            ["method", "route"], buckets=_REQUEST_BUCKETS, registry=self.registry)
         self._schedules = Gauge("cronjob_schedules", "Schedules in the store by status and task type.",
                                 ["status", "task_type"], registry=self.registry)
         self._store_up = Gauge("cronjob_store_up", "1 when this scrape could read the schedule counts "
@@ -69,6 +76,10 @@ class PrometheusMetrics(Metrics):
 
     def provider_status(self, outcome: str) -> None:
         self._statuses.labels(outcome).inc()
+
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self._requests.labels(method, route, str(status)).inc()
+        self._request_seconds.labels(method, route).observe(seconds)
 
     def render(self, counts: Mapping[tuple[ScheduleStatus, str], int] | None) -> bytes:
         """The exposition text, with the schedule gauges set to ``counts`` (per status and task

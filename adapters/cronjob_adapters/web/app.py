@@ -18,6 +18,7 @@ from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.domain.zones import DEFAULT_TIMEZONE, localize
+from cronjob.ports.metrics import Metrics
 from cronjob.services.delivery_status import DeliveryStatusService
 from cronjob.services.health import HealthService
 from cronjob.services.scheduling import (
@@ -43,6 +44,7 @@ from cronjob_adapters.web.limits import BodySizeLimit
 from cronjob_adapters.web.probes import MetricsRenderer, probe_router
 from cronjob_adapters.web.problems import PROBLEM_RESPONSE, StoreNotReady, install_problem_handlers
 from cronjob_adapters.web.request_id import RequestId
+from cronjob_adapters.web.request_metrics import RequestMetrics
 from cronjob_adapters.web.schemas import (
     CreateScheduleBase,
     TaskTypeDetail,
@@ -90,6 +92,8 @@ class ApiServices:
     #: Task types the service creates for itself (status webhook deliveries): left out of
     #: ``GET /v1/schedules`` unless asked for by ``type``.
     internal_task_types: Sequence[str] = ()
+    #: Told of every request (method, route, status, duration); None: not measured.
+    metrics: Metrics | None = None
     #: The counts behind ``GET /v1/stats`` (None: read through ``scheduling``, at most every 2 s).
     counts: CountsCache | None = None
 
@@ -213,6 +217,10 @@ def create_app(services: ApiServices) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=services.max_body_bytes,
                        larger={BATCH_PATH: services.max_batch_body_bytes})
+    if services.metrics is not None:
+        # Outside the body limit, so that its 413s are counted; inside HeadAsGet, whose HEAD is
+        # routed as a GET in a scope of its own.
+        app.add_middleware(RequestMetrics, metrics=services.metrics)
     app.add_middleware(RequestId)
     app.add_middleware(HeadAsGet)
     auth = bearer_tokens(services.tokens)

@@ -6,7 +6,8 @@ from abc import ABC, abstractmethod
 
 
 class Metrics(ABC):
-    """Receives measurements from the dispatcher, the webhook notifier and the provider's statuses.
+    """Receives measurements from the dispatcher, the webhook notifier, the provider's statuses and
+    the API's requests.
 
     Contract: every method returns at once, never raises and never blocks on I/O; labels are
     low-cardinality (task types, outcomes, provider codes — never ids or recipients).
@@ -44,6 +45,13 @@ class Metrics(ABC):
         statuses are not kept to wait)."""
 
 
+    @abstractmethod
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """The API answered a request to ``route`` (a path template, ``/v1/schedules/{schedule_id}``,
+        never a path with an id in it; ``unmatched`` when no route matched) with ``status``, in
+        ``seconds``."""
+
+
 class NullMetrics(Metrics):
     """Measures nothing (the default where no exporter is configured)."""
 
@@ -63,4 +71,7 @@ class NullMetrics(Metrics):
         return None
 
     def provider_status(self, outcome: str) -> None:
+        return None
+
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
         return None

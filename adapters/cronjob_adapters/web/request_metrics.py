@@ -1,0 +1,48 @@
+"""A pure-ASGI middleware that measures every API request: its route, method, status and duration."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cronjob.ports.metrics import Metrics
+
+#: The route of a request that matched none (a scanner's probe, a typo): one label for them all.
+UNMATCHED = "unmatched"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class RequestMetrics:
+    """Tells ``metrics`` of each HTTP request once its answer is sent (or it failed): the
+    method (another than the standard ones as ``OTHER``), the route's path template
+    (``/v1/schedules/{schedule_id}``, never the path itself, so that ids and scanners' paths do
+    not make a label each; :data:`UNMATCHED` when no route matched), the status (500 when the app
+    raised before answering) and the seconds it took."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, timer: Callable[[], float] = time.perf_counter) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.timer = timer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = self.timer()
+        status = 500
+
+        async def measured_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, measured_send)
+        finally:
+            route = scope.get("route")
+            method = scope.get("method", "")
+            self.metrics.http_request(method if method in _METHODS else "OTHER",
+                                      getattr(route, "path", None) or UNMATCHED, status, self.timer() - began)
