@@ -16,7 +16,7 @@ from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryDecision, RetryPolicy
 from cronjob.domain.recurring import CalendarTrigger, IntervalTrigger
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
-from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository
+from cronjob.ports.repository import DuplicateSchedule, ListCursor, ListOrder, ScheduleRepository, list_order
 from tests.contract.conftest import StoreFactory
 from tests.support.builders import T0, one_off
 
@@ -601,11 +601,157 @@ async def test_a_last_change_window_combines_with_every_other_filter(store: Stor
     assert await ids(due_before=T0, **window) == ["g-running"]
 
 
+# -- list by cursor (keyset paging) ----------------------------------------------------------
+
+
+async def _walk(repo: ScheduleRepository, limit: int, **filters: Any) -> list[list[str]]:
+    """Every page of ``repo.list(**filters)``, each asked for after the last schedule of the page
+    before it (the first without a cursor), until one comes back short (or there were more pages
+    than schedules: a cursor that does not move on)."""
+    order = list_order(filters.get("due_after"), filters.get("due_before"))
+    pages: list[list[str]] = []
+    after: ListCursor | None = None
+    while len(pages) <= 20:
+        page = await repo.list(**filters, limit=limit, after=after)
+        pages.append([s.id for s in page])
+        if len(page) < limit:
+            break
+        after = ListCursor.of(page[-1], order)
+    return pages
+
+
+async def test_a_cursor_walks_every_schedule_once_newest_first_ties_by_id(store: StoreFactory) -> None:
+    repo = await store()
+    # Made out of id order; four share a millisecond (two of them only within it: a store that
+    # keeps the fraction must still order them by id, as the others keep and order them).
+    made = {"k": T0 - 3 * MINUTE, "c": T0 - 2 * MINUTE, "q": T0, "b": T0, "x": T0 + timedelta(microseconds=700),
+            "a": T0 + timedelta(microseconds=300), "m": T0 + MS, "e": T0 + MINUTE, "y": T0 - 2 * MINUTE}
+    for name, now in made.items():
+        await repo.add(one_off(T0 + DAY, schedule_id=name, now=now))
+    expected = ["e", "m", "x", "q", "b", "a", "y", "c", "k"]
+    assert await _lister(repo)() == expected
+
+    for limit in (1, 2, 3, 4, 9, 10):
+        pages = await _walk(repo, limit)
+        assert [i for page in pages for i in page] == expected, limit
+        assert all(len(page) == limit for page in pages[:-1]), pages
+    # The position is the cursor's, not the schedule's: one made up (or deleted since) works too.
+    ids = _lister(repo)
+    created = ListOrder.CREATED
+    assert await ids(after=ListCursor(created, T0, "c")) == ["b", "a", "y", "c", "k"]
+    assert await ids(after=ListCursor(created, T0 + timedelta(microseconds=900), "r")) == ["q", "b", "a", "y", "c", "k"]
+    assert await ids(after=ListCursor(created, T0 + HOUR, "")) == expected
+    assert await ids(after=ListCursor(created, T0 - HOUR, "zzz")) == []
+    assert await ids(after=ListCursor(created, T0, "q"), limit=2, offset=1) == ["a", "y"]  # offset after it
+
+
+async def test_a_cursor_walks_a_due_window_soonest_first_ties_by_id(store: StoreFactory) -> None:
+    repo = await store()
+    plan = [("m", T0 + 2 * MINUTE), ("c", T0), ("a", T0 + MINUTE), ("z", T0 + MINUTE), ("b", T0 + MINUTE),
+            ("d", T0 + 3 * MINUTE), ("early", T0 - MINUTE), ("late", T0 + HOUR)]
+    for index, (name, at) in enumerate(plan):
+        await repo.add(one_off(at, schedule_id=name, now=T0 - HOUR + index * MINUTE))
+    # Across the live statuses: one runs, two are paused; one ended (in no window).
+    claimed = {s.id: s for s in await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10)}
+    assert set(claimed) == {"early", "c"}
+    early = claimed["early"]
+    assert early.lease is not None
+    early.succeed(attempt_id=early.lease.attempt_id, now=T0)
+    assert await repo.save(early, expected_status=ScheduleStatus.RUNNING, attempt_id=early.attempts[-1].attempt_id)
+    for name in ("z", "m"):
+        await _change(repo, name, lambda s: s.pause(now=T0))
+    window: dict[str, Any] = {"due_after": T0 - HOUR, "due_before": T0 + HOUR}
+    expected = ["c", "a", "b", "z", "m", "d"]
+    assert await _lister(repo)(**window) == expected
+
+    for limit in (1, 2, 4, 6):
+        assert [i for page in await _walk(repo, limit, **window) for i in page] == expected, limit
+        assert [i for page in await _walk(repo, limit, due_after=T0) for i in page] == [*expected, "late"]
+        assert [i for page in await _walk(repo, limit, due_before=T0 + 2 * MINUTE) for i in page] == expected[:4]
+    ids = _lister(repo)
+    due = ListOrder.DUE
+    assert await ids(**window, after=ListCursor(due, T0 + MINUTE, "a")) == ["b", "z", "m", "d"]
+    assert await ids(**window, after=ListCursor(due, T0 + MINUTE, "zz")) == ["m", "d"]
+    # A cursor before the window's start is no narrower than the window; one after, narrower.
+    assert await ids(due_after=T0 + MINUTE, due_before=T0 + HOUR, after=ListCursor(due, T0, "zz")) == ["a", "b", "z", "m", "d"]
+    assert await ids(due_after=T0 + MINUTE, after=ListCursor(due, T0 + 2 * MINUTE, "m")) == ["d", "late"]
+    assert await ids(**window, after=ListCursor(due, T0 + 3 * MINUTE, "d")) == []
+    assert await ids(**window, after=ListCursor(due, T0, "c"), limit=2, offset=2) == ["z", "m"]  # offset after it
+    # A cursor holds one order: the other one's is refused, not read as a position in this one.
+    with pytest.raises(ValueError):
+        await repo.list(**window, after=ListCursor(ListOrder.CREATED, T0, "c"))
+    with pytest.raises(ValueError):
+        await repo.list(after=ListCursor(due, T0, "c"))
+
+
+async def test_a_cursor_combines_with_every_other_filter(store: StoreFactory) -> None:
+    repo = await store()
+    for index, schedule in enumerate((
+        one_off(T0, schedule_id="ana-1", user_id="ana", labels={"order": "1"}),
+        one_off(T0 + MINUTE, schedule_id="ana-2", user_id="ana", task_type="email", labels={"order": "1", "kind": "r"}),
+        one_off(T0 + MINUTE, schedule_id="bruno-1", user_id="bruno", labels={"order": "1"}),
+        one_off(T0 + 2 * MINUTE, schedule_id="ana-3", user_id="ana", labels={"order": "2"}),
+        one_off(T0 + 2 * MINUTE, schedule_id="delivery", user_id=None, task_type="webhook.delivery"),
+        one_off(T0 + 3 * MINUTE, schedule_id="ana-4", user_id="ana", labels={"order": "1", "kind": "r"}),
+        one_off(T0 + 4 * MINUTE, schedule_id="ana-5", user_id="ana", labels={"order": "1"}),
+    )):
+        schedule.created_at = schedule.updated_at = T0 - HOUR + (index // 2) * MINUTE  # pairs made at once
+        await repo.add(schedule)
+    await _change(repo, "ana-4", lambda s: s.cancel(now=T0))
+    await _change(repo, "ana-3", lambda s: s.pause(now=T0))
+    ids = _lister(repo)
+
+    filters: list[dict[str, Any]] = [
+        {"user_id": "ana"}, {"labels": {"order": "1"}}, {"labels": {"order": "1", "kind": "r"}},
+        {"task_types": ["email", "whatsapp.text"]}, {"exclude_types": ["webhook.delivery"]},
+        {"status": ScheduleStatus.SCHEDULED}, {"status": ScheduleStatus.PAUSED, "user_id": "ana"},
+        {"user_id": "ana", "labels": {"order": "1"}, "task_types": ["whatsapp.text"]},
+        {"updated_after": T0 - HOUR, "user_id": "ana"}]
+    for where in filters:
+        for window in ({}, {"due_after": T0}, {"due_after": T0, "due_before": T0 + 4 * MINUTE}):
+            every = await ids(**where, **window)
+            for limit in (1, 2):
+                assert [i for page in await _walk(repo, limit, **where, **window) for i in page] == every, (
+                    where, window, limit)
+    assert await ids(user_id="ana") == ["ana-5", "ana-4", "ana-3", "ana-2", "ana-1"]  # the filters are not empty
+    assert await ids(user_id="ana", due_after=T0) == ["ana-1", "ana-2", "ana-3", "ana-5"]
+
+
+async def test_a_schedule_made_or_changed_during_a_walk_does_not_shift_its_pages(store: StoreFactory) -> None:
+    repo = await store()
+    for i in range(7):
+        await repo.add(one_off(T0 + i * MINUTE, schedule_id=f"s{i}", now=T0 - HOUR + i * MINUTE))
+    ids = _lister(repo)
+    first = await repo.list(limit=3)
+    assert [s.id for s in first] == ["s6", "s5", "s4"]
+    after = ListCursor.of(first[-1], ListOrder.CREATED)
+    # Meanwhile: a new schedule (the newest: before the cursor), one before the cursor and one
+    # after it paused, and the cursor's own schedule cancelled and deleted.
+    await repo.add(one_off(T0 + DAY, schedule_id="new", now=T0))
+    await _change(repo, "s5", lambda s: s.pause(now=T0))
+    await _change(repo, "s2", lambda s: s.pause(now=T0))
+    await _change(repo, "s4", lambda s: s.cancel(now=T0))
+    assert await repo.delete_finished(before=T0 + DAY, statuses=[ScheduleStatus.CANCELLED], limit=10) == 1
+    assert await ids(after=after, limit=3) == ["s3", "s2", "s1"]  # as if nothing had happened
+    assert await ids(after=after) == ["s3", "s2", "s1", "s0"]
+
+    # Soonest first: a schedule made due before the cursor, or moved there, stays out of the next page.
+    window = {"due_after": T0 - DAY}
+    page = await repo.list(**window, limit=2)
+    assert [s.id for s in page] == ["s0", "s1"]
+    after = ListCursor.of(page[-1], ListOrder.DUE)
+    await repo.add(one_off(T0 - MINUTE, schedule_id="sooner", now=T0))
+    await _change(repo, "s6", lambda s: setattr(s, "next_run_at", T0 + timedelta(seconds=30)))
+    assert await ids(**window, after=after, limit=3) == ["s2", "s3", "s5"]
+    assert await ids(**window, after=after) == ["s2", "s3", "s5", "new"]
+
+
 async def test_an_sqlite_due_window_reads_an_index_never_the_whole_table(tmp_path: Path) -> None:
     """The window's queries, as ``list`` makes them: without a user or labels, one range of the
     ``(status, next_run_at, id)`` index per live status, read in its order (no sort of a branch:
     each stops at the page's end; only their merge is sorted); with a user or labels, that
-    filter's index. Never a scan of every schedule."""
+    filter's index. Never a scan of every schedule. A cursor starts the range of the index that
+    serves the order, newest first as in a window, so a page far down the list reads no more."""
     from cronjob_adapters.codec import ScheduleCodec
     from cronjob_adapters.sqlite.repository import SqliteScheduleRepository
     from cronjob_adapters.sqlite.schema import list_query
@@ -621,7 +767,8 @@ async def test_an_sqlite_due_window_reads_an_index_never_the_whole_table(tmp_pat
     def plan(conn: sqlite3.Connection, **filters: Any) -> list[str]:
         asked: dict[str, Any] = {"status": None, "task_types": None, "exclude_types": ["webhook.delivery"],
                                  "user_id": None, "labels": None, "limit": 5, "offset": 5, "due_after": None,
-                                 "due_before": None, "updated_after": None, "updated_before": None, **filters}
+                                 "due_before": None, "updated_after": None, "updated_before": None, "after": None,
+                                 **filters}
         found = list_query(**asked)
         assert found is not None
         query, params = found
@@ -641,6 +788,31 @@ async def test_an_sqlite_due_window_reads_an_index_never_the_whole_table(tmp_pat
         assert "SEARCH schedules USING INDEX schedules_user_id (user_id=?)" in steps, steps
         assert not any(step.startswith("SCAN schedules") for step in steps), steps
         steps = plan(conn, due_after=T0, user_id="ana", labels={"order": "1"})
+        assert "SEARCH l0 USING COVERING INDEX schedule_labels_key_value (key=? AND value=?)" in steps, steps
+        assert not any(step.startswith("SCAN") for step in steps), steps
+
+        # By cursor, in a window: each branch's range starts at the cursor (it implies a due_after
+        # before it), or at due_after when that lies after the cursor (it implies the cursor).
+        due_after_cursor = "SEARCH schedules USING INDEX schedules_due_at (status=? AND (next_run_at,id)>(?,?)"
+        soon = ListCursor(ListOrder.DUE, T0 + MINUTE, "x")
+        for after, before in ((None, None), (T0, None), (T0, T0 + HOUR), (None, T0 + HOUR)):
+            steps = plan(conn, due_after=after or T0 - DAY, due_before=before, after=soon)
+            assert sum(step.startswith(due_after_cursor) for step in steps) == 3, steps
+            assert sum("TEMP B-TREE" in step for step in steps) == 1, steps  # the merge only
+        steps = plan(conn, due_after=T0 + HOUR, after=soon)
+        assert sum(step.startswith(due_range + ">?)") for step in steps) == 3, steps
+        steps = plan(conn, due_after=T0, user_id="ana", after=soon)
+        assert "SEARCH schedules USING INDEX schedules_user_id (user_id=?)" in steps, steps
+        # Newest first: a range of (created_at, id), alone or after the user's or the type's
+        # equality, read in the index's order (no sort: it stops at the page's end).
+        made = ListCursor(ListOrder.CREATED, T0, "x")
+        assert plan(conn, after=made) == [
+            "SEARCH schedules USING INDEX schedules_created ((created_at,id)<(?,?))"]
+        assert plan(conn, after=made, user_id="ana", updated_after=T0) == [
+            "SEARCH schedules USING INDEX schedules_user_id (user_id=? AND (created_at,id)<(?,?))"]
+        assert plan(conn, after=made, task_types=["email"], exclude_types=[]) == [
+            "SEARCH schedules USING INDEX schedules_type_created (task_type=? AND (created_at,id)<(?,?))"]
+        steps = plan(conn, after=made, labels={"order": "1"})
         assert "SEARCH l0 USING COVERING INDEX schedule_labels_key_value (key=? AND value=?)" in steps, steps
         assert not any(step.startswith("SCAN") for step in steps), steps
     conn.close()

@@ -11,7 +11,8 @@ from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import ErrorInfo, MessageKind
 from cronjob.domain.retry import RetryDecision, RetryPolicy
 from cronjob.domain.schedule import Schedule, ScheduleStatus
-from cronjob.domain.trigger import OnceTrigger
+from cronjob.domain.trigger import OnceTrigger, whole_millisecond
+from cronjob.ports.repository import ListCursor, ListOrder
 from cronjob.services.scheduling import (
     CreateScheduleCommand,
     RescheduleCommand,
@@ -424,6 +425,53 @@ async def test_a_last_change_window_between_two_milliseconds_is_no_error(service
     assert (await service.page(updated_after=NOW + tick, updated_before=NOW + 2 * tick)).items == []
     assert [s.id for s in (await service.page(updated_after=NOW - tick, updated_before=NOW + tick)).items] == [made.id]
     assert (await service.page(updated_after=NOW + tick)).items == []
+
+
+async def test_a_page_gives_the_cursor_of_the_next_one_until_the_last_page(
+        service: SchedulingService, clock: FixedClock) -> None:
+    made = []
+    for minutes in (30, 10, 20, 40, 10, 50, 90):  # two due at once; made 0.4 ms apart: some in one millisecond
+        made.append((await service.schedule_message(seed_command(**at(NOW + timedelta(minutes=minutes))))).schedule)
+        clock.advance(timedelta(microseconds=400))
+    newest = sorted(made, key=lambda s: (whole_millisecond(s.created_at), s.id), reverse=True)
+    window = {"due_after": NOW, "due_before": NOW + timedelta(hours=1)}
+    soonest = sorted((s for s in made if s.next_run_at < window["due_before"]), key=lambda s: (s.next_run_at, s.id))
+
+    for filters, expected, order in (({}, newest, ListOrder.CREATED), (window, soonest, ListOrder.DUE)):
+        pages, after = [], None
+        while True:
+            page = await service.page(**filters, limit=2, after=after)
+            pages.append([s.id for s in page.items])
+            if not page.has_more:
+                assert page.next_cursor is None
+                break
+            assert page.next_cursor == ListCursor(order, page.items[-1].created_at if order is ListOrder.CREATED
+                                                  else page.items[-1].next_run_at, page.items[-1].id)
+            after = page.next_cursor
+        assert [i for p in pages for i in p] == [s.id for s in expected], filters
+        assert all(len(p) == 2 for p in pages[:-1]) and 1 <= len(pages[-1]) <= 2, pages
+    whole = await service.page(**window, limit=len(soonest))  # exactly a page: nothing more, no cursor
+    assert (whole.has_more, whole.next_cursor) == (False, None)
+    # A cursor's instant is taken to the millisecond, in any offset, as the stores keep it.
+    third = newest[2]
+    sao_paulo = timezone(timedelta(hours=-3))
+    moved = ListCursor(ListOrder.CREATED, (third.created_at + timedelta(microseconds=999)).astimezone(sao_paulo), third.id)
+    assert [s.id for s in (await service.page(after=moved)).items] == [s.id for s in newest[3:]]
+
+
+@pytest.mark.parametrize(("after", "window", "offset", "field"), [
+    (ListCursor(ListOrder.DUE, NOW, "a"), {}, 0, "cursor"),  # made in a due-time window, used without one
+    (ListCursor(ListOrder.CREATED, NOW, "a"), {"due_after": NOW}, 0, "cursor"),  # and the reverse
+    (ListCursor(ListOrder.CREATED, NOW, "a"), {}, 1, "offset"),  # a page after a cursor, or so many from the start
+    (ListCursor(ListOrder.DUE, NOW, "a"), {"due_before": NOW}, 3, "offset"),
+    (ListCursor(ListOrder.CREATED, NOW.replace(tzinfo=None), "a"), {}, 0, "cursor"),  # a wall time: which zone's?
+])
+async def test_a_cursor_of_the_other_order_or_with_an_offset_is_refused_naming_its_field(
+        service: SchedulingService, after: ListCursor, window: dict[str, datetime], offset: int, field: str) -> None:
+    await service.schedule_message(seed_command())
+    with pytest.raises(ValidationError) as refused:
+        await service.page(**window, after=after, offset=offset)
+    assert refused.value.field == field
 
 
 # -- reschedule ----------------------------------------------------------------------------------

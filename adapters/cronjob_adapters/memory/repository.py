@@ -10,7 +10,13 @@ from datetime import datetime, timedelta
 from heapq import heapify, heappop, heappush
 
 from cronjob.domain.schedule import LIVE_STATUSES, Schedule, ScheduleStatus
-from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository, check_finished
+from cronjob.ports.repository import (
+    DuplicateSchedule,
+    ListCursor,
+    ScheduleRepository,
+    check_cursor,
+    check_finished,
+)
 
 from cronjob_adapters.codec import bound_millis, to_millis
 from cronjob_adapters.ids import attempt_ids
@@ -183,7 +189,9 @@ class InMemoryScheduleRepository(ScheduleRepository):
         due_before: datetime | None = None,
         updated_after: datetime | None = None,
         updated_before: datetime | None = None,
+        after: ListCursor | None = None,
     ) -> list[Schedule]:
+        check_cursor(after, due_after, due_before)
         window = due_after is not None or due_before is not None
         if window and status is not None and status not in LIVE_STATUSES:
             return []  # a schedule in a final status has no due time
@@ -207,10 +215,20 @@ class InMemoryScheduleRepository(ScheduleRepository):
             timed = [(due, s.id, s) for s in chosen
                      if s.status in LIVE_STATUSES and (due := s.next_run_at) is not None
                      and (due_after is None or due >= due_after) and (due_before is None or due < due_before)]
+            if after is not None:
+                position = (to_millis(after.at), after.id)
+                timed = [entry for entry in timed if entry[:2] > position]
             timed.sort(key=lambda entry: entry[:2])  # soonest first, ties by id
             chosen = [s for _, _, s in timed]
         else:
-            chosen.sort(key=lambda s: (s.created_at, s.id), reverse=True)
+            # By the millisecond the other stores keep (and a cursor holds): kept here as the
+            # domain stamped it, a fraction of one would order ties otherwise than by id.
+            keyed = [(to_millis(s.created_at), s.id, s) for s in chosen]
+            if after is not None:
+                position = (to_millis(after.at), after.id)
+                keyed = [entry for entry in keyed if entry[:2] < position]
+            keyed.sort(key=lambda entry: entry[:2], reverse=True)
+            chosen = [s for _, _, s in keyed]
         return [s.copy() for s in chosen[offset : offset + limit]]
 
     async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:

@@ -17,8 +17,10 @@ from cronjob.domain.labels import label_pairs
 from cronjob.domain.schedule import LIVE_STATUSES, Lease, Schedule, ScheduleStatus
 from cronjob.ports.repository import (
     DuplicateSchedule,
+    ListCursor,
     ScheduleRepository,
     StoreUnavailable,
+    check_cursor,
     check_finished,
 )
 
@@ -92,6 +94,20 @@ def _window(after: datetime | None, before: datetime | None) -> Document:
     return condition
 
 
+def _after_position(query: Document, field: str, after: ListCursor, *, descending: bool) -> None:
+    """Narrow ``query`` to the documents strictly after the cursor ``after`` in the order
+    ``(field, _id)``, descending or ascending: an ``$or`` of a later key, or the same key and a
+    later ``_id``. The key's own bound (``$lte``/``$gte`` the cursor's, kept with the window's
+    where it is tighter) is what the planner turns into a range of the index; the ``$or`` only
+    refines it. The cursor's instant is cut to the millisecond, as the stored one was."""
+    at = to_millis(after.at)
+    strictly, bound = ("$lt", "$lte") if descending else ("$gt", "$gte")
+    condition: Document = query.setdefault(field, {})
+    known = condition.get(bound)
+    condition[bound] = at if known is None else (min if descending else max)(known, at)
+    query["$or"] = [{field: {strictly: at}}, {field: at, "_id": {strictly: after.id}}]
+
+
 def _type_condition(task_types: Collection[str] | None, exclude_types: Collection[str]) -> Document:
     """The filter on ``task_type`` that keeps only the wanted types (empty: any type)."""
     condition: Document = {}
@@ -133,6 +149,9 @@ class MongoScheduleRepository(ScheduleRepository):
     "Now" always comes from the caller, never from the server (``$$NOW``). ``list`` in a
     due-time window reads the first index too: a range of ``next_run_at`` in each live status
     (the server sorts what it reads by ``(next_run_at, _id)``, keeping ``skip + limit``).
+    A cursor (``after``) starts that range, or the range of ``created_at`` in the index that
+    serves the list newest first (``created_at`` and ``_id``, alone or after the type, the user
+    or the label pairs), at its position.
     """
 
     def __init__(
@@ -228,7 +247,9 @@ class MongoScheduleRepository(ScheduleRepository):
         due_before: datetime | None = None,
         updated_after: datetime | None = None,
         updated_before: datetime | None = None,
+        after: ListCursor | None = None,
     ) -> list[Schedule]:
+        check_cursor(after, due_after, due_before)
         if limit <= 0:
             return []
         query: Document = _type_condition(task_types, exclude_types)
@@ -248,6 +269,10 @@ class MongoScheduleRepository(ScheduleRepository):
                 query["status"] = {"$in": sorted(s.value for s in LIVE_STATUSES)}
             query["next_run_at"] = _window(due_after, due_before)
             order = [("next_run_at", ASCENDING), ("_id", ASCENDING)]
+            if after is not None:
+                _after_position(query, "next_run_at", after, descending=False)
+        elif after is not None:
+            _after_position(query, "created_at", after, descending=True)
         cursor = self._schedules.find(query).sort(order).skip(offset).limit(limit)
         async with _reachable():
             docs = await cursor.to_list()

@@ -22,8 +22,10 @@ import orjson
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.ports.repository import (
     DuplicateSchedule,
+    ListCursor,
     ScheduleRepository,
     StoreUnavailable,
+    check_cursor,
     check_finished,
 )
 
@@ -197,10 +199,12 @@ class SqliteScheduleRepository(ScheduleRepository):
         due_before: datetime | None = None,
         updated_after: datetime | None = None,
         updated_before: datetime | None = None,
+        after: ListCursor | None = None,
     ) -> list[Schedule]:
+        check_cursor(after, due_after, due_before)
         found = list_query(status=status, task_types=task_types, exclude_types=exclude_types, user_id=user_id,
                            labels=labels, limit=limit, offset=offset, due_after=due_after, due_before=due_before,
-                           updated_after=updated_after, updated_before=updated_before)
+                           updated_after=updated_after, updated_before=updated_before, after=after)
         if found is None:
             return []
         query, params = found

@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 
 from cronjob.domain.schedule import LIVE_STATUSES, ScheduleStatus
+from cronjob.ports.repository import ListCursor
 
 from cronjob_adapters.codec import bound_millis, to_millis
 
@@ -154,6 +155,18 @@ def updated_window(updated_after: datetime | None, updated_before: datetime | No
     return clause, params
 
 
+def after_position(after: ListCursor | None, column: str, direction: str) -> tuple[str, dict[str, object]]:
+    """The condition (with named parameters) of the rows strictly after the cursor ``after`` in
+    the order ``column, id`` (``direction``: ``"<"`` for newest first, ``">"`` for soonest
+    first): a row-value comparison, which SQLite reads as a range of an index ending in
+    ``column, id`` (after an equality on its leading column, if any). The cursor's instant is
+    cut to the millisecond the column holds, as the row's own was. Empty without a cursor."""
+    if after is None:
+        return "", {}
+    return (f" AND ({column}, id) {direction} (:after_at, :after_id)",
+            {"after_at": to_epoch_ms(after.at), "after_id": after.id})
+
+
 def list_query(
     *,
     status: ScheduleStatus | None,
@@ -167,6 +180,7 @@ def list_query(
     due_before: datetime | None,
     updated_after: datetime | None,
     updated_before: datetime | None,
+    after: ListCursor | None = None,
 ) -> tuple[str, dict[str, object]] | None:
     """The query of ``ScheduleRepository.list`` and its parameters, or None when nothing can
     match (a window with a status that has no due time).
@@ -178,6 +192,11 @@ def list_query(
     index drives (a user's or a label's schedules, without reading everyone else's: per status,
     SQLite would rather walk the due-time index for a user), its matches sorted. A last-change
     window is one more condition of every branch (see :func:`updated_window`).
+
+    A cursor (``after``) is one more condition too (see :func:`after_position`), which starts
+    the range of the index that serves the order; in a due-time window it replaces ``due_after``
+    when it lies at or after it (it then implies it), and is left out when it lies before it (it
+    is then implied), so that SQLite never picks the weaker of two lower bounds of the range.
     """
     types, type_params = type_filter(task_types, exclude_types)
     source, labelled, label_params = label_filter(labels)
@@ -191,14 +210,24 @@ def list_query(
         if status is not None:
             where += " AND status = :status"
             params["status"] = status.value
+        position, position_params = after_position(after, "created_at", "<")
+        where += position
+        params.update(position_params)
         return f"SELECT doc FROM {source} {where} ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset", params
 
     statuses = sorted(LIVE_STATUSES) if status is None else [status] if status in LIVE_STATUSES else []
     if not statuses:
         return None  # a schedule in a final status has no due time
+    if after is not None and due_after is not None:
+        if to_millis(after.at) >= bound_millis(due_after):
+            due_after = None
+        else:
+            after = None
     window, bounds = due_window(due_after, due_before)
-    where += window
+    position, position_params = after_position(after, "next_run_at", ">")
+    where += window + position
     params.update(bounds)
+    params.update(position_params)
     names = [f"due_s{i}" for i in range(len(statuses))]
     params.update({name: s.value for name, s in zip(names, statuses, strict=True)})
     page = "ORDER BY next_run_at, id LIMIT :limit OFFSET :offset"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 
 from cronjob.domain.schedule import LIVE_STATUSES, Schedule, ScheduleStatus
 
@@ -27,6 +29,50 @@ def check_finished(statuses: Collection[ScheduleStatus]) -> list[ScheduleStatus]
     if live:
         raise ValueError(f"live schedules are never deleted: {sorted(s.value for s in live)}")
     return list(statuses)
+
+
+class ListOrder(Enum):
+    """The two orders of :meth:`ScheduleRepository.list`."""
+
+    #: Newest ``created_at`` first, ties by id (descending): without a due-time window.
+    CREATED = "created"
+    #: Soonest ``next_run_at`` first, ties by id (ascending): in a due-time window.
+    DUE = "due"
+
+
+def list_order(due_after: datetime | None, due_before: datetime | None) -> ListOrder:
+    """The order of a list with these due-time window bounds (either given: a window)."""
+    return ListOrder.CREATED if due_after is None and due_before is None else ListOrder.DUE
+
+
+@dataclass(frozen=True, slots=True)
+class ListCursor:
+    """A position in one of :meth:`ScheduleRepository.list`'s orders, just after a listed
+    schedule: its sort key ``at`` (``created_at`` in the ``CREATED`` order, ``next_run_at`` in
+    the ``DUE`` order) and its ``id``. A list given it as ``after`` starts with the schedule
+    that follows that one in the order, wherever that one is now (changed or deleted): a page
+    is found through the store's index from there, not by reading the pages before it, and
+    schedules added or changed before the position since do not shift it. ``at`` is compared as
+    the stores keep times, a whole millisecond (a fraction is cut, as from a stored time)."""
+
+    order: ListOrder
+    at: datetime
+    id: str
+
+    @classmethod
+    def of(cls, schedule: Schedule, order: ListOrder) -> ListCursor:
+        """The position just after ``schedule`` (a schedule a list in ``order`` returned)."""
+        at = schedule.created_at if order is ListOrder.CREATED else schedule.next_run_at
+        if at is None:
+            raise ValueError(f"schedule {schedule.id} has no due time: it is in no due-time window")
+        return cls(order, at, schedule.id)
+
+
+def check_cursor(after: ListCursor | None, due_after: datetime | None, due_before: datetime | None) -> None:
+    """Refuse (ValueError) a cursor ``after`` of another order than the list's (see :func:`list_order`)."""
+    if after is not None and after.order is not list_order(due_after, due_before):
+        raise ValueError(f"a cursor in the {after.order.value!r} order cannot page a list in the "
+                         f"{list_order(due_after, due_before).value!r} order")
 
 
 class ScheduleRepository(ABC):
@@ -104,6 +150,7 @@ class ScheduleRepository(ABC):
         due_before: datetime | None = None,
         updated_after: datetime | None = None,
         updated_before: datetime | None = None,
+        after: ListCursor | None = None,
     ) -> list[Schedule]:
         """Schedules, newest ``created_at`` first (ties by id), optionally of one status, of the
         ``task_types`` given (None: any), of none of ``exclude_types``, of one ``user_id``
@@ -136,6 +183,15 @@ class ScheduleRepository(ABC):
         millisecond acts as its next whole millisecond. No store keeps an index of
         ``updated_at`` (every claim and save moves it): the window narrows what the other
         filters read (a user or labels through their indexes, as above).
+
+        Keyset paging: with ``after`` (a :class:`ListCursor`, usually of the last schedule of the
+        previous page), only the schedules strictly after that position in the list's order
+        (newest first: ``(created_at, id) < (at, id)``; in a due-time window: ``(next_run_at,
+        id) > (at, id)``), the other filters as ever; ``offset`` then skips that many more. A
+        cursor of the other order is a ValueError (:func:`check_cursor`). A store finds the
+        position in the index that serves the order (``created_at`` and id after the type's,
+        the user's or the label's, or ``(status, next_run_at)``), so a page costs the same
+        wherever it is; a label filter in SQLite reads that label's schedules, as it does anyway.
         """
 
     async def count_by_status(self) -> dict[ScheduleStatus, int]:

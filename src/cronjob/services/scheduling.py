@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
@@ -26,7 +26,7 @@ from cronjob.domain.upcoming import preview as first_runs, upcoming_runs, waits_
 from cronjob.domain.zones import iana_zone, localize
 from cronjob.ports.clock import Clock
 from cronjob.ports.events import EventPublisher, NoPublisher
-from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository
+from cronjob.ports.repository import DuplicateSchedule, ListCursor, ListOrder, ScheduleRepository, list_order
 from cronjob.ports.signal import WorkSignal
 from cronjob.services.messaging import prepare_whatsapp_payload
 from cronjob.services.write_ahead import publish_then_write
@@ -212,11 +212,14 @@ class RulePreview:
 
 @dataclass(frozen=True, slots=True)
 class SchedulePage:
-    """A page of schedules (see :meth:`SchedulingService.page`): its ``items``, and whether at
-    least one more schedule matches after them (``has_more``: the next page is not empty)."""
+    """A page of schedules (see :meth:`SchedulingService.page`): its ``items``, whether at least
+    one more schedule matches after them (``has_more``: the next page is not empty), and the
+    cursor that asks for that next page (``next_cursor``: after the last item; None when
+    ``has_more`` is false)."""
 
     items: list[Schedule]
     has_more: bool
+    next_cursor: ListCursor | None = None
 
 
 def due_window(due_after: datetime | None, due_before: datetime | None) -> tuple[datetime | None, datetime | None]:
@@ -234,6 +237,25 @@ def updated_window(updated_after: datetime | None,
     checked and rounded as :func:`due_window` checks and rounds a due-time window's: an empty
     one (``updated_after >= updated_before``) is a :class:`ValidationError` naming ``updated_before``."""
     return _window(updated_after, updated_before, "updated", "updated_at")
+
+
+def list_cursor(after: ListCursor | None, offset: int, due_after: datetime | None,
+                due_before: datetime | None) -> ListCursor | None:
+    """The cursor ``after`` as the stores take it: its instant in UTC, cut to the millisecond
+    (a listed schedule's key, as stored). :class:`ValidationError` naming ``cursor`` for one of
+    the other order than the list's (one made under a due-time window, used without one, or the
+    reverse) and for an instant without an offset or outside the calendar; naming ``offset`` for
+    an offset with a cursor (a page is either the one after a cursor, or so many from the start)."""
+    if after is None:
+        return None
+    order = list_order(due_after, due_before)
+    if after.order is not order:
+        made = ("with a due-time window (due_after, due_before): ask with the window it was made with"
+                if after.order is ListOrder.DUE else "without a due-time window: ask without due_after and due_before")
+        raise ValidationError(f"this cursor pages a list {made}, or start again without a cursor", field="cursor")
+    if offset:
+        raise ValidationError("offset is for paging without a cursor: with one, leave offset out", field="offset")
+    return replace(after, at=whole_millisecond(require_aware(after.at, "cursor")))
 
 
 def _window(after: datetime | None, before: datetime | None, name: str,
@@ -480,18 +502,21 @@ class SchedulingService:
         due_before: datetime | None = None,
         updated_after: datetime | None = None,
         updated_before: datetime | None = None,
+        after: ListCursor | None = None,
     ) -> list[Schedule]:
         """A page of schedules, newest first, or soonest due first in a due-time window
         (``due_after <= next_run_at < due_before``, live schedules only), optionally only those
         last changed in a window (``updated_after <= updated_at < updated_before``), filtered as
-        :meth:`ScheduleRepository.list` says. The windows are checked first (see
-        :func:`due_window` and :func:`updated_window`)."""
+        :meth:`ScheduleRepository.list` says; with ``after``, those after that cursor's position
+        (keyset paging). The windows are checked first (see :func:`due_window` and
+        :func:`updated_window`), then the cursor (see :func:`list_cursor`)."""
         due_after, due_before = due_window(due_after, due_before)
         updated_after, updated_before = updated_window(updated_after, updated_before)
+        after = list_cursor(after, offset, due_after, due_before)
         return await self._repository.list(status=status, task_types=task_types, exclude_types=exclude_types,
                                            user_id=user_id, labels=labels, limit=limit, offset=offset,
                                            due_after=due_after, due_before=due_before,
-                                           updated_after=updated_after, updated_before=updated_before)
+                                           updated_after=updated_after, updated_before=updated_before, after=after)
 
     async def page(
         self,
@@ -507,14 +532,19 @@ class SchedulingService:
         due_before: datetime | None = None,
         updated_after: datetime | None = None,
         updated_before: datetime | None = None,
+        after: ListCursor | None = None,
     ) -> SchedulePage:
-        """:meth:`list`, and whether more schedules match after that page: one more is read
-        (``limit + 1``) to know."""
+        """:meth:`list`, whether more schedules match after that page (one more is read,
+        ``limit + 1``, to know) and, when they do, the cursor of the next page: the position of
+        this page's last schedule, in the order of this list."""
         found = await self.list(status=status, task_types=task_types, exclude_types=exclude_types,
                                 user_id=user_id, labels=labels, limit=limit + 1, offset=offset,
                                 due_after=due_after, due_before=due_before,
-                                updated_after=updated_after, updated_before=updated_before)
-        return SchedulePage(items=found[:limit], has_more=len(found) > limit)
+                                updated_after=updated_after, updated_before=updated_before, after=after)
+        items, has_more = found[:limit], len(found) > limit
+        order = list_order(due_after, due_before)
+        return SchedulePage(items=items, has_more=has_more,
+                            next_cursor=ListCursor.of(items[-1], order) if has_more and items else None)
 
     async def counts(self) -> dict[tuple[ScheduleStatus, str], int]:
         """How many schedules there are per (status, task type); pairs with none are left out."""
