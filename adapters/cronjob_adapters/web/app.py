@@ -37,6 +37,9 @@ from cronjob_adapters.web.bulk_cancel import bulk_cancel_router
 from cronjob_adapters.web.bulk_pause import bulk_pause_router
 from cronjob_adapters.web.bulk_retry import bulk_retry_router
 from cronjob_adapters.web.counts_cache import CountsCache
+from cronjob_adapters.web.cursors import MAX_LENGTH as CURSOR_LENGTH
+from cronjob_adapters.web.cursors import PATTERN as CURSOR_PATTERN
+from cronjob_adapters.web.cursors import decode_cursor, encode_cursor
 from cronjob_adapters.web.dashboard import dashboard_router
 from cronjob_adapters.web.head import HeadAsGet
 from cronjob_adapters.web.instants import query_instant
@@ -352,7 +355,17 @@ def create_app(services: ApiServices) -> FastAPI:
                                description="Only the schedules carrying this label: `key=value` (exactly; the value "
                                            "may be empty, `kind=`). Repeat it for several: each must match.")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+        offset: Annotated[int, Query(ge=0, le=1_000_000,
+                                     description="Skip this many schedules (paging by position; not with "
+                                                 "`cursor`, which pages faster and steadier).")] = 0,
+        cursor: Annotated[str | None, Query(
+            min_length=1, max_length=CURSOR_LENGTH, pattern=CURSOR_PATTERN,
+            description="The page after the one that answered with this `next_cursor` (opaque: pass it as it "
+                        "came), with the same filters: the schedules that follow that page's last one in the "
+                        "list's order. Schedules created or changed meanwhile do not shift the pages. A cursor "
+                        "is bound to the order it was made in: one from a list with a due-time window "
+                        "(`due_after`/`due_before`) pages only such a list, one without, only a list "
+                        "without. Not with `offset`.")] = None,
         due_after: Annotated[str | None, _instant_query(
             "Only the live schedules due at or after this instant (`next_run_at >= due_after`), "
             "soonest first.", "2026-11-28T14:00:00-03:00")] = None,
@@ -381,12 +394,21 @@ def create_app(services: ApiServices) -> FastAPI:
         lists the dead letters of an outage. `has_more` says whether more schedules match after
         this page.
 
+        Paging: `next_cursor` (while `has_more`) asks for the next page as `cursor=...` with the
+        same filters. Page by cursor rather than `offset`: a page after a cursor is found
+        through an index from that position, costing the same however far down it is, and a
+        schedule created or changed meanwhile shifts no page (newest first, a new schedule comes
+        before the cursor; none is listed twice or skipped). `offset` counts from the start of
+        the list at each request.
+
         Without `type`, the service's own jobs (`webhook.delivery`, one per event and subscriber;
         `whatsapp.status`, a provider status parked until its message is recorded) are left out;
         `type=webhook.delivery` lists them. An unknown type is refused (422), as a
         parameter of one value given twice is, a `label` that is not `key=value` or names a
-        key twice, an instant without an offset, a `due_before` not later than `due_after`, and
-        an `updated_before` not later than `updated_after`.
+        key twice, an instant without an offset, a `due_before` not later than `due_after`,
+        an `updated_before` not later than `updated_after`, a `cursor` this API did not give or
+        made for the other order (with a due-time window, or without one), and a `cursor` with
+        an `offset`.
         """
         known = {*scheduling.task_types, *services.internal_task_types}
         if unknown := sorted(set(task_type or ()) - known):
@@ -398,9 +420,11 @@ def create_app(services: ApiServices) -> FastAPI:
                                       offset=offset, due_after=query_instant(due_after, "due_after"),
                                       due_before=query_instant(due_before, "due_before"),
                                       updated_after=query_instant(updated_after, "updated_after"),
-                                      updated_before=query_instant(updated_before, "updated_before"))
+                                      updated_before=query_instant(updated_before, "updated_before"),
+                                      after=None if cursor is None else decode_cursor(cursor))
         return ScheduleList(items=[ScheduleView.of(s) for s in found.items], limit=limit, offset=offset,
-                            has_more=found.has_more)
+                            has_more=found.has_more,
+                            next_cursor=None if found.next_cursor is None else encode_cursor(found.next_cursor))
 
     counts = services.counts or CountsCache(scheduling.counts, 2.0)
 

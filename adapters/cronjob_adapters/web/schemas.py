@@ -464,7 +464,11 @@ class ScheduleList(BaseModel):
     limit: int
     offset: int
     has_more: bool = Field(description="Whether at least one more schedule matches after this page "
-                                       "(ask again with `offset` + `limit`).")
+                                       "(ask for it with `cursor` = `next_cursor`, or `offset` + `limit`).")
+    next_cursor: str | None = Field(
+        description="The `cursor` of the next page (opaque; ask again with `cursor` set to it and the same "
+                    "filters), or null when `has_more` is false. It holds this page's last schedule's position "
+                    "in the list's order, so schedules created or changed meanwhile shift no page.")
 
 
 class StatsView(BaseModel):
