@@ -49,7 +49,7 @@ class InMemoryScheduleRepository(ScheduleRepository):
     each label from maps of user id and of ``(key, value)`` to ids, and only those schedules;
     ``list`` in a due-time window filters and sorts the candidates by ``next_run_at`` (the heaps
     hold only what a claim needs: neither the paused schedules nor the running ones' due times);
-    in a last-change window, it filters them by ``updated_at``.
+    in a last-change window, it filters them by ``updated_at``; after a cursor, by position.
     """
 
     def __init__(self) -> None:
