@@ -3,16 +3,16 @@ it, independently of the others, a few at a time."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
+from functools import partial
 
 from cronjob.domain.errors import ValidationError
+from cronjob.services.few_at_a_time import few_at_a_time
 from cronjob.services.scheduling import CreateScheduleCommand, Scheduled, SchedulingService
 
 #: The most schedules one batch creates.
 MAX_BATCH = 1000
-#: Creations in progress at once: a store commits concurrent writes together (SQLite's group
-#: commit, MongoDB's round trips overlapping), while the batch's order of answers is kept.
+#: Creations in progress at once (see :func:`few_at_a_time`).
 _AT_ONCE = 16
 
 
@@ -29,26 +29,14 @@ async def create_each(scheduling: SchedulingService,
     """
     if len(commands) > MAX_BATCH:
         raise ValidationError(f"at most {MAX_BATCH} schedules per batch, not {len(commands)}", field="schedules")
-    room = asyncio.Semaphore(_AT_ONCE)
+    wanted = [c for c in commands if isinstance(c, CreateScheduleCommand)]
+    created = iter(await few_at_a_time([partial(_create, scheduling, c) for c in wanted], _AT_ONCE))
+    return [next(created) if isinstance(c, CreateScheduleCommand) else c for c in commands]
 
-    async def create(command: CreateScheduleCommand) -> Scheduled | ValidationError:
-        async with room:
-            try:
-                return await scheduling.create(command)
-            except ValidationError as refused:
-                return refused
 
+async def _create(scheduling: SchedulingService, command: CreateScheduleCommand) -> Scheduled | ValidationError:
+    """Create one: the schedule, or the :class:`ValidationError` that refused it."""
     try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(create(c)) if isinstance(c, CreateScheduleCommand) else None
-                     for c in commands]
-    except ExceptionGroup as failed:  # the first failure as itself: an unreachable store is a 503
-        raise failed.exceptions[0] from None
-    results: list[Scheduled | ValidationError] = []
-    for command, task in zip(commands, tasks, strict=True):
-        if task is not None:
-            results.append(task.result())
-        else:
-            assert isinstance(command, ValidationError)
-            results.append(command)
-    return results
+        return await scheduling.create(command)
+    except ValidationError as refused:
+        return refused

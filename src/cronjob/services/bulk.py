@@ -3,14 +3,15 @@ bulk cancel and bulk retry share."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.labels import check_labels
 from cronjob.domain.schedule import Schedule, ScheduleStatus
+from cronjob.services.few_at_a_time import few_at_a_time
 from cronjob.services.scheduling import ScheduleConflict, ScheduleNotFound, SchedulingService
 
 #: Schedules read per page while listing the matches: offset paging reads every page before
@@ -72,17 +73,10 @@ async def change_matching(
         if not found:
             break
         seen.update(found)
-        # A few at a time: each is a read, a conditional write and its webhooks, and a store
-        # commits concurrent writes together (SQLite's group commit), so a thousand take seconds
-        # less than one after the other.
-        room = asyncio.Semaphore(_AT_ONCE)
-        try:
-            async with asyncio.TaskGroup() as group:
-                outcomes = [group.create_task(_change_one(change, schedule_id, room)) for schedule_id in found]
-        except ExceptionGroup as failed:  # the first failure as itself: an unreachable store is a 503
-            raise failed.exceptions[0] from None
-        for schedule_id, outcome in zip(found, outcomes, strict=True):
-            refused = outcome.result()
+        # Each is a read, a conditional write and its webhooks.
+        outcomes = await few_at_a_time([partial(_change_one, change, schedule_id) for schedule_id in found],
+                                       _AT_ONCE)
+        for schedule_id, refused in zip(found, outcomes, strict=True):
             if refused is None:
                 result.changed.append(schedule_id)
             elif refused:
@@ -90,17 +84,15 @@ async def change_matching(
     return result
 
 
-async def _change_one(change: Callable[[str], Awaitable[Schedule]], schedule_id: str,
-                      room: asyncio.Semaphore) -> str | None:
+async def _change_one(change: Callable[[str], Awaitable[Schedule]], schedule_id: str) -> str | None:
     """Change one: None once changed, why when refused, "" when it was purged meanwhile."""
-    async with room:
-        try:
-            await change(schedule_id)
-        except ScheduleConflict as refused:
-            return str(refused)
-        except ScheduleNotFound:
-            return ""
-        return None
+    try:
+        await change(schedule_id)
+    except ScheduleConflict as refused:
+        return str(refused)
+    except ScheduleNotFound:
+        return ""
+    return None
 
 
 async def _matching_ids(scheduling: SchedulingService, statuses: Collection[ScheduleStatus],
