@@ -29,15 +29,6 @@ _RUNNING = ScheduleStatus.RUNNING
 _Entry = tuple[datetime, str, int]
 
 
-def _changed_within(updated_at: datetime, after: datetime | None, before: datetime | None) -> bool:
-    """Whether ``after <= updated_at < before`` (None: open on that side), each bound rounded up
-    to the millisecond as the other stores round it. Kept here as the domain stamped it, a
-    fraction of a millisecond included, ``updated_at`` then compares as its millisecond, which
-    the other stores keep, does: against a whole millisecond, the fraction never decides."""
-    return ((after is None or updated_at >= bound_millis(after))
-            and (before is None or updated_at < bound_millis(before)))
-
-
 class InMemoryScheduleRepository(ScheduleRepository):
     """Keeps schedules in a dict of copies, so callers never share state with the store.
 
@@ -208,7 +199,14 @@ class InMemoryScheduleRepository(ScheduleRepository):
                   and (task_types is None or s.task_type in task_types)
                   and (user_id is None or s.user_id == user_id)]
         if updated_after is not None or updated_before is not None:
-            chosen = [s for s in chosen if _changed_within(s.updated_at, updated_after, updated_before)]
+            # Each bound rounded up to the millisecond as the other stores round it. Kept here as
+            # the domain stamped it, a fraction of a millisecond included, ``updated_at`` then
+            # compares as its millisecond, which the other stores keep, does: against a whole
+            # millisecond, the fraction never decides.
+            low = None if updated_after is None else bound_millis(updated_after)
+            high = None if updated_before is None else bound_millis(updated_before)
+            chosen = [s for s in chosen
+                      if (low is None or s.updated_at >= low) and (high is None or s.updated_at < high)]
         if window:
             # Stored times are whole milliseconds: compared exactly, a bound with a fraction of
             # one selects what its next whole millisecond does, as the other stores round it.
