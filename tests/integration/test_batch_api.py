@@ -16,7 +16,7 @@ from cronjob.ports.repository import StoreUnavailable
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_bootstrap.container import Container
-from tests.support.app import AUTH, make_container
+from tests.support.app import AUTH, api_client, make_container
 from tests.support.clock import FixedClock
 
 NOW = datetime(2026, 3, 27, 12, 0, tzinfo=UTC)
@@ -41,8 +41,7 @@ def container(clock: FixedClock) -> Container:
 
 @pytest.fixture
 async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=container.app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with api_client(container) as http:
         yield http
 
 
@@ -170,7 +169,7 @@ async def test_a_store_lost_midway_is_a_503_and_the_batch_sent_again_creates_the
     store = AddsFailAfter(3)
     container = make_container(clock, repository=store)
     items = [item(to=f"55119{i:08d}", idempotency_key=f"k{i}") for i in range(40)]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=container.app()), base_url="http://test") as http:
+    async with api_client(container) as http:
         lost = await http.post(PATH, json={"schedules": items}, headers=AUTH)
         assert lost.status_code == 503
         assert lost.headers["content-type"] == "application/problem+json"

@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from cronjob_bootstrap.container import Container
-from tests.support.app import AUTH, make_container
+from tests.support.app import AUTH, api_client, set_up
 from tests.support.clock import FixedClock
+from tests.support.list_api import create, ids_of, page
 
 NOW = datetime(2025, 6, 21, 16, 0, tzinfo=UTC)
-TASK = {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}
 #: 16:00 to 18:00 UTC, written in São Paulo's time.
 WINDOW = {"due_after": "2025-06-21T13:00:00-03:00", "due_before": "2025-06-21T15:00:00-03:00"}
 
@@ -31,33 +31,14 @@ def clock() -> FixedClock:
 
 @pytest.fixture(params=["memory", "sqlite"])
 async def container(request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock) -> AsyncIterator[Container]:
-    built = make_container(clock, store=request.param, data_dir=str(tmp_path))
-    await built.repository().initialize()
-    yield built
-    await built.repository().close()
+    async with set_up(clock, request.param, tmp_path) as built:
+        yield built
 
 
 @pytest.fixture
 async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=container.app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=AUTH) as http:
+    async with api_client(container, AUTH) as http:
         yield http
-
-
-async def create(client: httpx.AsyncClient, at: str, **fields: Any) -> str:
-    response = await client.post("/v1/schedules", json={"task": TASK, "schedule": f"once @ {at}", **fields})
-    assert response.status_code == 201, response.text
-    return response.json()["id"]  # type: ignore[no-any-return]
-
-
-async def page(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
-    response = await client.get("/v1/schedules", params=params)
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
-def ids_of(shown: dict[str, Any]) -> list[str]:
-    return [item["id"] for item in shown["items"]]
 
 
 async def walk(client: httpx.AsyncClient, **params: Any) -> list[list[str]]:

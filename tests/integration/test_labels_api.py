@@ -13,7 +13,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from cronjob_bootstrap.container import Container
-from tests.support.app import AUTH, make_container
+from tests.support.app import AUTH, api_client, set_up
 from tests.support.builders import SEED
 from tests.support.clock import FixedClock
 
@@ -28,16 +28,13 @@ def clock() -> FixedClock:
 
 @pytest.fixture(params=["memory", "sqlite"])
 async def container(request: pytest.FixtureRequest, clock: FixedClock, tmp_path: Path) -> AsyncIterator[Container]:
-    built = make_container(clock, store=request.param, data_dir=str(tmp_path))
-    await built.repository().initialize()
-    yield built
-    await built.repository().close()
+    async with set_up(clock, request.param, tmp_path) as built:
+        yield built
 
 
 @pytest.fixture
 async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=container.app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=AUTH) as http:
+    async with api_client(container, AUTH) as http:
         yield http
 
 

@@ -15,7 +15,7 @@ from cronjob.domain.template_parts import ButtonKind, HeaderKind, TemplateButton
 from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.whatsapp.payloads import message_body
 from cronjob_bootstrap.container import Container
-from tests.support.app import AUTH, make_container
+from tests.support.app import AUTH, api_client, make_container
 from tests.support.builders import SEED
 from tests.support.clock import FixedClock
 from tests.support.fake_whatsapp import validate_send_body
@@ -38,7 +38,7 @@ def container(clock: FixedClock) -> Container:
 
 @pytest.fixture
 async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=container.app()), base_url="http://test") as http:
+    async with api_client(container) as http:
         yield http
 
 

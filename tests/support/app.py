@@ -4,7 +4,12 @@ recording sender and a clock the test drives, plus a store that is down. No mock
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from cronjob.domain.schedule import Schedule
 from cronjob.ports.clock import Clock
@@ -33,6 +38,28 @@ def make_container(clock: Clock, *, initialized: bool = True, repository: Schedu
     if initialized:
         built.health().mark_initialized()
     return built
+
+
+@asynccontextmanager
+async def set_up(clock: Clock, store: str, data_dir: Path, **settings: Any) -> AsyncIterator[Container]:
+    """:func:`make_container` on ``store`` (``memory`` or ``sqlite``, its file in ``data_dir``),
+    its tables and indexes made first, the store closed after."""
+    built = make_container(clock, store=store, data_dir=str(data_dir), **settings)
+    await built.repository().initialize()
+    try:
+        yield built
+    finally:
+        await built.repository().close()
+
+
+@asynccontextmanager
+async def api_client(container: Container, headers: Mapping[str, str] | None = None
+                     ) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the container's app, in memory (httpx's ASGI transport), sending
+    ``headers`` with every request (e.g. :data:`AUTH`)."""
+    transport = httpx.ASGITransport(app=container.app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as http:
+        yield http
 
 
 class DownStore(InMemoryScheduleRepository):
