@@ -38,14 +38,20 @@ def upcoming_runs(schedule: Schedule, now: datetime, count: int) -> list[datetim
     deferred run) can be followed by earlier times, due while it waited, which run right after
     it: every occurrence due meanwhile when the schedule does not coalesce.
     """
-    return [at for at, _ in _runs(schedule, now, count)]
+    return next_runs(schedule, now, count)[0]
 
 
 def waits_to_retry(schedule: Schedule, now: datetime) -> bool:
     """Whether the first of :func:`upcoming_runs` retries an occurrence already tried (and so
     need not be a time of the rule): a schedule that waits to retry, or a paused one that would
     still retry when resumed at ``now``; not when that retry would be missed (too late)."""
-    return any(retry for _, retry in _runs(schedule, now, 1))
+    return next_runs(schedule, now, 1)[1]
+
+
+def next_runs(schedule: Schedule, now: datetime, count: int) -> tuple[list[datetime], bool]:
+    """:func:`upcoming_runs` and, worked out with them, :func:`waits_to_retry` (for ``count`` > 0)."""
+    runs = _runs(schedule, now, count)
+    return [at for at, _ in runs], bool(runs) and runs[0][1]
 
 
 def _runs(schedule: Schedule, now: datetime, count: int) -> list[tuple[datetime, bool]]:
@@ -56,11 +62,9 @@ def _runs(schedule: Schedule, now: datetime, count: int) -> list[tuple[datetime,
     # would claim it; ``kept`` when its time is kept apart from its occurrence (a retry's, a
     # deferred run's), so that it does not catch up.
     retry = kept = False
-    if schedule.status is ScheduleStatus.RUNNING:
-        occurrence = schedule.occurrence
-        due = schedule.occurrence_after(occurrence, now)
-        clock = max(due, now) if due is not None else now
-        occurrence = due
+    if schedule.status is ScheduleStatus.RUNNING:  # from the occurrence after the one that runs
+        due = occurrence = schedule.occurrence_after(schedule.occurrence, now)
+        clock = now if due is None else max(due, now)
     elif schedule.status in WAITING and schedule.next_run_at is not None:
         due, occurrence = schedule.next_run_at, schedule.occurrence
         clock = max(due, now)

@@ -22,7 +22,7 @@ from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import WAITING, MisfirePolicy, Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger, Trigger, fire_millisecond, require_aware, whole_millisecond
 from cronjob.domain.trigger_parser import parse_trigger
-from cronjob.domain.upcoming import preview as first_runs, upcoming_runs, waits_to_retry
+from cronjob.domain.upcoming import next_runs, preview as first_runs
 from cronjob.domain.zones import iana_zone, localize
 from cronjob.ports.clock import Clock
 from cronjob.ports.events import EventPublisher, NoPublisher
@@ -386,7 +386,7 @@ class SchedulingService:
         one that ended); :class:`ScheduleNotFound` for an unknown id."""
         schedule = await self.get(schedule_id)
         now = self._now()
-        return Upcoming(schedule, upcoming_runs(schedule, now, count), waits_to_retry(schedule, now))
+        return Upcoming(schedule, *next_runs(schedule, now, count))
 
     def preview(self, expression: str, timezone: str, count: int) -> RulePreview:
         """The first ``count`` runs at most of the rule ``expression`` in ``timezone`` were it
