@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from cronjob.services.messaging import prepare_whatsapp_payload
 
@@ -34,15 +34,12 @@ class TextHeader(BaseModel):
 
 
 class _MediaHeader(BaseModel):
+    """The media by `link` or by `id`: exactly one of them (checked by the domain's
+    ``TemplateHeader``, as every rule that is not the field's own shape)."""
+
     model_config = ConfigDict(extra="forbid")
     link: MediaLink | None = None
     id: MediaId | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Self:
-        if (self.link is None) == (self.id is None):
-            raise ValueError("give exactly one of `link` and `id`")
-        return self
 
 
 class ImageHeader(_MediaHeader):
