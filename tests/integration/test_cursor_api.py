@@ -6,39 +6,17 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from cronjob_bootstrap.container import Container
-from tests.support.app import AUTH, api_client, set_up
 from tests.support.clock import FixedClock
-from tests.support.list_api import create, ids_of, page
+from tests.support.list_api import NOW, client, clock, container, create, ids_of, page  # noqa: F401 - fixtures
 
-NOW = datetime(2025, 6, 21, 16, 0, tzinfo=UTC)
 #: 16:00 to 18:00 UTC, written in São Paulo's time.
 WINDOW = {"due_after": "2025-06-21T13:00:00-03:00", "due_before": "2025-06-21T15:00:00-03:00"}
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(NOW)
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-async def container(request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock) -> AsyncIterator[Container]:
-    async with set_up(clock, request.param, tmp_path) as built:
-        yield built
-
-
-@pytest.fixture
-async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(container, AUTH) as http:
-        yield http
 
 
 async def walk(client: httpx.AsyncClient, **params: Any) -> list[list[str]]:

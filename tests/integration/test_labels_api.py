@@ -3,9 +3,7 @@ by; in memory and on SQLite (the container's stores, via httpx's ASGI transport)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,29 +11,9 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from cronjob_bootstrap.container import Container
-from tests.support.app import AUTH, api_client, set_up
 from tests.support.builders import SEED
 from tests.support.clock import FixedClock
-
-NOW = datetime(2025, 6, 21, 16, 0, tzinfo=UTC)
-TASK = {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(NOW)
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-async def container(request: pytest.FixtureRequest, clock: FixedClock, tmp_path: Path) -> AsyncIterator[Container]:
-    async with set_up(clock, request.param, tmp_path) as built:
-        yield built
-
-
-@pytest.fixture
-async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(container, AUTH) as http:
-        yield http
+from tests.support.list_api import NOW, TASK, client, clock, container  # noqa: F401 - fixtures
 
 
 async def create(client: httpx.AsyncClient, labels: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:

@@ -1,13 +1,41 @@
 """Creating and listing schedules through ``GET /v1/schedules``, for the tests of its filters and
-paging (a client made by :func:`tests.support.app.api_client` with the token)."""
+paging: the fixtures they share (``clock`` at :data:`NOW`, a ``container`` on each store the API
+lists from, the in-memory and the SQLite one, and a ``client`` with the token: import them into
+the test module) and the helpers that create and list."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from cronjob_bootstrap.container import Container
+from tests.support.app import AUTH, api_client, set_up
+from tests.support.clock import FixedClock
+
+NOW = datetime(2025, 6, 21, 16, 0, tzinfo=UTC)
 TASK = {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def container(request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock) -> AsyncIterator[Container]:
+    async with set_up(clock, request.param, tmp_path) as built:
+        yield built
+
+
+@pytest.fixture
+async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(container, AUTH) as http:
+        yield http
 
 
 async def create(client: httpx.AsyncClient, at: str, **fields: Any) -> str:
