@@ -90,6 +90,10 @@ def _retry(doc: dict[str, Any] | None) -> RetryPolicy | None:
     )
 
 
+def _timeout(seconds: float | None) -> timedelta | None:
+    return None if seconds is None else timedelta(seconds=seconds)
+
+
 def _misfire(doc: dict[str, Any] | None) -> MisfirePolicy:
     if not doc:
         return MisfirePolicy()
@@ -165,6 +169,7 @@ class ScheduleCodec:
             "pause_after_failures": schedule.pause_after_failures,
             "failed_in_a_row": schedule.failed_in_a_row,
             "labels": dict(schedule.labels),
+            "run_timeout_seconds": schedule.run_timeout.total_seconds() if schedule.run_timeout else None,
         }
         if schedule.idempotency_key:
             doc["idempotency_key"] = schedule.idempotency_key
@@ -223,4 +228,5 @@ class ScheduleCodec:
             pause_after_failures=doc.get("pause_after_failures"),
             failed_in_a_row=int(doc.get("failed_in_a_row") or 0),
             labels=dict(doc.get("labels") or {}),  # none in documents written before labels existed
+            run_timeout=_timeout(doc.get("run_timeout_seconds")),
         )

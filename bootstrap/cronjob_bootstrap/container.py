@@ -215,6 +215,7 @@ class Container(containers.DeclarativeContainer):
             type_limits=config.type_limits,
             type_retry=providers.Callable(TaskRegistry.default_retries, task_registry),
             retry_unknown=config.retry_unknown,
+            run_timeout=providers.Callable(_seconds, config.run_timeout_seconds),
         ),
         metrics=metrics,
         publisher=publisher,
@@ -291,6 +292,7 @@ def build_container(settings: Settings, *, tokens: list[str] | None = None) -> C
         "max_batch_body_bytes": settings.max_batch_body_bytes,
         "loop_stall_seconds": settings.loop_stall_seconds,
         "retry_unknown": settings.retry_unknown,
+        "run_timeout_seconds": settings.run_timeout_seconds,
         "whatsapp_status_wait_seconds": settings.whatsapp_status_wait_seconds,
     })
     container.settings.override(settings)

@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from cronjob.domain.errors import ValidationError
+from cronjob.domain.schedule import MAX_RUN_TIMEOUT
 from cronjob.domain.zones import DEFAULT_TIMEZONE, iana_zone
 from cronjob_adapters.tasks.email_payload import normalize_address
 from cronjob_adapters.tasks.ssrf import DestinationPolicy, parse_url
@@ -148,6 +149,10 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=100, ge=1, le=10_000)
     type_limits: str = Field(default="", description="Per-task-type run limits per replica: 'email=5,http.request=20'.")
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3600)
+    run_timeout_seconds: float = Field(
+        default=3600.0, gt=0, le=MAX_RUN_TIMEOUT.total_seconds(),
+        description="How long a run may take unless its schedule says otherwise (run_timeout_seconds); "
+                    "past it the run is stopped and fails with run_timeout (retryable).")
     instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}", min_length=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = Field(default="json", description="One JSON object per line, or text.")

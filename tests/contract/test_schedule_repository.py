@@ -30,6 +30,7 @@ async def test_round_trip_keeps_every_field(store: StoreFactory) -> None:
     schedule.misfire = MisfirePolicy(grace=timedelta(minutes=5), coalesce=False)
     schedule.send_by = T0 + timedelta(hours=1)
     schedule.pause_after_failures, schedule.failed_in_a_row = 3, 2
+    schedule.run_timeout = timedelta(seconds=90.5)
     await repo.add(schedule)
     [claimed] = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10)
     claimed.fail(
@@ -46,6 +47,7 @@ async def test_round_trip_keeps_every_field(store: StoreFactory) -> None:
     assert loaded.next_run_at.tzinfo is not None and loaded.next_run_at.utcoffset() == timedelta(0)
     assert loaded.attempts[0].error == ErrorInfo("130429", "rate limit", True, {"http_status": "400"})
     assert (loaded.pause_after_failures, loaded.failed_in_a_row) == (3, 2)  # as added, not only as claimed
+    assert loaded.run_timeout == timedelta(seconds=90.5)
 
 
 async def test_get_unknown_is_none(store: StoreFactory) -> None:

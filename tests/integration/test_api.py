@@ -639,6 +639,23 @@ async def test_pause_after_failures_is_taken_for_a_recurring_schedule_only(clien
         assert [e["field"] for e in refused.json()["errors"]] == ["pause_after_failures"], refused.json()
 
 
+async def test_a_run_time_limit_is_taken_and_shown(client: httpx.AsyncClient) -> None:
+    task = {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}
+    created = await client.post("/v1/schedules", headers=AUTH, json={
+        "task": task, "schedule": "every day at 09:00", "run_timeout_seconds": 90})
+    assert created.status_code == 201, created.text
+    assert created.json()["run_timeout_seconds"] == 90.0
+    shown = await client.get(f"/v1/schedules/{created.json()['id']}", headers=AUTH)
+    assert shown.json()["run_timeout_seconds"] == 90.0
+    default = await client.post("/v1/schedules", headers=AUTH, json={"task": task, "schedule": "daily at 10:00"})
+    assert default.json()["run_timeout_seconds"] is None  # the service's limit
+    for refused_value in (0, -5, 86_400.5, "90", True, [90]):
+        refused = await client.post("/v1/schedules", headers=AUTH, json={
+            "task": task, "schedule": "every day at 09:00", "run_timeout_seconds": refused_value})
+        assert refused.status_code == 422, (refused_value, refused.text)
+        assert [e["field"] for e in refused.json()["errors"]] == ["run_timeout_seconds"], refused.json()
+
+
 async def test_a_running_schedule_shows_who_runs_it(client: httpx.AsyncClient, container: Container,
                                                    clock: FixedClock) -> None:
     created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()

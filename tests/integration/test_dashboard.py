@@ -357,7 +357,7 @@ def test_a_recurring_schedule_paused_by_its_failures_says_why(page: Page, servic
     # No WhatsApp credentials here: every occurrence ends dead, so the first one pauses it.
     created = service.http.post("/v1/schedules", json={
         "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"},
-        "schedule": "every 1 seconds", "pause_after_failures": 1})
+        "schedule": "every 1 seconds", "pause_after_failures": 1, "run_timeout_seconds": 90})
     assert created.status_code == 201, created.text
     paused = service.wait_for(created.json()["id"], lambda s: s["status"] == "paused")
     assert paused["failed_in_a_row"] == 1 and len(paused["attempts"]) == 1
@@ -365,6 +365,7 @@ def test_a_recurring_schedule_paused_by_its_failures_says_why(page: Page, servic
     row(page, paused["id"]).click()
     expect(page.locator("#detail-status")).to_have_text("paused")
     expect(page.locator("#detail-fields")).to_contain_text("1 occurrence(s) ended dead (paused at 1)")
+    expect(page.locator("#detail-fields")).to_contain_text("run time limit90 s")  # <dt>, then <dd>
     expect(page.locator("#events tbody td.type").last).to_have_text("paused")
     expect(page.locator("#events tbody tr").last).to_contain_text("pause_after_failures 1")
     expect(page.locator("#resume")).to_be_visible()

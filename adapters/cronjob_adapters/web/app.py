@@ -253,6 +253,7 @@ def create_app(services: ApiServices) -> FastAPI:
             callback_url=request.callback_url,
             pause_after_failures=request.pause_after_failures,
             labels=request.labels or {},
+            run_timeout=_seconds(request.run_timeout_seconds),
         )
     RescheduleRequest = reschedule_request_model(registry.task_union())  # noqa: N806 - a class
 

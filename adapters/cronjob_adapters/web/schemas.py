@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_mod
 
 from cronjob.domain.labels import KEY_PATTERN, MAX_KEY_LENGTH, MAX_LABELS, MAX_VALUE_LENGTH, VALUE_PATTERN
 from cronjob.domain.retry import RetryPolicy
-from cronjob.domain.schedule import Attempt, Schedule, ScheduleEvent, ScheduleStatus
+from cronjob.domain.schedule import MAX_RUN_TIMEOUT, Attempt, Schedule, ScheduleEvent, ScheduleStatus
 from cronjob.domain.trigger_parser import iso_datetime
 from cronjob.domain.zones import load_zone
 from cronjob.services.scheduling import MAX_RULE_LENGTH
@@ -196,6 +196,11 @@ class CreateScheduleBase(BaseModel):
         description="Recurring: pause the schedule once this many occurrences in a row ended `dead` "
                     "(retries exhausted, or a permanent error); resume it when the cause is fixed. "
                     "Default: never.")] = None
+    run_timeout_seconds: Annotated[float | None, Field(
+        default=None, strict=True, allow_inf_nan=False, gt=0, le=MAX_RUN_TIMEOUT.total_seconds(),
+        description="How long one run may take: past it the run is stopped and fails with `run_timeout`, "
+                    "retried under the retry policy. Default: the service's limit "
+                    "(`CRONJOB_RUN_TIMEOUT_SECONDS`, an hour).")] = None
     # null is accepted as none (as for the other optional fields) and read as {}: an empty map, null
     # and no labels at all are the same request, for its Idempotency-Key.
     labels: Annotated[Labels | None, Field(default_factory=dict)]
@@ -375,6 +380,8 @@ class ScheduleView(BaseModel):
                                "the count afresh).")
     labels: dict[str, str] = Field(default_factory=dict, description="Your own `key: value` pairs (`?label=key=value` "
                                                                      "finds the schedules with them).")
+    run_timeout_seconds: float | None = Field(
+        default=None, description="Its own time limit for a run; null: the service's (`CRONJOB_RUN_TIMEOUT_SECONDS`).")
 
     @classmethod
     def of(cls, schedule: Schedule) -> ScheduleView:
@@ -414,6 +421,7 @@ class ScheduleView(BaseModel):
             pause_after_failures=schedule.pause_after_failures,
             failed_in_a_row=schedule.failed_in_a_row,
             labels=dict(schedule.labels),
+            run_timeout_seconds=schedule.run_timeout.total_seconds() if schedule.run_timeout else None,
         )
 
 

@@ -133,6 +133,24 @@ _ONE_MICROSECOND = timedelta(microseconds=1)
 HISTORY_LIMIT = 100
 #: The metadata key holding the request key (Idempotency-Key) of the last run-now.
 RUN_NOW_KEY = "run_now_key"
+#: The longest time limit a run may have: a day (longer work belongs in steps of its own).
+MAX_RUN_TIMEOUT = timedelta(days=1)
+
+
+def check_run_timeout(limit: timedelta | None) -> timedelta | None:
+    """``limit`` as a run's time limit (None: none of its own), or ValidationError naming
+    ``run_timeout_seconds``: more than zero, at most :data:`MAX_RUN_TIMEOUT`."""
+    if limit is not None and not timedelta(0) < limit <= MAX_RUN_TIMEOUT:
+        raise ValidationError(f"a run's time limit must be more than 0 s and at most {_seconds(MAX_RUN_TIMEOUT)}",
+                              field="run_timeout_seconds")
+    return limit
+
+
+def run_timeout_error(limit: timedelta) -> ErrorInfo:
+    """The error of a run stopped by its time limit ``limit``: retryable, as the retry policy
+    decides (the work may have been cut short anywhere, as by a crash)."""
+    return ErrorInfo("run_timeout", f"the run took longer than its time limit of {_seconds(limit)} and was stopped",
+                     True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +185,8 @@ class Schedule:
     ``error_code``/``error_message``); a new send starts it afresh. ``failed_in_a_row`` counts
     the occurrences in a row that ended dead (a success, or a resume, starts it afresh); a
     recurring schedule with ``pause_after_failures`` is paused once it reaches that many.
-    ``labels`` are the client's own ``key: value`` pairs (see :mod:`cronjob.domain.labels`): they
+    ``run_timeout`` bounds how long one run may take (None: its task type's or the service's
+    limit; see :func:`check_run_timeout`). ``labels`` are the client's own ``key: value`` pairs (see :mod:`cronjob.domain.labels`): they
     change nothing about when or how it runs, only how it is found.
     """
 
@@ -197,6 +216,7 @@ class Schedule:
     pause_after_failures: int | None = None
     failed_in_a_row: int = 0
     labels: dict[str, str] = field(default_factory=dict)
+    run_timeout: timedelta | None = None
 
     @classmethod
     def create(
@@ -218,6 +238,7 @@ class Schedule:
         callback_url: str | None = None,
         pause_after_failures: int | None = None,
         labels: dict[str, str] | None = None,
+        run_timeout: timedelta | None = None,
     ) -> Schedule:
         """A new schedule in ``scheduled``, first due at ``first_run_at``."""
         if not task_type:
@@ -258,6 +279,7 @@ class Schedule:
             callback_url=callback_url,
             pause_after_failures=pause_after_failures,
             labels=check_labels(labels or {}),
+            run_timeout=check_run_timeout(run_timeout),
         )
         schedule._emit("scheduled", now, next_run_at=instant_text(first))
         return schedule

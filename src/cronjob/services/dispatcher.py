@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from cronjob.domain.message import DeliveryDeferred, DeliveryError, DeliveryOutcomeUnknown, ErrorInfo
 from cronjob.domain.retry import RetryPolicy
-from cronjob.domain.schedule import Schedule, ScheduleEvent, ScheduleStatus
+from cronjob.domain.schedule import Schedule, ScheduleEvent, ScheduleStatus, run_timeout_error
 from cronjob.ports.clock import Clock
 from cronjob.ports.events import EventPublisher, NoPublisher
 from cronjob.ports.metrics import Metrics, NullMetrics
@@ -31,6 +31,8 @@ class DispatcherSettings:
 
     ``max_in_flight`` bounds the runs of this replica; ``type_limits`` bounds the runs of some
     task types (e.g. ``{"email": 5}``). Work beyond either waits in the store, in due order.
+    ``run_timeout`` bounds how long a run's task may take, unless the schedule has a limit of its
+    own (``Schedule.run_timeout``).
     """
 
     owner: str
@@ -42,6 +44,7 @@ class DispatcherSettings:
     type_retry: Mapping[str, RetryPolicy] = field(default_factory=dict)
     retry_unknown: bool = False
     save_attempts: int = 5
+    run_timeout: timedelta = timedelta(hours=1)
 
 
 @dataclass(slots=True)
@@ -242,7 +245,7 @@ class Dispatcher:
                                                        f"no handler for task type {schedule.task_type!r}"))
         else:
             try:
-                outcome: TaskOutcome = await handler.run(schedule)
+                outcome = await self._call(handler, schedule, attempt_id)
             except DeliveryError as exc:
                 self._fail(
                     schedule, attempt_id,
@@ -266,6 +269,27 @@ class Dispatcher:
                 schedule.succeed(attempt_id=attempt_id, now=self._clock.now(),
                                  provider_message_id=outcome.provider_message_id, result=outcome.result)
         await self._record(schedule, attempt_id)
+
+    async def _call(self, handler: TaskHandler, schedule: Schedule, attempt_id: str) -> TaskOutcome:
+        """``handler.run(schedule)`` within the run's time limit. Past it the handler is cancelled
+        (a hung routine, a peer that never answers: its slot and lease are freed) and
+        DeliveryError ``run_timeout`` is raised, retryable: the retry policy decides."""
+        limit = self.run_timeout(schedule)
+        deadline = asyncio.timeout(limit.total_seconds())
+        try:
+            async with deadline:
+                return await handler.run(schedule)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the handler's own: an unexpected error like any other
+            log.warning("schedule %s attempt %s was stopped at its time limit of %s s",
+                        schedule.id, attempt_id, f"{limit.total_seconds():g}")
+            error = run_timeout_error(limit)
+            raise DeliveryError(error.code, error.message, retryable=error.retryable) from None
+
+    def run_timeout(self, schedule: Schedule) -> timedelta:
+        """How long a run of ``schedule`` may take: its own limit, else the replica's."""
+        return schedule.run_timeout or self._settings.run_timeout
 
     def _fail(self, schedule: Schedule, attempt_id: str, error: ErrorInfo,
               retry_after: float | None = None) -> None:

@@ -95,7 +95,8 @@ class CreateScheduleCommand:
     schedule; zero: always); ``coalesce``: see :class:`MisfirePolicy` (recurring only).
     ``request_digest``: as for :class:`ScheduleMessageCommand`. ``pause_after_failures``
     (recurring only): pause it once that many occurrences in a row ended dead. ``labels``: the
-    client's own ``key: value`` pairs (see :mod:`cronjob.domain.labels`).
+    client's own ``key: value`` pairs (see :mod:`cronjob.domain.labels`). ``run_timeout``: how
+    long one run may take (None: the dispatcher's limit).
     """
 
     task_type: str
@@ -112,6 +113,7 @@ class CreateScheduleCommand:
     callback_url: str | None = None
     pause_after_failures: int | None = None
     labels: Mapping[str, str] | None = None
+    run_timeout: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +380,7 @@ class SchedulingService:
             send_by=command.send_by, metadata={"schedule": command.schedule},
             callback_url=command.callback_url, request_digest=command.request_digest,
             pause_after_failures=command.pause_after_failures, labels=command.labels,
+            run_timeout=command.run_timeout,
         )
 
     async def upcoming(self, schedule_id: str, count: int) -> Upcoming:
@@ -437,6 +440,7 @@ class SchedulingService:
         request_digest: str | None,
         pause_after_failures: int | None = None,
         labels: Mapping[str, str] | None = None,
+        run_timeout: timedelta | None = None,
     ) -> Scheduled:
         if request_digest:  # kept with the schedule, to tell a replay from another request
             metadata = {**metadata, REQUEST_DIGEST: request_digest}
@@ -457,6 +461,7 @@ class SchedulingService:
             callback_url=callback_url,
             pause_after_failures=pause_after_failures,
             labels=dict(labels or {}),
+            run_timeout=run_timeout,
         )
 
         async def add() -> bool:

@@ -510,6 +510,7 @@ async function loadDetail(id) {
     ["delivery", schedule.delivery.status ? JSON.stringify(schedule.delivery) : null],
     ["failed in a row", schedule.failed_in_a_row ? `${schedule.failed_in_a_row} occurrence(s) ended dead`
       + (schedule.pause_after_failures ? ` (paused at ${schedule.pause_after_failures})` : "") : null],
+    ["run time limit", schedule.run_timeout_seconds ? `${schedule.run_timeout_seconds} s` : null],
     ["running on", schedule.running ? schedule.running.owner
       + (schedule.running.taken_over_from ? ` (taken over from ${schedule.running.taken_over_from})` : "") : null],
     ["created", when(schedule.created_at)], ["updated", when(schedule.updated_at)],
