@@ -4,15 +4,18 @@ fails with ``run_timeout`` under the retry policy (the dispatcher with the in-me
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pydantic
 import pytest
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.retry import RetryPolicy
-from cronjob.domain.schedule import MAX_RUN_TIMEOUT, Schedule, ScheduleStatus, check_run_timeout
+from cronjob.domain.schedule import MAX_RUN_TIMEOUT, Schedule, ScheduleEvent, ScheduleStatus, check_run_timeout
 from cronjob.domain.trigger import OnceTrigger
+from cronjob.ports.events import EventPublisher
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob_adapters.cut_short import cut_short
@@ -21,6 +24,7 @@ from cronjob_adapters.memory.signal import InProcessWorkSignal
 from cronjob_bootstrap.container import build_container
 from cronjob_bootstrap.settings import Settings
 from tests.support.clock import FixedClock
+from tests.support.waiting import until
 
 DUE = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
 TYPE = "test.slow"
@@ -35,9 +39,11 @@ class Handler(TaskHandler):
     def __init__(self, seconds: float | None = None, on_cancel: BaseException | None = None) -> None:
         self.seconds = seconds
         self.on_cancel = on_cancel
+        self.started = 0
         self.cancelled = 0
 
     async def run(self, schedule: Schedule) -> TaskOutcome:
+        self.started += 1
         try:
             if self.seconds is None:
                 await asyncio.Event().wait()
@@ -62,31 +68,63 @@ class OwnTimeout(TaskHandler):
         raise AssertionError("not reached")
 
 
+class CancellationWatch(EventPublisher):
+    """Publishes nothing; notes, as each run's outcome is published (in the run's own task,
+    after its handler), how many cancellations of that task are still pending."""
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []
+
+    async def publish(self, schedule: Schedule, events: Sequence[ScheduleEvent]) -> bool:
+        if any(e.type != "started" for e in events):
+            task = asyncio.current_task()
+            assert task is not None
+            self.pending.append(task.cancelling())
+        return True
+
+    async def withdraw(self, schedule: Schedule, events: Sequence[ScheduleEvent]) -> None:
+        return None
+
+
 class Rig:
-    """A store with one schedule due at DUE, and a dispatcher (of ``replica_limit``) to run it."""
+    """A store with one schedule due at DUE, and a dispatcher to run it."""
 
     def __init__(self) -> None:
         self.clock = FixedClock(DUE)
         self.repository = InMemoryScheduleRepository()
+        self.watch = CancellationWatch()
 
-    async def add(self, run_timeout: timedelta | None = None, retry: RetryPolicy | None = None) -> str:
-        schedule = Schedule.create(id="s-1", task_type=TYPE, payload={}, trigger=OnceTrigger(DUE), timezone="UTC",
+    async def add(self, run_timeout: timedelta | None = None, retry: RetryPolicy | None = None,
+                  id: str = "s-1") -> str:
+        schedule = Schedule.create(id=id, task_type=TYPE, payload={}, trigger=OnceTrigger(DUE), timezone="UTC",
                                    first_run_at=DUE, now=DUE, run_timeout=run_timeout, retry=retry)
         await self.repository.add(schedule)
         return schedule.id
 
-    async def run(self, handler: TaskHandler, *, replica_limit: timedelta = timedelta(hours=1),
-                  drain: float = 5) -> tuple[Dispatcher, Schedule]:
-        """Claim the schedule, start its run, let runs finish for up to ``drain`` seconds, then
-        cancel the rest (a shutdown); the dispatcher and the stored schedule."""
-        dispatcher = Dispatcher(self.repository, {TYPE: handler}, self.clock, InProcessWorkSignal(self.clock),
-                                DispatcherSettings(owner="replica-a", run_timeout=replica_limit), jitter=lambda: 1.0)
+    def dispatcher(self, handler: TaskHandler, replica_limit: timedelta = timedelta(hours=1),
+                   lease_for: timedelta = timedelta(seconds=30)) -> Dispatcher:
+        """A dispatcher with ``replica_limit``; its lease keeper looks every third of ``lease_for``."""
+        return Dispatcher(self.repository, {TYPE: handler}, self.clock, InProcessWorkSignal(self.clock),
+                          DispatcherSettings(owner="replica-a", run_timeout=replica_limit, lease_for=lease_for),
+                          jitter=lambda: 1.0, publisher=self.watch)
+
+    async def run(self, handler: TaskHandler, *, shutdown_after: float | None = None,
+                  **settings: Any) -> tuple[Dispatcher, Schedule]:
+        """Claim the schedule and run it until it ends by itself (no shutdown: it fails the test
+        if it does not end within :data:`PROMPTLY`) or, with ``shutdown_after``, shut down after
+        that many seconds; the dispatcher and the stored schedule."""
+        dispatcher = self.dispatcher(handler, **settings)
         assert await dispatcher.dispatch_due() == 1
-        await dispatcher.drain(drain)
+        if shutdown_after is None:
+            await until(lambda: dispatcher.in_flight == 0)
+        await dispatcher.drain(shutdown_after or 0)
         assert dispatcher.in_flight == 0
-        stored = await self.repository.get("s-1")
+        return dispatcher, await self.stored()
+
+    async def stored(self, id: str = "s-1") -> Schedule:
+        stored = await self.repository.get(id)
         assert stored is not None
-        return dispatcher, stored
+        return stored
 
 
 @pytest.fixture
@@ -150,10 +188,75 @@ async def test_a_send_cut_short_at_the_limit_is_an_unknown_outcome_not_resent(ri
 async def test_a_shutdown_within_the_limit_gives_the_run_back_rather_than_failing_it(rig: Rig) -> None:
     await rig.add(run_timeout=timedelta(seconds=30))
     handler = Handler()
-    _, stored = await rig.run(handler, drain=0.05)  # the shutdown's grace ends long before the limit
+    _, stored = await rig.run(handler, shutdown_after=0.05)  # the shutdown's grace ends long before the limit
     assert handler.cancelled == 1
     assert stored.status is ScheduleStatus.SCHEDULED and stored.next_run_at == DUE  # due again at once
     assert stored.attempts == [] and stored.last_error is None and stored.lease is None
+
+
+async def test_a_limit_longer_than_a_renewal_period_is_kept_by_the_lease_keeper(rig: Rig) -> None:
+    # Leases of 0.3 s: the keeper looks every 0.1 s; a 0.25 s limit is armed by it, not at the start.
+    await rig.add(run_timeout=timedelta(seconds=0.25))
+    handler = Handler()
+    _, stored = await rig.run(handler, lease_for=timedelta(seconds=0.3))
+    assert handler.cancelled == 1
+    assert stored.last_error is not None and stored.last_error.code == "run_timeout"
+
+
+async def test_a_short_limit_holds_for_a_run_that_starts_while_the_keeper_waits(rig: Rig) -> None:
+    await rig.add(id="long")  # the replica's hour
+    handler = Handler()
+    dispatcher = rig.dispatcher(handler)
+    assert await dispatcher.dispatch_due() == 1
+    await until(lambda: handler.started == 1)  # the keeper now waits 10 s, for this run's first renewal
+    await rig.add(run_timeout=timedelta(seconds=0.05), id="short")
+    assert await dispatcher.dispatch_due() == 1
+    await until(lambda: handler.cancelled == 1 and dispatcher.in_flight == 1)  # long before the keeper looks
+    await dispatcher.drain(0)
+    assert (await rig.stored("short")).last_error.code == "run_timeout"  # type: ignore[union-attr]
+    assert (await rig.stored("long")).status is ScheduleStatus.SCHEDULED  # given back by the shutdown
+
+
+async def test_a_run_that_lost_its_lease_is_still_stopped_at_its_limit(rig: Rig) -> None:
+    await rig.add(run_timeout=timedelta(seconds=0.5))
+    handler = Handler()
+    dispatcher = rig.dispatcher(handler, lease_for=timedelta(seconds=0.3))
+    assert await dispatcher.dispatch_due() == 1
+    await until(lambda: handler.started == 1)
+    # Another replica takes the lease over once it lapsed: the keeper's next renewal is refused.
+    rig.clock.set(DUE + timedelta(minutes=1))
+    [taken] = await rig.repository.claim_due(now=rig.clock.now(), owner="replica-b", lease_for=timedelta(hours=1),
+                                             limit=1)
+    await until(lambda: dispatcher.in_flight == 0)  # stopped at 0.5 s, with no lease to keep it
+    await dispatcher.drain(0)
+    assert handler.cancelled == 1
+    stored = await rig.stored()
+    assert stored.lease is not None and stored.lease.attempt_id == taken.lease.attempt_id  # type: ignore[union-attr]
+    assert stored.attempts == []  # its failure was not written over the new owner's run
+
+
+async def test_a_handler_that_swallows_the_stop_ends_as_it_says_with_nothing_left_pending(rig: Rig) -> None:
+    await rig.add(run_timeout=timedelta(seconds=0.05))
+
+    class Stubborn(Handler):
+        async def run(self, schedule: Schedule) -> TaskOutcome:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled += 1
+            return TaskOutcome(result={"done": "anyway"})
+
+    handler = Stubborn()
+    _, stored = await rig.run(handler)
+    assert handler.cancelled == 1
+    assert stored.status is ScheduleStatus.SUCCEEDED and stored.result == {"done": "anyway"}
+    assert rig.watch.pending == [0]  # the stop's cancellation was taken back: the run's writes go on
+
+
+async def test_a_stopped_run_leaves_no_cancellation_pending_for_its_writes(rig: Rig) -> None:
+    await rig.add(run_timeout=timedelta(seconds=0.05))
+    await rig.run(Handler())
+    assert rig.watch.pending == [0]
 
 
 @pytest.mark.parametrize("seconds", [0, -1, MAX_RUN_TIMEOUT.total_seconds() + 0.001])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import math
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -55,6 +56,12 @@ class _HeldLease:
     renew_at: float
     renewal: asyncio.Task[None] | None = None  # the renewal in progress, if any
     finishing: bool = False  # the outcome is being written: a renewal refused now is that write's doing
+    #: The run's time limit (see ``_call``): its task while the handler runs, the event-loop time
+    #: by which the handler must end, the timer that stops it then, once armed, and whether it did.
+    task: asyncio.Task[None] | None = None
+    deadline: float = math.inf
+    timer: asyncio.TimerHandle | None = None
+    timed_out: bool = False
 
 
 class Dispatcher:
@@ -274,18 +281,50 @@ class Dispatcher:
         """``handler.run(schedule)`` within the run's time limit. Past it the handler is cancelled
         (a hung routine, a peer that never answers: its slot and lease are freed) and
         DeliveryError ``run_timeout`` is raised, retryable: the retry policy decides."""
+        # Not asyncio.timeout: a timer per run costs every run a heap entry on the event loop (a
+        # burst of short runs measurably slower). The lease keeper, which sees every run at least
+        # once a renewal period, arms a timer only once a deadline is that close (``_arm``).
         limit = self.run_timeout(schedule)
-        deadline = asyncio.timeout(limit.total_seconds())
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        held = self._held.get(attempt_id)
+        if held is None:  # the keeper let go of it (lease lost): a timer of its own
+            held = _HeldLease(schedule.id, renew_at=math.inf)
+        held.task, held.deadline = task, loop.time() + limit.total_seconds()
+        if held.renew_at == math.inf or limit <= self._settings.lease_for / 3:
+            self._arm(held)
         try:
-            async with deadline:
-                return await handler.run(schedule)
-        except TimeoutError:
-            if not deadline.expired():
-                raise  # the handler's own: an unexpected error like any other
-            log.warning("schedule %s attempt %s was stopped at its time limit of %s s",
-                        schedule.id, attempt_id, f"{limit.total_seconds():g}")
-            error = run_timeout_error(limit)
-            raise DeliveryError(error.code, error.message, retryable=error.retryable) from None
+            return await handler.run(schedule)
+        except asyncio.CancelledError:
+            if held.timed_out:
+                held.timed_out = False  # its cancellation taken back, once
+                if task.uncancel() == 0:  # no other (a shutdown's) pending: the run's time is up
+                    log.warning("schedule %s attempt %s was stopped at its time limit of %s s",
+                                schedule.id, attempt_id, f"{limit.total_seconds():g}")
+                    error = run_timeout_error(limit)
+                    raise DeliveryError(error.code, error.message, retryable=error.retryable) from None
+            raise
+        finally:
+            held.task = None
+            if held.timer is not None:
+                held.timer.cancel()
+                held.timer = None
+            if held.timed_out:  # the handler caught the cancellation and ended otherwise: take it back
+                held.timed_out = False
+                task.uncancel()
+
+    def _arm(self, held: _HeldLease) -> None:
+        """Stop the handler of ``held`` at its deadline (at once if it passed), unless a timer does already."""
+        if held.task is not None and held.timer is None:
+            held.timer = asyncio.get_running_loop().call_at(held.deadline, self._time_up, held)
+
+    @staticmethod
+    def _time_up(held: _HeldLease) -> None:
+        held.timer = None
+        if held.task is not None and not held.timed_out:
+            held.timed_out = True
+            held.task.cancel()
 
     def run_timeout(self, schedule: Schedule) -> timedelta:
         """How long a run of ``schedule`` may take: its own limit, else the replica's."""
@@ -391,6 +430,8 @@ class Dispatcher:
         while self._held:
             now = loop.time()
             for attempt_id, held in list(self._held.items()):
+                if held.deadline <= now + period:
+                    self._arm(held)  # it passes before the keeper's next look
                 if held.renewal is None and held.renew_at <= now:
                     held.renewal = loop.create_task(self._renew(attempt_id, held, period))
                     self._renewals.add(held.renewal)
@@ -415,5 +456,6 @@ class Dispatcher:
             log.warning("schedule %s attempt %s: lease lost (taken over by another replica, or the "
                         "schedule was cancelled)", schedule_id, attempt_id)
             self._held.pop(attempt_id, None)
+            self._arm(lease)  # the keeper no longer sees it: its time limit on a timer of its own
         else:
             lease.renew_at = asyncio.get_running_loop().time() + period
