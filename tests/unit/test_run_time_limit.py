@@ -10,6 +10,7 @@ from typing import Any
 
 import pydantic
 import pytest
+from pydantic import BaseModel
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.retry import RetryPolicy
@@ -21,6 +22,7 @@ from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob_adapters.cut_short import cut_short
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.signal import InProcessWorkSignal
+from cronjob_adapters.tasks.python import PythonTaskHandler, RoutineContext, RoutineRegistry, routine
 from cronjob_bootstrap.container import build_container
 from cronjob_bootstrap.settings import Settings
 from tests.support.clock import FixedClock
@@ -95,8 +97,8 @@ class Rig:
         self.watch = CancellationWatch()
 
     async def add(self, run_timeout: timedelta | None = None, retry: RetryPolicy | None = None,
-                  id: str = "s-1") -> str:
-        schedule = Schedule.create(id=id, task_type=TYPE, payload={}, trigger=OnceTrigger(DUE), timezone="UTC",
+                  id: str = "s-1", payload: dict[str, Any] | None = None) -> str:
+        schedule = Schedule.create(id=id, task_type=TYPE, payload=payload or {}, trigger=OnceTrigger(DUE), timezone="UTC",
                                    first_run_at=DUE, now=DUE, run_timeout=run_timeout, retry=retry)
         await self.repository.add(schedule)
         return schedule.id
@@ -257,6 +259,49 @@ async def test_a_stopped_run_leaves_no_cancellation_pending_for_its_writes(rig: 
     await rig.add(run_timeout=timedelta(seconds=0.05))
     await rig.run(Handler())
     assert rig.watch.pending == [0]
+
+
+class SlowArgs(BaseModel):
+    seconds: float | None = None  # None: forever
+
+
+async def slow(args: SlowArgs, context: RoutineContext) -> dict[str, str]:
+    await (asyncio.sleep(args.seconds) if args.seconds is not None else asyncio.Event().wait())
+    return {"slept": str(args.seconds)}
+
+
+def routine_handler(rig: Rig, timeout: timedelta | None) -> PythonTaskHandler:
+    """The ``python`` task handler with one routine, ``slow``, of time limit ``timeout``."""
+    registry = RoutineRegistry()
+    routine("slow", SlowArgs, timeout=timeout, registry=registry)(slow)
+    return PythonTaskHandler(registry, rig.repository, rig.clock)
+
+
+async def test_a_routine_declares_its_own_limit(rig: Rig) -> None:
+    await rig.add(payload={"routine": "slow"})
+    _, stored = await rig.run(routine_handler(rig, timedelta(seconds=0.05)))  # the replica's: an hour
+    assert stored.last_error is not None and stored.last_error.code == "run_timeout"
+    assert stored.last_error.message.endswith("limit of 0.05 s and was stopped")
+
+
+async def test_a_schedules_own_limit_comes_before_its_routines(rig: Rig) -> None:
+    await rig.add(payload={"routine": "slow", "args": {"seconds": 0.2}}, run_timeout=timedelta(seconds=10))
+    _, stored = await rig.run(routine_handler(rig, timedelta(seconds=0.05)))
+    assert stored.status is ScheduleStatus.SUCCEEDED and stored.result == {"slept": "0.2"}
+
+
+async def test_a_routine_without_a_limit_has_the_replicas(rig: Rig) -> None:
+    await rig.add(payload={"routine": "slow"})
+    _, stored = await rig.run(routine_handler(rig, None), replica_limit=timedelta(seconds=0.05))
+    assert stored.last_error is not None and stored.last_error.message.endswith("limit of 0.05 s and was stopped")
+
+
+@pytest.mark.parametrize("seconds", [0, 86_401])
+def test_a_routine_with_a_limit_out_of_bounds_is_not_registered(seconds: float) -> None:
+    registry = RoutineRegistry()
+    with pytest.raises(ValueError, match="routine 'slow': a run's time limit must be more than 0 s"):
+        routine("slow", SlowArgs, timeout=timedelta(seconds=seconds), registry=registry)(slow)
+    assert registry.names() == []
 
 
 @pytest.mark.parametrize("seconds", [0, -1, MAX_RUN_TIMEOUT.total_seconds() + 0.001])

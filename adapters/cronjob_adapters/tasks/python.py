@@ -13,6 +13,9 @@ Register one with the :func:`routine` decorator (the public API)::
         ...
 
 then schedule ``{"task": {"type": "python", "routine": "reports.weekly", "args": {"days": 7}}, ...}``.
+``@routine(..., timeout=timedelta(minutes=10))`` bounds how long a run may take (a schedule's own
+``run_timeout_seconds`` still comes first); past it the routine is cancelled and the run fails
+``run_timeout``: a routine that must clean up catches ``asyncio.CancelledError`` and re-raises it.
 A routine returns a small ``dict[str, str]`` result (or None); raising
 ``cronjob.domain.message.DeliveryError`` says whether a retry may help; any other exception is
 retried under the schedule's retry policy.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any, ClassVar, TypeVar
 
 import pydantic
@@ -29,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import DeliveryError
-from cronjob.domain.schedule import Schedule
+from cronjob.domain.schedule import Schedule, check_run_timeout
 from cronjob.ports.clock import Clock
 from cronjob.ports.repository import ScheduleRepository
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
@@ -60,12 +64,14 @@ RoutineFunction = Callable[[Any, RoutineContext], Awaitable[dict[str, str] | Non
 
 @dataclass(frozen=True)
 class Routine:
-    """A registered routine: its name, argument schema and function."""
+    """A registered routine: its name, argument schema and function, and how long a run of it
+    may take when its schedule does not say (None: the service's limit)."""
 
     name: str
     args_model: type[BaseModel]
     function: RoutineFunction
     description: str
+    timeout: timedelta | None = None
 
 
 class RoutineRegistry:
@@ -75,10 +81,15 @@ class RoutineRegistry:
         self._routines: dict[str, Routine] = {}
 
     def register(self, name: str, args_model: type[BaseModel], function: RoutineFunction,
-                 description: str = "") -> None:
+                 description: str = "", timeout: timedelta | None = None) -> None:
         if name in self._routines and self._routines[name].function is not function:
             raise ValueError(f"a routine named {name!r} is already registered")
-        self._routines[name] = Routine(name, args_model, function, description or (function.__doc__ or "").strip())
+        try:
+            check_run_timeout(timeout)
+        except ValidationError as exc:
+            raise ValueError(f"routine {name!r}: {exc.message}") from None
+        self._routines[name] = Routine(name, args_model, function, description or (function.__doc__ or "").strip(),
+                                       timeout)
 
     def get(self, name: str) -> Routine | None:
         return self._routines.get(name)
@@ -90,12 +101,14 @@ class RoutineRegistry:
 routines = RoutineRegistry()
 
 
-def routine(name: str, args_model: type[ArgsT], *, description: str = "",
+def routine(name: str, args_model: type[ArgsT], *, description: str = "", timeout: timedelta | None = None,
             registry: RoutineRegistry | None = None) -> Callable[[RoutineFunction], RoutineFunction]:
-    """Register the decorated ``async def f(args, context)`` as the routine ``name``."""
+    """Register the decorated ``async def f(args, context)`` as the routine ``name``; ``timeout``:
+    how long a run may take unless its schedule has its own ``run_timeout_seconds`` (default: the
+    service's ``CRONJOB_RUN_TIMEOUT_SECONDS``; more than 0, at most a day)."""
 
     def register(function: RoutineFunction) -> RoutineFunction:
-        (registry or routines).register(name, args_model, function, description)
+        (registry or routines).register(name, args_model, function, description, timeout)
         return function
 
     return register
@@ -147,6 +160,11 @@ class PythonTaskHandler(TaskHandler):
         self._repository = repository
         self._clock = clock
         self._schedule_task = schedule_task
+
+    def run_timeout(self, schedule: Schedule) -> timedelta | None:
+        """The routine's own limit (see :func:`routine`)."""
+        found = self._registry.get(str(schedule.payload.get("routine")))
+        return found.timeout if found is not None else None
 
     async def run(self, schedule: Schedule) -> TaskOutcome:
         found = self._registry.get(str(schedule.payload.get("routine")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from cronjob.domain.schedule import Schedule
 
@@ -31,3 +32,9 @@ class TaskHandler(ABC):
     @abstractmethod
     async def run(self, schedule: Schedule) -> TaskOutcome:
         """Run the schedule's current occurrence."""
+
+    def run_timeout(self, schedule: Schedule) -> timedelta | None:
+        """How long a run of ``schedule`` may take by this handler's own measure (a routine's
+        declared limit), for a schedule without a limit of its own; None (the default): the
+        replica's. Called once per run, before ``run``: cheap, and never raises."""
+        return None

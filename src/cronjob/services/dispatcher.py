@@ -33,7 +33,7 @@ class DispatcherSettings:
     ``max_in_flight`` bounds the runs of this replica; ``type_limits`` bounds the runs of some
     task types (e.g. ``{"email": 5}``). Work beyond either waits in the store, in due order.
     ``run_timeout`` bounds how long a run's task may take, unless the schedule has a limit of its
-    own (``Schedule.run_timeout``).
+    own (``Schedule.run_timeout``) or its task handler one for it (``TaskHandler.run_timeout``).
     """
 
     owner: str
@@ -327,8 +327,11 @@ class Dispatcher:
             held.task.cancel()
 
     def run_timeout(self, schedule: Schedule) -> timedelta:
-        """How long a run of ``schedule`` may take: its own limit, else the replica's."""
-        return schedule.run_timeout or self._settings.run_timeout
+        """How long a run of ``schedule`` may take: its own limit, else its handler's for it, else the replica's."""
+        if schedule.run_timeout is not None:
+            return schedule.run_timeout
+        handler = self._handlers.get(schedule.task_type)
+        return (handler.run_timeout(schedule) if handler is not None else None) or self._settings.run_timeout
 
     def _fail(self, schedule: Schedule, attempt_id: str, error: ErrorInfo,
               retry_after: float | None = None) -> None:
