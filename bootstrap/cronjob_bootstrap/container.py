@@ -32,7 +32,9 @@ from cronjob_adapters.mongodb.change_stream import watch_new_work
 from cronjob_adapters.mongodb.repository import MongoScheduleRepository
 from cronjob_adapters.observability.prometheus import PrometheusMetrics
 from cronjob_adapters.sqlite.repository import SqliteScheduleRepository
+from cronjob_adapters.tasks.builtin_routines import register_builtin_routines
 from cronjob_adapters.tasks.http_request import HttpRequestHandler
+from cronjob_adapters.tasks.python import routines as process_routines
 from cronjob_adapters.tasks.registry import TaskRegistry
 from cronjob_adapters.web.app import ApiServices, create_app
 from cronjob_adapters.web.auth import bearer_tokens
@@ -161,8 +163,11 @@ class Container(containers.DeclarativeContainer):
     #: The SSRF-guarded HTTP sender of http.request and of the status webhooks (one allow-list,
     #: one TLS context).
     http_sender = providers.Singleton(HttpRequestHandler, allow_hosts=settings.provided.allow_hosts)
+    #: The routines the ``python`` task type runs: the process-wide registry the ``routine``
+    #: decorator fills, with the built-ins added.
+    routines = providers.Singleton(register_builtin_routines, providers.Object(process_routines))
     task_registry = providers.Singleton(build_registry, settings, whatsapp_handler, http_sender, repository, clock,
-                                        follow_up)
+                                        routines, follow_up)
 
     #: Status webhooks: each (event, subscriber) becomes a ``webhook.delivery`` job.
     publisher = providers.Singleton(

@@ -15,7 +15,6 @@ from cronjob.ports.repository import ScheduleRepository
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 from cronjob.services.messaging import WhatsAppMessageHandler
 from cronjob.services.scheduling import CreateScheduleCommand, SchedulingService
-from cronjob_adapters.tasks.builtin_routines import register_builtin_routines
 from cronjob_adapters.tasks.email import EmailHandler, SmtpSettings
 from cronjob_adapters.tasks.email_payload import EmailPayload, prepare_email_payload
 from cronjob_adapters.tasks.http_payload import HttpRequestPayload, prepare_http_request_payload
@@ -23,9 +22,9 @@ from cronjob_adapters.tasks.http_request import HttpRequestHandler
 from cronjob_adapters.tasks.python import (
     PythonPayload,
     PythonTaskHandler,
+    RoutineRegistry,
     TaskScheduler,
     python_preparer,
-    routines,
 )
 from cronjob_adapters.tasks.registry import TaskRegistry, TaskType
 from cronjob_adapters.tasks.whatsapp import WhatsAppTemplatePayload, WhatsAppTextPayload, whatsapp_preparer
@@ -70,13 +69,14 @@ def smtp_settings(settings: Settings) -> SmtpSettings | None:
 
 
 def build_registry(settings: Settings, whatsapp: WhatsAppMessageHandler, http: HttpRequestHandler,
-                   repository: ScheduleRepository, clock: Clock,
+                   repository: ScheduleRepository, clock: Clock, routines: RoutineRegistry,
                    schedule_task: TaskScheduler | None = None) -> TaskRegistry:
     """Every task type, with its schema, scheduling-time check, handler and retry defaults.
-    ``http`` is the SSRF-guarded HTTP sender (shared with the status webhooks)."""
+    ``http`` is the SSRF-guarded HTTP sender (shared with the status webhooks); ``routines`` are
+    what the ``python`` type runs."""
     language = settings.whatsapp_language
     smtp = smtp_settings(settings)
-    python = PythonTaskHandler(register_builtin_routines(routines), repository, clock, schedule_task)
+    python = PythonTaskHandler(routines, repository, clock, schedule_task)
     return TaskRegistry([
         TaskType("whatsapp.template", WhatsAppTemplatePayload.VERSION, "A WhatsApp template message.",
                  WhatsAppTemplatePayload, whatsapp_preparer("template", language), whatsapp, WHATSAPP_RETRY),
