@@ -163,8 +163,8 @@ class Container(containers.DeclarativeContainer):
     #: The SSRF-guarded HTTP sender of http.request and of the status webhooks (one allow-list,
     #: one TLS context).
     http_sender = providers.Singleton(HttpRequestHandler, allow_hosts=settings.provided.allow_hosts)
-    #: The routines the ``python`` task type runs: the process-wide registry the ``routine``
-    #: decorator fills, with the built-ins added.
+    #: The routines the ``python`` task type runs and ``GET /v1/routines`` lists: the process-wide
+    #: registry the ``routine`` decorator fills, with the built-ins added.
     routines = providers.Singleton(register_builtin_routines, providers.Object(process_routines))
     task_registry = providers.Singleton(build_registry, settings, whatsapp_handler, http_sender, repository, clock,
                                         routines, follow_up)
@@ -253,6 +253,7 @@ class Container(containers.DeclarativeContainer):
         whatsapp_verify_token=config.whatsapp_verify_token,
         delivery_status=delivery_status,
         task_types=task_registry,
+        routines=routines,
         webhook_deliveries=publisher.provided.deliveries,
         internal_task_types=INTERNAL_TASK_TYPES,
         counts=counts,

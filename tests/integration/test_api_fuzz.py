@@ -101,11 +101,12 @@ CHECKS: dict[str, dict[str, Any]] = {
 }
 
 #: What each operation must have answered, besides a call past authentication: a 2xx where the
-#: fuzzer can reach one (the rest need an existing schedule id or a known task type name).
+#: fuzzer can reach one (the rest need an existing schedule id or a known task type name; a
+#: routine's name is the path parameter's documented example).
 MUST_SUCCEED = {
     "GET /healthcheck", "GET /livez", "GET /readyz", "GET /metrics",
     "POST /schedule-message", "POST /v1/schedules", "GET /v1/schedules", "GET /v1/task-types", "GET /v1/stats",
-    "GET /v1/rules/preview",
+    "GET /v1/rules/preview", "GET /v1/routines", "GET /v1/routines/{name}",
     f"GET {WEBHOOK}", f"POST {WEBHOOK}",
 }
 

@@ -33,7 +33,9 @@ class PurgeArgs(BaseModel):
 class ReportArgs(BaseModel):
     """Counts of schedules by status and task type, sent by e-mail and/or POSTed to a webhook."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The example needs no SMTP server (``GET /v1/routines/cronjob.daily_report`` offers it).
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={"examples": [{"webhook_url": "https://hooks.example.com/report"}]})
 
     email_to: Annotated[list[Address], Field(default_factory=list, max_length=50, description="Recipients.")]
     webhook_url: Annotated[HttpUrl | None, Field(default=None, description="Receives the report as JSON (POST).")] = None

@@ -23,7 +23,7 @@ retried under the schedule's retry policy.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -41,6 +41,8 @@ from cronjob.ports.tasks import TaskHandler, TaskOutcome
 from cronjob_adapters.tasks.validation import domain_error, invalid_payload
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
+#: The longest routine name a ``python`` task may give.
+MAX_NAME_LENGTH = 200
 
 
 #: Schedules a task of a type with a payload, due now; returns the new schedule's id.
@@ -97,6 +99,10 @@ class RoutineRegistry:
     def names(self) -> list[str]:
         return sorted(self._routines)
 
+    def __iter__(self) -> Iterator[Routine]:
+        """The registered routines, by name."""
+        return iter([self._routines[name] for name in self.names()])
+
 
 routines = RoutineRegistry()
 
@@ -120,8 +126,10 @@ class PythonPayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
     VERSION: ClassVar[int] = 1
 
-    routine: Annotated[str, Field(min_length=1, max_length=200, description="The routine's registered name.")]
-    args: Annotated[dict[str, Any], Field(default_factory=dict, description="Arguments, per the routine's schema.")]
+    routine: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH,
+                                  description="The routine's registered name (`GET /v1/routines` lists them).")]
+    args: Annotated[dict[str, Any], Field(default_factory=dict, description="Arguments, per the routine's schema "
+                                                                          "(`GET /v1/routines/{name}`).")]
 
 
 def _check_args(found: Routine, args: dict[str, Any], context: Mapping[str, Any] | None = None) -> BaseModel:

@@ -29,6 +29,7 @@ from cronjob.services.scheduling import (
     message_task_type,
 )
 
+from cronjob_adapters.tasks.python import RoutineRegistry
 from cronjob_adapters.tasks.registry import TaskRegistry, TaskType
 from cronjob_adapters.web.auth import bearer_tokens
 from cronjob_adapters.web.batch_create import BATCH_PATH, batch_create_router, batch_request_model
@@ -48,6 +49,7 @@ from cronjob_adapters.web.probes import MetricsRenderer, probe_router
 from cronjob_adapters.web.problems import PROBLEM_RESPONSE, StoreNotReady, install_problem_handlers
 from cronjob_adapters.web.request_id import RequestId
 from cronjob_adapters.web.request_metrics import RequestMetrics
+from cronjob_adapters.web.routines import routines_router
 from cronjob_adapters.web.schemas import (
     CreateScheduleBase,
     TaskTypeDetail,
@@ -88,6 +90,8 @@ class ApiServices:
     max_batch_body_bytes: int = 2 * 1024 * 1024
     render_metrics: MetricsRenderer | None = None
     task_types: TaskRegistry | None = None
+    #: The routines the ``python`` task type runs (``GET /v1/routines``); None: none.
+    routines: RoutineRegistry | None = None
     whatsapp_app_secret: str | None = None
     whatsapp_verify_token: str | None = None
     delivery_status: DeliveryStatusService | None = None
@@ -530,6 +534,7 @@ def create_app(services: ApiServices) -> FastAPI:
         return EventList(schedule_id=schedule.id,
                          items=[EventView.of(e, deliveries.get(e.id, ())) for e in schedule.events])
 
+    protected.include_router(routines_router(services.routines, registry))
     protected.include_router(upcoming_router(scheduling, services.default_timezone))
     protected.include_router(bulk_cancel_router(scheduling, json_content_type))
     protected.include_router(bulk_pause_router(scheduling, json_content_type))
