@@ -6,7 +6,7 @@ routine registry of their own, so that what is listed is known to come from the 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import httpx
@@ -60,7 +60,7 @@ def own_routines() -> RoutineRegistry:
         CALLS.append(("acme.reports.weekly", args))
         return {"team": args.team}
 
-    @routine("zeta.cleanup", CleanupArgs, registry=registry)
+    @routine("zeta.cleanup", CleanupArgs, timeout=timedelta(minutes=10), registry=registry)
     async def cleanup(args: CleanupArgs, context: RoutineContext) -> None:
         """Deletes what is older than keep_days."""
         CALLS.append(("zeta.cleanup", args))
@@ -101,11 +101,11 @@ async def test_the_deployment_s_routines_are_listed_by_name(client: httpx.AsyncC
     assert listed.status_code == 200, listed.text
     assert listed.json() == [
         {"name": "acme.needs_args", "description": "Needs a target.",
-         "schema_url": "/v1/routines/acme.needs_args"},
+         "schema_url": "/v1/routines/acme.needs_args", "timeout_seconds": None},
         {"name": "acme.reports.weekly", "description": "Weekly report per team.",
-         "schema_url": "/v1/routines/acme.reports.weekly"},
+         "schema_url": "/v1/routines/acme.reports.weekly", "timeout_seconds": None},
         {"name": "zeta.cleanup", "description": "Deletes what is older than keep_days.",  # its docstring
-         "schema_url": "/v1/routines/zeta.cleanup"},
+         "schema_url": "/v1/routines/zeta.cleanup", "timeout_seconds": 600.0},  # its own run time limit
     ]
 
 
@@ -191,8 +191,8 @@ async def test_openapi_describes_both_routes(client: httpx.AsyncClient) -> None:
     assert (name["in"], name["schema"]["maxLength"], name["schema"]["examples"]) == (
         "path", 200, ["cronjob.purge_runs"])
     schemas = spec["components"]["schemas"]
-    assert set(schemas["RoutineDetail"]["properties"]) == {"name", "description", "schema_url", "args_schema",
-                                                           "example"}
+    assert set(schemas["RoutineDetail"]["properties"]) == {"name", "description", "schema_url", "timeout_seconds",
+                                                           "args_schema", "example"}
     for model in ("RoutineView", "RoutineDetail"):
         assert schemas[model]["description"] and schemas[model]["examples"]
         assert all(field.get("description") for field in schemas[model]["properties"].values()), model

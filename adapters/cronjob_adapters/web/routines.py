@@ -24,11 +24,15 @@ class RoutineView(BaseModel):
         "name": "cronjob.purge_runs",
         "description": "Delete finished schedules not updated for ``older_than_days``.",
         "schema_url": "/v1/routines/cronjob.purge_runs",
+        "timeout_seconds": None,
     }]})
 
     name: str = Field(description="What a `python` task names in `routine`.")
     description: str = Field(description="What it does (its docstring unless registered with one).")
     schema_url: str = Field(description="Where the JSON Schema of its `args` is.")
+    timeout_seconds: float | None = Field(
+        description="How long a run of it may take unless its schedule says (`run_timeout_seconds`); null: "
+                    "the service's limit (`CRONJOB_RUN_TIMEOUT_SECONDS`).")
 
 
 class RoutineDetail(RoutineView):
@@ -39,6 +43,7 @@ class RoutineDetail(RoutineView):
         "name": "cronjob.purge_runs",
         "description": "Delete finished schedules not updated for ``older_than_days``.",
         "schema_url": "/v1/routines/cronjob.purge_runs",
+        "timeout_seconds": None,
         "args_schema": {"type": "object", "title": "PurgeArgs", "additionalProperties": False,
                         "properties": {"older_than_days": {"type": "integer", "default": 30}}},
         "example": {"task": {"type": "python", "routine": "cronjob.purge_runs", "args": {
@@ -57,7 +62,8 @@ class RoutineDetail(RoutineView):
 
 def _view(found: Routine) -> dict[str, Any]:
     return {"name": found.name, "description": found.description,
-            "schema_url": f"/v1/routines/{found.name}"}
+            "schema_url": f"/v1/routines/{found.name}",
+            "timeout_seconds": found.timeout.total_seconds() if found.timeout is not None else None}
 
 
 def _example_args(found: Routine, schema: dict[str, Any]) -> dict[str, Any] | None:
