@@ -162,7 +162,7 @@ async def test_patch_labels_alone_replaces_them_without_moving_the_schedule(clie
     last = (await client.get(f"{path}/events")).json()["items"][-1]["data"]
     assert last["labels_changed"] == last["task_changed"] == "true" and "rescheduled_from" in last
     for bad, field in (({"labels": {"a": 1}}, "labels.a"), ({"labels": {"a": "1"}, "timezone": "UTC"}, "timezone"),
-                       ({"labels": None}, "schedule")):
+                       ({"labels": None}, "labels")):
         refused = await client.patch(path, json=bad)
         assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == field, refused.text
 

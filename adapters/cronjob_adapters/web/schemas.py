@@ -21,6 +21,7 @@ from cronjob.services.scheduling import MAX_RULE_LENGTH
 from cronjob_adapters.tasks.ssrf import HttpUrl, display_url
 from cronjob_adapters.tasks.whatsapp import Buttons, Header, Language, MessageBody, Params, PhoneNumber, TemplateName
 from cronjob_adapters.web.instants import Instant, shown_delivery, shown_event_data, wall_time_text
+from cronjob_adapters.web.not_null import NotNull
 from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
 
 CallbackUrl = Annotated[HttpUrl | None, Field(
@@ -128,8 +129,9 @@ def parse_send_at(text: str) -> datetime:
 class RescheduleBase(BaseModel):
     """A change to a schedule that waits: another time (`send_at` for a one-off, or `schedule`, a
     rule, for a one-off, `once @ ...`, or a recurring schedule, of the same kind; not both), another
-    `task` (of its own type), other `labels`, or several of them. ``task`` is added per deployment (see
-    :func:`reschedule_request_model`)."""
+    `task` (of its own type), other `labels`, or several of them. What is left out stays as it is; no
+    field may be null (a 422 naming it: null would mean nothing here, or something else than left
+    out). ``task`` is added per deployment (see :func:`reschedule_request_model`)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -145,19 +147,24 @@ class RescheduleBase(BaseModel):
     send_at: Annotated[str | None, Field(
         default=None, max_length=64,
         description="A one-off's new time: ISO-8601 with an offset, or without one in `timezone` (else "
-                    "in the schedule's own zone).")] = None
+                    "in the schedule's own zone). Left out, the time stays; null is refused."),
+        NotNull("leave it out to keep the schedule's time")] = None
     schedule: Annotated[str | None, Field(
         default=None, min_length=1, max_length=MAX_RULE_LENGTH,
         description="The new rule, as `POST /v1/schedules` takes it; a recurring schedule stays recurring "
-                    "and a one-off a one-off.")] = None
+                    "and a one-off a one-off. Left out, the rule stays; null is refused."),
+        NotNull("leave it out to keep the schedule's rule")] = None
     timezone: Annotated[str | None, Field(
         default=None, min_length=1, max_length=64,
-        description="IANA zone of the new time or rule; default: the schedule's own (it becomes the "
-                    "schedule's zone).")] = None
+        description="IANA zone of the new time or rule (it becomes the schedule's zone). Left out: the "
+                    "schedule's own zone; null is refused (`POST /v1/schedules` reads it as the service's "
+                    "default zone, which this is not)."),
+        NotNull("leave it out to read the new time in the schedule's own zone")] = None
     labels: Annotated[Labels | None, Field(
         default=None,
         description="Its new labels: the whole map, replacing the old one (`{}` clears them); alone or with "
-                    "another change. Default: they stay.")] = None
+                    "another change. Left out, they stay; null is refused (it neither keeps nor clears them)."),
+        NotNull("leave it out to keep the labels; {} clears them")] = None
 
 
 class CreateScheduleBase(BaseModel):
@@ -181,29 +188,36 @@ class CreateScheduleBase(BaseModel):
                     "`weekly on mon,fri at 09:00`, `cron 0 9 * * 1-5`, ...; a recurring rule may start and end: "
                     "`daily at 14:00 from 2027-01-04 until 2027-12-31` (see the README).")]
     timezone: Annotated[str | None, Field(default=None, min_length=1, max_length=64,
-                                          description="IANA zone of the rule's wall times; default from settings.")] = None
+                                          description="IANA zone of the rule's wall times; null or left out: "
+                                                      "the service's default (CRONJOB_DEFAULT_TIMEZONE).")] = None
     userId: Annotated[str | None, Field(default=None, max_length=256)] = None
-    retry: RetryRequest | None = None
+    retry: Annotated[RetryRequest | None, Field(
+        default=None, description="This schedule's own retry policy; null or left out: its task type's default "
+                                  "(`GET /v1/task-types/{type}`).")] = None
     misfire_grace_seconds: Annotated[float | None, Field(
         default=None, strict=True, allow_inf_nan=False, ge=0, le=30 * 86_400,
-        description="Run an occurrence late by at most this much, else it is missed.")] = None
+        description="Run an occurrence late by at most this much, else it is missed (0: however late). Null "
+                    "or left out: a one-off's is CRONJOB_MISFIRE_GRACE_SECONDS, a recurring one has none.")] = None
     coalesce: bool = Field(default=True, strict=True, description="Recurring: one run for all occurrences missed while down, as the latest of them; false: each one still within the misfire grace runs.")
     send_by: Annotated[datetime | None, Field(
-        default=None, description="One-off: hard deadline (with an offset, or a wall time in `timezone`).")] = None
+        default=None, description="One-off: hard deadline (with an offset, or a wall time in `timezone`); null "
+                                  "or left out: none.")] = None
     callback_url: CallbackUrl = None
     pause_after_failures: Annotated[int | None, Field(
         default=None, strict=True, ge=1, le=10_000,
         description="Recurring: pause the schedule once this many occurrences in a row ended `dead` "
                     "(retries exhausted, or a permanent error); resume it when the cause is fixed. "
-                    "Default: never.")] = None
+                    "Null or left out: never.")] = None
     run_timeout_seconds: Annotated[float | None, Field(
         default=None, strict=True, allow_inf_nan=False, gt=0, le=MAX_RUN_TIMEOUT.total_seconds(),
         description="How long one run may take: past it the run is stopped and fails with `run_timeout`, "
-                    "retried under the retry policy. Default: the service's limit "
-                    "(`CRONJOB_RUN_TIMEOUT_SECONDS`, an hour).")] = None
+                    "retried under the retry policy. Null or left out: its routine's own limit for a `python` "
+                    "task, else the service's (`CRONJOB_RUN_TIMEOUT_SECONDS`, an hour).")] = None
     # null is accepted as none (as for the other optional fields) and read as {}: an empty map, null
     # and no labels at all are the same request, for its Idempotency-Key.
-    labels: Annotated[Labels | None, Field(default_factory=dict)]
+    labels: Annotated[Labels | None, Field(default_factory=dict,
+                                           description="Its labels (see the map's schema); `{}`, null or left "
+                                                       "out: none.")]
 
     @field_validator("labels")
     @classmethod
@@ -214,9 +228,10 @@ class CreateScheduleBase(BaseModel):
 def reschedule_request_model(task_union: Any) -> type[RescheduleBase]:
     """``RescheduleRequest``: the base plus an optional ``task``, one of the registered task types."""
     return create_model("RescheduleRequest", __base__=RescheduleBase,  # type: ignore[call-overload,no-any-return]
-                        task=(task_union | None, Field(
-                            default=None, description="Another task, of the schedule's own type: what its next "
-                                                      "run sends (the whole task, as `POST /v1/schedules` takes it).")))
+                        task=(Annotated[task_union | None, NotNull("leave it out to keep the schedule's task")],
+                              Field(default=None, description="Another task, of the schedule's own type: what its "
+                                                              "next run sends (the whole task, as `POST /v1/schedules` "
+                                                              "takes it). Left out, the task stays; null is refused.")))
 
 
 def create_request_model(task_union: Any) -> type[CreateScheduleBase]:
