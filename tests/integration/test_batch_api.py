@@ -102,11 +102,31 @@ async def test_a_body_that_does_not_fit_the_document_creates_nothing_and_names_e
     assert answer.status_code == 422
     assert answer.headers["content-type"] == "application/problem+json"
     assert [e["field"] for e in answer.json()["errors"]] == ["schedules.1.task.to", "schedules.2.colour"]
+    assert "errors_total" not in answer.json() and answer.json()["detail"].startswith("schedules.1.task.to: ")
     assert await stored(client) == []
     for body in ({"schedules": []}, {"schedules": [item()] * 1001}, {}, {"schedules": [item()], "more": 1}):
         refused = await client.post(PATH, json=body, headers=AUTH)
         assert refused.status_code == 422, refused.text  # 1,001 items are ~130 KB: within the batch limit
     assert await stored(client) == []
+
+
+async def test_a_body_with_more_than_100_errors_lists_the_first_100_in_item_order_and_counts_them_all(
+        client: httpx.AsyncClient) -> None:
+    bad = [item(to=f"{i}") for i in range(1000)]  # each a phone number too short
+    answer = await client.post(PATH, json={"schedules": bad}, headers=AUTH)
+    assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+    refused = answer.json()
+    assert [e["field"] for e in refused["errors"]] == [f"schedules.{i}.task.to" for i in range(100)]
+    assert refused["errors_total"] == 1000
+    first = refused["errors"][0]
+    assert refused["detail"].startswith(f"1,000 errors, of which only the first 100 are listed: "
+                                        f"{first['field']}: {first['message']}; ")
+    assert len(answer.content) < 40_000  # every error listed was about 240 KB
+    assert await stored(client) == []
+    for count, listed, total in ((100, 100, None), (101, 100, 101)):  # the cap's edge
+        edge = (await client.post(PATH, json={"schedules": bad[:count]}, headers=AUTH)).json()
+        assert (len(edge["errors"]), edge.get("errors_total")) == (listed, total), count
+        assert edge["detail"].startswith("schedules.0.task.to: ") == (total is None), edge["detail"][:80]
 
 
 async def test_a_batch_sent_again_with_idempotency_keys_creates_nothing_twice(client: httpx.AsyncClient) -> None:

@@ -218,7 +218,8 @@ def create_app(services: ApiServices) -> FastAPI:
             "Every endpoint needs `Authorization: Bearer <token>` except the probes (`/healthcheck`, "
             "`/livez`, `/readyz`), this description, the dashboard's page (`/dashboard`) and "
             "`/v1/whatsapp/webhook` (signed by Meta). "
-            "Errors are `application/problem+json` (RFC 9457) with an `errors` list naming fields."
+            "Errors are `application/problem+json` (RFC 9457) with an `errors` list naming fields (the "
+            "first 100; when there were more, `errors_total` counts them all)."
         ),
     )
     install_problem_handlers(app)

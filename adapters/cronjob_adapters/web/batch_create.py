@@ -86,7 +86,8 @@ def batch_create_router(scheduling: SchedulingService, request_model: type[BaseM
 
         A body that does not fit the document (a missing field, a malformed phone number) is
         refused as a whole, 422, naming each wrong field (`schedules.3.task.to`), and nothing is
-        created. Then each item is created on its own: one the service refuses (a rule or zone
+        created; of more than 100 errors, `errors` lists the first 100 (in item order) and
+        `errors_total` counts them all, as the detail says. Then each item is created on its own: one the service refuses (a rule or zone
         it cannot read, a `send_at` too far in the past, an idempotency key used for another
         request) is answered 422 in its result, and the others are still created. Give each item
         an `idempotency_key` and the batch can be sent again safely (after a timeout, or a 503

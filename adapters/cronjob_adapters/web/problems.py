@@ -22,18 +22,28 @@ log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 
+#: The most ``errors`` a problem lists: a batch of 1,000 wrong items would otherwise be answered
+#: with every one of its errors (about 240 KB); the count of all is ``errors_total`` then.
+MAX_LISTED_ERRORS = 100
+
+
 def problem(
     status: int,
     title: str,
     detail: str,
     *,
     errors: list[dict[str, str]] | None = None,
+    errors_total: int | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    """A problem+json response; ``errors`` lists ``{"field", "message"}`` pairs for validation."""
+    """A problem+json response; ``errors`` lists ``{"field", "message"}`` pairs for validation,
+    ``errors_total`` (an extension member, given when ``errors`` lists only the first ones) how
+    many there were in all."""
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if errors:
         body["errors"] = errors
+    if errors_total is not None:
+        body["errors_total"] = errors_total
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -96,9 +106,11 @@ PROBLEM_RESPONSE: dict[str, Any] = {"content": {PROBLEM_JSON: {}}, "description"
 
 def validation_problem(errors: Sequence[dict[str, Any]], body: Any = None) -> JSONResponse:
     """A 422 naming each field, from pydantic-style errors (``loc``, ``msg``, ``type``) about
-    ``body`` (the request's parsed body, when there is one)."""
+    ``body`` (the request's parsed body, when there is one): the first :data:`MAX_LISTED_ERRORS`
+    of them, in the order they come (a list's items in order), and, when there were more, how
+    many in all (``errors_total``, also said in the detail)."""
     listed = []
-    for err in errors:
+    for err in errors[:MAX_LISTED_ERRORS]:
         kind, loc = err.get("type"), _without_union_tags(tuple(err.get("loc", ())), body)
         if kind == "json_invalid":  # loc is ("body", <character offset>): not a field
             reason = (err.get("ctx") or {}).get("error", "")
@@ -110,7 +122,10 @@ def validation_problem(errors: Sequence[dict[str, Any]], body: Any = None) -> JS
             message = "unknown query parameter" if loc[:1] == ("query",) else "unknown field"
         listed.append({"field": _field(loc), "message": message})
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in listed)
-    return problem(422, "Invalid request", detail, errors=listed)
+    if len(errors) <= MAX_LISTED_ERRORS:
+        return problem(422, "Invalid request", detail, errors=listed)
+    return problem(422, "Invalid request", f"{len(errors):,} errors, of which only the first {len(listed)} are "
+                                           f"listed: {detail}", errors=listed, errors_total=len(errors))
 
 
 async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
