@@ -209,3 +209,18 @@ async def test_a_routine_registered_after_the_app_was_built_is_listed(client: ht
 
     assert [r["name"] for r in (await client.get("/v1/routines")).json()][-1] == "zz.late"
     assert (await client.get("/v1/routines/zz.late")).status_code == 200
+
+
+def test_a_routine_whose_arguments_have_no_json_schema_is_not_registered() -> None:
+    class Opaque:
+        """A type Pydantic checks by isinstance, and cannot describe."""
+
+    class OpaqueArgs(BaseModel):
+        model_config = ConfigDict(arbitrary_types_allowed=True)
+
+        thing: Opaque | None = None
+
+    registry = RoutineRegistry()
+    with pytest.raises(ValueError, match="routine 'acme.opaque': its arguments have no JSON Schema"):
+        routine("acme.opaque", OpaqueArgs, registry=registry)(lambda args, context: None)  # type: ignore[arg-type,return-value]
+    assert registry.names() == []  # so GET /v1/routines/{name} never meets one it cannot describe

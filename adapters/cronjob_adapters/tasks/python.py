@@ -90,6 +90,10 @@ class RoutineRegistry:
             check_run_timeout(timeout)
         except ValidationError as exc:
             raise ValueError(f"routine {name!r}: {exc.message}") from None
+        try:  # published by GET /v1/routines/{name}: a model that has none fails here, not there
+            args_model.model_json_schema()
+        except pydantic.PydanticUserError as exc:
+            raise ValueError(f"routine {name!r}: its arguments have no JSON Schema: {exc.message}") from None
         self._routines[name] = Routine(name, args_model, function, description or (function.__doc__ or "").strip(),
                                        timeout)
 
