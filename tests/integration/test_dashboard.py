@@ -699,41 +699,137 @@ def test_times_are_shown_in_the_browser_s_zone_and_say_so(browser: Browser, serv
         context.close()
 
 
+def list_queries(page: Page) -> list[dict[str, list[str]]]:
+    """The query of every list the page asks for from now on."""
+    queries: list[dict[str, list[str]]] = []
+    page.on("request", lambda request: queries.append(parse_qs(urlsplit(request.url).query))
+            if "/v1/schedules?" in request.url else None)
+    return queries
+
+
+def ids(page: Page) -> list[str]:
+    """The ids of the rows the list shows, in order."""
+    shown: list[str] = page.locator("#schedules tbody tr").evaluate_all("rows => rows.map(r => r.dataset.id)")
+    return shown
+
+
 def test_paging_and_a_page_that_empties(page: Page, service: Service) -> None:
     for _ in range(51 - _count(service, "scheduled", "whatsapp.template")):
         service.later()
     total = _count(service, "scheduled", "whatsapp.template")
+    queries = list_queries(page)
     sign_in(page)
     page.select_option("#status-filter", "scheduled")
     page.select_option("#type-filter", "whatsapp.template")
+    expect(page.locator("#next")).to_be_enabled()  # once this filter's list came
     expect(page.locator("#schedules tbody tr")).to_have_count(50)
     expect(page.locator("#page")).to_have_text("1–50")
     expect(page.locator("#prev")).to_be_disabled()
-    expect(page.locator("#next")).to_be_enabled()
-    page.click("#next")
+    first_page = ids(page)
+    with page.expect_response(lambda response: "cursor=" in response.url) as older:
+        page.click("#next")
     expect(page.locator("#page")).to_have_text(f"51–{total}")
+    expect(page.locator("#prev")).to_be_enabled()
     expect(page.locator("#next")).to_be_disabled()  # no empty page behind the last one
-    older = page.locator("#schedules tbody tr").evaluate_all("rows => rows.map(r => r.dataset.id)")
-    for schedule_id in older:  # the last page empties (cancelled elsewhere): back to the one before
+    # Page 2 is the one after page 1's last row, asked for by the cursor page 1 was answered with.
+    answered = [q for q in queries if "cursor" not in q][-1]
+    assert parse_qs(urlsplit(older.value.url).query)["cursor"] == [_next_cursor(service, answered)]
+    assert not any("offset" in q for q in queries)
+    for schedule_id in ids(page):  # the last page empties (cancelled elsewhere): back to the one before
         assert service.http.delete(f"/v1/schedules/{schedule_id}").status_code == 200
     page.click("#refresh")
     expect(page.locator("#page")).to_have_text("1–50")
     expect(page.locator("#empty")).to_be_hidden()
+    expect(page.locator("#prev")).to_be_disabled()
+    expect(page.locator("#next")).to_be_disabled()
+    assert ids(page) == first_page
+
+
+def _next_cursor(service: Service, query: dict[str, list[str]]) -> str:
+    """The ``next_cursor`` the API answers the page of ``query`` with now."""
+    answer = service.http.get("/v1/schedules", params=query)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["next_cursor"]  # type: ignore[no-any-return]
+
+
+def test_a_page_keeps_its_rows_while_newer_schedules_come(page: Page, service: Service) -> None:
+    """Each refresh reads page 2 again from its own cursor: schedules made meanwhile go on page 1
+    and move none of its rows (by offset, each new one pushed a row of page 1 onto it)."""
+    user = "dashboard-steady"
+    made = [service.later(userId=user) for _ in range(55)]
+    queries = list_queries(page)
+    sign_in(page)
+    page.fill("#user-filter", user)
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#next")).to_be_enabled()
+    page.click("#next")
+    expect(page.locator("#page")).to_have_text("51–55")
+    oldest = [s["id"] for s in reversed(made[:5])]
+    expect(page.locator("#schedules tbody td.id")).to_have_text(oldest)
+    newer = [service.later(userId=user) for _ in range(3)]
+    # One of its rows changes too: shown once the refresh has read the page again.
+    assert service.http.post(f"/v1/schedules/{oldest[0]}/pause").status_code == 200
+    page.click("#refresh")
+    expect(row(page, oldest[0]).locator("td.status")).to_have_text("paused")
+    expect(page.locator("#schedules tbody td.id")).to_have_text(oldest)
+    expect(page.locator("#page")).to_have_text("51–55")
+    page.click("#prev")  # page 1 is read again too: the new ones are on it
+    expect(page.locator("#page")).to_have_text("1–50")
+    expect(page.locator("#prev")).to_be_disabled()
+    expect(page.locator("#schedules tbody td.id").first).to_have_text(newer[-1]["id"])
+    page.click("#next")  # and after it, all that follows it now
+    expect(page.locator("#page")).to_have_text("51–58")
+    assert ids(page) == [s["id"] for s in reversed(made[:8])]
+    assert not any("offset" in q for q in queries)
+
+
+def test_a_list_answered_for_the_filter_before_is_not_taken_for_the_new_one(page: Page, service: Service) -> None:
+    """The Due filter changes while a refresh reads the list: that answer is not shown, nor its
+    next_cursor offered (one of the other order: asked with, a 422); the new filter's list is read."""
+    user = "dashboard-held"
+    for _ in range(51):
+        service.later(userId=user)
+    sign_in(page)
+    page.uncheck("#auto-refresh")
+    page.fill("#user-filter", user)
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#next")).to_be_enabled()
+    held: list[Any] = []
+    page.route(lambda url: "/v1/schedules?" in url, lambda route: held.append(route))
+    page.click("#refresh")
+    _wait_for(page, lambda: len(held) == 1)
+    page.select_option("#due-filter", "day")
+    held[0].continue_()
+    _wait_for(page, lambda: len(held) == 2)  # asked once the first answer was handled
+    assert "due_after" in parse_qs(urlsplit(held[1].request.url).query)
+    assert page.locator("#next").is_disabled()
+    held[1].continue_()
+    page.unroute_all()
+    expect(page.locator("#next")).to_be_enabled()
+    page.click("#next")
+    expect(page.locator("#page")).to_have_text("51–51")
+
+
+def _wait_for(page: Page, condition: Callable[[], bool]) -> None:
+    """Let the page run until ``condition`` holds (events such as requests reach the test meanwhile)."""
+    for _ in range(400):
+        if condition():
+            return
+        page.wait_for_timeout(25)
+    raise AssertionError("the page did not get there in 10 s")
 
 
 def test_next_follows_has_more_not_a_full_page(page: Page, service: Service) -> None:
     user = "dashboard-fifty"
     for _ in range(50):
         service.later(userId=user)
-    limits: list[list[str]] = []
-    page.on("request", lambda request: limits.append(parse_qs(urlsplit(request.url).query).get("limit", []))
-            if "/v1/schedules?" in request.url else None)
+    queries = list_queries(page)
     sign_in(page)
     page.fill("#user-filter", user)
     page.press("#user-filter", "Enter")
     expect(page.locator("#schedules tbody tr")).to_have_count(50)
     expect(page.locator("#next")).to_be_disabled()  # a full page, and nothing after it
-    assert limits and all(limit == ["50"] for limit in limits)
+    assert queries and all(q["limit"] == ["50"] for q in queries)
     service.later(userId=user)
     page.click("#refresh")
     expect(page.locator("#next")).to_be_enabled()
@@ -746,6 +842,10 @@ def test_next_follows_has_more_not_a_full_page(page: Page, service: Service) -> 
     page.click("#next")
     expect(page.locator("#page")).to_have_text("51–51")
     expect(page.locator("#next")).to_be_disabled()
+    # The window's page 2, by a cursor of its own order (one of the list without it is a 422).
+    assert "due_after" in queries[-1] and "cursor" in queries[-1] and "offset" not in queries[-1]
+    page.click("#refresh")  # read again from its cursor, in a window that moved meanwhile
+    expect(page.locator("#page")).to_have_text("51–51")
 
 
 def _count(service: Service, status: str | None, task_type: str) -> int:

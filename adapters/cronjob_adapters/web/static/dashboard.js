@@ -50,8 +50,11 @@ function cancellable(schedule) {
 
 //: ``failed``: the message shown is a refresh's error, cleared by the next refresh that works.
 //: ``labels``: the label filter as typed (``order=123, kind=reminder``), its spaces tidied.
+//: ``cursors``: the cursor of each page visited, page 1's null (the page shown is the last); never
+//: changed in place, so a list read for another page can tell. ``next``: the page's ``next_cursor``.
 const FRESH = {
-  status: "", type: "", due: "", user: "", labels: "", offset: 0, selected: null, again: false, failed: false, listed: false,
+  status: "", type: "", due: "", user: "", labels: "", cursors: [null], next: null, selected: null, again: false,
+  failed: false, listed: false,
 };
 const state = { token: null, timer: null, busy: false, ...FRESH };
 const $ = (selector) => document.querySelector(selector);
@@ -238,7 +241,9 @@ async function loadCounts() {
 }
 
 async function loadSchedules() {
-  const query = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(state.offset) });
+  const { cursors } = state;
+  const cursor = cursors[cursors.length - 1];
+  const query = new URLSearchParams({ limit: String(PAGE_SIZE), ...(cursor ? { cursor } : {}) });
   if (state.status) query.set("status", state.status);
   if (state.type) query.set("type", state.type);
   if (state.user) query.set("userId", state.user);
@@ -261,14 +266,17 @@ async function loadSchedules() {
     showBulk(false);
     throw error;
   }
-  if (!state.token) return;
+  // Signed out, or another page or filter asked for meanwhile (its refresh follows): not shown.
+  if (!state.token || state.cursors !== cursors) return;
   state.listed = true;
   showBulk(true);
-  if (page.items.length === 0 && state.offset > 0) {
-    // Past the end (schedules were deleted meanwhile): back to the last page that has some.
-    state.offset = Math.max(0, state.offset - PAGE_SIZE);
+  if (page.items.length === 0 && cursors.length > 1) {
+    // Nothing after this page's cursor any more (deleted, or no longer matching): back to the one before.
+    state.cursors = cursors.slice(0, -1);
     state.again = true;
+    return;
   }
+  state.next = page.next_cursor;
   const body = $("#schedules tbody");
   const rows = page.items.map((schedule) => {
     const row = element("tr");
@@ -290,10 +298,33 @@ async function loadSchedules() {
   });
   body.replaceChildren(...rows);
   $("#empty").hidden = rows.length > 0;
-  $("#prev").disabled = state.offset === 0;
-  $("#next").disabled = !page.has_more;
-  const first = rows.length ? state.offset + 1 : state.offset;
-  $("#page").textContent = `${first}–${state.offset + rows.length}`;
+  showPaging();
+  // Every page before this one had a next_cursor, so it was full.
+  const before = (cursors.length - 1) * PAGE_SIZE;
+  $("#page").textContent = `${rows.length ? before + 1 : before}–${before + rows.length}`;
+}
+
+/** Offer a page each way only when there is one (a list not read yet has no older page). */
+function showPaging() {
+  $("#prev").disabled = state.cursors.length === 1;
+  $("#next").disabled = !state.next;
+}
+
+/** Page by cursor: each page is read again from its own cursor, so rows created or changed
+ * meanwhile never move a row to another page. */
+function olderPage() {
+  if (!state.next) return;
+  state.cursors = [...state.cursors, state.next];
+  // Asked once: a second click before the page comes asks nothing more. The button stays
+  // enabled meanwhile, so that it keeps the keyboard's focus.
+  state.next = null;
+  refresh();
+}
+
+function newerPage() {
+  if (state.cursors.length === 1) return;
+  state.cursors = state.cursors.slice(0, -1);
+  refresh();
 }
 
 async function refresh() {
@@ -333,7 +364,8 @@ function stopRefresh() {
 }
 
 function filterBy(changes) {
-  Object.assign(state, changes, { offset: 0 });
+  Object.assign(state, changes, { cursors: [null], next: null });
+  showPaging();
   $("#status-filter").value = state.status;
   $("#type-filter").value = state.type;
   $("#due-filter").value = state.due;
@@ -662,8 +694,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#retry-matching").addEventListener("click", retryMatching);
   $("#auto-refresh").addEventListener("change", startRefresh);
   $("#refresh").addEventListener("click", () => refresh());
-  $("#prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE_SIZE); refresh(); });
-  $("#next").addEventListener("click", () => { state.offset += PAGE_SIZE; refresh(); });
+  $("#prev").addEventListener("click", newerPage);
+  $("#next").addEventListener("click", olderPage);
   for (const action of Object.keys(ACTIONS)) {
     $(`#${action}`).addEventListener("click", () => act(action));
   }
