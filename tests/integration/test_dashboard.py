@@ -867,6 +867,7 @@ def test_signing_out_forgets_the_token_and_what_it_read(page: Page, service: Ser
     page.fill("#open-id", later["id"])
     page.fill("#user-filter", "someone")
     page.select_option("#due-filter", "overdue")
+    page.select_option("#changed-filter", "day")
     expect(page.locator("#order-note")).to_contain_text("soonest due first")
     page.click("#sign-out")
     expect(page.locator("#sign-in")).to_be_visible()
@@ -876,6 +877,7 @@ def test_signing_out_forgets_the_token_and_what_it_read(page: Page, service: Ser
     expect(page.locator("#open-id")).to_have_value("")
     expect(page.locator("#user-filter")).to_have_value("")
     expect(page.locator("#due-filter")).to_have_value("")
+    expect(page.locator("#changed-filter")).to_have_value("")
     expect(page.locator("#order-note")).to_have_text("newest first")
     for selector in ("#schedules tbody tr", "#by-type tbody tr", "#attempts tbody tr", "#events tbody tr",
                      "#detail-fields dd", "#next-runs tbody tr"):
@@ -1037,6 +1039,56 @@ def test_a_user_s_schedules_are_paused_and_resumed_from_the_filter(page: Page, s
     page.press("#user-filter", "Enter")
     expect(page.locator("#pause-matching")).to_be_hidden()  # never everyone's
     expect(page.locator("#resume-matching")).to_be_hidden()
+
+
+def test_what_died_in_the_last_hour_is_listed_and_retried(page: Page, service: Service) -> None:
+    """Status dead and Changed "in the last hour": what died in the last hour. With the browser's
+    clock an hour on, so that its hour starts between two deaths, the list shows the later one
+    only, and Retry all retries it alone (the window goes with the request)."""
+    user = "dashboard-changed"
+    earlier = service.dead(userId=user)
+    later = service.dead(userId=user)
+    died = [datetime.fromisoformat(s["updated_at"]) for s in (earlier, later)]
+    assert died[0] < died[1]
+    hour_start = died[0] + (died[1] - died[0]) / 2
+    hour_start -= timedelta(microseconds=hour_start.microsecond % 1000)  # the browser's clock has ms
+    page.clock.set_fixed_time(hour_start + timedelta(hours=1))
+    sign_in(page)
+    page.uncheck("#auto-refresh")  # a list asked for is one a filter asked for
+    page.select_option("#status-filter", "dead")
+    page.fill("#user-filter", user)
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#schedules tbody td.id")).to_have_text([later["id"], earlier["id"]])
+    expect(page.locator("#cancel-user")).to_be_visible()
+    for changed, span in (("day", timedelta(days=1)), ("week", timedelta(days=7)), ("hour", timedelta(hours=1))):
+        with page.expect_request(lambda request: "updated_after" in request.url) as listed:
+            page.select_option("#changed-filter", changed)
+        query = parse_qs(urlsplit(listed.value.url).query)
+        assert datetime.fromisoformat(query["updated_after"][0]) == hour_start + timedelta(hours=1) - span
+        assert "updated_before" not in query
+    expect(page.locator("#schedules tbody td.id")).to_have_text([later["id"]])
+    for hidden in ("#cancel-user", "#pause-matching", "#resume-matching"):  # they take no window
+        expect(page.locator(hidden)).to_be_hidden()
+
+    asked = accepting(page)
+    since = page.evaluate("iso => new Date(iso).toLocaleString()", hour_start.isoformat())
+    with page.expect_request(lambda request: request.url.endswith("/v1/schedules:retry")) as retry:
+        page.click("#retry-matching")
+    assert asked == [f"Retry every dead schedule of user {user} changed since {since} now?"]
+    body = retry.value.post_data_json
+    assert body == {"status": "dead", "userId": user, "updated_after": body["updated_after"]}
+    assert datetime.fromisoformat(body["updated_after"]) == hour_start
+    expect(page.locator("#message")).to_have_text(
+        f"Every dead schedule of user {user} changed since {since}: 1 schedule(s) retried.")
+    for schedule, retried in ((earlier, False), (later, True)):
+        events = service.http.get(f"/v1/schedules/{schedule['id']}/events").json()["items"]
+        assert any(e["data"].get("retried_from") for e in events) is retried
+    service.wait_for(later["id"], lambda s: s["status"] == "dead")  # again: no WhatsApp credentials here
+    page.clock.set_fixed_time(datetime.now(UTC))  # both died within the last hour
+    page.click("#refresh")
+    expect(page.locator("#schedules tbody td.id")).to_have_text([later["id"], earlier["id"]])
+    page.select_option("#changed-filter", "")
+    expect(page.locator("#cancel-user")).to_be_visible()
 
 
 def test_the_dead_letters_shown_are_retried_at_once(page: Page, service: Service) -> None:

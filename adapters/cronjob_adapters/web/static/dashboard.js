@@ -29,6 +29,9 @@ const INTERNAL_TYPES = ["webhook.delivery", "whatsapp.status"];
 const DUE_WINDOWS = {
   overdue: [null, 0], hour: [0, 3600e3], day: [0, 24 * 3600e3], week: [0, 7 * 24 * 3600e3],
 };
+//: The Changed filter's windows: how far before now ``updated_after`` is (recomputed on every
+//: refresh, as a Due window is). Any status; the list keeps its order.
+const CHANGE_WINDOWS = { hour: 3600e3, day: 24 * 3600e3, week: 7 * 24 * 3600e3 };
 //: The statuses a "Retry all" is offered for (POST /v1/schedules:retry).
 const RETRYABLE = ACTIONS.retry.statuses;
 //: What each bulk button asks of the API (the user and labels the list is filtered by).
@@ -53,8 +56,8 @@ function cancellable(schedule) {
 //: ``cursors``: the cursor of each page visited, page 1's null (the page shown is the last); never
 //: changed in place, so a list read for another page can tell. ``next``: the page's ``next_cursor``.
 const FRESH = {
-  status: "", type: "", due: "", user: "", labels: "", cursors: [null], next: null, selected: null, again: false,
-  failed: false, listed: false,
+  status: "", type: "", due: "", changed: "", user: "", labels: "", cursors: [null], next: null, selected: null,
+  again: false, failed: false, listed: false,
 };
 const state = { token: null, timer: null, busy: false, ...FRESH };
 const $ = (selector) => document.querySelector(selector);
@@ -152,6 +155,7 @@ function signOut(reason) {
   $("#status-filter").value = "";
   $("#type-filter").value = "";
   $("#due-filter").value = "";
+  $("#changed-filter").value = "";
   $("#user-filter").value = "";
   $("#label-filter").value = "";
   showBulk(false);
@@ -240,9 +244,8 @@ async function loadCounts() {
   }));
 }
 
-async function loadSchedules() {
-  const { cursors } = state;
-  const cursor = cursors[cursors.length - 1];
+/** The list's query for the filters chosen, the windows computed from the clock now. */
+function listQuery(cursor) {
   const query = new URLSearchParams({ limit: String(PAGE_SIZE), ...(cursor ? { cursor } : {}) });
   if (state.status) query.set("status", state.status);
   if (state.type) query.set("type", state.type);
@@ -255,9 +258,22 @@ async function loadSchedules() {
     if (after !== null) query.set("due_after", new Date(now + after).toISOString());
     if (before !== null) query.set("due_before", new Date(now + before).toISOString());
   }
+  const since = changedSince();
+  if (since) query.set("updated_after", since);
+  return query;
+}
+
+/** The Changed window's ``updated_after`` from the clock now, or null (any time). */
+function changedSince() {
+  const span = CHANGE_WINDOWS[state.changed];
+  return span ? new Date(Date.now() - span).toISOString() : null;
+}
+
+async function loadSchedules() {
+  const { cursors } = state;
   let page;
   try {
-    page = await api(`v1/schedules?${query}`);
+    page = await api(`v1/schedules?${listQuery(cursors[cursors.length - 1])}`);
   } catch (error) {
     // Refused (a malformed filter) or unreachable: show no rows rather than another filter's,
     // and offer no bulk action for them.
@@ -369,6 +385,7 @@ function filterBy(changes) {
   $("#status-filter").value = state.status;
   $("#type-filter").value = state.type;
   $("#due-filter").value = state.due;
+  $("#changed-filter").value = state.changed;
   $("#user-filter").value = state.user;
   $("#label-filter").value = state.labels;
   showOrder();
@@ -386,10 +403,11 @@ function showOrder() {
 
 /** Offer the bulk buttons that fit the list's filters (``listed``: false hides them all, for a
  * list that could not be loaded). Cancel, pause and resume act on the user or the labels shown,
- * never on everyone's; "Retry all" on the dead letters of the status shown (ended ones have no
- * due time: none under a Due window). */
+ * never on everyone's, and take no last-change window: none under a Changed window, where they
+ * would act on schedules it leaves out. "Retry all" on the dead letters of the status shown, in
+ * the Changed window (ended ones have no due time: none under a Due window). */
 function showBulk(listed) {
-  const selected = listed && Boolean(state.user || state.labels);
+  const selected = listed && Boolean(state.user || state.labels) && !CHANGE_WINDOWS[state.changed];
   const whose = state.labels ? "matching" : "of this user's";
   for (const kind of Object.keys(BULK)) {
     const button = $(kind === "cancel" ? "#cancel-user" : `#${kind}-matching`);
@@ -453,20 +471,23 @@ async function bulkAct(kind) {
 }
 
 //: The redrive: every schedule in the status the list shows (dead, unknown, missed), of its type,
-//: user and labels when filtered by them (POST /v1/schedules:retry).
+//: user and labels, and in its Changed window, when filtered by them (POST /v1/schedules:retry).
+//: The window starts where it does when asked, as the list's does at every refresh.
 async function retryMatching() {
   const { status, type, user } = state;
   if (!RETRYABLE.includes(status)) return;
   const selector = bulkSelector();
   if (!selector) return;
-  const of = [type ? `of type ${type}` : "", selector.whose ? `of ${selector.whose}` : ""].filter(Boolean).join(" ");
+  const since = changedSince();
+  const of = [type ? `of type ${type}` : "", selector.whose ? `of ${selector.whose}` : "",
+    since ? `changed since ${new Date(since).toLocaleString()}` : ""].filter(Boolean).join(" ");
   const twice = status === "unknown" ? " They may have been sent already: a retry may send them twice." : "";
   if (!window.confirm(`Retry every ${status} schedule${of ? ` ${of}` : ""} now?${twice}`)) return;
   try {
     const answer = await api("v1/schedules:retry", {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ status, ...(type ? { type: [type] } : {}), ...(user ? { userId: user } : {}),
-        ...(selector.labels ? { labels: selector.labels } : {}) }),
+        ...(selector.labels ? { labels: selector.labels } : {}), ...(since ? { updated_after: since } : {}) }),
     });
     sayBulk(`Every ${status} schedule${of ? ` ${of}` : ""}`, answer.retried.length, "retried", answer.refused);
   } catch (error) {
@@ -685,6 +706,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#status-filter").addEventListener("change", (e) => filterBy({ status: e.target.value }));
   $("#type-filter").addEventListener("change", (e) => filterBy({ type: e.target.value }));
   $("#due-filter").addEventListener("change", (e) => filterBy({ due: e.target.value }));
+  $("#changed-filter").addEventListener("change", (e) => filterBy({ changed: e.target.value }));
   $("#user-form").addEventListener("submit", (event) => {
     event.preventDefault();
     filterBy({ user: $("#user-filter").value.trim(), labels: labelSelectors($("#label-filter").value).join(", ") });
