@@ -656,6 +656,35 @@ async def test_a_run_time_limit_is_taken_and_shown(client: httpx.AsyncClient) ->
         assert [e["field"] for e in refused.json()["errors"]] == ["run_timeout_seconds"], refused.json()
 
 
+async def test_a_waiting_schedules_run_time_limit_is_changed_by_patch(client: httpx.AsyncClient,
+                                                                       container: Container) -> None:
+    created = (await client.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}, "schedule": "daily at 09:00"})).json()
+    path = f"/v1/schedules/{created['id']}"
+
+    async def event_data() -> list[dict[str, str]]:
+        return [e["data"] for e in (await client.get(f"{path}/events", headers=AUTH)).json()["items"]]
+
+    changed = await client.patch(path, headers=AUTH, json={"run_timeout_seconds": 30})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["run_timeout_seconds"] == 30.0 and changed.json()["next_run_at"] == created["next_run_at"]
+    assert (await event_data())[-1] == {"run_timeout_changed": "true", "next_run_at": created["next_run_at"]}
+    again = await client.patch(path, headers=AUTH, json={"run_timeout_seconds": 30.0})  # what it has: as it is
+    assert again.json() == changed.json() and len(await event_data()) == 2
+    both = await client.patch(path, headers=AUTH, json={"run_timeout_seconds": 45, "labels": {"k": "v"}})
+    assert (both.json()["run_timeout_seconds"], both.json()["labels"]) == (45.0, {"k": "v"})
+    assert (await event_data())[-1] == {"labels_changed": "true", "run_timeout_changed": "true",
+                                        "next_run_at": created["next_run_at"]}
+    moved = await client.patch(path, headers=AUTH, json={"run_timeout_seconds": 60, "schedule": "daily at 10:00"})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["run_timeout_seconds"] == 60.0 and (await event_data())[-1]["run_timeout_changed"] == "true"
+    for refused_value in (0, 86_401, "60"):
+        refused = await client.patch(path, headers=AUTH, json={"run_timeout_seconds": refused_value})
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "run_timeout_seconds"
+    stored = await container.repository().get(created["id"])
+    assert stored is not None and stored.run_timeout == timedelta(seconds=60)  # what the dispatcher reads
+
+
 async def test_a_running_schedule_shows_who_runs_it(client: httpx.AsyncClient, container: Container,
                                                    clock: FixedClock) -> None:
     created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()

@@ -14,17 +14,18 @@ from tests.support.list_api import TASK, client, clock, container  # noqa: F401 
 
 ONE_OFF = {"task": TASK, "schedule": "once @ 2025-06-21T17:00:00Z", "labels": {"order": "1"}}
 #: The PATCH fields, in the order of the body's schema (the order its errors are listed in).
-PATCH_FIELDS = ("send_at", "schedule", "timezone", "labels", "task")
+PATCH_FIELDS = ("send_at", "schedule", "timezone", "labels", "run_timeout_seconds", "task")
 HINTS = {
     "send_at": "leave it out to keep the schedule's time",
     "schedule": "leave it out to keep the schedule's rule",
     "timezone": "leave it out to read the new time in the schedule's own zone",
     "labels": "leave it out to keep the labels; {} clears them",
+    "run_timeout_seconds": "leave it out to keep the schedule's run time limit",
     "task": "leave it out to keep the schedule's task",
 }
 #: Every optional field of ``POST /v1/schedules`` whose null is its default, as null.
 CREATE_NULLS = {"timezone": None, "userId": None, "retry": None, "misfire_grace_seconds": None, "send_by": None,
-                "callback_url": None, "pause_after_failures": None, "labels": None}
+                "callback_url": None, "pause_after_failures": None, "labels": None, "run_timeout_seconds": None}
 
 
 async def events(client: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
@@ -38,6 +39,7 @@ async def events(client: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
     ({"schedule": None, "labels": {"order": "2"}}, "schedule"),
     ({"timezone": None, "send_at": "2025-06-21T15:30:00"}, "timezone"),  # would be read in the schedule's zone
     ({"labels": None, "send_at": "2025-06-21T18:30:00Z"}, "labels"),  # neither keeps nor clears them
+    ({"run_timeout_seconds": None, "labels": {"order": "2"}}, "run_timeout_seconds"),
 ])
 async def test_a_null_in_a_patch_is_a_422_naming_the_field_and_changes_nothing(
         client: httpx.AsyncClient, body: dict[str, Any], field: str) -> None:
@@ -105,5 +107,6 @@ async def test_the_openapi_document_says_which_nulls_are_refused_and_what_the_ot
     create = schemas["CreateScheduleRequest"]["properties"]
     for name in CREATE_NULLS:
         assert {"type": "null"} in create[name]["anyOf"], name
-    for name in ("timezone", "retry", "misfire_grace_seconds", "send_by", "pause_after_failures", "labels"):
+    for name in ("timezone", "retry", "misfire_grace_seconds", "send_by", "pause_after_failures", "labels",
+                 "run_timeout_seconds"):
         assert "null or left out" in create[name]["description"].lower(), name

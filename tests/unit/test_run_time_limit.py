@@ -12,7 +12,7 @@ import pydantic
 import pytest
 from pydantic import BaseModel
 
-from cronjob.domain.errors import ValidationError
+from cronjob.domain.errors import InvalidTransition, ValidationError
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import MAX_RUN_TIMEOUT, Schedule, ScheduleEvent, ScheduleStatus, check_run_timeout
 from cronjob.domain.trigger import OnceTrigger
@@ -329,3 +329,26 @@ def test_the_service_limit_comes_from_the_environment(monkeypatch: pytest.Monkey
         monkeypatch.setenv("CRONJOB_RUN_TIMEOUT_SECONDS", refused)
         with pytest.raises(pydantic.ValidationError, match="run_timeout_seconds"):
             Settings()
+
+
+def test_a_waiting_schedules_limit_changes_with_its_labels_or_not_at_all() -> None:
+    schedule = Schedule.create(id="s", task_type=TYPE, payload={}, trigger=OnceTrigger(DUE), timezone="UTC",
+                               first_run_at=DUE, now=DUE - timedelta(hours=1), labels={"k": "v"})
+    with pytest.raises(ValidationError):  # a bad label: the limit beside it is not taken either
+        schedule.change_settings(labels={"-bad": ""}, run_timeout=timedelta(seconds=5), now=DUE)
+    with pytest.raises(ValidationError) as refused:  # a bad limit: the labels beside it are not taken either
+        schedule.change_settings(labels={"k": "w"}, run_timeout=timedelta(0), now=DUE)
+    assert refused.value.field == "run_timeout_seconds"
+    assert (schedule.labels, schedule.run_timeout, len(schedule.events)) == ({"k": "v"}, None, 1)
+    schedule.change_settings(run_timeout=timedelta(seconds=5), now=DUE)
+    assert (schedule.labels, schedule.run_timeout) == ({"k": "v"}, timedelta(seconds=5))
+    assert schedule.events[-1].data == {"run_timeout_changed": "true", "next_run_at": "2030-01-15T12:00:00.000Z"}
+
+
+def test_a_running_schedule_keeps_its_limit() -> None:
+    schedule = Schedule.create(id="s", task_type=TYPE, payload={}, trigger=OnceTrigger(DUE), timezone="UTC",
+                               first_run_at=DUE, now=DUE)
+    schedule.claim(owner="r", attempt_id="a", now=DUE, until=DUE + timedelta(seconds=30))
+    with pytest.raises(InvalidTransition, match="takes another run time limit .its run is in progress"):
+        schedule.change_settings(run_timeout=timedelta(seconds=5), now=DUE)
+    assert schedule.run_timeout is None

@@ -459,7 +459,8 @@ def create_app(services: ApiServices) -> FastAPI:
         """Change a schedule that waits (`scheduled`, or `paused`, which it stays): move it to
         another time (a one-off to `send_at`, or a schedule to another rule, `schedule`), give it
         another `task` (of its own type: what its next run sends), other `labels` (the whole map;
-        `{}` clears them), or several at once; what is left out stays as it is, and a field sent as
+        `{}` clears them), another `run_timeout_seconds`, or several at once; what is left out stays
+        as it is, and a field sent as
         `null` is refused (422 naming it). 409 once it runs or ended, for a one-off waiting
         to retry (cancel and create instead), for a task change alone of one waiting to retry
         (its retry goes out under the key of the failed attempt), for the service's own jobs, and
@@ -484,7 +485,7 @@ def create_app(services: ApiServices) -> FastAPI:
             schedule=request.schedule, timezone=request.timezone,
             task_type=task.type if task is not None else None,
             payload=task.model_dump(mode="json", exclude={"type"}) if task is not None else None,
-            labels=request.labels)))
+            labels=request.labels, run_timeout=_seconds(request.run_timeout_seconds))))
 
     @protected.post("/v1/schedules/{schedule_id}/retry", response_model=ScheduleView, tags=["schedules"],
                     responses={404: _PROBLEM, 409: _PROBLEM})

@@ -129,9 +129,10 @@ def parse_send_at(text: str) -> datetime:
 class RescheduleBase(BaseModel):
     """A change to a schedule that waits: another time (`send_at` for a one-off, or `schedule`, a
     rule, for a one-off, `once @ ...`, or a recurring schedule, of the same kind; not both), another
-    `task` (of its own type), other `labels`, or several of them. What is left out stays as it is; no
-    field may be null (a 422 naming it: null would mean nothing here, or something else than left
-    out). ``task`` is added per deployment (see :func:`reschedule_request_model`)."""
+    `task` (of its own type), other `labels`, another `run_timeout_seconds`, or several of them.
+    What is left out stays as it is; no field may be null (a 422 naming it: null would mean
+    nothing here, or something else than left out). ``task`` is added per deployment (see
+    :func:`reschedule_request_model`)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -165,6 +166,11 @@ class RescheduleBase(BaseModel):
         description="Its new labels: the whole map, replacing the old one (`{}` clears them); alone or with "
                     "another change. Left out, they stay; null is refused (it neither keeps nor clears them)."),
         NotNull("leave it out to keep the labels; {} clears them")] = None
+    run_timeout_seconds: Annotated[float | None, Field(
+        default=None, strict=True, allow_inf_nan=False, gt=0, le=MAX_RUN_TIMEOUT.total_seconds(),
+        description="Its new run time limit (as `POST /v1/schedules` takes it); alone or with another change. "
+                    "Left out, it stays; null is refused (a schedule that has a limit of its own keeps one)."),
+        NotNull("leave it out to keep the schedule's run time limit")] = None
 
 
 class CreateScheduleBase(BaseModel):

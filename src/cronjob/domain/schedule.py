@@ -725,7 +725,7 @@ class Schedule:
                 "another instead")
 
     def change_task(self, *, payload: dict[str, Any], now: datetime,
-                    labels: Mapping[str, str] | None = None) -> None:
+                    labels: Mapping[str, str] | None = None, run_timeout: timedelta | None = None) -> None:
         """Give a waiting schedule (``scheduled``, or ``paused``, which it stays) another payload:
         what its next run sends (its task type stays). Its time, occurrence and history stay; a
         ``scheduled`` event says so (``data.task_changed``).
@@ -734,8 +734,8 @@ class Schedule:
         occurrence: the retry goes out under the idempotency key its failed attempt was sent
         with, so a changed payload would reach the receiver as a repeat of the old one, to be
         dropped (or worse, taken for it). A recurring one can be moved at the same time instead
-        (see :meth:`reschedule`): the new occurrence has a key of its own. With ``labels``, its
-        labels change too (the event says ``data.labels_changed``), as in :meth:`relabel`.
+        (see :meth:`reschedule`): the new occurrence has a key of its own. With ``labels`` or
+        ``run_timeout``, those change too, as in :meth:`change_settings`.
         """
         if self.status not in WAITING:
             raise InvalidTransition(self.status.value, "change its task",
@@ -748,42 +748,57 @@ class Schedule:
                 f"it is waiting to retry (attempt {len(tried)} failed) under the idempotency key that attempt was "
                 f"sent with, so another task would reach the receiver as a repeat of it: change it once the retry "
                 f"has ended{hint}")
-        changed = self._relabelled(labels)  # refused (a ValidationError) before anything else changes
+        changed = self._take_settings(labels, run_timeout)  # refused (a ValidationError) before anything else changes
         self.payload = dict(payload)
         self._touch(now)
         data = {"next_run_at": instant_text(self.next_run_at)} if self.next_run_at else {}
         self._emit("scheduled", now, task_changed="true", **changed, **data)
 
     def relabel(self, *, labels: Mapping[str, str], now: datetime) -> None:
-        """Give a waiting schedule (``scheduled``, or ``paused``, which it stays) other labels: the
-        whole map (``{}`` clears them). Its time, occurrence, task and history stay, also while it
-        waits to retry (labels never reach the receiver of its task); a ``scheduled`` event says
-        so (``data.labels_changed``).
+        """Give a waiting schedule other labels: :meth:`change_settings` with ``labels`` alone."""
+        self.change_settings(labels=labels, now=now)
+
+    def change_settings(self, *, now: datetime, labels: Mapping[str, str] | None = None,
+                        run_timeout: timedelta | None = None) -> None:
+        """Give a waiting schedule (``scheduled``, or ``paused``, which it stays) other labels (the
+        whole map: ``{}`` clears them) and/or another run time limit (see
+        :func:`check_run_timeout`); None: that one stays. Its time, occurrence, task and history
+        stay, also while it waits to retry (neither reaches the receiver of its task); a
+        ``scheduled`` event says what changed (``data.labels_changed``, ``data.run_timeout_changed``).
 
         One that ended is :class:`InvalidTransition`, and so is one that runs: its run's outcome
-        is written under its lease, as the run read it, which would put the old labels back.
+        is written under its lease, as the run read it, which would put the old values back.
         """
         if self.status not in WAITING:
-            hint = (" (its run is in progress; change them once the run has ended)"
+            parts = [name for name, value in (("labels", labels), ("run time limit", run_timeout)) if value is not None]
+            others = " and ".join({"labels": "other labels", "run time limit": "another run time limit"}[p]
+                                  for p in parts)
+            hint = (" (its run is in progress; change it once the run has ended)"
                     if self.status is ScheduleStatus.RUNNING else "")
-            raise InvalidTransition(self.status.value, "change its labels",
-                                    f"it is {self.status.value}; only a scheduled or paused one takes other "
-                                    f"labels{hint}")
-        changed = self._relabelled(labels)
+            raise InvalidTransition(self.status.value, f"change its {' and '.join(parts)}",
+                                    f"it is {self.status.value}; only a scheduled or paused one takes {others}{hint}")
+        changed = self._take_settings(labels, run_timeout)
         self._touch(now)
         data = {"next_run_at": instant_text(self.next_run_at)} if self.next_run_at else {}
         self._emit("scheduled", now, **changed, **data)
 
-    def _relabelled(self, labels: Mapping[str, str] | None) -> dict[str, str]:
-        """Take ``labels`` (checked), if given: the event data that says so (``labels_changed``)."""
-        if labels is None:
-            return {}
-        self.labels = check_labels(labels)
-        return {"labels_changed": "true"}
+    def _take_settings(self, labels: Mapping[str, str] | None, run_timeout: timedelta | None) -> dict[str, str]:
+        """Take ``labels`` and ``run_timeout`` (both checked before either is taken), those given:
+        the event data that says so (``labels_changed``, ``run_timeout_changed``)."""
+        checked = check_labels(labels) if labels is not None else None
+        check_run_timeout(run_timeout)
+        changed = {}
+        if checked is not None:
+            self.labels = checked
+            changed["labels_changed"] = "true"
+        if run_timeout is not None:
+            self.run_timeout = run_timeout
+            changed["run_timeout_changed"] = "true"
+        return changed
 
     def reschedule(self, *, trigger: Trigger, first_run_at: datetime, timezone: str, now: datetime,
                    field: str = "send_at", payload: dict[str, Any] | None = None,
-                   labels: Mapping[str, str] | None = None) -> None:
+                   labels: Mapping[str, str] | None = None, run_timeout: timedelta | None = None) -> None:
         """Move a waiting schedule to another time: a one-off to another instant, a recurring
         schedule to another rule (its kind stays: cancel and create to change it), in ``timezone``.
 
@@ -796,8 +811,8 @@ class Schedule:
         A recurring schedule waiting to retry an occurrence moves, and that retry is dropped.
         A one-off's ``send_by`` must not fall before it (an error names ``field``, where the
         request gave the new time). With ``payload``, the task changes too (the event says
-        ``data.task_changed``), as in :meth:`change_task`; with ``labels``, its labels (the event
-        says ``data.labels_changed``), as in :meth:`relabel`.
+        ``data.task_changed``), as in :meth:`change_task`; with ``labels`` or ``run_timeout``,
+        those, as in :meth:`change_settings`.
         """
         self.check_movable()
         if trigger.recurring is not self.trigger.recurring:
@@ -808,7 +823,7 @@ class Schedule:
         if self.send_by is not None and self.send_by < first:
             raise ValidationError(f"the new time must not be after send_by ({instant_text(self.send_by)})", field=field)
         previous = self.next_run_at
-        changed = self._relabelled(labels)  # refused (a ValidationError) before anything else changes
+        changed = self._take_settings(labels, run_timeout)  # refused (a ValidationError) before anything else changes
         self.trigger, self.timezone = trigger, timezone
         self.next_run_at = self.occurrence = first
         if payload is not None:

@@ -19,7 +19,7 @@ from cronjob.domain.labels import check_labels
 from cronjob.domain.message import MessageKind
 from cronjob.domain.recurring import IntervalTrigger
 from cronjob.domain.retry import RetryPolicy
-from cronjob.domain.schedule import WAITING, MisfirePolicy, Schedule, ScheduleStatus
+from cronjob.domain.schedule import WAITING, MisfirePolicy, Schedule, ScheduleStatus, check_run_timeout
 from cronjob.domain.trigger import OnceTrigger, Trigger, fire_millisecond, require_aware, whole_millisecond
 from cronjob.domain.trigger_parser import parse_trigger
 from cronjob.domain.upcoming import next_runs, preview as first_runs
@@ -122,8 +122,8 @@ class RescheduleCommand:
     ``send_at``, of which ``send_at_text`` is the client's text; naive: a wall time in
     ``timezone``, else in the schedule's own zone; or any schedule to the rule ``schedule``, in
     ``timezone``, else its own zone), give it another task (``task_type``, which must be its
-    own, and ``payload``), give it other ``labels`` (the whole map: ``{}`` clears them), or any of
-    them at once. At most one of ``send_at`` and ``schedule``."""
+    own, and ``payload``), give it other ``labels`` (the whole map: ``{}`` clears them) or
+    another ``run_timeout``, or any of them at once. At most one of ``send_at`` and ``schedule``."""
 
     schedule_id: str
     send_at: datetime | None = None
@@ -133,6 +133,7 @@ class RescheduleCommand:
     task_type: str | None = None
     payload: dict[str, Any] | None = None
     labels: Mapping[str, str] | None = None
+    run_timeout: timedelta | None = None
 
 
 def _once(send_at: datetime) -> OnceTrigger:
@@ -661,17 +662,19 @@ class SchedulingService:
         if command.send_at is not None and command.schedule is not None:
             raise ValidationError("give either send_at (a one-off) or schedule (a rule), not both", field="send_at")
         task_given = command.payload is not None and command.task_type is not None
+        settings_given = command.labels is not None or command.run_timeout is not None
         if command.timezone is not None and not moves:
-            alone = task_given or command.labels is not None
+            alone = task_given or settings_given
             raise ValidationError("timezone goes with a new time (send_at or schedule)" + (
-                "; another task or labels alone keep the schedule's time and zone" if alone else ""),
+                "; another task, labels or run time limit alone keep the schedule's time and zone" if alone else ""),
                 field="timezone")
-        if not moves and not task_given and command.labels is None:
-            raise ValidationError("give send_at (a one-off), schedule (a rule), task or labels: nothing to change",
-                                  field="schedule")
+        if not moves and not task_given and not settings_given:
+            raise ValidationError("give send_at (a one-off), schedule (a rule), task, labels or run_timeout_seconds: "
+                                  "nothing to change", field="schedule")
         if command.timezone is not None:
             iana_zone(command.timezone)
         labels = check_labels(command.labels) if command.labels is not None else None
+        run_timeout = check_run_timeout(command.run_timeout)
         prepared: list[dict[str, Any] | None] = []  # the new task's payload, once its type was checked
 
         def new_payload(schedule: Schedule) -> dict[str, Any] | None:
@@ -686,20 +689,24 @@ class SchedulingService:
         def new_labels(schedule: Schedule) -> dict[str, str] | None:
             return labels if labels is not None and labels != schedule.labels else None
 
+        def new_limit(schedule: Schedule) -> timedelta | None:
+            return run_timeout if run_timeout is not None and run_timeout != schedule.run_timeout else None
+
         def change(schedule: Schedule, now: datetime) -> None:
             payload = new_payload(schedule)  # refuses the service's own jobs, and another task type
             if not moves:
-                if labels is None or (payload is not None and payload != schedule.payload):
+                if not settings_given or (payload is not None and payload != schedule.payload):
                     assert payload is not None
-                    schedule.change_task(payload=payload, now=now, labels=new_labels(schedule))
-                else:  # the task it has (or none given): only the labels change
-                    schedule.relabel(labels=labels, now=now)
+                    schedule.change_task(payload=payload, now=now, labels=new_labels(schedule),
+                                         run_timeout=new_limit(schedule))
+                else:  # the task it has (or none given): only the labels and/or the run time limit change
+                    schedule.change_settings(labels=new_labels(schedule), run_timeout=new_limit(schedule), now=now)
                 return
             schedule.check_movable()  # before the new time is checked: a 409 says more than a 422
             zone = command.timezone or schedule.timezone
             trigger, first, text_key, text = self._new_time(command, schedule, zone, now)
             schedule.reschedule(trigger=trigger, first_run_at=first, timezone=zone, now=now, field=text_key,
-                                payload=payload, labels=new_labels(schedule))
+                                payload=payload, labels=new_labels(schedule), run_timeout=new_limit(schedule))
             for key in ("send_at", "schedule"):
                 schedule.metadata.pop(key, None)
             schedule.metadata[text_key] = text
@@ -708,7 +715,8 @@ class SchedulingService:
             if schedule.status not in WAITING:
                 return False
             payload = new_payload(schedule)  # refuses the service's own jobs, and another task type
-            if not ((payload is None or payload == schedule.payload) and new_labels(schedule) is None):
+            if not ((payload is None or payload == schedule.payload) and new_labels(schedule) is None
+                    and new_limit(schedule) is None):
                 return False
             if not moves:
                 return True
