@@ -205,8 +205,9 @@ async def test_a_campaign_is_held_past_its_time_and_sent_once_resumed(
 
     paused = await client.post("/v1/schedules:pause", json={"labels": {"campaign": "bf"}}, headers=AUTH)
     assert paused.status_code == 200, paused.text
-    assert paused.json() == {"userId": None, "labels": {"campaign": "bf"}, "paused": paused.json()["paused"],
-                             "refused": []}
+    assert paused.json() == {"userId": None, "labels": {"campaign": "bf"}, "type": None, "due_after": None,
+                             "due_before": None, "updated_after": None, "updated_before": None,
+                             "paused": paused.json()["paused"], "refused": []}
     assert sorted(paused.json()["paused"]) == sorted(campaign)
     clock.set(NOW + timedelta(minutes=31))  # past their time: only the other one goes out
     await run_due(container)

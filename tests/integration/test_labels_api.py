@@ -188,7 +188,9 @@ async def test_cancel_by_labels_by_user_and_labels_and_never_by_nothing(client: 
     receipt = await create(client, {"order": "123", "kind": "receipt"}, userId="a")
     both = await client.post("/v1/schedules:cancel", json={"userId": "b", "labels": {"order": "123"}})
     assert both.status_code == 200, both.text
-    assert both.json() == {"userId": "b", "labels": {"order": "123"}, "cancelled": [reminders[2]["id"]], "refused": []}
+    assert both.json() == {"userId": "b", "labels": {"order": "123"}, "type": None, "due_after": None,
+                           "due_before": None, "updated_after": None, "updated_before": None,
+                           "cancelled": [reminders[2]["id"]], "refused": []}
     by_labels = await client.post("/v1/schedules:cancel", json={"labels": {"order": "123", "kind": "reminder"}})
     assert by_labels.status_code == 200 and by_labels.json()["userId"] is None
     assert sorted(by_labels.json()["cancelled"]) == sorted(r["id"] for r in reminders[:2])

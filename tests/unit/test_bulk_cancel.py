@@ -10,6 +10,7 @@ from cronjob.domain.errors import ValidationError
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger
 from cronjob.ports.repository import StoreUnavailable
+from cronjob.services.bulk import Selection
 from cronjob.services.bulk_cancel import cancel_schedules
 from cronjob.services.scheduling import CreateScheduleCommand, SchedulingService
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
@@ -54,7 +55,7 @@ async def test_every_live_schedule_of_the_user_is_cancelled_and_nothing_else() -
     done.succeed(attempt_id=attempt_id, now=later)
     assert await repository.save(done, expected_status=S.RUNNING, attempt_id=attempt_id)
 
-    result = await cancel_schedules(service, user_id="u1")
+    result = await cancel_schedules(service, Selection(user_id="u1"))
 
     assert sorted(result.cancelled) == sorted([s.id for s in waiting] + [paused.id, recurring.id])
     assert list(result.refused) == [sending.id]  # a one-off being sent cannot be stopped
@@ -68,7 +69,7 @@ async def test_every_live_schedule_of_the_user_is_cancelled_and_nothing_else() -
         stored = await repository.get(untouched.id)
         assert stored is not None and stored.status is status, untouched.id
 
-    again = await cancel_schedules(service, user_id="u1")  # nothing twice; the one being sent still refused
+    again = await cancel_schedules(service, Selection(user_id="u1"))  # nothing twice; the one being sent still refused
     assert again.cancelled == [] and list(again.refused) == [sending.id]
 
 
@@ -87,9 +88,9 @@ async def test_the_live_schedules_carrying_every_label_are_cancelled_and_with_a_
     receipt = await labelled("u1", {"order": "123", "kind": "receipt"})
     other_order = await labelled("u1", {"order": "124", "kind": "reminder"})
 
-    by_user_and_labels = await cancel_schedules(service, user_id="u2", labels={"order": "123"})
+    by_user_and_labels = await cancel_schedules(service, Selection(user_id="u2", labels={"order": "123"}))
     assert by_user_and_labels.cancelled == [reminders[2].id]
-    by_labels = await cancel_schedules(service, labels={"kind": "reminder", "order": "123"})
+    by_labels = await cancel_schedules(service, Selection(labels={"kind": "reminder", "order": "123"}))
     assert sorted(by_labels.cancelled) == sorted(s.id for s in reminders[:2]) and not by_labels.refused
     for kept in (receipt, other_order):
         stored = await repository.get(kept.id)
@@ -97,9 +98,9 @@ async def test_the_live_schedules_carrying_every_label_are_cancelled_and_with_a_
 
     for nothing in ({}, {"labels": {}}, {"user_id": None, "labels": None}):
         with pytest.raises(ValidationError, match="never everyone's"):
-            await cancel_schedules(service, **nothing)  # type: ignore[arg-type]
+            await cancel_schedules(service, Selection(**nothing))  # type: ignore[arg-type]
     with pytest.raises(ValidationError) as bad:
-        await cancel_schedules(service, labels={"bad key": "1"})
+        await cancel_schedules(service, Selection(labels={"bad key": "1"}))
     assert bad.value.field == "labels"
     assert {s.status for s in await service.list()} == {S.SCHEDULED, S.CANCELLED}
 
@@ -112,4 +113,4 @@ async def test_a_store_that_goes_away_mid_way_is_its_own_error_not_a_group_of_th
         await make(service, "u1")
     repository.down = True
     with pytest.raises(StoreUnavailable, match="connection refused"):  # the API's 503, not a 500
-        await cancel_schedules(service, user_id="u1")
+        await cancel_schedules(service, Selection(user_id="u1"))

@@ -10,6 +10,7 @@ import pytest
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger
+from cronjob.services.bulk import Selection
 from cronjob.services.bulk_pause import pause_schedules, resume_schedules
 from cronjob.services.scheduling import CreateScheduleCommand, SchedulingService
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
@@ -57,7 +58,7 @@ async def test_a_user_s_waiting_schedules_are_paused_and_resumed_and_what_runs_i
     assert {s.id for s in claimed} == {running.id, sending.id}
     assert recurring.next_run_at == datetime(2030, 1, 15, 11, 30, tzinfo=UTC)
 
-    paused = await pause_schedules(rig.service, user_id="u1")
+    paused = await pause_schedules(rig.service, Selection(user_id="u1"))
 
     assert sorted(paused.changed) == sorted([s.id for s in waiting] + [recurring.id])
     assert sorted(paused.refused) == sorted([running.id, sending.id])  # a run is not stopped
@@ -68,11 +69,11 @@ async def test_a_user_s_waiting_schedules_are_paused_and_resumed_and_what_runs_i
     for untouched, status in ((running, S.RUNNING), (sending, S.RUNNING), (theirs, S.SCHEDULED),
                               (own, S.SCHEDULED)):
         assert await rig.status(untouched) is status, untouched.id
-    again = await pause_schedules(rig.service, user_id="u1")  # nothing twice
+    again = await pause_schedules(rig.service, Selection(user_id="u1"))  # nothing twice
     assert again.changed == [] and sorted(again.refused) == sorted([running.id, sending.id])
 
     rig.clock.set(NOW + timedelta(minutes=50))  # the hourly one's 11:30 fell due while paused
-    resumed = await resume_schedules(rig.service, user_id="u1")
+    resumed = await resume_schedules(rig.service, Selection(user_id="u1"))
 
     assert sorted(resumed.changed) == sorted([s.id for s in waiting] + [recurring.id]) and not resumed.refused
     for schedule in waiting:
@@ -82,7 +83,7 @@ async def test_a_user_s_waiting_schedules_are_paused_and_resumed_and_what_runs_i
     stored = await rig.repository.get(recurring.id)
     assert stored is not None and stored.status is S.SCHEDULED
     assert stored.next_run_at == datetime(2030, 1, 15, 12, 30, tzinfo=UTC)  # skips what fell due meanwhile
-    assert (await resume_schedules(rig.service, user_id="u1")).changed == []
+    assert (await resume_schedules(rig.service, Selection(user_id="u1"))).changed == []
     assert await rig.status(theirs) is S.SCHEDULED
 
 
@@ -91,12 +92,12 @@ async def test_labels_select_and_with_a_user_only_theirs() -> None:
     campaign = [await rig.make(user, labels={"campaign": "bf", "kind": "promo"}) for user in ("u1", "u2")]
     other = await rig.make("u1", labels={"campaign": "xmas"})
 
-    by_both = await pause_schedules(rig.service, user_id="u2", labels={"campaign": "bf"})
+    by_both = await pause_schedules(rig.service, Selection(user_id="u2", labels={"campaign": "bf"}))
     assert by_both.changed == [campaign[1].id]
-    by_labels = await pause_schedules(rig.service, labels={"campaign": "bf", "kind": "promo"})
+    by_labels = await pause_schedules(rig.service, Selection(labels={"campaign": "bf", "kind": "promo"}))
     assert by_labels.changed == [campaign[0].id]
     assert await rig.status(other) is S.SCHEDULED
-    assert sorted((await resume_schedules(rig.service, labels={"campaign": "bf"})).changed) == sorted(
+    assert sorted((await resume_schedules(rig.service, Selection(labels={"campaign": "bf"}))).changed) == sorted(
         s.id for s in campaign)
 
 
@@ -106,9 +107,9 @@ async def test_a_selector_is_needed_and_checked(act: object) -> None:
     await rig.make("u1")
     for nothing in ({}, {"labels": {}}, {"user_id": None, "labels": None}):
         with pytest.raises(ValidationError, match="never everyone's") as refused:
-            await act(rig.service, **nothing)  # type: ignore[operator]
+            await act(rig.service, Selection(**nothing))  # type: ignore[operator]
         assert refused.value.field == "userId"
     with pytest.raises(ValidationError) as bad:
-        await act(rig.service, labels={"bad key": "1"})  # type: ignore[operator]
+        await act(rig.service, Selection(labels={"bad key": "1"}))  # type: ignore[operator]
     assert bad.value.field == "labels"
     assert [s.status for s in await rig.service.list()] == [S.SCHEDULED]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryDecision
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.ports.repository import StoreUnavailable
+from cronjob.services.bulk import Selection
 from cronjob.services.bulk_retry import retry_schedules
 from cronjob.services.scheduling import SchedulingService
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
@@ -60,6 +62,11 @@ async def status_of(repository: InMemoryScheduleRepository, schedule: Schedule) 
     return stored.status
 
 
+async def retried(service: SchedulingService, status: ScheduleStatus, **selection: Any) -> list[str]:
+    """The ids :func:`retry_schedules` retried from ``status`` with ``Selection(**selection)``."""
+    return (await retry_schedules(service, status=status, selection=Selection(**selection))).retried
+
+
 async def test_every_dead_letter_is_retried_now_once_and_nothing_else() -> None:
     dead = [ended(S.DEAD) for _ in range(3300)]  # more pages (of 1000) than passes (3)
     others = [ended(S.UNKNOWN), ended(S.MISSED), ended(S.SUCCEEDED), one_off(NOW + timedelta(hours=1))]
@@ -90,14 +97,11 @@ async def test_the_selectors_narrow_it_and_the_service_s_own_jobs_are_retried_wh
     delivery = ended(S.DEAD, task_type="webhook.delivery", user_id=None)
     service, repository = await service_with(mine, mine_other_campaign, theirs, template, missed, delivery)
 
-    assert (await retry_schedules(service, status=S.DEAD, user_id="u1", labels={"campaign": "bf"})).retried \
-        == [mine.id]
-    assert (await retry_schedules(service, status=S.DEAD, labels={"campaign": "bf"})).retried == [theirs.id]
-    assert (await retry_schedules(service, status=S.DEAD, task_types=["whatsapp.template"])).retried \
-        == [template.id]
-    assert (await retry_schedules(service, status=S.MISSED, user_id="u1")).retried == [missed.id]
-    assert (await retry_schedules(service, status=S.DEAD, task_types=["webhook.delivery"])).retried \
-        == [delivery.id]
+    assert await retried(service, S.DEAD, user_id="u1", labels={"campaign": "bf"}) == [mine.id]
+    assert await retried(service, S.DEAD, labels={"campaign": "bf"}) == [theirs.id]
+    assert await retried(service, S.DEAD, task_types=["whatsapp.template"]) == [template.id]
+    assert await retried(service, S.MISSED, user_id="u1") == [missed.id]
+    assert await retried(service, S.DEAD, task_types=["webhook.delivery"]) == [delivery.id]
     assert await status_of(repository, mine_other_campaign) is S.DEAD
 
 
@@ -119,10 +123,10 @@ async def test_other_statuses_are_refused(status: ScheduleStatus) -> None:
 async def test_an_empty_list_of_types_and_bad_labels_are_refused() -> None:
     service, _ = await service_with(ended(S.DEAD))
     with pytest.raises(ValidationError) as no_types:
-        await retry_schedules(service, status=S.DEAD, task_types=[])
+        await retry_schedules(service, status=S.DEAD, selection=Selection(task_types=[]))
     assert no_types.value.field == "type"
     with pytest.raises(ValidationError) as bad:
-        await retry_schedules(service, status=S.DEAD, labels={"bad key": "1"})
+        await retry_schedules(service, status=S.DEAD, selection=Selection(labels={"bad key": "1"}))
     assert bad.value.field == "labels"
 
 
@@ -141,7 +145,7 @@ async def test_a_window_retries_only_those_that_died_during_the_outage() -> None
     other_user = ended(S.DEAD, user_id="u2", at=NOW - timedelta(hours=2, minutes=30))
     service, repository = await service_with(*died.values(), unknown, other_user)
 
-    result = await retry_schedules(service, status=S.DEAD, user_id="u1", **outage)
+    result = await retry_schedules(service, status=S.DEAD, selection=Selection(user_id="u1", **outage))
 
     assert sorted(result.retried) == sorted([died["at its start"].id, died["during"].id]) and not result.refused
     assert {name: await status_of(repository, s) for name, s in died.items()} == {
@@ -149,10 +153,10 @@ async def test_a_window_retries_only_those_that_died_during_the_outage() -> None
         "since": S.DEAD}
     assert await status_of(repository, unknown) is S.UNKNOWN and await status_of(repository, other_user) is S.DEAD
     # Either side may stay open; those retried now changed now, after any window that ended before.
-    assert (await retry_schedules(service, status=S.DEAD, **outage)).retried == [other_user.id]
-    assert sorted((await retry_schedules(service, status=S.DEAD, updated_after=NOW - timedelta(hours=2))).retried) \
+    assert await retried(service, S.DEAD, **outage) == [other_user.id]
+    assert sorted(await retried(service, S.DEAD, updated_after=NOW - timedelta(hours=2))) \
         == sorted([died["at its end"].id, died["since"].id])
-    assert (await retry_schedules(service, status=S.DEAD, updated_before=NOW)).retried == [died["just before"].id]
+    assert await retried(service, S.DEAD, updated_before=NOW) == [died["just before"].id]
 
 
 @pytest.mark.parametrize(("window", "field"), [
@@ -166,7 +170,7 @@ async def test_a_window_that_is_not_one_is_refused_naming_its_field_and_retries_
     dead = ended(S.DEAD)
     service, repository = await service_with(dead)
     with pytest.raises(ValidationError) as refused:
-        await retry_schedules(service, status=S.DEAD, **window)
+        await retry_schedules(service, status=S.DEAD, selection=Selection(**window))
     assert refused.value.field == field
     assert await status_of(repository, dead) is S.DEAD
 

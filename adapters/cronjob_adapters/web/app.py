@@ -67,6 +67,7 @@ from cronjob_adapters.web.schemas import (
     parse_send_at,
 )
 from cronjob_adapters.web.strict_query import refuse_unknown_query_parameters
+from cronjob_adapters.web.task_types import check_task_types
 from cronjob_adapters.web.upcoming import upcoming_router
 from cronjob_adapters.web.whatsapp_webhook import document_notification, whatsapp_webhook_router
 
@@ -416,10 +417,7 @@ def create_app(services: ApiServices) -> FastAPI:
         made for the other order (with a due-time window, or without one), and a `cursor` with
         an `offset`.
         """
-        known = {*scheduling.task_types, *services.internal_task_types}
-        if unknown := sorted(set(task_type or ()) - known):
-            raise ValidationError(f"unknown task type {unknown[0]!r}; known: {', '.join(sorted(known))}",
-                                  field="type")
+        check_task_types(task_type, {*scheduling.task_types, *services.internal_task_types})
         found = await scheduling.page(status=status, task_types=task_type or None,
                                       exclude_types=() if task_type else services.internal_task_types,
                                       user_id=user_id, labels=parse_selector(label or ()), limit=limit,
@@ -539,8 +537,8 @@ def create_app(services: ApiServices) -> FastAPI:
 
     protected.include_router(routines_router(services.routines, registry))
     protected.include_router(upcoming_router(scheduling, services.default_timezone))
-    protected.include_router(bulk_cancel_router(scheduling, json_content_type))
-    protected.include_router(bulk_pause_router(scheduling, json_content_type))
+    protected.include_router(bulk_cancel_router(scheduling, services.internal_task_types, json_content_type))
+    protected.include_router(bulk_pause_router(scheduling, services.internal_task_types, json_content_type))
     protected.include_router(bulk_retry_router(scheduling, services.internal_task_types, json_content_type))
     protected.include_router(batch_create_router(scheduling, batch_request_model(CreateScheduleRequest),
                                                  create_command, json_content_type))

@@ -1,69 +1,62 @@
-"""Cancel all of one user's, or some labels', live schedules: ``POST /v1/schedules:cancel``."""
+"""Cancel all of one user's, or some labels', live schedules, optionally only those of some task
+types, due in a window or last changed in one: ``POST /v1/schedules:cancel``."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from cronjob.services.bulk_cancel import cancel_schedules
 from cronjob.services.scheduling import SchedulingService
 
+from cronjob_adapters.web.bulk_select import RefusedView, SelectionView, SelectRequest, refused_views
 from cronjob_adapters.web.problems import PROBLEM_RESPONSE
-from cronjob_adapters.web.schemas import Labels
 
 
-class CancelRequest(BaseModel):
+class CancelRequest(SelectRequest):
     """Whose schedules to cancel: those made with `userId`, those carrying every one of `labels`,
-    or, with both, those matching both. At least one is needed (never everyone's)."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"userId": "abc123"}, {"labels": {"order": "123"}},
-                     {"userId": "abc123", "labels": {"campaign": "black-friday"}}],
-        "anyOf": [{"required": ["userId"]}, {"required": ["labels"]}],
-    })
-
-    userId: Annotated[str | None, Field(default=None, min_length=1, max_length=256,
-                                        description="The `userId` the schedules were made with (exactly, case and "
-                                                    "all).")] = None
-    labels: Annotated[Labels | None, Field(default=None, min_length=1,
-                                           description="Labels the schedules carry, each with exactly this value "
-                                                       "(all of them).")] = None
+    or, with both, those matching both. At least one is needed (never everyone's); `type`, a
+    due-time window (`due_after <= next_run_at < due_before`) and a last-change window
+    (`updated_after <= updated_at < updated_before`) narrow them further."""
 
 
-class RefusedView(BaseModel):
-    id: str
-    reason: str
+class BulkCancellationView(SelectionView):
+    """What was asked, what was cancelled, and what could not be (a one-off being sent cannot be
+    stopped)."""
 
-
-class BulkCancellationView(BaseModel):
-    """What was cancelled, and what could not be (a one-off being sent cannot be stopped)."""
-
-    userId: str | None = Field(description="The `userId` asked for (null: anyone's).")
-    labels: dict[str, str] | None = Field(default=None, description="The labels asked for (null: any).")
     cancelled: list[str] = Field(description="The ids of the schedules cancelled now.")
     refused: list[RefusedView] = Field(description="Schedules that could not be cancelled, with why.")
 
 
-def bulk_cancel_router(scheduling: SchedulingService, json_body: Callable[..., Awaitable[None]]) -> APIRouter:
-    """The route, for the API's router behind the bearer token; ``json_body`` is the API's
-    check that a body is sent as JSON (415 otherwise)."""
+def bulk_cancel_router(scheduling: SchedulingService, internal_task_types: Sequence[str],
+                       json_body: Callable[..., Awaitable[None]]) -> APIRouter:
+    """The route, for the API's router behind the bearer token; ``internal_task_types`` are the
+    service's own jobs (cancelled only when named), ``json_body`` the API's check that a body is
+    sent as JSON (415 otherwise)."""
     router = APIRouter()
+    known = {*scheduling.task_types, *internal_task_types}
 
     @router.post("/v1/schedules:cancel", response_model=BulkCancellationView, tags=["schedules"],
                  dependencies=[Depends(json_body)], responses={413: PROBLEM_RESPONSE, 415: PROBLEM_RESPONSE})
     async def cancel_matching(request: CancelRequest) -> BulkCancellationView:
         """Cancel every live schedule made with `userId` and/or carrying every one of `labels`
-        (both given: those matching both; neither: a 422), as `DELETE /v1/schedules/{id}` cancels
-        one (each with its `cancelled` event and webhooks): those that wait or are paused, and
-        recurring ones while they run. An opt-out, a closed account, an order's reminders. A
-        one-off being sent cannot be stopped: it is listed in `refused`, with why. The service's
-        own jobs are left alone. Repeating the request cancels what was made meanwhile, and
-        nothing twice."""
-        done = await cancel_schedules(scheduling, user_id=request.userId, labels=request.labels)
-        return BulkCancellationView(userId=request.userId, labels=request.labels, cancelled=done.cancelled,
-                                    refused=[RefusedView(id=i, reason=r) for i, r in done.refused.items()])
+        (both given: those matching both; neither: a 422, whatever else is given), optionally
+        only those of the task types in `type`, due in the window
+        `due_after <= next_run_at < due_before` and last changed in the window
+        `updated_after <= updated_at < updated_before` (either side of a window may stay open),
+        as `DELETE /v1/schedules/{id}` cancels one (each with its `cancelled` event and
+        webhooks): those that wait or are paused, and recurring ones while they run. An opt-out,
+        a closed account, an order's reminders, a user's reminders due tomorrow, what a campaign
+        made during a bad deploy. A one-off being sent cannot be stopped: it is listed in
+        `refused`, with why. Without `type`, the service's own jobs are left alone. The answer
+        echoes what was asked (the windows' bounds in UTC). Repeating the request cancels what
+        was made meanwhile, and nothing twice. An unknown task type is a 422, as an instant
+        without an offset is, and a window whose end is not later than its start."""
+        selection = request.selection(known)
+        done = await cancel_schedules(scheduling, selection)
+        return BulkCancellationView(**BulkCancellationView.echo(selection), cancelled=done.cancelled,
+                                    refused=refused_views(done.refused))
 
     return router

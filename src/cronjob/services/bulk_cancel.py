@@ -1,14 +1,14 @@
-"""Cancel every live schedule of one user, or of some labels, at once: an opt-out ("stop sending
-me messages"), an account closed, an order whose reminders no longer apply (``order=123``), a
-campaign called off."""
+"""Cancel every live schedule of one user, or of some labels, at once, optionally only those of
+some task types, due in a window or last changed in one: an opt-out ("stop sending me
+messages"), an account closed, an order whose reminders no longer apply (``order=123``), a
+campaign called off, what a campaign made during a bad deploy."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cronjob.domain.schedule import LIVE_STATUSES
-from cronjob.services.bulk import change_matching, require_selector
+from cronjob.services.bulk import Selection, change_matching
 from cronjob.services.scheduling import SchedulingService
 
 
@@ -21,19 +21,19 @@ class BulkCancellation:
     refused: dict[str, str] = field(default_factory=dict)
 
 
-async def cancel_schedules(scheduling: SchedulingService, *, user_id: str | None = None,
-                           labels: Mapping[str, str] | None = None) -> BulkCancellation:
-    """Cancel every schedule made with ``user_id`` (exactly) and carrying every one of ``labels``
-    (each given selector must match) that waits, is paused, or is a recurring one that runs, as
-    :meth:`SchedulingService.cancel` cancels one: each with its ``cancelled`` event and webhooks.
-    The service's own jobs are left alone. A one-off already being sent cannot be stopped: it is
-    reported in ``refused``, with the reason. Without a ``user_id`` nor a label, nothing is
-    selected: a :class:`ValidationError` (this never cancels everything).
+async def cancel_schedules(scheduling: SchedulingService, selection: Selection) -> BulkCancellation:
+    """Cancel every schedule ``selection`` matches (see :class:`Selection`: a user, labels, and
+    optionally task types, a due-time window and a last-change window) that waits, is paused,
+    or is a recurring one that runs, as :meth:`SchedulingService.cancel` cancels one: each with
+    its ``cancelled`` event and webhooks. The service's own jobs are left alone unless named
+    among the task types. A one-off already being sent cannot be stopped: it is reported in
+    ``refused``, with the reason. A selection without a ``user_id`` nor a label is a
+    :class:`ValidationError` (this never cancels everyone's), as is one that is not one
+    (:meth:`Selection.checked`).
 
     Schedules made while this runs may be missed; repeating the call cancels them (and cancels
     nothing twice).
     """
-    selector = require_selector(user_id, labels, "cancel")
     done = await change_matching(scheduling, scheduling.cancel, statuses=sorted(LIVE_STATUSES),
-                                 task_types=scheduling.task_types, user_id=user_id, labels=selector)
+                                 selection=selection.whose("cancel"))
     return BulkCancellation(cancelled=done.changed, refused=done.refused)

@@ -4,14 +4,11 @@ renewed, the schedules it left ``dead`` (or ``unknown``, or ``missed``) run agai
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from cronjob.domain.errors import ValidationError
-from cronjob.domain.labels import check_labels
 from cronjob.domain.schedule import ScheduleStatus
-from cronjob.services.bulk import change_matching
+from cronjob.services.bulk import Selection, change_matching
 from cronjob.services.scheduling import SchedulingService
 
 #: The statuses an operator may retry from.
@@ -28,18 +25,14 @@ class BulkRetry:
 
 
 async def retry_schedules(scheduling: SchedulingService, *, status: ScheduleStatus,
-                          task_types: Collection[str] | None = None, user_id: str | None = None,
-                          labels: Mapping[str, str] | None = None, updated_after: datetime | None = None,
-                          updated_before: datetime | None = None) -> BulkRetry:
+                          selection: Selection = Selection()) -> BulkRetry:
     """Retry every schedule in ``status`` (``dead``, ``unknown`` or ``missed``: another one is a
-    :class:`ValidationError`) of one of ``task_types`` (default: the types the service schedules,
-    so its own jobs only when named), made with ``user_id`` (when given, exactly), carrying
-    every one of ``labels`` and last changed in the window ``updated_after <= updated_at <
-    updated_before`` (either side may be left open; an ended schedule last changed when it
-    ended, or got a delivery status, so this picks those that died during an outage; an empty
-    window is a :class:`ValidationError` naming ``updated_before``): each now, with a fresh
-    attempt count and its ``scheduled`` event (``retried_from``) and webhooks. Without a
-    selector that is every such schedule: the redrive of the dead letters.
+    :class:`ValidationError`) that ``selection`` matches (see :class:`Selection`; by default
+    every type the service schedules, so its own jobs only when named; its last-change window
+    picks those that died during an outage: an ended schedule last changed when it ended, or got
+    a delivery status; ended ones have no due time, so none is in a due-time window): each now,
+    with a fresh attempt count and its ``scheduled`` event (``retried_from``) and webhooks. An
+    empty selection is every such schedule: the redrive of the dead letters.
 
     ``unknown`` ones may have reached their recipient (the send got no answer): retrying them
     may send them twice, which is why ``status`` is never implied. A schedule is retried at most
@@ -49,10 +42,5 @@ async def retry_schedules(scheduling: SchedulingService, *, status: ScheduleStat
     if status not in RETRYABLE_STATUSES:
         raise ValidationError(f"only {', '.join(s.value for s in RETRYABLE_STATUSES)} schedules can be retried, "
                               f"not {status.value}", field="status")
-    if task_types is not None and not task_types:
-        raise ValidationError("name at least one task type, or leave type out", field="type")
-    done = await change_matching(scheduling, scheduling.retry, statuses=(status,),
-                                 task_types=scheduling.task_types if task_types is None else task_types,
-                                 user_id=user_id, labels=check_labels(labels or {}),
-                                 updated_after=updated_after, updated_before=updated_before)
+    done = await change_matching(scheduling, scheduling.retry, statuses=(status,), selection=selection)
     return BulkRetry(retried=done.changed, refused=done.refused)
