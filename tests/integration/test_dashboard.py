@@ -989,15 +989,27 @@ def test_the_due_filter_lists_a_moving_window_soonest_first(page: Page, service:
         page.click("#refresh")  # the window moves: each refresh asks from its own now
     starts = [datetime.fromisoformat(parse_qs(urlsplit(r.value.url).query)["due_after"][0]) for r in (first, again)]
     assert starts[1] - starts[0] >= timedelta(milliseconds=50)
-    confirmations: list[str] = []
-    page.on("dialog", lambda dialog: (confirmations.append(dialog.message), dialog.dismiss()))
-    page.click("#cancel-user")  # the API cancels them whenever due: the confirmation says so
     page.select_option("#status-filter", "scheduled")
-    page.click("#cancel-user")
-    every = f"Cancel every live schedule of user {user} whenever they are due"
-    assert confirmations == [f"{every}, not only those shown? This cannot be undone.",
-                             f"{every}, in any status, not only those shown? This cannot be undone."]
-    assert service.get(in_3_days["id"])["status"] == "scheduled"
+    expect(page.locator("#order-note")).to_contain_text("soonest due first")
+    expect(page.locator("#cancel-user")).to_be_hidden()  # it would cancel paused ones in the window too
+    page.select_option("#status-filter", "")
+    expect(page.locator("#schedules tbody tr")).to_have_count(3)
+    confirmed = accepting(page)
+    with page.expect_request(lambda request: request.url.endswith("/v1/schedules:cancel")) as cancel:
+        page.click("#cancel-user")  # those shown, in the window computed now
+    body = cancel.value.post_data_json
+    assert body == {"userId": user, "due_after": body["due_after"], "due_before": body["due_before"]}
+    assert datetime.fromisoformat(body["due_before"]) - datetime.fromisoformat(body["due_after"]) == timedelta(days=7)
+    window = f"due between {local_time(page, body['due_after'])} and {local_time(page, body['due_before'])}"
+    assert confirmed == [f"Cancel every live schedule of user {user} {window}? This cannot be undone."]
+    expect(page.locator("#message")).to_have_text(f"User {user} {window}: 3 schedule(s) cancelled.")
+    assert [service.get(s["id"])["status"] for s in (in_30_minutes, in_3_hours, in_3_days, overdue, in_10_days)] \
+        == ["cancelled"] * 3 + ["paused", "scheduled"]
+
+
+def local_time(page: Page, instant: str) -> str:
+    """``instant`` as the page shows it (the browser's zone and locale)."""
+    return str(page.evaluate("iso => new Date(iso).toLocaleString()", instant))
 
 
 def accepting(page: Page) -> list[str]:
@@ -1025,16 +1037,26 @@ def test_a_user_s_schedules_are_paused_and_resumed_from_the_filter(page: Page, s
     page.select_option("#due-filter", "hour")
     expect(page.locator("#schedules tbody tr")).to_have_count(1)
     asked = accepting(page)
-    page.click("#pause-matching")
-    expect(page.locator("#message")).to_have_text(f"User {user}: 2 schedule(s) paused.")
-    assert asked == [f"Pause every waiting schedule of user {user} whenever they are due, not only those shown?"]
-    assert [service.get(s["id"])["status"] for s in (first, second, other)] == ["paused", "paused", "scheduled"]
+    with page.expect_request(lambda request: request.url.endswith("/v1/schedules:pause")) as pause:
+        page.click("#pause-matching")
+    body = pause.value.post_data_json
+    window = f"due between {local_time(page, body['due_after'])} and {local_time(page, body['due_before'])}"
+    expect(page.locator("#message")).to_have_text(f"User {user} {window}: 1 schedule(s) paused.")
+    assert asked == [f"Pause every waiting schedule of user {user} {window}?"]
+    # The one due in three days is not shown: not paused.
+    assert [service.get(s["id"])["status"] for s in (first, second, other)] == ["paused", "scheduled", "scheduled"]
     page.select_option("#due-filter", "")
-    expect(page.locator("#schedules tbody td.status")).to_have_text(["paused", "paused"])
+    expect(page.locator("#schedules tbody td.status")).to_have_text(["scheduled", "paused"])
+    page.select_option("#status-filter", "paused")
+    expect(page.locator("#schedules tbody tr")).to_have_count(1)
+    for hidden in ("#cancel-user", "#pause-matching"):  # they would act on schedules not shown
+        expect(page.locator(hidden)).to_be_hidden()
     page.click("#resume-matching")
-    expect(page.locator("#message")).to_have_text(f"User {user}: 2 schedule(s) resumed.")
+    expect(page.locator("#message")).to_have_text(f"User {user}: 1 schedule(s) resumed.")
     assert asked[-1] == f"Resume every paused schedule of user {user}?"
-    expect(page.locator("#schedules tbody td.status")).to_have_text(["scheduled", "scheduled"])
+    expect(page.locator("#empty")).to_be_visible()
+    assert [service.get(s["id"])["status"] for s in (first, second)] == ["scheduled", "scheduled"]
+    page.select_option("#status-filter", "")
     page.fill("#user-filter", "")
     page.press("#user-filter", "Enter")
     expect(page.locator("#pause-matching")).to_be_hidden()  # never everyone's
@@ -1059,7 +1081,8 @@ def test_what_died_in_the_last_hour_is_listed_and_retried(page: Page, service: S
     page.fill("#user-filter", user)
     page.press("#user-filter", "Enter")
     expect(page.locator("#schedules tbody td.id")).to_have_text([later["id"], earlier["id"]])
-    expect(page.locator("#cancel-user")).to_be_visible()
+    for hidden in ("#cancel-user", "#pause-matching", "#resume-matching"):  # no dead one is theirs to change
+        expect(page.locator(hidden)).to_be_hidden()
     for changed, span in (("day", timedelta(days=1)), ("week", timedelta(days=7)), ("hour", timedelta(hours=1))):
         with page.expect_request(lambda request: "updated_after" in request.url) as listed:
             page.select_option("#changed-filter", changed)
@@ -1067,8 +1090,6 @@ def test_what_died_in_the_last_hour_is_listed_and_retried(page: Page, service: S
         assert datetime.fromisoformat(query["updated_after"][0]) == hour_start + timedelta(hours=1) - span
         assert "updated_before" not in query
     expect(page.locator("#schedules tbody td.id")).to_have_text([later["id"]])
-    for hidden in ("#cancel-user", "#pause-matching", "#resume-matching"):  # they take no window
-        expect(page.locator(hidden)).to_be_hidden()
 
     asked = accepting(page)
     since = page.evaluate("iso => new Date(iso).toLocaleString()", hour_start.isoformat())
@@ -1087,7 +1108,7 @@ def test_what_died_in_the_last_hour_is_listed_and_retried(page: Page, service: S
     page.clock.set_fixed_time(datetime.now(UTC))  # both died within the last hour
     page.click("#refresh")
     expect(page.locator("#schedules tbody td.id")).to_have_text([later["id"], earlier["id"]])
-    page.select_option("#changed-filter", "")
+    page.select_option("#status-filter", "")
     expect(page.locator("#cancel-user")).to_be_visible()
 
 
@@ -1119,3 +1140,79 @@ def test_the_dead_letters_shown_are_retried_at_once(page: Page, service: Service
     page.click("#retry-matching")
     expect(page.locator("#message")).to_have_text(f"Every unknown schedule of user {user}: 0 schedule(s) retried.")
     assert "may send them twice" in asked[-1]
+
+
+def test_the_bulk_actions_send_the_type_and_the_windows_shown_and_act_on_those_shown_only(
+        page: Page, service: Service) -> None:
+    """Filtered by a user, a type, Due "24 hours" and Changed "in the last hour", with the
+    browser's clock an hour on (its hour starts between two creations, its 24 hours an hour from
+    now): Pause, Resume and Cancel all change the one schedule shown, whatever else the user has."""
+    user = "dashboard-narrowed"
+    in_90_minutes = datetime.now(UTC) + timedelta(minutes=90)
+    changed_before = service.message(in_90_minutes, userId=user, type="text", templateName=None)
+    shown = service.message(in_90_minutes, userId=user, type="text", templateName=None)
+    changes = [datetime.fromisoformat(s["updated_at"]) for s in (changed_before, shown)]
+    assert changes[0] < changes[1]
+    hour_start = changes[0] + (changes[1] - changes[0]) / 2
+    hour_start -= timedelta(microseconds=hour_start.microsecond % 1000)  # the browser's clock has ms
+    other_type = service.message(in_90_minutes, userId=user)
+    due_later = service.message(datetime.now(UTC) + timedelta(days=3), userId=user, type="text", templateName=None)
+    theirs = service.message(in_90_minutes, type="text", templateName=None)
+    others = (changed_before, other_type, due_later, theirs)
+    page.clock.set_fixed_time(hour_start + timedelta(hours=1))
+    sign_in(page)
+    page.uncheck("#auto-refresh")
+    page.fill("#user-filter", user)
+    page.press("#user-filter", "Enter")
+    page.select_option("#type-filter", "whatsapp.text")
+    page.select_option("#due-filter", "day")
+    page.select_option("#changed-filter", "hour")
+    expect(page.locator("#schedules tbody td.id")).to_have_text([shown["id"]])
+    expect(page.locator("#pause-matching")).to_have_text("Pause all matching")  # not all of the user's
+    now = hour_start + timedelta(hours=1)
+    bounds = {"due_after": now, "due_before": now + timedelta(days=1), "updated_after": hour_start}
+    sent = {name: f"{at.isoformat(timespec='milliseconds')[:-6]}Z" for name, at in bounds.items()}
+    narrowed = (f"of type whatsapp.text due between {local_time(page, sent['due_after'])} and "
+                f"{local_time(page, sent['due_before'])} changed since {local_time(page, sent['updated_after'])}")
+    asked = accepting(page)
+
+    for kind, status, ask, done, now_in in (
+            ("pause", "", "Pause every waiting schedule", "paused", "paused"),
+            ("resume", "paused", "Resume every paused schedule", "resumed", "scheduled"),
+            ("cancel", "", "Cancel every live schedule", "cancelled", "cancelled")):
+        page.select_option("#status-filter", status)
+        expect(page.locator("#schedules tbody td.id")).to_have_text([shown["id"]])
+        button = "#cancel-user" if kind == "cancel" else f"#{kind}-matching"
+        with page.expect_request(lambda request: request.url.endswith(f"/v1/schedules:{kind}")) as bulk:
+            page.click(button)
+        assert bulk.value.post_data_json == {"userId": user, "type": ["whatsapp.text"], **sent}, kind
+        undone = " This cannot be undone." if kind == "cancel" else ""
+        assert asked[-1] == f"{ask} of user {user} {narrowed}?{undone}"
+        expect(page.locator("#message")).to_have_text(f"User {user} {narrowed}: 1 schedule(s) {done}.")
+        assert service.get(shown["id"])["status"] == now_in
+        assert [service.get(s["id"])["status"] for s in others] == ["scheduled"] * 4, kind
+    assert len(asked) == 3
+
+
+@pytest.mark.parametrize(("status", "type_", "offered"), [
+    ("", "", {"cancel", "pause", "resume"}),
+    ("scheduled", "", {"pause"}),
+    ("paused", "", {"resume"}),
+    ("running", "", set()),
+    ("dead", "", set()),  # and no Resume all where nothing shown is paused
+    ("cancelled", "", set()),
+    ("", "webhook.delivery", {"cancel"}),  # the service's own jobs are never paused by hand
+])
+def test_a_bulk_action_is_offered_only_where_what_it_changes_is_shown(
+        page: Page, service: Service, status: str, type_: str, offered: set[str]) -> None:
+    sign_in(page)
+    page.fill("#user-filter", "dashboard-offered")
+    page.press("#user-filter", "Enter")
+    page.select_option("#type-filter", type_)
+    page.select_option("#status-filter", status)
+    expect(page.locator("#empty")).to_be_visible()
+    for kind, button in (("cancel", "#cancel-user"), ("pause", "#pause-matching"), ("resume", "#resume-matching")):
+        if kind in offered:
+            expect(page.locator(button)).to_be_visible()
+        else:
+            expect(page.locator(button)).to_be_hidden()

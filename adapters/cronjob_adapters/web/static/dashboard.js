@@ -34,11 +34,17 @@ const DUE_WINDOWS = {
 const CHANGE_WINDOWS = { hour: 3600e3, day: 24 * 3600e3, week: 7 * 24 * 3600e3 };
 //: The statuses a "Retry all" is offered for (POST /v1/schedules:retry).
 const RETRYABLE = ACTIONS.retry.statuses;
-//: What each bulk button asks of the API (the user and labels the list is filtered by).
+//: What each bulk button asks of the API (the user, labels, type, Due and Changed windows the list
+//: is filtered by), and the Status filters it is offered under: those whose list holds every
+//: schedule it changes. The API takes no status: cancel changes every live one (under a status,
+//: it would change the live ones of the others too), pause the scheduled ones, resume the paused.
 const BULK = {
-  cancel: { path: "v1/schedules:cancel", done: "cancelled", ask: "Cancel every live schedule", final: true },
-  pause: { path: "v1/schedules:pause", done: "paused", ask: "Pause every waiting schedule" },
-  resume: { path: "v1/schedules:resume", done: "resumed", ask: "Resume every paused schedule" },
+  cancel: { path: "v1/schedules:cancel", done: "cancelled", ask: "Cancel every live schedule", final: true,
+    statuses: [""] },
+  pause: { path: "v1/schedules:pause", done: "paused", ask: "Pause every waiting schedule",
+    statuses: ["", "scheduled"] },
+  resume: { path: "v1/schedules:resume", done: "resumed", ask: "Resume every paused schedule",
+    statuses: ["", "paused"] },
 };
 
 /** Whether it runs once (its rule is a `once @ ...`), not on a recurring rule. */
@@ -251,22 +257,41 @@ function listQuery(cursor) {
   if (state.type) query.set("type", state.type);
   if (state.user) query.set("userId", state.user);
   for (const selector of labelSelectors(state.labels)) query.append("label", selector);
-  const span = DUE_WINDOWS[state.due];
-  if (span) {
-    const now = Date.now();
-    const [after, before] = span;
-    if (after !== null) query.set("due_after", new Date(now + after).toISOString());
-    if (before !== null) query.set("due_before", new Date(now + before).toISOString());
-  }
-  const since = changedSince();
-  if (since) query.set("updated_after", since);
+  for (const [name, bound] of Object.entries(windowBounds())) query.set(name, bound);
   return query;
 }
 
-/** The Changed window's ``updated_after`` from the clock now, or null (any time). */
-function changedSince() {
-  const span = CHANGE_WINDOWS[state.changed];
-  return span ? new Date(Date.now() - span).toISOString() : null;
+/** The Due and Changed windows' bounds from the clock now, as the API names them (``due_after``,
+ * ``due_before``, ``updated_after``; one left open is left out). */
+function windowBounds() {
+  const now = Date.now();
+  const bounds = {};
+  const due = DUE_WINDOWS[state.due];
+  if (due) {
+    const [after, before] = due;
+    if (after !== null) bounds.due_after = new Date(now + after).toISOString();
+    if (before !== null) bounds.due_before = new Date(now + before).toISOString();
+  }
+  const changed = CHANGE_WINDOWS[state.changed];
+  if (changed) bounds.updated_after = new Date(now - changed).toISOString();
+  return bounds;
+}
+
+/** A bulk action's selection in words, for its confirmation and its outcome: ``whose`` (the user
+ * and labels; "" for none), the type and each window bound (``bounds``, as sent). */
+function narrowedText(whose, bounds) {
+  const local = (iso) => new Date(iso).toLocaleString();
+  const { due_after: after, due_before: before, updated_after: since } = bounds;
+  const due = after && before ? `due between ${local(after)} and ${local(before)}`
+    : (after && `due from ${local(after)}`) || (before && `due before ${local(before)}`);
+  return [whose && `of ${whose}`, state.type && `of type ${state.type}`, due,
+    since && `changed since ${local(since)}`].filter(Boolean).join(" ");
+}
+
+/** The body fields of a bulk request for the type, user and labels the list is filtered by. */
+function selectionBody(selector) {
+  return { ...(state.type ? { type: [state.type] } : {}), ...(state.user ? { userId: state.user } : {}),
+    ...(selector.labels ? { labels: selector.labels } : {}) };
 }
 
 async function loadSchedules() {
@@ -402,16 +427,21 @@ function showOrder() {
 }
 
 /** Offer the bulk buttons that fit the list's filters (``listed``: false hides them all, for a
- * list that could not be loaded). Cancel, pause and resume act on the user or the labels shown,
- * never on everyone's, and take no last-change window: none under a Changed window, where they
- * would act on schedules it leaves out. "Retry all" on the dead letters of the status shown, in
- * the Changed window (ended ones have no due time: none under a Due window). */
+ * list that could not be loaded), so that none acts on more than the list shows. Cancel, pause
+ * and resume act on the user or the labels shown (never on everyone's), of the type and in the
+ * Due and Changed windows shown, each under the Status filters it fits (see BULK); pause and
+ * resume not on the service's own jobs, which are never paused by hand. "Retry all" on the
+ * dead letters of the status shown, in the Changed window (ended ones have no due time: none
+ * under a Due window). */
 function showBulk(listed) {
-  const selected = listed && Boolean(state.user || state.labels) && !CHANGE_WINDOWS[state.changed];
-  const whose = state.labels ? "matching" : "of this user's";
-  for (const kind of Object.keys(BULK)) {
+  const selected = listed && Boolean(state.user || state.labels);
+  // "Of this user's" only where the user alone narrows the list.
+  const narrowed = state.labels || state.type || DUE_WINDOWS[state.due] || CHANGE_WINDOWS[state.changed];
+  const whose = narrowed ? "matching" : "of this user's";
+  for (const [kind, { statuses }] of Object.entries(BULK)) {
     const button = $(kind === "cancel" ? "#cancel-user" : `#${kind}-matching`);
-    button.hidden = !selected;
+    button.hidden = !selected || !statuses.includes(state.status)
+      || (kind !== "cancel" && INTERNAL_TYPES.includes(state.type));
     button.textContent = `${kind.charAt(0).toUpperCase()}${kind.slice(1)} all ${whose}`;
   }
   const retry = $("#retry-matching");
@@ -445,24 +475,25 @@ function sayBulk(who, count, done, refused) {
 }
 
 //: An opt-out, an order called off, a campaign held: every schedule of the user and/or the labels
-//: the list is filtered by (POST /v1/schedules:cancel, :pause, :resume), whatever else it shows.
+//: the list is filtered by, of its type and in its Due and Changed windows (POST
+//: /v1/schedules:cancel, :pause, :resume), offered only under a Status filter the action fits
+//: (see showBulk). The windows' bounds are computed once, when asked: named in the confirmation
+//: and sent as named.
 async function bulkAct(kind) {
-  const { user } = state;
-  if (!user && !state.labels) return;
+  if (!state.user && !state.labels) return;
+  const { path, done, ask, final, statuses } = BULK[kind];
+  if (!statuses.includes(state.status)) return;
   const selector = bulkSelector();
   if (!selector) return;
-  const { path, done, ask, final } = BULK[kind];
-  // The API takes no status, type or due time: say so for each of them the list is narrowed by.
-  const narrowed = [DUE_WINDOWS[state.due] && "whenever they are due", state.status && "in any status",
-    state.type && "of any type"].filter(Boolean);
-  const beyond = narrowed.length ? ` ${narrowed.join(", ")}, not only those shown` : "";
-  if (!window.confirm(`${ask} of ${selector.whose}${beyond}?${final ? " This cannot be undone." : ""}`)) return;
+  const bounds = windowBounds();
+  if (!window.confirm(`${ask} ${narrowedText(selector.whose, bounds)}?${final ? " This cannot be undone." : ""}`)) return;
   try {
     const answer = await api(path, {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ ...(user ? { userId: user } : {}), ...(selector.labels ? { labels: selector.labels } : {}) }),
+      body: JSON.stringify({ ...selectionBody(selector), ...bounds }),
     });
-    const who = selector.whose.charAt(0).toUpperCase() + selector.whose.slice(1);
+    const narrowed = narrowedText("", bounds);
+    const who = selector.whose.charAt(0).toUpperCase() + selector.whose.slice(1) + (narrowed ? ` ${narrowed}` : "");
     sayBulk(who, answer[done].length, done, answer.refused);
   } catch (error) {
     report(error);
@@ -474,20 +505,19 @@ async function bulkAct(kind) {
 //: user and labels, and in its Changed window, when filtered by them (POST /v1/schedules:retry).
 //: The window starts where it does when asked, as the list's does at every refresh.
 async function retryMatching() {
-  const { status, type, user } = state;
-  if (!RETRYABLE.includes(status)) return;
+  const { status } = state;
+  if (!RETRYABLE.includes(status) || DUE_WINDOWS[state.due]) return;
   const selector = bulkSelector();
   if (!selector) return;
-  const since = changedSince();
-  const of = [type ? `of type ${type}` : "", selector.whose ? `of ${selector.whose}` : "",
-    since ? `changed since ${new Date(since).toLocaleString()}` : ""].filter(Boolean).join(" ");
+  const since = windowBounds().updated_after;
+  const changed = since ? { updated_after: since } : {};
+  const of = narrowedText(selector.whose, changed);
   const twice = status === "unknown" ? " They may have been sent already: a retry may send them twice." : "";
   if (!window.confirm(`Retry every ${status} schedule${of ? ` ${of}` : ""} now?${twice}`)) return;
   try {
     const answer = await api("v1/schedules:retry", {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ status, ...(type ? { type: [type] } : {}), ...(user ? { userId: user } : {}),
-        ...(selector.labels ? { labels: selector.labels } : {}), ...(since ? { updated_after: since } : {}) }),
+      body: JSON.stringify({ status, ...selectionBody(selector), ...changed }),
     });
     sayBulk(`Every ${status} schedule${of ? ` ${of}` : ""}`, answer.retried.length, "retried", answer.refused);
   } catch (error) {
