@@ -173,13 +173,16 @@ class PythonTaskHandler(TaskHandler):
         self._clock = clock
         self._schedule_task = schedule_task
 
+    def _routine(self, schedule: Schedule) -> Routine | None:
+        return self._registry.get(str(schedule.payload.get("routine")))
+
     def run_timeout(self, schedule: Schedule) -> timedelta | None:
         """The routine's own limit (see :func:`routine`)."""
-        found = self._registry.get(str(schedule.payload.get("routine")))
+        found = self._routine(schedule)
         return found.timeout if found is not None else None
 
     async def run(self, schedule: Schedule) -> TaskOutcome:
-        found = self._registry.get(str(schedule.payload.get("routine")))
+        found = self._routine(schedule)
         if found is None:
             raise DeliveryError("unknown_routine", f"no routine {schedule.payload.get('routine')!r} in this build",
                                 retryable=False)

@@ -458,8 +458,8 @@ def create_app(services: ApiServices) -> FastAPI:
         another time (a one-off to `send_at`, or a schedule to another rule, `schedule`), give it
         another `task` (of its own type: what its next run sends), other `labels` (the whole map;
         `{}` clears them), another `run_timeout_seconds`, or several at once; what is left out stays
-        as it is, and a field sent as
-        `null` is refused (422 naming it). 409 once it runs or ended, for a one-off waiting
+        as it is, and a field sent as `null` is refused (422 naming it). 409 once it runs or ended,
+        for a one-off waiting
         to retry (cancel and create instead), for a task change alone of one waiting to retry
         (its retry goes out under the key of the failed attempt), for the service's own jobs, and
         when it kept changing under other writes (try again).

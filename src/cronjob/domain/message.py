@@ -21,8 +21,7 @@ class OutboundMessage:
 
     ``body`` is the rendered text (what a text message carries, and what the recipient sees
     for a template). ``template_name``/``language``/``params`` describe a template message, with
-its ``header`` and ``buttons`` when it has values for them;
-    ``idempotency_key`` names the (schedule, occurrence) this send belongs to, for providers
+    its ``header`` and ``buttons`` when it has values for them; ``idempotency_key`` names the (schedule, occurrence) this send belongs to, for providers
     that honour one and for logs.
     """
 

@@ -185,9 +185,10 @@ class Schedule:
     ``error_code``/``error_message``); a new send starts it afresh. ``failed_in_a_row`` counts
     the occurrences in a row that ended dead (a success, or a resume, starts it afresh); a
     recurring schedule with ``pause_after_failures`` is paused once it reaches that many.
-    ``run_timeout`` bounds how long one run may take (None: its task type's or the service's
-    limit; see :func:`check_run_timeout`). ``labels`` are the client's own ``key: value`` pairs (see :mod:`cronjob.domain.labels`): they
-    change nothing about when or how it runs, only how it is found.
+    ``run_timeout`` bounds how long one run may take (None: its task handler's limit for it, a
+    routine's, else the service's; see :func:`check_run_timeout`). ``labels`` are the client's
+    own ``key: value`` pairs (see :mod:`cronjob.domain.labels`): they change nothing about when
+    or how it runs, only how it is found.
     """
 
     id: str
@@ -770,13 +771,14 @@ class Schedule:
         is written under its lease, as the run read it, which would put the old values back.
         """
         if self.status not in WAITING:
-            parts = [name for name, value in (("labels", labels), ("run time limit", run_timeout)) if value is not None]
-            others = " and ".join({"labels": "other labels", "run time limit": "another run time limit"}[p]
-                                  for p in parts)
+            asked = [(name, other) for name, other, value in (("labels", "other labels", labels),
+                                                              ("run time limit", "another run time limit", run_timeout))
+                     if value is not None]
             hint = (" (its run is in progress; change it once the run has ended)"
                     if self.status is ScheduleStatus.RUNNING else "")
-            raise InvalidTransition(self.status.value, f"change its {' and '.join(parts)}",
-                                    f"it is {self.status.value}; only a scheduled or paused one takes {others}{hint}")
+            raise InvalidTransition(self.status.value, "change its " + " and ".join(name for name, _ in asked),
+                                    f"it is {self.status.value}; only a scheduled or paused one takes "
+                                    + " and ".join(other for _, other in asked) + hint)
         changed = self._take_settings(labels, run_timeout)
         self._touch(now)
         data = {"next_run_at": instant_text(self.next_run_at)} if self.next_run_at else {}

@@ -288,11 +288,10 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
-        held = self._held.get(attempt_id)
-        if held is None:  # the keeper let go of it (lease lost): a timer of its own
-            held = _HeldLease(schedule.id, renew_at=math.inf)
+        kept = self._held.get(attempt_id)  # None: the keeper let go of it (lease lost)
+        held = kept if kept is not None else _HeldLease(schedule.id, renew_at=math.inf)
         held.task, held.deadline = task, loop.time() + limit.total_seconds()
-        if held.renew_at == math.inf or limit <= self._settings.lease_for / 3:
+        if kept is None or limit <= self._settings.lease_for / 3:  # the keeper would not look in time
             self._arm(held)
         try:
             return await handler.run(schedule)

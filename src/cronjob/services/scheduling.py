@@ -96,7 +96,7 @@ class CreateScheduleCommand:
     ``request_digest``: as for :class:`ScheduleMessageCommand`. ``pause_after_failures``
     (recurring only): pause it once that many occurrences in a row ended dead. ``labels``: the
     client's own ``key: value`` pairs (see :mod:`cronjob.domain.labels`). ``run_timeout``: how
-    long one run may take (None: the dispatcher's limit).
+    long one run may take (None: its routine's limit, else the dispatcher's).
     """
 
     task_type: str
