@@ -234,6 +234,8 @@ def create_app(services: ApiServices) -> FastAPI:
     app.add_middleware(HeadAsGet)
     auth = bearer_tokens(services.tokens)
     scheduling = services.scheduling
+    #: The task types a request may name (``type``): those the service schedules and its own jobs.
+    known_types = frozenset({*scheduling.task_types, *services.internal_task_types})
     registry = services.task_types or TaskRegistry([])
     if not registry.names():
         raise ValueError("the API needs at least one task type")
@@ -417,7 +419,7 @@ def create_app(services: ApiServices) -> FastAPI:
         made for the other order (with a due-time window, or without one), and a `cursor` with
         an `offset`.
         """
-        check_task_types(task_type, {*scheduling.task_types, *services.internal_task_types})
+        check_task_types(task_type, known_types)
         found = await scheduling.page(status=status, task_types=task_type or None,
                                       exclude_types=() if task_type else services.internal_task_types,
                                       user_id=user_id, labels=parse_selector(label or ()), limit=limit,
@@ -537,9 +539,9 @@ def create_app(services: ApiServices) -> FastAPI:
 
     protected.include_router(routines_router(services.routines, registry))
     protected.include_router(upcoming_router(scheduling, services.default_timezone))
-    protected.include_router(bulk_cancel_router(scheduling, services.internal_task_types, json_content_type))
-    protected.include_router(bulk_pause_router(scheduling, services.internal_task_types, json_content_type))
-    protected.include_router(bulk_retry_router(scheduling, services.internal_task_types, json_content_type))
+    protected.include_router(bulk_cancel_router(scheduling, known_types, json_content_type))
+    protected.include_router(bulk_pause_router(scheduling, known_types, json_content_type))
+    protected.include_router(bulk_retry_router(scheduling, known_types, json_content_type))
     protected.include_router(batch_create_router(scheduling, batch_request_model(CreateScheduleRequest),
                                                  create_command, json_content_type))
     app.include_router(protected)

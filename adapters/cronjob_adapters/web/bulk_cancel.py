@@ -3,7 +3,7 @@ types, due in a window or last changed in one: ``POST /v1/schedules:cancel``."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection
 
 from fastapi import APIRouter, Depends
 from pydantic import Field
@@ -30,13 +30,12 @@ class BulkCancellationView(SelectionView):
     refused: list[RefusedView] = Field(description="Schedules that could not be cancelled, with why.")
 
 
-def bulk_cancel_router(scheduling: SchedulingService, internal_task_types: Sequence[str],
+def bulk_cancel_router(scheduling: SchedulingService, known_types: Collection[str],
                        json_body: Callable[..., Awaitable[None]]) -> APIRouter:
-    """The route, for the API's router behind the bearer token; ``internal_task_types`` are the
-    service's own jobs (cancelled only when named), ``json_body`` the API's check that a body is
+    """The route, for the API's router behind the bearer token; ``known_types`` are the task
+    types a request may name (the service's own jobs among them), ``json_body`` the API's check that a body is
     sent as JSON (415 otherwise)."""
     router = APIRouter()
-    known = {*scheduling.task_types, *internal_task_types}
 
     @router.post("/v1/schedules:cancel", response_model=BulkCancellationView, tags=["schedules"],
                  dependencies=[Depends(json_body)], responses={413: PROBLEM_RESPONSE, 415: PROBLEM_RESPONSE})
@@ -54,7 +53,7 @@ def bulk_cancel_router(scheduling: SchedulingService, internal_task_types: Seque
         echoes what was asked (the windows' bounds in UTC). Repeating the request cancels what
         was made meanwhile, and nothing twice. An unknown task type is a 422, as an instant
         without an offset is, and a window whose end is not later than its start."""
-        selection = request.selection(known)
+        selection = request.selection(known_types)
         done = await cancel_schedules(scheduling, selection)
         return BulkCancellationView(**BulkCancellationView.echo(selection), cancelled=done.cancelled,
                                     refused=refused_views(done.refused))

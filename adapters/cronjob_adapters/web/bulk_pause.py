@@ -4,7 +4,7 @@ some task types, due in a window or last changed in one: ``POST /v1/schedules:pa
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection
 
 from fastapi import APIRouter, Depends
 from pydantic import Field
@@ -30,13 +30,12 @@ class BulkResumeView(SelectionView):
     refused: list[RefusedView] = Field(description="Schedules that could not be resumed, with why.")
 
 
-def bulk_pause_router(scheduling: SchedulingService, internal_task_types: Sequence[str],
+def bulk_pause_router(scheduling: SchedulingService, known_types: Collection[str],
                       json_body: Callable[..., Awaitable[None]]) -> APIRouter:
-    """The two routes, for the API's router behind the bearer token; ``internal_task_types`` are
-    the service's own jobs (a type the request may name: each is refused, never paused by hand),
-    ``json_body`` the API's check that a body is sent as JSON (415 otherwise)."""
+    """The two routes, for the API's router behind the bearer token; ``known_types`` are the
+    task types a request may name (the service's own jobs among them: each is refused, never
+    paused by hand), ``json_body`` the API's check that a body is sent as JSON (415 otherwise)."""
     router = APIRouter()
-    known = {*scheduling.task_types, *internal_task_types}
     responses = {413: PROBLEM_RESPONSE, 415: PROBLEM_RESPONSE}
 
     @router.post("/v1/schedules:pause", response_model=BulkPauseView, tags=["schedules"],
@@ -52,7 +51,7 @@ def bulk_pause_router(scheduling: SchedulingService, internal_task_types: Sequen
         stopped: it is listed in `refused`, with why (pause a recurring one again once its run
         ended). The service's own jobs are never paused by hand. Repeating the request pauses
         what was made meanwhile, and nothing twice."""
-        selection = request.selection(known)
+        selection = request.selection(known_types)
         done = await pause_schedules(scheduling, selection)
         return BulkPauseView(**BulkPauseView.echo(selection), paused=done.changed, refused=refused_views(done.refused))
 
@@ -67,7 +66,7 @@ def bulk_pause_router(scheduling: SchedulingService, internal_task_types: Sequen
         keeps its time (one that fell due while paused runs at once, or ends `missed` beyond its
         misfire grace or `send_by`), a recurring one skips what fell due meanwhile. Each with
         its `resumed` event and webhooks."""
-        selection = request.selection(known)
+        selection = request.selection(known_types)
         done = await resume_schedules(scheduling, selection)
         return BulkResumeView(**BulkResumeView.echo(selection), resumed=done.changed,
                               refused=refused_views(done.refused))

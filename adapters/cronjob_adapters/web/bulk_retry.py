@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection
 from typing import Literal
 
 from fastapi import APIRouter, Depends
@@ -42,13 +42,12 @@ class BulkRetryView(NarrowingView):
                                                    "left the status meanwhile, one that kept changing).")
 
 
-def bulk_retry_router(scheduling: SchedulingService, internal_task_types: Sequence[str],
+def bulk_retry_router(scheduling: SchedulingService, known_types: Collection[str],
                       json_body: Callable[..., Awaitable[None]]) -> APIRouter:
-    """The route, for the API's router behind the bearer token; ``internal_task_types`` are the
-    service's own jobs (retried only when named), ``json_body`` the API's check that a body is
+    """The route, for the API's router behind the bearer token; ``known_types`` are the task
+    types a request may name (the service's own jobs among them), ``json_body`` the API's check that a body is
     sent as JSON (415 otherwise)."""
     router = APIRouter()
-    known = {*scheduling.task_types, *internal_task_types}
 
     @router.post("/v1/schedules:retry", response_model=BulkRetryView, tags=["schedules"],
                  dependencies=[Depends(json_body)], responses={413: PROBLEM_RESPONSE, 415: PROBLEM_RESPONSE})
@@ -64,7 +63,7 @@ def bulk_retry_router(scheduling: SchedulingService, internal_task_types: Sequen
         fixed. Each is retried at most once per request, even if it fails again meanwhile; a
         repeat retries what is in `status` then. An unknown task type is a 422, as an instant
         without an offset is, and an `updated_before` not later than `updated_after`."""
-        selection = request.selection(known)
+        selection = request.selection(known_types)
         done = await retry_schedules(scheduling, status=ScheduleStatus(request.status), selection=selection)
         return BulkRetryView(**BulkRetryView.echo(selection), status=request.status, retried=done.retried,
                              refused=refused_views(done.refused))
