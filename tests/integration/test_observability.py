@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import signal
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,27 +29,12 @@ from tests.support.app import AUTH, TOKEN, DownStore, SilentStore, make_containe
 from tests.support.builders import SEED
 from tests.support.clock import FixedClock
 from tests.support.fake_whatsapp import FakeWhatsApp
+from tests.support.memory_api import client, clock, container  # noqa: F401 - fixtures
 from tests.support.processes import CronjobProcess, free_port
 from tests.support.replicas import wait_log
 from tests.support.waiting import PROMPTLY, wait_until
 
 NOW = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(NOW)
-
-
-@pytest.fixture
-def container(clock: FixedClock) -> Container:
-    return make_container(clock)
-
-
-@pytest.fixture
-async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=container.app()), base_url="http://t") as http:
-        yield http
 
 
 async def test_readiness_and_the_api_need_an_initialised_store(clock: FixedClock) -> None:

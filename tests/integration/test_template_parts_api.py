@@ -4,7 +4,6 @@ hand-driven clock: what is stored, what is sent (a body Meta's spec accepts), an
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,31 +14,16 @@ from cronjob.domain.template_parts import ButtonKind, HeaderKind, TemplateButton
 from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.whatsapp.payloads import message_body
 from cronjob_bootstrap.container import Container
-from tests.support.app import AUTH, api_client, make_container
+from tests.support.app import AUTH
 from tests.support.builders import SEED
 from tests.support.clock import FixedClock
 from tests.support.fake_whatsapp import validate_send_body
+from tests.support.memory_api import client, clock, container  # noqa: F401 - fixtures
 
 NOW = datetime(2025, 6, 21, 16, 0, tzinfo=UTC)  # an hour before the seed's send_at
 HEADER = {"type": "document", "link": "https://cdn.example.com/boletos/123.pdf", "filename": "boleto-123.pdf"}
 BUTTONS = [{"type": "quick_reply", "index": 1, "payload": "PARAR"},
            {"type": "url", "index": 0, "text": "pedidos/123"}]
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(NOW)
-
-
-@pytest.fixture
-def container(clock: FixedClock) -> Container:
-    return make_container(clock)
-
-
-@pytest.fixture
-async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(container) as http:
-        yield http
 
 
 async def sent_when_due(container: Container, clock: FixedClock) -> list[Any]:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,26 +15,11 @@ from cronjob_bootstrap.container import Container
 from tests.support.app import AUTH, make_container
 from tests.support.builders import SEED
 from tests.support.clock import FixedClock
+from tests.support.memory_api import client, clock, container  # noqa: F401 - fixtures
 
 #: A Friday, two days before Berlin's clocks jump from 02:00 to 03:00 (Sunday 2026-03-29).
 NOW = datetime(2026, 3, 27, 12, 0, tzinfo=UTC)
 TEXT = {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(NOW)
-
-
-@pytest.fixture
-def container(clock: FixedClock) -> Container:
-    return make_container(clock)
-
-
-@pytest.fixture
-async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=container.app()), base_url="http://test") as http:
-        yield http
 
 
 async def create(client: httpx.AsyncClient, schedule: str, timezone: str = "America/Sao_Paulo",
