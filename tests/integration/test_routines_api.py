@@ -224,3 +224,20 @@ def test_a_routine_whose_arguments_have_no_json_schema_is_not_registered() -> No
     with pytest.raises(ValueError, match="routine 'acme.opaque': its arguments have no JSON Schema"):
         routine("acme.opaque", OpaqueArgs, registry=registry)(lambda args, context: None)  # type: ignore[arg-type,return-value]
     assert registry.names() == []  # so GET /v1/routines/{name} never meets one it cannot describe
+
+
+@pytest.mark.parametrize("name", ["reports/weekly", "", "..", "-.", "weekly report", "relatório", "a?b", "x" * 101])
+def test_a_routine_name_the_detail_route_cannot_reach_is_not_registered(name: str) -> None:
+    registry = RoutineRegistry()
+    with pytest.raises(ValueError, match="use letters, digits and . _ - only"):
+        routine(name, CleanupArgs, registry=registry)(lambda args, context: None)  # type: ignore[arg-type,return-value]
+    assert registry.names() == []
+
+
+async def test_every_registrable_name_is_reachable_at_its_detail_route(client: httpx.AsyncClient,
+                                                                     container: Container) -> None:
+    for name in ["a", "A-1_b.c", "x" * 100, "_.-9"]:
+        routine(name, CleanupArgs, registry=container.routines())(lambda args, context: None)  # type: ignore[arg-type,return-value]
+        response = await client.get(f"/v1/routines/{name}")
+        assert response.status_code == 200, (name, response.text)
+        assert response.json()["name"] == name

@@ -23,6 +23,7 @@ retried under the schedule's retry policy.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -47,6 +48,10 @@ MAX_NAME_LENGTH = 200
 
 #: Schedules a task of a type with a payload, due now; returns the new schedule's id.
 TaskScheduler = Callable[[str, dict[str, Any]], Awaitable[str]]
+
+#: What a routine's name may be: it is a path segment of ``GET /v1/routines/{name}`` (no ``/``,
+#: nothing a URL must escape, not only dots, which clients resolve away) and is typed by hand.
+ROUTINE_NAME = re.compile(r"(?=.*[A-Za-z0-9])[A-Za-z0-9_.\-]{1,100}")
 
 
 @dataclass
@@ -84,6 +89,9 @@ class RoutineRegistry:
 
     def register(self, name: str, args_model: type[BaseModel], function: RoutineFunction,
                  description: str = "", timeout: timedelta | None = None) -> None:
+        if not ROUTINE_NAME.fullmatch(name):
+            raise ValueError(f"routine name {name!r}: use letters, digits and . _ - only (1 to 100 of them, "
+                             "not only punctuation), so that GET /v1/routines/{name} reaches it")
         if name in self._routines and self._routines[name].function is not function:
             raise ValueError(f"a routine named {name!r} is already registered")
         try:
