@@ -113,6 +113,9 @@ async def test_walking_a_due_window_by_cursor_lists_it_soonest_first_ties_by_id(
     (cursor_text({"o": "created", "t": 1750521600000, "id": "x"}), "not one this API gave"),
     (cursor_text({"o": "created", "t": "2025-06-21T16:00:00.000Z", "id": ""}), "not one this API gave"),
     (cursor_text({"o": "created", "t": "2025-06-21T16:00:00.000Z", "id": 7}), "not one this API gave"),
+    # A lone surrogate, escaped in the JSON: no text a store can look up (SQLite's read was a 500).
+    (cursor_text({"o": "created", "t": "2025-06-21T16:00:00.000Z", "id": "\ud800"}), "not one this API gave"),
+    (cursor_text({"o": "due", "t": "2025-06-21T16:00:00.000Z", "id": "a\udfff"}), "not one this API gave"),
     (cursor_text({"o": "due", "t": "2025-06-21T16:00:00.000Z", "id": "x"}), "with a due-time window"),
 ])
 async def test_a_cursor_that_is_not_one_or_of_another_order_is_a_422_naming_it(

@@ -44,6 +44,7 @@ def decode_cursor(text: str) -> ListCursor:
         order, at, schedule_id = ListOrder(fields["o"]), fields["t"], fields["id"]
         if not isinstance(at, str) or not isinstance(schedule_id, str) or not schedule_id:
             raise ValueError("not a cursor's values")
+        schedule_id.encode()  # JSON's "\ud800" is no text: a store could not look it up (UnicodeEncodeError)
         instant = datetime.fromisoformat(at)
         if instant.tzinfo is None or instant_text(instant) != at:
             raise ValueError("not an instant as a cursor holds it")
