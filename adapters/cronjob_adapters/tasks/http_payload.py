@@ -16,6 +16,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from cronjob.domain.json_values import LONE_SURROGATE, is_text
+
 
 from cronjob_adapters.tasks.ssrf import MAX_URL_LENGTH, HttpUrl, Target, parse_url
 from cronjob_adapters.tasks.validation import validate_payload
@@ -170,18 +172,24 @@ class HttpRequestPayload(BaseModel):
 
     @field_validator("body")
     @classmethod
-    def _finite_numbers(cls, value: Any) -> Any:
-        """A JSON body has no infinite or NaN number (``1e400``, ``NaN``): refused here, naming
-        where in the body, rather than when it is encoded."""
+    def _encodable(cls, value: Any) -> Any:
+        """A body has no infinite or NaN number (``1e400``, ``NaN``) and no key or string with a
+        lone surrogate (an unpaired ``\\ud800``): refused here, naming where in the body, rather
+        than when it is encoded."""
         stack: list[tuple[Any, str]] = [(value, "")]
         while stack:
             item, path = stack.pop()
             if isinstance(item, dict):
+                for key in item:
+                    if not is_text(key):
+                        raise ValueError(f"{f'{path}.' if path else ''}{key!r}: {LONE_SURROGATE}")
                 stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in item.items())
             elif isinstance(item, list):
                 stack.extend((v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(item))
             elif isinstance(item, float) and not math.isfinite(item):
                 raise ValueError(f"{path or 'the body'}: infinite and NaN numbers are not JSON")
+            elif isinstance(item, str) and not is_text(item):
+                raise ValueError(f"{path or 'the body'}: {LONE_SURROGATE}")
         return value
 
     @model_validator(mode="after")

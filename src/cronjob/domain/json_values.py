@@ -9,13 +9,26 @@ from cronjob.domain.errors import ValidationError
 #: The integers every store keeps exactly: MongoDB's BSON has no integer wider than signed 64 bits.
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+#: Why a string holding a lone surrogate is refused.
+LONE_SURROGATE = "a lone surrogate (an unpaired \\ud800-\\udfff escape) is no Unicode text"
+
+
+def is_text(value: str) -> bool:
+    """Whether ``value`` is Unicode text that UTF-8 encodes: no lone surrogate (which JSON's
+    ``\\ud800`` escape, unpaired, reads as)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_storable(value: object, field: str = "") -> None:
     """Raise :class:`ValidationError`, naming the value's dotted path under ``field``, for what
     some store cannot keep as it was given: an integer outside signed 64 bits (send it as a
     string), a float that is infinite or not a number (not JSON at all), a key that is no string
-    or holds a NUL character (MongoDB's keys are C strings).
+    or holds a NUL character (MongoDB's keys are C strings), a key or a string holding a lone
+    surrogate (JSON's ``"\\ud800"`` escape unpaired: no Unicode text, no store encodes it).
 
     Walks nested lists and dicts without recursion, so a deeply nested value is no crash.
     """
@@ -27,6 +40,8 @@ def check_storable(value: object, field: str = "") -> None:
                 if not isinstance(key, str) or "\x00" in key:
                     raise ValidationError("keys are strings without the NUL character (U+0000)",
                                           field=f"{path}.{key!r}" if path else repr(key))
+                if not is_text(key):
+                    raise ValidationError(LONE_SURROGATE, field=f"{path}.{key!r}" if path else repr(key))
             stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in item.items())
         elif isinstance(item, list):
             stack.extend((v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(item))
@@ -38,3 +53,6 @@ def check_storable(value: object, field: str = "") -> None:
                 "exactly; send this one as a string", field=path)
         elif isinstance(item, float) and not math.isfinite(item):
             raise ValidationError("infinite and NaN numbers are not JSON", field=path)
+        elif isinstance(item, str) and not is_text(item):
+            raise ValidationError(LONE_SURROGATE, field=path)
+
