@@ -1013,6 +1013,30 @@ async def test_every_rule_the_api_shows_it_takes_back(client: httpx.AsyncClient)
         assert "characters, more than the 300 a rule may have" in answer.json()["detail"]
 
 
+@pytest.mark.parametrize(("rule", "says"), [
+    ("once @ 9999-12-31T23:59:59.9999Z", "the date-time after 'once @' is out of range"),  # rounded up
+    ("once @ 0001-01-01T00:00:00+01:00", "the date-time after 'once @' is out of range"),  # in UTC
+    ("every 10 minutes from 9999-12-31T23:59:59.9999Z", "the anchor after 'from' is out of range"),
+    ("daily at 10:00 from 0001-01-01T00:00:00+01:00", "the start after 'from' is out of range"),
+    ("daily at 10:00 from 9999-12-31T23:59:59.9999Z", "the start after 'from' is out of range"),
+    ("daily at 10:00 until 9999-12-31T23:00:00-05:00", "the end after 'until' is out of range"),
+])
+async def test_a_rule_past_the_calendar_is_a_422_naming_schedule(client: httpx.AsyncClient, rule: str,
+                                                                 says: str) -> None:
+    # The triggers refuse such an instant by the name of their own part, which the requests have
+    # not: the 422 named "at", "anchor", "from" or "until".
+    task = {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}
+    created = await client.post("/v1/schedules", json={"task": task, "schedule": "once @ 2030-01-01T00:00:00Z"},
+                                headers=AUTH)
+    for answer in [await client.post("/v1/schedules", json={"task": task, "schedule": rule}, headers=AUTH),
+                   await client.get("/v1/rules/preview", params={"schedule": rule}, headers=AUTH),
+                   await client.patch(f"/v1/schedules/{created.json()['id']}", json={"schedule": rule},
+                                      headers=AUTH)]:
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"] == [{"field": "schedule", "message": answer.json()["errors"][0]["message"]}]
+        assert says in answer.json()["detail"] and "9999 in UTC" in answer.json()["detail"], answer.json()
+
+
 @pytest.mark.parametrize("number", [b"1e400", b"-Infinity", b"NaN"])
 async def test_a_number_that_is_not_json_is_refused_at_its_place(client: httpx.AsyncClient, number: bytes) -> None:
     body = (b'{"task": {"type": "http.request", "url": "https://api.example.com/x", "method": "PUT", '

@@ -48,7 +48,7 @@ class BoundedTrigger(Trigger):
             if isinstance(self.rule, IntervalTrigger):
                 raise ValidationError("an interval starts at its anchor: write 'every <n> <unit> from <ISO instant>'",
                                       field="schedule")
-            object.__setattr__(self, "start", fire_millisecond(require_aware(self.start, "from"), "schedule"))
+            object.__setattr__(self, "start", fire_millisecond(require_aware(self.start, "from"), "from"))
         if self.until is not None:
             object.__setattr__(self, "until", whole_millisecond(require_aware(self.until, "until")))
         if self.start is not None and self.until is not None and self.start > self.until:

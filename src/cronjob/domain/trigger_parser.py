@@ -104,6 +104,25 @@ def parse_trigger(
 
     ``cron`` evaluates cron expressions; ``now`` anchors intervals written without ``from``.
     """
+    try:
+        return _parse(expression, timezone, cron, now)
+    except ValidationError as error:
+        if error.field in ("schedule", "timezone"):
+            raise
+        # A trigger refuses its own instant by the name of its part (an instant past the calendar
+        # once rounded up to the millisecond, or once in UTC): the request's field is ``schedule``.
+        part = _PARTS.get(error.field or "", "the rule")
+        joined = " is " if error.message.startswith(OUT_OF_RANGE) else ": "
+        raise ValidationError(f"{part}{joined}{error.message}", field="schedule") from None
+
+
+#: The parts of a rule by the names the triggers give them in their errors.
+_PARTS = {"at": "the date-time after 'once @'", "anchor": "the anchor after 'from'",
+          "from": "the start after 'from'", "until": "the end after 'until'"}
+
+
+def _parse(expression: str, timezone: str, cron: CronEvaluator | None, now: datetime | None) -> Trigger:
+    """:func:`parse_trigger`, its errors naming ``schedule`` unless a trigger refused a part."""
     zone = load_zone(timezone)
     if not isinstance(expression, str):
         raise _unknown(expression)
@@ -111,7 +130,7 @@ def parse_trigger(
     lowered = text.lower()
 
     if match := _UNTIL.fullmatch(text):
-        rule = parse_trigger(match["rule"], timezone, cron, now=now)
+        rule = _parse(match["rule"], timezone, cron, now)
         start = None
         if isinstance(rule, BoundedTrigger) and rule.until is None:  # ``<rule> from <start> until <end>``
             rule, start = rule.rule, rule.start  # (a second ``until`` stays nested: BoundedTrigger refuses it)
@@ -128,7 +147,7 @@ def parse_trigger(
             raise ValidationError(f"the interval in {text!r} is too long", field="schedule") from None
         return IntervalTrigger(every=every, anchor=anchor)
     if match := _FROM.fullmatch(text):  # after _INTERVAL, whose ``from`` is its anchor
-        rule = parse_trigger(match["rule"], timezone, cron, now=now)
+        rule = _parse(match["rule"], timezone, cron, now)
         return BoundedTrigger(rule=rule, start=_bound(match["start"], timezone, "from"))
     if match := _PERIOD.fullmatch(text):
         return _period(match["period"].lower(), _now(now, text), zone)
