@@ -18,6 +18,7 @@ from cronjob.domain.schedule import ScheduleEvent
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.web.app import request_digest
+from cronjob_adapters.web.schemas import Deadline
 from cronjob_bootstrap.container import Container
 from tests.support.app import AUTH, TOKEN, DownStore, make_container
 from tests.support.builders import SEED, one_off
@@ -304,6 +305,21 @@ def test_a_field_added_later_with_a_default_keeps_a_request_s_digest() -> None:
     assert request_digest("/x", Before(**sent)) != request_digest("/x", After(**sent, priority="high"))
 
 
+def test_reading_send_by_as_send_at_is_read_keeps_a_request_s_digest() -> None:
+    """A client retrying across the upgrade that read send_by as ISO text only is still replaying."""
+    class Before(BaseModel):
+        send_by: datetime | None = None  # pydantic's own reading, as before
+
+    class After(BaseModel):
+        send_by: Deadline = None
+
+    for text in ["2025-06-22T15:00:00Z", "2025-06-22T15:00:00+00:00", "2025-06-22T15:00:00.5-03:00",
+                 "2025-06-22 15:00:00z", "2025-06-22T15:00:00.123456789Z", "2025-06-22T15:00:00", None]:
+        sent = json.dumps({"send_by": text})
+        assert request_digest("/x", Before.model_validate_json(sent)) == request_digest(
+            "/x", After.model_validate_json(sent)), text
+
+
 async def test_cancel_then_conflict_after_sending(client: httpx.AsyncClient, container: Container,
                                                   clock: FixedClock) -> None:
     created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()
@@ -402,6 +418,28 @@ async def test_send_by_is_read_as_send_at_is_a_wall_time_in_the_request_s_zone(c
     gap = await client.post("/schedule-message", headers=AUTH, json={
         **SEED, "send_at": "2026-03-08T01:00:00", "send_by": "2026-03-08T02:30:00", "timezone": "America/New_York"})
     assert gap.status_code == 422 and [e["field"] for e in gap.json()["errors"]] == ["send_by"], gap.text
+
+
+@pytest.mark.parametrize(("send_by", "says"), [
+    (1750600800, "not a number"),  # was read as Unix time (2025-06-22T14:00:00Z), which send_at refuses
+    (1750600800000, "not a number"),  # and this one as milliseconds: pydantic guessed by size
+    ("1750600800", "not an ISO-8601 date-time: '1750600800'"),  # a string of digits too
+    (True, "date-time string"),
+    ("tomorrow", "not an ISO-8601 date-time: 'tomorrow'"),
+])
+async def test_send_by_is_an_iso_date_time_as_send_at_is_never_unix_time(client: httpx.AsyncClient,
+                                                                           send_by: object, says: str) -> None:
+    task = {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}
+    one_off = {"task": task, "schedule": "once @ 2025-06-22T12:00:00Z", "send_by": send_by}
+    for answer in [await client.post("/schedule-message", json={**SEED, "send_by": send_by}, headers=AUTH),
+                   await client.post("/v1/schedules", json=one_off, headers=AUTH)]:
+        assert answer.status_code == 422, answer.text
+        [error] = answer.json()["errors"]
+        assert error["field"] == "send_by" and says in error["message"], error
+    batch = await client.post("/v1/schedules:batch", json={"schedules": [one_off]}, headers=AUTH)
+    assert batch.status_code == 422, batch.text
+    assert [e["field"] for e in batch.json()["errors"]] == ["schedules.0.send_by"]
+    assert (await client.get("/v1/schedules", headers=AUTH)).json()["items"] == []
 
 
 async def test_an_empty_timezone_is_refused_not_read_as_the_default(client: httpx.AsyncClient) -> None:

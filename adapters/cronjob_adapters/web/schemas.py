@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, create_model, field_validator
 
 from cronjob.domain.labels import KEY_PATTERN, MAX_KEY_LENGTH, MAX_LABELS, MAX_VALUE_LENGTH, VALUE_PATTERN
 from cronjob.domain.retry import RetryPolicy
@@ -40,6 +40,25 @@ Labels = Annotated[dict[LabelKey, LabelValue], Field(
     # The key pattern, which pydantic puts in patternProperties only (where it picks the values'
     # schema, and lets other keys through), also as what every key must match.
     json_schema_extra={"propertyNames": {"minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": KEY_PATTERN}})]
+
+
+def read_deadline(value: object) -> datetime | None:
+    """A ``send_by`` read as a ``send_at`` is: ISO-8601 text (naive without an offset), not a
+    number, nor a string of digits, that pydantic's own reading takes for Unix time."""
+    if value is None or isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        raise ValueError("send_by is an ISO-8601 date-time string (2025-06-21T18:00:00-03:00)"
+                         + (", not a number" if number else ""))
+    try:
+        return iso_datetime(value)
+    except ValueError:
+        raise ValueError(f"send_by is not an ISO-8601 date-time: {value[:64]!r}") from None
+
+
+#: A ``send_by`` as requests give it (its schema: a date-time string, or null).
+Deadline = Annotated[datetime | None, BeforeValidator(read_deadline)]
 
 
 class RetryRequest(BaseModel):
@@ -106,9 +125,9 @@ class ScheduleMessageRequest(BaseModel):
         default=None, strict=True, allow_inf_nan=False, ge=0, le=30 * 86_400,
         description="Send late by at most this much (after downtime), else mark `missed`. "
                     "Default CRONJOB_MISFIRE_GRACE_SECONDS.")] = None
-    send_by: Annotated[datetime | None, Field(
-        default=None, description="Hard deadline (with an offset, or a wall time in `timezone`): never sent "
-                                  "after it, `missed` instead.")] = None
+    send_by: Annotated[Deadline, Field(
+        default=None, description="Hard deadline, ISO-8601 text (with an offset, or a wall time in `timezone`): "
+                                  "never sent after it, `missed` instead.")] = None
     callback_url: CallbackUrl = None
     header: Header | None = None
     buttons: Buttons
@@ -205,9 +224,9 @@ class CreateScheduleBase(BaseModel):
         description="Run an occurrence late by at most this much, else it is missed (0: however late). Null "
                     "or left out: a one-off's is CRONJOB_MISFIRE_GRACE_SECONDS, a recurring one has none.")] = None
     coalesce: bool = Field(default=True, strict=True, description="Recurring: one run for all occurrences missed while down, as the latest of them; false: each one still within the misfire grace runs.")
-    send_by: Annotated[datetime | None, Field(
-        default=None, description="One-off: hard deadline (with an offset, or a wall time in `timezone`); null "
-                                  "or left out: none.")] = None
+    send_by: Annotated[Deadline, Field(
+        default=None, description="One-off: hard deadline, ISO-8601 text (with an offset, or a wall time in "
+                                  "`timezone`); null or left out: none.")] = None
     callback_url: CallbackUrl = None
     pause_after_failures: Annotated[int | None, Field(
         default=None, strict=True, ge=1, le=10_000,
