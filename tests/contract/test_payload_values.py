@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cronjob.domain.json_values import INT64_MAX, INT64_MIN
+from cronjob.domain.json_values import INT64_MAX, INT64_MIN, MAX_NESTING, check_storable
 from cronjob.domain.schedule import ScheduleStatus
 from cronjob.ports.repository import ScheduleRepository
 from cronjob_adapters.codec import ScheduleCodec
@@ -17,11 +17,21 @@ from cronjob_bootstrap.triggers import default_trigger_parser
 from tests.contract.conftest import StoreFactory
 from tests.support.builders import T0, one_off
 
+def _nested(levels: int) -> Any:
+    """An object and arrays ``levels`` deep, with a value at the bottom."""
+    value: Any = {"k": "bottom"}
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
 PAYLOADS: dict[str, dict[str, Any]] = {
     "text": {"text": "Olá, 世界 \u2028 \x7f 🎉 \"q\" \\", "empty": "",
              "nested": {"list": [1, -2.5, None, True, False, {"a": []}]}},
     "numbers": {"floats": [0.1, 1e16, 1.5e-7, -0.0, 1.7976931348623157e308, 5e-324],
                 "int64": [INT64_MAX, INT64_MIN, 0, -1]},
+    # As deep as check_storable lets a payload nest (MongoDB keeps at most 100 levels in all).
+    "deepest": {"body": _nested(MAX_NESTING)},
 }
 
 
@@ -42,6 +52,7 @@ async def _claimed_and_saved(repo: ScheduleRepository, payload: dict[str, Any]) 
 @pytest.mark.parametrize("name", PAYLOADS)
 async def test_payload_values_come_back_exactly(store: StoreFactory, name: str) -> None:
     payload = PAYLOADS[name]
+    check_storable(payload)  # each is one the API takes
     loaded = await _claimed_and_saved(await store(), payload)
     assert loaded == payload
     assert repr(loaded) == repr(payload)  # an int stays an int, -0.0 stays -0.0

@@ -1121,6 +1121,37 @@ async def test_a_lone_surrogate_in_a_task_is_refused_at_its_place(
     assert (await client.get("/v1/schedules", headers=AUTH)).json()["items"] == []
 
 
+@pytest.mark.parametrize("levels", [65, 300, 900])
+async def test_a_task_nested_too_deep_for_a_store_is_a_422_not_a_500(client: httpx.AsyncClient, levels: int) -> None:
+    # Past ~255 levels the task's own serializer failed (a 500 on POST, PATCH and batch); past
+    # ~100 MongoDB refuses the document. Up to 64 levels are taken.
+    def nested(depth: int) -> str:
+        return "[" * depth + "]" * depth
+
+    def http(depth: int) -> str:
+        return f'{{"type": "http.request", "url": "https://a.example/x", "method": "PUT", "body": {nested(depth)}}}'
+
+    headers = {**AUTH, "Content-Type": "application/json"}
+    taken = await client.post("/v1/schedules", content=f'{{"task": {http(64)}, "schedule": "daily at 09:00"}}',
+                              headers=headers)
+    assert taken.status_code == 201, taken.text
+    deep_path = ".".join(["0"] * 64)  # the first array nested too deep
+    routine = f'{{"type": "python", "routine": "cronjob.purge_runs", "args": {{"x": {nested(levels)}}}}}'
+    for task, field, says in [(http(levels), "task.body", f"{deep_path}: nested more than 64 levels"),
+                              (routine, "task.args", f"x.{deep_path[2:]}: nested more than 64 levels")]:
+        one = f'{{"task": {task}, "schedule": "daily at 09:00"}}'
+        for refused in [await client.post("/v1/schedules", content=one, headers=headers),
+                        await client.patch(f"/v1/schedules/{taken.json()['id']}", content=f'{{"task": {task}}}',
+                                           headers=headers)]:
+            assert refused.status_code == 422, refused.text
+            [error] = refused.json()["errors"]
+            assert error == {"field": field, "message": error["message"]} and says in error["message"], error
+        batch = await client.post("/v1/schedules:batch", content=f'{{"schedules": [{one}]}}', headers=headers)
+        assert batch.status_code == 422, batch.text
+        assert [e["field"] for e in batch.json()["errors"]] == [f"schedules.0.{field}"]
+    assert [s["id"] for s in (await client.get("/v1/schedules", headers=AUTH)).json()["items"]] == [taken.json()["id"]]
+
+
 async def test_a_task_change_is_checked_as_creating_one_is(client: httpx.AsyncClient) -> None:
     task = {"type": "http.request", "url": "https://api.example.com/x", "method": "POST", "body": {"n": 2**63 - 1}}
     created = await client.post("/v1/schedules", json={"task": task, "schedule": "daily at 09:00"}, headers=AUTH)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cronjob.domain.errors import ValidationError
-from cronjob.domain.json_values import INT64_MAX, INT64_MIN, check_storable
+from cronjob.domain.json_values import INT64_MAX, INT64_MIN, MAX_NESTING, check_storable, nesting_beyond
 
 storable_keys = st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=5)
 storable = st.recursive(
@@ -59,4 +59,20 @@ def test_a_deeply_nested_value_is_checked_without_recursion() -> None:
         value = [value]
     with pytest.raises(ValidationError) as refused:
         check_storable(value)
-    assert refused.value.field.count(".") == 99_999
+    assert "nested more than 64 levels" in refused.value.message
+    assert refused.value.field == ".".join(["0"] * (MAX_NESTING + 1))  # the first level too deep
+    assert nesting_beyond(value, 100_000) is None and nesting_beyond(value, 99_999) == ".".join(["0"] * 99_999)
+
+
+def test_a_payload_nests_at_most_max_nesting_levels_below_itself() -> None:
+    """MongoDB keeps documents of at most 100 levels; the payload sits inside the schedule's."""
+    def nested(levels: int) -> Any:
+        value: Any = {"k": 1}
+        for _ in range(levels - 1):
+            value = {"k": value}
+        return value
+
+    check_storable({"body": nested(MAX_NESTING)}, "task")
+    with pytest.raises(ValidationError) as refused:
+        check_storable({"body": nested(MAX_NESTING + 1)}, "task")
+    assert refused.value.field == "task.body" + ".k" * MAX_NESTING

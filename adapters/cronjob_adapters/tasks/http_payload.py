@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from cronjob.domain.json_values import LONE_SURROGATE, is_text
+from cronjob.domain.json_values import LONE_SURROGATE, MAX_NESTING, is_text, nesting_beyond
 
 
 from cronjob_adapters.tasks.ssrf import MAX_URL_LENGTH, HttpUrl, Target, parse_url
@@ -107,8 +107,8 @@ class HttpRequestPayload(BaseModel):
             "Request body: a string is sent as it is (UTF-8; Content-Type text/plain; charset=utf-8 "
             "unless a Content-Type header is given), an object or array is sent as JSON "
             "(Content-Type application/json unless given). At most "
-            f"{MAX_BODY_BYTES // 1024} KiB once encoded. Not allowed with GET or HEAD. Integers "
-            "in it within signed 64 bits (a larger one is refused: send it as a string)."
+            f"{MAX_BODY_BYTES // 1024} KiB once encoded, nested at most {MAX_NESTING} levels. Not allowed with "
+            "GET or HEAD. Integers in it within signed 64 bits (a larger one is refused: send it as a string)."
         ),
     )
     timeout_seconds: float = Field(
@@ -173,9 +173,12 @@ class HttpRequestPayload(BaseModel):
     @field_validator("body")
     @classmethod
     def _encodable(cls, value: Any) -> Any:
-        """A body has no infinite or NaN number (``1e400``, ``NaN``) and no key or string with a
-        lone surrogate (an unpaired ``\\ud800``): refused here, naming where in the body, rather
-        than when it is encoded."""
+        """A body has no infinite or NaN number (``1e400``, ``NaN``), no key or string with a
+        lone surrogate (an unpaired ``\\ud800``) and nests at most ``MAX_NESTING`` levels:
+        refused here, naming where in the body, rather than when it is encoded or stored."""
+        if (deep := nesting_beyond(value, MAX_NESTING)) is not None:
+            raise ValueError(f"{deep or 'the body'}: nested more than {MAX_NESTING} levels deep "
+                             "(objects and arrays)")
         stack: list[tuple[Any, str]] = [(value, "")]
         while stack:
             item, path = stack.pop()

@@ -30,9 +30,10 @@ from datetime import timedelta
 from typing import Annotated, Any, ClassVar, TypeVar
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cronjob.domain.errors import ValidationError
+from cronjob.domain.json_values import MAX_NESTING, nesting_beyond
 from cronjob.domain.message import DeliveryError
 from cronjob.domain.schedule import Schedule, check_run_timeout
 from cronjob.ports.clock import Clock
@@ -141,7 +142,17 @@ class PythonPayload(BaseModel):
     routine: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH,
                                   description="The routine's registered name (`GET /v1/routines` lists them).")]
     args: Annotated[dict[str, Any], Field(default_factory=dict, description="Arguments, per the routine's schema "
-                                                                          "(`GET /v1/routines/{name}`).")]
+                                                                          "(`GET /v1/routines/{name}`); nested "
+                                                                          f"at most {MAX_NESTING} levels.")]
+
+    @field_validator("args")
+    @classmethod
+    def _not_too_deep(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Nested too deep for a store (and for the model's own serializer): refused here, naming
+        where, rather than a server error."""
+        if (deep := nesting_beyond(value, MAX_NESTING)) is not None:
+            raise ValueError(f"{deep}: nested more than {MAX_NESTING} levels deep (objects and arrays)")
+        return value
 
 
 def _check_args(found: Routine, args: dict[str, Any], context: Mapping[str, Any] | None = None) -> BaseModel:

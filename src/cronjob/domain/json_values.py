@@ -9,6 +9,10 @@ from cronjob.domain.errors import ValidationError
 #: The integers every store keeps exactly: MongoDB's BSON has no integer wider than signed 64 bits.
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+#: The levels of objects and arrays a value inside a payload (an ``http.request`` body, a
+#: routine's ``args``) may nest, itself included: MongoDB keeps documents of at most 100 levels,
+#: and the payload sits inside the schedule's.
+MAX_NESTING = 64
 #: Why a string holding a lone surrogate is refused.
 LONE_SURROGATE = "a lone surrogate (an unpaired \\ud800-\\udfff escape) is no Unicode text"
 
@@ -23,6 +27,20 @@ def is_text(value: str) -> bool:
     return True
 
 
+def nesting_beyond(value: object, levels: int) -> str | None:
+    """The dotted path of the first object or array in ``value`` nested deeper than ``levels``
+    (``value`` itself, when an object or array, is the first level), or None. Without recursion."""
+    stack: list[tuple[object, str, int]] = [(value, "", 1)]
+    while stack:
+        item, path, level = stack.pop()
+        if isinstance(item, dict | list):
+            if level > levels:
+                return path
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            stack.extend((v, f"{path}.{k}" if path else str(k), level + 1) for k, v in pairs)
+    return None
+
+
 def check_storable(value: object, field: str = "") -> None:
     """Raise :class:`ValidationError`, naming the value's dotted path under ``field``, for what
     some store cannot keep as it was given: an integer outside signed 64 bits (send it as a
@@ -30,8 +48,12 @@ def check_storable(value: object, field: str = "") -> None:
     or holds a NUL character (MongoDB's keys are C strings), a key or a string holding a lone
     surrogate (JSON's ``"\\ud800"`` escape unpaired: no Unicode text, no store encodes it).
 
+    A payload (``value``) nested more than :data:`MAX_NESTING` levels below itself is refused too.
     Walks nested lists and dicts without recursion, so a deeply nested value is no crash.
     """
+    if (deep := nesting_beyond(value, MAX_NESTING + 1)) is not None:
+        raise ValidationError(f"nested more than {MAX_NESTING} levels deep (objects and arrays)",
+                              field=f"{field}.{deep}" if field and deep else field or deep)
     stack: list[tuple[object, str]] = [(value, field)]
     while stack:
         item, path = stack.pop()
