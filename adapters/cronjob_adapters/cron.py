@@ -9,22 +9,23 @@ What cronsim does across DST, and what this adapter adds:
   adapter steps on until the answer is later than ``after``.
 - Expressions with ``*`` in the minute or hour field follow elapsed time, like Debian cron's
   wildcard jobs: skipped wall times do not fire, repeated ones fire on both passes (so
-  ``*/15 * * * *`` keeps firing every 15 minutes through a fold). When cronsim rolls the date
-  into a gap that starts at midnight it answers the imaginary wall time; the adapter restarts just
-  before the gap, which gives the first real match.
+  ``*/15 * * * *`` keeps firing every 15 minutes through a fold). cronsim steps such expressions
+  hour by hour in UTC, which misses or loops where a change of offset is not a whole number of
+  hours from the hour (Pacific/Chatham at +12:45/+13:45: ``* 2 * * *`` lost the second pass of
+  02:45-02:59, ``*/5 3 * * *`` found no time after 03:40 on the fold day; Australia/Lord_Howe:
+  ``50 * * * *`` lost 01:50 of the second pass, ``* 3 * * *`` from 02:45 on the jump day answered
+  03:30). So the adapter matches them itself, on the plain wall clock of one stretch of constant
+  UTC offset at a time (cronsim without a zone does the matching): the first match on this
+  stretch's clock after ``after``'s, unless the offset changes before it, in which case the search
+  goes on from that change on the clock of the next stretch.
 
 cronsim 2.8 reads a one-value range with a step (``1-1/1``) as "from 1, every step" (every month,
 for ``0 0 * 1-1/1 *``); the adapter rewrites such a term to its single value first.
-
-In zones whose clocks jump by 30 minutes (Australia/Lord_Howe) cronsim can skip the first half
-hour after a gap for a wildcard expression (``* 3 * * *`` from 02:45 on the jump day answers 03:30):
-for wildcard expressions the adapter also takes the first matching wall time after ``after``'s,
-found on the plain wall clock, when it is real and earlier than cronsim's answer.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from cronsim import CronSim, CronSimError
 
@@ -32,6 +33,11 @@ from cronjob.domain.cron import CronEvaluator
 from cronjob.domain.errors import ValidationError
 
 _MAX_STEPS = 1000  # far more than the matches one fold or gap can hold
+#: How far apart the offset is sampled when looking for a change of it: no zone of the tz database
+#: changes its offset twice within a day (checked against every zone of tzdata 2025b and 2026f), so
+#: none goes unseen between two samples.
+_OFFSET_SAMPLE = timedelta(hours=12)
+_ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 class CronsimEvaluator(CronEvaluator):
@@ -53,12 +59,9 @@ class CronsimEvaluator(CronEvaluator):
         if zone is None or after.utcoffset() is None:
             raise ValueError("after must be an aware datetime in the schedule's zone")
         expression = _normalise(expression)
-        found = self._search(expression, after)
         if _is_wildcard(expression):
-            earlier = self._first_real_wall_match(expression, after)
-            if earlier is not None and earlier.astimezone(UTC) < found.astimezone(UTC):
-                return earlier
-        return found
+            return self._elapsed_match(expression, after)
+        return self._search(expression, after)
 
     def _search(self, expression: str, after: datetime) -> datetime:
         """cronsim's answer, made real and later than ``after``."""
@@ -78,15 +81,20 @@ class CronsimEvaluator(CronEvaluator):
                 return real
         raise RuntimeError(f"cron expression {expression!r} found no time after {after.isoformat()}")
 
-    def _first_real_wall_match(self, expression: str, after: datetime) -> datetime | None:
-        """The first wall time after ``after``'s that matches, if the clock shows it later than ``after``."""
+    def _elapsed_match(self, expression: str, after: datetime) -> datetime:
+        """The first instant later than ``after`` whose wall clock matches (a wildcard job's)."""
         zone = after.tzinfo
-        wall = self._next(expression, after.replace(tzinfo=None))
-        for fold in (0, 1):
-            candidate = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
-            if candidate > after and candidate.astimezone(zone).replace(tzinfo=None) == wall:
+        assert zone is not None
+        bound = after.astimezone(UTC)  # the answer is later than this instant
+        offset = _offset(bound, zone)  # the offset of the stretch of time just after ``bound``
+        for _ in range(_MAX_STEPS):
+            wall = self._next(expression, (bound + offset).replace(tzinfo=None))
+            candidate = wall.replace(tzinfo=UTC) - offset
+            change = _offset_change(zone, bound, candidate, offset)
+            if change is None:
                 return candidate.astimezone(zone)
-        return None
+            bound, offset = change - _ONE_MICROSECOND, _offset(change, zone)
+        raise RuntimeError(f"cron expression {expression!r} found no time after {after.isoformat()}")
 
     @staticmethod
     def _next(expression: str, start: datetime) -> datetime:
@@ -94,6 +102,31 @@ class CronsimEvaluator(CronEvaluator):
             return next(CronSim(expression, start))
         except StopIteration:  # cronsim gives up after 50 years without a match: only near year 9999
             raise OverflowError(f"no match for {expression!r} in a representable date") from None
+
+
+def _offset(instant: datetime, zone: tzinfo) -> timedelta:
+    """The UTC offset of ``zone`` at ``instant``."""
+    offset = instant.astimezone(zone).utcoffset()
+    assert offset is not None
+    return offset
+
+
+def _offset_change(zone: tzinfo, start: datetime, end: datetime, offset: timedelta) -> datetime | None:
+    """The first instant in (``start``, ``end``] at which ``zone``'s offset is not ``offset``
+    (the offset just after ``start``), to the microsecond; None when it stays ``offset``."""
+    low = start
+    while low < end:
+        high = min(low + _OFFSET_SAMPLE, end)
+        if _offset(high, zone) != offset:
+            while high - low > _ONE_MICROSECOND:  # bisect: ``low`` has the offset, ``high`` not
+                middle = low + (high - low) // 2
+                if _offset(middle, zone) == offset:
+                    low = middle
+                else:
+                    high = middle
+            return high
+        low = high
+    return None
 
 
 def _is_wildcard(expression: str) -> bool:

@@ -23,7 +23,8 @@ from cronjob_adapters.cron import CronsimEvaluator
 
 EVALUATOR = CronsimEvaluator()
 DST_ZONES = ("America/New_York", "Europe/Lisbon", "America/Sao_Paulo")
-ZONES = (*DST_ZONES, "UTC", "Asia/Kolkata", "Australia/Lord_Howe")  # Lord Howe jumps by 30 minutes
+# Lord Howe jumps by 30 minutes; Chatham (+12:45/+13:45) by an hour at 02:45/03:45, off the hour.
+ZONES = (*DST_ZONES, "UTC", "Asia/Kolkata", "Australia/Lord_Howe", "Pacific/Chatham")
 SECOND = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)
 PROPS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -422,6 +423,49 @@ def test_cron_fires_when_the_expression_matches_the_local_wall_clock(
             probe += MINUTE
 
 
+def scan_cron_fires(expression: str, zone: str, after: datetime, until: datetime) -> list[datetime]:
+    """The fire times in (``after``, ``until``] by reading the clock minute by minute: a wildcard
+    job at every minute whose wall time matches (both passes of a fold), a fixed-time job at the
+    first pass only, and also when a gap ends that swallowed a matching wall time."""
+    fires: list[datetime] = []
+    probe = after.replace(second=0, microsecond=0) + MINUTE
+    while probe <= until:
+        wall, before = local(probe, zone), local(probe - MINUTE, zone)
+        if is_fixed_time(expression):
+            skipped = (before + k * MINUTE for k in range(1, int((wall - before) / MINUTE)))
+            fire = ((cron_matches(expression, wall) and not is_second_pass(probe, zone))
+                    or any(cron_matches(expression, m) for m in skipped))
+        else:
+            fire = cron_matches(expression, wall)
+        if fire:
+            fires.append(probe)
+        probe += MINUTE
+    return fires
+
+
+@PROPS
+@given(expression=CRON_EXPRESSIONS, zone=st.sampled_from([zone for zone in ZONES if transitions(zone)]),
+       data=st.data())
+def test_cron_fires_what_a_scan_of_the_clock_finds_across_a_transition(
+        expression: str, zone: str, data: st.DataObject) -> None:
+    """Every fire time from four hours before a change of offset to four hours after it, the
+    hour field often aimed at the wall time where the clocks jump."""
+    moment = data.draw(st.sampled_from(transitions(zone)), label="transition")
+    if data.draw(st.booleans(), label="aim the hour field at the transition"):
+        minute, _, *days = expression.split()
+        hour = (local(moment - SECOND, zone) + data.draw(st.sampled_from([-MINUTE, SECOND]), label="side")).hour
+        expression = " ".join([minute, str(hour), *days])
+    after = moment - timedelta(hours=4, microseconds=data.draw(MICROS, label="micros"))
+    until = moment + timedelta(hours=4)
+    trigger = CronTrigger(expression, zone, EVALUATOR)
+    fires: list[datetime] = []
+    fire = trigger.next_fire_time(after)
+    while fire is not None and fire <= until:
+        fires.append(fire)
+        fire = trigger.next_fire_time(fire)
+    assert fires == scan_cron_fires(expression, zone, after, until)
+
+
 @pytest.mark.parametrize(
     ("zone", "expression", "after", "expected"),
     [
@@ -449,6 +493,19 @@ def test_cron_fires_when_the_expression_matches_the_local_wall_clock(
         ("Australia/Lord_Howe", "* 3 * * *", utc(2024, 10, 5, 15, 45),
          ["2024-10-06T03:00:00+11:00", "2024-10-06T03:01:00+11:00"]),
         ("Australia/Lord_Howe", "15 2 * * *", utc(2024, 10, 5, 3), ["2024-10-06T02:30:00+11:00"]),
+        # Lord Howe falls back 02:00 -> 01:30: a wildcard job fires in the second half hour again.
+        ("Australia/Lord_Howe", "50 * * * *", utc(2026, 4, 4, 14, 45),
+         ["2026-04-05T01:50:00+11:00", "2026-04-05T01:50:00+10:30", "2026-04-05T02:50:00+10:30"]),
+        # Chatham falls back 03:45 -> 02:45 (+13:45 -> +12:45): 02:45-03:44 come twice.
+        ("Pacific/Chatham", "*/10 2 * * *", utc(2026, 4, 4, 13),
+         ["2026-04-05T02:50:00+13:45", "2026-04-05T02:50:00+12:45", "2026-04-06T02:00:00+12:45"]),
+        ("Pacific/Chatham", "*/5 3 * * *", utc(2026, 4, 4, 13, 50),  # cronsim alone found no time after 03:40
+         ["2026-04-05T03:40:00+13:45", "2026-04-05T03:00:00+12:45", "2026-04-05T03:05:00+12:45"]),
+        # ... and springs forward 02:45 -> 03:45 (+12:45 -> +13:45): 03:45-03:59 are real.
+        ("Pacific/Chatham", "*/5 3 * * *", utc(2026, 9, 26, 13),
+         ["2026-09-27T03:45:00+13:45", "2026-09-27T03:50:00+13:45", "2026-09-27T03:55:00+13:45",
+          "2026-09-28T03:00:00+13:45"]),
+        ("Pacific/Chatham", "50 2 * * *", utc(2026, 9, 26, 13), ["2026-09-27T03:45:00+13:45"]),  # fixed time
     ],
 )
 def test_cron_dst_examples(zone: str, expression: str, after: datetime, expected: list[str]) -> None:
