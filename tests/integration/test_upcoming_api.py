@@ -76,6 +76,14 @@ async def test_a_cron_rule_in_new_york_keeps_its_wall_time_across_the_change(cli
         "2026-03-05T14:00:00.000Z", "2026-03-06T14:00:00.000Z", "2026-03-09T13:00:00.000Z"]
 
 
+async def test_cron_s_shorthands_are_kept_as_their_five_fields(client: httpx.AsyncClient) -> None:
+    shown = await preview(client, schedule="@weekly", timezone="America/Sao_Paulo", count=2)
+    assert shown["schedule"] == "0 0 * * 0"  # Sunday, as in cron
+    assert local(shown) == ["2026-03-29T00:00:00-03:00", "2026-04-05T00:00:00-03:00"]
+    created = await create(client, "cron @daily")
+    assert created["schedule"] == "0 0 * * *" and created["next_run_at"] == "2026-03-28T03:00:00.000Z"
+
+
 async def test_an_interval_is_shown_with_its_anchor_and_milliseconds_when_it_has_them(
         client: httpx.AsyncClient) -> None:
     shown = await preview(client, schedule="every 90 minutes from 2026-03-27T12:00:00.250Z", timezone="UTC", count=2)
@@ -188,6 +196,7 @@ async def test_an_unknown_schedule_is_a_404(client: httpx.AsyncClient) -> None:
     ({"schedule": "sometimes"}, "schedule"),
     ({"schedule": "every 0 minutes"}, "schedule"),
     ({"schedule": "cron 61 * * * *"}, "schedule"),
+    ({"schedule": "@reboot"}, "schedule"),
     ({"schedule": "once @ 2026-03-29 02:30", "timezone": "Europe/Berlin"}, "schedule"),  # skipped by DST
     ({"schedule": "once @ 2026-03-20 10:00"}, "schedule"),  # a week ago
     ({"schedule": "daily at 09:00", "timezone": "Nowhere/Land"}, "timezone"),

@@ -85,6 +85,16 @@ def weekly(at: time, *days: int, zone: str = SP) -> CalendarTrigger:
         ("cron ( 0 0 1 * * )", CronTrigger("0 0 1 * *", SP, EVALUATOR)),
         ("30 2 * * *", CronTrigger("30 2 * * *", SP, EVALUATOR)),
         ("0 0 L * *", CronTrigger("0 0 L * *", SP, EVALUATOR)),
+        # cron's shorthands, with or without ``cron``, kept as their five fields
+        ("@daily", CronTrigger("0 0 * * *", SP, EVALUATOR)),
+        ("cron @midnight", CronTrigger("0 0 * * *", SP, EVALUATOR)),
+        ("cron(@Hourly)", CronTrigger("0 * * * *", SP, EVALUATOR)),  # the local hour, unlike 'hourly'
+        ("@weekly", CronTrigger("0 0 * * 0", SP, EVALUATOR)),  # Sunday, as in cron ('weekly' is Monday)
+        ("@monthly", CronTrigger("0 0 1 * *", SP, EVALUATOR)),
+        ("@yearly", CronTrigger("0 0 1 1 *", SP, EVALUATOR)),
+        ("CRON @ANNUALLY", CronTrigger("0 0 1 1 *", SP, EVALUATOR)),
+        ("@daily until 2025-12-31",
+         BoundedTrigger(CronTrigger("0 0 * * *", SP, EVALUATOR), datetime(2026, 1, 1, 2, 59, 59, 999000, tzinfo=UTC))),
         # any recurring form, up to an end: an instant, a wall time, or a whole local date
         ("daily at 09:00 until 2025-07-01T12:00:00Z",
          BoundedTrigger(daily(time(9, 0)), datetime(2025, 7, 1, 12, 0, tzinfo=UTC))),
@@ -182,6 +192,9 @@ def test_until_a_date_means_through_that_local_date_across_dst() -> None:
         ("cron 61 * * * *", SP, "invalid cron expression '61 * * * *'"),
         ("cron 0 9 * *", SP, "five fields"),
         ("cron(0 9 * * * *)", SP, "five fields"),
+        ("@reboot", SP, "'@reboot' is not a cron shorthand this service takes: @yearly, @annually, @monthly"),
+        ("cron @Fortnightly", SP, "'@Fortnightly' is not a cron shorthand"),
+        ("@daily at 09:00", SP, "'@daily at 09:00' is not a cron shorthand"),
         ("daily", "Mars/Olympus_Mons", "unknown time zone 'Mars/Olympus_Mons'"),
         ("daily", "", "a time zone name is required"),
         # What is quoted is what was written, not a lowered copy of it.

@@ -20,6 +20,10 @@ Grammar (case-insensitive; runs of spaces count as one; ``HH:MM[:SS]`` is a 24-h
                                         on those days (``monday`` or ``mon``), at 00:00 unless given
     cron <5 fields> | cron(<5 fields>) | <5 fields>
                                         minute hour day-of-month month day-of-week, needs ``cron``
+    [cron] @yearly|@annually|@monthly|@weekly|@daily|@midnight|@hourly
+                                        cron's shorthands, kept as their five fields (``@weekly``
+                                        is ``0 0 * * 0``, Sunday, as in cron; ``@hourly`` is
+                                        ``0 * * * *``, on the local hour); ``@reboot`` is refused
     <recurring rule> until <end>        the rule, up to ``<end>`` (inclusive): ``<ISO>``, a wall time
                                         ``YYYY-MM-DD HH:MM[:SS]`` in ``timezone`` (as ``once @``), or
                                         a date ``YYYY-MM-DD``: up to the end of that local date
@@ -62,6 +66,7 @@ ACCEPTED_FORMS = (
     "weekly on <weekday>[,<weekday>...] at HH:MM[:SS]",
     "every <weekday> at HH:MM[:SS]",
     "cron <minute hour day-of-month month day-of-week>",
+    "[cron] @yearly|@annually|@monthly|@weekly|@daily|@midnight|@hourly",
     "<any recurring form> until <YYYY-MM-DD[ HH:MM[:SS]] or ISO-8601 with offset>",
     "<daily, weekly or cron form> from <YYYY-MM-DD[ HH:MM[:SS]] or ISO-8601 with offset> [until ...]",
 )
@@ -87,6 +92,11 @@ _WEEKLY_BARE = re.compile(r"weekly", _CASELESS)
 _CRON = re.compile(r"cron\s*\((?P<call>[^()]*)\)|cron\s+(?P<prefixed>.+)", _CASELESS)
 _CRON_MINUTE = re.compile(r"[0-9*/,-]+")
 _CRON_FIELD = re.compile(r"[0-9a-z*/,#?-]+")
+#: cron's ``@`` shorthands (Vixie cron, cronie): each is a five-field expression.
+CRON_SHORTHANDS = {
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+}
 _UNTIL = re.compile(r"(?P<rule>.+)\s+until\s+(?P<end>.+)", _CASELESS)
 _FROM = re.compile(r"(?P<rule>.+)\s+from\s+(?P<start>.+)", _CASELESS)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
@@ -159,9 +169,9 @@ def _parse(expression: str, timezone: str, cron: CronEvaluator | None, now: date
     if _WEEKLY_BARE.fullmatch(text):
         return CalendarTrigger(at=time(0, 0), zone=timezone, weekdays=frozenset({0}))
     if match := _CRON.fullmatch(text):
-        return _cron((match["call"] if match["call"] is not None else match["prefixed"]).lower(), timezone, cron)
-    if _looks_like_cron(lowered):
-        return _cron(lowered, timezone, cron)
+        return _cron(match["call"] if match["call"] is not None else match["prefixed"], timezone, cron)
+    if _looks_like_cron(lowered) or text.startswith("@"):
+        return _cron(text, timezone, cron)
     raise _unknown(expression)
 
 
@@ -264,6 +274,14 @@ def _looks_like_cron(text: str) -> bool:
 
 
 def _cron(fields: str, timezone: str, cron: CronEvaluator | None) -> CronTrigger:
+    """A cron trigger on ``fields`` (as written): five fields, or one of :data:`CRON_SHORTHANDS`."""
+    fields = fields.strip()
+    if fields.startswith("@"):
+        if fields.lower() not in CRON_SHORTHANDS:
+            raise ValidationError(f"{fields!r} is not a cron shorthand this service takes: "
+                                  f"{', '.join(CRON_SHORTHANDS)} (a schedule has no '@reboot')", field="schedule")
+        fields = CRON_SHORTHANDS[fields.lower()]
+    fields = fields.lower()
     if cron is None:
         raise ValidationError("cron expressions need a cron evaluator", field="schedule")
     return CronTrigger(expression=fields, zone=timezone, evaluator=cron)
