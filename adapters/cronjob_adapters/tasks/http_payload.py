@@ -17,8 +17,6 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from cronjob.domain.json_values import LONE_SURROGATE, MAX_NESTING, is_text, nesting_beyond
-
-
 from cronjob_adapters.tasks.ssrf import MAX_URL_LENGTH, HttpUrl, Target, parse_url
 from cronjob_adapters.tasks.validation import validate_payload
 

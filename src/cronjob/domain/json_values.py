@@ -77,4 +77,3 @@ def check_storable(value: object, field: str = "") -> None:
             raise ValidationError("infinite and NaN numbers are not JSON", field=path)
         elif isinstance(item, str) and not is_text(item):
             raise ValidationError(LONE_SURROGATE, field=path)
-
