@@ -521,6 +521,48 @@ def test_a_failed_webhook_delivery_says_why(page: Page, service: Service) -> Non
     assert page.evaluate("() => getSelection().toString()").startswith("{")
 
 
+def _select_text(page: Page, selector: str) -> None:
+    """Select the text of the first element ``selector`` finds, as a mouse drag over it would."""
+    page.evaluate("""(selector) => { const range = document.createRange();
+        range.selectNodeContents(document.querySelector(selector));
+        getSelection().removeAllRanges(); getSelection().addRange(range); }""", selector)
+
+
+def _next_refresh(page: Page) -> None:
+    """Wait for the page's own refresh (every 5 s) to read the open detail again and show it."""
+    with page.expect_response(lambda response: response.url.endswith("/events")):
+        pass
+    page.wait_for_timeout(300)  # the answers are written into the page
+
+
+def test_a_refresh_keeps_the_keyboard_s_focus_and_a_text_selection(page: Page, service: Service) -> None:
+    """Every 5 s the page reads the list and the detail again: a row that did not change stays the
+    same element, so the row the keyboard is on keeps the focus (Enter still opens it) and a text
+    being copied stays selected; a row that changed hands the focus to its new self."""
+    user = "dashboard-focus"
+    first, second = service.later(userId=user), service.later(userId=user)
+    sign_in(page)
+    page.fill("#user-filter", user)
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#schedules tbody tr")).to_have_count(2)
+    row(page, first["id"]).click()
+    expect(page.locator("#detail-fields")).to_contain_text(first["to"])
+    row(page, second["id"]).focus()
+    _select_text(page, "#detail-fields dd:nth-of-type(2)")  # its rule, being copied
+    _next_refresh(page)
+    assert page.evaluate("document.activeElement.dataset.id") == second["id"]
+    assert page.evaluate("getSelection().toString()") == first["schedule"]
+
+    assert service.http.post(f"/v1/schedules/{second['id']}/pause").status_code == 200
+    _select_text(page, f'#schedules tbody tr[data-id="{first["id"]}"] td.id')
+    _next_refresh(page)
+    expect(row(page, second["id"]).locator("td.status")).to_have_text("paused")
+    assert page.evaluate("document.activeElement.dataset.id") == second["id"]
+    assert page.evaluate("getSelection().toString()") == first["id"]
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail-id")).to_have_text(second["id"])
+
+
 def test_a_phone_s_width_scrolls_tables_not_the_page(browser: Browser, service: Service) -> None:
     dead = service.dead()
     context = browser.new_context(base_url=service.base, viewport={"width": 375, "height": 740})

@@ -110,6 +110,34 @@ function when(iso) {
   return node;
 }
 
+/** Write ``text`` into ``node`` unless it holds it already: a refresh that changed nothing leaves a
+ * text selection in it alone. */
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+/** Show ``nodes`` in ``container`` in that order, keeping in place each one already there that is
+ * the same (the same markup: built from the same data): a refresh that changed nothing moves
+ * nothing, so the keyboard's focus and a text selection stay (every 5 s, they would otherwise go).
+ * A row that held the focus and changed hands it to the one that replaces it (the same
+ * ``data-id``, or ``data-type``). */
+function showNodes(container, nodes) {
+  const shown = new Map();  // markup: the nodes showing it, in order (two rows may look the same)
+  for (const node of container.children) shown.set(node.outerHTML, [...(shown.get(node.outerHTML) || []), node]);
+  const kept = nodes.map((node) => shown.get(node.outerHTML)?.shift() || node);
+  const focused = document.activeElement;
+  const key = (node) => node.dataset.id ?? node.dataset.type;
+  const hadFocus = focused?.parentElement === container ? key(focused) : undefined;
+  const keep = new Set(kept);
+  for (const node of [...container.children]) if (!keep.has(node)) node.remove();  // first: then none kept moves
+  kept.forEach((node, index) => {
+    if (container.children[index] !== node) container.insertBefore(node, container.children[index] || null);
+  });
+  if (hadFocus !== undefined && document.activeElement !== focused) {
+    kept.find((node) => key(node) === hadFocus)?.focus({ preventScroll: true });
+  }
+}
+
 function cell(row, content, className) {
   row.append(element("td", content, className));
 }
@@ -238,7 +266,7 @@ async function loadCounts() {
     button.classList.toggle("active", status === state.status);
     button.setAttribute("aria-pressed", String(status === state.status));
   }
-  $("#by-type tbody").replaceChildren(...Object.entries(stats.by_type).map(([type, counts]) => {
+  showNodes($("#by-type tbody"), Object.entries(stats.by_type).map(([type, counts]) => {
     const row = element("tr");
     row.dataset.type = type;
     cell(row, type, "type");
@@ -322,7 +350,7 @@ async function loadSchedules() {
   const rows = page.items.map((schedule) => {
     const row = element("tr");
     row.dataset.id = schedule.id;
-    row.classList.toggle("selected", schedule.id === state.selected);
+    row.className = schedule.id === state.selected ? "selected" : "";  // as openDetail leaves it: the same markup
     cell(row, when(schedule.created_at), "created");
     cell(row, schedule.id, "id");
     cell(row, schedule.type, "type");
@@ -337,12 +365,12 @@ async function loadSchedules() {
     row.addEventListener("keydown", (event) => { if (event.key === "Enter") openDetail(schedule.id); });
     return row;
   });
-  body.replaceChildren(...rows);
+  showNodes(body, rows);
   $("#empty").hidden = rows.length > 0;
   showPaging();
   // Every page before this one had a next_cursor, so it was full.
   const before = (cursors.length - 1) * PAGE_SIZE;
-  $("#page").textContent = `${rows.length ? before + 1 : before}–${before + rows.length}`;
+  setText($("#page"), `${rows.length ? before + 1 : before}–${before + rows.length}`);
 }
 
 /** Offer a page each way only when there is one (a list not read yet has no older page). */
@@ -571,9 +599,9 @@ async function loadDetail(id) {
   }
   if (state.selected !== id || !state.token) return;  // another one opened, or signed out, meanwhile
   $("#detail").hidden = false;
-  $("#detail-id").textContent = schedule.id;
+  setText($("#detail-id"), schedule.id);
   const status = $("#detail-status");
-  status.textContent = schedule.status;
+  setText(status, schedule.status);
   status.className = `status status-${schedule.status}`;
   $("#cancel").hidden = !cancellable(schedule);
   for (const action of ["retry", "run", "pause", "resume"]) {
@@ -598,20 +626,20 @@ async function loadDetail(id) {
       + (schedule.running.taken_over_from ? ` (taken over from ${schedule.running.taken_over_from})` : "") : null],
     ["created", when(schedule.created_at)], ["updated", when(schedule.updated_at)],
   ];
-  $("#detail-fields").replaceChildren(...fields.filter(([, v]) => v !== null && v !== undefined && v !== "")
+  showNodes($("#detail-fields"), fields.filter(([, v]) => v !== null && v !== undefined && v !== "")
     .flatMap(([label, value]) => [element("dt", label), element("dd", value)]));
   showNextRuns(upcoming);
   const error = schedule.last_error;
-  $("#detail-error").textContent = error ? `${errorText(error)}${error.retryable ? " (retryable)" : ""}` : "—";
+  setText($("#detail-error"), error ? `${errorText(error)}${error.retryable ? " (retryable)" : ""}` : "—");
 
-  $("#attempts tbody").replaceChildren(...schedule.attempts.map((a) => {
+  showNodes($("#attempts tbody"), schedule.attempts.map((a) => {
     const row = element("tr");
     cell(row, a.number); cell(row, a.outcome, `status status-${a.outcome}`);
     cell(row, when(a.scheduled_for)); cell(row, when(a.started_at)); cell(row, when(a.finished_at));
     cell(row, a.owner); cell(row, a.error ? errorText(a.error) : "");
     return row;
   }));
-  $("#events tbody").replaceChildren(...events.items.map((e) => {
+  showNodes($("#events tbody"), events.items.map((e) => {
     const row = element("tr");
     cell(row, when(e.at)); cell(row, e.type, "type");
     cell(row, Object.entries(e.data).map(([k, v]) => `${k}=${v}`).join(", "));
@@ -619,8 +647,7 @@ async function loadDetail(id) {
       + (d.last_error_code ? ` ${d.last_error_code}` : "")).join("; "));
     return row;
   }));
-  const payload = JSON.stringify(schedule.payload, null, 2);
-  if ($("#detail-payload").textContent !== payload) $("#detail-payload").textContent = payload;  // keeps a selection
+  setText($("#detail-payload"), JSON.stringify(schedule.payload, null, 2));
 }
 
 /** A schedule's next runs (``GET .../upcoming``; null: it ended), each as the wall time in its zone
@@ -631,9 +658,9 @@ function showNextRuns(upcoming) {
     $("#next-runs tbody").replaceChildren();
     return;
   }
-  $("#next-runs-zone").textContent = `in ${upcoming.timezone}`;
-  $("#next-runs-note").textContent = { paused: "(if resumed now)", running: "(after the run in progress)" }[upcoming.status] || "";
-  $("#next-runs tbody").replaceChildren(...upcoming.runs.map((run) => {
+  setText($("#next-runs-zone"), `in ${upcoming.timezone}`);
+  setText($("#next-runs-note"), { paused: "(if resumed now)", running: "(after the run in progress)" }[upcoming.status] || "");
+  showNodes($("#next-runs tbody"), upcoming.runs.map((run) => {
     const row = element("tr");
     const wall = element("time", wallTime(run.local));
     wall.dateTime = run.at;
