@@ -582,6 +582,34 @@ def test_a_phone_s_width_scrolls_tables_not_the_page(browser: Browser, service: 
         context.close()
 
 
+def test_a_long_label_or_error_does_not_push_the_last_error_out_of_sight(browser: Browser, service: Service) -> None:
+    """A label value without a space (256 characters, as the API allows) breaks in its cell, as an
+    error would: the list fits a laptop's width, each row's last error in sight beside it."""
+    user = "dashboard-wide"
+    dead = service.dead(userId=user)
+    created = service.http.post("/v1/schedules", json={
+        "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Olá"}, "schedule": "daily at 10:00",
+        "userId": user, "labels": {"trace": "x" * 256}})
+    assert created.status_code == 201, created.text
+    context = browser.new_context(base_url=service.base, viewport={"width": 1280, "height": 800})
+    try:
+        laptop = context.new_page()
+        laptop.goto("/dashboard")
+        sign_in(laptop)
+        laptop.fill("#user-filter", user)
+        laptop.press("#user-filter", "Enter")
+        expect(laptop.locator("#schedules tbody tr")).to_have_count(2)
+        expect(row(laptop, dead["id"]).locator("td.error")).to_contain_text("not_configured")
+        box = laptop.evaluate("() => { const box = document.querySelector('#schedules').parentElement;"
+                              " return [box.scrollWidth, box.clientWidth]; }")
+        assert box[0] <= box[1], box
+        error = row(laptop, dead["id"]).locator("td.error").bounding_box()
+        assert error is not None and error["x"] + error["width"] <= 1280, error
+        assert error["width"] >= 150, error  # not squeezed to a letter a line
+    finally:
+        context.close()
+
+
 def test_data_is_shown_as_text_never_as_markup(page: Page, service: Service) -> None:
     markup = '<img src=x onerror="window.pwned=1">'
     later = service.later(body=f"Olá, {{{{1}}}}! {markup}", params=["Leandro"], userId="<b>bold</b>")
