@@ -289,7 +289,8 @@ def test_a_waiting_schedule_is_moved_from_its_detail(page: Page, service: Servic
     expect(page.locator("#move-hint")).to_contain_text("America/Sao_Paulo")
     page.fill("#move-to", "yesterday")  # refused by the API: its reason is shown, nothing moves
     page.click("#move")
-    expect(page.locator("#message")).to_contain_text("send_at")
+    expect(page.locator("#message")).to_contain_text("Invalid request (422): send_at: ")
+    expect(page.locator("#message")).not_to_contain_text("[")  # the fields, named once (by the detail)
     assert service.get(later["id"])["send_at"] == later["send_at"]
     target = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
     page.fill("#move-to", target.isoformat())
@@ -958,6 +959,38 @@ def test_signing_out_forgets_the_token_and_what_it_read(page: Page, service: Ser
     page.reload()
     expect(page.locator("#sign-in")).to_be_visible()
     expect(page.locator("#app")).to_be_hidden()
+
+
+def test_a_proxy_s_error_page_and_a_service_that_is_gone_are_said_plainly(
+        browser: Browser, tmp_path: Path) -> None:
+    """An answer that is no problem+json (an ingress's 502 page) is named by its status, not
+    "Error (502): "; no answer at all (the service stopped) says so, not only "Failed to fetch"."""
+    port = free_port()
+    env = {"CRONJOB_DATA_DIR": str(tmp_path / "var"), "CRONJOB_PORT": str(port), "CRONJOB_API_TOKENS": TOKEN}
+    serve = CronjobProcess("serve", env, tmp_path / "serve.log").start()
+    context = browser.new_context(base_url=f"http://127.0.0.1:{port}")
+    try:
+        serve.wait_http(f"http://127.0.0.1:{port}/healthcheck")
+        alone = context.new_page()
+        alone.goto("/dashboard")
+        sign_in(alone)
+        expect(alone.locator("#app")).to_be_visible()
+        alone.uncheck("#auto-refresh")
+        alone.route(lambda url: "/v1/schedules?" in url, lambda route: route.fulfill(
+            status=502, content_type="text/html", body="<html><body><h1>502 Bad Gateway</h1></body></html>"))
+        alone.click("#refresh")
+        expect(alone.locator("#message")).to_have_text("Bad Gateway (502)")
+        alone.unroute_all()
+        alone.click("#refresh")
+        expect(alone.locator("#message")).to_be_hidden()
+        serve.stop(signal.SIGTERM)
+        alone.click("#refresh")
+        expect(alone.locator("#message")).to_have_text("The service did not answer: Failed to fetch")
+        expect(alone.locator("#ready")).to_have_text("unreachable")
+        expect(alone.locator("#app")).to_be_visible()  # still signed in: it comes back
+    finally:
+        context.close()
+        serve.stop(signal.SIGTERM)
 
 
 def test_the_page_is_locked_down(service: Service) -> None:

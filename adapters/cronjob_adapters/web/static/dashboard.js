@@ -68,10 +68,15 @@ const FRESH = {
 const state = { token: null, timer: null, busy: false, ...FRESH };
 const $ = (selector) => document.querySelector(selector);
 
+/** What went wrong, in words: a problem's title, status and detail (which names each wrong field;
+ * one it does not name is added); an answer that is no problem (a proxy's 502 page) by its
+ * status; ``status`` 0: no answer at all. */
 class ApiError extends Error {
-  constructor(status, problem) {
-    const fields = (problem.errors || []).map((e) => `${e.field}: ${e.message}`).join("; ");
-    super(`${problem.title || "Error"} (${status}): ${problem.detail || ""}${fields ? ` [${fields}]` : ""}`);
+  constructor(status, problem, statusText = "") {
+    const detail = problem.detail || "";
+    const fields = (problem.errors || []).map((e) => `${e.field}: ${e.message}`).filter((f) => !detail.includes(f));
+    const title = problem.title || statusText || "HTTP error";
+    super(`${title}${status ? ` (${status})` : ""}${detail ? `: ${detail}` : ""}${fields.length ? ` [${fields.join("; ")}]` : ""}`);
     this.status = status;
   }
 }
@@ -80,16 +85,21 @@ async function api(path, options = {}) {
   // Signed out (perhaps while an earlier request of the same refresh was under way): ask nothing,
   // rather than send "Bearer null". A 401 is what a caller already treats as signed out.
   if (!state.token) throw new ApiError(401, { title: "Signed out" });
-  const response = await fetch(path, {
-    ...options,
-    headers: { Accept: "application/json", Authorization: `Bearer ${state.token}`, ...(options.headers || {}) },
-  });
+  let response;
+  try {
+    response = await fetch(path, {
+      ...options,
+      headers: { Accept: "application/json", Authorization: `Bearer ${state.token}`, ...(options.headers || {}) },
+    });
+  } catch (error) {  // no answer: the service is down, restarting, or out of reach
+    throw new ApiError(0, { title: "The service did not answer", detail: error.message });
+  }
   if (response.status === 401) {
     signOut("The token was refused (401): enter a valid API token.");
     throw new ApiError(401, { title: "Unauthorized" });
   }
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new ApiError(response.status, body);
+  if (!response.ok) throw new ApiError(response.status, body, response.statusText);
   return body;
 }
 
