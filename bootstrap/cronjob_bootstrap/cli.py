@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
 import logging
 import os
 import sys
+import tempfile
+from typing import NoReturn
 
 from pydantic import ValidationError as SettingsError
 
@@ -47,18 +48,35 @@ def load_settings() -> Settings:
 
 def check_data_dir(settings: Settings) -> None:
     """Where the data directory is written (the SQLite store, an API token still to create), it
-    must exist or be creatable, and be writable: otherwise exit with one line naming it. (A
-    read-only one that already holds the token does for MongoDB: the token is only read.)"""
+    must exist or be creatable, and be writable, and so must the SQLite store's files that are
+    already there (SQLite would open a read-only file read-only, and every write would then fail
+    while the service looked ready): otherwise exit with one line naming it. (A read-only one
+    that already holds the token does for MongoDB: the token is only read.)"""
     path = settings.data_dir
     if settings.store != "sqlite" and (settings.tokens or (path / TOKEN_FILE).is_file()):
         return
     try:
         path.mkdir(parents=True, exist_ok=True)
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        with tempfile.TemporaryFile(dir=path):  # the directory's real error (EROFS, EACCES), if any
+            pass
     except OSError as exc:
-        print(f"cronjob: invalid setting CRONJOB_DATA_DIR: cannot use {path}: {exc.strerror}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _data_dir_unusable(f"cannot use {path}: {exc.strerror}")
+    if settings.store != "sqlite":
+        return
+    store = settings.sqlite_path
+    for name in (store, store.with_name(f"{store.name}-wal"), store.with_name(f"{store.name}-shm")):
+        try:
+            with name.open("r+b"):  # opened for writing, nothing written
+                pass
+        except FileNotFoundError:
+            continue  # created when the store opens
+        except OSError as exc:
+            _data_dir_unusable(f"cannot write {name}: {exc.strerror}")
+
+
+def _data_dir_unusable(reason: str) -> NoReturn:
+    print(f"cronjob: invalid setting CRONJOB_DATA_DIR: {reason}", file=sys.stderr)
+    raise SystemExit(2) from None
 
 
 def main(argv: list[str] | None = None) -> None:

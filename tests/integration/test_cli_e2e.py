@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import time
@@ -222,6 +224,42 @@ def test_a_bad_setting_stops_start_up_with_one_line_naming_it(name: str, value: 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"cronjob: invalid setting {name}:"), result.stderr
     assert "p@ss:word" not in result.stderr  # a URI's password is never echoed
+
+
+def _without_root_override() -> list[str]:
+    """A command prefix under which file modes bind this user: none for a user other than root;
+    for root, ``setpriv`` without the capabilities that let root write a read-only file."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: a read-only file stays writable")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+@pytest.mark.parametrize("store_file", ["cronjob.sqlite3", "cronjob.sqlite3-wal"])
+def test_a_read_only_store_file_stops_start_up(store_file: str, tmp_path: Path) -> None:
+    """SQLite opens a file it may not write read-only: the service would look ready while every
+    write failed (503). A store file left by another user (a run as root) must stop start-up."""
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    (data_dir / store_file).write_bytes(b"")
+    (data_dir / store_file).chmod(0o444)
+    env = {"PATH": "/usr/bin:/bin", "CRONJOB_DATA_DIR": str(data_dir), "CRONJOB_API_TOKENS": API_TOKEN,
+           "CRONJOB_PORT": str(free_port())}
+    result = subprocess.run([*_without_root_override(), *CRONJOB, "serve"], env=env,
+                            capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stderr.strip()) == (
+        2, f"cronjob: invalid setting CRONJOB_DATA_DIR: cannot write {data_dir / store_file}: Permission denied")
+
+
+def test_a_store_path_that_is_no_file_stops_start_up(tmp_path: Path) -> None:
+    store = tmp_path / "var" / "cronjob.sqlite3"
+    store.mkdir(parents=True)
+    env = {"PATH": "/usr/bin:/bin", "CRONJOB_DATA_DIR": str(store.parent), "CRONJOB_API_TOKENS": API_TOKEN,
+           "CRONJOB_PORT": str(free_port())}
+    result = subprocess.run([*CRONJOB, "scheduler"], env=env, capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stderr.strip()) == (
+        2, f"cronjob: invalid setting CRONJOB_DATA_DIR: cannot write {store}: Is a directory")
 
 
 def test_version() -> None:
