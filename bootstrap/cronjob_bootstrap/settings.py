@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import unicodedata
 from pathlib import Path
 from typing import Literal
 
@@ -209,6 +210,22 @@ class Settings(BaseSettings):
     def _some_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value() and not _split(value.get_secret_value()):
             raise ValueError("holds no token (only commas and spaces); unset it to have one created")
+        for index, token in enumerate(_split(value.get_secret_value()) if value else [], start=1):
+            # A client sends it in a header: a line break (tokens one per line in a _FILE) or a
+            # non-ASCII character could never match, and every request would be a 401.
+            if not all(" " <= char <= "~" for char in token):
+                raise ValueError(f"token #{index} holds a line break, control or non-ASCII character "
+                                 "(separate tokens with commas)")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secrets_one_per_item(cls, value: SecretStr | None) -> SecretStr | None:
+        for index, secret in enumerate(_split(value.get_secret_value()) if value else [], start=1):
+            # Secrets one per line (a _FILE) would sign with all the lines as one key.
+            if any(unicodedata.category(char) == "Cc" for char in secret):
+                raise ValueError(f"secret #{index} holds a line break or control character "
+                                 "(separate secrets with commas)")
         return value
 
     @field_validator("http_allow_hosts")

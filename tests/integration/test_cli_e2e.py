@@ -204,6 +204,10 @@ def test_without_a_token_serve_creates_one_and_says_how_to_use_it(tmp_path: Path
                                              ("CRONJOB_PAST_GRACE_SECONDS", "1e300"),
                                              ("CRONJOB_WHATSAPP_STATUS_WAIT_SECONDS", "-5"),
                                              ("CRONJOB_API_TOKENS", ","),
+                                             ("CRONJOB_API_TOKENS", "s3cr3t-a,s3cr3t-\u00e9"),  # not in a header
+                                             # one per line: no client could send a token that holds a line break
+                                             ("CRONJOB_API_TOKENS_FILE", "<a file holding: s3cr3t-a\ns3cr3t-b>"),
+                                             ("CRONJOB_WEBHOOK_SECRET_FILE", "<a file holding: s3cr3t-a\ns3cr3t-b>"),
                                              ("CRONJOB_INSTANCE_ID", ""),
                                              ("CRONJOB_BATCH_SIZE", "99999999999999999999"),
                                              ("CRONJOB_MAX_IN_FLIGHT", "1000000"),
@@ -224,6 +228,7 @@ def test_a_bad_setting_stops_start_up_with_one_line_naming_it(name: str, value: 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"cronjob: invalid setting {name}:"), result.stderr
     assert "p@ss:word" not in result.stderr  # a URI's password is never echoed
+    assert "s3cr3t" not in result.stderr  # nor a token or a secret
 
 
 def _without_root_override() -> list[str]:
