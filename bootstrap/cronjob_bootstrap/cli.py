@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         tokens = [token]
         verb = "created an API token in" if created else "using the API token in"
         route = "/v1/schedules" if api else "/metrics"  # a scheduler serves only its probes and metrics
-        base = f"http://{settings.host}:{settings.port}"
+        base = settings.base_url
         dashboard = f"\n  dashboard: {base}/dashboard (enter that token)" if api else ""
         print(f"cronjob: no CRONJOB_API_TOKENS set; {verb} {path}\n"
               f"  curl -H \"Authorization: Bearer $(cat {path})\" {base}{route}{dashboard}",

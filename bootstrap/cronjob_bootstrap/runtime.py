@@ -111,10 +111,9 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
         sock = listen(settings.host, settings.port)
     except OSError as exc:
         if api:
-            raise SystemExit(f"cronjob: cannot listen on {settings.host}:{settings.port} (CRONJOB_HOST, "
+            raise SystemExit(f"cronjob: cannot listen on {settings.base_url} (CRONJOB_HOST, "
                              f"CRONJOB_PORT): {exc.strerror}") from None
-        log.error("cannot listen on %s:%s (%s): health endpoints unavailable", settings.host, settings.port,
-                  exc.strerror)
+        log.error("cannot listen on %s (%s): health endpoints unavailable", settings.base_url, exc.strerror)
     try:
         if sock is not None:
             # Served from the start, so that the probes answer while the store is being set up
@@ -122,7 +121,7 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
             server, http = _http_server(container.app() if api else container.probe_app(), sock,
                                         settings.shutdown_grace_seconds, settings.keep_alive_seconds)
             tasks.append(http)
-            log.info("listening on http://%s:%s", settings.host, settings.port)
+            log.info("listening on %s", settings.base_url)
         stopping = asyncio.create_task(stop.wait())
         # Set up the store while watching the rest: a SIGTERM, or the HTTP server failing, must not
         # wait for a store that does not answer.

@@ -301,6 +301,12 @@ class Settings(BaseSettings):
         return "mongodb" if self.mongodb_uri else "sqlite"
 
     @property
+    def base_url(self) -> str:
+        """``http://<host>:<port>``, where this process serves HTTP (an IPv6 address in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "cronjob.sqlite3"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -189,6 +190,35 @@ def test_without_a_token_serve_creates_one_and_says_how_to_use_it(tmp_path: Path
         assert httpx.get(f"{base}/v1/schedules").status_code == 401
     finally:
         serve.stop(signal.SIGKILL)
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+def test_on_an_ipv6_address_the_printed_urls_work(tmp_path: Path, whatsapp: FakeWhatsApp) -> None:
+    port = free_port()
+    base = f"http://[::1]:{port}"  # the only form a client takes
+    env = _env(tmp_path, whatsapp, port, CRONJOB_HOST="::1", CRONJOB_LOG_FORMAT="text")
+    del env["CRONJOB_API_TOKENS"]
+    api = CronjobProcess("api", env, tmp_path / "api.log").start()
+    try:
+        api.wait_http(f"{base}/livez")
+        token = (tmp_path / "var" / "api-token").read_text().strip()
+        assert f"{base}/v1/schedules\n" in api.output() and f"dashboard: {base}/dashboard" in api.output()
+        wait_log(api, f"listening on {base}")
+        assert httpx.get(f"{base}/v1/schedules", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        busy = CronjobProcess("api", env, tmp_path / "busy.log").start()  # the same address, taken
+        assert busy.process is not None and busy.process.wait(timeout=30) == 1
+        assert f"cronjob: cannot listen on {base} (CRONJOB_HOST, CRONJOB_PORT):" in busy.output()
+    finally:
+        api.stop(signal.SIGKILL)
 
 
 @pytest.mark.parametrize(("name", "value"), [("CRONJOB_PORT", "eighty"),
