@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import unicodedata
 from pathlib import Path
@@ -99,8 +100,8 @@ class Settings(BaseSettings):
     whatsapp_api_url: str = "https://graph.facebook.com"
     whatsapp_token: SecretStr | None = None
     whatsapp_phone_number_id: str | None = None
-    whatsapp_api_version: str = "v23.0"
-    whatsapp_language: str = "pt_BR"
+    whatsapp_api_version: str = Field(default="v23.0", description="Graph API version, e.g. v23.0.")
+    whatsapp_language: str = Field(default="pt_BR", min_length=1, description="Default template language.")
     whatsapp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     whatsapp_app_secret: SecretStr | None = Field(
         default=None, description="Meta app secret: checks X-Hub-Signature-256 of the status webhooks.")
@@ -195,6 +196,21 @@ class Settings(BaseSettings):
                 parse_uri(uri, warn=True)  # unknown options: a warning, as the driver gives
             except (PyMongoError, ValueError) as exc:
                 raise ValueError(f"not a valid MongoDB URI: {exc}") from None
+        return value
+
+    @field_validator("whatsapp_api_version")
+    @classmethod
+    def _graph_version(cls, value: str) -> str:
+        if not re.fullmatch(r"v\d+\.\d+", value):  # it is a segment of every send's URL
+            raise ValueError("must be a Graph API version, e.g. v23.0")
+        return value
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _some_directory(cls, value: object) -> object:
+        # Path("") is the working directory: say so instead of putting the store there.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must be a directory, e.g. ./var (empty: the working directory is not taken)")
         return value
 
     @field_validator("host")

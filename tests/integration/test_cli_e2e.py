@@ -227,6 +227,10 @@ def test_on_an_ipv6_address_the_printed_urls_work(tmp_path: Path, whatsapp: Fake
                                              ("CRONJOB_MONGODB_URI", "db.internal:27017"),
                                              ("CRONJOB_MONGODB_URI", "mongodb://app:p@ss:word@db.internal/"),
                                              ("CRONJOB_DATA_DIR", "/proc/no-such-dir"),
+                                             ("CRONJOB_DATA_DIR", ""),  # not the working directory
+                                             ("CRONJOB_WHATSAPP_API_VERSION", ""),  # a segment of the URL
+                                             ("CRONJOB_WHATSAPP_API_VERSION", "23.0"),
+                                             ("CRONJOB_WHATSAPP_LANGUAGE", ""),
                                              ("CRONJOB_HOST", ""),  # would listen on every interface
                                              ("CRONJOB_HTTP_ALLOW_HOSTS", "10.0.0.0/33"),
                                              ("CRONJOB_SMTP_FROM", "not-an-address"),
@@ -253,7 +257,7 @@ def test_a_bad_setting_stops_start_up_with_one_line_naming_it(name: str, value: 
         path.write_text(value.removeprefix("<a file holding: ").removesuffix(">") + "\n", encoding="utf-8")
         value = str(path)
     result = subprocess.run([*CRONJOB, "serve"], env={"PATH": "/usr/bin:/bin", name: value},
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"cronjob: invalid setting {name}:"), result.stderr
