@@ -16,7 +16,7 @@ import cronjob
 from cronjob_adapters.observability.logs import configure_logging
 from cronjob_bootstrap.container import build_container
 from cronjob_bootstrap.runtime import run
-from cronjob_bootstrap.settings import SettingFileError, Settings
+from cronjob_bootstrap.settings import SettingFileError, Settings, unknown_variables
 from cronjob_bootstrap.tokens import TOKEN_FILE, ensure_local_token
 
 
@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = load_settings()
     check_data_dir(settings)
     configure_logging(settings.log_level, settings.log_format)
+    if unknown := unknown_variables(os.environ):  # names only: a value may be a secret
+        logging.getLogger("cronjob").warning(
+            "ignoring %s: no setting has that name (misspelt? see the README's Configuration)", ", ".join(unknown))
     api = args.command in ("serve", "api")
     scheduler = args.command in ("serve", "scheduler")
     tokens = settings.tokens

@@ -6,6 +6,7 @@ import os
 import re
 import socket
 import unicodedata
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +48,15 @@ def parse_type_limits(text: str) -> dict[str, int]:
 def _split(text: str) -> list[str]:
     """A comma-separated setting's items, stripped, empty ones dropped."""
     return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """The ``CRONJOB_*`` names in ``environ`` that no setting reads (a misspelt
+    ``CRONJOB_MONGODB_URL`` would otherwise leave its setting at its default without a word)."""
+    names = {f"CRONJOB_{name.upper()}" for name in Settings.model_fields}
+    files = {f"{name}_FILE" for name in names}  # read as spelt here, unlike the names (any case)
+    return sorted(name for name in environ
+                  if name.upper().startswith("CRONJOB_") and name.upper() not in names and name not in files)
 
 
 class SettingFileError(ValueError):

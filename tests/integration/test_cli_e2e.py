@@ -265,6 +265,22 @@ def test_a_bad_setting_stops_start_up_with_one_line_naming_it(name: str, value: 
     assert "s3cr3t" not in result.stderr  # nor a token or a secret
 
 
+def test_a_misspelt_setting_is_named_in_a_warning(tmp_path: Path, whatsapp: FakeWhatsApp) -> None:
+    """A setting whose name no setting has is left at its default: the start-up says so (its name
+    only: a value may be a secret). Names are read in any case, a ``*_FILE`` only as spelt."""
+    port = free_port()
+    env = _env(tmp_path, whatsapp, port, CRONJOB_MONGODB_URL="mongodb://app:s3cr3t@db.internal/",
+               CRONJOB_api_tokens_file=str(tmp_path / "tokens"), cronjob_log_format="text")
+    api = CronjobProcess("api", env, tmp_path / "api.log").start()
+    try:
+        wait_log(api, "ignoring CRONJOB_MONGODB_URL, CRONJOB_api_tokens_file: no setting has that name")
+        api.wait_http(f"http://127.0.0.1:{port}/livez")
+        assert " WARNING cronjob ignoring" in api.output()  # cronjob_log_format was read: text lines
+        assert "s3cr3t" not in api.output()
+    finally:
+        api.stop(signal.SIGKILL)
+
+
 def _without_root_override() -> list[str]:
     """A command prefix under which file modes bind this user: none for a user other than root;
     for root, ``setpriv`` without the capabilities that let root write a read-only file."""
