@@ -75,6 +75,38 @@ async def test_readiness_fails_when_the_store_is_down(clock: FixedClock) -> None
         assert (await http.get("/livez")).status_code == 200  # a store outage is no reason to restart
 
 
+class InternalHostDown(InMemoryScheduleRepository):
+    """A store whose error names what it is (as a MongoDB driver's names its hosts); ``up`` mends it."""
+
+    up = False
+
+    async def ping(self) -> None:
+        if not self.up:
+            raise StoreUnavailable("mongo-0.db.internal:27017: [Errno 111] Connection refused")
+
+
+async def test_the_open_readiness_probe_keeps_the_store_s_error_for_the_log(
+        clock: FixedClock, caplog: pytest.LogCaptureFixture) -> None:
+    """/readyz is public behind the Ingress: the driver's words (hosts, paths) go to the log only,
+    once per outage, not once per probe."""
+    store = InternalHostDown()
+    down = make_container(clock, repository=store)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=down.app()), base_url="http://t") as http:
+        with caplog.at_level(logging.WARNING, logger="cronjob.services.health"):
+            for _ in range(3):
+                probe = await http.get("/readyz")
+                assert probe.status_code == 503
+                assert probe.json()["checks"]["store"] == "unavailable (see the log)"
+                assert "internal" not in probe.text and "27017" not in probe.text
+            store.up = True
+            assert (await http.get("/readyz")).status_code == 200
+            store.up = False
+            assert (await http.get("/readyz")).status_code == 503
+        said = [r.getMessage() for r in caplog.records if r.name == "cronjob.services.health"]
+        assert said == ["readiness: the store is unavailable: mongo-0.db.internal:27017: [Errno 111] "
+                        "Connection refused"] * 2  # once per outage
+
+
 async def test_a_stuck_scheduler_loop_fails_liveness(container: Container, clock: FixedClock) -> None:
     container.health().mark_initialized()
     last_tick = {"at": NOW}

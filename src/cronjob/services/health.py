@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cronjob.ports.clock import Clock, SystemClock
 from cronjob.ports.repository import ScheduleRepository, StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,7 @@ class HealthService:
         self._initialized = False
         self._heartbeat: Callable[[], datetime | None] | None = None
         self._watching_since: datetime | None = None
+        self._last_store_error: str | None = None
 
     def mark_initialized(self) -> None:
         """The store's tables and indexes exist."""
@@ -81,12 +85,27 @@ class HealthService:
         return Probe(all(v == "ok" for v in checks.values()), checks)
 
     async def ready(self) -> Probe:
-        """Liveness, plus a store that answers and has been initialised."""
+        """Liveness, plus a store that answers and has been initialised.
+
+        The probe is open (an Ingress in front of the API makes it public), so a store's own
+        error, which names its hosts or its file, goes to the log (once each time it changes)
+        rather than into the verdict: that says only "unavailable", or that no answer came."""
         checks = dict(self.live().checks)
         report = await self.check()
-        checks["store"] = "ok" if report.store_ok else f"unavailable: {report.store_error}"
+        if report.store_ok:
+            self._last_store_error = None  # the next outage is logged, whatever it says
+        checks["store"] = "ok" if report.store_ok else self._unavailable(report)
         checks["indexes"] = "ok" if self._initialized else "not created yet"
         return Probe(all(v == "ok" for v in checks.values()), checks)
+
+    def _unavailable(self, report: HealthReport) -> str:
+        """The readiness check's words for a store that failed ``report``, its error logged."""
+        if report.store_error != self._last_store_error:
+            self._last_store_error = report.store_error
+            log.warning("readiness: the store is unavailable: %s", report.store_error)
+        if report.store_error is not None and report.store_error.startswith("no answer within"):
+            return f"unavailable: {report.store_error}"
+        return "unavailable (see the log)"
 
     def _loop_state(self) -> str:
         assert self._heartbeat is not None
