@@ -90,6 +90,17 @@ def _secret(value: SecretStr | None) -> str | None:
 INTERNAL_TASK_TYPES = (WEBHOOK_DELIVERY, STATUS_RECHECK)
 
 
+def type_limits(settings: Settings) -> dict[str, int]:
+    """The per-replica run limits per task type: ``CRONJOB_TYPE_LIMITS``, and for status webhooks,
+    unless it names them, half of ``CRONJOB_MAX_IN_FLIGHT`` (at least 1).
+
+    A delivery to a receiver that does not answer holds its slot for its whole timeout, and one
+    event of many schedules makes as many deliveries at once: without a limit of their own, a
+    slow receiver would take every slot of the replica and hold back the messages due meanwhile.
+    """
+    return {WEBHOOK_DELIVERY: max(1, settings.max_in_flight // 2), **settings.task_type_limits}
+
+
 def _handlers(registry: TaskRegistry, webhook_delivery: WebhookDeliveryHandler,
               status_recheck: StatusRecheckHandler) -> dict[str, Any]:
     """What the dispatcher runs: the registered task types plus the internal ones
@@ -284,7 +295,7 @@ def build_container(settings: Settings, *, tokens: list[str] | None = None) -> C
         "whatsapp_verify_token": _secret(settings.whatsapp_verify_token),
         "past_grace_seconds": settings.past_grace_seconds,
         "misfire_grace_seconds": settings.misfire_grace_seconds,
-        "type_limits": settings.task_type_limits,
+        "type_limits": type_limits(settings),
         "instance_id": settings.instance_id,
         "lease_seconds": settings.lease_seconds,
         "batch_size": settings.batch_size,

@@ -37,7 +37,7 @@ from cronjob_adapters.tasks.http_request import HttpRequestHandler
 from cronjob_adapters.webhooks.delivery import WebhookDeliveryHandler
 from cronjob_adapters.webhooks.signing import parse, verify
 from cronjob.ports.clock import SystemClock
-from cronjob_bootstrap.container import Container
+from cronjob_bootstrap.container import Container, type_limits
 from cronjob_bootstrap.settings import Settings
 from tests.support.app import AUTH
 from tests.support.app import make_container as app_container
@@ -84,7 +84,8 @@ class _QuietServer(ThreadingHTTPServer):
 class Receiver:
     """An HTTP server on 127.0.0.1 (a thread) that checks each POST's ``Cronjob-Signature`` with
     ``signing.verify`` and ``secret`` at ``now()``: 401 when it does not verify, else the next
-    scripted status of the path (200 once the script is used up)."""
+    scripted status of the path (200 once the script is used up). A held path answers only once
+    it is released (a receiver that hangs)."""
 
     def __init__(self, secret: str, now: Callable[[], float]) -> None:
         self.secret = secret
@@ -92,6 +93,7 @@ class Receiver:
         self._lock = threading.Lock()
         self._deliveries: list[Delivery] = []
         self._scripts: dict[str, list[int]] = {}
+        self._held: dict[str, threading.Event] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -109,6 +111,9 @@ class Receiver:
                     receiver._deliveries.append(Delivery(self.path, headers, body, verified))
                     script = receiver._scripts.get(self.path)
                     status = script.pop(0) if script else 200
+                    held = receiver._held.get(self.path)
+                if held is not None:
+                    held.wait(timeout=30)
                 if not verified:
                     status = 401
                 self.send_response(status)
@@ -127,6 +132,8 @@ class Receiver:
         return self
 
     def stop(self) -> None:
+        for held in self._held.values():
+            held.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -141,6 +148,11 @@ class Receiver:
     def script(self, path: str, *statuses: int) -> None:
         with self._lock:
             self._scripts[path] = list(statuses)
+
+    def hold(self, path: str) -> threading.Event:
+        """Leave the POSTs to ``path`` unanswered until the event returned is set."""
+        with self._lock:
+            return self._held.setdefault(path, threading.Event())
 
     def at(self, path: str) -> list[Delivery]:
         with self._lock:
@@ -612,6 +624,27 @@ async def test_a_delivery_answered_500_is_retried_and_the_event_log_shows_it(
     assert (flaky["status"], flaky["attempts"], flaky["last_error_code"]) == ("succeeded", 2, "http_500")
     assert flaky["next_attempt_at"] is None
     assert webhook_metric(container, "delivered") == 2  # /flaky and /global
+
+
+async def test_a_receiver_that_does_not_answer_leaves_the_messages_due_their_slots(
+        clock: FixedClock, receiver: Receiver) -> None:
+    release = receiver.hold("/hangs")
+    small = make_container(clock, webhook_urls=receiver.url("/hangs"), max_in_flight=4)
+    dispatcher = small.dispatcher()
+    try:
+        async for client in api(small):
+            for _ in range(6):  # six `scheduled` events, all due now, all to the receiver that hangs
+                await schedule(client)
+            clock.set(SEND_AT)  # and the six messages due too
+            await dispatcher.dispatch_due()
+            sender = small.sender()
+            # Half the slots for the deliveries: the messages get the other half, sent while they hang.
+            await until(lambda: len(sender.sent) == 2 and len(receiver.at("/hangs")) == 2, timeout=5)
+    finally:
+        release.set()
+        await dispatcher.drain(15)
+    assert type_limits(Settings(max_in_flight=1, type_limits="email=2")) == {"webhook.delivery": 1, "email": 2}
+    assert type_limits(Settings(type_limits="webhook.delivery=80")) == {"webhook.delivery": 80}
 
 
 async def test_a_4xx_answer_is_not_retried(
