@@ -71,6 +71,7 @@ def test_stale_or_future_timestamps_are_refused(delta: int) -> None:
 @pytest.mark.parametrize("header", [
     "", "v1=abc", "t=,v1=abc", "t=abc,v1=00", "t=1,t=1,v1=00", f"t={T}", f"t={T},v0=00", "garbage",
     f"t=-{T},v1=00", f"t={T},v1=",
+    "t=\u00b2,v1=00", "t=\u0661\u0662,v1=00", f"t={'9' * 5000},v1=00",  # not ASCII digits; too many for int
 ])
 def test_malformed_headers_are_refused(header: str) -> None:
     assert not verify(header, b"x", "k", now=T)
@@ -120,3 +121,5 @@ def test_the_readme_example_has_ten_lines_and_verifies_real_signatures() -> None
     assert not check(header, body, "other-secret")
     assert not check(sign(body, ["old-secret"], now - 3600), body, "old-secret")  # stale
     assert not check("t=abc,v1=00", body, "old-secret") and not check("", body, "old-secret")
+    for forged in ("t=\u00b2,v1=00", f"t={'9' * 5000},v1=00"):  # a receiver's answer, not an exception
+        assert check(forged, body, "old-secret") is False
