@@ -626,6 +626,29 @@ async def test_a_delivery_answered_500_is_retried_and_the_event_log_shows_it(
     assert webhook_metric(container, "delivered") == 2  # /flaky and /global
 
 
+async def test_a_receiver_down_past_the_retries_gets_its_dead_deliveries_when_an_operator_retries_them(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock, receiver: Receiver) -> None:
+    receiver.script("/down", *[503] * 8)
+    created = await schedule(client, callback_url=receiver.url("/down"), send_at="2025-06-22T17:00:00Z")
+    for _ in range(8):  # every wait is at most 5 s doubling: 11 minutes cover each
+        await settle(container)
+        clock.advance(timedelta(minutes=11))
+    [event] = await events_of(client, created["id"])
+    down = next(d for d in event["deliveries"] if d["url"] == receiver.url("/down"))
+    assert (down["status"], down["attempts"], down["last_error_code"]) == ("dead", 8, "http_503")
+
+    response = await client.post("/v1/schedules:retry", json={"status": "dead", "type": ["webhook.delivery"]})
+    assert response.status_code == 200, response.text
+    assert response.json()["retried"] == [down["delivery_id"]]
+    await settle(container)
+    *_, last = receiver.at("/down")
+    assert last.verified and last.headers["cronjob-event-id"] == event["id"] and last.type == "scheduled"
+    assert len(receiver.at("/down")) == 9 and len(receiver.at("/global")) == 1
+    [event] = await events_of(client, created["id"])
+    down = next(d for d in event["deliveries"] if d["url"] == receiver.url("/down"))
+    assert (down["status"], down["attempts"]) == ("succeeded", 9)
+
+
 async def test_a_receiver_that_does_not_answer_leaves_the_messages_due_their_slots(
         clock: FixedClock, receiver: Receiver) -> None:
     release = receiver.hold("/hangs")

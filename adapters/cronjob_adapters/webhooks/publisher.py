@@ -33,7 +33,8 @@ EVENT_TYPES: tuple[str, ...] = (
 )
 
 #: Deliveries are retried with this policy unless configured otherwise: 8 attempts, 5 s doubling
-#: (full jitter) up to 1 h between attempts, given up 24 h after the first attempt.
+#: (full jitter), so all of them within about 10 minutes unless a Retry-After asks for longer;
+#: never later than 24 h after the first attempt.
 DEFAULT_DELIVERY_RETRY = RetryPolicy(
     max_attempts=8,
     initial_delay=timedelta(seconds=5),
