@@ -523,6 +523,23 @@ async def test_what_whatsapp_reports_about_a_sent_message_is_delivered_too(
     assert by_type["delivery.read"]["attempt_id"] == by_type["succeeded"]["attempt_id"]
 
 
+async def test_delivery_events_reported_out_of_order_are_ordered_by_meta_s_time_in_their_data(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock, receiver: Receiver) -> None:
+    await schedule(client, callback_url=receiver.url("/callback"))
+    clock.set(SEND_AT)
+    await settle(container)
+    delivered_at = SEND_AT + timedelta(seconds=3)
+    for status, at in [("read", delivered_at + timedelta(seconds=5)), ("delivered", delivered_at)]:  # read first
+        clock.advance(timedelta(seconds=30))
+        await container.delivery_status().apply([StatusUpdate(message_id="wamid.fake.1", status=status, at=at)])
+    await settle(container)
+    reports = sorted((d.event for d in receiver.at("/callback") if d.type.startswith("delivery.")),
+                     key=lambda event: event["at"])
+    assert [(e["type"], e["at"], e["data"]["at"]) for e in reports] == [  # as the README tells
+        ("delivery.read", "2025-06-21T17:00:30.000Z", "2025-06-21T17:00:08.000Z"),
+        ("delivery.delivered", "2025-06-21T17:01:00.000Z", "2025-06-21T17:00:03.000Z")]
+
+
 async def test_a_parked_status_sends_only_the_message_s_delivery_event_not_its_own(
         client: httpx.AsyncClient, container: Container, clock: FixedClock, receiver: Receiver) -> None:
     created = await schedule(client)
