@@ -645,14 +645,17 @@ async def test_a_delivery_answered_500_is_retried_and_the_event_log_shows_it(
 
 async def test_a_receiver_down_past_the_retries_gets_its_dead_deliveries_when_an_operator_retries_them(
         client: httpx.AsyncClient, container: Container, clock: FixedClock, receiver: Receiver) -> None:
-    receiver.script("/down", *[503] * 8)
+    receiver.script("/down", *[503] * 16)
     created = await schedule(client, callback_url=receiver.url("/down"), send_at="2025-06-22T17:00:00Z")
-    for _ in range(8):  # every wait is at most 5 s doubling: 11 minutes cover each
+    for attempt in range(16):
         await settle(container)
-        clock.advance(timedelta(minutes=11))
+        if attempt == 7:  # what the policy gave before: a receiver down for minutes lost its events
+            [event] = await events_of(client, created["id"])
+            assert [d["status"] for d in event["deliveries"] if d["url"] == receiver.url("/down")] == ["scheduled"]
+        clock.advance(timedelta(hours=1, seconds=1))  # every wait is at most 5 s doubling up to 1 h
     [event] = await events_of(client, created["id"])
     down = next(d for d in event["deliveries"] if d["url"] == receiver.url("/down"))
-    assert (down["status"], down["attempts"], down["last_error_code"]) == ("dead", 8, "http_503")
+    assert (down["status"], down["attempts"], down["last_error_code"]) == ("dead", 16, "http_503")
 
     response = await client.post("/v1/schedules:retry", json={"status": "dead", "type": ["webhook.delivery"]})
     assert response.status_code == 200, response.text
@@ -660,10 +663,10 @@ async def test_a_receiver_down_past_the_retries_gets_its_dead_deliveries_when_an
     await settle(container)
     *_, last = receiver.at("/down")
     assert last.verified and last.headers["cronjob-event-id"] == event["id"] and last.type == "scheduled"
-    assert len(receiver.at("/down")) == 9 and len(receiver.at("/global")) == 1
+    assert len(receiver.at("/down")) == 17 and len(receiver.at("/global")) == 1
     [event] = await events_of(client, created["id"])
     down = next(d for d in event["deliveries"] if d["url"] == receiver.url("/down"))
-    assert (down["status"], down["attempts"]) == ("succeeded", 9)
+    assert (down["status"], down["attempts"]) == ("succeeded", 17)
 
 
 async def test_a_receiver_that_does_not_answer_leaves_the_messages_due_their_slots(

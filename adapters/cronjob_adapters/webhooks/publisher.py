@@ -32,11 +32,13 @@ EVENT_TYPES: tuple[str, ...] = (
     "delivery.sent", "delivery.delivered", "delivery.read", "delivery.failed",
 )
 
-#: Deliveries are retried with this policy unless configured otherwise: 8 attempts, 5 s doubling
-#: (full jitter), so all of them within about 10 minutes unless a Retry-After asks for longer;
-#: never later than 24 h after the first attempt.
+#: Deliveries are retried with this policy unless configured otherwise: 16 attempts, each wait a
+#: random part (full jitter) of 5 s doubling up to 1 h: the last one about 3 h after the first on
+#: average (at most 6.4 h, unless a Retry-After asks for longer), so that a receiver down for a
+#: deploy or an incident of an hour or two still gets its events; never later than 24 h after the
+#: first attempt.
 DEFAULT_DELIVERY_RETRY = RetryPolicy(
-    max_attempts=8,
+    max_attempts=16,
     initial_delay=timedelta(seconds=5),
     max_delay=timedelta(hours=1),
     max_age=timedelta(hours=24),
