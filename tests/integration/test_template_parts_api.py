@@ -11,14 +11,13 @@ import httpx
 import pytest
 
 from cronjob.domain.template_parts import ButtonKind, HeaderKind, TemplateButton, TemplateHeader
-from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.whatsapp.payloads import message_body
 from cronjob_bootstrap.container import Container
 from tests.support.app import AUTH
 from tests.support.builders import SEED
 from tests.support.clock import FixedClock
 from tests.support.fake_whatsapp import validate_send_body
-from tests.support.memory_api import client, clock, container  # noqa: F401 - fixtures
+from tests.support.memory_api import client, clock, container, sent_at  # noqa: F401 - fixtures
 
 NOW = datetime(2025, 6, 21, 16, 0, tzinfo=UTC)  # an hour before the seed's send_at
 HEADER = {"type": "document", "link": "https://cdn.example.com/boletos/123.pdf", "filename": "boleto-123.pdf"}
@@ -27,13 +26,7 @@ BUTTONS = [{"type": "quick_reply", "index": 1, "payload": "PARAR"},
 
 
 async def sent_when_due(container: Container, clock: FixedClock) -> list[Any]:
-    clock.set(datetime(2025, 6, 21, 17, 0, tzinfo=UTC))
-    dispatcher = container.dispatcher()
-    await dispatcher.dispatch_due()
-    await dispatcher.drain(5)
-    sender = container.sender()
-    assert isinstance(sender, RecordingMessageSender)
-    return list(sender.sent)
+    return await sent_at(container, clock, datetime(2025, 6, 21, 17, 0, tzinfo=UTC))
 
 
 async def test_the_seed_s_message_takes_a_header_and_buttons_and_sends_them(

@@ -26,6 +26,7 @@ from cronjob.domain.message import (
     SendReceipt,
 )
 from cronjob.domain.schedule import ScheduleStatus
+from cronjob.domain.template_params import CurrencyParam, DateTimeParam
 from cronjob.domain.template_parts import ButtonKind, HeaderKind, TemplateButton, TemplateHeader
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.messaging import WhatsAppMessageHandler
@@ -157,6 +158,26 @@ async def test_a_template_s_header_and_buttons_are_sent_as_meta_documents_them(
         {"type": "button", "sub_type": "quick_reply", "index": "2", "parameters": [{"type": "payload", "payload": "SAIR"}]},
     ]
     assert fake.schema_errors == []
+
+
+async def test_currency_and_date_time_body_parameters_are_sent_as_meta_documents_them(
+    fake: FakeWhatsApp, sender: WhatsAppCloudSender
+) -> None:
+    message = replace(TEMPLATE, params=("Leandro", CurrencyParam("R$ 1.234,50", "BRL", 1234500),
+                                         DateTimeParam("21 de junho de 2030")))
+    await sender.send(message)
+
+    [request] = fake.requests
+    assert request.status == 200
+    assert request.body["template"]["components"] == [{"type": "body", "parameters": [
+        {"type": "text", "text": "Leandro"},
+        {"type": "currency", "currency": {"fallback_value": "R$ 1.234,50", "code": "BRL", "amount_1000": 1234500}},
+        {"type": "date_time", "date_time": {"fallback_value": "21 de junho de 2030"}},
+    ]}]
+    assert fake.schema_errors == []
+    currency = request.body["template"]["components"][0]["parameters"][1]
+    del currency["currency"]["amount_1000"]  # the spec's check sees what Meta requires of each
+    assert validate_send_body(request.body) != []
 
 
 def test_the_schema_check_refuses_a_button_index_beyond_nine_and_both_a_link_and_an_id() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from cronjob.services.messaging import prepare_whatsapp_payload
 
@@ -15,8 +15,57 @@ TemplateName = Annotated[str, Field(max_length=512, pattern=r"^[a-z0-9_]+$", des
 MessageBody = Annotated[str, Field(min_length=1, max_length=4096, description="Text with {{1}}.. placeholders.")]
 Language = Annotated[str | None, Field(default=None, pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
                                        description="Template language code; default CRONJOB_WHATSAPP_LANGUAGE.")]
-Params = Annotated[list[Annotated[str, Field(max_length=1024)]],
-                   Field(default_factory=list, max_length=100, description="Values for {{1}}, {{2}}, ...")]
+ParamText = Annotated[str, Field(max_length=1024)]
+Params = Annotated[list[ParamText], Field(default_factory=list, max_length=100, description="Values for {{1}}, {{2}}, ...")]
+FallbackValue = Annotated[str, Field(min_length=1, max_length=1024,
+                                     description="The text shown for it (in the rendered body too).")]
+
+
+class CurrencyParam(BaseModel):
+    """A template body's currency amount (Meta's `currency` parameter): the recipient sees
+    `fallback_value` whenever WhatsApp does not format `amount_1000` in `code` for their locale."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"type": "currency", "fallback_value": "R$ 150,00", "code": "BRL", "amount_1000": 150000}]})
+    type: Literal["currency"]
+    fallback_value: FallbackValue
+    code: Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code, as BRL.")]
+    amount_1000: Annotated[int, Field(strict=True, ge=-(2**31), le=2**31 - 1,
+                                      description="The amount times 1000 (150000 for 150.00).")]
+
+
+class DateTimeParam(BaseModel):
+    """A template body's date/time (Meta's `date_time` parameter): on the Cloud API the recipient
+    always sees `fallback_value`."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"type": "date_time", "fallback_value": "21 de junho de 2030"}]})
+    type: Literal["date_time"]
+    fallback_value: FallbackValue
+
+
+def _param_kind(value: Any) -> str | None:
+    """Which member of :data:`TemplateParam` a value is meant as: an object by its ``type``,
+    anything else as a text (so that an error names what is wrong with it as what it is)."""
+    if isinstance(value, dict):
+        return value.get("type") if isinstance(value.get("type"), str) else None
+    if isinstance(value, BaseModel):
+        return getattr(value, "type", None)
+    return "str"  # the tag that the API's errors leave out of a field's name, as for a plain union
+
+
+TemplateParam = Annotated[
+    Annotated[ParamText, Tag("str")] | Annotated[CurrencyParam, Tag("currency")]
+    | Annotated[DateTimeParam, Tag("date_time")],
+    Discriminator(_param_kind, custom_error_type="param_type",
+                  custom_error_message="a param is a string, or an object of type currency or date_time"),
+]
+TemplateParams = Annotated[list[TemplateParam], Field(
+    default_factory=list, max_length=100,
+    description="Values for {{1}}, {{2}}, ...: a text, or for a template's body a currency amount "
+                "(`{\"type\": \"currency\", \"fallback_value\": \"R$ 150,00\", \"code\": \"BRL\", "
+                "\"amount_1000\": 150000}`) or a date/time (`{\"type\": \"date_time\", \"fallback_value\": ...}`), "
+                "shown in the rendered body as its `fallback_value`.")]
 
 
 MediaLink = Annotated[str, Field(max_length=2048, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s]+$",
@@ -100,7 +149,7 @@ class WhatsAppTemplatePayload(BaseModel):
     to: PhoneNumber
     body: MessageBody
     templateName: TemplateName
-    params: Params
+    params: TemplateParams
     language: Language = None
     header: Header | None = None
     buttons: Buttons

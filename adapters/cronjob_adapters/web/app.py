@@ -196,7 +196,7 @@ def _command(request: ScheduleMessageRequest, default_timezone: str, idempotency
         send_at=send_at,
         send_at_text=request.send_at,
         timezone=timezone,
-        params=tuple(request.params),
+        params=tuple(p if isinstance(p, str) else p.model_dump() for p in request.params),
         template_name=request.templateName,
         language=request.language,
         user_id=request.userId,

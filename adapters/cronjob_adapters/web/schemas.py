@@ -19,7 +19,17 @@ from cronjob.domain.zones import load_zone
 from cronjob.services.scheduling import MAX_RULE_LENGTH
 
 from cronjob_adapters.tasks.ssrf import HttpUrl, display_url
-from cronjob_adapters.tasks.whatsapp import Buttons, Header, Language, MessageBody, Params, PhoneNumber, TemplateName
+from cronjob_adapters.tasks.whatsapp import (
+    Buttons,
+    CurrencyParam,
+    DateTimeParam,
+    Header,
+    Language,
+    MessageBody,
+    PhoneNumber,
+    TemplateName,
+    TemplateParams,
+)
 from cronjob_adapters.web.instants import Instant, shown_delivery, shown_event_data, wall_time_text
 from cronjob_adapters.web.not_null import NotNull
 from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
@@ -110,7 +120,7 @@ class ScheduleMessageRequest(BaseModel):
     body: MessageBody
     type: Literal["template", "text"] = "template"
     templateName: TemplateName | None = None
-    params: Params
+    params: TemplateParams
     userId: Annotated[str | None, Field(default=None, max_length=256)] = None
     send_at: Annotated[str, Field(
         max_length=64,
@@ -388,7 +398,9 @@ class ScheduleView(BaseModel):
     rendered_body: str | None = None
     templateName: str | None = None
     language: str | None = None
-    params: list[str] = Field(default_factory=list)
+    params: list[str | CurrencyParam | DateTimeParam] = Field(
+        default_factory=list, description="The values of the body's {{1}}..: texts, and a template's currency "
+                                          "and date_time objects.")
     payload: dict[str, Any] = Field(
         default_factory=dict, description="The stored task payload (the values of secret-looking headers and "
                                           "query parameters masked).")

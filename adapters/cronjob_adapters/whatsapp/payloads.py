@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from cronjob.domain.message import MessageKind, OutboundMessage
+from cronjob.domain.template_params import BodyParam
 from cronjob.domain.template_parts import ButtonKind, HeaderKind, TemplateHeader
 
 
@@ -45,7 +46,7 @@ def _template(message: OutboundMessage) -> dict[str, Any]:
     if message.header is not None:
         components.append({"type": "header", "parameters": [_header_parameter(message.header)]})
     if message.params:
-        components.append({"type": "body", "parameters": [{"type": "text", "text": p} for p in message.params]})
+        components.append({"type": "body", "parameters": [_body_parameter(p) for p in message.params]})
     for button in message.buttons:
         value = ({"type": "text", "text": button.value} if button.kind is ButtonKind.URL
                  else {"type": "payload", "payload": button.value})
@@ -54,6 +55,15 @@ def _template(message: OutboundMessage) -> dict[str, Any]:
     if components:
         template["components"] = components
     return template
+
+
+def _body_parameter(param: BodyParam) -> dict[str, Any]:
+    """A body parameter: ``TextParameter``, ``CurrencyParameter`` or ``DateTimeParameter``."""
+    if isinstance(param, str):
+        return {"type": "text", "text": param}
+    value = param.to_json()
+    kind = value.pop("type")
+    return {"type": kind, kind: value}
 
 
 def _header_parameter(header: TemplateHeader) -> dict[str, Any]:

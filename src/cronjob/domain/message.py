@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from cronjob.domain.template_params import BodyParam
 from cronjob.domain.template_parts import TemplateButton, TemplateHeader
 
 
@@ -20,7 +21,8 @@ class OutboundMessage:
     """One message to send.
 
     ``body`` is the rendered text (what a text message carries, and what the recipient sees
-    for a template). ``template_name``/``language``/``params`` describe a template message, with
+    for a template). ``template_name``/``language``/``params`` describe a template message (a
+    param is a text, a currency amount or a date/time), with
     its ``header`` and ``buttons`` when it has values for them; ``idempotency_key`` names the (schedule, occurrence) this send belongs to, for providers
     that honour one and for logs.
     """
@@ -31,7 +33,7 @@ class OutboundMessage:
     idempotency_key: str
     template_name: str | None = None
     language: str = "pt_BR"
-    params: tuple[str, ...] = ()
+    params: tuple[BodyParam, ...] = ()
     header: TemplateHeader | None = None
     buttons: tuple[TemplateButton, ...] = ()
 

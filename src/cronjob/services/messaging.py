@@ -8,6 +8,7 @@ from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import DeliveryDeferred, DeliveryError, MessageKind, OutboundMessage
 from cronjob.domain.template import TemplateRenderer
 from cronjob.domain.schedule import Schedule
+from cronjob.domain.template_params import body_params, shown, stored
 from cronjob.domain.template_parts import TemplateHeader, template_buttons
 from cronjob.ports.sender import MessageSender
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
@@ -21,22 +22,29 @@ def prepare_whatsapp_payload(payload: dict[str, Any], *, default_language: str =
     """Check a WhatsApp payload against its body and render it, at scheduling time.
 
     ``payload`` has ``to``, ``kind`` (template | text), ``body`` with ``{{1}}``.. placeholders,
-    ``params``, and for a template ``template_name`` (and optionally ``language``, ``header`` and
-    ``buttons``: see :mod:`cronjob.domain.template_parts`). Returns the
+    ``params`` (strings; for a template also currency and date_time objects, rendered as their
+    ``fallback_value``: see :mod:`cronjob.domain.template_params`), and for a template
+    ``template_name`` (and optionally ``language``, ``header`` and ``buttons``: see
+    :mod:`cronjob.domain.template_parts`). Returns the
     stored payload, with ``rendered_body`` and ``to`` without a leading ``+`` (E.164 digits); a
     mismatch is a :class:`ValidationError`.
     """
     kind = MessageKind(payload.get("kind", MessageKind.TEMPLATE))
     if kind is MessageKind.TEMPLATE and not payload.get("template_name"):
         raise ValidationError("templateName is required when type is 'template'", field="templateName")
-    params = [str(p) for p in payload.get("params") or []]
-    rendered = _RENDERER.render(payload["body"], params)
+    params = body_params(p if isinstance(p, dict) else str(p) for p in payload.get("params") or [])
+    if kind is not MessageKind.TEMPLATE:
+        for index, param in enumerate(params):
+            if not isinstance(param, str):
+                raise ValidationError("a currency or date_time param is a template's: a text message takes strings",
+                                      field=f"params.{index}")
+    rendered = _RENDERER.render(payload["body"], [shown(p) for p in params])
     prepared: dict[str, Any] = {
         "to": str(payload["to"]).removeprefix("+"),
         "kind": kind.value,
         "body": payload["body"],
         "rendered_body": rendered,
-        "params": params,
+        "params": [stored(p) for p in params],
         "template_name": payload.get("template_name"),
         "language": payload.get("language") or default_language,
     }
@@ -73,7 +81,7 @@ class WhatsAppMessageHandler(TaskHandler):
             idempotency_key=schedule.delivery_key,
             template_name=payload.get("template_name"),
             language=payload.get("language") or "pt_BR",
-            params=tuple(payload.get("params") or ()),
+            params=body_params(payload.get("params") or ()),
             header=TemplateHeader.from_json(payload["header"]) if payload.get("header") else None,
             buttons=template_buttons(payload.get("buttons") or ()),
         )

@@ -57,7 +57,9 @@ class ScheduleMessageCommand:
     """A request to send one WhatsApp message at ``send_at``.
 
     ``send_at`` is aware; ``send_at_text`` is the client's own text of it (kept to show the
-    original offset). ``body`` holds ``{{1}}``-style placeholders filled from ``params``;
+    original offset). ``body`` holds ``{{1}}``-style placeholders filled from ``params`` (texts,
+    or a template's currency and date_time objects as a payload stores them, see
+    :mod:`cronjob.domain.template_params`);
     ``header`` and ``buttons`` are a template's other values (as a payload stores them, see
     :mod:`cronjob.domain.template_parts`).
     ``misfire_grace``: how late it may still be sent (None: the service's default; zero: always).
@@ -71,7 +73,7 @@ class ScheduleMessageCommand:
     send_at: datetime
     send_at_text: str
     timezone: str
-    params: tuple[str, ...] = ()
+    params: tuple[str | Mapping[str, Any], ...] = ()
     template_name: str | None = None
     language: str | None = None
     user_id: str | None = None
