@@ -1,7 +1,7 @@
 """A template body's currency and date/time parameters through the API (``/schedule-message`` and
 ``POST /v1/schedules``), the container's dispatcher and the recording sender, with a hand-driven
 clock: what is stored and shown, what is sent (a body Meta's spec accepts), and what is refused;
-the seed's plain strings stay as they were."""
+the seed's plain strings stay as they were. Also the texts Meta refuses in any template param."""
 
 from __future__ import annotations
 
@@ -110,3 +110,35 @@ async def test_openapi_describes_the_currency_and_date_time_params(client: httpx
     assert {"CurrencyParam", "DateTimeParam"} <= set(schemas)
     assert schemas["CurrencyParam"]["properties"]["code"]["pattern"] == "^[A-Z]{3}$"
     assert "currency" in schemas["ScheduleMessageRequest"]["properties"]["params"]["description"]
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"params": ["Leandro\nSilva", "2 dias"]}, "params.0"),
+    ({"params": ["Leandro", "2\r\ndias"]}, "params.1"),
+    ({"params": ["Leandro", "2\tdias"]}, "params.1"),
+    ({"params": ["Leandro", "2     dias"]}, "params.1"),  # five spaces in a row
+    ({"params": ["", "2 dias"]}, "params.0"),
+    ({"params": ["Leandro", {**WHEN, "fallback_value": "21\nde junho"}]}, "params.1.fallback_value"),
+    ({"header": {"type": "text", "text": "Pedido\t123"}}, "header.text"),
+])
+async def test_a_template_param_meta_refuses_is_refused_when_scheduled_not_when_due(
+        client: httpx.AsyncClient, change: dict[str, Any], field: str) -> None:
+    answer = await client.post("/schedule-message", json={**SEED, **change}, headers=AUTH)
+    assert answer.status_code == 422, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == [field], answer.json()
+    task = {"type": "whatsapp.template", "to": "5511999999999", "body": SEED["body"],
+            "templateName": "t", "params": SEED["params"], **change}
+    answer = await client.post("/v1/schedules", json={"task": task, "schedule": "once @ 2025-06-21 14:00"},
+                               headers=AUTH)
+    assert answer.status_code == 422, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == [f"task.{field}"], answer.json()
+
+
+async def test_four_spaces_in_a_template_param_and_line_breaks_in_a_text_message_are_taken(
+        client: httpx.AsyncClient) -> None:
+    four = await client.post("/schedule-message", json={**SEED, "params": ["Leandro", "2    dias"]}, headers=AUTH)
+    assert four.status_code == 201, four.text
+    text = await client.post("/schedule-message", json={**SEED, "type": "text", "params": ["Leandro\nSilva", ""]},
+                             headers=AUTH)
+    assert text.status_code == 201, text.text
+    assert text.json()["rendered_body"] == "Olá, Leandro\nSilva! Seu pedido será entregue em ."

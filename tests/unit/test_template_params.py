@@ -1,6 +1,6 @@
 """A template body's params (``cronjob.domain.template_params``): texts, currency amounts and
-dates/times; what each takes, that a payload keeps them as they were given, and that the
-strings every schedule stored before held read as those strings."""
+dates/times; what each takes, that a payload keeps them as they were given, that the
+strings every schedule stored before held read as those strings, and which texts Meta refuses."""
 
 from __future__ import annotations
 
@@ -20,18 +20,28 @@ from cronjob.domain.template_params import (
     DateTimeParam,
     body_param,
     body_params,
+    check_sendable,
     shown,
     stored,
 )
 from cronjob.services.messaging import prepare_whatsapp_payload
 
 TEXTS = st.text(min_size=1, max_size=40)
-PARAMS: st.SearchStrategy[BodyParam] = st.one_of(
-    st.text(max_size=40),
-    st.builds(CurrencyParam, TEXTS, st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=3, max_size=3),
-              st.integers(AMOUNT_MIN, AMOUNT_MAX)),
-    st.builds(DateTimeParam, TEXTS),
-)
+#: Texts Meta takes in a template param: not empty, no line break or tab, at most 4 spaces in a row.
+SENDABLE = st.text(st.characters(blacklist_characters="\r\n\t"), min_size=1, max_size=40).filter(
+    lambda text: " " * 5 not in text)
+
+
+def params_of(texts: st.SearchStrategy[str], fallbacks: st.SearchStrategy[str]) -> st.SearchStrategy[BodyParam]:
+    return st.one_of(
+        texts,
+        st.builds(CurrencyParam, fallbacks, st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=3, max_size=3),
+                  st.integers(AMOUNT_MIN, AMOUNT_MAX)),
+        st.builds(DateTimeParam, fallbacks),
+    )
+
+
+PARAMS = params_of(st.text(max_size=40), TEXTS)
 
 
 @given(st.lists(PARAMS, max_size=10))
@@ -39,7 +49,7 @@ def test_params_are_read_back_as_they_were_stored(params: list[BodyParam]) -> No
     assert body_params([stored(p) for p in params]) == tuple(params)
 
 
-@given(st.lists(PARAMS, min_size=1, max_size=10))
+@given(st.lists(params_of(SENDABLE, SENDABLE), min_size=1, max_size=10))
 def test_the_rendered_body_shows_each_text_and_each_fallback_value(params: list[BodyParam]) -> None:
     body = " | ".join(f"{{{{{i}}}}}" for i in range(1, len(params) + 1))
     prepared = prepare_whatsapp_payload({"to": "5511999999999", "kind": "template", "body": body,
@@ -91,3 +101,22 @@ def test_a_text_message_takes_no_currency_or_date() -> None:
         prepare_whatsapp_payload({"to": "5511999999999", "kind": MessageKind.TEXT.value, "body": "{{1}} {{2}}",
                                   "params": ["a", BRL]})
     assert caught.value.field == "params.1"
+
+
+@given(SENDABLE, SENDABLE, st.sampled_from(["\n", "\r", "\t", " " * 5, " " * 9]))
+def test_a_line_break_a_tab_or_five_spaces_anywhere_in_a_template_param_is_refused(
+        before: str, after: str, bad: str) -> None:
+    check_sendable(before + after, field="params.0")
+    with pytest.raises(ValidationError) as caught:
+        check_sendable(before + bad + after, field="params.0")
+    assert caught.value.field == "params.0"
+    with pytest.raises(ValidationError) as caught:
+        check_sendable(DateTimeParam(before + bad + after), field="params.3")
+    assert caught.value.field == "params.3.fallback_value"
+
+
+def test_an_empty_template_param_is_refused() -> None:
+    with pytest.raises(ValidationError) as caught:
+        prepare_whatsapp_payload({"to": "5511999999999", "kind": "template", "template_name": "t",
+                                  "body": "Olá, {{1}}!", "params": [""]})
+    assert caught.value.field == "params.0"

@@ -65,7 +65,8 @@ TemplateParams = Annotated[list[TemplateParam], Field(
     description="Values for {{1}}, {{2}}, ...: a text, or for a template's body a currency amount "
                 "(`{\"type\": \"currency\", \"fallback_value\": \"R$ 150,00\", \"code\": \"BRL\", "
                 "\"amount_1000\": 150000}`) or a date/time (`{\"type\": \"date_time\", \"fallback_value\": ...}`), "
-                "shown in the rendered body as its `fallback_value`.")]
+                "shown in the rendered body as its `fallback_value`. A template's texts are not empty and hold no line "
+                "break, tab or more than 4 spaces in a row (Meta refuses them).")]
 
 
 MediaLink = Annotated[str, Field(max_length=2048, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s]+$",

@@ -19,6 +19,9 @@ from cronjob.domain.errors import ValidationError
 #: Meta's ``amount_1000`` is an int32.
 AMOUNT_MIN, AMOUNT_MAX = -(2**31), 2**31 - 1
 _CURRENCY_CODE = re.compile(r"[A-Z]{3}")
+#: What Meta refuses in a template's parameter text ("Param text cannot have new-line/tab
+#: characters or more than 4 consecutive spaces").
+_UNSENDABLE = re.compile(r"[\r\n\t]| {5,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,19 @@ def shown(param: BodyParam) -> str:
 def stored(param: BodyParam) -> str | dict[str, Any]:
     """``param`` as a payload stores it."""
     return param if isinstance(param, str) else param.to_json()
+
+
+def check_sendable(param: BodyParam, *, field: str) -> None:
+    """Refuse a template parameter Meta refuses whatever its template: an empty text, or one with
+    a line break, a tab or more than four spaces in a row (its ``fallback_value`` for an object).
+    Such a send could never succeed, so it is refused when the schedule is made, not found when
+    it is due. A text message's params are free text: this is for a template's only."""
+    text = shown(param)
+    if not text:
+        raise ValidationError("a template param must not be empty (Meta refuses it)", field=field)
+    if _UNSENDABLE.search(text):
+        raise ValidationError("a template param cannot hold a line break, a tab or more than 4 spaces in a row "
+                              "(Meta refuses it)", field=field if isinstance(param, str) else f"{field}.fallback_value")
 
 
 def _check_fallback(value: Any) -> None:

@@ -8,7 +8,7 @@ from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import DeliveryDeferred, DeliveryError, MessageKind, OutboundMessage
 from cronjob.domain.template import TemplateRenderer
 from cronjob.domain.schedule import Schedule
-from cronjob.domain.template_params import body_params, shown, stored
+from cronjob.domain.template_params import body_params, check_sendable, shown, stored
 from cronjob.domain.template_parts import TemplateHeader, template_buttons
 from cronjob.ports.sender import MessageSender
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
@@ -33,11 +33,12 @@ def prepare_whatsapp_payload(payload: dict[str, Any], *, default_language: str =
     if kind is MessageKind.TEMPLATE and not payload.get("template_name"):
         raise ValidationError("templateName is required when type is 'template'", field="templateName")
     params = body_params(p if isinstance(p, dict) else str(p) for p in payload.get("params") or [])
-    if kind is not MessageKind.TEMPLATE:
-        for index, param in enumerate(params):
-            if not isinstance(param, str):
-                raise ValidationError("a currency or date_time param is a template's: a text message takes strings",
-                                      field=f"params.{index}")
+    for index, param in enumerate(params):
+        if kind is MessageKind.TEMPLATE:
+            check_sendable(param, field=f"params.{index}")
+        elif not isinstance(param, str):
+            raise ValidationError("a currency or date_time param is a template's: a text message takes strings",
+                                  field=f"params.{index}")
     rendered = _RENDERER.render(payload["body"], [shown(p) for p in params])
     prepared: dict[str, Any] = {
         "to": str(payload["to"]).removeprefix("+"),
@@ -53,7 +54,10 @@ def prepare_whatsapp_payload(payload: dict[str, Any], *, default_language: str =
         raise ValidationError("a header and buttons are a template's: a text message has none",
                               field="header" if header else "buttons")
     if header:
-        prepared["header"] = TemplateHeader.from_json(header).to_json()
+        parsed = TemplateHeader.from_json(header)
+        if parsed.text is not None:
+            check_sendable(parsed.text, field="header.text")
+        prepared["header"] = parsed.to_json()
     if buttons:
         prepared["buttons"] = [button.to_json() for button in template_buttons(buttons)]
     return prepared
