@@ -367,6 +367,22 @@ async def test_connection_refused_is_retryable() -> None:
     error = await failure(HttpRequestHandler(allow_hosts=LOCAL), schedule_for({"url": f"http://127.0.0.1:{port}/"}))
 
     assert (error.code, error.retryable) == ("connect_error", True)
+    # Said as such, not as the wrapper's class name: httpx wraps httpcore's error, which wraps
+    # anyio's "All connection attempts failed", whose cause is the OS's ConnectionRefusedError.
+    assert error.message == "could not connect to 127.0.0.1 (connection refused)"
+
+
+async def test_a_name_whose_every_address_refuses_says_so() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    resolver = TableResolver({"down.test": ["127.0.0.1", "127.0.0.2"]})
+
+    error = await failure(HttpRequestHandler(allow_hosts=["down.test"], resolver=resolver),
+                          schedule_for({"url": f"http://down.test:{port}/"}))
+
+    assert (error.code, error.retryable) == ("connect_error", True)
+    assert error.message == "could not connect to down.test (connection refused)"
 
 
 async def test_a_name_that_does_not_resolve_is_retryable(guard: LoopbackOnlyTransport) -> None:

@@ -359,11 +359,28 @@ def _retried(hop: _Hop) -> str:
 
 def _describe(exc: httpx.ConnectError) -> str:
     """A connect error's kind without its text (which can name the pinned address and port)."""
-    cause = exc.__cause__ or exc.__context__
-    if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+    causes = _causes(exc)
+    if any(isinstance(c, ssl.SSLCertVerificationError) for c in causes) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
         return "TLS certificate not trusted"
-    if isinstance(cause, ssl.SSLError) or "SSL" in str(exc):
+    if any(isinstance(c, ssl.SSLError) for c in causes) or "SSL" in str(exc):
         return "TLS handshake failed"
-    if isinstance(cause, ConnectionRefusedError) or "refused" in str(exc).lower():
+    if any(isinstance(c, ConnectionRefusedError) for c in causes) or "refused" in str(exc).lower():
         return "connection refused"
     return type(exc).__name__
+
+
+def _causes(exc: BaseException, limit: int = 32) -> list[BaseException]:
+    """The exceptions behind ``exc`` (causes, contexts, and the members of exception groups):
+    httpx wraps httpcore's error, which wraps anyio's "All connection attempts failed", whose cause
+    is the OS's error (or a group of them, one per address)."""
+    found: list[BaseException] = []
+    pending: list[BaseException] = [exc]
+    while pending and len(found) < limit:
+        current = pending.pop()
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+    return found
