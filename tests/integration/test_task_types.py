@@ -207,6 +207,52 @@ async def test_a_partial_retry_override_keeps_its_type_s_defaults_for_the_rest(
     assert stored is not None and stored.retry == replace(HTTP_RETRY, max_attempts=9, max_delay=timedelta(seconds=60))
 
 
+SYNC = {"type": "http.request", "method": "GET", "url": "https://api.example.com/sync"}
+
+
+@pytest.mark.parametrize(("retry", "field", "message"), [
+    # A first delay past the type's maximum age: most of its retries would be given up at once.
+    ({"initial_delay_seconds": 86_400, "max_delay_seconds": 86_400}, "retry.initial_delay_seconds",
+     "initial_delay_seconds (86400 s) is longer than the http.request retries' maximum age (43200 s, "
+     "max_age_seconds): no retry starts later than that after the first attempt"),
+    # What the request gave is named, with the type's default it clashes with.
+    ({"initial_delay_seconds": 3600}, "retry.initial_delay_seconds",
+     "initial_delay_seconds (3600 s) is above the http.request default max_delay_seconds (900 s): "
+     "give a max_delay_seconds at least as long"),
+    ({"max_delay_seconds": 2}, "retry.max_delay_seconds",
+     "max_delay_seconds (2 s) is below the http.request default initial_delay_seconds (5 s)"),
+    ({"initial_delay_seconds": 60, "max_delay_seconds": 30}, "retry.max_delay_seconds",
+     "max_delay_seconds (30 s) is below initial_delay_seconds (60 s)"),
+])
+async def test_a_retry_override_that_cannot_work_is_refused_naming_the_field_it_gave(
+        api: tuple[httpx.AsyncClient, Container], retry: dict[str, Any], field: str, message: str) -> None:
+    http, _ = api
+    for path, body in (("/v1/schedules", {"task": SYNC, "schedule": "daily at 09:00", "retry": retry}),
+                       ("/v1/schedules:batch", {"schedules": [{"task": SYNC, "schedule": "daily at 09:00",
+                                                               "retry": retry}]})):
+        response = await http.post(path, headers=AUTH, json=body)
+        if path.endswith(":batch"):
+            assert response.status_code == 200, response.text
+            [item] = response.json()["results"]
+            assert item["status"] == 422 and item["errors"] == [{"field": f"schedules.0.{field}", "message": message}]
+        else:
+            assert response.status_code == 422, response.text
+            assert response.json()["errors"] == [{"field": field, "message": message}]
+    assert (await http.get("/v1/schedules", headers=AUTH)).json()["items"] == []
+
+
+async def test_a_first_delay_up_to_the_maximum_age_is_taken(api: tuple[httpx.AsyncClient, Container]) -> None:
+    http, container = api
+    age = HTTP_RETRY.max_age.total_seconds()
+    created = await http.post("/v1/schedules", headers=AUTH, json={
+        "task": SYNC, "schedule": "daily at 09:00",
+        "retry": {"initial_delay_seconds": age, "max_delay_seconds": 7 * 86_400}})
+    assert created.status_code == 201, created.text
+    stored = await container.repository().get(created.json()["id"])
+    assert stored is not None and stored.retry == replace(
+        HTTP_RETRY, initial_delay=HTTP_RETRY.max_age, max_delay=timedelta(days=7))
+
+
 async def test_an_email_is_sent_over_smtp(api: tuple[httpx.AsyncClient, Container],
                                           mailbox: tuple[Mailbox, int], clock: FixedClock) -> None:
     http, container = api

@@ -4,7 +4,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -15,7 +15,6 @@ import cronjob
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.labels import MAX_KEY_LENGTH, MAX_LABELS, MAX_VALUE_LENGTH, parse_selector
 from cronjob.domain.message import MessageKind
-from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.domain.zones import DEFAULT_TIMEZONE, localize
 from cronjob.ports.metrics import Metrics
@@ -49,6 +48,7 @@ from cronjob_adapters.web.probes import MetricsRenderer, probe_router
 from cronjob_adapters.web.problems import PROBLEM_RESPONSE, StoreNotReady, install_problem_handlers
 from cronjob_adapters.web.request_id import RequestId
 from cronjob_adapters.web.request_metrics import RequestMetrics
+from cronjob_adapters.web.retry_policies import schedule_retry_policy
 from cronjob_adapters.web.routines import routines_router
 from cronjob_adapters.web.schemas import (
     CreateScheduleBase,
@@ -58,7 +58,6 @@ from cronjob_adapters.web.schemas import (
     EventList,
     EventView,
     reschedule_request_model,
-    RetryRequest,
     RetryView,
     ScheduleList,
     ScheduleMessageRequest,
@@ -104,21 +103,6 @@ class ApiServices:
     metrics: Metrics | None = None
     #: The counts behind ``GET /v1/stats`` (None: read through ``scheduling``, at most every 2 s).
     counts: CountsCache | None = None
-
-
-def _retry_policy(retry: RetryRequest | None, registry: TaskRegistry, task_type: str) -> RetryPolicy | None:
-    """The schedule's own retry policy: what ``retry`` gives, its task type's default for the rest."""
-    if retry is None:
-        return None
-    found = registry.get(task_type)
-    given: dict[str, Any] = {}
-    if retry.max_attempts is not None:
-        given["max_attempts"] = retry.max_attempts
-    if retry.initial_delay_seconds is not None:
-        given["initial_delay"] = timedelta(seconds=retry.initial_delay_seconds)
-    if retry.max_delay_seconds is not None:
-        given["max_delay"] = timedelta(seconds=retry.max_delay_seconds)
-    return replace(found.default_retry if found is not None else RetryPolicy(), **given)
 
 
 async def json_content_type(content_type: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
@@ -202,7 +186,7 @@ def _command(request: ScheduleMessageRequest, default_timezone: str, idempotency
         user_id=request.userId,
         idempotency_key=idempotency_key,
         request_digest=request_digest("/schedule-message", request),
-        retry=_retry_policy(request.retry, registry, message_task_type(kind)),
+        retry=schedule_retry_policy(request.retry, registry, message_task_type(kind)),
         misfire_grace=_seconds(request.misfire_grace_seconds),
         send_by=_deadline(request.send_by, request.timezone),
         callback_url=request.callback_url,
@@ -256,7 +240,7 @@ def create_app(services: ApiServices) -> FastAPI:
             user_id=request.userId,
             idempotency_key=idempotency_key,
             request_digest=request_digest("/v1/schedules", request, exclude={BATCH_KEY_FIELD}),
-            retry=_retry_policy(request.retry, registry, task.type),
+            retry=schedule_retry_policy(request.retry, registry, task.type),
             misfire_grace=_seconds(request.misfire_grace_seconds),
             coalesce=request.coalesce,
             send_by=_deadline(request.send_by, timezone),  # a wall time: in the rule's zone

@@ -78,8 +78,14 @@ class RetryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_attempts: int | None = Field(default=None, strict=True, ge=1, le=50, description="Attempts in all, the first included.")
-    initial_delay_seconds: float | None = Field(default=None, strict=True, allow_inf_nan=False, ge=0, le=86_400)
-    max_delay_seconds: float | None = Field(default=None, strict=True, allow_inf_nan=False, ge=0, le=7 * 86_400)
+    initial_delay_seconds: float | None = Field(
+        default=None, strict=True, allow_inf_nan=False, ge=0, le=86_400,
+        description="The delay before the first retry (the next ones double it), with full jitter; at most the "
+                    "task type's max_age_seconds (no retry starts later than that after the first attempt) and, "
+                    "without max_delay_seconds, at most the type's max_delay_seconds.")
+    max_delay_seconds: float | None = Field(
+        default=None, strict=True, allow_inf_nan=False, ge=0, le=7 * 86_400,
+        description="The cap of the delays; at least initial_delay_seconds (the type's, when left out).")
 
 
 class RetryView(BaseModel):
