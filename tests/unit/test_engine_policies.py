@@ -452,6 +452,42 @@ async def test_a_recurring_schedule_is_paused_after_so_many_dead_occurrences_in_
     assert (await rig.stored(schedule.id)).failed_in_a_row == 0  # a success starts the count afresh
 
 
+class RefusedLate(Refused):
+    """Refused for good after a run that lasted ``lasting`` on ``clock``."""
+
+    def __init__(self, clock: FixedClock, lasting: timedelta) -> None:
+        super().__init__()
+        self.clock, self.lasting = clock, lasting
+
+    async def run(self, schedule: Schedule) -> TaskOutcome:
+        self.clock.advance(self.lasting)
+        return await super().run(schedule)
+
+
+async def test_a_dead_occurrence_of_a_recurring_schedule_says_when_it_runs_next() -> None:
+    rig = Rig()
+    rig.handlers[WHATSAPP_TEXT] = RefusedLate(rig.clock, timedelta(minutes=15))
+    schedule = await rig.recurring("every 10 minutes")
+    first = schedule.next_run_at
+    assert first == datetime(2030, 1, 15, 11, 10, tzinfo=UTC)
+    rig.clock.set(first)
+    assert await run_due(rig.dispatcher()) == 1  # ends at 11:25: 11:20 fell due meanwhile, coalesced
+
+    stored = await rig.stored(schedule.id)
+    dead = stored.events[-1]
+    assert (stored.status, dead.type) == (ScheduleStatus.SCHEDULED, "dead")
+    assert stored.next_run_at == datetime(2030, 1, 15, 11, 30, tzinfo=UTC)
+    assert dead.data == {"reason": "permanent error", "code": "131026", "message": "message undeliverable",
+                         "next_run_at": "2030-01-15T11:30:00.000Z"}
+
+    # A one-off that dies has no next run, and says none.
+    rig.handlers[WHATSAPP_TEXT] = Refused()
+    one_off = await rig.one_off(rig.clock.now())
+    assert await run_due(rig.dispatcher()) == 1
+    ended = await rig.stored(one_off.id)
+    assert ended.status is ScheduleStatus.DEAD and "next_run_at" not in ended.events[-1].data
+
+
 async def test_pause_after_failures_is_for_recurring_schedules() -> None:
     from cronjob.domain.errors import ValidationError
 

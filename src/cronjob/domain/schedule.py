@@ -468,9 +468,12 @@ class Schedule:
         self._finish_attempt(attempt_id, now, "failed", error=error)
         self.last_error = error
         self._emit("failed", now, attempt_id, **details)
-        self._emit("dead", now, attempt_id, reason=decision.reason, **details)
+        upcoming = self.occurrence_after(self.occurrence, now)
+        # A recurring schedule goes on: its dead event says when it runs next.
+        going_on = {"next_run_at": instant_text(upcoming)} if upcoming is not None else {}
+        self._emit("dead", now, attempt_id, reason=decision.reason, **details, **going_on)
         self.failed_in_a_row += 1
-        self._advance_or(ScheduleStatus.DEAD, now)
+        self._advance_to(upcoming, ScheduleStatus.DEAD, now)
         limit = self.pause_after_failures
         if limit is not None and self.status is ScheduleStatus.SCHEDULED and self.failed_in_a_row >= limit:
             # Stop hammering what keeps failing (a dead endpoint, a revoked token) until a user
