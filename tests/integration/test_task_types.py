@@ -291,6 +291,38 @@ async def test_secret_looking_headers_and_query_parameters_are_masked_when_shown
     assert stored.payload["url"].endswith("api_key=K1&page=2") and stored.callback_url.endswith("T1&source=cron&sig=S1")
 
 
+async def test_credentials_in_a_request_body_or_a_routine_s_args_are_masked_when_shown(
+        api: tuple[httpx.AsyncClient, Container]) -> None:
+    """A token endpoint's body (OAuth's client_secret) and a routine's password are credentials as
+    much as a header is; keys that merely contain such a word (keywords, passengers) are data."""
+    http, container = api
+    body = {"grant_type": "client_credentials", "client_id": "app", "client_secret": "S1",
+            "nested": [{"apiKey": "S2", "keywords": ["a"], "passengers": 2, "design": "x", "token_count": 3}],
+            "db.password": "S3", "refresh-token": "S4", "key": "S5", "monkey": "banana", "pin": None}
+    json_sync = await http.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "http.request", "method": "POST", "url": "https://auth.example.com/oauth/token", "body": body},
+        "schedule": "daily at 09:00"})
+    form_sync = await http.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "http.request", "method": "POST", "url": "https://auth.example.com/oauth/token",
+                 "headers": {"content-type": "application/x-www-form-urlencoded; charset=utf-8"},
+                 "body": "grant_type=password&username=ana&password=S6&client_secret=S7"},
+        "schedule": "daily at 09:00"})
+    text_sync = await http.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "http.request", "method": "POST", "url": "https://api.example.com/notes",
+                 "body": "password=this is a note, not a form"},
+        "schedule": "daily at 09:00"})
+    for created in (json_sync, form_sync, text_sync):
+        assert created.status_code == 201, created.text
+    masked = {**body, "client_secret": "***", "db.password": "***", "refresh-token": "***", "key": "***",
+              "nested": [{**body["nested"][0], "apiKey": "***"}]}
+    for shown in (json_sync.json(), (await http.get(f"/v1/schedules/{json_sync.json()['id']}", headers=AUTH)).json()):
+        assert shown["payload"]["body"] == masked
+    assert form_sync.json()["payload"]["body"] == "grant_type=password&username=ana&password=***&client_secret=***"
+    assert text_sync.json()["payload"]["body"] == "password=this is a note, not a form"  # no form: as it is
+    stored = await container.repository().get(json_sync.json()["id"])
+    assert stored is not None and stored.payload["body"] == body  # kept and sent as given
+
+
 async def test_email_is_refused_at_scheduling_when_not_configured(clock: FixedClock) -> None:
     container = make_container(clock)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=container.app()), base_url="http://t") as http:

@@ -7,7 +7,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, create_model, field_validator
 
@@ -18,7 +17,7 @@ from cronjob.domain.trigger_parser import iso_datetime
 from cronjob.domain.zones import load_zone
 from cronjob.services.scheduling import MAX_RULE_LENGTH
 
-from cronjob_adapters.tasks.ssrf import HttpUrl, display_url
+from cronjob_adapters.tasks.ssrf import HttpUrl
 from cronjob_adapters.tasks.whatsapp import (
     Buttons,
     CurrencyParam,
@@ -31,8 +30,8 @@ from cronjob_adapters.tasks.whatsapp import (
     TemplateParams,
 )
 from cronjob_adapters.web.instants import Instant, shown_delivery, shown_event_data, wall_time_text
+from cronjob_adapters.web.masking import masked_payload, masked_url
 from cronjob_adapters.web.not_null import NotNull
-from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
 
 CallbackUrl = Annotated[HttpUrl | None, Field(
     default=None, description="Receives this schedule's signed status webhooks (see the README).")]
@@ -337,15 +336,6 @@ class AttemptView(BaseModel):
                    provider_message_id=attempt.provider_message_id)
 
 
-_SECRET_NAMES = ("auth", "cookie", "token", "secret", "key", "pass", "sig", "cred", "jwt", "bearer",
-                   "session", "private")
-
-
-#: Task types whose payload ``url`` comes from the service's configuration (its query may carry
-#: an operator's token): shown without the query, as the event log shows it.
-_CONFIGURED_URLS = (WEBHOOK_DELIVERY,)
-
-
 def header_text(value: str | None) -> str | None:
     """A header value as the client wrote it: the server reads header bytes as Latin-1, so the
     UTF-8 of ``pedido-ção`` arrives as ``pedido-Ã§Ã£o``; stored as it arrived (repeats match
@@ -356,36 +346,6 @@ def header_text(value: str | None) -> str | None:
         return value.encode("latin-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         return value
-
-
-def _secret_looking(name: str) -> bool:
-    return any(s in name.lower() for s in _SECRET_NAMES)
-
-
-def masked_url(url: str) -> str:
-    """``url`` with the values of secret-looking query parameters (``api_key``, ``token``, ...)
-    replaced: users put credentials there as often as in headers."""
-    parts = urlsplit(url)
-    if not parts.query:
-        return url
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    if not any(_secret_looking(name) for name, _ in pairs):
-        return url
-    query = urlencode([(name, "***" if _secret_looking(name) else value) for name, value in pairs], safe="*")
-    return urlunsplit(parts._replace(query=query))
-
-
-def _masked(payload: dict[str, Any], task_type: str) -> dict[str, Any]:
-    """``payload`` with the values of secret-looking headers and query parameters replaced, and
-    the query of a configured webhook URL (they stay stored and sent)."""
-    shown = dict(payload)
-    headers = payload.get("headers")
-    if isinstance(headers, dict):
-        shown["headers"] = {k: "***" if _secret_looking(k) else v for k, v in headers.items()}
-    if isinstance(payload.get("url"), str):
-        url = payload["url"]
-        shown["url"] = display_url(url) if task_type in _CONFIGURED_URLS else masked_url(url)
-    return shown
 
 
 class ScheduleView(BaseModel):
@@ -409,7 +369,8 @@ class ScheduleView(BaseModel):
                                           "and date_time objects.")
     payload: dict[str, Any] = Field(
         default_factory=dict, description="The stored task payload (the values of secret-looking headers and "
-                                          "query parameters masked).")
+                                          "query parameters, and of credential keys in a request body or a "
+                                          "routine's args, such as password or client_secret, masked as ***).")
     userId: str | None = None
     idempotency_key: str | None = None
     misfire: MisfireView
@@ -460,7 +421,7 @@ class ScheduleView(BaseModel):
             templateName=message.get("template_name"),
             language=message.get("language"),
             params=list(message.get("params") or []),
-            payload=_masked(payload, schedule.task_type),
+            payload=masked_payload(payload, schedule.task_type),
             userId=schedule.user_id,
             idempotency_key=header_text(schedule.idempotency_key),
             misfire=MisfireView(
