@@ -10,7 +10,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 from pymongo.write_concern import WriteConcern
 
 from cronjob.domain.labels import label_pairs
@@ -61,12 +61,51 @@ _SCHEDULED = ScheduleStatus.SCHEDULED.value
 _RUNNING = ScheduleStatus.RUNNING.value
 
 
+#: Server error codes that say "not now" rather than "not so": an election or a shutdown under
+#: way, a majority out of reach in time, a time limit hit (MongoDB's retryable codes, plus
+#: MaxTimeMSExpired and WriteConcernFailed). A write concern error carries them too: the write
+#: was applied where it ran but not confirmed by a majority.
+TRANSIENT_CODES = frozenset({
+    6,      # HostUnreachable
+    7,      # HostNotFound
+    50,     # MaxTimeMSExpired
+    64,     # WriteConcernFailed (a wtimeout)
+    89,     # NetworkTimeout
+    91,     # ShutdownInProgress
+    134,    # ReadConcernMajorityNotAvailableYet
+    189,    # PrimarySteppedDown
+    262,    # ExceededTimeLimit
+    9001,   # SocketException
+    10107,  # NotWritablePrimary
+    11600,  # InterruptedAtShutdown
+    11602,  # InterruptedDueToReplStateChange
+    13435,  # NotPrimaryNoSecondaryOk
+    13436,  # NotPrimaryOrSecondary
+})
+
+
+def unavailable(exc: PyMongoError) -> bool:
+    """Whether ``exc`` says the store cannot serve the call now (an unreachable server, a
+    fail-over, a time limit) rather than that the call is wrong: the driver's own retry of a
+    retryable error failed too (its label or code stays on the error, a ``WriteConcernError`` or
+    an ``OperationFailure`` as often as a ``ConnectionFailure``)."""
+    if isinstance(exc, ConnectionFailure) or exc.timeout:
+        return True
+    if exc.has_error_label("RetryableWriteError") or exc.has_error_label("TransientTransactionError"):
+        return True
+    return getattr(exc, "code", None) in TRANSIENT_CODES
+
+
 @asynccontextmanager
 async def _reachable() -> AsyncIterator[None]:
-    """Turn the driver's "cannot reach the server" errors into the port's :class:`StoreUnavailable`."""
+    """Turn the driver's errors that mean "the store cannot serve now" (see :func:`unavailable`)
+    into the port's :class:`StoreUnavailable`, which the API answers with 503 and ``Retry-After``
+    and the scheduler backs off from; any other error is left as it is."""
     try:
         yield
-    except ConnectionFailure as exc:  # includes ServerSelectionTimeoutError, AutoReconnect
+    except PyMongoError as exc:
+        if not unavailable(exc):
+            raise
         raise StoreUnavailable(str(exc)) from exc
 
 
