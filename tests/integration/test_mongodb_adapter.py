@@ -6,6 +6,9 @@ The shared behaviour is in ``tests/contract``; these tests cover what only this 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -147,3 +150,53 @@ async def test_two_replicas_never_claim_the_same_schedule(repos: RepoFactory) ->
     assert sorted(by_first + by_second) == sorted(s.id for s in schedules)
     assert len(by_first + by_second) == len(schedules)
     assert await first.count_by_status() == {ScheduleStatus.RUNNING: 100}
+
+
+async def test_a_server_that_stops_answering_is_unavailable_within_the_operation_timeout(tmp_path: Path) -> None:
+    """A frozen server (SIGSTOP: it keeps its connections and answers nothing, as a partitioned
+    primary does) holds no call past the repository's operation timeout; without one, PyMongo
+    waits on the socket until its heartbeat gives the server up, ~35 s."""
+    server = MongoTestServer(tmp_path / "data")
+    uri = server.start()
+    repo = MongoScheduleRepository.from_uri(uri, "frozen", ScheduleCodec(default_trigger_parser()),
+                                            operation_timeout=1.0)
+    try:
+        await repo.initialize()
+        schedule = one_off(T0)
+        await repo.add(schedule)
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            calls = {
+                "get": repo.get(schedule.id),
+                "list": repo.list(limit=10),
+                "claim": repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10),
+                "save": repo.save(schedule, expected_status=ScheduleStatus.SCHEDULED),
+                "renew": repo.renew_lease(schedule.id, "attempt", T0 + LEASE),
+            }
+            for name, call in calls.items():
+                started = time.monotonic()
+                with pytest.raises(StoreUnavailable):
+                    await asyncio.wait_for(call, 10)  # a TimeoutError here: the call hung
+                assert time.monotonic() - started < 3, name
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        await _until_reachable(repo)
+        assert await repo.get(schedule.id) == schedule
+    finally:
+        await repo.close()
+        server.stop()
+
+
+async def test_the_uri_s_timeouts_win_over_the_repository_s_defaults() -> None:
+    codec = ScheduleCodec(default_trigger_parser())
+    base = "mongodb://127.0.0.1:1/?directConnection=true"
+    plain = MongoScheduleRepository.from_uri(base, "db", codec)
+    assert plain._client.options.server_selection_timeout == 5
+    assert plain._timeout == 10
+    tuned = MongoScheduleRepository.from_uri(base + "&serverSelectionTimeoutMS=15000&timeoutMS=4000", "db", codec)
+    assert tuned._client.options.server_selection_timeout == 15
+    assert tuned._client.options.timeout == 4
+    assert tuned._timeout is None  # the client applies the URI's timeoutMS to every operation
+    await plain.close()
+    await tuned.close()

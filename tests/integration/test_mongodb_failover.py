@@ -70,8 +70,10 @@ async def repo(server_uri: str) -> AsyncIterator[MongoScheduleRepository]:
     # The driver's retry after a stepped-down primary gives up after 0.3 s, as it does after 5 s
     # of an election that takes longer (it looks again at the server only 10 s later; sooner,
     # the retry finds the write applied, as a new primary that has it answers).
+    # Within its operation timeout the driver keeps retrying (PyMongo's client-side operation
+    # timeout): 1 s here rather than 10 s.
     repository = MongoScheduleRepository.from_uri(server_uri, database, ScheduleCodec(default_trigger_parser()),
-                                                  server_selection_timeout_ms=300)
+                                                  server_selection_timeout_ms=300, operation_timeout=1.0)
     await repository.initialize()
     await repository.add(one_off(T0, schedule_id="waiting"))
     yield repository

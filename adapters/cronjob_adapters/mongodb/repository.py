@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Collection, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
+import pymongo
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
@@ -36,6 +38,12 @@ LABEL_PAIRS = "label_pairs"
 #: Every write accepts work, claims it or records a result: it must survive a crash of the
 #: server (``j``) and a fail-over of a replica set (``majority``).
 DURABLE = WriteConcern(w="majority", j=True)
+
+#: How long one call of the store may take in all (server selection, the driver's retry, the
+#: wait for a majority), unless the URI sets ``timeoutMS``: PyMongo's own default is no limit,
+#: and a server that stops answering (a partition, a frozen primary) held a call ~35 s, until the
+#: driver's heartbeat gave the server up. Past it the call is :class:`StoreUnavailable`.
+OPERATION_TIMEOUT_S = 10.0
 
 INDEXES = [
     # Claims, and GET /v1/schedules in a due-time window: a range of next_run_at per status. (Not
@@ -97,16 +105,25 @@ def unavailable(exc: PyMongoError) -> bool:
 
 
 @asynccontextmanager
-async def _reachable() -> AsyncIterator[None]:
-    """Turn the driver's errors that mean "the store cannot serve now" (see :func:`unavailable`)
-    into the port's :class:`StoreUnavailable`, which the API answers with 503 and ``Retry-After``
-    and the scheduler backs off from; any other error is left as it is."""
+async def _reachable(timeout: float | None = None) -> AsyncIterator[None]:
+    """Within ``timeout`` seconds for everything the block does (None: no limit of ours), turn
+    the driver's errors that mean "the store cannot serve now" (see :func:`unavailable`; a
+    timeout is one) into the port's :class:`StoreUnavailable`, which the API answers with 503 and
+    ``Retry-After`` and the scheduler backs off from; any other error is left as it is."""
+    deadline: AbstractContextManager[None] = nullcontext() if timeout is None else pymongo.timeout(timeout)
     try:
-        yield
+        with deadline:
+            yield
     except PyMongoError as exc:
         if not unavailable(exc):
             raise
         raise StoreUnavailable(str(exc)) from exc
+
+
+def _uri_option_names(uri: str) -> set[str]:
+    """The names of the options in a MongoDB URI's query, lower-cased (the driver reads them so)."""
+    _, _, query = uri.partition("?")
+    return {name.lower() for name, _ in parse_qsl(query, keep_blank_values=True)}
 
 
 def _key_filter(key: str) -> Document:
@@ -201,6 +218,7 @@ class MongoScheduleRepository(ScheduleRepository):
         *,
         collection: str = "schedules",
         owns_client: bool = False,
+        operation_timeout: float | None = OPERATION_TIMEOUT_S,
     ) -> None:
         if not client.codec_options.tz_aware:
             raise ValueError("the client must be created with tz_aware=True (dates are compared aware)")
@@ -208,6 +226,7 @@ class MongoScheduleRepository(ScheduleRepository):
         self._database = database
         self._codec = codec
         self._owns_client = owns_client
+        self._timeout = operation_timeout
         self._schedules: AsyncCollection[Document] = client[database].get_collection(
             collection, write_concern=DURABLE
         )
@@ -219,13 +238,22 @@ class MongoScheduleRepository(ScheduleRepository):
 
     @classmethod
     def from_uri(
-        cls, uri: str, database: str, codec: ScheduleCodec, *, server_selection_timeout_ms: int = 5000
+        cls, uri: str, database: str, codec: ScheduleCodec, *, server_selection_timeout_ms: int = 5000,
+        operation_timeout: float | None = OPERATION_TIMEOUT_S,
     ) -> MongoScheduleRepository:
-        """A repository with its own client (closed by :meth:`close`); dates come back aware UTC."""
-        client: AsyncMongoClient[Document] = AsyncMongoClient(
-            uri, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=server_selection_timeout_ms
-        )
-        return cls(client, database, codec, owns_client=True)
+        """A repository with its own client (closed by :meth:`close`); dates come back aware UTC.
+
+        ``server_selection_timeout_ms`` and ``operation_timeout`` (seconds, None: none) are
+        defaults: the URI's ``serverSelectionTimeoutMS`` wins over the first, its ``timeoutMS``
+        (MongoDB's limit of every operation, 0 for none) replaces the second."""
+        options = _uri_option_names(uri)
+        settings: Document = {}
+        if "serverselectiontimeoutms" not in options:
+            settings["serverSelectionTimeoutMS"] = server_selection_timeout_ms
+        if "timeoutms" in options:
+            operation_timeout = None  # the client applies the URI's to every operation
+        client: AsyncMongoClient[Document] = AsyncMongoClient(uri, tz_aware=True, tzinfo=UTC, **settings)
+        return cls(client, database, codec, owns_client=True, operation_timeout=operation_timeout)
 
     def _document(self, schedule: Schedule) -> Document:
         """The stored form of ``schedule``: the codec's document, and its labels' ``key=value`` texts."""
@@ -237,6 +265,8 @@ class MongoScheduleRepository(ScheduleRepository):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def initialize(self) -> None:
+        # No limit of ours: an index built over a large collection takes what it takes (the
+        # runtime gives up on an attempt that hangs, and tries again).
         async with _reachable():
             await self._schedules.create_indexes(INDEXES)
 
@@ -245,30 +275,30 @@ class MongoScheduleRepository(ScheduleRepository):
             await self._client.close()
 
     async def ping(self) -> None:
-        async with _reachable():
+        async with _reachable(self._timeout):
             await self._client.admin.command("ping")
 
     async def drop_database(self) -> None:
         """Drop the whole database (tests clean up with it)."""
-        async with _reachable():
+        async with _reachable(self._timeout):
             await self._client.drop_database(self._database)
 
     # -- reads -------------------------------------------------------------------------------
 
     async def get(self, schedule_id: str) -> Schedule | None:
-        async with _reachable():
+        async with _reachable(self._timeout):
             doc = await self._schedules.find_one({"_id": schedule_id})
         return self._codec.from_document(doc) if doc else None
 
     async def get_by_idempotency_key(self, key: str) -> Schedule | None:
-        async with _reachable():
+        async with _reachable(self._timeout):
             doc = await self._schedules.find_one(_key_filter(key))
         return self._codec.from_document(doc) if doc else None
 
     async def get_by_provider_message_id(self, message_id: str) -> Schedule | None:
         # The ``$type`` condition matches the partial index's filter, so the index serves the query.
         query = {"result.provider_message_id": {"$eq": message_id, "$type": "string"}}
-        async with _reachable():
+        async with _reachable(self._timeout):
             doc = await self._schedules.find_one(query, sort=[("created_at", DESCENDING)])
         return self._codec.from_document(doc) if doc else None
 
@@ -312,21 +342,20 @@ class MongoScheduleRepository(ScheduleRepository):
                 _after_position(query, "next_run_at", after, descending=False)
         elif after is not None:
             _after_position(query, "created_at", after, descending=True)
-        cursor = self._schedules.find(query).sort(order).skip(offset).limit(limit)
-        async with _reachable():
-            docs = await cursor.to_list()
+        async with _reachable(self._timeout):
+            docs = await self._schedules.find(query).sort(order).skip(offset).limit(limit).to_list()
         return [self._codec.from_document(doc) for doc in docs]
 
     async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:
         pipeline: list[Document] = [
             {"$group": {"_id": {"status": "$status", "task_type": "$task_type"}, "n": {"$sum": 1}}}]
-        async with _reachable():
+        async with _reachable(self._timeout):
             cursor = await self._schedules.aggregate(pipeline)
             rows = await cursor.to_list()
         return {(ScheduleStatus(row["_id"]["status"]), row["_id"]["task_type"]): row["n"] for row in rows}
 
     async def next_due_at(self) -> datetime | None:
-        async with _reachable():
+        async with _reachable(self._timeout):
             scheduled, running = await asyncio.gather(
                 self._first({"status": _SCHEDULED, "next_run_at": {"$ne": None}}, "next_run_at"),
                 self._first({"status": _RUNNING, "lease.until": {"$ne": None}}, "lease.until"))
@@ -346,7 +375,7 @@ class MongoScheduleRepository(ScheduleRepository):
     # -- writes ------------------------------------------------------------------------------
 
     async def add(self, schedule: Schedule) -> None:
-        async with _reachable():
+        async with _reachable(self._timeout):
             try:
                 await self._schedules.insert_one(self._document(schedule))
             except DuplicateKeyError as exc:
@@ -374,7 +403,7 @@ class MongoScheduleRepository(ScheduleRepository):
     ) -> list[Schedule]:
         if limit <= 0:
             return []
-        async with _reachable():
+        async with _reachable(self._timeout):
             candidates = await self._due(now, limit, _type_condition(task_types, exclude_types))
             if not candidates:
                 return []
@@ -423,7 +452,7 @@ class MongoScheduleRepository(ScheduleRepository):
             guard["lease.attempt_id"] = attempt_id
         if expected_updated_at is not None:
             guard["updated_at"] = to_millis(expected_updated_at)
-        async with _reachable():
+        async with _reachable(self._timeout):
             result = await self._schedules.replace_one(guard, self._document(schedule))
         return result.matched_count == 1
 
@@ -434,7 +463,7 @@ class MongoScheduleRepository(ScheduleRepository):
         if not wanted or limit <= 0:
             return 0
         query = {"status": {"$in": wanted}, "updated_at": {"$lt": to_millis(before)}}
-        async with _reachable():
+        async with _reachable(self._timeout):
             ids = [doc["_id"] for doc in await self._schedules.find(query, {"_id": 1}).limit(limit).to_list()]
             if not ids:
                 return 0
@@ -443,6 +472,6 @@ class MongoScheduleRepository(ScheduleRepository):
 
     async def renew_lease(self, schedule_id: str, attempt_id: str, until: datetime) -> bool:
         guard = {"_id": schedule_id, "status": _RUNNING, "lease.attempt_id": attempt_id}
-        async with _reachable():
+        async with _reachable(self._timeout):
             result = await self._schedules.update_one(guard, {"$set": {"lease.until": to_millis(until)}})
         return result.matched_count == 1
