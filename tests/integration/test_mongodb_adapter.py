@@ -79,6 +79,7 @@ async def test_initialize_creates_the_indexes(repos: RepoFactory) -> None:
     assert key_index["unique"] is True
     assert key_index["partialFilterExpression"] == {"idempotency_key": {"$type": "string"}}
     assert dict(indexes["label_pairs_created_at_id"]["key"]) == {"label_pairs": 1, "created_at": -1, "_id": -1}
+    assert dict(indexes["status_created_at_id"]["key"]) == {"status": 1, "created_at": -1, "_id": -1}
 
 
 async def test_labels_are_stored_as_key_value_texts_for_their_multikey_index(repos: RepoFactory) -> None:
