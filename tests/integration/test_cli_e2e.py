@@ -213,6 +213,8 @@ def test_on_an_ipv6_address_the_printed_urls_work(tmp_path: Path, whatsapp: Fake
         token = (tmp_path / "var" / "api-token").read_text().strip()
         assert f"{base}/v1/schedules\n" in api.output() and f"dashboard: {base}/dashboard" in api.output()
         wait_log(api, f"listening on {base}")
+        # Served before the store is set up (503 meanwhile): ready once it is.
+        assert wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, timeout=20)
         assert httpx.get(f"{base}/v1/schedules", headers={"Authorization": f"Bearer {token}"}).status_code == 200
         busy = CronjobProcess("api", env, tmp_path / "busy.log").start()  # the same address, taken
         assert busy.process is not None and busy.process.wait(timeout=30) == 1
