@@ -10,6 +10,8 @@ which MongoDB's driver tests use, on a server of this module's own (fail points 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,12 +26,14 @@ from pymongo.errors import OperationFailure
 from cronjob.domain.schedule import ScheduleStatus
 from cronjob.ports.repository import StoreUnavailable
 from cronjob_adapters.codec import ScheduleCodec
+from cronjob_adapters.mongodb.change_stream import watch_new_work
 from cronjob_adapters.mongodb.repository import MongoScheduleRepository
 from cronjob_bootstrap.triggers import default_trigger_parser
 from tests.support.app import AUTH, make_container
 from tests.support.builders import SEED, T0, one_off
 from tests.support.clock import FixedClock
 from tests.support.mongo_server import MongoTestServer
+from tests.support.signal import RecordingSignal
 
 Document = dict[str, Any]
 Call = Callable[[MongoScheduleRepository], Awaitable[object]]
@@ -160,3 +164,55 @@ async def test_the_api_answers_503_when_the_majority_is_out_of_reach_and_a_retry
         await cleaner.drop_database(database)
         await cleaner.close()
 
+
+
+def _said(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "cronjob_adapters.mongodb.change_stream" and r.levelno == level]
+
+
+async def test_a_server_without_change_streams_is_said_once_and_not_asked_again(
+        repo: MongoScheduleRepository, fail_point: Callable[[list[str], Document], Awaitable[None]],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A standalone mongod refuses $changeStream for good: one warning, then the poll alone (the
+    watcher used to warn and retry every 5 s for the process's whole life). It still ends only
+    at stop, since the runtime takes a role that ends on its own for a failure."""
+    await fail_point(["aggregate"], {"errorCode": 40573,
+                                     "errmsg": "The $changeStream stage is only supported on replica sets"})
+    stop = asyncio.Event()
+    with caplog.at_level(logging.DEBUG, logger="cronjob_adapters.mongodb.change_stream"):
+        watching = asyncio.create_task(watch_new_work(repo, RecordingSignal(FixedClock(T0)), stop, retry_after=0.02))
+        await asyncio.sleep(0.5)
+        assert not watching.done()
+        stop.set()
+        await asyncio.wait_for(watching, 5)
+    [warning] = _said(caplog, logging.WARNING)
+    assert "offers no change streams" in warning and "40573" in warning
+    assert _said(caplog, logging.INFO) == [] and _said(caplog, logging.DEBUG) == []
+
+
+async def test_an_outage_of_the_stream_is_logged_once_and_its_end_too(
+        repo: MongoScheduleRepository, fail_point: Callable[[list[str], Document], Awaitable[None]],
+        caplog: pytest.LogCaptureFixture) -> None:
+    await fail_point(["aggregate"], {"errorCode": 262, "errmsg": "operation exceeded time limit"})
+    woken, stop = RecordingSignal(FixedClock(T0)), asyncio.Event()
+    with caplog.at_level(logging.DEBUG, logger="cronjob_adapters.mongodb.change_stream"):
+        watching = asyncio.create_task(watch_new_work(repo, woken, stop, retry_after=0.02))
+        await asyncio.sleep(0.5)  # many tries meanwhile
+        assert len(_said(caplog, logging.WARNING)) == 1 and len(_said(caplog, logging.DEBUG)) >= 2
+        await fail_point([], {})  # the server is back
+        assert await until_true(lambda: bool(_said(caplog, logging.INFO)))
+        await repo.add(one_off(T0 + timedelta(days=1)))
+        assert await until_true(lambda: woken.notified == [T0 + timedelta(days=1)])
+        stop.set()
+        await asyncio.wait_for(watching, 5)
+    assert len(_said(caplog, logging.WARNING)) == 1
+    assert _said(caplog, logging.INFO) == ["change stream open again (it failed with OperationFailure meanwhile)"]
+
+
+async def until_true(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    for _ in range(int(timeout / 0.02)):
+        if predicate():
+            return True
+        await asyncio.sleep(0.02)
+    return predicate()

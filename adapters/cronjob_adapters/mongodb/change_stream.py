@@ -16,7 +16,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 from cronjob.ports.signal import WorkSignal
 
@@ -31,15 +31,30 @@ _PIPELINE: list[dict[str, Any]] = [
     {"$project": {"fullDocument.next_run_at": 1}},
 ]
 
+#: Server codes meaning this server has no change streams at all, which asking again will not
+#: change: "only supported on replica sets" (a standalone ``mongod``), an unknown stage.
+NO_CHANGE_STREAMS = frozenset({40573, 40324})
+
 
 async def watch_new_work(repository: MongoScheduleRepository, signal: WorkSignal, stop: asyncio.Event,
                          *, retry_after: float = 5.0) -> None:
-    """Notify ``signal`` of every schedule that becomes due-able, until ``stop`` is set."""
+    """Notify ``signal`` of every schedule that becomes due-able, until ``stop`` is set.
+
+    A stream that fails is reopened every ``retry_after`` seconds; the outage is logged once
+    (a warning as it starts, the reopening when it ends), not at every try. A server that has no
+    change streams at all (a standalone ``mongod``) is said so once, and not asked again: the
+    poll finds the work. Returns only once ``stop`` is set (the runtime takes a role that ends on
+    its own for a failure)."""
+    failing: str | None = None  # what the outage under way is, once it has been logged
     while not stop.is_set():
         try:
             async with await repository.collection.watch(
                     _PIPELINE, max_await_time_ms=500) as stream:
-                log.info("watching the schedules collection for new work (change stream)")
+                if failing is None:
+                    log.info("watching the schedules collection for new work (change stream)")
+                else:
+                    log.info("change stream open again (it failed with %s meanwhile)", failing)
+                    failing = None
                 while not stop.is_set():
                     change = await stream.try_next()
                     if change is None:
@@ -48,10 +63,28 @@ async def watch_new_work(repository: MongoScheduleRepository, signal: WorkSignal
                     due = (change.get("fullDocument") or {}).get("next_run_at")
                     if isinstance(due, datetime):
                         signal.notify(due)
+        except OperationFailure as exc:
+            if exc.code not in NO_CHANGE_STREAMS:
+                failing = _outage(exc, failing, retry_after)
+            else:
+                log.warning("this MongoDB server offers no change streams (%s, code %s: a standalone server?); "
+                            "work created by other processes is found by the poll", type(exc).__name__, exc.code)
+                await stop.wait()
+                return
         except (PyMongoError, OSError) as exc:
-            log.warning("change stream unavailable (%s); relying on the poll, retrying in %.0f s",
-                        type(exc).__name__, retry_after)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=retry_after)
-            except TimeoutError:
-                pass
+            failing = _outage(exc, failing, retry_after)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=retry_after)
+        except TimeoutError:
+            pass
+
+
+def _outage(exc: BaseException, failing: str | None, retry_after: float) -> str:
+    """Log a failed stream (a warning once per outage, then at debug level); the outage's name."""
+    reason = type(exc).__name__
+    if failing is None:
+        log.warning("change stream unavailable (%s); relying on the poll, trying again every %g s",
+                    reason, retry_after)
+    else:
+        log.debug("change stream still unavailable (%s)", reason)
+    return failing or reason
