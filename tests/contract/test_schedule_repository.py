@@ -1013,3 +1013,33 @@ async def test_save_can_be_conditional_on_the_version_read(store: StoreFactory) 
                                expected_updated_at=loaded.updated_at)
     stored = await repo.get(schedule.id)
     assert stored is not None and stored.metadata["writer"] == "first"
+
+
+async def test_a_claim_is_a_new_version_even_behind_the_clock_that_wrote_the_last_one(store: StoreFactory) -> None:
+    """A claim stamps a version later than the one it replaces, also when that one is ahead of
+    the claimer's clock (written by a replica whose clock is ahead, or by changes within one
+    millisecond): otherwise the run's outcome, stamped a little after the claim, could land on
+    the very version a user's change read before the claim, and that stale write would pass
+    its check and undo the run (the occurrence then due again, to run twice)."""
+    repo = await store()
+    schedule = Schedule.create(id="every-minute", task_type="whatsapp.text", payload={"to": "5511999999999"},
+                               trigger=IntervalTrigger(timedelta(minutes=1), T0), timezone="UTC",
+                               first_run_at=T0, now=T0 - timedelta(minutes=1))
+    schedule.relabel(labels={"order": "1"}, now=T0 + timedelta(milliseconds=5))  # a clock 5 ms ahead
+    await repo.add(schedule)
+    read = await repo.get(schedule.id)  # a user's change reads it...
+    assert read is not None and read.updated_at == T0 + timedelta(milliseconds=5)
+    [run] = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=1)  # ...the claimer's clock
+    assert run.lease is not None and run.updated_at == T0 + timedelta(milliseconds=6)
+    assert await repo.get(run.id) == run  # as claimed, so stored
+    run.succeed(attempt_id=run.lease.attempt_id, now=T0 + timedelta(milliseconds=5), provider_message_id="wamid.1")
+    assert await repo.save(run, expected_status=ScheduleStatus.RUNNING, attempt_id=run.attempts[-1].attempt_id)
+    read.relabel(labels={"order": "2"}, now=T0 + timedelta(milliseconds=5))  # ...and writes after the run
+    assert not await repo.save(read, expected_status=ScheduleStatus.SCHEDULED, expected_updated_at=T0 + timedelta(
+        milliseconds=5))
+    stored = await repo.get(run.id)
+    assert stored is not None and stored.labels == {"order": "1"} and len(stored.attempts) == 1
+    assert stored.next_run_at == T0 + timedelta(minutes=1)
+    # A claim by a clock ahead of the version stamps its own time, as ever.
+    [later] = await repo.claim_due(now=T0 + timedelta(minutes=2), owner="r1", lease_for=LEASE, limit=1)
+    assert later.updated_at == T0 + timedelta(minutes=2) and await repo.get(later.id) == later

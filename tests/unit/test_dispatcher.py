@@ -28,6 +28,8 @@ from cronjob.services.messaging import WhatsAppMessageHandler
 from cronjob.services.scheduling import (
     WHATSAPP_TEMPLATE,
     WHATSAPP_TEXT,
+    CreateScheduleCommand,
+    RescheduleCommand,
     ScheduleMessageCommand,
     SchedulingService,
 )
@@ -35,6 +37,7 @@ from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.memory.signal import InProcessWorkSignal
 from tests.support.clock import FixedClock
+from tests.support.racing import RacingRepository
 from tests.support.waiting import until
 
 NOW = datetime(2030, 1, 15, 11, 0, tzinfo=UTC)
@@ -458,6 +461,48 @@ async def test_a_run_whose_lease_was_taken_over_does_not_write_its_result(world:
     stored = await world.stored(schedule.id)
     assert stored.status is ScheduleStatus.SUCCEEDED
     assert [a.owner for a in stored.attempts] == ["replica-b"]
+
+
+@pytest.mark.parametrize("change", ["labels", "pause"])
+async def test_a_user_s_change_read_before_a_run_is_applied_after_it_never_instead_of_it(change: str) -> None:
+    """An API replica whose clock is 5 ms ahead of the scheduler's changes a recurring schedule
+    (its version: 12:00:00.005) and a user's change reads it just before the scheduler claims
+    it; the run, 5 ms long, ends at the same millisecond by the scheduler's clock. The change's
+    write must find the schedule changed and apply itself to what the run left, not write back
+    what it read: that undid the run (its attempt and events gone) and, for a change that
+    leaves it scheduled, made the occurrence due again, to be sent twice."""
+    world = World(repository=RacingRepository())
+    api_clock = FixedClock(NOW)
+    api = SchedulingService(world.repository, api_clock, InProcessWorkSignal(api_clock))
+    created = (await api.create(CreateScheduleCommand(
+        task_type=WHATSAPP_TEXT, payload={"to": "5511999999999", "kind": "text", "body": "Oi", "params": []},
+        schedule=f"every 1 minutes from {DUE.isoformat()}", timezone="UTC"))).schedule
+    assert created.next_run_at == DUE
+    api_clock.set(DUE + timedelta(milliseconds=5))
+    await api.reschedule(RescheduleCommand(created.id, labels={"order": "1"}))
+    dispatcher = world.dispatcher()
+    world.clock.set(DUE)
+
+    async def run_meanwhile() -> None:
+        assert await dispatcher.dispatch_due() == 1
+        world.clock.advance(timedelta(milliseconds=5))
+        await dispatcher.drain(5)
+
+    assert isinstance(world.repository, RacingRepository)
+    world.repository.race = run_meanwhile
+    if change == "labels":
+        answered = await api.reschedule(RescheduleCommand(created.id, labels={"order": "2"}))
+    else:
+        answered = await api.pause(created.id)
+    stored = await world.stored(created.id)
+    assert answered == stored
+    assert [(a.scheduled_for, a.outcome) for a in stored.attempts] == [(DUE, "succeeded")]
+    assert [e.type for e in stored.events][-3:] == ["started", "succeeded", "scheduled" if change == "labels"
+                                                    else "paused"]
+    assert stored.next_run_at == DUE + timedelta(minutes=1)
+    world.clock.advance(timedelta(seconds=1))
+    assert await run_due(dispatcher) == 0  # the occurrence ran once
+    assert len(world.sender.sent) == 1
 
 
 async def test_a_run_longer_than_its_lease_keeps_it_renewed_so_no_other_replica_takes_it() -> None:

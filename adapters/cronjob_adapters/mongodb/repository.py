@@ -16,7 +16,7 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 from pymongo.write_concern import WriteConcern
 
 from cronjob.domain.labels import label_pairs
-from cronjob.domain.schedule import LIVE_STATUSES, Lease, Schedule, ScheduleStatus
+from cronjob.domain.schedule import LIVE_STATUSES, Lease, Schedule, ScheduleStatus, claim_version
 from cronjob.ports.repository import (
     DuplicateSchedule,
     ListCursor,
@@ -181,12 +181,14 @@ def _type_condition(task_types: Collection[str] | None, exclude_types: Collectio
 def _claim(
     candidate: Document, *, now: datetime, until: datetime, owner: str, attempt_id: str
 ) -> UpdateOne:
-    """The guarded update that claims ``candidate`` if it is still as read (``now`` and ``until``
-    to the millisecond).
+    """The guarded update that claims ``candidate`` if it is still as read, its version included
+    (``now`` and ``until`` to the millisecond).
 
-    It changes what :meth:`Schedule.claim` changes, encoded as the codec encodes them.
+    It changes what :meth:`Schedule.claim` changes, encoded as the codec encodes them: its
+    ``updated_at`` becomes the :func:`claim_version` of the version read, which the guard holds.
     """
-    guard: Document = {"_id": candidate["_id"]}
+    version: datetime = candidate["updated_at"]  # aware: the client is tz_aware
+    guard: Document = {"_id": candidate["_id"], "updated_at": version}
     if candidate["status"] == _SCHEDULED:
         guard.update({"status": _SCHEDULED, "next_run_at": {"$lte": now}})
     else:
@@ -194,7 +196,8 @@ def _claim(
                       "lease.attempt_id": (candidate.get("lease") or {}).get("attempt_id")})
     previous = (candidate.get("lease") or {}).get("owner") if candidate["status"] == _RUNNING else None
     lease = Lease(owner=owner, attempt_id=attempt_id, claimed_at=now, until=until, taken_over_from=previous)
-    change = {"$set": {"status": _RUNNING, "lease": lease_document(lease), "updated_at": now}}
+    change = {"$set": {"status": _RUNNING, "lease": lease_document(lease),
+                       "updated_at": claim_version(version, now)}}
     return UpdateOne(guard, change)
 
 
@@ -432,7 +435,8 @@ class MongoScheduleRepository(ScheduleRepository):
         Two queries, each a range over its own index, rather than one ``$or``: SecantusDB (the
         test server) scans the whole collection for an ``$or``, and a real server sorts either.
         """
-        projection = {"_id": 1, "status": 1, "next_run_at": 1, "lease.attempt_id": 1, "lease.owner": 1}
+        projection = {"_id": 1, "status": 1, "next_run_at": 1, "updated_at": 1, "lease.attempt_id": 1,
+                      "lease.owner": 1}
         order = [("next_run_at", ASCENDING), ("_id", ASCENDING)]
         queries = ({"status": _SCHEDULED, "next_run_at": {"$lte": now}, **type_filter},
                    {"status": _RUNNING, "lease.until": _lapsed(now), **type_filter})

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from cronjob.domain.schedule import Schedule, ScheduleStatus
+from cronjob.domain.schedule import Schedule, ScheduleStatus, claim_version
 from cronjob.ports.repository import (
     DuplicateSchedule,
     ListCursor,
@@ -252,8 +252,10 @@ class SqliteScheduleRepository(ScheduleRepository):
             (decoded and claimed after the commit, outside the write lock)."""
             rows = conn.execute(query, {"now": to_epoch_ms(now), "limit": limit, **type_params}).fetchall()
             won: list[tuple[str, str]] = []
-            for (schedule_id, doc), attempt_id in zip(rows, attempt_ids(len(rows)), strict=True):
-                conn.execute(CLAIM_IN_PLACE, {**in_place, "id": schedule_id, "attempt_id": attempt_id})
+            for (schedule_id, doc, version), attempt_id in zip(rows, attempt_ids(len(rows)), strict=True):
+                stamp = to_millis(claim_version(datetime.fromisoformat(version), at)).isoformat()
+                conn.execute(CLAIM_IN_PLACE, {**in_place, "id": schedule_id, "attempt_id": attempt_id,
+                                              "updated_at": stamp})
                 won.append((doc, attempt_id))
             return won
 

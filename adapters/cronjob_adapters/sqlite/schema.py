@@ -243,7 +243,7 @@ def list_query(
 # Due work, through the two status indexes; each branch is limited before the merge. Lapsed
 # leases are sorted by their due time too: there are few (at most the runs in flight at a crash).
 DUE = """
-SELECT id, doc FROM (
+SELECT id, doc, json_extract(doc, '$.updated_at') FROM (
     SELECT * FROM (
         SELECT id, doc, next_run_at AS due FROM schedules
         WHERE status = 'scheduled' AND next_run_at <= :now {types}
@@ -303,13 +303,13 @@ SAVE = (
 )
 FENCE = " AND lease_attempt_id = :expected_attempt"
 
-#: A claim, in place: what ``Schedule.claim`` changes (status, lease, updated_at), encoded as the
-#: codec encodes it, without decoding and re-encoding the whole document while the write lock is
-#: held. ``taken_over_from`` is the previous owner when a lapsed lease is taken over. (The
+#: A claim, in place: what ``Schedule.claim`` changes (status, lease, updated_at: the
+#: ``claim_version`` of the one read), encoded as the codec encodes it, without decoding and
+#: re-encoding the whole document while the write lock is held. ``taken_over_from`` is the previous owner when a lapsed lease is taken over. (The
 #: contract suite checks that what a claim returns equals what is stored.)
 CLAIM_IN_PLACE = (
     "UPDATE schedules SET status = 'running', lease_until = :until_ms, lease_attempt_id = :attempt_id,"
-    " doc = json_set(doc, '$.status', 'running', '$.updated_at', :claimed_at,"
+    " doc = json_set(doc, '$.status', 'running', '$.updated_at', :updated_at,"
     " '$.lease', json_object('owner', :owner, 'attempt_id', :attempt_id, 'claimed_at', :claimed_at,"
     " 'until', :until, 'taken_over_from',"
     " CASE WHEN status = 'running' THEN json_extract(doc, '$.lease.owner') END))"

@@ -137,6 +137,12 @@ RUN_NOW_KEY = "run_now_key"
 MAX_RUN_TIMEOUT = timedelta(days=1)
 
 
+def claim_version(version: datetime, now: datetime) -> datetime:
+    """The ``updated_at`` a claim at ``now`` stamps on a schedule whose version is ``version``:
+    ``now``, or a millisecond after ``version`` when that is not earlier (every store claims so)."""
+    return max(now, version + _ONE_MS)
+
+
 def check_run_timeout(limit: timedelta | None) -> timedelta | None:
     """``limit`` as a run's time limit (None: none of its own), or ValidationError naming
     ``run_timeout_seconds``: more than zero, at most :data:`MAX_RUN_TIMEOUT`."""
@@ -367,9 +373,12 @@ class Schedule:
         elif not can_transition(self.status, ScheduleStatus.RUNNING):
             raise InvalidTransition(self.status.value, ScheduleStatus.RUNNING.value)
         self.status = ScheduleStatus.RUNNING
-        # Stamped with the claim's own time, as the stores write a claim in place (the run's
-        # writes are fenced by its attempt id, not by this version).
-        self.updated_at = now
+        # A new version, as every change makes (see ``_touch``), even when the one it replaces is
+        # ahead of this claimer's clock (another replica's clock, or changes within one
+        # millisecond): the run's outcome is stamped after the claim, so were the claim to go back
+        # in time, it could land on the version a user's change read before the claim, and that
+        # stale write would pass its check and undo the run (its occurrence then ran again).
+        self.updated_at = claim_version(self.updated_at, now)
         self.lease = Lease(owner=owner, attempt_id=attempt_id, claimed_at=now, until=until,
                            taken_over_from=previous)
 

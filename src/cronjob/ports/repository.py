@@ -85,7 +85,9 @@ class ScheduleRepository(ABC):
       its labels included; one stored before labels existed reads back with none).
     - ``claim_due`` is atomic per schedule: however many replicas call it at once, each due
       schedule is returned to exactly one of them, with ``status`` ``running`` and a lease
-      carrying the caller's ``owner``, a fresh ``attempt_id`` and ``until = now + lease_for``.
+      carrying the caller's ``owner``, a fresh ``attempt_id`` and ``until = now + lease_for``,
+      and a new version: ``updated_at`` is ``claim_version`` of the one it replaces (``now``, or
+      a millisecond after that one when it is ahead of ``now``), so that no version comes back.
       Due means ``scheduled`` with ``next_run_at <= now``, or ``running`` with a lease that
       lapsed (``lease.until < now``); oldest ``next_run_at`` first; at most ``limit``. Nothing
       else is ever due: a ``paused`` schedule keeps its ``next_run_at`` and is never claimed.
