@@ -632,6 +632,30 @@ async def test_a_message_is_run_now_instead_of_at_its_time(client: httpx.AsyncCl
     assert (await client.post("/v1/schedules/nope/run", headers=AUTH)).status_code == 404
 
 
+async def test_a_run_now_after_the_scheduler_was_down_past_the_grace_runs_instead_of_ending_missed(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock) -> None:
+    """A message due an hour ago and a half (the scheduler down), past its hour of misfire grace:
+    Run now was answered 200 "as it is" and the claim then ended it missed, unsent. It is due now
+    and sent; one past its send_by is a 409 saying so, and stays as it was."""
+    created = (await client.post("/schedule-message", json=SEED, headers=AUTH)).json()  # due in an hour
+    deadline = (await client.post("/schedule-message", headers=AUTH, json={
+        **SEED, "send_by": "2025-06-21T14:10:00-03:00"})).json()
+    clock.set(NOW + timedelta(hours=2, minutes=30))
+    path = f"/v1/schedules/{created['id']}"
+    ran = await client.post(f"{path}/run", headers=AUTH)
+    assert ran.status_code == 200, ran.text
+    assert ran.json()["next_run_at"] == "2025-06-21T18:30:00.000Z"  # now
+    refused = await client.post(f"/v1/schedules/{deadline['id']}/run", headers=AUTH)
+    assert refused.status_code == 409 and refused.headers["content-type"] == "application/problem+json"
+    assert "past its send_by deadline 2025-06-21T17:10:00.000Z" in refused.json()["detail"], refused.json()
+    dispatcher, sender = container.dispatcher(), container.sender()
+    assert await dispatcher.dispatch_due() == 2
+    await dispatcher.drain(5)
+    assert len(sender.sent) == 1
+    assert (await client.get(path, headers=AUTH)).json()["status"] == "succeeded"
+    assert (await client.get(f"/v1/schedules/{deadline['id']}", headers=AUTH)).json()["status"] == "missed"
+
+
 async def test_a_run_now_repeated_with_its_idempotency_key_runs_once(client: httpx.AsyncClient,
                                                                      container: Container, clock: FixedClock) -> None:
     created = (await client.post("/v1/schedules", headers=AUTH, json={

@@ -549,16 +549,17 @@ class ServiceModel(RuleBasedStateMachine):
     @rule(index=st.integers(min_value=0))
     def run_now(self, index: int) -> None:
         """Due now: a retry now (same occurrence), else a new occurrence at now; one due already
-        is left as it is."""
+        is left as it is, unless the claim would miss it for its grace (as the claim judges it);
+        a one-off past its send_by is refused."""
         model = self.pick(index)
         now = self.now
-        if model.status is not S.SCHEDULED:
+        if model.status is not S.SCHEDULED or (model.send_by is not None and now > model.send_by):
             with pytest.raises(ScheduleConflict):
                 self.run(self.service.run_now(model.id))
             return
         ran = self.run(self.service.run_now(model.id))
         assert model.next_run_at is not None
-        if model.next_run_at > now:
+        if model.next_run_at > now or self._missed_when_claimed(model, now):
             due = now
             if not any(a.scheduled_for == model.occurrence for a in model.attempts):
                 if model.attempts and model.attempts[-1].scheduled_for >= now:
@@ -568,6 +569,17 @@ class ServiceModel(RuleBasedStateMachine):
                 model.occurrence = due
             model.next_run_at = due
         assert (ran.status, ran.next_run_at, ran.occurrence) == (S.SCHEDULED, model.next_run_at, model.occurrence)
+
+    @staticmethod
+    def _missed_when_claimed(model: ModelSchedule, now: datetime) -> bool:
+        """Whether a claim at ``now`` would miss the run due (for its grace), as :meth:`ModelSchedule.run` judges it."""
+        latest = model.next_run_at
+        if (model.recurring and model.coalesce and model.next_run_at == model.occurrence
+                and not any(a.scheduled_for == model.occurrence for a in model.attempts)):
+            assert latest is not None
+            latest = max(latest, model.next_fire(now) - model.every)  # type: ignore[operator]
+        assert latest is not None
+        return model.grace is not None and now - latest > model.grace
 
     @precondition(lambda self: self.models)
     @rule(index=st.integers(min_value=0))

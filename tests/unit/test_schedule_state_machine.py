@@ -367,6 +367,43 @@ def test_run_now_sends_a_one_off_now_and_gives_a_recurring_schedule_one_more_run
     assert recurring == before
 
 
+def test_run_now_of_one_due_already_but_too_late_to_run_makes_it_due_now_so_that_it_runs() -> None:
+    """Run now asked after the scheduler was down past a schedule's misfire grace: the claim
+    would end it missed (5400 s late), so it is due now instead, as one not due yet is; within
+    its grace, or a recurring one whose latest occurrence due is, it is left as it is."""
+    late = new_schedule(at=T0)
+    late.misfire = MisfirePolicy(grace=timedelta(hours=1))
+    now = T0 + timedelta(hours=1, minutes=30)
+    late.run_now(now=now)
+    assert (late.next_run_at, late.occurrence, late.trigger) == (now, now, OnceTrigger(now))
+    assert late.events[-1].data["run_now_from"] == "2030-01-15T12:00:00.000Z"
+    claim(late, "a1", now)
+    late.catch_up(now)
+    assert late.misfire_reason(now) is None  # it runs
+    within = new_schedule(at=T0)
+    within.misfire = MisfirePolicy(grace=timedelta(hours=1))
+    before = within.copy()
+    within.run_now(now=T0 + timedelta(minutes=59))
+    assert within == before
+    recurring = new_schedule(EveryTrigger(T0, 60), at=T0)
+    recurring.misfire = MisfirePolicy(grace=timedelta(seconds=90))
+    before = recurring.copy()
+    recurring.run_now(now=T0 + timedelta(minutes=10))  # coalesced, it runs as 12:10, within its grace
+    assert recurring == before
+    recurring.misfire = MisfirePolicy(grace=timedelta(seconds=90), coalesce=False)
+    recurring.run_now(now=T0 + timedelta(minutes=10))  # each on its own: 12:00 is too late
+    assert recurring.next_run_at == recurring.occurrence == T0 + timedelta(minutes=10)
+
+
+def test_run_now_of_a_one_off_past_its_send_by_is_refused_saying_so() -> None:
+    schedule = new_schedule(at=T0)
+    schedule.send_by = T0 + timedelta(minutes=5)
+    before = schedule.copy()
+    with pytest.raises(InvalidTransition, match="past its send_by deadline 2030-01-15T12:05:00.000Z"):
+        schedule.run_now(now=T0 + timedelta(minutes=6), request_key="k1")
+    assert schedule == before
+
+
 def test_run_now_remembers_the_last_request_key_due_already_or_not() -> None:
     schedule = new_schedule(at=T0 + timedelta(hours=1))
     schedule.run_now(now=T0, request_key="k1")

@@ -228,8 +228,8 @@ def histories(draw: st.DrawFn) -> tuple[Schedule, datetime]:
             schedule.pause(now=clock)
         elif status is S.PAUSED and step == "resume":
             schedule.resume(now=clock)
-        elif status is S.SCHEDULED and step == "run_now":
-            schedule.run_now(now=clock)
+        elif status is S.SCHEDULED and step == "run_now" and (schedule.send_by is None or clock <= schedule.send_by):
+            schedule.run_now(now=clock)  # (past its send_by, it is refused)
         elif step == "cancel" and schedule.cancellable:
             schedule.cancel(now=clock)
     now = clock + draw(PAUSES, label="now after the last step")

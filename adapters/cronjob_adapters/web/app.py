@@ -489,8 +489,10 @@ def create_app(services: ApiServices) -> FastAPI:
         runs once more, now, and then on as its rule says (the occurrence it waited for stays
         next); a one-off is sent now instead of at its time; one waiting to retry retries now
         (same idempotency key). The `scheduled` event says when it was due (`data.run_now_from`).
-        One due already is returned as it is; 409 for one that is not `scheduled` (paused: resume
-        it first) and for the service's own jobs. With an `Idempotency-Key` header, a repeat of
+        One due already is returned as it is, unless it is too late to run (beyond its misfire
+        grace, the scheduler having been down): it is due now then, and runs. 409 for one that is
+        not `scheduled` (paused: resume it first), for a one-off past its `send_by` and for the
+        service's own jobs. With an `Idempotency-Key` header, a repeat of
         the request (the key of this schedule's last run-now) returns the schedule as it is,
         whatever happened since (its run ended, a one-off succeeded): it runs once, not twice."""
         return ScheduleView.of(await scheduling.run_now(schedule_id, idempotency_key))

@@ -590,9 +590,11 @@ class Schedule:
         attempt count stay). Otherwise ``now`` becomes its occurrence: a one-off is sent now
         instead of at its time (its rule becomes ``once @ now``); a recurring schedule runs once
         more, now, and then on as its rule says (the occurrence it waited for stays next). One
-        due already is left as it is. A ``scheduled`` event names the time it was due at
+        due already is left as it is, unless it is too late to run (later than its misfire grace,
+        the scheduler having been down or busy): it is due now then, as one not due yet, since
+        the claim would end it missed. A ``scheduled`` event names the time it was due at
         (``data.run_now_from``). One that is not ``scheduled`` is :class:`InvalidTransition`,
-        saying why.
+        saying why, and so is a one-off past its ``send_by`` (it would be missed whenever run).
 
         ``request_key`` (a client's Idempotency-Key) is remembered, the last one only, due
         already or not, so that a repeat of the request can be told from a new one
@@ -601,11 +603,15 @@ class Schedule:
         if self.status is not ScheduleStatus.SCHEDULED:
             raise InvalidTransition(self.status.value, ScheduleStatus.RUNNING.value,
                                     f"it is {self.status.value}; only a scheduled one can be run now")
+        if self.send_by is not None and now > self.send_by:
+            raise InvalidTransition(self.status.value, ScheduleStatus.RUNNING.value,
+                                    f"it is past its send_by deadline {instant_text(self.send_by)}, so a run now "
+                                    "would be missed: cancel it, or create another")
         if request_key is not None:
             self.metadata[RUN_NOW_KEY] = request_key
             self._touch(now)
         previous = self.next_run_at
-        if previous is not None and previous <= now:
+        if self.due_to_run(now):
             return  # due already: the next claim takes it
         due = now
         if not self.attempts_for_occurrence:
@@ -621,6 +627,17 @@ class Schedule:
         self._touch(now)
         self._emit("scheduled", now, next_run_at=instant_text(due),
                    run_now_from=instant_text(previous) if previous else "")
+
+    def due_to_run(self, now: datetime) -> bool:
+        """Whether a ``scheduled`` schedule is due at ``now`` and a claim then runs it: not too
+        late for its misfire grace, judged as the claim judges it (a recurring one that
+        coalesces as the latest occurrence due, see :meth:`catch_up`)."""
+        due = self.next_run_at
+        if self.status is not ScheduleStatus.SCHEDULED or due is None or due > now:
+            return False
+        if due == self.occurrence and not self.attempts_for_occurrence:
+            due = self.runs_as(due, now)
+        return self.misfire_reason(now, due) is None
 
     def ran_now_for(self, request_key: str) -> bool:
         """Whether the last :meth:`run_now` was asked with ``request_key`` (its repeat is answered

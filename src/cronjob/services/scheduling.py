@@ -592,7 +592,8 @@ class SchedulingService:
 
     async def run_now(self, schedule_id: str, request_key: str | None = None) -> Schedule:
         """Make a ``scheduled`` schedule due now (see :meth:`Schedule.run_now`: a recurring one
-        runs once more, then on as its rule says); one due already is returned as it is;
+        runs once more, then on as its rule says); one due already is returned as it is, unless
+        it is too late to run (beyond its misfire grace: then it is due now, and runs);
         :class:`ScheduleConflict` for one that is not ``scheduled`` and for the service's own jobs.
 
         With ``request_key``, a repeat of the last run-now asked with it is answered with the
@@ -605,8 +606,7 @@ class SchedulingService:
         def done(schedule: Schedule) -> bool:
             if request_key is not None:
                 return schedule.ran_now_for(request_key)
-            return (schedule.status is ScheduleStatus.SCHEDULED and schedule.next_run_at is not None
-                    and schedule.next_run_at <= self._now())
+            return schedule.due_to_run(self._now())
 
         return await self._change(schedule_id, "run now", done, run_now)
 
