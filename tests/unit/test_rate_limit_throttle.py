@@ -65,11 +65,15 @@ async def test_an_account_rate_limit_defers_every_other_send(code: int) -> None:
     await rig.run()
     held = await rig.stored(second.id)
     assert rig.sender.sent == [] and held.attempts == []  # not sent, no attempt spent
+    # Held back before it started: no `started` event (nor its webhook) for a send not made.
+    assert [e.type for e in held.events] == ["scheduled"]
     assert held.status is ScheduleStatus.SCHEDULED and held.next_run_at == NOW + timedelta(seconds=60)
     rig.clock.advance(timedelta(seconds=61))
     await rig.run()
     assert len(rig.sender.sent) == 2
-    assert (await rig.stored(second.id)).status is ScheduleStatus.SUCCEEDED
+    sent = await rig.stored(second.id)
+    assert sent.status is ScheduleStatus.SUCCEEDED
+    assert [e.type for e in sent.events] == ["scheduled", "started", "succeeded"]
 
 
 async def test_a_pair_rate_limit_holds_back_that_recipient_only() -> None:
@@ -84,6 +88,7 @@ async def test_a_pair_rate_limit_holds_back_that_recipient_only() -> None:
     assert (await rig.stored(other.id)).status is ScheduleStatus.SUCCEEDED
     held = await rig.stored(again.id)
     assert held.attempts == [] and held.next_run_at == NOW + timedelta(seconds=30)
+    assert [e.type for e in held.events] == ["scheduled"]
 
 
 async def test_other_errors_do_not_throttle() -> None:

@@ -33,6 +33,14 @@ class TaskHandler(ABC):
     async def run(self, schedule: Schedule) -> TaskOutcome:
         """Run the schedule's current occurrence."""
 
+    def hold_back(self, schedule: Schedule) -> timedelta | None:
+        """How long ``schedule``'s run must wait before it starts, when this handler knows
+        already that its peer would refuse it now (a provider's rate limit that concerns it);
+        None (the default): run it. Called before the run is marked started, so a run held back
+        records no ``started`` event (it is given back, due again then, no attempt spent): cheap,
+        and never raises. A handler that learns it only in ``run`` raises DeliveryDeferred."""
+        return None
+
     def run_timeout(self, schedule: Schedule) -> timedelta | None:
         """How long a run of ``schedule`` may take by this handler's own measure (a routine's
         declared limit), for a schedule without a limit of its own; None (the default): the

@@ -213,6 +213,10 @@ class Dispatcher:
             if reason is not None:
                 schedule.miss(attempt_id=attempt_id, now=now, reason=reason)
                 await self._record(schedule, attempt_id)
+            elif (wait := self._held_back(schedule)) is not None:
+                log.info("schedule %s held back %.1f s before it started", schedule.id, wait.total_seconds())
+                schedule.defer(attempt_id=attempt_id, now=now, until=now + wait)
+                await self._record(schedule, attempt_id)
             else:
                 schedule.mark_started(attempt_id=attempt_id, now=now)
                 await self._publish(schedule, schedule.events[-1:])
@@ -228,6 +232,12 @@ class Dispatcher:
             log.exception("run of schedule %s attempt %s crashed", schedule.id, attempt_id)
         finally:
             self._held.pop(attempt_id, None)
+
+    def _held_back(self, schedule: Schedule) -> timedelta | None:
+        """How long its handler holds the run back before it starts (see TaskHandler.hold_back)."""
+        handler = self._handlers.get(schedule.task_type)
+        wait = handler.hold_back(schedule) if handler is not None else None
+        return wait if wait is not None and wait > timedelta(0) else None
 
     async def _lease_is_fresh(self, schedule: Schedule, attempt_id: str) -> bool:
         """A claim that came back late (a slow store, a long lock wait) may hold a lease with

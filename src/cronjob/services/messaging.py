@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from cronjob.domain.errors import ValidationError
@@ -75,6 +76,14 @@ class WhatsAppMessageHandler(TaskHandler):
     def __init__(self, sender: MessageSender, throttle: RateLimitThrottle | None = None) -> None:
         self._sender = sender
         self._throttle = throttle
+
+    def hold_back(self, schedule: Schedule) -> timedelta | None:
+        """A recent rate limit that concerns this recipient (or every send) holds the run back
+        before it starts: no ``started`` event for a send that is not made."""
+        if self._throttle is None:
+            return None
+        wait = self._throttle.wait_for(str(schedule.payload.get("to", "")))
+        return timedelta(seconds=wait) if wait > 0 else None
 
     async def run(self, schedule: Schedule) -> TaskOutcome:
         payload = schedule.payload
