@@ -846,3 +846,21 @@ def test_a_miss_without_coalescing_skips_what_the_grace_leaves_behind_and_ends_w
     schedule.miss(attempt_id="a1", now=now, reason=reason)
     assert (schedule.status, schedule.next_run_at) == (status, next_run)
     assert [a.outcome for a in schedule.attempts] == ["missed"]
+
+
+@pytest.mark.parametrize("change", [
+    lambda s: s.check_movable(),
+    lambda s: s.change_task(payload={"to": "5511888888888"}, now=T0),
+    lambda s: s.change_settings(labels={"team": "ops"}, now=T0),
+])
+def test_a_change_refused_while_a_run_is_in_progress_says_it_can_be_made_once_the_run_ends(
+        change: Callable[[Schedule], None]) -> None:
+    running = new_schedule(EveryTrigger(T0, 60))
+    claim(running)
+    with pytest.raises(InvalidTransition) as refused:
+        change(running)
+    assert str(refused.value).endswith("(its run is in progress; change it once the run has ended)")
+    ended = in_status(S.SUCCEEDED)
+    with pytest.raises(InvalidTransition) as refused:
+        change(ended)
+    assert "in progress" not in str(refused.value)

@@ -746,7 +746,8 @@ class Schedule:
         waits: ``scheduled``, or ``paused``, which it stays)."""
         if self.status not in WAITING:
             raise InvalidTransition(self.status.value, "reschedule",
-                                    f"it is {self.status.value}; only a scheduled or paused one can be moved")
+                                    f"it is {self.status.value}; only a scheduled or paused one can be moved"
+                                    + _RUN_IN_PROGRESS.get(self.status, ""))
         if not self.trigger.recurring and (tried := self.attempts_for_occurrence):
             raise InvalidTransition(
                 "waiting to retry", "reschedule",
@@ -769,7 +770,8 @@ class Schedule:
         """
         if self.status not in WAITING:
             raise InvalidTransition(self.status.value, "change its task",
-                                    f"it is {self.status.value}; only a scheduled or paused one takes another task")
+                                    f"it is {self.status.value}; only a scheduled or paused one takes another task"
+                                    + _RUN_IN_PROGRESS.get(self.status, ""))
         if tried := self.attempts_for_occurrence:
             hint = ("; or move it at the same time (a new occurrence, with a key of its own)"
                     if self.trigger.recurring else "; or cancel it and create another")
@@ -803,8 +805,7 @@ class Schedule:
             asked = [(name, other) for name, other, value in (("labels", "other labels", labels),
                                                               ("run time limit", "another run time limit", run_timeout))
                      if value is not None]
-            hint = (" (its run is in progress; change it once the run has ended)"
-                    if self.status is ScheduleStatus.RUNNING else "")
+            hint = _RUN_IN_PROGRESS.get(self.status, "")
             raise InvalidTransition(self.status.value, "change its " + " and ".join(name for name, _ in asked),
                                     f"it is {self.status.value}; only a scheduled or paused one takes "
                                     + " and ".join(other for _, other in asked) + hint)
@@ -873,6 +874,10 @@ class Schedule:
         for name in _CONTAINER_FIELDS:
             setattr(copied, name, getattr(copied, name).copy())
         return copied
+
+
+#: What a refused change of a running schedule adds: the run ends on its own, then it may change.
+_RUN_IN_PROGRESS = {ScheduleStatus.RUNNING: " (its run is in progress; change it once the run has ended)"}
 
 
 def _seconds(span: timedelta) -> str:
