@@ -667,6 +667,47 @@ def test_the_user_filter(page: Page, service: Service, page_errors: list[str]) -
     assert page_errors == []
 
 
+def test_an_empty_list_or_one_not_loaded_shows_no_range(page: Page, service: Service,
+                                                       page_errors: list[str]) -> None:
+    """"No schedules match." stands alone (not beside "0–0"); a list that could not be loaded
+    shows no rows, no range and no "No schedules match.": the message says what went wrong."""
+    alone = service.later(userId="dashboard-alone")
+    sign_in(page)
+    page.uncheck("#auto-refresh")
+    page.fill("#user-filter", "nobody-at-all")
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#empty")).to_be_visible()
+    expect(page.locator("#page")).to_have_text("")
+    page.fill("#user-filter", "dashboard-alone")
+    page.press("#user-filter", "Enter")
+    expect(row(page, alone["id"])).to_be_visible()
+    expect(page.locator("#page")).to_have_text("1–1")
+    expect(page.locator("#empty")).to_be_hidden()
+    page.fill("#user-filter", "nobody-at-all")
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#empty")).to_be_visible()
+    bad_gateway = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+    page.route(lambda url: "/v1/schedules?" in url,
+               lambda route: route.fulfill(status=502, content_type="text/html", body=bad_gateway))
+    page.click("#refresh")
+    expect(page.locator("#message")).to_have_text("Bad Gateway (502)")
+    expect(page.locator("#empty")).to_be_hidden()  # not known to be empty
+    page.unroute_all()
+    page.fill("#user-filter", "dashboard-alone")
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#page")).to_have_text("1–1")
+    page.route(lambda url: "/v1/schedules?" in url,
+               lambda route: route.fulfill(status=502, content_type="text/html", body=bad_gateway))
+    page.click("#refresh")
+    expect(page.locator("#message")).to_have_text("Bad Gateway (502)")
+    expect(page.locator("#schedules tbody tr")).to_have_count(0)
+    expect(page.locator("#page")).to_have_text("")  # no rows shown: no range
+    refused = [error for error in page_errors if "status of 502" in error]
+    assert len(refused) == 2  # Chromium logs each error page itself
+    for error in refused:
+        page_errors.remove(error)
+
+
 def test_all_of_a_user_s_schedules_are_cancelled_from_the_filter(page: Page, service: Service,
                                                                  page_errors: list[str]) -> None:
     first, second = service.later(userId="dashboard-bia"), service.later(userId="dashboard-bia")

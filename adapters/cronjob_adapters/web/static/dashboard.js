@@ -342,6 +342,8 @@ async function loadSchedules() {
     // and offer no bulk action for them.
     state.listed = false;
     $("#schedules tbody").replaceChildren();
+    $("#empty").hidden = true;  // not known to be empty: the message says why
+    setText($("#page"), "");
     showBulk(false);
     throw error;
   }
@@ -378,9 +380,10 @@ async function loadSchedules() {
   showNodes(body, rows);
   $("#empty").hidden = rows.length > 0;
   showPaging();
-  // Every page before this one had a next_cursor, so it was full.
+  // Every page before this one had a next_cursor, so it was full. An empty list (only ever page 1:
+  // an empty later page goes back) has no range: "No schedules match." says it all.
   const before = (cursors.length - 1) * PAGE_SIZE;
-  setText($("#page"), `${rows.length ? before + 1 : before}–${before + rows.length}`);
+  setText($("#page"), rows.length ? `${before + 1}–${before + rows.length}` : "");
 }
 
 /** Offer a page each way only when there is one (a list not read yet has no older page). */
