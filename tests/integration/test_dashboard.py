@@ -811,6 +811,58 @@ def test_times_are_shown_in_the_browser_s_zone_and_say_so(browser: Browser, serv
         context.close()
 
 
+def test_times_in_an_event_s_details_are_shown_as_other_times(browser: Browser, service: Service) -> None:
+    """An event's details that are instants (``next_run_at``, ``occurrence``, ``rescheduled_from``)
+    are shown in the browser's zone with their UTC instant on hover, as its "at" is; the others
+    stay text, also a reason that names an instant."""
+    now = datetime.now(UTC)
+    moved = service.later()
+    to = (now + timedelta(hours=2)).isoformat(timespec="milliseconds")
+    assert service.http.patch(f"/v1/schedules/{moved['id']}", json={"send_at": to}).status_code == 200
+    events = service.http.get(f"/v1/schedules/{moved['id']}/events").json()["items"]
+    assert [e["type"] for e in events] == ["scheduled", "scheduled"]
+    assert list(events[1]["data"]) == ["next_run_at", "rescheduled_from"]
+    instants = [events[0]["data"]["next_run_at"], events[1]["data"]["next_run_at"],
+                events[1]["data"]["rescheduled_from"]]
+    # Too late to run once resumed: missed, "not run by its send_by deadline <instant>".
+    late = service.message(now + timedelta(seconds=2), send_by=(now + timedelta(seconds=3)).isoformat())
+    assert service.http.post(f"/v1/schedules/{late['id']}/pause").status_code == 200
+    assert wait_until(lambda: datetime.now(UTC) > now + timedelta(seconds=3.1), timeout=10)
+    assert service.http.post(f"/v1/schedules/{late['id']}/resume").status_code == 200
+    reason = service.wait_for(late["id"], lambda s: s["status"] == "missed")["last_error"]["message"]
+    assert reason.startswith("not run by its send_by deadline ") and reason.endswith("Z")
+    context = browser.new_context(base_url=service.base, timezone_id="Asia/Tokyo", locale="en-GB")
+    try:
+        page = context.new_page()
+        page.goto("/dashboard")
+        sign_in(page)
+        page.fill("#open-id", moved["id"])
+        page.click("#open")
+        details = page.locator("#events tbody td.details")
+        expect(details).to_have_count(2)
+        shown = details.locator("time")
+        expect(shown).to_have_count(3)
+        assert shown.evaluate_all("times => times.map(t => t.dateTime)") == instants
+        assert shown.evaluate_all("times => times.map(t => t.title)") == instants  # the UTC instant on hover
+        expect(shown).to_have_text([local_time(page, instant) for instant in instants])
+        expect(details.last).to_have_text(f"next_run_at={local_time(page, instants[1])}, "
+                                          f"rescheduled_from={local_time(page, instants[2])}")
+        tokyo = datetime.fromisoformat(instants[0]).astimezone(ZoneInfo("Asia/Tokyo"))
+        assert tokyo.strftime("%H:%M:%S") in (shown.first.text_content() or "")
+
+        page.fill("#open-id", late["id"])
+        page.click("#open")
+        expect(page.locator("#events tbody td.type")).to_have_text(
+            ["scheduled", "paused", "resumed", "missed"])
+        missed = page.locator("#events tbody tr").last.locator("td.details")
+        expect(missed).to_have_text(f"reason={reason}")  # an instant inside a text is text
+        expect(missed.locator("time")).to_have_count(0)
+        resumed = page.locator("#events tbody tr", has=page.locator("td.type", has_text="resumed"))
+        expect(resumed.locator("td.details time")).to_have_count(1)  # its next_run_at
+    finally:
+        context.close()
+
+
 def list_queries(page: Page) -> list[dict[str, list[str]]]:
     """The query of every list the page asks for from now on."""
     queries: list[dict[str, list[str]]] = []

@@ -21,6 +21,9 @@ const WAITING = ["scheduled", "paused"];
 const LIVE = [...WAITING, "running"];
 //: How many of a schedule's next runs its detail shows.
 const NEXT_RUNS = 5;
+//: An instant as the API writes one (UTC, to the millisecond): an event's detail that is exactly
+//: this is a time; one that only holds one (a reason naming a deadline) stays text.
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const WEEKDAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 //: The service's own task types (not in /v1/task-types: never scheduled through the API).
 const INTERNAL_TYPES = ["webhook.delivery", "whatsapp.status"];
@@ -655,12 +658,22 @@ async function loadDetail(id) {
   showNodes($("#events tbody"), events.items.map((e) => {
     const row = element("tr");
     cell(row, when(e.at)); cell(row, e.type, "type");
-    cell(row, Object.entries(e.data).map(([k, v]) => `${k}=${v}`).join(", "));
+    cell(row, eventDetails(e.data), "details");
     cell(row, e.deliveries.map((d) => `${d.url}: ${d.status} (${d.attempts})`
       + (d.last_error_code ? ` ${d.last_error_code}` : "")).join("; "));
     return row;
   }));
   setText($("#detail-payload"), JSON.stringify(schedule.payload, null, 2));
+}
+
+/** An event's details as ``key=value``, comma-separated: a value that is an instant (exactly the
+ * API's form, see INSTANT) as other times are shown (``when``), any other as text. */
+function eventDetails(data) {
+  const details = element("span");
+  Object.entries(data).forEach(([key, value], index) => {
+    details.append(`${index ? ", " : ""}${key}=`, INSTANT.test(value) ? when(value) : String(value));
+  });
+  return details;
 }
 
 /** A schedule's next runs (``GET .../upcoming``; null: it ended), each as the wall time in its zone
