@@ -1086,6 +1086,60 @@ def test_a_proxy_s_error_page_and_a_service_that_is_gone_are_said_plainly(
         serve.stop(signal.SIGTERM)
 
 
+def test_a_tab_opened_again_while_the_service_is_gone_stays_signed_in_and_recovers(
+        browser: Browser, tmp_path: Path) -> None:
+    """The tab's token stays when the service does not answer as the page loads (a restart, a
+    reload while it is down): the page says so, shows no sign-in form, and recovers at its next
+    refresh once the service is back, as it does when the service goes away later."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {"CRONJOB_DATA_DIR": str(tmp_path / "var"), "CRONJOB_PORT": str(port), "CRONJOB_API_TOKENS": TOKEN}
+    serve = CronjobProcess("serve", env, tmp_path / "serve.log").start()
+    context = browser.new_context(base_url=base)
+    script_errors: list[str] = []
+    try:
+        serve.wait_http(f"{base}/healthcheck")
+        with httpx.Client(base_url=base, headers=AUTH, timeout=10) as http:
+            created = http.post("/schedule-message", json=seed_request(datetime.now(UTC) + timedelta(hours=1)))
+            assert created.status_code == 201, created.text
+            # The page's own files, as the browser's cache holds them while the service is down.
+            files = {path: http.get(path) for path in ("/dashboard", "/dashboard/dashboard.js",
+                                                       "/dashboard/dashboard.css")}
+        tab = context.new_page()
+        tab.on("pageerror", lambda error: script_errors.append(str(error)))
+        tab.goto("/dashboard")
+        sign_in(tab)
+        expect(row(tab, created.json()["id"])).to_be_visible()
+        serve.stop(signal.SIGTERM)
+        tab.route(lambda url: urlsplit(url).path in files, lambda route: route.fulfill(
+            status=200, headers=dict(files[urlsplit(route.request.url).path].headers),
+            body=files[urlsplit(route.request.url).path].content))
+        tab.reload()
+        expect(tab.locator("#message")).to_have_text("The service did not answer: Failed to fetch")
+        expect(tab.locator("#ready")).to_have_text("unreachable")
+        expect(tab.locator("#app")).to_be_visible()
+        expect(tab.locator("#sign-in")).to_be_hidden()
+        expect(tab.locator("#sign-out")).to_be_visible()
+        assert tab.evaluate("sessionStorage.getItem('cronjob.token')") == TOKEN
+
+        serve.start().wait_http(f"{base}/healthcheck")  # the same port and data
+        expect(row(tab, created.json()["id"])).to_be_visible()  # at its next refresh, on its own
+        expect(tab.locator("#message")).to_be_hidden()
+        expect(tab.locator("#ready")).to_have_text("ready")
+        expect(tab.locator('#type-filter option[value="whatsapp.template"]')).to_have_count(1)  # read now
+
+        tab.evaluate("sessionStorage.setItem('cronjob.token', 'not-the-token')")  # refused: signed out
+        tab.reload()
+        expect(tab.locator("#message")).to_contain_text("The token was refused (401)")
+        expect(tab.locator("#sign-in")).to_be_visible()
+        expect(tab.locator("#app")).to_be_hidden()
+        assert tab.evaluate("sessionStorage.getItem('cronjob.token')") is None
+        assert script_errors == []
+    finally:
+        context.close()
+        serve.stop(signal.SIGTERM)
+
+
 def test_the_page_is_locked_down(service: Service) -> None:
     """No token needed for the page (it holds no data); only its own script runs; no framing."""
     with httpx.Client(base_url=service.base, timeout=10) as http:

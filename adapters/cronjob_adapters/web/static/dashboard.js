@@ -64,9 +64,10 @@ function cancellable(schedule) {
 //: ``labels``: the label filter as typed (``order=123, kind=reminder``), its spaces tidied.
 //: ``cursors``: the cursor of each page visited, page 1's null (the page shown is the last); never
 //: changed in place, so a list read for another page can tell. ``next``: the page's ``next_cursor``.
+//: ``typed``: the type filter holds the service's task types (read once, at the first answer).
 const FRESH = {
   status: "", type: "", due: "", changed: "", user: "", labels: "", cursors: [null], next: null, selected: null,
-  again: false, failed: false, listed: false,
+  again: false, failed: false, listed: false, typed: false,
 };
 const state = { token: null, timer: null, busy: false, ...FRESH };
 const $ = (selector) => document.querySelector(selector);
@@ -216,15 +217,22 @@ function signOut(reason) {
   say(reason || "");
 }
 
-async function signIn(token) {
+/** Sign in with ``token``: one typed in is kept only once the service took it; one this tab
+ * signed in with before (``stored``) stays also when the service does not answer now (or
+ * answers with an error): the page says so and recovers at its next refresh, as it does when
+ * the service goes away later. A refused one signs out, either way. */
+async function signIn(token, stored = false) {
   state.token = token;
   try {
     await loadTypes();  // the token's first use, needed anyway: a refused one signs out again
   } catch (error) {
-    state.token = null;  // kept only once the service took it
-    report(error);
-    loadReadiness();
-    return;
+    if (!stored || !state.token) {
+      state.token = null;
+      report(error);
+      loadReadiness();
+      return;
+    }
+    // Stored: the refresh below asks again, and says what went wrong until the service answers.
   }
   sessionStorage.setItem(TOKEN_KEY, token);
   $("#sign-in").hidden = true;
@@ -249,6 +257,7 @@ async function loadTypes() {
     return option;
   }));
   select.value = state.type;
+  state.typed = true;
 }
 
 async function loadReadiness() {
@@ -423,7 +432,7 @@ async function refresh() {
     do {
       state.again = false;
       try {
-        await Promise.all([loadReadiness(), loadCounts(), loadSchedules()]);
+        await Promise.all([loadReadiness(), loadCounts(), loadSchedules(), state.typed || loadTypes()]);
         if (state.selected) await loadDetail(state.selected);
         if (state.failed) say("");  // the service is back
         $("#last-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
@@ -815,6 +824,6 @@ document.addEventListener("DOMContentLoaded", () => {
     if (id) openDetail(id);
   });
   const token = sessionStorage.getItem(TOKEN_KEY);
-  if (token) signIn(token);
+  if (token) signIn(token, true);
   else loadReadiness();
 });
