@@ -15,6 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -138,6 +139,19 @@ def page(browser: Browser, service: Service, page_errors: list[str]) -> Iterator
 def sign_in(page: Page, token: str = TOKEN) -> None:
     page.fill("#token", token)
     page.click("#token-save")
+
+
+@contextmanager
+def signed_in_in_tokyo(browser: Browser, service: Service) -> Iterator[Page]:
+    """A tab on the dashboard, signed in, in a browser in Asia/Tokyo (not the schedules' zone)."""
+    context = browser.new_context(base_url=service.base, timezone_id="Asia/Tokyo", locale="en-GB")
+    try:
+        page = context.new_page()
+        page.goto("/dashboard")
+        sign_in(page)
+        yield page
+    finally:
+        context.close()
 
 
 def row(page: Page, schedule_id: str) -> Any:
@@ -397,11 +411,7 @@ def test_a_schedule_s_next_runs_are_shown_in_its_zone_and_in_utc(browser: Browse
         "schedule": "every monday at 09:00", "timezone": "America/Sao_Paulo"}).json()
     expected = service.http.get(f"/v1/schedules/{created['id']}/upcoming", params={"count": 5}).json()["runs"]
     # In a browser in another zone: the runs are shown in the schedule's own.
-    context = browser.new_context(base_url=service.base, timezone_id="Asia/Tokyo", locale="en-GB")
-    try:
-        page = context.new_page()
-        page.goto("/dashboard")
-        sign_in(page)
+    with signed_in_in_tokyo(browser, service) as page:
         page.fill("#open-id", created["id"])
         page.click("#open")
         expect(page.locator("#next-runs-zone")).to_have_text("in America/Sao_Paulo")
@@ -426,8 +436,6 @@ def test_a_schedule_s_next_runs_are_shown_in_its_zone_and_in_utc(browser: Browse
             page.click("#refresh")
         page.wait_for_timeout(200)
         assert not any("/upcoming" in url for url in asked), asked
-    finally:
-        context.close()
 
 
 def test_a_one_off_shows_its_one_run(page: Page, service: Service) -> None:
@@ -797,18 +805,12 @@ def test_labels_are_shown_filtered_by_and_their_schedules_cancelled(page: Page, 
 
 def test_times_are_shown_in_the_browser_s_zone_and_say_so(browser: Browser, service: Service) -> None:
     later = service.later()
-    context = browser.new_context(base_url=service.base, timezone_id="Asia/Tokyo", locale="en-GB")
-    try:
-        page = context.new_page()
-        page.goto("/dashboard")
+    with signed_in_in_tokyo(browser, service) as page:
         expect(page.locator("#zone")).to_have_text("times in Asia/Tokyo")
-        sign_in(page)
         shown = row(page, later["id"]).locator("td.next-run time")
         expect(shown).to_have_attribute("datetime", later["next_run_at"])
         tokyo = datetime.fromisoformat(later["next_run_at"]).astimezone(ZoneInfo("Asia/Tokyo"))
         assert tokyo.strftime("%H:%M:%S") in (shown.text_content() or "")
-    finally:
-        context.close()
 
 
 def test_times_in_an_event_s_details_are_shown_as_other_times(browser: Browser, service: Service) -> None:
@@ -831,11 +833,7 @@ def test_times_in_an_event_s_details_are_shown_as_other_times(browser: Browser, 
     assert service.http.post(f"/v1/schedules/{late['id']}/resume").status_code == 200
     reason = service.wait_for(late["id"], lambda s: s["status"] == "missed")["last_error"]["message"]
     assert reason.startswith("not run by its send_by deadline ") and reason.endswith("Z")
-    context = browser.new_context(base_url=service.base, timezone_id="Asia/Tokyo", locale="en-GB")
-    try:
-        page = context.new_page()
-        page.goto("/dashboard")
-        sign_in(page)
+    with signed_in_in_tokyo(browser, service) as page:
         page.fill("#open-id", moved["id"])
         page.click("#open")
         details = page.locator("#events tbody td.details")
@@ -859,8 +857,6 @@ def test_times_in_an_event_s_details_are_shown_as_other_times(browser: Browser, 
         expect(missed.locator("time")).to_have_count(0)
         resumed = page.locator("#events tbody tr", has=page.locator("td.type", has_text="resumed"))
         expect(resumed.locator("td.details time")).to_have_count(1)  # its next_run_at
-    finally:
-        context.close()
 
 
 def list_queries(page: Page) -> list[dict[str, list[str]]]:
