@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from cronjob.ports.engine import SchedulerEngine
 from cronjob.ports.repository import ScheduleRepository, StoreUnavailable
 
 from cronjob_bootstrap.container import Container
@@ -29,11 +30,32 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _install_stop_handlers(stop: asyncio.Event) -> None:
+def _install_stop_handlers(stop: asyncio.Event, hurry: asyncio.Event) -> None:
+    """SIGTERM and SIGINT set ``stop``; one more while stopping sets ``hurry``: stop waiting."""
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        (hurry if stop.is_set() else stop).set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
+
+
+def _stop_waiting(server: _Server | None, engine: SchedulerEngine | None) -> None:
+    """A second SIGTERM/SIGINT while stopping (Ctrl-C twice): end the grace now, as its end
+    would. The engine cancels its runs (their leases given back, a send that may have reached its
+    provider parked as ``unknown``), uvicorn stops waiting and its requests in progress are cut."""
+    waited_for: list[str] = []
+    if engine is not None:
+        waited_for.append(f"{engine.stop_waiting()} running jobs")
+    if server is not None:
+        server.force_exit = True
+        requests = list(server.server_state.tasks)
+        for request in requests:
+            request.cancel()
+        waited_for.append(f"{len(requests)} requests in progress")
+    log.warning("second signal: not waiting for %s; stopping now", " and ".join(waited_for) or "anything")
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -94,18 +116,21 @@ async def _initialize(repository: ScheduleRepository, stop: asyncio.Event, *, fi
 
 async def run(container: Container, settings: Settings, *, api: bool, scheduler: bool,
               stop: asyncio.Event | None = None) -> None:
-    """Start the selected roles and run until SIGTERM/SIGINT (or ``stop``) is set.
+    """Start the selected roles and run until SIGTERM/SIGINT (or ``stop``) is set, then give
+    running jobs and requests the shutdown grace to finish; a second SIGTERM/SIGINT ends it.
 
     Every role serves HTTP on ``CRONJOB_PORT``: the API with the probes, or (scheduler only) just
     ``/livez``, ``/readyz``, ``/healthcheck`` and ``/metrics``. The API cannot start on a busy port;
     a scheduler whose port is busy keeps scheduling and says so (its probes are then unreachable).
     """
     stop = stop or asyncio.Event()
-    _install_stop_handlers(stop)
+    hurry = asyncio.Event()
+    _install_stop_handlers(stop, hurry)
     repository = container.repository()
     health = container.health()
     tasks: list[asyncio.Task[None]] = []
     server: _Server | None = None
+    engine: SchedulerEngine | None = None
     sock: socket.socket | None = None
     try:
         sock = listen(settings.host, settings.port)
@@ -149,7 +174,16 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
         stop.set()
         if server is not None:
             server.should_exit = True
-        await asyncio.gather(*tasks)
+        # The roles end within the grace; a second signal (before or meanwhile) cuts it short.
+        finishing = asyncio.gather(*tasks)
+        hurrying = asyncio.create_task(hurry.wait())
+        try:
+            await asyncio.wait({finishing, hurrying}, return_when=asyncio.FIRST_COMPLETED)
+            if not finishing.done():
+                _stop_waiting(server, engine)
+            await finishing
+        finally:
+            hurrying.cancel()
     finally:
         for task in tasks:
             task.cancel()

@@ -138,6 +138,21 @@ async def test_stop_lets_a_run_in_progress_finish_and_claims_nothing_more(engine
     assert await rig.status(late_id) is ScheduleStatus.SCHEDULED
 
 
+async def test_stop_waiting_cuts_the_drain_short_and_releases_the_run_in_progress(engine_kind: str) -> None:
+    rig = Rig(engine_kind, gate=asyncio.Event(), drain_timeout=60.0)  # the gate is never opened
+    running_id = await rig.schedule(rig.clock.now(), "longa demais")
+    task = asyncio.create_task(rig.engine.run(rig.stop))
+    await until(lambda: rig.sender.started == 1)
+    rig.stop.set()
+    await asyncio.sleep(2 * POLL)
+    assert not task.done(), "run() returned while a run was still in progress"
+    assert rig.engine.stop_waiting() == 1  # a second SIGTERM
+    await asyncio.wait_for(task, timeout=PROMPTLY)
+    assert task.exception() is None and rig.sender.sent == []
+    stored = await rig.repository.get(running_id)
+    assert stored is not None and stored.status is ScheduleStatus.SCHEDULED and stored.lease is None
+
+
 async def test_a_failing_store_does_not_kill_the_engine(engine_kind: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
     repository = FlakyClaimRepository(failures=3)

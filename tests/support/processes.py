@@ -61,6 +61,15 @@ class CronjobProcess:
     def output(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
+    def send(self, sig: int) -> None:
+        """Send ``sig`` to the child, without waiting for it."""
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def running(self) -> bool:
+        """Whether the child has not exited yet."""
+        return self.process is not None and self.process.poll() is None
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         """Send ``sig`` to the child and wait for it; returns its exit code."""
         if self.process is None or self.process.poll() is not None:

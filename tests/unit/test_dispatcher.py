@@ -38,7 +38,7 @@ from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.memory.signal import InProcessWorkSignal
 from tests.support.clock import FixedClock
 from tests.support.racing import RacingRepository
-from tests.support.waiting import until
+from tests.support.waiting import PROMPTLY, until
 
 NOW = datetime(2030, 1, 15, 11, 0, tzinfo=UTC)
 DUE = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
@@ -132,6 +132,17 @@ async def run_due(dispatcher: Dispatcher) -> int:
     await dispatcher.drain(5)
     assert dispatcher.in_flight == 0
     return claimed
+
+
+async def blocked_run(world: World) -> tuple[Dispatcher, BlockingHandler, Schedule]:
+    """A dispatcher whose run of one schedule due at DUE has started and waits for ``gate``."""
+    blocking = BlockingHandler()
+    dispatcher = world.dispatcher(handlers={WHATSAPP_TEMPLATE: blocking})
+    schedule = await world.schedule()
+    world.clock.set(DUE)
+    assert await dispatcher.dispatch_due() == 1
+    await until(lambda: blocking.started == [schedule.id])
+    return dispatcher, blocking, schedule
 
 
 @pytest.fixture
@@ -434,12 +445,7 @@ async def test_batch_size_limits_one_claim(world: World) -> None:
 
 
 async def test_a_run_whose_lease_was_taken_over_does_not_write_its_result(world: World) -> None:
-    blocking = BlockingHandler()
-    dispatcher = world.dispatcher(handlers={WHATSAPP_TEMPLATE: blocking})
-    schedule = await world.schedule()
-    world.clock.set(DUE)
-    assert await dispatcher.dispatch_due() == 1
-    await until(lambda: blocking.started == [schedule.id])
+    dispatcher, blocking, schedule = await blocked_run(world)
 
     # While replica A's handler is blocked, its lease lapses and replica B takes the schedule over.
     world.clock.set(DUE + LEASE + timedelta(seconds=1))
@@ -618,4 +624,36 @@ async def test_unknown_outcomes_are_retried_when_configured_to(world: World) -> 
     world.clock.set(stored.next_run_at)  # type: ignore[arg-type]
     assert await run_due(dispatcher) == 1
     assert len(world.sender.sent) == 1
+    assert (await world.stored(schedule.id)).status is ScheduleStatus.SUCCEEDED
+
+
+# -- a shutdown that will not wait (a second SIGTERM) ---------------------------------------------
+
+
+async def test_stop_waiting_ends_a_drain_at_once_and_releases_the_runs_in_progress(world: World) -> None:
+    dispatcher, blocking, schedule = await blocked_run(world)  # its gate is never opened
+    draining = asyncio.create_task(dispatcher.drain(60))
+    await asyncio.sleep(0.2)
+    assert not draining.done()  # the grace: waiting for the run
+    assert dispatcher.stop_waiting() == 1
+    await asyncio.wait_for(draining, PROMPTLY)
+    assert blocking.finished == [] and dispatcher.in_flight == 0
+    stored = await world.stored(schedule.id)  # released, as at the end of the grace
+    assert (stored.status, stored.lease, stored.next_run_at) == (ScheduleStatus.SCHEDULED, None, DUE)
+    assert stored.attempts == []
+
+
+async def test_stop_waiting_before_the_drain_holds_for_that_drain_only(world: World) -> None:
+    dispatcher, blocking, schedule = await blocked_run(world)
+    assert dispatcher.stop_waiting() == 1  # the second signal came before the engine began to drain
+    await asyncio.wait_for(dispatcher.drain(60), PROMPTLY)
+    assert (await world.stored(schedule.id)).status is ScheduleStatus.SCHEDULED
+
+    assert await dispatcher.dispatch_due() == 1  # due again at once; the next drain waits again
+    await until(lambda: len(blocking.started) == 2)
+    draining = asyncio.create_task(dispatcher.drain(60))
+    await asyncio.sleep(0.2)
+    assert not draining.done()
+    blocking.gate.set()
+    await asyncio.wait_for(draining, PROMPTLY)
     assert (await world.stored(schedule.id)).status is ScheduleStatus.SUCCEEDED

@@ -33,7 +33,8 @@ class NextLook:
 
 
 class EngineBase(SchedulerEngine):
-    """The constructor and ``last_tick`` shared by the engines (they differ in what wakes them).
+    """The constructor, ``last_tick`` and ``stop_waiting`` shared by the engines (they differ in
+    what wakes them).
 
     ``collector``, when given, is told before each sleep how long the loop expects to be idle
     (see :class:`QuietCollector`); the engine does not install it.
@@ -67,6 +68,9 @@ class EngineBase(SchedulerEngine):
     @property
     def last_tick(self) -> datetime | None:
         return self._last_tick
+
+    def stop_waiting(self) -> int:
+        return self._dispatcher.stop_waiting()
 
     async def _next_look(self) -> NextLook:
         """After the claims of a tick: when to look again, the same for every engine.

@@ -101,6 +101,8 @@ class Dispatcher:
         self._held: dict[str, _HeldLease] = {}
         self._keeper: asyncio.Task[None] | None = None
         self._renewals: set[asyncio.Task[None]] = set()  # renewals in progress
+        #: Set by ``stop_waiting``: the drain in progress, or the next one, does not wait.
+        self._cut_short = asyncio.Event()
 
     @property
     def in_flight(self) -> int:
@@ -179,11 +181,26 @@ class Dispatcher:
             # next poll. (Below the limits it claims what is due anyway: no need to wake it.)
             self._signal.notify(self._clock.now())
 
+    def stop_waiting(self) -> int:
+        """End a graceful shutdown's wait now (a second SIGTERM): the drain in progress, or the
+        next one, cancels the runs in progress at once, as it does once its timeout is over.
+        Returns how many runs are in progress."""
+        self._cut_short.set()
+        return len(self._in_flight)
+
     async def drain(self, timeout: float) -> None:
-        """Graceful shutdown: wait up to ``timeout`` seconds for runs in progress, then cancel the
-        rest, which give their leases back (due again at once, for any replica)."""
-        if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=timeout)
+        """Graceful shutdown: wait up to ``timeout`` seconds (or until ``stop_waiting``) for runs
+        in progress, then cancel the rest, which give their leases back (due again at once, for
+        any replica)."""
+        if self._in_flight and not self._cut_short.is_set():
+            log.info("stopping: waiting up to %g s for %d running jobs", timeout, len(self._in_flight))
+            finished = asyncio.ensure_future(asyncio.wait(set(self._in_flight)))
+            cut_short = asyncio.ensure_future(self._cut_short.wait())
+            try:
+                await asyncio.wait({finished, cut_short}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                finished.cancel()  # only the wait: the runs go on until cancelled below
+                cut_short.cancel()
         leftovers = set(self._in_flight)
         for task in leftovers:
             task.cancel()
@@ -197,6 +214,7 @@ class Dispatcher:
                 renewal.cancel()
             await asyncio.wait({self._keeper, *self._renewals})
             self._keeper = None
+        self._cut_short.clear()
 
     async def _run(self, schedule: Schedule) -> None:
         assert schedule.lease is not None, "claim_due returns leased schedules"
