@@ -45,7 +45,7 @@ from cronjob_adapters.web.head import HeadAsGet
 from cronjob_adapters.web.instants import query_instant
 from cronjob_adapters.web.limits import BodySizeLimit
 from cronjob_adapters.web.probes import MetricsRenderer, probe_router
-from cronjob_adapters.web.problems import PROBLEM_RESPONSE, StoreNotReady, install_problem_handlers
+from cronjob_adapters.web.problems import StoreNotReady, extend_openapi, install_problem_handlers, problem_responses
 from cronjob_adapters.web.request_id import RequestId
 from cronjob_adapters.web.request_metrics import RequestMetrics
 from cronjob_adapters.web.retry_policies import schedule_retry_policy
@@ -73,9 +73,6 @@ from cronjob_adapters.web.whatsapp_webhook import document_notification, whatsap
 #: The status webhook deliveries of a schedule's events, by event id (objects with the fields of
 #: :class:`DeliveryView`).
 DeliveryLookup = Callable[[Schedule], Awaitable[Mapping[str, Sequence[Any]]]]
-
-_PROBLEM = PROBLEM_RESPONSE
-
 
 @dataclass(frozen=True, slots=True)
 class ApiServices:
@@ -262,12 +259,12 @@ def create_app(services: ApiServices) -> FastAPI:
     # The token first: a request without one learns nothing, not even which parameters exist.
     protected = APIRouter(dependencies=[Depends(auth), Depends(refuse_unknown_query_parameters),
                                         Depends(store_initialised)],
-                          responses={400: _PROBLEM, 401: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM})
+                          responses=problem_responses(400, 401, 422, 503))
 
     @protected.post("/schedule-message", status_code=201, response_model=ScheduleView, tags=["messages"],
                     dependencies=[Depends(json_content_type)],
                     responses={200: {"model": ScheduleView, "description": "Replay of an Idempotency-Key."},
-                               413: _PROBLEM, 415: _PROBLEM})
+                               **problem_responses(413, 415)})
     async def schedule_message(
         request: ScheduleMessageRequest,
         response: Response,
@@ -289,7 +286,7 @@ def create_app(services: ApiServices) -> FastAPI:
     @protected.post("/v1/schedules", status_code=201, response_model=ScheduleView, tags=["schedules"],
                     dependencies=[Depends(json_content_type)],
                     responses={200: {"model": ScheduleView, "description": "Replay of an Idempotency-Key."},
-                               413: _PROBLEM, 415: _PROBLEM})
+                               **problem_responses(413, 415)})
     async def create_schedule(
         request: CreateScheduleRequest,
         response: Response,
@@ -321,7 +318,7 @@ def create_app(services: ApiServices) -> FastAPI:
         return [_type_view(t) for t in registry]
 
     @protected.get("/v1/task-types/{task_type}", response_model=TaskTypeDetail, response_model_by_alias=True,
-                   tags=["task types"], responses={404: _PROBLEM})
+                   tags=["task types"], responses=problem_responses(404))
     async def task_type(task_type: str) -> dict[str, Any]:
         """One task type with the JSON Schema of its payload."""
         found = registry.get(task_type)
@@ -330,7 +327,7 @@ def create_app(services: ApiServices) -> FastAPI:
         return {**_type_view(found), "schema": found.payload_model.model_json_schema()}
 
     @protected.get("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
-                   responses={404: _PROBLEM})
+                   responses=problem_responses(404))
     async def get_schedule(schedule_id: str) -> ScheduleView:
         """One schedule with its status, attempts and result."""
         return ScheduleView.of(await scheduling.get(schedule_id))
@@ -431,7 +428,7 @@ def create_app(services: ApiServices) -> FastAPI:
         return StatsView.of(found, services.internal_task_types, as_of)
 
     @protected.delete("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
-                      responses={404: _PROBLEM, 409: _PROBLEM})
+                      responses=problem_responses(404, 409))
     async def cancel_schedule(schedule_id: str) -> ScheduleView:
         """Cancel a schedule that waits, or a recurring one even while it runs (that run goes on,
         its outcome is not recorded, and no later occurrence starts); 409 for a one-off that
@@ -440,7 +437,7 @@ def create_app(services: ApiServices) -> FastAPI:
 
     @protected.patch("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
                      dependencies=[Depends(json_content_type)],
-                     responses={404: _PROBLEM, 409: _PROBLEM, 413: _PROBLEM, 415: _PROBLEM})
+                     responses=problem_responses(404, 409, 413, 415))
     async def reschedule(schedule_id: str, request: RescheduleRequest) -> ScheduleView:  # type: ignore[valid-type]
         """Change a schedule that waits (`scheduled`, or `paused`, which it stays): move it to
         another time (a one-off to `send_at`, or a schedule to another rule, `schedule`), give it
@@ -474,13 +471,13 @@ def create_app(services: ApiServices) -> FastAPI:
             labels=request.labels, run_timeout=_seconds(request.run_timeout_seconds))))
 
     @protected.post("/v1/schedules/{schedule_id}/retry", response_model=ScheduleView, tags=["schedules"],
-                    responses={404: _PROBLEM, 409: _PROBLEM})
+                    responses=problem_responses(404, 409))
     async def retry_schedule(schedule_id: str) -> ScheduleView:
         """Re-run a `dead`, `unknown` or `missed` schedule now, with a fresh attempt count (409 otherwise)."""
         return ScheduleView.of(await scheduling.retry(schedule_id))
 
     @protected.post("/v1/schedules/{schedule_id}/run", response_model=ScheduleView, tags=["schedules"],
-                    responses={404: _PROBLEM, 409: _PROBLEM})
+                    responses=problem_responses(404, 409))
     async def run_schedule_now(
         schedule_id: str,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=256)] = None,
@@ -498,7 +495,7 @@ def create_app(services: ApiServices) -> FastAPI:
         return ScheduleView.of(await scheduling.run_now(schedule_id, idempotency_key))
 
     @protected.post("/v1/schedules/{schedule_id}/pause", response_model=ScheduleView, tags=["schedules"],
-                    responses={404: _PROBLEM, 409: _PROBLEM})
+                    responses=problem_responses(404, 409))
     async def pause_schedule(schedule_id: str) -> ScheduleView:
         """Hold a schedule that waits (`scheduled`): no replica runs it until it is resumed. It
         keeps its time (`next_run_at`) and can still be moved or cancelled. Pausing a paused one
@@ -507,7 +504,7 @@ def create_app(services: ApiServices) -> FastAPI:
         return ScheduleView.of(await scheduling.pause(schedule_id))
 
     @protected.post("/v1/schedules/{schedule_id}/resume", response_model=ScheduleView, tags=["schedules"],
-                    responses={404: _PROBLEM, 409: _PROBLEM})
+                    responses=problem_responses(404, 409))
     async def resume_schedule(schedule_id: str) -> ScheduleView:
         """Let a paused schedule run again. A one-off keeps its time: one that fell due while paused
         runs at once if its misfire grace and `send_by` still allow, else it is `missed`. A
@@ -517,7 +514,7 @@ def create_app(services: ApiServices) -> FastAPI:
         return ScheduleView.of(await scheduling.resume(schedule_id))
 
     @protected.get("/v1/schedules/{schedule_id}/events", response_model=EventList, tags=["schedules"],
-                   responses={404: _PROBLEM})
+                   responses=problem_responses(404))
     async def schedule_events(schedule_id: str) -> EventList:
         """The schedule's event log (scheduled, started, succeeded, retrying, failed, dead, ...), oldest first."""
         schedule = await scheduling.get(schedule_id)
@@ -539,21 +536,10 @@ def create_app(services: ApiServices) -> FastAPI:
         app.include_router(whatsapp_webhook_router(
             app_secret=services.whatsapp_app_secret, verify_token=services.whatsapp_verify_token,
             delivery_status=services.delivery_status))
-        _extend_openapi(app, document_notification)
+        extend_openapi(app, document_notification)
     elif bool(services.whatsapp_app_secret) != bool(services.whatsapp_verify_token):
         logging.getLogger("cronjob").warning(
             "only one of CRONJOB_WHATSAPP_APP_SECRET and CRONJOB_WHATSAPP_VERIFY_TOKEN is set: WhatsApp's "
             "status webhook (/v1/whatsapp/webhook) needs both and is not served")
     return app
 
-
-def _extend_openapi(app: FastAPI, extend: Callable[[dict[str, Any]], None]) -> None:
-    """Have ``extend`` complete the app's OpenAPI document once, when it is first built."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            extend(build())  # build() keeps the document in app.openapi_schema
-        return app.openapi_schema  # type: ignore[return-value]
-
-    app.openapi = openapi  # type: ignore[method-assign]

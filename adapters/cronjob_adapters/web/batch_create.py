@@ -14,7 +14,7 @@ from cronjob.services.batch_create import MAX_BATCH, create_each
 from cronjob.services.scheduling import CreateScheduleCommand, Scheduled, SchedulingService
 
 from cronjob_adapters.web.instants import Instant
-from cronjob_adapters.web.problems import PROBLEM_RESPONSE
+from cronjob_adapters.web.problems import problem_responses
 from cronjob_adapters.web.schemas import CreateScheduleBase
 
 #: The path, for the body limit of its own (a batch is larger than one request).
@@ -79,7 +79,7 @@ def batch_create_router(scheduling: SchedulingService, request_model: type[BaseM
     BatchCreateRequest = request_model  # noqa: N806 - a class
 
     @router.post(BATCH_PATH, response_model=BatchView, response_model_exclude_none=True, tags=["schedules"],
-                 dependencies=[Depends(json_body)], responses={413: PROBLEM_RESPONSE, 415: PROBLEM_RESPONSE})
+                 dependencies=[Depends(json_body)], responses=problem_responses(413, 415))
     async def create_batch(request: BatchCreateRequest) -> BatchView:  # type: ignore[valid-type]
         """Create up to 1,000 schedules at once (a campaign), each as `POST /v1/schedules` creates
         one; an item's `idempotency_key` is what that request's `Idempotency-Key` header is.

@@ -12,7 +12,7 @@ from cronjob.services.bulk_cancel import cancel_schedules
 from cronjob.services.scheduling import SchedulingService
 
 from cronjob_adapters.web.bulk_select import RefusedView, SelectionView, SelectRequest, refused_views
-from cronjob_adapters.web.problems import PROBLEM_RESPONSE
+from cronjob_adapters.web.problems import problem_responses
 
 
 class CancelRequest(SelectRequest):
@@ -38,7 +38,7 @@ def bulk_cancel_router(scheduling: SchedulingService, known_types: Collection[st
     router = APIRouter()
 
     @router.post("/v1/schedules:cancel", response_model=BulkCancellationView, tags=["schedules"],
-                 dependencies=[Depends(json_body)], responses={413: PROBLEM_RESPONSE, 415: PROBLEM_RESPONSE})
+                 dependencies=[Depends(json_body)], responses=problem_responses(413, 415))
     async def cancel_matching(request: CancelRequest) -> BulkCancellationView:
         """Cancel every live schedule made with `userId` and/or carrying every one of `labels`
         (both given: those matching both; neither: a 422, whatever else is given), optionally

@@ -13,7 +13,7 @@ from cronjob.services.bulk_pause import pause_schedules, resume_schedules
 from cronjob.services.scheduling import SchedulingService
 
 from cronjob_adapters.web.bulk_select import RefusedView, SelectionView, SelectRequest, refused_views
-from cronjob_adapters.web.problems import PROBLEM_RESPONSE
+from cronjob_adapters.web.problems import problem_responses
 
 class BulkPauseView(SelectionView):
     """What was asked, what was paused, and what could not be (one that runs is not stopped)."""
@@ -36,7 +36,7 @@ def bulk_pause_router(scheduling: SchedulingService, known_types: Collection[str
     task types a request may name (the service's own jobs among them: each is refused, never
     paused by hand), ``json_body`` the API's check that a body is sent as JSON (415 otherwise)."""
     router = APIRouter()
-    responses = {413: PROBLEM_RESPONSE, 415: PROBLEM_RESPONSE}
+    responses = problem_responses(413, 415)
 
     @router.post("/v1/schedules:pause", response_model=BulkPauseView, tags=["schedules"],
                  dependencies=[Depends(json_body)], responses=responses)

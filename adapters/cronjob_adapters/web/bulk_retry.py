@@ -13,7 +13,7 @@ from cronjob.services.bulk_retry import retry_schedules
 from cronjob.services.scheduling import SchedulingService
 
 from cronjob_adapters.web.bulk_select import Narrowing, NarrowingView, RefusedView, refused_views
-from cronjob_adapters.web.problems import PROBLEM_RESPONSE
+from cronjob_adapters.web.problems import problem_responses
 
 
 class BulkRetryRequest(Narrowing):
@@ -50,7 +50,7 @@ def bulk_retry_router(scheduling: SchedulingService, known_types: Collection[str
     router = APIRouter()
 
     @router.post("/v1/schedules:retry", response_model=BulkRetryView, tags=["schedules"],
-                 dependencies=[Depends(json_body)], responses={413: PROBLEM_RESPONSE, 415: PROBLEM_RESPONSE})
+                 dependencies=[Depends(json_body)], responses=problem_responses(413, 415))
     async def retry_matching(request: BulkRetryRequest) -> BulkRetryView:
         """Retry every schedule in `status` (`dead`, `unknown` or `missed`), of the task types in
         `type`, made with `userId`, carrying every one of `labels` and last changed in the window

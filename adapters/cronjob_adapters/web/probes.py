@@ -11,7 +11,7 @@ import cronjob
 from cronjob.services.health import HealthService
 
 from cronjob_adapters.web.head import HeadAsGet
-from cronjob_adapters.web.problems import PROBLEM_RESPONSE, install_problem_handlers
+from cronjob_adapters.web.problems import install_problem_handlers, problem_responses
 from cronjob_adapters.web.schemas import Health, ProbeView
 
 MetricsRenderer = Callable[[], Awaitable[tuple[bytes, str]]]
@@ -48,7 +48,7 @@ def probe_router(health: HealthService, render_metrics: MetricsRenderer | None,
     if render_metrics is not None:
         @router.get("/metrics", dependencies=[Depends(auth)], response_class=Response,
                     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."},
-                               401: PROBLEM_RESPONSE, 503: PROBLEM_RESPONSE})
+                               **problem_responses(401, 503)})
         async def metrics() -> Response:
             """Prometheus metrics (schedules by status and type, lateness, attempts, takeovers, ...)."""
             body, content_type = await render_metrics()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cronjob.domain.errors import InvalidTransition, ValidationError
@@ -27,6 +29,37 @@ PROBLEM_JSON = "application/problem+json"
 MAX_LISTED_ERRORS = 100
 
 
+class ProblemField(BaseModel):
+    """One wrong field of a request."""
+
+    field: str = Field(description="The field, as a dotted path in the request: `task.to`, `schedules.3.send_at`, "
+                                   "`labels.order`, a query parameter (`due_after`), or `body` for the body "
+                                   "as a whole.")
+    message: str = Field(description="What is wrong with it.")
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+class Problem(BaseModel):
+    """An error, as every error of the API is answered: RFC 9457 problem details
+    (`application/problem+json`)."""
+
+    type: str = Field(description="`about:blank`: the `status` says what kind of error it is.")
+    title: str = Field(description="The status's reason phrase: `Invalid request`, `Not found`, `Conflict`, ...")
+    status: int = Field(description="The HTTP status code, as the response has it.")
+    detail: str = Field(description="What went wrong in this request, for a person (a 422: each field and "
+                                    "what is wrong with it).")
+    errors: list[ProblemField] | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=_no_default,
+        description="A 422: each wrong field (the first 100, in the order of the request); left out "
+                    "otherwise.")
+    errors_total: Annotated[int, Field(gt=MAX_LISTED_ERRORS)] | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=_no_default,
+        description="How many fields were wrong in all, given only when there were more than `errors` lists.")
+
+
 def problem(
     status: int,
     title: str,
@@ -39,12 +72,10 @@ def problem(
     """A problem+json response; ``errors`` lists ``{"field", "message"}`` pairs for validation,
     ``errors_total`` (an extension member, given when ``errors`` lists only the first ones) how
     many there were in all."""
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    if errors:
-        body["errors"] = errors
-    if errors_total is not None:
-        body["errors_total"] = errors_total
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    body = Problem(type="about:blank", title=title, status=status, detail=detail, errors=errors or None,
+                   errors_total=errors_total)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON,
+                        headers=headers)
 
 
 #: Where a request value comes from: the first part of a FastAPI error's ``loc``.
@@ -100,8 +131,62 @@ def _without_union_tags(loc: tuple[Any, ...], body: Any) -> tuple[Any, ...]:
     return tuple(kept)
 
 
-#: The OpenAPI ``responses`` entry of a problem+json answer.
-PROBLEM_RESPONSE: dict[str, Any] = {"content": {PROBLEM_JSON: {}}, "description": "A problem+json document (RFC 9457)."}
+#: What each problem+json status means wherever it is answered (an operation's own description
+#: says when, for it).
+_MEANINGS = {
+    400: "The body could not be read: not UTF-8, or not JSON a parser can read (a number of more than 4,300 "
+         "digits, nesting too deep).",
+    401: "No `Authorization: Bearer <token>`, or a token that is not one of `CRONJOB_API_TOKENS` "
+         "(`WWW-Authenticate` says which).",
+    403: "Refused.",
+    404: "No such resource: `detail` names what was not found.",
+    409: "The schedule is not in a state that allows this, or it kept changing under other writes (try "
+         "again): `detail` says which.",
+    413: "The body is larger than the service takes (`CRONJOB_MAX_BODY_BYTES`; a batch: "
+         "`CRONJOB_MAX_BATCH_BODY_BYTES`).",
+    415: "The body was not sent as JSON (`Content-Type: application/json`).",
+    422: "Invalid input: `errors` names each wrong field and what is wrong with it.",
+    503: "The schedule store does not answer, or the service is starting and is setting it up: try again "
+         "after `Retry-After` seconds (with the same `Idempotency-Key`, a creation is not made twice).",
+}
+#: The headers some problems always carry.
+_HEADERS = {
+    401: {"WWW-Authenticate": {"description": "`Bearer`, or `Bearer error=\"invalid_token\"` for a token that is "
+                                              "not known.", "schema": {"type": "string"}}},
+    503: {"Retry-After": {"description": "Seconds to wait before trying again.", "required": True,
+                          "schema": {"type": "integer", "minimum": 0}}},
+}
+#: The name of :class:`Problem`'s schema in the OpenAPI document.
+PROBLEM_SCHEMA = "Problem"
+
+
+def problem_response(status: int, description: str | None = None,
+                     headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The OpenAPI ``responses`` entry of a problem+json answer with ``status``: the
+    :class:`Problem` schema, what the status means (or ``description``) and the headers it
+    carries (``headers``, else those it always carries)."""
+    entry: dict[str, Any] = {
+        "description": description or _MEANINGS.get(status, "An error."),
+        "content": {PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{PROBLEM_SCHEMA}"}}},
+    }
+    if (headers := _HEADERS.get(status) if headers is None else headers):
+        entry["headers"] = headers
+    return entry
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` entries of problem+json answers with ``statuses``."""
+    return {status: problem_response(status) for status in statuses}
+
+
+def document_problems(document: dict[str, Any]) -> None:
+    """Add :class:`Problem`'s schema (which the ``responses`` of :func:`problem_response` name) to
+    an OpenAPI ``document``."""
+    schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name, definition in [*schema.pop("$defs", {}).items(), (PROBLEM_SCHEMA, schema)]:
+        if schemas.setdefault(name, definition) != definition:
+            raise ValueError(f"the OpenAPI document already has another schema called {name}")
 
 
 def validation_problem(errors: Sequence[dict[str, Any]], body: Any = None) -> JSONResponse:
@@ -224,7 +309,9 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Route every error the API can raise to a problem+json response."""
+    """Route every error the API can raise to a problem+json response, and describe it in the
+    app's OpenAPI document (:func:`document_problems`)."""
+    extend_openapi(app, document_problems)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(ValidationError, _domain_validation)
     app.add_exception_handler(ScheduleNotFound, _not_found)
@@ -234,3 +321,15 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StoreUnavailable, _store_down)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)
+
+
+def extend_openapi(app: FastAPI, extend: Callable[[dict[str, Any]], None]) -> None:
+    """Have ``extend`` complete the app's OpenAPI document once, when it is first built."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            extend(build())  # build() keeps the document in app.openapi_schema
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cronjob_adapters.tasks.python import MAX_NAME_LENGTH, PythonTaskHandler, Routine, RoutineRegistry
 from cronjob_adapters.tasks.registry import TaskRegistry
-from cronjob_adapters.web.problems import PROBLEM_RESPONSE
+from cronjob_adapters.web.problems import problem_responses
 
 #: The rule of the example bodies: any valid one would do.
 _EXAMPLE_SCHEDULE = "daily at 03:00"
@@ -104,7 +104,7 @@ def routines_router(routines: RoutineRegistry | None, task_types: TaskRegistry) 
         return [_view(found) for found in registry]
 
     @router.get("/v1/routines/{name}", response_model=RoutineDetail, tags=["task types"],
-                responses={404: PROBLEM_RESPONSE})
+                responses=problem_responses(404))
     async def get_routine(
         name: Annotated[str, Path(max_length=MAX_NAME_LENGTH, examples=["cronjob.purge_runs"],
                                   description="The routine's registered name (dots and all).")],

@@ -34,7 +34,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from cronjob.services.delivery_status import DeliveryStatusService, StatusUpdate
 
-from cronjob_adapters.web.problems import PROBLEM_RESPONSE, problem, validation_problem
+from cronjob_adapters.web.problems import problem, problem_response, problem_responses, validation_problem
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,6 @@ PATH = "/v1/whatsapp/webhook"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 #: The name of the notification's schema in the OpenAPI document.
 NOTIFICATION_SCHEMA = "MetaNotification"
-_PROBLEM = PROBLEM_RESPONSE
 _LATEST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
 _DIGITS = re.compile(r"[0-9]{1,12}")
 
@@ -182,7 +181,9 @@ def whatsapp_webhook_router(
 
     @router.get(PATH, response_class=PlainTextResponse,
                 responses={200: {"content": {"text/plain": {}}, "description": "The challenge, echoed."},
-                           403: _PROBLEM, 422: _PROBLEM})
+                           403: problem_response(403, "`hub.mode` is not `subscribe`, `hub.verify_token` "
+                                                      "does not match, or `hub.challenge` is missing."),
+                           **problem_responses(422)})
     async def verify_subscription(
         mode: Annotated[str | None, Query(alias="hub.mode", max_length=64)] = None,
         given_token: Annotated[str | None, Query(alias="hub.verify_token", max_length=1024)] = None,
@@ -195,8 +196,9 @@ def whatsapp_webhook_router(
             return problem(403, "Forbidden", "hub.mode must be subscribe and hub.verify_token must match")
         return PlainTextResponse(challenge, headers={"X-Content-Type-Options": "nosniff"})
 
-    @router.post(PATH, responses={200: {"model": Receipt, "description": "Received."}, 400: _PROBLEM, 401: _PROBLEM,
-                                  413: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM},
+    @router.post(PATH, responses={200: {"model": Receipt, "description": "Received."},
+                                  401: problem_response(401, f"A missing or wrong `{SIGNATURE_HEADER}`.", headers={}),
+                                  **problem_responses(400, 413, 422, 503)},
                  # The body is read raw (the signature is checked over its bytes before it is
                  # parsed), so FastAPI cannot describe it: document_notification adds its schema.
                  openapi_extra={"requestBody": {"required": True, "content": {"application/json": {

@@ -1,0 +1,104 @@
+"""``/openapi.json`` read as an integrator reads it, who has nothing else: a client generated from
+it must be able to read every answer, error answers included, and what the document shows must be
+what the service does. Through the container (store=memory, a clock the test drives), in memory
+via httpx's ASGI transport; each answer is checked against the document's own schemas with
+``jsonschema``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import jsonschema
+
+from cronjob.services.health import HealthService
+from cronjob_adapters.web.probes import create_probe_app
+from cronjob_adapters.web.auth import bearer_tokens
+from tests.support.app import AUTH, TOKEN, api_client, make_container
+from tests.support.builders import SEED
+from tests.support.clock import FixedClock
+from tests.support.memory_api import client, clock, container  # noqa: F401 - fixtures
+
+NOW = datetime(2030, 3, 1, 12, 0, tzinfo=UTC)
+PROBLEM_JSON = "application/problem+json"
+METHODS = {"get", "post", "put", "patch", "delete"}
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every operation of ``document``, named ``METHOD path``."""
+    return [(f"{method.upper()} {path}", operation) for path, item in document["paths"].items()
+            for method, operation in item.items() if method in METHODS]
+
+
+def conforms(document: dict[str, Any], schema: dict[str, Any], instance: Any) -> list[str]:
+    """What in ``instance`` does not fit ``schema``, whose ``$ref`` point into ``document``."""
+    validator = jsonschema.Draft202012Validator({**schema, "components": document["components"]})
+    return [f"{list(error.absolute_path)}: {error.message}" for error in validator.iter_errors(instance)]
+
+
+def problem_answers_described(document: dict[str, Any]) -> None:
+    """Every error answer of ``document`` is problem+json with the ``Problem`` schema, a 503
+    with its ``Retry-After``."""
+    assert "Problem" in document["components"]["schemas"]
+    for name, operation in operations(document):
+        for status, response in operation["responses"].items():
+            if int(status) < 400 or name in {"GET /healthcheck", "GET /livez", "GET /readyz"}:
+                continue  # (the probes answer their 503 with their own report)
+            assert response["content"] == {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}, (
+                name, status)
+            assert response["description"] != "A problem+json document (RFC 9457).", (name, status)
+            if status == "503":
+                assert response["headers"]["Retry-After"]["required"] is True, name
+
+
+async def test_every_error_answer_has_the_problem_schema_and_answers_fit_it(client: httpx.AsyncClient) -> None:
+    """Without a schema, a generated client reads every error as nothing: not the fields that a
+    422 names, nor the detail of a 404 or a 409."""
+    document = (await client.get("/openapi.json")).json()
+    problem_answers_described(document)
+    schema = {"$ref": "#/components/schemas/Problem"}
+    bearer_401 = document["paths"]["/v1/schedules/{schedule_id}"]["get"]["responses"]["401"]
+    assert "WWW-Authenticate" in bearer_401["headers"]
+
+    created = (await client.post("/schedule-message", json={**SEED, "send_at": "2030-06-21T14:00:00-03:00"},
+                                 headers=AUTH)).json()
+    answers = {
+        401: await client.get("/v1/schedules"),
+        404: await client.get("/v1/schedules/nope", headers=AUTH),
+        409: await client.post(f"/v1/schedules/{created['id']}/retry", headers=AUTH),  # it has not ended
+        413: await client.post("/v1/schedules", content=b"{" + b" " * 70_000 + b"}",
+                               headers={**AUTH, "Content-Type": "application/json"}),
+        415: await client.post("/v1/schedules", content=b"{}", headers={**AUTH, "Content-Type": "text/plain"}),
+        422: await client.post("/v1/schedules:batch", headers=AUTH, json={"schedules": [
+            {"task": {"type": "whatsapp.text", "to": "1", "body": "x"}, "schedule": "daily at 10:00"}] * 101}),
+    }
+    for status, answer in answers.items():
+        assert answer.status_code == status, answer.text
+        assert answer.headers["content-type"] == PROBLEM_JSON
+        assert not conforms(document, schema, answer.json()), (status, conforms(document, schema, answer.json()))
+    assert answers[401].headers["www-authenticate"] == "Bearer"
+    assert answers[422].json()["errors_total"] == 101 and len(answers[422].json()["errors"]) == 100
+
+    starting = make_container(FixedClock(NOW), initialized=False)
+    async with api_client(starting, AUTH) as http:
+        unavailable = await http.get("/v1/schedules")
+    assert unavailable.status_code == 503 and int(unavailable.headers["retry-after"]) >= 0
+    assert not conforms(document, schema, unavailable.json())
+
+
+async def test_the_scheduler_s_own_document_describes_its_errors_too() -> None:
+    """``cronjob scheduler`` serves its probes and ``/metrics`` with a document of their own."""
+    container = make_container(FixedClock(NOW))
+    health = HealthService(container.repository(), container.clock())
+
+    async def render() -> tuple[bytes, str]:
+        return b"", "text/plain"
+
+    app = create_probe_app(health, render, bearer_tokens([TOKEN]))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        document = (await http.get("/openapi.json")).json()
+        refused = await http.get("/metrics")
+    problem_answers_described(document)
+    assert refused.status_code == 401
+    assert not conforms(document, {"$ref": "#/components/schemas/Problem"}, refused.json())
