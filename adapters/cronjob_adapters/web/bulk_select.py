@@ -77,7 +77,10 @@ class SelectRequest(Narrowing):
                       "due_before": "2026-11-30T00:00:00-03:00"},
                      {"labels": {"campaign": "black-friday"}, "updated_after": "2026-11-28T14:00:00-03:00",
                       "updated_before": "2026-11-28T15:00:00-03:00"}],
-        "anyOf": [{"required": ["userId"]}, {"required": ["labels"]}],
+        # "userId, labels or both", said as "not neither" (each left out or null): a top-level
+        # anyOf of two ``required`` lists made generated clients read the body as a union of two
+        # models (datamodel-code-generator) or as no model at all (openapi-python-client).
+        "not": {"properties": {"userId": {"type": "null"}, "labels": {"type": "null"}}},
     })
 
     userId: Annotated[str | None, Field(default=None, min_length=1, max_length=256,
