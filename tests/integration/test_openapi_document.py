@@ -129,3 +129,21 @@ async def test_a_bulk_selection_is_one_model_whose_rule_is_the_service_s(client:
             fits = not conforms(document, {"$ref": f"#/components/schemas/{schema}"}, body)
             answer = await client.post(path.split(" ", 1)[1], json=body, headers=AUTH)
             assert (fits, answer.status_code) == (valid, 200 if valid else 422), (path, body, answer.text)
+
+
+async def test_a_schedule_s_status_is_typed_as_the_statuses_it_can_be(client: httpx.AsyncClient) -> None:
+    """A generated client types a status as the ``ScheduleStatus`` enum (the list's ``status``
+    filter had it), not as any text: in a schedule, its upcoming runs and its webhook deliveries."""
+    document = (await client.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    statuses = schemas["ScheduleStatus"]["enum"]
+    for view in ("ScheduleView", "UpcomingView", "DeliveryView"):
+        assert schemas[view]["properties"]["status"]["$ref"] == "#/components/schemas/ScheduleStatus", view
+    created = (await client.post("/schedule-message", json={**SEED, "send_at": "2030-06-21T14:00:00-03:00"},
+                                 headers=AUTH)).json()
+    paused = (await client.post(f"/v1/schedules/{created['id']}/pause", headers=AUTH)).json()
+    upcoming = (await client.get(f"/v1/schedules/{created['id']}/upcoming", headers=AUTH)).json()
+    assert (created["status"], paused["status"], upcoming["status"]) == ("scheduled", "paused", "paused")
+    assert {created["status"], paused["status"]} <= set(statuses)
+    for answer, view in ((paused, "ScheduleView"), (upcoming, "UpcomingView")):
+        assert not conforms(document, {"$ref": f"#/components/schemas/{view}"}, answer), view

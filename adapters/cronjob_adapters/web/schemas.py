@@ -352,7 +352,7 @@ class ScheduleView(BaseModel):
     """A schedule as the API shows it."""
 
     id: str
-    status: str
+    status: ScheduleStatus = Field(description="Where it is in its life.")
     type: str = Field(description="Task type, e.g. whatsapp.template.")
     schedule: str = Field(description="The trigger's canonical expression.")
     timezone: str
@@ -453,7 +453,7 @@ class DeliveryView(BaseModel):
 
     url: str
     delivery_id: str
-    status: str
+    status: ScheduleStatus = Field(description="The delivery job's status.")
     attempts: int
     last_error_code: str | None = None
     next_attempt_at: Instant | None = None
@@ -557,7 +557,7 @@ class UpcomingView(BaseModel):
 
     schedule: str = Field(description="The rule's canonical expression.")
     timezone: str
-    status: str
+    status: ScheduleStatus = Field(description="The schedule's status now.")
     runs: list[RunView] = Field(description="At most `count`, in the order they run; fewer once the rule ends.")
 
 
