@@ -147,3 +147,63 @@ async def test_a_schedule_s_status_is_typed_as_the_statuses_it_can_be(client: ht
     assert {created["status"], paused["status"]} <= set(statuses)
     for answer, view in ((paused, "ScheduleView"), (upcoming, "UpcomingView")):
         assert not conforms(document, {"$ref": f"#/components/schemas/{view}"}, answer), view
+
+
+def examples_with_schemas(node: Any, path: str = "") -> list[tuple[str, dict[str, Any], Any]]:
+    """Every ``examples`` entry under ``node`` with the schema it illustrates (that schema
+    without its ``examples``), named by where it is."""
+    found = []
+    if isinstance(node, dict):
+        if isinstance(node.get("examples"), list) and not path.endswith("/properties"):
+            schema = {key: value for key, value in node.items() if key != "examples"}
+            found += [(f"{path}#{index}", schema, example) for index, example in enumerate(node["examples"])]
+        for key, value in node.items():
+            if key != "examples" or path.endswith("/properties"):
+                found += examples_with_schemas(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += examples_with_schemas(value, f"{path}/{index}")
+    return found
+
+
+async def test_every_example_fits_its_own_schema(client: httpx.AsyncClient) -> None:
+    """FastAPI writes its document without any ``null``, inside examples too: the routines'
+    examples lost their required ``timeout_seconds: null`` and no longer fitted their schema
+    (and the detail's example ``args_schema`` refused the ``args`` of its own example body)."""
+    document = (await client.get("/openapi.json")).json()
+    found = examples_with_schemas(document)
+    assert len(found) >= 50
+    for where, schema, example in found:
+        assert not conforms(document, schema, example), (where, conforms(document, schema, example))
+    [routine] = document["components"]["schemas"]["RoutineDetail"]["examples"]
+    assert routine["timeout_seconds"] is None
+    assert not conforms(document, routine["args_schema"], routine["example"]["task"]["args"])
+
+
+async def test_every_request_example_is_taken_by_the_service(client: httpx.AsyncClient) -> None:
+    """What /docs offers to "Try it out" is accepted as it stands: each body example of each
+    operation, on a fresh service (a move on a schedule made by the creation example)."""
+    document = (await client.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    made = (await client.post("/schedule-message", json=schemas["ScheduleMessageRequest"]["examples"][0],
+                              headers=AUTH)).json()
+    recurring = (await client.post("/v1/schedules", json=schemas["CreateScheduleRequest"]["examples"][0],
+                                   headers=AUTH)).json()
+    tried = 0
+    for name, operation in operations(document):
+        body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        if body is None or "$ref" not in body:
+            continue
+        method, path = name.split(" ", 1)
+        for example in schemas[body["$ref"].rsplit("/", 1)[-1]].get("examples", []):
+            target = made if "send_at" in example else recurring
+            answer = await client.request(method, path.replace("{schedule_id}", target["id"]), json=example,
+                                          headers=AUTH)
+            assert answer.status_code in (200, 201), (name, example, answer.text)
+            tried += 1
+    batch = await client.post("/v1/schedules:batch", json={"schedules": schemas["BatchScheduleItem"]["examples"]},
+                              headers=AUTH)
+    assert batch.status_code == 200 and batch.json()["created"] == 1, batch.text
+    routine = schemas["RoutineDetail"]["examples"][0]["example"]
+    assert (await client.post("/v1/schedules", json=routine, headers=AUTH)).status_code == 201
+    assert tried >= 15

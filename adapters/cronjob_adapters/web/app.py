@@ -45,11 +45,12 @@ from cronjob_adapters.web.head import HeadAsGet
 from cronjob_adapters.web.instants import query_instant
 from cronjob_adapters.web.limits import BodySizeLimit
 from cronjob_adapters.web.probes import MetricsRenderer, probe_router
-from cronjob_adapters.web.problems import StoreNotReady, extend_openapi, install_problem_handlers, problem_responses
+from cronjob_adapters.web.openapi_document import extend_openapi, keep_examples
+from cronjob_adapters.web.problems import StoreNotReady, install_problem_handlers, problem_responses
 from cronjob_adapters.web.request_id import RequestId
 from cronjob_adapters.web.request_metrics import RequestMetrics
 from cronjob_adapters.web.retry_policies import schedule_retry_policy
-from cronjob_adapters.web.routines import routines_router
+from cronjob_adapters.web.routines import RoutineDetail, RoutineView, routines_router
 from cronjob_adapters.web.schemas import (
     CreateScheduleBase,
     TaskTypeDetail,
@@ -530,6 +531,7 @@ def create_app(services: ApiServices) -> FastAPI:
     protected.include_router(batch_create_router(scheduling, batch_request_model(CreateScheduleRequest),
                                                  create_command, json_content_type))
     app.include_router(protected)
+    extend_openapi(app, keep_examples([RoutineView, RoutineDetail]))  # their timeout_seconds: null
     app.include_router(dashboard_router())
     if services.whatsapp_app_secret and services.whatsapp_verify_token and services.delivery_status:
         # Authenticated by Meta's signature, not the bearer token (Meta cannot send one).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -18,6 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cronjob.domain.errors import InvalidTransition, ValidationError
 from cronjob.ports.repository import StoreUnavailable
 from cronjob.services.scheduling import ScheduleConflict, ScheduleNotFound
+
+from cronjob_adapters.web.openapi_document import extend_openapi
 
 log = logging.getLogger(__name__)
 
@@ -322,14 +324,3 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)
 
-
-def extend_openapi(app: FastAPI, extend: Callable[[dict[str, Any]], None]) -> None:
-    """Have ``extend`` complete the app's OpenAPI document once, when it is first built."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            extend(build())  # build() keeps the document in app.openapi_schema
-        return app.openapi_schema  # type: ignore[return-value]
-
-    app.openapi = openapi  # type: ignore[method-assign]

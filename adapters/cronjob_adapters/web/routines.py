@@ -44,8 +44,11 @@ class RoutineDetail(RoutineView):
         "description": "Delete finished schedules not updated for ``older_than_days``.",
         "schema_url": "/v1/routines/cronjob.purge_runs",
         "timeout_seconds": None,
-        "args_schema": {"type": "object", "title": "PurgeArgs", "additionalProperties": False,
-                        "properties": {"older_than_days": {"type": "integer", "default": 30}}},
+        "args_schema": {"type": "object", "title": "PurgeArgs", "additionalProperties": False, "properties": {
+            "older_than_days": {"type": "integer", "default": 30, "minimum": 1, "maximum": 3650},
+            "statuses": {"type": "array", "minItems": 1, "items": {
+                "type": "string", "enum": ["succeeded", "dead", "missed", "cancelled", "unknown"]}},
+            "limit": {"type": "integer", "default": 10_000, "minimum": 1, "maximum": 1_000_000}}},
         "example": {"task": {"type": "python", "routine": "cronjob.purge_runs", "args": {
             "older_than_days": 30, "statuses": ["succeeded", "cancelled", "missed"], "limit": 10_000}},
                     "schedule": _EXAMPLE_SCHEDULE},
