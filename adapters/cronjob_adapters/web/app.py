@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Response
 from pydantic import BaseModel, StringConstraints
 
 import cronjob
@@ -60,6 +60,7 @@ from cronjob_adapters.web.schemas import (
     EventView,
     reschedule_request_model,
     RetryView,
+    ScheduleId,
     ScheduleList,
     ScheduleMessageRequest,
     ScheduleView,
@@ -125,6 +126,12 @@ def request_digest(path: str, request: BaseModel, exclude: set[str] | None = Non
     # the service then refuses it, naming its place, rather than the digest failing (a 500).
     return "v1:" + hashlib.sha256(f"{path}\n{body}".encode("utf-8", "surrogatepass")).hexdigest()
 
+
+#: The ``Idempotency-Key`` header of a creation.
+CreationKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=256,
+    description="Your key for this request: sent again with the same request, it returns the schedule "
+                "created first (200) instead of creating another; with another request, a 422.")]
 
 _MICROSECOND = timedelta(microseconds=1)
 #: The longest ``key=value`` label selector.
@@ -269,7 +276,7 @@ def create_app(services: ApiServices) -> FastAPI:
     async def schedule_message(
         request: ScheduleMessageRequest,
         response: Response,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=256)] = None,
+        idempotency_key: CreationKey = None,
     ) -> ScheduleView:
         """Schedule one WhatsApp message (template or text) for `send_at`.
 
@@ -291,7 +298,7 @@ def create_app(services: ApiServices) -> FastAPI:
     async def create_schedule(
         request: CreateScheduleRequest,
         response: Response,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=256)] = None,
+        idempotency_key: CreationKey = None,
     ) -> ScheduleView:
         """Schedule a task, once or on a recurring rule (`schedule`), in an IANA `timezone`.
 
@@ -320,7 +327,8 @@ def create_app(services: ApiServices) -> FastAPI:
 
     @protected.get("/v1/task-types/{task_type}", response_model=TaskTypeDetail, response_model_by_alias=True,
                    tags=["task types"], responses=problem_responses(404))
-    async def task_type(task_type: str) -> dict[str, Any]:
+    async def task_type(task_type: Annotated[str, Path(description="The task type's name, as `GET /v1/task-types` "
+                                                                   "lists it: `whatsapp.template`.")]) -> dict[str, Any]:
         """One task type with the JSON Schema of its payload."""
         found = registry.get(task_type)
         if found is None:
@@ -329,13 +337,13 @@ def create_app(services: ApiServices) -> FastAPI:
 
     @protected.get("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
                    responses=problem_responses(404))
-    async def get_schedule(schedule_id: str) -> ScheduleView:
+    async def get_schedule(schedule_id: ScheduleId) -> ScheduleView:
         """One schedule with its status, attempts and result."""
         return ScheduleView.of(await scheduling.get(schedule_id))
 
     @protected.get("/v1/schedules", response_model=ScheduleList, tags=["schedules"])
     async def list_schedules(
-        status: ScheduleStatus | None = None,
+        status: Annotated[ScheduleStatus | None, Query(description="Only the schedules in this status.")] = None,
         task_type: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None,
                              Query(alias="type", max_length=20,
                                    description="Only these task types (repeat the parameter for several).")] = None,
@@ -347,7 +355,7 @@ def create_app(services: ApiServices) -> FastAPI:
                          Query(max_length=MAX_LABELS,
                                description="Only the schedules carrying this label: `key=value` (exactly; the value "
                                            "may be empty, `kind=`). Repeat it for several: each must match.")] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        limit: Annotated[int, Query(ge=1, le=500, description="The most schedules in a page (1 to 500).")] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000,
                                      description="Skip this many schedules (paging by position; not with "
                                                  "`cursor`, which pages faster and steadier).")] = 0,
@@ -430,7 +438,7 @@ def create_app(services: ApiServices) -> FastAPI:
 
     @protected.delete("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
                       responses=problem_responses(404, 409))
-    async def cancel_schedule(schedule_id: str) -> ScheduleView:
+    async def cancel_schedule(schedule_id: ScheduleId) -> ScheduleView:
         """Cancel a schedule that waits, or a recurring one even while it runs (that run goes on,
         its outcome is not recorded, and no later occurrence starts); 409 for a one-off that
         started or ended."""
@@ -439,7 +447,7 @@ def create_app(services: ApiServices) -> FastAPI:
     @protected.patch("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
                      dependencies=[Depends(json_content_type)],
                      responses=problem_responses(404, 409, 413, 415))
-    async def reschedule(schedule_id: str, request: RescheduleRequest) -> ScheduleView:  # type: ignore[valid-type]
+    async def reschedule(schedule_id: ScheduleId, request: RescheduleRequest) -> ScheduleView:  # type: ignore[valid-type]
         """Change a schedule that waits (`scheduled`, or `paused`, which it stays): move it to
         another time (a one-off to `send_at`, or a schedule to another rule, `schedule`), give it
         another `task` (of its own type: what its next run sends), other `labels` (the whole map;
@@ -473,15 +481,18 @@ def create_app(services: ApiServices) -> FastAPI:
 
     @protected.post("/v1/schedules/{schedule_id}/retry", response_model=ScheduleView, tags=["schedules"],
                     responses=problem_responses(404, 409))
-    async def retry_schedule(schedule_id: str) -> ScheduleView:
+    async def retry_schedule(schedule_id: ScheduleId) -> ScheduleView:
         """Re-run a `dead`, `unknown` or `missed` schedule now, with a fresh attempt count (409 otherwise)."""
         return ScheduleView.of(await scheduling.retry(schedule_id))
 
     @protected.post("/v1/schedules/{schedule_id}/run", response_model=ScheduleView, tags=["schedules"],
                     responses=problem_responses(404, 409))
     async def run_schedule_now(
-        schedule_id: str,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=256)] = None,
+        schedule_id: ScheduleId,
+        idempotency_key: Annotated[str | None, Header(
+            alias="Idempotency-Key", min_length=1, max_length=256,
+            description="Makes a repeat of this run-now (a client's retry, a second click) return the schedule as "
+                        "it is instead of running it again: the key of its last run-now.")] = None,
     ) -> ScheduleView:
         """Run a schedule that waits (`scheduled`) now instead of at its next run. A recurring one
         runs once more, now, and then on as its rule says (the occurrence it waited for stays
@@ -497,7 +508,7 @@ def create_app(services: ApiServices) -> FastAPI:
 
     @protected.post("/v1/schedules/{schedule_id}/pause", response_model=ScheduleView, tags=["schedules"],
                     responses=problem_responses(404, 409))
-    async def pause_schedule(schedule_id: str) -> ScheduleView:
+    async def pause_schedule(schedule_id: ScheduleId) -> ScheduleView:
         """Hold a schedule that waits (`scheduled`): no replica runs it until it is resumed. It
         keeps its time (`next_run_at`) and can still be moved or cancelled. Pausing a paused one
         returns it as it is; 409 for one that runs (pause a recurring one once its run ended) or
@@ -506,7 +517,7 @@ def create_app(services: ApiServices) -> FastAPI:
 
     @protected.post("/v1/schedules/{schedule_id}/resume", response_model=ScheduleView, tags=["schedules"],
                     responses=problem_responses(404, 409))
-    async def resume_schedule(schedule_id: str) -> ScheduleView:
+    async def resume_schedule(schedule_id: ScheduleId) -> ScheduleView:
         """Let a paused schedule run again. A one-off keeps its time: one that fell due while paused
         runs at once if its misfire grace and `send_by` still allow, else it is `missed`. A
         recurring schedule does not make up for the pause: what fell due meanwhile is skipped, and
@@ -516,7 +527,7 @@ def create_app(services: ApiServices) -> FastAPI:
 
     @protected.get("/v1/schedules/{schedule_id}/events", response_model=EventList, tags=["schedules"],
                    responses=problem_responses(404))
-    async def schedule_events(schedule_id: str) -> EventList:
+    async def schedule_events(schedule_id: ScheduleId) -> EventList:
         """The schedule's event log (scheduled, started, succeeded, retrying, failed, dead, ...), oldest first."""
         schedule = await scheduling.get(schedule_id)
         deliveries = await services.webhook_deliveries(schedule) if services.webhook_deliveries else {}

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, create_model, field_validator
 
 from cronjob.domain.labels import KEY_PATTERN, MAX_KEY_LENGTH, MAX_LABELS, MAX_VALUE_LENGTH, VALUE_PATTERN
@@ -69,6 +70,9 @@ def read_deadline(value: object) -> datetime | None:
 #: A ``send_by`` as requests give it (its schema: a date-time string, or null).
 Deadline = Annotated[datetime | None, BeforeValidator(read_deadline)]
 
+
+#: The ``{schedule_id}`` of a route's path.
+ScheduleId = Annotated[str, Path(description="The schedule's `id`, as its creation answered it (an unknown one: 404).")]
 
 class RetryRequest(BaseModel):
     """Overrides the retry policy of this schedule's task type; what is left out keeps the type's

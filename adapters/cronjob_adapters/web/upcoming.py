@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from cronjob.services.scheduling import MAX_RULE_LENGTH, SchedulingService
 
 from cronjob_adapters.web.problems import problem_responses
-from cronjob_adapters.web.schemas import RulePreviewView, RunView, UpcomingView
+from cronjob_adapters.web.schemas import RulePreviewView, RunView, ScheduleId, UpcomingView
 
 Count = Annotated[int, Query(ge=1, le=100, description="How many runs to show at most (1 to 100).")]
 
@@ -21,7 +21,7 @@ def upcoming_router(scheduling: SchedulingService, default_timezone: str) -> API
 
     @router.get("/v1/schedules/{schedule_id}/upcoming", response_model=UpcomingView, tags=["schedules"],
                 responses=problem_responses(404))
-    async def upcoming(schedule_id: str, count: Count = 5) -> UpcomingView:
+    async def upcoming(schedule_id: ScheduleId, count: Count = 5) -> UpcomingView:
         """When the schedule runs next, if nothing changes: its next run (on its rule, a retry's
         time, marked `retry`, or overdue: it runs at once), then its rule's occurrences, each run
         succeeding. A paused one as if resumed now (a recurring one skips what fell due; none

@@ -185,9 +185,13 @@ def whatsapp_webhook_router(
                                                       "does not match, or `hub.challenge` is missing."),
                            **problem_responses(422)})
     async def verify_subscription(
-        mode: Annotated[str | None, Query(alias="hub.mode", max_length=64)] = None,
-        given_token: Annotated[str | None, Query(alias="hub.verify_token", max_length=1024)] = None,
-        challenge: Annotated[str | None, Query(alias="hub.challenge", max_length=1024)] = None,
+        mode: Annotated[str | None, Query(alias="hub.mode", max_length=64,
+                                          description="`subscribe`, as Meta sends it.")] = None,
+        given_token: Annotated[str | None, Query(
+            alias="hub.verify_token", max_length=1024,
+            description="The verify token typed into the Meta app (`CRONJOB_WHATSAPP_VERIFY_TOKEN`).")] = None,
+        challenge: Annotated[str | None, Query(alias="hub.challenge", max_length=1024,
+                                               description="Meta's challenge, echoed when the token matches.")] = None,
     ) -> Response:
         """Meta's verification handshake: echoes `hub.challenge` when `hub.verify_token` matches."""
         matches = hmac.compare_digest((given_token or "").encode(), token)
