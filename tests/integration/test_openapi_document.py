@@ -221,3 +221,16 @@ def test_every_operation_and_parameter_is_described() -> None:
         undescribed += [f"{name} {parameter['in']} {parameter['name']}" for parameter in operation.get("parameters", [])
                         if not parameter.get("description")]
     assert undescribed == []
+
+
+async def test_a_creation_documents_its_location(client: httpx.AsyncClient) -> None:
+    """Both creations answer the new schedule's path in `Location` (201, and 200 for a replay)."""
+    document = (await client.get("/openapi.json")).json()
+    for path, body in (("/schedule-message", {**SEED, "send_at": "2030-06-21T14:00:00-03:00"}),
+                       ("/v1/schedules", document["components"]["schemas"]["CreateScheduleRequest"]["examples"][0])):
+        responses = document["paths"][path]["post"]["responses"]
+        for status in (201, 200):
+            assert responses[str(status)]["headers"]["Location"]["required"] is True, (path, status)
+            answer = await client.post(path, json=body, headers={**AUTH, "Idempotency-Key": path})
+            assert answer.status_code == status, answer.text
+            assert answer.headers["location"] == f"/v1/schedules/{answer.json()['id']}"

@@ -127,6 +127,11 @@ def request_digest(path: str, request: BaseModel, exclude: set[str] | None = Non
     return "v1:" + hashlib.sha256(f"{path}\n{body}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
+#: The ``Location`` header of a creation's answer, and its 201.
+_LOCATION = {"Location": {"description": "The schedule's path: `/v1/schedules/{id}`.", "required": True,
+                          "schema": {"type": "string"}}}
+_CREATED = {"description": "Created.", "headers": _LOCATION}
+
 #: The ``Idempotency-Key`` header of a creation.
 CreationKey = Annotated[str | None, Header(
     alias="Idempotency-Key", min_length=1, max_length=256,
@@ -271,7 +276,8 @@ def create_app(services: ApiServices) -> FastAPI:
 
     @protected.post("/schedule-message", status_code=201, response_model=ScheduleView, tags=["messages"],
                     dependencies=[Depends(json_content_type)],
-                    responses={200: {"model": ScheduleView, "description": "Replay of an Idempotency-Key."},
+                    responses={201: _CREATED, 200: {"model": ScheduleView, "description": "Replay of an Idempotency-Key.",
+                                                    "headers": _LOCATION},
                                **problem_responses(413, 415)})
     async def schedule_message(
         request: ScheduleMessageRequest,
@@ -293,7 +299,8 @@ def create_app(services: ApiServices) -> FastAPI:
 
     @protected.post("/v1/schedules", status_code=201, response_model=ScheduleView, tags=["schedules"],
                     dependencies=[Depends(json_content_type)],
-                    responses={200: {"model": ScheduleView, "description": "Replay of an Idempotency-Key."},
+                    responses={201: _CREATED, 200: {"model": ScheduleView, "description": "Replay of an Idempotency-Key.",
+                                                    "headers": _LOCATION},
                                **problem_responses(413, 415)})
     async def create_schedule(
         request: CreateScheduleRequest,
