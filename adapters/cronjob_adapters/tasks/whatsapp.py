@@ -27,7 +27,7 @@ class CurrencyParam(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"type": "currency", "fallback_value": "R$ 150,00", "code": "BRL", "amount_1000": 150000}]})
-    type: Literal["currency"]
+    type: Literal["currency"] = Field(description="`currency`: this value is a currency amount.")
     fallback_value: FallbackValue
     code: Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code, as BRL.")]
     amount_1000: Annotated[int, Field(strict=True, ge=-(2**31), le=2**31 - 1,
@@ -40,7 +40,7 @@ class DateTimeParam(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"type": "date_time", "fallback_value": "21 de junho de 2030"}]})
-    type: Literal["date_time"]
+    type: Literal["date_time"] = Field(description="`date_time`: this value is a date/time.")
     fallback_value: FallbackValue
 
 

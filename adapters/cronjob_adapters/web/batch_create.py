@@ -29,7 +29,7 @@ _HEADER_FIELD = "Idempotency-Key"
 
 class FieldError(BaseModel):
     field: str = Field(description="The field, from the batch's body: `schedules.3.schedule`.")
-    message: str
+    message: str = Field(description="What is wrong with it.")
 
 
 class BatchItemView(BaseModel):
@@ -46,10 +46,11 @@ class BatchItemView(BaseModel):
 class BatchView(BaseModel):
     """Each item's outcome, in the order of `schedules`, and how many of each."""
 
-    created: int
-    replayed: int
-    refused: int
-    results: list[BatchItemView]
+    created: int = Field(description="Items created (201).")
+    replayed: int = Field(description="Items already created by an earlier request with their `idempotency_key` "
+                                      "(200).")
+    refused: int = Field(description="Items refused (422).")
+    results: list[BatchItemView] = Field(description="Each item's outcome, in the order of `schedules`.")
 
 
 def batch_request_model(create_request: type[CreateScheduleBase]) -> type[BaseModel]:

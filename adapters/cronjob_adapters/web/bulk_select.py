@@ -103,8 +103,10 @@ class SelectRequest(Narrowing):
 
 
 class RefusedView(BaseModel):
-    id: str
-    reason: str
+    """A schedule a bulk change left as it was, and why."""
+
+    id: str = Field(description="The schedule's id.")
+    reason: str = Field(description="Why it was not changed (the conflict with its state), for a person.")
 
 
 def refused_views(refused: Mapping[str, str]) -> list[RefusedView]:

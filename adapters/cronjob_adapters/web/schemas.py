@@ -71,6 +71,9 @@ def read_deadline(value: object) -> datetime | None:
 Deadline = Annotated[datetime | None, BeforeValidator(read_deadline)]
 
 
+#: How a field's description names a UTC instant, as responses show them (see :data:`Instant`).
+UTC_INSTANT = "a UTC instant to the millisecond (`2030-06-21T17:00:00.000Z`)"
+
 #: The ``{schedule_id}`` of a route's path.
 ScheduleId = Annotated[str, Path(description="The schedule's `id`, as its creation answered it (an unknown one: 404).")]
 
@@ -95,10 +98,12 @@ class RetryView(BaseModel):
     """A retry policy: attempts in all, and the delays between them (exponential, with full
     jitter, up to the cap); no retry starts later than ``max_age_seconds`` after the first attempt."""
 
-    max_attempts: int
-    initial_delay_seconds: float
-    max_delay_seconds: float
-    max_age_seconds: float
+    max_attempts: int = Field(description="Attempts in all, the first included (1: no retry).")
+    initial_delay_seconds: float = Field(description="The delay before the first retry, in seconds (each next one "
+                                                     "doubles it, with full jitter).")
+    max_delay_seconds: float = Field(description="The cap of the delays between attempts, in seconds.")
+    max_age_seconds: float = Field(description="No retry starts later than this many seconds after the first "
+                                               "attempt.")
 
     @classmethod
     def of(cls, policy: RetryPolicy) -> RetryView:
@@ -285,51 +290,69 @@ def create_request_model(task_union: Any) -> type[CreateScheduleBase]:
 
 
 class TaskTypeView(BaseModel):
-    type: str
-    version: int
-    description: str
-    default_retry: RetryView
-    schema_url: str
+    """A task type a schedule's `task` can have."""
+
+    type: str = Field(description="Its name, as a task's `type` gives it: `whatsapp.template`, `http`, ...")
+    version: int = Field(description="The version of its payload's schema.")
+    description: str = Field(description="What a task of this type does.")
+    default_retry: RetryView = Field(description="The retry policy of its schedules that have none of their own.")
+    schema_url: str = Field(description="Where the JSON Schema of its payload is: `/v1/task-types/{type}`.")
 
 
 class TaskTypeDetail(TaskTypeView):
+    """A task type, with the JSON Schema of its payload."""
+
     payload_schema: dict[str, Any] = Field(alias="schema", description="JSON Schema of the payload.")
 
     model_config = ConfigDict(populate_by_name=True)
 
 
 class MisfireView(BaseModel):
-    grace_seconds: float | None
-    coalesce: bool
+    """What the schedule does with an occurrence found late (after downtime)."""
+
+    grace_seconds: float | None = Field(description="Run it late by at most this many seconds, else it is "
+                                                    "`missed` (0: however late); null: no limit.")
+    coalesce: bool = Field(description="Recurring: one run for all occurrences missed while down, as the latest "
+                                       "of them; false: each one still within the grace runs.")
 
 
 class ErrorView(BaseModel):
-    code: str
-    message: str
-    retryable: bool = False
-    details: dict[str, str] = Field(default_factory=dict)
+    """An error a run ended with, as the task type or its provider reported it."""
+
+    code: str = Field(description="A short machine-readable code: the provider's error code, `run_timeout`, "
+                                  "`http_503`, ...")
+    message: str = Field(description="What went wrong, for a person.")
+    retryable: bool = Field(default=False, description="Whether a retry may succeed (false: a permanent error, "
+                                                        "not retried).")
+    details: dict[str, str] = Field(default_factory=dict, description="More about it, as text (empty when "
+                                                                      "there is nothing more).")
 
 
 class LeaseView(BaseModel):
     """Who runs it now: the replica (``CRONJOB_INSTANCE_ID``) that claimed it, when, until when
     its lease holds (renewed while the run lasts), and the replica it took over from, if any."""
 
-    owner: str
-    claimed_at: Instant
-    until: Instant
-    taken_over_from: str | None = None
+    owner: str = Field(description="The replica that runs it (its `CRONJOB_INSTANCE_ID`).")
+    claimed_at: Instant = Field(description=f"When that replica claimed it: {UTC_INSTANT}.")
+    until: Instant = Field(description=f"Until when its lease holds (renewed while the run lasts): {UTC_INSTANT}.")
+    taken_over_from: str | None = Field(default=None, description="The replica whose lapsed lease it took over; "
+                                                                  "null: none.")
 
 
 class AttemptView(BaseModel):
-    attempt_id: str
-    number: int
-    owner: str
-    scheduled_for: Instant
-    started_at: Instant
-    finished_at: Instant
-    outcome: str
-    error: ErrorView | None = None
-    provider_message_id: str | None = None
+    """One finished run of an occurrence (the newest 100 are kept)."""
+
+    attempt_id: str = Field(description="The run's id (its events carry it as `attempt_id`).")
+    number: int = Field(description="Which attempt of its occurrence it was, from 1 (retries count on).")
+    owner: str = Field(description="The replica that ran it (its `CRONJOB_INSTANCE_ID`).")
+    scheduled_for: Instant = Field(description=f"The occurrence it ran: {UTC_INSTANT}.")
+    started_at: Instant = Field(description=f"When the run started: {UTC_INSTANT}.")
+    finished_at: Instant = Field(description=f"When the run ended: {UTC_INSTANT}.")
+    outcome: str = Field(description="How it ended: `succeeded`, `failed`, `retrying` (failed, to be retried), "
+                                     "`unknown` (the provider may or may not have acted) or `missed`.")
+    error: ErrorView | None = Field(default=None, description="Why it failed; null when it succeeded.")
+    provider_message_id: str | None = Field(default=None, description="The provider's id of what it sent "
+                                                                      "(WhatsApp's `wamid`); null: none.")
 
     @classmethod
     def of(cls, attempt: Attempt) -> AttemptView:
@@ -355,19 +378,25 @@ def header_text(value: str | None) -> str | None:
 class ScheduleView(BaseModel):
     """A schedule as the API shows it."""
 
-    id: str
+    id: str = Field(description="The schedule's id, as `/v1/schedules/{schedule_id}` takes it.")
     status: ScheduleStatus = Field(description="Where it is in its life.")
     type: str = Field(description="Task type, e.g. whatsapp.template.")
     schedule: str = Field(description="The trigger's canonical expression.")
-    timezone: str
+    timezone: str = Field(description="The IANA zone its rule's and send_at's wall times are read in.")
     send_at: Instant | None = Field(description="When the current occurrence is due, in UTC.")
     send_at_original: str | None = Field(description="The send_at text as the client sent it.")
-    next_run_at: Instant | None
-    to: str | None = None
+    next_run_at: Instant | None = Field(
+        description=f"When it runs next (its occurrence, or a retry's time; kept while paused): {UTC_INSTANT}; "
+                    "null once it ended.")
+    to: str | None = Field(default=None, description="WhatsApp: the recipient's phone number (E.164 digits, "
+                                                     "without `+`); null for other task types.")
     body: str | None = Field(default=None, description="The body as sent by the client, with placeholders.")
-    rendered_body: str | None = None
-    templateName: str | None = None
-    language: str | None = None
+    rendered_body: str | None = Field(default=None, description="WhatsApp: the body with its placeholders "
+                                                                "filled in; null for other task types.")
+    templateName: str | None = Field(default=None, description="WhatsApp template: the template's name; null "
+                                                               "otherwise.")
+    language: str | None = Field(default=None, description="WhatsApp template: the template's language code "
+                                                           "(`pt_BR`); null otherwise.")
     params: list[str | CurrencyParam | DateTimeParam] = Field(
         default_factory=list, description="The values of the body's {{1}}..: texts, and a template's currency "
                                           "and date_time objects.")
@@ -375,24 +404,31 @@ class ScheduleView(BaseModel):
         default_factory=dict, description="The stored task payload (the values of secret-looking headers and "
                                           "query parameters, and of credential keys in a request body or a "
                                           "routine's args, such as password or client_secret, masked as ***).")
-    userId: str | None = None
-    idempotency_key: str | None = None
-    misfire: MisfireView
+    userId: str | None = Field(default=None, description="The `userId` it was created with; null: none.")
+    idempotency_key: str | None = Field(default=None, description="The `Idempotency-Key` it was created with; "
+                                                                  "null: none.")
+    misfire: MisfireView = Field(description="Its misfire policy: what it does with an occurrence found late.")
     retry: RetryView | None = Field(
         default=None, description="This schedule's own retry policy; null: its task type's default "
                                   "(`GET /v1/task-types/{type}`).")
-    send_by: Instant | None = None
-    created_at: Instant
-    updated_at: Instant
-    attempts: list[AttemptView] = Field(default_factory=list)
-    result: dict[str, str] = Field(default_factory=dict)
+    send_by: Instant | None = Field(default=None, description=f"One-off: its hard deadline, {UTC_INSTANT}: "
+                                                              "never run after it (`missed` instead); null: none.")
+    created_at: Instant = Field(description=f"When it was created: {UTC_INSTANT}.")
+    updated_at: Instant = Field(description=f"When it last changed: {UTC_INSTANT}.")
+    attempts: list[AttemptView] = Field(default_factory=list, description="Its finished runs, oldest first "
+                                                                          "(the newest 100 are kept).")
+    result: dict[str, str] = Field(default_factory=dict, description="What its latest successful run returned, "
+                                                                     "as text (a WhatsApp message's `wamid`); "
+                                                                     "empty until one succeeds.")
     delivery: dict[str, str] = Field(
         default_factory=dict,
         description="What WhatsApp reported about the latest sent message (status webhooks): `status` "
                     "(sent, delivered, read, failed), `<status>_at` (Meta's time, a UTC instant to the millisecond), "
                     "and `error_code`/`error_message` on failure.")
-    last_error: ErrorView | None = None
-    callback_url: str | None = None
+    last_error: ErrorView | None = Field(default=None, description="The error of its latest failed run; "
+                                                                   "null: none.")
+    callback_url: str | None = Field(default=None, description="Where its status webhooks go (secret-looking "
+                                                               "query values masked as ***); null: none.")
     running: LeaseView | None = Field(
         default=None, description="While it runs: its lease (its attempt and `started` event are "
                                   "written with the outcome).")
@@ -455,19 +491,26 @@ class DeliveryView(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
 
-    url: str
-    delivery_id: str
+    url: str = Field(description="Where it is delivered, its query left out.")
+    delivery_id: str = Field(description="The delivery job's id.")
     status: ScheduleStatus = Field(description="The delivery job's status.")
-    attempts: int
-    last_error_code: str | None = None
-    next_attempt_at: Instant | None = None
+    attempts: int = Field(description="Attempts made to deliver it.")
+    last_error_code: str | None = Field(default=None, description="The error code of the latest failed attempt; "
+                                                                  "null: none failed.")
+    next_attempt_at: Instant | None = Field(default=None, description=f"When it is tried next, {UTC_INSTANT}; "
+                                                                      "null once it succeeded or was given up.")
 
 
 class EventView(BaseModel):
-    id: str
-    type: str
-    at: Instant
-    attempt_id: str | None = None
+    """Something that happened to a schedule (the newest 100 are kept)."""
+
+    id: str = Field(description="The event's id, unique (webhook receivers deduplicate on it).")
+    type: str = Field(description="What happened: `scheduled`, `started`, `succeeded`, `retrying`, `failed`, "
+                                  "`dead`, `unknown`, `missed`, `cancelled`, `paused`, `resumed`, or "
+                                  "`delivery.<status>` for what WhatsApp reported about the sent message.")
+    at: Instant = Field(description=f"When it happened: {UTC_INSTANT}.")
+    attempt_id: str | None = Field(default=None, description="The run it belongs to; null for an event of no "
+                                                             "run.")
     data: dict[str, str] = Field(
         default_factory=dict,
         description="Its details, as text; the instants among them (`next_run_at`, `rescheduled_from`, "
@@ -486,14 +529,18 @@ class EventView(BaseModel):
 
 
 class EventList(BaseModel):
-    schedule_id: str
-    items: list[EventView]
+    """A schedule's events."""
+
+    schedule_id: str = Field(description="The schedule's id.")
+    items: list[EventView] = Field(description="Its events, oldest first (the newest 100 are kept).")
 
 
 class ScheduleList(BaseModel):
-    items: list[ScheduleView]
-    limit: int
-    offset: int
+    """A page of schedules."""
+
+    items: list[ScheduleView] = Field(description="The schedules of this page, in the list's order.")
+    limit: int = Field(description="The page size asked for (`limit`).")
+    offset: int = Field(description="The `offset` asked for (0 with a `cursor`).")
     has_more: bool = Field(description="Whether at least one more schedule matches after this page "
                                        "(ask for it with `cursor` = `next_cursor`, or `offset` + `limit`).")
     next_cursor: str | None = Field(
@@ -560,7 +607,7 @@ class UpcomingView(BaseModel):
     succeeding (a paused one as if resumed now; none once it ended)."""
 
     schedule: str = Field(description="The rule's canonical expression.")
-    timezone: str
+    timezone: str = Field(description="The IANA zone of the rule's wall times.")
     status: ScheduleStatus = Field(description="The schedule's status now.")
     runs: list[RunView] = Field(description="At most `count`, in the order they run; fewer once the rule ends.")
 
@@ -569,18 +616,24 @@ class RulePreviewView(BaseModel):
     """When a rule not yet scheduled would run, were it scheduled now (`POST /v1/schedules`)."""
 
     schedule: str = Field(description="The rule's canonical expression (an interval's anchor spelt out).")
-    timezone: str
-    recurring: bool
+    timezone: str = Field(description="The IANA zone of the rule's wall times.")
+    recurring: bool = Field(description="Whether the rule recurs (false: a one-off).")
     runs: list[RunView] = Field(description="At most `count`; fewer once the rule ends (a one-off runs once).")
 
 
 class ProbeView(BaseModel):
-    ok: bool
-    checks: dict[str, str]
+    """A probe's verdict and the checks behind it."""
+
+    ok: bool = Field(description="Whether every check is `ok` (false: answered with 503).")
+    checks: dict[str, str] = Field(description="Each check by name (`process`, `scheduler_loop`, `store`, "
+                                               "`indexes`): `ok`, or why not.")
 
 
 class Health(BaseModel):
-    status: Literal["ok", "degraded"]
-    alive: bool
-    store: Literal["ok", "unavailable"]
-    version: str
+    """Liveness, and whether the schedule store answers."""
+
+    status: Literal["ok", "degraded"] = Field(description="`ok`, or `degraded` when the store does not answer "
+                                                          "(answered with 503).")
+    alive: bool = Field(description="Always true: the process answered.")
+    store: Literal["ok", "unavailable"] = Field(description="Whether the schedule store answers.")
+    version: str = Field(description="The service's version.")

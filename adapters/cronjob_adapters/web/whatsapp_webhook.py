@@ -152,9 +152,9 @@ class Receipt(BaseModel):
     """What a notification did: its statuses, those recorded, and those parked until their
     message is recorded."""
 
-    received: int
-    applied: int
-    parked: int
+    received: int = Field(description="Message statuses in the notification.")
+    applied: int = Field(description="Of them, those recorded on their schedule now.")
+    parked: int = Field(description="Of them, those whose message is not recorded yet: kept, and applied once it is.")
 
 
 # -- the routes ------------------------------------------------------------------------------------
