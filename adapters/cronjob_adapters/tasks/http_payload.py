@@ -10,13 +10,12 @@ headers a payload may not set (:data:`IDEMPOTENCY_HEADER`, :data:`SCHEDULE_HEADE
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from cronjob.domain.json_values import LONE_SURROGATE, MAX_NESTING, is_text, nesting_beyond
+from cronjob.domain.json_values import MAX_NESTING, first_problem, unencodable
 from cronjob_adapters.tasks.ssrf import MAX_URL_LENGTH, HttpUrl, Target, parse_url
 from cronjob_adapters.tasks.validation import validate_payload
 
@@ -174,23 +173,10 @@ class HttpRequestPayload(BaseModel):
         """A body has no infinite or NaN number (``1e400``, ``NaN``), no key or string with a
         lone surrogate (an unpaired ``\\ud800``) and nests at most ``MAX_NESTING`` levels:
         refused here, naming where in the body, rather than when it is encoded or stored."""
-        if (deep := nesting_beyond(value, MAX_NESTING)) is not None:
-            raise ValueError(f"{deep or 'the body'}: nested more than {MAX_NESTING} levels deep "
-                             "(objects and arrays)")
-        stack: list[tuple[Any, str]] = [(value, "")]
-        while stack:
-            item, path = stack.pop()
-            if isinstance(item, dict):
-                for key in item:
-                    if not is_text(key):
-                        raise ValueError(f"{f'{path}.' if path else ''}{key!r}: {LONE_SURROGATE}")
-                stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in item.items())
-            elif isinstance(item, list):
-                stack.extend((v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(item))
-            elif isinstance(item, float) and not math.isfinite(item):
-                raise ValueError(f"{path or 'the body'}: infinite and NaN numbers are not JSON")
-            elif isinstance(item, str) and not is_text(item):
-                raise ValueError(f"{path or 'the body'}: {LONE_SURROGATE}")
+        found = first_problem(value, MAX_NESTING, unencodable)
+        if found is not None:
+            path, message = found
+            raise ValueError(f"{path or 'the body'}: {message}")
         return value
 
     @model_validator(mode="after")

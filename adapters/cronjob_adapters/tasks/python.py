@@ -33,7 +33,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cronjob.domain.errors import ValidationError
-from cronjob.domain.json_values import MAX_NESTING, nesting_beyond
+from cronjob.domain.json_values import MAX_NESTING, TOO_DEEP, nesting_beyond
 from cronjob.domain.message import DeliveryError
 from cronjob.domain.schedule import Schedule, check_run_timeout
 from cronjob.ports.clock import Clock
@@ -151,7 +151,7 @@ class PythonPayload(BaseModel):
         """Nested too deep for a store (and for the model's own serializer): refused here, naming
         where, rather than a server error."""
         if (deep := nesting_beyond(value, MAX_NESTING)) is not None:
-            raise ValueError(f"{deep}: nested more than {MAX_NESTING} levels deep (objects and arrays)")
+            raise ValueError(f"{deep}: {TOO_DEEP}")
         return value
 
 
