@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Collection, Mapping
-from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
@@ -262,6 +262,10 @@ class MongoScheduleRepository(ScheduleRepository):
         client: AsyncMongoClient[Document] = AsyncMongoClient(uri, tz_aware=True, tzinfo=UTC, **settings)
         return cls(client, database, codec, owns_client=True, operation_timeout=operation_timeout)
 
+    def _call(self) -> AbstractAsyncContextManager[None]:
+        """One call of the store: within the operation timeout, an outage :class:`StoreUnavailable`."""
+        return _reachable(self._timeout)
+
     def _document(self, schedule: Schedule) -> Document:
         """The stored form of ``schedule``: the codec's document, and its labels' ``key=value`` texts."""
         doc = self._codec.to_document(schedule)
@@ -282,30 +286,30 @@ class MongoScheduleRepository(ScheduleRepository):
             await self._client.close()
 
     async def ping(self) -> None:
-        async with _reachable(self._timeout):
+        async with self._call():
             await self._client.admin.command("ping")
 
     async def drop_database(self) -> None:
         """Drop the whole database (tests clean up with it)."""
-        async with _reachable(self._timeout):
+        async with self._call():
             await self._client.drop_database(self._database)
 
     # -- reads -------------------------------------------------------------------------------
 
     async def get(self, schedule_id: str) -> Schedule | None:
-        async with _reachable(self._timeout):
+        async with self._call():
             doc = await self._schedules.find_one({"_id": schedule_id})
         return self._codec.from_document(doc) if doc else None
 
     async def get_by_idempotency_key(self, key: str) -> Schedule | None:
-        async with _reachable(self._timeout):
+        async with self._call():
             doc = await self._schedules.find_one(_key_filter(key))
         return self._codec.from_document(doc) if doc else None
 
     async def get_by_provider_message_id(self, message_id: str) -> Schedule | None:
         # The ``$type`` condition matches the partial index's filter, so the index serves the query.
         query = {"result.provider_message_id": {"$eq": message_id, "$type": "string"}}
-        async with _reachable(self._timeout):
+        async with self._call():
             doc = await self._schedules.find_one(query, sort=[("created_at", DESCENDING)])
         return self._codec.from_document(doc) if doc else None
 
@@ -349,20 +353,20 @@ class MongoScheduleRepository(ScheduleRepository):
                 _after_position(query, "next_run_at", after, descending=False)
         elif after is not None:
             _after_position(query, "created_at", after, descending=True)
-        async with _reachable(self._timeout):
+        async with self._call():
             docs = await self._schedules.find(query).sort(order).skip(offset).limit(limit).to_list()
         return [self._codec.from_document(doc) for doc in docs]
 
     async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:
         pipeline: list[Document] = [
             {"$group": {"_id": {"status": "$status", "task_type": "$task_type"}, "n": {"$sum": 1}}}]
-        async with _reachable(self._timeout):
+        async with self._call():
             cursor = await self._schedules.aggregate(pipeline)
             rows = await cursor.to_list()
         return {(ScheduleStatus(row["_id"]["status"]), row["_id"]["task_type"]): row["n"] for row in rows}
 
     async def next_due_at(self) -> datetime | None:
-        async with _reachable(self._timeout):
+        async with self._call():
             scheduled, running = await asyncio.gather(
                 self._first({"status": _SCHEDULED, "next_run_at": {"$ne": None}}, "next_run_at"),
                 self._first({"status": _RUNNING, "lease.until": {"$ne": None}}, "lease.until"))
@@ -382,7 +386,7 @@ class MongoScheduleRepository(ScheduleRepository):
     # -- writes ------------------------------------------------------------------------------
 
     async def add(self, schedule: Schedule) -> None:
-        async with _reachable(self._timeout):
+        async with self._call():
             try:
                 await self._schedules.insert_one(self._document(schedule))
             except DuplicateKeyError as exc:
@@ -410,7 +414,7 @@ class MongoScheduleRepository(ScheduleRepository):
     ) -> list[Schedule]:
         if limit <= 0:
             return []
-        async with _reachable(self._timeout):
+        async with self._call():
             candidates = await self._due(now, limit, _type_condition(task_types, exclude_types))
             if not candidates:
                 return []
@@ -460,7 +464,7 @@ class MongoScheduleRepository(ScheduleRepository):
             guard["lease.attempt_id"] = attempt_id
         if expected_updated_at is not None:
             guard["updated_at"] = to_millis(expected_updated_at)
-        async with _reachable(self._timeout):
+        async with self._call():
             result = await self._schedules.replace_one(guard, self._document(schedule))
         return result.matched_count == 1
 
@@ -471,7 +475,7 @@ class MongoScheduleRepository(ScheduleRepository):
         if not wanted or limit <= 0:
             return 0
         query = {"status": {"$in": wanted}, "updated_at": {"$lt": to_millis(before)}}
-        async with _reachable(self._timeout):
+        async with self._call():
             ids = [doc["_id"] for doc in await self._schedules.find(query, {"_id": 1}).limit(limit).to_list()]
             if not ids:
                 return 0
@@ -480,6 +484,6 @@ class MongoScheduleRepository(ScheduleRepository):
 
     async def renew_lease(self, schedule_id: str, attempt_id: str, until: datetime) -> bool:
         guard = {"_id": schedule_id, "status": _RUNNING, "lease.attempt_id": attempt_id}
-        async with _reachable(self._timeout):
+        async with self._call():
             result = await self._schedules.update_one(guard, {"$set": {"lease.until": to_millis(until)}})
         return result.matched_count == 1

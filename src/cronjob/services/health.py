@@ -21,6 +21,8 @@ class HealthReport:
 
     store_ok: bool
     store_error: str | None = None
+    #: The store gave no answer within the ping timeout (``store_error`` is ours, not the store's).
+    timed_out: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,8 @@ class HealthService:
         except StoreUnavailable as exc:
             return HealthReport(store_ok=False, store_error=str(exc) or type(exc).__name__)
         except TimeoutError:
-            return HealthReport(store_ok=False, store_error=f"no answer within {self._ping_timeout:g} s")
+            return HealthReport(store_ok=False, store_error=f"no answer within {self._ping_timeout:g} s",
+                                timed_out=True)
         return HealthReport(store_ok=True)
 
     def live(self) -> Probe:
@@ -103,7 +106,7 @@ class HealthService:
         if report.store_error != self._last_store_error:
             self._last_store_error = report.store_error
             log.warning("readiness: the store is unavailable: %s", report.store_error)
-        if report.store_error is not None and report.store_error.startswith("no answer within"):
+        if report.timed_out:  # our own words: nothing of the store's
             return f"unavailable: {report.store_error}"
         return "unavailable (see the log)"
 
