@@ -323,4 +323,3 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StoreUnavailable, _store_down)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)
-

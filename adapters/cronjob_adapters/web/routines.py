@@ -9,6 +9,7 @@ import pydantic
 from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from cronjob_adapters.tasks.builtin_routines import PurgeArgs
 from cronjob_adapters.tasks.python import MAX_NAME_LENGTH, PythonTaskHandler, Routine, RoutineRegistry
 from cronjob_adapters.tasks.registry import TaskRegistry
 from cronjob_adapters.web.problems import problem_responses
@@ -44,11 +45,7 @@ class RoutineDetail(RoutineView):
         "description": "Delete finished schedules not updated for ``older_than_days``.",
         "schema_url": "/v1/routines/cronjob.purge_runs",
         "timeout_seconds": None,
-        "args_schema": {"type": "object", "title": "PurgeArgs", "additionalProperties": False, "properties": {
-            "older_than_days": {"type": "integer", "default": 30, "minimum": 1, "maximum": 3650},
-            "statuses": {"type": "array", "minItems": 1, "items": {
-                "type": "string", "enum": ["succeeded", "dead", "missed", "cancelled", "unknown"]}},
-            "limit": {"type": "integer", "default": 10_000, "minimum": 1, "maximum": 1_000_000}}},
+        "args_schema": PurgeArgs.model_json_schema(),  # the built-in routine's own, as the route shows it
         "example": {"task": {"type": "python", "routine": "cronjob.purge_runs", "args": {
             "older_than_days": 30, "statuses": ["succeeded", "cancelled", "missed"], "limit": 10_000}},
                     "schedule": _EXAMPLE_SCHEDULE},
