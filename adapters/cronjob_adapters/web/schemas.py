@@ -61,10 +61,15 @@ def read_deadline(value: object) -> datetime | None:
         number = isinstance(value, int | float) and not isinstance(value, bool)
         raise ValueError("send_by is an ISO-8601 date-time string (2025-06-21T18:00:00-03:00)"
                          + (", not a number" if number else ""))
+    return _iso_text("send_by", value)
+
+
+def _iso_text(field: str, text: str) -> datetime:
+    """``text`` as a datetime (naive when it had no offset); ValueError naming ``field`` else."""
     try:
-        return iso_datetime(value)
+        return iso_datetime(text)
     except ValueError:
-        raise ValueError(f"send_by is not an ISO-8601 date-time: {value[:64]!r}") from None
+        raise ValueError(f"{field} is not an ISO-8601 date-time: {text[:64]!r}") from None
 
 
 #: A ``send_by`` as requests give it (its schema: a date-time string, or null).
@@ -163,10 +168,7 @@ class ScheduleMessageRequest(BaseModel):
 
 def parse_send_at(text: str) -> datetime:
     """A ``send_at`` text as a datetime (naive when it had no offset); ValueError saying what it is not."""
-    try:
-        return iso_datetime(text)
-    except ValueError as exc:
-        raise ValueError(f"send_at is not an ISO-8601 date-time: {text!r}") from exc
+    return _iso_text("send_at", text)
 
 
 class RescheduleBase(BaseModel):
