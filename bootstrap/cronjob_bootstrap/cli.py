@@ -35,15 +35,13 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except SettingFileError as exc:
-        print(f"cronjob: invalid setting {exc.name}: {exc.reason}", file=sys.stderr)
-        raise SystemExit(2) from None
+        invalid_setting(exc.name, exc.reason)
     except SettingsError as exc:
         first = exc.errors()[0]
         name = "CRONJOB_" + "_".join(str(p) for p in first["loc"]).upper()
         if os.environ.get(f"{name}_FILE") and not os.environ.get(name):
             name += "_FILE"  # the value came from that file: the variable to fix
-        print(f"cronjob: invalid setting {name}: {first['msg'].removeprefix('Value error, ')}", file=sys.stderr)
-        raise SystemExit(2) from None
+        invalid_setting(name, first["msg"].removeprefix("Value error, "))
 
 
 def check_data_dir(settings: Settings) -> None:
@@ -60,7 +58,7 @@ def check_data_dir(settings: Settings) -> None:
         with tempfile.TemporaryFile(dir=path):  # the directory's real error (EROFS, EACCES), if any
             pass
     except OSError as exc:
-        _data_dir_unusable(f"cannot use {path}: {exc.strerror}")
+        invalid_setting("CRONJOB_DATA_DIR", f"cannot use {path}: {exc.strerror}")
     if settings.store != "sqlite":
         return
     store = settings.sqlite_path
@@ -71,12 +69,13 @@ def check_data_dir(settings: Settings) -> None:
         except FileNotFoundError:
             continue  # created when the store opens
         except OSError as exc:
-            _data_dir_unusable(f"cannot write {name}: {exc.strerror}")
+            invalid_setting("CRONJOB_DATA_DIR", f"cannot write {name}: {exc.strerror}")
 
 
-def _data_dir_unusable(reason: str) -> NoReturn:
-    print(f"cronjob: invalid setting CRONJOB_DATA_DIR: {reason}", file=sys.stderr)
-    raise SystemExit(2) from None
+def invalid_setting(name: str, reason: str) -> NoReturn:
+    """Exit with code 2 and one line naming the setting ``name`` and what is wrong with it."""
+    print(f"cronjob: invalid setting {name}: {reason}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def main(argv: list[str] | None = None) -> None:
