@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 import yaml
 
+from cronjob_bootstrap.settings import Settings
 from tests.deploy import ROOT, cli_commands, settings_variables, tool
 
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -243,6 +244,14 @@ def test_compose_file_is_valid() -> None:
     _check_compose(yaml.safe_load(COMPOSE.read_text()))
 
 
+def compose_seconds(value: str) -> float:
+    """A Compose duration (``30s``, ``1m30s``, ``1.5s``, ``500ms``) in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 0.000001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", str(value))
+    assert parts and "".join(n + u for n, u in parts) == value, f"not a Compose duration: {value!r}"
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
 def _check_compose(compose: dict) -> None:
     services = compose["services"]
     assert set(services) == {"mongo", "api", "scheduler"}
@@ -270,6 +279,15 @@ def _check_compose(compose: dict) -> None:
         assert tokens, "CRONJOB_API_TOKENS comes from the environment, with a default"
         assert "not-a-secret" in tokens.group(1)
         assert service["depends_on"]["mongo"]["condition"] == "service_healthy"
+        # `docker compose stop`/`down` sends SIGKILL stop_grace_period after SIGTERM (10 s unless
+        # set); the service may still be draining running jobs and requests for its grace.
+        grace = float(env.get("CRONJOB_SHUTDOWN_GRACE_SECONDS")
+                      or Settings.model_fields["shutdown_grace_seconds"].default)
+        assert "stop_grace_period" in service, \
+            f"{name}: Compose's default 10 s would SIGKILL a drain of up to {grace:g} s"
+        assert compose_seconds(service["stop_grace_period"]) >= grace + 10, (
+            f"{name}: stop_grace_period {service['stop_grace_period']} leaves no room after a "
+            f"{grace:g} s shutdown grace")
 
     ports = services["api"]["ports"]
     assert any(str(p).split(":")[-1] == "8000" for p in ports), ports
