@@ -3,6 +3,7 @@ strict: unknown fields are errors), and checked for what the deployment must be.
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from cronjob.services.health import HealthService
 from cronjob_bootstrap.settings import Settings
 from tests.deploy import ROOT, cli_commands, settings_variables, tool
 
@@ -150,6 +152,12 @@ def test_deployment(overlay: tuple[str, Rendered], role: str) -> None:
     for probe, path in (("startupProbe", "/livez"), ("livenessProbe", "/livez"), ("readinessProbe", "/readyz")):
         get = container[probe]["httpGet"]
         assert (get["path"], get["port"]) == (path, "http"), probe
+    # /readyz waits up to the health service's ping timeout for the store, then answers 503: a
+    # probe that gives up no later than that never hears the answer (a slow store that does
+    # answer would read as not ready).
+    store_wait = inspect.signature(HealthService).parameters["ping_timeout"].default
+    assert container["readinessProbe"]["timeoutSeconds"] >= store_wait + 1, (
+        f"{role}: readinessProbe.timeoutSeconds must outlast /readyz's {store_wait:g} s wait for the store")
 
     resources = container["resources"]
     for bound in ("requests", "limits"):
