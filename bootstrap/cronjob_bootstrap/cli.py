@@ -58,7 +58,7 @@ def check_data_dir(settings: Settings) -> None:
         with tempfile.TemporaryFile(dir=path):  # the directory's real error (EROFS, EACCES), if any
             pass
     except OSError as exc:
-        invalid_setting("CRONJOB_DATA_DIR", f"cannot use {path}: {exc.strerror}")
+        invalid_setting("CRONJOB_DATA_DIR", f"cannot use {path}: {exc.strerror} ({_data_dir_use(settings)})")
     if settings.store != "sqlite":
         return
     store = settings.sqlite_path
@@ -70,6 +70,14 @@ def check_data_dir(settings: Settings) -> None:
             continue  # created when the store opens
         except OSError as exc:
             invalid_setting("CRONJOB_DATA_DIR", f"cannot write {name}: {exc.strerror}")
+
+
+def _data_dir_use(settings: Settings) -> str:
+    """What the data directory is needed for, and the setting that decides it: a container with a
+    read-only root (Kubernetes) needs none once that setting is given."""
+    if settings.store == "sqlite":
+        return "the embedded SQLite store is kept there while CRONJOB_MONGODB_URI is unset"
+    return "an API token is created there while CRONJOB_API_TOKENS is unset"
 
 
 def invalid_setting(name: str, reason: str) -> NoReturn:

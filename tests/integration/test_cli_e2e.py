@@ -319,6 +319,21 @@ def test_a_store_path_that_is_no_file_stops_start_up(tmp_path: Path) -> None:
         2, f"cronjob: invalid setting CRONJOB_DATA_DIR: cannot write {store}: Is a directory")
 
 
+@pytest.mark.parametrize(("extra", "reason"), [
+    ({}, "the embedded SQLite store is kept there while CRONJOB_MONGODB_URI is unset"),
+    ({"CRONJOB_MONGODB_URI": "mongodb://db.internal:27017/?replicaSet=rs0"},
+     "an API token is created there while CRONJOB_API_TOKENS is unset")])
+def test_an_unusable_data_dir_names_what_needs_it(extra: dict[str, str], reason: str, tmp_path: Path) -> None:
+    """A container with a read-only root (the Kubernetes manifests) needs no data directory once
+    the Secret gives CRONJOB_MONGODB_URI and CRONJOB_API_TOKENS: the line names the one missing."""
+    (tmp_path / "file").write_text("")
+    data_dir = tmp_path / "file" / "var"  # below a regular file: cannot be created, root or not
+    env = {"PATH": "/usr/bin:/bin", "CRONJOB_DATA_DIR": str(data_dir), "CRONJOB_PORT": str(free_port()), **extra}
+    result = subprocess.run([*CRONJOB, "api"], env=env, capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stderr.strip()) == (
+        2, f"cronjob: invalid setting CRONJOB_DATA_DIR: cannot use {data_dir}: Not a directory ({reason})")
+
+
 def test_version() -> None:
     result = subprocess.run([*CRONJOB, "--version"], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout.strip()) == (0, f"cronjob {cronjob.__version__}")
