@@ -16,9 +16,10 @@ then schedule ``{"task": {"type": "python", "routine": "reports.weekly", "args":
 ``@routine(..., timeout=timedelta(minutes=10))`` bounds how long a run may take (a schedule's own
 ``run_timeout_seconds`` still comes first); past it the routine is cancelled and the run fails
 ``run_timeout``: a routine that must clean up catches ``asyncio.CancelledError`` and re-raises it.
-A routine returns a small ``dict[str, str]`` result (or None); raising
-``cronjob.domain.message.DeliveryError`` says whether a retry may help; any other exception is
-retried under the schedule's retry policy.
+A routine returns a small ``dict[str, str]`` result (or None; other values are kept as their
+``str()``, at most :data:`MAX_RESULT_CHARS` characters in all); anything else fails the run,
+without a retry, as ``invalid_result``. Raising ``cronjob.domain.message.DeliveryError`` says
+whether a retry may help; any other exception is retried under the schedule's retry policy.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cronjob.domain.errors import ValidationError
-from cronjob.domain.json_values import MAX_NESTING, TOO_DEEP, nesting_beyond
+from cronjob.domain.json_values import MAX_NESTING, TOO_DEEP, check_storable, nesting_beyond
 from cronjob.domain.message import DeliveryError
 from cronjob.domain.schedule import Schedule, check_run_timeout
 from cronjob.ports.clock import Clock
@@ -45,6 +46,9 @@ from cronjob_adapters.tasks.validation import domain_error, invalid_payload
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
 #: The longest routine name a ``python`` task may give.
 MAX_NAME_LENGTH = 200
+#: The most characters a routine's result may hold, keys and values together: it is kept with
+#: the schedule and in each run's ``succeeded`` event (a recurring schedule keeps 100 of them).
+MAX_RESULT_CHARS = 16_384
 
 
 #: Schedules a task of a type with a payload, due now; returns the new schedule's id.
@@ -211,4 +215,30 @@ class PythonTaskHandler(TaskHandler):
             raise invalid_payload(exc) from None
         context = RoutineContext(self._repository, self._clock, schedule, self._schedule_task)
         result = await found.function(args, context)
-        return TaskOutcome(result={k: str(v) for k, v in (result or {}).items()})
+        return TaskOutcome(result=routine_result(found.name, result))
+
+
+def routine_result(name: str, returned: object) -> dict[str, str]:
+    """The run's result from what the routine ``name`` returned: None is no result, a mapping its
+    items with keys and values as text (``str()``). Anything else, or a result above
+    :data:`MAX_RESULT_CHARS` or that no store can keep, is ``DeliveryError`` ``invalid_result``,
+    not retried: the routine has run to its end, and a retry would only do its work again."""
+    if returned is None:
+        return {}
+    if not isinstance(returned, Mapping):
+        raise _invalid_result(name, f"returned {type(returned).__name__}, not a dict (or None)")
+    result = {str(key): value if isinstance(value, str) else str(value) for key, value in returned.items()}
+    size = sum(len(key) + len(value) for key, value in result.items())
+    if size > MAX_RESULT_CHARS:
+        raise _invalid_result(name, f"returned a result of {size} characters (keys and values), "
+                                    f"more than {MAX_RESULT_CHARS}")
+    try:
+        check_storable(result)
+    except ValidationError as exc:
+        raise _invalid_result(name, f"returned a result that cannot be stored: {exc.field}: {exc.message}") from None
+    return result
+
+
+def _invalid_result(name: str, what: str) -> DeliveryError:
+    return DeliveryError("invalid_result", f"routine {name!r} {what}; it ran to its end, so it is not run again",
+                         retryable=False)

@@ -343,7 +343,9 @@ class Schedule:
         """The finished attempts of the current occurrence, oldest first."""
         return [a for a in self.attempts if a.scheduled_for == self.occurrence]
 
-    def _emit(self, type: str, now: datetime, attempt_id: str | None = None, **data: str) -> None:
+    def _emit(self, type: str, now: datetime, attempt_id: str | None = None, /, **data: str) -> None:
+        # Positional-only: a run's result becomes the event's data, and a routine's result may
+        # well hold a key named ``type`` (or ``now``, ``attempt_id``).
         # 128 random bits as 32 hex digits, like uuid4().hex, at a fifth of its cost (three per run).
         self.events.append(ScheduleEvent(id=secrets.token_hex(16), type=type, at=now, attempt_id=attempt_id,
                                          data=data))

@@ -1,0 +1,116 @@
+"""A ``python`` routine's run through the dispatcher (the in-memory store, the real handler): what
+it returns becomes the run's result, or a failure that is not retried."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from cronjob.domain.schedule import Schedule, ScheduleStatus
+from cronjob.domain.trigger import OnceTrigger
+from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
+from cronjob_adapters.memory.repository import InMemoryScheduleRepository
+from cronjob_adapters.memory.signal import InProcessWorkSignal
+from cronjob_adapters.tasks.python import MAX_RESULT_CHARS, PythonTaskHandler, RoutineContext, RoutineRegistry, routine
+from tests.support.clock import FixedClock
+from tests.support.waiting import until
+
+DUE = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
+
+
+class NoArgs(BaseModel):
+    pass
+
+
+class Rig:
+    """One ``python`` schedule due at DUE, running the routine ``it`` of a registry of its own."""
+
+    def __init__(self) -> None:
+        self.clock = FixedClock(DUE)
+        self.repository = InMemoryScheduleRepository()
+        self.registry = RoutineRegistry()
+        self.calls = 0
+
+    def register(self, function: Callable[..., Any]) -> None:
+        routine("it", NoArgs, registry=self.registry)(function)
+
+    def dispatcher(self) -> Dispatcher:
+        handler = PythonTaskHandler(self.registry, self.repository, self.clock)
+        return Dispatcher(self.repository, {"python": handler}, self.clock, InProcessWorkSignal(self.clock),
+                          DispatcherSettings(owner="replica-a"), jitter=lambda: 1.0)
+
+    async def run(self, run_timeout: timedelta | None = None) -> Schedule:
+        """Add the schedule, claim it, wait for its run to end; the stored schedule."""
+        schedule = Schedule.create(id="s-1", task_type="python", payload={"routine": "it", "args": {}},
+                                   trigger=OnceTrigger(DUE), timezone="UTC", first_run_at=DUE, now=DUE,
+                                   run_timeout=run_timeout)
+        await self.repository.add(schedule)
+        dispatcher = self.dispatcher()
+        assert await dispatcher.dispatch_due() == 1
+        await until(lambda: dispatcher.in_flight == 0)
+        stored = await self.repository.get("s-1")
+        assert stored is not None
+        return stored
+
+
+@pytest.fixture
+def rig() -> Rig:
+    return Rig()
+
+
+# -- what a routine returns ---------------------------------------------------------------------
+
+
+async def test_a_result_with_keys_named_as_an_event_s_own_fields_is_recorded(rig: Rig) -> None:
+    """The result is also the ``succeeded`` event's data: keys such as ``type`` are the routine's
+    business, not a clash (this once crashed the write, and the run was taken again at every
+    lapse of its lease, for ever)."""
+
+    async def it(args: NoArgs, context: RoutineContext) -> dict[str, str]:
+        rig.calls += 1
+        return {"type": "incremental", "now": "2030", "attempt_id": "mine", "rows": "12"}
+
+    rig.register(it)
+    stored = await rig.run()
+    assert stored.status is ScheduleStatus.SUCCEEDED and rig.calls == 1
+    assert stored.result == {"type": "incremental", "now": "2030", "attempt_id": "mine", "rows": "12"}
+    succeeded = stored.events[-1]
+    assert succeeded.type == "succeeded" and succeeded.data["type"] == "incremental"
+    assert succeeded.attempt_id == stored.attempts[-1].attempt_id  # the run's own, not the result's
+
+
+async def test_keys_and_values_of_a_result_are_kept_as_text(rig: Rig) -> None:
+    async def it(args: NoArgs, context: RoutineContext) -> dict[Any, Any]:
+        return {1: "one", "count": 3, "ok": True}
+
+    rig.register(it)
+    stored = await rig.run()
+    assert stored.status is ScheduleStatus.SUCCEEDED
+    assert stored.result == {"1": "one", "count": "3", "ok": "True"}
+
+
+@pytest.mark.parametrize(("returned", "says"), [
+    ([1, 2, 3], "routine 'it' returned list, not a dict (or None)"),
+    ("done", "routine 'it' returned str, not a dict (or None)"),
+    ({"blob": "x" * MAX_RESULT_CHARS}, f"of {MAX_RESULT_CHARS + 4} characters (keys and values), "
+                                       f"more than {MAX_RESULT_CHARS}"),
+    ({"name": "caf\udce9"}, "cannot be stored: name: a lone surrogate"),  # surrogateescape
+])
+async def test_a_result_that_cannot_be_one_fails_the_run_once_without_a_retry(
+        rig: Rig, returned: object, says: str) -> None:
+    """The routine has done its work: a retry would only do it again, for the same result."""
+
+    async def it(args: NoArgs, context: RoutineContext) -> object:
+        rig.calls += 1
+        return returned
+
+    rig.register(it)
+    stored = await rig.run()
+    assert rig.calls == 1
+    assert stored.status is ScheduleStatus.DEAD and stored.last_error is not None
+    assert stored.last_error.code == "invalid_result" and not stored.last_error.retryable
+    assert says in stored.last_error.message and stored.last_error.message.endswith("so it is not run again")
