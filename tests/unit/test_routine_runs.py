@@ -1,8 +1,12 @@
 """A ``python`` routine's run through the dispatcher (the in-memory store, the real handler): what
-it returns becomes the run's result, or a failure that is not retried."""
+it returns becomes the run's result, or a failure that is not retried; a plain ``def`` routine
+runs in a thread of its own, so that it blocks nothing else."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,12 +16,13 @@ from pydantic import BaseModel
 
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger
+from cronjob.services import log_context
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.signal import InProcessWorkSignal
 from cronjob_adapters.tasks.python import MAX_RESULT_CHARS, PythonTaskHandler, RoutineContext, RoutineRegistry, routine
 from tests.support.clock import FixedClock
-from tests.support.waiting import until
+from tests.support.waiting import PROMPTLY, until
 
 DUE = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -114,3 +119,76 @@ async def test_a_result_that_cannot_be_one_fails_the_run_once_without_a_retry(
     assert stored.status is ScheduleStatus.DEAD and stored.last_error is not None
     assert stored.last_error.code == "invalid_result" and not stored.last_error.retryable
     assert says in stored.last_error.message and stored.last_error.message.endswith("so it is not run again")
+
+
+# -- a plain def routine ---------------------------------------------------------------------
+
+
+async def test_a_plain_def_routine_runs_in_a_thread_while_the_loop_goes_on(rig: Rig) -> None:
+    started, released = threading.Event(), threading.Event()
+
+    def it(args: NoArgs, context: RoutineContext) -> dict[str, str]:
+        started.set()
+        went_on = released.wait(timeout=PROMPTLY)  # set by the event loop: only if it is not blocked
+        return {"went_on": str(went_on), "thread": threading.current_thread().name,
+                "schedule_id": log_context.schedule_id.get() or "", "id": context.schedule.id}
+
+    rig.register(it)
+    running = asyncio.create_task(rig.run())
+    await until(started.is_set)
+    released.set()
+    stored = await running
+    assert stored.status is ScheduleStatus.SUCCEEDED
+    # The log context of the run is the thread's too.
+    assert stored.result == {"went_on": "True", "thread": "routine it", "schedule_id": "s-1", "id": "s-1"}
+
+
+async def test_a_plain_def_routine_that_raises_is_retried_as_any(rig: Rig) -> None:
+    def it(args: NoArgs, context: RoutineContext) -> None:
+        raise ConnectionError("the ERP did not answer")
+
+    rig.register(it)
+    stored = await rig.run()
+    assert stored.status is ScheduleStatus.SCHEDULED and stored.last_error is not None  # a retry waits
+    assert stored.last_error.code == "internal_error" and stored.last_error.retryable
+    assert stored.last_error.message == "ConnectionError: the ERP did not answer"
+
+
+async def test_sys_exit_in_a_plain_def_routine_fails_its_run_not_the_service(rig: Rig) -> None:
+    def it(args: NoArgs, context: RoutineContext) -> None:
+        sys.exit(3)
+
+    rig.register(it)
+    stored = await rig.run()
+    assert stored.last_error is not None and stored.last_error.message == "RuntimeError: SystemExit: 3"
+
+
+async def test_a_plain_def_routine_past_its_limit_ends_its_run_while_its_thread_runs_on(rig: Rig) -> None:
+    released, ended = threading.Event(), threading.Event()
+
+    def it(args: NoArgs, context: RoutineContext) -> dict[str, str]:
+        released.wait(timeout=PROMPTLY)
+        ended.set()
+        return {"late": "yes"}
+
+    rig.register(it)
+    try:
+        stored = await rig.run(run_timeout=timedelta(seconds=0.05))
+        assert not ended.is_set()  # stopped at its limit, not when the thread ended
+        assert stored.status is ScheduleStatus.SCHEDULED and stored.last_error is not None
+        assert stored.last_error.code == "run_timeout" and stored.result == {}
+    finally:
+        released.set()
+    await until(ended.is_set)
+    await asyncio.sleep(0.05)  # its outcome, handed to the loop, is dropped without a word
+    stored_after = await rig.repository.get("s-1")
+    assert stored_after is not None and stored_after.result == {}
+
+
+async def test_a_plain_def_that_hands_back_a_coroutine_has_it_awaited(rig: Rig) -> None:
+    async def work(context: RoutineContext) -> dict[str, str]:
+        return {"on_loop": str(threading.current_thread() is threading.main_thread())}
+
+    rig.register(lambda args, context: work(context))
+    stored = await rig.run()
+    assert stored.result == {"on_loop": "True"}

@@ -16,6 +16,9 @@ then schedule ``{"task": {"type": "python", "routine": "reports.weekly", "args":
 ``@routine(..., timeout=timedelta(minutes=10))`` bounds how long a run may take (a schedule's own
 ``run_timeout_seconds`` still comes first); past it the routine is cancelled and the run fails
 ``run_timeout``: a routine that must clean up catches ``asyncio.CancelledError`` and re-raises it.
+A plain ``def`` routine runs in a thread of its own, so that its blocking calls hold up nothing
+else; a thread cannot be stopped: past the limit (or at a shutdown) the run ends all the same,
+and the thread runs on until the function returns, its outcome dropped.
 A routine returns a small ``dict[str, str]`` result (or None; other values are kept as their
 ``str()``, at most :data:`MAX_RESULT_CHARS` characters in all); anything else fails the run,
 without a retry, as ``invalid_result``. Raising ``cronjob.domain.message.DeliveryError`` says
@@ -24,6 +27,7 @@ whether a retry may help; any other exception is retried under the schedule's re
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -41,6 +45,7 @@ from cronjob.ports.clock import Clock
 from cronjob.ports.repository import ScheduleRepository
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 
+from cronjob_adapters.tasks.routine_threads import is_async, run_in_thread
 from cronjob_adapters.tasks.validation import domain_error, invalid_payload
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
@@ -71,19 +76,22 @@ class RoutineContext:
     schedule_task: TaskScheduler | None = None
 
 
-RoutineFunction = Callable[[Any, RoutineContext], Awaitable[dict[str, str] | None]]
+#: A routine: ``async def f(args, context)`` or a plain ``def f(args, context)`` (run in a thread).
+RoutineFunction = Callable[[Any, RoutineContext], Awaitable[dict[str, str] | None] | dict[str, str] | None]
 
 
 @dataclass(frozen=True)
 class Routine:
-    """A registered routine: its name, argument schema and function, and how long a run of it
-    may take when its schedule does not say (None: the service's limit)."""
+    """A registered routine: its name, argument schema and function, how long a run of it may
+    take when its schedule does not say (None: the service's limit), and whether the function is
+    a plain ``def``, run in a thread of its own (``in_thread``) rather than awaited."""
 
     name: str
     args_model: type[BaseModel]
     function: RoutineFunction
     description: str
     timeout: timedelta | None = None
+    in_thread: bool = False
 
 
 class RoutineRegistry:
@@ -108,7 +116,7 @@ class RoutineRegistry:
         except pydantic.PydanticUserError as exc:
             raise ValueError(f"routine {name!r}: its arguments have no JSON Schema: {exc.message}") from None
         self._routines[name] = Routine(name, args_model, function, description or (function.__doc__ or "").strip(),
-                                       timeout)
+                                       timeout, in_thread=not is_async(function))
 
     def get(self, name: str) -> Routine | None:
         return self._routines.get(name)
@@ -214,7 +222,12 @@ class PythonTaskHandler(TaskHandler):
         except ValidationError as exc:
             raise invalid_payload(exc) from None
         context = RoutineContext(self._repository, self._clock, schedule, self._schedule_task)
-        result = await found.function(args, context)
+        if found.in_thread:
+            result = await run_in_thread(found.name, found.function, args, context)
+            if inspect.isawaitable(result):  # a plain def that hands back a coroutine
+                result = await result
+        else:
+            result = await found.function(args, context)
         return TaskOutcome(result=routine_result(found.name, result))
 
 
