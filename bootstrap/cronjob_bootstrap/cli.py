@@ -15,6 +15,7 @@ from pydantic import ValidationError as SettingsError
 import cronjob
 from cronjob_adapters.observability.logs import configure_logging
 from cronjob_bootstrap.container import build_container
+from cronjob_bootstrap.routine_modules import RoutineModuleError, import_routine_modules
 from cronjob_bootstrap.runtime import run
 from cronjob_bootstrap.settings import SettingFileError, Settings, unknown_variables
 from cronjob_bootstrap.tokens import TOKEN_FILE, ensure_local_token
@@ -91,6 +92,10 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = load_settings()
     check_data_dir(settings)
+    try:  # before anything serves: the API checks a schedule's routine, the scheduler runs it
+        import_routine_modules(settings.routine_module_list)
+    except RoutineModuleError as exc:
+        invalid_setting("CRONJOB_ROUTINE_MODULES", str(exc))
     configure_logging(settings.log_level, settings.log_format)
     if unknown := unknown_variables(os.environ):  # names only: a value may be a secret
         logging.getLogger("cronjob").warning(

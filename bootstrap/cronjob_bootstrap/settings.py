@@ -28,6 +28,7 @@ from cronjob.domain.zones import DEFAULT_TIMEZONE, iana_zone
 from cronjob_adapters.tasks.email_payload import normalize_address
 from cronjob_adapters.tasks.ssrf import DestinationPolicy, parse_url
 from cronjob_adapters.webhooks.publisher import parse_event_filter
+from cronjob_bootstrap.routine_modules import MODULE_NAME
 
 
 #: The longest grace a setting takes (a month): beyond, a typo rather than a choice.
@@ -170,6 +171,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(default="json", description="One JSON object per line, or text.")
     loop_stall_seconds: float = Field(default=30.0, ge=5, le=86_400,
                                       description="A scheduler loop silent for longer fails /livez.")
+    routine_modules: str = Field(
+        default="", description="Comma-separated modules imported at start-up, whose @routine decorators register "
+                                "the deployment's own routines (e.g. 'acme.jobs,acme.reports').")
 
     @classmethod
     def settings_customise_sources(
@@ -290,6 +294,14 @@ class Settings(BaseSettings):
         parse_event_filter(value)
         return value
 
+    @field_validator("routine_modules")
+    @classmethod
+    def _module_names(cls, value: str) -> str:
+        for name in _split(value):
+            if not MODULE_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a module name (dotted, as import takes it: acme.jobs)")
+        return value
+
     @field_validator("type_limits")
     @classmethod
     def _limits(cls, value: str) -> str:
@@ -300,6 +312,11 @@ class Settings(BaseSettings):
     def task_type_limits(self) -> dict[str, int]:
         """``type_limits`` as a mapping."""
         return parse_type_limits(self.type_limits)
+
+    @property
+    def routine_module_list(self) -> list[str]:
+        """The modules that register the deployment's own routines."""
+        return _split(self.routine_modules)
 
     @property
     def webhook_secrets(self) -> list[str]:

@@ -13,6 +13,9 @@ from pathlib import Path
 import httpx
 
 CRONJOB = [sys.executable, "-m", "cronjob_bootstrap.cli"]
+#: The installed ``cronjob`` script, as ``make run`` starts it (unlike ``python -m``, it does not
+#: put the working directory on ``sys.path``).
+CRONJOB_SCRIPT = [str(Path(sys.executable).with_name("cronjob"))]
 
 
 def free_port() -> int:
@@ -23,19 +26,23 @@ def free_port() -> int:
 
 
 class CronjobProcess:
-    """``cronjob <command>`` in a child process with ``env`` added to a clean CRONJOB_* environment."""
+    """``cronjob <command>`` in a child process with ``env`` added to a clean CRONJOB_* environment;
+    ``program`` starts it (default: ``python -m``), in ``cwd`` (default: this one)."""
 
-    def __init__(self, command: str, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, command: str, env: dict[str, str], log_path: Path, *, program: list[str] | None = None,
+                 cwd: Path | None = None) -> None:
         base = {k: v for k, v in os.environ.items() if not k.startswith("CRONJOB_")}
         self.command = command
         self.env = {**base, **env}
         self.log_path = log_path
+        self.program = program or CRONJOB
+        self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> CronjobProcess:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen([*CRONJOB, self.command], env=self.env, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen([*self.program, self.command], env=self.env, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True, cwd=self.cwd)
         log.close()
         return self
 
