@@ -12,7 +12,7 @@ from typing import Literal
 
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pymongo.errors import PyMongoError
 from pymongo.uri_parser import parse_uri
 from pydantic.fields import FieldInfo
@@ -25,7 +25,7 @@ from pydantic_settings import (
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.schedule import MAX_RUN_TIMEOUT
 from cronjob.domain.zones import DEFAULT_TIMEZONE, iana_zone
-from cronjob_adapters.tasks.email_payload import normalize_address
+from cronjob_adapters.tasks.email_payload import HEADER_FORBIDDEN, normalize_address
 from cronjob_adapters.tasks.ssrf import DestinationPolicy, parse_url
 from cronjob_adapters.webhooks.publisher import parse_event_filter
 from cronjob_bootstrap.routine_modules import MODULE_NAME
@@ -262,6 +262,20 @@ class Settings(BaseSettings):
     @classmethod
     def _allow_list(cls, value: str) -> str:
         DestinationPolicy(_split(value))  # a bad entry: ValueError naming it
+        return value
+
+    @field_validator("smtp_host")
+    @classmethod
+    def _smtp_host(cls, value: str | None) -> str | None:
+        if value and (value != value.strip() or HEADER_FORBIDDEN.search(value) or any(c.isspace() for c in value)):
+            raise ValueError("must be a host name or address, without spaces or control characters")
+        return value
+
+    @field_validator("smtp_password")
+    @classmethod
+    def _smtp_login(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and value.get_secret_value() and not info.data.get("smtp_username"):
+            raise ValueError("needs CRONJOB_SMTP_USERNAME: a password is sent with a user name")
         return value
 
     @field_validator("smtp_from")

@@ -267,6 +267,22 @@ def test_a_bad_setting_stops_start_up_with_one_line_naming_it(name: str, value: 
     assert "s3cr3t" not in result.stderr  # nor a token or a secret
 
 
+@pytest.mark.parametrize(("name", "value", "says"), [
+    ("CRONJOB_SMTP_PASSWORD", "s3cr3t-pw", "needs CRONJOB_SMTP_USERNAME"),  # was a traceback once e-mail was set
+    ("CRONJOB_SMTP_HOST", " smtp.example.com", "must be a host name or address"),
+    ("CRONJOB_SMTP_HOST", "smtp.example.com\n", "must be a host name or address"),
+])
+def test_an_smtp_setting_that_cannot_work_stops_start_up_with_one_line_naming_it(
+        name: str, value: str, says: str, tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "CRONJOB_SMTP_HOST": "smtp.example.com", "CRONJOB_SMTP_FROM": "ops@example.com",
+           name: value}
+    result = subprocess.run([*CRONJOB, "serve"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"cronjob: invalid setting {name}: {says}"), result.stderr
+    assert "s3cr3t" not in result.stderr
+
+
 def test_a_misspelt_setting_is_named_in_a_warning(tmp_path: Path, whatsapp: FakeWhatsApp) -> None:
     """A setting whose name no setting has is left at its default: the start-up says so (its name
     only: a value may be a secret). Names are read in any case, a ``*_FILE`` only as spelt."""
