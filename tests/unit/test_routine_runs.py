@@ -154,12 +154,21 @@ async def test_a_plain_def_routine_that_raises_is_retried_as_any(rig: Rig) -> No
     assert stored.last_error.message == "ConnectionError: the ERP did not answer"
 
 
-async def test_sys_exit_in_a_plain_def_routine_fails_its_run_not_the_service(rig: Rig) -> None:
-    def it(args: NoArgs, context: RoutineContext) -> None:
-        sys.exit(3)
+def _exits(args: NoArgs, context: RoutineContext) -> None:
+    sys.exit(3)
 
-    rig.register(it)
+
+async def _exits_async(args: NoArgs, context: RoutineContext) -> None:
+    sys.exit(3)
+
+
+@pytest.mark.parametrize("function", [_exits, _exits_async])
+async def test_sys_exit_in_a_routine_fails_its_run_not_the_service(rig: Rig, function: Callable[..., Any]) -> None:
+    """An async one once ended the whole process (API and scheduler), its schedule left running,
+    to end the process again once its lease lapsed."""
+    rig.register(function)
     stored = await rig.run()
+    assert stored.status is ScheduleStatus.SCHEDULED  # retried as any error
     assert stored.last_error is not None and stored.last_error.message == "RuntimeError: SystemExit: 3"
 
 

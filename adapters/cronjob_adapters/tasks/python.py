@@ -227,7 +227,10 @@ class PythonTaskHandler(TaskHandler):
             if inspect.isawaitable(result):  # a plain def that hands back a coroutine
                 result = await result
         else:
-            result = await found.function(args, context)
+            try:
+                result = await found.function(args, context)
+            except SystemExit as exc:  # sys.exit() in a routine ends its run, not the service
+                raise RuntimeError(f"SystemExit: {exc}") from None
         return TaskOutcome(result=routine_result(found.name, result))
 
 
