@@ -42,6 +42,7 @@ from cronjob_adapters.web.counts_cache import Counts, CountsCache
 from cronjob_adapters.web.probes import MetricsRenderer, create_probe_app
 from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
 from cronjob_adapters.webhooks.delivery import WebhookDeliveryHandler
+from cronjob_adapters.webhooks.destinations import DestinationLimit
 from cronjob_adapters.webhooks.publisher import WebhookPublisher
 from cronjob_adapters.whatsapp.sender import WhatsAppCloudSender
 from cronjob_bootstrap.settings import Settings
@@ -115,7 +116,8 @@ def _webhook_handler(settings: Settings, **kwargs: Any) -> WebhookDeliveryHandle
         logging.getLogger("cronjob").warning(
             "CRONJOB_WEBHOOK_URLS is set but CRONJOB_WEBHOOK_SECRET is not: status webhooks will fail "
             "with webhook_secret_missing")
-    return WebhookDeliveryHandler(secrets=settings.webhook_secrets, **kwargs)
+    return WebhookDeliveryHandler(secrets=settings.webhook_secrets,
+                                  destinations=DestinationLimit(settings.webhook_per_destination), **kwargs)
 
 
 def _grace(value: float) -> timedelta | None:

@@ -139,6 +139,10 @@ class Settings(BaseSettings):
                                   "unset: deliveries fail with webhook_secret_missing.")
     webhook_urls: str = Field(default="", description="Comma-separated http(s) URLs receiving every schedule's status webhooks.")
     webhook_events: str = Field(default="", description="Comma-separated events sent as webhooks; empty: all.")
+    webhook_per_destination: int = Field(
+        default=4, ge=1, le=10_000,
+        description="Status webhook deliveries one replica has in flight per destination (scheme, host and "
+                    "port of the URL); the others wait, so that a slow receiver does not hold back the others.")
     data_dir: Path = Path("var")
     host: str = Field(default="127.0.0.1", description="Listen address; 0.0.0.0 for every interface.")
     port: int = Field(default=8000, ge=1, le=65535)

@@ -23,6 +23,10 @@ gone without its attempt recorded; for other events, ``settle_seconds`` after th
 event never happened and the delivery ends without sending (``result.skipped``). ``started``
 events, stored only with the run's outcome, are sent at once; a retried delivery does not look
 again.
+
+At most so many deliveries to one destination (the URL's scheme, host and port) are in flight
+at once per replica (:mod:`.destinations`): the others are held back before they start, so that
+a receiver that hangs holds a few of the replica's webhook slots, not all of them.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,6 +50,7 @@ from cronjob.ports.tasks import TaskHandler, TaskOutcome
 from cronjob_adapters.tasks.http_request import HttpRequestHandler, status_error
 from cronjob_adapters.tasks.ssrf import HttpUrl, parse_url
 from cronjob_adapters.tasks.validation import validate_stored
+from cronjob_adapters.webhooks.destinations import DestinationLimit, Origin
 from cronjob_adapters.webhooks.signing import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
@@ -114,6 +119,8 @@ class WebhookDeliveryHandler(TaskHandler):
     ``repository``: where the event is looked up before sending (see the module's docstring;
     None: sent without looking); ``settle_seconds``: how long after the event its write may
     still come; ``recheck_seconds``: how long a delivery waits before it looks again.
+    ``destinations``: how many deliveries to one destination may be in flight (see
+    :mod:`.destinations`; default: 4).
     """
 
     task_type = TASK_TYPE
@@ -130,8 +137,10 @@ class WebhookDeliveryHandler(TaskHandler):
         repository: ScheduleRepository | None = None,
         settle_seconds: float = 60.0,
         recheck_seconds: float = 0.2,
+        destinations: DestinationLimit | None = None,
     ) -> None:
         self._secrets = [s for s in secrets if s]
+        self._destinations = destinations or DestinationLimit()
         self._repository = repository
         self._settle = timedelta(seconds=settle_seconds)
         self._recheck = recheck_seconds
@@ -144,8 +153,27 @@ class WebhookDeliveryHandler(TaskHandler):
     def __repr__(self) -> str:  # never the secrets
         return f"{type(self).__name__}(secrets={len(self._secrets)}, sender={self._sender!r})"
 
+    def hold_back(self, schedule: Schedule) -> timedelta | None:
+        """Hold the delivery back while its destination has as many in flight as it may (or
+        earlier deliveries to it wait in line): see :mod:`.destinations`."""
+        origin = _origin(schedule.payload)
+        if origin is None:
+            return None  # a payload that does not read: the run says why
+        wait = self._destinations.admit(origin, schedule.id, (schedule.created_at, schedule.id))
+        return None if wait is None else timedelta(seconds=wait)
+
     async def run(self, schedule: Schedule) -> TaskOutcome:
         payload = validate_stored(WebhookDeliveryPayload, schedule.payload)
+        origin = parse_url(payload.url).origin
+        if not self._destinations.enter(origin, schedule.id):  # not admitted by hold_back, and no slot
+            raise DeliveryDeferred(self._destinations.pause,
+                                   f"{self._destinations.limit} deliveries to {origin[1]} are in flight")
+        try:
+            return await self._deliver(schedule, payload)
+        finally:
+            self._destinations.leave(origin, schedule.id)
+
+    async def _deliver(self, schedule: Schedule, payload: WebhookDeliveryPayload) -> TaskOutcome:
         event = payload.event
         stored = await self._event_stored(schedule, payload)
         if stored is None:
@@ -215,3 +243,11 @@ class WebhookDeliveryHandler(TaskHandler):
             if len(source.events) >= HISTORY_LIMIT and source.events[0].at >= at:
                 return True
         return None if self._clock.now() - at < self._settle else False
+
+
+def _origin(payload: dict[str, Any]) -> Origin | None:
+    """The destination of a stored delivery's payload; None when it holds no URL that reads."""
+    try:
+        return parse_url(payload.get("url")).origin  # type: ignore[arg-type]
+    except ValueError:
+        return None
