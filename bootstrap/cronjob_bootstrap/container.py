@@ -270,6 +270,7 @@ class Container(containers.DeclarativeContainer):
         webhook_deliveries=publisher.provided.deliveries,
         internal_task_types=INTERNAL_TASK_TYPES,
         counts=counts,
+        callback_refusal=http_sender.provided.refusal,
         metrics=metrics,
     )
     app = providers.Singleton(create_app, api_services)

@@ -298,12 +298,19 @@ class Settings(BaseSettings):
 
     @field_validator("webhook_urls")
     @classmethod
-    def _webhook_urls(cls, value: str) -> str:
+    def _webhook_urls(cls, value: str, info: ValidationInfo) -> str:
+        # A bad allow-list is named on its own: then the destinations are not checked here.
+        allow = info.data.get("http_allow_hosts")
+        policy = DestinationPolicy(_split(allow)) if allow is not None else None
         for index, url in enumerate(_split(value), start=1):
             try:
-                parse_url(url)
+                target = parse_url(url)
             except ValueError as exc:  # the message never repeats the URL (it may hold a token)
                 raise ValueError(f"URL #{index}: {exc}") from None
+            reason = policy.refusal(target) if policy is not None else None
+            if reason is not None:  # every delivery to it would end dead (destination_refused)
+                raise ValueError(f"URL #{index}: status webhooks to {target.authority} would be refused: {reason}; "
+                                 "CRONJOB_HTTP_ALLOW_HOSTS names the private destinations that may be reached")
         return value
 
     @field_validator("webhook_events")

@@ -616,26 +616,79 @@ async def test_a_refused_destination_is_not_delivered(clock: FixedClock, receive
     refusing = make_container(clock)
     refusing.webhook_handler.override(providers.Object(WebhookDeliveryHandler(
         secrets=[SECRET], sender=HttpRequestHandler(allow_hosts=["127.0.0.1"], transport=guard), clock=clock)))
+    # Stored before the API refused such a callback URL (or by another writer): still refused when sent.
+    source = a_one_off(clock, "http://169.254.169.254/latest/meta-data/")
+    assert await refusing.publisher().publish(source, source.events)
+    await refusing.repository().add(source)
     async for client in api(refusing):
-        created = await schedule(client, callback_url="http://169.254.169.254/latest/meta-data/")
         await settle(refusing)
-        [event] = await events_of(client, created["id"])
+        [event] = await events_of(client, source.id)
     [delivery] = event["deliveries"]
     assert (delivery["status"], delivery["attempts"], delivery["last_error_code"]) == ("dead", 1, "destination_refused")
     assert delivery["url"] == "http://169.254.169.254/latest/meta-data/"
     assert guard.sent == [] and guard.refused == []  # refused before any connection
 
 
+@pytest.mark.parametrize("url", [
+    "http://10.0.0.5/hook?token=SECRET123",  # private
+    "http://[::1]:8080/x",  # loopback (only 127.0.0.1 is allowed here)
+    "http://0x0a.1/x",  # 10.0.0.1, spelt as inet_aton reads it
+    "http://169.254.169.254/latest/meta-data/",  # cloud metadata, by address
+    "http://metadata.google.internal/computeMetadata/v1/",  # and by name: refused whatever DNS says
+])
+async def test_a_callback_url_whose_destination_is_always_refused_is_a_422_wherever_it_is_given(
+        client: httpx.AsyncClient, receiver: Receiver, url: str) -> None:
+    task = {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}
+    answers = [
+        await client.post("/schedule-message", json={**SEED, "callback_url": url}),
+        await client.post("/v1/schedules", json={"task": task, "schedule": "once @ 2025-06-21T17:00:00Z",
+                                                 "callback_url": url}),
+    ]
+    for response in answers:
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        [error] = response.json()["errors"]
+        assert error["field"] == "callback_url" and "would be refused" in error["message"]
+        assert "CRONJOB_HTTP_ALLOW_HOSTS" in error["message"] and "SECRET123" not in response.text
+    batch = await client.post("/v1/schedules:batch", json={"schedules": [
+        {"task": task, "schedule": "once @ 2025-06-21T17:00:00Z", "callback_url": url},
+        {"task": task, "schedule": "once @ 2025-06-21T17:00:00Z", "callback_url": receiver.url("/callback")}]})
+    assert batch.status_code == 200, batch.text
+    refused, created = batch.json()["results"]
+    assert refused["status"] == 422 and [e["field"] for e in refused["errors"]] == ["schedules.0.callback_url"]
+    assert created["status"] == 201
+    listed = (await client.get("/v1/schedules")).json()["items"]
+    assert [s["id"] for s in listed] == [created["id"]]  # nothing else was stored
+
+
+async def test_a_private_callback_url_on_the_allow_list_is_accepted(clock: FixedClock) -> None:
+    allowing = make_container(clock, http_allow_hosts="10.0.0.0/8,169.254.0.0/16")
+    async for client in api(allowing):  # none is sent here: only loopback traffic in the tests
+        for url, status in [
+            ("http://10.0.0.5/hook", 201),
+            ("http://169.254.10.1/hook", 201),
+            # A metadata address stays refused unless the allow-list names that very address.
+            ("http://169.254.169.254/latest/meta-data/", 422),
+        ]:
+            response = await client.post("/schedule-message", json={**SEED, "callback_url": url})
+            assert response.status_code == status, (url, response.text)
+
+
 async def test_loopback_receivers_need_the_allow_list(clock: FixedClock, receiver: Receiver) -> None:
     strict = make_container(clock, http_allow_hosts="")
+    port = receiver.url("/").split(":")[2].split("/")[0]
+    callback = f"http://localhost:{port}/callback?token=abc"
     async for client in api(strict):
-        created = await schedule(client, callback_url=receiver.url("/callback?token=abc"))
+        literal = await client.post("/schedule-message", json={**SEED, "callback_url": receiver.url("/callback")})
+        assert literal.status_code == 422 and literal.json()["errors"][0]["field"] == "callback_url"
+        # A host name is accepted: what it resolves to may change, so it is checked when sent.
+        created = await schedule(client, callback_url=callback)
         await settle(strict)
         [event] = await events_of(client, created["id"])
     assert receiver.all == []
     [delivery] = event["deliveries"]
     assert delivery["status"] == "dead" and delivery["last_error_code"] == "destination_refused"
-    assert delivery["url"] == receiver.url("/callback?…")  # the query (a token?) is not shown
+    assert delivery["url"] == f"http://localhost:{port}/callback?…"  # the query (a token?) is not shown
 
 
 async def test_without_a_secret_nothing_is_sent_unsigned(clock: FixedClock, receiver: Receiver) -> None:
@@ -739,6 +792,7 @@ async def test_deliveries_are_stored_jobs_in_the_sqlite_store(tmp_path: Any, clo
     ("webhook_urls", "ftp://hooks.example/x"),
     ("webhook_urls", "https://ok.example/a, not a url"),
     ("webhook_events", "succeeded,finished"),
+    ("webhook_urls", "https://ok.example/a, http://10.0.0.5/hook"),  # every delivery would be refused
     ("webhook_per_destination", "0"),
     ("webhook_per_destination", "four"),
 ])
@@ -754,6 +808,8 @@ def test_webhook_settings_are_parsed() -> None:
     assert settings.webhook_url_list == ["https://a.example/h", "https://b.example/h"]
     assert settings.webhook_event_filter is None
     assert "new" not in repr(settings)
+    allowed = Settings(http_allow_hosts="10.0.0.0/8", webhook_urls="http://10.0.0.5/hook,http://localhost:9/h")
+    assert allowed.webhook_url_list == ["http://10.0.0.5/hook", "http://localhost:9/h"]  # a name: checked when sent
 
 
 class LoopbackOnlyTransport(httpx.AsyncBaseTransport):

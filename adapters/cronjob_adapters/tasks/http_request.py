@@ -153,6 +153,12 @@ class HttpRequestHandler(TaskHandler):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._policy!r})"
 
+    def refusal(self, url: str) -> str | None:
+        """Why every request to ``url`` (an URL :func:`parse_url` reads) would be refused as
+        ``destination_refused`` whatever DNS answers, or None (see :meth:`DestinationPolicy.refusal`):
+        for refusing it when it is given rather than when it is used."""
+        return self._policy.refusal(parse_url(url))
+
     async def run(self, schedule: Schedule) -> TaskOutcome:
         payload = validate_stored(HttpRequestPayload, schedule.payload)
         content, content_type = payload.encoded_body()

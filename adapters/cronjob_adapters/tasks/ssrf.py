@@ -309,11 +309,11 @@ class DestinationPolicy:
         Raises :class:`DestinationRefused` (before any DNS query for a metadata name, before any
         connection in every case) or :class:`ResolutionFailed`.
         """
+        if (reason := self.refusal(target)) is not None:
+            raise DestinationRefused(target.host, reason)
         if target.address is not None:
             addresses: list[IPAddress] = [target.address]
         else:
-            if target.host in METADATA_HOSTS and target.host not in self._names:
-                raise DestinationRefused(target.host, "a cloud metadata host name (not on the allow-list)")
             try:
                 answers = await resolver(target.host, target.port)
             except (OSError, UnicodeError) as exc:
@@ -330,6 +330,17 @@ class DestinationPolicy:
                 raise ResolutionFailed(target.host, "resolved to no address")
         self.check(target, addresses)
         return addresses
+
+    def refusal(self, target: Target) -> str | None:
+        """Why every connection to ``target`` would be refused whatever DNS answers (its host is an
+        address, or a cloud metadata host name, that may not be reached), or None: then only
+        :meth:`resolve`, when it connects, can tell (what a host name resolves to may change)."""
+        if target.address is not None:
+            problem = self.problem(target, target.address)
+            return f"{problem} (not on the allow-list)" if problem is not None else None
+        if target.host in METADATA_HOSTS and target.host not in self._names:
+            return "a cloud metadata host name (not on the allow-list)"
+        return None
 
     def check(self, target: Target, addresses: Sequence[IPAddress]) -> None:
         """Raise :class:`DestinationRefused` unless every one of ``addresses`` may be reached for ``target``."""

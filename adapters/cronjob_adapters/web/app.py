@@ -30,6 +30,7 @@ from cronjob.services.scheduling import (
 
 from cronjob_adapters.tasks.python import RoutineRegistry
 from cronjob_adapters.tasks.registry import TaskRegistry, TaskType
+from cronjob_adapters.tasks.ssrf import parse_url
 from cronjob_adapters.web.auth import bearer_tokens
 from cronjob_adapters.web.batch_create import BATCH_PATH, batch_create_router, batch_request_model
 from cronjob_adapters.web.batch_create import KEY_FIELD as BATCH_KEY_FIELD
@@ -102,6 +103,10 @@ class ApiServices:
     metrics: Metrics | None = None
     #: The counts behind ``GET /v1/stats`` (None: read through ``scheduling``, at most every 2 s).
     counts: CountsCache | None = None
+    #: Why status webhooks to a ``callback_url`` would be refused whatever DNS answers (its host
+    #: is a private, loopback, link-local or metadata address not on the allow-list), or None;
+    #: such a URL is a 422. None: not checked.
+    callback_refusal: Callable[[str], str | None] | None = None
 
 
 async def json_content_type(content_type: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
@@ -168,8 +173,19 @@ def _deadline(value: datetime | None, timezone: str | None) -> datetime | None:
     return localize(value, timezone, field="send_by")
 
 
+def checked_callback_url(url: str | None, refusal: Callable[[str], str | None] | None) -> str | None:
+    """``url``, unless every status webhook to it would be refused (``refusal``, see
+    :attr:`ApiServices.callback_refusal`): a :class:`ValidationError` naming ``callback_url``
+    then, its message naming the host, never the whole URL (its query may hold a token)."""
+    if url is not None and refusal is not None and (reason := refusal(url)) is not None:
+        raise ValidationError(
+            f"status webhooks to {parse_url(url).authority} would be refused: {reason}; CRONJOB_HTTP_ALLOW_HOSTS "
+            "names the private destinations that may be reached", field="callback_url")
+    return url
+
+
 def _command(request: ScheduleMessageRequest, default_timezone: str, idempotency_key: str | None,
-             registry: TaskRegistry) -> ScheduleMessageCommand:
+             registry: TaskRegistry, callback_refusal: Callable[[str], str | None] | None) -> ScheduleMessageCommand:
     try:
         send_at = request.parsed_send_at()
     except ValueError as exc:
@@ -199,7 +215,7 @@ def _command(request: ScheduleMessageRequest, default_timezone: str, idempotency
         retry=schedule_retry_policy(request.retry, registry, message_task_type(kind)),
         misfire_grace=_seconds(request.misfire_grace_seconds),
         send_by=_deadline(request.send_by, request.timezone),
-        callback_url=request.callback_url,
+        callback_url=checked_callback_url(request.callback_url, callback_refusal),
         header=request.header.model_dump(exclude_none=True) if request.header else None,
         buttons=tuple(button.model_dump() for button in request.buttons),
     )
@@ -254,7 +270,7 @@ def create_app(services: ApiServices) -> FastAPI:
             misfire_grace=_seconds(request.misfire_grace_seconds),
             coalesce=request.coalesce,
             send_by=_deadline(request.send_by, timezone),  # a wall time: in the rule's zone
-            callback_url=request.callback_url,
+            callback_url=checked_callback_url(request.callback_url, services.callback_refusal),
             pause_after_failures=request.pause_after_failures,
             labels=request.labels or {},
             run_timeout=_seconds(request.run_timeout_seconds),
@@ -291,7 +307,7 @@ def create_app(services: ApiServices) -> FastAPI:
         the key with a different request is refused (422).
         """
         outcome = await scheduling.schedule_message(
-            _command(request, services.default_timezone, idempotency_key, registry))
+            _command(request, services.default_timezone, idempotency_key, registry, services.callback_refusal))
         if not outcome.created:
             response.status_code = 200
         response.headers["Location"] = f"/v1/schedules/{outcome.schedule.id}"

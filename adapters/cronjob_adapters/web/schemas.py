@@ -35,7 +35,11 @@ from cronjob_adapters.web.masking import masked_payload, masked_url
 from cronjob_adapters.web.not_null import NotNull
 
 CallbackUrl = Annotated[HttpUrl | None, Field(
-    default=None, description="Receives this schedule's signed status webhooks (see the README).")]
+    default=None, description="Receives this schedule's signed status webhooks (see the README). A host that "
+                              "is a loopback, private, link-local or cloud metadata address, or a metadata host "
+                              "name, that the service's allow-list (CRONJOB_HTTP_ALLOW_HOSTS) does not open is a "
+                              "422: every webhook to it would be refused. A host name is checked when each "
+                              "webhook is sent (what it resolves to may change).")]
 
 LabelKey = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=MAX_KEY_LENGTH, pattern=KEY_PATTERN)]
 LabelValue = Annotated[str, StringConstraints(strict=True, max_length=MAX_VALUE_LENGTH, pattern=VALUE_PATTERN)]
