@@ -17,7 +17,7 @@ from cronjob.services.messaging import WhatsAppMessageHandler
 from cronjob.services.scheduling import CreateScheduleCommand, SchedulingService
 from cronjob_adapters.tasks.email import EmailHandler, SmtpSettings
 from cronjob_adapters.tasks.email_payload import EmailPayload, prepare_email_payload
-from cronjob_adapters.tasks.http_payload import HttpRequestPayload, prepare_http_request_payload
+from cronjob_adapters.tasks.http_payload import HttpRequestPayload
 from cronjob_adapters.tasks.http_request import HttpRequestHandler
 from cronjob_adapters.tasks.python import (
     PythonPayload,
@@ -84,7 +84,7 @@ def build_registry(settings: Settings, whatsapp: WhatsAppMessageHandler, http: H
                  WhatsAppTextPayload, whatsapp_preparer("text", language), whatsapp, WHATSAPP_RETRY),
         TaskType("http.request", HttpRequestPayload.VERSION,
                  "An HTTP call to an external service (syncs, alerts), SSRF-guarded.",
-                 HttpRequestPayload, prepare_http_request_payload, http, HTTP_RETRY),
+                 HttpRequestPayload, http.prepare, http, HTTP_RETRY),
         TaskType("email", EmailPayload.VERSION, "An e-mail over SMTP.", EmailPayload,
                  prepare_email_payload if smtp else _email_disabled,
                  EmailHandler(smtp) if smtp else _EmailDisabled(), EMAIL_RETRY),

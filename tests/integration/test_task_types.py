@@ -161,6 +161,38 @@ async def test_payloads_are_checked_per_type(api: tuple[httpx.AsyncClient, Conta
     assert any(names(e["field"], field) for e in response.json()["errors"]), response.json()
 
 
+@pytest.mark.parametrize("url", [
+    "http://10.0.0.5/sync?token=SECRET123",
+    "http://[::1]:8080/admin",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://0x0a.1/",  # 10.0.0.1 written in hex
+    "http://metadata.google.internal/computeMetadata/v1/",
+])
+async def test_an_http_request_the_guard_would_always_refuse_is_a_422_when_scheduled(
+        clock: FixedClock, url: str) -> None:
+    """Its every run would end ``destination_refused``: refused when given, as a callback_url is."""
+    strict = app_container(clock, http_allow_hosts="")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=strict.app()), base_url="http://t") as http:
+        response = await http.post("/v1/schedules", headers=AUTH, json={
+            "task": {"type": "http.request", "url": url}, "schedule": "daily at 09:00"})
+        listed = (await http.get("/v1/schedules", headers=AUTH)).json()["items"]
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert names(error["field"], "url") and "would be refused" in error["message"], error
+    assert "CRONJOB_HTTP_ALLOW_HOSTS" in error["message"] and "SECRET123" not in response.text
+    assert listed == []
+
+
+async def test_a_host_name_or_an_allowed_address_is_checked_when_the_request_is_made(clock: FixedClock) -> None:
+    allowing = app_container(clock, http_allow_hosts="10.0.0.0/8")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=allowing.app()), base_url="http://t") as http:
+        for url, status in [("http://10.0.0.5/sync", 201), ("http://localhost:9/sync", 201),
+                            ("http://169.254.169.254/", 422)]:  # a metadata address: on the list by itself only
+            response = await http.post("/v1/schedules", headers=AUTH, json={
+                "task": {"type": "http.request", "url": url}, "schedule": "daily at 09:00"})
+            assert response.status_code == status, (url, response.text)
+
+
 async def test_a_leading_plus_is_dropped_from_whatsapp_numbers_on_both_routes(
         api: tuple[httpx.AsyncClient, Container]) -> None:
     http, _ = api

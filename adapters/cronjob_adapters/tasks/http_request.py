@@ -56,6 +56,7 @@ from urllib.parse import urljoin
 import httpx
 
 from cronjob import __version__
+from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import DeliveryError
 from cronjob.domain.schedule import Schedule
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
@@ -67,6 +68,7 @@ from cronjob_adapters.tasks.http_payload import (
     MAX_REDIRECTS,
     SCHEDULE_HEADER,
     HttpRequestPayload,
+    prepare_http_request_payload,
 )
 from cronjob_adapters.tasks.ssrf import (
     DestinationPolicy,
@@ -158,6 +160,21 @@ class HttpRequestHandler(TaskHandler):
         ``destination_refused`` whatever DNS answers, or None (see :meth:`DestinationPolicy.refusal`):
         for refusing it when it is given rather than when it is used."""
         return self._policy.refusal(parse_url(url))
+
+    def prepare(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The ``http.request`` payload to store (:func:`prepare_http_request_payload`), unless
+        its ``url`` would be refused whatever DNS answers (:meth:`refusal`: a literal private,
+        loopback or link-local address, a metadata host, not on the allow-list): then the
+        domain's :class:`ValidationError` naming ``url``, its message naming the host, never the
+        URL's path or query (they may hold a token). A host name is checked when the request is
+        made (what it resolves to may change)."""
+        prepared = prepare_http_request_payload(payload)
+        target = parse_url(prepared["url"])
+        if (reason := self._policy.refusal(target)) is not None:
+            raise ValidationError(f"requests to {target.authority} would be refused: {reason}; "
+                                  "CRONJOB_HTTP_ALLOW_HOSTS names the private destinations that may be reached",
+                                  field="url")
+        return prepared
 
     async def run(self, schedule: Schedule) -> TaskOutcome:
         payload = validate_stored(HttpRequestPayload, schedule.payload)
