@@ -127,6 +127,18 @@ def test_subject_length() -> None:
     prepare_email_payload({**BASE, "subject": "tab\tis fine"})
 
 
+@pytest.mark.parametrize("subject", [" ", "   ", "\t", "\u00a0\u3000"])
+def test_a_blank_subject_is_refused_when_the_schedule_is_made(subject: str) -> None:
+    """Only whitespace is a mail without a subject, though the field asks for one."""
+    error = refused({**BASE, "subject": subject})
+    assert (error.field, error.message) == ("subject", "the subject must not be blank (only whitespace)")
+    filled = refused({**BASE, "subject": "{{1}}{{name}}", "params": [" "], "named": {"name": subject}})
+    assert filled.field == "subject" and "whitespace only" in filled.message
+    prepare_email_payload({**BASE, "subject": " {{1}} ", "params": ["Oi"]})
+    # A schedule stored before this check is still sent: the send reads its payload as it was.
+    assert rendered(subject=subject).subject == subject
+
+
 # -- templates -------------------------------------------------------------------------------
 
 

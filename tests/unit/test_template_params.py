@@ -120,3 +120,20 @@ def test_an_empty_template_param_is_refused() -> None:
         prepare_whatsapp_payload({"to": "5511999999999", "kind": "template", "template_name": "t",
                                   "body": "Olá, {{1}}!", "params": [""]})
     assert caught.value.field == "params.0"
+
+
+@pytest.mark.parametrize(("body", "params", "why"), [
+    (" \n\t ", [], "the body is only whitespace"),
+    ("{{1}}", [" "], "the params fill the body with whitespace only"),
+    ("{{1}} {{2}}", ["\n", "\u00a0"], "the params fill the body with whitespace only"),
+])
+def test_a_text_message_that_would_be_sent_blank_is_refused(body: str, params: list[str], why: str) -> None:
+    """Meta refuses a text message without text: refused when it is made, not found when it is due."""
+    with pytest.raises(ValidationError) as caught:
+        prepare_whatsapp_payload({"to": "5511999999999", "kind": MessageKind.TEXT.value, "body": body,
+                                  "params": params})
+    assert caught.value.field == "body"
+    assert caught.value.message == f"a text message must not be blank (Meta refuses an empty text): {why}"
+    prepared = prepare_whatsapp_payload({"to": "5511999999999", "kind": MessageKind.TEXT.value,
+                                         "body": " {{1}} ", "params": ["Oi"]})
+    assert prepared["rendered_body"] == " Oi "

@@ -24,6 +24,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.template import TemplateRenderer
+from cronjob_adapters.not_blank import is_blank
 from cronjob_adapters.tasks.validation import validate_payload
 
 MAX_RECIPIENTS_PER_FIELD = 50
@@ -108,8 +109,9 @@ class EmailPayload(BaseModel):
         min_length=1,
         max_length=MAX_SUBJECT_CHARS,
         description=(
-            "Subject line, 1 to 998 characters, one line (no CR/LF). May hold {{1}}/{{name}} "
-            "placeholders filled from params/named; the rendered subject must also be one line."
+            "Subject line, 1 to 998 characters, one line (no CR/LF), not blank (only whitespace). May hold "
+            "{{1}}/{{name}} placeholders filled from params/named; the rendered subject must also be one line, "
+            "and not blank."
         ),
     )
     text: str = Field(
@@ -266,5 +268,11 @@ def prepare_email_payload(payload: dict[str, Any]) -> dict[str, Any]:
     optional lists filled in.
     """
     model = validate_payload(EmailPayload, payload, "email")
-    render_email(model)
+    rendered = render_email(model)
+    # Checked here, not by the schema, so that a schedule stored before is still sent.
+    if is_blank(model.subject):
+        raise ValidationError("the subject must not be blank (only whitespace)", field="subject")
+    if is_blank(rendered.subject):
+        raise ValidationError("the params fill the subject with whitespace only: it must not be blank",
+                              field="subject")
     return model.model_dump(mode="json")

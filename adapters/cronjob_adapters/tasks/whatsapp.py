@@ -8,11 +8,15 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from cronjob.services.messaging import prepare_whatsapp_payload
 
+from cronjob_adapters.not_blank import NotBlank
+
 PHONE_PATTERN = r"^\+?[1-9][0-9]{7,14}$"
 PhoneNumber = Annotated[str, Field(pattern=PHONE_PATTERN,
                                    description="Recipient phone number: 8-15 digits (E.164; a leading '+' is dropped).")]
 TemplateName = Annotated[str, Field(max_length=512, pattern=r"^[a-z0-9_]+$", description="The approved template's name.")]
-MessageBody = Annotated[str, Field(min_length=1, max_length=4096, description="Text with {{1}}.. placeholders.")]
+MessageBody = Annotated[str, Field(min_length=1, max_length=4096,
+                                   description="Text with {{1}}.. placeholders; not blank (only whitespace)."),
+                        NotBlank()]
 Language = Annotated[str | None, Field(default=None, pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
                                        description="Template language code; default CRONJOB_WHATSAPP_LANGUAGE.")]
 ParamText = Annotated[str, Field(max_length=1024)]

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from cronjob.services.bulk import Selection
 
 from cronjob_adapters.web.instants import Instant, body_instant
-from cronjob_adapters.web.schemas import Labels
+from cronjob_adapters.web.schemas import Labels, UserId
 from cronjob_adapters.web.task_types import check_task_types
 
 _TaskType = Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -35,8 +35,8 @@ class Narrowing(BaseModel):
         default=None, min_length=1, max_length=20,
         description="Only these task types (default: every type but the service's own jobs, which are "
                     "selected only when named, e.g. `webhook.delivery`, status webhook deliveries).")] = None
-    userId: Annotated[str | None, Field(default=None, max_length=256,
-                                        description="Only those made with this `userId` (exactly).")] = None
+    userId: Annotated[UserId | None, Field(default=None,
+                                           description="Only those made with this `userId` (exactly).")] = None
     labels: Annotated[Labels | None, Field(default=None,
                                            description="Only those carrying every one of these labels.")] = None
     updated_after: Annotated[str | None, _instant_field(
@@ -83,9 +83,9 @@ class SelectRequest(Narrowing):
         "not": {"properties": {"userId": {"type": "null"}, "labels": {"type": "null"}}},
     })
 
-    userId: Annotated[str | None, Field(default=None, min_length=1, max_length=256,
-                                        description="The `userId` the schedules were made with (exactly, case and "
-                                                    "all).")] = None
+    userId: Annotated[UserId | None, Field(default=None,
+                                           description="The `userId` the schedules were made with (exactly, case "
+                                                       "and all).")] = None
     labels: Annotated[Labels | None, Field(default=None, min_length=1,
                                            description="Labels the schedules carry, each with exactly this value "
                                                        "(all of them).")] = None

@@ -18,6 +18,7 @@ from cronjob.domain.trigger_parser import iso_datetime
 from cronjob.domain.zones import load_zone
 from cronjob.services.scheduling import MAX_RULE_LENGTH
 
+from cronjob_adapters.not_blank import NotBlank
 from cronjob_adapters.tasks.ssrf import HttpUrl
 from cronjob_adapters.tasks.whatsapp import (
     Buttons,
@@ -54,6 +55,9 @@ Labels = Annotated[dict[LabelKey, LabelValue], Field(
     # The key pattern, which pydantic puts in patternProperties only (where it picks the values'
     # schema, and lets other keys through), also as what every key must match.
     json_schema_extra={"propertyNames": {"minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": KEY_PATTERN}})]
+
+#: A ``userId`` as requests give it: 1-256 characters, not only whitespace (selections match it exactly).
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=256), NotBlank()]
 
 
 def read_deadline(value: object) -> datetime | None:
@@ -144,7 +148,9 @@ class ScheduleMessageRequest(BaseModel):
     type: Literal["template", "text"] = "template"
     templateName: TemplateName | None = None
     params: TemplateParams
-    userId: Annotated[str | None, Field(default=None, max_length=256)] = None
+    userId: Annotated[UserId | None, Field(
+        default=None, description="Your own id of the user the message is for (`POST /v1/schedules:cancel` "
+                                  "cancels a user's schedules by it); null or left out: none.")] = None
     send_at: Annotated[str, Field(
         max_length=64,
         description="ISO-8601 date-time with an offset (2025-06-21T14:00:00-03:00), or without one "
@@ -245,7 +251,9 @@ class CreateScheduleBase(BaseModel):
     timezone: Annotated[str | None, Field(default=None, min_length=1, max_length=64,
                                           description="IANA zone of the rule's wall times; null or left out: "
                                                       "the service's default (CRONJOB_DEFAULT_TIMEZONE).")] = None
-    userId: Annotated[str | None, Field(default=None, max_length=256)] = None
+    userId: Annotated[UserId | None, Field(
+        default=None, description="Your own id of the user the schedule is for (`POST /v1/schedules:cancel` "
+                                  "cancels a user's schedules by it); null or left out: none.")] = None
     retry: Annotated[RetryRequest | None, Field(
         default=None, description="This schedule's own retry policy; null or left out: its task type's default "
                                   "(`GET /v1/task-types/{type}`).")] = None

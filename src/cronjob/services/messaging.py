@@ -41,6 +41,10 @@ def prepare_whatsapp_payload(payload: dict[str, Any], *, default_language: str =
             raise ValidationError("a currency or date_time param is a template's: a text message takes strings",
                                   field=f"params.{index}")
     rendered = _RENDERER.render(payload["body"], [shown(p) for p in params])
+    if kind is MessageKind.TEXT and not rendered.strip():
+        raise ValidationError("a text message must not be blank (Meta refuses an empty text): "
+                              + ("the body is only whitespace" if not payload["body"].strip()
+                                 else "the params fill the body with whitespace only"), field="body")
     prepared: dict[str, Any] = {
         "to": str(payload["to"]).removeprefix("+"),
         "kind": kind.value,
