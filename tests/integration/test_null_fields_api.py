@@ -1,26 +1,29 @@
 """Explicit nulls in request bodies, through the container's API (memory and SQLite): refused by
 ``PATCH /v1/schedules/{id}``, where no field's null means anything (a 422 naming the field, never a
-200 that dropped it); read as the field left out by ``POST /v1/schedules`` and its batch, where
-each optional field's null means its documented default."""
+200 that dropped it), but for ``run_timeout_seconds``, whose null takes the schedule's own run time
+limit away; read as the field left out by ``POST /v1/schedules`` and its batch, where each
+optional field's null means its documented default."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from cronjob_bootstrap.container import Container
 from tests.support.list_api import TASK, client, clock, container  # noqa: F401 - fixtures
 
 ONE_OFF = {"task": TASK, "schedule": "once @ 2025-06-21T17:00:00Z", "labels": {"order": "1"}}
 #: The PATCH fields, in the order of the body's schema (the order its errors are listed in).
 PATCH_FIELDS = ("send_at", "schedule", "timezone", "labels", "run_timeout_seconds", "task")
+#: Those whose null is refused, each with what its refusal says to do instead.
 HINTS = {
     "send_at": "leave it out to keep the schedule's time",
     "schedule": "leave it out to keep the schedule's rule",
     "timezone": "leave it out to read the new time in the schedule's own zone",
     "labels": "leave it out to keep the labels; {} clears them",
-    "run_timeout_seconds": "leave it out to keep the schedule's run time limit",
     "task": "leave it out to keep the schedule's task",
 }
 #: Every optional field of ``POST /v1/schedules`` whose null is its default, as null.
@@ -39,7 +42,7 @@ async def events(client: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
     ({"schedule": None, "labels": {"order": "2"}}, "schedule"),
     ({"timezone": None, "send_at": "2025-06-21T15:30:00"}, "timezone"),  # would be read in the schedule's zone
     ({"labels": None, "send_at": "2025-06-21T18:30:00Z"}, "labels"),  # neither keeps nor clears them
-    ({"run_timeout_seconds": None, "labels": {"order": "2"}}, "run_timeout_seconds"),
+    ({"labels": None, "run_timeout_seconds": None}, "labels"),
 ])
 async def test_a_null_in_a_patch_is_a_422_naming_the_field_and_changes_nothing(
         client: httpx.AsyncClient, body: dict[str, Any], field: str) -> None:
@@ -60,7 +63,31 @@ async def test_every_null_of_a_patch_is_named(client: httpx.AsyncClient) -> None
     refused = await client.patch(f"/v1/schedules/{created['id']}", json=dict.fromkeys(PATCH_FIELDS))
     assert refused.status_code == 422, refused.text
     assert refused.json()["errors"] == [{"field": name, "message": f"must not be null ({HINTS[name]})"}
-                                        for name in PATCH_FIELDS]
+                                        for name in PATCH_FIELDS if name in HINTS]
+
+
+async def test_a_null_run_time_limit_in_a_patch_takes_the_schedule_s_own_limit_away(
+        client: httpx.AsyncClient, container: Container) -> None:
+    """Its task handler's limit (a routine's) or the service's applies again: before, a schedule
+    given a limit of its own could only be given another."""
+    created = (await client.post("/v1/schedules", json={**ONE_OFF, "run_timeout_seconds": 30})).json()
+    path = f"/v1/schedules/{created['id']}"
+    reset = await client.patch(path, json={"run_timeout_seconds": None})
+    assert reset.status_code == 200, reset.text
+    assert (reset.json()["run_timeout_seconds"], reset.json()["next_run_at"]) == (None, created["next_run_at"])
+    assert [e["data"] for e in await events(client, path)][-1] == {"run_timeout_changed": "true",
+                                                                   "next_run_at": created["next_run_at"]}
+    stored = await container.repository().get(created["id"])
+    assert stored is not None and stored.run_timeout is None
+    assert container.dispatcher().run_timeout(stored) == timedelta(hours=1)  # the service's (the default)
+    again = await client.patch(path, json={"run_timeout_seconds": None})  # none of its own already: as it is
+    assert again.json() == reset.json() and len(await events(client, path)) == 2
+    both = await client.patch(path, json={"run_timeout_seconds": 45})
+    assert both.json()["run_timeout_seconds"] == 45.0
+    with_labels = await client.patch(path, json={"run_timeout_seconds": None, "labels": {"order": "2"}})
+    assert (with_labels.json()["run_timeout_seconds"], with_labels.json()["labels"]) == (None, {"order": "2"})
+    assert [e["data"] for e in await events(client, path)][-1] == {
+        "labels_changed": "true", "run_timeout_changed": "true", "next_run_at": created["next_run_at"]}
 
 
 def _made(view: dict[str, Any]) -> dict[str, Any]:
@@ -99,9 +126,11 @@ async def test_the_openapi_document_says_which_nulls_are_refused_and_what_the_ot
     schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
     patch = schemas["RescheduleRequest"]["properties"]
     assert tuple(patch) == PATCH_FIELDS
-    for name, schema in patch.items():
-        assert "anyOf" not in schema and schema.get("type") != "null", (name, schema)
-        assert "null is refused" in schema["description"], name
+    for name in HINTS:
+        assert "anyOf" not in patch[name] and patch[name].get("type") != "null", (name, patch[name])
+        assert "null is refused" in patch[name]["description"], name
+    assert {"type": "null"} in patch["run_timeout_seconds"]["anyOf"]
+    assert "null: no limit of its own" in patch["run_timeout_seconds"]["description"]
     assert (patch["send_at"]["type"], patch["labels"]["type"]) == ("string", "object")
     assert patch["task"]["discriminator"]["propertyName"] == "type" and len(patch["task"]["oneOf"]) > 1
     create = schemas["CreateScheduleRequest"]["properties"]

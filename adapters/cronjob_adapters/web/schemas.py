@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
@@ -13,7 +13,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 
 from cronjob.domain.labels import KEY_PATTERN, MAX_KEY_LENGTH, MAX_LABELS, MAX_VALUE_LENGTH, VALUE_PATTERN
 from cronjob.domain.retry import RetryPolicy
-from cronjob.domain.schedule import MAX_RUN_TIMEOUT, Attempt, Schedule, ScheduleEvent, ScheduleStatus
+from cronjob.domain.schedule import (
+    MAX_RUN_TIMEOUT, NO_OWN_LIMIT, Attempt, RunTimeoutChange, Schedule, ScheduleEvent, ScheduleStatus,
+)
 from cronjob.domain.trigger_parser import iso_datetime
 from cronjob.domain.zones import load_zone
 from cronjob.services.scheduling import MAX_RULE_LENGTH
@@ -185,8 +187,9 @@ class RescheduleBase(BaseModel):
     """A change to a schedule that waits: another time (`send_at` for a one-off, or `schedule`, a
     rule, for a one-off, `once @ ...`, or a recurring schedule, of the same kind; not both), another
     `task` (of its own type), other `labels`, another `run_timeout_seconds`, or several of them.
-    What is left out stays as it is; no field may be null (a 422 naming it: null would mean
-    nothing here, or something else than left out). ``task`` is added per deployment (see
+    What is left out stays as it is. A null `run_timeout_seconds` takes the schedule's own run
+    time limit away; no other field may be null (a 422 naming it: null would mean nothing there,
+    or something else than left out). ``task`` is added per deployment (see
     :func:`reschedule_request_model`)."""
 
     model_config = ConfigDict(
@@ -224,8 +227,15 @@ class RescheduleBase(BaseModel):
     run_timeout_seconds: Annotated[float | None, Field(
         default=None, strict=True, allow_inf_nan=False, gt=0, le=MAX_RUN_TIMEOUT.total_seconds(),
         description="Its new run time limit (as `POST /v1/schedules` takes it); alone or with another change. "
-                    "Left out, it stays; null is refused (a schedule that has a limit of its own keeps one)."),
-        NotNull("leave it out to keep the schedule's run time limit")] = None
+                    "Left out, it stays; null: no limit of its own any more, so that its routine's own limit "
+                    "applies for a `python` task, else the service's (`CRONJOB_RUN_TIMEOUT_SECONDS`).")] = None
+
+    def run_timeout_change(self) -> RunTimeoutChange:
+        """What ``run_timeout_seconds`` asks: a new limit, none of its own (sent as null), or
+        None (left out: it stays)."""
+        if self.run_timeout_seconds is None:
+            return NO_OWN_LIMIT if "run_timeout_seconds" in self.model_fields_set else None
+        return timedelta(seconds=self.run_timeout_seconds)
 
 
 class CreateScheduleBase(BaseModel):

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import Any
+from enum import Enum, StrEnum
+from typing import Any, Final, Literal
 
 from cronjob.domain.errors import InvalidTransition, ValidationError
 from cronjob.domain.instants import instant_text
@@ -150,6 +150,17 @@ def check_run_timeout(limit: timedelta | None) -> timedelta | None:
         raise ValidationError(f"a run's time limit must be more than 0 s and at most {_seconds(MAX_RUN_TIMEOUT)}",
                               field="run_timeout_seconds")
     return limit
+
+
+class _NoOwnLimit(Enum):
+    NO_OWN_LIMIT = "no own limit"
+
+
+#: A change of a schedule's run time limit to none of its own, so that its task handler's (a
+#: routine's) or the dispatcher's applies again; see :data:`RunTimeoutChange`.
+NO_OWN_LIMIT: Final = _NoOwnLimit.NO_OWN_LIMIT
+#: A change of a schedule's run time limit: a new limit, :data:`NO_OWN_LIMIT`, or None (it stays).
+RunTimeoutChange = timedelta | Literal[_NoOwnLimit.NO_OWN_LIMIT] | None
 
 
 def run_timeout_error(limit: timedelta) -> ErrorInfo:
@@ -758,7 +769,7 @@ class Schedule:
                 "another instead")
 
     def change_task(self, *, payload: dict[str, Any], now: datetime,
-                    labels: Mapping[str, str] | None = None, run_timeout: timedelta | None = None) -> None:
+                    labels: Mapping[str, str] | None = None, run_timeout: RunTimeoutChange = None) -> None:
         """Give a waiting schedule (``scheduled``, or ``paused``, which it stays) another payload:
         what its next run sends (its task type stays). Its time, occurrence and history stay; a
         ``scheduled`` event says so (``data.task_changed``).
@@ -793,10 +804,10 @@ class Schedule:
         self.change_settings(labels=labels, now=now)
 
     def change_settings(self, *, now: datetime, labels: Mapping[str, str] | None = None,
-                        run_timeout: timedelta | None = None) -> None:
+                        run_timeout: RunTimeoutChange = None) -> None:
         """Give a waiting schedule (``scheduled``, or ``paused``, which it stays) other labels (the
         whole map: ``{}`` clears them) and/or another run time limit (see
-        :func:`check_run_timeout`); None: that one stays. Its time, occurrence, task and history
+        :func:`check_run_timeout`; :data:`NO_OWN_LIMIT`: none of its own); None: that one stays. Its time, occurrence, task and history
         stay, also while it waits to retry (neither reaches the receiver of its task); a
         ``scheduled`` event says what changed (``data.labels_changed``, ``data.run_timeout_changed``).
 
@@ -816,23 +827,24 @@ class Schedule:
         data = {"next_run_at": instant_text(self.next_run_at)} if self.next_run_at else {}
         self._emit("scheduled", now, **changed, **data)
 
-    def _take_settings(self, labels: Mapping[str, str] | None, run_timeout: timedelta | None) -> dict[str, str]:
+    def _take_settings(self, labels: Mapping[str, str] | None, run_timeout: RunTimeoutChange) -> dict[str, str]:
         """Take ``labels`` and ``run_timeout`` (both checked before either is taken), those given:
         the event data that says so (``labels_changed``, ``run_timeout_changed``)."""
         checked = check_labels(labels) if labels is not None else None
-        check_run_timeout(run_timeout)
+        if run_timeout is not NO_OWN_LIMIT:
+            check_run_timeout(run_timeout)
         changed = {}
         if checked is not None:
             self.labels = checked
             changed["labels_changed"] = "true"
         if run_timeout is not None:
-            self.run_timeout = run_timeout
+            self.run_timeout = None if run_timeout is NO_OWN_LIMIT else run_timeout
             changed["run_timeout_changed"] = "true"
         return changed
 
     def reschedule(self, *, trigger: Trigger, first_run_at: datetime, timezone: str, now: datetime,
                    field: str = "send_at", payload: dict[str, Any] | None = None,
-                   labels: Mapping[str, str] | None = None, run_timeout: timedelta | None = None) -> None:
+                   labels: Mapping[str, str] | None = None, run_timeout: RunTimeoutChange = None) -> None:
         """Move a waiting schedule to another time: a one-off to another instant, a recurring
         schedule to another rule (its kind stays: cancel and create to change it), in ``timezone``.
 

@@ -19,7 +19,9 @@ from cronjob.domain.labels import check_labels
 from cronjob.domain.message import MessageKind
 from cronjob.domain.recurring import IntervalTrigger
 from cronjob.domain.retry import RetryPolicy
-from cronjob.domain.schedule import WAITING, MisfirePolicy, Schedule, ScheduleStatus, check_run_timeout
+from cronjob.domain.schedule import (
+    NO_OWN_LIMIT, WAITING, MisfirePolicy, RunTimeoutChange, Schedule, ScheduleStatus, check_run_timeout,
+)
 from cronjob.domain.trigger import OnceTrigger, Trigger, fire_millisecond, require_aware, whole_millisecond
 from cronjob.domain.trigger_parser import parse_trigger
 from cronjob.domain.upcoming import next_runs, preview as first_runs
@@ -125,7 +127,9 @@ class RescheduleCommand:
     ``timezone``, else in the schedule's own zone; or any schedule to the rule ``schedule``, in
     ``timezone``, else its own zone), give it another task (``task_type``, which must be its
     own, and ``payload``), give it other ``labels`` (the whole map: ``{}`` clears them) or
-    another ``run_timeout``, or any of them at once. At most one of ``send_at`` and ``schedule``."""
+    another ``run_timeout`` (:data:`~cronjob.domain.schedule.NO_OWN_LIMIT`: none of its own, so
+    that its task handler's or the dispatcher's applies), or any of them at once. At most one of
+    ``send_at`` and ``schedule``."""
 
     schedule_id: str
     send_at: datetime | None = None
@@ -135,7 +139,7 @@ class RescheduleCommand:
     task_type: str | None = None
     payload: dict[str, Any] | None = None
     labels: Mapping[str, str] | None = None
-    run_timeout: timedelta | None = None
+    run_timeout: RunTimeoutChange = None
 
 
 def _once(send_at: datetime) -> OnceTrigger:
@@ -676,7 +680,8 @@ class SchedulingService:
         if command.timezone is not None:
             iana_zone(command.timezone)
         labels = check_labels(command.labels) if command.labels is not None else None
-        run_timeout = check_run_timeout(command.run_timeout)
+        run_timeout = command.run_timeout if command.run_timeout is NO_OWN_LIMIT else check_run_timeout(
+            command.run_timeout)
         prepared: list[dict[str, Any] | None] = []  # the new task's payload, once its type was checked
 
         def new_payload(schedule: Schedule) -> dict[str, Any] | None:
@@ -691,7 +696,9 @@ class SchedulingService:
         def new_labels(schedule: Schedule) -> dict[str, str] | None:
             return labels if labels is not None and labels != schedule.labels else None
 
-        def new_limit(schedule: Schedule) -> timedelta | None:
+        def new_limit(schedule: Schedule) -> RunTimeoutChange:
+            if run_timeout is NO_OWN_LIMIT:
+                return run_timeout if schedule.run_timeout is not None else None
             return run_timeout if run_timeout is not None and run_timeout != schedule.run_timeout else None
 
         def change(schedule: Schedule, now: datetime) -> None:
