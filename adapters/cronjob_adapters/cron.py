@@ -21,6 +21,11 @@ What cronsim does across DST, and what this adapter adds:
 
 cronsim 2.8 reads a one-value range with a step (``1-1/1``) as "from 1, every step" (every month,
 for ``0 0 * 1-1/1 *``); the adapter rewrites such a term to its single value first.
+
+cronsim refuses a day-of-month that none of the expression's months has (``0 0 31 2 *``; unless a
+day-of-week is named too, which cron then matches instead) with the message of a malformed field,
+"Bad day-of-month": the adapter says that such a rule never fires, and for a malformed field which
+one it is, what it holds and what it takes.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ class CronsimEvaluator(CronEvaluator):
         try:
             CronSim(" ".join(fields), datetime(2000, 1, 1))
         except CronSimError as exc:
-            raise ValidationError(f"invalid cron expression {expression!r}: {exc}", field="schedule") from exc
+            raise ValidationError(_refusal(expression, fields, exc), field="schedule") from exc
 
     def next_after(self, expression: str, after: datetime) -> datetime:
         zone = after.tzinfo
@@ -102,6 +107,40 @@ class CronsimEvaluator(CronEvaluator):
             return next(CronSim(expression, start))
         except StopIteration:  # cronsim gives up after 50 years without a match: only near year 9999
             raise OverflowError(f"no match for {expression!r} in a representable date") from None
+
+
+#: What each field takes, by cronsim's name of it (its "Bad <name>").
+_FIELDS = {
+    "minute": (0, "0-59"),
+    "hour": (1, "0-23"),
+    "day-of-month": (2, "1-31, L or LW"),
+    "month": (3, "1-12 or JAN-DEC"),
+    "day-of-week": (4, "0-7 or SUN-SAT, nL or n#k"),
+}
+
+
+def _refusal(expression: str, fields: list[str], error: CronSimError) -> str:
+    """Why cronsim refused ``expression`` (``fields``: its five, normalised), for a person, quoting
+    the fields as they were written."""
+    name = str(error).removeprefix("Bad ")
+    if name not in _FIELDS:
+        return f"invalid cron expression {expression!r}: {error}"
+    index, takes = _FIELDS[name]
+    written = expression.split()
+    if name == "day-of-month" and _parses([*fields[:3], "*", fields[4]]):
+        return (f"cron expression {expression!r} never fires: none of its months ({written[3]}) has a day "
+                f"{written[2]}")
+    return (f"invalid cron expression {expression!r}: bad {name} field {written[index]!r} "
+            f"(it takes {takes}; lists, ranges and steps of them)")
+
+
+def _parses(fields: list[str]) -> bool:
+    """Whether cronsim takes the expression of ``fields``."""
+    try:
+        CronSim(" ".join(fields), datetime(2000, 1, 1))
+    except CronSimError:
+        return False
+    return True
 
 
 def _offset(instant: datetime, zone: tzinfo) -> timedelta:

@@ -1054,6 +1054,32 @@ async def test_bad_schedules_get_a_readable_422(client: httpx.AsyncClient, chang
                    or e["message"].startswith("Value error") for e in response.json()["errors"])
 
 
+@pytest.mark.parametrize(("rule", "message"), [
+    ("cron 0 0 31 2 *", "cron expression '0 0 31 2 *' never fires: none of its months (2) has a day 31"),
+    ("0 0 30 2 *", "cron expression '0 0 30 2 *' never fires: none of its months (2) has a day 30"),
+    ("cron 0 0 31 4,6,9,11 *", "cron expression '0 0 31 4,6,9,11 *' never fires: none of its months (4,6,9,11) "
+                               "has a day 31"),
+    ("cron 0 0 32 * *", "invalid cron expression '0 0 32 * *': bad day-of-month field '32' (it takes 1-31, L or LW; "
+                        "lists, ranges and steps of them)"),
+])
+async def test_a_cron_rule_that_never_fires_is_named_so_on_every_route(client: httpx.AsyncClient, rule: str,
+                                                                        message: str) -> None:
+    """cronsim's "Bad day-of-month" said a well-formed `0 0 31 2 *` was malformed."""
+    task = {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}
+    made = (await client.post("/v1/schedules", json={"task": task, "schedule": "daily at 09:00"}, headers=AUTH)).json()
+    answers = {
+        "schedule": await client.post("/v1/schedules", json={"task": task, "schedule": rule}, headers=AUTH),
+        "patch": await client.patch(f"/v1/schedules/{made['id']}", json={"schedule": rule}, headers=AUTH),
+        "preview": await client.get("/v1/rules/preview", params={"schedule": rule}, headers=AUTH),
+    }
+    for route, answer in answers.items():
+        assert answer.status_code == 422, (route, answer.text)
+        assert answer.json()["errors"] == [{"field": "schedule", "message": message}], route
+    batch = await client.post("/v1/schedules:batch", json={"schedules": [{"task": task, "schedule": rule}]},
+                              headers=AUTH)
+    assert batch.json()["results"][0]["errors"] == [{"field": "schedules.0.schedule", "message": message}]
+
+
 async def test_every_rule_the_api_shows_it_takes_back(client: httpx.AsyncClient) -> None:
     # Kept with its bounds written out as instants, a rule grows (here from 212 to 244 characters).
     minutes = ",".join(str(m) for m in range(59))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -189,7 +190,19 @@ def test_until_a_date_means_through_that_local_date_across_dst() -> None:
         ("once @ tomorrow", SP, "needs a date and a time of day"),
         ("once @ 2025-06-21", SP, "needs a date and a time of day"),
         ("once @ 2025-13-01 10:00", SP, "is not an ISO-8601 date-time"),
-        ("cron 61 * * * *", SP, "invalid cron expression '61 * * * *'"),
+        ("cron 61 * * * *", SP, "invalid cron expression '61 * * * *': bad minute field '61' (it takes 0-59;"),
+        # A day none of the rule's months has: well formed, but it never fires (cronsim: "Bad day-of-month").
+        ("cron 0 0 31 2 *", SP, "cron expression '0 0 31 2 *' never fires: none of its months (2) has a day 31"),
+        ("0 0 30 2 *", SP, "never fires: none of its months (2) has a day 30"),
+        ("cron(0 0 31 4,6,9,11 *)", SP, "never fires: none of its months (4,6,9,11) has a day 31"),
+        ("cron 0 0 30,31 feb *", SP, "never fires: none of its months (FEB) has a day 30,31"),
+        ("cron 0 0 31 2 */2", SP, "never fires"),  # a day-of-week from '*' still narrows the days (AND)
+        # A day-of-month that is no day of any month is malformed, and says what the field takes.
+        ("cron 0 0 32 * *", SP, "invalid cron expression '0 0 32 * *': bad day-of-month field '32' (it takes 1-31"),
+        ("cron 0 0 32 2 *", SP, "bad day-of-month field '32'"),
+        ("cron 0 0 0 * *", SP, "bad day-of-month field '0'"),
+        ("cron 0 0 x * *", SP, "bad day-of-month field 'X'"),
+        ("cron 0 0 * * 8", SP, "bad day-of-week field '8' (it takes 0-7 or SUN-SAT"),
         ("cron 0 9 * *", SP, "five fields"),
         ("cron(0 9 * * * *)", SP, "five fields"),
         ("@reboot", SP, "'@reboot' is not a cron shorthand this service takes: @yearly, @annually, @monthly"),
@@ -207,6 +220,17 @@ def test_bad_input_is_a_readable_validation_error(expression: str, zone: str, me
         parse(expression, zone)
     assert message in error.value.message
     assert error.value.field == ("timezone" if "zone" in message else "schedule")
+
+
+def test_a_day_only_some_of_a_rule_s_months_have_or_a_day_with_a_weekday_fires() -> None:
+    """Only a day none of its months has is refused: cron matches a named day-of-week instead
+    (OR), and February has a 29th in leap years."""
+    after = datetime(2026, 1, 1, tzinfo=UTC)
+    fired = {rule: parse(rule).next_fire_time(after) for rule in (
+        "cron 0 0 31 2 mon", "cron 0 0 29 2 *", "cron 0 0 31 */2 *", "cron 0 0 30,31 2,3 *")}
+    assert {rule: at.astimezone(ZoneInfo(SP)).date() if at else None for rule, at in fired.items()} == {
+        "cron 0 0 31 2 mon": date(2026, 2, 2), "cron 0 0 29 2 *": date(2028, 2, 29),
+        "cron 0 0 31 */2 *": date(2026, 1, 31), "cron 0 0 30,31 2,3 *": date(2026, 3, 30)}
 
 
 def test_intervals_need_an_anchor_and_cron_needs_an_evaluator() -> None:

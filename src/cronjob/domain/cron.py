@@ -14,8 +14,11 @@ class CronEvaluator(ABC):
 
     Contract:
 
-    - ``validate`` raises :class:`cronjob.domain.errors.ValidationError` for an expression
-      it cannot evaluate, and returns None otherwise.
+    - ``validate`` raises :class:`cronjob.domain.errors.ValidationError` (field ``schedule``)
+      for an expression it cannot evaluate, naming the field at fault and what it takes, and
+      for one that never fires (a day-of-month none of its months has, ``0 0 31 2 *``, with
+      no day-of-week named: cron matches a named one instead), saying so; it returns None
+      otherwise.
     - ``next_after(expression, after)`` takes ``after`` as an aware datetime in the schedule's
       zone and returns the first matching wall-clock time strictly later than ``after``, aware,
       in that zone. Across DST it behaves like Debian cron: for a fixed-time expression
