@@ -206,7 +206,7 @@ async def test_cancel_by_labels_by_user_and_labels_and_never_by_nothing(client: 
 async def test_the_openapi_document_describes_labels(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
     schemas = spec["components"]["schemas"]
-    for name in ("CreateScheduleRequest", "RescheduleRequest", "CancelRequest"):
+    for name in ("CreateScheduleRequest", "RescheduleRequest", "SelectRequest"):
         labels = schemas[name]["properties"]["labels"]
         text = str(labels)
         assert "maxProperties" in text and "[A-Za-z0-9]" in text, (name, labels)

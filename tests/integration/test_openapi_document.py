@@ -6,6 +6,7 @@ via httpx's ASGI transport; each answer is checked against the document's own sc
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,8 +112,8 @@ async def test_a_bulk_selection_is_one_model_whose_rule_is_the_service_s(client:
     null}`` fitted it though the service refuses it. The rule is now the ``not`` of neither, which
     generators leave to the service and a validator reads as the service does."""
     document = (await client.get("/openapi.json")).json()
-    bodies = {"POST /v1/schedules:cancel": "CancelRequest", "POST /v1/schedules:pause": "SelectRequest",
-              "POST /v1/schedules:resume": "SelectRequest"}
+    bodies = dict.fromkeys(("POST /v1/schedules:cancel", "POST /v1/schedules:pause", "POST /v1/schedules:resume"),
+                           "SelectRequest")
     for name, operation in operations(document):
         if name in bodies:
             assert operation["requestBody"]["content"]["application/json"]["schema"] == {
@@ -284,3 +285,29 @@ def test_every_field_of_every_answer_is_described() -> None:
     assert {"ScheduleView", "AttemptView", "EventView", "BatchView", "Receipt", "Problem"} <= set(
         document["components"]["schemas"])
     assert undescribed_response_properties(document) == []
+
+
+def test_a_generated_client_s_classes_are_named_as_the_document_names_its_schemas() -> None:
+    """Generators name a class after a schema's ``title``: the ``EmailTask`` and
+    ``HttpRequestTask`` schemas were titled ``EmailPayload`` and ``HttpRequestPayload`` (their
+    payload models' explicit titles, which the task models derived from them inherited), so a
+    client's classes had other names than the document's schemas."""
+    app = make_container(FixedClock(NOW), whatsapp_app_secret="secret", whatsapp_verify_token="token").app()
+    schemas = app.openapi()["components"]["schemas"]
+    assert {"EmailTask", "HttpRequestTask", "WhatsappTextTask", "PythonTask"} <= set(schemas)
+    assert {name: schema["title"] for name, schema in schemas.items()
+            if schema.get("title", name) != name} == {}
+
+
+def test_no_two_schemas_of_the_document_are_the_same() -> None:
+    """``:cancel`` took a ``CancelRequest`` that was ``SelectRequest`` (``:pause``'s and
+    ``:resume``'s) under another name: a generated client had two identical classes for one
+    body. Schemas that differ only by their title and description are the same to a client."""
+    app = make_container(FixedClock(NOW), whatsapp_app_secret="secret", whatsapp_verify_token="token").app()
+    schemas = app.openapi()["components"]["schemas"]
+    by_content: dict[str, list[str]] = {}
+    for name, schema in schemas.items():
+        content = {key: value for key, value in schema.items() if key not in {"title", "description"}}
+        by_content.setdefault(json.dumps(content, sort_keys=True), []).append(name)
+    assert [names for names in by_content.values() if len(names) > 1] == []
+    assert len(by_content) == len(schemas) > 50

@@ -88,7 +88,7 @@ class EmailPayload(BaseModel):
 
     VERSION: ClassVar[int] = 1
 
-    model_config = ConfigDict(extra="forbid", title="EmailPayload")
+    model_config = ConfigDict(extra="forbid")
 
     to: list[Address] = Field(
         min_length=1,

@@ -62,7 +62,7 @@ class HttpRequestPayload(BaseModel):
 
     VERSION: ClassVar[int] = 1
 
-    model_config = ConfigDict(extra="forbid", frozen=True, title="HttpRequestPayload")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = Field(
         default="GET",

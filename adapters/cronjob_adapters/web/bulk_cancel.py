@@ -15,13 +15,6 @@ from cronjob_adapters.web.bulk_select import RefusedView, SelectionView, SelectR
 from cronjob_adapters.web.problems import problem_responses
 
 
-class CancelRequest(SelectRequest):
-    """Whose schedules to cancel: those made with `userId`, those carrying every one of `labels`,
-    or, with both, those matching both. At least one is needed (never everyone's); `type`, a
-    due-time window (`due_after <= next_run_at < due_before`) and a last-change window
-    (`updated_after <= updated_at < updated_before`) narrow them further."""
-
-
 class BulkCancellationView(SelectionView):
     """What was asked, what was cancelled, and what could not be (a one-off being sent cannot be
     stopped)."""
@@ -39,7 +32,7 @@ def bulk_cancel_router(scheduling: SchedulingService, known_types: Collection[st
 
     @router.post("/v1/schedules:cancel", response_model=BulkCancellationView, tags=["schedules"],
                  dependencies=[Depends(json_body)], responses=problem_responses(413, 415))
-    async def cancel_matching(request: CancelRequest) -> BulkCancellationView:
+    async def cancel_matching(request: SelectRequest) -> BulkCancellationView:
         """Cancel every live schedule made with `userId` and/or carrying every one of `labels`
         (both given: those matching both; neither: a 422, whatever else is given), optionally
         only those of the task types in `type`, due in the window

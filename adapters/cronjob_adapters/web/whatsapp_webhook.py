@@ -238,6 +238,7 @@ def whatsapp_webhook_router(
 def document_notification(document: dict[str, Any]) -> None:
     """Add the schema of Meta's notification (the webhook's POST body) to an OpenAPI ``document``."""
     notification = Notification.model_json_schema(ref_template="#/components/schemas/{model}")
+    notification["title"] = NOTIFICATION_SCHEMA  # a generated client names its class after the title
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for name, definition in [*notification.pop("$defs", {}).items(), (NOTIFICATION_SCHEMA, notification)]:
         if schemas.setdefault(name, definition) != definition:
