@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.routing import APIRoute
 from starlette.types import Message, Receive, Scope, Send
 
-from cronjob.domain.schedule import ScheduleStatus
+from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.ports.metrics import NullMetrics
 from cronjob.ports.repository import StoreUnavailable
 from cronjob.services import log_context
@@ -25,7 +27,7 @@ from cronjob_adapters.web.counts_cache import CountsCache
 from cronjob_adapters.web.request_metrics import RequestMetrics
 from cronjob_bootstrap.container import Container
 from cronjob_bootstrap.settings import Settings
-from tests.support.app import AUTH, TOKEN, DownStore, SilentStore, make_container
+from tests.support.app import AUTH, TOKEN, DownStore, SilentStore, api_client, make_container
 from tests.support.builders import SEED
 from tests.support.clock import FixedClock
 from tests.support.fake_whatsapp import FakeWhatsApp
@@ -243,6 +245,57 @@ async def test_metrics_and_stats_answer_while_the_store_does_not(clock: FixedClo
             assert scrape.status_code == 200 and "cronjob_store_up 0.0" in scrape.text
         stats = await asyncio.wait_for(http.get("/v1/stats", headers=AUTH), timeout=PROMPTLY + 2)
         assert stats.status_code == 503 and stats.headers["retry-after"], stats.text
+
+
+class WritesGoAway(InMemoryScheduleRepository):
+    """The in-memory store whose writes (an outcome, a webhook delivery) fail as an unreachable
+    store's do once ``down`` is set."""
+
+    down = False
+
+    async def save(self, schedule: Schedule, **conditions: Any) -> bool:
+        if self.down:
+            raise StoreUnavailable("mongo-0.db.internal:27017: [Errno 111] Connection refused")
+        return await super().save(schedule, **conditions)
+
+    async def add(self, schedule: Schedule) -> None:
+        if self.down:
+            raise StoreUnavailable("mongo-0.db.internal:27017: [Errno 111] Connection refused")
+        await super().add(schedule)
+
+
+async def test_a_store_outage_while_recording_a_run_is_a_warning_not_a_crash(
+        clock: FixedClock, caplog: pytest.LogCaptureFixture) -> None:
+    """The runbook's outage: the run's outcome and its webhook deliveries cannot be written. That
+    is expected and handled (the lease lapses, the run is taken over): warnings that name the run,
+    no ERROR and no traceback for an alert on errors to page someone with."""
+    store = WritesGoAway()
+    container = make_container(clock, repository=store, webhook_urls="https://hooks.example/cronjob",
+                               webhook_secret="s3cret", webhook_events="succeeded")
+    async with api_client(container, AUTH) as http:
+        message = {**SEED, "send_at": (NOW + timedelta(seconds=5)).isoformat()}
+        created = await http.post("/schedule-message", json=message)
+        assert created.status_code == 201, created.text
+    schedule_id = created.json()["id"]
+    clock.advance(timedelta(seconds=7))
+    dispatcher = container.dispatcher()
+    store.down = True
+    with caplog.at_level(logging.INFO):
+        assert await dispatcher.dispatch_due() == 1
+        await dispatcher.drain(30)
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert not [m for m in said if m[0] >= logging.ERROR], said
+    assert not [r for r in caplog.records if r.exc_info], "a traceback for an expected outage"
+    undelivered = re.compile(rf"webhook delivery of event \w+ \(schedule {schedule_id}\) could not be stored: "
+                             r"the store is unavailable \(StoreUnavailable\)")
+    assert any(level == logging.WARNING and undelivered.fullmatch(m) for level, m in said), said
+    not_recorded = [m for level, m in said if level == logging.WARNING and "not recorded" in m]
+    assert len(not_recorded) == 1 and not_recorded[0].startswith(f"schedule {schedule_id} attempt "), said
+    assert not_recorded[0].endswith("-> succeeded not recorded: the store is unavailable (StoreUnavailable); "
+                                    "it runs again once its lease lapses"), said
+    store.down = False
+    kept = await container.repository().get(schedule_id)
+    assert kept is not None and kept.status is ScheduleStatus.RUNNING  # held by its lease, not lost
 
 
 async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:

@@ -16,7 +16,7 @@ from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleEvent, Sche
 from cronjob.domain.trigger import OnceTrigger
 from cronjob.ports.clock import Clock
 from cronjob.ports.events import EventPublisher
-from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository
+from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository, StoreUnavailable
 from cronjob.ports.signal import WorkSignal
 
 from cronjob_adapters.tasks.ssrf import display_url
@@ -179,10 +179,15 @@ class WebhookPublisher(EventPublisher):
                 return 1
             except DuplicateSchedule:
                 return 0  # published before: one delivery per (event, URL)
-            except Exception:
+            except Exception as exc:
                 if attempt == _ADD_ATTEMPTS:
-                    log.exception("webhook delivery of event %s (schedule %s) could not be stored",
-                                  delivery.metadata.get("event_id"), delivery.metadata.get("schedule_id"))
+                    event_id, schedule_id = delivery.metadata.get("event_id"), delivery.metadata.get("schedule_id")
+                    if isinstance(exc, StoreUnavailable):  # an outage, not a bug: no traceback
+                        log.warning("webhook delivery of event %s (schedule %s) could not be stored: the "
+                                    "store is unavailable (%s)", event_id, schedule_id, type(exc).__name__)
+                    else:
+                        log.exception("webhook delivery of event %s (schedule %s) could not be stored",
+                                      event_id, schedule_id)
                     return -1
                 await asyncio.sleep(delay)
                 delay *= 3

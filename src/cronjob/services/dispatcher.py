@@ -18,7 +18,7 @@ from cronjob.domain.schedule import Schedule, ScheduleEvent, ScheduleStatus, run
 from cronjob.ports.clock import Clock
 from cronjob.ports.events import EventPublisher, NoPublisher
 from cronjob.ports.metrics import Metrics, NullMetrics
-from cronjob.ports.repository import ScheduleRepository
+from cronjob.ports.repository import ScheduleRepository, StoreUnavailable
 from cronjob.ports.signal import WorkSignal
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 from cronjob.services import log_context
@@ -389,7 +389,9 @@ class Dispatcher:
 
     async def _record(self, schedule: Schedule, attempt_id: str) -> None:
         """Publish the events the run recorded, then write the outcome, fenced; retry a store
-        outage while the lease still holds.
+        outage while the lease still holds. An outage that outlasts ``save_attempts`` is logged as
+        a warning (an expected condition, not a crash): the outcome is left unwritten, and the run
+        is taken over again once its lease lapses (at-least-once).
 
         Publishing first (the publisher's contract) means a crash between the two writes
         cannot lose the events: their deliveries are stored, and each waits until it finds its
@@ -410,8 +412,13 @@ class Dispatcher:
                     # An earlier try may have been written with only its answer lost (the store
                     # went away mid-reply): then the fence refuses this one, but the outcome is in.
                     saved = await self._written_before(schedule.id, recorded)
-            except Exception:
+            except Exception as exc:
                 if attempt == self._settings.save_attempts:
+                    if isinstance(exc, StoreUnavailable):  # an outage, not a bug: no traceback
+                        log.warning("schedule %s attempt %s -> %s not recorded: the store is unavailable "
+                                    "(%s); it runs again once its lease lapses", schedule.id, attempt_id,
+                                    schedule.status.value, type(exc).__name__)
+                        return
                     raise
                 log.warning("store unavailable while recording schedule %s; retrying", schedule.id)
                 await asyncio.sleep(delay)
