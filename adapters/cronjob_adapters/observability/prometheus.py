@@ -12,8 +12,9 @@ from cronjob.ports.metrics import Metrics
 
 from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
 
-#: Lateness buckets (seconds): sub-10 ms dispatch up to a minute behind.
-_LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: A run's lateness (seconds): 5 ms to an hour, the default misfire grace (how late a one-off may
+#: still start).
+_RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 #: An API answer: a millisecond (a probe) to seconds (a batch of 1,000, a bulk change).
 _REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -31,7 +32,7 @@ class PrometheusMetrics(Metrics):
         self.registry = CollectorRegistry(auto_describe=True)
         self._lateness = Histogram(
             "cronjob_dispatch_lateness_seconds", "How long after its due time a run started.",
-            ["task_type"], buckets=_LATENESS_BUCKETS, registry=self.registry)
+            ["task_type"], buckets=_RUN_BUCKETS, registry=self.registry)
         self._attempts = Counter(
             "cronjob_attempts", "Finished runs by outcome and provider error code.",
             ["task_type", "outcome", "code"], registry=self.registry)

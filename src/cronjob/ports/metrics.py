@@ -15,7 +15,8 @@ class Metrics(ABC):
 
     @abstractmethod
     def dispatched(self, task_type: str, lateness_seconds: float) -> None:
-        """A run started ``lateness_seconds`` after its due time."""
+        """A run started ``lateness_seconds`` after its due time (only a run that starts: not one
+        found too late to run, ``missed``, nor one its handler held back)."""
 
     @abstractmethod
     def attempt_finished(self, task_type: str, outcome: str, code: str | None) -> None:

@@ -154,10 +154,7 @@ class Dispatcher:
         return claimed
 
     def _start(self, claimed: list[Schedule]) -> int:
-        now = self._clock.now()
         for schedule in claimed:
-            due = schedule.next_run_at or now
-            self._metrics.dispatched(schedule.task_type, max((now - due).total_seconds(), 0.0))
             if schedule.lease is not None and schedule.lease.taken_over_from is not None:
                 self._metrics.lease_taken_over(schedule.task_type)
             task = asyncio.create_task(self._run(schedule), name=f"run-{schedule.id}")
@@ -222,6 +219,7 @@ class Dispatcher:
         log_context.schedule_id.set(schedule.id)
         log_context.attempt_id.set(attempt_id)
         self._hold(schedule.id, attempt_id)  # renewed by the lease keeper while the run lasts
+        due = schedule.next_run_at
         try:
             if not await self._lease_is_fresh(schedule, attempt_id):
                 return
@@ -237,6 +235,8 @@ class Dispatcher:
                 await self._record(schedule, attempt_id)
             else:
                 schedule.mark_started(attempt_id=attempt_id, now=now)
+                # Only a run that starts: one missed or held back is no lateness of the scheduler's.
+                self._metrics.dispatched(schedule.task_type, max((now - (due or now)).total_seconds(), 0.0))
                 await self._publish(schedule, schedule.events[-1:])
                 await self._execute(schedule, attempt_id)
         except asyncio.CancelledError:
