@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.types import Message, Receive, Scope, Send
 
 from cronjob.domain.schedule import Schedule, ScheduleStatus
@@ -23,6 +24,7 @@ from cronjob.services import log_context
 from cronjob.services.health import HealthService
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.observability.logs import JsonFormatter, configure_logging
+from cronjob_adapters.tasks.python import RoutineContext, RoutineRegistry, routine
 from cronjob_adapters.web.counts_cache import CountsCache
 from cronjob_adapters.web.request_metrics import RequestMetrics
 from cronjob_bootstrap.container import Container
@@ -164,6 +166,41 @@ async def test_lateness_is_measured_for_the_runs_that_start_up_to_an_hour(
     assert 'cronjob_dispatch_lateness_seconds_sum{task_type="whatsapp.template"} 595.0' in text
     assert 'cronjob_dispatch_lateness_seconds_bucket{le="300.0",task_type="whatsapp.template"} 0.0' in text
     assert 'cronjob_dispatch_lateness_seconds_bucket{le="900.0",task_type="whatsapp.template"} 1.0' in text
+
+
+class NapArgs(BaseModel):
+    """How long the test routine sleeps."""
+
+    seconds: float
+
+
+async def test_how_long_runs_take_is_measured_by_task_type(clock: FixedClock) -> None:
+    """A run that ends and one stopped at its time limit are both measured, for an alert on runs
+    nearing their limit or on a provider that slows down."""
+    container = make_container(clock)
+    routines = RoutineRegistry()
+
+    @routine("test.nap", NapArgs, registry=routines)
+    async def nap(args: NapArgs, context: RoutineContext) -> None:
+        await asyncio.sleep(args.seconds)
+
+    container.routines.override(routines)
+    async with api_client(container) as http:
+        for seconds in (0.3, 60):  # the second one is stopped at its limit, 0.5 s
+            created = await http.post("/v1/schedules", headers=AUTH, json={
+                "task": {"type": "python", "routine": "test.nap", "args": {"seconds": seconds}},
+                "schedule": f"once @ {(NOW + timedelta(seconds=5)).isoformat()}", "run_timeout_seconds": 0.5,
+                "retry": {"max_attempts": 1}})
+            assert created.status_code == 201, created.text
+        clock.advance(timedelta(seconds=6))
+        text = await scrape_after_runs(http, container, 2)
+    assert {'cronjob_attempts_total{code="run_timeout",outcome="failed",task_type="python"} 1.0',
+            'cronjob_run_duration_seconds_count{task_type="python"} 2.0',
+            'cronjob_run_duration_seconds_bucket{le="0.25",task_type="python"} 0.0',  # the nap is 0.3 s
+            'cronjob_run_duration_seconds_bucket{le="5.0",task_type="python"} 2.0'} <= set(text.splitlines()), text
+    took = next(float(line.split()[-1]) for line in text.splitlines()
+                if line.startswith('cronjob_run_duration_seconds_sum{task_type="python"}'))
+    assert 0.8 <= took < 5, took
 
 
 async def test_every_api_request_is_counted_by_its_route_not_its_path(client: httpx.AsyncClient) -> None:

@@ -12,15 +12,15 @@ from cronjob.ports.metrics import Metrics
 
 from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
 
-#: A run's lateness (seconds): 5 ms to an hour, the default misfire grace (how late a one-off may
-#: still start).
+#: A run's lateness and its time (seconds): 5 ms to an hour, the default misfire grace (how late
+#: a one-off may still start) and the default run time limit.
 _RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 #: An API answer: a millisecond (a probe) to seconds (a batch of 1,000, a bulk change).
 _REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class PrometheusMetrics(Metrics):
-    """Counters, gauges and a histogram in a registry of their own (one per process).
+    """Counters, gauges and histograms in a registry of their own (one per process).
 
     ``cronjob_schedules`` (by status and task type) is read from the store when scraped, so any
     replica reports the cluster-wide figure.
@@ -32,6 +32,9 @@ class PrometheusMetrics(Metrics):
         self.registry = CollectorRegistry(auto_describe=True)
         self._lateness = Histogram(
             "cronjob_dispatch_lateness_seconds", "How long after its due time a run started.",
+            ["task_type"], buckets=_RUN_BUCKETS, registry=self.registry)
+        self._run_seconds = Histogram(
+            "cronjob_run_duration_seconds", "How long a run's task took, whatever its outcome.",
             ["task_type"], buckets=_RUN_BUCKETS, registry=self.registry)
         self._attempts = Counter(
             "cronjob_attempts", "Finished runs by outcome and provider error code.",
@@ -57,6 +60,9 @@ class PrometheusMetrics(Metrics):
 
     def dispatched(self, task_type: str, lateness_seconds: float) -> None:
         self._lateness.labels(task_type).observe(lateness_seconds)
+
+    def run_took(self, task_type: str, seconds: float) -> None:
+        self._run_seconds.labels(task_type).observe(seconds)
 
     def attempt_finished(self, task_type: str, outcome: str, code: str | None) -> None:
         self._attempts.labels(task_type, outcome, code or "").inc()

@@ -19,6 +19,11 @@ class Metrics(ABC):
         found too late to run, ``missed``, nor one its handler held back)."""
 
     @abstractmethod
+    def run_took(self, task_type: str, seconds: float) -> None:
+        """A run's task ended ``seconds`` after it started, whatever its outcome (stopped at its
+        time limit included; not one a shutdown cut short)."""
+
+    @abstractmethod
     def attempt_finished(self, task_type: str, outcome: str, code: str | None) -> None:
         """A run ended with ``outcome`` (succeeded, retrying, failed, unknown, missed, ...) and the
         provider's error ``code`` when there was one."""
@@ -57,6 +62,9 @@ class NullMetrics(Metrics):
     """Measures nothing (the default where no exporter is configured)."""
 
     def dispatched(self, task_type: str, lateness_seconds: float) -> None:
+        return None
+
+    def run_took(self, task_type: str, seconds: float) -> None:
         return None
 
     def attempt_finished(self, task_type: str, outcome: str, code: str | None) -> None:

@@ -308,7 +308,8 @@ class Dispatcher:
     async def _call(self, handler: TaskHandler, schedule: Schedule, attempt_id: str) -> TaskOutcome:
         """``handler.run(schedule)`` within the run's time limit. Past it the handler is cancelled
         (a hung routine, a peer that never answers: its slot and lease are freed) and
-        DeliveryError ``run_timeout`` is raised, retryable: the retry policy decides."""
+        DeliveryError ``run_timeout`` is raised, retryable: the retry policy decides. How long the
+        handler took is measured (``Metrics.run_took``) unless a shutdown cut it short."""
         # Not asyncio.timeout: a timer per run costs every run a heap entry on the event loop (a
         # burst of short runs measurably slower). The lease keeper, which sees every run at least
         # once a renewal period, arms a timer only once a deadline is that close (``_arm``).
@@ -321,6 +322,7 @@ class Dispatcher:
         held.task, held.deadline = task, loop.time() + limit.total_seconds()
         if kept is None or limit <= self._settings.lease_for / 3:  # the keeper would not look in time
             self._arm(held)
+        started, ended = loop.time(), True  # ended False: a shutdown cut it short, no run time of its own
         try:
             return await handler.run(schedule)
         except asyncio.CancelledError:
@@ -331,8 +333,11 @@ class Dispatcher:
                                 schedule.id, attempt_id, f"{limit.total_seconds():g}")
                     error = run_timeout_error(limit)
                     raise DeliveryError(error.code, error.message, retryable=error.retryable) from None
+            ended = False
             raise
         finally:
+            if ended:
+                self._metrics.run_took(schedule.task_type, loop.time() - started)
             held.task = None
             if held.timer is not None:
                 held.timer.cancel()
