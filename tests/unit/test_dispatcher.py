@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,7 @@ from cronjob.services.scheduling import (
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.memory.signal import InProcessWorkSignal
+from cronjob_adapters.observability.logs import JsonFormatter
 from tests.support.clock import FixedClock
 from tests.support.racing import RacingRepository
 from tests.support.waiting import PROMPTLY, until
@@ -576,6 +578,50 @@ async def test_a_renewal_that_hangs_does_not_hold_back_the_renewals_of_other_run
     await dispatcher.drain(5)
     b = await repository.get("B")
     assert b is not None and b.status is ScheduleStatus.SUCCEEDED
+
+
+class JsonLines(logging.Handler):
+    """Keeps each record as the JSON log line it is written as (the run's labels are read when
+    it is emitted, from the task that logs it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+async def test_the_lease_keeper_s_lines_carry_the_run_they_are_about() -> None:
+    """A log stack finds a run's lines by its ``schedule_id`` and ``attempt_id`` labels: the
+    lease keeper's warnings (a renewal failed, the lease lost) are lines of that run too."""
+    class RenewalsFail(InMemoryScheduleRepository):
+        async def renew_lease(self, schedule_id: str, attempt_id: str, until: datetime) -> bool:
+            raise StoreUnavailable("connection refused")
+
+    clock, repository, blocking = SystemClock(), RenewalsFail(), BlockingHandler()
+    dispatcher = Dispatcher(repository, {BlockingHandler.task_type: blocking}, clock, InProcessWorkSignal(clock),
+                            DispatcherSettings(owner="replica-a", lease_for=timedelta(seconds=0.3)))
+    now = clock.now()
+    await repository.add(Schedule.create(id="A", task_type=BlockingHandler.task_type, payload={},
+                                         trigger=OnceTrigger(now), timezone="UTC", first_run_at=now, now=now))
+    captured = JsonLines()
+    logger = logging.getLogger("cronjob.services.dispatcher")
+    logger.addHandler(captured)
+    try:
+        assert await dispatcher.dispatch_due() == 1
+        await until(lambda: any("could not renew" in line["message"] for line in captured.lines), PROMPTLY)
+        blocking.gate.set()
+        await dispatcher.drain(5)
+    finally:
+        logger.removeHandler(captured)
+    done = await repository.get("A")
+    assert done is not None and done.status is ScheduleStatus.SUCCEEDED
+    attempt_id = done.attempts[-1].attempt_id
+    renewals = [line for line in captured.lines if "could not renew" in line["message"]]
+    assert renewals and all(line.get("schedule_id") == "A" and line.get("attempt_id") == attempt_id
+                            for line in renewals), renewals
 
 
 async def test_a_claim_that_comes_back_late_renews_its_lease_or_is_not_run(world: World) -> None:

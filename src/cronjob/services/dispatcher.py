@@ -484,6 +484,9 @@ class Dispatcher:
 
     async def _renew(self, attempt_id: str, lease: _HeldLease, period: float) -> None:
         schedule_id = lease.schedule_id
+        # A task of its own, in a copy of the keeper's empty context: label its lines with the run.
+        log_context.schedule_id.set(schedule_id)
+        log_context.attempt_id.set(attempt_id)
         try:
             held = await self._repository.renew_lease(
                 schedule_id, attempt_id, self._clock.now() + self._settings.lease_for)
