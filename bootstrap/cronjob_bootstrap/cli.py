@@ -13,6 +13,7 @@ from typing import NoReturn
 from pydantic import ValidationError as SettingsError
 
 import cronjob
+from cronjob.ports.repository import StoreRefused
 from cronjob_adapters.observability.logs import configure_logging
 from cronjob_bootstrap.container import build_container
 from cronjob_bootstrap.routine_modules import RoutineModuleError, import_routine_modules
@@ -122,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(run(container, settings, api=api, scheduler=scheduler))
     except KeyboardInterrupt:
         pass
+    except StoreRefused as exc:  # setting the store up: wrong credentials are no outage to wait out
+        invalid_setting("CRONJOB_MONGODB_URI", f"the MongoDB server refused it: {exc}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pymongo
 import pytest
 
 import cronjob
@@ -169,6 +170,29 @@ def test_serve_waits_for_a_store_that_is_down_at_start_up(tmp_path: Path, whatsa
     finally:
         serve.stop(signal.SIGKILL)
         database.stop()
+
+
+@pytest.mark.parametrize("command", ["api", "scheduler"])
+def test_credentials_the_store_refuses_stop_start_up_with_one_line(command: str, tmp_path: Path) -> None:
+    """A wrong password in CRONJOB_MONGODB_URI is a setting to fix, not an outage to wait out,
+    nor a crash: one line naming the setting and the server's reason (exit code 2, as any bad
+    setting), no traceback, and never the password."""
+    database = MongoTestServer(tmp_path / "mongodb")
+    uri = database.start()
+    try:
+        with pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000) as admin:
+            admin.admin.command("createUser", "cronjob", pwd="right-p4ss", roles=["root"])
+        refused_uri = uri.replace("mongodb://", "mongodb://cronjob:wr0ng-p4ss@") + "&authSource=admin"
+        env = {"PATH": "/usr/bin:/bin", "CRONJOB_DATA_DIR": str(tmp_path / "var"), "CRONJOB_API_TOKENS": API_TOKEN,
+               "CRONJOB_PORT": str(free_port()), "CRONJOB_MONGODB_URI": refused_uri}
+        result = subprocess.run([*CRONJOB, command], env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        database.stop()
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "cronjob: invalid setting CRONJOB_MONGODB_URI: the MongoDB server refused it: "
+        "authentication failed (AuthenticationFailed)"), result.stderr
+    assert "Traceback" not in result.stderr and "wr0ng-p4ss" not in result.stderr, result.stderr
 
 
 def test_without_a_token_serve_creates_one_and_says_how_to_use_it(tmp_path: Path,

@@ -21,6 +21,7 @@ from cronjob.ports.repository import (
     DuplicateSchedule,
     ListCursor,
     ScheduleRepository,
+    StoreRefused,
     StoreUnavailable,
     check_cursor,
     check_finished,
@@ -94,6 +95,12 @@ TRANSIENT_CODES = frozenset({
     13435,  # NotPrimaryNoSecondaryOk
     13436,  # NotPrimaryOrSecondary
 })
+#: The server's codes for a user it does not know or lets not do the call: the URI's user,
+#: password or roles are wrong.
+REFUSED_CODES = frozenset({
+    13,     # Unauthorized
+    18,     # AuthenticationFailed
+})
 
 
 def unavailable(exc: PyMongoError) -> bool:
@@ -113,12 +120,16 @@ async def _reachable(timeout: float | None = None) -> AsyncIterator[None]:
     """Within ``timeout`` seconds for everything the block does (None: no limit of ours), turn
     the driver's errors that mean "the store cannot serve now" (see :func:`unavailable`; a
     timeout is one) into the port's :class:`StoreUnavailable`, which the API answers with 503 and
-    ``Retry-After`` and the scheduler backs off from; any other error is left as it is."""
+    ``Retry-After`` and the scheduler backs off from, and a refusal of the credentials or roles
+    (:data:`REFUSED_CODES`) into :class:`StoreRefused`; any other error is left as it is."""
     deadline: AbstractContextManager[None] = nullcontext() if timeout is None else pymongo.timeout(timeout)
     try:
         with deadline:
             yield
     except PyMongoError as exc:
+        if (code := getattr(exc, "code", None)) in REFUSED_CODES:
+            details = getattr(exc, "details", None) or {}
+            raise StoreRefused(f"{details.get('errmsg', 'refused')} ({details.get('codeName', code)})") from exc
         if not unavailable(exc):
             raise
         raise StoreUnavailable(str(exc)) from exc

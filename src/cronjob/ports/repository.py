@@ -15,6 +15,11 @@ class StoreUnavailable(Exception):
     """The store could not be reached or did not answer in time."""
 
 
+class StoreRefused(Exception):
+    """The store refused this service's credentials or permissions: a configuration error, which
+    trying again does not mend (unlike :class:`StoreUnavailable`)."""
+
+
 class DuplicateSchedule(Exception):
     """``add`` found a schedule with the same id or the same client idempotency key."""
 
