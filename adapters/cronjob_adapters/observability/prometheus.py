@@ -53,7 +53,8 @@ class PrometheusMetrics(Metrics):
         self._request_seconds = Histogram(
             "cronjob_http_request_duration_seconds", "How long the API took to answer, by method and route.",
             ["method", "route"], buckets=_REQUEST_BUCKETS, registry=self.registry)
-        self._schedules = Gauge("cronjob_schedules", "Schedules in the store by status and task type.",
+        self._schedules = Gauge("cronjob_schedules", "Schedules in the whole store by status and task type "
+                                "(every replica reports the same figure).",
                                 ["status", "task_type"], registry=self.registry)
         self._store_up = Gauge("cronjob_store_up", "1 when this scrape could read the schedule counts "
                                "from the store, else 0.", registry=self.registry)
