@@ -16,7 +16,14 @@ from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryDecision, RetryPolicy
 from cronjob.domain.recurring import CalendarTrigger, IntervalTrigger
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
-from cronjob.ports.repository import DuplicateSchedule, ListCursor, ListOrder, ScheduleRepository, list_order
+from cronjob.ports.repository import (
+    ConditionalSave,
+    DuplicateSchedule,
+    ListCursor,
+    ListOrder,
+    ScheduleRepository,
+    list_order,
+)
 from tests.contract.conftest import StoreFactory
 from tests.support.builders import T0, one_off
 
@@ -1043,3 +1050,62 @@ async def test_a_claim_is_a_new_version_even_behind_the_clock_that_wrote_the_las
     # A claim by a clock ahead of the version stamps its own time, as ever.
     [later] = await repo.claim_due(now=T0 + timedelta(minutes=2), owner="r1", lease_for=LEASE, limit=1)
     assert later.updated_at == T0 + timedelta(minutes=2) and await repo.get(later.id) == later
+
+
+
+async def test_save_many_writes_each_on_its_own_conditions_and_answers_each_in_order(store: StoreFactory) -> None:
+    repo = await store()
+    later = T0 + timedelta(hours=1)
+    current, stale, paused = (one_off(later, schedule_id=name) for name in ("current", "stale", "paused"))
+    runs = [one_off(T0, schedule_id=name) for name in ("run", "lapsed")]
+    for schedule in (current, stale, paused, *runs):
+        await repo.add(schedule)
+    claimed = {s.id: s for s in await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=2)}
+    assert set(claimed) == {"run", "lapsed"}
+    read = {name: await repo.get(name) for name in ("current", "stale", "paused")}
+    stale_read = read["stale"]
+    assert stale_read is not None
+    other = stale_read.copy()
+    other.metadata["writer"] = "other"  # another writer changes it after the batch read it
+    other.updated_at = T0 + timedelta(seconds=2)
+    assert await repo.save(other, expected_status=ScheduleStatus.SCHEDULED, expected_updated_at=stale_read.updated_at)
+    writes = []
+    for name, schedule in read.items():
+        assert schedule is not None
+        version = schedule.updated_at
+        schedule.metadata["writer"] = "batch"
+        schedule.updated_at = T0 + timedelta(seconds=1)
+        # The one named "paused" is written on the condition that it is paused: it is not.
+        expected = ScheduleStatus.PAUSED if name == "paused" else ScheduleStatus.SCHEDULED
+        writes.append(ConditionalSave(schedule, expected_status=expected, expected_updated_at=version))
+    attempts = {name: run.lease.attempt_id for name, run in claimed.items() if run.lease is not None}
+    for name, attempt in (("run", attempts["run"]), ("lapsed", "an-attempt-taken-over-since")):
+        run = claimed[name].copy()
+        run.succeed(attempt_id=attempts[name], now=T0 + timedelta(seconds=1))
+        writes.append(ConditionalSave(run, expected_status=ScheduleStatus.RUNNING, attempt_id=attempt))
+    writes.append(ConditionalSave(one_off(schedule_id="never-added"), expected_status=ScheduleStatus.SCHEDULED))
+
+    assert await repo.save_many(writes) == [True, False, False, True, False, False]
+
+    stored = {name: await repo.get(name) for name in ("current", "stale", "paused", "run", "lapsed")}
+    assert stored["current"] == writes[0].schedule  # written whole, as save writes it
+    assert stored["stale"] is not None and stored["stale"].metadata.get("writer") == "other"  # not overwritten
+    assert stored["paused"] is not None and "writer" not in stored["paused"].metadata
+    assert stored["run"] == writes[3].schedule and stored["run"] is not None
+    assert stored["run"].status is ScheduleStatus.SUCCEEDED
+    assert stored["lapsed"] == claimed["lapsed"]  # fenced out: as claimed
+    assert await repo.get("never-added") is None
+    assert await repo.save_many([]) == []
+
+
+async def test_save_many_takes_one_write_per_schedule(store: StoreFactory) -> None:
+    repo = await store()
+    schedule = one_off()
+    await repo.add(schedule)
+    first, second = schedule.copy(), schedule.copy()
+    first.metadata["writer"], second.metadata["writer"] = "first", "second"
+    first.updated_at = second.updated_at = T0
+    with pytest.raises(ValueError, match="written twice"):
+        await repo.save_many([ConditionalSave(first, expected_status=ScheduleStatus.SCHEDULED),
+                              ConditionalSave(second, expected_status=ScheduleStatus.SCHEDULED)])
+    assert await repo.get(schedule.id) == schedule  # nothing written

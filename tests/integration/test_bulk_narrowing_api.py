@@ -56,7 +56,7 @@ async def test_every_reminder_of_a_user_due_tomorrow_is_cancelled(client: httpx.
 
     assert cancelled == {**NO_ECHO, "userId": "ana", "labels": None, "due_after": "2025-06-22T03:00:00.000Z",
                          "due_before": "2025-06-23T03:00:00.000Z", "cancelled": cancelled["cancelled"],
-                         "refused": []}
+                         "refused": [], "more": False}
     assert sorted(cancelled["cancelled"]) == sorted(listed)
     assert await statuses(client, [today, *tomorrow, after, theirs]) == [
         "scheduled", "cancelled", "cancelled", "cancelled", "scheduled", "scheduled"]
@@ -100,7 +100,7 @@ async def test_what_a_campaign_made_during_a_bad_deploy_is_cancelled(client: htt
 
     assert cancelled == {**NO_ECHO, "userId": None, "labels": {"campaign": "y"},
                          "updated_after": "2025-06-21T16:30:00.000Z", "updated_before": "2025-06-21T17:00:00.000Z",
-                         "cancelled": listed, "refused": []}
+                         "cancelled": listed, "refused": [], "more": False}
     assert await statuses(client, [i for ids_ in made.values() for i in ids_]) == [
         "scheduled", "scheduled", "cancelled", "scheduled", "scheduled", "scheduled", "scheduled", "scheduled"]
 

@@ -190,7 +190,7 @@ async def test_cancel_by_labels_by_user_and_labels_and_never_by_nothing(client: 
     assert both.status_code == 200, both.text
     assert both.json() == {"userId": "b", "labels": {"order": "123"}, "type": None, "due_after": None,
                            "due_before": None, "updated_after": None, "updated_before": None,
-                           "cancelled": [reminders[2]["id"]], "refused": []}
+                           "cancelled": [reminders[2]["id"]], "refused": [], "more": False}
     by_labels = await client.post("/v1/schedules:cancel", json={"labels": {"order": "123", "kind": "reminder"}})
     assert by_labels.status_code == 200 and by_labels.json()["userId"] is None
     assert sorted(by_labels.json()["cancelled"]) == sorted(r["id"] for r in reminders[:2])

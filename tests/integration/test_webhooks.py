@@ -375,6 +375,37 @@ async def test_the_events_of_a_change_that_lost_its_race_are_never_sent_even_wit
     assert [d.metadata["event_type"] for d in withdrawn] == ["paused"]
 
 
+async def test_a_bulk_pause_written_together_never_overwrites_a_change_made_since_it_listed(
+        clock: FixedClock, receiver: Receiver) -> None:
+    # :pause writes a page of schedules as it listed them, in one conditional write; one changed
+    # by another client in between is refused there, its try's event withdrawn, and it is read
+    # again and paused alone, that client's change kept.
+    repository = RacingRepository()
+    racy = make_container(clock, repository=repository, webhook_urls=receiver.url("/global"), webhook_events="paused")
+    async for client in api(racy):
+        mine = [(await schedule(client, userId="bulk"))["id"] for _ in range(5)]
+        target = mine[2]
+
+        async def relabelled_meanwhile() -> None:
+            answer = await client.patch(f"/v1/schedules/{target}", json={"labels": {"order": "9"}})
+            assert answer.status_code == 200, answer.text
+
+        repository.race = relabelled_meanwhile
+        paused = await client.post("/v1/schedules:pause", json={"userId": "bulk"})
+        assert paused.status_code == 200, paused.text
+        assert sorted(paused.json()["paused"]) == sorted(mine) and paused.json()["refused"] == []
+        await settle(racy)
+        stored = await repository.get(target)
+    assert repository.race is None  # the race ran
+    assert stored is not None and stored.status is ScheduleStatus.PAUSED and stored.labels == {"order": "9"}
+    assert [e.type for e in stored.events] == ["scheduled", "scheduled", "paused"]  # made, relabelled, paused
+    sent = receiver.at("/global")
+    assert sorted(d.event["schedule_id"] for d in sent) == sorted(mine)  # one paused event each
+    assert [d.event["id"] for d in sent if d.event["id"] not in repository.written] == [], "a refused try's event was sent"
+    withdrawn = await repository.list(task_types=["webhook.delivery"], status=ScheduleStatus.CANCELLED)
+    assert [(d.metadata["event_type"], d.metadata["schedule_id"]) for d in withdrawn] == [("paused", target)]
+
+
 async def test_a_bad_stored_callback_url_does_not_cost_the_global_subscribers_their_delivery(
         container: Container, clock: FixedClock, receiver: Receiver) -> None:
     # Stored before the API checked callback URLs like every other URL (or by another writer).

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from heapq import heapify, heappop, heappush
 
 from cronjob.domain.schedule import LIVE_STATUSES, Schedule, ScheduleStatus
 from cronjob.ports.repository import (
+    ConditionalSave,
     DuplicateSchedule,
     ListCursor,
     ScheduleRepository,
     check_cursor,
     check_finished,
+    check_one_each,
 )
 
 from cronjob_adapters.codec import bound_millis, to_millis
@@ -326,6 +328,13 @@ class InMemoryScheduleRepository(ScheduleRepository):
                 return False
             self._put(schedule)
             return True
+
+    async def save_many(self, writes: Sequence[ConditionalSave]) -> list[bool]:
+        check_one_each(writes)
+        # One after the other through save (nothing to batch in memory), so that a store a test
+        # derives from this one, changing save, changes these writes too.
+        return [await self.save(write.schedule, expected_status=write.expected_status, attempt_id=write.attempt_id,
+                                expected_updated_at=write.expected_updated_at) for write in writes]
 
     async def delete_finished(
         self, *, before: datetime, statuses: Collection[ScheduleStatus], limit: int

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from functools import partial
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from pymongo.write_concern import WriteConcern
 from cronjob.domain.labels import label_pairs
 from cronjob.domain.schedule import LIVE_STATUSES, Lease, Schedule, ScheduleStatus, claim_version
 from cronjob.ports.repository import (
+    ConditionalSave,
     DuplicateSchedule,
     ListCursor,
     ScheduleRepository,
@@ -25,7 +27,9 @@ from cronjob.ports.repository import (
     StoreUnavailable,
     check_cursor,
     check_finished,
+    check_one_each,
 )
+from cronjob.services.few_at_a_time import few_at_a_time
 
 from cronjob_adapters.codec import ScheduleCodec, bound_millis, lease_document, to_millis
 from cronjob_adapters.ids import attempt_ids
@@ -45,6 +49,9 @@ DURABLE = WriteConcern(w="majority", j=True)
 #: and a server that stops answering (a partition, a frozen primary) held a call ~35 s, until the
 #: driver's heartbeat gave the server up. Past it the call is :class:`StoreUnavailable`.
 OPERATION_TIMEOUT_S = 10.0
+
+#: The conditional replaces of one ``save_many`` in flight at once.
+_SAVES_AT_ONCE = 16
 
 INDEXES = [
     # Claims, and GET /v1/schedules in a due-time window: a range of next_run_at per status. (Not
@@ -478,6 +485,15 @@ class MongoScheduleRepository(ScheduleRepository):
         async with self._call():
             result = await self._schedules.replace_one(guard, self._document(schedule))
         return result.matched_count == 1
+
+    async def save_many(self, writes: Sequence[ConditionalSave]) -> list[bool]:
+        check_one_each(writes)
+        # One conditional replace each, their round trips overlapping: a bulk write answers how
+        # many matched, not which, and a write refused must be known as refused.
+        return await few_at_a_time([partial(self.save, write.schedule, expected_status=write.expected_status,
+                                            attempt_id=write.attempt_id,
+                                            expected_updated_at=write.expected_updated_at) for write in writes],
+                                   _SAVES_AT_ONCE)
 
     async def delete_finished(
         self, *, before: datetime, statuses: Collection[ScheduleStatus], limit: int

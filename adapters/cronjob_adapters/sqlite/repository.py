@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,12 +21,14 @@ import orjson
 
 from cronjob.domain.schedule import Schedule, ScheduleStatus, claim_version
 from cronjob.ports.repository import (
+    ConditionalSave,
     DuplicateSchedule,
     ListCursor,
     ScheduleRepository,
     StoreUnavailable,
     check_cursor,
     check_finished,
+    check_one_each,
 )
 
 from cronjob_adapters.codec import ScheduleCodec, to_millis
@@ -280,16 +282,31 @@ class SqliteScheduleRepository(ScheduleRepository):
         attempt_id: str | None = None,
         expected_updated_at: datetime | None = None,
     ) -> bool:
-        row = self._row(schedule)
-        row["expected_status"] = expected_status.value
-        statement = SAVE
-        if attempt_id is not None:
-            row["expected_attempt"] = attempt_id
-            statement += FENCE
-        if expected_updated_at is not None:
-            row["expected_updated_at"] = to_millis(expected_updated_at).isoformat()
-            statement += " AND json_extract(doc, '$.updated_at') = :expected_updated_at"
+        statement, row = self._conditional_save(ConditionalSave(schedule, expected_status, attempt_id,
+                                                                expected_updated_at))
         return await self._db.write(lambda conn: conn.execute(statement, row).rowcount == 1)
+
+    async def save_many(self, writes: Sequence[ConditionalSave]) -> list[bool]:
+        check_one_each(writes)
+        if not writes:
+            return []
+        # Encoded here, on the event loop; written in one transaction (one WAL sync for all).
+        saves = [self._conditional_save(write) for write in writes]
+        return await self._db.write(lambda conn: [conn.execute(statement, row).rowcount == 1
+                                                  for statement, row in saves])
+
+    def _conditional_save(self, write: ConditionalSave) -> tuple[str, dict[str, Any]]:
+        """The statement of ``write`` and its parameters: the row, guarded by its conditions."""
+        row = self._row(write.schedule)
+        row["expected_status"] = write.expected_status.value
+        statement = SAVE
+        if write.attempt_id is not None:
+            row["expected_attempt"] = write.attempt_id
+            statement += FENCE
+        if write.expected_updated_at is not None:
+            row["expected_updated_at"] = to_millis(write.expected_updated_at).isoformat()
+            statement += " AND json_extract(doc, '$.updated_at') = :expected_updated_at"
+        return statement, row
 
     async def delete_finished(
         self, *, before: datetime, statuses: Collection[ScheduleStatus], limit: int

@@ -11,7 +11,7 @@ from pydantic import Field
 from cronjob.services.bulk_cancel import cancel_schedules
 from cronjob.services.scheduling import SchedulingService
 
-from cronjob_adapters.web.bulk_select import RefusedView, SelectionView, SelectRequest, refused_views
+from cronjob_adapters.web.bulk_select import RefusedView, SelectionView, SelectRequest, more_field, refused_views
 from cronjob_adapters.web.problems import problem_responses
 
 
@@ -21,6 +21,7 @@ class BulkCancellationView(SelectionView):
 
     cancelled: list[str] = Field(description="The ids of the schedules cancelled now.")
     refused: list[RefusedView] = Field(description="Schedules that could not be cancelled, with why.")
+    more: bool = more_field()
 
 
 def bulk_cancel_router(scheduling: SchedulingService, known_types: Collection[str],
@@ -44,11 +45,13 @@ def bulk_cancel_router(scheduling: SchedulingService, known_types: Collection[st
         made during a bad deploy. A one-off being sent cannot be stopped: it is listed in
         `refused`, with why. Without `type`, the service's own jobs are left alone. The answer
         echoes what was asked (the windows' bounds in UTC). Repeating the request cancels what
-        was made meanwhile, and nothing twice. An unknown task type is a 422, as an instant
-        without an offset is, and a window whose end is not later than its start."""
+        was made meanwhile, and nothing twice. With `limit`, at most that many are cancelled
+        and `more` says whether more may match: repeat the request until it is false, each
+        request bounded. An unknown task type is a 422, as an instant without an offset is, a
+        window whose end is not later than its start and a `limit` outside 1 to 10,000."""
         selection = request.selection(known_types)
-        done = await cancel_schedules(scheduling, selection)
+        done = await cancel_schedules(scheduling, selection, request.limit)
         return BulkCancellationView(**BulkCancellationView.echo(selection), cancelled=done.cancelled,
-                                    refused=refused_views(done.refused))
+                                    refused=refused_views(done.refused), more=done.more)
 
     return router

@@ -12,7 +12,7 @@ from pydantic import Field
 from cronjob.services.bulk_pause import pause_schedules, resume_schedules
 from cronjob.services.scheduling import SchedulingService
 
-from cronjob_adapters.web.bulk_select import RefusedView, SelectionView, SelectRequest, refused_views
+from cronjob_adapters.web.bulk_select import RefusedView, SelectionView, SelectRequest, more_field, refused_views
 from cronjob_adapters.web.problems import problem_responses
 
 class BulkPauseView(SelectionView):
@@ -21,6 +21,7 @@ class BulkPauseView(SelectionView):
     paused: list[str] = Field(description="The ids of the schedules paused now.")
     refused: list[RefusedView] = Field(description="Schedules that could not be paused, with why (one that runs: "
                                                    "pause a recurring one again once its run ended).")
+    more: bool = more_field()
 
 
 class BulkResumeView(SelectionView):
@@ -28,6 +29,7 @@ class BulkResumeView(SelectionView):
 
     resumed: list[str] = Field(description="The ids of the schedules resumed now.")
     refused: list[RefusedView] = Field(description="Schedules that could not be resumed, with why.")
+    more: bool = more_field()
 
 
 def bulk_pause_router(scheduling: SchedulingService, known_types: Collection[str],
@@ -50,10 +52,12 @@ def bulk_pause_router(scheduling: SchedulingService, known_types: Collection[str
         campaign on hold, a user's WhatsApp templates but not their e-mails. One that runs is not
         stopped: it is listed in `refused`, with why (pause a recurring one again once its run
         ended). The service's own jobs are never paused by hand. Repeating the request pauses
-        what was made meanwhile, and nothing twice."""
+        what was made meanwhile, and nothing twice. With `limit`, at most that many are paused
+        and `more` says whether more may match: repeat the request until it is false."""
         selection = request.selection(known_types)
-        done = await pause_schedules(scheduling, selection)
-        return BulkPauseView(**BulkPauseView.echo(selection), paused=done.changed, refused=refused_views(done.refused))
+        done = await pause_schedules(scheduling, selection, request.limit)
+        return BulkPauseView(**BulkPauseView.echo(selection), paused=done.changed, refused=refused_views(done.refused),
+                             more=done.more)
 
     @router.post("/v1/schedules:resume", response_model=BulkResumeView, tags=["schedules"],
                  dependencies=[Depends(json_body)], responses=responses)
@@ -65,10 +69,11 @@ def bulk_pause_router(scheduling: SchedulingService, known_types: Collection[str
         one, when it was paused), as `POST /v1/schedules/{id}/resume` resumes one: a one-off
         keeps its time (one that fell due while paused runs at once, or ends `missed` beyond its
         misfire grace or `send_by`), a recurring one skips what fell due meanwhile. Each with
-        its `resumed` event and webhooks."""
+        its `resumed` event and webhooks. With `limit`, at most that many are resumed and
+        `more` says whether more may match: repeat the request until it is false."""
         selection = request.selection(known_types)
-        done = await resume_schedules(scheduling, selection)
+        done = await resume_schedules(scheduling, selection, request.limit)
         return BulkResumeView(**BulkResumeView.echo(selection), resumed=done.changed,
-                              refused=refused_views(done.refused))
+                              refused=refused_views(done.refused), more=done.more)
 
     return router

@@ -12,7 +12,7 @@ from cronjob.domain.schedule import ScheduleStatus
 from cronjob.services.bulk_retry import retry_schedules
 from cronjob.services.scheduling import SchedulingService
 
-from cronjob_adapters.web.bulk_select import Narrowing, NarrowingView, RefusedView, refused_views
+from cronjob_adapters.web.bulk_select import Narrowing, NarrowingView, RefusedView, more_field, refused_views
 from cronjob_adapters.web.problems import problem_responses
 
 
@@ -25,7 +25,8 @@ class BulkRetryRequest(Narrowing):
         "examples": [{"status": "dead"}, {"status": "dead", "type": ["whatsapp.template"]},
                      {"status": "missed", "labels": {"campaign": "black-friday"}},
                      {"status": "dead", "updated_after": "2026-11-28T14:00:00-03:00",
-                      "updated_before": "2026-11-28T15:00:00-03:00"}],
+                      "updated_before": "2026-11-28T15:00:00-03:00"},
+                     {"status": "dead", "limit": 1000}],
     })
 
     status: Literal["dead", "unknown", "missed"] = Field(
@@ -40,6 +41,7 @@ class BulkRetryView(NarrowingView):
     retried: list[str] = Field(description="The ids of the schedules retried now: each is due at once.")
     refused: list[RefusedView] = Field(description="Schedules that could not be retried, with why (one that "
                                                    "left the status meanwhile, one that kept changing).")
+    more: bool = more_field()
 
 
 def bulk_retry_router(scheduling: SchedulingService, known_types: Collection[str],
@@ -61,11 +63,15 @@ def bulk_retry_router(scheduling: SchedulingService, known_types: Collection[str
         now, with a fresh attempt count, each with its `scheduled` event (`data.retried_from`) and webhooks. The
         redrive of the dead letters, once what failed them (an outage, an expired token) is
         fixed. Each is retried at most once per request, even if it fails again meanwhile; a
-        repeat retries what is in `status` then. An unknown task type is a 422, as an instant
-        without an offset is, and an `updated_before` not later than `updated_after`."""
+        repeat retries what is in `status` then (one that failed again included). With `limit`,
+        at most that many are retried and `more` says whether more may match: repeat the
+        request until it is false. An unknown task type is a 422, as an instant without an
+        offset is, an `updated_before` not later than `updated_after` and a `limit` outside 1
+        to 10,000."""
         selection = request.selection(known_types)
-        done = await retry_schedules(scheduling, status=ScheduleStatus(request.status), selection=selection)
+        done = await retry_schedules(scheduling, status=ScheduleStatus(request.status), selection=selection,
+                                     limit=request.limit)
         return BulkRetryView(**BulkRetryView.echo(selection), status=request.status, retried=done.retried,
-                             refused=refused_views(done.refused))
+                             refused=refused_views(done.refused), more=done.more)
 
     return router

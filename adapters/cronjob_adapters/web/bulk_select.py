@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from cronjob.services.bulk import Selection
+from cronjob.services.bulk import MAX_LIMIT, Selection
 
 from cronjob_adapters.web.instants import Instant, body_instant
 from cronjob_adapters.web.schemas import Labels, UserId
@@ -46,6 +46,12 @@ class Narrowing(BaseModel):
         "Only those last changed before this instant (`updated_at < updated_before`: the window is "
         "half-open); later than `updated_after`. With both: what changed during an outage, or a bad "
         "deploy.", "2026-11-28T15:00:00-03:00")] = None
+    limit: Annotated[int | None, Field(
+        default=None, strict=True, ge=1, le=MAX_LIMIT, examples=[1000],
+        description=f"Change at most this many (1 to {MAX_LIMIT:,}; those refused do not count); left out: every "
+                    "match, in one request. The answer's `more` says whether more may match: those changed "
+                    "match no more, so the same request, repeated until `more` is false, goes on with the "
+                    "rest, each request bounded.")] = None
 
     def selection(self, known_types: Collection[str]) -> Selection:
         """What this body selects, as it acts (:meth:`Selection.checked`: its bounds in UTC);
@@ -76,7 +82,8 @@ class SelectRequest(Narrowing):
                      {"userId": "abc123", "due_after": "2026-11-29T00:00:00-03:00",
                       "due_before": "2026-11-30T00:00:00-03:00"},
                      {"labels": {"campaign": "black-friday"}, "updated_after": "2026-11-28T14:00:00-03:00",
-                      "updated_before": "2026-11-28T15:00:00-03:00"}],
+                      "updated_before": "2026-11-28T15:00:00-03:00"},
+                     {"labels": {"campaign": "black-friday"}, "limit": 1000}],
         # "userId, labels or both", said as "not neither" (each left out or null): a top-level
         # anyOf of two ``required`` lists made generated clients read the body as a union of two
         # models (datamodel-code-generator) or as no model at all (openapi-python-client).
@@ -100,6 +107,13 @@ class SelectRequest(Narrowing):
         """``due_after`` and ``due_before`` read as instants (a :class:`ValidationError` naming
         the field for one without an offset)."""
         return body_instant(self.due_after, "due_after"), body_instant(self.due_before, "due_before")
+
+
+def more_field() -> Any:
+    """An answer's ``more``: whether it stopped at the request's ``limit`` with more to do."""
+    return Field(description="True when the request's `limit` was reached and more schedules may match: repeat "
+                             "the same request to go on with them. False when every match was dealt with "
+                             "(always, without a `limit`).")
 
 
 class RefusedView(BaseModel):

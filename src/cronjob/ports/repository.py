@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -34,6 +34,26 @@ def check_finished(statuses: Collection[ScheduleStatus]) -> list[ScheduleStatus]
     if live:
         raise ValueError(f"live schedules are never deleted: {sorted(s.value for s in live)}")
     return list(statuses)
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionalSave:
+    """One write of :meth:`ScheduleRepository.save_many`: ``schedule``, and the conditions
+    :meth:`ScheduleRepository.save` takes with it."""
+
+    schedule: Schedule
+    expected_status: ScheduleStatus
+    attempt_id: str | None = None
+    expected_updated_at: datetime | None = None
+
+
+def check_one_each(writes: Sequence[ConditionalSave]) -> None:
+    """Refuse (ValueError) ``writes`` that hold two of one schedule (``save_many`` takes one each)."""
+    seen: set[str] = set()
+    for write in writes:
+        if write.schedule.id in seen:
+            raise ValueError(f"schedule {write.schedule.id} is written twice in one save_many")
+        seen.add(write.schedule.id)
 
 
 class ListOrder(Enum):
@@ -248,6 +268,19 @@ class ScheduleRepository(ABC):
         Return True when written (durably), False when the condition did not hold (nothing
         written: another replica or user got there first). The id, idempotency key, task type and
         ``created_at`` are fixed when the schedule is added; a save does not change them.
+        """
+
+    @abstractmethod
+    async def save_many(self, writes: Sequence[ConditionalSave]) -> list[bool]:
+        """Each of ``writes`` as :meth:`save` writes it, each on its own conditions: one refused
+        leaves the others to be written. Return, in the order of ``writes``, whether each was
+        written (durably, as :meth:`save`); an empty ``writes`` writes nothing.
+
+        One write per schedule: ``writes`` holding two of one id is a ValueError, nothing
+        written (:func:`check_one_each`). A store writes them in as few round trips as it can
+        (SQLite: one transaction, so one sync of its log for the lot), which is what makes a bulk
+        change of thousands of schedules cheap. An error (:class:`StoreUnavailable`) leaves each
+        written or not, as an error of :meth:`save` does.
         """
 
     @abstractmethod

@@ -3,7 +3,7 @@ resume and retry share, the listing and the concurrent changes."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -14,17 +14,19 @@ from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.ports.repository import ListCursor
 from cronjob.services.few_at_a_time import few_at_a_time
 from cronjob.services.scheduling import (
+    Change,
     ScheduleConflict,
     ScheduleNotFound,
+    SchedulePage,
     SchedulingService,
     due_window,
     updated_window,
 )
 
 #: Schedules read per page while listing the matches (each page after a cursor: see
-#: :meth:`SchedulingService.page`).
+#: :meth:`SchedulingService.page`), and changed together.
 _PAGE = 1000
-#: Changes in progress at once.
+#: Changes of one schedule alone in progress at once.
 _AT_ONCE = 16
 #: Passes over the matching schedules: one listed in a status can have moved to another of the
 #: statuses asked for once that one was listed (a run started or ended) and be passed over once.
@@ -75,52 +77,95 @@ class Selection:
 
 @dataclass(slots=True)
 class BulkOutcome:
-    """What :func:`change_matching` did: the ids it changed, and those it could not change with
-    why (from the :class:`ScheduleConflict` the change raised)."""
+    """What :func:`change_matching` did: the ids it changed, those it could not change with why
+    (from the :class:`ScheduleConflict` the change raised), and whether more may match (``more``:
+    it stopped at its limit with some left)."""
 
     changed: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
+    more: bool = False
+
+
+#: The most a bulk change may be limited to (and the limit's least, 1).
+MAX_LIMIT = 10_000
+
+
+def check_limit(limit: int | None) -> None:
+    """:class:`ValidationError` naming ``limit`` for a limit outside 1..:data:`MAX_LIMIT` (None: no limit)."""
+    if limit is not None and not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError(f"limit must be 1 to {MAX_LIMIT:,}, or left out to change every match, not {limit}",
+                              field="limit")
 
 
 async def change_matching(
     scheduling: SchedulingService,
-    change: Callable[[str], Awaitable[Schedule]],
+    change: Change,
     *,
-    statuses: Collection[ScheduleStatus],
+    statuses: Sequence[ScheduleStatus],
     selection: Selection,
+    limit: int | None = None,
 ) -> BulkOutcome:
-    """Apply ``change`` (one of the service's own, e.g. ``scheduling.cancel``) to each schedule
-    in one of ``statuses`` that ``selection`` matches (checked first, see
-    :meth:`Selection.checked`: a :class:`ValidationError` changes nothing), a few at a time.
-    Each pass lists every match first, then changes them; a schedule is changed at most once per
-    call, however its status moves meanwhile. A change refused (:class:`ScheduleConflict`) is
-    reported in ``refused``; one whose schedule was purged meanwhile is left out; any other
-    error ends the call with that error (an unreachable store).
+    """Make ``change`` (one of the service's own, e.g. ``scheduling.cancelling``) to each
+    schedule in one of ``statuses`` that ``selection`` matches (checked first, see
+    :meth:`Selection.checked`, as ``limit`` is, :func:`check_limit`: a :class:`ValidationError`
+    changes nothing), a page at a time: each page as listed, in one conditional write
+    (:meth:`SchedulingService.change_listed`), and those it could not change so one at a time
+    (read again: changed meanwhile, or not fitting the change), a few at a time. A schedule is
+    changed at most once per call, however its status moves meanwhile. A change refused
+    (:class:`ScheduleConflict`) is reported in ``refused``; one whose schedule was purged
+    meanwhile is left out; any other error ends the call with that error (an unreachable store).
+
+    With ``limit``, at most that many are changed (those refused do not count): the outcome
+    says ``more`` when it stopped there with more that may match. Those changed match no
+    more, so a repeat of the call goes on with the rest.
     """
     selection = selection.checked()
+    check_limit(limit)
     result = BulkOutcome()
     seen: set[str] = set()
     for _ in range(_PASSES):
-        matching = await _matching_ids(scheduling, statuses, selection)
-        found = [i for i in matching if i not in seen]
-        if not found:
+        before = len(seen)
+        for index, status in enumerate(statuses):
+            after: ListCursor | None = None
+            while True:
+                room = _PAGE if limit is None else min(_PAGE, limit - len(result.changed))
+                page = await _page(scheduling, status, selection, room, after)
+                await _change_page(scheduling, change, [s for s in page.items if s.id not in seen], result)
+                seen.update(s.id for s in page.items)
+                if limit is not None and len(result.changed) >= limit:
+                    result.more = page.has_more or await _any_matching(scheduling, statuses[index + 1:], selection)
+                    return result
+                if page.next_cursor is None:
+                    break
+                after = page.next_cursor
+        if len(seen) == before:
             break
-        seen.update(found)
-        # Each is a read, a conditional write and its webhooks.
-        outcomes = await few_at_a_time([partial(_change_one, change, schedule_id) for schedule_id in found],
-                                       _AT_ONCE)
-        for schedule_id, refused in zip(found, outcomes, strict=True):
-            if refused is None:
-                result.changed.append(schedule_id)
-            elif refused:
-                result.refused[schedule_id] = refused
     return result
 
 
-async def _change_one(change: Callable[[str], Awaitable[Schedule]], schedule_id: str) -> str | None:
+async def _change_page(scheduling: SchedulingService, change: Change, listed: list[Schedule],
+                       result: BulkOutcome) -> None:
+    """Change ``listed`` (a page, none seen before) into ``result``: together as listed, then
+    those that could not be so one at a time."""
+    if not listed:
+        return
+    written = await scheduling.change_listed(listed, change)
+    alone = [s.id for s, ok in zip(listed, written, strict=True) if not ok]
+    # Each is a read, a conditional write and its webhooks.
+    outcomes = await few_at_a_time([partial(_change_one, scheduling, change, i) for i in alone], _AT_ONCE)
+    refused = dict(zip(alone, outcomes, strict=True))
+    for schedule in listed:  # in the order listed
+        why = refused.get(schedule.id)
+        if why is None:
+            result.changed.append(schedule.id)
+        elif why:
+            result.refused[schedule.id] = why
+
+
+async def _change_one(scheduling: SchedulingService, change: Change, schedule_id: str) -> str | None:
     """Change one: None once changed, why when refused, "" when it was purged meanwhile."""
     try:
-        await change(schedule_id)
+        await scheduling.change(schedule_id, change)
     except ScheduleConflict as refused:
         return str(refused)
     except ScheduleNotFound:
@@ -128,21 +173,20 @@ async def _change_one(change: Callable[[str], Awaitable[Schedule]], schedule_id:
     return None
 
 
-async def _matching_ids(scheduling: SchedulingService, statuses: Collection[ScheduleStatus],
-                        selection: Selection) -> list[str]:
-    """The ids of every schedule in one of ``statuses`` that ``selection`` (checked) matches."""
+async def _page(scheduling: SchedulingService, status: ScheduleStatus, selection: Selection, size: int,
+                after: ListCursor | None) -> SchedulePage:
+    """The page of up to ``size`` schedules in ``status`` that ``selection`` (checked) matches after ``after``."""
     task_types = scheduling.task_types if selection.task_types is None else selection.task_types
-    ids: list[str] = []
+    return await scheduling.page(status=status, task_types=task_types, user_id=selection.user_id,
+                                 labels=selection.labels, limit=size, after=after,
+                                 due_after=selection.due_after, due_before=selection.due_before,
+                                 updated_after=selection.updated_after, updated_before=selection.updated_before)
+
+
+async def _any_matching(scheduling: SchedulingService, statuses: Sequence[ScheduleStatus],
+                        selection: Selection) -> bool:
+    """Whether ``selection`` (checked) matches any schedule in one of ``statuses``."""
     for status in statuses:
-        after: ListCursor | None = None
-        while True:
-            page = await scheduling.page(status=status, task_types=task_types, user_id=selection.user_id,
-                                         labels=selection.labels, limit=_PAGE, after=after,
-                                         due_after=selection.due_after, due_before=selection.due_before,
-                                         updated_after=selection.updated_after,
-                                         updated_before=selection.updated_before)
-            ids.extend(s.id for s in page.items)
-            if page.next_cursor is None:
-                break
-            after = page.next_cursor
-    return ids
+        if (await _page(scheduling, status, selection, 1, None)).items:
+            return True
+    return False

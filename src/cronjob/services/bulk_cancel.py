@@ -14,14 +14,17 @@ from cronjob.services.scheduling import SchedulingService
 
 @dataclass(slots=True)
 class BulkCancellation:
-    """What :func:`cancel_schedules` did: the ids it cancelled, and those it could not
-    cancel with why (a one-off being sent, one that kept changing)."""
+    """What :func:`cancel_schedules` did: the ids it cancelled, those it could not cancel with
+    why (a one-off being sent, one that kept changing), and whether more may match (it stopped
+    at its limit)."""
 
     cancelled: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
+    more: bool = False
 
 
-async def cancel_schedules(scheduling: SchedulingService, selection: Selection) -> BulkCancellation:
+async def cancel_schedules(scheduling: SchedulingService, selection: Selection,
+                           limit: int | None = None) -> BulkCancellation:
     """Cancel every schedule ``selection`` matches (see :class:`Selection`: a user, labels, and
     optionally task types, a due-time window and a last-change window) that waits, is paused,
     or is a recurring one that runs, as :meth:`SchedulingService.cancel` cancels one: each with
@@ -32,8 +35,9 @@ async def cancel_schedules(scheduling: SchedulingService, selection: Selection) 
     (:meth:`Selection.checked`).
 
     Schedules made while this runs may be missed; repeating the call cancels them (and cancels
-    nothing twice).
+    nothing twice). With ``limit`` (1 to 10,000), at most that many are cancelled, and ``more``
+    says whether more may match: a repeat goes on with the rest (see :func:`change_matching`).
     """
-    done = await change_matching(scheduling, scheduling.cancel, statuses=sorted(LIVE_STATUSES),
-                                 selection=selection.whose("cancel"))
-    return BulkCancellation(cancelled=done.changed, refused=done.refused)
+    done = await change_matching(scheduling, scheduling.cancelling, statuses=sorted(LIVE_STATUSES),
+                                 selection=selection.whose("cancel"), limit=limit)
+    return BulkCancellation(cancelled=done.changed, refused=done.refused, more=done.more)

@@ -10,23 +10,27 @@ from cronjob.services.bulk import BulkOutcome, Selection, change_matching
 from cronjob.services.scheduling import SchedulingService
 
 
-async def pause_schedules(scheduling: SchedulingService, selection: Selection) -> BulkOutcome:
+async def pause_schedules(scheduling: SchedulingService, selection: Selection,
+                          limit: int | None = None) -> BulkOutcome:
     """Pause every schedule ``selection`` matches (see :class:`Selection`) that waits, as
     :meth:`SchedulingService.pause` pauses one (each with its ``paused`` event and webhooks).
     One that runs is not stopped: it is reported in ``refused``, with why (pause a recurring
     one again once its run ended), so nothing matching is left running unsaid. The service's
     own jobs are left alone (named among the task types, each is refused). A selection without
     a ``user_id`` nor a label is a :class:`ValidationError` (never everyone's). Schedules made
-    meanwhile may be missed: repeating the call pauses them (and changes none twice)."""
-    return await change_matching(scheduling, scheduling.pause,
+    meanwhile may be missed: repeating the call pauses them (and changes none twice). With
+    ``limit`` (1 to 10,000), at most that many are paused, and the outcome's ``more`` says
+    whether more may match: a repeat goes on with the rest (see :func:`change_matching`)."""
+    return await change_matching(scheduling, scheduling.pausing,
                                  statuses=(ScheduleStatus.SCHEDULED, ScheduleStatus.RUNNING),
-                                 selection=selection.whose("pause"))
+                                 selection=selection.whose("pause"), limit=limit)
 
 
-async def resume_schedules(scheduling: SchedulingService, selection: Selection) -> BulkOutcome:
+async def resume_schedules(scheduling: SchedulingService, selection: Selection,
+                           limit: int | None = None) -> BulkOutcome:
     """Resume every paused schedule ``selection`` matches, as :meth:`SchedulingService.resume`
     resumes one: a one-off keeps its time (one that fell due while paused runs at once, or ends
     ``missed`` beyond its grace), a recurring one skips what fell due meanwhile. The same
-    selection rule as :func:`pause_schedules`."""
-    return await change_matching(scheduling, scheduling.resume, statuses=(ScheduleStatus.PAUSED,),
-                                 selection=selection.whose("resume"))
+    selection rule, and ``limit``, as :func:`pause_schedules`."""
+    return await change_matching(scheduling, scheduling.resuming, statuses=(ScheduleStatus.PAUSED,),
+                                 selection=selection.whose("resume"), limit=limit)

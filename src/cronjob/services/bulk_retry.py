@@ -17,15 +17,17 @@ RETRYABLE_STATUSES = (ScheduleStatus.DEAD, ScheduleStatus.UNKNOWN, ScheduleStatu
 
 @dataclass(slots=True)
 class BulkRetry:
-    """What :func:`retry_schedules` did: the ids it retried, and those it could not retry with
-    why (one that left the status meanwhile, one that kept changing)."""
+    """What :func:`retry_schedules` did: the ids it retried, those it could not retry with why
+    (one that left the status meanwhile, one that kept changing), and whether more may match
+    (it stopped at its limit)."""
 
     retried: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
+    more: bool = False
 
 
 async def retry_schedules(scheduling: SchedulingService, *, status: ScheduleStatus,
-                          selection: Selection = Selection()) -> BulkRetry:
+                          selection: Selection = Selection(), limit: int | None = None) -> BulkRetry:
     """Retry every schedule in ``status`` (``dead``, ``unknown`` or ``missed``: another one is a
     :class:`ValidationError`) that ``selection`` matches (see :class:`Selection`; by default
     every type the service schedules, so its own jobs only when named; its last-change window
@@ -37,10 +39,13 @@ async def retry_schedules(scheduling: SchedulingService, *, status: ScheduleStat
     ``unknown`` ones may have reached their recipient (the send got no answer): retrying them
     may send them twice, which is why ``status`` is never implied. A schedule is retried at most
     once per call, even if it fails again meanwhile; repeating the call retries what is in
-    ``status`` then, those that failed again included.
+    ``status`` then, those that failed again included. With ``limit`` (1 to 10,000), at most
+    that many are retried, and ``more`` says whether more may match: a repeat goes on with the
+    rest (see :func:`change_matching`).
     """
     if status not in RETRYABLE_STATUSES:
         raise ValidationError(f"only {', '.join(s.value for s in RETRYABLE_STATUSES)} schedules can be retried, "
                               f"not {status.value}", field="status")
-    done = await change_matching(scheduling, scheduling.retry, statuses=(status,), selection=selection)
-    return BulkRetry(retried=done.changed, refused=done.refused)
+    done = await change_matching(scheduling, scheduling.retrying, statuses=(status,), selection=selection,
+                                 limit=limit)
+    return BulkRetry(retried=done.changed, refused=done.refused, more=done.more)

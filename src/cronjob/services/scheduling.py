@@ -5,7 +5,7 @@ schedule, or a rule not yet scheduled, runs next."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -20,7 +20,14 @@ from cronjob.domain.message import MessageKind
 from cronjob.domain.recurring import IntervalTrigger
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import (
-    NO_OWN_LIMIT, WAITING, MisfirePolicy, RunTimeoutChange, Schedule, ScheduleStatus, check_run_timeout,
+    NO_OWN_LIMIT,
+    WAITING,
+    MisfirePolicy,
+    RunTimeoutChange,
+    Schedule,
+    ScheduleEvent,
+    ScheduleStatus,
+    check_run_timeout,
 )
 from cronjob.domain.trigger import OnceTrigger, Trigger, fire_millisecond, require_aware, whole_millisecond
 from cronjob.domain.trigger_parser import parse_trigger
@@ -28,10 +35,17 @@ from cronjob.domain.upcoming import next_runs, preview as first_runs
 from cronjob.domain.zones import iana_zone, localize
 from cronjob.ports.clock import Clock
 from cronjob.ports.events import EventPublisher, NoPublisher
-from cronjob.ports.repository import DuplicateSchedule, ListCursor, ListOrder, ScheduleRepository, list_order
+from cronjob.ports.repository import (
+    ConditionalSave,
+    DuplicateSchedule,
+    ListCursor,
+    ListOrder,
+    ScheduleRepository,
+    list_order,
+)
 from cronjob.ports.signal import WorkSignal
 from cronjob.services.messaging import prepare_whatsapp_payload
-from cronjob.services.write_ahead import publish_then_write
+from cronjob.services.write_ahead import publish_then_write, publish_then_write_many
 
 WHATSAPP_TEMPLATE = "whatsapp.template"
 WHATSAPP_TEXT = "whatsapp.text"
@@ -52,6 +66,20 @@ class ScheduleNotFound(Exception):
 
 class ScheduleConflict(Exception):
     """The schedule is not in a status that allows the request (e.g. cancelling a sent message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A change of one schedule by a user (no lease held) that many schedules can be given at
+    once: what it is called in a refusal (``verb``: "cancelled"), whether a schedule has it
+    already (``done``: it is left as it is) and the change itself (``apply``, at an instant),
+    which raises :class:`ScheduleConflict`, or the domain's ``InvalidTransition``, for a
+    schedule it does not fit. :meth:`SchedulingService.change` makes it to one schedule,
+    :meth:`SchedulingService.change_listed` to many."""
+
+    verb: str
+    done: Callable[[Schedule], bool]
+    apply: Callable[[Schedule, datetime], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -566,33 +594,40 @@ class SchedulingService:
         """Cancel a schedule that waits (``scheduled`` or ``paused``), or a recurring one even while
         it runs (see :meth:`Schedule.cancel`); :class:`ScheduleConflict` for a one-off that started
         or ended. Cancelling a cancelled schedule returns it as it is."""
+        return await self.change(schedule_id, self.cancelling)
 
-        def cancel(schedule: Schedule, now: datetime) -> None:
-            if not schedule.cancellable:
-                raise ScheduleConflict(
-                    f"schedule {schedule_id} is {schedule.status.value} and can no longer be cancelled")
-            schedule.cancel(now=now)
-
-        return await self._change(schedule_id, "cancelled", lambda s: s.status is ScheduleStatus.CANCELLED, cancel)
+    @property
+    def cancelling(self) -> Change:
+        """What :meth:`cancel` does, as a :class:`Change`."""
+        return Change("cancelled", lambda s: s.status is ScheduleStatus.CANCELLED, _cancel)
 
     async def pause(self, schedule_id: str) -> Schedule:
         """Hold a ``scheduled`` schedule until :meth:`resume` (see :meth:`Schedule.pause`);
         :class:`ScheduleConflict` for one that runs or ended and for the service's own jobs.
         Pausing a paused schedule returns it as it is."""
+        return await self.change(schedule_id, self.pausing)
+
+    @property
+    def pausing(self) -> Change:
+        """What :meth:`pause` does, as a :class:`Change`."""
 
         def pause(schedule: Schedule, now: datetime) -> None:
             self._check_not_own(schedule, "paused")
             schedule.pause(now=now)
 
-        return await self._change(schedule_id, "paused", lambda s: s.status is ScheduleStatus.PAUSED, pause)
+        return Change("paused", lambda s: s.status is ScheduleStatus.PAUSED, pause)
 
     async def resume(self, schedule_id: str) -> Schedule:
         """Let a ``paused`` schedule run again (see :meth:`Schedule.resume`: a recurring one skips
         what fell due meanwhile); one that is not paused but live (``scheduled``, ``running``) is
         returned as it is, one that ended is a :class:`ScheduleConflict`."""
-        return await self._change(
-            schedule_id, "resumed", lambda s: s.status in (ScheduleStatus.SCHEDULED, ScheduleStatus.RUNNING),
-            lambda schedule, now: schedule.resume(now=now))
+        return await self.change(schedule_id, self.resuming)
+
+    @property
+    def resuming(self) -> Change:
+        """What :meth:`resume` does, as a :class:`Change`."""
+        return Change("resumed", lambda s: s.status in (ScheduleStatus.SCHEDULED, ScheduleStatus.RUNNING),
+                      lambda schedule, now: schedule.resume(now=now))
 
     async def run_now(self, schedule_id: str, request_key: str | None = None) -> Schedule:
         """Make a ``scheduled`` schedule due now (see :meth:`Schedule.run_now`: a recurring one
@@ -619,6 +654,52 @@ class SchedulingService:
         if schedule.task_type not in self._preparers:
             raise ScheduleConflict(f"schedule {schedule.id} is one of the service's own jobs "
                                    f"({schedule.task_type}); it is not {verb} by hand")
+
+    async def change(self, schedule_id: str, change: Change) -> Schedule:
+        """Make ``change`` to the schedule with this id, as :meth:`cancel` cancels one: read,
+        changed and written conditional on being as read (read and changed again, a few times,
+        when it changed meanwhile); one that has it already is returned as it is.
+        :class:`ScheduleNotFound`, or :class:`ScheduleConflict` saying why it does not fit."""
+        return await self._change(schedule_id, change.verb, change.done, change.apply)
+
+    async def change_listed(self, listed: Sequence[Schedule], change: Change) -> list[bool]:
+        """Make ``change`` to each of ``listed`` (schedules as a list just read them, one each),
+        as :meth:`change` makes it to one but without reading them again: each changed as
+        listed (in place), its events published, all written in one
+        :meth:`~cronjob.ports.repository.ScheduleRepository.save_many`, each conditional on
+        the status and version listed, so that nothing that changed since is overwritten.
+        Answers, in the order of ``listed``, whether each was changed now. False for one that
+        has the change already, that it does not fit as listed, or whose write was refused
+        (changed since): :meth:`change` it alone, which reads it again and decides (and says
+        why in a :class:`ScheduleConflict`)."""
+        now = self._now()
+        changed: list[tuple[Schedule, list[ScheduleEvent]]] = []
+        writes: list[ConditionalSave] = []
+        positions: list[int] = []
+        for position, schedule in enumerate(listed):
+            if change.done(schedule):
+                continue
+            status, version = schedule.status, schedule.updated_at
+            before = {event.id for event in schedule.events}
+            try:
+                change.apply(schedule, now)
+            except (InvalidTransition, ScheduleConflict):
+                continue
+            changed.append((schedule, [event for event in schedule.events if event.id not in before]))
+            writes.append(ConditionalSave(schedule, expected_status=status, expected_updated_at=version))
+            positions.append(position)
+        written = await publish_then_write_many(self._publisher, changed,
+                                                partial(self._repository.save_many, writes))
+        outcome = [False] * len(listed)
+        due: list[datetime] = []
+        for position, write, ok in zip(positions, writes, written, strict=True):
+            outcome[position] = ok
+            schedule = write.schedule
+            if ok and schedule.status is ScheduleStatus.SCHEDULED and schedule.next_run_at is not None:
+                due.append(schedule.next_run_at)
+        if due:
+            self._signal.notify(min(due))  # due, perhaps sooner than this process knew
+        return outcome
 
     async def _change(self, schedule_id: str, verb: str, done: Callable[[Schedule], bool],
                       change: Callable[[Schedule, datetime], None]) -> Schedule:
@@ -781,11 +862,24 @@ class SchedulingService:
     async def retry(self, schedule_id: str) -> Schedule:
         """Re-run a ``dead``, ``unknown`` or ``missed`` schedule now (an operator's decision):
         a new occurrence with a fresh attempt count; :class:`ScheduleConflict` from other statuses."""
+        return await self.change(schedule_id, self.retrying)
 
-        def retry(schedule: Schedule, now: datetime) -> None:
-            if schedule.status not in (ScheduleStatus.DEAD, ScheduleStatus.UNKNOWN, ScheduleStatus.MISSED):
-                raise ScheduleConflict(f"schedule {schedule_id} is {schedule.status.value}; only dead, unknown "
-                                       "or missed schedules can be retried")
-            schedule.retry_now(now=now)
+    @property
+    def retrying(self) -> Change:
+        """What :meth:`retry` does, as a :class:`Change`."""
+        return Change("retried", lambda _: False, _retry)
 
-        return await self._change(schedule_id, "retried", lambda _: False, retry)
+
+def _cancel(schedule: Schedule, now: datetime) -> None:
+    """Cancel ``schedule`` (:meth:`SchedulingService.cancel`)."""
+    if not schedule.cancellable:
+        raise ScheduleConflict(f"schedule {schedule.id} is {schedule.status.value} and can no longer be cancelled")
+    schedule.cancel(now=now)
+
+
+def _retry(schedule: Schedule, now: datetime) -> None:
+    """Retry ``schedule`` now (:meth:`SchedulingService.retry`)."""
+    if schedule.status not in (ScheduleStatus.DEAD, ScheduleStatus.UNKNOWN, ScheduleStatus.MISSED):
+        raise ScheduleConflict(f"schedule {schedule.id} is {schedule.status.value}; only dead, unknown "
+                               "or missed schedules can be retried")
+    schedule.retry_now(now=now)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 from cronjob.domain.schedule import Schedule, ScheduleEvent
 from cronjob.ports.events import EventPublisher
+from cronjob.services.few_at_a_time import few_at_a_time
+
+#: Publications in progress at once, for many schedules' events.
+_AT_ONCE = 16
 
 
 async def publish_then_write(publisher: EventPublisher, schedule: Schedule, events: Sequence[ScheduleEvent],
@@ -25,4 +30,22 @@ async def publish_then_write(publisher: EventPublisher, schedule: Schedule, even
         await publisher.withdraw(schedule, events)
     elif not published:
         await publisher.publish(schedule, events)
+    return written
+
+
+async def publish_then_write_many(publisher: EventPublisher,
+                                  changed: Sequence[tuple[Schedule, Sequence[ScheduleEvent]]],
+                                  write: Callable[[], Awaitable[list[bool]]]) -> list[bool]:
+    """:func:`publish_then_write` for many schedules written together: the events of each of
+    ``changed`` (a schedule and its new events) published, a few at a time, then one ``write``
+    of them all, which answers whether each was written (in the order of ``changed``); then
+    each refused one's events withdrawn, and each written one's published again where some
+    delivery could not be stored. An exception of ``write`` propagates, as there."""
+    published = await few_at_a_time([partial(publisher.publish, schedule, events) for schedule, events in changed],
+                                     _AT_ONCE)
+    written = await write()
+    after = [partial(publisher.withdraw if not ok else publisher.publish, schedule, events)
+             for (schedule, events), ok, stored in zip(changed, written, published, strict=True)
+             if not ok or not stored]
+    await few_at_a_time(after, _AT_ONCE)
     return written
