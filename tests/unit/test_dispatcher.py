@@ -330,6 +330,85 @@ async def test_a_store_outage_while_recording_is_retried(world: World) -> None:
     assert len(world.sender.sent) == 1
 
 
+class OutageRepository(InMemoryScheduleRepository):
+    """The in-memory store, refusing every write of a run (outcome and lease renewal) while ``down``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.refused = 0
+
+    def _check(self) -> None:
+        if self.down:
+            self.refused += 1
+            raise StoreUnavailable("database or disk is full")
+
+    async def save(self, schedule: Schedule, **conditions: Any) -> bool:
+        self._check()
+        return await super().save(schedule, **conditions)
+
+    async def renew_lease(self, schedule_id: str, attempt_id: str, until: datetime) -> bool:
+        self._check()
+        return await super().renew_lease(schedule_id, attempt_id, until)
+
+
+class OutageAtFinish(TaskHandler):
+    """Sends as the WhatsApp handler does, and the store goes down as it finishes."""
+
+    def __init__(self, inner: TaskHandler, repository: OutageRepository) -> None:
+        self.inner, self.repository = inner, repository
+
+    async def run(self, schedule: Schedule) -> TaskOutcome:
+        outcome = await self.inner.run(schedule)
+        self.repository.down = True
+        return outcome
+
+
+async def test_an_outage_past_the_save_attempts_but_within_the_lease_loses_no_outcome(world: World) -> None:
+    # Giving up after a few tries would leave the run to be claimed again once its lease lapses,
+    # and the message sent twice, although the store came back long before.
+    world.repository = repository = OutageRepository()
+    world.__post_init__()
+    dispatcher = world.dispatcher(handlers={WHATSAPP_TEMPLATE: OutageAtFinish(world.handlers[WHATSAPP_TEMPLATE],
+                                                                              repository)},
+                                  save_attempts=3, save_retry=(0.02, 0.05))
+    schedule = await world.schedule()
+    world.clock.set(DUE)
+    assert await dispatcher.dispatch_due() == 1
+    await until(lambda: repository.refused >= 10, PROMPTLY)  # many more tries than save_attempts
+    repository.down = False
+    await dispatcher.drain(5)
+    stored = await world.stored(schedule.id)
+    assert stored.status is ScheduleStatus.SUCCEEDED and stored.lease is None
+    assert len(world.sender.sent) == 1
+
+
+async def test_an_outcome_still_not_written_when_the_lease_lapses_is_given_up(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    world.repository = repository = OutageRepository()
+    world.__post_init__()
+    lease = timedelta(seconds=0.6)
+    dispatcher = Dispatcher(world.repository, {WHATSAPP_TEMPLATE: OutageAtFinish(world.handlers[WHATSAPP_TEMPLATE],
+                                                                                 repository)},
+                            world.clock, world.signal,
+                            DispatcherSettings(owner="replica-a", lease_for=lease, save_attempts=2,
+                                               save_retry=(0.02, 0.05)), jitter=lambda: 1.0)
+    schedule = await world.schedule()
+    world.clock.set(DUE)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with caplog.at_level(logging.WARNING):
+        assert await dispatcher.dispatch_due() == 1
+        await dispatcher.drain(5)
+    given_up_after = loop.time() - started
+    assert lease.total_seconds() - 0.1 <= given_up_after < lease.total_seconds() + 1.0
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [f"schedule {schedule.id} attempt {(await world.stored(schedule.id)).lease.attempt_id}:"  # type: ignore[union-attr]
+                      " its outcome (succeeded) could not be written (StoreUnavailable: database or disk is"
+                      " full); it runs again once its lease lapses"]
+    assert (await world.stored(schedule.id)).status is ScheduleStatus.RUNNING  # claimable once the lease lapses
+
+
 class CountingMetrics(NullMetrics):
     """Keeps the finished attempts it is told of."""
 

@@ -34,6 +34,9 @@ class DispatcherSettings:
     task types (e.g. ``{"email": 5}``). Work beyond either waits in the store, in due order.
     ``run_timeout`` bounds how long a run's task may take, unless the schedule has a limit of its
     own (``Schedule.run_timeout``) or its task handler one for it (``TaskHandler.run_timeout``).
+    A run's outcome that the store does not take is written again after ``save_retry`` (the
+    first pause and the longest, in seconds, doubling in between), at least ``save_attempts``
+    times and for as long as the run's lease holds.
     """
 
     owner: str
@@ -45,6 +48,7 @@ class DispatcherSettings:
     type_retry: Mapping[str, RetryPolicy] = field(default_factory=dict)
     retry_unknown: bool = False
     save_attempts: int = 5
+    save_retry: tuple[float, float] = (0.2, 5.0)
     run_timeout: timedelta = timedelta(hours=1)
 
 
@@ -54,6 +58,8 @@ class _HeldLease:
 
     schedule_id: str
     renew_at: float
+    #: When (event-loop time) the lease lapses, as last written: at the claim, then at each renewal.
+    lapses_at: float = math.inf
     renewal: asyncio.Task[None] | None = None  # the renewal in progress, if any
     finishing: bool = False  # the outcome is being written: a renewal refused now is that write's doing
     #: The run's time limit (see ``_call``): its task while the handler runs, the event-loop time
@@ -218,7 +224,7 @@ class Dispatcher:
         attempt_id = schedule.lease.attempt_id
         log_context.schedule_id.set(schedule.id)
         log_context.attempt_id.set(attempt_id)
-        self._hold(schedule.id, attempt_id)  # renewed by the lease keeper while the run lasts
+        self._hold(schedule, attempt_id)  # renewed by the lease keeper while the run lasts
         due = schedule.next_run_at
         try:
             if not await self._lease_is_fresh(schedule, attempt_id):
@@ -266,8 +272,11 @@ class Dispatcher:
         if schedule.lease.until - now >= self._settings.lease_for / 2:
             return True
         until = now + self._settings.lease_for
+        asked_at = asyncio.get_running_loop().time()
         if await self._repository.renew_lease(schedule.id, attempt_id, until):
             schedule.lease = replace(schedule.lease, until=until)
+            if (held := self._held.get(attempt_id)) is not None:
+                held.lapses_at = asked_at + self._settings.lease_for.total_seconds()
             return True
         log.warning("schedule %s attempt %s: the claim came back too late (lease lost); not run",
                     schedule.id, attempt_id)
@@ -394,20 +403,27 @@ class Dispatcher:
 
     async def _record(self, schedule: Schedule, attempt_id: str) -> None:
         """Publish the events the run recorded, then write the outcome, fenced; retry a store
-        outage while the lease still holds. An outage that outlasts ``save_attempts`` is logged as
-        a warning (an expected condition, not a crash): the outcome is left unwritten, and the run
-        is taken over again once its lease lapses (at-least-once).
+        outage while the lease still holds (at least ``save_attempts`` times). An outage that
+        outlasts both is logged as a warning (an expected condition, not a crash): the outcome is
+        left unwritten, and the run is taken over again once its lease lapses (at-least-once).
 
         Publishing first (the publisher's contract) means a crash between the two writes
         cannot lose the events: their deliveries are stored, and each waits until it finds its
         event stored, or gives it up if the outcome never is (a lost lease, a crash).
+
+        Giving up before the lease lapses would have the run claimed again once it does, and
+        its work done twice, after an outage shorter than the lease: so the last try is made
+        as the lease lapses (still fenced: it is written unless another replica claimed it).
         """
         recorded = [e for e in schedule.events if e.attempt_id == attempt_id and e.type != "started"]
         if (held := self._held.get(attempt_id)) is not None:
             held.finishing = True
         published = False
-        delay = 0.2
-        for attempt in range(1, self._settings.save_attempts + 1):
+        delay, longest = self._settings.save_retry
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 if not published:
                     published = await self._publish(schedule, recorded)
@@ -417,17 +433,19 @@ class Dispatcher:
                     # An earlier try may have been written with only its answer lost (the store
                     # went away mid-reply): then the fence refuses this one, but the outcome is in.
                     saved = await self._written_before(schedule.id, recorded)
-            except Exception as exc:
-                if attempt == self._settings.save_attempts:
-                    if isinstance(exc, StoreUnavailable):  # an outage, not a bug: no traceback
-                        log.warning("schedule %s attempt %s -> %s not recorded: the store is unavailable "
-                                    "(%s); it runs again once its lease lapses", schedule.id, attempt_id,
-                                    schedule.status.value, type(exc).__name__)
-                        return
-                    raise
+            except Exception as error:
+                held = self._held.get(attempt_id)
+                lease_left = held.lapses_at - loop.time() if held is not None else 0.0
+                if attempt >= self._settings.save_attempts and lease_left <= 0:
+                    if not isinstance(error, StoreUnavailable):  # not an outage: a bug, with its traceback
+                        raise
+                    log.warning("schedule %s attempt %s -> %s not recorded: the store is unavailable "
+                                "(%s: %s); it runs again once its lease lapses", schedule.id, attempt_id,
+                                schedule.status.value, type(error).__name__, error)
+                    return
                 log.warning("store unavailable while recording schedule %s; retrying", schedule.id)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await asyncio.sleep(delay if attempt < self._settings.save_attempts else min(delay, lease_left))
+                delay = min(delay * 2, longest)
                 continue
             if not saved:
                 log.warning("schedule %s attempt %s lost its lease; its result was not written",
@@ -451,10 +469,13 @@ class Dispatcher:
         stored = await self._repository.get(schedule_id)
         return stored is not None and {e.id for e in recorded} <= {e.id for e in stored.events}
 
-    def _hold(self, schedule_id: str, attempt_id: str) -> None:
+    def _hold(self, schedule: Schedule, attempt_id: str) -> None:
         """Have the lease of a run that starts now renewed a third of a lease from now, and on."""
+        assert schedule.lease is not None
         loop = asyncio.get_running_loop()
-        self._held[attempt_id] = _HeldLease(schedule_id, loop.time() + self._settings.lease_for.total_seconds() / 3)
+        lapses_at = loop.time() + (schedule.lease.until - self._clock.now()).total_seconds()
+        self._held[attempt_id] = _HeldLease(schedule.id, loop.time() + self._settings.lease_for.total_seconds() / 3,
+                                            lapses_at=lapses_at)
         if self._keeper is None or self._keeper.done():
             # In a context of its own: not in the log context of the run that happened to start it.
             self._keeper = loop.create_task(self._keep_leases(), name="lease-keeper", context=contextvars.Context())
@@ -487,14 +508,19 @@ class Dispatcher:
         # A task of its own, in a copy of the keeper's empty context: label its lines with the run.
         log_context.schedule_id.set(schedule_id)
         log_context.attempt_id.set(attempt_id)
+        loop = asyncio.get_running_loop()
+        asked_at = loop.time()
+        renewed = False
         try:
-            held = await self._repository.renew_lease(
+            held = renewed = await self._repository.renew_lease(
                 schedule_id, attempt_id, self._clock.now() + self._settings.lease_for)
         except Exception:
             log.warning("could not renew the lease of schedule %s; will try again", schedule_id)
             held = True  # try again in a third of a lease
         finally:
             lease.renewal = None
+        if renewed:
+            lease.lapses_at = asked_at + self._settings.lease_for.total_seconds()
         if attempt_id not in self._held or (not held and lease.finishing):
             return  # the run ended meanwhile, or its outcome write just released the lease
         if not held:
@@ -503,4 +529,4 @@ class Dispatcher:
             self._held.pop(attempt_id, None)
             self._arm(lease)  # the keeper no longer sees it: its time limit on a timer of its own
         else:
-            lease.renew_at = asyncio.get_running_loop().time() + period
+            lease.renew_at = loop.time() + period
