@@ -21,8 +21,13 @@ from cronjob.ports.repository import StoreUnavailable
 _T = TypeVar("_T")
 
 #: A write waiting for the next group commit: its work, what to do with the work's result once
-#: committed (outside the transaction), and the caller's future for the result.
-_Write = tuple[Callable[[sqlite3.Connection], Any], "Callable[[Any], Any] | None", "asyncio.Future[Any]"]
+#: committed (outside the transaction), the caller's future for the result, and the deadline
+#: (``time.monotonic()``) by which it is committed or failed.
+_Write = tuple[Callable[[sqlite3.Connection], Any], "Callable[[Any], Any] | None", "asyncio.Future[Any]", float]
+
+
+class _TooLate(sqlite3.OperationalError):
+    """A call that could not be answered within the worker's time limit (see :class:`SqliteWorker`)."""
 
 
 class SqliteWorker:
@@ -38,11 +43,18 @@ class SqliteWorker:
     finishing runs and the claims that refill their slots cost one WAL sync per group instead of
     one each. Each call still returns only once its own write is committed, with its own
     outcome; if the group's transaction fails, each call is retried in a transaction of its own.
+
+    Each call is answered within ``call_timeout_seconds`` of being asked, waiting for the
+    calls before it on the worker thread and for another process's write lock included (as the
+    MongoDB store answers within 10 s in all): one that cannot be is :class:`StoreUnavailable`,
+    so a database locked for long (a backup tool, a ``sqlite3`` shell left in a transaction)
+    holds no API request or scheduler loop longer, and a group commit refused for the lock is
+    not waited for again by each of its writes.
     """
 
-    def __init__(self, path: Path | str, *, busy_timeout_seconds: float) -> None:
+    def __init__(self, path: Path | str, *, call_timeout_seconds: float) -> None:
         self.path = Path(path)
-        self._busy_timeout = busy_timeout_seconds
+        self._call_timeout = call_timeout_seconds
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cronjob-sqlite")
         self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
         self._closed = False
@@ -54,7 +66,7 @@ class SqliteWorker:
         """Worker thread: the connection, opened (with its PRAGMAs) on first use."""
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None,
+            conn = sqlite3.connect(self.path, timeout=self._call_timeout, isolation_level=None,
                                    check_same_thread=False)
             try:
                 # ``timeout`` is SQLite's busy timeout: a locked database is waited for, not an error.
@@ -72,16 +84,24 @@ class SqliteWorker:
             self._conn = conn
         return self._conn
 
-    def _begin_immediate(self, conn: sqlite3.Connection) -> None:
-        """``BEGIN IMMEDIATE``, waiting up to the busy timeout for another writer's lock.
+    def _left(self, deadline: float) -> float:
+        """Worker thread: the seconds left until ``deadline``; :class:`_TooLate` when none are."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _TooLate(f"no answer within {self._call_timeout:g} s (the database is locked by another"
+                           " connection, or this process's store calls are queued behind one that waits for it)")
+        return left
+
+    def _begin_immediate(self, conn: sqlite3.Connection, deadline: float) -> None:
+        """``BEGIN IMMEDIATE``, waiting until ``deadline`` for another writer's lock.
 
         SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ... ms between tries, so a
         writer that finds the lock taken for a moment (another scheduler process committing)
         would lose tens of ms; this tries again every fraction of a millisecond instead.
         """
+        self._left(deadline)
         conn.execute("PRAGMA busy_timeout = 0")
         try:
-            deadline = time.monotonic() + self._busy_timeout
             pause = 0.0001
             while True:
                 try:
@@ -89,17 +109,25 @@ class SqliteWorker:
                     return
                 except sqlite3.OperationalError as error:
                     busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # any SQLITE_BUSY_*
-                    if not busy or time.monotonic() >= deadline:
+                    if not busy:
                         raise
+                    if time.monotonic() >= deadline:
+                        raise _TooLate(f"{error}: no answer within {self._call_timeout:g} s (the database"
+                                       " is locked by another connection)") from error
                 time.sleep(pause)
                 pause = min(pause * 1.5, 0.002)
         finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            self._wait_until(conn, deadline)
 
-    def transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``work`` in a ``BEGIN IMMEDIATE`` transaction (the write lock taken first)."""
+    def _wait_until(self, conn: sqlite3.Connection, deadline: float) -> None:
+        """Worker thread: have SQLite wait for a lock until ``deadline`` at most (its busy timeout)."""
+        conn.execute(f"PRAGMA busy_timeout = {max(int((deadline - time.monotonic()) * 1000), 1)}")
+
+    def transaction(self, work: Callable[[sqlite3.Connection], _T], deadline: float | None = None) -> _T:
+        """Run ``work`` in a ``BEGIN IMMEDIATE`` transaction (the write lock taken first), by
+        ``deadline`` (``time.monotonic()``; default: the worker's time limit from now)."""
         conn = self.connection()
-        self._begin_immediate(conn)
+        self._begin_immediate(conn, time.monotonic() + self._call_timeout if deadline is None else deadline)
         try:
             result = work(conn)
             conn.execute("COMMIT")
@@ -110,12 +138,19 @@ class SqliteWorker:
         return result
 
     async def run(self, call: Callable[[], _T]) -> _T:
-        """Run ``call`` on the worker thread; a store that cannot be reached or stays locked
-        past the busy timeout is :class:`StoreUnavailable`."""
+        """Run ``call`` on the worker thread; a store that cannot be reached, or that cannot
+        answer within the time limit (a lock held elsewhere), is :class:`StoreUnavailable`."""
         if self._closed:
             raise StoreUnavailable("the SQLite repository is closed")
+        deadline = time.monotonic() + self._call_timeout
+
+        def bounded() -> _T:
+            self._left(deadline)
+            self._wait_until(self.connection(), deadline)
+            return call()
+
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, bounded)
         except (sqlite3.OperationalError, OSError) as error:
             raise StoreUnavailable(f"SQLite store {self.path}: {error}") from error
 
@@ -132,7 +167,7 @@ class SqliteWorker:
             failed = [True] * len(batch)
         else:
             outcomes, failed = self._commit_group(batch)
-        for index, (_, after, _) in enumerate(batch):
+        for index, (_, after, _, _) in enumerate(batch):
             if after is not None and not failed[index]:
                 try:
                     outcomes[index] = after(outcomes[index])
@@ -140,7 +175,7 @@ class SqliteWorker:
                     outcomes[index], failed[index] = error, True
 
         def resolve(loop: asyncio.AbstractEventLoop) -> None:
-            for (_, _, future), outcome, bad in zip(batch, outcomes, failed, strict=True):
+            for (_, _, future, _), outcome, bad in zip(batch, outcomes, failed, strict=True):
                 if future.get_loop() is not loop or future.done():  # done: the caller was cancelled
                     continue
                 if not bad:
@@ -152,7 +187,7 @@ class SqliteWorker:
                 else:
                     future.set_exception(outcome)
 
-        for loop in {future.get_loop() for _, _, future in batch}:
+        for loop in {future.get_loop() for _, _, future, _ in batch}:
             with contextlib.suppress(RuntimeError):  # that event loop is gone
                 loop.call_soon_threadsafe(resolve, loop)
 
@@ -160,16 +195,18 @@ class SqliteWorker:
         """Worker thread: the writes' results (or exceptions) and which of them failed."""
         outcomes: list[Any]
         try:
-            outcomes = self.transaction(lambda conn: [work(conn) for work, _, _ in batch])
+            # By the first write's deadline: those asked later may still be tried on their own.
+            outcomes = self.transaction(lambda conn: [work(conn) for work, _, _, _ in batch],
+                                        min(deadline for _, _, _, deadline in batch))
             failed = [False] * len(batch)
         except Exception as error:
             if len(batch) == 1:
                 outcomes, failed = [error], [True]
             else:  # give each write its own transaction, so that a bad one fails only its caller
                 outcomes, failed = [], []
-                for work, _, _ in batch:
+                for work, _, _, deadline in batch:
                     try:
-                        outcomes.append(self.transaction(work))
+                        outcomes.append(self.transaction(work, deadline))
                         failed.append(False)
                     except Exception as single:
                         outcomes.append(single)
@@ -185,7 +222,7 @@ class SqliteWorker:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
         with self._writes_lock:
-            self._writes.append((work, after, future))
+            self._writes.append((work, after, future, time.monotonic() + self._call_timeout))
             queue_flush, self._flush_queued = not self._flush_queued, True
         if queue_flush:
             # After the callbacks already due in this turn of the loop (the other runs that are
@@ -200,7 +237,7 @@ class SqliteWorker:
             with self._writes_lock:
                 batch, self._writes = self._writes, []
                 self._flush_queued = False
-            for _, _, future in batch:
+            for _, _, future, _ in batch:
                 if not future.done():
                     future.set_exception(StoreUnavailable("the SQLite repository is closed"))
 

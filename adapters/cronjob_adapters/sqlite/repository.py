@@ -4,8 +4,8 @@ Each schedule is one row: the columns the queries filter and sort on, plus ``doc
 document as JSON (datetimes as ISO-8601 text); its labels are also rows of ``schedule_labels``,
 indexed by (key, value) and kept by triggers (see ``schema.LABELS``). Claims and lease renewals
 run in ``BEGIN IMMEDIATE`` transactions, which take the database's single write lock up front,
-so concurrent claimers in other threads or processes are serialised by SQLite itself (waiting
-up to ``busy_timeout``).
+so concurrent claimers in other threads or processes are serialised by SQLite itself (each call
+waiting at most ``call_timeout_seconds`` in all, see ``SqliteWorker``).
 """
 
 from __future__ import annotations
@@ -84,10 +84,10 @@ class SqliteScheduleRepository(ScheduleRepository):
     """
 
     def __init__(
-        self, path: Path | str, codec: ScheduleCodec, *, busy_timeout_seconds: float = 30.0
+        self, path: Path | str, codec: ScheduleCodec, *, call_timeout_seconds: float = 10.0
     ) -> None:
         self._codec = codec
-        self._db = SqliteWorker(path, busy_timeout_seconds=busy_timeout_seconds)
+        self._db = SqliteWorker(path, call_timeout_seconds=call_timeout_seconds)
 
     def _load(self, doc: str) -> Schedule:
         return self._codec.from_document(json.loads(doc))
