@@ -5,6 +5,7 @@ as an unavailable store, and everything works again once the lock is let go."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 import time
@@ -18,7 +19,9 @@ from cronjob.ports.repository import StoreUnavailable
 from cronjob_adapters.codec import ScheduleCodec
 from cronjob_adapters.sqlite.repository import SqliteScheduleRepository
 from cronjob_bootstrap.triggers import default_trigger_parser
+from tests.support.app import AUTH, api_client, make_container
 from tests.support.builders import T0, one_off
+from tests.support.clock import FixedClock
 from tests.support.processes import CronjobProcess, free_port
 from tests.support.waiting import wait_until
 
@@ -125,3 +128,25 @@ def test_serve_answers_503_within_10_s_and_stays_alive_while_the_file_is_locked(
         assert wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, 20)
     finally:
         serve.stop()
+
+
+async def test_the_api_logs_why_the_store_did_not_answer(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # An API process has no other line saying why its writes are refused (on a full disk its
+    # reads, so /readyz, still answer): the 503's log line carries the store's error.
+    path = tmp_path / "cronjob.sqlite3"
+    repo = _repo(path, timeout=0.3)
+    await repo.initialize()
+    container = make_container(FixedClock(T0), repository=repo)
+    locker = Locker(path)
+    try:
+        with caplog.at_level(logging.WARNING):
+            async with api_client(container, AUTH) as client:
+                answer = await client.post("/v1/schedules", json={
+                    "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}, "schedule": "every 1 hour"})
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+        assert str(path) not in answer.text  # the answer names no file
+    finally:
+        locker.release()
+        await repo.close()
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("store unavailable")]
+    assert logged == [f"store unavailable: StoreUnavailable: SQLite store {path}: database is locked"], logged

@@ -244,7 +244,7 @@ async def _starting(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _store_down(_: Request, exc: Exception) -> JSONResponse:
-    log.warning("store unavailable: %s", type(exc).__name__)
+    log.warning("store unavailable: %s: %s", type(exc).__name__, exc)  # why: a full disk, a lock, a host down
     return problem(503, "Store unavailable", "the schedule store did not answer; try again shortly",
                    headers={"Retry-After": "5"})
 
