@@ -402,10 +402,11 @@ async def test_an_outcome_still_not_written_when_the_lease_lapses_is_given_up(
         await dispatcher.drain(5)
     given_up_after = loop.time() - started
     assert lease.total_seconds() - 0.1 <= given_up_after < lease.total_seconds() + 1.0
-    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert errors == [f"schedule {schedule.id} attempt {(await world.stored(schedule.id)).lease.attempt_id}:"  # type: ignore[union-attr]
-                      " its outcome (succeeded) could not be written (StoreUnavailable: database or disk is"
-                      " full); it runs again once its lease lapses"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]  # an outage, not a bug
+    given_up = [r.getMessage() for r in caplog.records if "not recorded" in r.getMessage()]
+    assert given_up == [f"schedule {schedule.id} attempt {(await world.stored(schedule.id)).lease.attempt_id}"  # type: ignore[union-attr]
+                        " -> succeeded not recorded: the store is unavailable (StoreUnavailable: database or disk"
+                        " is full); it runs again once its lease lapses"]
     assert (await world.stored(schedule.id)).status is ScheduleStatus.RUNNING  # claimable once the lease lapses
 
 

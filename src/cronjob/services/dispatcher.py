@@ -403,7 +403,8 @@ class Dispatcher:
 
     async def _record(self, schedule: Schedule, attempt_id: str) -> None:
         """Publish the events the run recorded, then write the outcome, fenced; retry a store
-        outage while the lease still holds (at least ``save_attempts`` times). An outage that
+        outage while the lease still holds (as it stood at the first write refused; at least
+        ``save_attempts`` times). An outage that
         outlasts both is logged as a warning (an expected condition, not a crash): the outcome is
         left unwritten, and the run is taken over again once its lease lapses (at-least-once).
 
@@ -422,6 +423,7 @@ class Dispatcher:
         delay, longest = self._settings.save_retry
         loop = asyncio.get_running_loop()
         attempt = 0
+        give_up_at: float | None = None  # the lease's lapse as it stood at the first failure
         while True:
             attempt += 1
             try:
@@ -434,8 +436,12 @@ class Dispatcher:
                     # went away mid-reply): then the fence refuses this one, but the outcome is in.
                     saved = await self._written_before(schedule.id, recorded)
             except Exception as error:
-                held = self._held.get(attempt_id)
-                lease_left = held.lapses_at - loop.time() if held is not None else 0.0
+                if give_up_at is None:
+                    # Not later, though the keeper may renew the lease meanwhile: a store that
+                    # takes renewals but never this outcome must not hold the run's slot for ever.
+                    held = self._held.get(attempt_id)
+                    give_up_at = held.lapses_at if held is not None else loop.time()
+                lease_left = give_up_at - loop.time()
                 if attempt >= self._settings.save_attempts and lease_left <= 0:
                     if not isinstance(error, StoreUnavailable):  # not an outage: a bug, with its traceback
                         raise
