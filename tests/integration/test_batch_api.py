@@ -146,6 +146,28 @@ async def test_a_batch_sent_again_with_idempotency_keys_creates_nothing_twice(cl
     assert single.status_code == 200 and single.json()["id"] == first["results"][0]["id"]
 
 
+async def test_an_idempotency_key_header_without_keys_on_the_items_is_refused(client: httpx.AsyncClient) -> None:
+    """A client that sends a batch with an Idempotency-Key header, as it does with every POST,
+    expects to send it again safely: the header alone would create every item twice."""
+    header = AUTH | {"Idempotency-Key": "campaign-9"}
+    items = [item(to=f"55119{i:08d}") for i in range(12)]
+    items[3]["idempotency_key"] = "camp-9-3"
+    for _ in range(2):  # the client's retry
+        refused = await client.post(PATH, json={"schedules": items}, headers=header)
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in refused.json()["errors"]] == ["Idempotency-Key"]
+        message = refused.json()["errors"][0]["message"]
+        assert "11 of 12 items have no idempotency_key (schedules 0, 1, 2, 4, 5, 6, 7, 8, 9, 10, ...)" in message
+    assert await stored(client) == []  # nothing created, not even the keyed item
+    # With a key on every item the batch is safe to send again, and the header is taken as it is.
+    keyed = [item(to=f"55119{i:08d}", idempotency_key=f"camp-9-{i}") for i in range(3)]
+    first = (await client.post(PATH, json={"schedules": keyed}, headers=header)).json()
+    again = (await client.post(PATH, json={"schedules": keyed}, headers=header)).json()
+    assert (first["created"], again["created"], again["replayed"]) == (3, 0, 3)
+    assert len(await stored(client)) == 3
+
+
 async def test_a_key_used_for_another_request_is_refused_on_its_item(client: httpx.AsyncClient) -> None:
     await batch(client, [item(idempotency_key="k1")])
     answer = await batch(client, [item(body="changed", idempotency_key="k1"), item(body="fine")])

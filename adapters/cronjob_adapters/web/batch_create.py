@@ -6,7 +6,7 @@ which FastAPI must see as itself, not as a name to look up."""
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from cronjob.domain.errors import ValidationError
@@ -25,6 +25,13 @@ KEY_FIELD = "idempotency_key"
 
 #: How the service names the field of an idempotency key (the header of a single request).
 _HEADER_FIELD = "Idempotency-Key"
+
+#: The ``Idempotency-Key`` header of a batch: taken only when every item has a key of its own.
+BatchKey = Annotated[str | None, Header(
+    alias=_HEADER_FIELD, min_length=1, max_length=256,
+    description="Not what makes a batch safe to send again: each item's `idempotency_key` does. Taken (and "
+                "not used) when every item has one, so that a client adding it to every request still works; "
+                "with an item without one, a 422 naming them.")]
 
 
 class FieldError(BaseModel):
@@ -81,7 +88,8 @@ def batch_create_router(scheduling: SchedulingService, request_model: type[BaseM
 
     @router.post(BATCH_PATH, response_model=BatchView, response_model_exclude_none=True, tags=["schedules"],
                  dependencies=[Depends(json_body)], responses=problem_responses(413, 415))
-    async def create_batch(request: BatchCreateRequest) -> BatchView:  # type: ignore[valid-type]
+    async def create_batch(request: BatchCreateRequest,  # type: ignore[valid-type]
+                           idempotency_key: BatchKey = None) -> BatchView:
         """Create up to 1,000 schedules at once (a campaign), each as `POST /v1/schedules` creates
         one; an item's `idempotency_key` is what that request's `Idempotency-Key` header is.
 
@@ -92,7 +100,12 @@ def batch_create_router(scheduling: SchedulingService, request_model: type[BaseM
         it cannot read, a `send_at` too far in the past, an idempotency key used for another
         request) is answered 422 in its result, and the others are still created. Give each item
         an `idempotency_key` and the batch can be sent again safely (after a timeout, or a 503
-        midway: what was created before stays): those created already are answered 200."""
+        midway: what was created before stays): those created already are answered 200. An
+        `Idempotency-Key` header does not make it so (it would not tell which items were created):
+        sent with an item that has no `idempotency_key`, the batch is refused (422) and nothing is
+        created."""
+        if idempotency_key is not None:
+            _check_items_keyed(request.schedules)  # type: ignore[attr-defined]
         commands: list[CreateScheduleCommand | ValidationError] = []
         for item in request.schedules:  # type: ignore[attr-defined]
             try:
@@ -105,6 +118,19 @@ def batch_create_router(scheduling: SchedulingService, request_model: type[BaseM
                          refused=sum(r.status == 422 for r in results), results=results)
 
     return router
+
+
+def _check_items_keyed(items: list[Any]) -> None:
+    """A batch sent with an ``Idempotency-Key`` header is meant to be safe to send again, which
+    only the items' own keys make it: a :class:`ValidationError` naming the header, and the
+    items without a key, when some have none (sent again, those would be created twice)."""
+    unkeyed = [index for index, item in enumerate(items) if getattr(item, KEY_FIELD) is None]
+    if unkeyed:
+        shown = ", ".join(map(str, unkeyed[:10])) + (", ..." if len(unkeyed) > 10 else "")
+        raise ValidationError(
+            f"a batch is made safe to send again by each item's {KEY_FIELD}, not by this header (it does not "
+            f"tell which items were created): {len(unkeyed)} of {len(items)} items have no {KEY_FIELD} "
+            f"(schedules {shown}); give each item its own", field=_HEADER_FIELD)
 
 
 def _result(index: int, outcome: Scheduled | ValidationError) -> "BatchItemView":
