@@ -267,6 +267,34 @@ async def test_a_non_ascii_idempotency_key_is_shown_as_written_and_still_replays
     assert latin.status_code == 201 and latin.json()["idempotency_key"] == "pedido-ç"  # no UTF-8: as it came
 
 
+async def test_a_non_ascii_key_is_one_key_however_it_is_sent(client: httpx.AsyncClient) -> None:
+    """The header's UTF-8 bytes (curl), its Latin-1 bytes (requests, Node) and a batch item's
+    idempotency_key are the same key: a retry by any of them replays the first schedule."""
+    request = {"task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"},
+               "schedule": "once @ 2025-06-22 10:00", "timezone": "America/Sao_Paulo"}
+    first = await client.post("/v1/schedules", json=request,
+                              headers={**AUTH, "Idempotency-Key": "lembrete-joão".encode()})
+    assert first.status_code == 201, first.text
+    latin = await client.post("/v1/schedules", json=request,
+                              headers={**AUTH, "Idempotency-Key": "lembrete-joão".encode("latin-1")})
+    assert latin.status_code == 200 and latin.json()["id"] == first.json()["id"]
+    batch = await client.post("/v1/schedules:batch", json={"schedules": [{**request, "idempotency_key": "lembrete-joão"}]},
+                              headers=AUTH)
+    assert batch.status_code == 200, batch.text
+    assert batch.json()["results"][0]["status"] == 200 and batch.json()["results"][0]["id"] == first.json()["id"]
+    # A key stored by an earlier version as its UTF-8 bytes read one by one (pedido-Ã§Ã£o) still replays.
+    other = {**request, "task": {**request["task"], "to": "5521988887777"}}
+    older = await client.post("/v1/schedules:batch", json={"schedules": [
+        {**other, "idempotency_key": "pedido-ção".encode().decode("latin-1")}]}, headers=AUTH)
+    assert older.status_code == 200, older.text
+    assert older.json()["results"][0]["status"] == 201
+    retried = await client.post("/v1/schedules", json=other,
+                                headers={**AUTH, "Idempotency-Key": "pedido-ção".encode()})
+    assert retried.status_code == 200 and retried.json()["id"] == older.json()["results"][0]["id"]
+    listed = await client.get("/v1/schedules", headers=AUTH)
+    assert len(listed.json()["items"]) == 2
+
+
 async def test_an_idempotency_key_replays_only_the_request_that_created_it(client: httpx.AsyncClient) -> None:
     headers = {**AUTH, "Idempotency-Key": "order-43"}
     first = await client.post("/schedule-message", json=SEED, headers=headers)

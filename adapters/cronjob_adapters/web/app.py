@@ -66,6 +66,7 @@ from cronjob_adapters.web.schemas import (
     ScheduleMessageRequest,
     ScheduleView,
     StatsView,
+    header_text,
     parse_send_at,
 )
 from cronjob_adapters.web.strict_query import refuse_unknown_query_parameters
@@ -141,7 +142,20 @@ _CREATED = {"description": "Created.", "headers": _LOCATION}
 CreationKey = Annotated[str | None, Header(
     alias="Idempotency-Key", min_length=1, max_length=256,
     description="Your key for this request: sent again with the same request, it returns the schedule "
-                "created first (200) instead of creating another; with another request, a 422.")]
+                "created first (200) instead of creating another; with another request, a 422. Shared by every "
+                "token and with the batch items' `idempotency_key`; non-ASCII text is the same key sent as UTF-8 "
+                "or as Latin-1 bytes.")]
+
+
+def creation_key(received: str | None) -> tuple[str | None, str | None]:
+    """An ``Idempotency-Key`` header's key as the client wrote it, and what arrived when that
+    differs. The server reads header bytes as Latin-1, so the UTF-8 of ``pedido-ção`` arrives as
+    ``pedido-Ã§Ã£o``: the key is ``pedido-ção`` (:func:`header_text`), the one a batch item's
+    ``idempotency_key`` names and a client sending Latin-1 bytes sends. Earlier versions stored
+    what arrived: it is returned second (None when the same), for the replay of their schedules."""
+    key = header_text(received)
+    return key, (received if received != key else None)
+
 
 _MICROSECOND = timedelta(microseconds=1)
 #: The longest ``key=value`` label selector.
@@ -199,6 +213,7 @@ def _command(request: ScheduleMessageRequest, default_timezone: str, idempotency
             )
         send_at = localize(send_at, request.timezone)
     kind = MessageKind(request.type)
+    key, earlier_key = creation_key(idempotency_key)
     return ScheduleMessageCommand(
         to=request.to,
         body=request.body,
@@ -210,8 +225,9 @@ def _command(request: ScheduleMessageRequest, default_timezone: str, idempotency
         template_name=request.templateName,
         language=request.language,
         user_id=request.userId,
-        idempotency_key=idempotency_key,
+        idempotency_key=key,
         request_digest=request_digest("/schedule-message", request),
+        earlier_key=earlier_key,
         retry=schedule_retry_policy(request.retry, registry, message_task_type(kind)),
         misfire_grace=_seconds(request.misfire_grace_seconds),
         send_by=_deadline(request.send_by, request.timezone),
@@ -253,9 +269,11 @@ def create_app(services: ApiServices) -> FastAPI:
         raise ValueError("the API needs at least one task type")
     CreateScheduleRequest = create_request_model(registry.task_union())  # noqa: N806 - a class
 
-    def create_command(request: CreateScheduleBase, idempotency_key: str | None) -> CreateScheduleCommand:
+    def create_command(request: CreateScheduleBase, idempotency_key: str | None,
+                       earlier_key: str | None = None) -> CreateScheduleCommand:
         """The command of a ``POST /v1/schedules`` body (or of an item of a batch, whose own
-        ``idempotency_key`` is not part of the request it identifies)."""
+        ``idempotency_key`` is not part of the request it identifies); ``earlier_key``: see
+        :func:`creation_key`."""
         task: Any = request.task  # type: ignore[attr-defined]
         timezone = request.timezone or services.default_timezone  # checked by the scheduling service
         return CreateScheduleCommand(
@@ -266,6 +284,7 @@ def create_app(services: ApiServices) -> FastAPI:
             user_id=request.userId,
             idempotency_key=idempotency_key,
             request_digest=request_digest("/v1/schedules", request, exclude={BATCH_KEY_FIELD}),
+            earlier_key=earlier_key,
             retry=schedule_retry_policy(request.retry, registry, task.type),
             misfire_grace=_seconds(request.misfire_grace_seconds),
             coalesce=request.coalesce,
@@ -331,7 +350,7 @@ def create_app(services: ApiServices) -> FastAPI:
         `labels` are your own `key: value` pairs to find it by (`GET /v1/schedules?label=key=value`)
         and act on it (`POST /v1/schedules:cancel`); its status webhooks carry them.
         """
-        outcome = await scheduling.create(create_command(request, idempotency_key))
+        outcome = await scheduling.create(create_command(request, *creation_key(idempotency_key)))
         if not outcome.created:
             response.status_code = 200
         response.headers["Location"] = f"/v1/schedules/{outcome.schedule.id}"

@@ -389,8 +389,9 @@ class AttemptView(BaseModel):
 
 def header_text(value: str | None) -> str | None:
     """A header value as the client wrote it: the server reads header bytes as Latin-1, so the
-    UTF-8 of ``pedido-ção`` arrives as ``pedido-Ã§Ã£o``; stored as it arrived (repeats match
-    it), shown decoded when its bytes are UTF-8."""
+    UTF-8 of ``pedido-ção`` arrives as ``pedido-Ã§Ã£o``, which this decodes (a value whose bytes
+    are no UTF-8 is Latin-1 text, as it came). A creation's key is stored so; a run-now's key, and
+    creation keys stored by earlier versions, as they arrived: shown through this."""
     if value is None or value.isascii():
         return value
     try:

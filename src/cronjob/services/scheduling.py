@@ -94,7 +94,8 @@ class ScheduleMessageCommand:
     :mod:`cronjob.domain.template_parts`).
     ``misfire_grace``: how late it may still be sent (None: the service's default; zero: always).
     ``request_digest`` identifies the request that carried ``idempotency_key`` (see
-    :meth:`SchedulingService.schedule_message`).
+    :meth:`SchedulingService.schedule_message`); ``earlier_key`` is the form in which earlier
+    versions stored that key, when it differs (see :attr:`CreateScheduleCommand.earlier_key`).
     """
 
     to: str
@@ -109,6 +110,7 @@ class ScheduleMessageCommand:
     user_id: str | None = None
     idempotency_key: str | None = None
     request_digest: str | None = None
+    earlier_key: str | None = None
     retry: RetryPolicy | None = None
     misfire_grace: timedelta | None = None
     send_by: datetime | None = None
@@ -125,7 +127,10 @@ class CreateScheduleCommand:
     (templates against params) and stores the prepared payload. ``misfire_grace``: how late an
     occurrence may still run (None: the service's default for a one-off, no limit for a recurring
     schedule; zero: always); ``coalesce``: see :class:`MisfirePolicy` (recurring only).
-    ``request_digest``: as for :class:`ScheduleMessageCommand`. ``pause_after_failures``
+    ``request_digest``: as for :class:`ScheduleMessageCommand`. ``earlier_key``: the form in
+    which earlier versions stored ``idempotency_key``, when it differs (an ``Idempotency-Key``
+    header's UTF-8 bytes, then kept as read, byte by byte): a schedule stored under it is a
+    replay too, so that a request retried across the upgrade is not created twice. ``pause_after_failures``
     (recurring only): pause it once that many occurrences in a row ended dead. ``labels``: the
     client's own ``key: value`` pairs (see :mod:`cronjob.domain.labels`). ``run_timeout``: how
     long one run may take (None: its routine's limit, else the dispatcher's).
@@ -138,6 +143,7 @@ class CreateScheduleCommand:
     user_id: str | None = None
     idempotency_key: str | None = None
     request_digest: str | None = None
+    earlier_key: str | None = None
     retry: RetryPolicy | None = None
     misfire_grace: timedelta | None = None
     coalesce: bool = True
@@ -372,7 +378,7 @@ class SchedulingService:
         A replay is answered before any check: the client repeating a request that was accepted
         gets the schedule it created, even once its ``send_at`` has passed.
         """
-        if (replayed := await self._replay(command.idempotency_key, command.request_digest)) is not None:
+        if (replayed := await self._replay(command)) is not None:
             return replayed
         now = self._now()
         iana_zone(command.timezone)
@@ -397,7 +403,7 @@ class SchedulingService:
     async def create(self, command: CreateScheduleCommand) -> Scheduled:
         """Validate and store a schedule of any known task type, one-off or recurring (a replay of
         a known idempotency key answers with the stored schedule, before any check)."""
-        if (replayed := await self._replay(command.idempotency_key, command.request_digest)) is not None:
+        if (replayed := await self._replay(command)) is not None:
             return replayed
         now = self._now()
         iana_zone(command.timezone)
@@ -514,12 +520,13 @@ class SchedulingService:
         self._signal.notify(first_run_at)
         return Scheduled(schedule, created=True)
 
-    async def _replay(self, idempotency_key: str | None, request_digest: str | None) -> Scheduled | None:
-        """The schedule stored under ``idempotency_key`` (not created now), if any."""
-        if not idempotency_key:
-            return None
-        existing = await self._repository.get_by_idempotency_key(idempotency_key)
-        return _replayed(existing, request_digest) if existing is not None else None
+    async def _replay(self, command: ScheduleMessageCommand | CreateScheduleCommand) -> Scheduled | None:
+        """The schedule stored under the command's idempotency key, or under the form earlier
+        versions stored it in (not created now), if any."""
+        for key in (command.idempotency_key, command.earlier_key):
+            if key and (existing := await self._repository.get_by_idempotency_key(key)) is not None:
+                return _replayed(existing, command.request_digest)
+        return None
 
     async def get(self, schedule_id: str) -> Schedule:
         """The schedule with this id; :class:`ScheduleNotFound` otherwise."""
