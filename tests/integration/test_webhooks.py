@@ -406,6 +406,39 @@ async def test_a_bulk_pause_written_together_never_overwrites_a_change_made_sinc
     assert [(d.metadata["event_type"], d.metadata["schedule_id"]) for d in withdrawn] == [("paused", target)]
 
 
+class KeyLookupsMeet(InMemoryScheduleRepository):
+    """Two requests with one Idempotency-Key both miss it: each lookup waits for the other's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.both_looked = asyncio.Barrier(2)
+
+    async def get_by_idempotency_key(self, key: str) -> Schedule | None:
+        found = await super().get_by_idempotency_key(key)
+        if key == "order-77":  # the requests' lookups (the webhooks' keys are others)
+            await asyncio.wait_for(self.both_looked.wait(), 5)
+        return found
+
+
+async def test_the_creation_that_lost_a_race_for_its_idempotency_key_withdraws_its_webhooks(
+        clock: FixedClock, receiver: Receiver) -> None:
+    # Both requests publish their schedule's events before writing it; the store keeps one.
+    repository = KeyLookupsMeet()
+    racy = make_container(clock, repository=repository, webhook_urls=receiver.url("/global"))
+    async for client in api(racy):
+        headers = {"Idempotency-Key": "order-77"}
+        answers = await asyncio.gather(*(client.post("/schedule-message", json=SEED, headers=headers)
+                                         for _ in range(2)))
+        assert sorted(a.status_code for a in answers) == [200, 201]
+        [winner] = {a.json()["id"] for a in answers}
+        await settle(racy)
+    deliveries = await repository.list(task_types=["webhook.delivery"])
+    live = [d for d in deliveries if d.status is not ScheduleStatus.CANCELLED]
+    assert [d.metadata["schedule_id"] for d in live] == [winner], "the lost schedule's delivery waits to run"
+    assert [d.metadata["schedule_id"] != winner for d in deliveries].count(True) == 1  # withdrawn
+    assert [d.event["schedule_id"] for d in receiver.at("/global")] == [winner]
+
+
 async def test_a_bad_stored_callback_url_does_not_cost_the_global_subscribers_their_delivery(
         container: Container, clock: FixedClock, receiver: Receiver) -> None:
     # Stored before the API checked callback URLs like every other URL (or by another writer).

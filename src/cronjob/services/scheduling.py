@@ -505,17 +505,23 @@ class SchedulingService:
             run_timeout=run_timeout,
         )
 
+        duplicate: DuplicateSchedule | None = None
+
         async def add() -> bool:
-            await self._repository.add(schedule)
+            nonlocal duplicate
+            try:
+                await self._repository.add(schedule)
+            except DuplicateSchedule as refused:
+                duplicate = refused  # nothing written: its events are withdrawn, never delivered
+                return False
             return True
 
-        try:
-            await publish_then_write(self._publisher, schedule, schedule.events, add)
-        except DuplicateSchedule as exc:
+        await publish_then_write(self._publisher, schedule, schedule.events, add)
+        if duplicate is not None:
             # Two requests with one key raced: both answer with the schedule that won.
-            existing = await self._repository.get(exc.existing_id)
+            existing = await self._repository.get(duplicate.existing_id)
             if existing is None:
-                raise
+                raise duplicate
             return _replayed(existing, request_digest)
         self._signal.notify(first_run_at)
         return Scheduled(schedule, created=True)
