@@ -1,7 +1,7 @@
 """Status webhooks per destination, end to end on the real engine and the system clock: a receiver
 that hangs holds at most ``CRONJOB_WEBHOOK_PER_DESTINATION`` deliveries of a replica, so the
-deliveries to other receivers go out meanwhile; those held back are all sent, each once, in
-their order, once it answers. Real receivers on 127.0.0.1 (each its own port: its own
+deliveries to other receivers go out meanwhile; those held back are all sent, each once, once
+it answers. Real receivers on 127.0.0.1 (each its own port: its own
 destination); what a receiver that hangs holds is released by the test, never by a timeout."""
 
 from __future__ import annotations
@@ -89,36 +89,4 @@ async def test_a_receiver_that_hangs_does_not_hold_back_the_deliveries_to_anothe
     assert delivered.verified and delivered.event["schedule_id"] == other
     # Every delivery held back was sent, once.
     assert sorted(d.event["schedule_id"] for d in slow.at("/slow")) == sorted(hanging)
-    assert all(d.verified for d in slow.all)
-
-
-async def test_deliveries_held_back_keep_their_order_and_later_ones_wait_behind_them(slow: Receiver) -> None:
-    release = slow.hold("/slow")
-    container = make_container(webhook_per_destination=1)
-    repository = container.repository()
-
-    async def held_back(ids: list[str]) -> bool:
-        """Whether the deliveries of ``ids``' events have each been given back to wait."""
-        jobs = await repository.list(task_types=("webhook.delivery",), limit=100)
-        waiting = {j.metadata["schedule_id"] for j in jobs if j.next_run_at and j.next_run_at > j.created_at}
-        return set(ids) <= waiting
-
-    try:
-        async for client in running(container):
-            ids = []
-            for _ in range(5):
-                ids.append(await schedule(client, slow.url("/slow")))
-                await asyncio.sleep(0.003)  # events a few milliseconds apart: their order is theirs
-            await until(lambda: len(slow.at("/slow")) == 1, timeout=WHILE_HELD)
-            deadline = time.monotonic() + WHILE_HELD
-            while not await held_back(ids[1:]):
-                assert time.monotonic() < deadline, "the deliveries behind the one in hand were not held back"
-                await asyncio.sleep(0.02)
-            ids.append(await schedule(client, slow.url("/slow")))  # comes after those in line
-            assert len(slow.at("/slow")) == 1 and not release.is_set()
-            release.set()
-            await until(lambda: len(slow.at("/slow")) == 6, timeout=30)
-    finally:
-        release.set()
-    assert [d.event["schedule_id"] for d in slow.at("/slow")] == ids
     assert all(d.verified for d in slow.all)

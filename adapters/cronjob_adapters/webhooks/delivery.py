@@ -154,12 +154,12 @@ class WebhookDeliveryHandler(TaskHandler):
         return f"{type(self).__name__}(secrets={len(self._secrets)}, sender={self._sender!r})"
 
     def hold_back(self, schedule: Schedule) -> timedelta | None:
-        """Hold the delivery back while its destination has as many in flight as it may (or
-        earlier deliveries to it wait in line): see :mod:`.destinations`."""
+        """Hold the delivery back while its destination is slow (or not heard from yet) and has
+        as many in flight as it may: see :mod:`.destinations`."""
         origin = _origin(schedule.payload)
         if origin is None:
             return None  # a payload that does not read: the run says why
-        wait = self._destinations.admit(origin, schedule.id, (schedule.created_at, schedule.id))
+        wait = self._destinations.admit(origin, schedule.id)
         return None if wait is None else timedelta(seconds=wait)
 
     async def run(self, schedule: Schedule) -> TaskOutcome:
