@@ -81,6 +81,49 @@ async def test_duplicate_id_and_idempotency_key_are_refused(store: StoreFactory)
     assert sum((await repo.count_by_status()).values()) == 3
 
 
+async def test_concurrent_adds_with_a_duplicate_among_them_store_the_others(store: StoreFactory) -> None:
+    # SQLite commits concurrent adds together: the duplicate is refused to its caller alone.
+    repo = await store()
+    first = one_off(idempotency_key="order-42")
+    await repo.add(first)
+    fresh = [one_off(idempotency_key=f"k-{i}") for i in range(6)]
+    again = one_off(idempotency_key="order-42")
+    answers = await asyncio.gather(*(repo.add(s) for s in [*fresh[:3], again, *fresh[3:]]), return_exceptions=True)
+    assert answers[:3] == [None] * 3 and answers[4:] == [None] * 3
+    assert isinstance(answers[3], DuplicateSchedule) and answers[3].existing_id == first.id
+    for schedule in fresh:
+        assert await repo.get(schedule.id) == schedule
+    assert await repo.get(again.id) is None
+    assert sum((await repo.count_by_status()).values()) == 7
+
+
+async def test_add_many_stores_each_and_answers_each_duplicate_in_order(store: StoreFactory) -> None:
+    repo = await store()
+    first = one_off(idempotency_key="order-42")
+    await repo.add(first)
+    keyed = one_off(idempotency_key="k-b")
+    batch = [
+        one_off(),
+        one_off(schedule_id=first.id),              # the id taken
+        keyed,
+        one_off(idempotency_key="order-42"),        # the key taken
+        one_off(idempotency_key="k-b"),             # the key of one before it in the batch
+        one_off(user_id="other"),
+    ]
+    assert await repo.add_many(batch) == [None, first.id, None, first.id, keyed.id, None]
+    for schedule in (batch[0], keyed, batch[5]):
+        assert await repo.get(schedule.id) == schedule
+    assert await repo.get(first.id) == first  # not replaced by the one with its id
+    assert await repo.get(batch[3].id) is None and await repo.get(batch[4].id) is None
+    found = await repo.get_by_idempotency_key("k-b")
+    assert found is not None and found.id == keyed.id
+    assert sum((await repo.count_by_status()).values()) == 4
+    # Added again (a retry after an error): each one written answers as a duplicate of itself.
+    assert await repo.add_many([batch[0], keyed]) == [batch[0].id, keyed.id]
+    assert await repo.add_many([]) == []
+    assert sum((await repo.count_by_status()).values()) == 4
+
+
 async def test_claim_takes_due_work_oldest_first_within_limit(store: StoreFactory) -> None:
     repo = await store()
     due = [one_off(T0 - timedelta(seconds=s)) for s in (5, 1, 3)]

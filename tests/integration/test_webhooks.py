@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +29,7 @@ from dependency_injector import providers
 from cronjob.domain.message import DeliveryError
 from cronjob.domain.schedule import HISTORY_LIMIT, Schedule, ScheduleEvent, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger
-from cronjob.ports.repository import StoreUnavailable
+from cronjob.ports.repository import ConditionalSave, StoreUnavailable
 from cronjob.services.delivery_status import StatusUpdate
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender
@@ -375,13 +375,18 @@ async def test_the_events_of_a_change_that_lost_its_race_are_never_sent_even_wit
     assert [d.metadata["event_type"] for d in withdrawn] == ["paused"]
 
 
+def paused_to_global(clock: FixedClock, receiver: Receiver, repository: InMemoryScheduleRepository) -> Container:
+    """A container on ``repository`` sending only ``paused`` events, to the receiver's /global."""
+    return make_container(clock, repository=repository, webhook_urls=receiver.url("/global"), webhook_events="paused")
+
+
 async def test_a_bulk_pause_written_together_never_overwrites_a_change_made_since_it_listed(
         clock: FixedClock, receiver: Receiver) -> None:
     # :pause writes a page of schedules as it listed them, in one conditional write; one changed
     # by another client in between is refused there, its try's event withdrawn, and it is read
     # again and paused alone, that client's change kept.
     repository = RacingRepository()
-    racy = make_container(clock, repository=repository, webhook_urls=receiver.url("/global"), webhook_events="paused")
+    racy = paused_to_global(clock, receiver, repository)
     async for client in api(racy):
         mine = [(await schedule(client, userId="bulk"))["id"] for _ in range(5)]
         target = mine[2]
@@ -439,6 +444,38 @@ async def test_the_creation_that_lost_a_race_for_its_idempotency_key_withdraws_i
     assert [d.event["schedule_id"] for d in receiver.at("/global")] == [winner]
 
 
+class AddsDownUntilASave(InMemoryScheduleRepository):
+    """The in-memory store refusing adds (a webhook delivery) as an unreachable store does, until
+    a save goes through: the store came back between a page's publication and its write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.adds_down = False
+
+    async def add(self, schedule: Schedule) -> None:
+        if self.adds_down:
+            raise StoreUnavailable("connection refused")
+        await super().add(schedule)
+
+    async def save_many(self, writes: Sequence[ConditionalSave]) -> list[bool]:
+        self.adds_down = False
+        return await super().save_many(writes)
+
+
+async def test_a_bulk_pause_whose_deliveries_could_not_be_stored_publishes_them_again_once_written(
+        clock: FixedClock, receiver: Receiver) -> None:
+    repository = AddsDownUntilASave()
+    flaky = paused_to_global(clock, receiver, repository)
+    async for client in api(flaky):
+        mine = [(await schedule(client, userId="bulk"))["id"] for _ in range(3)]
+        repository.adds_down = True
+        paused = await client.post("/v1/schedules:pause", json={"userId": "bulk"})
+        assert paused.status_code == 200 and sorted(paused.json()["paused"]) == sorted(mine), paused.text
+        assert not repository.adds_down  # the page's write went through after its publication failed
+        await settle(flaky)
+    assert sorted(d.event["schedule_id"] for d in receiver.at("/global")) == sorted(mine)
+
+
 async def test_a_bad_stored_callback_url_does_not_cost_the_global_subscribers_their_delivery(
         container: Container, clock: FixedClock, receiver: Receiver) -> None:
     # Stored before the API checked callback URLs like every other URL (or by another writer).
@@ -447,6 +484,31 @@ async def test_a_bad_stored_callback_url_does_not_cost_the_global_subscribers_th
     await container.repository().add(source)
     await settle(container)
     assert counted(receiver.at("/global")) == Counter({"scheduled": 1})
+
+
+class RefusesOneDestination(InMemoryScheduleRepository):
+    """The in-memory store refusing (not an outage: a write it will never take) the webhook
+    deliveries to one URL."""
+
+    def __init__(self, refused_url: str) -> None:
+        super().__init__()
+        self.refused_url = refused_url
+
+    async def add(self, schedule: Schedule) -> None:
+        if schedule.payload.get("url") == self.refused_url:
+            raise ValueError("document refused")
+        await super().add(schedule)
+
+
+async def test_a_delivery_the_store_refuses_does_not_cost_the_others_stored_with_it_theirs(
+        clock: FixedClock, receiver: Receiver) -> None:
+    repository = RefusesOneDestination(receiver.url("/callback"))
+    refusing = make_container(clock, repository=repository, webhook_urls=receiver.url("/global"))
+    source = a_one_off(clock, receiver.url("/callback"))
+    assert not await refusing.publisher().publish(source, source.events)  # the refused one is reported
+    await repository.add(source)
+    await settle(refusing)
+    assert counted(receiver.at("/global")) == Counter({"scheduled": 1}) and receiver.at("/callback") == []
 
 
 async def test_the_api_does_not_show_the_token_in_a_configured_webhook_url(

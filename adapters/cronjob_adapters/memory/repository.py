@@ -156,6 +156,18 @@ class InMemoryScheduleRepository(ScheduleRepository):
                 self._by_key[key] = schedule.id
             self._put(schedule)
 
+    async def add_many(self, schedules: Sequence[Schedule]) -> list[str | None]:
+        # Each through ``add``, in turn: nothing to save here by grouping them (and a test's store
+        # that makes ``add`` fail makes these fail alike).
+        existing: list[str | None] = []
+        for schedule in schedules:
+            try:
+                await self.add(schedule)
+                existing.append(None)
+            except DuplicateSchedule as duplicate:
+                existing.append(duplicate.existing_id)
+        return existing
+
     async def get(self, schedule_id: str) -> Schedule | None:
         stored = self._items.get(schedule_id)
         return stored.copy() if stored else None

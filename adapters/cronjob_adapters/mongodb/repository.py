@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 import pymongo
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 from pymongo.write_concern import WriteConcern
 
 from cronjob.domain.labels import label_pairs
@@ -49,6 +49,9 @@ DURABLE = WriteConcern(w="majority", j=True)
 #: and a server that stops answering (a partition, a frozen primary) held a call ~35 s, until the
 #: driver's heartbeat gave the server up. Past it the call is :class:`StoreUnavailable`.
 OPERATION_TIMEOUT_S = 10.0
+
+#: MongoDB's error code of a write that a unique index refused.
+_DUPLICATE_KEY = 11000
 
 #: The conditional replaces of one ``save_many`` in flight at once.
 _SAVES_AT_ONCE = 16
@@ -409,6 +412,24 @@ class MongoScheduleRepository(ScheduleRepository):
                 await self._schedules.insert_one(self._document(schedule))
             except DuplicateKeyError as exc:
                 raise DuplicateSchedule(await self._existing_id(schedule)) from exc
+
+    async def add_many(self, schedules: Sequence[Schedule]) -> list[str | None]:
+        if not schedules:
+            return []
+        existing: list[str | None] = [None] * len(schedules)
+        async with self._call():
+            try:  # unordered: a duplicate leaves the others to be inserted, in one round trip
+                await self._schedules.insert_many([self._document(s) for s in schedules], ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if exc.details.get("writeConcernErrors"):  # written, but not known durable
+                    raise StoreUnavailable(f"write concern not met: {exc.details['writeConcernErrors']}") from exc
+                if not errors or any(error.get("code") != _DUPLICATE_KEY for error in errors):
+                    raise
+                for error in errors:
+                    index = error["index"]
+                    existing[index] = await self._existing_id(schedules[index])
+        return existing
 
     async def _existing_id(self, schedule: Schedule) -> str:
         """The id of the schedule that ``schedule`` collided with (by id, else by key)."""

@@ -16,7 +16,7 @@ from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleEvent, Sche
 from cronjob.domain.trigger import OnceTrigger
 from cronjob.ports.clock import Clock
 from cronjob.ports.events import EventPublisher
-from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository, StoreUnavailable
+from cronjob.ports.repository import ScheduleRepository, StoreUnavailable
 from cronjob.ports.signal import WorkSignal
 
 from cronjob_adapters.tasks.ssrf import display_url
@@ -89,9 +89,10 @@ class WebhookPublisher(EventPublisher):
     without repeats, when ``events`` (None: all) names the event's type. ``publish`` stores one
     one-off ``webhook.delivery`` schedule per (event, subscriber), due now, with idempotency key
     ``webhook:<event id>:<sha256(url)[:16]>``, and wakes the engine; a repeat of the same
-    publication finds the key taken and adds nothing. Events of the service's own jobs
-    (``own_types``: ``webhook.delivery`` and whatever else the deployment runs for itself) are
-    never published. ``publish`` never raises: a delivery that cannot be stored
+    publication finds the key taken and adds nothing. The deliveries of one call (``publish``,
+    or ``publish_many`` for a page of changes) are stored together, in one ``add_many``. Events
+    of the service's own jobs (``own_types``: ``webhook.delivery`` and whatever else the
+    deployment runs for itself) are never published. ``publish`` never raises: a delivery that cannot be stored
     (the store is down beyond a short retry) is logged with its event id and ``publish`` returns
     False. The delivery job checks, when it runs, that its event was stored (see
     :class:`~cronjob_adapters.webhooks.delivery.WebhookDeliveryHandler`).
@@ -128,18 +129,30 @@ class WebhookPublisher(EventPublisher):
         return list(dict.fromkeys([*urls, *self._global_urls]))
 
     async def publish(self, schedule: Schedule, events: Sequence[ScheduleEvent]) -> bool:
-        created, stored = 0, True
+        [stored] = await self.publish_many([(schedule, events)])
+        return stored
+
+    async def publish_many(self, changed: Sequence[tuple[Schedule, Sequence[ScheduleEvent]]]) -> list[bool]:
+        """The deliveries of every event of ``changed`` stored in one ``add_many`` (one round trip
+        of the store, one transaction on SQLite); each schedule's answer False when some
+        delivery of its events could not be made or stored."""
         now = self._clock.now()
-        for event in events:
-            for url in self.subscribers(schedule, event.type):
-                try:  # one subscriber's problem must not cost the others their delivery
-                    outcome = await self._add(self._delivery(schedule, event, url, now))
-                except Exception:  # the contract: never raise to the dispatcher or the API
-                    log.exception("publishing event %s of schedule %s failed", event.id, schedule.id)
-                    outcome = -1
-                created += outcome == 1
-                stored = stored and outcome >= 0
-        if created:
+        stored = [True] * len(changed)
+        deliveries: list[Schedule] = []
+        owners: list[int] = []  # the position in ``changed`` of each delivery's schedule
+        for position, (schedule, events) in enumerate(changed):
+            for event in events:
+                for url in self.subscribers(schedule, event.type):
+                    try:  # one subscriber's problem must not cost the others their delivery
+                        deliveries.append(self._delivery(schedule, event, url, now))
+                        owners.append(position)
+                    except Exception:  # the contract: never raise to the dispatcher or the API
+                        log.exception("publishing event %s of schedule %s failed", event.id, schedule.id)
+                        stored[position] = False
+        outcomes = await self._add_all(deliveries)
+        for position, outcome in zip(owners, outcomes, strict=True):
+            stored[position] = stored[position] and outcome >= 0
+        if 1 in outcomes:
             self._signal.notify(now)
         return stored
 
@@ -170,28 +183,33 @@ class WebhookPublisher(EventPublisher):
             metadata={"schedule_id": schedule.id, "event_id": event.id, "event_type": event.type},
         )
 
-    async def _add(self, delivery: Schedule) -> int:
-        """Store ``delivery``; 1 when stored, 0 when it existed, -1 when it could not be stored."""
+    async def _add_all(self, deliveries: Sequence[Schedule]) -> list[int]:
+        """Store ``deliveries``; for each, 1 when stored, 0 when it existed, -1 when it could not be stored."""
+        if not deliveries:
+            return []
         delay = 0.1
         for attempt in range(1, _ADD_ATTEMPTS + 1):
             try:
-                await self._repository.add(delivery)
-                return 1
-            except DuplicateSchedule:
-                return 0  # published before: one delivery per (event, URL)
-            except Exception as exc:
+                existing = await self._repository.add_many(deliveries)
+                return [1 if found is None else 0 for found in existing]  # existed: published before
+            except StoreUnavailable as exc:  # an outage, not a bug: no traceback
                 if attempt == _ADD_ATTEMPTS:
-                    event_id, schedule_id = delivery.metadata.get("event_id"), delivery.metadata.get("schedule_id")
-                    if isinstance(exc, StoreUnavailable):  # an outage, not a bug: no traceback
+                    for delivery in deliveries:
                         log.warning("webhook delivery of event %s (schedule %s) could not be stored: the "
-                                    "store is unavailable (%s)", event_id, schedule_id, type(exc).__name__)
-                    else:
-                        log.exception("webhook delivery of event %s (schedule %s) could not be stored",
-                                      event_id, schedule_id)
-                    return -1
-                await asyncio.sleep(delay)
-                delay *= 3
-        return -1
+                                    "store is unavailable (%s)", delivery.metadata.get("event_id"),
+                                    delivery.metadata.get("schedule_id"), type(exc).__name__)
+                    return [-1] * len(deliveries)
+            except Exception:
+                if len(deliveries) > 1:  # one the store refuses must not cost the others theirs
+                    return [outcome for delivery in deliveries for outcome in await self._add_all([delivery])]
+                if attempt == _ADD_ATTEMPTS:
+                    [delivery] = deliveries
+                    log.exception("webhook delivery of event %s (schedule %s) could not be stored",
+                                  delivery.metadata.get("event_id"), delivery.metadata.get("schedule_id"))
+                    return [-1]
+            await asyncio.sleep(delay)
+            delay *= 3
+        return [-1] * len(deliveries)
 
     async def withdraw(self, schedule: Schedule, events: Sequence[ScheduleEvent]) -> None:
         """Cancel the deliveries of ``events``, whose write was refused. A delivery that is

@@ -31,6 +31,13 @@ class EventPublisher(ABC):
     async def publish(self, schedule: Schedule, events: Sequence[ScheduleEvent]) -> bool:
         """Publish ``events`` of ``schedule`` (oldest first); False if some could not be stored."""
 
+    async def publish_many(self, changed: Sequence[tuple[Schedule, Sequence[ScheduleEvent]]]) -> list[bool]:
+        """``publish`` for many schedules written together (a page of a bulk change): the events
+        of each of ``changed`` (a schedule and its new events), answered in that order, each as
+        ``publish`` answers. An implementation that stores its deliveries stores them all in as
+        few round trips as it can; by default each is published in turn."""
+        return [await self.publish(schedule, events) for schedule, events in changed]
+
     async def withdraw(self, schedule: Schedule, events: Sequence[ScheduleEvent]) -> None:
         """``events`` of ``schedule`` were published but their write was refused: drop their
         deliveries (by default nothing was kept to drop)."""

@@ -142,7 +142,25 @@ class ScheduleRepository(ABC):
         """Store a new schedule durably before returning.
 
         Raise :class:`DuplicateSchedule` (with the existing schedule's id) when the id or the
-        non-empty ``idempotency_key`` is already taken; nothing is written then.
+        non-empty ``idempotency_key`` is already taken; nothing is written then, and nothing
+        else is undone: adds made at the same time are stored (SQLite commits concurrent writes
+        together, and a duplicate among them leaves the others committed).
+        """
+
+    @abstractmethod
+    async def add_many(self, schedules: Sequence[Schedule]) -> list[str | None]:
+        """Each of ``schedules`` as :meth:`add` stores it, in order, durably before returning:
+        answer, in the order of ``schedules``, None for each stored, or for each whose id or
+        non-empty ``idempotency_key`` was taken (by a stored schedule, or by one before it in
+        ``schedules``), the id of the schedule that has it (what :class:`DuplicateSchedule`
+        names), that one not written. A duplicate leaves the others to be written; an empty
+        ``schedules`` writes nothing.
+
+        A store writes them in as few round trips as it can (SQLite: one transaction, one sync
+        of its log for the lot), which is what makes storing the status webhook deliveries of a
+        page of changes cheap. An error (:class:`StoreUnavailable`) leaves each written or not,
+        as an error of :meth:`add` does: adding the same schedules again answers those written
+        as duplicates of themselves.
         """
 
     @abstractmethod

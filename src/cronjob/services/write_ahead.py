@@ -9,7 +9,7 @@ from cronjob.domain.schedule import Schedule, ScheduleEvent
 from cronjob.ports.events import EventPublisher
 from cronjob.services.few_at_a_time import few_at_a_time
 
-#: Publications in progress at once, for many schedules' events.
+#: Withdrawals in progress at once, for many schedules' events.
 _AT_ONCE = 16
 
 
@@ -37,15 +37,17 @@ async def publish_then_write_many(publisher: EventPublisher,
                                   changed: Sequence[tuple[Schedule, Sequence[ScheduleEvent]]],
                                   write: Callable[[], Awaitable[list[bool]]]) -> list[bool]:
     """:func:`publish_then_write` for many schedules written together: the events of each of
-    ``changed`` (a schedule and its new events) published, a few at a time, then one ``write``
-    of them all, which answers whether each was written (in the order of ``changed``); then
-    each refused one's events withdrawn, and each written one's published again where some
-    delivery could not be stored. An exception of ``write`` propagates, as there."""
-    published = await few_at_a_time([partial(publisher.publish, schedule, events) for schedule, events in changed],
-                                     _AT_ONCE)
+    ``changed`` (a schedule and its new events) published together (``publish_many``: one
+    round trip of the store for the lot's deliveries), then one ``write`` of them all, which
+    answers whether each was written (in the order of ``changed``); then each refused one's
+    events withdrawn, a few at a time, and those of each written one where some delivery could
+    not be stored published again. An exception of ``write`` propagates, as there."""
+    published = await publisher.publish_many(changed)
     written = await write()
-    after = [partial(publisher.withdraw if not ok else publisher.publish, schedule, events)
-             for (schedule, events), ok, stored in zip(changed, written, published, strict=True)
-             if not ok or not stored]
-    await few_at_a_time(after, _AT_ONCE)
+    refused = [partial(publisher.withdraw, schedule, events)
+               for (schedule, events), ok in zip(changed, written, strict=True) if not ok]
+    await few_at_a_time(refused, _AT_ONCE)
+    again = [item for item, ok, stored in zip(changed, written, published, strict=True) if ok and not stored]
+    if again:
+        await publisher.publish_many(again)
     return written
