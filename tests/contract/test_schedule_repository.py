@@ -736,6 +736,34 @@ async def test_a_cursor_walks_a_due_window_soonest_first_ties_by_id(store: Store
         await repo.list(after=ListCursor(due, T0, "c"))
 
 
+async def test_a_due_time_within_a_millisecond_pages_as_the_stores_keep_it(store: StoreFactory) -> None:
+    """A retry's instant is jittered to the microsecond (so is a recurring run now's): listed,
+    it is the millisecond every store keeps, ordered by id among the others of that millisecond,
+    never after a cursor made from itself, and a window's bound within that millisecond does not
+    take it in."""
+    repo = await store()
+    later = T0 + timedelta(seconds=5)  # a whole millisecond (T0's)
+    for name in ("a", "b", "c"):
+        await repo.add(one_off(T0, schedule_id=name))
+    await repo.add(one_off(later, schedule_id="d"))
+    fractions = {"a": 700, "b": 300, "c": 0}
+    for claimed in await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=10):
+        assert claimed.lease is not None
+        claimed.fail(attempt_id=claimed.lease.attempt_id, now=T0, error=ErrorInfo("x", "failed", retryable=True),
+                     decision=RetryDecision(later + timedelta(microseconds=fractions[claimed.id]), "retry"))
+        assert await repo.save(claimed, expected_status=ScheduleStatus.RUNNING,
+                               attempt_id=claimed.attempts[-1].attempt_id)
+    window: dict[str, Any] = {"due_after": T0}
+    ids = _lister(repo)
+    assert await ids(**window) == ["a", "b", "c", "d"]  # one millisecond: by id
+    for limit in (1, 2, 3):
+        assert [i for page in await _walk(repo, limit, **window) for i in page] == ["a", "b", "c", "d"], limit
+    assert await ids(**window, after=ListCursor(ListOrder.DUE, later, "a")) == ["b", "c", "d"]
+    # Kept as a whole millisecond: a bound within it (rounded up) leaves it out, or takes it in.
+    assert await ids(due_after=later + timedelta(microseconds=500)) == []
+    assert await ids(due_after=T0, due_before=later + timedelta(microseconds=500)) == ["a", "b", "c", "d"]
+
+
 async def test_a_cursor_combines_with_every_other_filter(store: StoreFactory) -> None:
     repo = await store()
     for index, schedule in enumerate((

@@ -55,21 +55,16 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
-import shutil
 import sys
-import tempfile
-import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import ClassVar, TypeVar
 
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import invariant, precondition, rule, run_state_machine_as_test
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import (
@@ -81,7 +76,6 @@ from cronjob.domain.message import (
 )
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import HISTORY_LIMIT, Schedule, ScheduleStatus
-from cronjob.ports.repository import ScheduleRepository
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.messaging import WhatsAppMessageHandler
 from cronjob.services.scheduling import (
@@ -92,17 +86,13 @@ from cronjob.services.scheduling import (
     ScheduleMessageCommand,
     SchedulingService,
 )
-from cronjob_adapters.codec import ScheduleCodec
-from cronjob_adapters.mongodb.repository import MongoScheduleRepository
-from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.memory.signal import InProcessWorkSignal
-from cronjob_adapters.sqlite.repository import SqliteScheduleRepository
 from cronjob_bootstrap.triggers import default_trigger_parser
 from tests.support.clock import FixedClock
+from tests.support.store_machine import StoreMachine
 
 S = ScheduleStatus
-_T = TypeVar("_T")
 
 T0 = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -368,19 +358,13 @@ client_keys = st.sampled_from([None, None, "order-1", "order-2"])
 # -- the machine -----------------------------------------------------------------------------
 
 
-class ServiceModel(RuleBasedStateMachine):
+class ServiceModel(StoreMachine):
     """The service, two replicas and a crash-prone third over one store, against the model."""
-
-    store_kind: ClassVar[str] = "memory"
-    #: The MongoDB server of the ``mongodb`` kind (set from the session's ``mongodb_uri`` fixture).
-    mongodb_uri: ClassVar[str] = ""
 
     def __init__(self) -> None:
         super().__init__()
-        self.loop = asyncio.new_event_loop()
         self.clock = FixedClock(T0)
-        self.tmp: Path | None = None
-        self.repositories = self.run(self._open_stores())
+        self.repositories = self.open_stores(2, "service-model")  # one per replica
         self.sender = ScriptedSender(self.clock)
         self.signal = InProcessWorkSignal(self.clock)
         ids = itertools.count(1)
@@ -398,32 +382,6 @@ class ServiceModel(RuleBasedStateMachine):
         }
         self.models: dict[str, ModelSchedule] = {}
         self.by_key: dict[str, str] = {}
-
-    async def _open_stores(self) -> list[ScheduleRepository]:
-        """One repository per replica: the shared in-memory one, one SQLite file each opens, or a
-        client each on one MongoDB database of its own."""
-        if self.store_kind == "memory":
-            shared = InMemoryScheduleRepository()
-            return [shared, shared]
-        if self.store_kind == "mongodb":
-            database = f"model_{uuid.uuid4().hex[:12]}"
-            clients = [MongoScheduleRepository.from_uri(self.mongodb_uri, database, ScheduleCodec(default_trigger_parser()),
-                                                        server_selection_timeout_ms=2000) for _ in range(2)]
-            await clients[0].initialize()
-            return list(clients)
-        self.tmp = Path(tempfile.mkdtemp(prefix="service-model-"))
-        made: list[ScheduleRepository] = []
-        for _ in range(2):
-            repository = SqliteScheduleRepository(self.tmp / "cronjob.sqlite3", ScheduleCodec(default_trigger_parser()))
-            await repository.initialize()
-            made.append(repository)
-        return made
-
-    def run(self, work: Awaitable[_T]) -> _T:
-        async def wrapped() -> _T:
-            return await work
-
-        return self.loop.run_until_complete(wrapped())
 
     @property
     def now(self) -> datetime:
@@ -747,10 +705,8 @@ class ServiceModel(RuleBasedStateMachine):
             if sys.exc_info()[1] is None:  # the run passed so far (teardown runs after a failure too)
                 self._everything_ends()
         finally:
-            self.run(self._close())
-            self.loop.close()
-            if self.tmp is not None:
-                shutil.rmtree(self.tmp, ignore_errors=True)
+            self.run(self._drain())
+            self.end()
 
     def _everything_ends(self) -> None:
         """Resume what is paused, move to each next due one-off (or lapsing lease) and let both
@@ -782,13 +738,9 @@ class ServiceModel(RuleBasedStateMachine):
             else:
                 assert schedule.status in FINAL
 
-    async def _close(self) -> None:
+    async def _drain(self) -> None:
         for replica in self.replicas.values():
             await replica.drain(timeout=1)
-        if isinstance(self.repositories[0], MongoScheduleRepository):
-            await self.repositories[0].drop_database()
-        for repository in {id(r): r for r in self.repositories}.values():
-            await repository.close()
 
 
 class SqliteServiceModel(ServiceModel):

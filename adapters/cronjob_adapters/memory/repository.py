@@ -222,11 +222,17 @@ class InMemoryScheduleRepository(ScheduleRepository):
             chosen = [s for s in chosen
                       if (low is None or s.updated_at >= low) and (high is None or s.updated_at < high)]
         if window:
-            # Stored times are whole milliseconds: compared exactly, a bound with a fraction of
-            # one selects what its next whole millisecond does, as the other stores round it.
-            timed = [(due, s.id, s) for s in chosen
-                     if s.status in LIVE_STATUSES and (due := s.next_run_at) is not None
-                     and (due_after is None or due >= due_after) and (due_before is None or due < due_before)]
+            # By the millisecond the other stores keep (and a cursor holds), as ``created_at``
+            # below: a due time kept here with a fraction (a retry's jittered instant, a recurring
+            # run now's) would otherwise order ties otherwise than by id, and come after a cursor
+            # made from itself (listed again, page after page). Each bound rounded up, as the
+            # other stores round it: a fraction of a millisecond selects what the next one does.
+            low = None if due_after is None else bound_millis(due_after)
+            high = None if due_before is None else bound_millis(due_before)
+            due_times = [(to_millis(s.next_run_at), s.id, s) for s in chosen
+                         if s.status in LIVE_STATUSES and s.next_run_at is not None]
+            timed = [entry for entry in due_times
+                     if (low is None or entry[0] >= low) and (high is None or entry[0] < high)]
             if after is not None:
                 position = (to_millis(after.at), after.id)
                 timed = [entry for entry in timed if entry[:2] > position]
