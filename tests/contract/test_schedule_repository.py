@@ -824,6 +824,10 @@ async def test_a_schedule_made_or_changed_during_a_walk_does_not_shift_its_pages
     await _change(repo, "s6", lambda s: setattr(s, "next_run_at", T0 + timedelta(seconds=30)))
     assert await ids(**window, after=after, limit=3) == ["s2", "s3", "s5"]
     assert await ids(**window, after=after) == ["s2", "s3", "s5", "new"]
+    # ...and one listed already that moved past the cursor (a recurring run's next occurrence, a
+    # retry, a move) is listed again where it is due now, as the README says: no snapshot.
+    await _change(repo, "s0", lambda s: setattr(s, "next_run_at", T0 + 3 * MINUTE + timedelta(seconds=30)))
+    assert await ids(**window, after=after) == ["s2", "s3", "s0", "s5", "new"]
 
 
 async def test_an_sqlite_due_window_reads_an_index_never_the_whole_table(tmp_path: Path) -> None:

@@ -405,7 +405,9 @@ def create_app(services: ApiServices) -> FastAPI:
             min_length=1, max_length=CURSOR_LENGTH, pattern=CURSOR_PATTERN,
             description="The page after the one that answered with this `next_cursor` (opaque: pass it as it "
                         "came), with the same filters: the schedules that follow that page's last one in the "
-                        "list's order. Schedules created or changed meanwhile do not shift the pages. A cursor "
+                        "list's order. Schedules created or changed meanwhile do not shift the pages (soonest first, "
+                        "one whose due time moved past the cursor is listed again, one that moved before it "
+                        "is not: page newest first to list each once). A cursor "
                         "is bound to the order it was made in: one from a list with a due-time window "
                         "(`due_after`/`due_before`) pages only such a list, one without, only a list "
                         "without. Not with `offset`.")] = None,
@@ -440,9 +442,15 @@ def create_app(services: ApiServices) -> FastAPI:
         Paging: `next_cursor` (while `has_more`) asks for the next page as `cursor=...` with the
         same filters. Page by cursor rather than `offset`: a page after a cursor is found
         through an index from that position, costing the same however far down it is, and a
-        schedule created or changed meanwhile shifts no page (newest first, a new schedule comes
-        before the cursor; none is listed twice or skipped). `offset` counts from the start of
-        the list at each request.
+        schedule created or changed meanwhile shifts no page. Newest first, a new schedule comes
+        before the cursor and none is listed twice or skipped (`created_at` never changes): page
+        newest first to export each schedule once. Soonest first, a schedule is listed at the due
+        time it has when its page is read, and that time moves (a recurring one that runs goes on
+        to its next occurrence, a failed run to its retry, a move or run now to its new time):
+        one listed already that moved past the cursor meanwhile is listed again, one not listed
+        yet that moved before it is not, and a window without `due_before` over recurring
+        schedules that run sooner than it is paged through may not end. `offset` counts from the
+        start of the list at each request.
 
         Without `type`, the service's own jobs (`webhook.delivery`, one per event and subscriber;
         `whatsapp.status`, a provider status parked until its message is recorded) are left out;

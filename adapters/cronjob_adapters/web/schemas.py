@@ -571,7 +571,8 @@ class ScheduleList(BaseModel):
     next_cursor: str | None = Field(
         description="The `cursor` of the next page (opaque; ask again with `cursor` set to it and the same "
                     "filters), or null when `has_more` is false. It holds this page's last schedule's position "
-                    "in the list's order, so schedules created or changed meanwhile shift no page.")
+                    "in the list's order, so schedules created or changed meanwhile shift no page (soonest first, "
+                    "one whose due time moved past it is listed again, one that moved before it is not).")
 
 
 class StatsView(BaseModel):
