@@ -1,4 +1,5 @@
-"""An in-memory store on which a test can slip a change in between a user's read and write."""
+"""An in-memory store on which a test can slip a change in between a user's read and write, or
+between two page reads of a list."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ class RacingRepository(InMemoryScheduleRepository):
     (trimmed from the log since, or not)."""
 
     race: Callable[[], Awaitable[Any]] | None = None
+    #: Once set, given the filters of every ``list`` just after it read its page (before the page
+    #: is returned); the first time it answers True it is done and unset: a change between two
+    #: page reads of a walk.
+    between_pages: Callable[[dict[str, Any]], Awaitable[bool]] | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -29,3 +34,9 @@ class RacingRepository(InMemoryScheduleRepository):
         if saved:
             self.written.update(event.id for event in schedule.events)
         return saved
+
+    async def list(self, **filters: Any) -> list[Schedule]:  # type: ignore[override]
+        page = await super().list(**filters)
+        if self.between_pages is not None and await self.between_pages(filters):
+            self.between_pages = None
+        return page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from cronjob.services.scheduling import CreateScheduleCommand, SchedulingService
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from tests.support.app import WritesDownStore
 from tests.support.clock import FixedClock
+from tests.support.racing import RacingRepository
 from tests.support.signal import RecordingSignal
 
 NOW = datetime(2030, 1, 15, 11, 0, tzinfo=UTC)
@@ -71,6 +73,38 @@ async def test_every_live_schedule_of_the_user_is_cancelled_and_nothing_else() -
 
     again = await cancel_schedules(service, Selection(user_id="u1"))  # nothing twice; the one being sent still refused
     assert again.cancelled == [] and list(again.refused) == [sending.id]
+
+
+async def test_a_schedule_that_changes_status_between_the_walks_is_cancelled_and_answered_once() -> None:
+    """Each live status is walked in turn: a recurring schedule listed running, whose run ends
+    (back to ``scheduled``, at its next occurrence) before the ``scheduled`` walk, is listed by
+    both, and still cancelled once and answered once."""
+    clock = FixedClock(NOW)
+    repository = RacingRepository()
+    service = SchedulingService(repository, clock, RecordingSignal(clock))
+    recurring = await make(service, "u1", "every 10 minutes from 2030-01-15T11:10:00Z")
+    waiting = await make(service, "u1")
+    later = NOW + timedelta(minutes=10)
+    clock.set(later)
+    [running] = await repository.claim_due(now=later, owner="r", lease_for=timedelta(seconds=30), limit=10)
+    assert running.id == recurring.id and running.lease is not None
+    attempt_id = running.lease.attempt_id
+
+    async def run_ends(filters: dict[str, Any]) -> bool:
+        if filters["status"] is not S.RUNNING:
+            return False
+        running.succeed(attempt_id=attempt_id, now=later)
+        assert await repository.save(running, expected_status=S.RUNNING, attempt_id=attempt_id)
+        return True
+
+    repository.between_pages = run_ends
+    result = await cancel_schedules(service, Selection(user_id="u1"))
+
+    assert repository.between_pages is None  # the run ended between the walks
+    assert sorted(result.cancelled) == sorted([recurring.id, waiting.id]) and result.refused == {}
+    stored = await repository.get(recurring.id)
+    assert stored is not None and stored.status is S.CANCELLED
+    assert [e.type for e in stored.events].count("cancelled") == 1
 
 
 async def test_the_live_schedules_carrying_every_label_are_cancelled_and_with_a_user_only_theirs() -> None:
