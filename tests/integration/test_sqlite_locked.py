@@ -149,4 +149,7 @@ async def test_the_api_logs_why_the_store_did_not_answer(tmp_path: Path, caplog:
         locker.release()
         await repo.close()
     logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("store unavailable")]
-    assert logged == [f"store unavailable: StoreUnavailable: SQLite store {path}: database is locked"], logged
+    # SQLite's own words, and the worker's when its time limit ran out first (a write taken in a
+    # group commit waits for the lock in the worker, not in SQLite's busy handler).
+    [line] = logged
+    assert line.startswith(f"store unavailable: StoreUnavailable: SQLite store {path}: database is locked"), logged
