@@ -896,6 +896,11 @@ async def test_an_sqlite_due_window_reads_an_index_never_the_whole_table(tmp_pat
             "SEARCH schedules USING INDEX schedules_user_id (user_id=? AND (created_at,id)<(?,?))"]
         assert plan(conn, after=made, task_types=["email"], exclude_types=[]) == [
             "SEARCH schedules USING INDEX schedules_type_created (task_type=? AND (created_at,id)<(?,?))"]
+        # A status alone (the dead letters): read in order to the page's end, not every row of it sorted.
+        assert plan(conn, status=ScheduleStatus.DEAD) == [
+            "SEARCH schedules USING INDEX schedules_status_created (status=?)"]
+        assert plan(conn, status=ScheduleStatus.DEAD, after=made) == [
+            "SEARCH schedules USING INDEX schedules_status_created (status=? AND (created_at,id)<(?,?))"]
         steps = plan(conn, after=made, labels={"order": "1"})
         assert "SEARCH l0 USING COVERING INDEX schedule_labels_key_value (key=? AND value=?)" in steps, steps
         assert not any(step.startswith("SCAN") for step in steps), steps

@@ -42,6 +42,9 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS schedules_created ON schedules (created_at, id)",
     # Listing by task type (GET /v1/schedules?type=...), newest first, without scanning the others.
     "CREATE INDEX IF NOT EXISTS schedules_type_created ON schedules (task_type, created_at, id)",
+    # Listing by status alone (the dead letters: GET /v1/schedules?status=dead), newest first, read
+    # in order up to the page's end rather than every row of that status sorted for each page.
+    "CREATE INDEX IF NOT EXISTS schedules_status_created ON schedules (status, created_at, id)",
 )
 
 
