@@ -404,9 +404,9 @@ class Dispatcher:
     async def _record(self, schedule: Schedule, attempt_id: str) -> None:
         """Publish the events the run recorded, then write the outcome, fenced; retry a store
         outage while the lease still holds (as it stood at the first write refused; at least
-        ``save_attempts`` times). An outage that
-        outlasts both is logged as a warning (an expected condition, not a crash): the outcome is
-        left unwritten, and the run is taken over again once its lease lapses (at-least-once).
+        ``save_attempts`` times). An outage that outlasts both is logged as a warning (an
+        expected condition, not a crash): the outcome is left unwritten, and the run is taken
+        over again once its lease lapses (at-least-once).
 
         Publishing first (the publisher's contract) means a crash between the two writes
         cannot lose the events: their deliveries are stored, and each waits until it finds its
