@@ -52,12 +52,18 @@ _SPREAD = 0.25
 
 @dataclass(slots=True)
 class _Destination:
-    """One destination's runs (delivery id -> when it was admitted, monotonic; None once it runs,
-    with its start in ``started``) and the average time its runs took (None until one ended)."""
+    """One destination's slots: those admitted whose run has not begun and the runs in progress
+    (delivery id -> when, monotonic), and the average time its runs took (None until one ended)."""
 
-    slots: dict[str, float | None] = field(default_factory=dict)
+    admitted: dict[str, float] = field(default_factory=dict)
     started: dict[str, float] = field(default_factory=dict)
     took: float | None = None
+
+    def holds(self, delivery_id: str) -> bool:
+        return delivery_id in self.admitted or delivery_id in self.started
+
+    def in_flight(self) -> int:
+        return len(self.admitted) + len(self.started)
 
 
 class DestinationLimit:
@@ -86,8 +92,9 @@ class DestinationLimit:
         now = self._now()
         destination = self._destinations.setdefault(origin, _Destination())
         self._forget(destination, now)
-        if delivery_id in destination.slots or self._room(destination, now):
-            destination.slots.setdefault(delivery_id, now)
+        if destination.holds(delivery_id) or self._room(destination, now):
+            if delivery_id not in destination.started:
+                destination.admitted.setdefault(delivery_id, now)
             return None
         wait = min(max(self._pace(destination, now), self.pause), self._max_pause)
         return wait * (1 - _SPREAD + 2 * _SPREAD * self._jitter())
@@ -96,11 +103,11 @@ class DestinationLimit:
         """The run of ``delivery_id`` begins: True when it holds a slot (admitted, or there is room)."""
         now = self._now()
         destination = self._destinations.setdefault(origin, _Destination())
-        if delivery_id not in destination.slots:
+        if not destination.holds(delivery_id):
             self._forget(destination, now)
             if not self._room(destination, now):
                 return False
-        destination.slots[delivery_id] = None
+        destination.admitted.pop(delivery_id, None)
         destination.started[delivery_id] = now
         return True
 
@@ -109,23 +116,23 @@ class DestinationLimit:
         destination = self._destinations.get(origin)
         if destination is None:
             return
-        destination.slots.pop(delivery_id, None)
+        destination.admitted.pop(delivery_id, None)
         started = destination.started.pop(delivery_id, None)
         if started is not None:
             took = self._now() - started
             destination.took = took if destination.took is None else (1 - _WEIGHT) * destination.took + _WEIGHT * took
         if len(self._destinations) > _KEPT:
-            self._destinations = {o: d for o, d in self._destinations.items() if d.slots}
+            self._destinations = {o: d for o, d in self._destinations.items() if d.in_flight()}
 
     def in_flight(self, origin: Origin) -> int:
         """How many deliveries to ``origin`` hold a slot."""
         destination = self._destinations.get(origin)
-        return len(destination.slots) if destination is not None else 0
+        return destination.in_flight() if destination is not None else 0
 
     def _room(self, destination: _Destination, now: float) -> bool:
         """Whether one more delivery may run: below the limit, or the destination is known not to
         be slow (one never heard from yet may well hang: the limit holds until a run ends)."""
-        if len(destination.slots) < self.limit:
+        if destination.in_flight() < self.limit:
             return True
         return destination.took is not None and self._pace(destination, now) < self._slow_after
 
@@ -139,6 +146,6 @@ class DestinationLimit:
     @staticmethod
     def _forget(destination: _Destination, now: float) -> None:
         """Drop the admissions whose run never began."""
-        for delivery_id, admitted in list(destination.slots.items()):
-            if admitted is not None and admitted + _ADMISSION_LAPSES < now:
-                del destination.slots[delivery_id]
+        for delivery_id, admitted in list(destination.admitted.items()):
+            if admitted + _ADMISSION_LAPSES < now:
+                del destination.admitted[delivery_id]
