@@ -271,7 +271,7 @@ class Settings(BaseSettings):
     @field_validator("smtp_host")
     @classmethod
     def _smtp_host(cls, value: str | None) -> str | None:
-        if value and (value != value.strip() or HEADER_FORBIDDEN.search(value) or any(c.isspace() for c in value)):
+        if value and (HEADER_FORBIDDEN.search(value) or any(c.isspace() for c in value)):
             raise ValueError("must be a host name or address, without spaces or control characters")
         return value
 
