@@ -24,10 +24,12 @@ async def publish_then_write(publisher: EventPublisher, schedule: Schedule, even
     stored. An exception of ``write`` propagates, and the events stay published then (the write
     may have happened, its answer lost): their deliveries wait for them, a bounded while.
     """
-    async def write_one() -> list[bool]:
-        return [await write()]
-
-    [written] = await publish_then_write_many(publisher, [(schedule, events)], write_one)
+    published = await publisher.publish(schedule, events)
+    written = await write()
+    if not written:
+        await publisher.withdraw(schedule, events)
+    elif not published:
+        await publisher.publish(schedule, events)
     return written
 
 
