@@ -119,6 +119,60 @@ async def test_a_redrive_is_bounded_by_its_limit_too(client: httpx.AsyncClient, 
     assert await statuses(client, dead) == {"scheduled"}
 
 
+async def test_a_redrive_repeated_with_each_answer_s_cursor_goes_on_with_the_rest(
+        client: httpx.AsyncClient, container: Container, clock: Any) -> None:  # noqa: F811
+    """The token is still expired: what a limited redrive retried fails again at once. The same
+    request repeated lists newest first again, so it retries those again and never gets to the
+    rest; repeated with the answer's ``next_cursor``, it goes on after them."""
+    dead = [await create(client, "2025-06-21T13:00:00-03:00", userId="ana") for _ in range(5)]
+    sender = container.sender()
+    assert isinstance(sender, RecordingMessageSender)
+    sender.fail_with(*[DeliveryError("190", "Session has expired", retryable=False)] * 20)
+    dispatcher = container.dispatcher()
+
+    async def run_what_is_due() -> None:
+        clock.advance(1)
+        while await dispatcher.dispatch_due():
+            pass
+        await dispatcher.drain(5)
+
+    await run_what_is_due()
+    assert await statuses(client, dead) == {"dead"}
+
+    first = await post(client, "/v1/schedules:retry", {"status": "dead", "limit": 2})
+    assert len(first["retried"]) == 2 and first["more"] and first["next_cursor"]
+    await run_what_is_due()  # they fail again
+    same = await post(client, "/v1/schedules:retry", {"status": "dead", "limit": 2})
+    assert sorted(same["retried"]) == sorted(first["retried"])  # the same two again: never the rest
+    await run_what_is_due()
+
+    answers = [first]
+    while answers[-1]["more"]:
+        answers.append(await post(client, "/v1/schedules:retry",
+                                  {"status": "dead", "limit": 2, "cursor": answers[-1]["next_cursor"]}))
+        await run_what_is_due()
+    assert [(len(a["retried"]), a["more"], a["next_cursor"] is None) for a in answers] == [
+        (2, True, False), (2, True, False), (1, False, True)]
+    assert sorted(i for a in answers for i in a["retried"]) == sorted(dead)  # each once
+
+
+@pytest.mark.parametrize("cursor", ["nope", "", "eyJvIjoiZHVlIn0", "x" * 1025])
+async def test_a_redrive_cursor_that_is_not_a_next_cursor_is_a_422_naming_it(
+        client: httpx.AsyncClient, cursor: str) -> None:
+    answer = await client.post("/v1/schedules:retry", json={"status": "dead", "cursor": cursor})
+    assert answer.status_code == 422, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == ["cursor"]
+
+
+async def test_a_redrive_refuses_a_cursor_of_a_list_in_due_time_order(client: httpx.AsyncClient) -> None:
+    for _ in range(2):
+        await create(client, AT, userId="ana")
+    page = (await client.get("/v1/schedules", params={"limit": 1, "due_after": "2025-06-21T00:00:00Z"})).json()
+    answer = await client.post("/v1/schedules:retry", json={"status": "dead", "cursor": page["next_cursor"]})
+    assert answer.status_code == 422, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == ["cursor"]
+
+
 @pytest.mark.parametrize("path", ["/v1/schedules:cancel", "/v1/schedules:pause", "/v1/schedules:resume",
                                   "/v1/schedules:retry"])
 @pytest.mark.parametrize("limit", [0, -1, 10_001, "10", 1.5, 10.0, True, [5], {}])

@@ -9,6 +9,7 @@ checks that the page logged no error (a script error, a refused request, a CSP v
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -25,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Route, expect, sync_playwright
 
 from tests.support.app import AUTH, TOKEN
 from tests.support.builders import seed_request
@@ -1343,7 +1344,7 @@ def test_what_died_in_the_last_hour_is_listed_and_retried(page: Page, service: S
         page.click("#retry-matching")
     assert asked == [f"Retry every dead schedule of user {user} changed since {since} now?"]
     body = retry.value.post_data_json
-    assert body == {"status": "dead", "userId": user, "updated_after": body["updated_after"]}
+    assert body == {"status": "dead", "userId": user, "updated_after": body["updated_after"], "limit": 1000}
     assert datetime.fromisoformat(body["updated_after"]) == hour_start
     expect(page.locator("#message")).to_have_text(
         f"Every dead schedule of user {user} changed since {since}: 1 schedule(s) retried.")
@@ -1386,6 +1387,91 @@ def test_the_dead_letters_shown_are_retried_at_once(page: Page, service: Service
     page.click("#retry-matching")
     expect(page.locator("#message")).to_have_text(f"Every unknown schedule of user {user}: 0 schedule(s) retried.")
     assert "may send them twice" in asked[-1]
+
+
+class LimitedTo:
+    """Routes a bulk request's ``limit`` down to ``size`` on its way to the service (what the page
+    sent, and what the service answered, are kept): many requests from a few schedules."""
+
+    def __init__(self, page: Page, path: str, size: int = 2) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.answers: list[dict[str, Any]] = []
+        self._size = size
+        page.route(f"**/{path}", self._handle)
+
+    def _handle(self, route: Route) -> None:
+        body = json.loads(route.request.post_data or "{}")
+        self.sent.append(body)
+        response = route.fetch(post_data=json.dumps({**body, "limit": self._size}))
+        if response.ok:
+            self.answers.append(response.json())
+        route.fulfill(response=response)
+
+
+def test_a_bulk_change_is_made_in_requests_of_a_limit_each_until_no_more_match(
+        page: Page, service: Service) -> None:
+    user = "dashboard-many"
+    mine = [service.later(userId=user) for _ in range(5)]
+    sign_in(page)
+    page.fill("#user-filter", user)
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#schedules tbody tr")).to_have_count(5)
+    limited = LimitedTo(page, "v1/schedules:cancel")
+    accepting(page)
+    page.click("#cancel-user")
+    expect(page.locator("#message")).to_have_text(f"User {user}: 5 schedule(s) cancelled.")
+    assert limited.sent == [{"userId": user, "limit": 1000}] * 3
+    assert [(len(a["cancelled"]), a["more"]) for a in limited.answers] == [(2, True), (2, True), (1, False)]
+    assert {service.get(s["id"])["status"] for s in mine} == {"cancelled"}
+
+
+def test_a_bulk_change_stopped_by_a_failed_request_says_how_far_it_got(
+        page: Page, service: Service, page_errors: list[str]) -> None:
+    user = "dashboard-midway"
+    mine = [service.later(userId=user) for _ in range(3)]
+    sign_in(page)
+    page.fill("#user-filter", user)
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#schedules tbody tr")).to_have_count(3)
+    sent = 0
+
+    def first_then_502(route: Route) -> None:
+        nonlocal sent
+        sent += 1
+        if sent == 1:
+            body = json.loads(route.request.post_data or "{}")
+            route.fulfill(response=route.fetch(post_data=json.dumps({**body, "limit": 2})))
+        else:
+            route.fulfill(status=502, content_type="text/html", body="<h1>502 Bad Gateway</h1>")
+
+    page.route("**/v1/schedules:pause", first_then_502)
+    accepting(page)
+    page.click("#pause-matching")
+    expect(page.locator("#message")).to_have_text(f"User {user}: 2 schedule(s) paused, then stopped: Bad Gateway (502)")
+    assert sorted(service.get(s["id"])["status"] for s in mine) == ["paused", "paused", "scheduled"]
+    refused = [error for error in page_errors if "status of 502" in error]
+    assert len(refused) == 1
+    page_errors.remove(refused[0])
+
+
+def test_retry_all_goes_on_after_each_answer_s_cursor_so_what_fails_again_is_not_retried_again(
+        page: Page, service: Service) -> None:
+    """No WhatsApp credentials here: what is retried is dead again at once, and a repeat of the same
+    request would retry it again and never reach the rest."""
+    user = "dashboard-redrive-pages"
+    dead = [service.dead(userId=user) for _ in range(5)]
+    sign_in(page)
+    page.select_option("#status-filter", "dead")
+    page.fill("#user-filter", user)
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#schedules tbody tr")).to_have_count(5)
+    limited = LimitedTo(page, "v1/schedules:retry")
+    accepting(page)
+    page.click("#retry-matching")
+    expect(page.locator("#message")).to_have_text(f"Every dead schedule of user {user}: 5 schedule(s) retried.")
+    cursors = [a["next_cursor"] for a in limited.answers]
+    assert [body.get("cursor") for body in limited.sent] == [None, *cursors[:-1]] and cursors[-1] is None
+    assert sorted(i for a in limited.answers for i in a["retried"]) == sorted(s["id"] for s in dead)  # each once
 
 
 def test_the_bulk_actions_send_the_type_and_the_windows_shown_and_act_on_those_shown_only(
@@ -1431,7 +1517,7 @@ def test_the_bulk_actions_send_the_type_and_the_windows_shown_and_act_on_those_s
         button = "#cancel-user" if kind == "cancel" else f"#{kind}-matching"
         with page.expect_request(lambda request: request.url.endswith(f"/v1/schedules:{kind}")) as bulk:
             page.click(button)
-        assert bulk.value.post_data_json == {"userId": user, "type": ["whatsapp.text"], **sent}, kind
+        assert bulk.value.post_data_json == {"userId": user, "type": ["whatsapp.text"], **sent, "limit": 1000}, kind
         undone = " This cannot be undone." if kind == "cancel" else ""
         assert asked[-1] == f"{ask} of user {user} {narrowed}?{undone}"
         expect(page.locator("#message")).to_have_text(f"User {user} {narrowed}: 1 schedule(s) {done}.")

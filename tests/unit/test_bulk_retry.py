@@ -11,8 +11,8 @@ from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import ErrorInfo
 from cronjob.domain.retry import RetryDecision
 from cronjob.domain.schedule import Schedule, ScheduleStatus
-from cronjob.ports.repository import StoreUnavailable
-from cronjob.services.bulk import Selection
+from cronjob.ports.repository import ListCursor, ListOrder, StoreUnavailable
+from cronjob.services.bulk import Selection, change_matching
 from cronjob.services.bulk_retry import retry_schedules
 from cronjob.services.scheduling import SchedulingService
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
@@ -241,3 +241,11 @@ async def test_a_store_that_goes_away_is_its_own_error() -> None:
     repository.down = True
     with pytest.raises(StoreUnavailable, match="connection refused"):
         await retry_schedules(service, status=S.DEAD)
+
+
+async def test_going_on_after_a_position_is_for_a_change_in_one_status_only() -> None:
+    service, _ = await service_with(ended(S.DEAD))
+    position = ListCursor(ListOrder.CREATED, NOW, "x")
+    with pytest.raises(ValueError, match="one status only"):
+        await change_matching(service, service.retrying, statuses=(S.DEAD, S.MISSED), selection=Selection(),
+                              after=position)

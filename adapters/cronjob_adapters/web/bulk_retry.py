@@ -13,6 +13,7 @@ from cronjob.services.bulk_retry import retry_schedules
 from cronjob.services.scheduling import SchedulingService
 
 from cronjob_adapters.web.bulk_select import Narrowing, NarrowingView, RefusedView, more_field, refused_views
+from cronjob_adapters.web.cursors import decode_cursor, encode_cursor
 from cronjob_adapters.web.problems import problem_responses
 
 
@@ -32,6 +33,11 @@ class BulkRetryRequest(Narrowing):
     status: Literal["dead", "unknown", "missed"] = Field(
         description="The status to retry from. `unknown` ones may have been sent already (the send got no "
                     "answer): retrying them may send them twice.")
+    cursor: str | None = Field(default=None, max_length=1024, description=(
+        "The `next_cursor` of the previous answer (with `more`), as it came: go on after the last schedule "
+        "that request listed. Without it a repeat starts again from the newest, so what the previous "
+        "request retried and failed again meanwhile (the failure not fixed) would be retried again before "
+        "the rest."))
 
 
 class BulkRetryView(NarrowingView):
@@ -42,6 +48,9 @@ class BulkRetryView(NarrowingView):
     refused: list[RefusedView] = Field(description="Schedules that could not be retried, with why (one that "
                                                    "left the status meanwhile, one that kept changing).")
     more: bool = more_field()
+    next_cursor: str | None = Field(description=(
+        "With `more`: where this request stopped. Repeat it with `cursor` set to this to go on with the "
+        "schedules after the last one it listed (null when `more` is false)."))
 
 
 def bulk_retry_router(scheduling: SchedulingService, known_types: Collection[str],
@@ -65,13 +74,17 @@ def bulk_retry_router(scheduling: SchedulingService, known_types: Collection[str
         fixed. Each is retried at most once per request, even if it fails again meanwhile; a
         repeat retries what is in `status` then (one that failed again included). With `limit`,
         at most that many are retried and `more` says whether more may match: repeat the
-        request until it is false. An unknown task type is a 422, as an instant without an
+        request until it is false, each time with `cursor` = the previous answer's
+        `next_cursor` (without it, what failed again at once would be retried again before the
+        rest). A `cursor` that is not such a `next_cursor` is a 422 naming it, as is an unknown task type is a 422, as an instant without an
         offset is, an `updated_before` not later than `updated_after` and a `limit` outside 1
         to 10,000."""
         selection = request.selection(known_types)
+        after = None if request.cursor is None else decode_cursor(request.cursor)
         done = await retry_schedules(scheduling, status=ScheduleStatus(request.status), selection=selection,
-                                     limit=request.limit)
+                                     limit=request.limit, after=after)
         return BulkRetryView(**BulkRetryView.echo(selection), status=request.status, retried=done.retried,
-                             refused=refused_views(done.refused), more=done.more)
+                             refused=refused_views(done.refused), more=done.more,
+                             next_cursor=None if done.next is None else encode_cursor(done.next))
 
     return router

@@ -79,11 +79,13 @@ class Selection:
 class BulkOutcome:
     """What :func:`change_matching` did: the ids it changed, those it could not change with why
     (from the :class:`ScheduleConflict` the change raised), and whether more may match (``more``:
-    it stopped at its limit with some left)."""
+    it stopped at its limit with some left) and, for a change in one status, from where (``next``:
+    the position in the list of that status after the last schedule listed)."""
 
     changed: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
     more: bool = False
+    next: ListCursor | None = None
 
 
 #: The most a bulk change may be limited to (and the limit's least, 1).
@@ -104,6 +106,7 @@ async def change_matching(
     statuses: Sequence[ScheduleStatus],
     selection: Selection,
     limit: int | None = None,
+    after: ListCursor | None = None,
 ) -> BulkOutcome:
     """Make ``change`` (one of the service's own, e.g. ``scheduling.cancelling``) to each
     schedule in one of ``statuses`` that ``selection`` matches (checked first, see
@@ -117,8 +120,15 @@ async def change_matching(
 
     With ``limit``, at most that many are changed (those refused do not count): the outcome
     says ``more`` when it stopped there with more that may match. Those changed match no
-    more, so a repeat of the call goes on with the rest.
+    more, so a repeat of the call goes on with the rest. A change that can make a schedule
+    match again (a retry that fails again at once) is listed newest first again by a repeat:
+    for one status, the outcome's ``next`` is where the call stopped, and a repeat given it as
+    ``after`` lists only what comes after it (the list's order is by creation, which never
+    changes). ``after`` with several statuses is a :class:`ValueError` (a position in one
+    status's list is none in another's).
     """
+    if after is not None and len(statuses) != 1:
+        raise ValueError("a bulk change goes on after a position in the list of one status only")
     selection = selection.checked()
     check_limit(limit)
     result = BulkOutcome()
@@ -126,18 +136,19 @@ async def change_matching(
     for _ in range(_PASSES):
         before = len(seen)
         for index, status in enumerate(statuses):
-            after: ListCursor | None = None
+            position = after
             while True:
                 room = _PAGE if limit is None else min(_PAGE, limit - len(result.changed))
-                page = await _page(scheduling, status, selection, room, after)
+                page = await _page(scheduling, status, selection, room, position)
                 await _change_page(scheduling, change, [s for s in page.items if s.id not in seen], result)
                 seen.update(s.id for s in page.items)
                 if limit is not None and len(result.changed) >= limit:
                     result.more = page.has_more or await _any_matching(scheduling, statuses[index + 1:], selection)
+                    result.next = page.next_cursor if len(statuses) == 1 else None
                     return result
                 if page.next_cursor is None:
                     break
-                after = page.next_cursor
+                position = page.next_cursor
         if len(seen) == before:
             break
     return result

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.schedule import ScheduleStatus
+from cronjob.ports.repository import ListCursor
 from cronjob.services.bulk import Selection, change_matching
 from cronjob.services.scheduling import SchedulingService
 
@@ -18,16 +19,18 @@ RETRYABLE_STATUSES = (ScheduleStatus.DEAD, ScheduleStatus.UNKNOWN, ScheduleStatu
 @dataclass(slots=True)
 class BulkRetry:
     """What :func:`retry_schedules` did: the ids it retried, those it could not retry with why
-    (one that left the status meanwhile, one that kept changing), and whether more may match
-    (it stopped at its limit)."""
+    (one that left the status meanwhile, one that kept changing), whether more may match (it
+    stopped at its limit) and where it stopped (``next``, with ``more``)."""
 
     retried: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
     more: bool = False
+    next: ListCursor | None = None
 
 
 async def retry_schedules(scheduling: SchedulingService, *, status: ScheduleStatus,
-                          selection: Selection = Selection(), limit: int | None = None) -> BulkRetry:
+                          selection: Selection = Selection(), limit: int | None = None,
+                          after: ListCursor | None = None) -> BulkRetry:
     """Retry every schedule in ``status`` (``dead``, ``unknown`` or ``missed``: another one is a
     :class:`ValidationError`) that ``selection`` matches (see :class:`Selection`; by default
     every type the service schedules, so its own jobs only when named; its last-change window
@@ -41,11 +44,13 @@ async def retry_schedules(scheduling: SchedulingService, *, status: ScheduleStat
     once per call, even if it fails again meanwhile; repeating the call retries what is in
     ``status`` then, those that failed again included. With ``limit`` (1 to 10,000), at most
     that many are retried, and ``more`` says whether more may match: a repeat goes on with the
-    rest (see :func:`change_matching`).
+    rest (see :func:`change_matching`). Those are listed newest first, as this call listed them,
+    so what it retried and failed again meanwhile (the failure not fixed) comes first again: a
+    repeat given ``after`` = this call's ``next`` goes on after the last one it listed instead.
     """
     if status not in RETRYABLE_STATUSES:
         raise ValidationError(f"only {', '.join(s.value for s in RETRYABLE_STATUSES)} schedules can be retried, "
                               f"not {status.value}", field="status")
     done = await change_matching(scheduling, scheduling.retrying, statuses=(status,), selection=selection,
-                                 limit=limit)
-    return BulkRetry(retried=done.changed, refused=done.refused, more=done.more)
+                                 limit=limit, after=after)
+    return BulkRetry(retried=done.changed, refused=done.refused, more=done.more, next=done.next)

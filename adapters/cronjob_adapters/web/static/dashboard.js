@@ -37,6 +37,10 @@ const DUE_WINDOWS = {
 const CHANGE_WINDOWS = { hour: 3600e3, day: 24 * 3600e3, week: 7 * 24 * 3600e3 };
 //: The statuses a "Retry all" is offered for (POST /v1/schedules:retry).
 const RETRYABLE = ACTIONS.retry.statuses;
+//: The most one bulk request changes (its ``limit``): more matches are changed by repeating it.
+const BULK_LIMIT = 1000;
+//: The refusals a bulk change's outcome names (the others are counted).
+const REFUSALS_SHOWN = 10;
 //: What each bulk button asks of the API (the user, labels, type, Due and Changed windows the list
 //: is filtered by), and the Status filters it is offered under: those whose list holds every
 //: schedule it changes. The API takes no status: cancel changes every live one (under a status,
@@ -521,10 +525,41 @@ function bulkSelector() {
   return { labels: selectors.length ? labels : null, whose };
 }
 
-/** Tell what a bulk request did: how many were changed, and which could not be and why. */
+/** Tell what a bulk change did: how many were changed, and which could not be and why (the
+ * first REFUSALS_SHOWN by name, the others counted). */
 function sayBulk(who, count, done, refused) {
-  const why = refused.length ? `; ${refused.length} could not be: ${refused.map((r) => `${r.id} (${r.reason})`).join("; ")}` : "";
+  const named = refused.slice(0, REFUSALS_SHOWN).map((r) => `${r.id} (${r.reason})`);
+  if (refused.length > named.length) named.push(`and ${refused.length - named.length} more`);
+  const why = refused.length ? `; ${refused.length} could not be: ${named.join("; ")}` : "";
   say(`${who}: ${count} schedule(s) ${done}${why}.`, refused.length ? "error" : "info");
+}
+
+/** A bulk change of every match, as requests of at most BULK_LIMIT each, repeated while the answer
+ * says ``more`` (each within a proxy's timeout, however many match), the count so far shown
+ * between them. ``done``: the answer's list of those changed. ``cursor``: each repeat goes on
+ * after the previous answer's ``next_cursor`` (a retry: what it retried may fail again at once,
+ * and would come first again). Says what was done, also when a request fails midway. */
+async function changeInPages(path, body, done, who, { cursor = false } = {}) {
+  let count = 0;
+  const refused = new Map();  // a repeat lists again what was refused: named once
+  let answer = { more: true, next_cursor: null };
+  try {
+    while (answer.more) {
+      const after = cursor && answer.next_cursor ? { cursor: answer.next_cursor } : {};
+      answer = await api(path, {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ ...body, limit: BULK_LIMIT, ...after }),
+      });
+      count += answer[done].length;
+      for (const r of answer.refused) refused.set(r.id, r);
+      if (answer.more) say(`${who}: ${count} schedule(s) ${done} so far…`, "info");
+    }
+  } catch (error) {
+    if (count && error.status !== 401) say(`${who}: ${count} schedule(s) ${done}, then stopped: ${error.message}`);
+    else report(error);
+    return;
+  }
+  sayBulk(who, count, done, [...refused.values()]);
 }
 
 //: An opt-out, an order called off, a campaign held: every schedule of the user and/or the labels
@@ -540,17 +575,9 @@ async function bulkAct(kind) {
   if (!selector) return;
   const bounds = windowBounds();
   if (!window.confirm(`${ask} ${narrowedText(selector.whose, bounds)}?${final ? " This cannot be undone." : ""}`)) return;
-  try {
-    const answer = await api(path, {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ ...selectionBody(selector), ...bounds }),
-    });
-    const narrowed = narrowedText("", bounds);
-    const who = selector.whose.charAt(0).toUpperCase() + selector.whose.slice(1) + (narrowed ? ` ${narrowed}` : "");
-    sayBulk(who, answer[done].length, done, answer.refused);
-  } catch (error) {
-    report(error);
-  }
+  const narrowed = narrowedText("", bounds);
+  const who = selector.whose.charAt(0).toUpperCase() + selector.whose.slice(1) + (narrowed ? ` ${narrowed}` : "");
+  await changeInPages(path, { ...selectionBody(selector), ...bounds }, done, who);
   await refresh();
 }
 
@@ -567,15 +594,8 @@ async function retryMatching() {
   const of = narrowedText(selector.whose, changed);
   const twice = status === "unknown" ? " They may have been sent already: a retry may send them twice." : "";
   if (!window.confirm(`Retry every ${status} schedule${of ? ` ${of}` : ""} now?${twice}`)) return;
-  try {
-    const answer = await api("v1/schedules:retry", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ status, ...selectionBody(selector), ...changed }),
-    });
-    sayBulk(`Every ${status} schedule${of ? ` ${of}` : ""}`, answer.retried.length, "retried", answer.refused);
-  } catch (error) {
-    report(error);
-  }
+  await changeInPages("v1/schedules:retry", { status, ...selectionBody(selector), ...changed }, "retried",
+    `Every ${status} schedule${of ? ` ${of}` : ""}`, { cursor: true });
   await refresh();
 }
 
