@@ -73,7 +73,7 @@ async def test_messages_killed_by_an_expired_token_are_redriven_once_it_is_renew
     assert mine_only.status_code == 200, mine_only.text
     assert mine_only.json() == {"status": "dead", "type": None, "userId": SEED["userId"], "labels": None,
                                 "updated_after": None, "updated_before": None,
-                                "retried": mine_only.json()["retried"], "refused": [], "more": False}
+                                "retried": mine_only.json()["retried"], "refused": [], "more": False, "next_cursor": None}
     assert sorted(mine_only.json()["retried"]) == sorted(mine)
     everyone = await client.post("/v1/schedules:retry", json={"status": "dead"}, headers=AUTH)
     assert everyone.json()["retried"] == [theirs]
@@ -140,7 +140,8 @@ async def test_a_redrive_retries_only_the_messages_that_died_during_the_outage(
     assert redriven.status_code == 200, redriven.text
     assert redriven.json() == {"status": "dead", "type": None, "userId": None, "labels": None,
                                "updated_after": "2025-06-21T16:45:00.000Z",
-                               "updated_before": "2025-06-21T17:30:00.000Z", "retried": [during], "refused": [], "more": False}
+                               "updated_before": "2025-06-21T17:30:00.000Z", "retried": [during], "refused": [],
+                               "more": False, "next_cursor": None}
     assert [(await shown(client, i))["status"] for i in (before, during, after)] == ["dead", "scheduled", "dead"]
     await run_due(container)
     assert (await shown(client, during))["status"] == "succeeded" and len(sender.sent) == 1
