@@ -20,7 +20,15 @@ from cronjob.services import log_context
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.signal import InProcessWorkSignal
-from cronjob_adapters.tasks.python import MAX_RESULT_CHARS, PythonTaskHandler, RoutineContext, RoutineRegistry, routine
+from cronjob_adapters.tasks.python import (
+    MAX_ABANDONED_THREADS,
+    MAX_RESULT_CHARS,
+    PythonTaskHandler,
+    RoutineContext,
+    RoutineRegistry,
+    routine,
+)
+from cronjob_adapters.tasks.routine_threads import abandoned_threads
 from tests.support.clock import FixedClock
 from tests.support.waiting import PROMPTLY, until
 
@@ -201,3 +209,38 @@ async def test_a_plain_def_that_hands_back_a_coroutine_has_it_awaited(rig: Rig) 
     rig.register(lambda args, context: work(context))
     stored = await rig.run()
     assert stored.result == {"on_loop": "True"}
+
+
+async def test_a_plain_def_routine_that_keeps_hanging_runs_no_more_while_its_given_up_threads_run_on(
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    """Each run past its limit leaves its thread behind; with MAX_ABANDONED_THREADS of them still
+    running, the next run fails at once (retried as any failure) instead of leaving one more; once
+    they end, it runs again."""
+    released = threading.Event()
+    calls = 0
+
+    def it(args: NoArgs, context: RoutineContext) -> dict[str, str]:
+        nonlocal calls
+        calls += 1
+        released.wait(timeout=PROMPTLY)
+        return {}
+
+    rig.register(it)
+    try:
+        for run in range(MAX_ABANDONED_THREADS):
+            stored = await rig.run(run_timeout=timedelta(seconds=0.05))
+            assert stored.last_error is not None and stored.last_error.code == "run_timeout"
+            assert abandoned_threads("it") == run + 1
+            rig.repository = InMemoryScheduleRepository()  # a fresh schedule s-1 for the next run
+        stuck = await rig.run(run_timeout=timedelta(seconds=0.05))
+        assert stuck.last_error is not None and stuck.last_error.code == "routine_stuck"
+        assert stuck.last_error.retryable and stuck.status is ScheduleStatus.SCHEDULED
+        assert f"{MAX_ABANDONED_THREADS} earlier runs of routine 'it'" in stuck.last_error.message
+        assert calls == MAX_ABANDONED_THREADS  # not called: no thread more
+        assert "its run was given up while its thread runs on" in caplog.text
+    finally:
+        released.set()
+    await until(lambda: abandoned_threads("it") == 0)
+    rig.repository = InMemoryScheduleRepository()
+    again = await rig.run(run_timeout=timedelta(seconds=5))
+    assert again.status is ScheduleStatus.SUCCEEDED and calls == MAX_ABANDONED_THREADS + 1

@@ -45,7 +45,7 @@ from cronjob.ports.clock import Clock
 from cronjob.ports.repository import ScheduleRepository
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 
-from cronjob_adapters.tasks.routine_threads import is_async, run_in_thread
+from cronjob_adapters.tasks.routine_threads import abandoned_threads, is_async, run_in_thread
 from cronjob_adapters.tasks.validation import domain_error, invalid_payload
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
@@ -54,6 +54,9 @@ MAX_NAME_LENGTH = 200
 #: The most characters a routine's result may hold, keys and values together: it is kept with
 #: the schedule and in each run's ``succeeded`` event (a recurring schedule keeps 100 of them).
 MAX_RESULT_CHARS = 16_384
+#: How many threads of a plain ``def`` routine may still run calls whose runs were given up
+#: before its runs fail with ``routine_stuck`` (see :func:`_check_not_stuck`).
+MAX_ABANDONED_THREADS = 4
 
 
 #: Schedules a task of a type with a payload, due now; returns the new schedule's id.
@@ -223,6 +226,7 @@ class PythonTaskHandler(TaskHandler):
             raise invalid_payload(exc) from None
         context = RoutineContext(self._repository, self._clock, schedule, self._schedule_task)
         if found.in_thread:
+            _check_not_stuck(found.name)
             result = await run_in_thread(found.name, found.function, args, context)
             if inspect.isawaitable(result):  # a plain def that hands back a coroutine
                 result = await result
@@ -232,6 +236,18 @@ class PythonTaskHandler(TaskHandler):
             except SystemExit as exc:  # sys.exit() in a routine ends its run, not the service
                 raise RuntimeError(f"SystemExit: {exc}") from None
         return TaskOutcome(result=routine_result(found.name, result))
+
+
+def _check_not_stuck(name: str) -> None:
+    """``DeliveryError`` ``routine_stuck`` (retried as its policy says) while
+    :data:`MAX_ABANDONED_THREADS` calls of the plain ``def`` routine ``name`` whose runs were
+    given up still run in their threads: one that hangs (a call without a timeout) would
+    otherwise leave a thread behind at every run until the process runs out of them."""
+    stuck = abandoned_threads(name)
+    if stuck >= MAX_ABANDONED_THREADS:
+        raise DeliveryError("routine_stuck", f"{stuck} earlier runs of routine {name!r} were given up (their time "
+                                             "limit, or a shutdown) and still run in their threads; it runs again "
+                                             "once fewer than that do", retryable=True)
 
 
 def routine_result(name: str, returned: object) -> dict[str, str]:
