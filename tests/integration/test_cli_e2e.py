@@ -18,11 +18,12 @@ import pytest
 
 import cronjob
 from tests.support.builders import seed_request
-from tests.support.fake_whatsapp import FakeWhatsApp
+from tests.support.fake_whatsapp import FakeWhatsApp, graph_error
 from tests.support.mongo_server import MongoTestServer
 from tests.support.processes import CRONJOB, CronjobProcess, free_port
 from tests.support.replicas import wait_log
 from tests.support.waiting import PROMPTLY, wait_until
+from tests.support.webhook_receiver import Receiver
 
 API_TOKEN = "e2e-token"
 WA_TOKEN = "wa-secret-token"
@@ -136,6 +137,37 @@ def test_provider_errors_send_the_schedule_to_dead(tmp_path: Path, whatsapp: Fak
         assert len(whatsapp.requests) == 1  # a template error is never retried
     finally:
         serve.stop(signal.SIGKILL)
+
+
+def test_an_access_token_meta_quotes_in_its_error_is_shown_nowhere(tmp_path: Path, whatsapp: FakeWhatsApp) -> None:
+    """Graph quotes an access token it cannot read (``Malformed access token <token>``): the
+    schedule's last error, its attempt, its events and the status webhooks to its callback_url
+    carry Meta's words with the token replaced, and the log never had them."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    receiver = Receiver("hook-secret", time.time).start()
+    whatsapp.fail_next(400, graph_error(190, f"Malformed access token {WA_TOKEN}", details=f"token {WA_TOKEN}"))
+    env = _env(tmp_path, whatsapp, port, CRONJOB_WEBHOOK_SECRET="hook-secret", CRONJOB_HTTP_ALLOW_HOSTS="127.0.0.1")
+    serve = CronjobProcess("serve", env, tmp_path / "serve.log").start()
+    try:
+        serve.wait_http(f"{base}/healthcheck")
+        auth = {"Authorization": f"Bearer {API_TOKEN}"}
+        created = httpx.post(f"{base}/schedule-message", headers=auth,
+                             json={**seed_request(datetime.now(UTC)), "callback_url": receiver.url("/hook")})
+        schedule_id = created.json()["id"]
+        shown = _wait_status(base, schedule_id, "dead")
+        events = httpx.get(f"{base}/v1/schedules/{schedule_id}/events", headers=auth).text
+        assert wait_until(lambda: any(d.type == "dead" for d in receiver.at("/hook")), 10)
+        sent = [d.body.decode() for d in receiver.at("/hook")]
+    finally:
+        serve.stop(signal.SIGKILL)
+        receiver.stop()
+    assert shown["last_error"]["code"] == "190"  # type: ignore[index]
+    assert shown["last_error"]["message"] == "Malformed access token ***"  # type: ignore[index]
+    assert "Malformed access token ***" in events
+    assert any("Malformed access token ***" in body for body in sent)
+    for seen in (repr(shown), events, *sent, serve.output()):
+        assert WA_TOKEN not in seen
 
 
 @pytest.mark.slow

@@ -446,6 +446,22 @@ async def test_the_token_and_body_never_reach_logs_or_repr(
     assert PHONE_ID in repr(sender)
 
 
+async def test_a_token_meta_quotes_in_its_error_is_not_kept(
+    fake: FakeWhatsApp, sender: WhatsAppCloudSender
+) -> None:
+    """Graph quotes an access token it cannot read (``Malformed access token <token>``, code
+    190); the error's texts are shown wherever the schedule is (its last error, its events, the
+    status webhooks to a callback_url), so the token is replaced there."""
+    fake.fail_next(400, graph_error(190, f"Malformed access token {TOKEN}", details=f"token: {TOKEN}."))
+
+    error = await refused(sender)
+
+    assert (error.code, error.retryable) == ("190", False)
+    assert error.message == "Malformed access token ***"
+    assert error.details["details"] == "token: ***."
+    assert TOKEN not in repr(error.details)
+
+
 # -- the fake as a process (for multi-process end-to-end tests) ---------------------------------
 
 

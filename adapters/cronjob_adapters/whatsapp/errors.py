@@ -4,11 +4,17 @@ A Graph error body is ``{"error": {"message", "type", "code", "error_subcode", "
 {"details"}, "fbtrace_id", "is_transient"}}``. Meta asks clients to decide on ``code`` (not the
 HTTP status, not the deprecated subcode): rate limits come back as HTTP 400 with codes 4, 80007,
 130429 or 131056, so the status alone would call them permanent.
+
+Meta's texts are kept (``message`` and ``details`` are what tells an operator what to fix) but
+they are shown wherever a schedule is (its ``last_error``, its events, the status webhooks to
+``callback_url``), and Graph quotes the access token it could not read (code 190, ``Malformed
+access token <token>``): :func:`error_from_response` replaces the ``secrets`` it is given.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -64,10 +70,16 @@ def is_retryable(code: int, *, http_status: int, is_transient: bool | None = Non
     return retryable_status(http_status)
 
 
+#: What stands for a secret in Meta's texts.
+REDACTED = "***"
+
+
 def error_from_response(
-    http_status: int, body: bytes, *, retry_after: str | None = None, now: datetime | None = None
+    http_status: int, body: bytes, *, retry_after: str | None = None, now: datetime | None = None,
+    secrets: Sequence[str] = (),
 ) -> DeliveryError:
-    """The :class:`DeliveryError` for a non-2xx answer (``body`` as received)."""
+    """The :class:`DeliveryError` for a non-2xx answer (``body`` as received), each of ``secrets``
+    (the access token) replaced by ``***`` wherever Meta's texts quote it."""
     wait = parse_retry_after(retry_after, now=now)
     error = _graph_error(body)
     code = _int(error.get("code")) if error is not None else None
@@ -82,16 +94,21 @@ def error_from_response(
     transient = error.get("is_transient")
     return DeliveryError(
         str(code),
-        str(error.get("message") or f"Graph error {code}"),
+        _redacted(str(error.get("message") or f"Graph error {code}"), secrets),
         retryable=is_retryable(
             code, http_status=http_status, is_transient=transient if isinstance(transient, bool) else None
         ),
         http_status=http_status,
         retry_after_seconds=wait,
-        details=_details(error, code),
+        details={key: _redacted(value, secrets) for key, value in _details(error, code).items()},
     )
 
 
+def _redacted(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
 
 
 def _graph_error(body: bytes) -> dict[str, Any] | None:

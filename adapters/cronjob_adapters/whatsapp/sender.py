@@ -32,8 +32,10 @@ class WhatsAppCloudSender(MessageSender):
     So is a request cancelled by a shutdown once it began to be written (see :func:`cut_short`):
     one cancelled while still waiting for a connection is released like any other run.
 
-    The token lives only in the client's default headers (httpx masks it in reprs); logs carry
-    the HTTP status, the wamid and Meta's error code, never the recipient, body or token.
+    The token is sent only in the client's default headers (httpx masks it in reprs); logs carry
+    the HTTP status, the wamid and Meta's error code, never the recipient, body or token, and
+    Meta's error texts, which a schedule shows, have the token replaced (Graph quotes one it
+    cannot read).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class WhatsAppCloudSender(MessageSender):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._url = f"{api_url.rstrip('/')}/{api_version}/{phone_number_id}/messages"
+        self._secrets = (token,)
         self._client = httpx.AsyncClient(
             headers={"Authorization": f"Bearer {token}"},
             timeout=httpx.Timeout(timeout_seconds),
@@ -90,7 +93,8 @@ class WhatsAppCloudSender(MessageSender):
         if response.is_success:
             return self._receipt(response)
         error = error_from_response(
-            response.status_code, response.content, retry_after=response.headers.get("retry-after")
+            response.status_code, response.content, retry_after=response.headers.get("retry-after"),
+            secrets=self._secrets,
         )
         log.warning(
             "whatsapp send refused: status=%s code=%s retryable=%s",
