@@ -252,6 +252,15 @@ class Settings(BaseSettings):
                                  "(separate tokens with commas)")
         return value
 
+    @field_validator("whatsapp_token")
+    @classmethod
+    def _sendable_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # Sent in every request's Authorization header: a line break (a _FILE of two lines) would
+        # fail every send as invalid_request, a non-ASCII character stop start-up with a traceback.
+        if value is not None and not all(" " <= char <= "~" for char in value.get_secret_value()):
+            raise ValueError("holds a line break, control or non-ASCII character (no request could carry it)")
+        return value
+
     @field_validator("webhook_secret")
     @classmethod
     def _secrets_one_per_item(cls, value: SecretStr | None) -> SecretStr | None:

@@ -300,6 +300,9 @@ def test_on_an_ipv6_address_the_printed_urls_work(tmp_path: Path, whatsapp: Fake
                                              # one per line: no client could send a token that holds a line break
                                              ("CRONJOB_API_TOKENS_FILE", "<a file holding: s3cr3t-a\ns3cr3t-b>"),
                                              ("CRONJOB_WEBHOOK_SECRET_FILE", "<a file holding: s3cr3t-a\ns3cr3t-b>"),
+                                             # sent in a header: a traceback, and every send refused as invalid_request
+                                             ("CRONJOB_WHATSAPP_TOKEN", "s3cr3t-\u00e9"),
+                                             ("CRONJOB_WHATSAPP_TOKEN_FILE", "<a file holding: s3cr3t-a\ns3cr3t-b>"),
                                              ("CRONJOB_INSTANCE_ID", ""),
                                              ("CRONJOB_BATCH_SIZE", "99999999999999999999"),
                                              ("CRONJOB_MAX_IN_FLIGHT", "1000000"),
