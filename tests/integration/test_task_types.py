@@ -355,6 +355,37 @@ async def test_credentials_in_a_request_body_or_a_routine_s_args_are_masked_when
     assert stored is not None and stored.payload["body"] == body  # kept and sent as given
 
 
+async def test_urls_in_a_routine_s_args_or_a_request_body_are_masked_as_the_request_s_url_is(
+        api: tuple[httpx.AsyncClient, Container]) -> None:
+    """A report's webhook_url holds its receiver's token in the query as an http.request url
+    does, and the http.request the report hands it to shows it masked: so does the report's own
+    view. So does a link in a body (a pre-signed URL), and a URL's password."""
+    http, container = api
+    report = await http.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "python", "routine": "cronjob.daily_report",
+                 "args": {"webhook_url": "https://hooks.example/report?token=T1&team=ops"}},
+        "schedule": "daily at 08:00"})
+    body = {"links": ["https://files.example/a.pdf?X-Amz-Signature=S2&X-Amz-Expires=60",
+                      "https://ana:S3@dav.example/inbox", "https://example.com/plain?page=2"],
+            "note": "see https://x.example/?token=not-a-url-alone"}
+    upload = await http.post("/v1/schedules", headers=AUTH, json={
+        "task": {"type": "http.request", "method": "POST", "url": "https://api.example.com/mail", "body": body},
+        "schedule": "daily at 09:00"})
+    for created in (report, upload):
+        assert created.status_code == 201, created.text
+    listed = {item["id"]: item for item in (await http.get("/v1/schedules", headers=AUTH)).json()["items"]}
+    for shown in (report.json(), (await http.get(f"/v1/schedules/{report.json()['id']}", headers=AUTH)).json(),
+                  listed[report.json()["id"]]):
+        assert shown["payload"]["args"]["webhook_url"] == "https://hooks.example/report?token=***&team=ops"
+    for shown in (upload.json(), listed[upload.json()["id"]]):
+        assert shown["payload"]["body"] == {
+            "links": ["https://files.example/a.pdf?X-Amz-Signature=***&X-Amz-Expires=60",
+                      "https://ana:***@dav.example/inbox", "https://example.com/plain?page=2"],
+            "note": "see https://x.example/?token=not-a-url-alone"}  # a text that holds a URL is left as it is
+    stored = await container.repository().get(report.json()["id"])
+    assert stored is not None and stored.payload["args"]["webhook_url"].endswith("token=T1&team=ops")  # sent as given
+
+
 async def test_email_is_refused_at_scheduling_when_not_configured(clock: FixedClock) -> None:
     container = make_container(clock)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=container.app()), base_url="http://t") as http:

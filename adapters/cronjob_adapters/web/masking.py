@@ -4,8 +4,9 @@ A payload is stored and sent as given; only its view changes. Headers and query 
 masked by a broad rule (any secret-looking word in the name: users name them freely, and a
 masked header costs little). Keys inside a JSON request body or a routine's ``args`` are data
 too (``keywords``, ``passengers``, ``design``), so there a key is masked only when it *names* a
-credential (``password``, ``client_secret``, ``apiKey``, ``refresh_token``, ...); a form-encoded
-body is masked as a query is.
+credential (``password``, ``client_secret``, ``apiKey``, ``refresh_token``, ...), and a value there
+that is an http(s) URL is masked as the request's URL is (``cronjob.daily_report``'s
+``webhook_url``, a pre-signed link in a body); a form-encoded body is masked as a query is.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ _CREDENTIAL_ENDINGS = ("password", "passwd", "passphrase", "secret", "token", "a
                        "privatekey", "secretkey", "signingkey", "authorization", "credential", "credentials",
                        "cookie", "jwt", "pwd")
 _SEPARATORS = re.compile(r"[_\-. ]")
+_HTTP_URL = re.compile(r"https?://", re.IGNORECASE)
 
 #: Task types whose payload ``url`` comes from the service's configuration (its query may carry
 #: an operator's token): shown without the query, as the event log shows it.
@@ -49,11 +51,19 @@ def names_a_credential(key: str) -> bool:
 
 def masked_url(url: str) -> str:
     """``url`` with the values of secret-looking query parameters (``api_key``, ``token``, ...)
-    replaced: users put credentials there as often as in headers."""
-    parts = urlsplit(url)
-    if not parts.query:
+    and the password of its user info replaced: users put credentials there as often as in
+    headers. A text ``urlsplit`` cannot read is returned as it is."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
         return url
-    return urlunsplit(parts._replace(query=masked_query(parts.query)))
+    user_info, at, host = parts.netloc.rpartition("@")
+    user, colon, _ = user_info.partition(":")
+    netloc = f"{user}:{MASK}@{host}" if at and colon else parts.netloc
+    query = masked_query(parts.query) if parts.query else parts.query
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def masked_query(query: str) -> str:
@@ -65,8 +75,11 @@ def masked_query(query: str) -> str:
 
 
 def masked_json(value: Any) -> Any:
-    """``value`` (JSON) with the value under every key that names a credential replaced, at any
-    depth. Walks without recursion into the (already size- and depth-bounded) value."""
+    """``value`` (JSON) with the value under every key that names a credential replaced, and
+    every text that is an http(s) URL as :func:`masked_url` shows it, at any depth. Walks
+    without recursion into the (already size- and depth-bounded) value."""
+    if isinstance(value, str):
+        return _masked_text(value)
     if not isinstance(value, dict | list):
         return value
     root: list[Any] = [None]
@@ -86,7 +99,14 @@ def masked_json(value: Any) -> Any:
             listed = list(item)
             stack.extend((child, listed, index) for index, child in enumerate(item))
             parent[slot] = listed
+        elif isinstance(item, str):
+            parent[slot] = _masked_text(item)
     return root[0]
+
+
+def _masked_text(text: str) -> str:
+    """A JSON text as shown: an http(s) URL masked as :func:`masked_url` masks one."""
+    return masked_url(text) if _HTTP_URL.match(text) else text
 
 
 def masked_payload(payload: dict[str, Any], task_type: str) -> dict[str, Any]:
