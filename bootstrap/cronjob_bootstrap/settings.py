@@ -71,15 +71,18 @@ class SettingFileError(ValueError):
 
 class FileEnvSource(PydanticBaseSettingsSource):
     """``CRONJOB_<NAME>_FILE=/path``: the setting's value is the file's content (trailing newline
-    dropped), for secrets mounted as files. Setting both the variable and its ``_FILE`` is an error."""
+    dropped), for secrets mounted as files. Setting both the variable and its ``_FILE`` is an
+    error, also when the variable is empty (its empty value would win, and the file be ignored)."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         env = f"CRONJOB_{field_name.upper()}"
         path = os.environ.get(f"{env}_FILE")
         if not path:
             return None, field_name, False
-        if os.environ.get(env):
-            raise SettingFileError(f"{env}_FILE", f"set {env} or {env}_FILE, not both")
+        given = [value for name, value in os.environ.items() if name.upper() == env]  # names in any case
+        if given:
+            empty = "" if any(given) else f" ({env} is set, though empty)"
+            raise SettingFileError(f"{env}_FILE", f"set {env} or {env}_FILE, not both{empty}")
         try:
             return Path(path).read_text(encoding="utf-8").rstrip("\r\n"), field_name, False
         except OSError as exc:

@@ -326,6 +326,27 @@ def test_a_bad_setting_stops_start_up_with_one_line_naming_it(name: str, value: 
     assert "s3cr3t" not in result.stderr  # nor a token or a secret
 
 
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    ("CRONJOB_API_TOKENS", "s3cr3t-a", "not both"),
+    # empty, its value would win over the file's: the service would run without the tokens given
+    ("CRONJOB_API_TOKENS", "", "not both (CRONJOB_API_TOKENS is set, though empty)"),
+    ("cronjob_api_tokens", "", "not both (CRONJOB_API_TOKENS is set, though empty)"),  # names in any case
+])
+def test_a_setting_given_both_as_a_variable_and_as_a_file_stops_start_up(
+        variable: str, value: str, says: str, tmp_path: Path) -> None:
+    secret = tmp_path / "tokens"
+    secret.write_text("s3cr3t-file\n", encoding="utf-8")
+    env = {"PATH": "/usr/bin:/bin", variable: value, "CRONJOB_API_TOKENS_FILE": str(secret)}
+    result = subprocess.run([*CRONJOB, "serve"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0] == ("cronjob: invalid setting CRONJOB_API_TOKENS_FILE: set CRONJOB_API_TOKENS or "
+                        f"CRONJOB_API_TOKENS_FILE, {says}"), result.stderr
+    assert "s3cr3t" not in result.stderr
+    assert not (tmp_path / "var").exists()  # stopped before a token was made for want of one
+
+
 @pytest.mark.parametrize(("name", "value", "says"), [
     ("CRONJOB_SMTP_PASSWORD", "s3cr3t-pw", "needs CRONJOB_SMTP_USERNAME"),  # was a traceback once e-mail was set
     ("CRONJOB_SMTP_HOST", " smtp.example.com", "must be a host name or address"),
