@@ -13,7 +13,8 @@ from urllib.parse import parse_qsl
 import pymongo
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
+from dns.exception import DNSException
+from pymongo.errors import BulkWriteError, ConfigurationError, ConnectionFailure, DuplicateKeyError, PyMongoError
 from pymongo.write_concern import WriteConcern
 
 from cronjob.domain.labels import label_pairs
@@ -117,8 +118,13 @@ def unavailable(exc: PyMongoError) -> bool:
     """Whether ``exc`` says the store cannot serve the call now (an unreachable server, a
     fail-over, a time limit) rather than that the call is wrong: the driver's own retry of a
     retryable error failed too (its label or code stays on the error, a ``WriteConcernError`` or
-    an ``OperationFailure`` as often as a ``ConnectionFailure``)."""
+    an ``OperationFailure`` as often as a ``ConnectionFailure``). A ``mongodb+srv://`` name
+    that DNS does not resolve (the driver's ``ConfigurationError`` from the lookup) is one too,
+    as a host name in a ``mongodb://`` URI that does not resolve is: waited for, its error in
+    the warnings, rather than a traceback at start-up (DNS may not answer yet)."""
     if isinstance(exc, ConnectionFailure) or exc.timeout:
+        return True
+    if isinstance(exc, ConfigurationError) and isinstance(exc.__cause__, DNSException):
         return True
     if exc.has_error_label("RetryableWriteError") or exc.has_error_label("TransientTransactionError"):
         return True
