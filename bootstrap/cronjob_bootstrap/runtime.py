@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -16,6 +17,7 @@ from cronjob.ports.engine import SchedulerEngine
 from cronjob.ports.repository import ScheduleRepository, StoreUnavailable
 
 from cronjob_bootstrap.container import Container
+from cronjob_bootstrap.http_protocol import HeaderTimeLimitedH11
 from cronjob_bootstrap.settings import Settings
 
 log = logging.getLogger("cronjob")
@@ -78,14 +80,16 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _http_server(app: FastAPI, sock: socket.socket, grace: float,
-                 keep_alive: float) -> tuple[_Server, asyncio.Task[None]]:
+def _http_server(app: FastAPI, sock: socket.socket, settings: Settings) -> tuple[_Server, asyncio.Task[None]]:
     # Requests in progress at SIGTERM get the same grace as running jobs, then are cut. An idle
-    # kept-alive connection stays open ``keep_alive`` seconds: longer than a proxy in front keeps
+    # kept-alive connection stays open ``keep_alive_seconds``: longer than a proxy in front keeps
     # one (ingress-nginx: 60 s), or the proxy may send a request on a connection closed under it
-    # (a 502 for the client). uvicorn's own default is 5 s.
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=grace,
-                            timeout_keep_alive=keep_alive)  # type: ignore[arg-type]
+    # (a 502 for the client). uvicorn's own default is 5 s. A request's headers must come within
+    # ``header_timeout_seconds`` (uvicorn has no such limit): h11, always, with that timer added.
+    protocol = functools.partial(HeaderTimeLimitedH11, header_timeout=settings.header_timeout_seconds)
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", http=protocol,
+                            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+                            timeout_keep_alive=settings.keep_alive_seconds)  # type: ignore[arg-type]
     server = _Server(config)
     return server, asyncio.create_task(server.serve(sockets=[sock]), name="http")
 
@@ -143,8 +147,7 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
         if sock is not None:
             # Served from the start, so that the probes answer while the store is being set up
             # (``/readyz`` is 503 until it is; the API answers 503 meanwhile).
-            server, http = _http_server(container.app() if api else container.probe_app(), sock,
-                                        settings.shutdown_grace_seconds, settings.keep_alive_seconds)
+            server, http = _http_server(container.app() if api else container.probe_app(), sock, settings)
             tasks.append(http)
             log.info("listening on %s", settings.base_url)
         stopping = asyncio.create_task(stop.wait())

@@ -153,6 +153,15 @@ class Settings(BaseSettings):
         default=75.0, gt=0, le=3600,
         description="How long an idle kept-alive HTTP connection stays open: longer than a proxy in front "
                     "keeps one (ingress-nginx: 60 s).")
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="How long a client may take to send a request's headers, counted from its connection "
+                    "or, on a kept-alive one, from its first byte; then a 408 and the connection closed (one "
+                    "that sent nothing: closed).")
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="How long a client may take to send a request's whole body once its headers are in; "
+                    "then a 408 and the connection closed.")
     default_timezone: str = DEFAULT_TIMEZONE
     past_grace_seconds: float = Field(default=300.0, ge=0, le=_MONTH)
     misfire_grace_seconds: float = Field(

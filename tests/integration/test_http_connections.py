@@ -10,14 +10,14 @@ import asyncio
 import contextlib
 import socket
 
-import httpx
 import pytest
 
 from cronjob.ports.clock import SystemClock
-from cronjob_bootstrap.runtime import listen, run
+from cronjob_bootstrap.runtime import listen
 from cronjob_bootstrap.settings import Settings
 from tests.support.app import TOKEN, make_container
 from tests.support.processes import free_port
+from tests.support.serving import serving
 from tests.support.waiting import PROMPTLY
 
 
@@ -77,17 +77,8 @@ async def _exchange(connection: socket.socket) -> bytes:
 @pytest.mark.parametrize(("keep_alive", "kept"), [(0.5, False), (30.0, True)])
 async def test_an_idle_kept_alive_connection_stays_open_as_long_as_configured(keep_alive: float, kept: bool) -> None:
     port = free_port()
-    stop = asyncio.Event()
     settings = Settings(api_tokens=TOKEN, port=port, keep_alive_seconds=keep_alive)
-    running = asyncio.create_task(run(make_container(SystemClock()), settings, api=True, scheduler=False, stop=stop))
-    try:
-        async with asyncio.timeout(PROMPTLY):
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    async with httpx.AsyncClient() as http:
-                        if (await http.get(f"http://127.0.0.1:{port}/livez")).status_code == 200:
-                            break
-                await asyncio.sleep(0.05)
+    async with serving(make_container(SystemClock()), settings):
         connection = socket.create_connection(("127.0.0.1", port))
         connection.setblocking(False)
         try:
@@ -97,6 +88,3 @@ async def test_an_idle_kept_alive_connection_stays_open_as_long_as_configured(ke
             assert answer.startswith(b"HTTP/1.1 200") if kept else answer == b"", answer
         finally:
             connection.close()
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, timeout=PROMPTLY)

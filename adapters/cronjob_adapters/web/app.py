@@ -44,7 +44,7 @@ from cronjob_adapters.web.cursors import decode_cursor, encode_cursor
 from cronjob_adapters.web.dashboard import dashboard_router
 from cronjob_adapters.web.head import HeadAsGet
 from cronjob_adapters.web.instants import query_instant
-from cronjob_adapters.web.limits import BodySizeLimit
+from cronjob_adapters.web.limits import BodySizeLimit, BodyTimeLimit
 from cronjob_adapters.web.probes import MetricsRenderer, probe_router
 from cronjob_adapters.web.openapi_document import extend_openapi, keep_examples
 from cronjob_adapters.web.problems import StoreNotReady, install_problem_handlers, problem_responses
@@ -89,6 +89,8 @@ class ApiServices:
     max_body_bytes: int = 64 * 1024
     #: The body limit of ``POST /v1/schedules:batch`` (up to 1,000 schedules).
     max_batch_body_bytes: int = 2 * 1024 * 1024
+    #: How long a client may take to send a request's body once its headers are in (then a 408).
+    body_timeout_seconds: float = 30.0
     render_metrics: MetricsRenderer | None = None
     task_types: TaskRegistry | None = None
     #: The routines the ``python`` task type runs (``GET /v1/routines``); None: none.
@@ -252,6 +254,7 @@ def create_app(services: ApiServices) -> FastAPI:
         ),
     )
     install_problem_handlers(app)
+    app.add_middleware(BodyTimeLimit, seconds=services.body_timeout_seconds)
     app.add_middleware(BodySizeLimit, max_bytes=services.max_body_bytes,
                        larger={BATCH_PATH: services.max_batch_body_bytes})
     if services.metrics is not None:
@@ -313,7 +316,7 @@ def create_app(services: ApiServices) -> FastAPI:
                     dependencies=[Depends(json_content_type)],
                     responses={201: _CREATED, 200: {"model": ScheduleView, "description": "Replay of an Idempotency-Key.",
                                                     "headers": _LOCATION},
-                               **problem_responses(413, 415)})
+                               **problem_responses(408, 413, 415)})
     async def schedule_message(
         request: ScheduleMessageRequest,
         response: Response,
@@ -336,7 +339,7 @@ def create_app(services: ApiServices) -> FastAPI:
                     dependencies=[Depends(json_content_type)],
                     responses={201: _CREATED, 200: {"model": ScheduleView, "description": "Replay of an Idempotency-Key.",
                                                     "headers": _LOCATION},
-                               **problem_responses(413, 415)})
+                               **problem_responses(408, 413, 415)})
     async def create_schedule(
         request: CreateScheduleRequest,
         response: Response,
@@ -496,7 +499,7 @@ def create_app(services: ApiServices) -> FastAPI:
 
     @protected.patch("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
                      dependencies=[Depends(json_content_type)],
-                     responses=problem_responses(404, 409, 413, 415))
+                     responses=problem_responses(404, 408, 409, 413, 415))
     async def reschedule(schedule_id: ScheduleId, request: RescheduleRequest) -> ScheduleView:  # type: ignore[valid-type]
         """Change a schedule that waits (`scheduled`, or `paused`, which it stays): move it to
         another time (a one-off to `send_at`, or a schedule to another rule, `schedule`), give it

@@ -87,7 +87,7 @@ def batch_create_router(scheduling: SchedulingService, request_model: type[BaseM
     BatchCreateRequest = request_model  # noqa: N806 - a class
 
     @router.post(BATCH_PATH, response_model=BatchView, response_model_exclude_none=True, tags=["schedules"],
-                 dependencies=[Depends(json_body)], responses=problem_responses(413, 415))
+                 dependencies=[Depends(json_body)], responses=problem_responses(408, 413, 415))
     async def create_batch(request: BatchCreateRequest,  # type: ignore[valid-type]
                            idempotency_key: BatchKey = None) -> BatchView:
         """Create up to 1,000 schedules at once (a campaign), each as `POST /v1/schedules` creates

@@ -32,7 +32,7 @@ def bulk_cancel_router(scheduling: SchedulingService, known_types: Collection[st
     router = APIRouter()
 
     @router.post("/v1/schedules:cancel", response_model=BulkCancellationView, tags=["schedules"],
-                 dependencies=[Depends(json_body)], responses=problem_responses(413, 415))
+                 dependencies=[Depends(json_body)], responses=problem_responses(408, 413, 415))
     async def cancel_matching(request: SelectRequest) -> BulkCancellationView:
         """Cancel every live schedule made with `userId` and/or carrying every one of `labels`
         (both given: those matching both; neither: a 422, whatever else is given), optionally

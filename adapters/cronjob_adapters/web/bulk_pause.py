@@ -38,7 +38,7 @@ def bulk_pause_router(scheduling: SchedulingService, known_types: Collection[str
     task types a request may name (the service's own jobs among them: each is refused, never
     paused by hand), ``json_body`` the API's check that a body is sent as JSON (415 otherwise)."""
     router = APIRouter()
-    responses = problem_responses(413, 415)
+    responses = problem_responses(408, 413, 415)
 
     @router.post("/v1/schedules:pause", response_model=BulkPauseView, tags=["schedules"],
                  dependencies=[Depends(json_body)], responses=responses)

@@ -61,7 +61,7 @@ def bulk_retry_router(scheduling: SchedulingService, known_types: Collection[str
     router = APIRouter()
 
     @router.post("/v1/schedules:retry", response_model=BulkRetryView, tags=["schedules"],
-                 dependencies=[Depends(json_body)], responses=problem_responses(413, 415))
+                 dependencies=[Depends(json_body)], responses=problem_responses(408, 413, 415))
     async def retry_matching(request: BulkRetryRequest) -> BulkRetryView:
         """Retry every schedule in `status` (`dead`, `unknown` or `missed`), of the task types in
         `type`, made with `userId`, carrying every one of `labels` and last changed in the window

@@ -1,7 +1,9 @@
-"""A pure-ASGI middleware that refuses request bodies larger than a limit (413), streamed or not."""
+"""Pure-ASGI middlewares that bound a request body: in size (413), streamed or not, and in the time
+its client takes to send it (408)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
@@ -15,6 +17,19 @@ class _TooLarge(HTTPException):
 
     def __init__(self, max_bytes: int) -> None:
         super().__init__(413, f"request body exceeds {max_bytes} bytes")
+
+
+class _TrackedSend:
+    """``send``, noting whether the response has started (after which no problem can replace it)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
 
 
 class BodySizeLimit:
@@ -36,7 +51,7 @@ class BodySizeLimit:
                 await self._reject(scope, receive, send, max_bytes)
                 return
         received = 0
-        started = False
+        tracked = _TrackedSend(send)
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -47,18 +62,59 @@ class BodySizeLimit:
                     raise _TooLarge(max_bytes)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, tracked)
         except _TooLarge:
-            if not started:
+            if not tracked.started:
                 await self._reject(scope, receive, send, max_bytes)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
         response = problem(413, "Payload too large", f"request body exceeds {max_bytes} bytes")
         await response(scope, receive, send)
+
+
+class _TooSlow(HTTPException):
+    """Raised from ``receive``, as :class:`_TooLarge` is. The connection is closed with the answer:
+    the rest of the body, if it ever comes, is no request."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"the request body did not arrive within {seconds:g} s",
+                         headers={"Connection": "close"})
+
+
+class BodyTimeLimit:
+    """Answers 408 problem+json (and closes the connection) when the whole body has not arrived
+    ``seconds`` after the request's headers: a client that sends less than its ``Content-Length``,
+    or trickles it, holds its request no longer than that. Once the body is in, ``receive`` is
+    left alone (what it answers then, a disconnect, may take as long as the response does)."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = asyncio.get_running_loop().time() + self.seconds
+        body_in = False
+        tracked = _TrackedSend(send)
+
+        async def timed_receive() -> Message:
+            nonlocal body_in
+            if body_in:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise _TooSlow(self.seconds) from None
+            body_in = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        try:
+            await self.app(scope, timed_receive, tracked)
+        except _TooSlow as exc:
+            if not tracked.started:
+                response = problem(408, "Request timeout", exc.detail, headers=exc.headers)
+                await response(scope, receive, send)

@@ -142,6 +142,9 @@ _MEANINGS = {
          "(`WWW-Authenticate` says which).",
     403: "Refused.",
     404: "No such resource: `detail` names what was not found.",
+    408: "The body did not arrive within `CRONJOB_BODY_TIMEOUT_SECONDS` of the request's headers (fewer bytes "
+         "than its `Content-Length`, or sent too slowly): nothing was done, and the connection is closed. "
+         "Send it again (with the same `Idempotency-Key`, a creation is not made twice).",
     409: "The schedule is not in a state that allows this, or it kept changing under other writes (try "
          "again): `detail` says which.",
     413: "The body is larger than the service takes (`CRONJOB_MAX_BODY_BYTES`; a batch: "

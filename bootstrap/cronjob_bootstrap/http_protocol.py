@@ -1,0 +1,85 @@
+"""uvicorn's HTTP/1.1 protocol (h11) with a time limit on a request's headers.
+
+uvicorn times nothing before a request's headers are complete: a connection that sends nothing, or
+trickles its headers a byte at a time, stays open for as long as its client likes, each holding a
+file descriptor. Enough of them (a slowloris, or clients that leak connections) and the process
+cannot accept another one: the probes go unanswered and the pod is restarted, to fill up again.
+Here a request's headers must be complete ``header_timeout`` seconds after the connection was
+made or, on a kept-alive connection, after the first byte of the request (an idle kept-alive
+connection stays governed by uvicorn's ``timeout_keep_alive`` alone). The time counts from that
+point, not from the last byte, so trickling does not extend it. The body's time is the app's
+(``cronjob_adapters.web.limits.BodyTimeLimit``), which answers within the request as any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import h11
+from uvicorn.config import Config
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
+
+
+def _timeout_answer(seconds: float) -> bytes:
+    """The 408 problem+json written to a client whose headers came too slowly."""
+    body = json.dumps({"type": "about:blank", "title": "Request timeout", "status": 408,
+                       "detail": f"the request headers did not arrive within {seconds:g} s"},
+                      separators=(",", ":")).encode()
+    head = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/problem+json\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
+    return head + body
+
+
+class HeaderTimeLimitedH11(H11Protocol):
+    """:class:`H11Protocol` that closes a connection whose request headers are not complete within
+    ``header_timeout`` seconds: with a 408 problem+json when part of a request came, silently when
+    nothing did (there is no request to answer, as when an idle kept-alive connection is closed)."""
+
+    def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None, *, header_timeout: float) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.header_timeout = header_timeout
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._watch_headers()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._watch_headers()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._watch_headers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_timer()
+        super().connection_lost(exc)
+
+    def _watch_headers(self) -> None:
+        """Arm the timer while the connection waits for a request's headers, unless it is already
+        armed; stop it once a request is being handled or the connection idles kept alive."""
+        handling = self.cycle is not None and not self.cycle.response_complete
+        idle = self.timeout_keep_alive_task is not None  # nothing received since the last answer
+        if handling or idle or self.transport.is_closing():
+            self._stop_header_timer()
+        elif self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.header_timeout, self._headers_timed_out)
+
+    def _stop_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_timed_out(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing() or (self.cycle is not None and not self.cycle.response_complete):
+            return
+        partial, _ = self.conn.trailing_data
+        if self.conn.their_state is h11.IDLE and partial:
+            self.transport.write(_timeout_answer(self.header_timeout))
+        self.transport.close()

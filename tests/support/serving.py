@@ -1,0 +1,35 @@
+"""The service's own HTTP server (``runtime.run``, the API role) in the test's event loop, on a
+real port on loopback: for tests of what uvicorn and the runtime do with connections."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+
+from cronjob_bootstrap.container import Container
+from cronjob_bootstrap.runtime import run
+from cronjob_bootstrap.settings import Settings
+from tests.support.waiting import PROMPTLY
+
+
+@contextlib.asynccontextmanager
+async def serving(container: Container, settings: Settings) -> AsyncIterator[None]:
+    """``runtime.run`` of ``container``'s API with ``settings`` (its ``port`` a free one), once
+    ``/livez`` answers there; stopped on leaving, as a SIGTERM stops it."""
+    stop = asyncio.Event()
+    running = asyncio.create_task(run(container, settings, api=True, scheduler=False, stop=stop))
+    try:
+        async with asyncio.timeout(PROMPTLY):
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    async with httpx.AsyncClient() as http:
+                        if (await http.get(f"http://127.0.0.1:{settings.port}/livez")).status_code == 200:
+                            break
+                await asyncio.sleep(0.05)
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, timeout=PROMPTLY)
