@@ -62,11 +62,20 @@ class HeaderTimeLimitedH11(H11Protocol):
 
     def _watch_headers(self) -> None:
         """Arm the timer while the connection waits for a request's headers, unless it is already
-        armed; stop it once a request is being handled or the connection idles kept alive."""
+        armed; stop it once a request is being handled or the connection idles kept alive.
+
+        Idle kept alive: a request was answered and nothing of the next one has come. That is
+        also so once the rest of a body answered early (a 413 by its ``Content-Length``) has come,
+        whose bytes stopped uvicorn's keep-alive timer without arming it again: armed here."""
         handling = self.cycle is not None and not self.cycle.response_complete
-        idle = self.timeout_keep_alive_task is not None  # nothing received since the last answer
-        if handling or idle or self.transport.is_closing():
+        if handling or self.transport.is_closing():
             self._stop_header_timer()
+            return
+        if self.cycle is not None and self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0]:
+            self._stop_header_timer()
+            if self.timeout_keep_alive_task is None:
+                self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive,
+                                                                    self.timeout_keep_alive_handler)
         elif self._header_timer is None:
             self._header_timer = self.loop.call_later(self.header_timeout, self._headers_timed_out)
 

@@ -152,6 +152,42 @@ async def test_an_idle_kept_alive_connection_is_not_cut_by_the_header_timeout() 
             writer.close()
 
 
+async def test_a_connection_idles_kept_alive_after_a_body_answered_before_it_came() -> None:
+    # A 413 by Content-Length is answered before the body; the client sends it all the same, then
+    # idles as a proxy's kept-alive connection does: the keep-alive setting governs it, neither
+    # the header timeout nor (as uvicorn alone would have it, the body's bytes having stopped its
+    # keep-alive timer) nothing at all.
+    keep_alive = 2.0
+    async with _serving(header_timeout_seconds=HEADER_TIMEOUT, keep_alive_seconds=keep_alive,
+                        max_body_bytes=1024) as port:
+
+        async def answered_early_then_idle(idle: float | None) -> bytes:
+            """What a request on the connection gets after ``idle`` seconds; None: send none, and
+            what comes until the server closes the connection."""
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(_creation_head(2048, "too-large"))
+                await writer.drain()
+                assert (await asyncio.wait_for(reader.read(65536), PROMPTLY)).startswith(b"HTTP/1.1 413")
+                writer.write(b"x" * 2048)
+                await writer.drain()
+                if idle is None:
+                    return await _until_closed(reader)
+                await asyncio.sleep(idle)
+                writer.write(b"GET /livez HTTP/1.1\r\nHost: test\r\n\r\n")
+                await writer.drain()
+                return await asyncio.wait_for(reader.read(65536), PROMPTLY)
+            finally:
+                writer.close()
+
+        began = time.monotonic()
+        within, closed = await asyncio.gather(answered_early_then_idle(HEADER_TIMEOUT * 2),
+                                              answered_early_then_idle(None))
+        assert within.startswith(b"HTTP/1.1 200"), within
+        assert closed == b""
+        assert time.monotonic() - began >= keep_alive * 0.9
+
+
 def test_the_probes_answer_again_once_silent_connections_took_every_file_descriptor(tmp_path: Path) -> None:
     # A real `cronjob api` allowed 256 open files, and more connections than that which send
     # nothing and stay open on the client's side. uvicorn would keep each forever: the process
