@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,28 @@ from cronjob.domain.trigger import Trigger, fire_millisecond, whole_millisecond
 
 #: Builds a trigger from its canonical expression and the schedule's IANA zone.
 TriggerParser = Callable[[str, str], Trigger]
+
+#: Statuses that earlier versions stored under another name: ``dead`` (a run that failed for
+#: good) was ``failed`` until the dead letters came. The stores rename them when they are opened
+#: (``initialize``); :func:`stored_status` reads one written since by a replica of such a
+#: version still running beside this one.
+RENAMED_STATUSES: dict[str, ScheduleStatus] = {"failed": ScheduleStatus.DEAD}
+
+
+def stored_status(value: str) -> ScheduleStatus:
+    """The status stored as ``value``, by this version or an earlier one."""
+    renamed = RENAMED_STATUSES.get(value)
+    return renamed if renamed is not None else ScheduleStatus(value)
+
+
+def status_counts(rows: Iterable[tuple[str, str, int]]) -> dict[tuple[ScheduleStatus, str], int]:
+    """The counts of a store's ``(status, task type, count)`` groups by status and task type,
+    a status stored under an earlier name counted with its name now."""
+    counts: dict[tuple[ScheduleStatus, str], int] = {}
+    for status, task_type, count in rows:
+        key = (stored_status(status), task_type)
+        counts[key] = counts.get(key, 0) + count
+    return counts
 
 
 def to_millis(value: datetime) -> datetime:
@@ -190,7 +212,7 @@ class ScheduleCodec:
             payload=doc["payload"],
             trigger=self._parse_trigger(doc["trigger"], doc["timezone"]),
             timezone=doc["timezone"],
-            status=ScheduleStatus(doc["status"]),
+            status=stored_status(doc["status"]),
             next_run_at=_aware(doc.get("next_run_at")),
             occurrence=_aware(doc.get("occurrence")),
             created_at=_aware(doc["created_at"]),  # type: ignore[arg-type]

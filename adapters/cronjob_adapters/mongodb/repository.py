@@ -32,7 +32,14 @@ from cronjob.ports.repository import (
 )
 from cronjob.services.few_at_a_time import few_at_a_time
 
-from cronjob_adapters.codec import ScheduleCodec, bound_millis, lease_document, to_millis
+from cronjob_adapters.codec import (
+    RENAMED_STATUSES,
+    ScheduleCodec,
+    bound_millis,
+    lease_document,
+    status_counts,
+    to_millis,
+)
 from cronjob_adapters.ids import attempt_ids
 
 Document = dict[str, Any]
@@ -307,6 +314,10 @@ class MongoScheduleRepository(ScheduleRepository):
         # runtime gives up on an attempt that hangs, and tries again).
         async with _reachable():
             await self._schedules.create_indexes(INDEXES)
+            # Statuses earlier versions named otherwise, by their name now (a lookup of the
+            # status index), so that a list by status and the counts find them.
+            for old, new in RENAMED_STATUSES.items():
+                await self._schedules.update_many({"status": old}, {"$set": {"status": new.value}})
 
     async def close(self) -> None:
         if self._owns_client:
@@ -390,7 +401,7 @@ class MongoScheduleRepository(ScheduleRepository):
         async with self._call():
             cursor = await self._schedules.aggregate(pipeline)
             rows = await cursor.to_list()
-        return {(ScheduleStatus(row["_id"]["status"]), row["_id"]["task_type"]): row["n"] for row in rows}
+        return status_counts((row["_id"]["status"], row["_id"]["task_type"], row["n"]) for row in rows)
 
     async def next_due_at(self) -> datetime | None:
         async with self._call():

@@ -32,7 +32,7 @@ from cronjob.ports.repository import (
     check_one_each,
 )
 
-from cronjob_adapters.codec import ScheduleCodec, to_millis
+from cronjob_adapters.codec import ScheduleCodec, status_counts, to_millis
 from cronjob_adapters.ids import attempt_ids
 from cronjob_adapters.sqlite.connection import SqliteWorker
 from cronjob_adapters.sqlite.schema import (
@@ -47,6 +47,7 @@ from cronjob_adapters.sqlite.schema import (
     from_epoch_ms,
     labels_column,
     list_query,
+    rename_statuses,
     to_epoch_ms,
     type_filter,
 )
@@ -150,6 +151,7 @@ class SqliteScheduleRepository(ScheduleRepository):
                 for statement in SCHEMA:
                     c.execute(statement)
                 add_columns(c)
+                rename_statuses(c)
                 for statement in LABELS:
                     c.execute(statement)
 
@@ -243,7 +245,7 @@ class SqliteScheduleRepository(ScheduleRepository):
             return self._db.connection().execute(
                 "SELECT status, task_type, count(*) FROM schedules GROUP BY status, task_type").fetchall()
 
-        return {(ScheduleStatus(status), task_type): count for status, task_type, count in await self._db.run(read)}
+        return status_counts(await self._db.run(read))
 
     async def next_due_at(self) -> datetime | None:
         def read() -> int | None:

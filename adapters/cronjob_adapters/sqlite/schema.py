@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from cronjob.domain.schedule import LIVE_STATUSES, ScheduleStatus
 from cronjob.ports.repository import ListCursor
 
-from cronjob_adapters.codec import bound_millis, to_millis
+from cronjob_adapters.codec import RENAMED_STATUSES, bound_millis, to_millis
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -70,6 +70,15 @@ def add_columns(conn: sqlite3.Connection) -> None:
             conn.execute(f"UPDATE schedules SET {name} = json_extract(doc, ?)", (path,))
         if indexed is not None:
             conn.execute(f"CREATE INDEX IF NOT EXISTS schedules_{name} ON schedules ({indexed})")
+
+
+def rename_statuses(conn: sqlite3.Connection) -> None:
+    """Store the statuses earlier versions named otherwise (``RENAMED_STATUSES``) by their name
+    now, in the column and the document alike, so that a list by status and the counts find
+    them. Idempotent (a lookup of the status index); runs in ``initialize``'s transaction."""
+    for old, new in RENAMED_STATUSES.items():
+        conn.execute("UPDATE schedules SET status = :new, doc = json_set(doc, '$.status', :new)"
+                     " WHERE status = :old", {"old": old, "new": new.value})
 
 
 #: The label index: one row per (schedule, label), looked up by (key, value). Triggers keep it

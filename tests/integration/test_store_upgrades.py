@@ -1,0 +1,132 @@
+"""Data written by earlier versions opens in this one: the stores' files and documents as those
+versions wrote them (``tests/data/upgrade/<commit>.*``, taken from a store the version at that
+commit wrote through its own API), opened by the real app over HTTP.
+
+``e8ea030`` is the first release that ran on SQLite and MongoDB (WhatsApp messages only): its
+schedules have none of the fields added since, and a message that failed for good is ``failed``,
+which later versions call ``dead``. Its store holds a one-off still due (``k-a``), one that failed
+(``k-b``), one that succeeded and, in the SQLite file, one whose lease its replica held when it
+was killed (``k-d``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bson import json_util
+from pymongo import MongoClient
+
+from cronjob_bootstrap.container import Container
+from tests.support.app import AUTH, api_client, make_container
+from tests.support.clock import FixedClock
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "upgrade"
+
+# What the first release stored (see the fixtures).
+DUE_AT = {"sqlite": datetime(2026, 11, 29, 14, 29, 41, 239000, tzinfo=UTC),
+          "mongodb": datetime(2026, 11, 29, 14, 36, 42, 134000, tzinfo=UTC)}
+FAILED_ID = {"sqlite": "a8d684275bf043a4ac8d71852f179eff", "mongodb": "87132216291a45bf950bc5361c434680"}
+SUCCEEDED_ID = {"sqlite": "0d1f8d2ff647445488e3c5268f1406ef", "mongodb": "29bc42eca1ff44a29ad8958ca6974b4c"}
+DUE_ID = {"sqlite": "ee1a0b37a25c4b708df259b1d9b4886e", "mongodb": "ab8c9c3ad1494d0eb259adee2a9ede95"}
+# The request that created the one still due (key k-a); an earlier version kept no digest of it.
+DUE_REQUEST = {"to": "5511911110001", "body": "Olá {{1}}", "params": ["Ana"], "templateName": "t1",
+               "userId": "u1", "send_at": "2026-11-29T14:29:41.239333+00:00"}
+
+
+@asynccontextmanager
+async def _opened(store: str, tmp_path: Path, mongodb_uri: str, clock: FixedClock) -> AsyncIterator[Container]:
+    """The app on the first release's data in ``store``, opened (initialized) as start-up does;
+    the MongoDB database is named ``upgrade_<tmp_path's name>``."""
+    if store == "sqlite":
+        with sqlite3.connect(tmp_path / "cronjob.sqlite3") as conn:
+            conn.executescript((DATA / "e8ea030.sqlite.sql").read_text(encoding="utf-8"))
+        conn.close()
+        container = make_container(clock, store="sqlite", data_dir=str(tmp_path))
+    else:
+        database = _database(tmp_path)
+        documents: list[dict[str, Any]] = json_util.loads((DATA / "e8ea030.mongodb.json").read_text(encoding="utf-8"))
+        with MongoClient(mongodb_uri, serverSelectionTimeoutMS=5000) as client:
+            client[database].schedules.insert_many(documents)
+        container = make_container(clock, store="mongodb", mongodb_uri=mongodb_uri, mongodb_database=database)
+    repository = container.repository()
+    await repository.initialize()
+    try:
+        yield container
+    finally:
+        if store == "mongodb":
+            await repository.drop_database()  # type: ignore[attr-defined]
+        await repository.close()
+
+
+def _database(tmp_path: Path) -> str:
+    return f"upgrade_{tmp_path.name[-40:]}"
+
+
+@pytest.mark.parametrize("store", ["sqlite", "mongodb"])
+async def test_the_first_release_s_schedules_are_listed_counted_retried_replayed_and_run(
+        store: str, tmp_path: Path, mongodb_uri: str) -> None:
+    clock = FixedClock(DUE_AT[store] - timedelta(minutes=1))
+    async with _opened(store, tmp_path, mongodb_uri, clock) as container, api_client(container, AUTH) as http:
+        listed = await http.get("/v1/schedules")
+        assert listed.status_code == 200, listed.text
+        statuses = sorted(item["status"] for item in listed.json()["items"])
+        expected = ["dead", "running", "scheduled", "succeeded"] if store == "sqlite" else ["dead", "scheduled", "succeeded"]
+        assert statuses == expected
+
+        # The message that failed for good is a dead letter: listed, counted, retried as one.
+        dead = await http.get("/v1/schedules", params={"status": "dead"})
+        assert [item["id"] for item in dead.json()["items"]] == [FAILED_ID[store]]
+        stats = await http.get("/v1/stats")
+        assert stats.status_code == 200, stats.text
+        assert stats.json()["by_status"]["dead"] == 1
+        by_user = await http.get("/v1/schedules", params={"userId": "u1"})
+        assert sorted(item["id"] for item in by_user.json()["items"]) == sorted([DUE_ID[store], FAILED_ID[store]])
+        retried = await http.post(f"/v1/schedules/{FAILED_ID[store]}/retry")
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["status"] == "scheduled"
+
+        # Its idempotency key still replays the schedule it created.
+        replay = await http.post("/schedule-message", json=DUE_REQUEST, headers={"Idempotency-Key": "k-a"})
+        assert replay.status_code == 200, replay.text
+        assert replay.json()["id"] == DUE_ID[store]
+
+        # Due, it is claimed (with the retried dead letter, and the run whose lease lapsed).
+        clock.set(DUE_AT[store])
+        claimed = await container.repository().claim_due(
+            now=clock.now(), owner="new", lease_for=timedelta(seconds=30), limit=10)
+        assert DUE_ID[store] in {s.id for s in claimed}
+        assert FAILED_ID[store] in {s.id for s in claimed}
+
+
+
+
+@pytest.mark.parametrize("store", ["sqlite", "mongodb"])
+async def test_a_failed_status_that_a_replica_of_the_first_release_writes_after_the_upgrade_is_dead(
+        store: str, tmp_path: Path, mongodb_uri: str) -> None:
+    """During a rolling update an old replica still writes ``failed``, after this version opened
+    the store (and renamed what it held): it is shown as ``dead`` and counted with the others."""
+    clock = FixedClock(DUE_AT[store] - timedelta(minutes=1))
+    async with _opened(store, tmp_path, mongodb_uri, clock) as container, api_client(container, AUTH) as http:
+        schedule_id = SUCCEEDED_ID[store]  # the old replica's status, over the document it had
+        if store == "sqlite":
+            with sqlite3.connect(tmp_path / "cronjob.sqlite3") as conn:
+                conn.execute("UPDATE schedules SET status = 'failed', doc = json_set(doc, '$.status', 'failed')"
+                             " WHERE id = ?", (schedule_id,))
+            conn.close()
+        else:
+            with MongoClient(mongodb_uri, serverSelectionTimeoutMS=5000) as client:
+                client[_database(tmp_path)].schedules.update_one({"_id": schedule_id}, {"$set": {"status": "failed"}})
+        shown = await http.get(f"/v1/schedules/{schedule_id}")
+        assert shown.status_code == 200, shown.text
+        assert shown.json()["status"] == "dead"
+        listed = await http.get("/v1/schedules")
+        assert listed.status_code == 200, listed.text
+        stats = await http.get("/v1/stats")
+        assert stats.status_code == 200, stats.text
+        assert stats.json()["by_status"]["dead"] == 2  # the one renamed at the upgrade, and this one
