@@ -11,6 +11,7 @@ was killed (``k-d``).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,7 +24,7 @@ from bson import json_util
 from pymongo import MongoClient
 
 from cronjob_bootstrap.container import Container
-from tests.support.app import AUTH, api_client, make_container
+from tests.support.app import AUTH, api_client, make_container, set_up
 from tests.support.clock import FixedClock
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "upgrade"
@@ -130,3 +131,42 @@ async def test_a_failed_status_that_a_replica_of_the_first_release_writes_after_
         stats = await http.get("/v1/stats")
         assert stats.status_code == 200, stats.text
         assert stats.json()["by_status"]["dead"] == 2  # the one renamed at the upgrade, and this one
+
+
+async def test_a_sqlite_write_by_a_version_that_knows_fewer_keys_keeps_the_labels_and_time_limit(
+        tmp_path: Path) -> None:
+    """A replica of a version from before labels (21cf960^) or before run time limits (42fe599^)
+    runs beside this one on the same file (a rolling update, or the api and scheduler processes
+    upgraded one at a time), or is rolled back to: it rewrites whole documents without the keys
+    it does not know. Those keys keep what the document held, in the document as in the label
+    index, and this version's next write keeps them too."""
+    clock = FixedClock(datetime(2030, 1, 7, 9, 0, tzinfo=UTC))
+    async with set_up(clock, "sqlite", tmp_path) as container, api_client(container, AUTH) as http:
+        created = await http.post("/v1/schedules", json={
+            "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "bom dia"},
+            "schedule": "every 10 minutes", "timezone": "UTC", "labels": {"team": "ops"},
+            "run_timeout_seconds": 60, "pause_after_failures": 3})
+        assert created.status_code == 201, created.text
+        schedule_id = created.json()["id"]
+        moved_on = "2030-01-07T09:20:00+00:00"
+        with sqlite3.connect(tmp_path / "cronjob.sqlite3") as conn:  # the old version's save
+            (text,) = conn.execute("SELECT doc FROM schedules WHERE id = ?", (schedule_id,)).fetchone()
+            doc = json.loads(text)
+            for key in ("labels", "run_timeout_seconds"):
+                del doc[key]
+            doc["next_run_at"] = doc["occurrence"] = moved_on  # and its own change
+            conn.execute("UPDATE schedules SET next_run_at = ?, doc = ? WHERE id = ?",
+                         (int(datetime.fromisoformat(moved_on).timestamp() * 1000), json.dumps(doc), schedule_id))
+        conn.close()
+
+        shown = (await http.get(f"/v1/schedules/{schedule_id}")).json()
+        assert (shown["labels"], shown["run_timeout_seconds"], shown["pause_after_failures"]) == ({"team": "ops"}, 60, 3)
+        assert shown["next_run_at"] == "2030-01-07T09:20:00.000Z"
+        listed = (await http.get("/v1/schedules", params={"label": "team=ops"})).json()["items"]
+        assert [(s["id"], s["labels"]) for s in listed] == [(schedule_id, {"team": "ops"})]
+
+        paused = await http.post(f"/v1/schedules/{schedule_id}/pause")  # this version's write
+        assert paused.status_code == 200, paused.text
+        assert (paused.json()["labels"], paused.json()["run_timeout_seconds"]) == ({"team": "ops"}, 60)
+        listed = (await http.get("/v1/schedules", params={"label": "team=ops"})).json()["items"]
+        assert [s["id"] for s in listed] == [schedule_id]

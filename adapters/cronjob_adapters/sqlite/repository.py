@@ -39,6 +39,7 @@ from cronjob_adapters.sqlite.schema import (
     CLAIM_IN_PLACE,
     DUE,
     FENCE,
+    KEEP_ADDED_KEYS,
     LABELS,
     NEXT_DUE,
     SAVE,
@@ -152,7 +153,7 @@ class SqliteScheduleRepository(ScheduleRepository):
                     c.execute(statement)
                 add_columns(c)
                 rename_statuses(c)
-                for statement in LABELS:
+                for statement in (*LABELS, *KEEP_ADDED_KEYS):
                     c.execute(statement)
 
             self._db.transaction(ddl)

@@ -110,6 +110,30 @@ LABELS = (
 )
 
 
+#: The document's keys added since the first release, oldest first (``run_timeout_seconds`` last).
+#: A version that writes a document writes every key it knows, so a document without the last
+#: one was written by an earlier version, which dropped those it did not know.
+ADDED_KEYS = ("misfire", "send_by", "callback_url", "events", "delivery", "pause_after_failures",
+              "failed_in_a_row", "labels", "run_timeout_seconds")
+
+#: Keeps what an earlier version drops: a replica of it still running beside this one (a rolling
+#: update, or the api and scheduler processes upgraded one at a time), or the version rolled back
+#: to, rewrites whole documents without the keys it does not know (a schedule's labels, its run
+#: time limit). The trigger lives in the file, so it acts on that version's writes too: each key
+#: missing from the new document is put back as the previous one held it. This version's own
+#: writes hold every key and are left alone (one lookup of the last key). Made again at every
+#: open, so that the file holds this version's list.
+KEEP_ADDED_KEYS = (
+    "DROP TRIGGER IF EXISTS schedules_keep_added_keys",
+    f"""CREATE TRIGGER schedules_keep_added_keys AFTER UPDATE OF doc ON schedules
+        WHEN json_type(new.doc, '$.{ADDED_KEYS[-1]}') IS NULL BEGIN
+        UPDATE schedules SET doc = json_insert(new.doc, {", ".join(
+            f"'$.{key}', json_extract(old.doc, '$.{key}')" for key in ADDED_KEYS)})
+        WHERE id = new.id;
+    END""",
+)
+
+
 def labels_column(labels: Mapping[str, str]) -> str | None:
     """The ``labels`` column of a schedule with ``labels``: JSON, keys sorted (the same labels
     are the same text, so a save that keeps them leaves the label index alone), None for none."""
