@@ -19,6 +19,7 @@ from cronjob.services.delivery_status import STATUS_RECHECK, DeliveryStatusServi
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.health import HealthService
 from cronjob.services.messaging import WhatsAppMessageHandler
+from cronjob.services.retention import RETENTION, RetentionHandler, RetentionKeeper
 from cronjob.services.scheduling import SchedulingService
 from cronjob.services.status_recheck import StatusRecheckHandler
 from cronjob.services.throttle import RateLimitThrottle
@@ -86,9 +87,11 @@ def _secret(value: SecretStr | None) -> str | None:
     return (value.get_secret_value() or None) if value is not None else None
 
 
+#: The service's own jobs, which its retention deletes once they ended (CRONJOB_INTERNAL_RETENTION_HOURS).
+RETAINED_TASK_TYPES = (WEBHOOK_DELIVERY, STATUS_RECHECK)
 #: The service's own task types: created by the service only, never through the API, and left
 #: out of lists unless asked for.
-INTERNAL_TASK_TYPES = (WEBHOOK_DELIVERY, STATUS_RECHECK)
+INTERNAL_TASK_TYPES = (*RETAINED_TASK_TYPES, RETENTION)
 
 
 def type_limits(settings: Settings) -> dict[str, int]:
@@ -103,10 +106,12 @@ def type_limits(settings: Settings) -> dict[str, int]:
 
 
 def _handlers(registry: TaskRegistry, webhook_delivery: WebhookDeliveryHandler,
-              status_recheck: StatusRecheckHandler) -> dict[str, Any]:
+              status_recheck: StatusRecheckHandler, retention: RetentionHandler) -> dict[str, Any]:
     """What the dispatcher runs: the registered task types plus the internal ones
-    (``webhook.delivery`` from the webhook publisher, ``whatsapp.status`` from Meta's webhook)."""
-    return {**registry.handlers(), WEBHOOK_DELIVERY: webhook_delivery, STATUS_RECHECK: status_recheck}
+    (``webhook.delivery`` from the webhook publisher, ``whatsapp.status`` from Meta's webhook,
+    ``cronjob.retention`` from the scheduler's start)."""
+    return {**registry.handlers(), WEBHOOK_DELIVERY: webhook_delivery, STATUS_RECHECK: status_recheck,
+            RETENTION: retention}
 
 
 def _webhook_handler(settings: Settings, **kwargs: Any) -> WebhookDeliveryHandler:
@@ -216,7 +221,13 @@ class Container(containers.DeclarativeContainer):
         DeliveryStatusService, repository, clock, publisher=publisher, signal=signal, metrics=metrics,
         wait=providers.Callable(_seconds, config.whatsapp_status_wait_seconds))
     status_recheck = providers.Singleton(StatusRecheckHandler, delivery_status, clock)
-    handlers = providers.Callable(_handlers, task_registry, webhook_handler, status_recheck)
+    #: The retention of the service's own finished jobs: a recurring schedule of its own, kept as
+    #: the setting says by every scheduler at its start, run by the dispatcher like any other.
+    retention_keeper = providers.Singleton(
+        RetentionKeeper, repository, clock, signal, keep_hours=config.internal_retention_hours,
+        task_types=providers.Object(list(RETAINED_TASK_TYPES)))
+    retention_handler = providers.Singleton(RetentionHandler, repository, clock)
+    handlers = providers.Callable(_handlers, task_registry, webhook_handler, status_recheck, retention_handler)
 
     dispatcher = providers.Singleton(
         Dispatcher,
@@ -316,6 +327,7 @@ def build_container(settings: Settings, *, tokens: list[str] | None = None) -> C
         "retry_unknown": settings.retry_unknown,
         "run_timeout_seconds": settings.run_timeout_seconds,
         "whatsapp_status_wait_seconds": settings.whatsapp_status_wait_seconds,
+        "internal_retention_hours": settings.internal_retention_hours,
     })
     container.settings.override(settings)
     container.follow_up.override(providers.Callable(

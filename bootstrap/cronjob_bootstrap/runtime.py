@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from cronjob.ports.engine import SchedulerEngine
 from cronjob.ports.repository import ScheduleRepository, StoreUnavailable
+from cronjob.services.retention import Kept, RetentionKeeper
 
 from cronjob_bootstrap.container import Container
 from cronjob_bootstrap.http_protocol import HeaderTimeLimitedH11
@@ -118,6 +119,38 @@ async def _initialize(repository: ScheduleRepository, stop: asyncio.Event, *, fi
     return False
 
 
+async def keep_retention(keeper: RetentionKeeper, stop: asyncio.Event, *, delay: float = 1.0,
+                         max_delay: float = 30.0) -> Kept | None:
+    """Make the retention schedule of the service's own jobs what the setting says (see
+    :class:`RetentionKeeper`), asking again while it is busy (its run in progress, another
+    replica changing it) or the store does not answer, until it is done (what was done) or
+    ``stop`` is set (None)."""
+    while not stop.is_set():
+        try:
+            kept = await keeper.keep()
+        except StoreUnavailable as exc:
+            log.warning("the retention of the service's own jobs could not be set up (%s); trying again in %.0f s",
+                        exc, delay)
+        else:
+            if kept is not Kept.BUSY:
+                hours = keeper.keep_hours
+                log.info("retention of the service's own finished jobs: %s (%s)", kept.value,
+                         f"{hours} h" if hours else "kept for ever")
+                return kept
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        delay = min(delay * 2, max_delay)
+    return None
+
+
+async def _keep_retention_chore(keeper: RetentionKeeper, stop: asyncio.Event) -> None:
+    """:func:`keep_retention` beside the scheduler: an error is said, and the scheduler runs on."""
+    try:
+        await keep_retention(keeper, stop)
+    except Exception:
+        log.exception("the retention of the service's own jobs could not be set up")
+
+
 async def run(container: Container, settings: Settings, *, api: bool, scheduler: bool,
               stop: asyncio.Event | None = None) -> None:
     """Start the selected roles and run until SIGTERM/SIGINT (or ``stop``) is set, then give
@@ -133,6 +166,7 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
     repository = container.repository()
     health = container.health()
     tasks: list[asyncio.Task[None]] = []
+    chores: list[asyncio.Task[None]] = []
     server: _Server | None = None
     engine: SchedulerEngine | None = None
     sock: socket.socket | None = None
@@ -166,6 +200,9 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
                 collector.install()
                 health.watch_loop(lambda: engine.last_tick)
                 tasks.append(asyncio.create_task(engine.run(stop), name="scheduler"))
+                # Not a role: it ends once done, which must not end the process.
+                chores.append(asyncio.create_task(_keep_retention_chore(container.retention_keeper(), stop),
+                                                  name="retention"))
                 watch = container.new_work_watcher()
                 if watch is not None:
                     tasks.append(asyncio.create_task(watch(repository, container.signal(), stop),
@@ -188,7 +225,7 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
         finally:
             hurrying.cancel()
     finally:
-        for task in tasks:
+        for task in (*tasks, *chores):
             task.cancel()
         if scheduler:
             container.collector().uninstall()  # a no-op unless installed above

@@ -125,6 +125,10 @@ class Settings(BaseSettings):
         default=120.0, ge=0, le=86_400,
         description="How long a status webhook whose message is not recorded yet is kept to be applied "
                     "once it is; 0: ignored at once.")
+    internal_retention_hours: int = Field(
+        default=168, ge=0, le=87_600,
+        description="How long the service's own finished jobs (webhook.delivery, whatsapp.status) are kept "
+                    "after they ended, in whole hours; 0: kept for ever.")
     smtp_host: str | None = Field(default=None, description="SMTP server of the email task; unset: email disabled.")
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_username: str | None = None

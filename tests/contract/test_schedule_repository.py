@@ -1085,6 +1085,32 @@ async def test_delete_finished_keeps_to_its_limit_and_to_the_millisecond(store: 
     assert [s.idempotency_key for s in await repo.list()] == ["k2"]
 
 
+async def test_delete_finished_by_task_type_leaves_the_other_types_and_pages(store: StoreFactory) -> None:
+    # The service's retention of its own jobs: only the types named, in pages of ``limit``.
+    repo = await store()
+    long_ago = T0 - timedelta(days=40)
+    kinds = {"webhook.delivery": 3, "whatsapp.status": 1, "whatsapp.text": 2}
+    for task_type, count in kinds.items():
+        for index in range(count):
+            schedule = one_off(now=long_ago, task_type=task_type, idempotency_key=f"{task_type}-{index}")
+            await repo.add(schedule)
+            schedule.cancel(now=long_ago)
+            assert await repo.save(schedule, expected_status=ScheduleStatus.SCHEDULED)
+    live = one_off(now=long_ago, task_type="webhook.delivery", idempotency_key="live")
+    await repo.add(live)
+    own = ["webhook.delivery", "whatsapp.status"]
+    with pytest.raises(ValueError):
+        await repo.delete_finished(before=T0, statuses=[ScheduleStatus.PAUSED], limit=10, task_types=own)
+    assert await repo.delete_finished(before=T0, statuses=[ScheduleStatus.CANCELLED], limit=10, task_types=[]) == 0
+    pages = []
+    while deleted := await repo.delete_finished(before=T0, statuses=[ScheduleStatus.CANCELLED], limit=3,
+                                                task_types=own):
+        pages.append(deleted)
+    assert pages == [3, 1]
+    left = await repo.list(limit=20)
+    assert sorted(s.idempotency_key or "" for s in left) == ["live", "whatsapp.text-0", "whatsapp.text-1"]
+
+
 async def test_save_can_be_conditional_on_the_version_read(store: StoreFactory) -> None:
     repo = await store()
     schedule = one_off()

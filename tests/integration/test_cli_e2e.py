@@ -295,6 +295,10 @@ def test_on_an_ipv6_address_the_printed_urls_work(tmp_path: Path, whatsapp: Fake
                                              ("CRONJOB_LEASE_SECONDS", "inf"),
                                              ("CRONJOB_PAST_GRACE_SECONDS", "1e300"),
                                              ("CRONJOB_WHATSAPP_STATUS_WAIT_SECONDS", "-5"),
+                                             ("CRONJOB_INTERNAL_RETENTION_HOURS", "-1"),
+                                             ("CRONJOB_INTERNAL_RETENTION_HOURS", "7d"),
+                                             ("CRONJOB_INTERNAL_RETENTION_HOURS", "1.5"),
+                                             ("CRONJOB_INTERNAL_RETENTION_HOURS", "1000000"),
                                              ("CRONJOB_API_TOKENS", ","),
                                              ("CRONJOB_API_TOKENS", "s3cr3t-a,s3cr3t-\u00e9"),  # not in a header
                                              # one per line: no client could send a token that holds a line break

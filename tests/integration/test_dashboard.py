@@ -264,6 +264,19 @@ def test_a_schedule_opens_by_its_id(page: Page, service: Service, page_errors: l
         page_errors.remove(error)
 
 
+def test_the_retention_of_the_own_jobs_is_listed_by_its_type_and_offers_no_action(page: Page,
+                                                                                 service: Service) -> None:
+    assert wait_until(lambda: service.http.get("/v1/schedules/cronjob-retention").status_code == 200)
+    sign_in(page)
+    expect(page.locator("#type-filter option", has_text="cronjob.retention")).to_have_count(1)
+    page.fill("#open-id", "cronjob-retention")
+    page.click("#open")
+    expect(page.locator("#detail-status")).to_have_text("scheduled")
+    # Switched off by its setting, not by hand (the API refuses a cancel, a pause, a run now).
+    for action in ("#cancel", "#pause", "#run"):
+        expect(page.locator(action)).to_be_hidden()
+
+
 def test_cancel_asks_first(page: Page, service: Service) -> None:
     later = service.later()
     sign_in(page)

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cronjob.domain.message import ErrorInfo
+from cronjob.domain.retry import RetryDecision
 from cronjob.domain.schedule import Schedule
 from cronjob.domain.trigger import OnceTrigger
 
@@ -56,3 +58,16 @@ def one_off(
         metadata={"send_at": at.isoformat()},
         labels=labels,
     )
+
+
+def ended(task_type: str, *, made: datetime, at: datetime, dead: bool = False) -> Schedule:
+    """A one-off of ``task_type`` made at ``made`` that ran at ``at`` and succeeded (or, ``dead``,
+    failed for good) then: its last change, ``updated_at``, is ``at``."""
+    job = one_off(made, now=made, task_type=task_type)
+    job.claim(owner="r", attempt_id="a", now=at, until=at + timedelta(seconds=30))
+    if dead:
+        job.fail(attempt_id="a", now=at, error=ErrorInfo("http_503", "down", True),
+                 decision=RetryDecision(None, "attempts exhausted"))
+    else:
+        job.succeed(attempt_id="a", now=at)
+    return job

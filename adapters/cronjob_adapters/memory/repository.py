@@ -355,11 +355,14 @@ class InMemoryScheduleRepository(ScheduleRepository):
                                 expected_updated_at=write.expected_updated_at) for write in writes]
 
     async def delete_finished(
-        self, *, before: datetime, statuses: Collection[ScheduleStatus], limit: int
+        self, *, before: datetime, statuses: Collection[ScheduleStatus], limit: int,
+        task_types: Collection[str] | None = None,
     ) -> int:
         wanted = set(check_finished(statuses))
+        types = None if task_types is None else set(task_types)
         async with self._lock:
-            doomed = [s.id for s in self._items.values() if s.status in wanted and s.updated_at < before][:limit]
+            doomed = [s.id for s in self._items.values() if s.status in wanted and s.updated_at < before
+                      and (types is None or s.task_type in types)][:max(limit, 0)]
             for schedule_id in doomed:
                 gone = self._items.pop(schedule_id)
                 self._index_labels(schedule_id, gone.labels, {})

@@ -534,12 +534,18 @@ class MongoScheduleRepository(ScheduleRepository):
                                    _SAVES_AT_ONCE)
 
     async def delete_finished(
-        self, *, before: datetime, statuses: Collection[ScheduleStatus], limit: int
+        self, *, before: datetime, statuses: Collection[ScheduleStatus], limit: int,
+        task_types: Collection[str] | None = None,
     ) -> int:
         wanted = [s.value for s in check_finished(statuses)]
-        if not wanted or limit <= 0:
+        if not wanted or limit <= 0 or (task_types is not None and not task_types):
             return 0
-        query = {"status": {"$in": wanted}, "updated_at": {"$lt": to_millis(before)}}
+        # created_at <= updated_at: its bound lets the planner take (status, created_at) or, with
+        # task types, (task_type, created_at) rather than read every finished schedule.
+        cutoff = to_millis(before)
+        query: Document = {"status": {"$in": wanted}, "created_at": {"$lt": cutoff}, "updated_at": {"$lt": cutoff}}
+        if task_types is not None:
+            query["task_type"] = {"$in": list(task_types)}
         async with self._call():
             ids = [doc["_id"] for doc in await self._schedules.find(query, {"_id": 1}).limit(limit).to_list()]
             if not ids:

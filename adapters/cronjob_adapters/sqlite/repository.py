@@ -334,21 +334,32 @@ class SqliteScheduleRepository(ScheduleRepository):
         return statement, row
 
     async def delete_finished(
-        self, *, before: datetime, statuses: Collection[ScheduleStatus], limit: int
+        self, *, before: datetime, statuses: Collection[ScheduleStatus], limit: int,
+        task_types: Collection[str] | None = None,
     ) -> int:
         wanted = [s.value for s in check_finished(statuses)]
-        if not wanted or limit <= 0:
+        if not wanted or limit <= 0 or (task_types is not None and not task_types):
             return 0
         marks = ", ".join("?" for _ in wanted)
+        bounds = (to_epoch_ms(before), before.astimezone(UTC).isoformat(), limit)
+        if task_types is None:
+            # created_at <= updated_at, so the indexed (status, created_at) narrows first; updated_at
+            # lives in the document as UTC ISO text, which sorts as the instants do.
+            select = (f"SELECT id FROM schedules WHERE status IN ({marks}) AND created_at < ?"
+                      " AND json_extract(doc, '$.updated_at') < ? LIMIT ?")
+            params: tuple[Any, ...] = (*wanted, *bounds)
+        else:
+            # Through (task_type, created_at): the service's own jobs without reading the users'
+            # finished schedules, however many are kept.
+            types = list(task_types)
+            select = (f"SELECT id FROM schedules INDEXED BY schedules_type_created"
+                      f" WHERE task_type IN ({', '.join('?' for _ in types)}) AND status IN ({marks})"
+                      " AND created_at < ? AND json_extract(doc, '$.updated_at') < ? LIMIT ?")
+            params = (*types, *wanted, *bounds)
 
         def delete(conn: sqlite3.Connection) -> int:
-            # One statement, limited in SQL, while the write lock is held. updated_at lives in the
-            # document as UTC ISO text, which sorts as the instants do; created_at <= updated_at,
-            # so the indexed column narrows first.
-            return conn.execute(
-                f"DELETE FROM schedules WHERE id IN (SELECT id FROM schedules WHERE status IN ({marks})"
-                " AND created_at < ? AND json_extract(doc, '$.updated_at') < ? LIMIT ?)",
-                (*wanted, to_epoch_ms(before), before.astimezone(UTC).isoformat(), limit)).rowcount
+            # One statement, limited in SQL, while the write lock is held.
+            return conn.execute(f"DELETE FROM schedules WHERE id IN ({select})", params).rowcount
 
         return await self._db.write(delete)  # joins the group commit, like every other write
 

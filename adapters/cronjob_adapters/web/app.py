@@ -456,10 +456,11 @@ def create_app(services: ApiServices) -> FastAPI:
         start of the list at each request.
 
         Without `type`, the service's own jobs (`webhook.delivery`, one per event and subscriber;
-        `whatsapp.status`, a provider status parked until its message is recorded) are left out;
-        `type=webhook.delivery` lists them. An unknown type is refused (422), as a
-        parameter of one value given twice is, a `label` that is not `key=value` or names a
-        key twice, an instant without an offset, a `due_before` not later than `due_after`,
+        `whatsapp.status`, a provider status parked until its message is recorded;
+        `cronjob.retention`, the schedule that deletes those two once they ended more than
+        `CRONJOB_INTERNAL_RETENTION_HOURS` ago) are left out; `type=webhook.delivery` lists them.
+        An unknown type is refused (422), as a parameter of one value given twice is, a `label`
+        that is not `key=value` or names a key twice, an instant without an offset, a `due_before` not later than `due_after`,
         an `updated_before` not later than `updated_after`, a `cursor` this API did not give or
         made for the other order (with a due-time window, or without one), and a `cursor` with
         an `offset`.
@@ -494,7 +495,8 @@ def create_app(services: ApiServices) -> FastAPI:
     async def cancel_schedule(schedule_id: ScheduleId) -> ScheduleView:
         """Cancel a schedule that waits, or a recurring one even while it runs (that run goes on,
         its outcome is not recorded, and no later occurrence starts); 409 for a one-off that
-        started or ended."""
+        started or ended, and for the service's retention of its own jobs (`cronjob.retention`,
+        switched off with `CRONJOB_INTERNAL_RETENTION_HOURS=0`)."""
         return ScheduleView.of(await scheduling.cancel(schedule_id))
 
     @protected.patch("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],

@@ -581,7 +581,8 @@ class StatsView(BaseModel):
     total: int = Field(description="Schedules in `by_status` (the service's own task types left out).")
     by_status: dict[str, int] = Field(
         description="Every status, with how many schedules are in it; the service's own jobs "
-                    "(`webhook.delivery`, `whatsapp.status`) are left out, as `GET /v1/schedules` leaves them out.")
+                    "(`webhook.delivery`, `whatsapp.status`, `cronjob.retention`) are left out, as `GET /v1/schedules` "
+                    "leaves them out.")
     by_type: dict[str, dict[str, int]] = Field(
         description="Per task type (the service's own included), how many schedules are in each "
                     "status it has.")

@@ -303,11 +303,17 @@ class ScheduleRepository(ABC):
 
     @abstractmethod
     async def delete_finished(
-        self, *, before: datetime, statuses: Collection[ScheduleStatus], limit: int
+        self, *, before: datetime, statuses: Collection[ScheduleStatus], limit: int,
+        task_types: Collection[str] | None = None,
     ) -> int:
-        """Delete up to ``limit`` schedules in one of ``statuses`` (never ``scheduled`` or
-        ``running``: those are refused with ValueError) last updated before ``before``; return how
-        many were deleted."""
+        """Delete up to ``limit`` schedules in one of ``statuses`` (never a live one, ``scheduled``,
+        ``running`` or ``paused``: those are refused with ValueError) last updated before
+        ``before`` and, with ``task_types``, of one of those types; return how many were deleted.
+
+        One call is one bounded step (callers page through a large backlog with repeated calls
+        of a modest ``limit``, so that no call holds SQLite's writer or a MongoDB operation for
+        long). With ``task_types`` a store narrows through its task-type index first (the
+        service's own jobs are then found without reading every user's finished schedule)."""
 
     @abstractmethod
     async def renew_lease(self, schedule_id: str, attempt_id: str, until: datetime) -> bool:

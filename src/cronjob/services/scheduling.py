@@ -45,6 +45,7 @@ from cronjob.ports.repository import (
 )
 from cronjob.ports.signal import WorkSignal
 from cronjob.services.messaging import prepare_whatsapp_payload
+from cronjob.services.retention import RETENTION
 from cronjob.services.write_ahead import publish_then_write, publish_then_write_many
 
 WHATSAPP_TEMPLATE = "whatsapp.template"
@@ -884,7 +885,11 @@ class SchedulingService:
 
 
 def _cancel(schedule: Schedule, now: datetime) -> None:
-    """Cancel ``schedule`` (:meth:`SchedulingService.cancel`)."""
+    """Cancel ``schedule`` (:meth:`SchedulingService.cancel`); never the retention of the
+    service's own jobs, which its setting switches off (a cancel would be undone at the next start)."""
+    if schedule.task_type == RETENTION:
+        raise ScheduleConflict(f"schedule {schedule.id} is the service's retention of its own finished jobs; "
+                               "it is not cancelled by hand: set CRONJOB_INTERNAL_RETENTION_HOURS=0 to switch it off")
     if not schedule.cancellable:
         raise ScheduleConflict(f"schedule {schedule.id} is {schedule.status.value} and can no longer be cancelled")
     schedule.cancel(now=now)

@@ -26,7 +26,7 @@ const NEXT_RUNS = 5;
 const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const WEEKDAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 //: The service's own task types (not in /v1/task-types: never scheduled through the API).
-const INTERNAL_TYPES = ["webhook.delivery", "whatsapp.status"];
+const INTERNAL_TYPES = ["webhook.delivery", "whatsapp.status", "cronjob.retention"];
 //: The Due filter's windows, as [due_after, due_before] in ms from now (null: open). Recomputed on
 //: every refresh, so the window moves with the clock; the API lists them soonest first.
 const DUE_WINDOWS = {
@@ -61,6 +61,8 @@ function isOneOff(schedule) {
 
 /** Whether the API takes a cancel: a schedule that waits (or is paused), and a recurring one even mid-run. */
 function cancellable(schedule) {
+  // The retention of the service's own jobs is switched off by its setting, not cancelled (the API refuses it).
+  if (schedule.type === "cronjob.retention") return false;
   return WAITING.includes(schedule.status) || (schedule.status === "running" && !isOneOff(schedule));
 }
 
