@@ -23,8 +23,12 @@ import pytest
 from bson import json_util
 from pymongo import MongoClient
 
+from cronjob_adapters.codec import ScheduleCodec
+from cronjob_adapters.sqlite.schema import ADDED_KEYS
 from cronjob_bootstrap.container import Container
+from cronjob_bootstrap.triggers import default_trigger_parser
 from tests.support.app import AUTH, api_client, make_container, set_up
+from tests.support.builders import one_off
 from tests.support.clock import FixedClock
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "upgrade"
@@ -170,3 +174,28 @@ async def test_a_sqlite_write_by_a_version_that_knows_fewer_keys_keeps_the_label
         assert (paused.json()["labels"], paused.json()["run_timeout_seconds"]) == ({"team": "ops"}, 60)
         listed = (await http.get("/v1/schedules", params={"label": "team=ops"})).json()["items"]
         assert [s["id"] for s in listed] == [schedule_id]
+
+
+def test_the_keys_sqlite_puts_back_are_every_key_added_since_the_first_release() -> None:
+    """The keep-added-keys trigger knows a document from an earlier version by its lacking the
+    newest key (ADDED_KEYS' last), and puts back those of ADDED_KEYS: a key added to the stored
+    document but not there would be dropped by an earlier version's writes again."""
+    first_release = set(json.loads(_first_release_sqlite_doc()))
+    codec = ScheduleCodec(default_trigger_parser())
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    schedule = one_off(now, now=now, labels={"k": "v"}, idempotency_key="k-1")
+    written = set(codec.to_document(schedule))
+    assert written - first_release == set(ADDED_KEYS)
+    # Written by this version whatever the schedule holds (None, empty), the newest one above all:
+    # a document without it is an earlier version's.
+    assert set(ADDED_KEYS) <= set(codec.to_document(one_off(now, now=now)))
+
+
+def _first_release_sqlite_doc() -> str:
+    """The document of the first row the first release wrote (its fixture's first INSERT)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript((DATA / "e8ea030.sqlite.sql").read_text(encoding="utf-8"))
+        return str(conn.execute("SELECT doc FROM schedules WHERE status = 'scheduled' LIMIT 1").fetchone()[0])
+    finally:
+        conn.close()
