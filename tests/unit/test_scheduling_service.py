@@ -584,6 +584,20 @@ async def test_a_one_off_waiting_to_retry_and_the_service_s_own_jobs_are_not_mov
                                                    payload={**scheduled.payload, "template_name": "outro"}))
 
 
+async def test_the_service_s_own_jobs_are_not_run_or_paused_by_hand_and_the_refusal_reads_as_a_sentence(
+        service: SchedulingService, repository: InMemoryScheduleRepository) -> None:
+    """The 409's detail is shown as it is (the API, the dashboard): it once read "it is not run by
+    hand by hand"."""
+    own = Schedule.create(id="own", task_type="whatsapp.status", payload={}, trigger=OnceTrigger(NOW),
+                          timezone="UTC", first_run_at=NOW + timedelta(hours=1), now=NOW)
+    await repository.add(own)
+    for act, verb in ((service.run_now, "run"), (service.pause, "paused")):
+        with pytest.raises(ScheduleConflict) as refused:
+            await act("own")
+        assert str(refused.value) == ("schedule own is one of the service's own jobs (whatsapp.status); "
+                                      f"it is not {verb} by hand")
+
+
 class ChangesOnFirstRead(InMemoryScheduleRepository):
     """Another writer changes the schedule between the service's first read and its write."""
 

@@ -653,7 +653,7 @@ class SchedulingService:
         schedule as it is, whatever happened since (it ran, it ended): run once, not twice."""
 
         def run_now(schedule: Schedule, now: datetime) -> None:
-            self._check_not_own(schedule, "run by hand")
+            self._check_not_own(schedule, "run")
             schedule.run_now(now=now, request_key=request_key)
 
         def done(schedule: Schedule) -> bool:
