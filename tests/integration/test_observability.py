@@ -225,6 +225,26 @@ async def test_every_api_request_is_counted_by_its_route_not_its_path(client: ht
     assert schedule_id not in text
 
 
+async def test_the_openapi_document_and_its_pages_are_counted_by_their_route_not_as_unmatched(
+        client: httpx.AsyncClient) -> None:
+    """FastAPI serves these by plain Starlette routes, which leave no ``route`` in the scope: they
+    were counted as ``unmatched`` 200s, beside the scanners' 404s."""
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        assert (await client.get(path)).status_code == 200
+    assert (await client.head("/openapi.json")).status_code == 200  # as the GET it is answered as
+    assert (await client.post("/openapi.json")).status_code == 405
+    assert (await client.get("/wp-login.php")).status_code == 404
+    text = (await client.get("/metrics", headers=AUTH)).text
+    counted = {line for line in text.splitlines() if line.startswith("cronjob_http_requests_total{")}
+    assert counted == {
+        'cronjob_http_requests_total{method="GET",route="/openapi.json",status="200"} 2.0',
+        'cronjob_http_requests_total{method="GET",route="/docs",status="200"} 1.0',
+        'cronjob_http_requests_total{method="GET",route="/redoc",status="200"} 1.0',
+        'cronjob_http_requests_total{method="POST",route="/openapi.json",status="405"} 1.0',
+        'cronjob_http_requests_total{method="GET",route="unmatched",status="404"} 1.0',
+    }, counted
+
+
 async def test_a_request_that_fails_is_counted_as_a_500_and_an_odd_method_as_other() -> None:
     seen: list[tuple[str, str, int]] = []
 

@@ -42,7 +42,21 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, measured_send)
         finally:
-            route = scope.get("route")
             method = scope.get("method", "")
             self.metrics.http_request(method if method in _METHODS else "OTHER",
-                                      getattr(route, "path", None) or UNMATCHED, status, self.timer() - began)
+                                      route_template(scope) or UNMATCHED, status, self.timer() - began)
+
+
+def route_template(scope: Scope) -> str | None:
+    """The path template of the route that answered ``scope``, ``None`` when none did.
+
+    FastAPI's routes put themselves in the scope (``route``); its plain Starlette routes (the
+    OpenAPI document, ``/docs``, ``/redoc``) leave only their ``endpoint`` there, so that one is
+    looked up among the application's routes: a request for ``/openapi.json`` has a route."""
+    path = getattr(scope.get("route"), "path", None)
+    endpoint = scope.get("endpoint")
+    if path is None and endpoint is not None:
+        routes = getattr(scope.get("app"), "routes", ())
+        path = next((getattr(route, "path", None) for route in routes
+                     if getattr(route, "endpoint", None) is endpoint), None)
+    return path
