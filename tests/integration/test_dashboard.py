@@ -1258,7 +1258,8 @@ def test_the_due_filter_lists_a_moving_window_soonest_first(page: Page, service:
     with page.expect_request(lambda request: request.url.endswith("/v1/schedules:cancel")) as cancel:
         page.click("#cancel-user")  # those shown, in the window computed now
     body = cancel.value.post_data_json
-    assert body == {"userId": user, "due_after": body["due_after"], "due_before": body["due_before"]}
+    assert body == {"userId": user, "due_after": body["due_after"], "due_before": body["due_before"],
+                    "limit": 1000}
     assert datetime.fromisoformat(body["due_before"]) - datetime.fromisoformat(body["due_after"]) == timedelta(days=7)
     window = f"due between {local_time(page, body['due_after'])} and {local_time(page, body['due_before'])}"
     assert confirmed == [f"Cancel every live schedule of user {user} {window}? This cannot be undone."]
