@@ -27,6 +27,11 @@ TriggerParser = Callable[[str, str], Trigger]
 #: version still running beside this one.
 RENAMED_STATUSES: dict[str, ScheduleStatus] = {"failed": ScheduleStatus.DEAD}
 
+#: The keys :meth:`ScheduleCodec.to_document` leaves out of a schedule's document when it has
+#: no value for them (every other key is always written): a store that updates a document key
+#: by key, rather than replacing it whole, removes these when they are left out.
+OPTIONAL_KEYS: frozenset[str] = frozenset({"idempotency_key"})
+
 
 def stored_status(value: str) -> ScheduleStatus:
     """The status stored as ``value``, by this version or an earlier one."""
@@ -137,7 +142,7 @@ class ScheduleCodec:
     """Turns schedules into documents of plain values (datetimes stay ``datetime``, UTC, ms) and back.
 
     The document's ``_id`` is the schedule id; ``idempotency_key`` is left out when there is none,
-    so that a unique index over it can skip those documents.
+    so that a unique index over it can skip those documents (:data:`OPTIONAL_KEYS`).
     """
 
     def __init__(self, parse_trigger: TriggerParser) -> None:

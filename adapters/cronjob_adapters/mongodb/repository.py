@@ -33,6 +33,7 @@ from cronjob.ports.repository import (
 from cronjob.services.few_at_a_time import few_at_a_time
 
 from cronjob_adapters.codec import (
+    OPTIONAL_KEYS,
     RENAMED_STATUSES,
     ScheduleCodec,
     bound_millis,
@@ -48,6 +49,10 @@ Document = dict[str, Any]
 #: beside the codec's ``labels`` object, for the multikey index that answers label filters.
 LABEL_PAIRS = "label_pairs"
 
+#: The keys of a stored schedule that are left out when it has no value for them: the codec's,
+#: and the label pairs. A save removes those its document leaves out (``$unset``).
+OPTIONAL_FIELDS: tuple[str, ...] = tuple(sorted(OPTIONAL_KEYS | {LABEL_PAIRS}))
+
 #: Every write accepts work, claims it or records a result: it must survive a crash of the
 #: server (``j``) and a fail-over of a replica set (``majority``).
 DURABLE = WriteConcern(w="majority", j=True)
@@ -61,7 +66,7 @@ OPERATION_TIMEOUT_S = 10.0
 #: MongoDB's error code of a write that a unique index refused.
 _DUPLICATE_KEY = 11000
 
-#: The conditional replaces of one ``save_many`` in flight at once.
+#: The conditional updates of one ``save_many`` in flight at once.
 _SAVES_AT_ONCE = 16
 
 INDEXES = [
@@ -307,6 +312,18 @@ class MongoScheduleRepository(ScheduleRepository):
             doc[LABEL_PAIRS] = label_pairs(schedule.labels)
         return doc
 
+    def _update(self, schedule: Schedule) -> Document:
+        """The update that makes a stored document ``schedule``'s, key by key: ``$set`` of every
+        key of :meth:`_document` (``_id`` aside, which never changes), ``$unset`` of the
+        :data:`OPTIONAL_FIELDS` it leaves out. Unlike a whole-document replace, it keeps the keys
+        this version does not know, which a later version writes (a rolling update, a roll-back)."""
+        doc = self._document(schedule)
+        del doc["_id"]
+        update: Document = {"$set": doc}
+        if absent := [key for key in OPTIONAL_FIELDS if key not in doc]:
+            update["$unset"] = dict.fromkeys(absent, "")
+        return update
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def initialize(self) -> None:
@@ -521,12 +538,12 @@ class MongoScheduleRepository(ScheduleRepository):
         if expected_updated_at is not None:
             guard["updated_at"] = to_millis(expected_updated_at)
         async with self._call():
-            result = await self._schedules.replace_one(guard, self._document(schedule))
+            result = await self._schedules.update_one(guard, self._update(schedule))
         return result.matched_count == 1
 
     async def save_many(self, writes: Sequence[ConditionalSave]) -> list[bool]:
         check_one_each(writes)
-        # One conditional replace each, their round trips overlapping: a bulk write answers how
+        # One conditional update each, their round trips overlapping: a bulk write answers how
         # many matched, not which, and a write refused must be known as refused.
         return await few_at_a_time([partial(self.save, write.schedule, expected_status=write.expected_status,
                                             attempt_id=write.attempt_id,
