@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +21,7 @@ from cronjob_bootstrap.runtime import _initialize, run
 from cronjob_bootstrap.settings import Settings
 from tests.support.app import TOKEN, make_container
 from tests.support.processes import free_port
+from tests.support.serving import serving
 from tests.support.waiting import PROMPTLY, until
 
 
@@ -78,3 +81,15 @@ async def test_set_up_gives_up_when_stopped_between_attempts(caplog: pytest.LogC
         await until(lambda: "did not finish its set-up within" in caplog.text)
     stop.set()
     assert await asyncio.wait_for(attempt, timeout=PROMPTLY) is False
+
+
+async def test_an_api_process_keeps_its_start_up_heap_out_of_the_collections_while_it_serves(
+        tmp_path: Path) -> None:
+    """Frozen once the store is set up (a full collection then walks only what requests made,
+    not the modules, the app and its schemas), and given back when it stops."""
+    container = make_container(SystemClock(), initialized=False)
+    assert gc.get_freeze_count() == 0
+    async with serving(container, Settings(api_tokens=TOKEN, port=free_port(), data_dir=tmp_path)):
+        await until(lambda: container.health().initialized)
+        assert gc.get_freeze_count() > 10_000
+    assert gc.get_freeze_count() == 0
