@@ -97,6 +97,27 @@ async def hooked(tmp_path: Path) -> AsyncIterator[tuple[Container, httpx.AsyncCl
             yield container, client
 
 
+async def test_a_batch_stores_its_schedules_in_one_commit_and_their_deliveries_in_one_more(
+        hooked: tuple[Container, httpx.AsyncClient], tmp_path: Path) -> None:
+    container, client = hooked
+    first = await client.post("/v1/schedules", json={"task": TASK, "schedule": "once @ 2025-06-22 14:00"},
+                              headers={"Idempotency-Key": "order-7"})
+    assert first.status_code == 201, first.text
+    items: list[dict[str, Any]] = [{"task": TASK, "schedule": "once @ 2025-06-22 14:00", "userId": "batch",
+                                    "callback_url": f"http://127.0.0.1:9/callback/{i}"} for i in range(300)]
+    items[5] = {"task": TASK, "schedule": "once @ 2025-06-22 14:00", "idempotency_key": "order-7"}  # a replay
+    items[9] = {"task": TASK, "schedule": "daily at 25:00"}  # refused by the service
+    before = wal_commits(tmp_path / "cronjob.sqlite3")
+    made = await client.post("/v1/schedules:batch", json={"schedules": items})
+    assert made.status_code == 200, made.text
+    assert (made.json()["created"], made.json()["replayed"], made.json()["refused"]) == (298, 1, 1)
+    assert made.json()["results"][5]["id"] == first.json()["id"]
+    # One commit for the 298 schedules' 596 deliveries (callback and global URL), one for the schedules.
+    assert wal_commits(tmp_path / "cronjob.sqlite3") - before == 2
+    assert len(await the_deliveries(container)) == 1 + 596  # the first one's, to the global URL
+    assert len(await container.repository().list(user_id="batch", limit=1000)) == 298
+
+
 async def test_a_bulk_pause_stores_its_page_s_webhook_deliveries_in_one_commit(
         hooked: tuple[Container, httpx.AsyncClient], tmp_path: Path) -> None:
     container, client = hooked

@@ -3,6 +3,7 @@ and a hand-driven clock."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -64,3 +65,19 @@ async def test_more_than_a_batch_holds_is_refused_before_anything_is_created() -
         await create_each(scheduling, [command(f"m{i}") for i in range(MAX_BATCH + 1)])
     assert refused.value.field == "schedules"
     assert await repository.list() == []
+
+
+async def test_one_key_for_two_different_requests_in_a_batch_refuses_the_second_alone() -> None:
+    scheduling, repository, _ = service()
+    taken = await create_each(scheduling, [replace(command("a", key="k"), request_digest="d-a")])
+    outcomes = await create_each(scheduling, [
+        replace(command("b", key="k"), request_digest="d-b"),  # the key of a stored, other request
+        replace(command("c", key="j"), request_digest="d-c"),
+        replace(command("d", key="j"), request_digest="d-d"),  # the key of the item before it
+        command("e")])
+    assert isinstance(outcomes[0], ValidationError) and outcomes[0].field == "Idempotency-Key"
+    assert isinstance(outcomes[1], Scheduled) and outcomes[1].created
+    assert isinstance(outcomes[2], ValidationError) and outcomes[2].field == "Idempotency-Key"
+    assert isinstance(outcomes[3], Scheduled) and outcomes[3].created
+    assert isinstance(taken[0], Scheduled)
+    assert sorted(s.payload["body"] for s in await repository.list()) == ["a", "c", "e"]

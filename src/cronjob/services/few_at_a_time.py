@@ -1,4 +1,4 @@
-"""Many independent store writes, a few at a time: what bulk changes and batch creation share."""
+"""Many independent store calls, a few at a time: what bulk changes and batch creation (its key look-ups) share."""
 
 from __future__ import annotations
 

@@ -46,6 +46,7 @@ from cronjob.ports.repository import (
 from cronjob.ports.signal import WorkSignal
 from cronjob.services.messaging import prepare_whatsapp_payload
 from cronjob.services.retention import RETENTION
+from cronjob.services.few_at_a_time import few_at_a_time
 from cronjob.services.write_ahead import publish_then_write, publish_then_write_many
 
 WHATSAPP_TEMPLATE = "whatsapp.template"
@@ -406,6 +407,68 @@ class SchedulingService:
         a known idempotency key answers with the stored schedule, before any check)."""
         if (replayed := await self._replay(command)) is not None:
             return replayed
+        return await self._write(self._new_schedule(command), command.request_digest)
+
+    async def create_many(self, commands: Sequence[CreateScheduleCommand],
+                          at_once: int) -> list[Scheduled | ValidationError]:
+        """Each of ``commands`` as :meth:`create` makes it, answered in their order: the
+        :class:`Scheduled` (created, or the replay of its idempotency key), or the
+        :class:`ValidationError` that refused it; one refused holds back none of the others.
+
+        The idempotency keys are looked up ``at_once`` at a time, then every new schedule is
+        stored in one :meth:`~cronjob.ports.repository.ScheduleRepository.add_many` (SQLite: one
+        transaction, one sync of its log) with its events published around it as
+        :func:`publish_then_write_many` says. A key taken meanwhile, or by an item before it,
+        is answered as :meth:`create` answers a race for a key: the schedule that has it. Any
+        other error (an unreachable store) ends the call with that error; what was stored
+        before stays."""
+        outcomes: list[Scheduled | ValidationError | None] = [None] * len(commands)
+        keyed = [index for index, command in enumerate(commands) if command.idempotency_key or command.earlier_key]
+        replays = await few_at_a_time([partial(self._replay_or_refusal, commands[i]) for i in keyed], at_once)
+        for index, replay in zip(keyed, replays, strict=True):
+            outcomes[index] = replay
+        new: list[tuple[int, Schedule]] = []
+        for index, command in enumerate(commands):
+            if outcomes[index] is None:
+                try:
+                    new.append((index, self._new_schedule(command)))
+                except ValidationError as refused:
+                    outcomes[index] = refused
+        taken: list[str | None] = []
+
+        async def add_all() -> list[bool]:
+            nonlocal taken
+            taken = await self._repository.add_many([schedule for _, schedule in new])
+            return [existing_id is None for existing_id in taken]
+
+        await publish_then_write_many(self._publisher, [(schedule, schedule.events) for _, schedule in new],
+                                      add_all)
+        for (index, schedule), existing_id in zip(new, taken, strict=True):
+            if existing_id is None:
+                self._notify_new(schedule)
+                outcomes[index] = Scheduled(schedule, created=True)
+            else:
+                outcomes[index] = await self._winner(existing_id, commands[index].request_digest)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _replay_or_refusal(self, command: CreateScheduleCommand) -> Scheduled | ValidationError | None:
+        try:
+            return await self._replay(command)
+        except ValidationError as refused:
+            return refused
+
+    async def _winner(self, existing_id: str, request_digest: str | None) -> Scheduled | ValidationError:
+        """The answer to a creation whose key (or id) ``existing_id`` took first, in a batch."""
+        existing = await self._repository.get(existing_id)
+        if existing is None:
+            raise DuplicateSchedule(existing_id)
+        try:
+            return _replayed(existing, request_digest)
+        except ValidationError as refused:
+            return refused
+
+    def _new_schedule(self, command: CreateScheduleCommand) -> Schedule:
+        """The schedule ``command`` asks for, checked, not stored yet."""
         now = self._now()
         iana_zone(command.timezone)
         preparer = self._preparers.get(command.task_type)
@@ -414,7 +477,7 @@ class SchedulingService:
                 f"unknown task type {command.task_type!r}; known: {', '.join(self.task_types)}", field="task.type")
         trigger = self._parse_trigger(command.schedule, command.timezone, now=now)
         first = self._first_run(trigger, command.schedule, now)
-        return await self._store(
+        return self._schedule(
             task_type=command.task_type, payload=_prepared(preparer, command.payload), trigger=trigger,
             first_run_at=first, now=now, timezone=command.timezone, user_id=command.user_id,
             idempotency_key=command.idempotency_key, retry=command.retry,
@@ -463,7 +526,11 @@ class SchedulingService:
                 field=field,
             )
 
-    async def _store(
+    async def _store(self, *, request_digest: str | None, **fields: Any) -> Scheduled:
+        """A new schedule of ``fields`` (see :meth:`_schedule`), stored."""
+        return await self._write(self._schedule(request_digest=request_digest, **fields), request_digest)
+
+    def _schedule(
         self,
         *,
         task_type: str,
@@ -483,10 +550,10 @@ class SchedulingService:
         pause_after_failures: int | None = None,
         labels: Mapping[str, str] | None = None,
         run_timeout: timedelta | None = None,
-    ) -> Scheduled:
+    ) -> Schedule:
         if request_digest:  # kept with the schedule, to tell a replay from another request
             metadata = {**metadata, REQUEST_DIGEST: request_digest}
-        schedule = Schedule.create(
+        return Schedule.create(
             id=self._new_id(),
             task_type=task_type,
             payload=payload,
@@ -506,6 +573,9 @@ class SchedulingService:
             run_timeout=run_timeout,
         )
 
+    async def _write(self, schedule: Schedule, request_digest: str | None) -> Scheduled:
+        """Store the new ``schedule``, its events published around the write; a schedule that took
+        its key first (two requests with one key raced) is the answer then."""
         duplicate: DuplicateSchedule | None = None
 
         async def add() -> bool:
@@ -524,8 +594,13 @@ class SchedulingService:
             if existing is None:
                 raise duplicate
             return _replayed(existing, request_digest)
-        self._signal.notify(first_run_at)
+        self._notify_new(schedule)
         return Scheduled(schedule, created=True)
+
+    def _notify_new(self, schedule: Schedule) -> None:
+        """Wake the engine for a schedule just created (due at its first run)."""
+        if schedule.next_run_at is not None:  # always, for a new one
+            self._signal.notify(schedule.next_run_at)
 
     async def _replay(self, command: ScheduleMessageCommand | CreateScheduleCommand) -> Scheduled | None:
         """The schedule stored under the command's idempotency key, or under the form earlier
