@@ -14,29 +14,25 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
-import httpx
 import pytest
 
-from cronjob.domain.message import DeliveryError
 from cronjob.domain.schedule import ScheduleStatus
 from cronjob.ports.repository import ConditionalSave
 from cronjob_adapters.codec import ScheduleCodec
-from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.mongodb.repository import OPTIONAL_FIELDS, MongoScheduleRepository
-from cronjob_bootstrap.container import Container
 from cronjob_bootstrap.triggers import default_trigger_parser
 from tests.support.app import AUTH, api_client, make_container
 from tests.support.builders import T0, one_off
 from tests.support.clock import FixedClock
+from tests.support.later_keys import every_write_keeps_the_later_keys
 
 #: A key this version does not know, as a later version would store it beside the others.
 LATER = {"priority": {"level": 7, "since": "a later version"}}
 LEASE = timedelta(seconds=30)
 NOW = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
-TASK = {"type": "whatsapp.text", "to": "5511999999999", "body": "bom dia"}
-EXPIRED = DeliveryError("190", "Error validating access token: Session has expired", retryable=False)
 
 
 @pytest.fixture
@@ -126,20 +122,6 @@ async def test_the_optional_fields_are_every_key_a_schedule_s_document_may_leave
     assert set(bare) <= set(full)
 
 
-async def _run_due(container: Container) -> None:
-    dispatcher = container.dispatcher()
-    while await dispatcher.dispatch_due():
-        pass
-    await dispatcher.drain(5)
-
-
-async def _create(http: httpx.AsyncClient, schedule: str, labels: dict[str, str]) -> str:
-    made = await http.post("/v1/schedules", json={"task": TASK, "schedule": schedule, "timezone": "UTC",
-                                                  "labels": labels})
-    assert made.status_code == 201, made.text
-    return str(made.json()["id"])
-
-
 async def test_the_api_and_the_scheduler_keep_a_later_version_s_key(mongodb_uri: str) -> None:
     """Every write this version makes of a schedule, through the API (a change, bulk pause and
     resume, a retry, bulk cancel) and the scheduler (claim, outcome), keeps the key."""
@@ -151,40 +133,8 @@ async def test_the_api_and_the_scheduler_keep_a_later_version_s_key(mongodb_uri:
     await repo.initialize()
     try:
         async with api_client(container, AUTH) as http:
-            recurring = await _create(http, "every 10 minutes", {"campaign": "bf"})
-            one_off_id = await _create(http, "once @ 2030-01-07T09:05:00Z", {"campaign": "bf"})
-            await _written_by_a_later_version(repo, recurring, one_off_id)
-
-            changed = await http.patch(f"/v1/schedules/{recurring}", json={"labels": {"campaign": "bf", "n": "1"}})
-            assert changed.status_code == 200, changed.text
-            assert (await _kept(repo, recurring))["label_pairs"] == ["campaign=bf", "n=1"]
-            paused = await http.post("/v1/schedules:pause", json={"labels": {"campaign": "bf"}})
-            assert sorted(paused.json()["paused"]) == sorted([recurring, one_off_id]), paused.text
-            assert {(await _kept(repo, i))["status"] for i in (recurring, one_off_id)} == {"paused"}
-            resumed = await http.post("/v1/schedules:resume", json={"labels": {"campaign": "bf"}})
-            assert sorted(resumed.json()["resumed"]) == sorted([recurring, one_off_id]), resumed.text
-            assert {(await _kept(repo, i))["status"] for i in (recurring, one_off_id)} == {"scheduled"}
-
-            sender = container.sender()
-            assert isinstance(sender, RecordingMessageSender)
-            sender.fail_with(EXPIRED)
-            clock.set(NOW + timedelta(minutes=5))  # the one-off is due: claimed, it dies
-            await _run_due(container)
-            assert (await _kept(repo, one_off_id))["status"] == "dead"
-            retried = await http.post(f"/v1/schedules/{one_off_id}/retry")
-            assert retried.status_code == 200, retried.text
-            assert (await _kept(repo, one_off_id))["status"] == "scheduled"
-
-            clock.set(NOW + timedelta(minutes=10))  # both due: claimed, sent, recorded
-            await _run_due(container)
-            assert len(sender.sent) == 2
-            assert (await _kept(repo, one_off_id))["status"] == "succeeded"
-            ran = await _kept(repo, recurring)
-            assert ran["status"] == "scheduled" and [a["outcome"] for a in ran["attempts"]] == ["succeeded"]
-
-            cancelled = await http.post("/v1/schedules:cancel", json={"labels": {"campaign": "bf"}})
-            assert cancelled.status_code == 200 and cancelled.json()["cancelled"] == [recurring], cancelled.text
-            assert (await _kept(repo, recurring))["status"] == "cancelled"
+            await every_write_keeps_the_later_keys(container, http, clock,
+                                                   partial(_written_by_a_later_version, repo), partial(_kept, repo))
     finally:
         await repo.drop_database()
         await repo.close()

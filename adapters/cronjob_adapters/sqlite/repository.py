@@ -14,7 +14,7 @@ import json
 import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from cronjob.ports.repository import (
     check_one_each,
 )
 
-from cronjob_adapters.codec import ScheduleCodec, status_counts, to_millis
+from cronjob_adapters.codec import OPTIONAL_KEYS, ScheduleCodec, status_counts, to_millis
 from cronjob_adapters.ids import attempt_ids
 from cronjob_adapters.sqlite.connection import SqliteWorker
 from cronjob_adapters.sqlite.schema import (
@@ -79,6 +79,14 @@ def _dumps(doc: dict[str, Any]) -> str:
         return _ENCODER.encode(doc)
 
 
+@cache
+def _written_keys(keys: tuple[str, ...]) -> str:
+    """The ``:written_keys`` of a save (see ``schema.SAVE``) whose document holds ``keys``: each
+    of them and of ``OPTIONAL_KEYS``, null. Patched over the stored document, it leaves the
+    keys that a later version added, which the save keeps."""
+    return json.dumps(dict.fromkeys([*keys, *sorted(OPTIONAL_KEYS)]), ensure_ascii=False, separators=(",", ":"))
+
+
 def _insert(conn: sqlite3.Connection, *, row: dict[str, Any]) -> str | None:
     """In a transaction: insert a schedule's ``row``; None, or the id of the schedule it collides
     with (by id, else by idempotency key), then not written.
@@ -122,9 +130,12 @@ class SqliteScheduleRepository(ScheduleRepository):
     def _load(self, doc: str) -> Schedule:
         return self._codec.from_document(json.loads(doc))
 
-    def _row(self, schedule: Schedule) -> dict[str, Any]:
-        """The column values of ``schedule``, with its document as JSON."""
+    def _row(self, schedule: Schedule, document: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The column values of ``schedule``, with its document (``document``, if the caller
+        encoded it already) as JSON."""
         lease = schedule.lease
+        if document is None:
+            document = self._codec.to_document(schedule)
         return {
             "id": schedule.id,
             "status": schedule.status.value,
@@ -137,7 +148,7 @@ class SqliteScheduleRepository(ScheduleRepository):
             "provider_message_id": schedule.result.get("provider_message_id") or None,
             "user_id": schedule.user_id,
             "labels": labels_column(schedule.labels),
-            "doc": _dumps(self._codec.to_document(schedule)),
+            "doc": _dumps(document),
         }
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -322,7 +333,9 @@ class SqliteScheduleRepository(ScheduleRepository):
 
     def _conditional_save(self, write: ConditionalSave) -> tuple[str, dict[str, Any]]:
         """The statement of ``write`` and its parameters: the row, guarded by its conditions."""
-        row = self._row(write.schedule)
+        document = self._codec.to_document(write.schedule)
+        row = self._row(write.schedule, document)
+        row["written_keys"] = _written_keys(tuple(document))
         row["expected_status"] = write.expected_status.value
         statement = SAVE
         if write.attempt_id is not None:

@@ -331,10 +331,23 @@ def from_epoch_ms(value: int | None) -> datetime | None:
 #: A fenced write of a whole schedule (``save``). The id, idempotency key, task type and
 #: created_at never change, so their columns are not written: SQLite rewrites the entries of
 #: every index over a column named in SET, changed or not (a third of a save's cost).
+#:
+#: The document written is this version's (``:doc``) followed by the keys a later version
+#: added to the stored one (none but during a rolling update or after a roll-back), so that they
+#: survive this version's saves, as MongoDB's key-by-key updates keep them. Those are what is
+#: left of the stored document (``schedules.doc``, read in an UPDATE, is the stored one) once
+#: ``:written_keys`` is patched over it: an object of every key ``:doc`` holds and of those this
+#: version leaves out on purpose (``codec.OPTIONAL_KEYS``: an idempotency key the schedule no
+#: longer has), each null, which a patch removes. Each value left is as it was written, to the
+#: character (a number, a null, an object whole); joined to ``:doc`` as text, since a
+#: ``json_patch`` of them would drop those whose value is null.
 SAVE = (
     "UPDATE schedules SET status = :status, next_run_at = :next_run_at,"
     " lease_until = :lease_until, lease_attempt_id = :lease_attempt_id,"
-    " provider_message_id = :provider_message_id, labels = :labels, doc = :doc"
+    " provider_message_id = :provider_message_id, labels = :labels,"
+    " doc = (SELECT CASE later WHEN '{}' THEN :doc"
+    " ELSE substr(:doc, 1, length(:doc) - 1) || ',' || substr(later, 2) END"
+    " FROM (SELECT json_patch(schedules.doc, :written_keys) AS later))"
     " WHERE id = :id AND status = :expected_status"
 )
 FENCE = " AND lease_attempt_id = :expected_attempt"
