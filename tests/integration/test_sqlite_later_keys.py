@@ -6,7 +6,9 @@ this version does not know it, and must not drop it when it writes the schedule 
 renewal, an outcome, a user's change), or the later version loses it at every write of ours, as
 it would on MongoDB without its key-by-key updates (``test_mongodb_later_keys.py``). The keys
 this version leaves out on purpose (``codec.OPTIONAL_KEYS``: an idempotency key the schedule no
-longer has) are removed, so what is written is still the schedule as it is. Real app over HTTP
+longer has) are removed, so what is written is still the schedule as it is. And the trigger that
+puts back what an earlier version's write leaves out, made again at every open, is not replaced
+by this version's when a later version made its own (which puts back more). Real app over HTTP
 and the real adapter, on real SQLite files.
 """
 
@@ -25,6 +27,7 @@ from cronjob.domain.schedule import ScheduleStatus
 from cronjob.ports.repository import ConditionalSave
 from cronjob_adapters.codec import OPTIONAL_KEYS, ScheduleCodec
 from cronjob_adapters.sqlite.repository import SqliteScheduleRepository
+from cronjob_adapters.sqlite.schema import ADDED_KEYS, keep_added_keys_trigger
 from cronjob_bootstrap.triggers import default_trigger_parser
 from tests.support.app import AUTH, api_client, set_up
 from tests.support.builders import T0, one_off
@@ -145,6 +148,95 @@ async def test_the_optional_keys_are_every_key_a_schedule_s_document_may_leave_o
     bare = json.loads(repo._row(one_off())["doc"])
     assert set(full) - set(bare) == set(OPTIONAL_KEYS)
     assert set(bare) <= set(full)
+
+
+#: The trigger that the version before this one made at every open: unmarked, and knowing the
+#: keys this version knows.
+UNMARKED_TRIGGER = (
+    "CREATE TRIGGER schedules_keep_added_keys AFTER UPDATE OF doc ON schedules"
+    " WHEN json_type(new.doc, '$.run_timeout_seconds') IS NULL BEGIN"
+    " UPDATE schedules SET doc = json_insert(new.doc, "
+    + ", ".join(f"'$.{key}', json_extract(old.doc, '$.{key}')" for key in ADDED_KEYS)
+    + ") WHERE id = new.id; END"
+)
+
+
+def _earlier_version_s_save(path: Path, schedule_id: str) -> None:
+    """A save by a version from before run time limits: the whole document without the keys it
+    does not know (this version's newest, and a later version's)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        (text,) = conn.execute("SELECT doc FROM schedules WHERE id = ?", (schedule_id,)).fetchone()
+        doc = {key: value for key, value in json.loads(text).items() if key not in {"run_timeout_seconds", *LATER}}
+        conn.execute("UPDATE schedules SET doc = ? WHERE id = ?", (json.dumps(doc), schedule_id))
+    finally:
+        conn.close()
+
+
+def _replace_trigger(path: Path, sql: str) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("DROP TRIGGER schedules_keep_added_keys")
+        conn.execute(sql)
+    finally:
+        conn.close()
+
+
+def _trigger(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        [(sql,)] = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'schedules_keep_added_keys'").fetchall()
+    finally:
+        conn.close()
+    return str(sql)
+
+
+async def _opened_again(path: Path) -> SqliteScheduleRepository:
+    repo = SqliteScheduleRepository(path, ScheduleCodec(default_trigger_parser()))
+    await repo.initialize()
+    return repo
+
+
+async def test_opening_the_file_keeps_the_trigger_a_later_version_made(repo: SqliteScheduleRepository) -> None:
+    """A later version's trigger puts back its own keys too when an earlier version's write
+    leaves them out; this version, opening the file after it (a roll-back, a restarted replica
+    of a rolling update), leaves that trigger in place rather than making its own again."""
+    path = _file(repo)
+    schedule = one_off(labels={"team": "ops"})
+    await repo.add(schedule)
+    later = keep_added_keys_trigger((*ADDED_KEYS, "priority"))  # the later version opened the file
+    _replace_trigger(path, later)
+    _written_by_a_later_version(path, schedule.id)
+
+    again = await _opened_again(path)  # this version opens it again
+    try:
+        _earlier_version_s_save(path, schedule.id)
+        doc = _stored(path, schedule.id)
+        assert doc.get("priority") == LATER["priority"], sorted(doc)
+        assert (doc["labels"], doc["run_timeout_seconds"]) == ({"team": "ops"}, None)
+        assert await again.get(schedule.id) == schedule
+        assert _trigger(path) == later
+    finally:
+        await again.close()
+
+
+async def test_opening_the_file_makes_its_trigger_again_over_an_earlier_one(repo: SqliteScheduleRepository) -> None:
+    """The trigger of the version before this one (unmarked: it knows no more keys) or of one
+    that knew fewer keys is made again as this version makes it, which then stays as it is;
+    what an earlier version's write leaves out is put back."""
+    path = _file(repo)
+    schedule = one_off(labels={"team": "ops"})
+    await repo.add(schedule)
+    ours = _trigger(path)
+    assert ours == keep_added_keys_trigger(ADDED_KEYS)
+    for earlier in (UNMARKED_TRIGGER, keep_added_keys_trigger(ADDED_KEYS[:-1])):
+        _replace_trigger(path, earlier)
+        for _ in range(2):
+            await (await _opened_again(path)).close()
+            assert _trigger(path) == ours
+    _earlier_version_s_save(path, schedule.id)
+    doc = _stored(path, schedule.id)
+    assert (doc["labels"], doc["run_timeout_seconds"]) == ({"team": "ops"}, None)
 
 
 async def test_the_api_and_the_scheduler_keep_a_later_version_s_keys(tmp_path: Path) -> None:

@@ -39,13 +39,13 @@ from cronjob_adapters.sqlite.schema import (
     CLAIM_IN_PLACE,
     DUE,
     FENCE,
-    KEEP_ADDED_KEYS,
     LABELS,
     NEXT_DUE,
     SAVE,
     SCHEMA,
     add_columns,
     from_epoch_ms,
+    keep_added_keys,
     labels_column,
     list_query,
     rename_statuses,
@@ -164,8 +164,9 @@ class SqliteScheduleRepository(ScheduleRepository):
                     c.execute(statement)
                 add_columns(c)
                 rename_statuses(c)
-                for statement in (*LABELS, *KEEP_ADDED_KEYS):
+                for statement in LABELS:
                     c.execute(statement)
+                keep_added_keys(c)
 
             self._db.transaction(ddl)
 

@@ -7,8 +7,9 @@ epoch milliseconds that the time columns hold. Nothing here opens or holds a con
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from cronjob.domain.schedule import LIVE_STATUSES, ScheduleStatus
@@ -116,22 +117,51 @@ LABELS = (
 ADDED_KEYS = ("misfire", "send_by", "callback_url", "events", "delivery", "pause_after_failures",
               "failed_in_a_row", "labels", "run_timeout_seconds")
 
-#: Keeps what an earlier version drops: a replica of it still running beside this one (a rolling
-#: update, or the api and scheduler processes upgraded one at a time), or the version rolled back
-#: to, rewrites whole documents without the keys it does not know (a schedule's labels, its run
-#: time limit). The trigger lives in the file, so it acts on that version's writes too: each key
-#: missing from the new document is put back as the previous one held it. This version's own
-#: writes hold every key and are left alone (one lookup of the last key). Made again at every
-#: open, so that the file holds this version's list.
-KEEP_ADDED_KEYS = (
-    "DROP TRIGGER IF EXISTS schedules_keep_added_keys",
-    f"""CREATE TRIGGER schedules_keep_added_keys AFTER UPDATE OF doc ON schedules
-        WHEN json_type(new.doc, '$.{ADDED_KEYS[-1]}') IS NULL BEGIN
+#: The name of the trigger of :func:`keep_added_keys`.
+KEEP_ADDED_KEYS_TRIGGER = "schedules_keep_added_keys"
+_KEYS_MARK = "-- keeps the document keys added since the first release: "
+
+
+def keep_added_keys_trigger(keys: Sequence[str]) -> str:
+    """The trigger that keeps what an earlier version drops, for a version whose added keys
+    are ``keys`` (oldest first; :data:`ADDED_KEYS` for this one).
+
+    A replica of an earlier version still running beside this one (a rolling update, or the api
+    and scheduler processes upgraded one at a time), or the version rolled back to, rewrites
+    whole documents without the keys it does not know (a schedule's labels, its run time limit).
+    The trigger lives in the file, so it acts on that version's writes too: each key missing
+    from the new document is put back as the previous one held it. Writes that hold the last key
+    are left alone (one lookup). Its text is marked with how many keys it knows, which
+    :func:`keep_added_keys` compares."""
+    return f"""CREATE TRIGGER {KEEP_ADDED_KEYS_TRIGGER} AFTER UPDATE OF doc ON schedules
+        WHEN json_type(new.doc, '$.{keys[-1]}') IS NULL BEGIN
+        {_KEYS_MARK}{len(keys)}
         UPDATE schedules SET doc = json_insert(new.doc, {", ".join(
-            f"'$.{key}', json_extract(old.doc, '$.{key}')" for key in ADDED_KEYS)})
+            f"'$.{key}', json_extract(old.doc, '$.{key}')" for key in keys)})
         WHERE id = new.id;
-    END""",
-)
+    END"""
+
+
+def keep_added_keys(conn: sqlite3.Connection) -> None:
+    """Make this version's :func:`keep_added_keys_trigger` in the file, unless the file holds
+    one that knows more keys: a later version's, made when it opened the file (this version is
+    then a replica beside it, or the version rolled back to), which puts back that version's
+    keys too. A trigger without a mark (made before they were marked) knows no more than this
+    version. Runs in ``initialize``'s transaction, at every open."""
+    wanted = keep_added_keys_trigger(ADDED_KEYS)
+    found = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?",
+                         (KEEP_ADDED_KEYS_TRIGGER,)).fetchone()
+    if found is not None:
+        if found[0] == wanted or _keys_known(found[0]) > len(ADDED_KEYS):
+            return
+        conn.execute(f"DROP TRIGGER {KEEP_ADDED_KEYS_TRIGGER}")
+    conn.execute(wanted)
+
+
+def _keys_known(trigger_sql: str) -> int:
+    """How many added keys the trigger ``trigger_sql`` knows, by its mark (0 without one)."""
+    marked = re.search(re.escape(_KEYS_MARK) + r"(\d+)", trigger_sql)
+    return int(marked.group(1)) if marked else 0
 
 
 def labels_column(labels: Mapping[str, str]) -> str | None:
