@@ -72,6 +72,10 @@ def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
 
 
+def _stall_after(loop_stall_seconds: float, poll_interval_seconds: float) -> timedelta:
+    return timedelta(seconds=loop_stall_seconds + poll_interval_seconds)
+
+
 def _engine(kind: str, *args: Any, **kwargs: Any) -> SchedulerEngine:
     """The engine ``kind`` names (``timer`` | ``rocketry``); Rocketry is imported only when
     selected: it needs the ``rocketry`` extra."""
@@ -205,8 +209,11 @@ class Container(containers.DeclarativeContainer):
         preparers=providers.Callable(TaskRegistry.preparers, task_registry),
         publisher=publisher,
     )
+    #: An idle scheduler loop ticks once a poll interval (up to 60 s, more than the default stall
+    #: limit): it is stuck only once silent for the stall limit past that.
     health = providers.Singleton(
-        HealthService, repository, clock, stall_after=providers.Callable(_seconds, config.loop_stall_seconds))
+        HealthService, repository, clock,
+        stall_after=providers.Callable(_stall_after, config.loop_stall_seconds, config.poll_interval_seconds))
     metrics = providers.Singleton(PrometheusMetrics)
     #: The schedule counts (a whole-store group-by) behind /v1/stats and /metrics: read at most
     #: once every 2 s per process, however many dashboards and scrapers ask.

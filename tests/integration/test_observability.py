@@ -127,6 +127,24 @@ async def test_a_stuck_scheduler_loop_fails_liveness(container: Container, clock
         assert (await http.get("/livez")).status_code == 200
 
 
+async def test_a_scheduler_that_sleeps_its_long_poll_interval_is_not_stuck(clock: FixedClock) -> None:
+    """An idle scheduler ticks once a poll interval (both engines), and CRONJOB_POLL_INTERVAL_SECONDS
+    may be up to 60 s, longer than the default CRONJOB_LOOP_STALL_SECONDS (30 s): such a loop is
+    asleep as configured, not stuck. Only one silent for the stall limit past its poll is."""
+    container = make_container(clock, poll_interval_seconds=60.0)
+    heard_at = {"at": clock.now()}
+    container.health().watch_loop(lambda: heard_at["at"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=container.probe_app()), base_url="http://t") as http:
+        clock.advance(timedelta(seconds=59))  # waiting for its next poll
+        assert (await http.get("/livez")).json() == {"ok": True, "checks": {"process": "ok", "scheduler_loop": "ok"}}
+        heard_at["at"] = clock.now()  # the poll's tick
+        clock.advance(timedelta(seconds=89))  # 60 s of poll and 29 s late: not yet
+        assert (await http.get("/livez")).status_code == 200
+        clock.advance(timedelta(seconds=2))
+        stuck = await http.get("/livez")
+        assert stuck.status_code == 503 and stuck.json()["checks"]["scheduler_loop"] == "stuck: no tick for 91 s"
+
+
 async def scrape_after_runs(client: httpx.AsyncClient, container: Container, due: int) -> str:
     """``/metrics`` once the container's dispatcher has run the ``due`` schedules due now."""
     dispatcher = container.dispatcher()
