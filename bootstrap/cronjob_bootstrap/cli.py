@@ -15,7 +15,7 @@ from pydantic import ValidationError as SettingsError
 import cronjob
 from cronjob.ports.repository import StoreRefused
 from cronjob_adapters.observability.logs import configure_logging
-from cronjob_bootstrap.container import build_container
+from cronjob_bootstrap.container import EngineUnavailable, build_container, engine_class
 from cronjob_bootstrap.routine_modules import RoutineModuleError, import_routine_modules
 from cronjob_bootstrap.runtime import run
 from cronjob_bootstrap.settings import SettingFileError, Settings, unknown_variables
@@ -97,12 +97,17 @@ def main(argv: list[str] | None = None) -> None:
         import_routine_modules(settings.routine_module_list)
     except RoutineModuleError as exc:
         invalid_setting("CRONJOB_ROUTINE_MODULES", str(exc))
+    api = args.command in ("serve", "api")
+    scheduler = args.command in ("serve", "scheduler")
+    if scheduler:  # loaded before anything serves, not once the API already answers
+        try:
+            engine_class(settings.engine)
+        except EngineUnavailable as exc:
+            invalid_setting("CRONJOB_ENGINE", str(exc))
     configure_logging(settings.log_level, settings.log_format)
     if unknown := unknown_variables(os.environ):  # names only: a value may be a secret
         logging.getLogger("cronjob").warning(
             "ignoring %s: no setting has that name (misspelt? see the README's Configuration)", ", ".join(unknown))
-    api = args.command in ("serve", "api")
-    scheduler = args.command in ("serve", "scheduler")
     tokens = settings.tokens
     if not tokens:  # every role serves HTTP (the scheduler its probes and /metrics)
         token, path, created = ensure_local_token(settings.data_dir)

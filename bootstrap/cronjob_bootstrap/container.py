@@ -76,14 +76,29 @@ def _stall_after(loop_stall_seconds: float, poll_interval_seconds: float) -> tim
     return timedelta(seconds=loop_stall_seconds + poll_interval_seconds)
 
 
-def _engine(kind: str, *args: Any, **kwargs: Any) -> SchedulerEngine:
-    """The engine ``kind`` names (``timer`` | ``rocketry``); Rocketry is imported only when
-    selected: it needs the ``rocketry`` extra."""
-    if kind == "rocketry":
-        from cronjob_adapters.engine.rocketry_engine import RocketryEngine
+class EngineUnavailable(Exception):
+    """The engine ``CRONJOB_ENGINE`` names cannot be loaded here, and why (one line)."""
 
-        return RocketryEngine(*args, **kwargs)
-    return AsyncioTimerEngine(*args, **kwargs)
+
+def engine_class(kind: str) -> type[SchedulerEngine]:
+    """The engine adapter ``kind`` names (``timer`` | ``rocketry``). Rocketry is imported only when
+    selected: it needs the ``rocketry`` extra; without it (or with a build that does not import
+    beside Pydantic 2, such as upstream ``rocketry``) this raises :class:`EngineUnavailable`."""
+    if kind != "rocketry":
+        return AsyncioTimerEngine
+    try:
+        from cronjob_adapters.engine.rocketry_engine import RocketryEngine
+    except Exception as exc:  # not installed, or a Rocketry that fails as it is imported
+        said = str(exc).strip().splitlines()
+        raise EngineUnavailable(
+            "rocketry needs the rocketry extra (pip install 'cronjob[rocketry]', which pins rocketry-fix): "
+            f"cannot import rocketry: {type(exc).__name__}: {said[0] if said else ''}") from None
+    return RocketryEngine
+
+
+def _engine(kind: str, *args: Any, **kwargs: Any) -> SchedulerEngine:
+    """The engine ``kind`` names, built (see :func:`engine_class`)."""
+    return engine_class(kind)(*args, **kwargs)
 
 
 def _secret(value: SecretStr | None) -> str | None:

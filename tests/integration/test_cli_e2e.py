@@ -437,3 +437,23 @@ def test_an_unusable_data_dir_names_what_needs_it(extra: dict[str, str], reason:
 def test_version() -> None:
     result = subprocess.run([*CRONJOB, "--version"], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout.strip()) == (0, f"cronjob {cronjob.__version__}")
+
+
+@pytest.mark.parametrize("command", ["serve", "scheduler"])
+def test_the_rocketry_engine_without_its_extra_stops_start_up_with_one_line(command: str, tmp_path: Path) -> None:
+    """CRONJOB_ENGINE=rocketry where the ``rocketry`` extra is not installed: said before anything
+    serves, naming the setting and what installs it, rather than a traceback once the API is up."""
+    absent = tmp_path / "site" / "rocketry"  # what `import rocketry` does where it is not installed
+    absent.mkdir(parents=True)
+    (absent / "__init__.py").write_text(
+        'raise ModuleNotFoundError("No module named \'rocketry\'", name="rocketry")\n', encoding="utf-8")
+    port = free_port()
+    result = subprocess.run([*CRONJOB, command], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(absent.parent),
+                                 "CRONJOB_ENGINE": "rocketry", "CRONJOB_API_TOKENS": API_TOKEN,
+                                 "CRONJOB_PORT": str(port)})
+    assert (result.returncode, result.stderr.strip().splitlines()) == (2, [
+        "cronjob: invalid setting CRONJOB_ENGINE: rocketry needs the rocketry extra "
+        "(pip install 'cronjob[rocketry]', which pins rocketry-fix): "
+        "cannot import rocketry: ModuleNotFoundError: No module named 'rocketry'"]), result.stderr
+    assert "listening" not in result.stdout + result.stderr
