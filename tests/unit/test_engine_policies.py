@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -524,3 +525,39 @@ async def test_run_now_runs_a_recurring_schedule_once_more_and_keeps_its_rule() 
     await rig.service.pause(recurring.id)
     with pytest.raises(ScheduleConflict, match="paused; only a scheduled one can be run now"):
         await rig.service.run_now(recurring.id)
+
+
+class SlowClaims(InMemoryScheduleRepository):
+    """The in-memory store whose claims are answered ``delay`` later by ``clock`` (a store
+    coming back from an outage: the claim was made, its answer took that long)."""
+
+    def __init__(self, clock: FixedClock, delay: timedelta) -> None:
+        super().__init__()
+        self._clock = clock
+        self._delay = delay
+
+    async def claim_due(self, **kwargs: Any) -> list[Schedule]:
+        claimed = await super().claim_due(**kwargs)
+        if claimed:
+            self._clock.advance(self._delay)
+        return claimed
+
+
+async def test_a_coalesced_run_is_the_occurrence_due_when_it_was_claimed_not_one_due_after() -> None:
+    """Its attempt's ``scheduled_for`` is never after its ``started_at`` (the claim's time): a
+    claim answered slowly does not move the run to an occurrence that fell due meanwhile, which is
+    coalesced into it all the same (one run)."""
+    clock = FixedClock(NOW)
+    rig = Rig(SlowClaims(clock, timedelta(seconds=30)))
+    rig.clock = clock
+    rig.service = SchedulingService(rig.repository, clock, rig.signal, parse_trigger=default_trigger_parser())
+    schedule = await rig.recurring("every 10 seconds")
+    first = schedule.next_run_at
+    assert first is not None
+    clock.set(first + timedelta(seconds=1))
+    assert await run_due(rig.dispatcher()) == 1
+    stored = await rig.stored(schedule.id)
+    [attempt] = stored.attempts
+    assert attempt.scheduled_for == first <= attempt.started_at == first + timedelta(seconds=1)
+    assert len(rig.sender.sent) == 1
+    assert stored.next_run_at == first + timedelta(seconds=40)  # those due while it ran: coalesced
