@@ -543,10 +543,10 @@ class SlowClaims(InMemoryScheduleRepository):
         return claimed
 
 
-async def test_a_coalesced_run_is_the_occurrence_due_when_it_was_claimed_not_one_due_after() -> None:
-    """Its attempt's ``scheduled_for`` is never after its ``started_at`` (the claim's time): a
-    claim answered slowly does not move the run to an occurrence that fell due meanwhile, which is
-    coalesced into it all the same (one run)."""
+async def test_a_run_claimed_slowly_starts_after_the_occurrence_it_runs_as() -> None:
+    """A claim answered 30 s late (a store coming back from an outage): the run coalesces the
+    occurrences due when it begins and runs once, as the latest of them, and its attempt says it
+    started when it began, not when it was claimed (before that occurrence was due)."""
     clock = FixedClock(NOW)
     rig = Rig(SlowClaims(clock, timedelta(seconds=30)))
     rig.clock = clock
@@ -558,6 +558,8 @@ async def test_a_coalesced_run_is_the_occurrence_due_when_it_was_claimed_not_one
     assert await run_due(rig.dispatcher()) == 1
     stored = await rig.stored(schedule.id)
     [attempt] = stored.attempts
-    assert attempt.scheduled_for == first <= attempt.started_at == first + timedelta(seconds=1)
+    began = first + timedelta(seconds=31)
+    assert attempt.scheduled_for == first + timedelta(seconds=30) <= attempt.started_at == began
+    assert [e.at for e in stored.events if e.type == "started"] == [began]
     assert len(rig.sender.sent) == 1
-    assert stored.next_run_at == first + timedelta(seconds=40)  # those due while it ran: coalesced
+    assert stored.next_run_at == first + timedelta(seconds=40)

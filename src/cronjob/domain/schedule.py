@@ -410,7 +410,7 @@ class Schedule:
                 number=len(self.attempts_for_occurrence) + 1,
                 owner=lease.owner,
                 scheduled_for=self.occurrence or lease.claimed_at,
-                started_at=lease.claimed_at,
+                started_at=self._started_at(attempt_id, lease),
                 finished_at=now,
                 outcome=outcome,
                 error=error,
@@ -419,6 +419,16 @@ class Schedule:
         )
         del self.attempts[:-HISTORY_LIMIT]
         self.lease = None
+
+    def _started_at(self, attempt_id: str, lease: Lease) -> datetime:
+        """When the run of ``attempt_id`` began (its ``started`` event), or, for one that never
+        began (missed, held back, given back), when it was claimed. Not the claim's time for a run
+        that began: a claim a slow store answered late is followed by a run as the occurrence due
+        when it begins (coalescing), which its start must not precede."""
+        for event in reversed(self.events):
+            if event.attempt_id == attempt_id and event.type == "started":
+                return event.at
+        return lease.claimed_at
 
     def _require_lease(self, attempt_id: str) -> Lease:
         if self.status is not ScheduleStatus.RUNNING or self.lease is None:

@@ -230,9 +230,7 @@ class Dispatcher:
             if not await self._lease_is_fresh(schedule, attempt_id):
                 return
             now = self._clock.now()
-            # Coalescing: run once, as the latest occurrence due when it was claimed (the
-            # attempt's start), not one that fell due while a slow store answered the claim.
-            schedule.catch_up(schedule.lease.claimed_at)
+            schedule.catch_up(now)  # coalescing: run once, as the latest occurrence due
             reason = schedule.misfire_reason(now)
             if reason is not None:
                 schedule.miss(attempt_id=attempt_id, now=now, reason=reason)
