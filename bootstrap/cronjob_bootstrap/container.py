@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from cronjob.ports.clock import SystemClock
 from cronjob.ports.engine import SchedulerEngine
+from cronjob.services.clock_check import ClockCheck
 from cronjob.services.delivery_status import STATUS_RECHECK, DeliveryStatusService
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.health import HealthService
@@ -74,6 +75,12 @@ def _seconds(value: float) -> timedelta:
 
 def _stall_after(loop_stall_seconds: float, poll_interval_seconds: float) -> timedelta:
     return timedelta(seconds=loop_stall_seconds + poll_interval_seconds)
+
+
+def _lease_slack(lease_seconds: float) -> timedelta:
+    """How far two clocks may be apart before a lease being renewed looks lapsed: the lease less
+    its renewal period (a third of it)."""
+    return timedelta(seconds=lease_seconds) * 2 / 3
 
 
 class EngineUnavailable(Exception):
@@ -230,6 +237,11 @@ class Container(containers.DeclarativeContainer):
         HealthService, repository, clock,
         stall_after=providers.Callable(_stall_after, config.loop_stall_seconds, config.poll_interval_seconds))
     metrics = providers.Singleton(PrometheusMetrics)
+    #: This process's clock against the store's: a lease is renewed every third of it, so two
+    #: clocks more than two thirds of a lease apart see one that is being renewed lapse.
+    clock_check = providers.Singleton(
+        ClockCheck, repository, clock, metrics,
+        slack=providers.Callable(_lease_slack, config.lease_seconds))
     #: The schedule counts (a whole-store group-by) behind /v1/stats and /metrics: read at most
     #: once every 2 s per process, however many dashboards and scrapers ask.
     counts = providers.Singleton(CountsCache, scheduling.provided.counts, 2.0)

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from cronjob.ports.engine import SchedulerEngine
 from cronjob.ports.repository import ScheduleRepository, StoreUnavailable
+from cronjob.services.clock_check import keep_checking
 from cronjob.services.retention import Kept, RetentionKeeper
 
 from cronjob_bootstrap.container import Container
@@ -208,6 +209,7 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
             await asyncio.wait({initializing})
         elif initializing.result():
             health.mark_initialized()
+            chores.append(asyncio.create_task(keep_checking(container.clock_check(), stop), name="clock-check"))
             if scheduler:
                 engine = container.engine()
                 collector = container.collector()

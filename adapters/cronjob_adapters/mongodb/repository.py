@@ -344,6 +344,13 @@ class MongoScheduleRepository(ScheduleRepository):
         async with self._call():
             await self._client.admin.command("ping")
 
+    async def store_time(self) -> datetime:
+        # The server's clock as its handshake reports it (a millisecond's precision).
+        async with self._call():
+            answer = await self._client.admin.command("hello")
+        local_time: datetime = answer["localTime"]  # a command's answer is decoded naive: UTC
+        return local_time if local_time.tzinfo else local_time.replace(tzinfo=UTC)
+
     async def drop_database(self) -> None:
         """Drop the whole database (tests clean up with it)."""
         async with self._call():

@@ -44,6 +44,9 @@ class PrometheusMetrics(Metrics):
             ["task_type"], registry=self.registry)
         self._in_flight = Gauge("cronjob_in_flight", "Runs in progress in this replica.",
                                 registry=self.registry)
+        self._clock_offset = Gauge("cronjob_clock_offset_seconds", "How far this process's clock is ahead of "
+                                   "the store's (negative: behind), as last measured; 0 where the store "
+                                   "shares this host's clock.", registry=self.registry)
         self._webhooks = Counter("cronjob_webhook_deliveries", "Status webhook deliveries by outcome.",
                                  ["outcome"], registry=self.registry)
         self._statuses = Counter("cronjob_whatsapp_statuses", "WhatsApp status updates by what became of them.",
@@ -77,6 +80,9 @@ class PrometheusMetrics(Metrics):
 
     def in_flight(self, count: int) -> None:
         self._in_flight.set(count)
+
+    def clock_offset(self, seconds: float) -> None:
+        self._clock_offset.set(seconds)
 
     def webhook_delivered(self, outcome: str) -> None:
         """A status webhook delivery ended with ``outcome`` (delivered, retrying, failed, skipped)."""

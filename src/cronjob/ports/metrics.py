@@ -51,6 +51,12 @@ class Metrics(ABC):
         statuses are not kept to wait)."""
 
 
+    def clock_offset(self, seconds: float) -> None:
+        """This process's clock is ``seconds`` ahead of the store's (negative: behind), as last
+        measured (see :mod:`cronjob.services.clock_check`). Not abstract: it measures nothing
+        unless an exporter shows it."""
+        return None
+
     @abstractmethod
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """The API answered a request to ``route`` (a path template, ``/v1/schedules/{schedule_id}``,

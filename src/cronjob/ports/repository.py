@@ -137,6 +137,13 @@ class ScheduleRepository(ABC):
     async def ping(self) -> None:
         """Return when the store answers; raise :class:`StoreUnavailable` when it does not."""
 
+    async def store_time(self) -> datetime | None:
+        """The store's own clock, now (aware, UTC), for a store on other hosts whose time can
+        differ from this process's (MongoDB: its server's); None for one that keeps no clock of
+        its own apart from this host's (memory, SQLite). Raise :class:`StoreUnavailable` when it
+        does not answer."""
+        return None
+
     @abstractmethod
     async def add(self, schedule: Schedule) -> None:
         """Store a new schedule durably before returning.
