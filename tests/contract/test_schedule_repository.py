@@ -6,7 +6,7 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable
-from datetime import time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -912,6 +912,21 @@ async def test_initialize_is_idempotent_and_ping_answers(store: StoreFactory) ->
     await repo.initialize()
     await repo.initialize()
     await repo.ping()
+
+
+async def test_store_time_is_the_stores_own_clock_or_none(store: StoreFactory,
+                                                          request: pytest.FixtureRequest) -> None:
+    """A store on other hosts tells its own time (what replicas' clocks are checked against);
+    one that shares this host's clock tells none."""
+    repo = await store()
+    before = datetime.now(UTC)
+    told = await repo.store_time()
+    after = datetime.now(UTC)
+    if request.node.callspec.params["store"] == "mongodb":
+        assert told is not None and told.tzinfo is not None
+        assert before - timedelta(seconds=1) <= told <= after + timedelta(seconds=1), (before, told, after)
+    else:
+        assert told is None
 
 
 async def test_claims_can_be_limited_to_task_types(store: StoreFactory) -> None:

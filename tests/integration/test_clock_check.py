@@ -3,6 +3,7 @@ server clock (its ``hello``), reported as a metric, and logged when it is too fa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ import pytest
 
 from cronjob.ports.clock import Clock, SystemClock
 from cronjob.ports.metrics import NullMetrics
-from cronjob.services.clock_check import ClockCheck
+from cronjob.services.clock_check import ClockCheck, keep_checking
 from cronjob_adapters.codec import ScheduleCodec
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.mongodb.repository import MongoScheduleRepository
@@ -88,4 +89,5 @@ async def test_a_store_on_this_hosts_clock_has_nothing_to_compare(caplog: pytest
     check = ClockCheck(InMemoryScheduleRepository(), ShiftedClock(timedelta(seconds=60)), metrics, slack=SLACK)
     with caplog.at_level(logging.INFO, logger="cronjob.services.clock_check"):
         assert await check.check() is None
+        await asyncio.wait_for(keep_checking(check, asyncio.Event()), 1.0)  # nothing to keep checking
     assert metrics.seen == [] and caplog.records == []

@@ -79,11 +79,13 @@ class ClockCheck:
 
 
 async def keep_checking(check: ClockCheck, stop: asyncio.Event, *, every: float = CHECK_EVERY) -> None:
-    """Run ``check`` now and every ``every`` seconds until ``stop`` is set; a store that does not
-    answer is skipped until the next time (the store's own errors are reported elsewhere)."""
+    """Run ``check`` now and every ``every`` seconds until ``stop`` is set, or at once done for a
+    store that keeps no clock of its own; a store that does not answer is skipped until the next
+    time (the store's own errors are reported elsewhere)."""
     while not stop.is_set():
         try:
-            await check.check()
+            if await check.check() is None:
+                return
         except StoreUnavailable:
             pass
         except Exception:  # a measurement must not stop the process: said once, not tried again
