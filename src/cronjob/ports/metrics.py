@@ -50,7 +50,6 @@ class Metrics(ABC):
         send), ``unmatched`` (still unknown when its wait was over) or ``dropped`` (unknown, and
         statuses are not kept to wait)."""
 
-
     def clock_offset(self, seconds: float) -> None:
         """This process's clock is ``seconds`` ahead of the store's (negative: behind), as last
         measured (see :mod:`cronjob.services.clock_check`). Not abstract: it measures nothing
