@@ -448,7 +448,11 @@ class SchedulingService:
                 self._notify_new(schedule)
                 outcomes[index] = Scheduled(schedule, created=True)
             else:
-                outcomes[index] = await self._winner(existing_id, commands[index].request_digest)
+                try:
+                    outcomes[index] = await self._winner(DuplicateSchedule(existing_id),
+                                                         commands[index].request_digest)
+                except ValidationError as refused:
+                    outcomes[index] = refused
         return [outcome for outcome in outcomes if outcome is not None]
 
     async def _replay_or_refusal(self, command: CreateScheduleCommand) -> Scheduled | ValidationError | None:
@@ -457,15 +461,14 @@ class SchedulingService:
         except ValidationError as refused:
             return refused
 
-    async def _winner(self, existing_id: str, request_digest: str | None) -> Scheduled | ValidationError:
-        """The answer to a creation whose key (or id) ``existing_id`` took first, in a batch."""
-        existing = await self._repository.get(existing_id)
+    async def _winner(self, duplicate: DuplicateSchedule, request_digest: str | None) -> Scheduled:
+        """The answer to a creation whose key (or id) another schedule took first (two requests
+        with one key raced, or two items of a batch): that schedule, replayed as
+        :func:`_replayed` says; ``duplicate`` itself when it is gone meanwhile."""
+        existing = await self._repository.get(duplicate.existing_id)
         if existing is None:
-            raise DuplicateSchedule(existing_id)
-        try:
-            return _replayed(existing, request_digest)
-        except ValidationError as refused:
-            return refused
+            raise duplicate
+        return _replayed(existing, request_digest)
 
     def _new_schedule(self, command: CreateScheduleCommand) -> Schedule:
         """The schedule ``command`` asks for, checked, not stored yet."""
@@ -588,12 +591,8 @@ class SchedulingService:
             return True
 
         await publish_then_write(self._publisher, schedule, schedule.events, add)
-        if duplicate is not None:
-            # Two requests with one key raced: both answer with the schedule that won.
-            existing = await self._repository.get(duplicate.existing_id)
-            if existing is None:
-                raise duplicate
-            return _replayed(existing, request_digest)
+        if duplicate is not None:  # both requests answer with the schedule that won
+            return await self._winner(duplicate, request_digest)
         self._notify_new(schedule)
         return Scheduled(schedule, created=True)
 
