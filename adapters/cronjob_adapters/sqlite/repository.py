@@ -354,22 +354,16 @@ class SqliteScheduleRepository(ScheduleRepository):
         wanted = [s.value for s in check_finished(statuses)]
         if not wanted or limit <= 0 or (task_types is not None and not task_types):
             return 0
-        marks = ", ".join("?" for _ in wanted)
-        bounds = (to_epoch_ms(before), before.astimezone(UTC).isoformat(), limit)
-        if task_types is None:
-            # created_at <= updated_at, so the indexed (status, created_at) narrows first; updated_at
-            # lives in the document as UTC ISO text, which sorts as the instants do.
-            select = (f"SELECT id FROM schedules WHERE status IN ({marks}) AND created_at < ?"
-                      " AND json_extract(doc, '$.updated_at') < ? LIMIT ?")
-            params: tuple[Any, ...] = (*wanted, *bounds)
-        else:
-            # Through (task_type, created_at): the service's own jobs without reading the users'
-            # finished schedules, however many are kept.
-            types = list(task_types)
-            select = (f"SELECT id FROM schedules INDEXED BY schedules_type_created"
-                      f" WHERE task_type IN ({', '.join('?' for _ in types)}) AND status IN ({marks})"
-                      " AND created_at < ? AND json_extract(doc, '$.updated_at') < ? LIMIT ?")
-            params = (*types, *wanted, *bounds)
+        # created_at <= updated_at, so an index of created_at narrows first: (status, created_at),
+        # or with task types (task_type, created_at), which finds the service's own jobs without
+        # reading the users' finished schedules, however many are kept. updated_at lives in the
+        # document as UTC ISO text, which sorts as the instants do.
+        types = [] if task_types is None else list(task_types)
+        by_type = (f" INDEXED BY schedules_type_created WHERE task_type IN ({', '.join('?' for _ in types)}) AND"
+                   if types else " WHERE")
+        select = (f"SELECT id FROM schedules{by_type} status IN ({', '.join('?' for _ in wanted)})"
+                  " AND created_at < ? AND json_extract(doc, '$.updated_at') < ? LIMIT ?")
+        params = (*types, *wanted, to_epoch_ms(before), before.astimezone(UTC).isoformat(), limit)
 
         def delete(conn: sqlite3.Connection) -> int:
             # One statement, limited in SQL, while the write lock is held.
