@@ -1422,14 +1422,21 @@ class LimitedTo:
         route.fulfill(response=response)
 
 
+def signed_in_showing(page: Page, user: str, rows: int, status: str = "") -> None:
+    """Sign in and filter the list by ``user`` (and ``status``): ``rows`` schedules shown."""
+    sign_in(page)
+    if status:
+        page.select_option("#status-filter", status)
+    page.fill("#user-filter", user)
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#schedules tbody tr")).to_have_count(rows)
+
+
 def test_a_bulk_change_is_made_in_requests_of_a_limit_each_until_no_more_match(
         page: Page, service: Service) -> None:
     user = "dashboard-many"
     mine = [service.later(userId=user) for _ in range(5)]
-    sign_in(page)
-    page.fill("#user-filter", user)
-    page.press("#user-filter", "Enter")
-    expect(page.locator("#schedules tbody tr")).to_have_count(5)
+    signed_in_showing(page, user, 5)
     limited = LimitedTo(page, "v1/schedules:cancel")
     accepting(page)
     page.click("#cancel-user")
@@ -1443,10 +1450,7 @@ def test_a_bulk_change_stopped_by_a_failed_request_says_how_far_it_got(
         page: Page, service: Service, page_errors: list[str]) -> None:
     user = "dashboard-midway"
     mine = [service.later(userId=user) for _ in range(3)]
-    sign_in(page)
-    page.fill("#user-filter", user)
-    page.press("#user-filter", "Enter")
-    expect(page.locator("#schedules tbody tr")).to_have_count(3)
+    signed_in_showing(page, user, 3)
     sent = 0
 
     def first_then_502(route: Route) -> None:
@@ -1474,11 +1478,7 @@ def test_retry_all_goes_on_after_each_answer_s_cursor_so_what_fails_again_is_not
     request would retry it again and never reach the rest."""
     user = "dashboard-redrive-pages"
     dead = [service.dead(userId=user) for _ in range(5)]
-    sign_in(page)
-    page.select_option("#status-filter", "dead")
-    page.fill("#user-filter", user)
-    page.press("#user-filter", "Enter")
-    expect(page.locator("#schedules tbody tr")).to_have_count(5)
+    signed_in_showing(page, user, 5, status="dead")
     limited = LimitedTo(page, "v1/schedules:retry")
     accepting(page)
     page.click("#retry-matching")
