@@ -19,6 +19,8 @@ from cronjob.ports.repository import ScheduleRepository, StoreUnavailable
 from cronjob.services.clock_check import keep_checking
 from cronjob.services.retention import Kept, RetentionKeeper
 
+from cronjob_adapters.engine.collector import freeze_start_up_heap
+
 from cronjob_bootstrap.container import Container
 from cronjob_bootstrap.http_protocol import HeaderTimeLimitedH11
 from cronjob_bootstrap.settings import Settings
@@ -45,18 +47,6 @@ def _install_stop_handlers(stop: asyncio.Event, hurry: asyncio.Event) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, on_signal)
-
-
-def _freeze_start_up_heap() -> None:
-    """API only: move what the process holds once it serves (modules, classes, the app, its
-    schemas: never garbage) out of the garbage collector's reach, as the scheduler's
-    :class:`~cronjob_adapters.engine.collector.QuietCollector` does in a scheduler process.
-    CPython's full collections, which it starts on its own once enough objects outlived two
-    young passes (a batch of 1,000 schedules makes that many), then walk only what was made
-    since, not the start-up heap every time: they were about a fifth of a batch's CPU.
-    :func:`gc.unfreeze` gives the heap back."""
-    gc.collect()
-    gc.freeze()
 
 
 def _stop_waiting(server: _Server | None, engine: SchedulerEngine | None) -> None:
@@ -225,7 +215,10 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
                                                      name="change-stream"))
                 log.info("scheduler started as %s", settings.instance_id)
             else:
-                _freeze_start_up_heap()
+                # API only: CPython's own full collections (a batch of 1,000 schedules sets several
+                # off) would walk the start-up heap each time, a fifth of a batch's CPU; a scheduler
+                # process freezes it as its QuietCollector is installed.
+                freeze_start_up_heap()
                 froze = True
             done, _ = await asyncio.wait({stopping, *tasks}, return_when=asyncio.FIRST_COMPLETED)
         for task in done - {stopping, initializing}:

@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 _NEVER = 2**31 - 1
 
 
+def freeze_start_up_heap() -> None:
+    """Move what the process holds once it has started (modules, classes, the app, its schemas:
+    never garbage) out of the collector's reach, so that full collections, whoever starts them,
+    walk only what was made since. :func:`gc.unfreeze` gives it back."""
+    gc.collect()
+    gc.freeze()
+
+
 class QuietCollector:
     """Runs full garbage collections when the scheduler loop is quiet.
 
@@ -64,8 +72,7 @@ class QuietCollector:
             return
         cls = QuietCollector  # process-wide, subclasses included
         if cls._active == 0:
-            gc.collect()
-            gc.freeze()
+            freeze_start_up_heap()
             cls._original_threshold = gc.get_threshold()
             young, middle, _ = cls._original_threshold
             gc.set_threshold(young, middle, _NEVER)
