@@ -51,6 +51,11 @@ def _split(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def _header_safe(text: str) -> bool:
+    """Whether ``text`` can be sent in an HTTP header as it is: visible ASCII and spaces only."""
+    return all(" " <= char <= "~" for char in text)
+
+
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """The ``CRONJOB_*`` names in ``environ`` that no setting reads (a misspelt
     ``CRONJOB_MONGODB_URL`` would otherwise leave its setting at its default without a word)."""
@@ -263,7 +268,7 @@ class Settings(BaseSettings):
         for index, token in enumerate(_split(value.get_secret_value()) if value else [], start=1):
             # A client sends it in a header: a line break (tokens one per line in a _FILE) or a
             # non-ASCII character could never match, and every request would be a 401.
-            if not all(" " <= char <= "~" for char in token):
+            if not _header_safe(token):
                 raise ValueError(f"token #{index} holds a line break, control or non-ASCII character "
                                  "(separate tokens with commas)")
         return value
@@ -273,7 +278,7 @@ class Settings(BaseSettings):
     def _sendable_token(cls, value: SecretStr | None) -> SecretStr | None:
         # Sent in every request's Authorization header: a line break (a _FILE of two lines) would
         # fail every send as invalid_request, a non-ASCII character stop start-up with a traceback.
-        if value is not None and not all(" " <= char <= "~" for char in value.get_secret_value()):
+        if value is not None and not _header_safe(value.get_secret_value()):
             raise ValueError("holds a line break, control or non-ASCII character (no request could carry it)")
         return value
 
