@@ -538,16 +538,16 @@ function sayBulk(who, count, done, refused) {
 
 /** A bulk change of every match, as requests of at most BULK_LIMIT each, repeated while the answer
  * says ``more`` (each within a proxy's timeout, however many match), the count so far shown
- * between them. ``done``: the answer's list of those changed. ``cursor``: each repeat goes on
- * after the previous answer's ``next_cursor`` (a retry: what it retried may fail again at once,
- * and would come first again). Says what was done, also when a request fails midway. */
-async function changeInPages(path, body, done, who, { cursor = false } = {}) {
+ * between them. ``done``: the answer's list of those changed. A repeat goes on after the
+ * previous answer's ``next_cursor`` where it gives one (a retry's: what it retried may fail again
+ * at once, and would come first again). Says what was done, also when a request fails midway. */
+async function changeInPages(path, body, done, who) {
   let count = 0;
   const refused = new Map();  // a repeat lists again what was refused: named once
   let answer = { more: true, next_cursor: null };
   try {
     while (answer.more) {
-      const after = cursor && answer.next_cursor ? { cursor: answer.next_cursor } : {};
+      const after = answer.next_cursor ? { cursor: answer.next_cursor } : {};
       answer = await api(path, {
         method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ ...body, limit: BULK_LIMIT, ...after }),
@@ -597,7 +597,7 @@ async function retryMatching() {
   const twice = status === "unknown" ? " They may have been sent already: a retry may send them twice." : "";
   if (!window.confirm(`Retry every ${status} schedule${of ? ` ${of}` : ""} now?${twice}`)) return;
   await changeInPages("v1/schedules:retry", { status, ...selectionBody(selector), ...changed }, "retried",
-    `Every ${status} schedule${of ? ` ${of}` : ""}`, { cursor: true });
+    `Every ${status} schedule${of ? ` ${of}` : ""}`);
   await refresh();
 }
 
