@@ -13,8 +13,9 @@ from typing import Any
 from dependency_injector import containers, providers
 from pydantic import SecretStr
 
-from cronjob.ports.clock import SystemClock
+from cronjob.ports.clock import Clock, SystemClock
 from cronjob.ports.engine import SchedulerEngine
+from cronjob.services.aligned_clock import AlignedClock
 from cronjob.services.clock_check import ClockCheck
 from cronjob.services.delivery_status import STATUS_RECHECK, DeliveryStatusService
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
@@ -75,6 +76,10 @@ def _seconds(value: float) -> timedelta:
 
 def _stall_after(loop_stall_seconds: float, poll_interval_seconds: float) -> timedelta:
     return timedelta(seconds=loop_stall_seconds + poll_interval_seconds)
+
+
+def _same(clock: Clock) -> Clock:
+    return clock
 
 
 def _lease_slack(lease_seconds: float) -> timedelta:
@@ -163,7 +168,11 @@ class Container(containers.DeclarativeContainer):
     #: The validated settings object (set by :func:`build_container`).
     settings = providers.Dependency(instance_of=Settings)
 
-    clock = providers.Singleton(SystemClock)
+    host_clock = providers.Singleton(SystemClock)
+    #: The host's clock, following the store's while they disagree (set by ``clock_check``).
+    aligned_clock = providers.Singleton(AlignedClock, host_clock)
+    #: The clock every part reads (tests put one they drive in its place).
+    clock = providers.Callable(_same, aligned_clock)
     trigger_parser = providers.Singleton(default_trigger_parser)
     codec = providers.Singleton(ScheduleCodec, trigger_parser)
 
@@ -237,10 +246,11 @@ class Container(containers.DeclarativeContainer):
         HealthService, repository, clock,
         stall_after=providers.Callable(_stall_after, config.loop_stall_seconds, config.poll_interval_seconds))
     metrics = providers.Singleton(PrometheusMetrics)
-    #: This process's clock against the store's: a lease is renewed every third of it, so two
-    #: clocks more than two thirds of a lease apart see one that is being renewed lapse.
+    #: This process's clock against the store's, which ``aligned_clock`` follows while they
+    #: disagree: a lease is renewed every third of it, so two clocks more than two thirds of a
+    #: lease apart would see one that is being renewed lapse.
     clock_check = providers.Singleton(
-        ClockCheck, repository, clock, metrics,
+        ClockCheck, repository, aligned_clock, metrics,
         slack=providers.Callable(_lease_slack, config.lease_seconds))
     #: The schedule counts (a whole-store group-by) behind /v1/stats and /metrics: read at most
     #: once every 2 s per process, however many dashboards and scrapers ask.

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from cronjob.ports.engine import SchedulerEngine
 from cronjob.ports.repository import ScheduleRepository, StoreUnavailable
-from cronjob.services.clock_check import keep_checking
+from cronjob.services.clock_check import FIRST_CHECK_TIMEOUT, check_once, keep_checking
 from cronjob.services.retention import Kept, RetentionKeeper
 
 from cronjob_adapters.engine.collector import freeze_start_up_heap
@@ -199,7 +199,15 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
             await asyncio.wait({initializing})
         elif initializing.result():
             health.mark_initialized()
-            chores.append(asyncio.create_task(keep_checking(container.clock_check(), stop), name="clock-check"))
+            # Measured before anything is claimed or created, so that a host whose clock is off the
+            # store's keeps the store's time from the first claim on.
+            clock_check = container.clock_check()
+            try:
+                more = await asyncio.wait_for(check_once(clock_check), FIRST_CHECK_TIMEOUT)
+            except TimeoutError:
+                more = True
+            if more:
+                chores.append(asyncio.create_task(keep_checking(clock_check, stop, now=False), name="clock-check"))
             if scheduler:
                 engine = container.engine()
                 collector = container.collector()

@@ -44,7 +44,7 @@ class PrometheusMetrics(Metrics):
             ["task_type"], registry=self.registry)
         self._in_flight = Gauge("cronjob_in_flight", "Runs in progress in this replica.",
                                 registry=self.registry)
-        self._clock_offset = Gauge("cronjob_clock_offset_seconds", "How far this process's clock is ahead of "
+        self._clock_offset = Gauge("cronjob_clock_offset_seconds", "How far this host's clock is ahead of "
                                    "the store's (negative: behind), as last measured; 0 where the store "
                                    "shares this host's clock.", registry=self.registry)
         self._webhooks = Counter("cronjob_webhook_deliveries", "Status webhook deliveries by outcome.",

@@ -51,7 +51,7 @@ class Metrics(ABC):
         statuses are not kept to wait)."""
 
     def clock_offset(self, seconds: float) -> None:
-        """This process's clock is ``seconds`` ahead of the store's (negative: behind), as last
+        """This process's host clock is ``seconds`` ahead of the store's (negative: behind), as last
         measured (see :mod:`cronjob.services.clock_check`). Not abstract: it measures nothing
         unless an exporter shows it."""
         return None

@@ -6,7 +6,9 @@ off by more than a lease's slack (a lease's length less its renewal period: 20 s
 over, and runs again, work that another replica is still running (or has its own taken over).
 The store is the one clock every replica reads (MongoDB's server; SQLite shares the host's clock,
 so there is nothing to compare with there): :class:`ClockCheck` measures how far this process's
-clock is from it, reports it as a metric, and says so in the log when it is too far.
+clock is from it, reports it as a metric, says so in the log when it is too far, and then has the
+process's clock (an :class:`~cronjob.services.aligned_clock.AlignedClock`) follow the store's, so
+that replicas agree with one another however far their hosts' clocks drift apart.
 """
 
 from __future__ import annotations
@@ -16,80 +18,124 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from cronjob.ports.clock import Clock
 from cronjob.ports.metrics import Metrics
 from cronjob.ports.repository import ScheduleRepository, StoreUnavailable
+from cronjob.services.aligned_clock import AlignedClock
 
 log = logging.getLogger(__name__)
 
-#: An offset the log warns of: work runs early or late by as much.
+#: An offset the log warns of, and past which the process's clock follows the store's.
 WARN_AFTER = timedelta(seconds=2)
+#: The longest round trip a measurement may take to be followed: the store's time is known only
+#: to within half of it.
+PRECISE_WITHIN = timedelta(seconds=1)
 #: How often a running process measures again.
 CHECK_EVERY = 60.0
+#: How long the first measurement, made before the process claims any work, may take.
+FIRST_CHECK_TIMEOUT = 5.0
 
 
 class ClockCheck:
-    """Measures this process's clock against the store's (``ScheduleRepository.store_time``).
+    """Measures the host's clock against the store's (``ScheduleRepository.store_time``) and has
+    ``aligned`` (the clock the rest of the process reads, over the host's) follow the store's
+    while they are more than ``warn_after`` apart.
 
-    ``slack`` is how far two replicas' clocks may be apart before a lease that is being renewed
-    looks lapsed to one of them (a lease's length less its renewal period): past it the warning
-    says that runs may be taken over while they run.
+    Once followed, the store's clock is kept until the host's is back within half of
+    ``warn_after`` (so that an offset hovering about the limit does not move the time back and
+    forth). A measurement whose round trip took longer than :data:`PRECISE_WITHIN` is reported
+    but changes nothing. ``slack`` is how far two replicas' clocks may be apart before a lease
+    that is being renewed looks lapsed to one of them (a lease's length less its renewal period):
+    the warning names the risk when a clock past it cannot be followed.
     """
 
-    def __init__(self, repository: ScheduleRepository, clock: Clock, metrics: Metrics, *,
+    def __init__(self, repository: ScheduleRepository, aligned: AlignedClock, metrics: Metrics, *,
                  slack: timedelta, warn_after: timedelta = WARN_AFTER) -> None:
         self._repository = repository
-        self._clock = clock
+        self._aligned = aligned
+        self._host = aligned.host
         self._metrics = metrics
         self._slack = slack
         self._warn_after = warn_after
         self._was_off = False
 
     async def offset(self) -> timedelta | None:
-        """How far this process's clock is ahead of the store's (negative: behind), or None when
-        the store keeps no clock of its own. The store's time is taken as that of the middle of
-        the round trip, so the figure is right within half of it."""
-        before = self._clock.now()
+        """How far the host's clock is ahead of the store's (negative: behind), or None when the
+        store keeps no clock of its own (:meth:`measure` without the round trip)."""
+        measured = await self.measure()
+        return None if measured is None else measured[0]
+
+    async def measure(self) -> tuple[timedelta, timedelta] | None:
+        """How far the host's clock is ahead of the store's, and the round trip it was measured
+        in; None when the store keeps no clock of its own. The store's time is taken as that of
+        the middle of the round trip, so the offset is right within half of it."""
+        before = self._host.now()
         store_now = await self._repository.store_time()
-        after = self._clock.now()
+        after = self._host.now()
         if store_now is None:
             return None
-        return before + (after - before) / 2 - store_now
+        return before + (after - before) / 2 - store_now, after - before
 
     async def check(self) -> timedelta | None:
-        """Measure the offset (:meth:`offset`), report it, and log a warning when it is more than
-        ``warn_after`` either way (each time it is measured so), and once when it is back within."""
-        offset = await self.offset()
-        if offset is None:
+        """Measure the offset (:meth:`measure`), report it, follow the store's clock or the host's
+        again as the class says, and log a warning when it is more than ``warn_after`` either way
+        (each time it is measured so), and once when it is back within."""
+        measured = await self.measure()
+        if measured is None:
             return None
+        offset, round_trip = measured
         self._metrics.clock_offset(offset.total_seconds())
+        precise = round_trip <= PRECISE_WITHIN
+        if precise:
+            if abs(offset) > self._warn_after or (self._aligned.following and abs(offset) > self._warn_after / 2):
+                self._aligned.follow(offset)
+            else:
+                self._aligned.release()
         off = abs(offset) > self._warn_after
         if off:
             way = "ahead of" if offset > timedelta(0) else "behind"
-            risk = (f"; more than the lease slack of {self._slack.total_seconds():g} s: runs may be taken over"
-                    " and run again while they run" if abs(offset) > self._slack else "")
-            log.warning("this process's clock is %.1f s %s the store's: its work runs that much %s%s; "
-                        "fix the host's time synchronisation (NTP)", abs(offset.total_seconds()), way,
-                        "early" if offset > timedelta(0) else "late", risk)
+            if self._aligned.following:
+                what = ("this process keeps the store's time instead, so that its work runs neither early nor "
+                        "late against the other replicas' (if it is the store's clock that is off, every "
+                        "replica keeps it, and work runs that much early or late)")
+            else:
+                what = (f"too slow to measure ({round_trip.total_seconds():.1f} s) to be followed: its work runs "
+                        f"that much {'early' if offset > timedelta(0) else 'late'}")
+                if abs(offset) > self._slack:
+                    what += (f"; more than the lease slack of {self._slack.total_seconds():g} s: runs may be taken "
+                             "over and run again while they run")
+            log.warning("this process's clock is %.1f s %s the store's: %s; fix the host's time "
+                        "synchronisation (NTP)", abs(offset.total_seconds()), way, what)
         elif self._was_off:
-            log.info("this process's clock is back within %.1f s of the store's (%+.3f s)",
-                     self._warn_after.total_seconds(), offset.total_seconds())
+            log.info("this process's clock is back within %.1f s of the store's (%+.3f s)%s",
+                     self._warn_after.total_seconds(), offset.total_seconds(),
+                     "" if self._aligned.following else ": it keeps the host's time again")
         self._was_off = off
         return offset
 
 
-async def keep_checking(check: ClockCheck, stop: asyncio.Event, *, every: float = CHECK_EVERY) -> None:
-    """Run ``check`` now and every ``every`` seconds until ``stop`` is set, or at once done for a
-    store that keeps no clock of its own; a store that does not answer is skipped until the next
-    time (the store's own errors are reported elsewhere)."""
+async def check_once(check: ClockCheck) -> bool:
+    """One :meth:`ClockCheck.check`, whatever happens: False when there is nothing more to check
+    (the store keeps no clock of its own, or the measurement failed in a way said once in the
+    log), True otherwise (also when the store did not answer, or not in time: measured again
+    later)."""
+    try:
+        return await check.check() is not None
+    except StoreUnavailable:
+        return True
+    except Exception:  # a measurement must not stop the process: said once, not tried again
+        log.exception("this process's clock could not be compared with the store's")
+        return False
+
+
+async def keep_checking(check: ClockCheck, stop: asyncio.Event, *, every: float = CHECK_EVERY,
+                        now: bool = True) -> None:
+    """Run ``check`` (:func:`check_once`) now (unless ``now`` is False: after ``every`` seconds)
+    and every ``every`` seconds until ``stop`` is set, or until there is nothing more to check."""
+    if not now:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every)
     while not stop.is_set():
-        try:
-            if await check.check() is None:
-                return
-        except StoreUnavailable:
-            pass
-        except Exception:  # a measurement must not stop the process: said once, not tried again
-            log.exception("this process's clock could not be compared with the store's")
+        if not await check_once(check):
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=every)
