@@ -112,6 +112,17 @@ async def test_a_clock_that_agrees_is_quiet_and_one_put_right_is_said_once(
     assert not aligned.following and aligned.offset == timedelta(0)
 
 
+async def test_a_host_clock_set_right_between_measurements_does_not_move_the_followed_time(
+        mongo: MongoScheduleRepository) -> None:
+    # NTP working again steps the host's clock 30 s back: until the next measurement (a minute),
+    # the process must not fall 30 s behind the others.
+    host = ShiftedClock(timedelta(seconds=30))
+    aligned = AlignedClock(host)
+    await ClockCheck(mongo, aligned, Offsets(), slack=SLACK).check()
+    host._shift = timedelta(0)
+    assert aligned.following and abs((aligned.now() - SystemClock().now()).total_seconds()) < 0.5
+
+
 async def test_a_clock_within_the_tolerance_is_left_as_it_is(mongo: MongoScheduleRepository) -> None:
     aligned = AlignedClock(ShiftedClock(timedelta(seconds=1.5)))
     await ClockCheck(mongo, aligned, Offsets(), slack=SLACK).check()

@@ -5,24 +5,30 @@ matters is that their clocks agree with one another, not which of them is right.
 clock is the one every replica can read: :class:`~cronjob.services.clock_check.ClockCheck`
 measures how far the host's clock is from it and, once that is past a tolerance, has this clock
 follow the store's, so that a replica whose host lost its time synchronisation neither takes
-over runs that are still running nor lets its own be taken over.
+over runs that are still running nor lets its own be taken over. While it follows the store's,
+it counts on from the last measurement with the monotonic clock, so that the host's clock being
+set (by NTP, once it works again) between two measurements does not move it.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from cronjob.ports.clock import Clock
 
 
 class AlignedClock(Clock):
-    """``host``'s time less the offset it was last found to be ahead of the store's by, while it
-    follows the store's (:meth:`follow`); ``host``'s time as it is otherwise (:meth:`release`)."""
+    """While it follows the store's clock (:meth:`follow`), the store's time as last measured, on
+    by ``monotonic`` (seconds) since; ``host``'s time otherwise (:meth:`release`)."""
 
-    def __init__(self, host: Clock) -> None:
+    def __init__(self, host: Clock, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._host = host
-        self._offset = timedelta(0)
+        self._monotonic = monotonic
         self._following = False
+        self._store_then = host.now()
+        self._monotonic_then = 0.0
 
     @property
     def host(self) -> Clock:
@@ -36,18 +42,21 @@ class AlignedClock(Clock):
 
     @property
     def offset(self) -> timedelta:
-        """How far ahead of this clock the host's is (zero unless :attr:`following`)."""
-        return self._offset
+        """How far ahead of this clock the host's is now (zero unless :attr:`following`)."""
+        return self._host.now() - self.now() if self._following else timedelta(0)
 
     def now(self) -> datetime:
-        return self._host.now() - self._offset
+        if not self._following:
+            return self._host.now()
+        return self._store_then + timedelta(seconds=self._monotonic() - self._monotonic_then)
 
     def follow(self, host_ahead_by: timedelta) -> None:
-        """From now on, tell the host's time less ``host_ahead_by`` (negative: the host is behind)."""
-        self._offset = host_ahead_by
+        """From now on, tell the store's time: the host's now less ``host_ahead_by`` (negative: the
+        host is behind), counted on by the monotonic clock."""
+        self._store_then = self._host.now() - host_ahead_by
+        self._monotonic_then = self._monotonic()
         self._following = True
 
     def release(self) -> None:
         """From now on, tell the host's time as it is."""
-        self._offset = timedelta(0)
         self._following = False
