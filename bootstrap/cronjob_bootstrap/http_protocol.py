@@ -23,20 +23,35 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 
+def _problem_answer(status: int, reason: str, detail: str) -> bytes:
+    """A problem+json answer ``status`` (``reason`` its phrase; the title in the API's sentence
+    case) that closes the connection, written on the socket as is (the request it answers could
+    not be read, or not in time)."""
+    body = json.dumps({"type": "about:blank", "title": reason.capitalize(), "status": status, "detail": detail},
+                      separators=(",", ":")).encode()
+    head = (b"HTTP/1.1 %d %s\r\ncontent-type: application/problem+json\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n" % (status, reason.encode(), len(body)))
+    return head + body
+
+
 def _timeout_answer(seconds: float) -> bytes:
     """The 408 problem+json written to a client whose headers came too slowly."""
-    body = json.dumps({"type": "about:blank", "title": "Request timeout", "status": 408,
-                       "detail": f"the request headers did not arrive within {seconds:g} s"},
-                      separators=(",", ":")).encode()
-    head = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/problem+json\r\n"
-            b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
-    return head + body
+    return _problem_answer(408, "Request Timeout", f"the request headers did not arrive within {seconds:g} s")
+
+
+#: The detail of the 400 for a request that h11 cannot read (uvicorn says only "Invalid HTTP
+#: request received."): its line or headers are malformed, or its head is too large for h11's buffer
+#: (16 KiB, or as much as came in one read of 64 KiB).
+UNREADABLE = ("the request is not valid HTTP/1.1: a malformed request line or header, or a request line "
+              "and headers too large")
 
 
 class HeaderTimeLimitedH11(H11Protocol):
     """:class:`H11Protocol` that closes a connection whose request headers are not complete within
     ``header_timeout`` seconds: with a 408 problem+json when part of a request came, silently when
-    nothing did (there is no request to answer, as when an idle kept-alive connection is closed)."""
+    nothing did (there is no request to answer, as when an idle kept-alive connection is closed).
+    A request h11 cannot read gets a 400 problem+json, as every other refusal, not uvicorn's
+    plain text."""
 
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None, *, header_timeout: float) -> None:
@@ -59,6 +74,10 @@ class HeaderTimeLimitedH11(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_header_timer()
         super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        self.transport.write(_problem_answer(400, "Bad Request", UNREADABLE))
+        self.transport.close()
 
     def _watch_headers(self) -> None:
         """Arm the timer while the connection waits for a request's headers, unless it is already

@@ -109,6 +109,31 @@ async def test_headers_trickled_a_byte_at_a_time_get_a_408_at_the_header_timeout
         writer.close()
 
 
+@pytest.mark.parametrize("request_head", [
+    b"GET /v1/schedules HTTP/1.1\r\nHost: test\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n",  # past h11's buffer
+    b"GET /v1/schedules HTTP/1.1\r\nHost: test\r\nNo colon here\r\n\r\n",
+    b"NOT HTTP AT ALL\r\n\r\n",
+], ids=["oversized", "malformed-header", "not-http"])
+async def test_a_request_that_cannot_be_read_gets_a_400_problem(port: int, request_head: bytes) -> None:
+    status, headers, body = _problem(await asyncio.to_thread(_answer_before_close, port, request_head))
+    assert (status, headers["content-type"], headers["connection"]) == (400, "application/problem+json", "close")
+    assert body["title"] == "Bad request" and "not valid HTTP/1.1" in str(body["detail"])
+    assert int(headers["content-length"]) == len(json.dumps(body, separators=(",", ":")).encode())
+
+
+def _answer_before_close(port: int, data: bytes) -> bytes:
+    """What the server answers to ``data`` before it closes the connection. The server closes with
+    the rest of an oversized head unread, so the close may come as a reset after the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=PROMPTLY) as sock:
+        with contextlib.suppress(ConnectionError):
+            sock.sendall(data)
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+        return answer
+
+
 async def test_a_body_shorter_than_its_content_length_gets_a_408_and_creates_nothing(port: int) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
