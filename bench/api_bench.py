@@ -88,9 +88,10 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2000, help="schedules created by each creating row (default 2,000)")
+    parser.add_argument("--port", type=int, default=None, help="the loopback port to serve on (default: a free one)")
     args = parser.parse_args(argv)
     n = args.n
-    port = free_port()
+    port = args.port or free_port()
     with tempfile.TemporaryDirectory(prefix="cronjob-api-bench-") as data_dir:
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("CRONJOB_")},
                "CRONJOB_DATA_DIR": data_dir, "CRONJOB_PORT": str(port), "CRONJOB_API_TOKENS": TOKEN,
