@@ -17,6 +17,7 @@ from cronjob.domain.retry import RetryDecision, RetryPolicy
 from cronjob.domain.recurring import CalendarTrigger, IntervalTrigger
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
 from cronjob.ports.repository import (
+    KEYS_PER_QUERY,
     ConditionalSave,
     DuplicateSchedule,
     ListCursor,
@@ -122,6 +123,41 @@ async def test_add_many_stores_each_and_answers_each_duplicate_in_order(store: S
     assert await repo.add_many([batch[0], keyed]) == [batch[0].id, keyed.id]
     assert await repo.add_many([]) == []
     assert sum((await repo.count_by_status()).values()) == 4
+
+
+async def test_get_by_idempotency_keys_answers_each_stored_one_under_its_key(store: StoreFactory) -> None:
+    repo = await store()
+    odd = "pedido-ção %_'\"[x]*.$"  # characters a query language could take for its own
+    stored = {key: one_off(T0 + timedelta(hours=1), idempotency_key=key) for key in ("order-2", odd, "order-10")}
+    stored["order-1"] = one_off(idempotency_key="order-1")  # the one due
+    assert await repo.add_many([*stored.values(), one_off(T0 + timedelta(hours=1))]) == [None] * 5
+    [claimed] = await repo.claim_due(now=T0, owner="r", lease_for=LEASE, limit=1)
+    asked = ["order-2", "nope", "order-1", "order-2", "", odd, "order-", "ORDER-1", "order-2"]
+    found = await repo.get_by_idempotency_keys(asked)
+    assert sorted(found) == sorted(["order-1", "order-2", odd])  # no unknown, empty or look-alike key
+    for key, schedule in found.items():
+        assert schedule == await repo.get(stored[key].id) == await repo.get_by_idempotency_key(key)
+    assert found["order-1"] == claimed  # as it is now, claimed, not as it was added
+    assert await repo.get_by_idempotency_keys(iter(["order-10"])) == {"order-10": stored["order-10"]}
+    assert await repo.get_by_idempotency_keys(["nope", "order-3"]) == {}
+    assert await repo.get_by_idempotency_keys([]) == {}
+
+
+async def test_get_by_idempotency_keys_takes_more_keys_than_one_query_asks_for(store: StoreFactory) -> None:
+    repo = await store()
+    keys = [f"camp-{i}" for i in range(2 * KEYS_PER_QUERY + 1)]  # three queries' worth
+    kept = [0, KEYS_PER_QUERY - 1, KEYS_PER_QUERY, 2 * KEYS_PER_QUERY - 1, 2 * KEYS_PER_QUERY]  # each query's edges
+    schedules = [one_off(idempotency_key=keys[i]) for i in kept]
+    await repo.add_many(schedules)
+    found = await repo.get_by_idempotency_keys([*keys, *reversed(keys)])  # each key twice
+    assert {key: s.id for key, s in found.items()} == {s.idempotency_key: s.id for s in schedules}
+
+
+async def test_get_by_idempotency_keys_of_no_keys_asks_nothing_of_the_store(store: StoreFactory) -> None:
+    closed = await store()
+    await closed.close()  # any question to it now fails (the in-memory store has none to ask)
+    assert await closed.get_by_idempotency_keys([]) == {}
+    assert await closed.get_by_idempotency_keys(["", ""]) == {}  # no schedule holds an empty key
 
 
 async def test_claim_takes_due_work_oldest_first_within_limit(store: StoreFactory) -> None:
@@ -1081,6 +1117,7 @@ async def test_delete_finished_removes_only_old_finished_work(store: StoreFactor
     assert deleted == 2
     assert {s.id for s in await repo.list(limit=10)} == {recent.id, pending.id}
     assert await repo.get_by_idempotency_key("old-done") is None
+    assert await repo.get_by_idempotency_keys(["old-done"]) == {}
     assert await repo.delete_finished(before=T0, statuses=[ScheduleStatus.CANCELLED], limit=10) == 1
 
 

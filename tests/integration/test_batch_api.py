@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +17,7 @@ from cronjob.ports.repository import StoreUnavailable
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_bootstrap.container import Container
-from tests.support.app import AUTH, api_client, make_container
+from tests.support.app import AUTH, api_client, make_container, set_up
 from tests.support.clock import FixedClock
 
 NOW = datetime(2026, 3, 27, 12, 0, tzinfo=UTC)
@@ -144,6 +145,48 @@ async def test_a_batch_sent_again_with_idempotency_keys_creates_nothing_twice(cl
     single = await client.post("/v1/schedules", json={k: v for k, v in items[0].items() if k != "idempotency_key"},
                                headers=AUTH | {"Idempotency-Key": "camp-1-0"})
     assert single.status_code == 200 and single.json()["id"] == first["results"][0]["id"]
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def test_a_batch_sent_again_answers_each_item_as_the_first_time_and_new_ones_beside_them(
+        clock: FixedClock, tmp_path: Path, store: str) -> None:
+    first_items = [
+        item(to="5511900000001", idempotency_key="c-a"),
+        item(to="5511900000002", idempotency_key="c-b"),
+        item(to="5511900000003"),                                    # no key: created each time
+        item(to="5511900000004", idempotency_key="c-d"),
+        item(to="5511900000004", idempotency_key="c-d"),             # the item before it again
+        item(to="5511900000005", schedule="daily at 25:00", idempotency_key="c-e"),  # refused
+        item(to="5511900000006", body="v1", idempotency_key="c-f"),
+    ]
+    async with set_up(clock, store, tmp_path) as container, api_client(container) as http:
+        first = await batch(http, first_items)
+        assert [r["status"] for r in first["results"]] == [201, 201, 201, 201, 200, 422, 201]
+        again = await batch(http, first_items)
+        assert (again["created"], again["replayed"], again["refused"]) == (1, 5, 1)
+        for before, now in zip(first["results"], again["results"], strict=True):
+            if now["index"] == 2:  # the item without a key: a new schedule
+                assert (now["status"], now["id"] != before["id"]) == (201, True)
+            else:  # every other answered as the first time, 201 as 200 (a replay)
+                assert now == before | ({"status": 200} if before["status"] == 201 else {}), now
+        mixed = await batch(http, [
+            item(to="5511900000006", body="v2", idempotency_key="c-f"),  # c-f's key, another request
+            item(to="5511900000007", idempotency_key="c-g"),              # new
+            item(to="5511900000002", idempotency_key="c-b"),              # a replay
+            item(to="5511900000007", idempotency_key="c-g"),              # the new one again
+        ])
+        assert [r["status"] for r in mixed["results"]] == [422, 201, 200, 200]
+        assert [e["field"] for e in mixed["results"][0]["errors"]] == ["schedules.0.idempotency_key"]
+        assert mixed["results"][2]["id"] == first["results"][1]["id"]
+        assert mixed["results"][3]["id"] == mixed["results"][1]["id"]
+        listed = await stored(http)
+        assert sorted(s["to"][-1] for s in listed) == sorted("1233467")  # 3 twice (no key), 5 never
+        assert [s["body"] for s in listed if s["to"].endswith("6")] == ["v1"]
+        clock.set(datetime(2026, 3, 29, 12, tzinfo=UTC))  # a day after they were due: too late to create
+        late = await batch(http, first_items)
+        assert [r["status"] for r in late["results"]] == [200, 200, 422, 200, 200, 422, 200]  # replayed, unchecked
+        assert [r.get("id") for r in late["results"]] == [r.get("id") for r in first["results"][:2]] + [None] + [
+            r.get("id") for r in first["results"][3:]]
 
 
 async def test_an_idempotency_key_header_without_keys_on_the_items_is_refused(client: httpx.AsyncClient) -> None:

@@ -11,13 +11,15 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient, monitoring
 
 from cronjob.domain.schedule import ScheduleStatus
-from cronjob.ports.repository import StoreUnavailable
+from cronjob.ports.repository import KEYS_PER_QUERY, StoreUnavailable
 from cronjob_adapters.codec import ScheduleCodec
 from cronjob_adapters.mongodb.repository import MongoScheduleRepository
 from cronjob_bootstrap.triggers import default_trigger_parser
@@ -80,6 +82,47 @@ async def test_initialize_creates_the_indexes(repos: RepoFactory) -> None:
     assert key_index["partialFilterExpression"] == {"idempotency_key": {"$type": "string"}}
     assert dict(indexes["label_pairs_created_at_id"]["key"]) == {"label_pairs": 1, "created_at": -1, "_id": -1}
     assert dict(indexes["status_created_at_id"]["key"]) == {"status": 1, "created_at": -1, "_id": -1}
+
+
+class Commands(monitoring.CommandListener):
+    """The commands a client sends (PyMongo's command monitoring), by name and body."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.sent.append((event.command_name, dict(event.command)))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_idempotency_keys_are_looked_up_in_one_find_per_query_s_worth(mongodb_uri: str) -> None:
+    commands = Commands()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_uri, tz_aware=True, tzinfo=UTC,
+                                                                 event_listeners=[commands])
+    repo = MongoScheduleRepository(client, f"integration_{uuid.uuid4().hex[:12]}",
+                                   ScheduleCodec(default_trigger_parser()))
+    try:
+        await repo.initialize()
+        keys = [f"camp-{i}" for i in range(2 * KEYS_PER_QUERY + 1)]
+        stored = [one_off(idempotency_key=key) for key in keys[:150]]  # more than a first batch's 101
+        await repo.add_many(stored)
+        commands.sent.clear()
+        found = await repo.get_by_idempotency_keys(keys)
+        assert sorted(s.id for s in found.values()) == sorted(s.id for s in stored)
+        # One find per KEYS_PER_QUERY keys, each answered whole (no getMore), through the filter
+        # of the partial unique index (``$type``), as the lookup of one key is.
+        assert [name for name, _ in commands.sent] == ["find"] * 3
+        asked = [body["filter"]["idempotency_key"] for _, body in commands.sent]
+        assert [a["$type"] for a in asked] == ["string"] * 3
+        assert [a["$in"] for a in asked] == [keys[:KEYS_PER_QUERY], keys[KEYS_PER_QUERY:-1], keys[-1:]]
+    finally:
+        await repo.drop_database()
+        await client.close()
 
 
 async def test_labels_are_stored_as_key_value_texts_for_their_multikey_index(repos: RepoFactory) -> None:

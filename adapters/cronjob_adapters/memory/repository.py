@@ -176,6 +176,10 @@ class InMemoryScheduleRepository(ScheduleRepository):
         schedule_id = self._by_key.get(key)
         return await self.get(schedule_id) if schedule_id else None
 
+    async def get_by_idempotency_keys(self, keys: Iterable[str]) -> dict[str, Schedule]:
+        found = ((key, self._by_key.get(key)) for key in dict.fromkeys(keys))
+        return {key: self._items[schedule_id].copy() for key, schedule_id in found if schedule_id}
+
     async def get_by_provider_message_id(self, message_id: str) -> Schedule | None:
         schedule_id = self._by_message.get(message_id)
         return await self.get(schedule_id) if schedule_id else None

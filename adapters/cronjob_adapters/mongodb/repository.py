@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from functools import partial
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
@@ -29,6 +29,7 @@ from cronjob.ports.repository import (
     check_cursor,
     check_finished,
     check_one_each,
+    key_chunks,
 )
 from cronjob.services.few_at_a_time import few_at_a_time
 
@@ -367,6 +368,18 @@ class MongoScheduleRepository(ScheduleRepository):
         async with self._call():
             doc = await self._schedules.find_one(_key_filter(key))
         return self._codec.from_document(doc) if doc else None
+
+    async def get_by_idempotency_keys(self, keys: Iterable[str]) -> dict[str, Schedule]:
+        found: dict[str, Schedule] = {}
+        for chunk in key_chunks(keys):
+            # ``$type`` as in _key_filter: the partial unique index serves the ``$in``. One batch
+            # of answers for the chunk, not the driver's first 101 documents and a getMore.
+            query = {"idempotency_key": {"$in": chunk, "$type": "string"}}
+            async with self._call():
+                docs = await self._schedules.find(query, batch_size=len(chunk)).to_list()
+            for doc in docs:
+                found[doc["idempotency_key"]] = self._codec.from_document(doc)
+        return found
 
     async def get_by_provider_message_id(self, message_id: str) -> Schedule | None:
         # The ``$type`` condition matches the partial index's filter, so the index serves the query.

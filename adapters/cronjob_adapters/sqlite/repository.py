@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache, partial
 from pathlib import Path
@@ -30,6 +30,7 @@ from cronjob.ports.repository import (
     check_cursor,
     check_finished,
     check_one_each,
+    key_chunks,
 )
 
 from cronjob_adapters.codec import OPTIONAL_KEYS, ScheduleCodec, status_counts, to_millis
@@ -219,6 +220,19 @@ class SqliteScheduleRepository(ScheduleRepository):
 
     async def get_by_idempotency_key(self, key: str) -> Schedule | None:
         return await self._one("SELECT doc FROM schedules WHERE idempotency_key = ?", key)
+
+    async def get_by_idempotency_keys(self, keys: Iterable[str]) -> dict[str, Schedule]:
+        chunks = key_chunks(keys)
+        if not chunks:
+            return {}
+
+        def read() -> list[tuple[str, str]]:
+            # One query per chunk through the key's unique index, all in one call of the worker.
+            conn = self._db.connection()
+            query = "SELECT idempotency_key, doc FROM schedules WHERE idempotency_key IN ({})"
+            return [row for chunk in chunks for row in conn.execute(query.format(", ".join("?" * len(chunk))), chunk)]
+
+        return {key: self._load(doc) for key, doc in await self._db.run(read)}
 
     async def get_by_provider_message_id(self, message_id: str) -> Schedule | None:
         return await self._one("SELECT doc FROM schedules WHERE provider_message_id = ?"

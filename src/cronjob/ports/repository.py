@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -54,6 +54,21 @@ def check_one_each(writes: Sequence[ConditionalSave]) -> None:
         if write.schedule.id in seen:
             raise ValueError(f"schedule {write.schedule.id} is written twice in one save_many")
         seen.add(write.schedule.id)
+
+
+#: The most idempotency keys a store is asked for in one query of
+#: :meth:`ScheduleRepository.get_by_idempotency_keys`: under SQLite's smallest limit of bound
+#: variables (999, before 3.32) and a small part of a MongoDB command's 16 MiB (keys are at most
+#: 256 characters).
+KEYS_PER_QUERY = 500
+
+
+def key_chunks(keys: Iterable[str]) -> list[list[str]]:
+    """``keys`` without repeats and without empty ones (no schedule holds an empty key), in their
+    order, in lists of at most :data:`KEYS_PER_QUERY`: the queries of one
+    :meth:`ScheduleRepository.get_by_idempotency_keys` (none for no keys)."""
+    distinct = [key for key in dict.fromkeys(keys) if key]
+    return [distinct[start:start + KEYS_PER_QUERY] for start in range(0, len(distinct), KEYS_PER_QUERY)]
 
 
 class ListOrder(Enum):
@@ -177,6 +192,25 @@ class ScheduleRepository(ABC):
     @abstractmethod
     async def get_by_idempotency_key(self, key: str) -> Schedule | None:
         """The schedule created with this client idempotency key, or None."""
+
+    @abstractmethod
+    async def get_by_idempotency_keys(self, keys: Iterable[str]) -> dict[str, Schedule]:
+        """The schedules created with these client idempotency keys, each under its key: for each
+        key what :meth:`get_by_idempotency_key` answers, in as few round trips as the store can
+        (a batch sent again looks up all its keys at once).
+
+        A key that no schedule holds (an empty one included) is absent from the answer, not
+        None. ``keys`` may come in any order and hold repeats: each key is answered once, and
+        the answer's order means nothing. No keys answer ``{}`` without asking the store (not
+        even whether it is reachable).
+
+        Any number of keys: the store is asked for at most :data:`KEYS_PER_QUERY` of them per
+        query (SQLite: one ``IN (...)``; MongoDB: one ``$in`` through the idempotency key's
+        index), the adapter splitting them (:func:`key_chunks`), so that callers need not. The
+        queries read the store as it is when each runs, as one call per key would: a schedule
+        added meanwhile may be found or not. An error (:class:`StoreUnavailable`) answers
+        nothing.
+        """
 
     @abstractmethod
     async def get_by_provider_message_id(self, message_id: str) -> Schedule | None:

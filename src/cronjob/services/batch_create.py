@@ -10,8 +10,6 @@ from cronjob.services.scheduling import CreateScheduleCommand, Scheduled, Schedu
 
 #: The most schedules one batch creates.
 MAX_BATCH = 1000
-#: Idempotency keys looked up at once (see :meth:`SchedulingService.create_many`).
-_AT_ONCE = 16
 
 
 async def create_each(scheduling: SchedulingService,
@@ -30,5 +28,5 @@ async def create_each(scheduling: SchedulingService,
     if len(commands) > MAX_BATCH:
         raise ValidationError(f"at most {MAX_BATCH} schedules per batch, not {len(commands)}", field="schedules")
     wanted = [c for c in commands if isinstance(c, CreateScheduleCommand)]
-    created = iter(await scheduling.create_many(wanted, _AT_ONCE))
+    created = iter(await scheduling.create_many(wanted))
     return [next(created) if isinstance(c, CreateScheduleCommand) else c for c in commands]

@@ -1,4 +1,5 @@
-"""Many independent store calls, a few at a time: what bulk changes and batch creation (its key look-ups) share."""
+"""Many independent store calls, a few at a time: what bulk changes, the withdrawal of events and MongoDB's
+``save_many`` share."""
 
 from __future__ import annotations
 

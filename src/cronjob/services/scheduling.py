@@ -46,7 +46,6 @@ from cronjob.ports.repository import (
 from cronjob.ports.signal import WorkSignal
 from cronjob.services.messaging import prepare_whatsapp_payload
 from cronjob.services.retention import RETENTION
-from cronjob.services.few_at_a_time import few_at_a_time
 from cronjob.services.write_ahead import publish_then_write, publish_then_write_many
 
 WHATSAPP_TEMPLATE = "whatsapp.template"
@@ -235,6 +234,17 @@ def _replayed(existing: Schedule, request_digest: str | None) -> Scheduled:
     return Scheduled(existing, created=False)
 
 
+def _replay_in(stored: Mapping[str, Schedule],
+               command: ScheduleMessageCommand | CreateScheduleCommand) -> Scheduled | None:
+    """The answer to ``command`` when ``stored`` (schedules by idempotency key) holds its key, or
+    else the form earlier versions stored it in: :func:`_replayed` of that schedule; None when
+    it holds neither (the command is new)."""
+    for key in (command.idempotency_key, command.earlier_key):
+        if key and (existing := stored.get(key)) is not None:
+            return _replayed(existing, command.request_digest)
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Upcoming:
     """A schedule and the times of its next runs (see :func:`~cronjob.domain.upcoming.upcoming_runs`);
@@ -409,24 +419,28 @@ class SchedulingService:
             return replayed
         return await self._write(self._new_schedule(command), command.request_digest)
 
-    async def create_many(self, commands: Sequence[CreateScheduleCommand],
-                          at_once: int) -> list[Scheduled | ValidationError]:
+    async def create_many(self, commands: Sequence[CreateScheduleCommand]) -> list[Scheduled | ValidationError]:
         """Each of ``commands`` as :meth:`create` makes it, answered in their order: the
         :class:`Scheduled` (created, or the replay of its idempotency key), or the
         :class:`ValidationError` that refused it; one refused holds back none of the others.
 
-        The idempotency keys are looked up ``at_once`` at a time, then every new schedule is
-        stored in one :meth:`~cronjob.ports.repository.ScheduleRepository.add_many` (SQLite: one
+        The idempotency keys of them all are looked up at once
+        (:meth:`~cronjob.ports.repository.ScheduleRepository.get_by_idempotency_keys`: SQLite
+        reads 1,000 in two queries), then every new schedule is stored in one
+        :meth:`~cronjob.ports.repository.ScheduleRepository.add_many` (SQLite: one
         transaction, one sync of its log) with its events published around it as
         :func:`publish_then_write_many` says. A key taken meanwhile, or by an item before it,
         is answered as :meth:`create` answers a race for a key: the schedule that has it. Any
         other error (an unreachable store) ends the call with that error; what was stored
         before stays."""
         outcomes: list[Scheduled | ValidationError | None] = [None] * len(commands)
-        keyed = [index for index, command in enumerate(commands) if command.idempotency_key or command.earlier_key]
-        replays = await few_at_a_time([partial(self._replay_or_refusal, commands[i]) for i in keyed], at_once)
-        for index, replay in zip(keyed, replays, strict=True):
-            outcomes[index] = replay
+        stored = await self._repository.get_by_idempotency_keys(
+            key for command in commands for key in (command.idempotency_key, command.earlier_key) if key)
+        for index, command in enumerate(commands):
+            try:
+                outcomes[index] = _replay_in(stored, command)
+            except ValidationError as refused:
+                outcomes[index] = refused
         new: list[tuple[int, Schedule]] = []
         for index, command in enumerate(commands):
             if outcomes[index] is None:
@@ -454,12 +468,6 @@ class SchedulingService:
                 except ValidationError as refused:
                     outcomes[index] = refused
         return [outcome for outcome in outcomes if outcome is not None]
-
-    async def _replay_or_refusal(self, command: CreateScheduleCommand) -> Scheduled | ValidationError | None:
-        try:
-            return await self._replay(command)
-        except ValidationError as refused:
-            return refused
 
     async def _winner(self, duplicate: DuplicateSchedule, request_digest: str | None) -> Scheduled:
         """The answer to a creation whose key (or id) another schedule took first (two requests
