@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -30,6 +31,15 @@ class _TooLate(sqlite3.OperationalError):
     """A call that could not be answered within the worker's time limit (see :class:`SqliteWorker`)."""
 
 
+class _Replaced(sqlite3.OperationalError):
+    """A file the connection has open is no longer the one at its path (see :meth:`SqliteWorker.same_files`)."""
+
+
+#: The files of an SQLite database in WAL mode, by their suffix to its path: the database, its
+#: write-ahead log and the log's shared-memory index.
+_FILES = ("", "-wal", "-shm")
+
+
 class SqliteWorker:
     """The one connection to an SQLite file, with its worker thread and group commits.
 
@@ -50,6 +60,11 @@ class SqliteWorker:
     so a database locked for long (a backup tool, a ``sqlite3`` shell left in a transaction)
     holds no API request or scheduler loop longer, and a group commit refused for the lock is
     not waited for again by each of its writes.
+
+    Each call first checks that the database's files at its path are still those the connection
+    has open (:meth:`same_files`): a file deleted or replaced underneath (an ``rm``, a backup
+    restored over it) would otherwise take this process's writes into a file no other process
+    sees and that is gone when it exits, each answered as stored.
     """
 
     def __init__(self, path: Path | str, *, call_timeout_seconds: float) -> None:
@@ -61,6 +76,9 @@ class SqliteWorker:
         self._writes: list[_Write] = []  # writes waiting for the next group commit
         self._writes_lock = threading.Lock()
         self._flush_queued = False  # a group commit is queued on the worker thread
+        # (st_dev, st_ino) of each of the database's files (by suffix, see _FILES) as the
+        # connection opened it: noted after a call, since SQLite opens the log on its first read.
+        self._files: dict[str, tuple[int, int]] = {}
 
     def connection(self) -> sqlite3.Connection:
         """Worker thread: the connection, opened (with its PRAGMAs) on first use."""
@@ -82,7 +100,37 @@ class SqliteWorker:
                 conn.close()
                 raise
             self._conn = conn
+            self._note_files()  # the database file: opened (created, if new) by ``connect``
         return self._conn
+
+    def _note_files(self) -> None:
+        """Worker thread: note the identity of each of the database's files not noted yet that
+        is at its path, after a call (so the connection has it open: it keeps them open, and
+        SQLite never deletes them while a connection is open, until its last one closes)."""
+        if len(self._files) == len(_FILES):
+            return
+        for suffix in _FILES:
+            if suffix not in self._files:
+                with contextlib.suppress(FileNotFoundError):
+                    found = os.stat(f"{self.path}{suffix}")
+                    self._files[suffix] = (found.st_dev, found.st_ino)
+
+    def same_files(self) -> None:
+        """Worker thread: raise :class:`_Replaced` (an ``OperationalError``, so the caller gets
+        :class:`StoreUnavailable`) when a file the connection has open was deleted or replaced
+        at its path since: its changes would be seen by no other process and lost when this one
+        exits. Nothing mends that but a restart, once the file is in place again."""
+        for suffix, known in self._files.items():
+            name = f"{self.path}{suffix}"
+            try:
+                found = os.stat(name)
+            except FileNotFoundError:
+                found = None
+            if found is None or (found.st_dev, found.st_ino) != known:
+                raise _Replaced(f"{os.path.basename(name)} was {'deleted' if found is None else 'replaced'}"
+                                " while this process had the database open: no reads or writes until it"
+                                " restarts (what it would write, no other process would see, and it would"
+                                " be lost when it exits)")
 
     def _left(self, deadline: float) -> float:
         """Worker thread: the seconds left until ``deadline``; :class:`_TooLate` when none are."""
@@ -127,6 +175,7 @@ class SqliteWorker:
         """Run ``work`` in a ``BEGIN IMMEDIATE`` transaction (the write lock taken first), by
         ``deadline`` (``time.monotonic()``; default: the worker's time limit from now)."""
         conn = self.connection()
+        self.same_files()
         self._begin_immediate(conn, time.monotonic() + self._call_timeout if deadline is None else deadline)
         try:
             result = work(conn)
@@ -135,6 +184,7 @@ class SqliteWorker:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._note_files()
         return result
 
     async def run(self, call: Callable[[], _T]) -> _T:
@@ -147,7 +197,10 @@ class SqliteWorker:
         def bounded() -> _T:
             self._left(deadline)
             self._wait_until(self.connection(), deadline)
-            return call()
+            self.same_files()
+            result = call()
+            self._note_files()
+            return result
 
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, bounded)
