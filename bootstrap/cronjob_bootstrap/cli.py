@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -50,8 +51,9 @@ def check_data_dir(settings: Settings) -> None:
     """Where the data directory is written (the SQLite store, an API token still to create), it
     must exist or be creatable, and be writable, and so must the SQLite store's files that are
     already there (SQLite would open a read-only file read-only, and every write would then fail
-    while the service looked ready): otherwise exit with one line naming it. (A read-only one
-    that already holds the token does for MongoDB: the token is only read.)"""
+    while the service looked ready), and the store's file must be an SQLite database (else its
+    opening would fail with a traceback): otherwise exit with one line naming it. (A read-only
+    one that already holds the token does for MongoDB: the token is only read.)"""
     path = settings.data_dir
     if settings.store != "sqlite" and (settings.tokens or (path / TOKEN_FILE).is_file()):
         return
@@ -72,6 +74,15 @@ def check_data_dir(settings: Settings) -> None:
             continue  # created when the store opens
         except OSError as exc:
             invalid_setting("CRONJOB_DATA_DIR", f"cannot write {name}: {exc.strerror}")
+    with contextlib.suppress(FileNotFoundError), store.open("rb") as file:
+        header = file.read(len(_SQLITE_HEADER))
+        if header and header != _SQLITE_HEADER:  # empty: a database SQLite has yet to write
+            invalid_setting("CRONJOB_DATA_DIR", f"{store} is not an SQLite database (put a backup in its place,"
+                            " or move it away to start with an empty store)")
+
+
+#: How every SQLite database file begins (https://www.sqlite.org/fileformat.html).
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def _data_dir_use(settings: Settings) -> str:

@@ -35,6 +35,20 @@ class _Replaced(sqlite3.OperationalError):
     """A file the connection has open is no longer the one at its path (see :meth:`SqliteWorker.same_files`)."""
 
 
+#: SQLite's result codes for a database file that is damaged or no database at all, which the
+#: ``sqlite3`` module raises as a plain ``DatabaseError``: the store's failure, as a full disk or
+#: a lock is, not the caller's (unlike the ``IntegrityError`` and ``ProgrammingError`` it also is).
+_DAMAGED = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+def store_failed(error: BaseException) -> bool:
+    """Whether ``error`` is the store's failure (:class:`StoreUnavailable` to the caller): a lock
+    held too long, a full disk, an I/O error, a damaged file, rather than a bug of the caller."""
+    if isinstance(error, (sqlite3.OperationalError, OSError)):
+        return True
+    return type(error) is sqlite3.DatabaseError and getattr(error, "sqlite_errorcode", 0) & 0xFF in _DAMAGED
+
+
 #: The files of an SQLite database in WAL mode, by their suffix to its path: the database, its
 #: write-ahead log and the log's shared-memory index.
 _FILES = ("", "-wal", "-shm")
@@ -188,8 +202,9 @@ class SqliteWorker:
         return result
 
     async def run(self, call: Callable[[], _T]) -> _T:
-        """Run ``call`` on the worker thread; a store that cannot be reached, or that cannot
-        answer within the time limit (a lock held elsewhere), is :class:`StoreUnavailable`."""
+        """Run ``call`` on the worker thread; a store that cannot be reached, that cannot answer
+        within the time limit (a lock held elsewhere) or whose file is damaged
+        (:func:`store_failed`) is :class:`StoreUnavailable`."""
         if self._closed:
             raise StoreUnavailable("the SQLite repository is closed")
         deadline = time.monotonic() + self._call_timeout
@@ -204,7 +219,9 @@ class SqliteWorker:
 
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, bounded)
-        except (sqlite3.OperationalError, OSError) as error:
+        except (sqlite3.DatabaseError, OSError) as error:
+            if not store_failed(error):
+                raise
             raise StoreUnavailable(f"SQLite store {self.path}: {error}") from error
 
     def _flush_writes(self) -> None:
@@ -233,7 +250,7 @@ class SqliteWorker:
                     continue
                 if not bad:
                     future.set_result(outcome)
-                elif isinstance(outcome, (sqlite3.OperationalError, OSError)):
+                elif store_failed(outcome):
                     error = StoreUnavailable(f"SQLite store {self.path}: {outcome}")
                     error.__cause__ = outcome
                     future.set_exception(error)
