@@ -73,7 +73,7 @@ class SqliteWorker:
     MongoDB store answers within 10 s in all): one that cannot be is :class:`StoreUnavailable`,
     so a database locked for long (a backup tool, a ``sqlite3`` shell left in a transaction)
     holds no API request or scheduler loop longer, and a group commit refused for the lock is
-    not waited for again by each of its writes.
+    not waited for again by each of its writes (each is answered once its own try is made).
 
     Each call first checks that the database's files at its path are still those the connection
     has open (:meth:`same_files`): a file deleted or replaced underneath (an ``rm``, a backup
@@ -231,24 +231,44 @@ class SqliteWorker:
             self._flush_queued = False
         if not batch:
             return
-        outcomes: list[Any]
         if self._closed and self._conn is None:  # queued after ``close``: never reopen
-            outcomes = [StoreUnavailable("the SQLite repository is closed") for _ in batch]
-            failed = [True] * len(batch)
-        else:
-            outcomes, failed = self._commit_group(batch)
-        for index, (_, after, _, _) in enumerate(batch):
-            if after is not None and not failed[index]:
+            self._settle([(write, StoreUnavailable("the SQLite repository is closed"), True) for write in batch])
+            return
+        try:
+            # By the first write's deadline: those asked later may still be tried on their own.
+            outcomes = self.transaction(lambda conn: [work(conn) for work, _, _, _ in batch],
+                                        min(deadline for _, _, _, deadline in batch))
+        except Exception as error:
+            if len(batch) == 1:
+                self._settle([(batch[0], error, True)])
+                return
+            # Each write in a transaction of its own, so that a bad one fails only its caller;
+            # each answered at once, not after the later ones' waits for the lock.
+            for write in batch:
                 try:
-                    outcomes[index] = after(outcomes[index])
+                    self._settle([(write, self.transaction(write[0], write[3]), False)])
+                except Exception as single:
+                    self._settle([(write, single, True)])
+            return
+        self._settle([(write, outcome, False) for write, outcome in zip(batch, outcomes, strict=True)])
+
+    def _settle(self, settled: list[tuple[_Write, Any, bool]]) -> None:
+        """Worker thread: answer each write's caller with its outcome (whether it ``failed``),
+        passed through the write's ``after`` first when it did not; one callback per event loop."""
+        answers: list[tuple[asyncio.Future[Any], Any, bool]] = []
+        for (_, after, future, _), outcome, failed in settled:
+            if after is not None and not failed:
+                try:
+                    outcome = after(outcome)
                 except Exception as error:
-                    outcomes[index], failed[index] = error, True
+                    outcome, failed = error, True
+            answers.append((future, outcome, failed))
 
         def resolve(loop: asyncio.AbstractEventLoop) -> None:
-            for (_, _, future, _), outcome, bad in zip(batch, outcomes, failed, strict=True):
+            for future, outcome, failed in answers:
                 if future.get_loop() is not loop or future.done():  # done: the caller was cancelled
                     continue
-                if not bad:
+                if not failed:
                     future.set_result(outcome)
                 elif store_failed(outcome):
                     error = StoreUnavailable(f"SQLite store {self.path}: {outcome}")
@@ -257,31 +277,9 @@ class SqliteWorker:
                 else:
                     future.set_exception(outcome)
 
-        for loop in {future.get_loop() for _, _, future, _ in batch}:
+        for loop in {future.get_loop() for future, _, _ in answers}:
             with contextlib.suppress(RuntimeError):  # that event loop is gone
                 loop.call_soon_threadsafe(resolve, loop)
-
-    def _commit_group(self, batch: list[_Write]) -> tuple[list[Any], list[bool]]:
-        """Worker thread: the writes' results (or exceptions) and which of them failed."""
-        outcomes: list[Any]
-        try:
-            # By the first write's deadline: those asked later may still be tried on their own.
-            outcomes = self.transaction(lambda conn: [work(conn) for work, _, _, _ in batch],
-                                        min(deadline for _, _, _, deadline in batch))
-            failed = [False] * len(batch)
-        except Exception as error:
-            if len(batch) == 1:
-                outcomes, failed = [error], [True]
-            else:  # give each write its own transaction, so that a bad one fails only its caller
-                outcomes, failed = [], []
-                for work, _, _, deadline in batch:
-                    try:
-                        outcomes.append(self.transaction(work, deadline))
-                        failed.append(False)
-                    except Exception as single:
-                        outcomes.append(single)
-                        failed.append(True)
-        return outcomes, failed
 
     async def write(self, work: Callable[[sqlite3.Connection], Any],
                     after: Callable[[Any], _T] | None = None) -> _T:
