@@ -404,6 +404,11 @@ async def test_an_outcome_still_not_written_when_the_lease_lapses_is_given_up(
     assert lease.total_seconds() - 0.1 <= given_up_after < lease.total_seconds() + 1.0
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]  # an outage, not a bug
     given_up = [r.getMessage() for r in caplog.records if "not recorded" in r.getMessage()]
+    # One line when the write is first refused, one when it is given up: not one per try.
+    assert repository.refused > 3
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "-> succeeded" in r.getMessage()]
+    assert len(said) == 2 and said[0].endswith("-> succeeded: the store is unavailable (StoreUnavailable: database or"
+                                                " disk is full); writing it again until its lease lapses"), said
     assert given_up == [f"schedule {schedule.id} attempt {(await world.stored(schedule.id)).lease.attempt_id}"  # type: ignore[union-attr]
                         " -> succeeded not recorded: the store is unavailable (StoreUnavailable: database or disk"
                         " is full); it runs again once its lease lapses"]
@@ -702,6 +707,38 @@ async def test_the_lease_keeper_s_lines_carry_the_run_they_are_about() -> None:
     renewals = [line for line in captured.lines if "could not renew" in line["message"]]
     assert renewals and all(line.get("schedule_id") == "A" and line.get("attempt_id") == attempt_id
                             for line in renewals), renewals
+
+
+async def test_renewals_that_keep_failing_are_said_once_and_their_return_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An outage fails every run's renewal each third of a lease: one line per run, not one per
+    try (100 runs in flight: 300 lines a 30 s lease), and one when a renewal works again."""
+    class RenewalsFail(InMemoryScheduleRepository):
+        failed = 0
+        down = True
+
+        async def renew_lease(self, schedule_id: str, attempt_id: str, until: datetime) -> bool:
+            if self.down:
+                self.failed += 1
+                raise StoreUnavailable("connection refused")
+            return await super().renew_lease(schedule_id, attempt_id, until)
+
+    clock, repository, blocking = SystemClock(), RenewalsFail(), BlockingHandler()
+    dispatcher = Dispatcher(repository, {BlockingHandler.task_type: blocking}, clock, InProcessWorkSignal(clock),
+                            DispatcherSettings(owner="replica-a", lease_for=timedelta(seconds=0.3)))
+    now = clock.now()
+    await repository.add(Schedule.create(id="A", task_type=BlockingHandler.task_type, payload={},
+                                         trigger=OnceTrigger(now), timezone="UTC", first_run_at=now, now=now))
+    with caplog.at_level(logging.INFO, logger="cronjob.services.dispatcher"):
+        assert await dispatcher.dispatch_due() == 1
+        await until(lambda: repository.failed >= 4, PROMPTLY)
+        repository.down = False
+        await until(lambda: any("renewed" in r.getMessage() for r in caplog.records), PROMPTLY)
+        blocking.gate.set()
+        await dispatcher.drain(5)
+    renewals = [r.getMessage() for r in caplog.records if "renew" in r.getMessage()]
+    assert renewals == ["could not renew the lease of schedule A (StoreUnavailable: connection refused); will try"
+                        " again every 0.1 s", "renewed the lease of schedule A again"], renewals
 
 
 async def test_a_claim_that_comes_back_late_renews_its_lease_or_is_not_run(world: World) -> None:

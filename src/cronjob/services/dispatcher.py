@@ -68,6 +68,7 @@ class _HeldLease:
     deadline: float = math.inf
     timer: asyncio.TimerHandle | None = None
     timed_out: bool = False
+    renewal_failed: bool = False  # the last renewal failed (said once until one succeeds)
 
 
 class Dispatcher:
@@ -449,7 +450,15 @@ class Dispatcher:
                                 "(%s: %s); it runs again once its lease lapses", schedule.id, attempt_id,
                                 schedule.status.value, type(error).__name__, error)
                     return
-                log.warning("store unavailable while recording schedule %s; retrying", schedule.id)
+                if attempt == 1:  # once per run: an outage is tried again many times, by every run
+                    outage = isinstance(error, StoreUnavailable)
+                    log.warning("schedule %s attempt %s -> %s: %s (%s: %s); writing it again until its lease "
+                                "lapses", schedule.id, attempt_id, schedule.status.value,
+                                "the store is unavailable" if outage else "the write failed",
+                                type(error).__name__, error, exc_info=not outage)
+                else:
+                    log.debug("schedule %s attempt %s: outcome write %d failed (%s); retrying",
+                              schedule.id, attempt_id, attempt, type(error).__name__)
                 await asyncio.sleep(delay if attempt < self._settings.save_attempts else min(delay, lease_left))
                 delay = min(delay * 2, longest)
                 continue
@@ -520,13 +529,20 @@ class Dispatcher:
         try:
             held = renewed = await self._repository.renew_lease(
                 schedule_id, attempt_id, self._clock.now() + self._settings.lease_for)
-        except Exception:
-            log.warning("could not renew the lease of schedule %s; will try again", schedule_id)
+        except Exception as error:
+            if not lease.renewal_failed:  # once until one succeeds: every run's keeper tries each third of a lease
+                outage = isinstance(error, StoreUnavailable)
+                log.warning("could not renew the lease of schedule %s (%s: %s); will try again every %g s",
+                            schedule_id, type(error).__name__, error, period, exc_info=not outage)
+            lease.renewal_failed = True
             held = True  # try again in a third of a lease
         finally:
             lease.renewal = None
         if renewed:
             lease.lapses_at = asked_at + self._settings.lease_for.total_seconds()
+            if lease.renewal_failed:
+                log.info("renewed the lease of schedule %s again", schedule_id)
+                lease.renewal_failed = False
         if attempt_id not in self._held or (not held and lease.finishing):
             return  # the run ended meanwhile, or its outcome write just released the lease
         if not held:
