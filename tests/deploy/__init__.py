@@ -10,6 +10,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+LOCK_NAME = "constraints.txt"  # the lock: tests/deploy/test_constraints.py
+
+
+def installs_with_the_lock(words: list[str]) -> bool:
+    """Whether a pip command, split into words, is constrained by the lock (``-c``/``--constraint``)."""
+    return any(words[n] in ("-c", "--constraint") and words[n + 1] == LOCK_NAME for n in range(len(words) - 1))
 
 
 def settings_variables() -> set[str]:

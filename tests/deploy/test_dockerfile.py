@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from cronjob_bootstrap.settings import Settings
-from tests.deploy import ROOT, cli_commands, settings_variables, tool
+from tests.deploy import LOCK_NAME, ROOT, cli_commands, installs_with_the_lock, settings_variables, tool
 
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 COMPOSE = ROOT / "docker" / "compose.yaml"
@@ -137,11 +137,20 @@ def test_builder_builds_the_wheel(stages: list[Stage]) -> None:
     assert "pip wheel" in runs or "-m build" in runs
 
 
+def test_builder_builds_the_wheels_with_the_lock(stages: list[Stage]) -> None:
+    """The image's dependencies are the versions `make test` installs (constraints.txt), not the
+    newest ones pyproject.toml's ranges allow on the day of the build."""
+    builds = [shlex.split(i.args) for i in stages[0].all("RUN") if "pip wheel" in i.args]
+    assert builds, "no `pip wheel` in the builder"
+    for words in builds:
+        assert installs_with_the_lock(words), f"the builder resolves without the lock: {' '.join(words)}"
+
+
 def test_builder_copies_what_the_wheel_build_reads(stages: list[Stage]) -> None:
-    """pyproject.toml, the readme it names and every wheel package are copied from the context,
-    exist, and are not excluded by .dockerignore."""
+    """pyproject.toml, the readme it names, every wheel package and the lock are copied from the
+    context, exist, and are not excluded by .dockerignore."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    needed = {"pyproject.toml", pyproject["project"]["readme"]}
+    needed = {"pyproject.toml", pyproject["project"]["readme"], LOCK_NAME}
     needed |= {p.split("/")[0] for p in pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]}
     copied: set[str] = set()
     for copy in stages[0].all("COPY"):
