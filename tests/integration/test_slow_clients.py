@@ -26,7 +26,7 @@ from cronjob_bootstrap.settings import Settings
 from tests.support.app import AUTH, TOKEN, make_container
 from tests.support.processes import CRONJOB, CronjobProcess, free_port
 from tests.support.serving import serving
-from tests.support.waiting import PROMPTLY
+from tests.support.waiting import PROMPTLY, wait_until
 
 #: Short, so that the tests see the limits act; far above loopback's round trips.
 HEADER_TIMEOUT = 0.5
@@ -226,6 +226,10 @@ def test_the_probes_answer_again_once_silent_connections_took_every_file_descrip
     silent: list[socket.socket] = []
     try:
         api.wait_http(f"http://127.0.0.1:{port}/livez")
+        # Ready first: a store still opening when the connections take every descriptor cannot
+        # open its file either, and /readyz rightly answers 503 until its next try.
+        assert wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200), \
+            f"not ready before the connections came:\n{api.output()}"
         for _ in range(300):
             silent.append(socket.create_connection(("127.0.0.1", port)))
         with httpx.Client(timeout=8.0) as http:
