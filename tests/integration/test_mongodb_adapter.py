@@ -25,6 +25,7 @@ from cronjob_adapters.mongodb.repository import MongoScheduleRepository
 from cronjob_bootstrap.triggers import default_trigger_parser
 from tests.support.builders import T0, one_off
 from tests.support.mongo_server import MongoTestServer
+from tests.support.waiting import wait_until
 
 LEASE = timedelta(seconds=30)
 RepoFactory = Callable[[], Awaitable[MongoScheduleRepository]]
@@ -196,6 +197,12 @@ async def test_two_replicas_never_claim_the_same_schedule(repos: RepoFactory) ->
     assert await first.count_by_status() == {ScheduleStatus.RUNNING: 100}
 
 
+def _state(pid: int | None) -> str:
+    """The process's state letter as /proc shows it (``T``: stopped by a signal)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2]
+
+
 async def test_a_server_that_stops_answering_is_unavailable_within_the_operation_timeout(tmp_path: Path) -> None:
     """A frozen server (SIGSTOP: it keeps its connections and answers nothing, as a partitioned
     primary does) holds no call past the repository's operation timeout; without one, PyMongo
@@ -211,6 +218,8 @@ async def test_a_server_that_stops_answering_is_unavailable_within_the_operation
         assert server.pid is not None
         os.kill(server.pid, signal.SIGSTOP)
         try:
+            # The signal is sent, not yet taken: the server stops as the kernel next schedules it.
+            assert wait_until(lambda: _state(server.pid) == "T"), _state(server.pid)
             calls = {
                 "get": repo.get(schedule.id),
                 "list": repo.list(limit=10),

@@ -60,6 +60,8 @@ def _start(tmp_path: Path, **extra: str) -> tuple[CronjobProcess, str]:
     serve = CronjobProcess("serve", env, tmp_path / "serve.log", program=CRONJOB_SCRIPT, cwd=tmp_path).start()
     base = f"http://127.0.0.1:{port}"
     serve.wait_http(f"{base}/livez")
+    # The API answers 503 until the store is set up: ready first (a loaded machine takes a moment).
+    assert wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, 30), serve.output()[-2000:]
     return serve, base
 
 

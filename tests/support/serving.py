@@ -14,6 +14,10 @@ from cronjob_bootstrap.runtime import run
 from cronjob_bootstrap.settings import Settings
 from tests.support.waiting import PROMPTLY
 
+#: How long the server may take to answer its first ``/livez``: a start-up (imports, the app
+#: built) on a loaded machine, not something the tests time.
+STARTS_WITHIN = 30.0
+
 
 @contextlib.asynccontextmanager
 async def serving(container: Container, settings: Settings) -> AsyncIterator[None]:
@@ -22,7 +26,7 @@ async def serving(container: Container, settings: Settings) -> AsyncIterator[Non
     stop = asyncio.Event()
     running = asyncio.create_task(run(container, settings, api=True, scheduler=False, stop=stop))
     try:
-        async with asyncio.timeout(PROMPTLY):
+        async with asyncio.timeout(STARTS_WITHIN):
             while True:
                 with contextlib.suppress(httpx.TransportError):
                     async with httpx.AsyncClient() as http:
