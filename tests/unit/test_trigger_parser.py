@@ -190,6 +190,12 @@ def test_until_a_date_means_through_that_local_date_across_dst() -> None:
         ("once @ tomorrow", SP, "needs a date and a time of day"),
         ("once @ 2025-06-21", SP, "needs a date and a time of day"),
         ("once @ 2025-13-01 10:00", SP, "is not an ISO-8601 date-time"),
+        # A date with an offset, which Python's reader takes for a date and a time of day (03:00).
+        ("once @ 2025-06-21-03:00", SP, "the date-time after 'once @' is not an ISO-8601 date-time: '2025-06-21-03:00'"),
+        ("daily until 2025-08-01+05:45", SP, "the end after 'until' is not an ISO-8601 date-time: '2025-08-01+05:45'"),
+        ("daily from 2025-08-01-03:00", SP, "the start after 'from' is not an ISO-8601 date-time"),
+        ("every 5 minutes from 2025-06-21+03:00", SP, "the anchor after 'from' is not an ISO-8601 date-time"),
+        ("once @ 2025-06-21x10:00", SP, "is not an ISO-8601 date-time: '2025-06-21x10:00'"),
         ("cron 61 * * * *", SP, "invalid cron expression '61 * * * *': bad minute field '61' (it takes 0-59;"),
         # A day none of the rule's months has: well formed, but it never fires (cronsim: "Bad day-of-month").
         ("cron 0 0 31 2 *", SP, "cron expression '0 0 31 2 *' never fires: none of its months (2) has a day 31"),

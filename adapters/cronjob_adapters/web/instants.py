@@ -13,7 +13,7 @@ from pydantic import PlainSerializer, WithJsonSchema
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.instants import instant_text
-from cronjob.domain.trigger_parser import iso_datetime
+from cronjob.domain.trigger_parser import iso_datetime, not_a_date_time
 
 #: A datetime field of a response body: shown as its UTC instant to the millisecond, with ``Z``.
 Instant = Annotated[datetime, PlainSerializer(instant_text, return_type=str, when_used="json"), WithJsonSchema({
@@ -42,9 +42,9 @@ def _instant(text: str | None, field: str, space_hint: str) -> datetime | None:
         return None
     try:
         value = iso_datetime(text)
-    except ValueError:
+    except ValueError as error:
         hint = space_hint if " " in text else ""
-        raise ValidationError(f"{field} is not an ISO-8601 date-time: {text!r}{hint}", field=field) from None
+        raise ValidationError(f"{not_a_date_time(field, text, error)}{hint}", field=field) from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError(f"{field} needs an offset (e.g. 2026-11-28T14:00:00-03:00 or ...Z): {text!r}",
                               field=field)

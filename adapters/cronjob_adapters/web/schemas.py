@@ -16,7 +16,7 @@ from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import (
     MAX_RUN_TIMEOUT, NO_OWN_LIMIT, Attempt, RunTimeoutChange, Schedule, ScheduleEvent, ScheduleStatus,
 )
-from cronjob.domain.trigger_parser import iso_datetime
+from cronjob.domain.trigger_parser import iso_datetime, not_a_date_time
 from cronjob.domain.zones import load_zone
 from cronjob.services.scheduling import MAX_RULE_LENGTH
 
@@ -78,8 +78,8 @@ def _iso_text(field: str, text: str) -> datetime:
     """``text`` as a datetime (naive when it had no offset); ValueError naming ``field`` else."""
     try:
         return iso_datetime(text)
-    except ValueError:
-        raise ValueError(f"{field} is not an ISO-8601 date-time: {text[:64]!r}") from None
+    except ValueError as error:
+        raise ValueError(not_a_date_time(field, text[:64], error)) from None
 
 
 #: A ``send_by`` as requests give it (its schema: a date-time string, or null).
@@ -156,7 +156,8 @@ class ScheduleMessageRequest(BaseModel):
     send_at: Annotated[str, Field(
         max_length=64,
         description="ISO-8601 date-time with an offset (2025-06-21T14:00:00-03:00), or without one "
-                    "when `timezone` is given.",
+                    "when `timezone` is given: a date and a time of day, apart by `T` or a space (a date "
+                    "alone is refused, as is `2025-06-21-03:00`, a date with an offset).",
     )]
     timezone: Annotated[str | None, Field(default=None, min_length=1, max_length=64,
                                           description="IANA zone for a send_at without offset.")] = None

@@ -214,10 +214,43 @@ def _bound(text: str, timezone: str, word: str) -> datetime:
     return at if at.tzinfo is not None else localize(at, timezone, field="schedule")
 
 
+#: The start of an ISO-8601 date-time: a date (calendar or week date, extended or basic), then
+#: ``T`` or a space, then the time of day.
+_DATE_THEN_TIME = re.compile(r"\d{4}(?:-\d\d-\d\d|\d{4}|-?W\d\d(?:-?\d)?)[T ]\d", re.ASCII)
+
+
+class DateWithoutTime(ValueError):
+    """A date alone where a date-time is needed (:func:`iso_datetime`)."""
+
+
 def iso_datetime(text: str) -> datetime:
     """An ISO-8601 date-time, naive when it has no offset, RFC 3339's lowercase ``t`` and ``z``
-    included (Python's reader before 3.12 refuses them); ValueError otherwise."""
-    return datetime.fromisoformat(text.upper())
+    included (Python's reader before 3.12 refuses them); ValueError otherwise.
+
+    A date and a time of day, separated by ``T`` or a space: Python's reader also takes a date
+    alone (as its midnight) and any character between the date and the time, so that it reads
+    ``2027-06-21-03:00``, a date with an offset, as 03:00 on that date without one.
+    """
+    upper = text.upper()
+    value = datetime.fromisoformat(upper)
+    if not _DATE_THEN_TIME.match(upper):
+        raise DateWithoutTime(text) if _is_date(upper) else ValueError(text)
+    return value
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def not_a_date_time(what: str, text: str, error: ValueError) -> str:
+    """Why ``text`` is refused as the date-time ``what``, :func:`iso_datetime` having raised ``error``."""
+    if isinstance(error, DateWithoutTime):
+        return f"{what} needs a time of day, not a date alone: {text!r}"
+    return f"{what} is not an ISO-8601 date-time: {text!r}"
 
 
 #: A date and a one-digit hour (``2026-12-01 9:00``), which ``daily at 9:00`` takes and ISO does not.
@@ -227,9 +260,8 @@ _ONE_DIGIT_HOUR = re.compile(r"^(\d{4}-\d\d-\d\d[ t])(\d:)", re.ASCII)
 def _iso(text: str, what: str) -> datetime:
     try:
         return iso_datetime(_ONE_DIGIT_HOUR.sub(r"\g<1>0\g<2>", text.strip()))
-    except ValueError:
-        raise ValidationError(f"{what} is not an ISO-8601 date-time: {text.strip()!r}",
-                              field="schedule") from None
+    except ValueError as error:
+        raise ValidationError(not_a_date_time(what, text.strip(), error), field="schedule") from None
 
 
 def _instant(text: str, what: str) -> datetime:
