@@ -678,6 +678,18 @@ class JsonLines(logging.Handler):
         self.lines.append(json.loads(self.format(record)))
 
 
+async def _one_blocking_run(repository: InMemoryScheduleRepository) -> tuple[Dispatcher, BlockingHandler]:
+    """A dispatcher on ``repository`` with a 0.3 s lease (renewed every 0.1 s), and schedule "A"
+    due now, whose run blocks until its handler's gate is set."""
+    clock, blocking = SystemClock(), BlockingHandler()
+    dispatcher = Dispatcher(repository, {BlockingHandler.task_type: blocking}, clock, InProcessWorkSignal(clock),
+                            DispatcherSettings(owner="replica-a", lease_for=timedelta(seconds=0.3)))
+    now = clock.now()
+    await repository.add(Schedule.create(id="A", task_type=BlockingHandler.task_type, payload={},
+                                         trigger=OnceTrigger(now), timezone="UTC", first_run_at=now, now=now))
+    return dispatcher, blocking
+
+
 async def test_the_lease_keeper_s_lines_carry_the_run_they_are_about() -> None:
     """A log stack finds a run's lines by its ``schedule_id`` and ``attempt_id`` labels: the
     lease keeper's warnings (a renewal failed, the lease lost) are lines of that run too."""
@@ -685,12 +697,8 @@ async def test_the_lease_keeper_s_lines_carry_the_run_they_are_about() -> None:
         async def renew_lease(self, schedule_id: str, attempt_id: str, until: datetime) -> bool:
             raise StoreUnavailable("connection refused")
 
-    clock, repository, blocking = SystemClock(), RenewalsFail(), BlockingHandler()
-    dispatcher = Dispatcher(repository, {BlockingHandler.task_type: blocking}, clock, InProcessWorkSignal(clock),
-                            DispatcherSettings(owner="replica-a", lease_for=timedelta(seconds=0.3)))
-    now = clock.now()
-    await repository.add(Schedule.create(id="A", task_type=BlockingHandler.task_type, payload={},
-                                         trigger=OnceTrigger(now), timezone="UTC", first_run_at=now, now=now))
+    repository = RenewalsFail()
+    dispatcher, blocking = await _one_blocking_run(repository)
     captured = JsonLines()
     logger = logging.getLogger("cronjob.services.dispatcher")
     logger.addHandler(captured)
@@ -723,12 +731,8 @@ async def test_renewals_that_keep_failing_are_said_once_and_their_return_once(
                 raise StoreUnavailable("connection refused")
             return await super().renew_lease(schedule_id, attempt_id, until)
 
-    clock, repository, blocking = SystemClock(), RenewalsFail(), BlockingHandler()
-    dispatcher = Dispatcher(repository, {BlockingHandler.task_type: blocking}, clock, InProcessWorkSignal(clock),
-                            DispatcherSettings(owner="replica-a", lease_for=timedelta(seconds=0.3)))
-    now = clock.now()
-    await repository.add(Schedule.create(id="A", task_type=BlockingHandler.task_type, payload={},
-                                         trigger=OnceTrigger(now), timezone="UTC", first_run_at=now, now=now))
+    repository = RenewalsFail()
+    dispatcher, blocking = await _one_blocking_run(repository)
     with caplog.at_level(logging.INFO, logger="cronjob.services.dispatcher"):
         assert await dispatcher.dispatch_due() == 1
         await until(lambda: repository.failed >= 4, PROMPTLY)
