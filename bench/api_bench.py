@@ -22,10 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,7 +31,8 @@ from typing import Any
 
 import httpx
 
-TOKEN = "bench-token"
+from served import TOKEN, served
+
 TEMPLATE = {"type": "whatsapp.template", "body": "Olá, {{1}}!", "templateName": "hello"}
 
 
@@ -93,23 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     n = args.n
     port = args.port or free_port()
     with tempfile.TemporaryDirectory(prefix="cronjob-api-bench-") as data_dir:
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("CRONJOB_")},
-               "CRONJOB_DATA_DIR": data_dir, "CRONJOB_PORT": str(port), "CRONJOB_API_TOKENS": TOKEN,
-               "CRONJOB_LOG_LEVEL": "WARNING"}
-        log = Path(data_dir, "serve.log").open("wb")
-        server = subprocess.Popen([sys.executable, "-m", "cronjob_bootstrap.cli", "serve"], env=env,
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"cronjob serve did not start:\n{Path(data_dir, 'serve.log').read_text()}")
-                try:
-                    if httpx.get(f"{base}/healthcheck", timeout=1).is_success:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+        with served("serve", port, data_dir, "/healthcheck") as server:
+            base = f"http://127.0.0.1:{port}"
             rows = []
             auth = {"Authorization": f"Bearer {TOKEN}"}
             with httpx.Client(base_url=base, headers=auth, timeout=120) as http:
@@ -126,14 +109,6 @@ def main(argv: list[str] | None = None) -> int:
                                   [lambda b=b: http.post("/v1/schedules:batch", json=b) for b in batches], created=n))
                 rows.append(timed("POST /v1/schedules:batch, sent again (replays)", server.pid,
                                   [lambda b=b: http.post("/v1/schedules:batch", json=b) for b in batches]))
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-            log.close()
     print(f"cronjob serve, SQLite store, one kept-alive connection; N = {n:,}\n")
     print(table(rows))
     return 0

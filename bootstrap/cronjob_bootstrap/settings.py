@@ -27,6 +27,7 @@ from cronjob.domain.schedule import MAX_RUN_TIMEOUT
 from cronjob.domain.zones import DEFAULT_TIMEZONE, iana_zone
 from cronjob_adapters.tasks.email_payload import HEADER_FORBIDDEN, normalize_address
 from cronjob_adapters.tasks.ssrf import DestinationPolicy, parse_url
+from cronjob_adapters.web.in_flight import DEFAULT_MAX_REQUESTS_IN_FLIGHT
 from cronjob_adapters.webhooks.publisher import parse_event_filter
 from cronjob_bootstrap.routine_modules import MODULE_NAME
 
@@ -171,6 +172,10 @@ class Settings(BaseSettings):
         default=30.0, gt=0, le=3600,
         description="How long a client may take to send a request's whole body once its headers are in; "
                     "then a 408 and the connection closed.")
+    max_requests_in_flight: int = Field(
+        default=DEFAULT_MAX_REQUESTS_IN_FLIGHT, ge=0, le=1_000_000,
+        description="Requests one API process serves at once (the probes and /metrics are not counted); one "
+                    "more is answered 503 with Retry-After at once, nothing done. 0: no bound.")
     default_timezone: str = DEFAULT_TIMEZONE
     past_grace_seconds: float = Field(default=300.0, ge=0, le=_MONTH)
     misfire_grace_seconds: float = Field(

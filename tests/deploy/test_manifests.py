@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from cronjob.services.health import HealthService
+from cronjob_adapters.web.in_flight import UNBOUNDED_PATHS
 from cronjob_bootstrap.settings import Settings
 from tests.deploy import ROOT, cli_commands, settings_variables, tool
 
@@ -152,6 +153,9 @@ def test_deployment(overlay: tuple[str, Rendered], role: str) -> None:
     for probe, path in (("startupProbe", "/livez"), ("livenessProbe", "/livez"), ("readinessProbe", "/readyz")):
         get = container[probe]["httpGet"]
         assert (get["path"], get["port"]) == (path, "http"), probe
+        # A busy process refuses requests beyond CRONJOB_MAX_REQUESTS_IN_FLIGHT, never its probes:
+        # a probe refused would have Kubernetes restart a process that is only busy.
+        assert path in UNBOUNDED_PATHS, probe
     # /readyz waits up to the health service's ping timeout for the store, then answers 503: a
     # probe that gives up no later than that never hears the answer (a slow store that does
     # answer would read as not ready).
@@ -220,6 +224,8 @@ def test_configmap_holds_real_non_secret_settings(overlay: tuple[str, Rendered])
     # Every value passes the service's own validation (as it would at start-up).
     settings = Settings(**{key.removeprefix("CRONJOB_").lower(): value for key, value in data.items()})
     assert settings.shutdown_grace_seconds == float(data["CRONJOB_SHUTDOWN_GRACE_SECONDS"])
+    # Set explicitly, next to the probes' timeouts it keeps them within (see the README).
+    assert settings.max_requests_in_flight == int(data["CRONJOB_MAX_REQUESTS_IN_FLIGHT"]) > 0
 
 
 def nginx_size(value: str) -> int:

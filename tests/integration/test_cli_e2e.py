@@ -310,6 +310,8 @@ def test_on_an_ipv6_address_the_printed_urls_work(tmp_path: Path, whatsapp: Fake
                                              ("CRONJOB_INSTANCE_ID", ""),
                                              ("CRONJOB_BATCH_SIZE", "99999999999999999999"),
                                              ("CRONJOB_MAX_IN_FLIGHT", "1000000"),
+                                             ("CRONJOB_MAX_REQUESTS_IN_FLIGHT", "-1"),
+                                             ("CRONJOB_MAX_REQUESTS_IN_FLIGHT", "many"),
                                              ("CRONJOB_MAX_BODY_BYTES", "1000000000"),
                                              ("CRONJOB_API_TOKENS_FILE", "<a file that is not UTF-8>"),
                                              ("CRONJOB_MONGODB_URI_FILE", "<a file holding: db.internal:27017>")])

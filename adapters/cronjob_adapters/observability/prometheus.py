@@ -8,7 +8,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from collections.abc import Mapping
 
 from cronjob.domain.schedule import ScheduleStatus
-from cronjob.ports.metrics import Metrics
+from cronjob.ports.metrics import IN_FLIGHT_LIMIT, Metrics
 
 from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
 
@@ -56,6 +56,9 @@ class PrometheusMetrics(Metrics):
         self._request_seconds = Histogram(
             "cronjob_http_request_duration_seconds", "How long the API took to answer, by method and route.",
             ["method", "route"], buckets=_REQUEST_BUCKETS, registry=self.registry)
+        self._refused = Counter("cronjob_http_requests_refused", "API requests refused before anything was "
+                                "done, by the limit this process was at.", ["limit"], registry=self.registry)
+        self._refused.labels(IN_FLIGHT_LIMIT)  # shown as 0 before the first, so that rates start there
         self._schedules = Gauge("cronjob_schedules", "Schedules in the whole store by status and task type "
                                 "(every replica reports the same figure).",
                                 ["status", "task_type"], registry=self.registry)
@@ -94,6 +97,9 @@ class PrometheusMetrics(Metrics):
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self._requests.labels(method, route, str(status)).inc()
         self._request_seconds.labels(method, route).observe(seconds)
+
+    def request_refused(self, limit: str) -> None:
+        self._refused.labels(limit).inc()
 
     def render(self, counts: Mapping[tuple[ScheduleStatus, str], int] | None) -> bytes:
         """The exposition text, with the schedule gauges set to ``counts`` (per status and task

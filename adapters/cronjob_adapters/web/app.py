@@ -17,7 +17,7 @@ from cronjob.domain.labels import MAX_KEY_LENGTH, MAX_LABELS, MAX_VALUE_LENGTH, 
 from cronjob.domain.message import MessageKind
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.domain.zones import DEFAULT_TIMEZONE, localize
-from cronjob.ports.metrics import Metrics
+from cronjob.ports.metrics import IN_FLIGHT_LIMIT, Metrics, NullMetrics
 from cronjob.services.delivery_status import DeliveryStatusService
 from cronjob.services.health import HealthService
 from cronjob.services.scheduling import (
@@ -44,6 +44,7 @@ from cronjob_adapters.web.cursors import decode_cursor, encode_cursor
 from cronjob_adapters.web.dashboard import dashboard_router
 from cronjob_adapters.web.head import HeadAsGet
 from cronjob_adapters.web.instants import query_instant
+from cronjob_adapters.web.in_flight import DEFAULT_MAX_REQUESTS_IN_FLIGHT, InFlightLimit
 from cronjob_adapters.web.limits import BodySizeLimit, BodyTimeLimit
 from cronjob_adapters.web.probes import MetricsRenderer, probe_router
 from cronjob_adapters.web.openapi_document import extend_openapi, keep_examples
@@ -91,6 +92,9 @@ class ApiServices:
     max_batch_body_bytes: int = 2 * 1024 * 1024
     #: How long a client may take to send a request's body once its headers are in (then a 408).
     body_timeout_seconds: float = 30.0
+    #: The requests (probes and ``/metrics`` aside) this process serves at once; one more is a
+    #: 503 at once. 0: no bound.
+    max_requests_in_flight: int = DEFAULT_MAX_REQUESTS_IN_FLIGHT
     render_metrics: MetricsRenderer | None = None
     task_types: TaskRegistry | None = None
     #: The routines the ``python`` task type runs (``GET /v1/routines``); None: none.
@@ -250,7 +254,9 @@ def create_app(services: ApiServices) -> FastAPI:
             "`/livez`, `/readyz`), this description, the dashboard's page (`/dashboard`) and "
             "`/v1/whatsapp/webhook` (signed by Meta). "
             "Errors are `application/problem+json` (RFC 9457) with an `errors` list naming fields (the "
-            "first 100; when there were more, `errors_total` counts them all)."
+            "first 100; when there were more, `errors_total` counts them all). A process already serving "
+            "`CRONJOB_MAX_REQUESTS_IN_FLIGHT` requests answers any other request but the probes and `/metrics` "
+            "at once with a 503 and `Retry-After`, having done nothing."
         ),
     )
     install_problem_handlers(app)
@@ -261,6 +267,12 @@ def create_app(services: ApiServices) -> FastAPI:
         # Outside the body limit, so that its 413s are counted; inside HeadAsGet, whose HEAD is
         # routed as a GET in a scope of its own.
         app.add_middleware(RequestMetrics, metrics=services.metrics)
+    if services.max_requests_in_flight:
+        # Outside everything that reads a request (its token, its body) or measures it: a refusal
+        # costs the least, and is counted by the metric of its own.
+        told = services.metrics or NullMetrics()
+        app.add_middleware(InFlightLimit, max_requests=services.max_requests_in_flight,
+                           refused=lambda: told.request_refused(IN_FLIGHT_LIMIT))
     app.add_middleware(RequestId)
     app.add_middleware(HeadAsGet)
     auth = bearer_tokens(services.tokens)

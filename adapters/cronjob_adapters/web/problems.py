@@ -151,8 +151,10 @@ _MEANINGS = {
          "`CRONJOB_MAX_BATCH_BODY_BYTES`).",
     415: "The body was not sent as JSON (`Content-Type: application/json`).",
     422: "Invalid input: `errors` names each wrong field and what is wrong with it.",
-    503: "The schedule store does not answer, or the service is starting and is setting it up: try again "
-         "after `Retry-After` seconds (with the same `Idempotency-Key`, a creation is not made twice).",
+    503: "The schedule store does not answer, the service is starting and is setting it up, or this process "
+         "is serving as many requests at once as it takes (`CRONJOB_MAX_REQUESTS_IN_FLIGHT`: nothing was done): "
+         "`detail` says which. Try again after `Retry-After` seconds (with the same `Idempotency-Key`, a "
+         "creation is not made twice).",
 }
 #: The headers some problems always carry.
 _HEADERS = {

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+#: The limit of :meth:`Metrics.request_refused`: as many requests in progress as a process serves at once.
+IN_FLIGHT_LIMIT = "max_requests_in_flight"
+
 
 class Metrics(ABC):
     """Receives measurements from the dispatcher, the webhook notifier, the provider's statuses and
@@ -61,6 +64,12 @@ class Metrics(ABC):
         """The API answered a request to ``route`` (a path template, ``/v1/schedules/{schedule_id}``,
         never a path with an id in it; ``unmatched`` when no route matched) with ``status``, in
         ``seconds``."""
+
+    def request_refused(self, limit: str) -> None:
+        """The API refused a request, before anything was done, because this process was at
+        ``limit`` (:data:`IN_FLIGHT_LIMIT`: as many requests in progress as it serves at once).
+        Not abstract: it measures nothing unless an exporter shows it."""
+        return None
 
 
 class NullMetrics(Metrics):
