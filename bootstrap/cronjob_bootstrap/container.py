@@ -42,6 +42,7 @@ from cronjob_adapters.tasks.registry import TaskRegistry
 from cronjob_adapters.web.app import ApiServices, create_app
 from cronjob_adapters.web.auth import bearer_tokens
 from cronjob_adapters.web.counts_cache import Counts, CountsCache
+from cronjob_adapters.web.limits import BodyWaits
 from cronjob_adapters.web.probes import MetricsRenderer, create_probe_app
 from cronjob_adapters.webhooks.delivery import TASK_TYPE as WEBHOOK_DELIVERY
 from cronjob_adapters.webhooks.delivery import WebhookDeliveryHandler
@@ -308,6 +309,8 @@ class Container(containers.DeclarativeContainer):
         collector=collector,
     )
 
+    #: The API's requests waiting for their bodies: cut (a 503 each) when the process stops.
+    body_waits = providers.Singleton(BodyWaits)
     api_services = providers.Singleton(
         ApiServices,
         scheduling=scheduling,
@@ -317,6 +320,7 @@ class Container(containers.DeclarativeContainer):
         max_body_bytes=config.max_body_bytes,
         max_batch_body_bytes=config.max_batch_body_bytes,
         body_timeout_seconds=config.body_timeout_seconds,
+        body_waits=body_waits,
         max_requests_in_flight=config.max_requests_in_flight,
         render_metrics=render_metrics,
         whatsapp_app_secret=config.whatsapp_app_secret,

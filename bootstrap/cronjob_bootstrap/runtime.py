@@ -234,6 +234,10 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
         stop.set()
         if server is not None:
             server.should_exit = True
+            if api:
+                # A request whose body is still coming has done nothing yet: answered 503 now
+                # rather than holding the stop for as long as its client takes.
+                container.body_waits().cut()
         # The roles end within the grace; a second signal (before or meanwhile) cuts it short.
         finishing = asyncio.gather(*tasks)
         hurrying = asyncio.create_task(hurry.wait())

@@ -23,6 +23,7 @@ import pytest
 from tests.support.fake_whatsapp import FakeWhatsApp
 from tests.support.processes import CronjobProcess, free_port
 from tests.support.replicas import wait_log
+from tests.support.sqlite_locker import Locker
 from tests.support.waiting import PROMPTLY, wait_until
 
 API_TOKEN = "shutdown-token"
@@ -184,17 +185,34 @@ def test_a_whatsapp_send_in_flight_at_a_second_signal_is_parked_as_unknown(
 
 
 def test_a_second_signal_stops_waiting_for_a_request_in_progress(tmp_path: Path) -> None:
-    """uvicorn gives a request in progress the grace too (here: a client still sending its
-    body); a second SIGTERM makes it exit without waiting."""
+    """uvicorn gives a request in progress the grace too (here: a creation waiting for the store's
+    write lock, which another process holds); a second SIGTERM makes it exit without waiting. (A
+    request whose body is still coming is answered 503 at the first: test_slow_clients.)"""
     port = free_port()
     api = CronjobProcess("api", _env(tmp_path, port), tmp_path / "api.log").start()
+    locker: Locker | None = None
     try:
         api.wait_http(f"http://127.0.0.1:{port}/healthcheck")
+        assert wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200, 30), api.output()
+        locker = Locker(tmp_path / "var" / "cronjob.sqlite3")
+        body = b'{"task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}, "schedule": "every 1 hour"}'
         with socket.create_connection(("127.0.0.1", port)) as client:
             client.sendall(f"POST /v1/schedules HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {API_TOKEN}\r\n"
-                           "Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"task\": ".encode())
-            time.sleep(0.5)  # the headers are in: the request is in progress
-            _signal_twice(api, signal.SIGTERM, "Waiting for connections to close")  # uvicorn's
+                           f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+            time.sleep(0.5)  # the request waits for the lock (up to the store's 10 s)
+            api.send(signal.SIGTERM)
+            wait_log(api, "Waiting for connections to close", timeout=PROMPTLY)  # uvicorn's
+            time.sleep(1.0)
+            assert api.running(), f"exited on the first SIGTERM:\n{api.output()}"
+            api.send(signal.SIGTERM)
+            # The server ends with the lock still held: the request is not waited for. (The store's
+            # thread, which waits for the lock, is: the process exits once the lock is let go.)
+            wait_log(api, "Finished server process", timeout=PROMPTLY)
+            locker.release()
+            locker = None
+            assert api.process is not None and api.process.wait(timeout=PROMPTLY) == 0, api.output()
         assert "second signal: not waiting for 1 requests in progress" in api.output()
     finally:
+        if locker is not None:
+            locker.release()
         api.stop(signal.SIGKILL)

@@ -26,7 +26,7 @@ from cronjob_bootstrap.settings import Settings
 from tests.support.app import AUTH, TOKEN, make_container
 from tests.support.processes import CRONJOB, CronjobProcess, free_port
 from tests.support.serving import serving
-from tests.support.waiting import PROMPTLY, wait_until
+from tests.support.waiting import PROMPTLY, until, wait_until
 
 #: Short, so that the tests see the limits act; far above loopback's round trips.
 HEADER_TIMEOUT = 0.5
@@ -149,6 +149,28 @@ async def test_a_body_shorter_than_its_content_length_gets_a_408_and_creates_not
                                   headers={"Content-Type": "application/json", "Idempotency-Key": "short-body"})
         assert retried.status_code == 201  # the first was never created: the retry makes it, once
         assert [s["id"] for s in (await http.get("/v1/schedules")).json()["items"]] == [retried.json()["id"]]
+
+
+async def test_a_body_still_coming_when_the_process_stops_gets_a_503_at_once() -> None:
+    # The body limit (30 s) and the shutdown grace (20 s) are long: a request whose body stalls
+    # would hold the stop that long; it has done nothing yet, so it is answered at once instead.
+    port, stop = free_port(), asyncio.Event()
+    container = make_container(SystemClock(), body_timeout_seconds=30.0)
+    settings = Settings(api_tokens=TOKEN, port=port, body_timeout_seconds=30.0, shutdown_grace_seconds=20.0)
+    async with serving(container, settings, stop):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(_creation_head(len(MESSAGE) + 20, "cut-at-stop") + MESSAGE)  # 20 bytes never come
+            await writer.drain()
+            await until(lambda: len(container.body_waits()) == 1)
+            stop.set()  # as SIGTERM does
+            status, headers, body = _problem(await _until_closed(reader))
+        finally:
+            writer.close()
+    # Leaving ``serving`` waited for the stop (PROMPTLY, far below the grace): it did not hold it.
+    assert (status, headers["connection"], headers["retry-after"]) == (503, "close", "1")
+    assert "stopping" in str(body["detail"]) and "nothing was done" in str(body["detail"])
+    assert await container.repository().list(limit=10) == []
 
 
 async def test_a_body_trickled_past_the_body_timeout_gets_a_408(port: int) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -23,32 +21,8 @@ from tests.support.app import AUTH, api_client, make_container
 from tests.support.builders import T0, one_off
 from tests.support.clock import FixedClock
 from tests.support.processes import CronjobProcess, free_port
+from tests.support.sqlite_locker import Locker
 from tests.support.waiting import wait_until
-
-# Another process: take the write lock (BEGIN EXCLUSIVE), say "locked", hold it until stdin closes.
-LOCKER = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-sys.stdin.read()
-conn.execute("ROLLBACK")
-"""
-
-
-class Locker:
-    """A process holding the write lock of the SQLite file ``path`` until :meth:`release`."""
-
-    def __init__(self, path: Path) -> None:
-        self.process = subprocess.Popen([sys.executable, "-c", LOCKER, str(path)], text=True,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        assert self.process.stdout is not None and self.process.stdout.readline().strip() == "locked"
-
-    def release(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        assert self.process.wait(10) == 0
-
 
 def _repo(path: Path, timeout: float) -> SqliteScheduleRepository:
     return SqliteScheduleRepository(path, ScheduleCodec(default_trigger_parser()), call_timeout_seconds=timeout)

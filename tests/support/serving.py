@@ -20,10 +20,12 @@ STARTS_WITHIN = 30.0
 
 
 @contextlib.asynccontextmanager
-async def serving(container: Container, settings: Settings) -> AsyncIterator[None]:
+async def serving(container: Container, settings: Settings, stop: asyncio.Event | None = None
+                  ) -> AsyncIterator[None]:
     """``runtime.run`` of ``container``'s API with ``settings`` (its ``port`` a free one), once
-    ``/livez`` answers there; stopped on leaving, as a SIGTERM stops it."""
-    stop = asyncio.Event()
+    ``/livez`` answers there; stopped on leaving, as a SIGTERM stops it (or earlier, by setting
+    ``stop``), and waited for ``PROMPTLY``."""
+    stop = stop or asyncio.Event()
     running = asyncio.create_task(run(container, settings, api=True, scheduler=False, stop=stop))
     try:
         async with asyncio.timeout(STARTS_WITHIN):

@@ -45,7 +45,7 @@ from cronjob_adapters.web.dashboard import dashboard_router
 from cronjob_adapters.web.head import HeadAsGet
 from cronjob_adapters.web.instants import query_instant
 from cronjob_adapters.web.in_flight import DEFAULT_MAX_REQUESTS_IN_FLIGHT, InFlightLimit
-from cronjob_adapters.web.limits import BodySizeLimit, BodyTimeLimit
+from cronjob_adapters.web.limits import BodySizeLimit, BodyTimeLimit, BodyWaits
 from cronjob_adapters.web.probes import MetricsRenderer, probe_router
 from cronjob_adapters.web.openapi_document import extend_openapi, keep_examples
 from cronjob_adapters.web.problems import StoreNotReady, install_problem_handlers, problem_responses
@@ -92,6 +92,8 @@ class ApiServices:
     max_batch_body_bytes: int = 2 * 1024 * 1024
     #: How long a client may take to send a request's body once its headers are in (then a 408).
     body_timeout_seconds: float = 30.0
+    #: The requests waiting for their bodies, which the runtime cuts (503) when the process stops.
+    body_waits: BodyWaits | None = None
     #: The requests (probes and ``/metrics`` aside) this process serves at once; one more is a
     #: 503 at once. 0: no bound.
     max_requests_in_flight: int = DEFAULT_MAX_REQUESTS_IN_FLIGHT
@@ -260,7 +262,7 @@ def create_app(services: ApiServices) -> FastAPI:
         ),
     )
     install_problem_handlers(app)
-    app.add_middleware(BodyTimeLimit, seconds=services.body_timeout_seconds)
+    app.add_middleware(BodyTimeLimit, seconds=services.body_timeout_seconds, waits=services.body_waits)
     app.add_middleware(BodySizeLimit, max_bytes=services.max_body_bytes,
                        larger={BATCH_PATH: services.max_batch_body_bytes})
     if services.metrics is not None:

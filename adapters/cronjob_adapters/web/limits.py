@@ -1,5 +1,5 @@
 """Pure-ASGI middlewares that bound a request body: in size (413), streamed or not, and in the time
-its client takes to send it (408)."""
+its client takes to send it (408, or 503 once the process stops)."""
 
 from __future__ import annotations
 
@@ -82,15 +82,57 @@ class _TooSlow(HTTPException):
                          headers={"Connection": "close"})
 
 
+class _Stopping(HTTPException):
+    """Raised from ``receive`` when the process stops while a request's body is still coming."""
+
+    def __init__(self) -> None:
+        super().__init__(503, "this process is stopping and the request's body had not all come: nothing was "
+                              "done; send it again", headers={"Connection": "close", "Retry-After": "1"})
+
+
+class BodyWaits:
+    """The requests of a process that wait for their bodies now (:class:`BodyTimeLimit`), so that
+    a stopping process need not wait for them: :meth:`cut` ends their waits at once."""
+
+    def __init__(self) -> None:
+        self._waits: set[asyncio.Timeout] = set()
+        self.cut_off = False
+
+    def cut(self) -> None:
+        """The process stops: every wait for a body, now or later, ends at once (a 503)."""
+        self.cut_off = True
+        now = asyncio.get_running_loop().time()
+        for wait in self._waits:
+            wait.reschedule(now)
+
+    def add(self, wait: asyncio.Timeout) -> None:
+        if self.cut_off:
+            # At once, unless what it waits for has come (then it returns before the cut acts).
+            wait.reschedule(asyncio.get_running_loop().time())
+        self._waits.add(wait)
+
+    def discard(self, wait: asyncio.Timeout) -> None:
+        self._waits.discard(wait)
+
+    def __len__(self) -> int:
+        """How many requests wait for their bodies now."""
+        return len(self._waits)
+
+
 class BodyTimeLimit:
     """Answers 408 problem+json (and closes the connection) when the whole body has not arrived
     ``seconds`` after the request's headers: a client that sends less than its ``Content-Length``,
     or trickles it, holds its request no longer than that. Once the body is in, ``receive`` is
-    left alone (what it answers then, a disconnect, may take as long as the response does)."""
+    left alone (what it answers then, a disconnect, may take as long as the response does).
 
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
+    Once ``waits`` is cut (the process stops), a request still waiting for its body is answered
+    503 at once instead (nothing was done: it may be sent again), so that it does not hold the
+    process's stop for as long as its client takes."""
+
+    def __init__(self, app: ASGIApp, seconds: float, waits: BodyWaits | None = None) -> None:
         self.app = app
         self.seconds = seconds
+        self.waits = waits if waits is not None else BodyWaits()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,16 +147,21 @@ class BodyTimeLimit:
             if body_in:
                 return await receive()
             try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
+                async with asyncio.timeout_at(deadline) as wait:
+                    self.waits.add(wait)
+                    try:
+                        message = await receive()
+                    finally:
+                        self.waits.discard(wait)
             except TimeoutError:
-                raise _TooSlow(self.seconds) from None
+                raise (_Stopping() if self.waits.cut_off else _TooSlow(self.seconds)) from None
             body_in = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
         try:
             await self.app(scope, timed_receive, tracked)
-        except _TooSlow as exc:
+        except (_TooSlow, _Stopping) as exc:
             if not tracked.started:
-                response = problem(408, "Request timeout", exc.detail, headers=exc.headers)
+                title = "Request timeout" if isinstance(exc, _TooSlow) else "Service unavailable"
+                response = problem(exc.status_code, title, exc.detail, headers=exc.headers)
                 await response(scope, receive, send)
