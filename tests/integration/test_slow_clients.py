@@ -21,7 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cronjob.domain.schedule import Schedule
 from cronjob.ports.clock import SystemClock
+from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_bootstrap.settings import Settings
 from tests.support.app import AUTH, TOKEN, make_container
 from tests.support.processes import CRONJOB, CronjobProcess, free_port
@@ -171,6 +173,38 @@ async def test_a_body_still_coming_when_the_process_stops_gets_a_503_at_once() -
     assert (status, headers["connection"], headers["retry-after"]) == (503, "close", "1")
     assert "stopping" in str(body["detail"]) and "nothing was done" in str(body["detail"])
     assert await container.repository().list(limit=10) == []
+
+
+class AddsHang(InMemoryScheduleRepository):
+    """The in-memory store, whose adds never end (a store that stopped answering mid-write)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.adding = asyncio.Event()
+
+    async def add(self, schedule: Schedule) -> None:
+        self.adding.set()
+        await asyncio.Event().wait()
+
+
+async def test_a_request_cut_when_the_shutdown_grace_ends_gets_a_503_problem() -> None:
+    # uvicorn cancels what is still in progress when the grace ends; it answered a plain 500.
+    port, stop, store = free_port(), asyncio.Event(), AddsHang()
+    container = make_container(SystemClock(), repository=store)
+    settings = Settings(api_tokens=TOKEN, port=port, shutdown_grace_seconds=0.3)
+    async with serving(container, settings, stop):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(_creation_head(len(MESSAGE), "cut-at-grace") + MESSAGE)
+            await writer.drain()
+            await asyncio.wait_for(store.adding.wait(), PROMPTLY)
+            stop.set()  # as SIGTERM does
+            status, headers, body = _problem(await _until_closed(reader))
+        finally:
+            writer.close()
+    assert (status, headers["content-type"], headers["connection"], headers["retry-after"]) == (
+        503, "application/problem+json", "close", "1")
+    assert "may or may not have been carried out" in str(body["detail"]) and "x-request-id" in headers
 
 
 async def test_a_body_trickled_past_the_body_timeout_gets_a_408(port: int) -> None:

@@ -41,6 +41,7 @@ from cronjob_adapters.web.counts_cache import CountsCache
 from cronjob_adapters.web.cursors import MAX_LENGTH as CURSOR_LENGTH
 from cronjob_adapters.web.cursors import PATTERN as CURSOR_PATTERN
 from cronjob_adapters.web.cursors import decode_cursor, encode_cursor
+from cronjob_adapters.web.cut_requests import CutRequestAnswer
 from cronjob_adapters.web.dashboard import dashboard_router
 from cronjob_adapters.web.head import HeadAsGet
 from cronjob_adapters.web.instants import query_instant
@@ -275,6 +276,9 @@ def create_app(services: ApiServices) -> FastAPI:
         told = services.metrics or NullMetrics()
         app.add_middleware(InFlightLimit, max_requests=services.max_requests_in_flight,
                            refused=lambda: told.request_refused(IN_FLIGHT_LIMIT))
+    # Outside all but the request id (which its answer carries): a request cut by the stop is
+    # answered whatever it was doing.
+    app.add_middleware(CutRequestAnswer)
     app.add_middleware(RequestId)
     app.add_middleware(HeadAsGet)
     auth = bearer_tokens(services.tokens)
