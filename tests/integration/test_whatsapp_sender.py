@@ -493,7 +493,8 @@ async def test_the_fake_runs_as_a_process_and_records_to_a_file(tmp_path: Path) 
 # -- a shutdown while a send is in flight --------------------------------------------------------
 
 
-async def test_a_shutdown_while_a_send_is_in_flight_parks_it_as_unknown(fake: FakeWhatsApp) -> None:
+async def test_a_shutdown_while_a_send_is_in_flight_parks_it_as_unknown(
+        fake: FakeWhatsApp, caplog: pytest.LogCaptureFixture) -> None:
     """The scheduler's drain cancels runs still going at its end. A WhatsApp send cancelled in
     flight may have reached Meta (no idempotency key): it becomes unknown, as an unanswered
     request does, rather than being released and sent again by the next replica."""
@@ -515,6 +516,8 @@ async def test_a_shutdown_while_a_send_is_in_flight_parks_it_as_unknown(fake: Fa
         assert stored is not None and stored.status is ScheduleStatus.UNKNOWN, stored
         assert stored.last_error is not None and "shutdown" in stored.last_error.message
         assert stored.lease is None
+        # The same words at a run's time limit (runs stopped there far outnumber shutdowns).
+        assert "cut short in flight (by a shutdown, or at the run's time limit)" in caplog.text
         assert await dispatcher.dispatch_due() == 0  # not due again: never sent twice
         assert len(fake.requests) == 1
     finally:

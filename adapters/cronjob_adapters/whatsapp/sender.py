@@ -75,7 +75,7 @@ class WhatsAppCloudSender(MessageSender):
         except asyncio.CancelledError:
             if not written:  # still waiting for a connection: nothing left, released as any run
                 raise
-            log.warning("whatsapp send outcome unknown: cancelled by a shutdown while in flight")
+            log.warning("whatsapp send outcome unknown: cut short in flight (by a shutdown, or at the run's time limit)")
             raise cut_short("the WhatsApp request") from None
         except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise self._not_sent("timeout", exc) from exc
