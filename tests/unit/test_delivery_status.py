@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import pytest
@@ -156,6 +157,43 @@ async def test_the_service_applies_updates_in_time_order_and_ignores_unknown_ids
     assert loaded is not None and loaded.delivery["status"] == "read"
     assert {"sent_at", "delivered_at", "read_at"} <= loaded.delivery.keys()
     assert await service.apply([StatusUpdate("wamid.1", "read", T0 + timedelta(seconds=9))]) == StatusReport(0)
+
+
+class SlowLookups(InMemoryScheduleRepository):
+    """The in-memory store, noting how many lookups by message id overlap; the first lookup of each
+    message takes longer than the later ones (which would overtake it, if they ran beside it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looking = self.most = 0
+        self.seen: set[str] = set()
+
+    async def get_by_provider_message_id(self, message_id: str) -> Schedule | None:
+        self.looking += 1
+        self.most = max(self.most, self.looking)
+        first = message_id not in self.seen
+        self.seen.add(message_id)
+        await asyncio.sleep(0.005 if first else 0)
+        self.looking -= 1
+        return await super().get_by_provider_message_id(message_id)
+
+
+async def test_a_notification_s_messages_are_applied_together_each_one_s_statuses_in_order() -> None:
+    # A campaign's notification holds many messages' statuses, and Meta waits for its answer.
+    repository = SlowLookups()
+    ids = [f"wamid.{i}" for i in range(40)]
+    for wamid in ids:
+        await repository.add(sent(wamid))
+    service = DeliveryStatusService(repository, FixedClock(NOW))
+    updates = [StatusUpdate(wamid, status, T0 + timedelta(seconds=second))
+               for wamid in ids for status, second in (("read", 9), ("sent", 1), ("delivered", 2))]
+    assert await service.apply(updates) == StatusReport(120)
+    assert 1 < repository.most <= 16
+    for wamid in ids:
+        loaded = await repository.get_by_provider_message_id(wamid)
+        assert loaded is not None and loaded.delivery["status"] == "read"
+        assert [e.type for e in loaded.events if e.type.startswith("delivery.")] == [
+            "delivery.sent", "delivery.delivered", "delivery.read"]
 
 
 async def test_the_service_records_a_failure_with_the_provider_error() -> None:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from cronjob.domain.instants import instant_text
@@ -26,6 +27,7 @@ from cronjob.ports.events import EventPublisher, NoPublisher
 from cronjob.ports.metrics import Metrics, NullMetrics
 from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository
 from cronjob.ports.signal import WorkSignal
+from cronjob.services.few_at_a_time import few_at_a_time
 from cronjob.services.write_ahead import publish_then_write
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 STATUS_RECHECK = "whatsapp.status"
 #: How long after it is parked a status is first looked at again.
 FIRST_RECHECK = timedelta(seconds=1)
+#: How many messages' status updates of one notification are applied at once.
+MESSAGES_AT_ONCE = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +129,26 @@ class DeliveryStatusService:
         return self._wait
 
     async def apply(self, updates: Iterable[StatusUpdate]) -> StatusReport:
-        """Apply ``updates`` (oldest first, whatever order they came in); park those that cannot be yet."""
+        """Apply ``updates`` (oldest first, whatever order they came in); park those that cannot be yet.
+
+        Each message's updates one after the other, in that order; those of different messages
+        :data:`MESSAGES_AT_ONCE` messages at a time (a notification of a campaign's statuses
+        holds many, and its sender waits for the answer)."""
         ordered = sorted(updates, key=lambda u: (u.at, DELIVERY_RANK.get(u.status, len(DELIVERY_RANK))))
-        applied = parked = unknown = 0
+        by_message: dict[str, list[StatusUpdate]] = {}
         for update in ordered:
+            by_message.setdefault(update.message_id, []).append(update)
+        counts = await few_at_a_time([partial(self._apply_in_order, each) for each in by_message.values()],
+                                     MESSAGES_AT_ONCE)
+        applied, parked, unknown = (sum(count[i] for count in counts) for i in range(3))
+        if unknown:
+            log.info("%d status update(s) for unknown or running messages ignored", unknown)
+        return StatusReport(applied, parked)
+
+    async def _apply_in_order(self, updates: list[StatusUpdate]) -> tuple[int, int, int]:
+        """:meth:`apply` for one message's updates: how many were applied, parked and dropped."""
+        applied = parked = unknown = 0
+        for update in updates:
             outcome, running = await self._apply(update)
             applied += outcome is Applied.RECORDED
             if outcome is not Applied.NOT_YET:
@@ -140,9 +160,7 @@ class DeliveryStatusService:
             else:
                 unknown += 1
                 self._metrics.provider_status("dropped")
-        if unknown:
-            log.info("%d status update(s) for unknown or running messages ignored", unknown)
-        return StatusReport(applied, parked)
+        return applied, parked, unknown
 
     async def _park(self, update: StatusUpdate, running: str | None) -> int:
         """Store ``update`` as a job that applies it later (``running``: the schedule that was

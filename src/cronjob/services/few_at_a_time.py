@@ -1,5 +1,5 @@
-"""Many independent store calls, a few at a time: what bulk changes, the withdrawal of events and MongoDB's
-``save_many`` share."""
+"""Many independent store calls, a few at a time: what bulk changes, the withdrawal of events, the
+application of a notification's delivery statuses and MongoDB's ``save_many`` share."""
 
 from __future__ import annotations
 
