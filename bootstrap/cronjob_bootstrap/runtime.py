@@ -198,9 +198,9 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
             initializing.cancel()
             await asyncio.wait({initializing})
         elif initializing.result():
-            health.mark_initialized()
-            # Measured before anything is claimed or created, so that a host whose clock is off the
-            # store's keeps the store's time from the first claim on.
+            # Measured before anything is claimed or created (the API answers 503 until the store
+            # is marked set up), so that a host whose clock is off the store's keeps the store's
+            # time from the first claim and the first creation on.
             clock_check = container.clock_check()
             try:
                 more = await asyncio.wait_for(check_once(clock_check), FIRST_CHECK_TIMEOUT)
@@ -208,6 +208,7 @@ async def run(container: Container, settings: Settings, *, api: bool, scheduler:
                 more = True
             if more:
                 chores.append(asyncio.create_task(keep_checking(clock_check, stop, now=False), name="clock-check"))
+            health.mark_initialized()
             if scheduler:
                 engine = container.engine()
                 collector = container.collector()

@@ -9,8 +9,10 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 
 from cronjob.domain.schedule import Schedule
@@ -25,8 +27,13 @@ from cronjob_adapters.engine.timer import AsyncioTimerEngine
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.signal import InProcessWorkSignal
 from cronjob_adapters.mongodb.repository import MongoScheduleRepository
+from cronjob_bootstrap.container import build_container
+from cronjob_bootstrap.settings import Settings
 from cronjob_bootstrap.triggers import default_trigger_parser
+from tests.support.app import AUTH, TOKEN
 from tests.support.builders import one_off
+from tests.support.processes import free_port
+from tests.support.serving import serving
 
 SLACK = timedelta(seconds=20)  # a 30 s lease renewed every 10 s
 
@@ -228,3 +235,28 @@ async def test_a_store_on_this_hosts_clock_has_nothing_to_compare(caplog: pytest
         await asyncio.wait_for(keep_checking(check, asyncio.Event()), 1.0)  # nothing to keep checking
     assert metrics.seen == [] and caplog.records == []
     assert not aligned.following and aligned.offset == timedelta(0)
+
+
+async def test_a_served_process_on_a_host_whose_clock_is_off_creates_by_the_stores_time(
+        mongodb_uri: str, tmp_path: Path) -> None:
+    """The runtime measures before the API answers anything but 503, and every part reads the
+    aligned clock: a schedule made at once by a process whose host is 60 s ahead is stamped with
+    the store's time (this host's, the test server's), not 60 s ahead."""
+    port = free_port()
+    settings = Settings(api_tokens=TOKEN, port=port, mongodb_uri=mongodb_uri,
+                        mongodb_database=f"served_{uuid.uuid4().hex[:10]}", data_dir=tmp_path)
+    container = build_container(settings)
+    container.host_clock.override(ShiftedClock(timedelta(seconds=60)))
+    async with serving(container, settings):
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as http:
+            created = await http.post("/v1/schedules", json={
+                "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}, "schedule": "every 1 hour"})
+            while created.status_code == 503:  # not set up yet: the measurement comes first
+                await asyncio.sleep(0.05)
+                created = await http.post("/v1/schedules", json={
+                    "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"},
+                    "schedule": "every 1 hour"})
+        await container.repository().drop_database()
+    assert created.status_code == 201, created.text
+    stamped = datetime.fromisoformat(created.json()["created_at"].replace("Z", "+00:00"))
+    assert abs((stamped - SystemClock().now()).total_seconds()) < 5, stamped
