@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from http import HTTPStatus
 from typing import Any
 
 import h11
@@ -22,21 +23,22 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
+from cronjob_adapters.web.problems import status_title
 
-def _problem_answer(status: int, reason: str, detail: str) -> bytes:
-    """A problem+json answer ``status`` (``reason`` its phrase; the title in the API's sentence
-    case) that closes the connection, written on the socket as is (the request it answers could
-    not be read, or not in time)."""
-    body = json.dumps({"type": "about:blank", "title": reason.capitalize(), "status": status, "detail": detail},
+
+def _problem_answer(status: int, detail: str) -> bytes:
+    """A problem+json answer ``status`` that closes the connection, written on the socket as is
+    (the request it answers could not be read, or not in time)."""
+    body = json.dumps({"type": "about:blank", "title": status_title(status), "status": status, "detail": detail},
                       separators=(",", ":")).encode()
     head = (b"HTTP/1.1 %d %s\r\ncontent-type: application/problem+json\r\n"
-            b"content-length: %d\r\nconnection: close\r\n\r\n" % (status, reason.encode(), len(body)))
+            b"content-length: %d\r\nconnection: close\r\n\r\n" % (status, HTTPStatus(status).phrase.encode(), len(body)))
     return head + body
 
 
 def _timeout_answer(seconds: float) -> bytes:
     """The 408 problem+json written to a client whose headers came too slowly."""
-    return _problem_answer(408, "Request Timeout", f"the request headers did not arrive within {seconds:g} s")
+    return _problem_answer(408, f"the request headers did not arrive within {seconds:g} s")
 
 
 #: The detail of the 400 for a request that h11 cannot read (uvicorn says only "Invalid HTTP
@@ -76,7 +78,7 @@ class HeaderTimeLimitedH11(H11Protocol):
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
-        self.transport.write(_problem_answer(400, "Bad Request", UNREADABLE))
+        self.transport.write(_problem_answer(400, UNREADABLE))
         self.transport.close()
 
     def _watch_headers(self) -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cronjob_adapters.web.problems import problem
+from cronjob_adapters.web.limits import TrackedSend
+from cronjob_adapters.web.problems import problem, status_title
 
 #: What a client whose request was cut is told: whether it was carried out is not known.
 CUT = ("this process stopped before the request was answered: it may or may not have been carried out; "
@@ -29,21 +30,14 @@ class CutRequestAnswer:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
             await self.app(scope, receive, tracked)
         except asyncio.CancelledError:
             task = asyncio.current_task()
-            if started or task is None:
+            if tracked.started or task is None:
                 raise
             task.uncancel()
-            response = problem(503, "Service unavailable", CUT, headers={"Connection": "close", "Retry-After": "1"})
+            response = problem(503, status_title(503), CUT, headers={"Connection": "close", "Retry-After": "1"})
             with contextlib.suppress(Exception):  # the connection may be gone too
                 await response(scope, receive, send)

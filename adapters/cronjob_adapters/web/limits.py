@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cronjob_adapters.web.problems import problem
+from cronjob_adapters.web.problems import problem, status_title
 
 
 class _TooLarge(HTTPException):
@@ -19,7 +19,7 @@ class _TooLarge(HTTPException):
         super().__init__(413, f"request body exceeds {max_bytes} bytes")
 
 
-class _TrackedSend:
+class TrackedSend:
     """``send``, noting whether the response has started (after which no problem can replace it)."""
 
     def __init__(self, send: Send) -> None:
@@ -51,7 +51,7 @@ class BodySizeLimit:
                 await self._reject(scope, receive, send, max_bytes)
                 return
         received = 0
-        tracked = _TrackedSend(send)
+        tracked = TrackedSend(send)
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -140,7 +140,7 @@ class BodyTimeLimit:
             return
         deadline = asyncio.get_running_loop().time() + self.seconds
         body_in = False
-        tracked = _TrackedSend(send)
+        tracked = TrackedSend(send)
 
         async def timed_receive() -> Message:
             nonlocal body_in
@@ -162,6 +162,5 @@ class BodyTimeLimit:
             await self.app(scope, timed_receive, tracked)
         except (_TooSlow, _Stopping) as exc:
             if not tracked.started:
-                title = "Request timeout" if isinstance(exc, _TooSlow) else "Service unavailable"
-                response = problem(exc.status_code, title, exc.detail, headers=exc.headers)
+                response = problem(exc.status_code, status_title(exc.status_code), exc.detail, headers=exc.headers)
                 await response(scope, receive, send)

@@ -292,7 +292,7 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 400 and detail == _UNPARSABLE_BODY:
         detail = ("the body could not be parsed: it must be UTF-8 JSON, nested less than about 1,000 levels "
                   "deep, with numbers of at most 4,300 digits")
-    return problem(exc.status_code, _title(exc.status_code), detail, headers=headers)
+    return problem(exc.status_code, status_title(exc.status_code), detail, headers=headers)
 
 
 #: Titles fixed here rather than taken from ``http.HTTPStatus``, whose phrases for these differ
@@ -300,7 +300,7 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
 _TITLES = {413: "Payload too large"}
 
 
-def _title(status: int) -> str:
+def status_title(status: int) -> str:
     """The problem's title: the reason phrase of ``status``, in the API's sentence case."""
     if status in _TITLES:
         return _TITLES[status]
