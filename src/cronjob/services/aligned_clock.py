@@ -26,8 +26,9 @@ class AlignedClock(Clock):
     def __init__(self, host: Clock, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._host = host
         self._monotonic = monotonic
-        self._following = False
-        self._store_then = host.now()
+        #: The store's time at the last :meth:`follow`, and the monotonic clock then; None while
+        #: the host's time is told.
+        self._store_then: datetime | None = None
         self._monotonic_then = 0.0
 
     @property
@@ -38,15 +39,15 @@ class AlignedClock(Clock):
     @property
     def following(self) -> bool:
         """Whether this clock follows the store's rather than the host's."""
-        return self._following
+        return self._store_then is not None
 
     @property
     def offset(self) -> timedelta:
         """How far ahead of this clock the host's is now (zero unless :attr:`following`)."""
-        return self._host.now() - self.now() if self._following else timedelta(0)
+        return self._host.now() - self.now() if self.following else timedelta(0)
 
     def now(self) -> datetime:
-        if not self._following:
+        if self._store_then is None:
             return self._host.now()
         return self._store_then + timedelta(seconds=self._monotonic() - self._monotonic_then)
 
@@ -55,8 +56,7 @@ class AlignedClock(Clock):
         host is behind), counted on by the monotonic clock."""
         self._store_then = self._host.now() - host_ahead_by
         self._monotonic_then = self._monotonic()
-        self._following = True
 
     def release(self) -> None:
         """From now on, tell the host's time as it is."""
-        self._following = False
+        self._store_then = None

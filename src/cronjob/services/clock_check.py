@@ -58,12 +58,6 @@ class ClockCheck:
         self._warn_after = warn_after
         self._was_off = False
 
-    async def offset(self) -> timedelta | None:
-        """How far the host's clock is ahead of the store's (negative: behind), or None when the
-        store keeps no clock of its own (:meth:`measure` without the round trip)."""
-        measured = await self.measure()
-        return None if measured is None else measured[0]
-
     async def measure(self) -> tuple[timedelta, timedelta] | None:
         """How far the host's clock is ahead of the store's, and the round trip it was measured
         in; None when the store keeps no clock of its own. The store's time is taken as that of
@@ -131,11 +125,13 @@ async def keep_checking(check: ClockCheck, stop: asyncio.Event, *, every: float 
                         now: bool = True) -> None:
     """Run ``check`` (:func:`check_once`) now (unless ``now`` is False: after ``every`` seconds)
     and every ``every`` seconds until ``stop`` is set, or until there is nothing more to check."""
-    if not now:
+    async def pause() -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=every)
+
+    if not now:
+        await pause()
     while not stop.is_set():
         if not await check_once(check):
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every)
+        await pause()
