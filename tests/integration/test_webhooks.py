@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -418,9 +418,10 @@ class KeyLookupsMeet(InMemoryScheduleRepository):
         super().__init__()
         self.both_looked = asyncio.Barrier(2)
 
-    async def get_by_idempotency_key(self, key: str) -> Schedule | None:
-        found = await super().get_by_idempotency_key(key)
-        if key == "order-77":  # the requests' lookups (the webhooks' keys are others)
+    async def get_by_idempotency_keys(self, keys: Iterable[str]) -> dict[str, Schedule]:
+        keys = list(keys)
+        found = await super().get_by_idempotency_keys(keys)
+        if "order-77" in keys:  # the requests' lookups (the webhooks' keys are others)
             await asyncio.wait_for(self.both_looked.wait(), 5)
         return found
 

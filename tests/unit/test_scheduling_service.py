@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -241,8 +242,8 @@ async def test_a_replay_after_send_at_has_passed_still_answers_with_the_schedule
 class YieldingLookupRepository(InMemoryScheduleRepository):
     """Lets other tasks run during the key lookup, so two requests with one key both miss it."""
 
-    async def get_by_idempotency_key(self, key: str) -> Schedule | None:
-        found = await super().get_by_idempotency_key(key)
+    async def get_by_idempotency_keys(self, keys: Iterable[str]) -> dict[str, Schedule]:
+        found = await super().get_by_idempotency_keys(keys)
         await asyncio.sleep(0)
         return found
 

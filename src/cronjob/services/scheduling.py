@@ -234,6 +234,12 @@ def _replayed(existing: Schedule, request_digest: str | None) -> Scheduled:
     return Scheduled(existing, created=False)
 
 
+def _keys_of(commands: Sequence[ScheduleMessageCommand | CreateScheduleCommand]) -> list[str]:
+    """The idempotency keys ``commands`` may have been stored under: each one's key, and the form
+    earlier versions stored it in."""
+    return [key for command in commands for key in (command.idempotency_key, command.earlier_key) if key]
+
+
 def _replay_in(stored: Mapping[str, Schedule],
                command: ScheduleMessageCommand | CreateScheduleCommand) -> Scheduled | None:
     """The answer to ``command`` when ``stored`` (schedules by idempotency key) holds its key, or
@@ -434,8 +440,7 @@ class SchedulingService:
         other error (an unreachable store) ends the call with that error; what was stored
         before stays."""
         outcomes: list[Scheduled | ValidationError | None] = [None] * len(commands)
-        stored = await self._repository.get_by_idempotency_keys(
-            key for command in commands for key in (command.idempotency_key, command.earlier_key) if key)
+        stored = await self._repository.get_by_idempotency_keys(_keys_of(commands))
         for index, command in enumerate(commands):
             try:
                 outcomes[index] = _replay_in(stored, command)
@@ -612,10 +617,7 @@ class SchedulingService:
     async def _replay(self, command: ScheduleMessageCommand | CreateScheduleCommand) -> Scheduled | None:
         """The schedule stored under the command's idempotency key, or under the form earlier
         versions stored it in (not created now), if any."""
-        for key in (command.idempotency_key, command.earlier_key):
-            if key and (existing := await self._repository.get_by_idempotency_key(key)) is not None:
-                return _replayed(existing, command.request_digest)
-        return None
+        return _replay_in(await self._repository.get_by_idempotency_keys(_keys_of([command])), command)
 
     async def get(self, schedule_id: str) -> Schedule:
         """The schedule with this id; :class:`ScheduleNotFound` otherwise."""
