@@ -36,7 +36,7 @@ from tests.support.fake_whatsapp import FakeWhatsApp
 from tests.support.memory_api import client, clock, container  # noqa: F401 - fixtures
 from tests.support.processes import CronjobProcess, free_port
 from tests.support.replicas import wait_log
-from tests.support.waiting import PROMPTLY, wait_until
+from tests.support.waiting import PROMPTLY
 
 NOW = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -231,7 +231,7 @@ async def test_every_api_request_is_counted_by_its_route_not_its_path(client: ht
     assert (await client.post("/schedule-message", json={**SEED, "to": "x"}, headers=AUTH)).status_code == 422
     assert (await client.get("/wp-login.php")).status_code == 404  # a scanner: one label for all of them
     text = (await client.get("/metrics", headers=AUTH)).text
-    counted = {line for line in text.splitlines() if line.startswith("cronjob_http_requests_total{")}
+    counted = _requests_counted(text)
     assert counted == {
         'cronjob_http_requests_total{method="POST",route="/schedule-message",status="201"} 1.0',
         'cronjob_http_requests_total{method="GET",route="/v1/schedules/{schedule_id}",status="200"} 2.0',
@@ -241,6 +241,11 @@ async def test_every_api_request_is_counted_by_its_route_not_its_path(client: ht
     }
     assert 'cronjob_http_request_duration_seconds_count{method="GET",route="/v1/schedules/{schedule_id}"} 3.0' in text
     assert schedule_id not in text
+
+
+def _requests_counted(metrics: str) -> set[str]:
+    """The ``cronjob_http_requests_total`` lines of the exposition text ``metrics``."""
+    return {line for line in metrics.splitlines() if line.startswith("cronjob_http_requests_total{")}
 
 
 async def test_the_openapi_document_and_its_pages_are_counted_by_their_route_not_as_unmatched(
@@ -253,7 +258,7 @@ async def test_the_openapi_document_and_its_pages_are_counted_by_their_route_not
     assert (await client.post("/openapi.json")).status_code == 405
     assert (await client.get("/wp-login.php")).status_code == 404
     text = (await client.get("/metrics", headers=AUTH)).text
-    counted = {line for line in text.splitlines() if line.startswith("cronjob_http_requests_total{")}
+    counted = _requests_counted(text)
     assert counted == {
         'cronjob_http_requests_total{method="GET",route="/openapi.json",status="200"} 2.0',
         'cronjob_http_requests_total{method="GET",route="/docs",status="200"} 1.0',
@@ -451,10 +456,8 @@ def test_scheduler_process_serves_probes_and_metrics(tmp_path: Path) -> None:
                "CRONJOB_WHATSAPP_PHONE_NUMBER_ID": whatsapp.phone_number_id}
         scheduler = CronjobProcess("scheduler", env, tmp_path / "scheduler.log").start()
         try:
-            scheduler.wait_http(f"{base}/livez")
-            # The probes answer from the start; ready once the store is set up and the loop runs
-            # (a loaded machine may take a moment over it).
-            assert wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, 30), scheduler.output()[-2000:]
+            # The probes answer from the start; ready once the store is set up and the loop runs.
+            scheduler.wait_ready(base)
             ready = httpx.get(f"{base}/readyz").json()
             assert ready["ok"] and ready["checks"]["scheduler_loop"] == "ok"
             assert httpx.get(f"{base}/metrics").status_code == 401

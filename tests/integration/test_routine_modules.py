@@ -59,9 +59,7 @@ def _start(tmp_path: Path, **extra: str) -> tuple[CronjobProcess, str]:
            "CRONJOB_ROUTINE_MODULES": "acme_jobs", "CRONJOB_POLL_INTERVAL_SECONDS": "0.5", **extra}
     serve = CronjobProcess("serve", env, tmp_path / "serve.log", program=CRONJOB_SCRIPT, cwd=tmp_path).start()
     base = f"http://127.0.0.1:{port}"
-    serve.wait_http(f"{base}/livez")
-    # The API answers 503 until the store is set up: ready first (a loaded machine takes a moment).
-    assert wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, 30), serve.output()[-2000:]
+    serve.wait_ready(base)  # the API answers 503 until the store is set up
     return serve, base
 
 

@@ -192,8 +192,7 @@ def test_a_second_signal_stops_waiting_for_a_request_in_progress(tmp_path: Path)
     api = CronjobProcess("api", _env(tmp_path, port), tmp_path / "api.log").start()
     locker: Locker | None = None
     try:
-        api.wait_http(f"http://127.0.0.1:{port}/healthcheck")
-        assert wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200, 30), api.output()
+        api.wait_ready(f"http://127.0.0.1:{port}")
         locker = Locker(tmp_path / "var" / "cronjob.sqlite3")
         body = b'{"task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}, "schedule": "every 1 hour"}'
         with socket.create_connection(("127.0.0.1", port)) as client:

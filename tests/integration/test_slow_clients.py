@@ -27,8 +27,8 @@ from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_bootstrap.settings import Settings
 from tests.support.app import AUTH, TOKEN, make_container
 from tests.support.processes import CRONJOB, CronjobProcess, free_port
-from tests.support.serving import serving
-from tests.support.waiting import PROMPTLY, until, wait_until
+from tests.support.serving import creation_head, serving
+from tests.support.waiting import PROMPTLY, until
 
 #: Short, so that the tests see the limits act; far above loopback's round trips.
 HEADER_TIMEOUT = 0.5
@@ -36,11 +36,6 @@ BODY_TIMEOUT = 0.5
 
 MESSAGE = json.dumps({"to": "5511999999999", "body": "Olá, {{1}}!", "type": "template", "templateName": "oi",
                       "params": ["Ana"], "send_at": "2030-06-21T14:00:00Z"}).encode()
-
-
-def _creation_head(length: int, key: str) -> bytes:
-    return (f"POST /schedule-message HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {TOKEN}\r\n"
-            f"Content-Type: application/json\r\nIdempotency-Key: {key}\r\nContent-Length: {length}\r\n\r\n").encode()
 
 
 @contextlib.asynccontextmanager
@@ -139,7 +134,7 @@ def _answer_before_close(port: int, data: bytes) -> bytes:
 async def test_a_body_shorter_than_its_content_length_gets_a_408_and_creates_nothing(port: int) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(_creation_head(len(MESSAGE) + 20, "short-body") + MESSAGE)  # 20 bytes never come
+        writer.write(creation_head(len(MESSAGE) + 20, "short-body") + MESSAGE)  # 20 bytes never come
         await writer.drain()
         status, headers, body = _problem(await _until_closed(reader))
         assert (status, headers["content-type"], headers["connection"]) == (408, "application/problem+json", "close")
@@ -162,7 +157,7 @@ async def test_a_body_still_coming_when_the_process_stops_gets_a_503_at_once() -
     async with serving(container, settings, stop):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
-            writer.write(_creation_head(len(MESSAGE) + 20, "cut-at-stop") + MESSAGE)  # 20 bytes never come
+            writer.write(creation_head(len(MESSAGE) + 20, "cut-at-stop") + MESSAGE)  # 20 bytes never come
             await writer.drain()
             await until(lambda: len(container.body_waits()) == 1)
             stop.set()  # as SIGTERM does
@@ -195,7 +190,7 @@ async def test_a_request_cut_when_the_shutdown_grace_ends_gets_a_503_problem() -
     async with serving(container, settings, stop):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
-            writer.write(_creation_head(len(MESSAGE), "cut-at-grace") + MESSAGE)
+            writer.write(creation_head(len(MESSAGE), "cut-at-grace") + MESSAGE)
             await writer.drain()
             await asyncio.wait_for(store.adding.wait(), PROMPTLY)
             stop.set()  # as SIGTERM does
@@ -210,7 +205,7 @@ async def test_a_request_cut_when_the_shutdown_grace_ends_gets_a_503_problem() -
 async def test_a_body_trickled_past_the_body_timeout_gets_a_408(port: int) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(_creation_head(len(MESSAGE), "trickled-body"))
+        writer.write(creation_head(len(MESSAGE), "trickled-body"))
         status, headers, body = _problem(await _trickle(writer, reader, MESSAGE))
         assert (status, headers["connection"], body["status"]) == (408, "close", 408)
     finally:
@@ -247,7 +242,7 @@ async def test_a_connection_idles_kept_alive_after_a_body_answered_before_it_cam
             what comes until the server closes the connection."""
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             try:
-                writer.write(_creation_head(2048, "too-large"))
+                writer.write(creation_head(2048, "too-large"))
                 await writer.drain()
                 assert (await asyncio.wait_for(reader.read(65536), PROMPTLY)).startswith(b"HTTP/1.1 413")
                 writer.write(b"x" * 2048)
@@ -281,11 +276,9 @@ def test_the_probes_answer_again_once_silent_connections_took_every_file_descrip
                          tmp_path / "api.log", program=limited).start()
     silent: list[socket.socket] = []
     try:
-        api.wait_http(f"http://127.0.0.1:{port}/livez")
         # Ready first: a store still opening when the connections take every descriptor cannot
         # open its file either, and /readyz rightly answers 503 until its next try.
-        assert wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200), \
-            f"not ready before the connections came:\n{api.output()}"
+        api.wait_ready(f"http://127.0.0.1:{port}")
         for _ in range(300):
             silent.append(socket.create_connection(("127.0.0.1", port)))
         with httpx.Client(timeout=8.0) as http:

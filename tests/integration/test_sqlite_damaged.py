@@ -10,7 +10,6 @@ import subprocess
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from cronjob.ports.repository import StoreUnavailable
@@ -21,7 +20,6 @@ from tests.support.app import AUTH, api_client, make_container
 from tests.support.builders import T0, one_off
 from tests.support.clock import FixedClock
 from tests.support.processes import CRONJOB, CronjobProcess, free_port
-from tests.support.waiting import wait_until
 
 PAGE = 4096
 
@@ -96,7 +94,6 @@ def test_an_empty_store_file_is_a_new_database(tmp_path: Path) -> None:
     env = {"CRONJOB_DATA_DIR": str(store.parent), "CRONJOB_API_TOKENS": "damaged-token", "CRONJOB_PORT": str(port)}
     api = CronjobProcess("api", env, tmp_path / "api.log").start()
     try:
-        api.wait_http(f"http://127.0.0.1:{port}/livez")
-        assert wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200), api.output()
+        api.wait_ready(f"http://127.0.0.1:{port}")
     finally:
         api.stop()

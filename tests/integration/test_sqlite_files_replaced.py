@@ -102,8 +102,7 @@ def test_serve_refuses_creations_once_its_database_file_is_deleted(tmp_path: Pat
     body = {"task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}, "schedule": "every 1 hour"}
     serve = CronjobProcess("serve", env, tmp_path / "serve.log").start()
     try:
-        serve.wait_http(f"{base}/livez")
-        assert wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, 20), serve.output()
+        serve.wait_ready(base)
         assert httpx.post(f"{base}/v1/schedules", json=body, headers=auth, timeout=15).status_code == 201
         (data / "cronjob.sqlite3").unlink()
         created = httpx.post(f"{base}/v1/schedules", json=body, headers=auth, timeout=15)

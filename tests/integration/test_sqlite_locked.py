@@ -103,8 +103,7 @@ def test_serve_answers_503_within_10_s_and_stays_alive_while_the_file_is_locked(
            "CRONJOB_API_TOKENS": "lock-token", "CRONJOB_POLL_INTERVAL_SECONDS": "0.5"}
     serve = CronjobProcess("serve", env, tmp_path / "serve.log").start()
     try:
-        serve.wait_http(f"{base}/livez")
-        assert wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, 20), serve.output()
+        serve.wait_ready(base)
         body = {"task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}, "schedule": "every 1 hour"}
         locker = Locker(tmp_path / "var" / "cronjob.sqlite3")
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -64,6 +65,21 @@ class CronjobProcess:
             except httpx.TransportError:
                 time.sleep(0.1)
         raise AssertionError(f"{url} did not answer within {timeout} s:\n{self.output()}")
+
+    def wait_ready(self, base: str, timeout: float = 30.0) -> None:
+        """Wait until ``base``'s ``/readyz`` answers 200 (the store set up: the API answers more than
+        503), failing early if the process died; a loaded machine may take a while over it."""
+        self.wait_http(f"{base}/livez", timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"cronjob {self.command} exited {self.process.returncode}:\n{self.output()}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/readyz", timeout=5.0).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise AssertionError(f"{base}/readyz did not answer 200 within {timeout} s:\n{self.output()}")
 
     def output(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")

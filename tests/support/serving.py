@@ -12,6 +12,7 @@ import httpx
 from cronjob_bootstrap.container import Container
 from cronjob_bootstrap.runtime import run
 from cronjob_bootstrap.settings import Settings
+from tests.support.app import TOKEN
 from tests.support.waiting import PROMPTLY
 
 #: How long the server may take to answer its first ``/livez``: a start-up (imports, the app
@@ -39,3 +40,10 @@ async def serving(container: Container, settings: Settings, stop: asyncio.Event 
     finally:
         stop.set()
         await asyncio.wait_for(running, timeout=PROMPTLY)
+
+
+def creation_head(length: int, key: str) -> bytes:
+    """The head of a ``POST /schedule-message`` with the tests' token, an ``Idempotency-Key`` and a
+    ``Content-Length`` of ``length``, as a client writes it on a socket (its body to follow, or not)."""
+    return (f"POST /schedule-message HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/json\r\nIdempotency-Key: {key}\r\nContent-Length: {length}\r\n\r\n").encode()
