@@ -81,9 +81,12 @@ class SqliteWorker:
     sees and that is gone when it exits, each answered as stored.
     """
 
-    def __init__(self, path: Path | str, *, call_timeout_seconds: float) -> None:
+    def __init__(self, path: Path | str, *, call_timeout_seconds: float,
+                 checkpoint_pages: int = 10_000, wal_size_limit_bytes: int = 64 * 1024 * 1024) -> None:
         self.path = Path(path)
         self._call_timeout = call_timeout_seconds
+        self._checkpoint_pages = checkpoint_pages
+        self._wal_size_limit = wal_size_limit_bytes
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cronjob-sqlite")
         self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
         self._closed = False
@@ -109,7 +112,13 @@ class SqliteWorker:
                 # than every ~4 MB (the default): during a burst each of those checkpoints (a copy
                 # and a sync of the database file, write lock held) costs as much as many commits.
                 # Durability is the same: every commit still syncs the WAL.
-                conn.execute("PRAGMA wal_autocheckpoint = 10000")
+                conn.execute(f"PRAGMA wal_autocheckpoint = {int(self._checkpoint_pages)}")
+                # SQLite reuses the WAL from its start once a checkpoint copied all of it back,
+                # but never shrinks the file: one burst, or a reader holding a snapshot (a backup)
+                # while writes go on, would leave it at its high-water mark (gigabytes of disk)
+                # for as long as any process has the database open. Cut it back to this size
+                # whenever it is reused (above the ~40 MB it reaches between checkpoints).
+                conn.execute(f"PRAGMA journal_size_limit = {int(self._wal_size_limit)}")
             except BaseException:
                 conn.close()
                 raise

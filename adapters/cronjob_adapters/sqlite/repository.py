@@ -120,13 +120,18 @@ class SqliteScheduleRepository(ScheduleRepository):
 
     Every ``sqlite3`` call goes through this instance's :class:`SqliteWorker`: its own worker
     thread and connection, where claims, saves and lease renewals commit in groups.
+    ``checkpoint_pages`` (SQLite's ``wal_autocheckpoint``) and ``wal_size_limit_bytes`` (its
+    ``journal_size_limit``: the size the write-ahead log is cut back to when it is reused) are
+    the log's bounds; the defaults are the service's.
     """
 
     def __init__(
-        self, path: Path | str, codec: ScheduleCodec, *, call_timeout_seconds: float = 10.0
+        self, path: Path | str, codec: ScheduleCodec, *, call_timeout_seconds: float = 10.0,
+        checkpoint_pages: int = 10_000, wal_size_limit_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self._codec = codec
-        self._db = SqliteWorker(path, call_timeout_seconds=call_timeout_seconds)
+        self._db = SqliteWorker(path, call_timeout_seconds=call_timeout_seconds,
+                                checkpoint_pages=checkpoint_pages, wal_size_limit_bytes=wal_size_limit_bytes)
 
     def _load(self, doc: str) -> Schedule:
         return self._codec.from_document(json.loads(doc))
