@@ -49,6 +49,10 @@ def weekly(at: time, *days: int, zone: str = SP) -> CalendarTrigger:
         ("once @ 2025-06-21T14:00:00-03:00", OnceTrigger(datetime(2025, 6, 21, 17, 0, tzinfo=UTC))),
         ("once@2025-06-21 14:00", OnceTrigger(datetime(2025, 6, 21, 17, 0, tzinfo=UTC))),
         ("once @ 2025-06-21 9:00", OnceTrigger(datetime(2025, 6, 21, 12, 0, tzinfo=UTC))),  # as in 'daily at 9:00'
+        # ... whichever separator ISO and RFC 3339 allow (a capital T was refused, a lowercase one taken)
+        ("once @ 2025-06-21T9:00", OnceTrigger(datetime(2025, 6, 21, 12, 0, tzinfo=UTC))),
+        ("once @ 2025-06-21t9:00", OnceTrigger(datetime(2025, 6, 21, 12, 0, tzinfo=UTC))),
+        ("once @ 2025-06-21T9:00:00-03:00", OnceTrigger(datetime(2025, 6, 21, 12, 0, tzinfo=UTC))),
         # intervals, anchored by ``from`` or at ``now``
         ("every 10 minutes from 2025-06-21T17:00:00+00:00", IntervalTrigger(timedelta(minutes=10), ANCHOR)),
         ("every 10 minutes from 2025-06-21T14:00:00-03:00", IntervalTrigger(timedelta(minutes=10), ANCHOR)),

@@ -253,8 +253,9 @@ def not_a_date_time(what: str, text: str, error: ValueError) -> str:
     return f"{what} is not an ISO-8601 date-time: {text!r}"
 
 
-#: A date and a one-digit hour (``2026-12-01 9:00``), which ``daily at 9:00`` takes and ISO does not.
-_ONE_DIGIT_HOUR = re.compile(r"^(\d{4}-\d\d-\d\d[ t])(\d:)", re.ASCII)
+#: A date and a one-digit hour (``2026-12-01 9:00``, ``2026-12-01T9:00``), which ``daily at 9:00``
+#: takes and ISO does not.
+_ONE_DIGIT_HOUR = re.compile(r"^(\d{4}-\d\d-\d\d[ tT])(\d:)", re.ASCII)
 
 
 def _iso(text: str, what: str) -> datetime:
