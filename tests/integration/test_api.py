@@ -649,6 +649,7 @@ async def test_a_message_is_run_now_instead_of_at_its_time(client: httpx.AsyncCl
     assert ran.status_code == 200, ran.text
     assert ran.json()["next_run_at"] == ran.json()["send_at"] == "2025-06-21T16:00:00.000Z"  # NOW
     assert ran.json()["schedule"] == "once @ 2025-06-21T16:00:00+00:00"
+    assert ran.json()["send_at_original"] == SEED["send_at"] == created["send_at_original"]  # as sent
     dispatcher, sender = container.dispatcher(), container.sender()
     assert await dispatcher.dispatch_due() == 1
     await dispatcher.drain(5)

@@ -410,7 +410,10 @@ class ScheduleView(BaseModel):
     schedule: str = Field(description="The trigger's canonical expression.")
     timezone: str = Field(description="The IANA zone its rule's and send_at's wall times are read in.")
     send_at: Instant | None = Field(description="When the current occurrence is due, in UTC.")
-    send_at_original: str | None = Field(description="The send_at text as the client sent it.")
+    send_at_original: str | None = Field(
+        description="The send_at text as the client sent it, on creation or in the PATCH that last moved it; "
+                    "null for a rule. A run now leaves it as sent: `send_at` then says when it was made due, "
+                    "and its `scheduled` event's `data.run_now_from` when it was due before.")
     next_run_at: Instant | None = Field(
         description=f"When it runs next (its occurrence, or a retry's time; kept while paused): {UTC_INSTANT}; "
                     "null once it ended.")
