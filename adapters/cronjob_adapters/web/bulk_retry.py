@@ -76,9 +76,9 @@ def bulk_retry_router(scheduling: SchedulingService, known_types: Collection[str
         at most that many are retried and `more` says whether more may match: repeat the
         request until it is false, each time with `cursor` = the previous answer's
         `next_cursor` (without it, what failed again at once would be retried again before the
-        rest). A `cursor` that is not such a `next_cursor` is a 422 naming it, as is an unknown task type is a 422, as an instant without an
-        offset is, an `updated_before` not later than `updated_after` and a `limit` outside 1
-        to 10,000."""
+        rest). A `cursor` that is not such a `next_cursor` is a 422 naming it, as are a `status`
+        that cannot be retried, an unknown task type, an instant without an offset, an
+        `updated_before` not later than `updated_after` and a `limit` outside 1 to 10,000."""
         selection = request.selection(known_types)
         after = None if request.cursor is None else decode_cursor(request.cursor)
         done = await retry_schedules(scheduling, status=ScheduleStatus(request.status), selection=selection,
