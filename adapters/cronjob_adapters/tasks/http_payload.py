@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from cronjob.domain.json_values import MAX_NESTING, first_problem, unencodable
 from cronjob_adapters.tasks.ssrf import MAX_URL_LENGTH, HttpUrl, Target, parse_url
-from cronjob_adapters.tasks.validation import validate_payload
+from cronjob_adapters.tasks.validation import validate_payload, value_error_at
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 SCHEDULE_HEADER = "Cronjob-Schedule-Id"
@@ -172,11 +172,10 @@ class HttpRequestPayload(BaseModel):
     def _encodable(cls, value: Any) -> Any:
         """A body has no infinite or NaN number (``1e400``, ``NaN``), no key or string with a
         lone surrogate (an unpaired ``\\ud800``) and nests at most ``MAX_NESTING`` levels:
-        refused here, naming where in the body, rather than when it is encoded or stored."""
+        refused here, naming where in the body (``body.ids.1``), rather than when it is encoded or stored."""
         found = first_problem(value, MAX_NESTING, unencodable)
         if found is not None:
-            path, message = found
-            raise ValueError(f"{path or 'the body'}: {message}")
+            raise value_error_at(*found)
         return value
 
     @model_validator(mode="after")

@@ -46,7 +46,7 @@ from cronjob.ports.repository import ScheduleRepository
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 
 from cronjob_adapters.tasks.routine_threads import abandoned_threads, is_async, run_in_thread
-from cronjob_adapters.tasks.validation import domain_error, invalid_payload
+from cronjob_adapters.tasks.validation import domain_error, invalid_payload, value_error_at
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
 #: The longest routine name a ``python`` task may give.
@@ -166,7 +166,7 @@ class PythonPayload(BaseModel):
         """Nested too deep for a store (and for the model's own serializer): refused here, naming
         where, rather than a server error."""
         if (deep := nesting_beyond(value, MAX_NESTING)) is not None:
-            raise ValueError(f"{deep}: {TOO_DEEP}")
+            raise value_error_at(deep, TOO_DEEP)
         return value
 
 

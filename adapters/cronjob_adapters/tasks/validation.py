@@ -6,9 +6,27 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import pydantic
+from pydantic_core import PydanticCustomError
 
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.message import DeliveryError
+
+#: The type of :func:`value_error_at`'s errors.
+VALUE_AT = "value_at"
+
+
+def value_error_at(path: str, message: str) -> PydanticCustomError:
+    """A validator's error about the value at ``path`` (dotted, ``ids.1``) inside the field it
+    validates (a free-form JSON body, a routine's ``args``): its field is then named down to
+    that place (``task.body.ids.1``, see :func:`error_field`), as a model's own fields are."""
+    return PydanticCustomError(VALUE_AT, "{message}", {"path": path, "message": message})
+
+
+def error_field(field: str, error: Any) -> str:
+    """The dotted ``field`` a pydantic ``error`` (one of ``errors()``, with its context) names,
+    followed by the place inside it that a :func:`value_error_at` error names."""
+    path = (error.get("ctx") or {}).get("path") if error.get("type") == VALUE_AT else None
+    return f"{field}.{path}" if field and path else field or path or ""
 
 
 def domain_error(exc: pydantic.ValidationError) -> ValidationError:
@@ -17,9 +35,9 @@ def domain_error(exc: pydantic.ValidationError) -> ValidationError:
     Built with ``include_input=False``: a refused value (an address, a token in a header) is
     never copied into the message.
     """
-    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
-    path = ".".join(str(part) for part in first["loc"])
+    path = error_field(".".join(str(part) for part in first["loc"]), first)
     message = first["msg"].removeprefix("Value error, ")
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more error(s))"

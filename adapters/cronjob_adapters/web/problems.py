@@ -19,6 +19,7 @@ from cronjob.domain.errors import InvalidTransition, ValidationError
 from cronjob.ports.repository import StoreUnavailable
 from cronjob.services.scheduling import ScheduleConflict, ScheduleNotFound
 
+from cronjob_adapters.tasks.validation import error_field
 from cronjob_adapters.web.openapi_document import extend_openapi
 
 log = logging.getLogger(__name__)
@@ -212,7 +213,7 @@ def validation_problem(errors: Sequence[dict[str, Any]], body: Any = None) -> JS
         message = str(err.get("msg", "invalid")).removeprefix("Value error, ")  # pydantic's, for a ValueError
         if kind == "extra_forbidden":
             message = "unknown query parameter" if loc[:1] == ("query",) else "unknown field"
-        listed.append({"field": _field(loc), "message": message})
+        listed.append({"field": error_field(_field(loc), err), "message": message})
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in listed)
     if len(errors) <= MAX_LISTED_ERRORS:
         return problem(422, "Invalid request", detail, errors=listed)
