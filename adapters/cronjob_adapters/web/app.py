@@ -481,7 +481,7 @@ def create_app(services: ApiServices) -> FastAPI:
         that is not `key=value` or names a key twice, an instant without an offset, a `due_before` not later than `due_after`,
         an `updated_before` not later than `updated_after`, a `cursor` this API did not give or
         made for the other order (with a due-time window, or without one), and a `cursor` with
-        an `offset`.
+        an `offset` other than 0.
         """
         check_task_types(task_type, known_types)
         found = await scheduling.page(status=status, task_types=task_type or None,
