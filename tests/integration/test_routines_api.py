@@ -62,7 +62,10 @@ def own_routines() -> RoutineRegistry:
 
     @routine("zeta.cleanup", CleanupArgs, timeout=timedelta(minutes=10), registry=registry)
     async def cleanup(args: CleanupArgs, context: RoutineContext) -> None:
-        """Deletes what is older than keep_days."""
+        """Deletes what is older than ``keep_days``.
+
+        Indented, as docstrings are.
+        """
         CALLS.append(("zeta.cleanup", args))
 
     @routine("acme.needs_args", NeedsArgs, description="Needs a target.", registry=registry)
@@ -104,7 +107,8 @@ async def test_the_deployment_s_routines_are_listed_by_name(client: httpx.AsyncC
          "schema_url": "/v1/routines/acme.needs_args", "timeout_seconds": None},
         {"name": "acme.reports.weekly", "description": "Weekly report per team.",
          "schema_url": "/v1/routines/acme.reports.weekly", "timeout_seconds": None},
-        {"name": "zeta.cleanup", "description": "Deletes what is older than keep_days.",  # its docstring
+        # its docstring, as Markdown (the API's descriptions are): no indentation, RST's ``x`` as `x`
+        {"name": "zeta.cleanup", "description": "Deletes what is older than `keep_days`.\n\nIndented, as docstrings are.",
          "schema_url": "/v1/routines/zeta.cleanup", "timeout_seconds": 600.0},  # its own run time limit
     ]
 
@@ -162,6 +166,7 @@ async def test_the_shipped_routines_are_listed_with_bodies_that_schedule_them(cl
     async with api_client(make_container(clock), AUTH) as http:
         listed = (await http.get("/v1/routines")).json()
         assert [r["name"] for r in listed] == ["cronjob.daily_report", "cronjob.purge_runs"]
+        assert all(item["description"] and "``" not in item["description"] for item in listed), listed
         for item in listed:
             example = (await http.get(item["schema_url"])).json()["example"]
             created = await http.post("/v1/schedules", json=example)  # without SMTP: the report by webhook

@@ -97,6 +97,16 @@ class Routine:
     in_thread: bool = False
 
 
+def _markdown(docstring: str | None) -> str:
+    """A routine's docstring as the API's descriptions are written (Markdown): without the
+    docstring's indentation, and RST's inline literals (in double backquotes) as Markdown's
+    (in single ones)."""
+    return _RST_LITERAL.sub(r"`\1`", inspect.cleandoc(docstring or ""))
+
+
+_RST_LITERAL = re.compile(r"``([^`]+)``")
+
+
 class RoutineRegistry:
     """Routines by name. :data:`routines` is the process-wide one the decorator fills."""
 
@@ -118,7 +128,7 @@ class RoutineRegistry:
             args_model.model_json_schema()
         except pydantic.PydanticUserError as exc:
             raise ValueError(f"routine {name!r}: its arguments have no JSON Schema: {exc.message}") from None
-        self._routines[name] = Routine(name, args_model, function, description or (function.__doc__ or "").strip(),
+        self._routines[name] = Routine(name, args_model, function, description or _markdown(function.__doc__),
                                        timeout, in_thread=not is_async(function))
 
     def get(self, name: str) -> Routine | None:
