@@ -54,6 +54,15 @@ def store_failed(error: BaseException) -> bool:
 _FILES = ("", "-wal", "-shm")
 
 
+def _identity(name: Path | str) -> tuple[int, int] | None:
+    """The file at ``name`` as ``(st_dev, st_ino)``; None when there is none."""
+    try:
+        found = os.stat(name)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 class SqliteWorker:
     """The one connection to an SQLite file, with its worker thread and group commits.
 
@@ -133,10 +142,8 @@ class SqliteWorker:
         if len(self._files) == len(_FILES):
             return
         for suffix in _FILES:
-            if suffix not in self._files:
-                with contextlib.suppress(FileNotFoundError):
-                    found = os.stat(f"{self.path}{suffix}")
-                    self._files[suffix] = (found.st_dev, found.st_ino)
+            if suffix not in self._files and (found := _identity(f"{self.path}{suffix}")) is not None:
+                self._files[suffix] = found
 
     def same_files(self) -> None:
         """Worker thread: raise :class:`_Replaced` (an ``OperationalError``, so the caller gets
@@ -145,15 +152,26 @@ class SqliteWorker:
         exits. Nothing mends that but a restart, once the file is in place again."""
         for suffix, known in self._files.items():
             name = f"{self.path}{suffix}"
-            try:
-                found = os.stat(name)
-            except FileNotFoundError:
-                found = None
-            if found is None or (found.st_dev, found.st_ino) != known:
+            found = _identity(name)
+            if found != known:
                 raise _Replaced(f"{os.path.basename(name)} was {'deleted' if found is None else 'replaced'}"
                                 " while this process had the database open: no reads or writes until it"
                                 " restarts (what it would write, no other process would see, and it would"
                                 " be lost when it exits)")
+
+    def _remove_orphaned_log(self) -> None:
+        """Worker thread, once the connection is closed: when the database file was deleted or
+        replaced at its path, remove the ``-wal`` and ``-shm`` there that are still those the
+        connection had open. They belong to the file that is gone (SQLite cannot checkpoint its
+        log into a deleted file, so it leaves them), and the next connection would apply that log
+        to whatever file is put at the path: a backup put back would open damaged."""
+        if "" not in self._files or _identity(self.path) == self._files[""]:
+            return
+        for suffix in ("-wal", "-shm"):
+            name = f"{self.path}{suffix}"
+            if suffix in self._files and _identity(name) == self._files[suffix]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(name)
 
     def _left(self, deadline: float) -> float:
         """Worker thread: the seconds left until ``deadline``; :class:`_TooLate` when none are."""
@@ -329,6 +347,7 @@ class SqliteWorker:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+                self._remove_orphaned_log()
 
         try:
             # Writes queued a moment before (their group commit not yet handed to the worker
