@@ -1,5 +1,5 @@
 """The SQLite store when its files are deleted or replaced underneath a running process (an
-``rm`` of the data directory's files, a backup copied over the live file): the process refuses
+``rm`` of the data directory's files, a backup moved over the live file): the process refuses
 every call as an unavailable store (503), rather than answering writes as stored into a file no
 other process sees and that is gone when it exits; the files SQLite itself makes and keeps are
 no false alarm."""
