@@ -43,7 +43,7 @@ def _timeout_answer(seconds: float) -> bytes:
 
 #: The detail of the 400 for a request that h11 cannot read (uvicorn says only "Invalid HTTP
 #: request received."): its line or headers are malformed, or its head is too large for h11's buffer
-#: (16 KiB, or as much as came in one read of 64 KiB).
+#: (16 KiB, or as much as came in one read: asyncio reads up to 256 KiB at once).
 UNREADABLE = ("the request is not valid HTTP/1.1: a malformed request line or header, or a request line "
               "and headers too large")
 
