@@ -16,7 +16,13 @@ from pydantic import ValidationError as SettingsError
 import cronjob
 from cronjob.ports.repository import StoreRefused
 from cronjob_adapters.observability.logs import configure_logging
-from cronjob_bootstrap.container import EngineUnavailable, build_container, engine_class
+from cronjob_bootstrap.container import (
+    RUNNABLE_TASK_TYPES,
+    EngineUnavailable,
+    build_container,
+    engine_class,
+    unknown_limited_types,
+)
 from cronjob_bootstrap.routine_modules import RoutineModuleError, import_routine_modules
 from cronjob_bootstrap.runtime import run
 from cronjob_bootstrap.settings import SettingFileError, Settings, unknown_variables
@@ -104,6 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = load_settings()
     check_data_dir(settings)
+    if unknown := unknown_limited_types(settings):
+        invalid_setting("CRONJOB_TYPE_LIMITS", f"{', '.join(unknown)}: no such task type (the task types: "
+                        f"{', '.join(RUNNABLE_TASK_TYPES)})")
     try:  # before anything serves: the API checks a schedule's routine, the scheduler runs it
         import_routine_modules(settings.routine_module_list)
     except RoutineModuleError as exc:

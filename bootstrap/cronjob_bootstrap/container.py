@@ -50,7 +50,7 @@ from cronjob_adapters.webhooks.destinations import DestinationLimit
 from cronjob_adapters.webhooks.publisher import WebhookPublisher
 from cronjob_adapters.whatsapp.sender import WhatsAppCloudSender
 from cronjob_bootstrap.settings import Settings
-from cronjob_bootstrap.tasks import build_registry, follow_up_scheduler
+from cronjob_bootstrap.tasks import TASK_TYPES, build_registry, follow_up_scheduler
 from cronjob_bootstrap.triggers import default_trigger_parser
 
 
@@ -124,6 +124,16 @@ RETAINED_TASK_TYPES = (WEBHOOK_DELIVERY, STATUS_RECHECK)
 #: The service's own task types: created by the service only, never through the API, and left
 #: out of lists unless asked for.
 INTERNAL_TASK_TYPES = (*RETAINED_TASK_TYPES, RETENTION)
+
+
+#: Every task type a scheduler here runs: the names ``CRONJOB_TYPE_LIMITS`` may limit.
+RUNNABLE_TASK_TYPES = tuple(sorted({*TASK_TYPES, *INTERNAL_TASK_TYPES}))
+
+
+def unknown_limited_types(settings: Settings) -> list[str]:
+    """The names in ``CRONJOB_TYPE_LIMITS`` that are no task type here (a typo, or ``whatsapp``
+    for ``whatsapp.text``): no run would ever be held to their limit."""
+    return sorted(set(settings.task_type_limits) - set(RUNNABLE_TASK_TYPES))
 
 
 def type_limits(settings: Settings) -> dict[str, int]:

@@ -51,6 +51,11 @@ class _EmailDisabled(TaskHandler):
                             retryable=False)
 
 
+#: The task types :func:`build_registry` makes, by name (a test holds the two together): known
+#: before the registry is built, to check the settings that name task types.
+TASK_TYPES = ("whatsapp.template", "whatsapp.text", "http.request", "email", "python")
+
+
 def _email_disabled(payload: dict[str, Any]) -> dict[str, Any]:
     raise ValidationError("e-mail is not configured on this server (CRONJOB_SMTP_HOST, CRONJOB_SMTP_FROM)",
                           field="type")  # the scheduling service names it task.type

@@ -313,6 +313,9 @@ def test_on_an_ipv6_address_the_printed_urls_work(tmp_path: Path, whatsapp: Fake
                                              ("CRONJOB_MAX_REQUESTS_IN_FLIGHT", "-1"),
                                              ("CRONJOB_MAX_REQUESTS_IN_FLIGHT", "many"),
                                              ("CRONJOB_MAX_BODY_BYTES", "1000000000"),
+                                             # no such task type: its limit would never apply
+                                             ("CRONJOB_TYPE_LIMITS", "emial=5"),
+                                             ("CRONJOB_TYPE_LIMITS", "whatsapp=20"),
                                              ("CRONJOB_API_TOKENS_FILE", "<a file that is not UTF-8>"),
                                              ("CRONJOB_MONGODB_URI_FILE", "<a file holding: db.internal:27017>")])
 def test_a_bad_setting_stops_start_up_with_one_line_naming_it(name: str, value: str, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from cronjob.domain.schedule import ScheduleStatus
-from cronjob_bootstrap.container import Container
+from cronjob_bootstrap.container import RUNNABLE_TASK_TYPES, Container
 from cronjob_bootstrap.tasks import HTTP_RETRY
 from tests.support.app import AUTH
 from tests.support.app import make_container as app_container
@@ -120,6 +120,11 @@ async def test_task_types_are_published_with_their_schemas(api: tuple[httpx.Asyn
     task = spec["components"]["schemas"]["CreateScheduleRequest"]["properties"]["task"]
     assert set(task["discriminator"]["mapping"]) == {"email", "http.request", "python", "whatsapp.template",
                                                      "whatsapp.text"}
+
+
+def test_the_task_types_settings_may_name_are_those_the_scheduler_runs(clock: FixedClock) -> None:
+    # CRONJOB_TYPE_LIMITS is checked against them at start-up, before the registry is built.
+    assert sorted(make_container(clock).handlers()) == list(RUNNABLE_TASK_TYPES)
 
 
 async def test_an_http_request_runs_with_its_idempotency_key(api: tuple[httpx.AsyncClient, Container],
