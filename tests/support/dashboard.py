@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -78,13 +79,13 @@ class Service:
         return found
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    tmp = tmp_path_factory.mktemp("dashboard")
+@contextmanager
+def serving(tmp: Path, **env: str) -> Iterator[Service]:
+    """A ``cronjob serve`` on a free port with its data under ``tmp`` (``env``: more settings)."""
     port = free_port()
     env = {"CRONJOB_DATA_DIR": str(tmp / "var"), "CRONJOB_PORT": str(port), "CRONJOB_API_TOKENS": TOKEN,
            "CRONJOB_POLL_INTERVAL_SECONDS": "0.2", "CRONJOB_HTTP_ALLOW_HOSTS": "127.0.0.1",
-           "CRONJOB_SHUTDOWN_GRACE_SECONDS": "2"}
+           "CRONJOB_SHUTDOWN_GRACE_SECONDS": "2", **env}
     serve = CronjobProcess("serve", env, tmp / "serve.log").start()
     try:
         serve.wait_http(f"http://127.0.0.1:{port}/healthcheck")
@@ -93,6 +94,12 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         service.http.close()
     finally:
         serve.stop(signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    with serving(tmp_path_factory.mktemp("dashboard")) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

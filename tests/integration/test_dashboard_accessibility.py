@@ -1,0 +1,242 @@
+"""The dashboard for everyone: WCAG 2.1 AA, checked by axe-core in every state of the page, and
+the keyboard alone driving it (focus visible, never lost or trapped), in headless Chromium
+against a real ``cronjob serve``.
+
+The service here also sends e-mail, to a peer that takes a message and hangs up before it
+answers (the outcome is ``unknown``), and reaches a local HTTP endpoint that answers at once
+(``succeeded``) or holds a request (``running``): the list shows a schedule in every status.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, Route, expect
+
+from tests.support.accessibility import violations
+from tests.support.dashboard import (  # noqa: F401 (fixtures: pytest finds them here)
+    Service,
+    browser,
+    page,
+    page_errors,
+    row,
+    serving,
+    sign_in,
+)
+
+#: Every status a schedule can be in.
+STATUSES = ["scheduled", "running", "paused", "succeeded", "dead", "unknown", "missed", "cancelled"]
+USER = "everyone"
+
+
+class HangingUpSmtp:
+    """An SMTP peer on 127.0.0.1 that takes a whole message and closes the connection instead of
+    answering it: the sender cannot know whether it was queued (``unknown``)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(connection,), daemon=True).start()
+
+    @staticmethod
+    def _session(connection: socket.socket) -> None:
+        with connection, connection.makefile("rwb") as stream:
+            stream.write(b"220 hangs-up.test ESMTP\r\n")
+            stream.flush()
+            for line in stream:
+                command = line[:4].upper()
+                if command == b"QUIT":
+                    return
+                if command == b"DATA":
+                    stream.write(b"354 go ahead\r\n")
+                    stream.flush()
+                    for data in stream:
+                        if data == b".\r\n":
+                            return  # the whole message taken, no answer: hung up
+                    return
+                stream.write(b"250 ok\r\n")
+                stream.flush()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+class Endpoint:
+    """A local HTTP endpoint: ``/ok`` answers 200 at once, ``/hold`` after a minute."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                if self.path == "/hold":
+                    time.sleep(60)
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[Endpoint]:
+    started = Endpoint()
+    yield started
+    started.close()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, endpoint: Endpoint) -> Iterator[Service]:
+    smtp = HangingUpSmtp()
+    try:
+        with serving(tmp_path_factory.mktemp("dashboard-a11y"), CRONJOB_SMTP_HOST="127.0.0.1",
+                     CRONJOB_SMTP_PORT=str(smtp.port), CRONJOB_SMTP_STARTTLS="false",
+                     CRONJOB_SMTP_FROM="cronjob@example.com", CRONJOB_SMTP_TIMEOUT_SECONDS="5") as started:
+            yield started
+    finally:
+        smtp.close()
+
+
+def _create(service: Service, **request: Any) -> dict[str, Any]:
+    response = service.http.post("/v1/schedules", json={"userId": USER, **request})
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def every_status(service: Service, endpoint: Endpoint) -> dict[str, str]:
+    """A schedule of ``USER`` in each status, by status: the id."""
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    text = {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}
+    ids = {
+        # A label without a space as long as the API takes, and a recurring rule.
+        "scheduled": _create(service, task=text, schedule="daily at 10:00",
+                             labels={"order": "123", "trace": "x" * 256})["id"],
+        "running": _create(service, task={"type": "http.request", "method": "POST", "url": f"{endpoint.url}/hold"},
+                           schedule=f"every 1 hour from {soon.isoformat()}")["id"],
+        "succeeded": _create(service, task={"type": "http.request", "method": "POST", "url": f"{endpoint.url}/ok"},
+                             schedule=f"once @ {soon.isoformat()}")["id"],
+        "unknown": _create(service, task={"type": "email", "to": ["ana@example.com"], "subject": "Oi",
+                                          "text": "Olá"}, schedule=f"once @ {soon.isoformat()}")["id"],
+        "dead": service.dead(userId=USER)["id"],
+        "paused": service.later(userId=USER)["id"],
+        "cancelled": service.later(userId=USER)["id"],
+        # Paused before it falls due, resumed past its send_by: too late to send.
+        "missed": _create(service, task=text, schedule=f"once @ {(soon + timedelta(seconds=1)).isoformat()}",
+                          send_by=(soon + timedelta(seconds=2)).isoformat())["id"],
+    }
+    assert service.http.post(f"/v1/schedules/{ids['missed']}/pause").status_code == 200
+    assert service.http.post(f"/v1/schedules/{ids['paused']}/pause").status_code == 200
+    assert service.http.delete(f"/v1/schedules/{ids['cancelled']}").status_code == 200
+    time.sleep(max(0.0, (soon + timedelta(seconds=2.5) - datetime.now(UTC)).total_seconds()))
+    assert service.http.post(f"/v1/schedules/{ids['missed']}/resume").status_code == 200
+    for status, schedule_id in ids.items():
+        service.wait_for(schedule_id, lambda s, status=status: s["status"] == status)
+    return ids
+
+
+def assert_accessible(page: Page, state: str) -> None:
+    found = violations(page)
+    assert not found, f"{state}:\n{found}"
+
+
+def test_signed_out_and_a_refused_token_pass_axe(page: Page, page_errors: list[str]) -> None:
+    expect(page.locator("#ready")).to_have_text("ready")
+    assert_accessible(page, "signed out")
+    sign_in(page, "not-the-token")
+    expect(page.locator("#message")).to_contain_text("The token was refused (401)")
+    assert_accessible(page, "a refused token")
+    page_errors[:] = [error for error in page_errors if "status of 401" not in error]
+
+
+def test_the_list_in_every_status_and_each_schedule_opened_pass_axe(page: Page, every_status: dict[str, str]) -> None:
+    """Each row selected (its own background) and its detail open: fields, events, attempts,
+    payload, next runs and the move form where it has them."""
+    sign_in(page)
+    page.fill("#user-filter", USER)
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#schedules tbody tr")).to_have_count(len(STATUSES))
+    page.click("#by-type-section summary")
+    expect(page.locator('#by-type tbody tr[data-type="email"]')).to_be_visible()
+    assert_accessible(page, "every status listed, the counts by type open")
+    for status in STATUSES:
+        row(page, every_status[status]).click()
+        expect(page.locator("#detail-status")).to_have_text(status)
+        expect(page.locator("#events tbody tr").first).to_be_visible()
+        assert_accessible(page, f"a {status} schedule open")
+
+
+def test_filters_bulk_actions_their_outcome_and_an_empty_list_pass_axe(page: Page, service: Service,
+                                                                      page_errors: list[str]) -> None:
+    user = "a11y-bulk"
+    for _ in range(2):
+        service.later(userId=user)
+    service.dead(userId=user)
+    sign_in(page)
+    page.fill("#user-filter", user)
+    page.press("#user-filter", "Enter")
+    page.select_option("#changed-filter", "hour")
+    expect(page.locator("#pause-matching")).to_be_visible()
+    assert_accessible(page, "a user's list narrowed by the Changed window, its bulk actions offered")
+    page.click('.count[data-status="dead"]')
+    expect(page.locator("#retry-matching")).to_be_visible()
+    assert_accessible(page, "the dead letters of a user, Retry all offered")
+    page.click('.count[data-status=""]')
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#pause-matching")
+    expect(page.locator("#message")).to_contain_text("2 schedule(s) paused")
+    assert_accessible(page, "the outcome of a bulk action")
+    page.fill("#label-filter", "not-a-selector")
+    page.press("#label-filter", "Enter")
+    page.select_option("#due-filter", "hour")
+    expect(page.locator("#message")).to_contain_text("(422)")  # the API's refusal of the filter
+    assert_accessible(page, "a refused filter said, under a Due window")
+    page_errors[:] = [error for error in page_errors if "status of 422" not in error]
+    page.fill("#label-filter", "")
+    page.fill("#user-filter", "nobody-at-all")
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#empty")).to_be_visible()
+    assert_accessible(page, "an empty list")
+
+
+def test_a_service_that_does_not_answer_or_a_proxy_s_error_page_pass_axe(page: Page,
+                                                                        page_errors: list[str]) -> None:
+    sign_in(page)
+    expect(page.locator("#schedules tbody tr").first).to_be_visible()
+    page.uncheck("#auto-refresh")
+    page.route("**/v1/schedules?*", lambda route: route.fulfill(
+        status=502, content_type="text/html", body="<html><body><h1>502 Bad Gateway</h1></body></html>"))
+    page.click("#refresh")
+    expect(page.locator("#message")).to_have_text("Bad Gateway (502)")
+    assert_accessible(page, "a proxy's error page")
+    page.unroute_all()
+    page.route(lambda url: "/v1/" in url or url.endswith("/readyz"), lambda route: route.abort())
+    page.click("#refresh")
+    expect(page.locator("#message")).to_have_text("The service did not answer: Failed to fetch")
+    expect(page.locator("#ready")).to_have_text("unreachable")
+    assert_accessible(page, "the service does not answer")
+    page_errors[:] = [error for error in page_errors if "502" not in error and "net::ERR_FAILED" not in error]
