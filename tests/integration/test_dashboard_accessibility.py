@@ -18,9 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Page, expect
 
 from tests.support.accessibility import violations
+from tests.support.app import TOKEN
 from tests.support.dashboard import (  # noqa: F401 (fixtures: pytest finds them here)
     Service,
     browser,
@@ -240,3 +241,138 @@ def test_a_service_that_does_not_answer_or_a_proxy_s_error_page_pass_axe(page: P
     expect(page.locator("#ready")).to_have_text("unreachable")
     assert_accessible(page, "the service does not answer")
     page_errors[:] = [error for error in page_errors if "502" not in error and "net::ERR_FAILED" not in error]
+
+
+# -- the keyboard alone ----------------------------------------------------------------------
+
+def focused(page: Page) -> str:
+    """What has the keyboard's focus: its id, or ``row <data-id>``, or the tag."""
+    return page.evaluate("""() => { const e = document.activeElement;
+        return e.id || (e.dataset.id ? `row ${e.dataset.id}` : e.dataset.type ? `type ${e.dataset.type}`
+                                                              : e.tagName.toLowerCase()); }""")
+
+
+def filter_by_user(page: Page, user: str, newest: str, rows: int) -> None:
+    """List ``user``'s schedules, ``newest`` first and ``rows`` of them (on the page)."""
+    page.fill("#user-filter", user)
+    page.press("#user-filter", "Enter")
+    expect(page.locator("#schedules tbody tr").first).to_have_attribute("data-id", newest)
+    expect(page.locator("#schedules tbody tr")).to_have_count(rows)
+
+
+def test_tab_reaches_every_control_shows_where_it_is_and_traps_nowhere(page: Page, service: Service) -> None:
+    user = "a11y-tab"
+    later = service.later(userId=user)
+    page.keyboard.press("Tab")
+    assert focused(page) == "token"
+    page.keyboard.type(TOKEN)
+    page.keyboard.press("Enter")
+    expect(page.locator("#list-heading")).to_be_focused()  # not left on the hidden form
+    filter_by_user(page, user, later["id"], 1)
+    row(page, later["id"]).focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail-heading")).to_be_focused()
+    visible = page.evaluate("""() => [...document.querySelectorAll(
+        'button, input, select, summary, [tabindex="0"]')].filter((e) => e.checkVisibility() && !e.disabled)
+        .map((e) => e.id || (e.dataset.id ? `row ${e.dataset.id}` : e.dataset.type ? `type ${e.dataset.type}`
+                                                                   : e.tagName.toLowerCase()))""")
+    reached: list[str] = []
+    for _ in range(len(visible) + 5):
+        page.keyboard.press("Tab")
+        now = focused(page)
+        if now == "body":
+            continue  # past the last control: the browser's own, then the page's first again
+        if reached and now == reached[0]:
+            break  # around the page and back: nothing holds the focus
+        reached.append(now)
+        outline = page.evaluate("""() => { const style = getComputedStyle(document.activeElement);
+            return style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0; }""")
+        assert outline, f"{now} shows no focus"
+    else:
+        pytest.fail(f"Tab never came back to {reached[0]}: {reached}")
+    assert set(visible) <= set(reached) | {"detail-heading"}, set(visible) - set(reached)
+
+
+def test_a_row_opens_with_enter_or_space_and_closes_with_escape_or_close_giving_the_focus_back(
+        page: Page, service: Service) -> None:
+    user = "a11y-rows"
+    first, second = service.later(userId=user), service.later(userId=user)
+    sign_in(page)
+    filter_by_user(page, user, second["id"], 2)
+    row(page, second["id"]).focus()
+    page.keyboard.press(" ")
+    expect(page.locator("#detail-id")).to_have_text(second["id"])
+    expect(page.locator("#detail-heading")).to_be_focused()  # announced: "Schedule ... scheduled"
+    page.keyboard.press("Escape")
+    expect(page.locator("#detail")).to_be_hidden()
+    assert focused(page) == f"row {second['id']}"
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail-id")).to_have_text(first["id"])
+    page.focus("#close-detail")
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail")).to_be_hidden()
+    assert focused(page) == f"row {first['id']}"
+
+    page.fill("#open-id", first["id"])  # opened by its id, but listed: Escape goes to its row
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail-heading")).to_be_focused()
+    page.keyboard.press("Escape")
+    assert focused(page) == f"row {first['id']}"  # listed: its row
+    page.click("#by-type-section summary")
+    page.locator('#by-type tbody tr[data-type="whatsapp.template"]').focus()
+    page.keyboard.press(" ")
+    expect(page.locator("#type-filter")).to_have_value("whatsapp.template")
+
+
+def test_an_action_that_hides_its_button_hands_the_focus_on(page: Page, service: Service) -> None:
+    later = service.later()
+    sign_in(page)
+    page.fill("#open-id", later["id"])
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail-status")).to_have_text("scheduled")
+    page.focus("#pause")
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail-status")).to_have_text("paused")
+    expect(page.locator("#resume")).to_be_focused()  # took the place of Pause
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail-status")).to_have_text("scheduled")
+    expect(page.locator("#pause")).to_be_focused()
+    page.focus("#cancel")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.keyboard.press("Enter")  # the confirmation, then the cancel
+    expect(page.locator("#detail-status")).to_have_text("cancelled")
+    expect(page.locator("#detail-heading")).to_be_focused()  # it says the status
+
+    due = service.later()  # run now: it fails (no WhatsApp here) and a refresh finds it dead
+    page.fill("#open-id", due["id"])
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail-id")).to_have_text(due["id"])
+    page.focus("#run")
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail-status")).to_have_text("dead", timeout=15_000)
+    expect(page.locator("#detail-heading")).to_be_focused()
+
+
+def test_paging_to_the_last_page_and_back_keeps_the_focus(page: Page, service: Service) -> None:
+    user = "a11y-paging"
+    newest = [service.later(userId=user) for _ in range(51)][-1]
+    service.later()  # the unfiltered list, 50 rows too, starts with another
+    sign_in(page)
+    filter_by_user(page, user, newest["id"], 50)
+    page.focus("#next")
+    page.keyboard.press("Enter")
+    expect(page.locator("#page")).to_have_text("51–51")
+    expect(page.locator("#prev")).to_be_focused()  # "older" is disabled on the last page
+    page.keyboard.press("Enter")
+    expect(page.locator("#page")).to_have_text("1–50")
+    expect(page.locator("#next")).to_be_focused()
+
+
+def test_signing_out_puts_the_focus_on_the_token_field(page: Page) -> None:
+    sign_in(page)
+    expect(page.locator("#sign-out")).to_be_visible()
+    page.focus("#sign-out")
+    page.keyboard.press("Enter")
+    expect(page.locator("#token")).to_be_focused()
+

@@ -158,6 +158,17 @@ function showNodes(container, nodes) {
   }
 }
 
+/** Make ``row`` a control of the keyboard's: Tab reaches it, Enter or Space does what a click does. */
+function operable(row, action) {
+  row.tabIndex = 0;
+  row.addEventListener("click", action);
+  row.addEventListener("keydown", (event) => {
+    if (event.target !== row || (event.key !== "Enter" && event.key !== " ")) return;
+    event.preventDefault();  // Space would scroll the page
+    action();
+  });
+}
+
 function cell(row, content, className) {
   row.append(element("td", content, className));
 }
@@ -221,6 +232,7 @@ function signOut(reason) {
   $("#sign-out").hidden = true;
   $("#sign-in").hidden = false;
   say(reason || "");
+  $("#token").focus();  // what had the focus is hidden now: the keyboard goes on where it is needed
 }
 
 /** Sign in with ``token``: one typed in is kept only once the service took it; one this tab
@@ -241,10 +253,13 @@ async function signIn(token, stored = false) {
     // Stored: the refresh below asks again, and says what went wrong until the service answers.
   }
   sessionStorage.setItem(TOKEN_KEY, token);
+  const focusWasLost = !document.activeElement || document.activeElement === document.body
+    || $("#sign-in").contains(document.activeElement);
   $("#sign-in").hidden = true;
   $("#app").hidden = false;
   $("#sign-out").hidden = false;
   say("");
+  if (focusWasLost) $("#list-heading").focus();  // not left on the hidden form
   await refresh();
   if (state.token) startRefresh();
 }
@@ -299,9 +314,7 @@ async function loadCounts() {
     row.dataset.type = type;
     cell(row, type, "type");
     for (const status of STATUSES) cell(row, counts[status] ?? "", `n status-${status}`);
-    row.tabIndex = 0;
-    row.addEventListener("click", () => filterBy({ type }));
-    row.addEventListener("keydown", (event) => { if (event.key === "Enter") filterBy({ type }); });
+    operable(row, () => filterBy({ type }));
     return row;
   }));
 }
@@ -390,9 +403,7 @@ async function loadSchedules() {
     cell(row, schedule.attempts.length, "attempts");
     cell(row, labelsText(schedule.labels), "labels");
     cell(row, schedule.last_error ? errorText(schedule.last_error) : "", "error");
-    row.tabIndex = 0;  // reachable with the keyboard; Enter opens it, as a click does
-    row.addEventListener("click", () => openDetail(schedule.id));
-    row.addEventListener("keydown", (event) => { if (event.key === "Enter") openDetail(schedule.id); });
+    operable(row, () => openDetail(schedule.id));
     return row;
   });
   showNodes(body, rows);
@@ -406,8 +417,14 @@ async function loadSchedules() {
 
 /** Offer a page each way only when there is one (a list not read yet has no older page). */
 function showPaging() {
+  const focused = document.activeElement;
   $("#prev").disabled = state.cursors.length === 1;
   $("#next").disabled = !state.next;
+  // The first or the last page reached by the keyboard: the focus goes to the way back, not lost.
+  if (focused?.disabled && (focused === $("#prev") || focused === $("#next"))) {
+    const other = focused === $("#prev") ? $("#next") : $("#prev");
+    (other.disabled ? $("#list-heading") : other).focus();
+  }
 }
 
 /** Page by cursor: each page is read again from its own cursor, so rows created or changed
@@ -603,7 +620,11 @@ async function retryMatching() {
 
 // -- one schedule --------------------------------------------------------------------------
 
+//: What had the focus when a schedule was opened (its row, the Open button): it gets it back on Close.
+let opener = null;
+
 async function openDetail(id) {
+  if ($("#detail").hidden || !$("#detail").contains(document.activeElement)) opener = document.activeElement;
   state.selected = id;
   for (const row of document.querySelectorAll("#schedules tbody tr")) {
     row.classList.toggle("selected", row.dataset.id === id);
@@ -621,10 +642,19 @@ async function openDetail(id) {
   }
 }
 
+/** Close the schedule shown. The keyboard's focus, if it was in it, goes back to where the schedule
+ * was opened from: its row (the same one, or the row that replaced it at a refresh), else what
+ * opened it (the Open button), else the list's heading. */
 function closeDetail() {
+  const id = state.selected;
+  const hadFocus = $("#detail").contains(document.activeElement);
   state.selected = null;
   $("#detail").hidden = true;
   for (const row of document.querySelectorAll("#schedules tbody tr.selected")) row.classList.remove("selected");
+  if (!hadFocus) return;
+  const back = [...document.querySelectorAll("#schedules tbody tr")].find((row) => row.dataset.id === id)
+    || (opener?.isConnected && !opener.closest("[hidden]") ? opener : $("#list-heading"));
+  back.focus();
 }
 
 async function loadDetail(id) {
@@ -650,6 +680,7 @@ async function loadDetail(id) {
   const status = $("#detail-status");
   setText(status, schedule.status);
   status.className = `status status-${schedule.status}`;
+  const focused = $("#detail").contains(document.activeElement) ? document.activeElement : null;
   $("#cancel").hidden = !cancellable(schedule);
   for (const action of ["retry", "run", "pause", "resume"]) {
     // The service's own jobs are not run or paused by hand (the API refuses it).
@@ -657,6 +688,12 @@ async function loadDetail(id) {
       || (["run", "pause"].includes(action) && INTERNAL_TYPES.includes(schedule.type));
   }
   showMove(schedule);
+  if (focused?.closest("[hidden]")) {
+    // What the keyboard was on is gone with the schedule's status (Pause pressed: it is paused):
+    // the focus goes to the control that took its place, else to the heading, which says the status.
+    const successor = $({ pause: "#resume", resume: "#pause" }[focused.id] || "#detail-heading");
+    (successor.hidden ? $("#detail-heading") : successor).focus();
+  }
 
   const fields = [
     ["type", schedule.type], ["schedule", schedule.schedule], ["time zone", schedule.timezone],
@@ -836,6 +873,9 @@ document.addEventListener("DOMContentLoaded", () => {
     $(`#${action}`).addEventListener("click", () => act(action));
   }
   $("#close-detail").addEventListener("click", closeDetail);
+  $("#detail").addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !event.defaultPrevented) closeDetail();
+  });
   $("#move-form").addEventListener("submit", (event) => {
     event.preventDefault();
     move();
