@@ -224,8 +224,9 @@ def test_filters_bulk_actions_their_outcome_and_an_empty_list_pass_axe(page: Pag
     assert_accessible(page, "an empty list")
 
 
-def test_a_service_that_does_not_answer_or_a_proxy_s_error_page_pass_axe(page: Page,
+def test_a_service_that_does_not_answer_or_a_proxy_s_error_page_pass_axe(page: Page, service: Service,
                                                                         page_errors: list[str]) -> None:
+    service.later()
     sign_in(page)
     expect(page.locator("#schedules tbody tr").first).to_be_visible()
     page.uncheck("#auto-refresh")
@@ -376,3 +377,27 @@ def test_signing_out_puts_the_focus_on_the_token_field(page: Page) -> None:
     page.keyboard.press("Enter")
     expect(page.locator("#token")).to_be_focused()
 
+
+def test_a_refresh_that_fails_again_is_not_read_out_again(page: Page, service: Service,
+                                                          page_errors: list[str]) -> None:
+    """#message is a live region (role=alert): every write to it is read out. While the service
+    does not answer, the refresh every 5 s fails the same way: said once, not every 5 s."""
+    service.later()
+    sign_in(page)
+    expect(page.locator("#schedules tbody tr").first).to_be_visible()
+    page.uncheck("#auto-refresh")
+    page.route(lambda url: "/v1/" in url or url.endswith("/readyz"), lambda route: route.abort())
+    page.click("#refresh")
+    expect(page.locator("#message")).to_have_text("The service did not answer: Failed to fetch")
+    page.evaluate("""() => { window.writes = 0; new MutationObserver((changes) => { window.writes += changes.length; })
+        .observe(document.querySelector('#message'), {childList: true, characterData: true, subtree: true,
+                                                     attributes: true}); }""")
+    for _ in range(2):
+        with page.expect_request(lambda request: "/v1/schedules?" in request.url):
+            page.click("#refresh")
+        page.wait_for_timeout(300)
+    assert page.evaluate("window.writes") == 0
+    page.unroute_all()
+    page.click("#refresh")
+    expect(page.locator("#message")).to_be_hidden()  # back: cleared
+    page_errors[:] = [error for error in page_errors if "net::ERR_FAILED" not in error]

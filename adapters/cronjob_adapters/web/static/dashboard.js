@@ -190,6 +190,10 @@ function labelSelectors(text) {
 
 function say(text, kind = "error") {
   const box = $("#message");
+  // The box is a live region: each write is read out again. A refresh that fails as the one
+  // before (every 5 s while the service is down) leaves it alone; an action's outcome is written
+  // (and heard) each time, also when it says the same again.
+  if (kind === "refresh" && state.failed && !box.hidden && box.textContent === text) return;
   box.textContent = text;
   box.className = kind === "info" ? "info" : "";
   box.hidden = !text;
