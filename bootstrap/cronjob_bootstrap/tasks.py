@@ -14,7 +14,8 @@ from cronjob.ports.clock import Clock
 from cronjob.ports.repository import ScheduleRepository
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 from cronjob.services.messaging import WhatsAppMessageHandler
-from cronjob.services.scheduling import CreateScheduleCommand, SchedulingService
+from cronjob.services.commands import CreateScheduleCommand
+from cronjob.services.scheduling import SchedulingService
 from cronjob_adapters.tasks.email import EmailHandler, SmtpSettings
 from cronjob_adapters.tasks.email_payload import EmailPayload, prepare_email_payload
 from cronjob_adapters.tasks.http_payload import HttpRequestPayload

@@ -18,7 +18,8 @@ import pytest
 from cronjob.domain.message import MessageKind
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.ports.repository import StoreUnavailable
-from cronjob.services.scheduling import ScheduleMessageCommand, SchedulingService
+from cronjob.services.commands import ScheduleMessageCommand
+from cronjob.services.scheduling import SchedulingService
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.signal import InProcessWorkSignal
 from tests.support.engine_rig import ENGINES, POLL, Rig

@@ -78,14 +78,13 @@ from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import HISTORY_LIMIT, Schedule, ScheduleStatus
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.messaging import WhatsAppMessageHandler
-from cronjob.services.scheduling import (
+from cronjob.services.commands import (
     WHATSAPP_TEMPLATE,
     WHATSAPP_TEXT,
     CreateScheduleCommand,
-    ScheduleConflict,
     ScheduleMessageCommand,
-    SchedulingService,
 )
+from cronjob.services.scheduling import ScheduleConflict, SchedulingService
 from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.memory.signal import InProcessWorkSignal
 from cronjob_bootstrap.triggers import default_trigger_parser

@@ -30,7 +30,8 @@ from cronjob.domain.template_params import CurrencyParam, DateTimeParam
 from cronjob.domain.template_parts import ButtonKind, HeaderKind, TemplateButton, TemplateHeader
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.messaging import WhatsAppMessageHandler
-from cronjob.services.scheduling import WHATSAPP_TEXT, ScheduleMessageCommand, SchedulingService
+from cronjob.services.commands import WHATSAPP_TEXT, ScheduleMessageCommand
+from cronjob.services.scheduling import SchedulingService
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.signal import InProcessWorkSignal
 from cronjob_adapters.whatsapp.payloads import message_body

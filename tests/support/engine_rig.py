@@ -16,7 +16,8 @@ from cronjob.ports.clock import Clock, SystemClock
 from cronjob.ports.engine import SchedulerEngine
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.messaging import WhatsAppMessageHandler
-from cronjob.services.scheduling import WHATSAPP_TEMPLATE, WHATSAPP_TEXT, ScheduleMessageCommand, SchedulingService
+from cronjob.services.commands import WHATSAPP_TEMPLATE, WHATSAPP_TEXT, ScheduleMessageCommand
+from cronjob.services.scheduling import SchedulingService
 from cronjob_adapters.engine.timer import AsyncioTimerEngine
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender

@@ -12,7 +12,8 @@ import pytest
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.schedule import Schedule
 from cronjob.services.batch_create import MAX_BATCH, create_each
-from cronjob.services.scheduling import CreateScheduleCommand, Scheduled, SchedulingService
+from cronjob.services.commands import CreateScheduleCommand
+from cronjob.services.scheduling import Scheduled, SchedulingService
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from tests.support.clock import FixedClock
 from tests.support.signal import RecordingSignal

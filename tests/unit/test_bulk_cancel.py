@@ -13,7 +13,8 @@ from cronjob.domain.trigger import OnceTrigger
 from cronjob.ports.repository import StoreUnavailable
 from cronjob.services.bulk import Selection
 from cronjob.services.bulk_cancel import cancel_schedules
-from cronjob.services.scheduling import CreateScheduleCommand, SchedulingService
+from cronjob.services.commands import CreateScheduleCommand
+from cronjob.services.scheduling import SchedulingService
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from tests.support.app import WritesDownStore
 from tests.support.clock import FixedClock

@@ -12,7 +12,8 @@ from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger
 from cronjob.services.bulk import Selection
 from cronjob.services.bulk_pause import pause_schedules, resume_schedules
-from cronjob.services.scheduling import CreateScheduleCommand, SchedulingService
+from cronjob.services.commands import CreateScheduleCommand
+from cronjob.services.scheduling import SchedulingService
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from tests.support.clock import FixedClock
 from tests.support.signal import RecordingSignal

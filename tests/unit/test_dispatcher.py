@@ -26,14 +26,14 @@ from cronjob.ports.repository import StoreUnavailable
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.messaging import WhatsAppMessageHandler
-from cronjob.services.scheduling import (
+from cronjob.services.commands import (
     WHATSAPP_TEMPLATE,
     WHATSAPP_TEXT,
     CreateScheduleCommand,
     RescheduleCommand,
     ScheduleMessageCommand,
-    SchedulingService,
 )
+from cronjob.services.scheduling import SchedulingService
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.memory.signal import InProcessWorkSignal

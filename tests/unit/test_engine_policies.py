@@ -13,14 +13,13 @@ from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.messaging import WhatsAppMessageHandler
-from cronjob.services.scheduling import (
+from cronjob.services.commands import (
     WHATSAPP_TEMPLATE,
     WHATSAPP_TEXT,
     CreateScheduleCommand,
-    ScheduleConflict,
     ScheduleMessageCommand,
-    SchedulingService,
 )
+from cronjob.services.scheduling import ScheduleConflict, SchedulingService
 from cronjob_adapters.engine.timer import AsyncioTimerEngine
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender

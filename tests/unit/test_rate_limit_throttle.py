@@ -11,7 +11,8 @@ from cronjob.domain.message import DeliveryError, MessageKind
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.services.dispatcher import Dispatcher, DispatcherSettings
 from cronjob.services.messaging import WhatsAppMessageHandler
-from cronjob.services.scheduling import WHATSAPP_TEMPLATE, WHATSAPP_TEXT, ScheduleMessageCommand, SchedulingService
+from cronjob.services.commands import WHATSAPP_TEMPLATE, WHATSAPP_TEXT, ScheduleMessageCommand
+from cronjob.services.scheduling import SchedulingService
 from cronjob.services.throttle import RateLimitThrottle
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.sender import RecordingMessageSender

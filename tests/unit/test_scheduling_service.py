@@ -14,16 +14,14 @@ from cronjob.domain.retry import RetryDecision, RetryPolicy
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger, whole_millisecond
 from cronjob.ports.repository import ListCursor, ListOrder
-from cronjob.services.scheduling import (
-    CreateScheduleCommand,
-    RescheduleCommand,
+from cronjob.services.commands import (
     WHATSAPP_TEMPLATE,
     WHATSAPP_TEXT,
-    ScheduleConflict,
+    CreateScheduleCommand,
+    RescheduleCommand,
     ScheduleMessageCommand,
-    ScheduleNotFound,
-    SchedulingService,
 )
+from cronjob.services.scheduling import ScheduleConflict, ScheduleNotFound, SchedulingService
 from cronjob_adapters.memory.repository import InMemoryScheduleRepository
 from cronjob_adapters.memory.signal import InProcessWorkSignal
 from tests.support.clock import FixedClock

@@ -20,13 +20,13 @@ from cronjob.domain.zones import DEFAULT_TIMEZONE, localize
 from cronjob.ports.metrics import IN_FLIGHT_LIMIT, Metrics, NullMetrics
 from cronjob.services.delivery_status import DeliveryStatusService
 from cronjob.services.health import HealthService
-from cronjob.services.scheduling import (
+from cronjob.services.commands import (
     CreateScheduleCommand,
     RescheduleCommand,
     ScheduleMessageCommand,
-    SchedulingService,
     message_task_type,
 )
+from cronjob.services.scheduling import SchedulingService
 
 from cronjob_adapters.tasks.python import RoutineRegistry
 from cronjob_adapters.tasks.registry import TaskRegistry, TaskType

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from cronjob.domain.errors import ValidationError
 from cronjob.services.batch_create import MAX_BATCH, create_each
-from cronjob.services.scheduling import CreateScheduleCommand, Scheduled, SchedulingService
+from cronjob.services.commands import CreateScheduleCommand
+from cronjob.services.scheduling import Scheduled, SchedulingService
 
 from cronjob_adapters.web.instants import Instant
 from cronjob_adapters.web.problems import problem_responses

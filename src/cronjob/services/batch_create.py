@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cronjob.domain.errors import ValidationError
-from cronjob.services.scheduling import CreateScheduleCommand, Scheduled, SchedulingService
+from cronjob.services.commands import CreateScheduleCommand
+from cronjob.services.scheduling import Scheduled, SchedulingService
 
 #: The most schedules one batch creates.
 MAX_BATCH = 1000

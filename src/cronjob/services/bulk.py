@@ -13,15 +13,9 @@ from cronjob.domain.labels import check_labels
 from cronjob.domain.schedule import Schedule, ScheduleStatus
 from cronjob.ports.repository import ListCursor
 from cronjob.services.few_at_a_time import few_at_a_time
-from cronjob.services.scheduling import (
-    Change,
-    ScheduleConflict,
-    ScheduleNotFound,
-    SchedulePage,
-    SchedulingService,
-    due_window,
-    updated_window,
-)
+from cronjob.services.commands import Change
+from cronjob.services.listing import SchedulePage, due_window, updated_window
+from cronjob.services.scheduling import ScheduleConflict, ScheduleNotFound, SchedulingService
 
 #: Schedules read per page while listing the matches (each page after a cursor: see
 #: :meth:`SchedulingService.page`), and changed together.

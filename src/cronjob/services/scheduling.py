@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
@@ -16,7 +16,6 @@ from cronjob.domain.errors import InvalidTransition, ValidationError
 from cronjob.domain.instants import instant_text
 from cronjob.domain.json_values import check_storable
 from cronjob.domain.labels import check_labels
-from cronjob.domain.message import MessageKind
 from cronjob.domain.recurring import IntervalTrigger
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import (
@@ -29,7 +28,7 @@ from cronjob.domain.schedule import (
     ScheduleStatus,
     check_run_timeout,
 )
-from cronjob.domain.trigger import OnceTrigger, Trigger, fire_millisecond, require_aware, whole_millisecond
+from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware, whole_millisecond
 from cronjob.domain.trigger_parser import parse_trigger
 from cronjob.domain.upcoming import next_runs, preview as first_runs
 from cronjob.domain.zones import iana_zone, localize
@@ -39,23 +38,23 @@ from cronjob.ports.repository import (
     ConditionalSave,
     DuplicateSchedule,
     ListCursor,
-    ListOrder,
     ScheduleRepository,
     list_order,
 )
 from cronjob.ports.signal import WorkSignal
+from cronjob.services.commands import (
+    WHATSAPP_TEMPLATE,
+    WHATSAPP_TEXT,
+    Change,
+    CreateScheduleCommand,
+    RescheduleCommand,
+    ScheduleMessageCommand,
+    message_task_type,
+)
+from cronjob.services.listing import SchedulePage, due_window, list_cursor, updated_window
 from cronjob.services.messaging import prepare_whatsapp_payload
 from cronjob.services.retention import RETENTION
 from cronjob.services.write_ahead import publish_then_write, publish_then_write_many
-
-WHATSAPP_TEMPLATE = "whatsapp.template"
-WHATSAPP_TEXT = "whatsapp.text"
-
-
-def message_task_type(kind: MessageKind) -> str:
-    """The task type of a WhatsApp message of ``kind``."""
-    return WHATSAPP_TEMPLATE if kind is MessageKind.TEMPLATE else WHATSAPP_TEXT
-
 
 class ScheduleNotFound(Exception):
     """No schedule has this id."""
@@ -67,114 +66,6 @@ class ScheduleNotFound(Exception):
 
 class ScheduleConflict(Exception):
     """The schedule is not in a status that allows the request (e.g. cancelling a sent message)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """A change of one schedule by a user (no lease held) that many schedules can be given at
-    once: what it is called in a refusal (``verb``: "cancelled"), whether a schedule has it
-    already (``done``: it is left as it is) and the change itself (``apply``, at an instant),
-    which raises :class:`ScheduleConflict`, or the domain's ``InvalidTransition``, for a
-    schedule it does not fit. :meth:`SchedulingService.change` makes it to one schedule,
-    :meth:`SchedulingService.change_listed` to many."""
-
-    verb: str
-    done: Callable[[Schedule], bool]
-    apply: Callable[[Schedule, datetime], None]
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleMessageCommand:
-    """A request to send one WhatsApp message at ``send_at``.
-
-    ``send_at`` is aware; ``send_at_text`` is the client's own text of it (kept to show the
-    original offset). ``body`` holds ``{{1}}``-style placeholders filled from ``params`` (texts,
-    or a template's currency and date_time objects as a payload stores them, see
-    :mod:`cronjob.domain.template_params`);
-    ``header`` and ``buttons`` are a template's other values (as a payload stores them, see
-    :mod:`cronjob.domain.template_parts`).
-    ``misfire_grace``: how late it may still be sent (None: the service's default; zero: always).
-    ``request_digest`` identifies the request that carried ``idempotency_key`` (see
-    :meth:`SchedulingService.schedule_message`); ``earlier_key`` is the form in which earlier
-    versions stored that key, when it differs (see :attr:`CreateScheduleCommand.earlier_key`).
-    """
-
-    to: str
-    body: str
-    kind: MessageKind
-    send_at: datetime
-    send_at_text: str
-    timezone: str
-    params: tuple[str | Mapping[str, Any], ...] = ()
-    template_name: str | None = None
-    language: str | None = None
-    user_id: str | None = None
-    idempotency_key: str | None = None
-    request_digest: str | None = None
-    earlier_key: str | None = None
-    retry: RetryPolicy | None = None
-    misfire_grace: timedelta | None = None
-    send_by: datetime | None = None
-    callback_url: str | None = None
-    header: Mapping[str, Any] | None = None
-    buttons: tuple[Mapping[str, Any], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class CreateScheduleCommand:
-    """A request to run a task of ``task_type`` on the rule ``schedule`` (see the trigger grammar).
-
-    ``payload`` has been checked for shape by the caller; the service checks what needs the domain
-    (templates against params) and stores the prepared payload. ``misfire_grace``: how late an
-    occurrence may still run (None: the service's default for a one-off, no limit for a recurring
-    schedule; zero: always); ``coalesce``: see :class:`MisfirePolicy` (recurring only).
-    ``request_digest``: as for :class:`ScheduleMessageCommand`. ``earlier_key``: the form in
-    which earlier versions stored ``idempotency_key``, when it differs (an ``Idempotency-Key``
-    header's UTF-8 bytes, then kept as read, byte by byte): a schedule stored under it is a
-    replay too, so that a request retried across the upgrade is not created twice. ``pause_after_failures``
-    (recurring only): pause it once that many occurrences in a row ended dead. ``labels``: the
-    client's own ``key: value`` pairs (see :mod:`cronjob.domain.labels`). ``run_timeout``: how
-    long one run may take (None: its routine's limit, else the dispatcher's).
-    """
-
-    task_type: str
-    payload: dict[str, Any]
-    schedule: str
-    timezone: str
-    user_id: str | None = None
-    idempotency_key: str | None = None
-    request_digest: str | None = None
-    earlier_key: str | None = None
-    retry: RetryPolicy | None = None
-    misfire_grace: timedelta | None = None
-    coalesce: bool = True
-    send_by: datetime | None = None
-    callback_url: str | None = None
-    pause_after_failures: int | None = None
-    labels: Mapping[str, str] | None = None
-    run_timeout: timedelta | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RescheduleCommand:
-    """Change a waiting schedule ``schedule_id``: move it to another time (a one-off to
-    ``send_at``, of which ``send_at_text`` is the client's text; naive: a wall time in
-    ``timezone``, else in the schedule's own zone; or any schedule to the rule ``schedule``, in
-    ``timezone``, else its own zone), give it another task (``task_type``, which must be its
-    own, and ``payload``), give it other ``labels`` (the whole map: ``{}`` clears them) or
-    another ``run_timeout`` (:data:`~cronjob.domain.schedule.NO_OWN_LIMIT`: none of its own, so
-    that its task handler's or the dispatcher's applies), or any of them at once. At most one of
-    ``send_at`` and ``schedule``."""
-
-    schedule_id: str
-    send_at: datetime | None = None
-    send_at_text: str | None = None
-    schedule: str | None = None
-    timezone: str | None = None
-    task_type: str | None = None
-    payload: dict[str, Any] | None = None
-    labels: Mapping[str, str] | None = None
-    run_timeout: RunTimeoutChange = None
 
 
 def _once(send_at: datetime) -> OnceTrigger:
@@ -269,70 +160,6 @@ class RulePreview:
     trigger: Trigger
     timezone: str
     runs: list[datetime]
-
-
-@dataclass(frozen=True, slots=True)
-class SchedulePage:
-    """A page of schedules (see :meth:`SchedulingService.page`): its ``items``, whether at least
-    one more schedule matches after them (``has_more``: the next page is not empty), and the
-    cursor that asks for that next page (``next_cursor``: after the last item; None when
-    ``has_more`` is false)."""
-
-    items: list[Schedule]
-    has_more: bool
-    next_cursor: ListCursor | None = None
-
-
-def due_window(due_after: datetime | None, due_before: datetime | None) -> tuple[datetime | None, datetime | None]:
-    """The bounds of a due-time window as the stores take them: in UTC, rounded up to the
-    millisecond (which selects exactly what the instants given do: stored times are whole
-    milliseconds). :class:`ValidationError` naming the field for a bound without an offset or
-    outside the calendar, and naming ``due_before`` for an empty window (``due_after >=
-    due_before``: the window is ``due_after <= next_run_at < due_before``)."""
-    return _window(due_after, due_before, "due", "next_run_at")
-
-
-def updated_window(updated_after: datetime | None,
-                   updated_before: datetime | None) -> tuple[datetime | None, datetime | None]:
-    """The bounds of a last-change window (``updated_after <= updated_at < updated_before``),
-    checked and rounded as :func:`due_window` checks and rounds a due-time window's: an empty
-    one (``updated_after >= updated_before``) is a :class:`ValidationError` naming ``updated_before``."""
-    return _window(updated_after, updated_before, "updated", "updated_at")
-
-
-def list_cursor(after: ListCursor | None, offset: int, due_after: datetime | None,
-                due_before: datetime | None) -> ListCursor | None:
-    """The cursor ``after`` as the stores take it: its instant in UTC, cut to the millisecond
-    (a listed schedule's key, as stored). :class:`ValidationError` naming ``cursor`` for one of
-    the other order than the list's (one made under a due-time window, used without one, or the
-    reverse) and for an instant without an offset or outside the calendar; naming ``offset`` for
-    an offset with a cursor (a page is either the one after a cursor, or so many from the start)."""
-    if after is None:
-        return None
-    order = list_order(due_after, due_before)
-    if after.order is not order:
-        made = ("with a due-time window (due_after, due_before): ask with the window it was made with"
-                if after.order is ListOrder.DUE else "without a due-time window: ask without due_after and due_before")
-        raise ValidationError(f"this cursor pages a list {made}, or start again without a cursor", field="cursor")
-    if offset:
-        raise ValidationError("offset is for paging without a cursor: with one, leave offset out", field="offset")
-    return replace(after, at=whole_millisecond(require_aware(after.at, "cursor")))
-
-
-def _window(after: datetime | None, before: datetime | None, name: str,
-            stored: str) -> tuple[datetime | None, datetime | None]:
-    """The bounds ``{name}_after`` and ``{name}_before`` of a half-open window on ``stored``."""
-    after_field, before_field = f"{name}_after", f"{name}_before"
-    rounded = _bound(after, after_field), _bound(before, before_field)
-    if after is not None and before is not None and after >= before:
-        raise ValidationError(
-            f"{before_field} ({instant_text(before)}) must be later than {after_field} ({instant_text(after)}): "
-            f"the window is {after_field} <= {stored} < {before_field}", field=before_field)
-    return rounded
-
-
-def _bound(value: datetime | None, field: str) -> datetime | None:
-    return None if value is None else fire_millisecond(require_aware(value, field), field)
 
 
 class TriggerParser(Protocol):
