@@ -93,6 +93,16 @@ async def test_an_interval_is_shown_with_its_anchor_and_milliseconds_when_it_has
                              {"at": "2026-03-27T13:30:00.250Z", "local": "2026-03-27T13:30:00.250+00:00", "retry": False}]
 
 
+async def test_weeks_are_elapsed_time_not_wall_time(client: httpx.AsyncClient) -> None:
+    shown = await preview(client, schedule="every 2 weeks from 2026-03-27T14:00:00+01:00", timezone="Europe/Berlin",
+                          count=2)
+    assert shown["schedule"] == "every 2 weeks from 2026-03-27T13:00:00+00:00"
+    # 14 × 24 hours later, the clocks in Berlin have moved forward an hour: 15:00, not 14:00.
+    assert local(shown) == ["2026-03-27T14:00:00+01:00", "2026-04-10T15:00:00+02:00"]
+    same = await preview(client, schedule="every 14 days from 2026-03-27T13:00:00Z", timezone="UTC", count=1)
+    assert same["schedule"] == shown["schedule"]
+
+
 async def test_runs_whose_wall_time_falls_past_the_calendar_are_left_out(client: httpx.AsyncClient) -> None:
     rule = "every 1 second from 9999-12-31T09:59:58Z"  # in Kiritimati (+14) that is 23:59:58, then the year 10000
     shown = await preview(client, schedule=rule, timezone="Pacific/Kiritimati", count=5)

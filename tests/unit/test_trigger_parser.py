@@ -66,6 +66,11 @@ def weekly(at: time, *days: int, zone: str = SP) -> CalendarTrigger:
         ("every minute", IntervalTrigger(timedelta(minutes=1), NOW)),
         ("every hour", IntervalTrigger(timedelta(hours=1), NOW)),
         ("every day", IntervalTrigger(timedelta(days=1), NOW)),
+        ("every week", IntervalTrigger(timedelta(weeks=1), NOW)),  # elapsed time, as a day is
+        ("every 2 weeks", IntervalTrigger(timedelta(weeks=2), NOW)),
+        ("every 1 week", IntervalTrigger(timedelta(weeks=1), NOW)),
+        ("every 3 weeks from 2025-06-21T14:00:00-03:00", IntervalTrigger(timedelta(weeks=3), ANCHOR)),
+        ("every 14 days", IntervalTrigger(timedelta(weeks=2), NOW)),  # the same trigger: 'every 2 weeks from ...'
         ("every hour from 2025-06-21T17:00:00+00:00", IntervalTrigger(timedelta(hours=1), ANCHOR)),
         # Rocketry's periods: on the local minute / hour, at midnight, Monday midnight
         ("minutely", IntervalTrigger(timedelta(minutes=1), datetime(2025, 6, 21, 17, 3, tzinfo=UTC))),
@@ -122,6 +127,8 @@ def weekly(at: time, *days: int, zone: str = SP) -> CalendarTrigger:
         ("every monday at 09:00 from 2025-07-07 09:00 until 2025-08-01",
          BoundedTrigger(weekly(time(9, 0), 0), datetime(2025, 8, 2, 2, 59, 59, 999000, tzinfo=UTC),
                         datetime(2025, 7, 7, 12, 0, tzinfo=UTC))),
+        ("every 2 weeks until 2025-12-31",
+         BoundedTrigger(IntervalTrigger(timedelta(weeks=2), NOW), datetime(2026, 1, 1, 2, 59, 59, 999000, tzinfo=UTC))),
         ("cron(0 9 * * *) FROM 2025-07-01T12:00:00.0004Z",  # rounded up: nothing fires before it
          BoundedTrigger(CronTrigger("0 9 * * *", SP, EVALUATOR), start=datetime(2025, 7, 1, 12, 0, 0, 1000, tzinfo=UTC))),
     ],
@@ -130,6 +137,16 @@ def test_every_form_parses(expression: str, expected: Trigger) -> None:
     trigger = parse(expression)
     assert trigger == expected
     assert parse(trigger.expression) == trigger
+
+
+@pytest.mark.parametrize(("expression", "canonical"), [
+    ("every 2 weeks from 2025-06-21T17:00:00Z", "every 2 weeks from 2025-06-21T17:00:00+00:00"),
+    ("every week", "every week from 2025-06-21T17:03:07.250000+00:00"),
+    ("every 21 days from 2025-06-21T17:00:00Z", "every 3 weeks from 2025-06-21T17:00:00+00:00"),
+])
+def test_weeks_have_one_canonical_spelling(expression: str, canonical: str) -> None:
+    assert parse(expression).expression == canonical
+    assert parse(canonical) == parse(expression)
 
 
 def test_the_default_zone_is_the_callers_and_wall_times_follow_it() -> None:
@@ -201,6 +218,8 @@ def test_until_a_date_means_through_that_local_date_across_dst() -> None:
         ("every 5 minutes from 2025-06-21+03:00", SP, "the anchor after 'from' is not an ISO-8601 date-time"),
         ("once @ 2025-06-21x10:00", SP, "is not an ISO-8601 date-time: '2025-06-21x10:00'"),
         ("cron 61 * * * *", SP, "invalid cron expression '61 * * * *': bad minute field '61' (it takes 0-59;"),
+        ("every 0 weeks", SP, "at least 1 second"),
+        ("every 99999999999 weeks", SP, "too long"),
         # A day none of the rule's months has: well formed, but it never fires (cronsim: "Bad day-of-month").
         ("cron 0 0 31 2 *", SP, "cron expression '0 0 31 2 *' never fires: none of its months (2) has a day 31"),
         ("0 0 30 2 *", SP, "never fires: none of its months (2) has a day 30"),
@@ -281,7 +300,7 @@ def triggers(draw: st.DrawFn) -> tuple[Trigger, str]:
     if kind == "once":
         return OnceTrigger(draw(INSTANTS)), zone
     if kind == "interval":
-        every = timedelta(seconds=draw(st.one_of(st.integers(1, 10**8), st.sampled_from([60, 3600, 86400]))))
+        every = timedelta(seconds=draw(st.one_of(st.integers(1, 10**8), st.sampled_from([60, 3600, 86400, 604800]))))
         return IntervalTrigger(every, draw(INSTANTS)), zone
     if kind == "calendar":
         trigger: Trigger = CalendarTrigger(draw(TIMES), zone, draw(WEEKDAYS))
@@ -313,7 +332,7 @@ ACCEPTED = [
     "cron 0 9 * * mon-fri", "cron(*/15 * * * *)", "0 0 l * *",
     "daily at 09:30 until 2025-12-31", "every 10 minutes until 2025-07-01T00:00:00Z",
     "cron 0 9 * * mon-fri until 2025-09-01 18:00", "daily at 10:00 from 2025-07-01 until 2025-07-31",
-    "every friday from 2025-07-04T12:00:00Z",
+    "every friday from 2025-07-04T12:00:00Z", "every 2 weeks", "every week",
 ]
 
 

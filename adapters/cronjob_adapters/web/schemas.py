@@ -256,7 +256,7 @@ class CreateScheduleBase(BaseModel):
 
     schedule: Annotated[str, Field(
         min_length=1, max_length=MAX_RULE_LENGTH,
-        description="When to run: `once @ 2025-06-21 14:00`, `every 10 minutes`, `daily at 14:00`, "
+        description="When to run: `once @ 2025-06-21 14:00`, `every 10 minutes`, `every 2 weeks`, `daily at 14:00`, "
                     "`weekly on mon,fri at 09:00`, `cron 0 9 * * 1-5`, ...; a recurring rule may start and end: "
                     "`daily at 14:00 from 2027-01-04 until 2027-12-31` (see the README).")]
     timezone: Annotated[str | None, Field(default=None, min_length=1, max_length=64,

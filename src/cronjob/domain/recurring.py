@@ -21,9 +21,10 @@ from cronjob.domain.zones import ONE_SECOND, first_instant_at, load_zone, wall_c
 #: Weekday names as the expressions spell them, Monday first (``date.weekday()`` order).
 WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
-#: The units of ``every <n> <unit>``, largest first, with their length.
-UNITS = (("day", timedelta(days=1)), ("hour", timedelta(hours=1)), ("minute", timedelta(minutes=1)),
-          ("second", ONE_SECOND))
+#: The units of ``every <n> <unit>``, largest first, with their length (elapsed time: a week is
+#: 7 × 24 hours, whatever daylight saving does to the wall clock meanwhile).
+UNITS = (("week", timedelta(weeks=1)), ("day", timedelta(days=1)), ("hour", timedelta(hours=1)),
+         ("minute", timedelta(minutes=1)), ("second", ONE_SECOND))
 
 
 def format_time_of_day(value: time) -> str:

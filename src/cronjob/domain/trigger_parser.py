@@ -6,9 +6,10 @@ Grammar (case-insensitive; runs of spaces count as one; ``HH:MM[:SS]`` is a 24-h
     once @ YYYY-MM-DD HH:MM[:SS]        wall time in ``timezone``; a time the clocks skip (DST gap)
                                         is refused, a repeated one takes its first pass
     once @ <ISO>                        an instant (OnceTrigger's own expression)
-    every N seconds|minutes|hours|days [from <ISO>]
-    every second|minute|hour|day [from <ISO>]
-                                        elapsed time, anchored at ``from`` or else at ``now``
+    every N seconds|minutes|hours|days|weeks [from <ISO>]
+    every second|minute|hour|day|week [from <ISO>]
+                                        elapsed time, anchored at ``from`` or else at ``now`` (a
+                                        week is 7 × 24 hours, as a day is 24)
     minutely | hourly                   every minute / hour, anchored at the start of the local
                                         minute / hour that ``now`` is in
     daily                               daily at 00:00
@@ -58,8 +59,8 @@ from cronjob.domain.zones import OUT_OF_RANGE, first_instant_at, load_zone, loca
 ACCEPTED_FORMS = (
     "once @ YYYY-MM-DD HH:MM[:SS]",
     "once @ <ISO-8601 with offset>",
-    "every N seconds|minutes|hours|days [from <ISO-8601 with offset>]",
-    "every second|minute|hour|day [from ...]",
+    "every N seconds|minutes|hours|days|weeks [from <ISO-8601 with offset>]",
+    "every second|minute|hour|day|week [from ...]",
     "minutely", "hourly", "daily", "weekly",
     "daily at HH:MM[:SS]",
     "every day at HH:MM[:SS]",
@@ -83,7 +84,8 @@ _DAY_LIST = rf"(?P<days>{_DAY}(?:\s*,\s*{_DAY})*)"
 _CASELESS = re.ASCII | re.IGNORECASE
 _ONCE = re.compile(r"once\s*@\s*(?P<when>.+)", _CASELESS)
 _INTERVAL = re.compile(
-    r"every\s+(?:(?P<count>\d+)\s+(?P<unit>second|minute|hour|day)s?|(?P<single>second|minute|hour|day))"
+    r"every\s+(?:(?P<count>\d+)\s+(?P<unit>second|minute|hour|day|week)s?"
+    r"|(?P<single>second|minute|hour|day|week))"
     r"(?:\s+from\s+(?P<anchor>.+))?", _CASELESS)
 _PERIOD = re.compile(r"(?P<period>minutely|hourly)", _CASELESS)
 _DAILY = re.compile(rf"(?:daily|every\s+day)(?:\s+at\s+{_TIME})?", _CASELESS)
