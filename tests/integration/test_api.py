@@ -1083,6 +1083,10 @@ async def test_bad_schedules_get_a_readable_422(client: httpx.AsyncClient, chang
                    or e["message"].startswith("Value error") for e in response.json()["errors"])
 
 
+#: What the days of a monthly rule take, as its 422s say.
+MONTH_DAYS = "a comma list of days of the month, each 1 to 31 (or 1st, 2nd, 3rd ... 31st) or last"
+
+
 @pytest.mark.parametrize(("rule", "message"), [
     ("cron 0 0 31 2 *", "cron expression '0 0 31 2 *' never fires: none of its months (2) has a day 31"),
     ("0 0 30 2 *", "cron expression '0 0 30 2 *' never fires: none of its months (2) has a day 30"),
@@ -1090,10 +1094,26 @@ async def test_bad_schedules_get_a_readable_422(client: httpx.AsyncClient, chang
                                "has a day 31"),
     ("cron 0 0 32 * *", "invalid cron expression '0 0 32 * *': bad day-of-month field '32' (it takes 1-31, L or LW; "
                         "lists, ranges and steps of them)"),
+    # Monthly rules: what the days take, and a day the rule's window lacks.
+    ("monthly on 32", f"the day '32' is outside 1 to 31: a monthly rule takes {MONTH_DAYS} "
+                      "(the last day of every month is 'last')"),
+    ("monthly on", f"a monthly rule needs its days after 'on': {MONTH_DAYS}"),
+    ("monthly on 1,15,1st at 09:00",
+     f"the day '1st' is named twice in '1,15,1st' (as '1' first): a monthly rule takes {MONTH_DAYS}, each once"),
+    ("every month on the 1st",
+     f"'the 1st' is not a day of the month in the days 'the 1st': a monthly rule takes {MONTH_DAYS}"),
+    ("monthly on 3th", "'3th' is not an ordinal: write 3 or 3rd"),
+    ("monthly at 09:00", f"'monthly at 09:00': a monthly rule is 'monthly' (the 1st at 00:00) or 'monthly on "
+                          f"<days> [at HH:MM[:SS]]', its days {MONTH_DAYS} (a month is no fixed length of elapsed "
+                          "time: there is no 'every <n> months')"),
+    ("monthly on 31 from 2025-09-01 until 2025-09-30",  # September has no 31st
+     "'monthly on 31 from 2025-09-01 until 2025-09-30' never fires after now: it has no occurrence before it ends "
+     "at 2025-10-01T02:59:59.999Z"),
 ])
-async def test_a_cron_rule_that_never_fires_is_named_so_on_every_route(client: httpx.AsyncClient, rule: str,
-                                                                        message: str) -> None:
-    """cronsim's "Bad day-of-month" said a well-formed `0 0 31 2 *` was malformed."""
+async def test_a_rule_that_never_fires_or_names_no_day_of_the_month_is_named_so_on_every_route(
+        client: httpx.AsyncClient, rule: str, message: str) -> None:
+    """cronsim's "Bad day-of-month" said a well-formed `0 0 31 2 *` was malformed; a monthly rule's
+    days are refused by what is wrong with them (no day 31 in September: it never runs)."""
     task = {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}
     made = (await client.post("/v1/schedules", json={"task": task, "schedule": "daily at 09:00"}, headers=AUTH)).json()
     answers = {

@@ -313,6 +313,15 @@ def test_a_recurring_schedule_is_moved_to_another_rule(page: Page, service: Serv
     page.click("#move")
     expect(page.locator("#message")).to_contain_text("moved")
     assert service.get(created["id"])["schedule"] == "weekly on monday at 07:15"
+    # Any rule the API takes: a monthly one, its next runs shown on the 1st and each month's last day.
+    page.fill("#move-to", "every month on 1st, last at 08:30")
+    page.click("#move")
+    expect(page.locator("#message")).to_contain_text("moved")
+    assert service.get(created["id"])["schedule"] == "monthly on 1,last at 08:30"
+    expected = service.http.get(f"/v1/schedules/{created['id']}/upcoming", params={"count": 5}).json()["runs"]
+    assert {int(run["local"][8:10]) for run in expected} - {1} <= {28, 29, 30, 31}
+    expect(page.locator("#next-runs td.local")).to_contain_text(
+        [f"{run['local'][:10]} 08:30:00 -03:00" for run in expected])
 
 
 def test_a_schedule_s_next_runs_are_shown_in_its_zone_and_in_utc(browser: Browser, service: Service) -> None:

@@ -216,6 +216,42 @@ async def test_recurring_occurrences_beyond_the_grace_are_recorded_as_missed() -
     assert stored.next_run_at == first + timedelta(days=1)
 
 
+async def test_the_timer_engine_runs_a_monthly_schedule_on_its_days_and_coalesces_what_fell_due_while_down() -> None:
+    rig = Rig()  # NOW is 2030-01-15 08:00 in São Paulo (-03:00)
+    schedule = await rig.recurring("monthly on 1st,last at 09:00", misfire_grace=timedelta(hours=1))
+    day = [datetime(2030, month, dom, 12, 0, tzinfo=UTC)
+           for month, dom in ((1, 31), (2, 1), (2, 28), (3, 1), (3, 31), (4, 1), (4, 30))]
+    assert schedule.next_run_at == day[0]
+    engine = AsyncioTimerEngine(rig.dispatcher(), rig.repository, rig.signal, rig.clock, poll_interval=0.02,
+                                drain_timeout=1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.run(stop))
+
+    async def the_clock_reaches(moment: datetime, next_run_at: datetime) -> None:
+        rig.clock.set(moment)
+        async with asyncio.timeout(5):
+            while (await rig.stored(schedule.id)).next_run_at != next_run_at:
+                await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.sleep(0.1)
+        assert rig.sender.sent == []  # not due yet
+        await the_clock_reaches(day[0] + timedelta(seconds=2), day[1])  # Jan 31, then Feb 1
+        await the_clock_reaches(day[1] + timedelta(seconds=2), day[2])  # then February's last day, the 28th
+        # Down until Mar 1 09:30: Feb 28 and Mar 1 fell due, one run as Mar 1 (within its grace).
+        await the_clock_reaches(day[3] + timedelta(minutes=30), day[4])
+        # Down until Apr 1 11:00: Mar 31 and Apr 1 fell due, Apr 1 two hours ago: missed, on to Apr 30.
+        await the_clock_reaches(day[5] + timedelta(hours=2), day[6])
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    stored = await rig.stored(schedule.id)
+    assert [(a.scheduled_for, a.outcome) for a in stored.attempts] == [
+        (day[0], "succeeded"), (day[1], "succeeded"), (day[3], "succeeded"), (day[5], "missed")]
+    assert [m.idempotency_key for m in rig.sender.sent] == [
+        f"{schedule.id}:{at.isoformat()}" for at in (day[0], day[1], day[3])]
+
+
 async def test_per_type_limits_queue_the_rest_in_the_store() -> None:
     rig = Rig(max_in_flight=10)
     rig.handlers[WHATSAPP_TEXT] = slow = Gated()

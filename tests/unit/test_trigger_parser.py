@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.errors import ValidationError
-from cronjob.domain.recurring import CalendarTrigger, CronTrigger, IntervalTrigger
+from cronjob.domain.recurring import LAST_DAY, CalendarTrigger, CronTrigger, IntervalTrigger
 from cronjob.domain.trigger import OnceTrigger, Trigger
 from cronjob.domain.trigger_parser import parse_trigger
 from cronjob.domain.zones import iana_zone
@@ -35,6 +35,10 @@ def daily(at: time, zone: str = SP) -> CalendarTrigger:
 
 def weekly(at: time, *days: int, zone: str = SP) -> CalendarTrigger:
     return CalendarTrigger(at, zone, frozenset(days))
+
+
+def monthly(at: time, *days: int, zone: str = SP) -> CalendarTrigger:
+    return CalendarTrigger(at, zone, month_days=frozenset(days))
 
 
 @pytest.mark.parametrize(
@@ -77,6 +81,7 @@ def weekly(at: time, *days: int, zone: str = SP) -> CalendarTrigger:
         ("hourly", IntervalTrigger(timedelta(hours=1), ANCHOR)),
         ("daily", daily(time(0, 0))),
         ("weekly", weekly(time(0, 0), 0)),
+        ("monthly", monthly(time(0, 0), 1)),  # the 1st at 00:00, Rocketry's period start
         # wall-clock times of day
         ("daily at 09:00", daily(time(9, 0))),
         ("daily at 9:05:30", daily(time(9, 5, 30))),
@@ -89,6 +94,17 @@ def weekly(at: time, *days: int, zone: str = SP) -> CalendarTrigger:
         ("every monday at 09:00", weekly(time(9, 0), 0)),
         ("every sat,sun at 10:00", weekly(time(10, 0), 5, 6)),
         ("every friday", weekly(time(0, 0), 4)),
+        # days of the month: numbers, ordinals, the month's last day
+        ("monthly on 1", monthly(time(0, 0), 1)),
+        ("monthly on 1,15,last at 09:00", monthly(time(9, 0), 1, 15, LAST_DAY)),
+        ("monthly on 1st, 2nd,3rd ,4th,11th,12th,13th,21st,22nd,23rd,31st at 9:05:30",
+         monthly(time(9, 5, 30), 1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 31)),
+        ("monthly on last,15th,01 at 18:00", monthly(time(18, 0), 1, 15, LAST_DAY)),
+        ("Monthly On LAST", monthly(time(0, 0), LAST_DAY)),
+        ("monthly on 31,last at 23:59:59", monthly(time(23, 59, 59), 31, LAST_DAY)),  # both: one run on the 31st
+        ("every month on 15th at 12:00", monthly(time(12, 0), 15)),
+        ("every month on 1,last", monthly(time(0, 0), 1, LAST_DAY)),
+        (f"monthly on {','.join(str(day) for day in range(1, 32))} at 07:00", daily(time(7, 0))),  # every day
         # cron, three ways
         ("cron 0 9 * * mon-fri", CronTrigger("0 9 * * MON-FRI", SP, EVALUATOR)),
         ("cron(*/15 * * * *)", CronTrigger("*/15 * * * *", SP, EVALUATOR)),
@@ -127,6 +143,11 @@ def weekly(at: time, *days: int, zone: str = SP) -> CalendarTrigger:
         ("every monday at 09:00 from 2025-07-07 09:00 until 2025-08-01",
          BoundedTrigger(weekly(time(9, 0), 0), datetime(2025, 8, 2, 2, 59, 59, 999000, tzinfo=UTC),
                         datetime(2025, 7, 7, 12, 0, tzinfo=UTC))),
+        ("monthly on last at 18:00 until 2027-12-31",
+         BoundedTrigger(monthly(time(18, 0), LAST_DAY), datetime(2028, 1, 1, 2, 59, 59, 999000, tzinfo=UTC))),
+        ("every month on 1st at 09:00 from 2027-01-01 until 2027-06-30 12:00",
+         BoundedTrigger(monthly(time(9, 0), 1), datetime(2027, 6, 30, 15, 0, tzinfo=UTC),
+                        datetime(2027, 1, 1, 3, 0, tzinfo=UTC))),
         ("every 2 weeks until 2025-12-31",
          BoundedTrigger(IntervalTrigger(timedelta(weeks=2), NOW), datetime(2026, 1, 1, 2, 59, 59, 999000, tzinfo=UTC))),
         ("cron(0 9 * * *) FROM 2025-07-01T12:00:00.0004Z",  # rounded up: nothing fires before it
@@ -143,8 +164,13 @@ def test_every_form_parses(expression: str, expected: Trigger) -> None:
     ("every 2 weeks from 2025-06-21T17:00:00Z", "every 2 weeks from 2025-06-21T17:00:00+00:00"),
     ("every week", "every week from 2025-06-21T17:03:07.250000+00:00"),
     ("every 21 days from 2025-06-21T17:00:00Z", "every 3 weeks from 2025-06-21T17:00:00+00:00"),
+    # monthly rules: days ascending, ``last`` last, HH:MM as ``daily at`` writes it
+    ("monthly", "monthly on 1 at 00:00"),
+    ("every month on LAST, 15TH,1st at 9:00", "monthly on 1,15,last at 09:00"),
+    ("monthly on 31st,last at 18:30:15", "monthly on 31,last at 18:30:15"),
+    ("monthly on 5 until 2025-12-31", "monthly on 5 at 00:00 until 2026-01-01T02:59:59.999000+00:00"),
 ])
-def test_weeks_have_one_canonical_spelling(expression: str, canonical: str) -> None:
+def test_weeks_and_monthly_rules_have_one_canonical_spelling(expression: str, canonical: str) -> None:
     assert parse(expression).expression == canonical
     assert parse(canonical) == parse(expression)
 
@@ -218,6 +244,32 @@ def test_until_a_date_means_through_that_local_date_across_dst() -> None:
         ("every 5 minutes from 2025-06-21+03:00", SP, "the anchor after 'from' is not an ISO-8601 date-time"),
         ("once @ 2025-06-21x10:00", SP, "is not an ISO-8601 date-time: '2025-06-21x10:00'"),
         ("cron 61 * * * *", SP, "invalid cron expression '61 * * * *': bad minute field '61' (it takes 0-59;"),
+        # monthly rules: the days, each once, each a day of the month
+        ("monthly on", SP, "a monthly rule needs its days after 'on': a comma list of days of the month, each 1 to 31 "
+                           "(or 1st, 2nd, 3rd ... 31st) or last"),
+        ("every month on at 09:00", SP, "a monthly rule needs its days after 'on'"),
+        ("monthly on 0", SP, "the day '0' is outside 1 to 31: a monthly rule takes a comma list of days of the month"),
+        ("monthly on 32nd at 09:00", SP, "the day '32nd' is outside 1 to 31"),
+        ("monthly on 1,999999999999999999999", SP, "the day '999999999999999999999' is outside 1 to 31"),
+        ("monthly on 1,15,1st", SP, "the day '1st' is named twice in '1,15,1st' (as '1' first): a monthly rule takes"),
+        ("monthly on last,LAST", SP, "the day 'LAST' is named twice"),
+        ("monthly on 2st", SP, "'2st' is not an ordinal: write 2 or 2nd"),
+        ("monthly on 11st", SP, "'11st' is not an ordinal: write 11 or 11th"),
+        ("monthly on 23th", SP, "'23th' is not an ordinal: write 23 or 23rd"),
+        ("monthly on first", SP, "'first' is not a day of the month in the days 'first': a monthly rule takes a comma"),
+        ("monthly on 1,,15", SP, "an empty day in the days '1,,15'"),
+        ("monthly on 1,", SP, "an empty day in the days '1,'"),
+        ("monthly on 1 15", SP, "'1 15' is not a day of the month"),
+        ("monthly on -1", SP, "'-1' is not a day of the month"),
+        ("monthly on mon", SP, "'mon' is not a day of the month"),
+        ("monthly on 1 at 9", SP, "invalid time of day '9' after 'at' (expected HH:MM[:SS]"),
+        ("monthly on 1 at", SP, "'at' needs a time of day (expected HH:MM[:SS]"),
+        ("monthly on 1 at 24:00", SP, "invalid time of day '24:00'"),
+        ("monthly at 09:00", SP, "a monthly rule is 'monthly' (the 1st at 00:00) or 'monthly on <days> [at HH:MM[:SS]]'"),
+        ("monthly 1st", SP, "a monthly rule is 'monthly'"),
+        ("every month", SP, "there is no 'every <n> months'"),
+        ("every 2 months", SP, "there is no 'every <n> months'"),
+        ("every month from 2025-07-01", SP, "there is no 'every <n> months'"),
         ("every 0 weeks", SP, "at least 1 second"),
         ("every 99999999999 weeks", SP, "too long"),
         # A day none of the rule's months has: well formed, but it never fires (cronsim: "Bad day-of-month").
@@ -284,6 +336,7 @@ ZONES = st.sampled_from([SP, NY, "Europe/Lisbon", "UTC", "Asia/Kolkata", "Austra
 INSTANTS = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC))
 TIMES = st.times().map(lambda t: t.replace(microsecond=0))
 WEEKDAYS = st.one_of(st.none(), st.frozensets(st.integers(0, 6), min_size=1))
+MONTH_DAYS = st.frozensets(st.one_of(st.integers(1, 31), st.just(LAST_DAY)), min_size=1)
 CRON_FIELDS = st.tuples(
     st.sampled_from(["*", "0", "*/5", "15,45", "0-30/10", "59"]),
     st.sampled_from(["*", "9", "*/2", "8-18", "0,12", "23"]),
@@ -296,7 +349,7 @@ CRON_FIELDS = st.tuples(
 @st.composite
 def triggers(draw: st.DrawFn) -> tuple[Trigger, str]:
     zone = draw(ZONES)
-    kind = draw(st.sampled_from(["once", "interval", "calendar", "cron"]))
+    kind = draw(st.sampled_from(["once", "interval", "calendar", "monthly", "cron"]))
     if kind == "once":
         return OnceTrigger(draw(INSTANTS)), zone
     if kind == "interval":
@@ -304,6 +357,8 @@ def triggers(draw: st.DrawFn) -> tuple[Trigger, str]:
         return IntervalTrigger(every, draw(INSTANTS)), zone
     if kind == "calendar":
         trigger: Trigger = CalendarTrigger(draw(TIMES), zone, draw(WEEKDAYS))
+    elif kind == "monthly":
+        trigger = CalendarTrigger(draw(TIMES), zone, month_days=draw(MONTH_DAYS))
     else:
         trigger = CronTrigger(draw(CRON_FIELDS), zone, EVALUATOR)
     bounds = draw(st.sampled_from(["", "until", "from", "from until"]))
@@ -332,7 +387,8 @@ ACCEPTED = [
     "cron 0 9 * * mon-fri", "cron(*/15 * * * *)", "0 0 l * *",
     "daily at 09:30 until 2025-12-31", "every 10 minutes until 2025-07-01T00:00:00Z",
     "cron 0 9 * * mon-fri until 2025-09-01 18:00", "daily at 10:00 from 2025-07-01 until 2025-07-31",
-    "every friday from 2025-07-04T12:00:00Z", "every 2 weeks", "every week",
+    "every friday from 2025-07-04T12:00:00Z", "monthly", "monthly on 1st,15,last at 09:00",
+    "every month on 31st at 18:00:30", "monthly on last until 2025-12-31", "every 2 weeks", "every week",
 ]
 
 

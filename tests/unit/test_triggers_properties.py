@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.errors import ValidationError
-from cronjob.domain.recurring import CalendarTrigger, CronTrigger, IntervalTrigger
+from cronjob.domain.recurring import LAST_DAY, CalendarTrigger, CronTrigger, IntervalTrigger
 from cronjob.domain.trigger import OnceTrigger, Trigger, fire_millisecond, latest_fire_time, whole_millisecond
 from cronjob_adapters.cron import CronsimEvaluator
 
@@ -537,12 +537,15 @@ def test_cron_validation() -> None:
 @st.composite
 def any_trigger(draw: st.DrawFn) -> Trigger:
     zone = draw(st.sampled_from(ZONES), label="zone")
-    kind = draw(st.sampled_from(["interval", "calendar", "cron", "once"]), label="kind")
+    kind = draw(st.sampled_from(["interval", "calendar", "monthly", "cron", "once"]), label="kind")
     if kind == "interval":
         return IntervalTrigger(timedelta(seconds=draw(st.integers(1, 7200), label="every")),
                                draw(ANY_INSTANT, label="anchor"))
     if kind == "calendar":
         return CalendarTrigger(draw(TIMES, label="at"), zone, draw(WEEKDAYS, label="weekdays"))
+    if kind == "monthly":
+        days = st.frozensets(st.one_of(st.integers(1, 31), st.just(LAST_DAY)), min_size=1, max_size=4)
+        return CalendarTrigger(draw(TIMES, label="at"), zone, month_days=draw(days, label="days of the month"))
     if kind == "cron":
         return CronTrigger(draw(CRON_EXPRESSIONS, label="expression"), zone, EVALUATOR)
     return OnceTrigger(draw(ANY_INSTANT, label="at"))

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.errors import InvalidTransition
 from cronjob.domain.message import ErrorInfo
-from cronjob.domain.recurring import CalendarTrigger, CronTrigger, IntervalTrigger
+from cronjob.domain.recurring import LAST_DAY, CalendarTrigger, CronTrigger, IntervalTrigger
 from cronjob.domain.retry import RetryDecision
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger, Trigger
@@ -151,13 +151,17 @@ PAUSES = st.one_of(st.just(timedelta(0)), st.integers(1, 3_600_000).map(lambda m
 
 @st.composite
 def rules(draw: st.DrawFn, zone: str, start: datetime) -> Trigger:
-    kind = draw(st.sampled_from(["interval", "calendar", "cron", "once"]), label="kind")
+    kind = draw(st.sampled_from(["interval", "calendar", "monthly", "cron", "once"]), label="kind")
     trigger: Trigger
     if kind == "interval":
         trigger = IntervalTrigger(draw(EVERY, label="every"), start + draw(PAUSES, label="anchor"))
     elif kind == "calendar":
         weekdays = draw(st.one_of(st.none(), st.frozensets(st.integers(0, 6), min_size=1, max_size=6)))
         trigger = CalendarTrigger(draw(TIMES, label="at"), zone, weekdays)
+    elif kind == "monthly":
+        days = draw(st.frozensets(st.one_of(st.integers(1, 31), st.just(LAST_DAY)), min_size=1, max_size=4),
+                    label="days of the month")
+        trigger = CalendarTrigger(draw(TIMES, label="at"), zone, month_days=days)
     elif kind == "cron":
         trigger = CronTrigger(draw(CRONS, label="cron"), zone, EVALUATOR)
     else:

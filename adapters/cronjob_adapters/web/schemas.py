@@ -257,7 +257,8 @@ class CreateScheduleBase(BaseModel):
     schedule: Annotated[str, Field(
         min_length=1, max_length=MAX_RULE_LENGTH,
         description="When to run: `once @ 2025-06-21 14:00`, `every 10 minutes`, `every 2 weeks`, `daily at 14:00`, "
-                    "`weekly on mon,fri at 09:00`, `cron 0 9 * * 1-5`, ...; a recurring rule may start and end: "
+                    "`weekly on mon,fri at 09:00`, `monthly on 1,15,last at 09:00`, `cron 0 9 * * 1-5`, ...; "
+                    "a recurring rule may start and end: "
                     "`daily at 14:00 from 2027-01-04 until 2027-12-31` (see the README).")]
     timezone: Annotated[str | None, Field(default=None, min_length=1, max_length=64,
                                           description="IANA zone of the rule's wall times; null or left out: "

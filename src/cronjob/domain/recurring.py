@@ -1,4 +1,5 @@
-"""Recurring triggers: a fixed interval of elapsed time, a wall-clock time of day, a cron expression.
+"""Recurring triggers: a fixed interval of elapsed time, a wall-clock time of day (every day, on some
+weekdays or on some days of the month), a cron expression.
 
 All three follow the :class:`~cronjob.domain.trigger.Trigger` contract. Wall-clock rules live in an
 IANA zone and follow cron across daylight saving time: a wall time that the clocks skip (a
@@ -8,6 +9,7 @@ repeat (a fall-back fold) fires once, on its first pass.
 
 from __future__ import annotations
 
+from calendar import monthrange
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -25,6 +27,23 @@ WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturd
 #: 7 × 24 hours, whatever daylight saving does to the wall clock meanwhile).
 UNITS = (("week", timedelta(weeks=1)), ("day", timedelta(days=1)), ("hour", timedelta(hours=1)),
          ("minute", timedelta(minutes=1)), ("second", ONE_SECOND))
+
+#: The day of the month that stands for the month's last day (``monthly on last``), whichever
+#: number it has (28 to 31).
+LAST_DAY = -1
+#: Every numbered day of the month: a rule on all of them runs daily.
+_EVERY_MONTH_DAY = frozenset(range(1, 32))
+
+
+def is_month_day(day: date, month_days: frozenset[int]) -> bool:
+    """Whether the date ``day`` is one of ``month_days`` (1 to 31, or :data:`LAST_DAY`)."""
+    return day.day in month_days or (LAST_DAY in month_days and day.day == monthrange(day.year, day.month)[1])
+
+
+def month_days_text(month_days: frozenset[int]) -> str:
+    """The days as a rule writes them: ``1,15,last`` (numbers ascending, ``last`` last)."""
+    numbers = [str(day) for day in sorted(month_days) if day != LAST_DAY]
+    return ",".join(numbers + (["last"] if LAST_DAY in month_days else []))
 
 
 def format_time_of_day(value: time) -> str:
@@ -76,19 +95,24 @@ class IntervalTrigger(Trigger):
 
 @dataclass(frozen=True, slots=True)
 class CalendarTrigger(Trigger):
-    """Fires at the wall-clock time ``at`` in the IANA ``zone``: every day (``weekdays`` None) or
-    on the given weekdays (0 = Monday ... 6 = Sunday).
+    """Fires at the wall-clock time ``at`` in the IANA ``zone``: every day (``weekdays`` and
+    ``month_days`` None), on the given weekdays (0 = Monday ... 6 = Sunday), or on the given days
+    of the month (1 to 31, and :data:`LAST_DAY` for each month's last day).
 
     Across DST it behaves like cron: a time the clocks skip fires at the first instant after the
     gap, a time the clocks repeat fires on its first pass only, so it never fires twice on one
     local date. In the rare zone whose gap swallows the rest of a date (Pacific/Apia skipped
-    2011-12-30 whole), that date has no fire. A full week of weekdays is stored as None (daily).
-    Expressions: ``daily at 09:00``, ``weekly on monday,friday at 18:30:15``.
+    2011-12-30 whole), that date has no fire. A day of the month that a month lacks (the 31st in
+    April) does not fire in that month, as in cron; ``last`` is the month's end. A full week of
+    weekdays, and every day 1 to 31, is stored as None (daily); weekdays and days of the month
+    are not both given. Expressions: ``daily at 09:00``, ``weekly on monday,friday at 18:30:15``,
+    ``monthly on 1,15,last at 09:00``.
     """
 
     at: time
     zone: str
     weekdays: frozenset[int] | None = None
+    month_days: frozenset[int] | None = None
     _tz: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -96,6 +120,8 @@ class CalendarTrigger(Trigger):
         if not isinstance(self.at, time) or self.at.tzinfo is not None or self.at.microsecond:
             raise ValidationError("the time of day must be a plain HH:MM[:SS] (no zone, no fraction)",
                                   field="schedule")
+        if self.weekdays is not None and self.month_days is not None:
+            raise ValidationError("a rule runs on weekdays or on days of the month, not both", field="schedule")
         if self.weekdays is not None:
             days = frozenset(self.weekdays)
             if not days:
@@ -103,10 +129,19 @@ class CalendarTrigger(Trigger):
             if any(not isinstance(day, int) or not 0 <= day <= 6 for day in days):
                 raise ValidationError("weekdays are 0 (Monday) to 6 (Sunday)", field="schedule")
             object.__setattr__(self, "weekdays", None if len(days) == 7 else days)
+        if self.month_days is not None:
+            days = frozenset(self.month_days)
+            if not days:
+                raise ValidationError("a monthly schedule needs at least one day of the month", field="schedule")
+            if any(not isinstance(day, int) or not (1 <= day <= 31 or day == LAST_DAY) for day in days):
+                raise ValidationError("days of the month are 1 to 31, or the last", field="schedule")
+            object.__setattr__(self, "month_days", None if days >= _EVERY_MONTH_DAY else days)
 
     @property
     def expression(self) -> str:
         at = format_time_of_day(self.at)
+        if self.month_days is not None:
+            return f"monthly on {month_days_text(self.month_days)} at {at}"
         if self.weekdays is None:
             return f"daily at {at}"
         days = ",".join(WEEKDAY_NAMES[day] for day in sorted(self.weekdays))
@@ -119,6 +154,8 @@ class CalendarTrigger(Trigger):
     def fire_time_on(self, day: date) -> datetime | None:
         """The fire time (UTC) that belongs to the local date ``day``, or None if it has none."""
         if self.weekdays is not None and day.weekday() not in self.weekdays:
+            return None
+        if self.month_days is not None and not is_month_day(day, self.month_days):
             return None
         fire = first_instant_at(datetime.combine(day, self.at), self._tz)
         return fire if wall_clock(fire, self._tz).date() == day else None

@@ -14,11 +14,18 @@ Grammar (case-insensitive; runs of spaces count as one; ``HH:MM[:SS]`` is a 24-h
                                         minute / hour that ``now`` is in
     daily                               daily at 00:00
     weekly                              weekly on monday at 00:00
+    monthly                             monthly on 1 at 00:00
     daily at HH:MM[:SS]
     every day at HH:MM[:SS]             wall time in ``timezone``, every day
     weekly on <weekday>[,<weekday>...] [at HH:MM[:SS]]
     every <weekday>[,<weekday>...] [at HH:MM[:SS]]
                                         on those days (``monday`` or ``mon``), at 00:00 unless given
+    monthly on <days> [at HH:MM[:SS]]
+    every month on <days> [at HH:MM[:SS]]
+                                        on those days of the month, at 00:00 unless given: a comma
+                                        list of ``1`` to ``31`` (or ``1st``, ``2nd``, ``3rd``,
+                                        ``4th`` ... ``31st``) and ``last``, the month's last day;
+                                        a day a month lacks (the 31st in April) has no run in it
     cron <5 fields> | cron(<5 fields>) | <5 fields>
                                         minute hour day-of-month month day-of-week, needs ``cron``
     [cron] @yearly|@annually|@monthly|@weekly|@daily|@midnight|@hourly
@@ -47,6 +54,7 @@ from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.cron import CronEvaluator
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.recurring import (
+    LAST_DAY,
     UNITS,
     WEEKDAY_NAMES,
     CalendarTrigger,
@@ -61,21 +69,24 @@ ACCEPTED_FORMS = (
     "once @ <ISO-8601 with offset>",
     "every N seconds|minutes|hours|days|weeks [from <ISO-8601 with offset>]",
     "every second|minute|hour|day|week [from ...]",
-    "minutely", "hourly", "daily", "weekly",
+    "minutely", "hourly", "daily", "weekly", "monthly",
     "daily at HH:MM[:SS]",
     "every day at HH:MM[:SS]",
     "weekly on <weekday>[,<weekday>...] at HH:MM[:SS]",
     "every <weekday> at HH:MM[:SS]",
+    "monthly on <day>[,<day>...] [at HH:MM[:SS]] (days 1..31, 1st..31st, last)",
+    "every month on <day>[,<day>...] [at HH:MM[:SS]]",
     "cron <minute hour day-of-month month day-of-week>",
     "[cron] @yearly|@annually|@monthly|@weekly|@daily|@midnight|@hourly",
     "<any recurring form> until <YYYY-MM-DD[ HH:MM[:SS]] or ISO-8601 with offset>",
-    "<daily, weekly or cron form> from <YYYY-MM-DD[ HH:MM[:SS]] or ISO-8601 with offset> [until ...]",
+    "<daily, weekly, monthly or cron form> from <YYYY-MM-DD[ HH:MM[:SS]] or ISO-8601 with offset> [until ...]",
 )
 
 _UNIT_SIZES = dict(UNITS)
 _DAYS = {name: number for number, full in enumerate(WEEKDAY_NAMES) for name in (full, full[:3])}
 
-_TIME = r"(?P<time>\d{1,2}:\d{2}(?::\d{2})?)"
+_TIME_TEXT = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?", re.ASCII)
+_TIME = rf"(?P<time>{_TIME_TEXT.pattern})"
 _DAY = r"(?:" + "|".join(sorted(_DAYS, key=len, reverse=True)) + r")"
 _DAY_LIST = rf"(?P<days>{_DAY}(?:\s*,\s*{_DAY})*)"
 
@@ -91,6 +102,12 @@ _PERIOD = re.compile(r"(?P<period>minutely|hourly)", _CASELESS)
 _DAILY = re.compile(rf"(?:daily|every\s+day)(?:\s+at\s+{_TIME})?", _CASELESS)
 _WEEKLY = re.compile(rf"(?:weekly\s+on|every)\s+{_DAY_LIST}(?:\s+at\s+{_TIME})?", _CASELESS)
 _WEEKLY_BARE = re.compile(r"weekly", _CASELESS)
+_MONTHLY = re.compile(r"(?:monthly|every\s+month)\s+on(?:\s+(?P<rest>.*))?", _CASELESS)
+_MONTHLY_BARE = re.compile(r"monthly", _CASELESS)
+#: What else starts like a monthly rule (``monthly at 09:00``, ``every 2 months``): refused, saying how.
+_MONTHLY_OTHER = re.compile(r"(?:monthly|every\s+(?:\d+\s+)?months?)(?:\s.*)?", _CASELESS)
+_AT = re.compile(r"(?:^|\s+)at(?:\s+|$)", _CASELESS)
+_MONTH_DAY = re.compile(r"(?P<number>\d+)(?P<suffix>st|nd|rd|th)?|(?P<last>last)", _CASELESS)
 _CRON = re.compile(r"cron\s*\((?P<call>[^()]*)\)|cron\s+(?P<prefixed>.+)", _CASELESS)
 _CRON_MINUTE = re.compile(r"[0-9*/,-]+")
 _CRON_FIELD = re.compile(r"[0-9a-z*/,#?-]+")
@@ -170,6 +187,14 @@ def _parse(expression: str, timezone: str, cron: CronEvaluator | None, now: date
         return CalendarTrigger(at=_time_of_day(match["time"]), zone=timezone, weekdays=days)
     if _WEEKLY_BARE.fullmatch(text):
         return CalendarTrigger(at=time(0, 0), zone=timezone, weekdays=frozenset({0}))
+    if match := _MONTHLY.fullmatch(text):
+        return _monthly(match["rest"] or "", timezone)
+    if _MONTHLY_BARE.fullmatch(text):
+        return CalendarTrigger(at=time(0, 0), zone=timezone, month_days=frozenset({1}))
+    if _MONTHLY_OTHER.fullmatch(text):
+        raise ValidationError(f"{text!r}: a monthly rule is 'monthly' (the 1st at 00:00) or 'monthly on <days> "
+                              f"[at HH:MM[:SS]]', its days {_MONTH_DAYS_TAKE} (a month is no fixed length of "
+                              "elapsed time: there is no 'every <n> months')", field="schedule")
     if match := _CRON.fullmatch(text):
         return _cron(match["call"] if match["call"] is not None else match["prefixed"], timezone, cron)
     if _looks_like_cron(lowered) or text.startswith("@"):
@@ -300,6 +325,61 @@ def _time_of_day(text: str | None) -> time:
         raise ValidationError(f"invalid time of day {text!r} (expected HH:MM[:SS], 00:00 to 23:59:59)",
                               field="schedule")
     return time(hour, minute, second)
+
+
+#: What the days of a monthly rule are, as its errors say.
+_MONTH_DAYS_TAKE = "a comma list of days of the month, each 1 to 31 (or 1st, 2nd, 3rd ... 31st) or last"
+
+
+def _monthly(rest: str, timezone: str) -> CalendarTrigger:
+    """``monthly on <rest>``: its days, then ``at HH:MM[:SS]`` when given (else 00:00)."""
+    days, *when = _AT.split(rest, maxsplit=1)
+    if when and not _TIME_TEXT.fullmatch(when[0]):
+        what = f"invalid time of day {when[0]!r} after 'at'" if when[0] else "'at' needs a time of day"
+        raise ValidationError(f"{what} (expected HH:MM[:SS], 00:00 to 23:59:59)", field="schedule")
+    return CalendarTrigger(at=_time_of_day(when[0] if when else None), zone=timezone,
+                           month_days=_month_days(days))
+
+
+def _month_days(text: str) -> frozenset[int]:
+    """The days of ``monthly on <text>``, each named once (:data:`LAST_DAY` for ``last``)."""
+    if not text.strip():
+        raise ValidationError(f"a monthly rule needs its days after 'on': {_MONTH_DAYS_TAKE}", field="schedule")
+    named: dict[int, str] = {}
+    for item in (part.strip() for part in text.split(",")):
+        day = _month_day(item, text)
+        if day in named:
+            raise ValidationError(f"the day {item!r} is named twice in {text!r} (as {named[day]!r} first): "
+                                  f"a monthly rule takes {_MONTH_DAYS_TAKE}, each once", field="schedule")
+        named[day] = item
+    return frozenset(named)
+
+
+def _month_day(item: str, text: str) -> int:
+    """One day of a monthly rule: ``1`` to ``31``, with its own ordinal suffix or none, or ``last``."""
+    match = _MONTH_DAY.fullmatch(item)
+    if match is None:
+        what = "an empty day" if not item else f"{item!r} is not a day of the month"
+        raise ValidationError(f"{what} in the days {text!r}: a monthly rule takes {_MONTH_DAYS_TAKE}", field="schedule")
+    if match["last"]:
+        return LAST_DAY
+    digits = match["number"].lstrip("0")
+    number = int(digits) if 0 < len(digits) <= 2 else 0  # (no int() of a thousand digits)
+    if not 1 <= number <= 31:
+        raise ValidationError(f"the day {item!r} is outside 1 to 31: a monthly rule takes {_MONTH_DAYS_TAKE} "
+                              "(the last day of every month is 'last')", field="schedule")
+    suffix = match["suffix"]
+    if suffix and suffix.lower() != _ordinal_suffix(number):
+        raise ValidationError(f"{item!r} is not an ordinal: write {number} or {number}{_ordinal_suffix(number)}",
+                              field="schedule")
+    return number
+
+
+def _ordinal_suffix(number: int) -> str:
+    """English: 1st, 2nd, 3rd, 4th ... 11th, 12th, 13th ... 21st, 22nd, 23rd ... 31st."""
+    if number % 100 in (11, 12, 13):
+        return "th"
+    return {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
 
 
 def _looks_like_cron(text: str) -> bool:
