@@ -74,7 +74,7 @@ def monthly(at: time, *days: int, zone: str = SP) -> CalendarTrigger:
         ("every 2 weeks", IntervalTrigger(timedelta(weeks=2), NOW)),
         ("every 1 week", IntervalTrigger(timedelta(weeks=1), NOW)),
         ("every 3 weeks from 2025-06-21T14:00:00-03:00", IntervalTrigger(timedelta(weeks=3), ANCHOR)),
-        ("every 14 days", IntervalTrigger(timedelta(weeks=2), NOW)),  # the same trigger: 'every 2 weeks from ...'
+        ("every 14 days", IntervalTrigger(timedelta(weeks=2), NOW)),  # the same trigger as 'every 2 weeks'
         ("every hour from 2025-06-21T17:00:00+00:00", IntervalTrigger(timedelta(hours=1), ANCHOR)),
         # Rocketry's periods: on the local minute / hour, at midnight, Monday midnight
         ("minutely", IntervalTrigger(timedelta(minutes=1), datetime(2025, 6, 21, 17, 3, tzinfo=UTC))),
@@ -161,9 +161,10 @@ def test_every_form_parses(expression: str, expected: Trigger) -> None:
 
 
 @pytest.mark.parametrize(("expression", "canonical"), [
-    ("every 2 weeks from 2025-06-21T17:00:00Z", "every 2 weeks from 2025-06-21T17:00:00+00:00"),
-    ("every week", "every week from 2025-06-21T17:03:07.250000+00:00"),
-    ("every 21 days from 2025-06-21T17:00:00Z", "every 3 weeks from 2025-06-21T17:00:00+00:00"),
+    # weeks written as days: the versions before weeks read the stored rule too
+    ("every 2 weeks from 2025-06-21T17:00:00Z", "every 14 days from 2025-06-21T17:00:00+00:00"),
+    ("every week", "every 7 days from 2025-06-21T17:03:07.250000+00:00"),
+    ("every 21 days from 2025-06-21T17:00:00Z", "every 21 days from 2025-06-21T17:00:00+00:00"),
     # monthly rules: days ascending, ``last`` last, HH:MM as ``daily at`` writes it
     ("monthly", "monthly on 1 at 00:00"),
     ("every month on LAST, 15TH,1st at 9:00", "monthly on 1,15,last at 09:00"),

@@ -28,6 +28,9 @@ WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturd
 UNITS = (("week", timedelta(weeks=1)), ("day", timedelta(days=1)), ("hour", timedelta(hours=1)),
          ("minute", timedelta(minutes=1)), ("second", ONE_SECOND))
 
+#: The units an interval's expression is written in (see :attr:`IntervalTrigger.expression`).
+_WRITTEN_UNITS = tuple((unit, size) for unit, size in UNITS if unit != "week")
+
 #: The day of the month that stands for the month's last day (``monthly on last``), whichever
 #: number it has (28 to 31).
 LAST_DAY = -1
@@ -72,7 +75,10 @@ class IntervalTrigger(Trigger):
 
     @property
     def expression(self) -> str:
-        for unit, size in UNITS:
+        # Written in days at most (``every 2 weeks`` as ``every 14 days from ...``): the stored
+        # rule is this text, and the versions before weeks, during a rolling update or after a
+        # roll-back, read it only so (and every rule of days they wrote stays as they wrote it).
+        for unit, size in _WRITTEN_UNITS:
             if not self.every % size:
                 count = self.every // size
                 every = unit if count == 1 else f"{count} {unit}s"
