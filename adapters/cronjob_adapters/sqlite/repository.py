@@ -2,7 +2,7 @@
 
 Each schedule is one row: the columns the queries filter and sort on, plus ``doc``, the codec's
 document as JSON (datetimes as ISO-8601 text); its labels are also rows of ``schedule_labels``,
-indexed by (key, value) and kept by triggers (see ``schema.LABELS``). Claims and lease renewals
+indexed by (key, value) newest first and kept by triggers (see ``schema.LABELS``). Claims and lease renewals
 run in ``BEGIN IMMEDIATE`` transactions, which take the database's single write lock up front,
 so concurrent claimers in other threads or processes are serialised by SQLite itself (each call
 waiting at most ``call_timeout_seconds`` in all, see ``SqliteWorker``).
@@ -40,15 +40,17 @@ from cronjob_adapters.sqlite.schema import (
     CLAIM_IN_PLACE,
     DUE,
     FENCE,
-    LABELS,
     NEXT_DUE,
+    READ_COUNTS,
     SAVE,
     SCHEMA,
     add_columns,
     from_epoch_ms,
     keep_added_keys,
+    keep_counts,
     labels_column,
     list_query,
+    make_labels,
     rename_statuses,
     to_epoch_ms,
     type_filter,
@@ -170,8 +172,8 @@ class SqliteScheduleRepository(ScheduleRepository):
                     c.execute(statement)
                 add_columns(c)
                 rename_statuses(c)
-                for statement in LABELS:
-                    c.execute(statement)
+                make_labels(c)
+                keep_counts(c)
                 keep_added_keys(c)
 
             self._db.transaction(ddl)
@@ -274,8 +276,8 @@ class SqliteScheduleRepository(ScheduleRepository):
 
     async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:
         def read() -> list[tuple[str, str, int]]:
-            return self._db.connection().execute(
-                "SELECT status, task_type, count(*) FROM schedules GROUP BY status, task_type").fetchall()
+            # Kept by the store's triggers (see ``schema.COUNTS``): no read of the schedules.
+            return self._db.connection().execute(READ_COUNTS).fetchall()
 
         return status_counts(await self._db.run(read))
 
