@@ -9,6 +9,7 @@ test-sized store could not show. Real SQLite files, the real repository.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -20,8 +21,11 @@ from cronjob.domain.schedule import ScheduleStatus
 from cronjob.ports.repository import ConditionalSave, ListCursor, ListOrder
 from cronjob_adapters.codec import ScheduleCodec
 from cronjob_adapters.sqlite.repository import SqliteScheduleRepository
+from cronjob_adapters.tasks.builtin_routines import PurgeArgs, purge_runs
+from cronjob_adapters.tasks.python import RoutineContext
 from cronjob_bootstrap.triggers import default_trigger_parser
 from tests.support.builders import T0, ended, one_off
+from tests.support.clock import FixedClock
 
 LEASE = timedelta(seconds=30)
 
@@ -144,6 +148,25 @@ async def test_a_file_from_before_the_kept_counts_is_counted_once_and_kept_for_e
             (ScheduleStatus.SCHEDULED, "whatsapp.text"): 1, (ScheduleStatus.CANCELLED, "whatsapp.text"): 1}
     finally:
         await repository.close()
+
+
+async def test_purge_runs_deletes_a_page_per_write_transaction(repo: SqliteScheduleRepository) -> None:
+    """``cronjob.purge_runs`` with a limit of up to 1,000,000 deleted them in one statement, one
+    write transaction: every creation and claim waited for it (10 s at most, then a 503 or a
+    failed claim). It deletes 500 per write, as the retention of the service's own jobs does."""
+    old = T0 - timedelta(days=60)
+    await repo.add_many([ended("whatsapp.template", made=old, at=old) for _ in range(1_250)])
+    statements = await traced(repo)
+    context = RoutineContext(repo, FixedClock(T0), one_off(T0))
+    purged = await purge_runs(PurgeArgs(older_than_days=30, limit=1_100), context)
+    assert purged["deleted"] == "1100"
+    # Each write transaction's DELETE (the trace repeats its text for each trigger it fires).
+    transactions = " ".join(statements).split("BEGIN IMMEDIATE")[1:]
+    limits = [sorted({int(n) for n in re.findall(r"^DELETE FROM schedules .* LIMIT (\d+)\)", t, re.M)})
+              for t in (t.replace("DELETE FROM", "\nDELETE FROM") for t in transactions)]
+    assert limits == [[500], [500], [100]], limits
+    assert grouped(repo._db.path) == {(ScheduleStatus.SUCCEEDED, "whatsapp.template"): 150}
+    assert (await purge_runs(PurgeArgs(older_than_days=30), context))["deleted"] == "150"
 
 
 async def test_a_label_list_reads_the_label_index_in_its_order_and_stops_at_the_page(
