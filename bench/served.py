@@ -41,9 +41,14 @@ def served(command: str, port: int, data_dir: str, ready_path: str, **settings: 
             time.sleep(0.1)
         yield server
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, 30)
+
+
+def stop(server: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM to ``server`` (by its PID), SIGKILL if it has not exited ``grace`` seconds later."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
