@@ -16,7 +16,8 @@ from cronjob.domain.schedule import (
     ScheduleEvent,
     ScheduleStatus,
 )
-from cronjob.domain.trigger import Trigger, fire_millisecond, whole_millisecond
+from cronjob.domain.errors import ValidationError
+from cronjob.domain.trigger import Trigger, UnreadableTrigger, fire_millisecond, whole_millisecond
 
 #: Builds a trigger from its canonical expression and the schedule's IANA zone.
 TriggerParser = Callable[[str, str], Trigger]
@@ -202,6 +203,15 @@ class ScheduleCodec:
             doc["idempotency_key"] = schedule.idempotency_key
         return doc
 
+    def _trigger(self, expression: str, timezone: str) -> Trigger:
+        """The stored rule; one this version cannot read (a later version's, a zone this machine
+        lacks) is an :class:`UnreadableTrigger` keeping its text, rather than an error that would
+        fail every read of a page, or every claim of a batch, that holds the schedule."""
+        try:
+            return self._parse_trigger(expression, timezone)
+        except ValidationError as error:
+            return UnreadableTrigger(expression, error.message.split("; accepted forms")[0])
+
     def from_document(self, doc: dict[str, Any]) -> Schedule:
         """The schedule stored as ``doc``."""
         lease_doc = doc.get("lease")
@@ -215,7 +225,7 @@ class ScheduleCodec:
             id=doc["_id"],
             task_type=doc["task_type"],
             payload=doc["payload"],
-            trigger=self._parse_trigger(doc["trigger"], doc["timezone"]),
+            trigger=self._trigger(doc["trigger"], doc["timezone"]),
             timezone=doc["timezone"],
             status=stored_status(doc["status"]),
             next_run_at=_aware(doc.get("next_run_at")),

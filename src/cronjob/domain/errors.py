@@ -23,3 +23,14 @@ class InvalidTransition(DomainError):
         super().__init__(reason or f"cannot move a schedule from {current!r} to {target!r}")
         self.current = current
         self.target = target
+
+
+class UnreadableRule(InvalidTransition):
+    """A schedule's stored rule is not one this version reads (see
+    :class:`~cronjob.domain.trigger.UnreadableTrigger`), and what was asked needs its times."""
+
+    def __init__(self, expression: str) -> None:
+        super().__init__("", "", f"its rule {expression!r} is not one this version of the service reads (a later "
+                                 "version's, during a rolling update or after a roll-back?): a replica of the "
+                                 "version that wrote it runs it; to change it here, give it a rule this version reads")
+        self.expression = expression

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from cronjob.domain.errors import ValidationError
+from cronjob.domain.errors import UnreadableRule, ValidationError
 from cronjob.domain.zones import OUT_OF_RANGE
 
 
@@ -117,3 +117,30 @@ class OnceTrigger(Trigger):
 
     def next_fire_time(self, after: datetime) -> datetime | None:
         return self.at if self.at > require_aware(after, "after") else None
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableTrigger(Trigger):
+    """A stored rule this version cannot read: a later version's form (during a rolling update,
+    after a roll-back), or a zone this machine's time zone data lacks. ``expression`` is the
+    stored text, kept as it is, so that writing the schedule back (a cancel, a pause) does not
+    change its rule; ``reason`` says why it was not read.
+
+    It counts as recurring (the safe assumption: a one-off's end would end the schedule), and
+    anything that needs its times raises :class:`~cronjob.domain.errors.UnreadableRule`, so that
+    nothing here runs it, moves it on or ends it on a guess.
+    """
+
+    stored: str
+    reason: str
+
+    @property
+    def expression(self) -> str:
+        return self.stored
+
+    @property
+    def recurring(self) -> bool:
+        return True
+
+    def next_fire_time(self, after: datetime) -> datetime | None:
+        raise UnreadableRule(self.stored)

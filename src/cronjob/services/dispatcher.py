@@ -15,6 +15,7 @@ from datetime import timedelta
 from cronjob.domain.message import DeliveryDeferred, DeliveryError, DeliveryOutcomeUnknown, ErrorInfo
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import Schedule, ScheduleEvent, ScheduleStatus, run_timeout_error
+from cronjob.domain.trigger import UnreadableTrigger
 from cronjob.ports.clock import Clock
 from cronjob.ports.events import EventPublisher, NoPublisher
 from cronjob.ports.metrics import Metrics, NullMetrics
@@ -225,6 +226,13 @@ class Dispatcher:
         attempt_id = schedule.lease.attempt_id
         log_context.schedule_id.set(schedule.id)
         log_context.attempt_id.set(attempt_id)
+        if isinstance(schedule.trigger, UnreadableTrigger):
+            # Nothing written, the lease not renewed: once it lapses a replica that reads the
+            # rule (the version that wrote it) takes the run over; this one claims it again then.
+            log.warning("schedule %s not run: its rule %r is not one this version reads (%s); left to a "
+                        "replica of the version that wrote it", schedule.id, schedule.trigger.expression,
+                        schedule.trigger.reason)
+            return
         self._hold(schedule, attempt_id)  # renewed by the lease keeper while the run lasts
         due = schedule.next_run_at
         try:
