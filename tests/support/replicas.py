@@ -173,6 +173,24 @@ def message(tag: str, index: int, send_at: datetime) -> dict[str, Any]:
     }
 
 
+async def _post_once(client: httpx.AsyncClient, body: dict[str, Any], key: str) -> httpx.Response:
+    """POST ``body`` as a client of the API should: with an ``Idempotency-Key``, sent again when
+    the connection fails before the answer (on a machine starved of CPU a connection can be cut
+    under load: the request may or may not have been made); the first answer is a 201 (made), a
+    later one a 201 or a 200 (the request made before, replayed), never a second schedule."""
+    for attempt in range(1, 6):
+        try:
+            response = await client.post("/schedule-message", json=body, headers={"Idempotency-Key": key})
+        except httpx.TransportError:
+            if attempt == 5:
+                raise
+            await asyncio.sleep(0.5 * attempt)
+            continue
+        assert response.status_code == 201 or (attempt > 1 and response.status_code == 200), response.text
+        return response
+    raise AssertionError("unreachable")
+
+
 async def _create_all(base: str, bodies: Sequence[dict[str, Any]],
                       concurrency: int) -> list[tuple[dict[str, Any], datetime]]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -185,8 +203,7 @@ async def _create_all(base: str, bodies: Sequence[dict[str, Any]],
             while next_index < len(bodies):
                 index = next_index
                 next_index += 1  # one event loop: no two workers take the same index
-                response = await client.post("/schedule-message", json=bodies[index])
-                assert response.status_code == 201, response.text
+                response = await _post_once(client, bodies[index], str(bodies[index]["params"][0]))
                 results[index] = (response.json(), now())
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
