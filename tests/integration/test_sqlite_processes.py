@@ -209,6 +209,7 @@ async def test_a_database_from_before_the_added_columns_is_given_them_filled_in(
     finally:
         await repo.close()
     with sqlite3.connect(path) as conn:  # back to the first release's table
+        conn.execute("DROP INDEX schedules_user_status")  # a later index of user_id (by status)
         for name in ("provider_message_id", "user_id"):
             conn.execute(f"DROP INDEX schedules_{name}")
             conn.execute(f"ALTER TABLE schedules DROP COLUMN {name}")
