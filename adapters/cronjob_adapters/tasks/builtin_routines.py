@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -12,7 +11,7 @@ from cronjob.domain.errors import ValidationError
 from cronjob.domain.instants import instant_text
 from cronjob.domain.message import DeliveryError
 from cronjob.domain.schedule import ScheduleStatus
-from cronjob.services.retention import PAGE
+from cronjob.services.retention import delete_in_pages
 
 from cronjob_adapters.tasks.email_payload import Address
 from cronjob_adapters.tasks.python import RoutineContext, RoutineRegistry, routine, routines
@@ -62,20 +61,12 @@ class ReportArgs(BaseModel):
 async def purge_runs(args: PurgeArgs, context: RoutineContext) -> dict[str, str]:
     """Delete finished schedules not updated for ``older_than_days``, at most ``limit``.
 
-    ``PAGE`` (500) per store call, as the retention of the service's own jobs deletes: one
-    call of 1,000,000 would be one SQLite transaction holding the write lock (or one MongoDB
+    500 per store call, as the retention of the service's own jobs deletes (``delete_in_pages``):
+    one call of 1,000,000 would be one SQLite transaction holding the write lock (or one MongoDB
     delete) for minutes, every creation and claim meanwhile waiting for it until it fails."""
     before = context.clock.now() - timedelta(days=args.older_than_days)
-    statuses = [ScheduleStatus(s) for s in args.statuses]
-    deleted = 0
-    while deleted < args.limit:
-        if deleted:
-            await asyncio.sleep(0)  # let the writes queued meanwhile go first
-        page = min(PAGE, args.limit - deleted)
-        count = await context.repository.delete_finished(before=before, statuses=statuses, limit=page)
-        deleted += count
-        if count < page:
-            break
+    deleted = await delete_in_pages(context.repository, before=before,
+                                    statuses=[ScheduleStatus(s) for s in args.statuses], limit=args.limit)
     return {"deleted": str(deleted), "before": instant_text(before)}
 
 

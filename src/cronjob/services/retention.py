@@ -48,6 +48,24 @@ PAGES = 200
 RUN_TIMEOUT = timedelta(minutes=10)
 
 
+async def delete_in_pages(repository: ScheduleRepository, *, before: datetime, statuses: Sequence[ScheduleStatus],
+                          limit: int, task_types: Sequence[str] | None = None, page: int = PAGE) -> int:
+    """``repository.delete_finished`` of up to ``limit`` schedules, ``page`` per store call (one
+    short SQLite transaction or MongoDB delete each), yielding between calls so that the writes
+    queued meanwhile go first: one call for all would hold every creation and claim (on SQLite,
+    the file's write lock) for as long as it takes. Returns how many were deleted."""
+    deleted = 0
+    while deleted < limit:
+        if deleted:
+            await asyncio.sleep(0)
+        size = min(page, limit - deleted)
+        count = await repository.delete_finished(before=before, statuses=statuses, limit=size, task_types=task_types)
+        deleted += count
+        if count < size:
+            break
+    return deleted
+
+
 class RetentionHandler(TaskHandler):
     """Runs the retention schedule: deletes the finished jobs of its payload's ``task_types``
     last changed more than ``keep_hours`` ago, ``PAGE`` at a time, at most ``PAGES`` pages a run
@@ -68,16 +86,10 @@ class RetentionHandler(TaskHandler):
         keep = timedelta(hours=int(schedule.payload["keep_hours"]))
         task_types = [str(t) for t in schedule.payload["task_types"]]
         before = self._clock.now() - keep
-        deleted, more = 0, False
-        for page in range(self._pages):
-            if page:
-                await asyncio.sleep(0)  # let the writes queued meanwhile go first
-            count = await self._repository.delete_finished(before=before, statuses=FINISHED,
-                                                           limit=self._page, task_types=task_types)
-            deleted += count
-            more = count >= self._page
-            if not more:
-                break
+        limit = self._page * self._pages
+        deleted = await delete_in_pages(self._repository, before=before, statuses=FINISHED, limit=limit,
+                                        task_types=task_types, page=self._page)
+        more = deleted >= limit  # every page was full: some may be left
         if deleted:
             log.info("retention: %d finished job(s) of %s last changed before %s deleted%s", deleted,
                      ", ".join(task_types), instant_text(before), "; more left for the next run" if more else "")
