@@ -23,13 +23,14 @@ from cronjob.domain.zones import ONE_SECOND, first_instant_at, load_zone, wall_c
 #: Weekday names as the expressions spell them, Monday first (``date.weekday()`` order).
 WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
-#: The units of ``every <n> <unit>``, largest first, with their length (elapsed time: a week is
-#: 7 × 24 hours, whatever daylight saving does to the wall clock meanwhile).
-UNITS = (("week", timedelta(weeks=1)), ("day", timedelta(days=1)), ("hour", timedelta(hours=1)),
-         ("minute", timedelta(minutes=1)), ("second", ONE_SECOND))
-
-#: The units an interval's expression is written in (see :attr:`IntervalTrigger.expression`).
-_WRITTEN_UNITS = tuple((unit, size) for unit, size in UNITS if unit != "week")
+#: The units an interval's expression is written in, largest first, with their length. Days at
+#: most: ``every 2 weeks`` (a unit the parser also takes, ``WEEK``) is written ``every 14 days from
+#: ...``, since the stored rule is this text and the versions before weeks (during a rolling update,
+#: after a roll-back) read only these, and every rule of days they wrote stays as they wrote it.
+UNITS = (("day", timedelta(days=1)), ("hour", timedelta(hours=1)), ("minute", timedelta(minutes=1)),
+         ("second", ONE_SECOND))
+#: ``every <n> weeks``: elapsed time, 7 × 24 hours, whatever daylight saving does to the wall clock.
+WEEK = ("week", timedelta(weeks=1))
 
 #: The day of the month that stands for the month's last day (``monthly on last``), whichever
 #: number it has (28 to 31).
@@ -75,10 +76,7 @@ class IntervalTrigger(Trigger):
 
     @property
     def expression(self) -> str:
-        # Written in days at most (``every 2 weeks`` as ``every 14 days from ...``): the stored
-        # rule is this text, and the versions before weeks, during a rolling update or after a
-        # roll-back, read it only so (and every rule of days they wrote stays as they wrote it).
-        for unit, size in _WRITTEN_UNITS:
+        for unit, size in UNITS:
             if not self.every % size:
                 count = self.every // size
                 every = unit if count == 1 else f"{count} {unit}s"

@@ -56,6 +56,7 @@ from cronjob.domain.errors import ValidationError
 from cronjob.domain.recurring import (
     LAST_DAY,
     UNITS,
+    WEEK,
     WEEKDAY_NAMES,
     CalendarTrigger,
     CronTrigger,
@@ -82,7 +83,7 @@ ACCEPTED_FORMS = (
     "<daily, weekly, monthly or cron form> from <YYYY-MM-DD[ HH:MM[:SS]] or ISO-8601 with offset> [until ...]",
 )
 
-_UNIT_SIZES = dict(UNITS)
+_UNIT_SIZES = dict((WEEK, *UNITS))
 _DAYS = {name: number for number, full in enumerate(WEEKDAY_NAMES) for name in (full, full[:3])}
 
 _TIME_TEXT = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?", re.ASCII)
