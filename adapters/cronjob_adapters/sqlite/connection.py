@@ -53,6 +53,11 @@ def store_failed(error: BaseException) -> bool:
 #: write-ahead log and the log's shared-memory index.
 _FILES = ("", "-wal", "-shm")
 
+#: The write-ahead log's bounds (see :meth:`SqliteWorker.connection`): copied back into the
+#: database every ~40 MB (pages), and cut back to 64 MB (bytes) whenever it is reused.
+CHECKPOINT_PAGES = 10_000
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
 
 def _identity(name: Path | str) -> tuple[int, int] | None:
     """The file at ``name`` as ``(st_dev, st_ino)``; None when there is none."""
@@ -91,7 +96,7 @@ class SqliteWorker:
     """
 
     def __init__(self, path: Path | str, *, call_timeout_seconds: float,
-                 checkpoint_pages: int = 10_000, wal_size_limit_bytes: int = 64 * 1024 * 1024) -> None:
+                 checkpoint_pages: int = CHECKPOINT_PAGES, wal_size_limit_bytes: int = WAL_SIZE_LIMIT) -> None:
         self.path = Path(path)
         self._call_timeout = call_timeout_seconds
         self._checkpoint_pages = checkpoint_pages

@@ -35,7 +35,7 @@ from cronjob.ports.repository import (
 
 from cronjob_adapters.codec import OPTIONAL_KEYS, ScheduleCodec, status_counts, to_millis
 from cronjob_adapters.ids import attempt_ids
-from cronjob_adapters.sqlite.connection import SqliteWorker
+from cronjob_adapters.sqlite.connection import CHECKPOINT_PAGES, WAL_SIZE_LIMIT, SqliteWorker
 from cronjob_adapters.sqlite.schema import (
     CLAIM_IN_PLACE,
     DUE,
@@ -129,7 +129,7 @@ class SqliteScheduleRepository(ScheduleRepository):
 
     def __init__(
         self, path: Path | str, codec: ScheduleCodec, *, call_timeout_seconds: float = 10.0,
-        checkpoint_pages: int = 10_000, wal_size_limit_bytes: int = 64 * 1024 * 1024,
+        checkpoint_pages: int = CHECKPOINT_PAGES, wal_size_limit_bytes: int = WAL_SIZE_LIMIT,
     ) -> None:
         self._codec = codec
         self._db = SqliteWorker(path, call_timeout_seconds=call_timeout_seconds,
