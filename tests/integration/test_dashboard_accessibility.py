@@ -395,7 +395,7 @@ def test_a_refresh_that_fails_again_is_not_read_out_again(page: Page, service: S
     for _ in range(2):
         with page.expect_request(lambda request: "/v1/schedules?" in request.url):
             page.click("#refresh")
-        page.wait_for_timeout(300)
+        page.wait_for_function("() => !state.busy")  # that refresh over, its failure reported
     assert page.evaluate("window.writes") == 0
     page.unroute_all()
     page.click("#refresh")
