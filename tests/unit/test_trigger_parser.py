@@ -14,6 +14,7 @@ from cronjob.domain.errors import ValidationError
 from cronjob.domain.recurring import LAST_DAY, CalendarTrigger, CronTrigger, IntervalTrigger
 from cronjob.domain.trigger import OnceTrigger, Trigger
 from cronjob.domain.trigger_parser import parse_trigger
+from cronjob.domain.window import WindowTrigger
 from cronjob.domain.zones import iana_zone
 from cronjob_adapters.cron import CronsimEvaluator
 
@@ -39,6 +40,10 @@ def weekly(at: time, *days: int, zone: str = SP) -> CalendarTrigger:
 
 def monthly(at: time, *days: int, zone: str = SP) -> CalendarTrigger:
     return CalendarTrigger(at, zone, month_days=frozenset(days))
+
+
+def window(every: timedelta, start: time, end: time, *days: int, zone: str = SP) -> WindowTrigger:
+    return WindowTrigger(every, start, end, zone, frozenset(days) if days else None)
 
 
 @pytest.mark.parametrize(
@@ -94,6 +99,50 @@ def monthly(at: time, *days: int, zone: str = SP) -> CalendarTrigger:
         ("every monday at 09:00", weekly(time(9, 0), 0)),
         ("every sat,sun at 10:00", weekly(time(10, 0), 5, 6)),
         ("every friday", weekly(time(0, 0), 4)),
+        # ranges of weekdays, written out as the list (which the versions before ranges read)
+        ("weekly on mon-fri at 09:00", weekly(time(9, 0), 0, 1, 2, 3, 4)),
+        ("every Mon - Wed, fri at 10:00", weekly(time(10, 0), 0, 1, 2, 4)),
+        ("every fri-mon", weekly(time(0, 0), 4, 5, 6, 0)),  # forwards, past Sunday
+        ("every sunday-saturday at 07:00", daily(time(7, 0))),  # the whole week
+        ("weekly on wed-wed", weekly(time(0, 0), 2)),
+        # a repetition in a window of the day: from when it opens, every so often while it is open
+        ("every 15 minutes between 08:00 and 18:00", window(timedelta(minutes=15), time(8, 0), time(18, 0))),
+        ("every 15 minutes between 8:00 and 18:00 on mon-fri",
+         window(timedelta(minutes=15), time(8, 0), time(18, 0), 0, 1, 2, 3, 4)),
+        ("every hour between 22:00 and 06:00:30 on fri,sat", window(timedelta(hours=1), time(22, 0), time(6, 0, 30), 4, 5)),
+        ("every 90 seconds between 09:30 and 09:45", window(timedelta(seconds=90), time(9, 30), time(9, 45))),
+        ("every 23 hours between 00:00 and 23:59:59", window(timedelta(hours=23), time(0, 0), time(23, 59, 59))),
+        ("every 15 minutes between 08:00 and 18:00 on mon-sun", window(timedelta(minutes=15), time(8, 0), time(18, 0))),
+        ("every 15 minutes between 08:00 and 18:00 on mon-fri from 2025-07-01 until 2025-12-31",
+         BoundedTrigger(window(timedelta(minutes=15), time(8, 0), time(18, 0), 0, 1, 2, 3, 4),
+                        datetime(2026, 1, 1, 2, 59, 59, 999000, tzinfo=UTC), datetime(2025, 7, 1, 3, 0, tzinfo=UTC))),
+        # Rocketry's conditions, as the rule that runs as each would: once a period, when its window opens
+        ("daily between 10:00 and 12:00", daily(time(10, 0))),
+        ("daily between 22:00 and 02:00", daily(time(22, 0))),  # a window over midnight opens at 22:00
+        ("daily after 10:00", daily(time(10, 0))),
+        ("daily starting 10:00:30", daily(time(10, 0, 30))),
+        ("daily before 10:00", daily(time(0, 0))),  # the day's window opens at midnight
+        ("Daily Between 9:00 And 17:00 until 2025-12-31",
+         BoundedTrigger(daily(time(9, 0)), datetime(2026, 1, 1, 2, 59, 59, 999000, tzinfo=UTC))),
+        ("weekly between Mon and Fri", weekly(time(0, 0), 0)),
+        ("weekly after Friday", weekly(time(0, 0), 4)),
+        ("weekly starting wed", weekly(time(0, 0), 2)),
+        ("weekly before Friday", weekly(time(0, 0), 0)),  # the week starts on Monday, as Rocketry's does
+        ("monthly starting 3rd", monthly(time(0, 0), 3)),
+        ("monthly between 1st and 5th", monthly(time(0, 0), 1)),
+        ("monthly after 15", monthly(time(0, 0), 15)),
+        ("monthly before 15th", monthly(time(0, 0), 1)),
+        ("monthly after last", monthly(time(0, 0), LAST_DAY)),
+        ("hourly between 15:00 and 30:00", CronTrigger("15 * * * *", SP, EVALUATOR)),  # the local hour, as Rocketry's
+        ("hourly after 45:00", CronTrigger("45 * * * *", SP, EVALUATOR)),
+        ("hourly before 45:00", CronTrigger("0 * * * *", SP, EVALUATOR)),
+        ("every 10 minutes & time of day between 08:00 and 18:00",
+         window(timedelta(minutes=10), time(8, 0), time(18, 0))),
+        ("time of day between 8:00 and 18:00 & every 1 minute", window(timedelta(minutes=1), time(8, 0), time(18, 0))),
+        ("every 15 minutes & time of day between 08:00 and 18:00 & time of week between Mon and Fri",
+         window(timedelta(minutes=15), time(8, 0), time(18, 0), 0, 1, 2, 3, 4)),
+        ("every hour & time of week on Sun & time of day between 10:00 and 12:00",
+         window(timedelta(hours=1), time(10, 0), time(12, 0), 6)),
         # days of the month: numbers, ordinals, the month's last day
         ("monthly on 1", monthly(time(0, 0), 1)),
         ("monthly on 1,15,last at 09:00", monthly(time(9, 0), 1, 15, LAST_DAY)),
@@ -170,8 +219,20 @@ def test_every_form_parses(expression: str, expected: Trigger) -> None:
     ("every month on LAST, 15TH,1st at 9:00", "monthly on 1,15,last at 09:00"),
     ("monthly on 31st,last at 18:30:15", "monthly on 31,last at 18:30:15"),
     ("monthly on 5 until 2025-12-31", "monthly on 5 at 00:00 until 2026-01-01T02:59:59.999000+00:00"),
+    # ranges of weekdays as the list of days; a window as its interval, times and days
+    ("weekly on fri-mon at 9:00", "weekly on monday,friday,saturday,sunday at 09:00"),
+    ("every 15 minutes between 8:00 and 18:00 on mon-fri",
+     "every 15 minutes between 08:00 and 18:00 on monday,tuesday,wednesday,thursday,friday"),
+    ("every 3600 seconds between 08:00:30 and 8:00", "every hour between 08:00:30 and 08:00"),
+    ("every 1 minute between 00:00 and 12:00 on mon-sun", "every minute between 00:00 and 12:00"),
+    # Rocketry's conditions as the rule that means each
+    ("daily between 10:00 and 12:00", "daily at 10:00"),
+    ("weekly between Mon and Fri", "weekly on monday at 00:00"),
+    ("monthly starting 3rd", "monthly on 3 at 00:00"),
+    ("hourly after 45:00", "45 * * * *"),
+    ("every 10 minutes & time of day between 08:00 and 18:00", "every 10 minutes between 08:00 and 18:00"),
 ])
-def test_weeks_and_monthly_rules_have_one_canonical_spelling(expression: str, canonical: str) -> None:
+def test_every_rule_has_one_canonical_spelling(expression: str, canonical: str) -> None:
     assert parse(expression).expression == canonical
     assert parse(canonical) == parse(expression)
 
@@ -227,7 +288,55 @@ def test_until_a_date_means_through_that_local_date_across_dst() -> None:
         ("whenever until 2025-08-01", SP, "unknown schedule expression 'whenever'"),
         ("whenever you like", SP, "unknown schedule expression 'whenever you like'"),
         ("every 5 fortnights", SP, "daily at HH:MM[:SS]"),
-        ("weekly on funday at 09:00", SP, "weekly on <weekday>[,<weekday>...] at HH:MM[:SS]"),
+        ("weekly on funday at 09:00", SP, "weekly on <weekday>[,<weekday>...] [at HH:MM[:SS]] (a weekday or a range"),
+        ("weekly on mon-funday", SP, "unknown schedule expression 'weekly on mon-funday'"),
+        # a repetition in a window of the day
+        ("every 15 minutes between 8 and 18", SP, "'every 15 minutes between 8 and 18': a repetition in a window of "
+                                                  "the day is 'every <n> seconds|minutes|hours between HH:MM[:SS] and"),
+        ("every 15 minutes between 08:00 and 18:00 on weekdays", SP, "a repetition in a window of the day is"),
+        ("every 2 days between 08:00 and 18:00", SP, "a window opens once a day, and repeats within it every so many "
+                                                     "seconds, minutes or hours"),
+        ("every week between 08:00 and 18:00", SP, "once a day is 'daily at HH:MM[:SS]'"),
+        ("every 24 hours between 08:00 and 18:00", SP, "the interval in a window must be shorter than a day"),
+        ("every 0 minutes between 08:00 and 18:00", SP, "a whole number of seconds, at least 1"),
+        ("every 9999 hours between 08:00 and 18:00", SP, "shorter than a day"),
+        ("every 99999999999999999999 hours between 08:00 and 18:00", SP, "too long"),
+        ("every 15 minutes between 08:00 and 08:00", SP, "the window opens and closes at 08:00"),
+        ("every 15 minutes between 24:00 and 08:00", SP, "invalid time of day '24:00'"),
+        ("every 15 minutes between 08:00 and 18:00 from 2025-06-21T17:00:00Z until 2025-06-01", SP,
+         "starts ('from', 2025-06-21T17:00:00.000Z) after it ends"),
+        # Rocketry's conditions: the other bound is checked too; those with no instant meaning say why
+        ("daily between 10:00 and 25:00", SP, "invalid time of day '25:00'"),
+        ("daily before 9:60", SP, "invalid time of day '9:60'"),
+        ("weekly between mon and funday", SP, "unknown schedule expression 'weekly between mon and funday'"),
+        ("monthly between 1st and 32nd", SP, "the day '32nd' is outside 1 to 31"),
+        ("monthly starting 2st", SP, "'2st' is not an ordinal: write 2 or 2nd"),
+        ("hourly after 45:30", SP, "'hourly' at '45:30' of each hour: a rule here runs on a minute of the hour (MM:00)"),
+        ("hourly between 15:00 and 60:00", SP, "invalid time of the hour '60:00' (expected MM:SS, 00:00 to 59:59)"),
+        ("after task 'fetch'", SP, "\"after task 'fetch'\" is a Rocketry condition on the state of tasks or of the "
+                                   "scheduler: here a schedule runs at the times of its rule alone"),
+        ("after tasks 'a', 'b' succeeded", SP, "the first one's status webhook (callback_url)"),
+        ("has failed today", SP, "is a Rocketry condition on the state of tasks"),
+        ("task 'x' has succeeded this hour", SP, "is a Rocketry condition on the state of tasks"),
+        ("while task 'x' is running", SP, "is a Rocketry condition on the state of tasks"),
+        ("scheduler has more than 3 cycles", SP, "is a Rocketry condition on the state of tasks"),
+        ("true", SP, "'true' is a Rocketry condition"),
+        ("time of day between 08:00 and 18:00", SP, "'time of day between 08:00 and 18:00' alone is true all through "
+                                                     "its window (Rocketry runs the task on every cycle"),
+        ("time of week on Monday", SP, "alone is true all through its window"),
+        ("daily & time of week between Mon and Fri", SP, "'daily & time of week between Mon and Fri': of Rocketry's "
+                                                         "combinations ('&', '|', '~') a rule here takes only a "
+                                                         "repetition in a window"),
+        ("daily at 10:00 | daily at 19:00", SP, "for one rule or another ('|') create a schedule for each"),
+        ("every 10 minutes & time of day between 08:00 and 18:00 | true", SP, "of Rocketry's combinations"),
+        ("~true", SP, "of Rocketry's combinations"),
+        ("every 10 minutes & every 5 minutes & time of day between 08:00 and 18:00", SP, "of Rocketry's combinations"),
+        ("every 10 minutes & time of day between 08:00 and 18:00 & time of day between 09:00 and 10:00", SP,
+         "of Rocketry's combinations"),
+        ("every 10 minutes & time of day between 08:00 and 18:00 & true", SP, "of Rocketry's combinations"),
+        ("every day & time of day between 08:00 and 18:00", SP, "of Rocketry's combinations"),
+        ("every 10 minutes & time of day between 8 and 18", SP, "of Rocketry's combinations"),
+        ("every 10 minutes & time of day between 08:00 and 25:00", SP, "invalid time of day '25:00'"),
         ("every 0 minutes", SP, "at least 1 second"),
         ("every 99999999999 days", SP, "too long"),
         ("every 99999999999999999999 days", SP, "too long"),  # not "unknown": a number too big
@@ -350,7 +459,7 @@ CRON_FIELDS = st.tuples(
 @st.composite
 def triggers(draw: st.DrawFn) -> tuple[Trigger, str]:
     zone = draw(ZONES)
-    kind = draw(st.sampled_from(["once", "interval", "calendar", "monthly", "cron"]))
+    kind = draw(st.sampled_from(["once", "interval", "calendar", "monthly", "window", "cron"]))
     if kind == "once":
         return OnceTrigger(draw(INSTANTS)), zone
     if kind == "interval":
@@ -360,6 +469,10 @@ def triggers(draw: st.DrawFn) -> tuple[Trigger, str]:
         trigger: Trigger = CalendarTrigger(draw(TIMES), zone, draw(WEEKDAYS))
     elif kind == "monthly":
         trigger = CalendarTrigger(draw(TIMES), zone, month_days=draw(MONTH_DAYS))
+    elif kind == "window":
+        start = draw(TIMES)
+        end = draw(TIMES.filter(lambda end: end != start))
+        trigger = WindowTrigger(timedelta(seconds=draw(st.integers(1, 86399))), start, end, zone, draw(WEEKDAYS))
     else:
         trigger = CronTrigger(draw(CRON_FIELDS), zone, EVALUATOR)
     bounds = draw(st.sampled_from(["", "until", "from", "from until"]))
@@ -390,6 +503,10 @@ ACCEPTED = [
     "cron 0 9 * * mon-fri until 2025-09-01 18:00", "daily at 10:00 from 2025-07-01 until 2025-07-31",
     "every friday from 2025-07-04T12:00:00Z", "monthly", "monthly on 1st,15,last at 09:00",
     "every month on 31st at 18:00:30", "monthly on last until 2025-12-31", "every 2 weeks", "every week",
+    "weekly on mon-fri at 09:00", "every 15 minutes between 08:00 and 18:00 on mon-fri",
+    "every hour between 22:00 and 06:00 until 2025-12-31", "daily between 10:00 and 12:00", "weekly after friday",
+    "monthly starting 3rd", "hourly before 45:00",
+    "every 10 minutes & time of day between 08:00 and 18:00 & time of week between mon and fri",
 ]
 
 

@@ -19,6 +19,7 @@ from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.recurring import LAST_DAY, CalendarTrigger, CronTrigger, IntervalTrigger
 from cronjob.domain.trigger import OnceTrigger, Trigger, fire_millisecond, latest_fire_time, whole_millisecond
+from cronjob.domain.window import WindowTrigger
 from cronjob_adapters.cron import CronsimEvaluator
 
 EVALUATOR = CronsimEvaluator()
@@ -537,10 +538,15 @@ def test_cron_validation() -> None:
 @st.composite
 def any_trigger(draw: st.DrawFn) -> Trigger:
     zone = draw(st.sampled_from(ZONES), label="zone")
-    kind = draw(st.sampled_from(["interval", "calendar", "monthly", "cron", "once"]), label="kind")
+    kind = draw(st.sampled_from(["interval", "calendar", "monthly", "window", "cron", "once"]), label="kind")
     if kind == "interval":
         return IntervalTrigger(timedelta(seconds=draw(st.integers(1, 7200), label="every")),
                                draw(ANY_INSTANT, label="anchor"))
+    if kind == "window":
+        start = draw(TIMES, label="start")
+        return WindowTrigger(timedelta(seconds=draw(st.integers(1, 7200), label="every")), start,
+                             draw(TIMES.filter(lambda end: end != start), label="end"), zone,
+                             draw(WEEKDAYS, label="weekdays"))
     if kind == "calendar":
         return CalendarTrigger(draw(TIMES, label="at"), zone, draw(WEEKDAYS, label="weekdays"))
     if kind == "monthly":

@@ -31,6 +31,7 @@ from cronjob.domain.retry import RetryDecision
 from cronjob.domain.schedule import MisfirePolicy, Schedule, ScheduleStatus
 from cronjob.domain.trigger import OnceTrigger, Trigger
 from cronjob.domain.upcoming import preview, upcoming_runs, waits_to_retry
+from cronjob.domain.window import WindowTrigger
 from cronjob_adapters.cron import CronsimEvaluator
 
 S = ScheduleStatus
@@ -151,7 +152,7 @@ PAUSES = st.one_of(st.just(timedelta(0)), st.integers(1, 3_600_000).map(lambda m
 
 @st.composite
 def rules(draw: st.DrawFn, zone: str, start: datetime) -> Trigger:
-    kind = draw(st.sampled_from(["interval", "calendar", "monthly", "cron", "once"]), label="kind")
+    kind = draw(st.sampled_from(["interval", "calendar", "monthly", "window", "cron", "once"]), label="kind")
     trigger: Trigger
     if kind == "interval":
         trigger = IntervalTrigger(draw(EVERY, label="every"), start + draw(PAUSES, label="anchor"))
@@ -162,6 +163,10 @@ def rules(draw: st.DrawFn, zone: str, start: datetime) -> Trigger:
         days = draw(st.frozensets(st.one_of(st.integers(1, 31), st.just(LAST_DAY)), min_size=1, max_size=4),
                     label="days of the month")
         trigger = CalendarTrigger(draw(TIMES, label="at"), zone, month_days=days)
+    elif kind == "window":
+        opens = draw(TIMES, label="opens")
+        trigger = WindowTrigger(draw(EVERY.filter(lambda every: every < timedelta(days=1)), label="every"), opens,
+                                draw(TIMES.filter(lambda closes: closes != opens), label="closes"), zone)
     elif kind == "cron":
         trigger = CronTrigger(draw(CRONS, label="cron"), zone, EVALUATOR)
     else:

@@ -257,7 +257,11 @@ class CreateScheduleBase(BaseModel):
     schedule: Annotated[str, Field(
         min_length=1, max_length=MAX_RULE_LENGTH,
         description="When to run: `once @ 2025-06-21 14:00`, `every 10 minutes`, `every 2 weeks`, `daily at 14:00`, "
-                    "`weekly on mon,fri at 09:00`, `monthly on 1,15,last at 09:00`, `cron 0 9 * * 1-5`, ...; "
+                    "`weekly on mon-fri at 09:00`, `monthly on 1,15,last at 09:00`, "
+                    "`every 15 minutes between 08:00 and 18:00 on mon-fri` (a window of the day), "
+                    "`cron 0 9 * * 1-5`, ...; Rocketry's time conditions run as the rule that means them "
+                    "(`daily between 10:00 and 12:00` as `daily at 10:00`, `every 15 minutes & time of day between "
+                    "08:00 and 18:00` as a window), and the response's `schedule` shows that rule; "
                     "a recurring rule may start and end: "
                     "`daily at 14:00 from 2027-01-04 until 2027-12-31` (see the README).")]
     timezone: Annotated[str | None, Field(default=None, min_length=1, max_length=64,

@@ -50,6 +50,32 @@ def month_days_text(month_days: frozenset[int]) -> str:
     return ",".join(numbers + (["last"] if LAST_DAY in month_days else []))
 
 
+def checked_weekdays(weekdays: frozenset[int]) -> frozenset[int] | None:
+    """``weekdays`` (0 = Monday ... 6 = Sunday, at least one) as a rule keeps them: None for all
+    seven (every day)."""
+    days = frozenset(weekdays)
+    if not days:
+        raise ValidationError("a weekly schedule needs at least one weekday", field="schedule")
+    if any(not isinstance(day, int) or not 0 <= day <= 6 for day in days):
+        raise ValidationError("weekdays are 0 (Monday) to 6 (Sunday)", field="schedule")
+    return None if len(days) == 7 else days
+
+
+def weekdays_text(weekdays: frozenset[int]) -> str:
+    """The weekdays as a rule writes them: ``monday,friday`` (Monday first)."""
+    return ",".join(WEEKDAY_NAMES[day] for day in sorted(weekdays))
+
+
+def interval_text(every: timedelta) -> str:
+    """A whole number of seconds in the largest of :data:`UNITS` that divides it: ``10 minutes``,
+    ``hour`` (one of a unit is the unit alone, as in ``every hour``)."""
+    for unit, size in UNITS:
+        if not every % size:
+            count = every // size
+            return unit if count == 1 else f"{count} {unit}s"
+    raise ValueError(f"not a whole number of seconds: {every}")
+
+
 def format_time_of_day(value: time) -> str:
     """``HH:MM``, or ``HH:MM:SS`` when the seconds are not zero."""
     return value.strftime("%H:%M:%S" if value.second else "%H:%M")
@@ -76,12 +102,7 @@ class IntervalTrigger(Trigger):
 
     @property
     def expression(self) -> str:
-        for unit, size in UNITS:
-            if not self.every % size:
-                count = self.every // size
-                every = unit if count == 1 else f"{count} {unit}s"
-                return f"every {every} from {self.anchor.isoformat()}"
-        raise AssertionError("unreachable: every is a whole number of seconds")
+        return f"every {interval_text(self.every)} from {self.anchor.isoformat()}"
 
     @property
     def recurring(self) -> bool:
@@ -127,12 +148,7 @@ class CalendarTrigger(Trigger):
         if self.weekdays is not None and self.month_days is not None:
             raise ValidationError("a rule runs on weekdays or on days of the month, not both", field="schedule")
         if self.weekdays is not None:
-            days = frozenset(self.weekdays)
-            if not days:
-                raise ValidationError("a weekly schedule needs at least one weekday", field="schedule")
-            if any(not isinstance(day, int) or not 0 <= day <= 6 for day in days):
-                raise ValidationError("weekdays are 0 (Monday) to 6 (Sunday)", field="schedule")
-            object.__setattr__(self, "weekdays", None if len(days) == 7 else days)
+            object.__setattr__(self, "weekdays", checked_weekdays(self.weekdays))
         if self.month_days is not None:
             days = frozenset(self.month_days)
             if not days:
@@ -148,8 +164,7 @@ class CalendarTrigger(Trigger):
             return f"monthly on {month_days_text(self.month_days)} at {at}"
         if self.weekdays is None:
             return f"daily at {at}"
-        days = ",".join(WEEKDAY_NAMES[day] for day in sorted(self.weekdays))
-        return f"weekly on {days} at {at}"
+        return f"weekly on {weekdays_text(self.weekdays)} at {at}"
 
     @property
     def recurring(self) -> bool:

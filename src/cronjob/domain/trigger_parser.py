@@ -17,9 +17,17 @@ Grammar (case-insensitive; runs of spaces count as one; ``HH:MM[:SS]`` is a 24-h
     monthly                             monthly on 1 at 00:00
     daily at HH:MM[:SS]
     every day at HH:MM[:SS]             wall time in ``timezone``, every day
-    weekly on <weekday>[,<weekday>...] [at HH:MM[:SS]]
-    every <weekday>[,<weekday>...] [at HH:MM[:SS]]
-                                        on those days (``monday`` or ``mon``), at 00:00 unless given
+    weekly on <days> [at HH:MM[:SS]]
+    every <days> [at HH:MM[:SS]]
+                                        on those days, at 00:00 unless given: a comma list of
+                                        weekdays (``monday`` or ``mon``) and ranges (``mon-fri``;
+                                        ``fri-mon`` runs on past Sunday)
+    every N seconds|minutes|hours between HH:MM[:SS] and HH:MM[:SS] [on <days>]
+    every second|minute|hour between ...
+                                        a window of the day in ``timezone``, each day (on those
+                                        days): from the instant it opens, every N of elapsed time
+                                        while it is open (its end left out; an end not after the
+                                        start is on the next date), see :class:`WindowTrigger`
     monthly on <days> [at HH:MM[:SS]]
     every month on <days> [at HH:MM[:SS]]
                                         on those days of the month, at 00:00 unless given: a comma
@@ -35,9 +43,15 @@ Grammar (case-insensitive; runs of spaces count as one; ``HH:MM[:SS]`` is a 24-h
     <recurring rule> until <end>        the rule, up to ``<end>`` (inclusive): ``<ISO>``, a wall time
                                         ``YYYY-MM-DD HH:MM[:SS]`` in ``timezone`` (as ``once @``), or
                                         a date ``YYYY-MM-DD``: up to the end of that local date
-    <calendar or cron rule> from <start> [until <end>]
+    <calendar, window or cron rule> from <start> [until <end>]
                                         the rule from ``<start>`` (inclusive; written as ``<end>``,
                                         a date meaning from the start of that local date)
+    daily|weekly|monthly|hourly between <a> and <b> | after <a> | starting <a> | before <b>
+    every N <unit> & time of day between <a> and <b> [& time of week between <day> and <day>]
+                                        Rocketry's conditions, read as the rule that runs as they
+                                        would (``daily between 10:00 and 12:00`` is ``daily at
+                                        10:00``): see :mod:`cronjob.domain.rocketry_conditions`,
+                                        which also refuses those with no instant meaning
 
 Each trigger's ``expression`` is in this grammar and parses back (in the same zone) to an equal
 trigger. Errors are :class:`~cronjob.domain.errors.ValidationError` with ``field="schedule"``
@@ -62,7 +76,9 @@ from cronjob.domain.recurring import (
     CronTrigger,
     IntervalTrigger,
 )
+from cronjob.domain.rocketry_conditions import rocketry_rules
 from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware
+from cronjob.domain.window import WindowTrigger
 from cronjob.domain.zones import OUT_OF_RANGE, first_instant_at, load_zone, localize
 
 ACCEPTED_FORMS = (
@@ -73,14 +89,17 @@ ACCEPTED_FORMS = (
     "minutely", "hourly", "daily", "weekly", "monthly",
     "daily at HH:MM[:SS]",
     "every day at HH:MM[:SS]",
-    "weekly on <weekday>[,<weekday>...] at HH:MM[:SS]",
-    "every <weekday> at HH:MM[:SS]",
+    "weekly on <weekday>[,<weekday>...] [at HH:MM[:SS]] (a weekday or a range, mon-fri)",
+    "every <weekday>[,<weekday>...] [at HH:MM[:SS]]",
     "monthly on <day>[,<day>...] [at HH:MM[:SS]] (days 1..31, 1st..31st, last)",
     "every month on <day>[,<day>...] [at HH:MM[:SS]]",
+    "every N seconds|minutes|hours between HH:MM[:SS] and HH:MM[:SS] [on <weekday>[,<weekday>...]]",
+    "Rocketry's daily|weekly|monthly|hourly between <a> and <b> (after <a>, starting <a>, before <b>)",
+    "Rocketry's every N minutes & time of day between HH:MM and HH:MM [& time of week between <day> and <day>]",
     "cron <minute hour day-of-month month day-of-week>",
     "[cron] @yearly|@annually|@monthly|@weekly|@daily|@midnight|@hourly",
     "<any recurring form> until <YYYY-MM-DD[ HH:MM[:SS]] or ISO-8601 with offset>",
-    "<daily, weekly, monthly or cron form> from <YYYY-MM-DD[ HH:MM[:SS]] or ISO-8601 with offset> [until ...]",
+    "<daily, weekly, monthly, window or cron form> from <YYYY-MM-DD[ HH:MM[:SS]] or ISO-8601 with offset> [until ...]",
 )
 
 _UNIT_SIZES = dict((WEEK, *UNITS))
@@ -89,7 +108,8 @@ _DAYS = {name: number for number, full in enumerate(WEEKDAY_NAMES) for name in (
 _TIME_TEXT = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?", re.ASCII)
 _TIME = rf"(?P<time>{_TIME_TEXT.pattern})"
 _DAY = r"(?:" + "|".join(sorted(_DAYS, key=len, reverse=True)) + r")"
-_DAY_LIST = rf"(?P<days>{_DAY}(?:\s*,\s*{_DAY})*)"
+_DAY_ITEM = rf"{_DAY}(?:\s*-\s*{_DAY})?"  # a day, or a range of days: mon-fri
+_DAY_LIST = rf"(?P<days>{_DAY_ITEM}(?:\s*,\s*{_DAY_ITEM})*)"
 
 # Matched against the text as given (keywords in any case), so that what an error quotes is what
 # the client wrote; the words that mean something (units, day names, cron fields) are lowered.
@@ -100,6 +120,15 @@ _INTERVAL = re.compile(
     r"|(?P<single>second|minute|hour|day|week))"
     r"(?:\s+from\s+(?P<anchor>.+))?", _CASELESS)
 _PERIOD = re.compile(r"(?P<period>minutely|hourly)", _CASELESS)
+_WINDOW = re.compile(
+    r"every\s+(?:(?P<count>\d+)\s+(?P<unit>second|minute|hour|day|week)s?|(?P<single>second|minute|hour|day|week))"
+    rf"\s+between\s+(?P<start>{_TIME_TEXT.pattern})\s+and\s+(?P<end>{_TIME_TEXT.pattern})(?:\s+on\s+{_DAY_LIST})?",
+    _CASELESS)
+#: What else starts like a window (``every 15 minutes between 8 and 18``): refused, saying how.
+_WINDOW_OTHER = re.compile(r"every\s+.*\sbetween\s.*", _CASELESS)
+#: How a window is written, as its errors say.
+WINDOW_FORM = ("every <n> seconds|minutes|hours between HH:MM[:SS] and HH:MM[:SS] "
+               "[on <weekday>[-<weekday>][,...]]")
 _DAILY = re.compile(rf"(?:daily|every\s+day)(?:\s+at\s+{_TIME})?", _CASELESS)
 _WEEKLY = re.compile(rf"(?:weekly\s+on|every)\s+{_DAY_LIST}(?:\s+at\s+{_TIME})?", _CASELESS)
 _WEEKLY_BARE = re.compile(r"weekly", _CASELESS)
@@ -179,13 +208,19 @@ def _parse(expression: str, timezone: str, cron: CronEvaluator | None, now: date
     if match := _FROM.fullmatch(text):  # after _INTERVAL, whose ``from`` is its anchor
         rule = _parse(match["rule"], timezone, cron, now)
         return BoundedTrigger(rule=rule, start=_bound(match["start"], timezone, "from"))
+    if match := _WINDOW.fullmatch(text):
+        return _window(match, timezone)
+    if (rules := rocketry_rules(text)) is not None:  # Rocketry's conditions, as the rule that means each
+        meaning, *_checked = [_parse(rule, timezone, cron, now) for rule in rules]
+        return meaning
+    if _WINDOW_OTHER.fullmatch(text):
+        raise ValidationError(f"{text!r}: a repetition in a window of the day is '{WINDOW_FORM}'", field="schedule")
     if match := _PERIOD.fullmatch(text):
         return _period(match["period"].lower(), _now(now, text), zone)
     if match := _DAILY.fullmatch(text):
         return CalendarTrigger(at=_time_of_day(match["time"]), zone=timezone)
     if match := _WEEKLY.fullmatch(text):
-        days = frozenset(_DAYS[name.strip().lower()] for name in match["days"].split(","))
-        return CalendarTrigger(at=_time_of_day(match["time"]), zone=timezone, weekdays=days)
+        return CalendarTrigger(at=_time_of_day(match["time"]), zone=timezone, weekdays=_weekdays(match["days"]))
     if _WEEKLY_BARE.fullmatch(text):
         return CalendarTrigger(at=time(0, 0), zone=timezone, weekdays=frozenset({0}))
     if match := _MONTHLY.fullmatch(text):
@@ -330,6 +365,36 @@ def _time_of_day(text: str | None) -> time:
 
 #: What the days of a monthly rule are, as its errors say.
 _MONTH_DAYS_TAKE = "a comma list of days of the month, each 1 to 31 (or 1st, 2nd, 3rd ... 31st) or last"
+
+
+def _weekdays(text: str) -> frozenset[int]:
+    """The days of a day list (``mon,wed-fri``): a range runs forwards, past Sunday to Monday
+    (``fri-mon`` is Friday to Monday)."""
+    days: set[int] = set()
+    for item in text.split(","):
+        first, _, last = (name.strip().lower() for name in item.partition("-"))
+        day, end = _DAYS[first], _DAYS[last or first]
+        days.add(day)
+        while day != end:
+            day = (day + 1) % 7
+            days.add(day)
+    return frozenset(days)
+
+
+def _window(match: re.Match[str], timezone: str) -> WindowTrigger:
+    """``every <n> <unit> between <start> and <end> [on <days>]``."""
+    unit = (match["unit"] or match["single"]).lower()
+    if unit in ("day", "week"):
+        raise ValidationError(f"a window opens once a day, and repeats within it every so many seconds, minutes or "
+                              f"hours ('{WINDOW_FORM}'): once a day is 'daily at HH:MM[:SS]'", field="schedule")
+    count = int(match["count"]) if match["count"] else 1
+    try:
+        every = count * _UNIT_SIZES[unit]
+    except OverflowError:
+        raise ValidationError(f"the interval in {match[0]!r} is too long", field="schedule") from None
+    days = _weekdays(match["days"]) if match["days"] else None
+    return WindowTrigger(every=every, start=_time_of_day(match["start"]), end=_time_of_day(match["end"]),
+                         zone=timezone, weekdays=days)
 
 
 def _monthly(rest: str, timezone: str) -> CalendarTrigger:

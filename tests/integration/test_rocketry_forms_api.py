@@ -1,0 +1,163 @@
+"""Rocketry's condition strings and a repetition in a window of the day through the API:
+``GET /v1/rules/preview``, ``POST /v1/schedules`` (and the batch), ``/upcoming`` and ``PATCH``; the
+rule kept as its canonical text (what an earlier version reads, where it can), the 422s naming
+``schedule``, and a window schedule run by the container's dispatcher on SQLite, the rule parsed back
+from the store; a clock the test drives."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+import httpx
+import pytest
+
+from cronjob_adapters.memory.sender import RecordingMessageSender
+from tests.support.app import AUTH, api_client, set_up
+from tests.support.clock import FixedClock
+from tests.integration.test_monthly_api import create, local, preview
+from tests.support.memory_api import client, clock, container  # noqa: F401 - fixtures
+
+#: Tuesday 2026-01-20 09:00 in São Paulo (12:00 UTC). NOW in tests.support.memory_api is the same.
+NOW = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
+TEXT = {"type": "whatsapp.text", "to": "5511999999999", "body": "Alerta"}
+BUSINESS_DAYS = "monday,tuesday,wednesday,thursday,friday"
+
+
+async def test_the_memory_api_clock_is_the_one_this_file_counts_from(client: httpx.AsyncClient) -> None:
+    shown = await preview(client, "every minute between 00:00 and 23:59", "UTC", 1)
+    assert shown["runs"][0]["at"] == "2026-01-20T12:01:00.000Z"
+
+
+@pytest.mark.parametrize(("rule", "kept", "first_runs"), [
+    # Rocketry's once-a-period windows: run once, when the window opens
+    ("daily between 10:00 and 12:00", "daily at 10:00", ["2026-01-20T10:00:00-03:00", "2026-01-21T10:00:00-03:00"]),
+    ("daily after 18:30", "daily at 18:30", ["2026-01-20T18:30:00-03:00", "2026-01-21T18:30:00-03:00"]),
+    ("daily before 08:00", "daily at 00:00", ["2026-01-21T00:00:00-03:00", "2026-01-22T00:00:00-03:00"]),
+    ("weekly between Mon and Fri", "weekly on monday at 00:00",
+     ["2026-01-26T00:00:00-03:00", "2026-02-02T00:00:00-03:00"]),
+    ("monthly starting 3rd", "monthly on 3 at 00:00", ["2026-02-03T00:00:00-03:00", "2026-03-03T00:00:00-03:00"]),
+    ("hourly after 45:00", "45 * * * *", ["2026-01-20T09:45:00-03:00", "2026-01-20T10:45:00-03:00"]),
+    # a repetition in a window, ours and Rocketry's spelling
+    ("every 15 minutes between 08:00 and 18:00 on mon-fri", f"every 15 minutes between 08:00 and 18:00 on {BUSINESS_DAYS}",
+     ["2026-01-20T09:15:00-03:00", "2026-01-20T09:30:00-03:00"]),
+    ("every 15 minutes & time of day between 08:00 and 18:00 & time of week between Mon and Fri",
+     f"every 15 minutes between 08:00 and 18:00 on {BUSINESS_DAYS}",
+     ["2026-01-20T09:15:00-03:00", "2026-01-20T09:30:00-03:00"]),
+    ("every mon-fri at 9:30", f"weekly on {BUSINESS_DAYS} at 09:30", ["2026-01-20T09:30:00-03:00",
+                                                                     "2026-01-21T09:30:00-03:00"]),
+])
+async def test_a_rocketry_form_is_kept_as_the_rule_that_means_it_and_runs_as_previewed(
+        client: httpx.AsyncClient, rule: str, kept: str, first_runs: list[str]) -> None:
+    shown = await preview(client, rule, "America/Sao_Paulo", 2)
+    assert (shown["schedule"], local(shown)) == (kept, first_runs)
+    created = await create(client, rule)
+    assert created["schedule"] == kept and created["next_run_at"] == shown["runs"][0]["at"]
+    upcoming = await client.get(f"/v1/schedules/{created['id']}/upcoming", params={"count": 2}, headers=AUTH)
+    assert upcoming.status_code == 200, upcoming.text
+    assert upcoming.json()["runs"] == shown["runs"]
+    again = await preview(client, kept, "America/Sao_Paulo", 2)  # what the API shows, it takes back
+    assert (again["schedule"], again["runs"]) == (kept, shown["runs"])
+
+
+async def test_a_window_previews_its_business_hours_and_a_dst_change_inside_it(client: httpx.AsyncClient) -> None:
+    # Friday 17:15 to Monday: the last two of Friday's window, then Monday's from 08:00.
+    shown = await preview(client, "every 15 minutes between 08:00 and 18:00 on mon-fri from 2026-01-23 17:15",
+                          "America/Sao_Paulo", 4)
+    assert local(shown) == ["2026-01-23T17:15:00-03:00", "2026-01-23T17:30:00-03:00", "2026-01-23T17:45:00-03:00",
+                            "2026-01-26T08:00:00-03:00"]
+    # New York falls back 02:00 -> 01:00 on 2026-11-01: a night window runs its repeated hour too.
+    night = await preview(client, "every hour between 23:00 and 03:00 from 2026-10-31 12:00", "America/New_York", 6)
+    assert local(night) == ["2026-10-31T23:00:00-04:00", "2026-11-01T00:00:00-04:00", "2026-11-01T01:00:00-04:00",
+                            "2026-11-01T01:00:00-05:00", "2026-11-01T02:00:00-05:00", "2026-11-01T23:00:00-05:00"]
+
+
+async def test_a_schedule_moves_to_a_window_and_the_same_window_spelt_otherwise_changes_nothing(
+        client: httpx.AsyncClient) -> None:
+    created = await create(client, "daily at 08:00")
+    moved = await client.patch(f"/v1/schedules/{created['id']}", headers=AUTH,
+                               json={"schedule": "every 30 minutes & time of day between 10:00 and 11:00"})
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["schedule"], moved.json()["next_run_at"]) == (
+        "every 30 minutes between 10:00 and 11:00", "2026-01-20T13:00:00.000Z")
+    again = await client.patch(f"/v1/schedules/{created['id']}", headers=AUTH,
+                               json={"schedule": "Every 1800 Seconds Between 10:00 And 11:00 on mon-sun"})
+    assert again.status_code == 200 and again.json()["updated_at"] == moved.json()["updated_at"]
+
+
+#: How a window is written, as its 422s say.
+WINDOW = "every <n> seconds|minutes|hours between HH:MM[:SS] and HH:MM[:SS] [on <weekday>[-<weekday>][,...]]"
+
+
+@pytest.mark.parametrize(("rule", "message"), [
+    ("after task 'fetch' succeeded",
+     "\"after task 'fetch' succeeded\" is a Rocketry condition on the state of tasks or of the scheduler: here a "
+     "schedule runs at the times of its rule alone, each occurrence once. Give it a time rule ('daily at 10:00', "
+     "'every 10 minutes'); to run one task after another, run both in one task, or create the second schedule when "
+     "the first one's status webhook (callback_url) says it succeeded"),
+    ("time of day between 08:00 and 18:00",
+     "'time of day between 08:00 and 18:00' alone is true all through its window (Rocketry runs the task on every "
+     "cycle of its scheduler there): here a window restricts a repetition, as in 'every 15 minutes between 08:00 and "
+     "18:00', or runs once when it opens, as in 'daily at 08:00'"),
+    ("daily & time of week between Mon and Fri",
+     "'daily & time of week between Mon and Fri': of Rocketry's combinations ('&', '|', '~') a rule here takes only "
+     "a repetition in a window, 'every <n> <unit> & time of day between HH:MM and HH:MM [& time of week between "
+     "<day> and <day>]' (or 'every 15 minutes between 08:00 and 18:00 on mon-fri'); for one rule or another ('|') "
+     "create a schedule for each, for other combinations write cron ('cron */15 8-17 * * mon-fri')"),
+    ("every 15 minutes between 8 and 18", f"'every 15 minutes between 8 and 18': a repetition in a window of the day "
+                                          f"is '{WINDOW}'"),
+    ("every 2 days between 08:00 and 18:00", "a window opens once a day, and repeats within it every so many "
+                                             f"seconds, minutes or hours ('{WINDOW}'): once a day is 'daily at "
+                                             "HH:MM[:SS]'"),
+    ("every 15 minutes between 09:00 and 09:00", "the window opens and closes at 09:00: a window ends at another time "
+                                                 "of day (all day long is 'every <n> <unit>')"),
+    ("daily between 10:00 and 24:00", "invalid time of day '24:00' (expected HH:MM[:SS], 00:00 to 23:59:59)"),
+    ("hourly after 15:30", "'hourly' at '15:30' of each hour: a rule here runs on a minute of the hour (MM:00), as "
+                           "'cron <minute> * * * *' does"),
+])
+async def test_a_rocketry_form_with_no_instant_meaning_is_a_422_naming_schedule_on_every_route(
+        client: httpx.AsyncClient, rule: str, message: str) -> None:
+    made = await create(client, "daily at 09:00")
+    answers = {
+        "schedule": await client.post("/v1/schedules", json={"task": TEXT, "schedule": rule}, headers=AUTH),
+        "patch": await client.patch(f"/v1/schedules/{made['id']}", json={"schedule": rule}, headers=AUTH),
+        "preview": await client.get("/v1/rules/preview", params={"schedule": rule}, headers=AUTH),
+    }
+    for route, answer in answers.items():
+        assert answer.status_code == 422, (route, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["errors"] == [{"field": "schedule", "message": message}], route
+    batch = await client.post("/v1/schedules:batch", json={"schedules": [{"task": TEXT, "schedule": rule}]},
+                              headers=AUTH)
+    assert batch.json()["results"][0]["errors"] == [{"field": "schedules.0.schedule", "message": message}]
+
+
+async def test_a_window_schedule_on_sqlite_runs_in_its_window_and_coalesces_after_downtime(tmp_path: Path) -> None:
+    """Kept in SQLite as its canonical text and parsed back at each read; each run by the
+    container's dispatcher at the time the clock is set to."""
+    clock = FixedClock(NOW)
+    async with set_up(clock, "sqlite", tmp_path) as built, api_client(built, AUTH) as http:
+        created = await create(http, "every 20 minutes between 09:00 and 10:00 on mon-fri")
+        dispatcher = built.dispatcher()
+        sender = built.sender()
+        assert isinstance(sender, RecordingMessageSender)
+
+        async def run_at(moment: datetime) -> int:
+            clock.set(moment)
+            claimed = await dispatcher.dispatch_due()
+            await dispatcher.drain(5)
+            return claimed
+
+        assert created["next_run_at"] == "2026-01-20T12:20:00.000Z"  # 09:20 in São Paulo
+        assert await run_at(datetime(2026, 1, 20, 12, 19, 59, tzinfo=UTC)) == 0
+        assert await run_at(datetime(2026, 1, 20, 12, 20, tzinfo=UTC)) == 1
+        assert await run_at(datetime(2026, 1, 20, 12, 40, tzinfo=UTC)) == 1
+        stored = (await http.get(f"/v1/schedules/{created['id']}", headers=AUTH)).json()
+        assert stored["next_run_at"] == "2026-01-21T12:00:00.000Z"  # 10:00 closes the window: tomorrow 09:00
+        # Down from Wednesday 08:00 to Friday 09:50: one run, as the latest due (Friday 09:40), then Monday's.
+        assert await run_at(datetime(2026, 1, 23, 12, 50, tzinfo=UTC)) == 1
+        stored = (await http.get(f"/v1/schedules/{created['id']}", headers=AUTH)).json()
+        assert stored["schedule"] == f"every 20 minutes between 09:00 and 10:00 on {BUSINESS_DAYS}"
+        assert [attempt["scheduled_for"] for attempt in stored["attempts"]] == [
+            "2026-01-20T12:20:00.000Z", "2026-01-20T12:40:00.000Z", "2026-01-23T12:40:00.000Z"]
+        assert stored["next_run_at"] == "2026-01-26T12:00:00.000Z"
+        assert len(sender.sent) == 3
