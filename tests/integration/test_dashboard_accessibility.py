@@ -401,3 +401,55 @@ def test_a_refresh_that_fails_again_is_not_read_out_again(page: Page, service: S
     page.click("#refresh")
     expect(page.locator("#message")).to_be_hidden()  # back: cleared
     page_errors[:] = [error for error in page_errors if "net::ERR_FAILED" not in error]
+
+
+def _record_the_message_box(page: Page) -> None:
+    """From now on, ``window.said`` lists each change under ``#message``: the live region it was in
+    (its role) and that region's text after it; also a change of a region's attributes (shown,
+    hidden, its role). Called again, it starts the list again."""
+    page.evaluate("""() => { if (window.said) { window.said = []; return; }
+        window.said = [];
+        new MutationObserver((changes) => { for (const change of changes) {
+            const node = change.target.nodeType === Node.ELEMENT_NODE ? change.target : change.target.parentElement;
+            const region = node.closest('[role], [aria-live]');
+            window.said.push({change: change.attributeName || change.type, role: region && region.getAttribute('role'),
+                              text: region && region.textContent});
+        } }).observe(document.querySelector('#message'), {childList: true, characterData: true, subtree: true,
+                                                          attributes: true}); }""")
+
+
+def test_an_action_s_outcome_is_said_politely_and_a_refusal_assertively(page: Page, service: Service,
+                                                                        page_errors: list[str]) -> None:
+    """What an action did is a status message (role=status: read once the reader has finished what
+    it was saying, the focus's move included), what went wrong an alert (read at once). Each is
+    written once into a region that was already there, empty and not hidden: a live region shown
+    with its text in it is not read out (the status one), or one written twice is read twice."""
+    later = service.later()
+    sign_in(page)
+    page.uncheck("#auto-refresh")
+    page.fill("#open-id", later["id"])
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail-status")).to_have_text("scheduled")
+    status, alert = page.get_by_role("status"), page.get_by_role("alert")
+    expect(status).to_have_count(1)  # in the accessibility tree before anything is said
+    expect(alert).to_have_count(1)
+    expect(page.locator("#message")).to_be_hidden()  # empty: nothing shows
+    _record_the_message_box(page)
+    page.focus("#pause")
+    page.keyboard.press("Enter")
+    paused = f"Schedule {later['id']}: paused (now paused)."
+    expect(status).to_have_text(paused)
+    expect(page.locator("#resume")).to_be_focused()
+    expect(alert).to_have_text("")
+    assert page.evaluate("window.said") == [{"change": "childList", "role": "status", "text": paused}]
+
+    assert service.http.delete(f"/v1/schedules/{later['id']}").status_code == 200  # behind the page's back
+    _record_the_message_box(page)
+    page.keyboard.press("Enter")  # Resume, still offered: refused
+    expect(alert).to_contain_text("(409)")
+    refused = page.locator("#message").text_content() or ""
+    expect(status).to_have_text("")
+    assert page.evaluate("window.said") == [{"change": "childList", "role": "status", "text": ""},
+                                            {"change": "childList", "role": "alert", "text": refused.strip()}]
+    expect(page.locator("#detail-status")).to_have_text("cancelled")
+    page_errors[:] = [error for error in page_errors if "status of 409" not in error]

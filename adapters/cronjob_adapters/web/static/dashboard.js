@@ -188,15 +188,18 @@ function labelSelectors(text) {
   return text.split(",").map((part) => part.trim()).filter(Boolean);
 }
 
+/** Say ``text`` (or, "", nothing) in the message box: an action's outcome (``kind`` "info") in its
+ * polite live region (``role="status"``), read once the reader has finished what it was saying
+ * (the focus's move, say); what went wrong in its assertive one (``role="alert"``), read at once.
+ * Each is written once, the other emptied; both stay in the page, empty, between messages. */
 function say(text, kind = "error") {
-  const box = $("#message");
-  // The box is a live region: each write is read out again. A refresh that fails as the one
-  // before (every 5 s while the service is down) leaves it alone; an action's outcome is written
-  // (and heard) each time, also when it says the same again.
-  if (kind === "refresh" && state.failed && !box.hidden && box.textContent === text) return;
-  box.textContent = text;
-  box.className = kind === "info" ? "info" : "";
-  box.hidden = !text;
+  const [region, other] = kind === "info" ? [$("#notice"), $("#alert")] : [$("#alert"), $("#notice")];
+  // Each write is read out again. A refresh that fails as the one before (every 5 s while the
+  // service is down) leaves it alone; an action's outcome is written (and heard) each time, also
+  // when it says the same again.
+  if (kind === "refresh" && state.failed && region.textContent === text) return;
+  if (other.textContent) other.textContent = "";
+  region.textContent = text;
   state.failed = kind === "refresh" && Boolean(text);
 }
 
