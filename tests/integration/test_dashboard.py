@@ -725,11 +725,58 @@ def test_labels_are_shown_filtered_by_and_their_schedules_cancelled(page: Page, 
 def test_times_are_shown_in_the_browser_s_zone_and_say_so(browser: Browser, service: Service) -> None:
     later = service.later()
     with signed_in_in_tokyo(browser, service) as page:
-        expect(page.locator("#zone")).to_have_text("times in Asia/Tokyo")
+        expect(page.locator("#zone option:checked")).to_have_text("Asia/Tokyo (this browser's zone)")
         shown = row(page, later["id"]).locator("td.next-run time")
         expect(shown).to_have_attribute("datetime", later["next_run_at"])
         tokyo = datetime.fromisoformat(later["next_run_at"]).astimezone(ZoneInfo("Asia/Tokyo"))
         assert tokyo.strftime("%H:%M:%S") in (shown.text_content() or "")
+
+
+def test_every_time_is_shown_as_its_utc_instant_at_a_key_press_and_stays_so(browser: Browser,
+                                                                            service: Service) -> None:
+    """The header's "Times in" shows every instant (the list's, a schedule's fields, its attempts,
+    its events and their details, a bulk action's confirmation) as its UTC instant to the
+    millisecond, as the API writes it: reached and changed with the keyboard and read out as text,
+    which a tooltip is not. The choice is kept in this browser; the wall times of its next runs
+    keep their offset."""
+    user = "times-in-utc"
+    dead = service.dead(userId=user)
+    with signed_in_in_tokyo(browser, service) as page:
+        page.fill("#user-filter", user)
+        page.press("#user-filter", "Enter")
+        page.fill("#open-id", dead["id"])
+        page.press("#open-id", "Enter")
+        expect(page.locator("#events tbody tr")).to_have_count(4)  # scheduled, started, failed, dead
+        page.uncheck("#auto-refresh")  # shown again at once, not by the next refresh
+        instants = page.locator("time.instant")
+        local = instants.evaluate_all("times => times.map(t => t.textContent)")
+        assert local == [page.evaluate("iso => new Date(iso).toLocaleString()", t)
+                         for t in instants.evaluate_all("times => times.map(t => t.dateTime)")]
+        expect(page.locator("#zone")).to_have_accessible_name("Times in")
+        page.focus("#zone")
+        page.keyboard.press("ArrowDown")  # a closed select takes its next option at once
+        expect(page.locator("#zone")).to_have_value("UTC")
+        expect(row(page, dead["id"]).locator("td.created")).to_have_text(dead["created_at"])
+        attempt = dead["attempts"][0]
+        expect(page.locator("#attempts tbody td").nth(4)).to_have_text(attempt["finished_at"])
+        expect(page.locator("#detail-fields time")).to_have_text(
+            [dead["send_at"], dead["created_at"], dead["updated_at"]])
+        assert len(local) == instants.count() > 8
+        assert instants.evaluate_all(
+            "times => times.filter(t => t.textContent !== new Date(t.dateTime).toISOString())") == []
+        page.select_option("#changed-filter", "hour")
+        confirmed = accepting(page)
+        with page.expect_request(lambda request: request.url.endswith("/v1/schedules:cancel")) as cancel:
+            page.click("#cancel-user")
+        since = cancel.value.post_data_json["updated_after"]
+        assert confirmed == [f"Cancel every live schedule of user {user} changed since {since}? This cannot be undone."]
+
+        page.reload()  # kept
+        expect(page.locator("#zone")).to_have_value("UTC")
+        expect(row(page, dead["id"]).locator("td.created")).to_have_text(dead["created_at"])
+        page.focus("#zone")
+        page.keyboard.press("ArrowUp")
+        expect(row(page, dead["id"]).locator("td.created")).to_have_text(local_time(page, dead["created_at"]))
 
 
 def test_times_in_an_event_s_details_are_shown_as_other_times(browser: Browser, service: Service) -> None:

@@ -3,6 +3,9 @@
 "use strict";
 
 const TOKEN_KEY = "cronjob.token";
+//: Where the choice of how times are shown is kept (a display setting, not the token's: kept in
+//: this browser, also once signed out).
+const TIMES_KEY = "cronjob.times";
 const PAGE_SIZE = 50;
 const REFRESH_MS = 5000;
 //: Every status a schedule can be in (the API's order): the counts, the filter and the per-type table.
@@ -75,7 +78,8 @@ const FRESH = {
   status: "", type: "", due: "", changed: "", user: "", labels: "", cursors: [null], next: null, selected: null,
   again: false, failed: false, listed: false, typed: false,
 };
-const state = { token: null, timer: null, busy: false, ...FRESH };
+//: ``times``: how instants are shown, "local" (this browser's zone) or "UTC" (see instantText).
+const state = { token: null, timer: null, busy: false, times: "local", ...FRESH };
 const $ = (selector) => document.querySelector(selector);
 
 /** What went wrong, in words: a problem's title, status and detail (which names each wrong field;
@@ -122,12 +126,37 @@ function element(tag, content, className) {
   return node;
 }
 
+/** An instant as the header's "Times in" says (``times``, by default as chosen): in this browser's
+ * zone, or as its UTC instant to the millisecond as the API writes it
+ * (``2030-06-21T17:00:00.000Z``), the exact instant in text that a keyboard and a screen reader
+ * reach, as a tooltip is not. */
+function instantText(iso, times = state.times) {
+  const date = new Date(iso);
+  return times === "UTC" ? date.toISOString() : date.toLocaleString();
+}
+
+/** An instant of the API's as a ``time`` (class ``instant``): shown as instantText says, and again
+ * when the choice changes (showTimesIn); the other form on hover. */
 function when(iso) {
   if (!iso) return element("span", "—");
-  const node = element("time", new Date(iso).toLocaleString());
+  const node = element("time", null, "instant");
   node.dateTime = iso;
-  node.title = iso;
+  showInstant(node);
   return node;
+}
+
+function showInstant(node) {
+  setText(node, instantText(node.dateTime));
+  node.title = instantText(node.dateTime, state.times === "UTC" ? "local" : "UTC");
+}
+
+/** Show every instant ``times`` ("UTC", else this browser's zone), on the page now and from now on,
+ * and keep the choice. */
+function showTimesIn(times) {
+  state.times = times === "UTC" ? "UTC" : "local";
+  localStorage.setItem(TIMES_KEY, state.times);
+  $("#zone").value = state.times;
+  for (const node of document.querySelectorAll("time.instant")) showInstant(node);
 }
 
 /** Write ``text`` into ``node`` unless it holds it already: a refresh that changed nothing leaves a
@@ -237,6 +266,7 @@ function signOut(reason) {
   $("#detail").hidden = true;
   $("#app").hidden = true;
   $("#sign-out").hidden = true;
+  $("#times").hidden = true;  // no times to show: the token field is the first control
   $("#sign-in").hidden = false;
   say(reason || "");
   $("#token").focus();  // what had the focus is hidden now: the keyboard goes on where it is needed
@@ -265,6 +295,7 @@ async function signIn(token, stored = false) {
   $("#sign-in").hidden = true;
   $("#app").hidden = false;
   $("#sign-out").hidden = false;
+  $("#times").hidden = false;
   say("");
   if (focusWasLost) $("#list-heading").focus();  // not left on the hidden form
   await refresh();
@@ -356,12 +387,12 @@ function windowBounds() {
 /** A bulk action's selection in words, for its confirmation and its outcome: ``whose`` (the user
  * and labels; "" for none), the type and each window bound (``bounds``, as sent). */
 function narrowedText(whose, bounds) {
-  const local = (iso) => new Date(iso).toLocaleString();
+  const shown = (iso) => instantText(iso);
   const { due_after: after, due_before: before, updated_after: since } = bounds;
-  const due = after && before ? `due between ${local(after)} and ${local(before)}`
-    : (after && `due from ${local(after)}`) || (before && `due before ${local(before)}`);
+  const due = after && before ? `due between ${shown(after)} and ${shown(before)}`
+    : (after && `due from ${shown(after)}`) || (before && `due before ${shown(before)}`);
   return [whose && `of ${whose}`, state.type && `of type ${state.type}`, due,
-    since && `changed since ${local(since)}`].filter(Boolean).join(" ");
+    since && `changed since ${shown(since)}`].filter(Boolean).join(" ");
 }
 
 /** The body fields of a bulk request for the type, user and labels the list is filtered by. */
@@ -810,7 +841,7 @@ async function move() {
     });
     $("#move-to").value = "";
     const held = schedule.status === "paused" ? " (still paused: resume it to run then)" : "";
-    say(`Schedule ${id}: moved; next run ${new Date(schedule.next_run_at).toLocaleString()}${held}.`, "info");
+    say(`Schedule ${id}: moved; next run ${instantText(schedule.next_run_at)}${held}.`, "info");
   } catch (error) {
     report(error);
   }
@@ -849,8 +880,11 @@ function buildStatusControls() {
 
 document.addEventListener("DOMContentLoaded", () => {
   buildStatusControls();
-  // Times are shown in this browser's zone (a schedule's own zone is one of its fields): say which.
-  $("#zone").textContent = `times in ${Intl.DateTimeFormat().resolvedOptions().timeZone}`;
+  // Times are shown in this browser's zone (a schedule's own zone is one of its fields), which the
+  // header names, or in UTC.
+  $("#zone").options[0].textContent = `${Intl.DateTimeFormat().resolvedOptions().timeZone} (this browser's zone)`;
+  showTimesIn(localStorage.getItem(TIMES_KEY));
+  $("#zone").addEventListener("change", (e) => showTimesIn(e.target.value));
   $("#token-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const token = $("#token").value.trim();
