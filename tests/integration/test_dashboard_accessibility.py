@@ -430,7 +430,7 @@ def test_an_action_s_outcome_is_said_politely_and_a_refusal_assertively(page: Pa
     page.fill("#open-id", later["id"])
     page.keyboard.press("Enter")
     expect(page.locator("#detail-status")).to_have_text("scheduled")
-    status, alert = page.get_by_role("status"), page.get_by_role("alert")
+    status, alert = page.locator("#message").get_by_role("status"), page.locator("#message").get_by_role("alert")
     expect(status).to_have_count(1)  # in the accessibility tree before anything is said
     expect(alert).to_have_count(1)
     expect(page.locator("#message")).to_be_hidden()  # empty: nothing shows
@@ -453,3 +453,34 @@ def test_an_action_s_outcome_is_said_politely_and_a_refusal_assertively(page: Pa
                                             {"change": "childList", "role": "alert", "text": refused.strip()}]
     expect(page.locator("#detail-status")).to_have_text("cancelled")
     page_errors[:] = [error for error in page_errors if "status of 409" not in error]
+
+
+def test_what_the_list_now_shows_is_said_once_when_a_filter_or_a_page_changes_it(page: Page,
+                                                                                 service: Service) -> None:
+    """A filter or a page changes rows the focus is not on: a status message (a polite live region,
+    there from the start) says what is listed now, with the filter, so that a screen reader hears
+    "No schedules match" or the range without going to look; a refresh that changed nothing says
+    nothing again."""
+    user = "a11y-listed"
+    newest = [service.later(userId=user) for _ in range(51)][-1]
+    sign_in(page)
+    listed = page.locator("#list-status")
+    expect(listed).to_have_role("status")
+    page.uncheck("#auto-refresh")
+    page.evaluate("""() => { window.said = []; const region = document.querySelector('#list-status');
+        new MutationObserver(() => window.said.push(region.textContent))
+            .observe(region, {childList: true, characterData: true, subtree: true}); }""")
+    filter_by_user(page, user, newest["id"], 50)
+    expect(listed).to_have_text(f"Schedules 1–50 (more follow), filtered by user {user}")
+    page.focus("#next")
+    page.keyboard.press("Enter")
+    expect(listed).to_have_text(f"Schedules 51–51, filtered by user {user}")
+    page.focus('.count[data-status="dead"]')
+    page.keyboard.press("Enter")
+    expect(listed).to_have_text(f"No schedules match, filtered by status dead, user {user}")
+    with page.expect_response(lambda response: "/v1/schedules?" in response.url):
+        page.click("#refresh")
+    page.wait_for_function("() => !state.busy")
+    assert page.evaluate("window.said") == [f"Schedules 1–50 (more follow), filtered by user {user}",
+                                            f"Schedules 51–51, filtered by user {user}",
+                                            f"No schedules match, filtered by status dead, user {user}"]

@@ -249,7 +249,7 @@ function signOut(reason) {
     "#next-runs tbody"]) {
     $(selector).replaceChildren();
   }
-  for (const selector of ["#detail-payload", "#detail-error", "#detail-id", "#page", "#last-updated"]) {
+  for (const selector of ["#detail-payload", "#detail-error", "#detail-id", "#page", "#last-updated", "#list-status"]) {
     $(selector).textContent = "";
   }
   for (const n of document.querySelectorAll(".count .n")) n.textContent = "0";
@@ -413,6 +413,7 @@ async function loadSchedules() {
     $("#schedules tbody").replaceChildren();
     $("#empty").hidden = true;  // not known to be empty: the message says why
     setText($("#page"), "");
+    setText($("#list-status"), "");  // the alert says why
     showBulk(false);
     throw error;
   }
@@ -451,6 +452,21 @@ async function loadSchedules() {
   // an empty later page goes back) has no range: "No schedules match." says it all.
   const before = (cursors.length - 1) * PAGE_SIZE;
   setText($("#page"), rows.length ? `${before + 1}–${before + rows.length}` : "");
+  setText($("#list-status"), listedText(rows.length, before));
+}
+
+/** What the list shows, for its live region (``#list-status``): the range (``count`` rows after
+ * ``before``), or that none match, and the filters. Written only when it changes: a refresh that
+ * lists the same says nothing again; another filter or page always changes it. */
+function listedText(count, before) {
+  const chosen = (select) => $(select).selectedOptions[0].textContent.trim();
+  const due = state.due && (state.due === "overdue" ? "overdue" : `due ${chosen("#due-filter")}`);
+  const filters = [state.status && `status ${state.status}`, state.type && `type ${state.type}`, due,
+    state.changed && `changed ${chosen("#changed-filter")}`, state.user && `user ${state.user}`,
+    state.labels && `labels ${state.labels}`].filter(Boolean);
+  const listed = count ? `Schedules ${before + 1}–${before + count}${state.next ? " (more follow)" : ""}`
+    : "No schedules match";
+  return filters.length ? `${listed}, filtered by ${filters.join(", ")}` : listed;
 }
 
 /** Offer a page each way only when there is one (a list not read yet has no older page). */
