@@ -324,6 +324,11 @@ async def test_metrics_are_served_while_the_store_is_down(clock: FixedClock) -> 
         assert up.status_code == 200 and "cronjob_store_up 1.0" in up.text
         assert 'cronjob_schedules{status="scheduled",task_type="whatsapp.template"} 1.0' in up.text
         store.down = True
+        # The scrape that finds the counts due to be read again still shows the last ones (with
+        # store_up 1): the read runs in the background. Once it failed, the next one says so.
+        during = await http.get("/metrics", headers=AUTH)
+        assert during.status_code == 200 and "cronjob_store_up 1.0" in during.text
+        await asyncio.sleep(0.01)
         down = await http.get("/metrics", headers=AUTH)
         assert down.status_code == 200, down.text
         assert "cronjob_store_up 0.0" in down.text and "cronjob_in_flight 3.0" in down.text
@@ -349,6 +354,51 @@ async def test_metrics_and_stats_answer_while_the_store_does_not(clock: FixedClo
             assert scrape.status_code == 200 and "cronjob_store_up 0.0" in scrape.text
         stats = await asyncio.wait_for(http.get("/v1/stats", headers=AUTH), timeout=PROMPTLY + 2)
         assert stats.status_code == 503 and stats.headers["retry-after"], stats.text
+
+
+class SlowCounts(InMemoryScheduleRepository):
+    """The in-memory store whose counts, once ``slow`` is set, take until ``answer`` is set (a
+    store of millions, whose count takes longer than a request waits)."""
+
+    slow = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+        self.reads = 0
+
+    async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:
+        self.reads += 1
+        if self.slow:
+            await self.answer.wait()
+        return await super().count_by_status_and_type()
+
+
+async def test_stats_answer_the_last_counts_at_once_while_a_slow_count_runs(clock: FixedClock) -> None:
+    """Once counted, a slow count is no 503: every request gets the last counts and when they
+    were read (``as_of``) at once, while one read goes on behind them (as the process wires it:
+    counts at most 2 s old are not read again, a request waits 2 s for a first read)."""
+    store = SlowCounts()
+    container = make_container(clock, repository=store)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=container.app()), base_url="http://t") as http:
+        message = {**SEED, "send_at": (NOW + timedelta(hours=1)).isoformat()}
+        assert (await http.post("/schedule-message", json=message, headers=AUTH)).status_code == 201
+        first = (await http.get("/v1/stats", headers=AUTH)).json()
+        assert first["total"] == 1
+        store.slow = True
+        assert (await http.post("/schedule-message", json=message | {"to": "+15550002"},
+                                headers=AUTH)).status_code == 201
+        await asyncio.sleep(2.05)  # the counts are due to be read again
+        for _ in range(3):
+            stats = await asyncio.wait_for(http.get("/v1/stats", headers=AUTH), timeout=0.5)
+            assert stats.status_code == 200 and stats.json() == first, stats.text
+        scrape = await asyncio.wait_for(http.get("/metrics", headers=AUTH), timeout=0.5)
+        assert "cronjob_store_up 1.0" in scrape.text
+        assert store.reads == 2  # one read under way, not one per request
+        store.answer.set()
+        await asyncio.sleep(0.05)
+        fresh = (await http.get("/v1/stats", headers=AUTH)).json()
+        assert fresh["total"] == 2 and fresh["as_of"] > first["as_of"]
 
 
 class WritesGoAway(InMemoryScheduleRepository):

@@ -1,4 +1,5 @@
-"""CountsCache: one read of the store per max_age, shared by concurrent callers, failures not kept."""
+"""CountsCache: the last read answered at once, read again in the background no more often than
+its interval (which grows with how long a read takes), one read at a time, failures not kept."""
 
 from __future__ import annotations
 
@@ -7,35 +8,88 @@ import asyncio
 import pytest
 
 from cronjob.ports.repository import StoreUnavailable
-from cronjob_adapters.web.counts_cache import CountsCache
+from cronjob_adapters.web.counts_cache import READ_INTERVAL_FACTOR, CountsCache
 
 
 class Store:
-    def __init__(self) -> None:
+    """Counts that are the number of reads made so far; each read can be held (``gate``), made
+    to fail (``fail``) and made to take ``takes`` seconds of the test's clock."""
+
+    def __init__(self, now: list[float] | None = None) -> None:
         self.reads = 0
         self.fail = False
         self.gate: asyncio.Event | None = None
+        self.now = now
+        self.takes = 0.0
 
     async def read(self) -> int:
         self.reads += 1
         if self.gate is not None:
             await self.gate.wait()
+        if self.now is not None:
+            self.now[0] += self.takes
         if self.fail:
             raise ConnectionError("store down")
         return self.reads
 
 
+async def settled() -> None:
+    """Let a read started in the background run to its end (it awaits nothing that blocks)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
 async def test_answers_from_one_read_until_it_is_max_age_old() -> None:
-    store, now = Store(), [100.0]
+    now = [100.0]
+    store = Store(now)
     cache = CountsCache(store.read, max_age=2.0, monotonic=lambda: now[0])
     first, read_at = await cache.get()
     now[0] += 1.999
     assert await cache.get() == (first, read_at) and store.reads == 1
     now[0] += 0.001
-    assert (await cache.get())[0] == 2 and store.reads == 2
+    assert await cache.get() == (first, read_at)  # the last read, while the next one runs
+    await settled()
+    assert store.reads == 2 and (await cache.get())[0] == 2
 
 
-async def test_callers_during_a_read_share_it() -> None:
+async def test_a_stale_read_is_answered_at_once_while_a_new_one_runs() -> None:
+    """Once counted, a slow store never holds a caller up: each gets the last read and its
+    ``as_of`` while the one read under way goes on, however many ask."""
+    now = [100.0]
+    store = Store(now)
+    cache = CountsCache(store.read, max_age=2.0, timeout=0.05, monotonic=lambda: now[0])
+    first = await cache.get()
+    store.gate = asyncio.Event()  # the next read does not answer until let
+    now[0] += 5
+    for _ in range(10):
+        assert await asyncio.wait_for(cache.get(), 1) == first
+        now[0] += 5
+    assert store.reads == 2  # one read under way, not one per caller
+    store.gate.set()
+    await settled()
+    counts, as_of = await cache.get()
+    assert counts == 2 and as_of > first[1]
+
+
+async def test_the_interval_grows_with_how_long_a_read_took() -> None:
+    """A read that took 3 s is made again no sooner than 30 s after it ended: the counts cost
+    the store a tenth of its time at most, however big it is and however often they are asked."""
+    now = [100.0]
+    store = Store(now)
+    store.takes = 3.0
+    cache = CountsCache(store.read, max_age=2.0, timeout=5.0, monotonic=lambda: now[0])
+    await cache.get()
+    now[0] += READ_INTERVAL_FACTOR * 3.0 - 0.01
+    await cache.get()
+    await settled()
+    assert store.reads == 1
+    now[0] += 0.01
+    await cache.get()
+    await settled()
+    assert store.reads == 2
+
+
+async def test_callers_during_a_first_read_share_it() -> None:
     store = Store()
     store.gate = asyncio.Event()
     cache = CountsCache(store.read, max_age=2.0)
@@ -56,12 +110,45 @@ async def test_a_failed_read_is_not_kept() -> None:
     assert (await cache.get())[0] == 2 and store.reads == 2
 
 
-async def test_a_read_without_an_answer_fails_as_an_unavailable_store() -> None:
-    """A stalled connection: the caller, and those queued behind it, get an error in time."""
+async def test_after_a_failed_read_callers_wait_for_a_new_one_rather_than_see_the_old_counts() -> None:
+    """A store that went down must say so (a 503, ``cronjob_store_up 0``), not show the counts
+    from before it went for ever: once a read failed, the next caller waits for another."""
+    now = [100.0]
+    store = Store(now)
+    cache = CountsCache(store.read, max_age=2.0, monotonic=lambda: now[0])
+    assert (await cache.get())[0] == 1
+    store.fail = True
+    now[0] += 2
+    assert (await cache.get())[0] == 1  # the last counts while the read goes on (and fails)
+    await settled()
+    with pytest.raises(ConnectionError):
+        await cache.get()
+    store.fail = False
+    assert (await cache.get())[0] == 4 and store.reads == 4
+
+
+async def test_a_first_read_without_an_answer_fails_as_an_unavailable_store_and_goes_on() -> None:
+    """A stalled connection: the caller, and those queued behind it, get an error in time; the
+    read is not started again while it runs, and what it reads answers the next caller."""
     store = Store()
-    store.gate = asyncio.Event()  # never set: the read never answers
+    store.gate = asyncio.Event()
     cache = CountsCache(store.read, max_age=2.0, timeout=0.05)
     for _ in range(2):
         with pytest.raises(StoreUnavailable, match="did not answer within 0.05 s"):
             await asyncio.wait_for(cache.get(), 5)
-    assert store.reads == 2  # the failed read was not kept
+    assert store.reads == 1
+    store.gate.set()
+    await settled()
+    assert (await asyncio.wait_for(cache.get(), 5))[0] == 1 and store.reads == 1
+
+
+async def test_a_read_that_never_answers_is_given_up_after_its_limit() -> None:
+    store = Store()
+    store.gate = asyncio.Event()  # never set
+    cache = CountsCache(store.read, max_age=2.0, timeout=0.05, read_limit=0.1)
+    with pytest.raises(StoreUnavailable):
+        await cache.get()
+    await asyncio.sleep(0.2)
+    with pytest.raises(StoreUnavailable, match="did not answer"):
+        await cache.get()
+    assert store.reads == 2  # the first was given up, and a new one started

@@ -111,7 +111,7 @@ class ApiServices:
     internal_task_types: Sequence[str] = ()
     #: Told of every request (method, route, status, duration); None: not measured.
     metrics: Metrics | None = None
-    #: The counts behind ``GET /v1/stats`` (None: read through ``scheduling``, at most every 2 s).
+    #: The counts behind ``GET /v1/stats`` (None: read through ``scheduling``, again at most every 2 s).
     counts: CountsCache | None = None
     #: Why status webhooks to a ``callback_url`` would be refused whatever DNS answers (its host
     #: is a private, loopback, link-local or metadata address not on the allow-list), or None;
@@ -502,8 +502,10 @@ def create_app(services: ApiServices) -> FastAPI:
     async def stats() -> StatsView:
         """How many schedules are in each status, overall and per task type (the dashboard's counts).
 
-        The counts read the whole store, so each API process reads them at most once every
-        2 seconds: `as_of` says when.
+        Each API process answers from its last read of the counts (`as_of` says when) and reads
+        them again in the background, at most every 2 seconds, less often the longer a read
+        takes (on MongoDB it grows with the store). Only a first read, or the one after a read
+        that failed, is waited for: 503 with `Retry-After` when it gives no answer within 2 s.
         """
         found, as_of = await counts.get()
         return StatsView.of(found, services.internal_task_types, as_of)

@@ -1,50 +1,112 @@
-"""The schedule counts behind ``GET /v1/stats`` and ``/metrics``, read from the store at most once
-per ``max_age``."""
+"""The schedule counts behind ``GET /v1/stats`` and ``/metrics``: the last read of the store,
+read again in the background, less often the longer a read takes."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cronjob.domain.schedule import ScheduleStatus
-from cronjob.ports.repository import StoreUnavailable
+from cronjob.ports.repository import COUNTS_TIME_LIMIT_S, StoreUnavailable
 
 #: How many schedules there are per (status, task type).
 Counts = dict[tuple[ScheduleStatus, str], int]
 
+#: A read is not made again sooner than this many times the time the last one took: the counts
+#: of a large store (MongoDB reads an index of every schedule) cost it a tenth of a read's time
+#: at most, per process, however often they are asked for.
+READ_INTERVAL_FACTOR = 10
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """One read that answered: the counts, when (UTC) and how long (seconds) it took, and when
+    it ended (on the cache's monotonic clock)."""
+
+    counts: Counts
+    as_of: datetime
+    took: float
+    ended: float
+
 
 class CountsCache:
-    """Answers every caller from one read of the store for ``max_age`` seconds.
+    """Answers every caller from the last read of the store, and reads again in the background.
 
-    Counting schedules by status and type reads the whole store (a group-by over every
-    schedule). A dashboard refreshes every few seconds in each open tab, and Prometheus scrapes
-    every replica: uncached, each would cost the store one such read; cached, a process makes at
-    most one per ``max_age``. Callers that ask while a read is under way wait for it rather than
-    start their own. A failed read is not kept: the next caller tries again. A read that gets no
-    answer within ``timeout`` seconds (a stalled connection) fails as :class:`StoreUnavailable`,
-    so that no caller, nor those queued behind it, waits longer.
+    Counting schedules by status and type reads the whole store on MongoDB (an index of every
+    schedule), which takes longer the more it holds. A dashboard refreshes every few seconds in
+    each open tab, and Prometheus scrapes every replica: each is answered from the last read
+    (with when it was made, ``as_of``), and no caller waits for a new one once there is one.
+    A read is made again when a caller comes at least ``max_age`` seconds, and at least
+    :data:`READ_INTERVAL_FACTOR` times the last read's duration, after the last read ended, one
+    at a time per process; it may take up to ``read_limit`` seconds (a store bounds its own work
+    to :data:`COUNTS_TIME_LIMIT_S`), whatever its callers wait.
+
+    Until a first read has answered, and after a read failed (a store that is down must say so,
+    not show the counts from before), callers wait for the read under way, at most ``timeout``
+    seconds: one without an answer by then fails as :class:`StoreUnavailable` (a 503 with
+    ``Retry-After``, or a scrape without counts), and the read goes on for the next caller. A
+    failed read is not kept: the next caller starts another.
     """
 
     def __init__(self, read: Callable[[], Awaitable[Counts]], max_age: float, *, timeout: float = 2.0,
+                 read_limit: float = COUNTS_TIME_LIMIT_S + 5.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._read = read
         self._max_age = max_age
         self._timeout = timeout
+        self._read_limit = read_limit
         self._monotonic = monotonic
-        self._kept: tuple[float, datetime, Counts] | None = None
-        self._lock = asyncio.Lock()
+        self._last: _Read | None = None
+        self._failed = False
+        self._reading: asyncio.Task[_Read] | None = None
 
     async def get(self) -> tuple[Counts, datetime]:
         """The counts and when (UTC) they were read."""
-        async with self._lock:
-            kept = self._kept
-            if kept is None or self._monotonic() - kept[0] >= self._max_age:
-                try:
-                    async with asyncio.timeout(self._timeout):
-                        value = await self._read()
-                except TimeoutError:
-                    raise StoreUnavailable(f"the store did not answer within {self._timeout:g} s") from None
-                kept = self._kept = (self._monotonic(), datetime.now(UTC), value)
-            return kept[2], kept[1]
+        last = self._last
+        if last is not None and not self._failed:
+            if self._reading is None and self._monotonic() - last.ended >= self._interval(last):
+                self._start()
+            return last.counts, last.as_of
+        reading = self._reading or self._start()
+        try:
+            async with asyncio.timeout(self._timeout):
+                done = await asyncio.shield(reading)
+        except TimeoutError:
+            raise StoreUnavailable(f"the store did not answer within {self._timeout:g} s") from None
+        return done.counts, done.as_of
+
+    def _interval(self, last: _Read) -> float:
+        """How long after ``last`` ended the counts are read again."""
+        return max(self._max_age, READ_INTERVAL_FACTOR * last.took)
+
+    def _start(self) -> asyncio.Task[_Read]:
+        """Start a read (none is under way); it records itself when it ends."""
+        reading = self._reading = asyncio.create_task(self._timed_read(), name="counts")
+        reading.add_done_callback(self._ended)
+        return reading
+
+    async def _timed_read(self) -> _Read:
+        started = self._monotonic()
+        try:
+            async with asyncio.timeout(self._read_limit):
+                counts = await self._read()
+        except TimeoutError:
+            raise StoreUnavailable(f"the counts were not read within {self._read_limit:g} s") from None
+        ended = self._monotonic()
+        return _Read(counts, datetime.now(UTC), ended - started, ended)
+
+    def _ended(self, reading: asyncio.Task[_Read]) -> None:
+        self._reading = None
+        if reading.cancelled():
+            return
+        if (error := reading.exception()) is not None:
+            self._failed = True
+            log.warning("the schedule counts could not be read (%s: %s)", type(error).__name__, error)
+            return
+        self._last, self._failed = reading.result(), False

@@ -595,8 +595,10 @@ class StatsView(BaseModel):
     by_type: dict[str, dict[str, int]] = Field(
         description="Per task type (the service's own included), how many schedules are in each "
                     "status it has.")
-    as_of: Instant = Field(description="When the counts were read (an API process reads them at most "
-                                       "once every 2 seconds).")
+    as_of: Instant = Field(description="When the counts were read: an API process answers from its last "
+                                       "read and reads them again in the background, at most every 2 "
+                                       "seconds, less often the longer a read takes (a read of 3 s: every "
+                                       "30 s), so they can be that old and a little more.")
 
     @classmethod
     def of(cls, counts: Mapping[tuple[ScheduleStatus, str], int], internal: Collection[str],

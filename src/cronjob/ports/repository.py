@@ -62,6 +62,12 @@ def check_one_each(writes: Sequence[ConditionalSave]) -> None:
 #: 256 characters).
 KEYS_PER_QUERY = 500
 
+#: How long (seconds) a store may work on one :meth:`ScheduleRepository.count_by_status_and_type`:
+#: the API reads the counts in the background, never while a request waits (see the web
+#: adapter's ``CountsCache``), so a store that reads something of every schedule to count them
+#: (MongoDB: an index) is given longer than a request's call, and stops by itself after it.
+COUNTS_TIME_LIMIT_S = 60.0
+
 
 def key_chunks(keys: Iterable[str]) -> list[list[str]]:
     """``keys`` without repeats and without empty ones (no schedule holds an empty key), in their
@@ -289,7 +295,10 @@ class ScheduleRepository(ABC):
 
     @abstractmethod
     async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:
-        """How many schedules there are per (status, task type) (pairs with none may be left out)."""
+        """How many schedules there are per (status, task type) (pairs with none may be left out).
+
+        A store that reads something of every schedule to count takes longer the more it holds:
+        it stops within :data:`COUNTS_TIME_LIMIT_S`, as :class:`StoreUnavailable`."""
 
     @abstractmethod
     async def claim_due(
