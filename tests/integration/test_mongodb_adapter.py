@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from cronjob.domain.schedule import ScheduleStatus
 from cronjob.ports.repository import KEYS_PER_QUERY, StoreUnavailable
@@ -24,6 +24,7 @@ from cronjob_adapters.codec import ScheduleCodec
 from cronjob_adapters.mongodb.repository import MongoScheduleRepository
 from cronjob_bootstrap.triggers import default_trigger_parser
 from tests.support.builders import T0, one_off
+from tests.support.mongo_commands import Commands
 from tests.support.mongo_server import MongoTestServer
 from tests.support.waiting import wait_until
 
@@ -83,22 +84,6 @@ async def test_initialize_creates_the_indexes(repos: RepoFactory) -> None:
     assert key_index["partialFilterExpression"] == {"idempotency_key": {"$type": "string"}}
     assert dict(indexes["label_pairs_created_at_id"]["key"]) == {"label_pairs": 1, "created_at": -1, "_id": -1}
     assert dict(indexes["status_created_at_id"]["key"]) == {"status": 1, "created_at": -1, "_id": -1}
-
-
-class Commands(monitoring.CommandListener):
-    """The commands a client sends (PyMongo's command monitoring), by name and body."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.sent.append((event.command_name, dict(event.command)))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 async def test_idempotency_keys_are_looked_up_in_one_find_per_query_s_worth(mongodb_uri: str) -> None:

@@ -297,8 +297,9 @@ class ScheduleRepository(ABC):
     async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:
         """How many schedules there are per (status, task type) (pairs with none may be left out).
 
-        A store that reads something of every schedule to count takes longer the more it holds:
-        it stops within :data:`COUNTS_TIME_LIMIT_S`, as :class:`StoreUnavailable`."""
+        A store that reads something of every schedule to count takes longer the more it holds
+        (MongoDB reads an index, no document): it stops within :data:`COUNTS_TIME_LIMIT_S`, as
+        :class:`StoreUnavailable`."""
 
     @abstractmethod
     async def claim_due(

@@ -1,0 +1,143 @@
+"""MongoDB with millions of schedules: what a store's size must not slow down.
+
+No ``mongod`` runs here, and SecantusDB (the test server) plans queries its own way: its
+``explain`` names the index it scans but reports a FETCH above every index scan, covered or not,
+and its choice among indexes is not MongoDB's. So these tests read the commands the adapter
+actually sends (PyMongo's command monitoring) and check them against the indexes it creates, by
+the rules MongoDB plans with: a hinted aggregation whose pipeline needs only the index's keys and
+has no filter is read from that index alone (a covered plan: ``jstests/aggregation/
+use_query_projection.js``; ``QueryPlannerAccess::scanWholeIndex`` adds no FETCH for an empty
+filter), and a list is served by an index whose keys are its equalities, in any order, followed
+by its sort (MongoDB's ESR rule). Real server, real repository; the README says what was reasoned.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, timedelta
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from cronjob.domain.schedule import ScheduleStatus
+from cronjob.ports.repository import COUNTS_TIME_LIMIT_S
+from cronjob_adapters.codec import ScheduleCodec
+from cronjob_adapters.mongodb.repository import COUNTS_INDEX, INDEXES, MongoScheduleRepository
+from cronjob_bootstrap.triggers import default_trigger_parser
+from tests.support.builders import T0, ended, one_off
+from tests.support.mongo_commands import Commands
+
+#: The indexes this version adds to a database an earlier version made.
+ADDED = {COUNTS_INDEX}
+
+Document = dict[str, Any]
+
+
+class Store:
+    """A repository on a fresh database, over a client whose commands are recorded."""
+
+    def __init__(self, uri: str) -> None:
+        self.commands = Commands()
+        self.client: AsyncMongoClient[Document] = AsyncMongoClient(
+            uri, tz_aware=True, tzinfo=UTC, event_listeners=[self.commands])
+        self.repo = MongoScheduleRepository(self.client, f"size_{uuid.uuid4().hex[:12]}",
+                                            ScheduleCodec(default_trigger_parser()))
+
+    async def indexes(self) -> dict[str, Document]:
+        """The collection's indexes by name, each its key as ``{field: direction}``."""
+        listed = await self.repo.collection.list_indexes()
+        return {index["name"]: dict(index["key"]) async for index in listed}
+
+
+@pytest.fixture
+async def store(mongodb_uri: str) -> AsyncIterator[Store]:
+    made = Store(mongodb_uri)
+    try:
+        yield made
+    finally:
+        await made.repo.drop_database()
+        await made.client.close()
+
+
+def fields_of(pipeline: list[Document]) -> set[str]:
+    """Every field path (``$name``) and sort key the pipeline refers to."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str) and value.startswith("$") and not value.startswith("$$"):
+            found.add(value[1:])
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for stage in pipeline:
+        (name, spec), = stage.items()
+        if name == "$sort":
+            found.update(spec)
+        else:
+            walk(spec)
+    return found
+
+
+async def grouped(store: Store) -> dict[tuple[ScheduleStatus, str], int]:
+    """The counts as reading every document finds them (what the index's must equal)."""
+    counts: dict[tuple[ScheduleStatus, str], int] = {}
+    async for doc in store.repo.collection.find({}, {"status": 1, "task_type": 1}):
+        key = (ScheduleStatus(doc["status"]), doc["task_type"])
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+async def test_the_counts_are_read_from_an_index_alone(store: Store) -> None:
+    """``GET /v1/stats`` and ``/metrics`` read the counts: a group-by with no index read every
+    document (a few KB each: GBs at millions) at every read. Now one hinted aggregation whose
+    pipeline needs nothing but the first keys of that index, with no filter (MongoDB reads it
+    covered: no document), given the counts' own time limit, not a request's."""
+    await store.repo.initialize()
+    await store.repo.add_many([one_off(), one_off(), one_off(task_type="email"), one_off(user_id=None)])
+    await store.repo.add_many([ended("webhook.delivery", made=T0, at=T0 + timedelta(minutes=1)),
+                               ended("whatsapp.text", made=T0, at=T0, dead=True)])
+    store.commands.sent.clear()
+    counts = await store.repo.count_by_status_and_type()
+    assert counts == await grouped(store) == {
+        (ScheduleStatus.SCHEDULED, "whatsapp.text"): 3, (ScheduleStatus.SCHEDULED, "email"): 1,
+        (ScheduleStatus.SUCCEEDED, "webhook.delivery"): 1, (ScheduleStatus.DEAD, "whatsapp.text"): 1}
+
+    (command,) = store.commands.named("aggregate")
+    key = (await store.indexes())[command["hint"]]  # the hint names an index that exists
+    assert command["hint"] == COUNTS_INDEX
+    pipeline = command["pipeline"]
+    assert [next(iter(stage)) for stage in pipeline] == ["$sort", "$group"], pipeline  # no filter
+    assert fields_of(pipeline) == {"status", "task_type"} == set(list(key)[:2]), (pipeline, key)
+    assert list(pipeline[0]["$sort"].items()) == list(key.items())[:2]  # the index's own order
+    # The driver turns the counts' time limit into the server's (maxTimeMS): far longer than the
+    # 2 s a request waits, for a read that runs in the background.
+    assert COUNTS_TIME_LIMIT_S * 1000 - 5000 < command["maxTimeMS"] <= COUNTS_TIME_LIMIT_S * 1000
+
+    # The server takes the hint: SecantusDB's plan scans that index (it reports a FETCH above
+    # every index scan, so whether it is covered is MongoDB's to say, as reasoned above).
+    sent = {k: command[k] for k in ("aggregate", "pipeline", "cursor", "hint")}
+    plan = await store.client[store.repo._database].command(
+        {"explain": sent, "verbosity": "queryPlanner"})
+    scan = plan["queryPlanner"]["winningPlan"]["inputStage"]
+    assert (scan["stage"], scan["indexName"]) == ("IXSCAN", COUNTS_INDEX), plan
+
+
+async def test_a_database_an_earlier_version_made_gets_the_new_indexes(store: Store) -> None:
+    """``initialize`` at start-up adds what is missing to a collection of schedules made before."""
+    collection = store.repo.collection
+    await collection.create_indexes([model for model in INDEXES if model.document["name"] not in ADDED])
+    await store.repo.add_many([one_off(), one_off(task_type="email")])
+    assert ADDED.isdisjoint(await store.indexes())
+    await store.repo.initialize()
+    indexes = await store.indexes()
+    assert indexes[COUNTS_INDEX] == {"status": 1, "task_type": 1, "created_at": -1, "_id": -1}
+    assert {model.document["name"] for model in INDEXES} <= set(indexes)
+    assert await store.repo.count_by_status_and_type() == {
+        (ScheduleStatus.SCHEDULED, "whatsapp.text"): 1, (ScheduleStatus.SCHEDULED, "email"): 1}
+
