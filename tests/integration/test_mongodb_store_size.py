@@ -22,7 +22,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from cronjob.domain.schedule import ScheduleStatus
-from cronjob.ports.repository import COUNTS_TIME_LIMIT_S
+from cronjob.ports.repository import COUNTS_TIME_LIMIT_S, ListCursor, ListOrder
 from cronjob_adapters.codec import ScheduleCodec
 from cronjob_adapters.mongodb.repository import COUNTS_INDEX, INDEXES, MongoScheduleRepository
 from cronjob_bootstrap.triggers import default_trigger_parser
@@ -30,7 +30,7 @@ from tests.support.builders import T0, ended, one_off
 from tests.support.mongo_commands import Commands
 
 #: The indexes this version adds to a database an earlier version made.
-ADDED = {COUNTS_INDEX}
+ADDED = {COUNTS_INDEX, "user_id_status_created_at_id"}
 
 Document = dict[str, Any]
 
@@ -136,8 +136,95 @@ async def test_a_database_an_earlier_version_made_gets_the_new_indexes(store: St
     assert ADDED.isdisjoint(await store.indexes())
     await store.repo.initialize()
     indexes = await store.indexes()
-    assert indexes[COUNTS_INDEX] == {"status": 1, "task_type": 1, "created_at": -1, "_id": -1}
+    assert list(indexes[COUNTS_INDEX].items()) == [("status", 1), ("task_type", 1), ("created_at", -1), ("_id", -1)]
+    assert list(indexes["user_id_status_created_at_id"].items()) == [
+        ("user_id", 1), ("status", 1), ("created_at", -1), ("_id", -1)]
     assert {model.document["name"] for model in INDEXES} <= set(indexes)
     assert await store.repo.count_by_status_and_type() == {
         (ScheduleStatus.SCHEDULED, "whatsapp.text"): 1, (ScheduleStatus.SCHEDULED, "email"): 1}
+    assert len(await store.repo.list(user_id="abc123", status=ScheduleStatus.SCHEDULED)) == 2
 
+
+
+#: The service's own task types, which the API's list leaves out unless a type is named.
+INTERNAL = ("webhook.delivery", "whatsapp.status", "cronjob.retention")
+#: The types a bulk change names when the client names none: those the service schedules.
+USER_TYPES = ("whatsapp.template", "whatsapp.text", "email", "http.request", "python")
+CURSOR = ListCursor(ListOrder.CREATED, T0, "0123456789abcdef")
+
+#: Each filter the API's list and the bulk actions send, newest first (the order that pages
+#: through the whole history), as ``ScheduleRepository.list``'s arguments, and the index that
+#: has its equalities first and its order after.
+LISTS: dict[str, tuple[dict[str, Any], str]] = {
+    "the list": ({"exclude_types": INTERNAL}, "created_at_id"),
+    "status": ({"status": ScheduleStatus.DEAD, "exclude_types": INTERNAL}, "status_created_at_id"),
+    "type": ({"task_types": ["email"]}, "task_type_created_at_id"),
+    "type and status (the dashboard's counts as filters)": (
+        {"task_types": ["email"], "status": ScheduleStatus.DEAD}, COUNTS_INDEX),
+    "userId": ({"user_id": "acme", "exclude_types": INTERNAL}, "user_id_created_at_id"),
+    "userId and status": (
+        {"user_id": "acme", "status": ScheduleStatus.PAUSED, "exclude_types": INTERNAL},
+        "user_id_status_created_at_id"),
+    ":pause/:resume/:cancel by userId, a page after the first": (
+        {"user_id": "acme", "status": ScheduleStatus.PAUSED, "task_types": USER_TYPES, "after": CURSOR},
+        "user_id_status_created_at_id"),
+    "label": ({"labels": {"campaign": "bf"}, "exclude_types": INTERNAL}, "label_pairs_created_at_id"),
+    ":retry of a status": ({"status": ScheduleStatus.DEAD, "task_types": USER_TYPES}, "status_created_at_id"),
+}
+
+
+def equalities(query: Document) -> set[str]:
+    """The fields ``query`` matches on one value each (``$all`` of label texts: each one)."""
+    found: set[str] = set()
+    for field, condition in query.items():
+        if field.startswith("$"):
+            continue
+        if not isinstance(condition, dict) or set(condition) == {"$eq"} or "$all" in condition:
+            found.add(field)
+        elif set(condition) == {"$in"} and len(condition["$in"]) == 1:
+            found.add(field)
+    return found
+
+
+def serving(indexes: dict[str, Document], query: Document, sort: Document) -> set[str]:
+    """The indexes whose keys are ``query``'s equalities (in any order), then ``sort``'s keys in
+    its directions (or all reversed): MongoDB's ESR rule, a range of one index in the list's
+    order, read from its first match, with no sort of its own."""
+    wanted = equalities(query)
+    order = list(sort.items())
+    backwards = [(key, -direction) for key, direction in order]
+    return {name for name, key in indexes.items()
+            if set(list(key)[:len(wanted)]) == wanted
+            and list(key.items())[len(wanted):len(wanted) + len(order)] in (order, backwards)}
+
+
+@pytest.mark.parametrize("case", list(LISTS))
+async def test_every_list_is_a_range_of_an_index_in_its_order(store: Store, case: str) -> None:
+    """A list that pages newest first through millions of schedules reads only what it shows
+    when one index has its filter's equalities first and its order after; otherwise it reads
+    what one filter selects to find the others (a user's whole history for a status it has
+    few in) or sorts them. The finds the adapter sends for each filter the API and the bulk
+    actions combine, against the indexes it creates."""
+    arguments, index = LISTS[case]
+    await store.repo.initialize()
+    await store.repo.add(one_off(user_id="acme", labels={"campaign": "bf"}))
+    store.commands.sent.clear()
+    await store.repo.list(limit=5, **arguments)
+    (find,) = store.commands.named("find")
+    assert find["sort"] == {"created_at": -1, "_id": -1}
+    assert index in serving(await store.indexes(), find["filter"], find["sort"]), find["filter"]
+
+
+async def test_a_label_in_a_status_reads_the_label_s_schedules(store: Store) -> None:
+    """The one combination left to read one filter's schedules: labels and a status (a bulk
+    change by labels). A multikey index of labels and status would be written on every claim
+    and outcome, up to 16 keys a schedule; the label's own index bounds the read to its
+    schedules, newest first, as on SQLite."""
+    await store.repo.initialize()
+    store.commands.sent.clear()
+    await store.repo.list(labels={"campaign": "bf"}, status=ScheduleStatus.PAUSED, task_types=USER_TYPES)
+    (find,) = store.commands.named("find")
+    indexes = await store.indexes()
+    assert not serving(indexes, find["filter"], find["sort"])
+    assert serving(indexes, {"label_pairs": find["filter"]["label_pairs"]}, find["sort"]) == {
+        "label_pairs_created_at_id"}

@@ -93,6 +93,11 @@ INDEXES = [
                name=COUNTS_INDEX),
     IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
                name="user_id_created_at_id"),
+    # A user's schedules in one status: GET /v1/schedules?userId=...&status=..., and :cancel,
+    # :pause and :resume by userId, which list each status they change. Without it, through the
+    # user's index, all of that user's history is read for the few in that status.
+    IndexModel([("user_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+               name="user_id_status_created_at_id"),
     # GET /v1/schedules?label=k=v: a multikey index over the "key=value" texts, read with $all.
     IndexModel([(LABEL_PAIRS, ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
                name="label_pairs_created_at_id"),
