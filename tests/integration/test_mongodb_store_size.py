@@ -228,3 +228,20 @@ async def test_a_label_in_a_status_reads_the_label_s_schedules(store: Store) -> 
     assert not serving(indexes, find["filter"], find["sort"])
     assert serving(indexes, {"label_pairs": find["filter"]["label_pairs"]}, find["sort"]) == {
         "label_pairs_created_at_id"}
+
+
+async def test_a_claim_reads_the_due_schedules_in_their_index_s_order(store: Store) -> None:
+    """Every poll of every scheduler claims: its read of the due schedules must stop after the
+    batch it claims. Sorted on a key its index does not hold (``_id`` after ``next_run_at``),
+    MongoDB fetches and sorts every due schedule first: a burst of 100,000 due at once read
+    whole for every batch of a few dozen claimed."""
+    await store.repo.initialize()
+    due = [one_off(T0 - timedelta(seconds=s)) for s in (3, 1, 2)]
+    await store.repo.add_many([*due, one_off(T0 + timedelta(seconds=1))])
+    store.commands.sent.clear()
+    claimed = await store.repo.claim_due(now=T0, owner="r1", lease_for=timedelta(seconds=30), limit=2,
+                                         exclude_types=INTERNAL)
+    assert [s.id for s in claimed] == [due[0].id, due[2].id]
+    (find,) = [body for body in store.commands.named("find") if body["filter"].get("status") == "scheduled"]
+    assert find["limit"] == 2
+    assert serving(await store.indexes(), find["filter"], find["sort"]) == {"status_next_run_at"}, find
