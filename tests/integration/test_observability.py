@@ -325,7 +325,7 @@ async def test_metrics_are_served_while_the_store_is_down(clock: FixedClock) -> 
         assert 'cronjob_schedules{status="scheduled",task_type="whatsapp.template"} 1.0' in up.text
         store.down = True
         # The scrape that finds the counts due to be read again still shows the last ones (with
-        # store_up 1): the read runs in the background. Once it failed, the next one says so.
+        # store_up 1), its read having failed. Once it failed, the next scrape says so.
         during = await http.get("/metrics", headers=AUTH)
         assert during.status_code == 200 and "cronjob_store_up 1.0" in during.text
         await asyncio.sleep(0.01)

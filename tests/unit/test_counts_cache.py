@@ -47,9 +47,21 @@ async def test_answers_from_one_read_until_it_is_max_age_old() -> None:
     now[0] += 1.999
     assert await cache.get() == (first, read_at) and store.reads == 1
     now[0] += 0.001
-    assert await cache.get() == (first, read_at)  # the last read, while the next one runs
+    # A read that answers within fresh_wait (a small store's) is waited for: current counts.
+    assert (await cache.get())[0] == 2 and store.reads == 2
+
+
+async def test_the_read_a_caller_starts_is_waited_for_briefly_then_the_last_one_answers() -> None:
+    now = [100.0]
+    store = Store(now)
+    cache = CountsCache(store.read, max_age=2.0, fresh_wait=0.05, monotonic=lambda: now[0])
+    first = await cache.get()
+    store.gate = asyncio.Event()
+    now[0] += 2
+    assert await asyncio.wait_for(cache.get(), 0.5) == first
+    store.gate.set()
     await settled()
-    assert store.reads == 2 and (await cache.get())[0] == 2
+    assert (await cache.get())[0] == 2 and store.reads == 2
 
 
 async def test_a_stale_read_is_answered_at_once_while_a_new_one_runs() -> None:
@@ -119,7 +131,7 @@ async def test_after_a_failed_read_callers_wait_for_a_new_one_rather_than_see_th
     assert (await cache.get())[0] == 1
     store.fail = True
     now[0] += 2
-    assert (await cache.get())[0] == 1  # the last counts while the read goes on (and fails)
+    assert (await cache.get())[0] == 1  # the last counts: the caller that found them due
     await settled()
     with pytest.raises(ConnectionError):
         await cache.get()

@@ -45,7 +45,9 @@ class CountsCache:
     A read is made again when a caller comes at least ``max_age`` seconds, and at least
     :data:`READ_INTERVAL_FACTOR` times the last read's duration, after the last read ended, one
     at a time per process; it may take up to ``read_limit`` seconds (a store bounds its own work
-    to :data:`COUNTS_TIME_LIMIT_S`), whatever its callers wait.
+    to :data:`COUNTS_TIME_LIMIT_S`), whatever its callers wait. The caller that starts it waits
+    ``fresh_wait`` seconds at most for it: a small store's counts (SQLite keeps them) are
+    current at every refresh of a dashboard, a large one's are the last read's.
 
     Until a first read has answered, and after a read failed (a store that is down must say so,
     not show the counts from before), callers wait for the read under way, at most ``timeout``
@@ -55,11 +57,12 @@ class CountsCache:
     """
 
     def __init__(self, read: Callable[[], Awaitable[Counts]], max_age: float, *, timeout: float = 2.0,
-                 read_limit: float = COUNTS_TIME_LIMIT_S + 5.0,
+                 read_limit: float = COUNTS_TIME_LIMIT_S + 5.0, fresh_wait: float = 0.1,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._read = read
         self._max_age = max_age
         self._timeout = timeout
+        self._fresh_wait = fresh_wait
         self._read_limit = read_limit
         self._monotonic = monotonic
         self._last: _Read | None = None
@@ -70,16 +73,27 @@ class CountsCache:
         """The counts and when (UTC) they were read."""
         last = self._last
         if last is not None and not self._failed:
-            if self._reading is None and self._monotonic() - last.ended >= self._interval(last):
-                self._start()
-            return last.counts, last.as_of
-        reading = self._reading or self._start()
-        try:
-            async with asyncio.timeout(self._timeout):
-                done = await asyncio.shield(reading)
-        except TimeoutError:
-            raise StoreUnavailable(f"the store did not answer within {self._timeout:g} s") from None
+            if self._reading is not None or self._monotonic() - last.ended < self._interval(last):
+                return last.counts, last.as_of
+            try:
+                done = await self._wait(self._start(), self._fresh_wait)
+            except Exception:  # noqa: BLE001 - kept by _ended: the next caller waits for a new read
+                done = None
+            return (last.counts, last.as_of) if done is None else (done.counts, done.as_of)
+        done = await self._wait(self._reading or self._start(), self._timeout)
+        if done is None:
+            raise StoreUnavailable(f"the store did not answer within {self._timeout:g} s")
         return done.counts, done.as_of
+
+    @staticmethod
+    async def _wait(reading: asyncio.Task[_Read], seconds: float) -> _Read | None:
+        """What ``reading`` read, if it ends within ``seconds`` (its error if it fails); None
+        if not, the read going on."""
+        try:
+            async with asyncio.timeout(seconds):
+                return await asyncio.shield(reading)
+        except TimeoutError:
+            return None
 
     def _interval(self, last: _Read) -> float:
         """How long after ``last`` ended the counts are read again."""
