@@ -222,27 +222,73 @@ async def test_lapsed_lease_is_reclaimed_and_old_owner_is_fenced(store: StoreFac
     assert stored.result["provider_message_id"] == "wamid.NEW"
 
 
-async def test_a_cancel_while_running_fences_the_run_out(store: StoreFactory) -> None:
-    """Cancelling a recurring schedule mid-run: a write conditional on the running version read,
-    which takes the lease away, so the run's own fenced write of its outcome is refused."""
-    repo = await store()
+async def cancelled_mid_run(repo: ScheduleRepository) -> Schedule:
+    """A recurring schedule, claimed and started at T0, then cancelled at T0 + 5 s (a write
+    conditional on the running version read, which takes the lease away): the run's own copy."""
     schedule = Schedule.create(id="every-minute", task_type="whatsapp.text", payload={"to": "5511999999999"},
                                trigger=IntervalTrigger(timedelta(minutes=1), T0), timezone="UTC",
                                first_run_at=T0, now=T0 - timedelta(minutes=1))
     await repo.add(schedule)
     [run] = await repo.claim_due(now=T0, owner="r1", lease_for=LEASE, limit=1)
     assert run.lease is not None
+    run.mark_started(attempt_id=run.lease.attempt_id, now=T0)
     read = await repo.get(run.id)
     assert read is not None and read.status is ScheduleStatus.RUNNING
     version = read.updated_at
     read.cancel(now=T0 + timedelta(seconds=5))
     assert await repo.save(read, expected_status=ScheduleStatus.RUNNING, expected_updated_at=version)
+    return run
+
+
+async def test_a_cancel_while_running_fences_the_run_out(store: StoreFactory) -> None:
+    """Cancelling a recurring schedule mid-run takes the lease away, so the run's own fenced
+    write of its outcome is refused."""
+    repo = await store()
+    run = await cancelled_mid_run(repo)
+    assert run.lease is not None
     assert not await repo.renew_lease(run.id, run.lease.attempt_id, T0 + LEASE * 2)
     run.succeed(attempt_id=run.lease.attempt_id, now=T0 + timedelta(seconds=9), provider_message_id="wamid.1")
     assert not await repo.save(run, expected_status=ScheduleStatus.RUNNING, attempt_id=run.attempts[-1].attempt_id)
     stored = await repo.get(run.id)
     assert stored is not None and (stored.status, stored.lease, stored.attempts) == (ScheduleStatus.CANCELLED, None, [])
     assert await repo.claim_due(now=T0 + timedelta(hours=1), owner="r2", lease_for=LEASE, limit=5) == []
+
+
+async def test_a_run_going_on_when_its_schedule_is_cancelled_is_kept_by_it_in_a_write_without_a_lease(
+        store: StoreFactory) -> None:
+    """The run's fenced write is refused (the cancel took its lease); its record is added to the
+    cancelled schedule in a write conditional on ``cancelled`` and the version read. The store
+    keeps it whole, finds it by the message id the run sent, never claims it, and refuses the
+    same write on a stale version (a change made meanwhile)."""
+    repo = await store()
+    run = await cancelled_mid_run(repo)
+    assert run.lease is not None
+    attempt_id = run.lease.attempt_id
+    run.succeed(attempt_id=attempt_id, now=T0 + timedelta(seconds=9), provider_message_id="wamid.after")
+    assert not await repo.save(run, expected_status=ScheduleStatus.RUNNING, attempt_id=attempt_id)
+
+    record = run.run_record(attempt_id)
+    assert record is not None
+    cancelled = await repo.get(run.id)
+    assert cancelled is not None and cancelled.awaits_run(attempt_id)
+    version = cancelled.updated_at
+    stale = cancelled.copy()
+    cancelled.keep_run(record, now=T0 + timedelta(seconds=9))
+    assert not await repo.save(cancelled, expected_status=ScheduleStatus.RUNNING, expected_updated_at=version)
+    assert await repo.save(cancelled, expected_status=ScheduleStatus.CANCELLED, expected_updated_at=version)
+    stale.keep_run(record, now=T0 + timedelta(seconds=10))  # one that read before that write: refused
+    assert not await repo.save(stale, expected_status=ScheduleStatus.CANCELLED, expected_updated_at=version)
+
+    stored = await repo.get(run.id)
+    assert stored == cancelled
+    assert (stored.status, stored.next_run_at, stored.lease) == (ScheduleStatus.CANCELLED, None, None)
+    assert [(a.attempt_id, a.outcome) for a in stored.attempts] == [(attempt_id, "succeeded")]
+    assert [e.type for e in stored.events] == ["scheduled", "started", "cancelled", "succeeded"]
+    assert stored.events[-1].data["after_cancel"] == "true"
+    assert await repo.get_by_provider_message_id("wamid.after") == stored
+    assert await repo.count_by_status() == {ScheduleStatus.CANCELLED: 1}
+    assert await repo.claim_due(now=T0 + timedelta(hours=1), owner="r2", lease_for=LEASE, limit=5) == []
+    assert await repo.next_due_at() is None
 
 
 async def test_a_zone_requests_may_no_longer_name_still_loads_from_the_store(store: StoreFactory) -> None:

@@ -615,6 +615,104 @@ async def test_cancelled_and_missed_are_delivered(
     assert "late" in missed_event["data"]["reason"]
 
 
+async def test_a_run_going_on_when_its_schedule_is_cancelled_keeps_its_record_and_delivers_its_outcome(
+        client: httpx.AsyncClient, container: Container, clock: FixedClock, receiver: Receiver) -> None:
+    """A recurring sync runs (its peer holds the request) when a user cancels the schedule over
+    the API: the run goes on and succeeds. Its started event, sent as it began, and its outcome
+    are in the schedule afterwards, and the outcome reaches the receivers, saying so."""
+    released = receiver.hold("/sync")
+    receiver.take_unsigned("/sync")
+    created = (await client.post("/v1/schedules", json={
+        "task": {"type": "http.request", "method": "POST", "url": receiver.url("/sync")},
+        "schedule": f"every 1 hours from {SEND_AT.isoformat()}", "timezone": "UTC",
+        "callback_url": receiver.url("/callback")})).json()
+    await settle(container)
+    clock.set(SEND_AT)
+    dispatcher = container.dispatcher()
+    assert await dispatcher.dispatch_due() == 1
+    await until(lambda: len(receiver.at("/sync")) == 1)  # the sync has begun, its peer not answered yet
+    for _ in range(200):  # its started event is delivered meanwhile
+        await dispatcher.dispatch_due()
+        if any(d.type == "started" for d in receiver.at("/callback")):
+            break
+        await asyncio.sleep(0.02)
+    clock.advance(timedelta(seconds=2))
+    response = await client.delete(f"/v1/schedules/{created['id']}")
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    clock.advance(timedelta(seconds=1))
+    released.set()
+    await dispatcher.drain(15)
+    await settle(container)
+
+    got = {d.type: d.event for d in receiver.at("/callback")}
+    assert Counter(d.type for d in receiver.at("/callback")) == Counter(
+        {"scheduled": 1, "started": 1, "cancelled": 1, "succeeded": 1})
+    assert counted(receiver.at("/global")) == counted(receiver.at("/callback"))
+    assert all(d.verified for d in receiver.all if d.path != "/sync")
+    attempt_id = got["started"]["attempt_id"]
+    assert got["cancelled"]["data"] == {"while_running": attempt_id}
+    assert (got["succeeded"]["status"], got["succeeded"]["attempt_id"]) == ("cancelled", attempt_id)
+    assert got["succeeded"]["data"] == {"status_code": "200", "after_cancel": "true"}
+
+    shown = (await client.get(f"/v1/schedules/{created['id']}")).json()
+    assert (shown["status"], shown["next_run_at"]) == ("cancelled", None)
+    assert [(a["attempt_id"], a["outcome"]) for a in shown["attempts"]] == [(attempt_id, "succeeded")]
+    log = await events_of(client, created["id"])
+    assert [(e["type"], e["id"]) for e in log] == [
+        ("scheduled", got["scheduled"]["id"]), ("started", got["started"]["id"]),
+        ("cancelled", got["cancelled"]["id"]), ("succeeded", got["succeeded"]["id"])]
+    assert all({d["status"] for d in e["deliveries"]} == {"succeeded"} for e in log)
+    clock.advance(timedelta(hours=2))  # never again
+    await settle(container)
+    assert len(receiver.at("/sync")) == 1
+
+
+async def test_the_outcome_of_a_run_cancelled_while_it_ran_waits_for_its_record_and_the_first_one_is_never_sent(
+        container: Container, clock: FixedClock, receiver: Receiver) -> None:
+    """The deliveries of a kept record's outcome are stored before the record is written: one that
+    runs in between waits for it (its lease is gone, but the record comes without one). The
+    outcome the run published first, as if its schedule went on, is never sent, even once the
+    run's attempt is stored (had its withdrawal come too late)."""
+    from cronjob.domain.recurring import IntervalTrigger
+
+    repository, publisher = container.repository(), container.publisher()
+    await repository.add(Schedule.create(
+        id="r1", task_type="whatsapp.text", payload={}, trigger=IntervalTrigger(timedelta(hours=1), SEND_AT),
+        timezone="UTC", first_run_at=SEND_AT, now=clock.now(), callback_url=receiver.url("/callback")))
+    clock.set(SEND_AT)
+    [run] = await repository.claim_due(now=clock.now(), owner="replica-a", lease_for=timedelta(seconds=30), limit=1)
+    attempt_id = run.lease.attempt_id  # type: ignore[union-attr]
+    run.mark_started(attempt_id=attempt_id, now=clock.now())
+    cancelled = await repository.get("r1")
+    assert cancelled is not None
+    version = cancelled.updated_at
+    cancelled.cancel(now=clock.now())
+    assert await repository.save(cancelled, expected_status=ScheduleStatus.RUNNING, expected_updated_at=version)
+    run.succeed(attempt_id=attempt_id, now=clock.now(), provider_message_id="wamid.1")
+    assert await publisher.publish(run, run.events[-1:])  # as if it went on: never withdrawn here
+    assert not await repository.save(run, expected_status=ScheduleStatus.RUNNING, attempt_id=attempt_id)
+
+    record = run.run_record(attempt_id)
+    assert record is not None
+    cancelled.keep_run(record, now=clock.now())
+    assert await publisher.publish(cancelled, [e for e in record.events if e.type != "started"])
+    await settle(container)
+    assert receiver.all == [] and webhook_metric(container, "skipped") == 0  # both wait for the record
+
+    stored = await repository.get("r1")
+    assert stored is not None and stored.attempts == []
+    version = stored.updated_at
+    stored.keep_run(record, now=clock.now())
+    assert await repository.save(stored, expected_status=ScheduleStatus.CANCELLED, expected_updated_at=version)
+    clock.advance(timedelta(seconds=1))
+    await settle(container)
+    [delivered] = receiver.at("/callback")
+    assert (delivered.type, delivered.event["status"], delivered.event["data"]["after_cancel"]) == (
+        "succeeded", "cancelled", "true")
+    assert delivered.event["id"] == stored.events[-1].id != run.events[-1].id
+    assert webhook_metric(container, "skipped") == 2  # the first outcome, to the callback and the global URL
+
+
 async def test_a_resume_after_the_rule_ended_delivers_both_its_events(
         client: httpx.AsyncClient, container: Container, clock: FixedClock, receiver: Receiver) -> None:
     """One change that records two events (resumed, then missed: nothing was left to run) sends both."""

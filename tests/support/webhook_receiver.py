@@ -1,6 +1,6 @@
 """A real status webhook receiver for the tests: an HTTP server on 127.0.0.1 (a thread) that
 verifies every ``Cronjob-Signature`` with ``signing.verify``, records what it got, and answers as
-scripted, or only once released (a receiver that hangs)."""
+scripted, or only once released (a receiver that hangs); a path may take unsigned POSTs (a task's peer)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,7 @@ class Receiver:
         self._deliveries: list[Delivery] = []
         self._scripts: dict[str, list[int]] = {}
         self._held: dict[str, threading.Event] = {}
+        self._unsigned: set[str] = set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -73,9 +74,10 @@ class Receiver:
                     script = receiver._scripts.get(self.path)
                     status = script.pop(0) if script else 200
                     held = receiver._held.get(self.path)
+                    unsigned = self.path in receiver._unsigned
                 if held is not None:
                     held.wait(timeout=30)
-                if not verified:
+                if not verified and not unsigned:
                     status = 401
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
@@ -114,6 +116,12 @@ class Receiver:
         """Leave the POSTs to ``path`` unanswered until the event returned is set."""
         with self._lock:
             return self._held.setdefault(path, threading.Event())
+
+    def take_unsigned(self, path: str) -> None:
+        """Answer the POSTs to ``path`` as scripted though they carry no signature (a task's
+        peer, such as an ``http.request``'s, beside the webhook receiver)."""
+        with self._lock:
+            self._unsigned.add(path)
 
     def at(self, path: str) -> list[Delivery]:
         with self._lock:

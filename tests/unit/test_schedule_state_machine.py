@@ -175,6 +175,82 @@ def test_a_recurring_schedule_cancelled_while_it_runs_takes_the_run_s_lease_away
         schedule.succeed(attempt_id="a1", now=LATER, provider_message_id="wamid.1")
 
 
+def cancelled_while_running(*, pause_after_failures: int | None = None) -> tuple[Schedule, Schedule]:
+    """A recurring schedule whose run ``a1`` started at T0: the cancelled schedule as stored
+    (cancelled at T0 + 2 s) and the run's own copy, which knows nothing of the cancel."""
+    schedule = Schedule.create(id="r1", task_type="whatsapp.text", payload={}, timezone="UTC",
+                               trigger=EveryTrigger(T0, 60), first_run_at=T0, now=T0,
+                               pause_after_failures=pause_after_failures)
+    claim(schedule, "a1", T0, "replica-a")
+    run = schedule.copy()
+    run.mark_started(attempt_id="a1", now=T0)  # stored only with the run's outcome
+    schedule.cancel(now=T0 + timedelta(seconds=2))
+    return schedule, run
+
+
+def test_a_schedule_cancelled_while_it_ran_keeps_that_run_s_record_and_stays_cancelled() -> None:
+    stored, run = cancelled_while_running()
+    run.succeed(attempt_id="a1", now=T0 + timedelta(seconds=5), provider_message_id="wamid.1",
+                result={"wamid": "wamid.1"})
+    assert stored.awaits_run("a1") and not stored.awaits_run("a2")
+    record = run.run_record("a1")
+    assert record is not None
+    version = stored.updated_at
+    stored.keep_run(record, now=T0 + timedelta(seconds=5))
+
+    assert (stored.status, stored.next_run_at, stored.lease) == (S.CANCELLED, None, None)
+    assert stored.updated_at > version
+    [attempt] = stored.attempts
+    assert (attempt.attempt_id, attempt.outcome, attempt.provider_message_id, attempt.finished_at) == (
+        "a1", "succeeded", "wamid.1", T0 + timedelta(seconds=5))
+    # In time order: started before the cancel, the outcome after it; started as it was published.
+    assert [e.type for e in stored.events] == ["scheduled", "started", "cancelled", "succeeded"]
+    assert stored.events[1] == run.events[-2]
+    succeeded = stored.events[-1]
+    assert succeeded.id != run.events[-1].id and succeeded.attempt_id == "a1"
+    assert succeeded.data == {"wamid": "wamid.1", "provider_message_id": "wamid.1", "after_cancel": "true"}
+    assert stored.result == {"wamid": "wamid.1", "provider_message_id": "wamid.1"} and stored.last_error is None
+    assert not stored.awaits_run("a1") and stored.cancelled_while("a1")
+    with pytest.raises(InvalidTransition):  # once
+        stored.keep_run(record, now=T0 + timedelta(seconds=6))
+    assert not stored.is_due(T0 + timedelta(hours=1))
+
+
+@pytest.mark.parametrize(("decision", "outcome", "kept"), [
+    (RetryDecision(T0 + timedelta(seconds=30), "retry"), "failed", ["failed"]),
+    (RetryDecision(None, "permanent"), "failed", ["failed", "dead"]),
+])
+def test_a_failed_run_kept_after_a_cancel_says_nothing_of_what_would_have_come_next(
+        decision: RetryDecision, outcome: str, kept: list[str]) -> None:
+    stored, run = cancelled_while_running(pause_after_failures=1)
+    run.fail(attempt_id="a1", now=T0 + timedelta(seconds=5), error=ERROR, decision=decision)
+    record = run.run_record("a1")
+    assert record is not None
+    stored.keep_run(record, now=T0 + timedelta(seconds=5))
+    assert [(a.outcome, a.error) for a in stored.attempts] == [(outcome, ERROR)] and stored.last_error == ERROR
+    assert [e.type for e in stored.events[3:]] == kept  # no retrying, no paused (pause_after_failures)
+    assert all(e.data["after_cancel"] == "true" and "next_run_at" not in e.data for e in stored.events[3:])
+    assert (stored.status, stored.next_run_at) == (S.CANCELLED, None)
+
+
+def test_only_the_run_a_cancel_took_the_lease_from_has_its_record_kept() -> None:
+    stored, run = cancelled_while_running()
+    run.succeed(attempt_id="a1", now=LATER, provider_message_id="wamid.1")
+    record = run.run_record("a1")
+    assert record is not None
+    other = new_schedule(EveryTrigger(T0, 60))
+    other.cancel(now=T0)  # cancelled while nothing ran
+    scheduled = new_schedule(EveryTrigger(T0, 60))
+    for schedule in (other, scheduled):
+        before = schedule.copy()
+        with pytest.raises(InvalidTransition):
+            schedule.keep_run(record, now=LATER)
+        assert schedule == before
+    released = cancelled_while_running()[1]
+    released.release(attempt_id="a1", now=LATER)
+    assert released.run_record("a1") is None  # a run given back recorded no attempt: nothing to keep
+
+
 def test_claim_sets_a_lease_and_finishing_clears_it() -> None:
     schedule = new_schedule()
     claim(schedule, "a1", T0, "replica-a")

@@ -513,8 +513,10 @@ def create_app(services: ApiServices) -> FastAPI:
     @protected.delete("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
                       responses=problem_responses(404, 409))
     async def cancel_schedule(schedule_id: ScheduleId) -> ScheduleView:
-        """Cancel a schedule that waits, or a recurring one even while it runs (that run goes on,
-        its outcome is not recorded, and no later occurrence starts); 409 for a one-off that
+        """Cancel a schedule that waits, or a recurring one even while it runs (that run goes on
+        and, once it ends, its attempt, `started` event and outcome events are added to the
+        cancelled schedule, the outcome marked `data.after_cancel`; no later occurrence starts;
+        the `cancelled` event's `data.while_running` names the run's attempt); 409 for a one-off that
         started or ended, and for the service's retention of its own jobs (`cronjob.retention`,
         switched off with `CRONJOB_INTERNAL_RETENTION_HOURS=0`)."""
         return ScheduleView.of(await scheduling.cancel(schedule_id))

@@ -465,7 +465,8 @@ class ScheduleView(BaseModel):
                                                                "query values masked as ***); null: none.")
     running: LeaseView | None = Field(
         default=None, description="While it runs: its lease (its attempt and `started` event are "
-                                  "written with the outcome).")
+                                  "written with the outcome; also once cancelled while it ran, the "
+                                  "outcome marked `data.after_cancel`).")
     pause_after_failures: int | None = Field(
         default=None, description="Recurring: paused once this many occurrences in a row ended `dead`.")
     failed_in_a_row: int = Field(

@@ -19,7 +19,8 @@ Deliveries are stored *before* the write that records their event (see
 :class:`~cronjob.ports.events.EventPublisher`), so before sending, a delivery looks its event up
 in the stored schedule: found (or already trimmed from a full history), it is sent; not found
 yet, it waits without spending an attempt; when its write can no longer come (a run's lease
-gone without its attempt recorded; for other events, ``settle_seconds`` after the event), the
+lost to another replica without its attempt recorded; for other events, and those of a run whose
+schedule was cancelled while it ran, ``settle_seconds`` after the event), the
 event never happened and the delivery ends without sending (``result.skipped``). ``started``
 events, stored only with the run's outcome, are sent at once; a retried delivery does not look
 again.
@@ -219,7 +220,9 @@ class WebhookDeliveryHandler(TaskHandler):
 
         Decided from what is stored where it can be: a run's outcome event is stored with the
         run's attempt record, and its write is fenced by the run's lease, so once that lease is
-        gone without the attempt recorded, the write can no longer happen. Other events (created,
+        gone without the attempt recorded, the write can no longer happen; unless a user's cancel
+        took the lease while the run was in progress: the run then adds its record (the
+        ``after_cancel`` events) without a lease, so its events are given ``settle_seconds``. Other events (created,
         cancelled, retried, WhatsApp's reports) come from requests that write at once: they are
         given ``settle_seconds``. An event older than a full history (100 entries) may have been
         trimmed from it since: it counts as stored (at least once: in the rare case of a lost
@@ -234,6 +237,13 @@ class WebhookDeliveryHandler(TaskHandler):
             if any(stored.id == event.id for stored in source.events):
                 return True
             if event.type in _RUN_OUTCOMES and event.attempt_id is not None:
+                if source.cancelled_while(event.attempt_id):
+                    # The run's record is kept by its cancelled schedule under outcome events of
+                    # its own, published just before their write; those the run published first,
+                    # as if the schedule went on, never are.
+                    if not source.awaits_run(event.attempt_id):
+                        return False
+                    return None if self._clock.now() - at < self._settle else False
                 if any(attempt.attempt_id == event.attempt_id for attempt in source.attempts):
                     return True
                 if source.lease is not None and source.lease.attempt_id == event.attempt_id:

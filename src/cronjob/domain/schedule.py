@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from operator import attrgetter
 from datetime import datetime, timedelta
 from enum import Enum, StrEnum
@@ -185,6 +185,26 @@ class ScheduleEvent:
     at: datetime
     attempt_id: str | None = None
     data: dict[str, str] = field(default_factory=dict)
+
+
+#: The ``data`` key (``"true"``) that marks a run's outcome events kept by a schedule cancelled
+#: while the run was in progress (see :meth:`Schedule.keep_run`).
+AFTER_CANCEL = "after_cancel"
+#: The events of a run that say what comes after it (a retry, a pause): none after a cancel.
+_WHAT_COMES_NEXT = frozenset({"retrying", "paused"})
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """What one run recorded of itself, for a schedule cancelled while it ran to keep (see
+    :meth:`Schedule.run_record`, :meth:`Schedule.keep_run`): its attempt, its events (``started``
+    as it was published, and its outcome events), the ``result`` of a run that succeeded (None
+    otherwise) and the ``last_error`` the run left."""
+
+    attempt: Attempt
+    events: tuple[ScheduleEvent, ...]
+    result: dict[str, str] | None
+    last_error: ErrorInfo | None
 
 
 @dataclass(slots=True)
@@ -596,8 +616,9 @@ class Schedule:
 
     def cancel(self, *, now: datetime) -> None:
         """Stop the schedule (see :attr:`cancellable`). Cancelling a recurring schedule while it
-        runs takes the run's lease away: the run goes on, but its outcome is not recorded (its
-        writes are fenced by the lease), and no later occurrence starts."""
+        runs takes the run's lease away (its ``cancelled`` event names the run's attempt,
+        ``data.while_running``): the run goes on, its fenced write is refused, and no later
+        occurrence starts; once the run ends, its record is kept all the same (see :meth:`keep_run`)."""
         if not self.cancellable:
             raise InvalidTransition(self.status.value, ScheduleStatus.CANCELLED.value)
         running = self.lease.attempt_id if self.status is ScheduleStatus.RUNNING and self.lease else None
@@ -605,6 +626,70 @@ class Schedule:
         self.next_run_at = None
         self.lease = None
         self._emit("cancelled", now, **({"while_running": running} if running else {}))
+
+    def cancelled_while(self, attempt_id: str) -> bool:
+        """Whether it is ``cancelled`` and was cancelled while the run of ``attempt_id`` was in progress."""
+        return self.status is ScheduleStatus.CANCELLED and any(
+            e.type == "cancelled" and e.data.get("while_running") == attempt_id for e in reversed(self.events))
+
+    def awaits_run(self, attempt_id: str) -> bool:
+        """Whether the run of ``attempt_id`` may still add its record (:meth:`keep_run`): the
+        schedule was cancelled while it ran, and holds no attempt of it yet."""
+        return self.cancelled_while(attempt_id) and all(a.attempt_id != attempt_id for a in self.attempts)
+
+    def run_record(self, attempt_id: str) -> RunRecord | None:
+        """The record of the run of ``attempt_id`` that this schedule (the run's own copy, its
+        outcome recorded) holds, as a schedule cancelled while it ran keeps it: the attempt (a
+        failure that would have been retried is ``failed``: no retry follows a cancel), the
+        ``started`` event as it was, and the outcome events afresh (new ids: those published
+        before the run knew of the cancel said the schedule went on), each marked
+        ``data.after_cancel``, without what would have come next (``retrying``, a ``paused`` by
+        ``pause_after_failures``, a ``dead`` event's ``next_run_at``). None when the run recorded
+        no attempt (given back at a shutdown, or held back before it began)."""
+        attempt = next((a for a in reversed(self.attempts) if a.attempt_id == attempt_id), None)
+        if attempt is None:
+            return None
+        if attempt.outcome == "retrying":
+            attempt = replace(attempt, outcome="failed")
+        events = []
+        for event in self.events:
+            if event.attempt_id != attempt_id or event.type in _WHAT_COMES_NEXT:
+                continue
+            if event.type != "started":
+                data = {k: v for k, v in event.data.items() if not (event.type == "dead" and k == "next_run_at")}
+                event = ScheduleEvent(id=secrets.token_hex(16), type=event.type, at=event.at, attempt_id=attempt_id,
+                                      data={**data, AFTER_CANCEL: "true"})
+            events.append(event)
+        succeeded = attempt.outcome == "succeeded"
+        return RunRecord(attempt, tuple(events), dict(self.result) if succeeded else None, self.last_error)
+
+    def keep_run(self, record: RunRecord, *, now: datetime) -> None:
+        """Add the record of a run that was in progress when this schedule was cancelled (see
+        :meth:`run_record`): its attempt, and its events where they fall in the log by time
+        (``started`` before the ``cancelled`` event, the outcome after it); the result of a run
+        that succeeded (its provider message id, so that the provider's statuses of that message
+        find it) and the last error. It stays ``cancelled``, due never again. Only the run the
+        cancel took the lease from, once (:meth:`awaits_run`): any other is
+        :class:`InvalidTransition` (a run whose lease lapsed and was taken over is dropped, as
+        ever: the new owner's outcome stands)."""
+        attempt_id = record.attempt.attempt_id
+        if not self.awaits_run(attempt_id):
+            raise InvalidTransition(self.status.value, f"keep the record of run {attempt_id}",
+                                    f"it is {self.status.value}, and not cancelled while that run was in "
+                                    "progress, or holds its record already")
+        self.attempts.append(record.attempt)
+        del self.attempts[:-HISTORY_LIMIT]
+        held = {e.id for e in self.events}
+        for event in (e for e in record.events if e.id not in held):
+            # After the last event not later than it: the log stays in time order.
+            at = next((i for i in range(len(self.events), 0, -1) if self.events[i - 1].at <= event.at), 0)
+            self.events.insert(at, event)
+        del self.events[:-HISTORY_LIMIT]
+        if record.result is not None:
+            self.result = dict(record.result)
+            self.delivery = {}  # the delivery statuses of a previous message no longer apply
+        self.last_error = record.last_error
+        self._touch(now)
 
     def run_now(self, *, now: datetime, request_key: str | None = None) -> None:
         """Make a ``scheduled`` schedule due at ``now`` rather than wait for its next run.

@@ -23,6 +23,7 @@ from cronjob.ports.repository import ScheduleRepository, StoreUnavailable
 from cronjob.ports.signal import WorkSignal
 from cronjob.ports.tasks import TaskHandler, TaskOutcome
 from cronjob.services import log_context
+from cronjob.services.cancelled_run import keep_cancelled_run
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ class Dispatcher:
     for each; it does not wait for them. While a run lasts, one lease-keeper task (for all the
     runs) renews its lease; the run writes its outcome fenced by its attempt id: if another
     replica took the lease over, the write is refused and this replica's result is dropped (the
-    new owner's stands).
+    new owner's stands). If a user cancelled the schedule while it ran (which took the lease
+    away), the refused record is added to the cancelled schedule instead (``cancelled_run``).
     """
 
     def __init__(
@@ -471,8 +473,10 @@ class Dispatcher:
                 delay = min(delay * 2, longest)
                 continue
             if not saved:
-                log.warning("schedule %s attempt %s lost its lease; its result was not written",
-                            schedule.id, attempt_id)
+                # Refused by the fence, which is no outage: a user cancelled the (recurring)
+                # schedule while it ran, and the run's record is kept all the same; or another
+                # replica took the lapsed lease over, and the new owner's outcome stands.
+                await self._keep_cancelled(schedule, attempt_id, recorded)
             else:
                 log.info("schedule %s attempt %s -> %s", schedule.id, attempt_id, schedule.status.value)
                 if schedule.attempts and schedule.attempts[-1].attempt_id == attempt_id:
@@ -484,6 +488,20 @@ class Dispatcher:
                 if not published:  # the store came back for the outcome: one more try
                     await self._publish(schedule, recorded)
             return
+
+    async def _keep_cancelled(self, run: Schedule, attempt_id: str, published: list[ScheduleEvent]) -> None:
+        """After the fenced write of a run was refused: keep its record when its schedule was
+        cancelled while it ran (see :func:`keep_cancelled_run`), else say its result was dropped."""
+        settings = self._settings
+        kept = await keep_cancelled_run(self._repository, self._publisher, self._clock, run, attempt_id, published,
+                                        tries=settings.save_attempts, pause=settings.save_retry)
+        if kept is None:
+            log.warning("schedule %s attempt %s lost its lease; its result was not written", run.id, attempt_id)
+            return
+        log.info("schedule %s attempt %s -> %s, kept by its schedule, cancelled while it ran", run.id, attempt_id,
+                 kept.attempt.outcome)
+        self._metrics.attempt_finished(run.task_type, kept.attempt.outcome,
+                                       kept.attempt.error.code if kept.attempt.error else None)
 
     async def _written_before(self, schedule_id: str, recorded: list[ScheduleEvent]) -> bool:
         """Whether the store holds this run's outcome: every event it recorded."""
