@@ -370,6 +370,33 @@ def test_paging_to_the_last_page_and_back_keeps_the_focus(page: Page, service: S
     expect(page.locator("#next")).to_be_focused()
 
 
+def test_the_pages_are_reached_before_the_rows_not_after_each_of_them(page: Page, service: Service) -> None:
+    """Each row is a Tab stop (Enter or Space opens it): with the paging buttons only below the
+    list, the next page is 50 Tab presses away. A pair above the rows, right after the filters,
+    is reached first; on the last page and back the focus stays in that pair."""
+    user = "a11y-paging-top"
+    newest = [service.later(userId=user) for _ in range(51)][-1]
+    sign_in(page)
+    filter_by_user(page, user, newest["id"], 50)
+    page.focus("#list-heading")
+    passed: list[str] = []
+    while not passed or passed[-1] not in ("next-top", "next"):
+        assert len(passed) < 100, passed
+        page.keyboard.press("Tab")
+        passed.append(focused(page))
+    rows = [stop for stop in passed if stop.startswith("row ")]
+    assert not rows, f"{len(rows)} rows before the next page"
+    page.keyboard.press("Enter")
+    expect(page.locator("#page-top")).to_have_text("51–51")
+    assert_accessible(page, "the second page, paged from above the list")
+    expect(page.locator("#prev-top")).to_be_focused()  # "older" is disabled on the last page
+    expect(page.locator("#next")).to_be_disabled()  # the pair below follows
+    page.keyboard.press("Enter")
+    expect(page.locator("#page-top")).to_have_text("1–50")
+    expect(page.locator("#next-top")).to_be_focused()
+    expect(page.locator("#page")).to_have_text("1–50")
+
+
 def test_signing_out_puts_the_focus_on_the_token_field(page: Page) -> None:
     sign_in(page)
     expect(page.locator("#sign-out")).to_be_visible()

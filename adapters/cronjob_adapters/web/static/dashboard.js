@@ -249,8 +249,9 @@ function signOut(reason) {
     "#next-runs tbody"]) {
     $(selector).replaceChildren();
   }
-  for (const selector of ["#detail-payload", "#detail-error", "#detail-id", "#page", "#last-updated", "#list-status"]) {
-    $(selector).textContent = "";
+  for (const node of document.querySelectorAll("#detail-payload, #detail-error, #detail-id, .paging .range, "
+    + "#last-updated, #list-status")) {
+    node.textContent = "";
   }
   for (const n of document.querySelectorAll(".count .n")) n.textContent = "0";
   $("#status-filter").value = "";
@@ -412,7 +413,7 @@ async function loadSchedules() {
     state.listed = false;
     $("#schedules tbody").replaceChildren();
     $("#empty").hidden = true;  // not known to be empty: the message says why
-    setText($("#page"), "");
+    showRange("");
     setText($("#list-status"), "");  // the alert says why
     showBulk(false);
     throw error;
@@ -451,7 +452,7 @@ async function loadSchedules() {
   // Every page before this one had a next_cursor, so it was full. An empty list (only ever page 1:
   // an empty later page goes back) has no range: "No schedules match." says it all.
   const before = (cursors.length - 1) * PAGE_SIZE;
-  setText($("#page"), rows.length ? `${before + 1}–${before + rows.length}` : "");
+  showRange(rows.length ? `${before + 1}–${before + rows.length}` : "");
   setText($("#list-status"), listedText(rows.length, before));
 }
 
@@ -469,14 +470,22 @@ function listedText(count, before) {
   return filters.length ? `${listed}, filtered by ${filters.join(", ")}` : listed;
 }
 
-/** Offer a page each way only when there is one (a list not read yet has no older page). */
+/** The range of the rows shown (``1–50``; "" for none) by each pair of paging buttons. */
+function showRange(text) {
+  for (const range of document.querySelectorAll(".paging .range")) setText(range, text);
+}
+
+/** Offer a page each way only when there is one (a list not read yet has no older page), in
+ * both pairs of paging buttons (above the rows and below them). */
 function showPaging() {
   const focused = document.activeElement;
-  $("#prev").disabled = state.cursors.length === 1;
-  $("#next").disabled = !state.next;
-  // The first or the last page reached by the keyboard: the focus goes to the way back, not lost.
-  if (focused?.disabled && (focused === $("#prev") || focused === $("#next"))) {
-    const other = focused === $("#prev") ? $("#next") : $("#prev");
+  for (const button of document.querySelectorAll(".paging .prev")) button.disabled = state.cursors.length === 1;
+  for (const button of document.querySelectorAll(".paging .next")) button.disabled = !state.next;
+  // The first or the last page reached by the keyboard: the focus goes to the way back in the
+  // same pair, not lost.
+  const pair = focused?.closest(".paging");
+  if (focused?.disabled && pair) {
+    const other = pair.querySelector(focused.classList.contains("prev") ? ".next" : ".prev");
     (other.disabled ? $("#list-heading") : other).focus();
   }
 }
@@ -552,8 +561,8 @@ function filterBy(changes) {
 function showOrder() {
   const timed = Boolean(DUE_WINDOWS[state.due]);
   $("#order-note").textContent = timed ? "soonest due first (the window moves with every refresh)" : "newest first";
-  $("#prev").textContent = timed ? "← sooner" : "← newer";
-  $("#next").textContent = timed ? "later →" : "older →";
+  for (const button of document.querySelectorAll(".paging .prev")) button.textContent = timed ? "← sooner" : "← newer";
+  for (const button of document.querySelectorAll(".paging .next")) button.textContent = timed ? "later →" : "older →";
 }
 
 /** Offer the bulk buttons that fit the list's filters (``listed``: false hides them all, for a
@@ -924,8 +933,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#retry-matching").addEventListener("click", retryMatching);
   $("#auto-refresh").addEventListener("change", startRefresh);
   $("#refresh").addEventListener("click", () => refresh());
-  $("#prev").addEventListener("click", newerPage);
-  $("#next").addEventListener("click", olderPage);
+  for (const button of document.querySelectorAll(".paging .prev")) button.addEventListener("click", newerPage);
+  for (const button of document.querySelectorAll(".paging .next")) button.addEventListener("click", olderPage);
   for (const action of Object.keys(ACTIONS)) {
     $(`#${action}`).addEventListener("click", () => act(action));
   }
