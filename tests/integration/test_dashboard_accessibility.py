@@ -244,6 +244,32 @@ def test_a_service_that_does_not_answer_or_a_proxy_s_error_page_pass_axe(page: P
     page_errors[:] = [error for error in page_errors if "502" not in error and "net::ERR_FAILED" not in error]
 
 
+def test_each_table_is_named_for_what_it_lists(page: Page, service: Service) -> None:
+    """A screen reader entering a table reads its name first: the list's says which rows, in which
+    order and filtered by what (the page shows each above it); the others what they hold."""
+    user = "a11y-named"
+    later, dead = service.later(userId=user), service.dead(userId=user)
+    sign_in(page)
+    schedules = page.locator("#schedules")
+    filter_by_user(page, user, dead["id"], 2)
+    expect(schedules).to_have_accessible_name(f"Schedules 1–2, newest first, filtered by user {user}")
+    page.select_option("#due-filter", "day")
+    expect(schedules).to_have_accessible_name(
+        f"Schedules 1–1, soonest due first, filtered by due in the next 24 hours, user {user}")
+    page.select_option("#status-filter", "dead")
+    expect(schedules).to_have_accessible_name(
+        f"Schedules (none match), soonest due first, filtered by status dead, due in the next 24 hours, user {user}")
+    page.click("#by-type-section summary")
+    expect(page.locator("#by-type")).to_have_accessible_name("Schedules by task type and status")
+    page.fill("#open-id", later["id"])
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail-status")).to_have_text("scheduled")
+    expect(page.locator("#next-runs")).to_have_accessible_name("Next runs")
+    expect(page.locator("#attempts")).to_have_accessible_name("Attempts")
+    expect(page.locator("#events")).to_have_accessible_name("Events")
+    assert_accessible(page, "every table named")
+
+
 # -- the keyboard alone ----------------------------------------------------------------------
 
 def focused(page: Page) -> str:

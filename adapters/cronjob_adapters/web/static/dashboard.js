@@ -254,6 +254,7 @@ function signOut(reason) {
     node.textContent = "";
   }
   for (const n of document.querySelectorAll(".count .n")) n.textContent = "0";
+  $("#schedules caption").textContent = "Schedules";
   $("#status-filter").value = "";
   $("#type-filter").value = "";
   $("#due-filter").value = "";
@@ -415,6 +416,7 @@ async function loadSchedules() {
     $("#empty").hidden = true;  // not known to be empty: the message says why
     showRange("");
     setText($("#list-status"), "");  // the alert says why
+    setText($("#schedules caption"), "Schedules (not loaded)");
     showBulk(false);
     throw error;
   }
@@ -454,20 +456,36 @@ async function loadSchedules() {
   const before = (cursors.length - 1) * PAGE_SIZE;
   showRange(rows.length ? `${before + 1}–${before + rows.length}` : "");
   setText($("#list-status"), listedText(rows.length, before));
+  setText($("#schedules caption"), captionText(rows.length, before));
+}
+
+/** The filters the list is narrowed by, in words (``filtered by status dead, user ana``), or "". */
+function filtersText() {
+  const chosen = (select) => $(select).selectedOptions[0].textContent.trim();
+  const due = state.due && (state.due === "overdue" ? "overdue" : `due ${chosen("#due-filter")}`);
+  const filters = [state.status && `status ${state.status}`, state.type && `type ${state.type}`, due,
+    state.changed && `changed ${chosen("#changed-filter")}`, state.user && `user ${state.user}`,
+    state.labels && `labels ${state.labels}`].filter(Boolean);
+  return filters.length ? `filtered by ${filters.join(", ")}` : "";
+}
+
+/** The range of ``count`` rows after ``before`` (``Schedules 51–100 (more follow)``). */
+function rangeText(count, before) {
+  return `Schedules ${before + 1}–${before + count}${state.next ? " (more follow)" : ""}`;
 }
 
 /** What the list shows, for its live region (``#list-status``): the range (``count`` rows after
  * ``before``), or that none match, and the filters. Written only when it changes: a refresh that
  * lists the same says nothing again; another filter or page always changes it. */
 function listedText(count, before) {
-  const chosen = (select) => $(select).selectedOptions[0].textContent.trim();
-  const due = state.due && (state.due === "overdue" ? "overdue" : `due ${chosen("#due-filter")}`);
-  const filters = [state.status && `status ${state.status}`, state.type && `type ${state.type}`, due,
-    state.changed && `changed ${chosen("#changed-filter")}`, state.user && `user ${state.user}`,
-    state.labels && `labels ${state.labels}`].filter(Boolean);
-  const listed = count ? `Schedules ${before + 1}–${before + count}${state.next ? " (more follow)" : ""}`
-    : "No schedules match";
-  return filters.length ? `${listed}, filtered by ${filters.join(", ")}` : listed;
+  return [count ? rangeText(count, before) : "No schedules match", filtersText()].filter(Boolean).join(", ");
+}
+
+/** The table's caption (its name, read when a screen reader enters it): what it lists, in which
+ * order, filtered by what; none matching, its header row alone is no list. */
+function captionText(count, before) {
+  return [count ? rangeText(count, before) : "Schedules (none match)", orderText(), filtersText()]
+    .filter(Boolean).join(", ");
 }
 
 /** The range of the rows shown (``1–50``; "" for none) by each pair of paging buttons. */
@@ -560,9 +578,14 @@ function filterBy(changes) {
 /** Say how the list is ordered: newest first, or soonest due first under a Due window. */
 function showOrder() {
   const timed = Boolean(DUE_WINDOWS[state.due]);
-  $("#order-note").textContent = timed ? "soonest due first (the window moves with every refresh)" : "newest first";
+  $("#order-note").textContent = timed ? `${orderText()} (the window moves with every refresh)` : orderText();
   for (const button of document.querySelectorAll(".paging .prev")) button.textContent = timed ? "← sooner" : "← newer";
   for (const button of document.querySelectorAll(".paging .next")) button.textContent = timed ? "later →" : "older →";
+}
+
+/** The list's order in words: newest first, or soonest due first under a Due window. */
+function orderText() {
+  return DUE_WINDOWS[state.due] ? "soonest due first" : "newest first";
 }
 
 /** Offer the bulk buttons that fit the list's filters (``listed``: false hides them all, for a
