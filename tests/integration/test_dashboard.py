@@ -106,11 +106,14 @@ def test_a_dead_letter_is_retried_from_its_detail(page: Page, service: Service) 
     expect(page.locator("#cancel")).to_be_hidden()
 
     page.click("#retry")
-    expect(page.locator("#message")).to_contain_text(f"Schedule {dead['id']}: retry scheduled")
-    # The retry runs (and, with no credentials, ends dead again): a second attempt, on the page too.
-    service.wait_for(dead["id"], lambda s: len(s["attempts"]) == 2 and s["status"] == "dead")
+    # The retry runs (and, with no credentials, ends dead again at once): a second attempt, on the page too.
+    again = service.wait_for(dead["id"], lambda s: len(s["attempts"]) == 2 and s["status"] == "dead")
     page.click("#refresh")
     expect(page.locator("#attempts tbody tr")).to_have_count(2)
+    expect(page.locator("#detail-status")).to_have_text("dead")
+    # What the request did (the retry's time is its attempt's), not a status the detail contradicts.
+    retried_at = local_time(page, again["attempts"][1]["scheduled_for"])
+    expect(page.locator("#message")).to_have_text(f"Schedule {dead['id']}: retry scheduled, due at {retried_at}.")
 
 
 def test_a_schedule_deleted_meanwhile_closes_its_detail(page: Page, service: Service,
@@ -257,11 +260,32 @@ def test_a_waiting_schedule_is_paused_and_resumed_from_its_detail(page: Page, se
     expect(row(page, later["id"])).to_be_visible()
 
     page.click("#resume")
-    expect(page.locator("#message")).to_contain_text(f"Schedule {later['id']}: resumed")
+    expect(page.locator("#message")).to_have_text(
+        f"Schedule {later['id']}: resumed, due at {local_time(page, moved['next_run_at'])}.")
     expect(page.locator("#detail-status")).to_have_text("scheduled")
     resumed = service.get(later["id"])
     assert (resumed["status"], resumed["next_run_at"]) == ("scheduled", moved["next_run_at"])
     expect(page.locator("#events tbody td.type")).to_have_text(["scheduled", "paused", "scheduled", "resumed"])
+
+
+def test_an_action_answered_with_another_status_than_it_leaves_says_so(page: Page, service: Service) -> None:
+    """A recurring schedule whose rule ended while it was paused has nothing left to run: the resume
+    is answered ``missed``, which the outcome says as answered (not "resumed" alone)."""
+    soon = datetime.now(UTC) + timedelta(seconds=2)
+    text = {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}
+    response = service.http.post("/v1/schedules", json={
+        "task": text, "schedule": f"every 1 hour from {soon.isoformat()} until {(soon + timedelta(seconds=1)).isoformat()}"})
+    assert response.status_code == 201, response.text
+    ended = response.json()
+    assert service.http.post(f"/v1/schedules/{ended['id']}/pause").status_code == 200
+    sign_in(page)
+    page.fill("#open-id", ended["id"])
+    page.click("#open")
+    expect(page.locator("#detail-status")).to_have_text("paused")
+    assert wait_until(lambda: datetime.now(UTC) > soon + timedelta(seconds=1.1), timeout=10)
+    page.click("#resume")
+    expect(page.locator("#message")).to_have_text(f"Schedule {ended['id']}: resumed (answered: missed).")
+    expect(page.locator("#detail-status")).to_have_text("missed")
 
 
 def test_a_waiting_schedule_is_run_now_from_its_detail(page: Page, service: Service) -> None:
@@ -269,13 +293,14 @@ def test_a_waiting_schedule_is_run_now_from_its_detail(page: Page, service: Serv
     sign_in(page)
     row(page, later["id"]).click()
     page.click("#run")
-    expect(page.locator("#message")).to_contain_text(f"Schedule {later['id']}: due now")
     # No WhatsApp credentials here: it runs at once and ends dead, instead of in an hour.
     ran = service.wait_for(later["id"], lambda s: s["status"] == "dead")
     assert len(ran["attempts"]) == 1
     page.click("#refresh")
     expect(page.locator("#detail-status")).to_have_text("dead")
     expect(page.locator("#run")).to_be_hidden()
+    ran_at = local_time(page, ran["attempts"][0]["scheduled_for"])  # the time the run-now set
+    expect(page.locator("#message")).to_have_text(f"Schedule {later['id']}: set to run now, due at {ran_at}.")
 
 
 def test_a_recurring_schedule_paused_by_its_failures_says_why(page: Page, service: Service) -> None:

@@ -490,7 +490,7 @@ def test_an_action_s_outcome_is_said_politely_and_a_refusal_assertively(page: Pa
     _record_the_message_box(page)
     page.focus("#pause")
     page.keyboard.press("Enter")
-    paused = f"Schedule {later['id']}: paused (now paused)."
+    paused = f"Schedule {later['id']}: paused."
     expect(status).to_have_text(paused)
     expect(page.locator("#resume")).to_be_focused()
     expect(alert).to_have_text("")

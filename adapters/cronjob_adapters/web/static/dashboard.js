@@ -10,13 +10,15 @@ const PAGE_SIZE = 50;
 const REFRESH_MS = 5000;
 //: Every status a schedule can be in (the API's order): the counts, the filter and the per-type table.
 const STATUSES = ["scheduled", "running", "paused", "succeeded", "dead", "unknown", "missed", "cancelled"];
-//: What each action button asks of the API, and the statuses it is offered in (cancel: see cancellable).
+//: What each action button asks of the API, the statuses it is offered in (cancel: see
+//: cancellable), what its outcome says it did and the status it leaves the schedule in (see actedText).
 const ACTIONS = {
-  cancel: { method: "DELETE", suffix: "", done: "cancelled" },
-  retry: { method: "POST", suffix: "/retry", done: "retry scheduled", statuses: ["dead", "unknown", "missed"] },
-  run: { method: "POST", suffix: "/run", done: "due now", statuses: ["scheduled"] },
-  pause: { method: "POST", suffix: "/pause", done: "paused", statuses: ["scheduled"] },
-  resume: { method: "POST", suffix: "/resume", done: "resumed", statuses: ["paused"] },
+  cancel: { method: "DELETE", suffix: "", done: "cancelled", leaves: "cancelled" },
+  retry: { method: "POST", suffix: "/retry", done: "retry scheduled", leaves: "scheduled",
+    statuses: ["dead", "unknown", "missed"] },
+  run: { method: "POST", suffix: "/run", done: "set to run now", leaves: "scheduled", statuses: ["scheduled"] },
+  pause: { method: "POST", suffix: "/pause", done: "paused", leaves: "paused", statuses: ["scheduled"] },
+  resume: { method: "POST", suffix: "/resume", done: "resumed", leaves: "scheduled", statuses: ["paused"] },
 };
 //: The statuses of a schedule that waits for its next run: it can be moved and cancelled.
 const WAITING = ["scheduled", "paused"];
@@ -896,14 +898,25 @@ async function move() {
   await refresh();
 }
 
+/** What ``action`` did, from the API's answer (``schedule``). The answer is the schedule when the
+ * request was done, not now: one due now may have run, and failed again, by the time this is read
+ * (the detail below shows it as it is, refreshed). So no "now <status>": a schedule left waiting
+ * says when it is due; a status other than the one the action leaves is said as answered (a resume
+ * of one whose rule ended while it was paused: missed). */
+function actedText(action, schedule) {
+  const { done, leaves } = ACTIONS[action];
+  if (schedule.status !== leaves) return `${done} (answered: ${schedule.status})`;
+  return leaves === "scheduled" && schedule.next_run_at ? `${done}, due at ${instantText(schedule.next_run_at)}` : done;
+}
+
 async function act(action) {
   const id = state.selected;
   if (!id) return;
   if (action === "cancel" && !window.confirm(`Cancel schedule ${id}? This cannot be undone.`)) return;
-  const { method, suffix, done } = ACTIONS[action];
+  const { method, suffix } = ACTIONS[action];
   try {
     const schedule = await api(`v1/schedules/${encodeURIComponent(id)}${suffix}`, { method });
-    say(`Schedule ${id}: ${done} (now ${schedule.status}).`, "info");
+    say(`Schedule ${id}: ${actedText(action, schedule)}.`, "info");
   } catch (error) {
     report(error);
   }
