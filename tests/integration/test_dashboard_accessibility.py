@@ -423,6 +423,42 @@ def test_the_pages_are_reached_before_the_rows_not_after_each_of_them(page: Page
     expect(page.locator("#page")).to_have_text("1–50")
 
 
+def test_a_row_that_leaves_the_list_hands_the_focus_to_the_one_in_its_place(page: Page, service: Service,
+                                                                           page_errors: list[str]) -> None:
+    """Under a filter, a row leaves the list at a refresh when its schedule ran (or was cancelled
+    elsewhere): the keyboard that was on it goes on from the row that took its place, the last
+    one, or the list's heading, not from the top of the page (the focus lost to the body)."""
+    user = "a11y-leaving"
+    first = service.later(userId=user)
+    due = service.message(datetime.now(UTC) + timedelta(seconds=3), userId=user)  # ends dead
+    last = service.later(userId=user)
+    sign_in(page)
+    page.uncheck("#auto-refresh")
+    filter_by_user(page, user, last["id"], 3)
+    page.select_option("#status-filter", "scheduled")
+    expect(page.locator("#list-status")).to_contain_text("status scheduled")
+    row(page, due["id"]).focus()
+    service.wait_for(due["id"], lambda s: s["status"] == "dead")
+    page.evaluate("refresh()")
+    expect(row(page, due["id"])).to_have_count(0)
+    assert focused(page) == f"row {first['id']}"  # the row that took its place
+    assert service.http.delete(f"/v1/schedules/{first['id']}").status_code == 200
+    page.evaluate("refresh()")
+    assert focused(page) == f"row {last['id']}"  # it was the last row: the one before it
+    assert service.http.delete(f"/v1/schedules/{last['id']}").status_code == 200
+    page.evaluate("refresh()")
+    expect(page.locator("#empty")).to_be_visible()
+    assert focused(page) == "list-heading"
+    service.later(userId=user)
+    page.evaluate("refresh()")
+    page.locator("#schedules tbody tr").first.focus()
+    page.route("**/v1/schedules?*", lambda route: route.abort())  # the list not answered: no rows shown
+    page.evaluate("refresh()")
+    expect(page.locator("#message")).to_contain_text("The service did not answer")
+    assert focused(page) == "list-heading"
+    page_errors[:] = [error for error in page_errors if "net::ERR_FAILED" not in error]
+
+
 def test_signing_out_puts_the_focus_on_the_token_field(page: Page) -> None:
     sign_in(page)
     expect(page.locator("#sign-out")).to_be_visible()

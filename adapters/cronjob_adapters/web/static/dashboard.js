@@ -171,21 +171,26 @@ function setText(node, text) {
  * the same (the same markup: built from the same data): a refresh that changed nothing moves
  * nothing, so the keyboard's focus and a text selection stay (every 5 s, they would otherwise go).
  * A row that held the focus and changed hands it to the one that replaces it (the same
- * ``data-id``, or ``data-type``). */
-function showNodes(container, nodes) {
+ * ``data-id``, or ``data-type``); one that left (it ran, and no longer matches the filter) to the
+ * row that took its place, else the last one, else ``fallback``: the keyboard goes on from where
+ * it was, rather than from the top of the page. */
+function showNodes(container, nodes, fallback = null) {
   const shown = new Map();  // markup: the nodes showing it, in order (two rows may look the same)
   for (const node of container.children) shown.set(node.outerHTML, [...(shown.get(node.outerHTML) || []), node]);
   const kept = nodes.map((node) => shown.get(node.outerHTML)?.shift() || node);
   const focused = document.activeElement;
   const key = (node) => node.dataset.id ?? node.dataset.type;
   const hadFocus = focused?.parentElement === container ? key(focused) : undefined;
+  const place = [...container.children].indexOf(focused);
   const keep = new Set(kept);
   for (const node of [...container.children]) if (!keep.has(node)) node.remove();  // first: then none kept moves
   kept.forEach((node, index) => {
     if (container.children[index] !== node) container.insertBefore(node, container.children[index] || null);
   });
   if (hadFocus !== undefined && document.activeElement !== focused) {
-    kept.find((node) => key(node) === hadFocus)?.focus({ preventScroll: true });
+    const successor = kept.find((node) => key(node) === hadFocus) || kept[place] || kept[kept.length - 1];
+    if (successor) successor.focus({ preventScroll: true });
+    else fallback?.focus();
   }
 }
 
@@ -358,7 +363,7 @@ async function loadCounts() {
     for (const status of STATUSES) cell(row, counts[status] ?? "", `n status-${status}`);
     operable(row, () => filterBy({ type }));
     return row;
-  }));
+  }), $("#by-type-section summary"));
 }
 
 /** The list's query for the filters chosen, the windows computed from the clock now. */
@@ -414,7 +419,7 @@ async function loadSchedules() {
     // Refused (a malformed filter) or unreachable: show no rows rather than another filter's,
     // and offer no bulk action for them.
     state.listed = false;
-    $("#schedules tbody").replaceChildren();
+    showNodes($("#schedules tbody"), [], $("#list-heading"));
     $("#empty").hidden = true;  // not known to be empty: the message says why
     showRange("");
     setText($("#list-status"), "");  // the alert says why
@@ -450,7 +455,7 @@ async function loadSchedules() {
     operable(row, () => openDetail(schedule.id));
     return row;
   });
-  showNodes(body, rows);
+  showNodes(body, rows, $("#list-heading"));
   $("#empty").hidden = rows.length > 0;
   showPaging();
   // Every page before this one had a next_cursor, so it was full. An empty list (only ever page 1:
