@@ -338,9 +338,12 @@ def test_a_recurring_schedule_is_moved_to_another_rule(page: Page, service: Serv
     page.click("#move")
     expect(page.locator("#message")).to_contain_text("moved")
     assert service.get(created["id"])["schedule"] == "weekly on monday at 07:15"
+    first = page.locator("#message").inner_text()
     # Any rule the API takes: a monthly one, its next runs shown on the 1st and each month's last day.
     page.fill("#move-to", "every month on 1st, last at 08:30")
     page.click("#move")
+    # The second move's message (another next run): not the first's, still shown until it answers.
+    expect(page.locator("#message")).not_to_have_text(first)
     expect(page.locator("#message")).to_contain_text("moved")
     assert service.get(created["id"])["schedule"] == "monthly on 1,last at 08:30"
     expected = service.http.get(f"/v1/schedules/{created['id']}/upcoming", params={"count": 5}).json()["runs"]
