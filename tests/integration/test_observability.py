@@ -401,6 +401,45 @@ async def test_stats_answer_the_last_counts_at_once_while_a_slow_count_runs(cloc
         assert fresh["total"] == 2 and fresh["as_of"] > first["as_of"]
 
 
+class CountsOverTheirLimit(InMemoryScheduleRepository):
+    """The in-memory store whose counts run for ``takes`` seconds and then fail as a store's count
+    that ran into its time limit does (too many schedules to count within it)."""
+
+    takes = 0.4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def count_by_status_and_type(self) -> dict[tuple[ScheduleStatus, str], int]:
+        self.reads += 1
+        await asyncio.sleep(self.takes)
+        raise StoreUnavailable("the counts were not read within their time limit")
+
+
+async def test_a_count_that_runs_into_its_limit_is_not_started_again_at_every_request(clock: FixedClock) -> None:
+    """As the process wires it: a count that failed after 0.4 s is not made again sooner than
+    4 s after it (10 times as long), so that the store is not kept counting all the time; the
+    requests meanwhile are 503 at once, scrapes say the store could not be read, and the one
+    after the interval reads again."""
+    store = CountsOverTheirLimit()
+    container = make_container(clock, repository=store)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=container.app()), base_url="http://t") as http:
+        first = await http.get("/v1/stats", headers=AUTH)
+        assert first.status_code == 503 and first.headers["retry-after"], first.text
+        for _ in range(5):
+            stats = await asyncio.wait_for(http.get("/v1/stats", headers=AUTH), timeout=0.2)
+            assert stats.status_code == 503 and stats.headers["retry-after"], stats.text
+            scrape = await asyncio.wait_for(http.get("/metrics", headers=AUTH), timeout=0.2)
+            assert scrape.status_code == 200 and "cronjob_store_up 0.0" in scrape.text
+            await asyncio.sleep(0.3)
+        assert store.reads == 1  # not one per request, back to back
+        store.takes = 0.0
+        await asyncio.sleep(4.0 - 5 * 0.3)
+        await http.get("/v1/stats", headers=AUTH)
+        assert store.reads == 2
+
+
 class WritesGoAway(InMemoryScheduleRepository):
     """The in-memory store whose writes (an outcome, a webhook delivery) fail as an unreachable
     store's do once ``down`` is set."""

@@ -163,4 +163,26 @@ async def test_a_read_that_never_answers_is_given_up_after_its_limit() -> None:
     await asyncio.sleep(0.2)
     with pytest.raises(StoreUnavailable, match="did not answer"):
         await cache.get()
-    assert store.reads == 2  # the first was given up, and a new one started
+    assert store.reads == 2  # the first was given up at once (it took ~0.1 s), and a new one started
+
+
+async def test_a_read_that_failed_slowly_is_not_made_again_sooner_than_its_interval() -> None:
+    """A count that ran into its time limit (a store too big to count within it) cost the store
+    all that time: the next read comes no sooner than READ_INTERVAL_FACTOR times it after, as
+    after a read that answered, not at the next caller (which would keep the store counting all
+    the time, per process). Callers meanwhile are answered at once: the store could not be read."""
+    now = [100.0]
+    store = Store(now)
+    store.takes, store.fail = 6.0, True
+    cache = CountsCache(store.read, max_age=2.0, timeout=10.0, monotonic=lambda: now[0])
+    with pytest.raises(ConnectionError):
+        await cache.get()
+    store.fail = False
+    for _ in range(3):
+        now[0] += (READ_INTERVAL_FACTOR * 6.0 - 0.01) / 3
+        with pytest.raises(StoreUnavailable, match=r"could not be read \(ConnectionError: store down\)"):
+            await asyncio.wait_for(cache.get(), 0.5)
+    assert store.reads == 1
+    now[0] += 0.01
+    assert (await cache.get())[0] == 2 and store.reads == 2
+

@@ -505,7 +505,9 @@ def create_app(services: ApiServices) -> FastAPI:
         Each API process answers from its last read of the counts (`as_of` says when) and reads
         them again in the background, at most every 2 seconds, less often the longer a read
         takes (on MongoDB it grows with the store). Only a first read, or the one after a read
-        that failed, is waited for: 503 with `Retry-After` when it gives no answer within 2 s.
+        that failed, is waited for: 503 with `Retry-After` when it gives no answer within 2 s. A
+        read that failed is made again no sooner than 10 times its duration after it (503 at once
+        meanwhile), unless it failed within 0.2 s.
         """
         found, as_of = await counts.get()
         return StatsView.of(found, services.internal_task_types, as_of)

@@ -35,6 +35,14 @@ class _Read:
     ended: float
 
 
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """The last read, which failed: why, and when (monotonic) the next may start."""
+
+    why: str
+    retry_at: float
+
+
 class CountsCache:
     """Answers every caller from the last read of the store, and reads again in the background.
 
@@ -53,7 +61,12 @@ class CountsCache:
     not show the counts from before), callers wait for the read under way, at most ``timeout``
     seconds: one without an answer by then fails as :class:`StoreUnavailable` (a 503 with
     ``Retry-After``, or a scrape without counts), and the read goes on for the next caller. A
-    failed read is not kept: the next caller starts another.
+    failed read is not kept: the next caller starts another, but, as after one that answered, no
+    sooner than :data:`READ_INTERVAL_FACTOR` times the failed read's duration after it ended
+    (callers meanwhile fail at once as :class:`StoreUnavailable`): a count that ran into its
+    time limit (a store too big to count within it) would otherwise be started again at once,
+    and the store kept counting all the time, per process. A read that failed within a tenth of
+    ``max_age`` (a refused connection) is made again by the next caller.
     """
 
     def __init__(self, read: Callable[[], Awaitable[Counts]], max_age: float, *, timeout: float = 2.0,
@@ -66,13 +79,17 @@ class CountsCache:
         self._read_limit = read_limit
         self._monotonic = monotonic
         self._last: _Read | None = None
-        self._failed = False
+        self._failed: _Failure | None = None
+        self._started = 0.0  # when the read under way began (monotonic)
         self._reading: asyncio.Task[_Read] | None = None
 
     async def get(self) -> tuple[Counts, datetime]:
         """The counts and when (UTC) they were read."""
-        last = self._last
-        if last is not None and not self._failed:
+        last, failed = self._last, self._failed
+        if failed is not None and self._reading is None and self._monotonic() < failed.retry_at:
+            raise StoreUnavailable(f"the counts could not be read ({failed.why}); read again in "
+                                   f"{failed.retry_at - self._monotonic():.0f} s")
+        if last is not None and failed is None:
             if self._reading is not None or self._monotonic() - last.ended < self._interval(last):
                 return last.counts, last.as_of
             try:
@@ -101,6 +118,7 @@ class CountsCache:
 
     def _start(self) -> asyncio.Task[_Read]:
         """Start a read (none is under way); it records itself when it ends."""
+        self._started = self._monotonic()
         reading = self._reading = asyncio.create_task(self._timed_read(), name="counts")
         reading.add_done_callback(self._ended)
         return reading
@@ -120,7 +138,12 @@ class CountsCache:
         if reading.cancelled():
             return
         if (error := reading.exception()) is not None:
-            self._failed = True
-            log.warning("the schedule counts could not be read (%s: %s)", type(error).__name__, error)
+            ended = self._monotonic()
+            # As after a read that answered, but a cheap one (whose interval would be max_age at
+            # most: a refused connection) is made again by the next caller, who waits for it.
+            spacing = READ_INTERVAL_FACTOR * (ended - self._started)
+            self._failed = _Failure(f"{type(error).__name__}: {error}",
+                                    ended + spacing if spacing > self._max_age else ended)
+            log.warning("the schedule counts could not be read (%s)", self._failed.why)
             return
-        self._last, self._failed = reading.result(), False
+        self._last, self._failed = reading.result(), None
