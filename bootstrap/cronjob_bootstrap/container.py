@@ -263,8 +263,8 @@ class Container(containers.DeclarativeContainer):
     clock_check = providers.Singleton(
         ClockCheck, repository, aligned_clock, metrics,
         slack=providers.Callable(_lease_slack, config.lease_seconds))
-    #: The schedule counts (a whole-store group-by) behind /v1/stats and /metrics: read at most
-    #: once every 2 s per process, however many dashboards and scrapers ask.
+    #: The schedule counts behind /v1/stats and /metrics: the last read answered, read again in
+    #: the background at most once every 2 s per process, however many dashboards and scrapers ask.
     counts = providers.Singleton(CountsCache, scheduling.provided.counts, 2.0)
     render_metrics = providers.Callable(_metrics_renderer, metrics, counts)
 

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from cronjob.ports.repository import StoreUnavailable
-from cronjob_adapters.web.counts_cache import READ_INTERVAL_FACTOR, CountsCache
+from cronjob_adapters.web.counts_cache import LONGEST_FAILED_WAIT, READ_INTERVAL_FACTOR, CountsCache
 
 
 class Store:
@@ -160,21 +160,26 @@ async def test_a_read_that_never_answers_is_given_up_after_its_limit() -> None:
     cache = CountsCache(store.read, max_age=2.0, timeout=0.05, read_limit=0.1)
     with pytest.raises(StoreUnavailable):
         await cache.get()
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # the read was given up at its limit, 0.1 s: it ran into it
+    with pytest.raises(StoreUnavailable, match="could not be read"):
+        await cache.get()  # at once: the next read comes 10 times 0.1 s after it ended
+    assert store.reads == 1
+    await asyncio.sleep(0.9)
     with pytest.raises(StoreUnavailable, match="did not answer"):
         await cache.get()
-    assert store.reads == 2  # the first was given up at once (it took ~0.1 s), and a new one started
+    assert store.reads == 2
 
 
 async def test_a_read_that_failed_slowly_is_not_made_again_sooner_than_its_interval() -> None:
-    """A count that ran into its time limit (a store too big to count within it) cost the store
-    all that time: the next read comes no sooner than READ_INTERVAL_FACTOR times it after, as
-    after a read that answered, not at the next caller (which would keep the store counting all
-    the time, per process). Callers meanwhile are answered at once: the store could not be read."""
+    """A count that ran into its time limit (a store too big to count within it: it failed
+    having run at least half of ``read_limit``) cost the store all that time: the next read comes
+    no sooner than READ_INTERVAL_FACTOR times it after, as after a read that answered, not at the
+    next caller (which would keep the store counting all the time, per process). Callers
+    meanwhile are answered at once: the store could not be read."""
     now = [100.0]
     store = Store(now)
     store.takes, store.fail = 6.0, True
-    cache = CountsCache(store.read, max_age=2.0, timeout=10.0, monotonic=lambda: now[0])
+    cache = CountsCache(store.read, max_age=2.0, timeout=10.0, read_limit=10.0, monotonic=lambda: now[0])
     with pytest.raises(ConnectionError):
         await cache.get()
     store.fail = False
@@ -186,3 +191,35 @@ async def test_a_read_that_failed_slowly_is_not_made_again_sooner_than_its_inter
     now[0] += 0.01
     assert (await cache.get())[0] == 2 and store.reads == 2
 
+
+
+async def test_a_read_that_failed_before_half_its_limit_is_made_again_by_the_next_caller() -> None:
+    """A read that failed sooner than half its limit is an outage (a server not found within the
+    driver's selection timeout), which cost the store nothing: the next caller reads again at
+    once, so that a store that comes back shows as soon as it is asked."""
+    now = [100.0]
+    store = Store(now)
+    store.takes, store.fail = 6.0, True
+    cache = CountsCache(store.read, max_age=2.0, timeout=10.0, read_limit=20.0, monotonic=lambda: now[0])
+    with pytest.raises(ConnectionError):
+        await cache.get()
+    store.fail = False
+    now[0] += 0.5
+    assert (await cache.get())[0] == 2 and store.reads == 2
+
+
+async def test_the_wait_after_a_read_that_ran_into_its_limit_is_bounded() -> None:
+    """A 60 s count that failed is read again 10 times as late, but LONGEST_FAILED_WAIT at most
+    (a store that hangs every call until its limit, then comes back, is counted again by then)."""
+    now = [100.0]
+    store = Store(now)
+    store.takes, store.fail = 60.0, True
+    cache = CountsCache(store.read, max_age=2.0, timeout=100.0, read_limit=65.0, monotonic=lambda: now[0])
+    with pytest.raises(ConnectionError):
+        await cache.get()
+    store.fail = False
+    now[0] += LONGEST_FAILED_WAIT - 0.01
+    with pytest.raises(StoreUnavailable, match="could not be read"):
+        await asyncio.wait_for(cache.get(), 0.5)
+    now[0] += 0.01
+    assert (await cache.get())[0] == 2 and store.reads == 2

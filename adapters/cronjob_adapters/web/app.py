@@ -506,8 +506,8 @@ def create_app(services: ApiServices) -> FastAPI:
         them again in the background, at most every 2 seconds, less often the longer a read
         takes (on MongoDB it grows with the store). Only a first read, or the one after a read
         that failed, is waited for: 503 with `Retry-After` when it gives no answer within 2 s. A
-        read that failed is made again no sooner than 10 times its duration after it (503 at once
-        meanwhile), unless it failed within 0.2 s.
+        read that ran into its time limit (60 s) is made again no sooner than 10 times its
+        duration after it, 5 minutes at most (503 at once meanwhile).
         """
         found, as_of = await counts.get()
         return StatsView.of(found, services.internal_task_types, as_of)

@@ -20,6 +20,8 @@ Counts = dict[tuple[ScheduleStatus, str], int]
 #: of a large store (MongoDB reads an index of every schedule) cost it a tenth of a read's time
 #: at most, per process, however often they are asked for.
 READ_INTERVAL_FACTOR = 10
+#: The longest wait (seconds) for a read after one that ran into its time limit (see CountsCache).
+LONGEST_FAILED_WAIT = 300.0
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +63,14 @@ class CountsCache:
     not show the counts from before), callers wait for the read under way, at most ``timeout``
     seconds: one without an answer by then fails as :class:`StoreUnavailable` (a 503 with
     ``Retry-After``, or a scrape without counts), and the read goes on for the next caller. A
-    failed read is not kept: the next caller starts another, but, as after one that answered, no
-    sooner than :data:`READ_INTERVAL_FACTOR` times the failed read's duration after it ended
-    (callers meanwhile fail at once as :class:`StoreUnavailable`): a count that ran into its
-    time limit (a store too big to count within it) would otherwise be started again at once,
-    and the store kept counting all the time, per process. A read that failed within a tenth of
-    ``max_age`` (a refused connection) is made again by the next caller.
+    failed read is not kept: the next caller starts another. Except after a read that failed
+    having run at least half of ``read_limit`` (a count that ran into its time limit: a store too
+    big to count within it, which would otherwise be kept counting all the time, per process):
+    the next is made no sooner than :data:`READ_INTERVAL_FACTOR` times its duration after it, and
+    :data:`LONGEST_FAILED_WAIT` at most, callers meanwhile failing at once as
+    :class:`StoreUnavailable`. A read that failed sooner (a store that is down or unreachable,
+    which does no work for it) is made again by the next caller, so that a store that comes back
+    shows at once.
     """
 
     def __init__(self, read: Callable[[], Awaitable[Counts]], max_age: float, *, timeout: float = 2.0,
@@ -139,11 +143,13 @@ class CountsCache:
             return
         if (error := reading.exception()) is not None:
             ended = self._monotonic()
-            # As after a read that answered, but a cheap one (whose interval would be max_age at
-            # most: a refused connection) is made again by the next caller, who waits for it.
-            spacing = READ_INTERVAL_FACTOR * (ended - self._started)
-            self._failed = _Failure(f"{type(error).__name__}: {error}",
-                                    ended + spacing if spacing > self._max_age else ended)
+            took = ended - self._started
+            # Only a count that ran into its time limit cost the store that time: an outage (a
+            # server not found within its selection timeout, a refused connection) cost it
+            # nothing, and is asked again by the next caller, who waits for it.
+            ran_into_limit = took >= self._read_limit / 2
+            wait = min(READ_INTERVAL_FACTOR * took, LONGEST_FAILED_WAIT) if ran_into_limit else 0.0
+            self._failed = _Failure(f"{type(error).__name__}: {error}", ended + wait)
             log.warning("the schedule counts could not be read (%s)", self._failed.why)
             return
         self._last, self._failed = reading.result(), None
