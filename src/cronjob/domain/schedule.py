@@ -666,7 +666,8 @@ class Schedule:
     def keep_run(self, record: RunRecord, *, now: datetime) -> None:
         """Add the record of a run that was in progress when this schedule was cancelled (see
         :meth:`run_record`): its attempt, and its events where they fall in the log by time
-        (``started`` before the ``cancelled`` event, the outcome after it); the result of a run
+        (``started`` before the ``cancelled`` event; the outcome after it, unless the run had
+        ended before the cancel was written, its write then refused: before it); the result of a run
         that succeeded (its provider message id, so that the provider's statuses of that message
         find it) and the last error. It stays ``cancelled``, due never again. Only the run the
         cancel took the lease from, once (:meth:`awaits_run`): any other is
