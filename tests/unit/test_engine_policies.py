@@ -321,7 +321,10 @@ async def test_a_recurring_schedule_can_be_cancelled_while_it_runs_a_one_off_can
     await dispatcher.drain(5)
     stored = await rig.stored(recurring.id)
     assert (stored.status, stored.next_run_at, stored.lease) == (ScheduleStatus.CANCELLED, None, None)
-    assert stored.attempts == []  # the run's outcome was fenced out: it lost its lease
+    # The run's own write was fenced out (the cancel took its lease); its record is kept by the
+    # cancelled schedule all the same (Schedule.keep_run), its outcome marked after_cancel.
+    assert [(a.outcome, a.provider_message_id) for a in stored.attempts] == [("succeeded", "wamid.1")]
+    assert [e.data.get("after_cancel") for e in stored.events if e.type == "succeeded"] == ["true"]
     assert (await rig.stored(one_off.id)).status is ScheduleStatus.SUCCEEDED
     rig.clock.set(NOW + timedelta(hours=1))
     assert await run_due(dispatcher) == 0  # no later occurrence
