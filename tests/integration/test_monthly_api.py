@@ -6,38 +6,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from cronjob.domain.schedule import ScheduleStatus
-from cronjob_adapters.memory.sender import RecordingMessageSender
-from tests.support.app import AUTH, api_client, set_up
-from tests.support.clock import FixedClock
+from tests.support.app import AUTH
 from tests.support.memory_api import client, clock, container  # noqa: F401 - fixtures
+from tests.support.rules_api import create, local, preview, run_on_sqlite
 
 #: A Tuesday in January 2026 (not a leap year); Berlin's clocks jump 02:00 -> 03:00 on 2026-03-29.
 NOW = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
-TEXT = {"type": "whatsapp.text", "to": "5511999999999", "body": "Relatório do mês"}
-
-
-async def preview(client: httpx.AsyncClient, schedule: str, timezone: str, count: int) -> dict[str, Any]:
-    answer = await client.get("/v1/rules/preview", headers=AUTH,
-                              params={"schedule": schedule, "timezone": timezone, "count": count})
-    assert answer.status_code == 200, answer.text
-    return answer.json()  # type: ignore[no-any-return]
-
-
-async def create(client: httpx.AsyncClient, schedule: str, timezone: str = "America/Sao_Paulo") -> dict[str, Any]:
-    created = await client.post("/v1/schedules", headers=AUTH,
-                                json={"task": TEXT, "schedule": schedule, "timezone": timezone})
-    assert created.status_code == 201, created.text
-    return created.json()  # type: ignore[no-any-return]
-
-
-def local(shown: dict[str, Any]) -> list[str]:
-    return [run["local"] for run in shown["runs"]]
 
 
 async def test_a_monthly_rule_previews_on_its_days_and_runs_as_previewed(client: httpx.AsyncClient) -> None:
@@ -105,28 +84,17 @@ async def test_a_recurring_schedule_moves_to_a_monthly_rule_and_the_same_rule_sp
 async def test_a_monthly_schedule_on_sqlite_runs_on_its_days_and_coalesces_after_downtime(tmp_path: Path) -> None:
     """Kept in SQLite as its canonical text and parsed back at each read; each run by the
     container's dispatcher at the time the clock is set to."""
-    clock = FixedClock(NOW)
-    async with set_up(clock, "sqlite", tmp_path) as built, api_client(built, AUTH) as http:
-        created = await create(http, "monthly on 15th, last at 18:00")
-        dispatcher = built.dispatcher()
-        sender = built.sender()
-        assert isinstance(sender, RecordingMessageSender)
-
-        async def run_at(moment: datetime) -> int:
-            clock.set(moment)
-            claimed = await dispatcher.dispatch_due()
-            await dispatcher.drain(5)
-            return claimed
-
+    async with run_on_sqlite(tmp_path, NOW, "monthly on 15th, last at 18:00") as run:
+        created, run_at, sender = run.created, run.run_at, run.sender
         assert await run_at(datetime(2026, 1, 31, 20, 59, tzinfo=UTC)) == 0  # 17:59 in São Paulo: not yet
         assert await run_at(datetime(2026, 1, 31, 21, 0, tzinfo=UTC)) == 1
-        stored = (await http.get(f"/v1/schedules/{created['id']}", headers=AUTH)).json()
+        stored = await run.stored()
         assert (stored["status"], stored["next_run_at"]) == ("scheduled", "2026-02-15T21:00:00.000Z")
         # Down from before Feb 15 to April 20: Feb 15, Feb 28, Mar 15, Mar 31 and Apr 15 fell due;
         # one run, as the latest of them, then on to April's last day.
         assert await run_at(datetime(2026, 4, 20, 12, 0, tzinfo=UTC)) == 1
         assert await run_at(datetime(2026, 4, 20, 12, 0, 1, tzinfo=UTC)) == 0
-        stored = (await http.get(f"/v1/schedules/{created['id']}", headers=AUTH)).json()
+        stored = await run.stored()
         assert stored["schedule"] == "monthly on 15,last at 18:00"
         assert stored["status"] == ScheduleStatus.SCHEDULED.value
         assert [attempt["scheduled_for"] for attempt in stored["attempts"]] == [

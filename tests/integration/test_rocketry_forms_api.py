@@ -11,11 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cronjob_adapters.memory.sender import RecordingMessageSender
-from tests.support.app import AUTH, api_client, set_up
-from tests.support.clock import FixedClock
-from tests.integration.test_monthly_api import create, local, preview
+from tests.support.app import AUTH
 from tests.support.memory_api import client, clock, container  # noqa: F401 - fixtures
+from tests.support.rules_api import create, local, preview, run_on_sqlite
 
 #: Tuesday 2026-01-20 09:00 in São Paulo (12:00 UTC). NOW in tests.support.memory_api is the same.
 NOW = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
@@ -134,28 +132,17 @@ async def test_a_rocketry_form_with_no_instant_meaning_is_a_422_naming_schedule_
 async def test_a_window_schedule_on_sqlite_runs_in_its_window_and_coalesces_after_downtime(tmp_path: Path) -> None:
     """Kept in SQLite as its canonical text and parsed back at each read; each run by the
     container's dispatcher at the time the clock is set to."""
-    clock = FixedClock(NOW)
-    async with set_up(clock, "sqlite", tmp_path) as built, api_client(built, AUTH) as http:
-        created = await create(http, "every 20 minutes between 09:00 and 10:00 on mon-fri")
-        dispatcher = built.dispatcher()
-        sender = built.sender()
-        assert isinstance(sender, RecordingMessageSender)
-
-        async def run_at(moment: datetime) -> int:
-            clock.set(moment)
-            claimed = await dispatcher.dispatch_due()
-            await dispatcher.drain(5)
-            return claimed
-
+    async with run_on_sqlite(tmp_path, NOW, "every 20 minutes between 09:00 and 10:00 on mon-fri") as run:
+        created, run_at, sender = run.created, run.run_at, run.sender
         assert created["next_run_at"] == "2026-01-20T12:20:00.000Z"  # 09:20 in São Paulo
         assert await run_at(datetime(2026, 1, 20, 12, 19, 59, tzinfo=UTC)) == 0
         assert await run_at(datetime(2026, 1, 20, 12, 20, tzinfo=UTC)) == 1
         assert await run_at(datetime(2026, 1, 20, 12, 40, tzinfo=UTC)) == 1
-        stored = (await http.get(f"/v1/schedules/{created['id']}", headers=AUTH)).json()
+        stored = await run.stored()
         assert stored["next_run_at"] == "2026-01-21T12:00:00.000Z"  # 10:00 closes the window: tomorrow 09:00
         # Down from Wednesday 08:00 to Friday 09:50: one run, as the latest due (Friday 09:40), then Monday's.
         assert await run_at(datetime(2026, 1, 23, 12, 50, tzinfo=UTC)) == 1
-        stored = (await http.get(f"/v1/schedules/{created['id']}", headers=AUTH)).json()
+        stored = await run.stored()
         assert stored["schedule"] == f"every 20 minutes between 09:00 and 10:00 on {BUSINESS_DAYS}"
         assert [attempt["scheduled_for"] for attempt in stored["attempts"]] == [
             "2026-01-20T12:20:00.000Z", "2026-01-20T12:40:00.000Z", "2026-01-23T12:40:00.000Z"]
