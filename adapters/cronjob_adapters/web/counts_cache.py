@@ -128,14 +128,13 @@ class CountsCache:
         return reading
 
     async def _timed_read(self) -> _Read:
-        started = self._monotonic()
         try:
             async with asyncio.timeout(self._read_limit):
                 counts = await self._read()
         except TimeoutError:
             raise StoreUnavailable(f"the counts were not read within {self._read_limit:g} s") from None
         ended = self._monotonic()
-        return _Read(counts, datetime.now(UTC), ended - started, ended)
+        return _Read(counts, datetime.now(UTC), ended - self._started, ended)
 
     def _ended(self, reading: asyncio.Task[_Read]) -> None:
         self._reading = None
