@@ -115,14 +115,13 @@ _DAY_LIST = rf"(?P<days>{_DAY_ITEM}(?:\s*,\s*{_DAY_ITEM})*)"
 # the client wrote; the words that mean something (units, day names, cron fields) are lowered.
 _CASELESS = re.ASCII | re.IGNORECASE
 _ONCE = re.compile(r"once\s*@\s*(?P<when>.+)", _CASELESS)
-_INTERVAL = re.compile(
-    r"every\s+(?:(?P<count>\d+)\s+(?P<unit>second|minute|hour|day|week)s?"
-    r"|(?P<single>second|minute|hour|day|week))"
-    r"(?:\s+from\s+(?P<anchor>.+))?", _CASELESS)
+#: ``every <n> <unit>s`` or ``every <unit>``: an interval's length, and a window's step (see :func:`_every`).
+_EVERY = (r"every\s+(?:(?P<count>\d+)\s+(?P<unit>second|minute|hour|day|week)s?"
+          r"|(?P<single>second|minute|hour|day|week))")
+_INTERVAL = re.compile(rf"{_EVERY}(?:\s+from\s+(?P<anchor>.+))?", _CASELESS)
 _PERIOD = re.compile(r"(?P<period>minutely|hourly)", _CASELESS)
 _WINDOW = re.compile(
-    r"every\s+(?:(?P<count>\d+)\s+(?P<unit>second|minute|hour|day|week)s?|(?P<single>second|minute|hour|day|week))"
-    rf"\s+between\s+(?P<start>{_TIME_TEXT.pattern})\s+and\s+(?P<end>{_TIME_TEXT.pattern})(?:\s+on\s+{_DAY_LIST})?",
+    rf"{_EVERY}\s+between\s+(?P<start>{_TIME_TEXT.pattern})\s+and\s+(?P<end>{_TIME_TEXT.pattern})(?:\s+on\s+{_DAY_LIST})?",
     _CASELESS)
 #: What else starts like a window (``every 15 minutes between 8 and 18``): refused, saying how.
 _WINDOW_OTHER = re.compile(r"every\s+.*\sbetween\s.*", _CASELESS)
@@ -197,13 +196,8 @@ def _parse(expression: str, timezone: str, cron: CronEvaluator | None, now: date
     if match := _ONCE.fullmatch(text):
         return _once(match["when"], timezone)
     if match := _INTERVAL.fullmatch(text):
-        unit = (match["unit"] or match["single"]).lower()
-        count = int(match["count"]) if match["count"] else 1
+        _, every = _every(match)
         anchor = _instant(match["anchor"], "the anchor after 'from'") if match["anchor"] else _now(now, text)
-        try:
-            every = count * _UNIT_SIZES[unit]
-        except OverflowError:
-            raise ValidationError(f"the interval in {text!r} is too long", field="schedule") from None
         return IntervalTrigger(every=every, anchor=anchor)
     if match := _FROM.fullmatch(text):  # after _INTERVAL, whose ``from`` is its anchor
         rule = _parse(match["rule"], timezone, cron, now)
@@ -381,17 +375,22 @@ def _weekdays(text: str) -> frozenset[int]:
     return frozenset(days)
 
 
+def _every(match: re.Match[str]) -> tuple[str, timedelta]:
+    """The unit and the length of a match of :data:`_EVERY` (``every 15 minutes``: minute, 15 min)."""
+    unit = (match["unit"] or match["single"]).lower()
+    count = int(match["count"]) if match["count"] else 1
+    try:
+        return unit, count * _UNIT_SIZES[unit]
+    except OverflowError:
+        raise ValidationError(f"the interval in {match[0]!r} is too long", field="schedule") from None
+
+
 def _window(match: re.Match[str], timezone: str) -> WindowTrigger:
     """``every <n> <unit> between <start> and <end> [on <days>]``."""
-    unit = (match["unit"] or match["single"]).lower()
+    unit, every = _every(match)
     if unit in ("day", "week"):
         raise ValidationError(f"a window opens once a day, and repeats within it every so many seconds, minutes or "
                               f"hours ('{WINDOW_FORM}'): once a day is 'daily at HH:MM[:SS]'", field="schedule")
-    count = int(match["count"]) if match["count"] else 1
-    try:
-        every = count * _UNIT_SIZES[unit]
-    except OverflowError:
-        raise ValidationError(f"the interval in {match[0]!r} is too long", field="schedule") from None
     days = _weekdays(match["days"]) if match["days"] else None
     return WindowTrigger(every=every, start=_time_of_day(match["start"]), end=_time_of_day(match["end"]),
                          zone=timezone, weekdays=days)
