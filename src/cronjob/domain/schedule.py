@@ -187,6 +187,12 @@ class ScheduleEvent:
     data: dict[str, str] = field(default_factory=dict)
 
 
+def new_event_id() -> str:
+    """A new event's id: 128 random bits as 32 hex digits, like ``uuid4().hex``, at a fifth of
+    its cost (three per run)."""
+    return secrets.token_hex(16)
+
+
 #: The ``data`` key (``"true"``) that marks a run's outcome events kept by a schedule cancelled
 #: while the run was in progress (see :meth:`Schedule.keep_run`).
 AFTER_CANCEL = "after_cancel"
@@ -377,9 +383,7 @@ class Schedule:
     def _emit(self, type: str, now: datetime, attempt_id: str | None = None, /, **data: str) -> None:
         # Positional-only: a run's result becomes the event's data, and a routine's result may
         # well hold a key named ``type`` (or ``now``, ``attempt_id``).
-        # 128 random bits as 32 hex digits, like uuid4().hex, at a fifth of its cost (three per run).
-        self.events.append(ScheduleEvent(id=secrets.token_hex(16), type=type, at=now, attempt_id=attempt_id,
-                                         data=data))
+        self.events.append(ScheduleEvent(id=new_event_id(), type=type, at=now, attempt_id=attempt_id, data=data))
         del self.events[:-HISTORY_LIMIT]
 
     # -- transitions -----------------------------------------------------------------------
@@ -657,7 +661,7 @@ class Schedule:
                 continue
             if event.type != "started":
                 data = {k: v for k, v in event.data.items() if not (event.type == "dead" and k == "next_run_at")}
-                event = ScheduleEvent(id=secrets.token_hex(16), type=event.type, at=event.at, attempt_id=attempt_id,
+                event = ScheduleEvent(id=new_event_id(), type=event.type, at=event.at, attempt_id=attempt_id,
                                       data={**data, AFTER_CANCEL: "true"})
             events.append(event)
         succeeded = attempt.outcome == "succeeded"
