@@ -35,6 +35,27 @@ async def test_the_memory_api_clock_is_the_one_this_file_counts_from(client: htt
      ["2026-01-26T00:00:00-03:00", "2026-02-02T00:00:00-03:00"]),
     ("monthly starting 3rd", "monthly on 3 at 00:00", ["2026-02-03T00:00:00-03:00", "2026-03-03T00:00:00-03:00"]),
     ("hourly after 45:00", "45 * * * *", ["2026-01-20T09:45:00-03:00", "2026-01-20T10:45:00-03:00"]),
+    ("hourly on 15:00", "15 * * * *", ["2026-01-20T09:15:00-03:00", "2026-01-20T10:15:00-03:00"]),
+    ("daily on 10:00", "daily at 10:00", ["2026-01-20T10:00:00-03:00", "2026-01-21T10:00:00-03:00"]),
+    # minutely and secondly in a window of each period: every minute (second) from where it opens
+    ("minutely after 30", "every minute from 2026-01-20T12:00:30+00:00",
+     ["2026-01-20T09:00:30-03:00", "2026-01-20T09:01:30-03:00"]),
+    ("minutely between 45 and 15", "every minute from 2026-01-20T12:00:45+00:00",
+     ["2026-01-20T09:00:45-03:00", "2026-01-20T09:01:45-03:00"]),
+    ("minutely before 30", "every minute from 2026-01-20T12:00:00+00:00",
+     ["2026-01-20T09:01:00-03:00", "2026-01-20T09:02:00-03:00"]),
+    ("secondly", "every second from 2026-01-20T12:00:00+00:00", ["2026-01-20T09:00:01-03:00", "2026-01-20T09:00:02-03:00"]),
+    ("secondly after 500", "every second from 2026-01-20T12:00:00.500000+00:00",
+     ["2026-01-20T09:00:00.500-03:00", "2026-01-20T09:00:01.500-03:00"]),
+    # Rocketry's durations, kept as their total in the largest unit that divides it
+    ("every 2 days 2 hours", "every 50 hours from 2026-01-20T12:00:00+00:00",
+     ["2026-01-22T11:00:00-03:00", "2026-01-24T13:00:00-03:00"]),
+    ("every 1h 30min", "every 90 minutes from 2026-01-20T12:00:00+00:00",
+     ["2026-01-20T10:30:00-03:00", "2026-01-20T12:00:00-03:00"]),
+    ("every 10s", "every 10 seconds from 2026-01-20T12:00:00+00:00",
+     ["2026-01-20T09:00:10-03:00", "2026-01-20T09:00:20-03:00"]),
+    ("every 1h 30min & time of day between 08:00 and 18:00", "every 90 minutes between 08:00 and 18:00",
+     ["2026-01-20T09:30:00-03:00", "2026-01-20T11:00:00-03:00"]),
     # a repetition in a window, ours and Rocketry's spelling
     ("every 15 minutes between 08:00 and 18:00 on mon-fri", f"every 15 minutes between 08:00 and 18:00 on {BUSINESS_DAYS}",
      ["2026-01-20T09:15:00-03:00", "2026-01-20T09:30:00-03:00"]),
@@ -111,6 +132,13 @@ WINDOW = "every <n> seconds|minutes|hours between HH:MM[:SS] and HH:MM[:SS] [on 
     ("daily between 10:00 and 24:00", "invalid time of day '24:00' (expected HH:MM[:SS], 00:00 to 23:59:59)"),
     ("hourly after 15:30", "'hourly' at '15:30' of each hour: a rule here runs on a minute of the hour (MM:00), as "
                            "'cron <minute> * * * *' does"),
+    ("minutely between 15 and 75", "invalid second of the minute '75' (expected SS[.fff], 00 to 59.999: a rule runs to "
+                                   "the millisecond)"),
+    ("secondly after 1000", "invalid millisecond of the second '1000' (expected 0 to 999, whole: a rule runs to the "
+                            "millisecond)"),
+    ("every 500 ms", "the interval '500 ms' is 0.5 seconds: an interval is a whole number of seconds"),
+    ("every 0h 0min", "the interval must be at least 1 second"),
+    ("every 999999999 days 24 hours", "the interval '999999999 days 24 hours' is too long"),
 ])
 async def test_a_rocketry_form_with_no_instant_meaning_is_a_422_naming_schedule_on_every_route(
         client: httpx.AsyncClient, rule: str, message: str) -> None:
@@ -148,3 +176,20 @@ async def test_a_window_schedule_on_sqlite_runs_in_its_window_and_coalesces_afte
             "2026-01-20T12:20:00.000Z", "2026-01-20T12:40:00.000Z", "2026-01-23T12:40:00.000Z"]
         assert stored["next_run_at"] == "2026-01-26T12:00:00.000Z"
         assert len(sender.sent) == 3
+
+
+async def test_minutely_in_a_window_on_sqlite_is_kept_as_an_interval_and_runs_when_the_window_opens(
+        tmp_path: Path) -> None:
+    """``minutely after 30`` kept as the interval form earlier versions read, parsed back from
+    the store at each read, run once a minute at its 30th second."""
+    async with run_on_sqlite(tmp_path, NOW, "minutely after 30") as run:
+        assert run.created["schedule"] == "every minute from 2026-01-20T12:00:30+00:00"
+        assert run.created["next_run_at"] == "2026-01-20T12:00:30.000Z"
+        assert await run.run_at(datetime(2026, 1, 20, 12, 0, 29, 999000, tzinfo=UTC)) == 0
+        assert await run.run_at(datetime(2026, 1, 20, 12, 0, 30, tzinfo=UTC)) == 1
+        assert await run.run_at(datetime(2026, 1, 20, 12, 1, 29, tzinfo=UTC)) == 0
+        assert await run.run_at(datetime(2026, 1, 20, 12, 1, 30, tzinfo=UTC)) == 1
+        stored = await run.stored()
+        assert (stored["schedule"], stored["next_run_at"]) == (
+            "every minute from 2026-01-20T12:00:30+00:00", "2026-01-20T12:02:30.000Z")
+        assert len(run.sender.sent) == 2

@@ -81,7 +81,27 @@ def window(every: timedelta, start: time, end: time, *days: int, zone: str = SP)
         ("every 3 weeks from 2025-06-21T14:00:00-03:00", IntervalTrigger(timedelta(weeks=3), ANCHOR)),
         ("every 14 days", IntervalTrigger(timedelta(weeks=2), NOW)),  # the same trigger as 'every 2 weeks'
         ("every hour from 2025-06-21T17:00:00+00:00", IntervalTrigger(timedelta(hours=1), ANCHOR)),
+        # Rocketry's durations: terms summed, its abbreviations, decimals, a clock duration last
+        ("every 2 days 2 hours", IntervalTrigger(timedelta(hours=50), NOW)),
+        ("every 1 hour 30 minutes", IntervalTrigger(timedelta(minutes=90), NOW)),
+        ("every 1 day, 2 hours", IntervalTrigger(timedelta(hours=26), NOW)),
+        ("every 10s", IntervalTrigger(timedelta(seconds=10), NOW)),
+        ("every 1h 30min", IntervalTrigger(timedelta(minutes=90), NOW)),
+        ("every 1h30m15s", IntervalTrigger(timedelta(hours=1, minutes=30, seconds=15), NOW)),
+        ("every 90 secs", IntervalTrigger(timedelta(seconds=90), NOW)),
+        ("every 2 hrs 5 sec", IntervalTrigger(timedelta(hours=2, seconds=5), NOW)),
+        ("every 3 d", IntervalTrigger(timedelta(days=3), NOW)),
+        ("every 1.5 hours", IntervalTrigger(timedelta(minutes=90), NOW)),
+        ("every 0.1 hours", IntervalTrigger(timedelta(minutes=6), NOW)),  # exactly: no float's 360.00000000000006 s
+        ("every 2500 ms 500 ms", IntervalTrigger(timedelta(seconds=3), NOW)),
+        ("every 01:30:00", IntervalTrigger(timedelta(minutes=90), NOW)),
+        ("every 1d 12:00:00", IntervalTrigger(timedelta(hours=36), NOW)),
+        ("every 1 week 1 day", IntervalTrigger(timedelta(days=8), NOW)),
+        ("every 1h 30min from 2025-06-21T17:00:00Z", IntervalTrigger(timedelta(minutes=90), ANCHOR)),
+        ("every 2 days 2 hours until 2025-12-31",
+         BoundedTrigger(IntervalTrigger(timedelta(hours=50), NOW), datetime(2026, 1, 1, 2, 59, 59, 999000, tzinfo=UTC))),
         # Rocketry's periods: on the local minute / hour, at midnight, Monday midnight
+        ("secondly", IntervalTrigger(timedelta(seconds=1), datetime(2025, 6, 21, 17, 3, 7, tzinfo=UTC))),
         ("minutely", IntervalTrigger(timedelta(minutes=1), datetime(2025, 6, 21, 17, 3, tzinfo=UTC))),
         ("hourly", IntervalTrigger(timedelta(hours=1), ANCHOR)),
         ("daily", daily(time(0, 0))),
@@ -113,6 +133,7 @@ def window(every: timedelta, start: time, end: time, *days: int, zone: str = SP)
         ("every 90 seconds between 09:30 and 09:45", window(timedelta(seconds=90), time(9, 30), time(9, 45))),
         ("every 23 hours between 00:00 and 23:59:59", window(timedelta(hours=23), time(0, 0), time(23, 59, 59))),
         ("every 15 minutes between 08:00 and 18:00 on mon-sun", window(timedelta(minutes=15), time(8, 0), time(18, 0))),
+        ("every 1h 30min between 08:00 and 18:00", window(timedelta(minutes=90), time(8, 0), time(18, 0))),
         ("every 15 minutes between 08:00 and 18:00 on mon-fri from 2025-07-01 until 2025-12-31",
          BoundedTrigger(window(timedelta(minutes=15), time(8, 0), time(18, 0), 0, 1, 2, 3, 4),
                         datetime(2026, 1, 1, 2, 59, 59, 999000, tzinfo=UTC), datetime(2025, 7, 1, 3, 0, tzinfo=UTC))),
@@ -136,9 +157,31 @@ def window(every: timedelta, start: time, end: time, *days: int, zone: str = SP)
         ("hourly between 15:00 and 30:00", CronTrigger("15 * * * *", SP, EVALUATOR)),  # the local hour, as Rocketry's
         ("hourly after 45:00", CronTrigger("45 * * * *", SP, EVALUATOR)),
         ("hourly before 45:00", CronTrigger("0 * * * *", SP, EVALUATOR)),
+        ("daily on 10:00", daily(time(10, 0))),  # Rocketry's 'on' (its 'at'): the hour from 10:00
+        ("hourly on 15:00", CronTrigger("15 * * * *", SP, EVALUATOR)),
+        # minutely (its bounds seconds of the minute) and secondly (milliseconds of the second) are
+        # elapsed time: every minute (second) from that far into the local minute (second) now is in
+        ("minutely after 30", IntervalTrigger(timedelta(minutes=1), datetime(2025, 6, 21, 17, 3, 30, tzinfo=UTC))),
+        ("minutely after 5", IntervalTrigger(timedelta(minutes=1), datetime(2025, 6, 21, 17, 3, 5, tzinfo=UTC))),
+        ("minutely starting 10.25",
+         IntervalTrigger(timedelta(minutes=1), datetime(2025, 6, 21, 17, 3, 10, 250000, tzinfo=UTC))),
+        ("minutely between 45 and 15",  # over the minute's end: it opens at 45
+         IntervalTrigger(timedelta(minutes=1), datetime(2025, 6, 21, 17, 3, 45, tzinfo=UTC))),
+        ("minutely before 30", IntervalTrigger(timedelta(minutes=1), datetime(2025, 6, 21, 17, 3, tzinfo=UTC))),
+        ("minutely on 59", IntervalTrigger(timedelta(minutes=1), datetime(2025, 6, 21, 17, 3, 59, tzinfo=UTC))),
+        ("secondly after 500", IntervalTrigger(timedelta(seconds=1), datetime(2025, 6, 21, 17, 3, 7, 500000, tzinfo=UTC))),
+        ("secondly between 100 and 200",
+         IntervalTrigger(timedelta(seconds=1), datetime(2025, 6, 21, 17, 3, 7, 100000, tzinfo=UTC))),
+        ("secondly before 300", IntervalTrigger(timedelta(seconds=1), datetime(2025, 6, 21, 17, 3, 7, tzinfo=UTC))),
+        ("secondly on 5", IntervalTrigger(timedelta(seconds=1), datetime(2025, 6, 21, 17, 3, 7, 5000, tzinfo=UTC))),
+        ("Minutely After 30 until 2025-12-31",
+         BoundedTrigger(IntervalTrigger(timedelta(minutes=1), datetime(2025, 6, 21, 17, 3, 30, tzinfo=UTC)),
+                        datetime(2026, 1, 1, 2, 59, 59, 999000, tzinfo=UTC))),
         ("every 10 minutes & time of day between 08:00 and 18:00",
          window(timedelta(minutes=10), time(8, 0), time(18, 0))),
         ("time of day between 8:00 and 18:00 & every 1 minute", window(timedelta(minutes=1), time(8, 0), time(18, 0))),
+        ("every 1h 30min & time of day between 08:00 and 18:00", window(timedelta(minutes=90), time(8, 0), time(18, 0))),
+        ("every 10 mins & time of day between 08:00 and 18:00", window(timedelta(minutes=10), time(8, 0), time(18, 0))),
         ("every 15 minutes & time of day between 08:00 and 18:00 & time of week between Mon and Fri",
          window(timedelta(minutes=15), time(8, 0), time(18, 0), 0, 1, 2, 3, 4)),
         ("every hour & time of week on Sun & time of day between 10:00 and 12:00",
@@ -214,6 +257,12 @@ def test_every_form_parses(expression: str, expected: Trigger) -> None:
     ("every 2 weeks from 2025-06-21T17:00:00Z", "every 14 days from 2025-06-21T17:00:00+00:00"),
     ("every week", "every 7 days from 2025-06-21T17:03:07.250000+00:00"),
     ("every 21 days from 2025-06-21T17:00:00Z", "every 21 days from 2025-06-21T17:00:00+00:00"),
+    # Rocketry's durations as their total, in the largest unit that divides it
+    ("every 2 days 2 hours from 2025-06-21T17:00:00Z", "every 50 hours from 2025-06-21T17:00:00+00:00"),
+    ("every 1h 30min from 2025-06-21T17:00:00Z", "every 90 minutes from 2025-06-21T17:00:00+00:00"),
+    ("every 1 day 24 hours from 2025-06-21T17:00:00Z", "every 2 days from 2025-06-21T17:00:00+00:00"),
+    ("every 00:00:01 from 2025-06-21T17:00:00Z", "every second from 2025-06-21T17:00:00+00:00"),
+    ("every 1h 30min between 08:00 and 18:00", "every 90 minutes between 08:00 and 18:00"),
     # monthly rules: days ascending, ``last`` last, HH:MM as ``daily at`` writes it
     ("monthly", "monthly on 1 at 00:00"),
     ("every month on LAST, 15TH,1st at 9:00", "monthly on 1,15,last at 09:00"),
@@ -230,6 +279,11 @@ def test_every_form_parses(expression: str, expected: Trigger) -> None:
     ("weekly between Mon and Fri", "weekly on monday at 00:00"),
     ("monthly starting 3rd", "monthly on 3 at 00:00"),
     ("hourly after 45:00", "45 * * * *"),
+    ("hourly on 45:00", "45 * * * *"),
+    ("daily on 10:00", "daily at 10:00"),
+    ("secondly", "every second from 2025-06-21T17:03:07+00:00"),
+    ("minutely after 30", "every minute from 2025-06-21T17:03:30+00:00"),
+    ("secondly after 250", "every second from 2025-06-21T17:03:07.250000+00:00"),
     ("every 10 minutes & time of day between 08:00 and 18:00", "every 10 minutes between 08:00 and 18:00"),
 ])
 def test_every_rule_has_one_canonical_spelling(expression: str, canonical: str) -> None:
@@ -338,6 +392,34 @@ def test_until_a_date_means_through_that_local_date_across_dst() -> None:
         ("every 10 minutes & time of day between 8 and 18", SP, "of Rocketry's combinations"),
         ("every 10 minutes & time of day between 08:00 and 25:00", SP, "invalid time of day '25:00'"),
         ("every 0 minutes", SP, "at least 1 second"),
+        # Rocketry's durations: a whole number of seconds, at least one, the sum not too long
+        ("every 500 ms", SP, "the interval '500 ms' is 0.5 seconds: an interval is a whole number of seconds"),
+        ("every 1 s 1.5 s", SP, "the interval '1 s 1.5 s' is 2.5 seconds: an interval is a whole number of seconds"),
+        ("every 0 h 0 min", SP, "at least 1 second"),
+        ("every 99999999999 d 1 h", SP, "the interval '99999999999 d 1 h' is too long"),
+        ("every 999999999 days 24 hours", SP, "too long"),  # each term fits, not their sum
+        ("every 1:75:00", SP, "invalid duration '1:75:00' in the interval '1:75:00' (expected H:MM:SS, its minutes "
+                              "and seconds 00 to 59)"),
+        ("every 1h 0:00:60", SP, "invalid duration '0:00:60'"),
+        ("every 10", SP, "unknown schedule expression 'every 10'"),  # a number needs its unit
+        ("every -5 s", SP, "unknown schedule expression"),
+        ("every 2 months 1 day", SP, "there is no 'every <n> months'"),
+        ("every 1 day 2 h between 08:00 and 18:00", SP, "a window opens once a day, and repeats within it"),
+        ("every 12 h 12 h between 08:00 and 18:00", SP, "the interval in a window must be shorter than a day"),
+        ("every 2 days & time of day between 08:00 and 18:00", SP, "a window opens once a day"),
+        # minutely's and secondly's bounds, both checked
+        ("minutely after 60", SP, "invalid second of the minute '60' (expected SS[.fff], 00 to 59.999: a rule runs to "
+                                  "the millisecond)"),
+        ("minutely between 15 and 75", SP, "invalid second of the minute '75'"),
+        ("minutely before 100", SP, "invalid second of the minute '100'"),
+        ("minutely on 30.0001", SP, "invalid second of the minute '30.0001'"),
+        ("secondly after 1000", SP, "invalid millisecond of the second '1000' (expected 0 to 999, whole: a rule runs "
+                                    "to the millisecond)"),
+        ("secondly between 100 and 5.5", SP, "invalid millisecond of the second '5.5'"),
+        ("minutely after 30 from 2025-08-01", SP, "an interval starts at its anchor"),
+        ("minutely after half", SP, "unknown schedule expression 'minutely after half'"),
+        ("daily on 25:00", SP, "invalid time of day '25:00'"),
+        ("hourly on 15:30", SP, "'hourly' at '15:30' of each hour: a rule here runs on a minute of the hour"),
         ("every 99999999999 days", SP, "too long"),
         ("every 99999999999999999999 days", SP, "too long"),  # not "unknown": a number too big
         ("daily at 24:00", SP, "invalid time of day '24:00'"),
@@ -425,7 +507,7 @@ def test_a_day_only_some_of_a_rule_s_months_have_or_a_day_with_a_weekday_fires()
 
 
 def test_intervals_need_an_anchor_and_cron_needs_an_evaluator() -> None:
-    for expression in ("every 5 minutes", "hourly", "minutely"):
+    for expression in ("every 5 minutes", "hourly", "minutely", "secondly", "minutely after 30", "every 1h 30min"):
         with pytest.raises(ValidationError, match="needs an anchor: add 'from <ISO-8601"):
             parse_trigger(expression, SP)
     with pytest.raises(ValidationError, match="a date-time needs an offset"):
@@ -505,7 +587,8 @@ ACCEPTED = [
     "every month on 31st at 18:00:30", "monthly on last until 2025-12-31", "every 2 weeks", "every week",
     "weekly on mon-fri at 09:00", "every 15 minutes between 08:00 and 18:00 on mon-fri",
     "every hour between 22:00 and 06:00 until 2025-12-31", "daily between 10:00 and 12:00", "weekly after friday",
-    "monthly starting 3rd", "hourly before 45:00",
+    "monthly starting 3rd", "hourly before 45:00", "secondly", "minutely after 30.5", "secondly between 100 and 900",
+    "every 2 days 2 hours", "every 1h 30min", "every 1d, 12:00:00", "daily on 10:00", "hourly on 15:00",
     "every 10 minutes & time of day between 08:00 and 18:00 & time of week between mon and fri",
 ]
 

@@ -5,12 +5,16 @@ Rocketry evaluates a condition on every cycle of its scheduler: ``daily between 
 is true once a day, from the moment the window opens until the task has run in it. A precise
 scheduler runs each occurrence once, at an instant: the instant such a window opens. So:
 
-- ``daily between <a> and <b>``, ``daily after <a>``, ``daily starting <a>``: ``daily at <a>``;
-  ``daily before <b>``: ``daily at 00:00`` (the day's window opens at midnight);
+- ``daily between <a> and <b>``, ``daily after <a>``, ``daily starting <a>``, ``daily on <a>``:
+  ``daily at <a>``; ``daily before <b>``: ``daily at 00:00`` (the day's window opens at midnight);
 - ``weekly ... <day>`` (Monday the start of the week) as ``weekly on <day>`` at 00:00, ``weekly
   before <day>`` on Monday; ``monthly ... <day of the month>`` as ``monthly on <day>``, ``monthly
   before ...`` on the 1st; ``hourly ... <MM:SS>`` on that minute of each local hour
   (``cron <MM> * * * *``), ``hourly before ...`` on the hour;
+- ``minutely ... <SS>`` (seconds of the minute) and ``secondly ... <ms>`` (milliseconds of the
+  second), periods of elapsed time as ``minutely`` and ``secondly`` are here: every minute (second)
+  from that far into the local minute (second) that now is in (:func:`period_offset`; ``every
+  minute from <instant>``), ``... before ...`` from its start;
 - ``every <n> <unit> & time of day between <a> and <b>`` (``& time of week between <day> and
   <day>``): a repetition in a daily window, ``every <n> <unit> between <a> and <b> [on <days>]``.
 
@@ -23,7 +27,9 @@ succeeded``, ``true``), a ``time of ...`` window alone and other combinations wi
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
+from cronjob.domain.durations import DURATION
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.recurring import WEEKDAY_NAMES
 
@@ -36,14 +42,25 @@ _BOUNDS = {
     "monthly": (r"\d{1,2}(?:st|nd|rd|th)?|last", "1"),
     "hourly": (r"\d{1,2}:\d{2}", "00:00"),
 }
-_RESTRICTED = {
-    period: re.compile(
-        rf"(?P<period>{period})\s+(?:between\s+(?P<start>{bound})\s+and\s+(?P<end>{bound})"
-        rf"|(?:after|starting)\s+(?P<after>{bound})|before\s+(?P<before>{bound}))", _CASELESS)
-    for period, (bound, _) in _BOUNDS.items()
-}
+#: Rocketry's periods short enough to run here as elapsed time (``every minute from <instant>``),
+#: their bounds seconds of the minute and milliseconds of the second: where the window opens is
+#: how far into each period the rule runs.
+_OFFSET_BOUNDS = {"minutely": r"\d+(?:\.\d+)?", "secondly": r"\d+(?:\.\d+)?"}
+
+
+def _restriction(period: str, bound: str) -> re.Pattern[str]:
+    """``<period> between <a> and <b>``, ``after|starting <a>``, ``before <b>``, and ``on <a>``
+    (Rocketry's ``at``: the unit ``<a>`` names, ``daily on 10:00`` from 10:00 to 11:00) where
+    ``<period> on ...`` is no rule of the grammar already (``weekly on mon``, ``monthly on 3rd``)."""
+    on = "" if period in ("weekly", "monthly") else rf"|on\s+(?P<on>{bound})"
+    return re.compile(rf"(?P<period>{period})\s+(?:between\s+(?P<start>{bound})\s+and\s+(?P<end>{bound})"
+                      rf"|(?:after|starting)\s+(?P<after>{bound})|before\s+(?P<before>{bound}){on})", _CASELESS)
+
+
+_RESTRICTED = {period: _restriction(period, bound) for period, (bound, _) in _BOUNDS.items()}
+_OFFSET_RESTRICTED = {period: _restriction(period, bound) for period, bound in _OFFSET_BOUNDS.items()}
 _HOUR_BOUND = re.compile(r"(?P<minute>\d{1,2}):(?P<second>\d{2})", re.ASCII)
-_EVERY = re.compile(r"every\s+(?:\d+\s+)?(?:second|minute|hour)s?", _CASELESS)
+_EVERY = re.compile(rf"every\s+(?:{DURATION}|second|minute|hour)", _CASELESS)
 _TIME_OF_DAY = re.compile(rf"time\s+of\s+day\s+between\s+(?P<start>{_BOUNDS['daily'][0]})\s+and\s+"
                           rf"(?P<end>{_BOUNDS['daily'][0]})", _CASELESS)
 _TIME_OF_WEEK = re.compile(rf"time\s+of\s+week\s+(?:between\s+(?P<first>{_DAY})\s+and\s+(?P<last>{_DAY})"
@@ -85,12 +102,45 @@ def rocketry_rules(text: str) -> tuple[str, ...] | None:
     return None
 
 
+def period_offset(text: str) -> tuple[str, timedelta] | None:
+    """Rocketry's ``minutely`` or ``secondly`` in a window of each period (``minutely after 30``,
+    ``secondly between 100 and 200``): the period and how far into each one its window opens (30
+    s; 100 ms), both bounds checked; None when ``text`` is no such condition.
+
+    ``text`` has single spaces. Raises :class:`ValidationError` (``schedule``) for a bad bound.
+    """
+    for period, pattern in _OFFSET_RESTRICTED.items():
+        if match := pattern.fullmatch(text):
+            opening, *_checked = [_offset(period, bound) for bound in _bounds(match, "0")]
+            return period, opening
+    return None
+
+
+def _bounds(match: re.Match[str], opening: str) -> list[str]:
+    """The bounds of a match of :func:`_restriction`: where its window opens (``opening``, the
+    period's start, unless written), then the bound that closes it, if written."""
+    start = match["start"] or match["after"] or match.groupdict().get("on")
+    return [start or opening, *(bound for bound in (match["end"], match["before"]) if bound)]
+
+
+def _offset(period: str, bound: str) -> timedelta:
+    """A bound of ``minutely`` (``SS[.fff]``, seconds of the minute) or ``secondly`` (milliseconds
+    of the second), as the time into the period; a rule runs to the millisecond."""
+    whole, _, fraction = bound.partition(".")
+    if period == "minutely":
+        if len(whole) > 2 or int(whole) > 59 or len(fraction) > 3:
+            raise ValidationError(f"invalid second of the minute {bound!r} (expected SS[.fff], 00 to 59.999: a rule "
+                                  "runs to the millisecond)", field="schedule")
+        return timedelta(seconds=int(whole), milliseconds=int(fraction.ljust(3, "0")))
+    if len(whole) > 3 or fraction:
+        raise ValidationError(f"invalid millisecond of the second {bound!r} (expected 0 to 999, whole: a rule runs to "
+                              "the millisecond)", field="schedule")
+    return timedelta(milliseconds=int(whole))
+
+
 def _restricted(period: str, match: re.Match[str]) -> tuple[str, ...]:
-    """``<period> between|after|starting|before <bound>``: the rule at the instant its window opens."""
-    opening = _BOUNDS[period][1]
-    start = match["start"] or match["after"]
-    first, *others = [start or opening, *(bound for bound in (match["end"], match["before"]) if bound)]
-    return tuple(_period_rule(period, bound) for bound in (first, *others))
+    """``<period> between|after|starting|before|on <bound>``: the rule at the instant its window opens."""
+    return tuple(_period_rule(period, bound) for bound in _bounds(match, _BOUNDS[period][1]))
 
 
 def _period_rule(period: str, bound: str) -> str:

@@ -9,9 +9,12 @@ Grammar (case-insensitive; runs of spaces count as one; ``HH:MM[:SS]`` is a 24-h
     every N seconds|minutes|hours|days|weeks [from <ISO>]
     every second|minute|hour|day|week [from <ISO>]
                                         elapsed time, anchored at ``from`` or else at ``now`` (a
-                                        week is 7 × 24 hours, as a day is 24)
-    minutely | hourly                   every minute / hour, anchored at the start of the local
-                                        minute / hour that ``now`` is in
+                                        week is 7 × 24 hours, as a day is 24); ``N <unit>`` may be
+                                        any duration Rocketry writes, summed: ``2 days 2 hours``,
+                                        ``1h 30min``, ``1.5 hours``, ``01:30:00`` (see
+                                        :mod:`cronjob.domain.durations`)
+    secondly | minutely | hourly        every second / minute / hour, anchored at the start of the
+                                        local second / minute / hour that ``now`` is in
     daily                               daily at 00:00
     weekly                              weekly on monday at 00:00
     monthly                             monthly on 1 at 00:00
@@ -46,12 +49,15 @@ Grammar (case-insensitive; runs of spaces count as one; ``HH:MM[:SS]`` is a 24-h
     <calendar, window or cron rule> from <start> [until <end>]
                                         the rule from ``<start>`` (inclusive; written as ``<end>``,
                                         a date meaning from the start of that local date)
-    daily|weekly|monthly|hourly between <a> and <b> | after <a> | starting <a> | before <b>
+    daily|weekly|monthly|hourly between <a> and <b> | after <a> | starting <a> | before <b> | on <a>
+    minutely|secondly between <a> and <b> | after <a> | starting <a> | before <b> | on <a>
     every N <unit> & time of day between <a> and <b> [& time of week between <day> and <day>]
                                         Rocketry's conditions, read as the rule that runs as they
                                         would (``daily between 10:00 and 12:00`` is ``daily at
-                                        10:00``): see :mod:`cronjob.domain.rocketry_conditions`,
-                                        which also refuses those with no instant meaning
+                                        10:00``; ``minutely after 30`` every minute from 30 s into
+                                        the local minute ``now`` is in): see
+                                        :mod:`cronjob.domain.rocketry_conditions`, which also
+                                        refuses those with no instant meaning
 
 Each trigger's ``expression`` is in this grammar and parses back (in the same zone) to an equal
 trigger. Errors are :class:`~cronjob.domain.errors.ValidationError` with ``field="schedule"``
@@ -66,6 +72,7 @@ from zoneinfo import ZoneInfo
 
 from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.cron import CronEvaluator
+from cronjob.domain.durations import DURATION, duration
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.recurring import (
     LAST_DAY,
@@ -76,17 +83,18 @@ from cronjob.domain.recurring import (
     CronTrigger,
     IntervalTrigger,
 )
-from cronjob.domain.rocketry_conditions import rocketry_rules
+from cronjob.domain.rocketry_conditions import period_offset, rocketry_rules
 from cronjob.domain.trigger import OnceTrigger, Trigger, require_aware
 from cronjob.domain.window import WindowTrigger
-from cronjob.domain.zones import OUT_OF_RANGE, first_instant_at, load_zone, localize
+from cronjob.domain.zones import ONE_SECOND, OUT_OF_RANGE, first_instant_at, load_zone, localize
 
 ACCEPTED_FORMS = (
     "once @ YYYY-MM-DD HH:MM[:SS]",
     "once @ <ISO-8601 with offset>",
     "every N seconds|minutes|hours|days|weeks [from <ISO-8601 with offset>]",
     "every second|minute|hour|day|week [from ...]",
-    "minutely", "hourly", "daily", "weekly", "monthly",
+    "every <Rocketry duration: 2 days 2 hours, 1h 30min, 90s, 1.5 hours, 01:30:00> [from ...]",
+    "secondly", "minutely", "hourly", "daily", "weekly", "monthly",
     "daily at HH:MM[:SS]",
     "every day at HH:MM[:SS]",
     "weekly on <weekday>[,<weekday>...] [at HH:MM[:SS]] (a weekday or a range, mon-fri)",
@@ -94,7 +102,8 @@ ACCEPTED_FORMS = (
     "monthly on <day>[,<day>...] [at HH:MM[:SS]] (days 1..31, 1st..31st, last)",
     "every month on <day>[,<day>...] [at HH:MM[:SS]]",
     "every N seconds|minutes|hours between HH:MM[:SS] and HH:MM[:SS] [on <weekday>[,<weekday>...]]",
-    "Rocketry's daily|weekly|monthly|hourly between <a> and <b> (after <a>, starting <a>, before <b>)",
+    "Rocketry's daily|weekly|monthly|hourly|minutely|secondly between <a> and <b> (after <a>, starting <a>, "
+    "before <b>, on <a>)",
     "Rocketry's every N minutes & time of day between HH:MM and HH:MM [& time of week between <day> and <day>]",
     "cron <minute hour day-of-month month day-of-week>",
     "[cron] @yearly|@annually|@monthly|@weekly|@daily|@midnight|@hourly",
@@ -115,11 +124,10 @@ _DAY_LIST = rf"(?P<days>{_DAY_ITEM}(?:\s*,\s*{_DAY_ITEM})*)"
 # the client wrote; the words that mean something (units, day names, cron fields) are lowered.
 _CASELESS = re.ASCII | re.IGNORECASE
 _ONCE = re.compile(r"once\s*@\s*(?P<when>.+)", _CASELESS)
-#: ``every <n> <unit>s`` or ``every <unit>``: an interval's length, and a window's step (see :func:`_every`).
-_EVERY = (r"every\s+(?:(?P<count>\d+)\s+(?P<unit>second|minute|hour|day|week)s?"
-          r"|(?P<single>second|minute|hour|day|week))")
+#: ``every <duration>`` or ``every <unit>``: an interval's length, and a window's step (see :func:`_every`).
+_EVERY = rf"every\s+(?:(?P<duration>{DURATION})|(?P<single>second|minute|hour|day|week))"
 _INTERVAL = re.compile(rf"{_EVERY}(?:\s+from\s+(?P<anchor>.+))?", _CASELESS)
-_PERIOD = re.compile(r"(?P<period>minutely|hourly)", _CASELESS)
+_PERIOD = re.compile(r"(?P<period>secondly|minutely|hourly)", _CASELESS)
 _WINDOW = re.compile(
     rf"{_EVERY}\s+between\s+(?P<start>{_TIME_TEXT.pattern})\s+and\s+(?P<end>{_TIME_TEXT.pattern})(?:\s+on\s+{_DAY_LIST})?",
     _CASELESS)
@@ -204,13 +212,15 @@ def _parse(expression: str, timezone: str, cron: CronEvaluator | None, now: date
         return BoundedTrigger(rule=rule, start=_bound(match["start"], timezone, "from"))
     if match := _WINDOW.fullmatch(text):
         return _window(match, timezone)
+    if (shifted := period_offset(text)) is not None:  # Rocketry's ``minutely after 30``: 30 s into each minute
+        return _period(*shifted, _now(now, text), zone)
     if (rules := rocketry_rules(text)) is not None:  # Rocketry's conditions, as the rule that means each
         meaning, *_checked = [_parse(rule, timezone, cron, now) for rule in rules]
         return meaning
     if _WINDOW_OTHER.fullmatch(text):
         raise ValidationError(f"{text!r}: a repetition in a window of the day is '{WINDOW_FORM}'", field="schedule")
     if match := _PERIOD.fullmatch(text):
-        return _period(match["period"].lower(), _now(now, text), zone)
+        return _period(match["period"].lower(), timedelta(0), _now(now, text), zone)
     if match := _DAILY.fullmatch(text):
         return CalendarTrigger(at=_time_of_day(match["time"]), zone=timezone)
     if match := _WEEKLY.fullmatch(text):
@@ -336,14 +346,17 @@ def _now(now: datetime | None, text: str) -> datetime:
     return require_aware(now, "now")
 
 
-def _period(period: str, now: datetime, zone: ZoneInfo) -> IntervalTrigger:
-    """``minutely``/``hourly``: every minute/hour from the start of the local minute/hour of ``now``."""
+#: Rocketry's periods that run here as elapsed time, and their length.
+_PERIODS = {"secondly": ONE_SECOND, "minutely": timedelta(minutes=1), "hourly": timedelta(hours=1)}
+
+
+def _period(period: str, offset: timedelta, now: datetime, zone: ZoneInfo) -> IntervalTrigger:
+    """``secondly``/``minutely``/``hourly``: every second/minute/hour from ``offset`` into the
+    local second/minute/hour that ``now`` is in."""
     local = now.astimezone(zone)
-    if period == "minutely":
-        into = timedelta(seconds=local.second, microseconds=local.microsecond)
-        return IntervalTrigger(every=timedelta(minutes=1), anchor=(now - into).astimezone(UTC))
-    into = timedelta(minutes=local.minute, seconds=local.second, microseconds=local.microsecond)
-    return IntervalTrigger(every=timedelta(hours=1), anchor=(now - into).astimezone(UTC))
+    into = timedelta(minutes=local.minute if period == "hourly" else 0,
+                     seconds=local.second if period != "secondly" else 0, microseconds=local.microsecond)
+    return IntervalTrigger(every=_PERIODS[period], anchor=(now - into + offset).astimezone(UTC))
 
 
 def _time_of_day(text: str | None) -> time:
@@ -376,13 +389,12 @@ def _weekdays(text: str) -> frozenset[int]:
 
 
 def _every(match: re.Match[str]) -> tuple[str, timedelta]:
-    """The unit and the length of a match of :data:`_EVERY` (``every 15 minutes``: minute, 15 min)."""
-    unit = (match["unit"] or match["single"]).lower()
-    count = int(match["count"]) if match["count"] else 1
-    try:
-        return unit, count * _UNIT_SIZES[unit]
-    except OverflowError:
-        raise ValidationError(f"the interval in {match[0]!r} is too long", field="schedule") from None
+    """The largest unit and the length of a match of :data:`_EVERY` (``every 15 minutes``: minute,
+    15 min; ``every 2 days 2 hours``: day, 50 hours)."""
+    if match["duration"]:
+        return duration(match["duration"])
+    unit = match["single"].lower()
+    return unit, _UNIT_SIZES[unit]
 
 
 def _window(match: re.Match[str], timezone: str) -> WindowTrigger:
