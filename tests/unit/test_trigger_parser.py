@@ -154,6 +154,13 @@ def window(every: timedelta, start: time, end: time, *days: int, zone: str = SP)
         ("monthly after 15", monthly(time(0, 0), 15)),
         ("monthly before 15th", monthly(time(0, 0), 1)),
         ("monthly after last", monthly(time(0, 0), LAST_DAY)),
+        # ... a day of the week or of the month with a time of day, as Rocketry's TimeOfWeek/TimeOfMonth take
+        ("weekly after Fri 10:00", weekly(time(10, 0), 4)),
+        ("weekly between Mon 09:00 and Fri 17:00", weekly(time(9, 0), 0)),
+        ("weekly starting friday 9:30:15", weekly(time(9, 30, 15), 4)),
+        ("weekly before Fri 17:00", weekly(time(0, 0), 0)),
+        ("monthly after 15th 10:00", monthly(time(10, 0), 15)),
+        ("monthly between last 18:00 and 3rd 09:00", monthly(time(18, 0), LAST_DAY)),
         ("hourly between 15:00 and 30:00", CronTrigger("15 * * * *", SP, EVALUATOR)),  # the local hour, as Rocketry's
         ("hourly after 45:00", CronTrigger("45 * * * *", SP, EVALUATOR)),
         ("hourly before 45:00", CronTrigger("0 * * * *", SP, EVALUATOR)),
@@ -280,6 +287,8 @@ def test_every_form_parses(expression: str, expected: Trigger) -> None:
     ("monthly starting 3rd", "monthly on 3 at 00:00"),
     ("hourly after 45:00", "45 * * * *"),
     ("hourly on 45:00", "45 * * * *"),
+    ("weekly after Fri 10:00", "weekly on friday at 10:00"),
+    ("monthly starting 1st 9:30", "monthly on 1 at 09:30"),
     ("daily on 10:00", "daily at 10:00"),
     ("secondly", "every second from 2025-06-21T17:03:07+00:00"),
     ("minutely after 30", "every minute from 2025-06-21T17:03:30+00:00"),
@@ -419,6 +428,9 @@ def test_until_a_date_means_through_that_local_date_across_dst() -> None:
         ("minutely after 30 from 2025-08-01", SP, "an interval starts at its anchor"),
         ("minutely after half", SP, "unknown schedule expression 'minutely after half'"),
         ("daily on 25:00", SP, "invalid time of day '25:00'"),
+        ("weekly after Fri 25:00", SP, "invalid time of day '25:00'"),
+        ("weekly between Mon 09:00 and Fri 24:00", SP, "invalid time of day '24:00'"),
+        ("monthly between 1st 09:00 and 32nd 10:00", SP, "the day '32nd' is outside 1 to 31"),
         ("hourly on 15:30", SP, "'hourly' at '15:30' of each hour: a rule here runs on a minute of the hour"),
         ("every 99999999999 days", SP, "too long"),
         ("every 99999999999999999999 days", SP, "too long"),  # not "unknown": a number too big

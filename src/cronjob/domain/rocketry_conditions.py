@@ -7,9 +7,9 @@ scheduler runs each occurrence once, at an instant: the instant such a window op
 
 - ``daily between <a> and <b>``, ``daily after <a>``, ``daily starting <a>``, ``daily on <a>``:
   ``daily at <a>``; ``daily before <b>``: ``daily at 00:00`` (the day's window opens at midnight);
-- ``weekly ... <day>`` (Monday the start of the week) as ``weekly on <day>`` at 00:00, ``weekly
-  before <day>`` on Monday; ``monthly ... <day of the month>`` as ``monthly on <day>``, ``monthly
-  before ...`` on the 1st; ``hourly ... <MM:SS>`` on that minute of each local hour
+- ``weekly ... <day> [<time>]`` (Monday the start of the week) as ``weekly on <day>`` at that
+  time or 00:00, ``weekly before ...`` on Monday; ``monthly ... <day of the month> [<time>]`` as
+  ``monthly on <day>``, ``monthly before ...`` on the 1st; ``hourly ... <MM:SS>`` on that minute of each local hour
   (``cron <MM> * * * *``), ``hourly before ...`` on the hour;
 - ``minutely ... <SS>`` (seconds of the minute) and ``secondly ... <ms>`` (milliseconds of the
   second), periods of elapsed time as ``minutely`` and ``secondly`` are here: every minute (second)
@@ -35,11 +35,13 @@ from cronjob.domain.recurring import WEEKDAY_NAMES
 
 _CASELESS = re.ASCII | re.IGNORECASE
 _DAY = "|".join(sorted((*WEEKDAY_NAMES, *(name[:3] for name in WEEKDAY_NAMES)), key=len, reverse=True))
-#: What each period takes as a bound, as Rocketry writes it, and where its window opens.
+_TIME = r"\d{1,2}:\d{2}(?::\d{2})?"
+#: What each period takes as a bound, as Rocketry writes it, and where its window opens: a day of
+#: the week or of the month may have a time of day after it (``Fri 10:00``, ``15th 10:00``).
 _BOUNDS = {
-    "daily": (r"\d{1,2}:\d{2}(?::\d{2})?", "00:00"),
-    "weekly": (rf"(?:{_DAY})", "monday"),
-    "monthly": (r"\d{1,2}(?:st|nd|rd|th)?|last", "1"),
+    "daily": (_TIME, "00:00"),
+    "weekly": (rf"(?:{_DAY})(?:\s+{_TIME})?", "monday"),
+    "monthly": (rf"(?:\d{{1,2}}(?:st|nd|rd|th)?|last)(?:\s+{_TIME})?", "1"),
     "hourly": (r"\d{1,2}:\d{2}", "00:00"),
 }
 #: Rocketry's periods short enough to run here as elapsed time (``every minute from <instant>``),
@@ -146,10 +148,9 @@ def _restricted(period: str, match: re.Match[str]) -> tuple[str, ...]:
 def _period_rule(period: str, bound: str) -> str:
     if period == "daily":
         return f"daily at {bound}"
-    if period == "weekly":
-        return f"weekly on {bound}"
-    if period == "monthly":
-        return f"monthly on {bound}"
+    if period in ("weekly", "monthly"):
+        day, _, at = bound.partition(" ")
+        return f"{period} on {day}" + (f" at {at}" if at else "")
     minute_second = _HOUR_BOUND.fullmatch(bound)
     assert minute_second is not None  # the pattern took it
     minute, second = int(minute_second["minute"]), int(minute_second["second"])
