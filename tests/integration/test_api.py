@@ -20,7 +20,7 @@ from cronjob_adapters.memory.sender import RecordingMessageSender
 from cronjob_adapters.web.app import request_digest
 from cronjob_adapters.web.schemas import Deadline
 from cronjob_bootstrap.container import Container
-from tests.support.app import AUTH, TOKEN, DownStore, make_container
+from tests.support.app import AUTH, TOKEN, DownStore, audit, make_container
 from tests.support.builders import SEED, one_off
 from tests.support.clock import FixedClock
 from tests.support.waiting import until
@@ -516,7 +516,8 @@ async def test_a_waiting_schedule_takes_another_task_which_its_next_run_sends(
     assert shown["next_run_at"] == created["next_run_at"] and shown["status"] == "scheduled"  # its time stays
     events = (await client.get(f"{path}/events", headers=AUTH)).json()["items"]
     assert [e["type"] for e in events] == ["scheduled", "scheduled"]
-    assert events[-1]["data"] == {"next_run_at": "2025-06-21T17:00:00.000Z", "task_changed": "true"}
+    assert events[-1]["data"] == {"next_run_at": "2025-06-21T17:00:00.000Z", "task_changed": "true",
+                                  **audit(TOKEN, changed)}
     again = await client.patch(path, json={"task": task}, headers=AUTH)  # already so: as it is, no event
     assert again.status_code == 200 and again.json() == shown
     assert len((await client.get(f"{path}/events", headers=AUTH)).json()["items"]) == 2
@@ -534,7 +535,7 @@ async def test_a_waiting_schedule_takes_another_task_which_its_next_run_sends(
     assert both.json()["next_run_at"] == "2025-06-21T18:30:00.000Z" and both.json()["rendered_body"] == "Oi, Bia: chega hoje."
     events = (await client.get(f"{path}/events", headers=AUTH)).json()["items"]
     assert events[-1]["data"] == {"next_run_at": "2025-06-21T18:30:00.000Z", "task_changed": "true",
-                                  "rescheduled_from": "2025-06-21T17:00:00.000Z"}
+                                  "rescheduled_from": "2025-06-21T17:00:00.000Z", **audit(TOKEN, both)}
 
     dispatcher, sender = container.dispatcher(), container.sender()
     sender.fail_with(DeliveryError("131000", "try again", retryable=True))
@@ -759,13 +760,14 @@ async def test_a_waiting_schedules_run_time_limit_is_changed_by_patch(client: ht
     changed = await client.patch(path, headers=AUTH, json={"run_timeout_seconds": 30})
     assert changed.status_code == 200, changed.text
     assert changed.json()["run_timeout_seconds"] == 30.0 and changed.json()["next_run_at"] == created["next_run_at"]
-    assert (await event_data())[-1] == {"run_timeout_changed": "true", "next_run_at": created["next_run_at"]}
+    assert (await event_data())[-1] == {"run_timeout_changed": "true", "next_run_at": created["next_run_at"],
+                                        **audit(TOKEN, changed)}
     again = await client.patch(path, headers=AUTH, json={"run_timeout_seconds": 30.0})  # what it has: as it is
     assert again.json() == changed.json() and len(await event_data()) == 2
     both = await client.patch(path, headers=AUTH, json={"run_timeout_seconds": 45, "labels": {"k": "v"}})
     assert (both.json()["run_timeout_seconds"], both.json()["labels"]) == (45.0, {"k": "v"})
     assert (await event_data())[-1] == {"labels_changed": "true", "run_timeout_changed": "true",
-                                        "next_run_at": created["next_run_at"]}
+                                        "next_run_at": created["next_run_at"], **audit(TOKEN, both)}
     moved = await client.patch(path, headers=AUTH, json={"run_timeout_seconds": 60, "schedule": "daily at 10:00"})
     assert moved.status_code == 200, moved.text
     assert moved.json()["run_timeout_seconds"] == 60.0 and (await event_data())[-1]["run_timeout_changed"] == "true"

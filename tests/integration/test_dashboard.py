@@ -27,7 +27,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, Route, expect
 
-from tests.support.app import AUTH, TOKEN
+from tests.support.app import AUTH, TOKEN, by
 from tests.support.builders import seed_request
 from tests.support.processes import CronjobProcess, free_port
 from tests.support.dashboard import (  # noqa: F401 (fixtures: pytest finds them here)
@@ -810,14 +810,15 @@ def test_every_time_is_shown_as_its_utc_instant_at_a_key_press_and_stays_so(brow
 def test_times_in_an_event_s_details_are_shown_as_other_times(browser: Browser, service: Service) -> None:
     """An event's details that are instants (``next_run_at``, ``occurrence``, ``rescheduled_from``)
     are shown in the browser's zone with their UTC instant on hover, as its "at" is; the others
-    stay text, also a reason that names an instant."""
+    stay text, also a reason that names an instant, and who made the change (``by``, ``request_id``)."""
     now = datetime.now(UTC)
     moved = service.later()
     to = (now + timedelta(hours=2)).isoformat(timespec="milliseconds")
-    assert service.http.patch(f"/v1/schedules/{moved['id']}", json={"send_at": to}).status_code == 200
+    patched = service.http.patch(f"/v1/schedules/{moved['id']}", json={"send_at": to})
+    assert patched.status_code == 200
     events = service.http.get(f"/v1/schedules/{moved['id']}/events").json()["items"]
     assert [e["type"] for e in events] == ["scheduled", "scheduled"]
-    assert list(events[1]["data"]) == ["next_run_at", "rescheduled_from"]
+    assert list(events[1]["data"]) == ["next_run_at", "rescheduled_from", "by", "request_id"]
     instants = [events[0]["data"]["next_run_at"], events[1]["data"]["next_run_at"],
                 events[1]["data"]["rescheduled_from"]]
     # Too late to run once resumed: missed, "not run by its send_by deadline <instant>".
@@ -838,7 +839,8 @@ def test_times_in_an_event_s_details_are_shown_as_other_times(browser: Browser, 
         assert shown.evaluate_all("times => times.map(t => t.title)") == instants  # the UTC instant on hover
         expect(shown).to_have_text([local_time(page, instant) for instant in instants])
         expect(details.last).to_have_text(f"next_run_at={local_time(page, instants[1])}, "
-                                          f"rescheduled_from={local_time(page, instants[2])}")
+                                          f"rescheduled_from={local_time(page, instants[2])}, by={by(TOKEN)}, "
+                                          f"request_id={patched.headers['X-Request-ID']}")  # who moved it
         tokyo = datetime.fromisoformat(instants[0]).astimezone(ZoneInfo("Asia/Tokyo"))
         assert tokyo.strftime("%H:%M:%S") in (shown.first.text_content() or "")
 

@@ -11,6 +11,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from cronjob_bootstrap.container import Container
+from tests.support.app import TOKEN, audit
 from tests.support.builders import SEED
 from tests.support.clock import FixedClock
 from tests.support.list_api import NOW, TASK, client, clock, container  # noqa: F401 - fixtures
@@ -147,7 +148,7 @@ async def test_patch_labels_alone_replaces_them_without_moving_the_schedule(clie
         created["next_run_at"], created["send_at"], "scheduled", "Oi")
     log = (await client.get(f"{path}/events")).json()["items"]
     assert [e["type"] for e in log] == ["scheduled", "scheduled"]
-    assert log[-1]["data"] == {"labels_changed": "true", "next_run_at": created["next_run_at"]}
+    assert log[-1]["data"] == {"labels_changed": "true", "next_run_at": created["next_run_at"], **audit(TOKEN, changed)}
     assert await listed(client, "order=123") == [] and await listed(client, "order=124") == [created["id"]]
     same = await client.patch(path, json={"labels": {"order": "124"}})
     assert same.status_code == 200 and same.json()["updated_at"] == shown["updated_at"]  # nothing to change

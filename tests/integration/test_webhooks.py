@@ -39,7 +39,7 @@ from cronjob_adapters.webhooks.signing import parse, verify
 from cronjob.ports.clock import SystemClock
 from cronjob_bootstrap.container import Container, type_limits
 from cronjob_bootstrap.settings import Settings
-from tests.support.app import AUTH
+from tests.support.app import AUTH, TOKEN, audit, by
 from tests.support.app import make_container as app_container
 from tests.support.builders import SEED
 from tests.support.clock import FixedClock
@@ -165,7 +165,10 @@ async def test_a_message_life_reaches_its_callback_and_the_global_url_signed(
     assert by_type["started"]["status"] == "running"
     # Every instant in a body, the event's own and those in its data, is one format: UTC, ms, Z.
     assert (by_type["scheduled"]["at"], by_type["scheduled"]["data"]) == (
-        "2025-06-21T16:00:00.000Z", {"next_run_at": "2025-06-21T17:00:00.000Z"})
+        "2025-06-21T16:00:00.000Z", {"next_run_at": "2025-06-21T17:00:00.000Z", "by": by(TOKEN),
+                                     "request_id": by_type["scheduled"]["data"]["request_id"]})
+    # The run's events are the engine's: they name no one.
+    assert not {"by", "request_id"} & {*by_type["started"]["data"], *by_type["succeeded"]["data"]}
     assert (by_type["started"]["at"], by_type["started"]["data"]["occurrence"]) == (
         "2025-06-21T17:00:00.000Z", "2025-06-21T17:00:00.000Z")
     succeeded = by_type["succeeded"]
@@ -650,7 +653,7 @@ async def test_a_run_going_on_when_its_schedule_is_cancelled_keeps_its_record_an
     assert counted(receiver.at("/global")) == counted(receiver.at("/callback"))
     assert all(d.verified for d in receiver.all if d.path != "/sync")
     attempt_id = got["started"]["attempt_id"]
-    assert got["cancelled"]["data"] == {"while_running": attempt_id}
+    assert got["cancelled"]["data"] == {"while_running": attempt_id, **audit(TOKEN, response)}
     assert (got["succeeded"]["status"], got["succeeded"]["attempt_id"]) == ("cancelled", attempt_id)
     assert got["succeeded"]["data"] == {"status_code": "200", "after_cancel": "true"}
 

@@ -4,6 +4,7 @@ recording sender and a clock the test drives, plus a store that is down. No mock
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,18 @@ from cronjob_bootstrap.settings import Settings
 
 TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def by(token: str) -> str:
+    """The ``data.by`` of the events a request with ``token`` causes, as the README tells an
+    operator to compute it (``printf %s "$TOKEN" | sha256sum | cut -c1-12``)."""
+    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def audit(token: str, answer: httpx.Response) -> dict[str, str]:
+    """The ``data`` entries that the events of the request ``answer`` answered, made with
+    ``token``, carry: who (``by``) and which request (``request_id``, its ``X-Request-ID``)."""
+    return {"by": by(token), "request_id": answer.headers["X-Request-ID"]}
 
 
 def make_container(clock: Clock, *, initialized: bool = True, repository: ScheduleRepository | None = None,

@@ -247,5 +247,5 @@ async def test_going_on_after_a_position_is_for_a_change_in_one_status_only() ->
     service, _ = await service_with(ended(S.DEAD))
     position = ListCursor(ListOrder.CREATED, NOW, "x")
     with pytest.raises(ValueError, match="one status only"):
-        await change_matching(service, service.retrying, statuses=(S.DEAD, S.MISSED), selection=Selection(),
+        await change_matching(service, service.retrying(), statuses=(S.DEAD, S.MISSED), selection=Selection(),
                               after=position)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Qu
 from pydantic import BaseModel, StringConstraints
 
 import cronjob
+from cronjob.domain.actor import Actor
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.labels import MAX_KEY_LENGTH, MAX_LABELS, MAX_VALUE_LENGTH, parse_selector
 from cronjob.domain.message import MessageKind
@@ -31,6 +32,7 @@ from cronjob.services.scheduling import SchedulingService
 from cronjob_adapters.tasks.python import RoutineRegistry
 from cronjob_adapters.tasks.registry import TaskRegistry, TaskType
 from cronjob_adapters.tasks.ssrf import parse_url
+from cronjob_adapters.web.actors import RequestActor
 from cronjob_adapters.web.auth import bearer_tokens
 from cronjob_adapters.web.batch_create import BATCH_PATH, batch_create_router, batch_request_model
 from cronjob_adapters.web.batch_create import KEY_FIELD as BATCH_KEY_FIELD
@@ -208,7 +210,8 @@ def checked_callback_url(url: str | None, refusal: Callable[[str], str | None] |
 
 
 def _command(request: ScheduleMessageRequest, default_timezone: str, idempotency_key: str | None,
-             registry: TaskRegistry, callback_refusal: Callable[[str], str | None] | None) -> ScheduleMessageCommand:
+             registry: TaskRegistry, callback_refusal: Callable[[str], str | None] | None,
+             actor: Actor) -> ScheduleMessageCommand:
     try:
         send_at = request.parsed_send_at()
     except ValueError as exc:
@@ -243,6 +246,7 @@ def _command(request: ScheduleMessageRequest, default_timezone: str, idempotency
         callback_url=checked_callback_url(request.callback_url, callback_refusal),
         header=request.header.model_dump(exclude_none=True) if request.header else None,
         buttons=tuple(button.model_dump() for button in request.buttons),
+        actor=actor,
     )
 
 
@@ -291,10 +295,10 @@ def create_app(services: ApiServices) -> FastAPI:
     CreateScheduleRequest = create_request_model(registry.task_union())  # noqa: N806 - a class
 
     def create_command(request: CreateScheduleBase, idempotency_key: str | None,
-                       earlier_key: str | None = None) -> CreateScheduleCommand:
+                       earlier_key: str | None, actor: Actor) -> CreateScheduleCommand:
         """The command of a ``POST /v1/schedules`` body (or of an item of a batch, whose own
         ``idempotency_key`` is not part of the request it identifies); ``earlier_key``: see
-        :func:`creation_key`."""
+        :func:`creation_key`; ``actor``: who made the request (:func:`request_actor`)."""
         task: Any = request.task  # type: ignore[attr-defined]
         timezone = request.timezone or services.default_timezone  # checked by the scheduling service
         return CreateScheduleCommand(
@@ -314,6 +318,7 @@ def create_app(services: ApiServices) -> FastAPI:
             pause_after_failures=request.pause_after_failures,
             labels=request.labels or {},
             run_timeout=_seconds(request.run_timeout_seconds),
+            actor=actor,
         )
     RescheduleRequest = reschedule_request_model(registry.task_union())  # noqa: N806 - a class
 
@@ -338,6 +343,7 @@ def create_app(services: ApiServices) -> FastAPI:
     async def schedule_message(
         request: ScheduleMessageRequest,
         response: Response,
+        actor: RequestActor,
         idempotency_key: CreationKey = None,
     ) -> ScheduleView:
         """Schedule one WhatsApp message (template or text) for `send_at`.
@@ -347,7 +353,7 @@ def create_app(services: ApiServices) -> FastAPI:
         the key with a different request is refused (422).
         """
         outcome = await scheduling.schedule_message(
-            _command(request, services.default_timezone, idempotency_key, registry, services.callback_refusal))
+            _command(request, services.default_timezone, idempotency_key, registry, services.callback_refusal, actor))
         if not outcome.created:
             response.status_code = 200
         response.headers["Location"] = f"/v1/schedules/{outcome.schedule.id}"
@@ -361,6 +367,7 @@ def create_app(services: ApiServices) -> FastAPI:
     async def create_schedule(
         request: CreateScheduleRequest,
         response: Response,
+        actor: RequestActor,
         idempotency_key: CreationKey = None,
     ) -> ScheduleView:
         """Schedule a task, once or on a recurring rule (`schedule`), in an IANA `timezone`.
@@ -371,7 +378,7 @@ def create_app(services: ApiServices) -> FastAPI:
         `labels` are your own `key: value` pairs to find it by (`GET /v1/schedules?label=key=value`)
         and act on it (`POST /v1/schedules:cancel`); its status webhooks carry them.
         """
-        outcome = await scheduling.create(create_command(request, *creation_key(idempotency_key)))
+        outcome = await scheduling.create(create_command(request, *creation_key(idempotency_key), actor))
         if not outcome.created:
             response.status_code = 200
         response.headers["Location"] = f"/v1/schedules/{outcome.schedule.id}"
@@ -514,19 +521,20 @@ def create_app(services: ApiServices) -> FastAPI:
 
     @protected.delete("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
                       responses=problem_responses(404, 409))
-    async def cancel_schedule(schedule_id: ScheduleId) -> ScheduleView:
+    async def cancel_schedule(schedule_id: ScheduleId, actor: RequestActor) -> ScheduleView:
         """Cancel a schedule that waits, or a recurring one even while it runs (that run goes on
         and, once it ends, its attempt, `started` event and outcome events are added to the
         cancelled schedule, the outcome marked `data.after_cancel`; no later occurrence starts;
         the `cancelled` event's `data.while_running` names the run's attempt); 409 for a one-off that
         started or ended, and for the service's retention of its own jobs (`cronjob.retention`,
         switched off with `CRONJOB_INTERNAL_RETENTION_HOURS=0`)."""
-        return ScheduleView.of(await scheduling.cancel(schedule_id))
+        return ScheduleView.of(await scheduling.cancel(schedule_id, actor))
 
     @protected.patch("/v1/schedules/{schedule_id}", response_model=ScheduleView, tags=["schedules"],
                      dependencies=[Depends(json_content_type)],
                      responses=problem_responses(404, 408, 409, 413, 415))
-    async def reschedule(schedule_id: ScheduleId, request: RescheduleRequest) -> ScheduleView:  # type: ignore[valid-type]
+    async def reschedule(schedule_id: ScheduleId, request: RescheduleRequest,  # type: ignore[valid-type]
+                         actor: RequestActor) -> ScheduleView:
         """Change a schedule that waits (`scheduled`, or `paused`, which it stays): move it to
         another time (a one-off to `send_at`, or a schedule to another rule, `schedule`), give it
         another `task` (of its own type: what its next run sends), other `labels` (the whole map;
@@ -557,18 +565,19 @@ def create_app(services: ApiServices) -> FastAPI:
             schedule=request.schedule, timezone=request.timezone,
             task_type=task.type if task is not None else None,
             payload=task.model_dump(mode="json", exclude={"type"}) if task is not None else None,
-            labels=request.labels, run_timeout=request.run_timeout_change())))
+            labels=request.labels, run_timeout=request.run_timeout_change(), actor=actor)))
 
     @protected.post("/v1/schedules/{schedule_id}/retry", response_model=ScheduleView, tags=["schedules"],
                     responses=problem_responses(404, 409))
-    async def retry_schedule(schedule_id: ScheduleId) -> ScheduleView:
+    async def retry_schedule(schedule_id: ScheduleId, actor: RequestActor) -> ScheduleView:
         """Re-run a `dead`, `unknown` or `missed` schedule now, with a fresh attempt count (409 otherwise)."""
-        return ScheduleView.of(await scheduling.retry(schedule_id))
+        return ScheduleView.of(await scheduling.retry(schedule_id, actor))
 
     @protected.post("/v1/schedules/{schedule_id}/run", response_model=ScheduleView, tags=["schedules"],
                     responses=problem_responses(404, 409))
     async def run_schedule_now(
         schedule_id: ScheduleId,
+        actor: RequestActor,
         idempotency_key: Annotated[str | None, Header(
             alias="Idempotency-Key", min_length=1, max_length=256,
             description="Makes a repeat of this run-now (a client's retry, a second click) return the schedule as "
@@ -584,31 +593,36 @@ def create_app(services: ApiServices) -> FastAPI:
         service's own jobs. With an `Idempotency-Key` header, a repeat of
         the request (the key of this schedule's last run-now) returns the schedule as it is,
         whatever happened since (its run ended, a one-off succeeded): it runs once, not twice."""
-        return ScheduleView.of(await scheduling.run_now(schedule_id, idempotency_key))
+        return ScheduleView.of(await scheduling.run_now(schedule_id, idempotency_key, actor))
 
     @protected.post("/v1/schedules/{schedule_id}/pause", response_model=ScheduleView, tags=["schedules"],
                     responses=problem_responses(404, 409))
-    async def pause_schedule(schedule_id: ScheduleId) -> ScheduleView:
+    async def pause_schedule(schedule_id: ScheduleId, actor: RequestActor) -> ScheduleView:
         """Hold a schedule that waits (`scheduled`): no replica runs it until it is resumed. It
         keeps its time (`next_run_at`) and can still be moved or cancelled. Pausing a paused one
         returns it as it is; 409 for one that runs (pause a recurring one once its run ended) or
         ended, and for the service's own jobs."""
-        return ScheduleView.of(await scheduling.pause(schedule_id))
+        return ScheduleView.of(await scheduling.pause(schedule_id, actor))
 
     @protected.post("/v1/schedules/{schedule_id}/resume", response_model=ScheduleView, tags=["schedules"],
                     responses=problem_responses(404, 409))
-    async def resume_schedule(schedule_id: ScheduleId) -> ScheduleView:
+    async def resume_schedule(schedule_id: ScheduleId, actor: RequestActor) -> ScheduleView:
         """Let a paused schedule run again. A one-off keeps its time: one that fell due while paused
         runs at once if its misfire grace and `send_by` still allow, else it is `missed`. A
         recurring schedule does not make up for the pause: what fell due meanwhile is skipped, and
         it runs next at its first occurrence after now (the `resumed` event's `data.skipped_from`).
         One that is not paused but waits or runs is returned as it is; 409 for one that ended."""
-        return ScheduleView.of(await scheduling.resume(schedule_id))
+        return ScheduleView.of(await scheduling.resume(schedule_id, actor))
 
     @protected.get("/v1/schedules/{schedule_id}/events", response_model=EventList, tags=["schedules"],
                    responses=problem_responses(404))
     async def schedule_events(schedule_id: ScheduleId) -> EventList:
-        """The schedule's event log (scheduled, started, succeeded, retrying, failed, dead, ...), oldest first."""
+        """The schedule's event log (scheduled, started, succeeded, retrying, failed, dead, ...), oldest first.
+
+        An event a request caused names the token that made it by its fingerprint (`data.by`:
+        `token:` and the first 12 hex digits of the token's SHA-256, `printf %s "$TOKEN" | sha256sum
+        | cut -c1-12`) and the request (`data.request_id`, its `X-Request-ID`); a bulk change gives
+        every schedule it changes the same ones. The scheduler's own events name no one."""
         schedule = await scheduling.get(schedule_id)
         deliveries = await services.webhook_deliveries(schedule) if services.webhook_deliveries else {}
         return EventList(schedule_id=schedule.id,

@@ -9,11 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from cronjob.domain.actor import Actor
 from cronjob.domain.errors import ValidationError
 from cronjob.services.batch_create import MAX_BATCH, create_each
 from cronjob.services.commands import CreateScheduleCommand
 from cronjob.services.scheduling import Scheduled, SchedulingService
 
+from cronjob_adapters.web.actors import RequestActor
 from cronjob_adapters.web.instants import Instant
 from cronjob_adapters.web.problems import problem_responses
 from cronjob_adapters.web.schemas import CreateScheduleBase
@@ -78,11 +80,12 @@ def batch_request_model(create_request: type[CreateScheduleBase]) -> type[BaseMo
 
 
 def batch_create_router(scheduling: SchedulingService, request_model: type[BaseModel],
-                        to_command: Callable[[Any, str | None], CreateScheduleCommand],
+                        to_command: Callable[[Any, str | None, str | None, Actor], CreateScheduleCommand],
                         json_body: Callable[..., Awaitable[None]]) -> APIRouter:
     """The route, for the API's router behind the bearer token. ``request_model`` is
     :func:`batch_request_model`'s; ``to_command`` builds the command of one item (as
-    ``POST /v1/schedules`` builds it, given the item's idempotency key); ``json_body`` is the
+    ``POST /v1/schedules`` builds it, given the item's idempotency key, None for the form earlier
+    versions stored keys in, and who made the request); ``json_body`` is the
     API's check that a body is sent as JSON (415 otherwise)."""
     router = APIRouter()
     BatchCreateRequest = request_model  # noqa: N806 - a class
@@ -90,7 +93,7 @@ def batch_create_router(scheduling: SchedulingService, request_model: type[BaseM
     @router.post(BATCH_PATH, response_model=BatchView, response_model_exclude_none=True, tags=["schedules"],
                  dependencies=[Depends(json_body)], responses=problem_responses(408, 413, 415))
     async def create_batch(request: BatchCreateRequest,  # type: ignore[valid-type]
-                           idempotency_key: BatchKey = None) -> BatchView:
+                           actor: RequestActor, idempotency_key: BatchKey = None) -> BatchView:
         """Create up to 1,000 schedules at once (a campaign), each as `POST /v1/schedules` creates
         one; an item's `idempotency_key` is what that request's `Idempotency-Key` header is.
 
@@ -110,7 +113,7 @@ def batch_create_router(scheduling: SchedulingService, request_model: type[BaseM
         commands: list[CreateScheduleCommand | ValidationError] = []
         for item in request.schedules:  # type: ignore[attr-defined]
             try:
-                commands.append(to_command(item, getattr(item, KEY_FIELD)))
+                commands.append(to_command(item, getattr(item, KEY_FIELD), None, actor))
             except ValidationError as refused:
                 commands.append(refused)
         outcomes = await create_each(scheduling, commands)

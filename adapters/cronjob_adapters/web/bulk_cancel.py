@@ -11,6 +11,7 @@ from pydantic import Field
 from cronjob.services.bulk_cancel import cancel_schedules
 from cronjob.services.scheduling import SchedulingService
 
+from cronjob_adapters.web.actors import RequestActor
 from cronjob_adapters.web.bulk_select import RefusedView, SelectionView, SelectRequest, more_field, refused_views
 from cronjob_adapters.web.problems import problem_responses
 
@@ -33,7 +34,7 @@ def bulk_cancel_router(scheduling: SchedulingService, known_types: Collection[st
 
     @router.post("/v1/schedules:cancel", response_model=BulkCancellationView, tags=["schedules"],
                  dependencies=[Depends(json_body)], responses=problem_responses(408, 413, 415))
-    async def cancel_matching(request: SelectRequest) -> BulkCancellationView:
+    async def cancel_matching(request: SelectRequest, actor: RequestActor) -> BulkCancellationView:
         """Cancel every live schedule made with `userId` and/or carrying every one of `labels`
         (both given: those matching both; neither: a 422, whatever else is given), optionally
         only those of the task types in `type`, due in the window
@@ -50,7 +51,7 @@ def bulk_cancel_router(scheduling: SchedulingService, known_types: Collection[st
         request bounded. An unknown task type is a 422, as an instant without an offset is, a
         window whose end is not later than its start and a `limit` outside 1 to 10,000."""
         selection = request.selection(known_types)
-        done = await cancel_schedules(scheduling, selection, request.limit)
+        done = await cancel_schedules(scheduling, selection, request.limit, actor)
         return BulkCancellationView(**BulkCancellationView.echo(selection), cancelled=done.cancelled,
                                     refused=refused_views(done.refused), more=done.more)
 

@@ -12,6 +12,7 @@ from pydantic import Field
 from cronjob.services.bulk_pause import pause_schedules, resume_schedules
 from cronjob.services.scheduling import SchedulingService
 
+from cronjob_adapters.web.actors import RequestActor
 from cronjob_adapters.web.bulk_select import RefusedView, SelectionView, SelectRequest, more_field, refused_views
 from cronjob_adapters.web.problems import problem_responses
 
@@ -42,7 +43,7 @@ def bulk_pause_router(scheduling: SchedulingService, known_types: Collection[str
 
     @router.post("/v1/schedules:pause", response_model=BulkPauseView, tags=["schedules"],
                  dependencies=[Depends(json_body)], responses=responses)
-    async def pause_matching(request: SelectRequest) -> BulkPauseView:
+    async def pause_matching(request: SelectRequest, actor: RequestActor) -> BulkPauseView:
         """Pause every schedule that waits made with `userId` and/or carrying every one of
         `labels` (both given: those matching both; neither: a 422), narrowed as
         `POST /v1/schedules:cancel` narrows it: by `type`, a due-time window
@@ -55,13 +56,13 @@ def bulk_pause_router(scheduling: SchedulingService, known_types: Collection[str
         what was made meanwhile, and nothing twice. With `limit`, at most that many are paused
         and `more` says whether more may match: repeat the request until it is false."""
         selection = request.selection(known_types)
-        done = await pause_schedules(scheduling, selection, request.limit)
+        done = await pause_schedules(scheduling, selection, request.limit, actor)
         return BulkPauseView(**BulkPauseView.echo(selection), paused=done.changed, refused=refused_views(done.refused),
                              more=done.more)
 
     @router.post("/v1/schedules:resume", response_model=BulkResumeView, tags=["schedules"],
                  dependencies=[Depends(json_body)], responses=responses)
-    async def resume_matching(request: SelectRequest) -> BulkResumeView:
+    async def resume_matching(request: SelectRequest, actor: RequestActor) -> BulkResumeView:
         """Resume every paused schedule made with `userId` and/or carrying every one of `labels`
         (neither: a 422), narrowed as `POST /v1/schedules:pause` narrows it: by `type`, a
         due-time window `due_after <= next_run_at < due_before` (a paused one keeps its time)
@@ -72,7 +73,7 @@ def bulk_pause_router(scheduling: SchedulingService, known_types: Collection[str
         its `resumed` event and webhooks. With `limit`, at most that many are resumed and
         `more` says whether more may match: repeat the request until it is false."""
         selection = request.selection(known_types)
-        done = await resume_schedules(scheduling, selection, request.limit)
+        done = await resume_schedules(scheduling, selection, request.limit, actor)
         return BulkResumeView(**BulkResumeView.echo(selection), resumed=done.changed,
                               refused=refused_views(done.refused), more=done.more)
 

@@ -12,6 +12,7 @@ from cronjob.domain.schedule import ScheduleStatus
 from cronjob.services.bulk_retry import retry_schedules
 from cronjob.services.scheduling import SchedulingService
 
+from cronjob_adapters.web.actors import RequestActor
 from cronjob_adapters.web.bulk_select import Narrowing, NarrowingView, RefusedView, more_field, refused_views
 from cronjob_adapters.web.cursors import decode_cursor, encode_cursor
 from cronjob_adapters.web.problems import problem_responses
@@ -62,7 +63,7 @@ def bulk_retry_router(scheduling: SchedulingService, known_types: Collection[str
 
     @router.post("/v1/schedules:retry", response_model=BulkRetryView, tags=["schedules"],
                  dependencies=[Depends(json_body)], responses=problem_responses(408, 413, 415))
-    async def retry_matching(request: BulkRetryRequest) -> BulkRetryView:
+    async def retry_matching(request: BulkRetryRequest, actor: RequestActor) -> BulkRetryView:
         """Retry every schedule in `status` (`dead`, `unknown` or `missed`), of the task types in
         `type`, made with `userId`, carrying every one of `labels` and last changed in the window
         `updated_after <= updated_at < updated_before` (each given selector must match; none:
@@ -82,7 +83,7 @@ def bulk_retry_router(scheduling: SchedulingService, known_types: Collection[str
         selection = request.selection(known_types)
         after = None if request.cursor is None else decode_cursor(request.cursor)
         done = await retry_schedules(scheduling, status=ScheduleStatus(request.status), selection=selection,
-                                     limit=request.limit, after=after)
+                                     limit=request.limit, after=after, actor=actor)
         return BulkRetryView(**BulkRetryView.echo(selection), status=request.status, retried=done.retried,
                              refused=refused_views(done.refused), more=done.more,
                              next_cursor=None if done.next is None else encode_cursor(done.next))

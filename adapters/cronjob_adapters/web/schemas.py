@@ -550,7 +550,13 @@ class EventView(BaseModel):
         default_factory=dict,
         description="Its details, as text; the instants among them (`next_run_at`, `rescheduled_from`, "
                     "`run_now_from`, `skipped_from`, `occurrence`, `retry_at`, a delivery event's `at`) as UTC "
-                    "instants to the millisecond.")
+                    "instants to the millisecond. An event a request caused (a creation, cancel, pause, resume, "
+                    "move or other change, run now, retry, one by one or in bulk) names who made it: `by`, the "
+                    "request's token as `token:` and its fingerprint (the first 12 hex digits of its SHA-256, "
+                    "never the token), and `request_id`, the request's `X-Request-ID`; the scheduler's own "
+                    "events (a run and its outcome) name no one.",
+        examples=[{"next_run_at": "2030-06-21T17:00:00.000Z", "by": "token:3f2a9c1b7e4d",
+                   "request_id": "5b0c1e7a9d2f4e8a8c3b6a1d0e9f7c2b"}])
     deliveries: list[DeliveryView] = Field(default_factory=list,
                                            description="Its status webhook deliveries, when webhooks are configured.")
 

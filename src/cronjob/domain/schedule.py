@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from enum import Enum, StrEnum
 from typing import Any, Final, Literal
 
+from cronjob.domain.actor import Actor, audit_data
 from cronjob.domain.errors import InvalidTransition, ValidationError
 from cronjob.domain.instants import instant_text
 from cronjob.domain.labels import check_labels
@@ -177,7 +178,10 @@ class ScheduleEvent:
     ``type`` is one of scheduled, started, succeeded, retrying, failed, dead, unknown, missed,
     cancelled, paused, resumed, and ``delivery.<status>`` for what WhatsApp reports about a sent message; ``id``
     is unique (receivers deduplicate on it); ``data`` holds details such as the error code or
-    the retry time, as text.
+    the retry time, as text. An event a user's command caused (a creation, cancel, pause,
+    resume, move, run now, retry: each of those methods takes an ``actor``) names who asked for
+    it and in which request (``data.by``, ``data.request_id``: see :mod:`cronjob.domain.actor`);
+    those of runs name none.
     """
 
     id: str
@@ -283,8 +287,10 @@ class Schedule:
         pause_after_failures: int | None = None,
         labels: dict[str, str] | None = None,
         run_timeout: timedelta | None = None,
+        actor: Actor | None = None,
     ) -> Schedule:
-        """A new schedule in ``scheduled``, first due at ``first_run_at``."""
+        """A new schedule in ``scheduled``, first due at ``first_run_at``; its ``scheduled`` event
+        names ``actor``, who asked for it (see :class:`~cronjob.domain.actor.Actor`), when given."""
         if not task_type:
             raise ValidationError("task type is required", field="type")
         first = require_aware(first_run_at, "send_at")
@@ -325,7 +331,7 @@ class Schedule:
             labels=check_labels(labels or {}),
             run_timeout=check_run_timeout(run_timeout),
         )
-        schedule._emit("scheduled", now, next_run_at=instant_text(first))
+        schedule._emit("scheduled", now, next_run_at=instant_text(first), **audit_data(actor))
         return schedule
 
     # -- queries ---------------------------------------------------------------------------
@@ -618,7 +624,7 @@ class Schedule:
         return self.status in WAITING or (
             self.status is ScheduleStatus.RUNNING and self.trigger.recurring)
 
-    def cancel(self, *, now: datetime) -> None:
+    def cancel(self, *, now: datetime, actor: Actor | None = None) -> None:
         """Stop the schedule (see :attr:`cancellable`). Cancelling a recurring schedule while it
         runs takes the run's lease away (its ``cancelled`` event names the run's attempt,
         ``data.while_running``): the run goes on, its fenced write is refused, and no later
@@ -629,7 +635,7 @@ class Schedule:
         self._move(ScheduleStatus.CANCELLED, now)
         self.next_run_at = None
         self.lease = None
-        self._emit("cancelled", now, **({"while_running": running} if running else {}))
+        self._emit("cancelled", now, **({"while_running": running} if running else {}), **audit_data(actor))
 
     def cancelled_while(self, attempt_id: str) -> bool:
         """Whether it is ``cancelled`` and was cancelled while the run of ``attempt_id`` was in progress."""
@@ -696,7 +702,7 @@ class Schedule:
         self.last_error = record.last_error
         self._touch(now)
 
-    def run_now(self, *, now: datetime, request_key: str | None = None) -> None:
+    def run_now(self, *, now: datetime, request_key: str | None = None, actor: Actor | None = None) -> None:
         """Make a ``scheduled`` schedule due at ``now`` rather than wait for its next run.
 
         A schedule waiting to retry an occurrence retries it now (its idempotency key and
@@ -739,7 +745,7 @@ class Schedule:
         self.next_run_at = due
         self._touch(now)
         self._emit("scheduled", now, next_run_at=instant_text(due),
-                   run_now_from=instant_text(previous) if previous else "")
+                   run_now_from=instant_text(previous) if previous else "", **audit_data(actor))
 
     def due_to_run(self, now: datetime) -> bool:
         """Whether a ``scheduled`` schedule is due at ``now`` and a claim then runs it: not too
@@ -757,7 +763,7 @@ class Schedule:
         with the schedule as it is, whatever it did since)."""
         return self.metadata.get(RUN_NOW_KEY) == request_key
 
-    def retry_now(self, *, now: datetime) -> None:
+    def retry_now(self, *, now: datetime, actor: Actor | None = None) -> None:
         """An operator re-runs a ``dead``, ``unknown`` or ``missed`` schedule: a new occurrence, due
         now, with a fresh attempt count (and so a new idempotency key).
 
@@ -773,9 +779,10 @@ class Schedule:
             occurrence = self.occurrence + _ONE_MS
         self.next_run_at = self.occurrence = occurrence
         self.send_by = None if self.send_by is not None and self.send_by < now else self.send_by
-        self._emit("scheduled", now, next_run_at=instant_text(occurrence), retried_from=previous)
+        self._emit("scheduled", now, next_run_at=instant_text(occurrence), retried_from=previous,
+                   **audit_data(actor))
 
-    def pause(self, *, now: datetime) -> None:
+    def pause(self, *, now: datetime, actor: Actor | None = None) -> None:
         """Hold a schedule that waits (``scheduled`` -> ``paused``): no replica claims it until
         :meth:`resume`. It keeps its ``next_run_at`` (when it was due next) and, for a one-off
         waiting to retry, its attempts. One that runs or ended is :class:`InvalidTransition`,
@@ -785,7 +792,7 @@ class Schedule:
                     if self.status is ScheduleStatus.RUNNING and self.trigger.recurring else "")
             raise InvalidTransition(self.status.value, ScheduleStatus.PAUSED.value,
                                     f"it is {self.status.value}; only a scheduled one can be paused{hint}")
-        self._hold(now)
+        self._hold(now, **audit_data(actor))
 
     def _hold(self, now: datetime, attempt_id: str | None = None, **data: str) -> None:
         """``scheduled`` -> ``paused``, with its ``paused`` event (the time it keeps, and ``data``)."""
@@ -794,7 +801,7 @@ class Schedule:
             data["next_run_at"] = instant_text(self.next_run_at)
         self._emit("paused", now, attempt_id, **data)
 
-    def resume(self, *, now: datetime) -> None:
+    def resume(self, *, now: datetime, actor: Actor | None = None) -> None:
         """Let a ``paused`` schedule run again (-> ``scheduled``).
 
         A one-off keeps its time: one that fell due while paused is claimed at once, and its
@@ -811,7 +818,7 @@ class Schedule:
         if self.next_run_at is not None and self._fell_due_while_paused(now):
             upcoming = self._first_occurrence_after(now)
             if upcoming is None:
-                self._end_on_resume(now)
+                self._end_on_resume(now, actor)
                 return
             data["skipped_from"] = instant_text(self.next_run_at)
             self.next_run_at = self.occurrence = upcoming
@@ -819,7 +826,7 @@ class Schedule:
         self.failed_in_a_row = 0
         if self.next_run_at is not None:
             data["next_run_at"] = instant_text(self.next_run_at)
-        self._emit("resumed", now, **data)
+        self._emit("resumed", now, **data, **audit_data(actor))
 
     def resume_skips_to(self, now: datetime) -> datetime | None:
         """Where :meth:`resume` at ``now`` moves the next run: for a recurring schedule whose next
@@ -842,8 +849,9 @@ class Schedule:
         is left to run after ``now``."""
         return self._fell_due_while_paused(now) and self._first_occurrence_after(now) is None
 
-    def _end_on_resume(self, now: datetime) -> None:
-        """Resumed after its rule ended: ``missed``, saying so (its ``resumed`` event, then ``missed``)."""
+    def _end_on_resume(self, now: datetime, actor: Actor | None) -> None:
+        """Resumed after its rule ended: ``missed``, saying so (its ``resumed`` event, then ``missed``,
+        both caused by ``actor``'s resume)."""
         assert self.next_run_at is not None
         skipped = instant_text(self.next_run_at)
         reason = f"its rule ended while it was paused; nothing was left to run after {skipped}"
@@ -851,8 +859,8 @@ class Schedule:
         self.next_run_at = None
         self.failed_in_a_row = 0
         self.last_error = ErrorInfo("missed", reason)
-        self._emit("resumed", now, skipped_from=skipped)
-        self._emit("missed", now, reason=reason)
+        self._emit("resumed", now, skipped_from=skipped, **audit_data(actor))
+        self._emit("missed", now, reason=reason, **audit_data(actor))
 
     def check_movable(self) -> None:
         """:class:`InvalidTransition`, saying why, unless :meth:`reschedule` may move it (it
@@ -869,7 +877,8 @@ class Schedule:
                 "another instead")
 
     def change_task(self, *, payload: dict[str, Any], now: datetime,
-                    labels: Mapping[str, str] | None = None, run_timeout: RunTimeoutChange = None) -> None:
+                    labels: Mapping[str, str] | None = None, run_timeout: RunTimeoutChange = None,
+                    actor: Actor | None = None) -> None:
         """Give a waiting schedule (``scheduled``, or ``paused``, which it stays) another payload:
         what its next run sends (its task type stays). Its time, occurrence and history stay; a
         ``scheduled`` event says so (``data.task_changed``).
@@ -897,14 +906,14 @@ class Schedule:
         self.payload = dict(payload)
         self._touch(now)
         data = {"next_run_at": instant_text(self.next_run_at)} if self.next_run_at else {}
-        self._emit("scheduled", now, task_changed="true", **changed, **data)
+        self._emit("scheduled", now, task_changed="true", **changed, **data, **audit_data(actor))
 
-    def relabel(self, *, labels: Mapping[str, str], now: datetime) -> None:
+    def relabel(self, *, labels: Mapping[str, str], now: datetime, actor: Actor | None = None) -> None:
         """Give a waiting schedule other labels: :meth:`change_settings` with ``labels`` alone."""
-        self.change_settings(labels=labels, now=now)
+        self.change_settings(labels=labels, now=now, actor=actor)
 
     def change_settings(self, *, now: datetime, labels: Mapping[str, str] | None = None,
-                        run_timeout: RunTimeoutChange = None) -> None:
+                        run_timeout: RunTimeoutChange = None, actor: Actor | None = None) -> None:
         """Give a waiting schedule (``scheduled``, or ``paused``, which it stays) other labels (the
         whole map: ``{}`` clears them) and/or another run time limit (see
         :func:`check_run_timeout`; :data:`NO_OWN_LIMIT`: none of its own); None: that one stays. Its time, occurrence, task and history
@@ -925,7 +934,7 @@ class Schedule:
         changed = self._take_settings(labels, run_timeout)
         self._touch(now)
         data = {"next_run_at": instant_text(self.next_run_at)} if self.next_run_at else {}
-        self._emit("scheduled", now, **changed, **data)
+        self._emit("scheduled", now, **changed, **data, **audit_data(actor))
 
     def _take_settings(self, labels: Mapping[str, str] | None, run_timeout: RunTimeoutChange) -> dict[str, str]:
         """Take ``labels`` and ``run_timeout`` (both checked before either is taken), those given:
@@ -944,7 +953,8 @@ class Schedule:
 
     def reschedule(self, *, trigger: Trigger, first_run_at: datetime, timezone: str, now: datetime,
                    field: str = "send_at", payload: dict[str, Any] | None = None,
-                   labels: Mapping[str, str] | None = None, run_timeout: RunTimeoutChange = None) -> None:
+                   labels: Mapping[str, str] | None = None, run_timeout: RunTimeoutChange = None,
+                   actor: Actor | None = None) -> None:
         """Move a waiting schedule to another time: a one-off to another instant, a recurring
         schedule to another rule (its kind stays: cancel and create to change it), in ``timezone``.
 
@@ -977,7 +987,7 @@ class Schedule:
             changed["task_changed"] = "true"
         self._touch(now)
         self._emit("scheduled", now, next_run_at=instant_text(first),
-                   rescheduled_from=instant_text(previous) if previous else "", **changed)
+                   rescheduled_from=instant_text(previous) if previous else "", **changed, **audit_data(actor))
 
     def copy(self) -> Schedule:
         """A shallow copy with its own lists and dicts (payload, attempts, result, metadata,

@@ -102,7 +102,7 @@ async def change_matching(
     limit: int | None = None,
     after: ListCursor | None = None,
 ) -> BulkOutcome:
-    """Make ``change`` (one of the service's own, e.g. ``scheduling.cancelling``) to each
+    """Make ``change`` (one of the service's own, e.g. ``scheduling.cancelling(actor)``) to each
     schedule in one of ``statuses`` that ``selection`` matches (checked first, see
     :meth:`Selection.checked`, as ``limit`` is, :func:`check_limit`: a :class:`ValidationError`
     changes nothing), a page at a time: each page as listed, in one conditional write

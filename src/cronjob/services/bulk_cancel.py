@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cronjob.domain.actor import Actor
 from cronjob.domain.schedule import LIVE_STATUSES
 from cronjob.services.bulk import Selection, change_matching
 from cronjob.services.scheduling import SchedulingService
@@ -24,11 +25,11 @@ class BulkCancellation:
 
 
 async def cancel_schedules(scheduling: SchedulingService, selection: Selection,
-                           limit: int | None = None) -> BulkCancellation:
+                           limit: int | None = None, actor: Actor | None = None) -> BulkCancellation:
     """Cancel every schedule ``selection`` matches (see :class:`Selection`: a user, labels, and
     optionally task types, a due-time window and a last-change window) that waits, is paused,
     or is a recurring one that runs, as :meth:`SchedulingService.cancel` cancels one: each with
-    its ``cancelled`` event and webhooks. The service's own jobs are left alone unless named
+    its ``cancelled`` event (naming ``actor``, who asked) and webhooks. The service's own jobs are left alone unless named
     among the task types. A one-off already being sent cannot be stopped: it is reported in
     ``refused``, with the reason. A selection without a ``user_id`` nor a label is a
     :class:`ValidationError` (this never cancels everyone's), as is one that is not one
@@ -38,6 +39,6 @@ async def cancel_schedules(scheduling: SchedulingService, selection: Selection,
     nothing twice). With ``limit`` (1 to 10,000), at most that many are cancelled, and ``more``
     says whether more may match: a repeat goes on with the rest (see :func:`change_matching`).
     """
-    done = await change_matching(scheduling, scheduling.cancelling, statuses=sorted(LIVE_STATUSES),
+    done = await change_matching(scheduling, scheduling.cancelling(actor), statuses=sorted(LIVE_STATUSES),
                                  selection=selection.whose("cancel"), limit=limit)
     return BulkCancellation(cancelled=done.changed, refused=done.refused, more=done.more)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cronjob.domain.actor import Actor
 from cronjob.domain.errors import ValidationError
 from cronjob.domain.schedule import ScheduleStatus
 from cronjob.ports.repository import ListCursor
@@ -30,13 +31,14 @@ class BulkRetry:
 
 async def retry_schedules(scheduling: SchedulingService, *, status: ScheduleStatus,
                           selection: Selection = Selection(), limit: int | None = None,
-                          after: ListCursor | None = None) -> BulkRetry:
+                          after: ListCursor | None = None, actor: Actor | None = None) -> BulkRetry:
     """Retry every schedule in ``status`` (``dead``, ``unknown`` or ``missed``: another one is a
     :class:`ValidationError`) that ``selection`` matches (see :class:`Selection`; by default
     every type the service schedules, so its own jobs only when named; its last-change window
     picks those that died during an outage: an ended schedule last changed when it ended, or got
     a delivery status; ended ones have no due time, so none is in a due-time window): each now,
-    with a fresh attempt count and its ``scheduled`` event (``retried_from``) and webhooks. An
+    with a fresh attempt count and its ``scheduled`` event (``retried_from``; naming ``actor``, who
+    asked) and webhooks. An
     empty selection is every such schedule: the redrive of the dead letters.
 
     ``unknown`` ones may have reached their recipient (the send got no answer): retrying them
@@ -51,6 +53,6 @@ async def retry_schedules(scheduling: SchedulingService, *, status: ScheduleStat
     if status not in RETRYABLE_STATUSES:
         raise ValidationError(f"only {', '.join(s.value for s in RETRYABLE_STATUSES)} schedules can be retried, "
                               f"not {status.value}", field="status")
-    done = await change_matching(scheduling, scheduling.retrying, statuses=(status,), selection=selection,
+    done = await change_matching(scheduling, scheduling.retrying(actor), statuses=(status,), selection=selection,
                                  limit=limit, after=after)
     return BulkRetry(retried=done.changed, refused=done.refused, more=done.more, next=done.next)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from cronjob.domain.actor import Actor
 from cronjob.domain.message import MessageKind
 from cronjob.domain.retry import RetryPolicy
 from cronjob.domain.schedule import RunTimeoutChange, Schedule
@@ -51,7 +52,8 @@ class ScheduleMessageCommand:
     ``request_digest`` identifies the request that carried ``idempotency_key`` (see
     :meth:`~cronjob.services.scheduling.SchedulingService.schedule_message`); ``earlier_key`` is
     the form in which earlier versions stored that key, when it differs (see
-    :attr:`CreateScheduleCommand.earlier_key`).
+    :attr:`CreateScheduleCommand.earlier_key`). ``actor``: who asks (its ``scheduled`` event
+    names it; None: no one named).
     """
 
     to: str
@@ -73,6 +75,7 @@ class ScheduleMessageCommand:
     callback_url: str | None = None
     header: Mapping[str, Any] | None = None
     buttons: tuple[Mapping[str, Any], ...] = ()
+    actor: Actor | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,9 @@ class CreateScheduleCommand:
     replay too, so that a request retried across the upgrade is not created twice. ``pause_after_failures``
     (recurring only): pause it once that many occurrences in a row ended dead. ``labels``: the
     client's own ``key: value`` pairs (see :mod:`cronjob.domain.labels`). ``run_timeout``: how
-    long one run may take (None: its routine's limit, else the dispatcher's).
+    long one run may take (None: its routine's limit, else the dispatcher's). ``actor``: who
+    asks (its ``scheduled`` event names it; None: no one named; not part of what makes a
+    request with the same idempotency key a replay).
     """
 
     task_type: str
@@ -108,6 +113,7 @@ class CreateScheduleCommand:
     pause_after_failures: int | None = None
     labels: Mapping[str, str] | None = None
     run_timeout: timedelta | None = None
+    actor: Actor | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +125,7 @@ class RescheduleCommand:
     own, and ``payload``), give it other ``labels`` (the whole map: ``{}`` clears them) or
     another ``run_timeout`` (:data:`~cronjob.domain.schedule.NO_OWN_LIMIT`: none of its own, so
     that its task handler's or the dispatcher's applies), or any of them at once. At most one of
-    ``send_at`` and ``schedule``."""
+    ``send_at`` and ``schedule``. ``actor``: who asks (its ``scheduled`` event names it)."""
 
     schedule_id: str
     send_at: datetime | None = None
@@ -130,3 +136,4 @@ class RescheduleCommand:
     payload: dict[str, Any] | None = None
     labels: Mapping[str, str] | None = None
     run_timeout: RunTimeoutChange = None
+    actor: Actor | None = None

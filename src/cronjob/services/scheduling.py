@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
+from cronjob.domain.actor import Actor
 from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.errors import InvalidTransition, ValidationError
 from cronjob.domain.instants import instant_text
@@ -242,7 +243,7 @@ class SchedulingService:
             retry=command.retry, misfire=self._misfire(command.misfire_grace, recurring=False),
             send_by=command.send_by,
             metadata={"send_at": command.send_at_text},
-            callback_url=command.callback_url, request_digest=command.request_digest,
+            callback_url=command.callback_url, request_digest=command.request_digest, actor=command.actor,
         )
 
     async def create(self, command: CreateScheduleCommand) -> Scheduled:
@@ -328,7 +329,7 @@ class SchedulingService:
             send_by=command.send_by, metadata={"schedule": command.schedule},
             callback_url=command.callback_url, request_digest=command.request_digest,
             pause_after_failures=command.pause_after_failures, labels=command.labels,
-            run_timeout=command.run_timeout,
+            run_timeout=command.run_timeout, actor=command.actor,
         )
 
     async def upcoming(self, schedule_id: str, count: int) -> Upcoming:
@@ -393,6 +394,7 @@ class SchedulingService:
         pause_after_failures: int | None = None,
         labels: Mapping[str, str] | None = None,
         run_timeout: timedelta | None = None,
+        actor: Actor | None = None,
     ) -> Schedule:
         if request_digest:  # kept with the schedule, to tell a replay from another request
             metadata = {**metadata, REQUEST_DIGEST: request_digest}
@@ -414,6 +416,7 @@ class SchedulingService:
             pause_after_failures=pause_after_failures,
             labels=dict(labels or {}),
             run_timeout=run_timeout,
+            actor=actor,
         )
 
     async def _write(self, schedule: Schedule, request_digest: str | None) -> Scheduled:
@@ -515,46 +518,45 @@ class SchedulingService:
         """How many schedules there are per (status, task type); pairs with none are left out."""
         return await self._repository.count_by_status_and_type()
 
-    async def cancel(self, schedule_id: str) -> Schedule:
+    async def cancel(self, schedule_id: str, actor: Actor | None = None) -> Schedule:
         """Cancel a schedule that waits (``scheduled`` or ``paused``), or a recurring one even while
         it runs (see :meth:`Schedule.cancel`); :class:`ScheduleConflict` for a one-off that started
-        or ended. Cancelling a cancelled schedule returns it as it is."""
-        return await self.change(schedule_id, self.cancelling)
+        or ended. Cancelling a cancelled schedule returns it as it is. Its ``cancelled`` event
+        names ``actor`` (who asked), as the events of every change below do."""
+        return await self.change(schedule_id, self.cancelling(actor))
 
-    @property
-    def cancelling(self) -> Change:
-        """What :meth:`cancel` does, as a :class:`Change`."""
-        return Change("cancelled", lambda s: s.status is ScheduleStatus.CANCELLED, _cancel)
+    def cancelling(self, actor: Actor | None = None) -> Change:
+        """What :meth:`cancel` does, asked by ``actor``, as a :class:`Change`."""
+        return Change("cancelled", lambda s: s.status is ScheduleStatus.CANCELLED, partial(_cancel, actor=actor))
 
-    async def pause(self, schedule_id: str) -> Schedule:
+    async def pause(self, schedule_id: str, actor: Actor | None = None) -> Schedule:
         """Hold a ``scheduled`` schedule until :meth:`resume` (see :meth:`Schedule.pause`);
         :class:`ScheduleConflict` for one that runs or ended and for the service's own jobs.
         Pausing a paused schedule returns it as it is."""
-        return await self.change(schedule_id, self.pausing)
+        return await self.change(schedule_id, self.pausing(actor))
 
-    @property
-    def pausing(self) -> Change:
-        """What :meth:`pause` does, as a :class:`Change`."""
+    def pausing(self, actor: Actor | None = None) -> Change:
+        """What :meth:`pause` does, asked by ``actor``, as a :class:`Change`."""
 
         def pause(schedule: Schedule, now: datetime) -> None:
             self._check_not_own(schedule, "paused")
-            schedule.pause(now=now)
+            schedule.pause(now=now, actor=actor)
 
         return Change("paused", lambda s: s.status is ScheduleStatus.PAUSED, pause)
 
-    async def resume(self, schedule_id: str) -> Schedule:
+    async def resume(self, schedule_id: str, actor: Actor | None = None) -> Schedule:
         """Let a ``paused`` schedule run again (see :meth:`Schedule.resume`: a recurring one skips
         what fell due meanwhile); one that is not paused but live (``scheduled``, ``running``) is
         returned as it is, one that ended is a :class:`ScheduleConflict`."""
-        return await self.change(schedule_id, self.resuming)
+        return await self.change(schedule_id, self.resuming(actor))
 
-    @property
-    def resuming(self) -> Change:
-        """What :meth:`resume` does, as a :class:`Change`."""
+    def resuming(self, actor: Actor | None = None) -> Change:
+        """What :meth:`resume` does, asked by ``actor``, as a :class:`Change`."""
         return Change("resumed", lambda s: s.status in (ScheduleStatus.SCHEDULED, ScheduleStatus.RUNNING),
-                      lambda schedule, now: schedule.resume(now=now))
+                      lambda schedule, now: schedule.resume(now=now, actor=actor))
 
-    async def run_now(self, schedule_id: str, request_key: str | None = None) -> Schedule:
+    async def run_now(self, schedule_id: str, request_key: str | None = None,
+                      actor: Actor | None = None) -> Schedule:
         """Make a ``scheduled`` schedule due now (see :meth:`Schedule.run_now`: a recurring one
         runs once more, then on as its rule says); one due already is returned as it is, unless
         it is too late to run (beyond its misfire grace: then it is due now, and runs);
@@ -565,7 +567,7 @@ class SchedulingService:
 
         def run_now(schedule: Schedule, now: datetime) -> None:
             self._check_not_own(schedule, "run")
-            schedule.run_now(now=now, request_key=request_key)
+            schedule.run_now(now=now, request_key=request_key, actor=actor)
 
         def done(schedule: Schedule) -> bool:
             if request_key is not None:
@@ -713,15 +715,17 @@ class SchedulingService:
                 if not settings_given or (payload is not None and payload != schedule.payload):
                     assert payload is not None
                     schedule.change_task(payload=payload, now=now, labels=new_labels(schedule),
-                                         run_timeout=new_limit(schedule))
+                                         run_timeout=new_limit(schedule), actor=command.actor)
                 else:  # the task it has (or none given): only the labels and/or the run time limit change
-                    schedule.change_settings(labels=new_labels(schedule), run_timeout=new_limit(schedule), now=now)
+                    schedule.change_settings(labels=new_labels(schedule), run_timeout=new_limit(schedule), now=now,
+                                             actor=command.actor)
                 return
             schedule.check_movable()  # before the new time is checked: a 409 says more than a 422
             zone = command.timezone or schedule.timezone
             trigger, first, text_key, text = self._new_time(command, schedule, zone, now)
             schedule.reschedule(trigger=trigger, first_run_at=first, timezone=zone, now=now, field=text_key,
-                                payload=payload, labels=new_labels(schedule), run_timeout=new_limit(schedule))
+                                payload=payload, labels=new_labels(schedule), run_timeout=new_limit(schedule),
+                                actor=command.actor)
             for key in ("send_at", "schedule"):
                 schedule.metadata.pop(key, None)
             schedule.metadata[text_key] = text
@@ -784,18 +788,17 @@ class SchedulingService:
             raise ValidationError(f"{expression!r} never fires{_why_never(trigger, now)}", field="schedule")
         return upcoming
 
-    async def retry(self, schedule_id: str) -> Schedule:
+    async def retry(self, schedule_id: str, actor: Actor | None = None) -> Schedule:
         """Re-run a ``dead``, ``unknown`` or ``missed`` schedule now (an operator's decision):
         a new occurrence with a fresh attempt count; :class:`ScheduleConflict` from other statuses."""
-        return await self.change(schedule_id, self.retrying)
+        return await self.change(schedule_id, self.retrying(actor))
 
-    @property
-    def retrying(self) -> Change:
-        """What :meth:`retry` does, as a :class:`Change`."""
-        return Change("retried", lambda _: False, _retry)
+    def retrying(self, actor: Actor | None = None) -> Change:
+        """What :meth:`retry` does, asked by ``actor``, as a :class:`Change`."""
+        return Change("retried", lambda _: False, partial(_retry, actor=actor))
 
 
-def _cancel(schedule: Schedule, now: datetime) -> None:
+def _cancel(schedule: Schedule, now: datetime, *, actor: Actor | None = None) -> None:
     """Cancel ``schedule`` (:meth:`SchedulingService.cancel`); never the retention of the
     service's own jobs, which its setting switches off (a cancel would be undone at the next start)."""
     if schedule.task_type == RETENTION:
@@ -803,12 +806,12 @@ def _cancel(schedule: Schedule, now: datetime) -> None:
                                "it is not cancelled by hand: set CRONJOB_INTERNAL_RETENTION_HOURS=0 to switch it off")
     if not schedule.cancellable:
         raise ScheduleConflict(f"schedule {schedule.id} is {schedule.status.value} and can no longer be cancelled")
-    schedule.cancel(now=now)
+    schedule.cancel(now=now, actor=actor)
 
 
-def _retry(schedule: Schedule, now: datetime) -> None:
+def _retry(schedule: Schedule, now: datetime, *, actor: Actor | None = None) -> None:
     """Retry ``schedule`` now (:meth:`SchedulingService.retry`)."""
     if schedule.status not in (ScheduleStatus.DEAD, ScheduleStatus.UNKNOWN, ScheduleStatus.MISSED):
         raise ScheduleConflict(f"schedule {schedule.id} is {schedule.status.value}; only dead, unknown "
                                "or missed schedules can be retried")
-    schedule.retry_now(now=now)
+    schedule.retry_now(now=now, actor=actor)
