@@ -36,6 +36,7 @@ from tests.support.dashboard import (  # noqa: F401 (fixtures: pytest finds them
     page,
     page_errors,
     row,
+    row_button,
     service,
     sign_in,
 )
@@ -146,11 +147,11 @@ def test_a_schedule_opens_by_its_id(page: Page, service: Service, page_errors: l
     expect(page.locator("#detail-id")).to_have_text(oldest["id"])
     expect(page.locator("#detail-status")).to_have_text("scheduled")
     expect(page.locator("#detail-heading")).to_be_in_viewport()  # below 50 rows: scrolled to
-    # The keyboard opens a row as a click does: Tab to it, Enter.
-    newest = page.locator("#schedules tbody tr").first
+    # The keyboard opens a row as a click does: Tab to its button, Enter.
+    newest = page.locator("#schedules tbody tr").first.get_by_role("button")
     newest.focus()
     newest.press("Enter")
-    expect(page.locator("#detail-id")).to_have_text(newest.get_attribute("data-id") or "")
+    expect(page.locator("#detail-id")).to_have_text(newest.text_content() or "")
     expect(page.locator("#detail-heading")).to_be_in_viewport()
     expect(page.locator("#detail-heading")).to_be_focused()
     page.fill("#open-id", "no-such-id")
@@ -503,17 +504,17 @@ def test_a_refresh_keeps_the_keyboard_s_focus_and_a_text_selection(page: Page, s
     expect(page.locator("#schedules tbody tr")).to_have_count(2)
     row(page, first["id"]).click()
     expect(page.locator("#detail-fields")).to_contain_text(first["to"])
-    row(page, second["id"]).focus()
+    row_button(page, second["id"]).focus()
     _select_text(page, "#detail-fields dd:nth-of-type(2)")  # its rule, being copied
     _next_refresh(page)
-    assert page.evaluate("document.activeElement.dataset.id") == second["id"]
+    assert page.evaluate("document.activeElement.closest('tr').dataset.id") == second["id"]
     assert page.evaluate("getSelection().toString()") == first["schedule"]
 
     assert service.http.post(f"/v1/schedules/{second['id']}/pause").status_code == 200
     _select_text(page, f'#schedules tbody tr[data-id="{first["id"]}"] td.id')
     _next_refresh(page)
     expect(row(page, second["id"]).locator("td.status")).to_have_text("paused")
-    assert page.evaluate("document.activeElement.dataset.id") == second["id"]
+    assert page.evaluate("document.activeElement.closest('tr').dataset.id") == second["id"]
     assert page.evaluate("getSelection().toString()") == first["id"]
     page.keyboard.press("Enter")
     expect(page.locator("#detail-id")).to_have_text(second["id"])

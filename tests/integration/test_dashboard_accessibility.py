@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.accessibility import violations
+from tests.support.accessibility import focusable_in, violations
 from tests.support.app import TOKEN
 from tests.support.dashboard import (  # noqa: F401 (fixtures: pytest finds them here)
     Service,
@@ -28,6 +28,7 @@ from tests.support.dashboard import (  # noqa: F401 (fixtures: pytest finds them
     page,
     page_errors,
     row,
+    row_button,
     serving,
     sign_in,
 )
@@ -272,11 +273,16 @@ def test_each_table_is_named_for_what_it_lists(page: Page, service: Service) -> 
 
 # -- the keyboard alone ----------------------------------------------------------------------
 
+#: A control, in a page's script: its id, or ``row <data-id>`` or ``type <data-type>`` for the button
+#: of a row of the list or of the counts by type, or its tag.
+_CONTROL = """(e) => { const row = e.closest('tr[data-id], tr[data-type]');
+    return e.id || (row ? (row.dataset.id ? `row ${row.dataset.id}` : `type ${row.dataset.type}`)
+                        : e.tagName.toLowerCase()); }"""
+
+
 def focused(page: Page) -> str:
-    """What has the keyboard's focus: its id, or ``row <data-id>``, or the tag."""
-    return page.evaluate("""() => { const e = document.activeElement;
-        return e.id || (e.dataset.id ? `row ${e.dataset.id}` : e.dataset.type ? `type ${e.dataset.type}`
-                                                              : e.tagName.toLowerCase()); }""")
+    """What has the keyboard's focus: its id, or ``row <data-id>`` (the button of that row), or the tag."""
+    return page.evaluate(f"() => ({_CONTROL})(document.activeElement)")
 
 
 def filter_by_user(page: Page, user: str, newest: str, rows: int) -> None:
@@ -296,13 +302,12 @@ def test_tab_reaches_every_control_shows_where_it_is_and_traps_nowhere(page: Pag
     page.keyboard.press("Enter")
     expect(page.locator("#list-heading")).to_be_focused()  # not left on the hidden form
     filter_by_user(page, user, later["id"], 1)
-    row(page, later["id"]).focus()
+    row_button(page, later["id"]).focus()
     page.keyboard.press("Enter")
     expect(page.locator("#detail-heading")).to_be_focused()
-    visible = page.evaluate("""() => [...document.querySelectorAll(
+    visible = page.evaluate(f"""() => [...document.querySelectorAll(
         'button, input, select, summary, [tabindex="0"]')].filter((e) => e.checkVisibility() && !e.disabled)
-        .map((e) => e.id || (e.dataset.id ? `row ${e.dataset.id}` : e.dataset.type ? `type ${e.dataset.type}`
-                                                                   : e.tagName.toLowerCase()))""")
+        .map({_CONTROL})""")
     reached: list[str] = []
     for _ in range(len(visible) + 5):
         page.keyboard.press("Tab")
@@ -326,7 +331,7 @@ def test_a_row_opens_with_enter_or_space_and_closes_with_escape_or_close_giving_
     first, second = service.later(userId=user), service.later(userId=user)
     sign_in(page)
     filter_by_user(page, user, second["id"], 2)
-    row(page, second["id"]).focus()
+    row_button(page, second["id"]).focus()
     page.keyboard.press(" ")
     expect(page.locator("#detail-id")).to_have_text(second["id"])
     expect(page.locator("#detail-heading")).to_be_focused()  # announced: "Schedule ... scheduled"
@@ -347,8 +352,46 @@ def test_a_row_opens_with_enter_or_space_and_closes_with_escape_or_close_giving_
     page.keyboard.press("Escape")
     assert focused(page) == f"row {first['id']}"  # listed: its row
     page.click("#by-type-section summary")
-    page.locator('#by-type tbody tr[data-type="whatsapp.template"]').focus()
+    page.locator('#by-type tbody tr[data-type="whatsapp.template"]').get_by_role("button").focus()
     page.keyboard.press(" ")
+    expect(page.locator("#type-filter")).to_have_value("whatsapp.template")
+
+
+def test_a_row_is_read_as_its_cells_and_opened_by_a_button_named_by_its_id(page: Page, service: Service) -> None:
+    """A screen reader reads the list as a table (a row, its cells) and is told what opens a
+    schedule: a button in the id's cell, named by the id, the row's one Tab stop; not a row that
+    takes the focus without saying it does anything. A type's row of the counts alike: a button
+    named by the type. A click anywhere on a row still opens it."""
+    user = "a11y-row-button"
+    first, later = service.later(userId=user), service.later(userId=user)
+    sign_in(page)
+    filter_by_user(page, user, later["id"], 2)
+    name = f"Schedules 1–2, newest first, filtered by user {user}"
+    assert focusable_in(page, "table", name) == [("button", later["id"]), ("button", first["id"])]
+    expect(row(page, later["id"])).to_match_aria_snapshot(f"""
+        - row:
+          - cell
+          - cell "{later['id']}":
+            - button "{later['id']}"
+          - cell "whatsapp.template"
+          - cell "scheduled"
+        """)
+    page.get_by_role("table", name=name).get_by_role("button", name=later["id"], exact=True).press("Enter")
+    expect(page.locator("#detail-id")).to_have_text(later["id"])
+    expect(page.locator("#detail-heading")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(row_button(page, later["id"])).to_be_focused()
+    row(page, first["id"]).locator("td.status").click()
+    expect(page.locator("#detail-id")).to_have_text(first["id"])
+
+    page.click("#by-type-section summary")
+    by_type = "Schedules by task type and status"
+    expect(page.locator("#by-type tbody tr").first).to_be_visible()
+    reached = focusable_in(page, "table", by_type)
+    types = page.locator("#by-type tbody tr").evaluate_all("rows => rows.map(r => r.dataset.type)")
+    assert reached == [("button", task_type) for task_type in types]
+    assert_accessible(page, "the list's and the counts' rows, each with its button")
+    page.get_by_role("table", name=by_type).get_by_role("button", name="whatsapp.template").press(" ")
     expect(page.locator("#type-filter")).to_have_value("whatsapp.template")
 
 
@@ -397,7 +440,7 @@ def test_paging_to_the_last_page_and_back_keeps_the_focus(page: Page, service: S
 
 
 def test_the_pages_are_reached_before_the_rows_not_after_each_of_them(page: Page, service: Service) -> None:
-    """Each row is a Tab stop (Enter or Space opens it): with the paging buttons only below the
+    """Each row's button is a Tab stop (Enter or Space opens it): with the paging buttons only below the
     list, the next page is 50 Tab presses away. A pair above the rows, right after the filters,
     is reached first; on the last page and back the focus stays in that pair."""
     user = "a11y-paging-top"
@@ -437,7 +480,7 @@ def test_a_row_that_leaves_the_list_hands_the_focus_to_the_one_in_its_place(page
     filter_by_user(page, user, last["id"], 3)
     page.select_option("#status-filter", "scheduled")
     expect(page.locator("#list-status")).to_contain_text("status scheduled")
-    row(page, due["id"]).focus()
+    row_button(page, due["id"]).focus()
     service.wait_for(due["id"], lambda s: s["status"] == "dead")
     page.evaluate("refresh()")
     expect(row(page, due["id"])).to_have_count(0)
@@ -451,7 +494,7 @@ def test_a_row_that_leaves_the_list_hands_the_focus_to_the_one_in_its_place(page
     assert focused(page) == "list-heading"
     service.later(userId=user)
     page.evaluate("refresh()")
-    page.locator("#schedules tbody tr").first.focus()
+    page.locator("#schedules tbody tr").first.get_by_role("button").focus()
     page.route("**/v1/schedules?*", lambda route: route.abort())  # the list not answered: no rows shown
     page.evaluate("refresh()")
     expect(page.locator("#message")).to_contain_text("The service did not answer")

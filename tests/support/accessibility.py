@@ -1,4 +1,5 @@
-"""axe-core in a Playwright page: what the page, as shown now, breaks of WCAG 2.1 AA.
+"""axe-core in a Playwright page: what the page, as shown now, breaks of WCAG 2.1 AA; and what
+Chromium's accessibility tree (what a screen reader reads) offers to focus.
 
 axe-core ships inside the ``axe-playwright-python`` package (``axe.min.js``) and is injected
 into the page under test: nothing is fetched, and the page's CSP, which would refuse a request
@@ -6,6 +7,9 @@ to any other origin, stays on.
 """
 
 from __future__ import annotations
+
+import time
+from typing import Any
 
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page
@@ -23,3 +27,39 @@ def violations(page: Page) -> str:
     parts are checked in the states that show them."""
     results = _AXE.run(page, options={"runOnly": {"type": "tag", "values": RULES}, "resultTypes": ["violations"]})
     return results.generate_report() if results.violations_count else ""
+
+
+def focusable_in(page: Page, role: str, name: str) -> list[tuple[str, str]]:
+    """What a screen reader is told it can focus (Tab to, activate) inside the element of ``role``
+    named ``name`` in Chromium's accessibility tree, in order: each one's role and name. The tree
+    follows the page a moment later: the element is waited for (5 s at most)."""
+    deadline = time.monotonic() + 5
+    while True:
+        session = page.context.new_cdp_session(page)
+        try:
+            nodes = session.send("Accessibility.getFullAXTree")["nodes"]
+        finally:
+            session.detach()
+        found = [n for n in nodes if _value(n, "role") == role and _value(n, "name") == name]
+        if found:
+            break
+        assert time.monotonic() < deadline, (
+            f"no {role} named {name!r}: {[_value(n, 'name') for n in nodes if _value(n, 'role') == role]}")
+        page.wait_for_timeout(100)
+    by_id = {node["nodeId"]: node for node in nodes}
+
+    def inside(node: dict[str, Any]) -> list[tuple[str, str]]:
+        reached: list[tuple[str, str]] = []
+        for child in (by_id[i] for i in node.get("childIds", []) if i in by_id):
+            if not child.get("ignored") and any(p["name"] == "focusable" and p["value"].get("value")
+                                                for p in child.get("properties", [])):
+                reached.append((_value(child, "role"), _value(child, "name")))
+            reached += inside(child)
+        return reached
+
+    return inside(found[0])
+
+
+def _value(node: dict[str, Any], key: str) -> str:
+    """A property of a node of Chromium's accessibility tree (its ``role``, ``name``) as text."""
+    return str(node.get(key, {}).get("value", ""))

@@ -142,3 +142,9 @@ def sign_in(page: Page, token: str = TOKEN) -> None:
 
 def row(page: Page, schedule_id: str) -> Any:
     return page.locator(f'#schedules tbody tr[data-id="{schedule_id}"]')
+
+
+def row_button(page: Page, schedule_id: str) -> Any:
+    """The button that opens a row of the list (its Tab stop), found as a screen reader finds it:
+    a button named by the schedule's id."""
+    return row(page, schedule_id).get_by_role("button", name=schedule_id, exact=True)

@@ -170,7 +170,7 @@ function setText(node, text) {
 /** Show ``nodes`` in ``container`` in that order, keeping in place each one already there that is
  * the same (the same markup: built from the same data): a refresh that changed nothing moves
  * nothing, so the keyboard's focus and a text selection stay (every 5 s, they would otherwise go).
- * A row that held the focus and changed hands it to the one that replaces it (the same
+ * A row whose button held the focus and changed hands it to the one that replaces it (the same
  * ``data-id``, or ``data-type``); one that left (it ran, and no longer matches the filter) to the
  * row that took its place, else the last one, else ``fallback``: the keyboard goes on from where
  * it was, rather than from the top of the page. */
@@ -180,8 +180,8 @@ function showNodes(container, nodes, fallback = null) {
   const kept = nodes.map((node) => shown.get(node.outerHTML)?.shift() || node);
   const focused = document.activeElement;
   const key = (node) => node.dataset.id ?? node.dataset.type;
-  const hadFocus = focused?.parentElement === container ? key(focused) : undefined;
-  const place = [...container.children].indexOf(focused);
+  const place = [...container.children].findIndex((node) => node.contains(focused));
+  const hadFocus = place >= 0 ? key(container.children[place]) : undefined;
   const keep = new Set(kept);
   for (const node of [...container.children]) if (!keep.has(node)) node.remove();  // first: then none kept moves
   kept.forEach((node, index) => {
@@ -189,20 +189,25 @@ function showNodes(container, nodes, fallback = null) {
   });
   if (hadFocus !== undefined && document.activeElement !== focused) {
     const successor = kept.find((node) => key(node) === hadFocus) || kept[place] || kept[kept.length - 1];
-    if (successor) successor.focus({ preventScroll: true });
+    if (successor) rowButton(successor).focus({ preventScroll: true });
     else fallback?.focus();
   }
 }
 
-/** Make ``row`` a control of the keyboard's: Tab reaches it, Enter or Space does what a click does. */
-function operable(row, action) {
-  row.tabIndex = 0;
-  row.addEventListener("click", action);
-  row.addEventListener("keydown", (event) => {
-    if (event.target !== row || (event.key !== "Enter" && event.key !== " ")) return;
-    event.preventDefault();  // Space would scroll the page
-    action();
-  });
+/** Make ``row`` open what it stands for (``action``): its cell ``className`` holds ``text`` as a
+ * button, the keyboard's Tab stop, which a screen reader announces as one to press (Enter or Space
+ * presses it), named by ``text`` (a schedule's id, a task type); a click anywhere on the row does
+ * the same. The row itself stays a row of its table, read cell by cell. */
+function operable(row, text, className, action) {
+  const button = element("button", text, "open");
+  button.type = "button";
+  cell(row, button, className);
+  row.addEventListener("click", action);  // the button's click, by a key press too, comes here
+}
+
+/** The button that opens what ``row`` stands for (see operable). */
+function rowButton(row) {
+  return row.querySelector("button.open");
 }
 
 function cell(row, content, className) {
@@ -359,9 +364,8 @@ async function loadCounts() {
   showNodes($("#by-type tbody"), Object.entries(stats.by_type).map(([type, counts]) => {
     const row = element("tr");
     row.dataset.type = type;
-    cell(row, type, "type");
+    operable(row, type, "type", () => filterBy({ type }));
     for (const status of STATUSES) cell(row, counts[status] ?? "", `n status-${status}`);
-    operable(row, () => filterBy({ type }));
     return row;
   }), $("#by-type-section summary"));
 }
@@ -444,7 +448,7 @@ async function loadSchedules() {
     row.dataset.id = schedule.id;
     row.className = schedule.id === state.selected ? "selected" : "";  // as openDetail leaves it: the same markup
     cell(row, when(schedule.created_at), "created");
-    cell(row, schedule.id, "id");
+    operable(row, schedule.id, "id", () => openDetail(schedule.id));
     cell(row, schedule.type, "type");
     cell(row, schedule.status, `status status-${schedule.status}`);
     cell(row, schedule.schedule, "rule");
@@ -452,7 +456,6 @@ async function loadSchedules() {
     cell(row, schedule.attempts.length, "attempts");
     cell(row, labelsText(schedule.labels), "labels");
     cell(row, schedule.last_error ? errorText(schedule.last_error) : "", "error");
-    operable(row, () => openDetail(schedule.id));
     return row;
   });
   showNodes(body, rows, $("#list-heading"));
@@ -713,7 +716,7 @@ async function retryMatching() {
 
 // -- one schedule --------------------------------------------------------------------------
 
-//: What had the focus when a schedule was opened (its row, the Open button): it gets it back on Close.
+//: What had the focus when a schedule was opened (its row's button, the Open button): it gets it back on Close.
 let opener = null;
 
 async function openDetail(id) {
@@ -736,7 +739,7 @@ async function openDetail(id) {
 }
 
 /** Close the schedule shown. The keyboard's focus, if it was in it, goes back to where the schedule
- * was opened from: its row (the same one, or the row that replaced it at a refresh), else what
+ * was opened from: its row's button (the same row, or the one that replaced it at a refresh), else what
  * opened it (the Open button), else the list's heading. */
 function closeDetail() {
   const id = state.selected;
@@ -745,7 +748,8 @@ function closeDetail() {
   $("#detail").hidden = true;
   for (const row of document.querySelectorAll("#schedules tbody tr.selected")) row.classList.remove("selected");
   if (!hadFocus) return;
-  const back = [...document.querySelectorAll("#schedules tbody tr")].find((row) => row.dataset.id === id)
+  const listed = [...document.querySelectorAll("#schedules tbody tr")].find((row) => row.dataset.id === id);
+  const back = (listed && rowButton(listed))
     || (opener?.isConnected && !opener.closest("[hidden]") ? opener : $("#list-heading"));
   back.focus();
 }
