@@ -367,7 +367,8 @@ def test_a_row_is_read_as_its_cells_and_opened_by_a_button_named_by_its_id(page:
     sign_in(page)
     filter_by_user(page, user, later["id"], 2)
     name = f"Schedules 1–2, newest first, filtered by user {user}"
-    assert focusable_in(page, "table", name) == [("button", later["id"]), ("button", first["id"])]
+    buttons = [("button", later["id"]), ("button", first["id"])]
+    assert focusable_in(page, "table", name, buttons) == buttons
     expect(row(page, later["id"])).to_match_aria_snapshot(f"""
         - row:
           - cell
@@ -387,9 +388,9 @@ def test_a_row_is_read_as_its_cells_and_opened_by_a_button_named_by_its_id(page:
     page.click("#by-type-section summary")
     by_type = "Schedules by task type and status"
     expect(page.locator("#by-type tbody tr").first).to_be_visible()
-    reached = focusable_in(page, "table", by_type)
     types = page.locator("#by-type tbody tr").evaluate_all("rows => rows.map(r => r.dataset.type)")
-    assert reached == [("button", task_type) for task_type in types]
+    buttons = [("button", task_type) for task_type in types]
+    assert focusable_in(page, "table", by_type, buttons) == buttons
     assert_accessible(page, "the list's and the counts' rows, each with its button")
     page.get_by_role("table", name=by_type).get_by_role("button", name="whatsapp.template").press(" ")
     expect(page.locator("#type-filter")).to_have_value("whatsapp.template")
@@ -464,6 +465,31 @@ def test_the_pages_are_reached_before_the_rows_not_after_each_of_them(page: Page
     expect(page.locator("#page-top")).to_have_text("1–50")
     expect(page.locator("#next-top")).to_be_focused()
     expect(page.locator("#page")).to_have_text("1–50")
+
+
+def test_the_paging_buttons_are_read_by_their_words_not_their_arrows(page: Page, service: Service) -> None:
+    """A screen reader reads a button by its name: "older", not "older right arrow". The arrows are
+    for the eye, hidden from it, in both pairs and in either order (newest first, soonest due
+    first)."""
+    user = "a11y-arrows"
+    newest = [service.later(userId=user) for _ in range(51)][-1]
+    sign_in(page)
+    filter_by_user(page, user, newest["id"], 50)
+    for words in (("newer", "older"), ("sooner", "later")):
+        for pages in ("Pages (above the list)", "Pages (below the list)"):
+            expect(page.get_by_role("navigation", name=pages)).to_match_aria_snapshot(f"""
+                - navigation:
+                  - button "{words[0]}" [disabled]
+                  - text: 1–50
+                  - button "{words[1]}"
+                """)
+        offered = [("button", words[1])]
+        assert focusable_in(page, "navigation", "Pages (above the list)", offered) == offered
+        expect(page.locator("#prev-top")).to_have_text(f"← {words[0]}")  # the arrows, for the eye
+        expect(page.locator("#next")).to_have_text(f"{words[1]} →")
+        assert_accessible(page, f"the paging buttons, {words}")
+        page.select_option("#due-filter", "day")  # soonest due first: the same 51
+        expect(page.locator("#order-note")).to_contain_text("soonest due first")
 
 
 def test_a_row_that_leaves_the_list_hands_the_focus_to_the_one_in_its_place(page: Page, service: Service,

@@ -29,23 +29,31 @@ def violations(page: Page) -> str:
     return results.generate_report() if results.violations_count else ""
 
 
-def focusable_in(page: Page, role: str, name: str) -> list[tuple[str, str]]:
+def focusable_in(page: Page, role: str, name: str,
+                 awaited: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
     """What a screen reader is told it can focus (Tab to, activate) inside the element of ``role``
     named ``name`` in Chromium's accessibility tree, in order: each one's role and name. The tree
-    follows the page a moment later: the element is waited for (5 s at most)."""
+    follows the page a moment later: it is read again (for 5 s at most) until it has the element
+    and, given ``awaited``, until the element offers that (the caller asserts what it got)."""
     deadline = time.monotonic() + 5
     while True:
-        session = page.context.new_cdp_session(page)
-        try:
-            nodes = session.send("Accessibility.getFullAXTree")["nodes"]
-        finally:
-            session.detach()
-        found = [n for n in nodes if _value(n, "role") == role and _value(n, "name") == name]
-        if found:
-            break
-        assert time.monotonic() < deadline, (
-            f"no {role} named {name!r}: {[_value(n, 'name') for n in nodes if _value(n, 'role') == role]}")
+        reached = _focusable_in(page, role, name)
+        if time.monotonic() > deadline or (reached is not None and awaited in (None, reached)):
+            assert reached is not None, f"no {role} named {name!r}"
+            return reached
         page.wait_for_timeout(100)
+
+
+def _focusable_in(page: Page, role: str, name: str) -> list[tuple[str, str]] | None:
+    """focusable_in, read once; None when the tree has no such element (yet)."""
+    session = page.context.new_cdp_session(page)
+    try:
+        nodes = session.send("Accessibility.getFullAXTree")["nodes"]
+    finally:
+        session.detach()
+    found = [n for n in nodes if _value(n, "role") == role and _value(n, "name") == name]
+    if not found:
+        return None
     by_id = {node["nodeId"]: node for node in nodes}
 
     def inside(node: dict[str, Any]) -> list[tuple[str, str]]:

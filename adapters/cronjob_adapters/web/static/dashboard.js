@@ -589,8 +589,9 @@ function filterBy(changes) {
 function showOrder() {
   const timed = Boolean(DUE_WINDOWS[state.due]);
   $("#order-note").textContent = timed ? `${orderText()} (the window moves with every refresh)` : orderText();
-  for (const button of document.querySelectorAll(".paging .prev")) button.textContent = timed ? "← sooner" : "← newer";
-  for (const button of document.querySelectorAll(".paging .next")) button.textContent = timed ? "later →" : "older →";
+  // The word only: each button's arrow stays, hidden from a screen reader (see dashboard.html).
+  for (const word of document.querySelectorAll(".paging .prev .word")) word.textContent = timed ? "sooner" : "newer";
+  for (const word of document.querySelectorAll(".paging .next .word")) word.textContent = timed ? "later" : "older";
 }
 
 /** The list's order in words: newest first, or soonest due first under a Due window. */
