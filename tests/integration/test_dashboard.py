@@ -27,6 +27,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, Route, expect
 
+from tests.support.accessibility import chromium_name
 from tests.support.app import AUTH, TOKEN, by
 from tests.support.builders import seed_request
 from tests.support.processes import CronjobProcess, free_port
@@ -570,6 +571,61 @@ def test_a_long_label_or_error_does_not_push_the_last_error_out_of_sight(browser
         error = row(laptop, dead["id"]).locator("td.error").bounding_box()
         assert error is not None and error["x"] + error["width"] <= 1280, error
         assert error["width"] >= 150, error  # not squeezed to a letter a line
+    finally:
+        context.close()
+
+
+def _lines(page: Page, selector: str) -> list[str]:
+    """The text of the first element ``selector`` finds, line by line as the browser lays it out."""
+    lines: list[str] = page.evaluate("""(selector) => {
+        const lines = [];
+        let top = null;
+        const texts = document.createTreeWalker(document.querySelector(selector), NodeFilter.SHOW_TEXT);
+        for (let text = texts.nextNode(); text; text = texts.nextNode()) {
+            for (let i = 0; i < text.length; i++) {
+                const range = document.createRange();
+                range.setStart(text, i);
+                range.setEnd(text, i + 1);
+                const box = range.getClientRects()[0];  // none: a space collapsed at a line's end
+                if (box && top !== null && box.top > top + 2) lines.push("");
+                if (box) top = box.top;
+                if (!lines.length) lines.push("");
+                lines[lines.length - 1] += text.data[i];
+            }
+        }
+        return lines; }""", selector)
+    return lines
+
+
+def test_labels_wrap_between_labels_and_their_parts_not_mid_word(browser: Browser, service: Service) -> None:
+    """A narrow labels cell wraps between labels, or after a ``=``, ``-``, ``.``, ``/``, ``_`` or ``:``
+    in one, never mid-word (``corporation.interna`` / ``tional``); the text, read out or copied, is
+    the labels' as they are."""
+    labels = {"customer": "acme-corporation.international", "order": "dash-123456",
+              "region": "eu-west.example", "team": "billing/reminders_2030", "kind": "reminder"}
+    created = service.http.post("/v1/schedules", json={
+        "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Olá"}, "schedule": "daily at 10:00",
+        "userId": "dashboard-wrap", "labels": labels})
+    assert created.status_code == 201, created.text
+    schedule_id = created.json()["id"]
+    text = ", ".join(f"{key}={value}" for key, value in labels.items())
+    context = browser.new_context(base_url=service.base, viewport={"width": 1280, "height": 800})
+    try:
+        laptop = context.new_page()
+        laptop.goto("/dashboard")
+        sign_in(laptop)
+        laptop.fill("#user-filter", "dashboard-wrap")
+        laptop.press("#user-filter", "Enter")
+        cell = row(laptop, schedule_id).locator("td.labels")
+        expect(cell).to_have_text(text)
+        selector = f'#schedules tbody tr[data-id="{schedule_id}"] td.labels'
+        assert chromium_name(laptop, selector) == text  # read as it is (not "dash- 123456")
+        lines = _lines(laptop, selector)
+        assert "".join(lines) == text, lines
+        _select_text(laptop, selector)
+        assert laptop.evaluate("getSelection().toString()") == text  # copied as it is
+        assert len(lines) > 3, lines  # narrow: it wraps
+        assert all(line.rstrip()[-1] in ",=-./_:" for line in lines[:-1]), lines
     finally:
         context.close()
 

@@ -68,6 +68,20 @@ def _focusable_in(page: Page, role: str, name: str) -> list[tuple[str, str]] | N
     return inside(found[0])
 
 
+def chromium_name(page: Page, selector: str) -> str:
+    """The name Chromium's accessibility tree gives the first element ``selector`` finds (what a
+    screen reader reads for it), not Playwright's own computation of it."""
+    session = page.context.new_cdp_session(page)
+    try:
+        document = session.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        found = session.send("DOM.querySelector", {"nodeId": document, "selector": selector})["nodeId"]
+        assert found, f"nothing is {selector}"
+        nodes = session.send("Accessibility.getPartialAXTree", {"nodeId": found, "fetchRelatives": False})["nodes"]
+    finally:
+        session.detach()
+    return _value(nodes[0], "name")
+
+
 def _value(node: dict[str, Any], key: str) -> str:
     """A property of a node of Chromium's accessibility tree (its ``role``, ``name``) as text."""
     return str(node.get(key, {}).get("value", ""))

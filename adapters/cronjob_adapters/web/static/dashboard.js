@@ -223,6 +223,17 @@ function labelsText(labels) {
   return Object.entries(labels || {}).map(([key, value]) => `${key}=${value}`).join(", ");
 }
 
+/** A schedule's labels for a narrow cell: labelsText's text, cut after each ``=``, ``-``, ``.``,
+ * ``/``, ``_`` and ``:`` into parts (class ``part``), after each of which the style sheet lets a
+ * line end, as between labels: ``customer=acme-corporation.international`` wraps at its parts
+ * rather than mid-word (the cell still breaks a part wider than itself). The text, read out or
+ * copied, is labelsText's (a ``wbr`` would do it too, but Chromium reads "dash- 123456" then). */
+function labelsNode(labels) {
+  const node = element("span");
+  node.append(...labelsText(labels).split(/(?<=[=\-./_:])/).map((part) => element("span", part, "part")));
+  return node;
+}
+
 /** The ``key=value`` selectors of a label filter as typed: split at commas, spaces around each
  * left out (a value holding a comma cannot be filtered by here; the API can). */
 function labelSelectors(text) {
@@ -454,7 +465,7 @@ async function loadSchedules() {
     cell(row, schedule.schedule, "rule");
     cell(row, when(schedule.next_run_at), "next-run");
     cell(row, schedule.attempts.length, "attempts");
-    cell(row, labelsText(schedule.labels), "labels");
+    cell(row, labelsNode(schedule.labels), "labels");
     cell(row, schedule.last_error ? errorText(schedule.last_error) : "", "error");
     return row;
   });
