@@ -920,6 +920,48 @@ def test_times_in_an_event_s_details_are_shown_as_other_times(browser: Browser, 
         expect(resumed.locator("td.details time")).to_have_count(1)  # its next_run_at
 
 
+def test_the_times_in_an_action_s_outcome_follow_times_in_too(browser: Browser, service: Service) -> None:
+    """An action's outcome names a time (``resumed, due at ...``, a move's next run, a bulk
+    action's window): shown as every other time is, and in the other form at once when "Times in"
+    changes, the outcome still said (in its polite live region) as it was."""
+    user = "times-in-outcomes"
+    later = service.later(userId=user)
+    with signed_in_in_tokyo(browser, service) as page:
+        page.uncheck("#auto-refresh")
+        page.fill("#user-filter", user)
+        page.press("#user-filter", "Enter")
+        row(page, later["id"]).click()
+        page.click("#pause")
+        expect(page.locator("#detail-status")).to_have_text("paused")
+        page.click("#resume")
+        said = page.locator("#message").get_by_role("status")
+        due = later["next_run_at"]
+        expect(said).to_have_text(f"Schedule {later['id']}: resumed, due at {local_time(page, due)}.")
+        page.select_option("#zone", "UTC")
+        expect(said).to_have_text(f"Schedule {later['id']}: resumed, due at {due}.")
+        expect(said.locator("time")).to_have_attribute("title", local_time(page, due))  # the other form on hover
+
+        target = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+        page.fill("#move-to", target.isoformat())
+        page.press("#move-to", "Enter")
+        expect(said).to_contain_text("moved; next run")  # the move answered: read it
+        moved = service.get(later["id"])["next_run_at"]
+        expect(said).to_have_text(f"Schedule {later['id']}: moved; next run {moved}.")
+        page.select_option("#zone", "local")
+        expect(said).to_have_text(f"Schedule {later['id']}: moved; next run {local_time(page, moved)}.")
+
+        page.select_option("#changed-filter", "hour")
+        accepting(page)
+        with page.expect_request(lambda request: request.url.endswith("/v1/schedules:pause")) as pause:
+            page.click("#pause-matching")
+        since = pause.value.post_data_json["updated_after"]
+        expect(said).to_have_text(f"User {user} changed since {local_time(page, since)}: 1 schedule(s) paused.")
+        page.focus("#zone")
+        page.keyboard.press("ArrowDown")
+        expect(said).to_have_text(f"User {user} changed since {since}: 1 schedule(s) paused.")
+        expect(page.locator("#message").get_by_role("alert")).to_have_text("")
+
+
 def list_queries(page: Page) -> list[dict[str, list[str]]]:
     """The query of every list the page asks for from now on."""
     queries: list[dict[str, list[str]]] = []

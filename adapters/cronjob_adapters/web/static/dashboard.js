@@ -11,7 +11,7 @@ const REFRESH_MS = 5000;
 //: Every status a schedule can be in (the API's order): the counts, the filter and the per-type table.
 const STATUSES = ["scheduled", "running", "paused", "succeeded", "dead", "unknown", "missed", "cancelled"];
 //: What each action button asks of the API, the statuses it is offered in (cancel: see
-//: cancellable), what its outcome says it did and the status it leaves the schedule in (see actedText).
+//: cancellable), what its outcome says it did and the status it leaves the schedule in (see actedParts).
 const ACTIONS = {
   cancel: { method: "DELETE", suffix: "", done: "cancelled", leaves: "cancelled" },
   retry: { method: "POST", suffix: "/retry", done: "retry scheduled", leaves: "scheduled",
@@ -240,19 +240,30 @@ function labelSelectors(text) {
   return text.split(",").map((part) => part.trim()).filter(Boolean);
 }
 
-/** Say ``text`` (or, "", nothing) in the message box: an action's outcome (``kind`` "info") in its
- * polite live region (``role="status"``), read once the reader has finished what it was saying
- * (the focus's move, say); what went wrong in its assertive one (``role="alert"``), read at once.
- * Each is written once, the other emptied; both stay in the page, empty, between messages. */
-function say(text, kind = "error") {
+/** Say ``content`` (text, or a phrase holding times; "", nothing) in the message box: an action's
+ * outcome (``kind`` "info") in its polite live region (``role="status"``), read once the reader
+ * has finished what it was saying (the focus's move, say); what went wrong in its assertive one
+ * (``role="alert"``), read at once. Each is written once, the other emptied; both stay in the
+ * page, empty, between messages. */
+function say(content, kind = "error") {
   const [region, other] = kind === "info" ? [$("#notice"), $("#alert")] : [$("#alert"), $("#notice")];
+  const text = typeof content === "string" ? content : content.textContent;
   // Each write is read out again. A refresh that fails as the one before (every 5 s while the
   // service is down) leaves it alone; an action's outcome is written (and heard) each time, also
   // when it says the same again.
   if (kind === "refresh" && state.failed && region.textContent === text) return;
   if (other.textContent) other.textContent = "";
-  region.textContent = text;
+  if (typeof content === "string") region.textContent = content;
+  else region.replaceChildren(content);
   state.failed = kind === "refresh" && Boolean(text);
+}
+
+/** A message made of ``parts``, texts and times (``when``): its times shown as every other time
+ * is, and again in the other form when "Times in" changes (showTimesIn), also once said. */
+function phrase(...parts) {
+  const node = element("span");
+  node.append(...parts);  // a string is appended as text, never as markup
+  return node;
 }
 
 //: Show what went wrong (a refused token has already signed out, with its own message).
@@ -408,15 +419,21 @@ function windowBounds() {
   return bounds;
 }
 
-/** A bulk action's selection in words, for its confirmation and its outcome: ``whose`` (the user
- * and labels; "" for none), the type and each window bound (``bounds``, as sent). */
-function narrowedText(whose, bounds) {
-  const shown = (iso) => instantText(iso);
+/** A bulk action's selection in words (a phrase: its text for the confirmation, itself in the
+ * outcome), empty for none: ``whose`` (the user and labels; "" for none), the type and each window
+ * bound (``bounds``, as sent), each bound a time. */
+function narrowedPhrase(whose, bounds) {
   const { due_after: after, due_before: before, updated_after: since } = bounds;
-  const due = after && before ? `due between ${shown(after)} and ${shown(before)}`
-    : (after && `due from ${shown(after)}`) || (before && `due before ${shown(before)}`);
-  return [whose && `of ${whose}`, state.type && `of type ${state.type}`, due,
-    since && `changed since ${shown(since)}`].filter(Boolean).join(" ");
+  const due = after && before ? ["due between ", when(after), " and ", when(before)]
+    : (after && ["due from ", when(after)]) || (before && ["due before ", when(before)]);
+  const parts = [whose && [`of ${whose}`], state.type && [`of type ${state.type}`], due,
+    since && ["changed since ", when(since)]].filter(Boolean);
+  return phrase(...parts.flatMap((part, index) => (index ? [" ", ...part] : part)));
+}
+
+/** ``start`` followed by the phrase ``narrowed`` (see narrowedPhrase), if it says anything. */
+function followedBy(start, narrowed) {
+  return narrowed.textContent ? phrase(start, " ", narrowed) : phrase(start);
 }
 
 /** The body fields of a bulk request for the type, user and labels the list is filtered by. */
@@ -652,18 +669,18 @@ function bulkSelector() {
   return { labels: selectors.length ? labels : null, whose };
 }
 
-/** Tell what a bulk change did: how many were changed, and which could not be and why (the
- * first REFUSALS_SHOWN by name, the others counted). */
+/** Tell what a bulk change did to those ``who`` names (a phrase): how many were changed, and which
+ * could not be and why (the first REFUSALS_SHOWN by name, the others counted). */
 function sayBulk(who, count, done, refused) {
   const named = refused.slice(0, REFUSALS_SHOWN).map((r) => `${r.id} (${r.reason})`);
   if (refused.length > named.length) named.push(`and ${refused.length - named.length} more`);
   const why = refused.length ? `; ${refused.length} could not be: ${named.join("; ")}` : "";
-  say(`${who}: ${count} schedule(s) ${done}${why}.`, refused.length ? "error" : "info");
+  say(phrase(who.cloneNode(true), `: ${count} schedule(s) ${done}${why}.`), refused.length ? "error" : "info");
 }
 
 /** A bulk change of every match, as requests of at most BULK_LIMIT each, repeated while the answer
  * says ``more`` (each within a proxy's timeout, however many match), the count so far shown
- * between them. ``done``: the answer's list of those changed. A repeat goes on after the
+ * between them. ``done``: the answer's list of those changed; ``who``: the selection's phrase. A repeat goes on after the
  * previous answer's ``next_cursor`` where it gives one (a retry's: what it retried may fail again
  * at once, and would come first again). Says what was done, also when a request fails midway. */
 async function changeInPages(path, body, done, who) {
@@ -679,10 +696,12 @@ async function changeInPages(path, body, done, who) {
       });
       count += answer[done].length;
       for (const r of answer.refused) refused.set(r.id, r);
-      if (answer.more) say(`${who}: ${count} schedule(s) ${done} so far…`, "info");
+      if (answer.more) say(phrase(who.cloneNode(true), `: ${count} schedule(s) ${done} so far…`), "info");
     }
   } catch (error) {
-    if (count && error.status !== 401) say(`${who}: ${count} schedule(s) ${done}, then stopped: ${error.message}`);
+    if (count && error.status !== 401) {
+      say(phrase(who.cloneNode(true), `: ${count} schedule(s) ${done}, then stopped: ${error.message}`));
+    }
     else report(error);
     return;
   }
@@ -701,9 +720,9 @@ async function bulkAct(kind) {
   const selector = bulkSelector();
   if (!selector) return;
   const bounds = windowBounds();
-  if (!window.confirm(`${ask} ${narrowedText(selector.whose, bounds)}?${final ? " This cannot be undone." : ""}`)) return;
-  const narrowed = narrowedText("", bounds);
-  const who = selector.whose.charAt(0).toUpperCase() + selector.whose.slice(1) + (narrowed ? ` ${narrowed}` : "");
+  const asked = narrowedPhrase(selector.whose, bounds).textContent;
+  if (!window.confirm(`${ask} ${asked}?${final ? " This cannot be undone." : ""}`)) return;
+  const who = followedBy(selector.whose.charAt(0).toUpperCase() + selector.whose.slice(1), narrowedPhrase("", bounds));
   await changeInPages(path, { ...selectionBody(selector), ...bounds }, done, who);
   await refresh();
 }
@@ -718,11 +737,11 @@ async function retryMatching() {
   if (!selector) return;
   const since = windowBounds().updated_after;
   const changed = since ? { updated_after: since } : {};
-  const of = narrowedText(selector.whose, changed);
+  const of = narrowedPhrase(selector.whose, changed);
   const twice = status === "unknown" ? " They may have been sent already: a retry may send them twice." : "";
-  if (!window.confirm(`Retry every ${status} schedule${of ? ` ${of}` : ""} now?${twice}`)) return;
+  if (!window.confirm(`${followedBy(`Retry every ${status} schedule`, of).textContent} now?${twice}`)) return;
   await changeInPages("v1/schedules:retry", { status, ...selectionBody(selector), ...changed }, "retried",
-    `Every ${status} schedule${of ? ` ${of}` : ""}`);
+    followedBy(`Every ${status} schedule`, of));
   await refresh();
 }
 
@@ -912,22 +931,23 @@ async function move() {
     });
     $("#move-to").value = "";
     const held = schedule.status === "paused" ? " (still paused: resume it to run then)" : "";
-    say(`Schedule ${id}: moved; next run ${instantText(schedule.next_run_at)}${held}.`, "info");
+    say(phrase(`Schedule ${id}: moved; next run `, when(schedule.next_run_at), `${held}.`), "info");
   } catch (error) {
     report(error);
   }
   await refresh();
 }
 
-/** What ``action`` did, from the API's answer (``schedule``). The answer is the schedule when the
+/** What ``action`` did, from the API's answer (``schedule``), as parts of a phrase (its due time a
+ * time). The answer is the schedule when the
  * request was done, not now: one due now may have run, and failed again, by the time this is read
  * (the detail below shows it as it is, refreshed). So no "now <status>": a schedule left waiting
  * says when it is due; a status other than the one the action leaves is said as answered (a resume
  * of one whose rule ended while it was paused: missed). */
-function actedText(action, schedule) {
+function actedParts(action, schedule) {
   const { done, leaves } = ACTIONS[action];
-  if (schedule.status !== leaves) return `${done} (answered: ${schedule.status})`;
-  return leaves === "scheduled" && schedule.next_run_at ? `${done}, due at ${instantText(schedule.next_run_at)}` : done;
+  if (schedule.status !== leaves) return [`${done} (answered: ${schedule.status})`];
+  return leaves === "scheduled" && schedule.next_run_at ? [`${done}, due at `, when(schedule.next_run_at)] : [done];
 }
 
 async function act(action) {
@@ -937,7 +957,7 @@ async function act(action) {
   const { method, suffix } = ACTIONS[action];
   try {
     const schedule = await api(`v1/schedules/${encodeURIComponent(id)}${suffix}`, { method });
-    say(`Schedule ${id}: ${actedText(action, schedule)}.`, "info");
+    say(phrase(`Schedule ${id}: `, ...actedParts(action, schedule), "."), "info");
   } catch (error) {
     report(error);
   }
