@@ -13,11 +13,10 @@ import pytest
 
 from tests.support.app import AUTH
 from tests.support.memory_api import client, clock, container  # noqa: F401 - fixtures
-from tests.support.rules_api import create, local, preview, run_on_sqlite
+from tests.support.rules_api import check_refused_on_every_route, create, local, preview, run_on_sqlite
 
 #: Tuesday 2026-01-20 09:00 in São Paulo (12:00 UTC). NOW in tests.support.memory_api is the same.
 NOW = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
-TEXT = {"type": "whatsapp.text", "to": "5511999999999", "body": "Alerta"}
 BUSINESS_DAYS = "monday,tuesday,wednesday,thursday,friday"
 
 
@@ -145,19 +144,7 @@ WINDOW = "every <n> seconds|minutes|hours between HH:MM[:SS] and HH:MM[:SS] [on 
 ])
 async def test_a_rocketry_form_with_no_instant_meaning_is_a_422_naming_schedule_on_every_route(
         client: httpx.AsyncClient, rule: str, message: str) -> None:
-    made = await create(client, "daily at 09:00")
-    answers = {
-        "schedule": await client.post("/v1/schedules", json={"task": TEXT, "schedule": rule}, headers=AUTH),
-        "patch": await client.patch(f"/v1/schedules/{made['id']}", json={"schedule": rule}, headers=AUTH),
-        "preview": await client.get("/v1/rules/preview", params={"schedule": rule}, headers=AUTH),
-    }
-    for route, answer in answers.items():
-        assert answer.status_code == 422, (route, answer.text)
-        assert answer.headers["content-type"] == "application/problem+json"
-        assert answer.json()["errors"] == [{"field": "schedule", "message": message}], route
-    batch = await client.post("/v1/schedules:batch", json={"schedules": [{"task": TEXT, "schedule": rule}]},
-                              headers=AUTH)
-    assert batch.json()["results"][0]["errors"] == [{"field": "schedules.0.schedule", "message": message}]
+    await check_refused_on_every_route(client, rule, message)
 
 
 async def test_a_window_schedule_on_sqlite_runs_in_its_window_and_coalesces_after_downtime(tmp_path: Path) -> None:

@@ -35,6 +35,24 @@ async def create(client: httpx.AsyncClient, schedule: str, timezone: str = "Amer
     return created.json()  # type: ignore[no-any-return]
 
 
+async def check_refused_on_every_route(client: httpx.AsyncClient, rule: str, message: str) -> None:
+    """``rule`` is a 422 naming ``schedule`` with ``message`` when a schedule is created on it, one
+    is changed to it (``PATCH``), it is previewed, and as an item of a batch."""
+    made = await create(client, "daily at 09:00")
+    answers = {
+        "schedule": await client.post("/v1/schedules", json={"task": TEXT, "schedule": rule}, headers=AUTH),
+        "patch": await client.patch(f"/v1/schedules/{made['id']}", json={"schedule": rule}, headers=AUTH),
+        "preview": await client.get("/v1/rules/preview", params={"schedule": rule}, headers=AUTH),
+    }
+    for route, answer in answers.items():
+        assert answer.status_code == 422, (route, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["errors"] == [{"field": "schedule", "message": message}], route
+    batch = await client.post("/v1/schedules:batch", json={"schedules": [{"task": TEXT, "schedule": rule}]},
+                              headers=AUTH)
+    assert batch.json()["results"][0]["errors"] == [{"field": "schedules.0.schedule", "message": message}]
+
+
 def local(shown: dict[str, Any]) -> list[str]:
     return [run["local"] for run in shown["runs"]]
 

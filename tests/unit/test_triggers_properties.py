@@ -572,15 +572,20 @@ def test_the_latest_fire_time_in_a_window_is_the_last_of_those_walked_to(
         trigger: Trigger, after: datetime, span: int, data: st.DataObject) -> None:
     """What coalescing runs as: the last fire time in (after, until], as stepping one fire time
     at a time finds it (the windows are kept to a few thousand fire times for the walk)."""
-    until = after + timedelta(milliseconds=span)
+    check_latest_fire_time(trigger, after, after + timedelta(milliseconds=span), 5000)
+
+
+def check_latest_fire_time(trigger: Trigger, after: datetime, until: datetime, steps: int) -> None:
+    """:func:`latest_fire_time` in (``after``, ``until``] is the last fire time stepping finds there
+    (the window cut at the last of ``steps`` fire times walked to)."""
     walked: datetime | None = None
     fire = trigger.next_fire_time(after)
-    for _ in range(5000):
+    for _ in range(steps):
         if fire is None or fire > until:
             break
         walked, fire = fire, trigger.next_fire_time(fire)
     else:
-        until = walked  # too many to walk: the window ends at the last one walked to
+        until = walked  # type: ignore[assignment]  # too many to walk: the window ends at the last one walked to
     assert latest_fire_time(trigger, after, until) == walked
 
 
