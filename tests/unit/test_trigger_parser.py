@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.errors import ValidationError
+from cronjob.domain.excepted import ExceptedTrigger
 from cronjob.domain.recurring import LAST_DAY, CalendarTrigger, CronTrigger, IntervalTrigger
 from cronjob.domain.trigger import OnceTrigger, Trigger
 from cronjob.domain.trigger_parser import parse_trigger
@@ -24,6 +25,7 @@ NY = "America/New_York"
 NOW = datetime(2025, 6, 21, 17, 3, 7, 250000, tzinfo=UTC)  # 14:03:07.25 in São Paulo, a Saturday
 ANCHOR = datetime(2025, 6, 21, 17, 0, tzinfo=UTC)
 PROPS = settings(max_examples=200, deadline=None)
+HOLIDAYS = frozenset({date(2025, 12, 25), date(2026, 1, 1)})
 
 
 def parse(expression: str, zone: str = SP) -> Trigger:
@@ -251,6 +253,24 @@ def window(every: timedelta, start: time, end: time, *days: int, zone: str = SP)
          BoundedTrigger(IntervalTrigger(timedelta(weeks=2), NOW), datetime(2026, 1, 1, 2, 59, 59, 999000, tzinfo=UTC))),
         ("cron(0 9 * * *) FROM 2025-07-01T12:00:00.0004Z",  # rounded up: nothing fires before it
          BoundedTrigger(CronTrigger("0 9 * * *", SP, EVALUATOR), start=datetime(2025, 7, 1, 12, 0, 0, 1000, tzinfo=UTC))),
+        # skipping listed dates of the zone (holidays), after the bounds
+        ("weekly on mon-fri at 09:00 except 2025-12-25,2026-01-01",
+         ExceptedTrigger(weekly(time(9, 0), 0, 1, 2, 3, 4), HOLIDAYS, SP)),
+        ("every 10 seconds except 2025-12-25",
+         ExceptedTrigger(IntervalTrigger(timedelta(seconds=10), NOW), frozenset({date(2025, 12, 25)}), SP)),
+        ("daily at 09:00 from 2025-12-24 until 2026-01-02 except 2026-01-01 , 2025-12-25",
+         ExceptedTrigger(BoundedTrigger(daily(time(9, 0)), start=datetime(2025, 12, 24, 3, tzinfo=UTC),
+                                        until=datetime(2026, 1, 3, 2, 59, 59, 999000, tzinfo=UTC)), HOLIDAYS, SP)),
+        ("cron 0 9 * * 1-5 until 2026-06-30 Except 2025-12-25,2026-01-01",
+         ExceptedTrigger(BoundedTrigger(CronTrigger("0 9 * * 1-5", SP, EVALUATOR),
+                                        until=datetime(2026, 7, 1, 2, 59, 59, 999000, tzinfo=UTC)), HOLIDAYS, SP)),
+        ("every 15 minutes between 08:00 and 18:00 on mon-fri except 2025-12-25",
+         ExceptedTrigger(window(timedelta(minutes=15), time(8), time(18), 0, 1, 2, 3, 4), frozenset({date(2025, 12, 25)}),
+                         SP)),
+        ("daily between 10:00 and 12:00 except 2025-12-25",  # Rocketry's condition, as the rule that means it
+         ExceptedTrigger(daily(time(10, 0)), frozenset({date(2025, 12, 25)}), SP)),
+        ("monthly on 1,15 except 2026-01-01",
+         ExceptedTrigger(monthly(time(0, 0), 1, 15), frozenset({date(2026, 1, 1)}), SP)),
     ],
 )
 def test_every_form_parses(expression: str, expected: Trigger) -> None:
@@ -294,6 +314,13 @@ def test_every_form_parses(expression: str, expected: Trigger) -> None:
     ("minutely after 30", "every minute from 2025-06-21T17:03:30+00:00"),
     ("secondly after 250", "every second from 2025-06-21T17:03:07.250000+00:00"),
     ("every 10 minutes & time of day between 08:00 and 18:00", "every 10 minutes between 08:00 and 18:00"),
+    # the dates after 'except' ascending, comma-separated, after the bounds as instants
+    ("every mon-fri at 9:00 EXCEPT 2026-01-01 , 2025-12-25",
+     "weekly on monday,tuesday,wednesday,thursday,friday at 09:00 except 2025-12-25,2026-01-01"),
+    ("daily between 10:00 and 12:00 until 2025-12-31 except 2025-12-25",
+     "daily at 10:00 until 2026-01-01T02:59:59.999000+00:00 except 2025-12-25"),
+    ("every 10 seconds except 2025-12-25", "every 10 seconds from 2025-06-21T17:03:07.250000+00:00 except 2025-12-25"),
+    ("@daily except 2025-12-25", "0 0 * * * except 2025-12-25"),
 ])
 def test_every_rule_has_one_canonical_spelling(expression: str, canonical: str) -> None:
     assert parse(expression).expression == canonical
@@ -498,6 +525,31 @@ def test_until_a_date_means_through_that_local_date_across_dst() -> None:
         # What is quoted is what was written, not a lowered copy of it.
         ("once @ 20270101T100000Z", SP, "got '20270101T100000Z'"),
         ("Daily at 09:00 UNTIL 2026-12-31T18:00:00+25:00", SP, "ISO-8601 date-time: '2026-12-31T18:00:00+25:00'"),
+        # 'except': dates that exist, each once, after a recurring rule and its bounds
+        ("daily except", SP, "'except' needs the dates to skip: a comma list of dates YYYY-MM-DD, each once "
+                             "(2026-12-25,2027-01-01)"),
+        ("daily except ,", SP, "an empty date in the dates ',' after 'except'"),
+        ("daily except 2025-12-25,", SP, "an empty date in the dates '2025-12-25,' after 'except'"),
+        ("daily except 2025-12-25,,2026-01-01", SP, "an empty date in the dates '2025-12-25,,2026-01-01'"),
+        ("daily except 2025-02-30", SP, "the date '2025-02-30' after 'except' does not exist (day is out of range for "
+                                        "month)"),
+        ("daily except 2025-13-01", SP, "the date '2025-13-01' after 'except' does not exist"),
+        ("daily except 0000-01-01", SP, "the date '0000-01-01' after 'except' does not exist"),
+        ("daily except 20251225", SP, "'20251225' after 'except' is not a date YYYY-MM-DD: 'except' takes a comma list"),
+        ("daily except 2025-W52-4", SP, "'2025-W52-4' after 'except' is not a date YYYY-MM-DD"),
+        ("daily except 2025-12-25 09:00", SP, "'2025-12-25 09:00' after 'except' is not a date YYYY-MM-DD"),
+        ("daily except christmas", SP, "'christmas' after 'except' is not a date YYYY-MM-DD"),
+        ("daily except 2025-12-25,2026-01-01,2025-12-25", SP, "the date '2025-12-25' is named twice in "
+                                                              "'2025-12-25,2026-01-01,2025-12-25' after 'except'"),
+        ("daily except 2025-12-25 except 2026-01-01", SP, "a rule takes one 'except': name every date to skip in its "
+                                                          "list"),
+        ("daily except 2025-12-25 until 2026-06-30", SP, "'except' comes last, after 'from' and 'until'"),
+        ("daily except 2025-12-25 from 2025-07-01", SP, "'except' comes last, after 'from' and 'until'"),
+        ("once @ 2025-12-24 10:00 except 2025-12-25", SP, "'except' skips dates of a recurring rule; a one-off "
+                                                          "('once @') runs on its one date anyway"),
+        ("once @ 2025-12-24T10:00:00Z except 2025-12-25", SP, "'except' skips dates of a recurring rule"),
+        ("whenever except 2025-12-25", SP, "unknown schedule expression 'whenever'"),
+        ("except 2025-12-25", SP, "unknown schedule expression 'except 2025-12-25'"),
     ],
 )
 def test_bad_input_is_a_readable_validation_error(expression: str, zone: str, message: str) -> None:
@@ -539,6 +591,7 @@ def test_intervals_need_an_anchor_and_cron_needs_an_evaluator() -> None:
 ZONES = st.sampled_from([SP, NY, "Europe/Lisbon", "UTC", "Asia/Kolkata", "Australia/Lord_Howe"])
 INSTANTS = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC))
 TIMES = st.times().map(lambda t: t.replace(microsecond=0))
+DATES = st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 12, 31))
 WEEKDAYS = st.one_of(st.none(), st.frozensets(st.integers(0, 6), min_size=1))
 MONTH_DAYS = st.frozensets(st.one_of(st.integers(1, 31), st.just(LAST_DAY)), min_size=1)
 CRON_FIELDS = st.tuples(
@@ -575,6 +628,8 @@ def triggers(draw: st.DrawFn) -> tuple[Trigger, str]:
         until += timedelta(milliseconds=1)  # the start rounded up, the end cut down: still in order
         trigger = BoundedTrigger(trigger, until=until if "until" in bounds else None,
                                  start=start if "from" in bounds else None)
+    if draw(st.booleans()):  # and skipping some dates
+        trigger = ExceptedTrigger(trigger, draw(st.frozensets(DATES, min_size=1, max_size=6)), zone)
     return trigger, zone
 
 
@@ -602,6 +657,8 @@ ACCEPTED = [
     "monthly starting 3rd", "hourly before 45:00", "secondly", "minutely after 30.5", "secondly between 100 and 900",
     "every 2 days 2 hours", "every 1h 30min", "every 1d, 12:00:00", "daily on 10:00", "hourly on 15:00",
     "every 10 minutes & time of day between 08:00 and 18:00 & time of week between mon and fri",
+    "weekly on mon-fri at 09:00 except 2025-12-25,2026-01-01", "daily until 2025-12-31 except 2025-12-25",
+    "every 15 minutes between 08:00 and 18:00 on mon-fri from 2025-07-01 except 2025-12-25",
 ]
 
 

@@ -262,8 +262,9 @@ class CreateScheduleBase(BaseModel):
                     "`cron 0 9 * * 1-5`, ...; Rocketry's time conditions run as the rule that means them "
                     "(`daily between 10:00 and 12:00` as `daily at 10:00`, `every 15 minutes & time of day between "
                     "08:00 and 18:00` as a window), and the response's `schedule` shows that rule; "
-                    "a recurring rule may start and end: "
-                    "`daily at 14:00 from 2027-01-04 until 2027-12-31` (see the README).")]
+                    "a recurring rule may start and end, and skip dates of its zone (holidays): "
+                    "`daily at 14:00 from 2027-01-04 until 2027-12-31`, "
+                    "`weekly on mon-fri at 09:00 except 2026-12-25,2027-01-01` (see the README).")]
     timezone: Annotated[str | None, Field(default=None, min_length=1, max_length=64,
                                           description="IANA zone of the rule's wall times; null or left out: "
                                                       "the service's default (CRONJOB_DEFAULT_TIMEZONE).")] = None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cronjob.domain.errors import ValidationError
+from cronjob.domain.excepted import ExceptedTrigger
 from cronjob.domain.instants import instant_text
 from cronjob.domain.recurring import IntervalTrigger
 from cronjob.domain.trigger import Trigger, fire_millisecond, require_aware, whole_millisecond
@@ -42,6 +43,9 @@ class BoundedTrigger(Trigger):
                                   field="schedule")
         if isinstance(self.rule, BoundedTrigger):
             raise ValidationError("a rule takes one 'from' and one 'until'", field="schedule")
+        if isinstance(self.rule, ExceptedTrigger):  # its expression would not read back: the dates come last
+            raise ValidationError("'from' and 'until' come before 'except': '<rule> [from ...] [until ...] except "
+                                  "<dates>'", field="schedule")
         if self.start is None and self.until is None:
             raise ValidationError("a bounded rule needs 'from' or 'until'", field="schedule")
         if self.start is not None:

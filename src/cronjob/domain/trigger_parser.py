@@ -49,6 +49,11 @@ Grammar (case-insensitive; runs of spaces count as one; ``HH:MM[:SS]`` is a 24-h
     <calendar, window or cron rule> from <start> [until <end>]
                                         the rule from ``<start>`` (inclusive; written as ``<end>``,
                                         a date meaning from the start of that local date)
+    <recurring rule> [from ...] [until ...] except YYYY-MM-DD[,YYYY-MM-DD...]
+                                        the rule, but not on those dates in ``timezone`` (holidays):
+                                        an occurrence on one does not happen, the next is the
+                                        rule's first on a date not listed; each date once, shown
+                                        ascending (see :class:`ExceptedTrigger`)
     daily|weekly|monthly|hourly between <a> and <b> | after <a> | starting <a> | before <b> | on <a>
     minutely|secondly between <a> and <b> | after <a> | starting <a> | before <b> | on <a>
     every N <unit> & time of day between <a> and <b> [& time of week between <day> and <day>]
@@ -74,6 +79,7 @@ from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.cron import CronEvaluator
 from cronjob.domain.durations import DURATION, duration
 from cronjob.domain.errors import ValidationError
+from cronjob.domain.excepted import ExceptedTrigger
 from cronjob.domain.recurring import (
     LAST_DAY,
     UNITS,
@@ -109,6 +115,7 @@ ACCEPTED_FORMS = (
     "[cron] @yearly|@annually|@monthly|@weekly|@daily|@midnight|@hourly",
     "<any recurring form> until <YYYY-MM-DD[ HH:MM[:SS]] or ISO-8601 with offset>",
     "<daily, weekly, monthly, window or cron form> from <YYYY-MM-DD[ HH:MM[:SS]] or ISO-8601 with offset> [until ...]",
+    "<any recurring form> [from ...] [until ...] except YYYY-MM-DD[,YYYY-MM-DD...]",
 )
 
 _UNIT_SIZES = dict((WEEK, *UNITS))
@@ -153,6 +160,13 @@ CRON_SHORTHANDS = {
     "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
     "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
 }
+#: ``<rule> except <dates>``, the rule's ``from`` and ``until`` before it; the last ``except`` (a second
+#: one stays in the rule, which refuses it).
+_EXCEPT = re.compile(r"(?P<rule>.+)\s+except(?:\s+(?P<dates>.*))?", _CASELESS)
+#: What ``except`` takes, as its errors say.
+_EXCEPT_TAKES = "a comma list of dates YYYY-MM-DD, each once (2026-12-25,2027-01-01)"
+#: A ``from`` or ``until`` among the dates: written after ``except`` instead of before it.
+_BOUND_WORD = re.compile(r"(?:^|\s)(?:from|until)(?:\s|$)", _CASELESS)
 _UNTIL = re.compile(r"(?P<rule>.+)\s+until\s+(?P<end>.+)", _CASELESS)
 _FROM = re.compile(r"(?P<rule>.+)\s+from\s+(?P<start>.+)", _CASELESS)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
@@ -195,6 +209,9 @@ def _parse(expression: str, timezone: str, cron: CronEvaluator | None, now: date
     text = " ".join(expression.split())
     lowered = text.lower()
 
+    if match := _EXCEPT.fullmatch(text):  # first: the bounds come before it
+        dates = _except_dates(match["dates"] or "")
+        return ExceptedTrigger(rule=_parse(match["rule"], timezone, cron, now), dates=dates, zone=timezone)
     if match := _UNTIL.fullmatch(text):
         rule = _parse(match["rule"], timezone, cron, now)
         start = None
@@ -284,6 +301,34 @@ def _bound(text: str, timezone: str, word: str) -> datetime:
 #: The start of an ISO-8601 date-time: a date (calendar or week date, extended or basic), then
 #: ``T`` or a space, then the time of day.
 _DATE_THEN_TIME = re.compile(r"\d{4}(?:-\d\d-\d\d|\d{4}|-?W\d\d(?:-?\d)?)[T ]\d", re.ASCII)
+
+
+def _except_dates(text: str) -> frozenset[date]:
+    """The dates after ``except``: each a date ``YYYY-MM-DD`` that exists, named once."""
+    if not text.strip():
+        raise ValidationError(f"'except' needs the dates to skip: {_EXCEPT_TAKES}", field="schedule")
+    if _BOUND_WORD.search(text):
+        raise ValidationError("'except' comes last, after 'from' and 'until': '<rule> [from ...] [until ...] "
+                              f"except <dates>'; got the dates {text!r}", field="schedule")
+    named: dict[date, str] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            raise ValidationError(f"an empty date in the dates {text!r} after 'except': it takes {_EXCEPT_TAKES}",
+                                  field="schedule")
+        if not _DATE.fullmatch(item):
+            raise ValidationError(f"{item!r} after 'except' is not a date YYYY-MM-DD: 'except' takes {_EXCEPT_TAKES}",
+                                  field="schedule")
+        try:
+            day = date.fromisoformat(item)
+        except ValueError as error:
+            raise ValidationError(f"the date {item!r} after 'except' does not exist ({error})",
+                                  field="schedule") from None
+        if day in named:
+            raise ValidationError(f"the date {item!r} is named twice in {text!r} after 'except'"
+                                  + (f" (as {named[day]!r} first)" if named[day] != item else "")
+                                  + f": it takes {_EXCEPT_TAKES}", field="schedule")
+        named[day] = item
+    return frozenset(named)
 
 
 class DateWithoutTime(ValueError):
