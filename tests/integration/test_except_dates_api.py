@@ -96,7 +96,11 @@ TAKES = "a comma list of dates YYYY-MM-DD, each once (2026-12-25,2027-01-01)"
                                                            "list, comma-separated"),
     # every remaining occurrence listed: refused as a rule that never fires is
     ("daily at 09:00 from 2027-01-01 until 2027-01-02 except 2027-01-01,2027-01-02",
-     "'daily at 09:00 from 2027-01-01 until 2027-01-02 except 2027-01-01,2027-01-02' never fires after now"),
+     "'daily at 09:00 from 2027-01-01 until 2027-01-02 except 2027-01-01,2027-01-02' never fires after now: each "
+     "occurrence it has left falls on a date listed after 'except'"),
+    # a rule that ended says so, as it does without 'except'
+    ("daily at 09:00 until 2025-12-31 except 2025-12-25",
+     "'daily at 09:00 until 2025-12-31 except 2025-12-25' never fires: it ended at 2026-01-01T02:59:59.999Z"),
 ])
 async def test_a_wrong_date_list_is_a_422_naming_schedule_on_every_route(
         client: httpx.AsyncClient, rule: str, message: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from cronjob.domain.actor import Actor
 from cronjob.domain.bounded import BoundedTrigger
 from cronjob.domain.errors import InvalidTransition, ValidationError
+from cronjob.domain.excepted import ExceptedTrigger
 from cronjob.domain.instants import instant_text
 from cronjob.domain.json_values import check_storable
 from cronjob.domain.labels import check_labels
@@ -79,6 +80,11 @@ def _once(send_at: datetime) -> OnceTrigger:
 
 def _why_never(trigger: Trigger, now: datetime) -> str:
     """Why a recurring rule has no fire time after ``now``, as the end of a sentence."""
+    if isinstance(trigger, ExceptedTrigger):  # its rule's own reason, or: every date left is listed
+        inner = trigger.rule.next_fire_time(now)
+        if inner is None:
+            return _why_never(trigger.rule, now)
+        return " after now: each occurrence it has left falls on a date listed after 'except'"
     until = trigger.until if isinstance(trigger, BoundedTrigger) else None
     if until is None:
         return " after now"
