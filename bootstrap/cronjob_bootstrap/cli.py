@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> None:
     tokens = settings.tokens
     if not tokens:  # every role serves HTTP (the scheduler its probes and /metrics)
         token, path, created = ensure_local_token(settings.data_dir)
+        if token in settings.read_tokens:  # full or read-only: which? (as when listed in both variables)
+            invalid_setting("CRONJOB_API_READ_TOKENS", f"a token is the full API token in {path} too: a token "
+                            "is either full or read-only, remove it from one of them")
         tokens = [token]
         verb = "created an API token in" if created else "using the API token in"
         route = "/v1/schedules" if api else "/metrics"  # a scheduler serves only its probes and metrics

@@ -326,6 +326,7 @@ class Container(containers.DeclarativeContainer):
         scheduling=scheduling,
         health=health,
         tokens=config.tokens,
+        read_tokens=config.read_tokens,
         default_timezone=config.default_timezone,
         max_body_bytes=config.max_body_bytes,
         max_batch_body_bytes=config.max_batch_body_bytes,
@@ -345,7 +346,7 @@ class Container(containers.DeclarativeContainer):
         metrics=metrics,
     )
     app = providers.Singleton(create_app, api_services)
-    auth = providers.Singleton(bearer_tokens, config.tokens)
+    auth = providers.Singleton(bearer_tokens, config.tokens, config.read_tokens)
     probe_app = providers.Singleton(create_probe_app, health, render_metrics, auth)
 
 
@@ -378,6 +379,7 @@ def build_container(settings: Settings, *, tokens: list[str] | None = None) -> C
         "engine": settings.engine,
         "shutdown_grace_seconds": settings.shutdown_grace_seconds,
         "tokens": tokens if tokens is not None else settings.tokens,
+        "read_tokens": settings.read_tokens,
         "default_timezone": settings.default_timezone,
         "max_body_bytes": settings.max_body_bytes,
         "max_batch_body_bytes": settings.max_batch_body_bytes,

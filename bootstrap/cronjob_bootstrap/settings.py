@@ -66,6 +66,20 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
                   if name.upper().startswith("CRONJOB_") and name.upper() not in names and name not in files)
 
 
+def _check_tokens(value: SecretStr | None, unset: str) -> None:
+    """A comma-separated list of API tokens holds at least one if it is set to something, and each
+    can be sent in a header; ValueError saying which is not (by its place, never its text).
+    ``unset`` says what unsetting it does."""
+    if value is not None and value.get_secret_value() and not _split(value.get_secret_value()):
+        raise ValueError(f"holds no token (only commas and spaces); {unset}")
+    for index, token in enumerate(_split(value.get_secret_value()) if value else [], start=1):
+        # A client sends it in a header: a line break (tokens one per line in a _FILE) or a
+        # non-ASCII character could never match, and every request would be a 401.
+        if not _header_safe(token):
+            raise ValueError(f"token #{index} holds a line break, control or non-ASCII character "
+                             "(separate tokens with commas)")
+
+
 class SettingFileError(ValueError):
     """A ``*_FILE`` setting that cannot be used; ``name`` is the variable to fix."""
 
@@ -117,6 +131,8 @@ class Settings(BaseSettings):
     mongodb_uri: SecretStr | None = Field(default=None, description="MongoDB URI; unset: the embedded SQLite store.")
     mongodb_database: str = Field(default="cronjob", min_length=1)
     api_tokens: SecretStr | None = Field(default=None, description="Comma-separated bearer tokens.")
+    api_read_tokens: SecretStr | None = Field(
+        default=None, description="Comma-separated read-only bearer tokens: GET only, a 403 on any other method.")
     whatsapp_api_url: str = "https://graph.facebook.com"
     whatsapp_token: SecretStr | None = None
     whatsapp_phone_number_id: str | None = None
@@ -268,14 +284,21 @@ class Settings(BaseSettings):
     @field_validator("api_tokens")
     @classmethod
     def _some_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and value.get_secret_value() and not _split(value.get_secret_value()):
-            raise ValueError("holds no token (only commas and spaces); unset it to have one created")
+        _check_tokens(value, "unset it to have one created")
+        return value
+
+    @field_validator("api_read_tokens")
+    @classmethod
+    def _read_tokens(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        _check_tokens(value, "unset it for none")
+        full = info.data.get("api_tokens")  # absent when it was refused: named on its own then
+        listed = set(_split(full.get_secret_value())) if full else set()
         for index, token in enumerate(_split(value.get_secret_value()) if value else [], start=1):
-            # A client sends it in a header: a line break (tokens one per line in a _FILE) or a
-            # non-ASCII character could never match, and every request would be a 401.
-            if not _header_safe(token):
-                raise ValueError(f"token #{index} holds a line break, control or non-ASCII character "
-                                 "(separate tokens with commas)")
+            # Full or read-only, which? Listed in both, a token meant to be demoted to read-only
+            # (added here, not yet taken out there) would silently keep making changes.
+            if token in listed:
+                raise ValueError(f"token #{index} is in CRONJOB_API_TOKENS too: a token is either full or "
+                                 "read-only, remove it from one of them")
         return value
 
     @field_validator("whatsapp_token")
@@ -417,6 +440,11 @@ class Settings(BaseSettings):
     def tokens(self) -> list[str]:
         """The configured API tokens (may be empty: the CLI then creates one)."""
         return _split(self.api_tokens.get_secret_value() if self.api_tokens else "")
+
+    @property
+    def read_tokens(self) -> list[str]:
+        """The configured read-only API tokens (may be empty)."""
+        return _split(self.api_read_tokens.get_secret_value() if self.api_read_tokens else "")
 
     @property
     def whatsapp_missing(self) -> list[str]:

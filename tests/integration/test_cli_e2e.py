@@ -303,6 +303,9 @@ def test_on_an_ipv6_address_the_printed_urls_work(tmp_path: Path, whatsapp: Fake
                                              ("CRONJOB_API_TOKENS", "s3cr3t-a,s3cr3t-\u00e9"),  # not in a header
                                              # one per line: no client could send a token that holds a line break
                                              ("CRONJOB_API_TOKENS_FILE", "<a file holding: s3cr3t-a\ns3cr3t-b>"),
+                                             ("CRONJOB_API_READ_TOKENS", " , ,"),
+                                             ("CRONJOB_API_READ_TOKENS", "s3cr3t-r,s3cr3t-\u00e9"),
+                                             ("CRONJOB_API_READ_TOKENS_FILE", "<a file holding: s3cr3t-a\ns3cr3t-b>"),
                                              ("CRONJOB_WEBHOOK_SECRET_FILE", "<a file holding: s3cr3t-a\ns3cr3t-b>"),
                                              # sent in a header: a traceback, and every send refused as invalid_request
                                              ("CRONJOB_WHATSAPP_TOKEN", "s3cr3t-\u00e9"),
@@ -354,6 +357,53 @@ def test_a_setting_given_both_as_a_variable_and_as_a_file_stops_start_up(
                         f"CRONJOB_API_TOKENS_FILE, {says}"), result.stderr
     assert "s3cr3t" not in result.stderr
     assert not (tmp_path / "var").exists()  # stopped before a token was made for want of one
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"CRONJOB_API_TOKENS": "s3cr3t-a, s3cr3t-b", "CRONJOB_API_READ_TOKENS": "s3cr3t-c,s3cr3t-b"},
+     "token #2 is in CRONJOB_API_TOKENS too: a token is either full or read-only, remove it from one of them"),
+    ({"CRONJOB_API_READ_TOKENS": "s3cr3t-c,s3cr3t-file"},  # the full token the data dir holds
+     "a token is the full API token in var/api-token too: a token is either full or read-only, "
+     "remove it from one of them"),
+])
+def test_a_token_both_full_and_read_only_stops_start_up(env: dict[str, str], says: str, tmp_path: Path) -> None:
+    """Listed in both, a token meant to be demoted to read-only (added to CRONJOB_API_READ_TOKENS,
+    not yet taken out of CRONJOB_API_TOKENS) would silently go on making changes."""
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "api-token").write_text("s3cr3t-file\n", encoding="utf-8")
+    result = subprocess.run([*CRONJOB, "serve"], env={"PATH": "/usr/bin:/bin", **env}, capture_output=True,
+                            text=True, timeout=60, cwd=tmp_path)
+    assert (result.returncode, result.stderr.strip()) == (
+        2, f"cronjob: invalid setting CRONJOB_API_READ_TOKENS: {says}"), result.stderr
+    assert "s3cr3t-" not in result.stderr
+
+
+def test_with_read_tokens_only_serve_still_creates_a_token_that_writes(tmp_path: Path,
+                                                                       whatsapp: FakeWhatsApp) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = _env(tmp_path, whatsapp, port, CRONJOB_API_READ_TOKENS="bi-reader, support-reader")
+    del env["CRONJOB_API_TOKENS"]
+    serve = CronjobProcess("serve", env, tmp_path / "serve.log").start()
+    try:
+        serve.wait_http(f"{base}/healthcheck")
+        token = (tmp_path / "var" / "api-token").read_text().strip()
+        assert "bi-reader" not in serve.output() and token not in serve.output()
+        writer = {"Authorization": f"Bearer {token}"}
+        assert wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, timeout=20)
+        created = httpx.post(f"{base}/schedule-message", json=seed_request(datetime.now(UTC) + timedelta(hours=1)),
+                             headers=writer)
+        assert created.status_code == 201, created.text
+        path = f"{base}/v1/schedules/{created.json()['id']}"
+        for reader in ("bi-reader", "support-reader"):
+            assert httpx.get(path, headers={"Authorization": f"Bearer {reader}"}).status_code == 200
+            assert httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {reader}"}).status_code == 200
+            refused = httpx.delete(path, headers={"Authorization": f"Bearer {reader}"})
+            assert refused.status_code == 403 and "CRONJOB_API_TOKENS" in refused.json()["detail"]
+        assert httpx.get(path, headers=writer).json()["status"] == "scheduled"
+        assert httpx.delete(path, headers=writer).json()["status"] == "cancelled"
+    finally:
+        serve.stop(signal.SIGKILL)
 
 
 @pytest.mark.parametrize(("name", "value", "says"), [

@@ -33,7 +33,7 @@ from cronjob_adapters.tasks.python import RoutineRegistry
 from cronjob_adapters.tasks.registry import TaskRegistry, TaskType
 from cronjob_adapters.tasks.ssrf import parse_url
 from cronjob_adapters.web.actors import RequestActor
-from cronjob_adapters.web.auth import bearer_tokens
+from cronjob_adapters.web.auth import bearer_tokens, document_read_only_refusal
 from cronjob_adapters.web.batch_create import BATCH_PATH, batch_create_router, batch_request_model
 from cronjob_adapters.web.batch_create import KEY_FIELD as BATCH_KEY_FIELD
 from cronjob_adapters.web.bulk_cancel import bulk_cancel_router
@@ -89,6 +89,8 @@ class ApiServices:
     scheduling: SchedulingService
     health: HealthService
     tokens: Sequence[str]
+    #: Read-only tokens: admitted to the GET routes behind the token check, a 403 on the others.
+    read_tokens: Sequence[str] = ()
     default_timezone: str = DEFAULT_TIMEZONE
     max_body_bytes: int = 64 * 1024
     #: The body limit of ``POST /v1/schedules:batch`` (up to 1,000 schedules).
@@ -260,6 +262,9 @@ def create_app(services: ApiServices) -> FastAPI:
             "Every endpoint needs `Authorization: Bearer <token>` except the probes (`/healthcheck`, "
             "`/livez`, `/readyz`), this description, the dashboard's page (`/dashboard`) and "
             "`/v1/whatsapp/webhook` (signed by Meta). "
+            "A read-only token (`CRONJOB_API_READ_TOKENS`) may use every `GET` (and `HEAD`) behind the token: "
+            "lists, schedules, events, upcoming runs, stats, task types, routines, rule previews and "
+            "`/metrics`; any other method is a 403 for it, nothing done. "
             "Errors are `application/problem+json` (RFC 9457) with an `errors` list naming fields (the "
             "first 100; when there were more, `errors_total` counts them all). A process already serving "
             "`CRONJOB_MAX_REQUESTS_IN_FLIGHT` requests answers any other request but the probes and `/metrics` "
@@ -285,7 +290,7 @@ def create_app(services: ApiServices) -> FastAPI:
     app.add_middleware(CutRequestAnswer)
     app.add_middleware(RequestId)
     app.add_middleware(HeadAsGet)
-    auth = bearer_tokens(services.tokens)
+    auth = bearer_tokens(services.tokens, services.read_tokens)
     scheduling = services.scheduling
     #: The task types a request may name (``type``): those the service schedules and its own jobs.
     known_types = frozenset({*scheduling.task_types, *services.internal_task_types})
@@ -636,6 +641,7 @@ def create_app(services: ApiServices) -> FastAPI:
     protected.include_router(batch_create_router(scheduling, batch_request_model(CreateScheduleRequest),
                                                  create_command, json_content_type))
     app.include_router(protected)
+    extend_openapi(app, document_read_only_refusal)
     extend_openapi(app, keep_examples([RoutineView, RoutineDetail]))  # their timeout_seconds: null
     app.include_router(dashboard_router())
     if services.whatsapp_app_secret and services.whatsapp_verify_token and services.delivery_status:

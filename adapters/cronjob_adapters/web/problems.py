@@ -140,7 +140,7 @@ _MEANINGS = {
     400: "The body could not be read: not UTF-8, or not JSON a parser can read (a number of more than 4,300 "
          "digits, nesting too deep).",
     401: "No `Authorization: Bearer <token>`, or a token that is not one of `CRONJOB_API_TOKENS` "
-         "(`WWW-Authenticate` says which).",
+         "or `CRONJOB_API_READ_TOKENS` (`WWW-Authenticate` says which).",
     403: "Refused.",
     404: "No such resource: `detail` names what was not found.",
     408: "The body did not arrive within `CRONJOB_BODY_TIMEOUT_SECONDS` of the request's headers (fewer bytes "
