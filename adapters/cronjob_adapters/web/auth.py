@@ -90,8 +90,6 @@ def bearer_tokens(tokens: Sequence[str], read_tokens: Sequence[str] = ()) -> Cal
     return require_token
 
 
-
-
 def document_read_only_refusal(document: dict[str, Any]) -> None:
     """Add the 403 a read-only token gets to every operation of an OpenAPI ``document`` that is
     behind the token (has a ``security`` requirement) and may change something (any method but
