@@ -1,6 +1,7 @@
 """What storing schedules costs the SQLite store in commits (each one a sync of its log, the
 price of durability): adds made together, ``add_many`` and the status webhook deliveries of a
-bulk change, a batch and a run's outcome are each committed together, not one sync per schedule.
+bulk change, a batch and a run's outcome are each committed together, not one sync per schedule;
+and a group commit writes no temporary file besides.
 
 Commits are counted in the store's write-ahead log itself: every commit ends with a commit frame.
 """
@@ -8,6 +9,9 @@ Commits are counted in the store's write-ahead log itself: every commit ends wit
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import sqlite3
 import struct
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -24,7 +28,7 @@ from cronjob_adapters.sqlite.repository import SqliteScheduleRepository
 from cronjob_bootstrap.container import Container
 from cronjob_bootstrap.triggers import default_trigger_parser
 from tests.support.app import AUTH, api_client, set_up
-from tests.support.builders import one_off
+from tests.support.builders import T0, one_off
 from tests.support.clock import FixedClock
 
 NOW = datetime(2025, 6, 21, 16, 0, tzinfo=UTC)
@@ -156,3 +160,55 @@ async def test_a_run_s_outcome_stores_its_deliveries_in_one_commit(
     published = [d for d in await the_deliveries(container) if d.metadata["schedule_id"] == made.json()["id"]]
     assert sorted(d.metadata["event_type"] for d in published) == sorted(
         ["scheduled", "scheduled", *[e.type for e in claimed.events[events_before:] for _ in range(2)]])
+
+
+def sqlite_temp_files() -> list[str]:
+    """The temporary files SQLite has open in this process: it deletes each one as it opens it,
+    so only the process's open files show them (Linux's ``/proc/self/fd``)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the directory's own descriptor, gone once listed
+            if "etilqs_" in (target := os.readlink(f"/proc/self/fd/{fd}")):
+                found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux's /proc/self/fd")
+async def test_a_group_commit_keeps_its_statement_journal_in_memory(store: tuple[ScheduleRepository, Path]) -> None:
+    """In a transaction SQLite saves the original of every page a statement changes (its
+    statement journal); past 64 KiB that journal went to a temporary file, written page by page
+    (in a burst, most of the store's write calls). A schedule whose document spans more than 16
+    pages (a 100 KB message) passes that in one claim, and again in one save of its outcome."""
+    repo, path = store
+    assert isinstance(repo, SqliteScheduleRepository)
+    big = [one_off(T0) for _ in range(3)]
+    for schedule in big:
+        schedule.payload = {**schedule.payload, "body": "x" * 100_000}
+    assert await repo.add_many(big) == [None] * 3
+    seen: list[list[str]] = []
+
+    async def look() -> None:
+        """Joins the group commit of the writes asked just before it, after them: a temporary
+        file a statement of theirs opened is open until the transaction ends."""
+        await repo._db.write(lambda conn: seen.append(sqlite_temp_files()))
+
+    before = wal_commits(path)
+    claimed, _ = await asyncio.gather(repo.claim_due(now=T0, owner="r1", lease_for=timedelta(seconds=30), limit=3),
+                                      look())
+    assert len(claimed) == 3
+    attempts = [schedule.lease.attempt_id for schedule in claimed if schedule.lease is not None]
+    for schedule, attempt_id in zip(claimed, attempts, strict=True):
+        schedule.mark_started(attempt_id=attempt_id, now=T0)
+        schedule.succeed(attempt_id=attempt_id, now=T0)
+    saved = await asyncio.gather(*(repo.save(s, expected_status=ScheduleStatus.RUNNING, attempt_id=attempt_id)
+                                   for s, attempt_id in zip(claimed, attempts, strict=True)), look())
+    assert saved[:3] == [True] * 3
+    assert wal_commits(path) - before == 2  # the claims and the first look, the saves and the second
+    assert seen == [[], []]
+    assert all([await repo.get(s.id) == s for s in claimed])
+
+    def temp_store(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA temp_store").fetchone()[0])
+
+    # Only the group commits: reads (which may sort many rows) keep SQLite's default, files.
+    assert await repo._db.run(lambda: temp_store(repo._db.connection())) == 0

@@ -217,19 +217,37 @@ class SqliteWorker:
         """Worker thread: have SQLite wait for a lock until ``deadline`` at most (its busy timeout)."""
         conn.execute(f"PRAGMA busy_timeout = {max(int((deadline - time.monotonic()) * 1000), 1)}")
 
-    def transaction(self, work: Callable[[sqlite3.Connection], _T], deadline: float | None = None) -> _T:
+    def transaction(self, work: Callable[[sqlite3.Connection], _T], deadline: float | None = None, *,
+                    journal_in_memory: bool = False) -> _T:
         """Run ``work`` in a ``BEGIN IMMEDIATE`` transaction (the write lock taken first), by
-        ``deadline`` (``time.monotonic()``; default: the worker's time limit from now)."""
+        ``deadline`` (``time.monotonic()``; default: the worker's time limit from now).
+
+        ``journal_in_memory``: keep the transaction's statement journal in memory (SQLite's
+        ``temp_store``), for work whose statements each change a few rows (the group commits).
+        Inside a transaction SQLite saves the original of each page a statement changes (its
+        rows, their index entries, what their triggers change), so that a statement that fails
+        undoes only itself; past 64 KiB that journal moves into a temporary file, written page by
+        page: in a burst, most of the store's write calls. It is never read after a crash (the
+        write-ahead log alone makes a commit durable) and is emptied after each statement, so in
+        memory it holds one statement's pages. Without it (``initialize``, whose migrations may
+        change every row of a large file in one statement) it may use temporary files, as reads
+        (which may sort many rows) always do."""
         conn = self.connection()
         self.same_files()
-        self._begin_immediate(conn, time.monotonic() + self._call_timeout if deadline is None else deadline)
+        if journal_in_memory:
+            conn.execute("PRAGMA temp_store = MEMORY")  # read by SQLite as the transaction begins
         try:
-            result = work(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            self._begin_immediate(conn, time.monotonic() + self._call_timeout if deadline is None else deadline)
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            if journal_in_memory:
+                conn.execute("PRAGMA temp_store = DEFAULT")
         self._note_files()
         return result
 
@@ -269,7 +287,7 @@ class SqliteWorker:
         try:
             # By the first write's deadline: those asked later may still be tried on their own.
             outcomes = self.transaction(lambda conn: [work(conn) for work, _, _, _ in batch],
-                                        min(deadline for _, _, _, deadline in batch))
+                                        min(deadline for _, _, _, deadline in batch), journal_in_memory=True)
         except Exception as error:
             if len(batch) == 1:
                 self._settle([(batch[0], error, True)])
@@ -278,7 +296,7 @@ class SqliteWorker:
             # each answered at once, not after the later ones' waits for the lock.
             for write in batch:
                 try:
-                    self._settle([(write, self.transaction(write[0], write[3]), False)])
+                    self._settle([(write, self.transaction(write[0], write[3], journal_in_memory=True), False)])
                 except Exception as single:
                     self._settle([(write, single, True)])
             return
