@@ -68,6 +68,7 @@ from cronjob.domain.schedule import Schedule  # noqa: E402
 from cronjob.domain.trigger import OnceTrigger  # noqa: E402
 from cronjob.ports.clock import Clock, SystemClock  # noqa: E402
 from cronjob.ports.tasks import TaskHandler, TaskOutcome  # noqa: E402
+from cronjob.services.schedule_ids import new_schedule_id  # noqa: E402
 
 TASK_TYPE = "bench.probe"
 #: Schedules for SQLite are encoded once, due at this placeholder, then given their real due
@@ -117,7 +118,7 @@ class LatenessProbe(TaskHandler):
 
 
 def make_schedule(due: datetime, created: datetime) -> Schedule:
-    return Schedule.create(id=uuid.uuid4().hex, task_type=TASK_TYPE, payload={}, trigger=OnceTrigger(due),
+    return Schedule.create(id=new_schedule_id(), task_type=TASK_TYPE, payload={}, trigger=OnceTrigger(due),
                            timezone="UTC", first_run_at=due, now=created)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -723,3 +725,14 @@ async def test_labels_change_while_waiting_to_retry_but_not_while_running_nor_on
     await repository.add(own)
     with pytest.raises(ScheduleConflict, match="service's own"):
         await service.reschedule(RescheduleCommand("own", labels={}))
+
+
+async def test_schedules_made_one_after_another_have_ids_in_that_order(service: SchedulingService) -> None:
+    """The default ids are UUID version 7 (see cronjob.services.schedule_ids): made in later
+    milliseconds, they sort after, so a store keeps schedules made together together."""
+    made = []
+    for _ in range(3):
+        made.append((await service.schedule_message(seed_command())).schedule.id)
+        time.sleep(0.002)  # the next one in a later millisecond of the real clock the ids read
+    assert made == sorted(made) and len(set(made)) == 3
+    assert {uuid.UUID(made_id).version for made_id in made} == {7}

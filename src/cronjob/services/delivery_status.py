@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from cronjob.ports.metrics import Metrics, NullMetrics
 from cronjob.ports.repository import DuplicateSchedule, ScheduleRepository
 from cronjob.ports.signal import WorkSignal
 from cronjob.services.few_at_a_time import few_at_a_time
+from cronjob.services.schedule_ids import new_schedule_id
 from cronjob.services.write_ahead import publish_then_write
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class DeliveryStatusService:
 
     def __init__(self, repository: ScheduleRepository, clock: Clock, *, attempts: int = 3,
                  publisher: EventPublisher | None = None, wait: timedelta = timedelta(0),
-                 signal: WorkSignal | None = None, new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+                 signal: WorkSignal | None = None, new_id: Callable[[], str] = new_schedule_id,
                  metrics: Metrics | None = None) -> None:
         self._repository = repository
         self._clock = clock

@@ -4,7 +4,6 @@ schedule, or a rule not yet scheduled, runs next."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -56,7 +55,9 @@ from cronjob.services.commands import (
 from cronjob.services.listing import SchedulePage, due_window, list_cursor, updated_window
 from cronjob.services.messaging import prepare_whatsapp_payload
 from cronjob.services.retention import RETENTION
+from cronjob.services.schedule_ids import new_schedule_id
 from cronjob.services.write_ahead import publish_then_write, publish_then_write_many
+
 
 class ScheduleNotFound(Exception):
     """No schedule has this id."""
@@ -202,7 +203,7 @@ class SchedulingService:
         one_off_misfire_grace: timedelta | None = timedelta(hours=1),
         default_language: str = "pt_BR",
         preparers: Mapping[str, PayloadPreparer] | None = None,
-        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        new_id: Callable[[], str] = new_schedule_id,
         publisher: EventPublisher | None = None,
     ) -> None:
         self._repository = repository
