@@ -136,6 +136,11 @@ def window(every: timedelta, start: time, end: time, *days: int, zone: str = SP)
         ("every 23 hours between 00:00 and 23:59:59", window(timedelta(hours=23), time(0, 0), time(23, 59, 59))),
         ("every 15 minutes between 08:00 and 18:00 on mon-sun", window(timedelta(minutes=15), time(8, 0), time(18, 0))),
         ("every 1h 30min between 08:00 and 18:00", window(timedelta(minutes=90), time(8, 0), time(18, 0))),
+        # a step written in days or weeks that sums to less than a day is a step like any other
+        ("every 0.5 days between 08:00 and 20:00", window(timedelta(hours=12), time(8, 0), time(20, 0))),
+        ("every 0 days 2 hours between 08:00 and 18:00", window(timedelta(hours=2), time(8, 0), time(18, 0))),
+        ("every 0.1 weeks between 00:00 and 23:00", window(timedelta(hours=16, minutes=48), time(0, 0), time(23, 0))),
+        ("every 0.5 d & time of day between 08:00 and 20:00", window(timedelta(hours=12), time(8, 0), time(20, 0))),
         ("every 15 minutes between 08:00 and 18:00 on mon-fri from 2025-07-01 until 2025-12-31",
          BoundedTrigger(window(timedelta(minutes=15), time(8, 0), time(18, 0), 0, 1, 2, 3, 4),
                         datetime(2026, 1, 1, 2, 59, 59, 999000, tzinfo=UTC), datetime(2025, 7, 1, 3, 0, tzinfo=UTC))),
@@ -290,6 +295,7 @@ def test_every_form_parses(expression: str, expected: Trigger) -> None:
     ("every 1 day 24 hours from 2025-06-21T17:00:00Z", "every 2 days from 2025-06-21T17:00:00+00:00"),
     ("every 00:00:01 from 2025-06-21T17:00:00Z", "every second from 2025-06-21T17:00:00+00:00"),
     ("every 1h 30min between 08:00 and 18:00", "every 90 minutes between 08:00 and 18:00"),
+    ("every 0.5 days between 08:00 and 20:00", "every 12 hours between 08:00 and 20:00"),
     # monthly rules: days ascending, ``last`` last, HH:MM as ``daily at`` writes it
     ("monthly", "monthly on 1 at 00:00"),
     ("every month on LAST, 15TH,1st at 9:00", "monthly on 1,15,last at 09:00"),

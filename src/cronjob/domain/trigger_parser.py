@@ -445,7 +445,7 @@ def _every(match: re.Match[str]) -> tuple[str, timedelta]:
 def _window(match: re.Match[str], timezone: str) -> WindowTrigger:
     """``every <n> <unit> between <start> and <end> [on <days>]``."""
     unit, every = _every(match)
-    if unit in ("day", "week"):
+    if unit in ("day", "week") and every >= timedelta(days=1):  # ``every 0.5 days`` is 12 hours: a step like any other
         raise ValidationError(f"a window opens once a day, and repeats within it every so many seconds, minutes or "
                               f"hours ('{WINDOW_FORM}'): once a day is 'daily at HH:MM[:SS]'", field="schedule")
     days = _weekdays(match["days"]) if match["days"] else None
