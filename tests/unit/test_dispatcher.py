@@ -810,6 +810,18 @@ async def test_stop_waiting_ends_a_drain_at_once_and_releases_the_runs_in_progre
     assert stored.attempts == []
 
 
+async def test_runs_cut_short_before_they_began_free_their_slots(world: World) -> None:
+    # A run counts itself out as its last step; one cancelled before its first never takes it.
+    dispatcher = world.dispatcher(max_in_flight=2)
+    for _ in range(2):
+        await world.schedule()
+    world.clock.set(DUE)
+    assert await dispatcher.dispatch_due() == 2 and dispatcher.at_capacity
+    dispatcher.stop_waiting()
+    await dispatcher.drain(60)  # awaited here, without a pause: neither run has begun
+    assert dispatcher.in_flight == 0 and not dispatcher.at_capacity
+
+
 async def test_stop_waiting_before_the_drain_holds_for_that_drain_only(world: World) -> None:
     dispatcher, blocking, schedule = await blocked_run(world)
     assert dispatcher.stop_waiting() == 1  # the second signal came before the engine began to drain
