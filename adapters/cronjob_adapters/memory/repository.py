@@ -1,8 +1,7 @@
-"""An in-memory ScheduleRepository: a dict of copies and a due-time index, guarded by one asyncio lock."""
+"""An in-memory ScheduleRepository: a dict of copies and a due-time index."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -43,6 +42,10 @@ class InMemoryScheduleRepository(ScheduleRepository):
     ``list`` in a due-time window filters and sorts the candidates by ``next_run_at`` (the heaps
     hold only what a claim needs: neither the paused schedules nor the running ones' due times);
     in a last-change window, it filters them by ``updated_at``; after a cursor, by position.
+
+    No method awaits anything before it has done all it does, so each is atomic on the event
+    loop without a lock (an ``asyncio.Lock`` around the writes cost a burst of runs 2% of its
+    instructions). A change that awaits inside one must guard it again.
     """
 
     def __init__(self) -> None:
@@ -56,7 +59,6 @@ class InMemoryScheduleRepository(ScheduleRepository):
         self._live: dict[str, int] = {}  # schedule id -> sequence number of its live entry
         self._entries = 0  # entries in all heaps, live or stale
         self._sequence = itertools.count()
-        self._lock = asyncio.Lock()
 
     async def initialize(self) -> None:
         return None
@@ -146,15 +148,14 @@ class InMemoryScheduleRepository(ScheduleRepository):
     # -- the port ------------------------------------------------------------------------------
 
     async def add(self, schedule: Schedule) -> None:
-        async with self._lock:
-            if schedule.id in self._items:
-                raise DuplicateSchedule(schedule.id)
-            key = schedule.idempotency_key
-            if key and key in self._by_key:
-                raise DuplicateSchedule(self._by_key[key])
-            if key:
-                self._by_key[key] = schedule.id
-            self._put(schedule)
+        if schedule.id in self._items:
+            raise DuplicateSchedule(schedule.id)
+        key = schedule.idempotency_key
+        if key and key in self._by_key:
+            raise DuplicateSchedule(self._by_key[key])
+        if key:
+            self._by_key[key] = schedule.id
+        self._put(schedule)
 
     async def add_many(self, schedules: Sequence[Schedule]) -> list[str | None]:
         # Each through ``add``, in turn: nothing to save here by grouping them (and a test's store
@@ -270,67 +271,66 @@ class InMemoryScheduleRepository(ScheduleRepository):
         task_types: Collection[str] | None = None,
         exclude_types: Collection[str] = (),
     ) -> list[Schedule]:
-        async with self._lock:
-            if limit <= 0:
-                return []
-            items = self._items
+        if limit <= 0:
+            return []
+        items = self._items
 
-            def wanted(task_type: str) -> bool:
-                return (task_types is None or task_type in task_types) and task_type not in exclude_types
+        def wanted(task_type: str) -> bool:
+            return (task_types is None or task_type in task_types) and task_type not in exclude_types
 
-            # Running schedules whose lease lapsed (few: the runs of a replica that died). They
-            # are taken out of the lease heap; those not claimed now go back.
-            lapsed: list[tuple[datetime, str, _Entry]] = []
-            others: list[_Entry] = []
-            leases = self._leases
-            while (top := self._top(leases)) is not None and top[0] < now:
-                heappop(leases)
+        # Running schedules whose lease lapsed (few: the runs of a replica that died). They
+        # are taken out of the lease heap; those not claimed now go back.
+        lapsed: list[tuple[datetime, str, _Entry]] = []
+        others: list[_Entry] = []
+        leases = self._leases
+        while (top := self._top(leases)) is not None and top[0] < now:
+            heappop(leases)
+            self._entries -= 1
+            stored = items[top[1]]
+            if wanted(stored.task_type):
+                lapsed.append((stored.next_run_at or now, top[1], top))
+            else:
+                others.append(top)
+        lapsed.sort(reverse=True)  # the earliest last, to pop from the end
+
+        # Scheduled ones: merge the heaps of the wanted types, earliest (next_run_at, id) first.
+        heaps = [heap for task_type, heap in self._due.items() if wanted(task_type)]
+        chosen: list[str] = []
+        if len(heaps) == 1 and not lapsed:  # the common case, in a tight loop
+            heap = heaps[0]
+            while len(chosen) < limit and (entry := self._top(heap)) is not None and entry[0] <= now:
+                heappop(heap)
                 self._entries -= 1
-                stored = items[top[1]]
-                if wanted(stored.task_type):
-                    lapsed.append((stored.next_run_at or now, top[1], top))
-                else:
-                    others.append(top)
-            lapsed.sort(reverse=True)  # the earliest last, to pop from the end
+                chosen.append(entry[1])
+            heaps = []
+        while len(chosen) < limit and (heaps or lapsed):
+            best: list[_Entry] | None = None
+            best_entry: _Entry | None = None
+            for heap in heaps:
+                entry = self._top(heap)
+                if entry is not None and entry[0] <= now and (
+                        best_entry is None or entry[:2] < best_entry[:2]):
+                    best, best_entry = heap, entry
+            if lapsed and (best_entry is None or lapsed[-1][:2] < best_entry[:2]):
+                chosen.append(lapsed.pop()[1])
+            elif best is not None and best_entry is not None:
+                heappop(best)
+                self._entries -= 1
+                chosen.append(best_entry[1])
+            else:
+                break
+        for entry in [*others, *(item[2] for item in lapsed)]:
+            heappush(leases, entry)
+            self._entries += 1
 
-            # Scheduled ones: merge the heaps of the wanted types, earliest (next_run_at, id) first.
-            heaps = [heap for task_type, heap in self._due.items() if wanted(task_type)]
-            chosen: list[str] = []
-            if len(heaps) == 1 and not lapsed:  # the common case, in a tight loop
-                heap = heaps[0]
-                while len(chosen) < limit and (entry := self._top(heap)) is not None and entry[0] <= now:
-                    heappop(heap)
-                    self._entries -= 1
-                    chosen.append(entry[1])
-                heaps = []
-            while len(chosen) < limit and (heaps or lapsed):
-                best: list[_Entry] | None = None
-                best_entry: _Entry | None = None
-                for heap in heaps:
-                    entry = self._top(heap)
-                    if entry is not None and entry[0] <= now and (
-                            best_entry is None or entry[:2] < best_entry[:2]):
-                        best, best_entry = heap, entry
-                if lapsed and (best_entry is None or lapsed[-1][:2] < best_entry[:2]):
-                    chosen.append(lapsed.pop()[1])
-                elif best is not None and best_entry is not None:
-                    heappop(best)
-                    self._entries -= 1
-                    chosen.append(best_entry[1])
-                else:
-                    break
-            for entry in [*others, *(item[2] for item in lapsed)]:
-                heappush(leases, entry)
-                self._entries += 1
-
-            claimed_at, until = to_millis(now), to_millis(now + lease_for)
-            claimed: list[Schedule] = []
-            for schedule_id, attempt_id in zip(chosen, attempt_ids(len(chosen)), strict=True):
-                stored = items[schedule_id]
-                stored.claim(owner=owner, attempt_id=attempt_id, now=claimed_at, until=until)
-                self._index(stored)
-                claimed.append(stored.copy())
-            return claimed
+        claimed_at, until = to_millis(now), to_millis(now + lease_for)
+        claimed: list[Schedule] = []
+        for schedule_id, attempt_id in zip(chosen, attempt_ids(len(chosen)), strict=True):
+            stored = items[schedule_id]
+            stored.claim(owner=owner, attempt_id=attempt_id, now=claimed_at, until=until)
+            self._index(stored)
+            claimed.append(stored.copy())
+        return claimed
 
     async def save(
         self,
@@ -340,16 +340,15 @@ class InMemoryScheduleRepository(ScheduleRepository):
         attempt_id: str | None = None,
         expected_updated_at: datetime | None = None,
     ) -> bool:
-        async with self._lock:
-            stored = self._items.get(schedule.id)
-            if stored is None or stored.status is not expected_status:
-                return False
-            if attempt_id is not None and (stored.lease is None or stored.lease.attempt_id != attempt_id):
-                return False
-            if expected_updated_at is not None and to_millis(stored.updated_at) != to_millis(expected_updated_at):
-                return False
-            self._put(schedule)
-            return True
+        stored = self._items.get(schedule.id)
+        if stored is None or stored.status is not expected_status:
+            return False
+        if attempt_id is not None and (stored.lease is None or stored.lease.attempt_id != attempt_id):
+            return False
+        if expected_updated_at is not None and to_millis(stored.updated_at) != to_millis(expected_updated_at):
+            return False
+        self._put(schedule)
+        return True
 
     async def save_many(self, writes: Sequence[ConditionalSave]) -> list[bool]:
         check_one_each(writes)
@@ -364,33 +363,31 @@ class InMemoryScheduleRepository(ScheduleRepository):
     ) -> int:
         wanted = set(check_finished(statuses))
         types = None if task_types is None else set(task_types)
-        async with self._lock:
-            doomed = [s.id for s in self._items.values() if s.status in wanted and s.updated_at < before
-                      and (types is None or s.task_type in types)][:max(limit, 0)]
-            for schedule_id in doomed:
-                gone = self._items.pop(schedule_id)
-                self._index_labels(schedule_id, gone.labels, {})
-                if gone.user_id is not None and (ids := self._by_user.get(gone.user_id)) is not None:
-                    ids.discard(schedule_id)
-                    if not ids:
-                        del self._by_user[gone.user_id]
-                if gone.idempotency_key:
-                    self._by_key.pop(gone.idempotency_key, None)
-                message_id = gone.result.get("provider_message_id")
-                if message_id and self._by_message.get(message_id) == schedule_id:
-                    del self._by_message[message_id]
-            return len(doomed)
+        doomed = [s.id for s in self._items.values() if s.status in wanted and s.updated_at < before
+                  and (types is None or s.task_type in types)][:max(limit, 0)]
+        for schedule_id in doomed:
+            gone = self._items.pop(schedule_id)
+            self._index_labels(schedule_id, gone.labels, {})
+            if gone.user_id is not None and (ids := self._by_user.get(gone.user_id)) is not None:
+                ids.discard(schedule_id)
+                if not ids:
+                    del self._by_user[gone.user_id]
+            if gone.idempotency_key:
+                self._by_key.pop(gone.idempotency_key, None)
+            message_id = gone.result.get("provider_message_id")
+            if message_id and self._by_message.get(message_id) == schedule_id:
+                del self._by_message[message_id]
+        return len(doomed)
 
     async def renew_lease(self, schedule_id: str, attempt_id: str, until: datetime) -> bool:
-        async with self._lock:
-            stored = self._items.get(schedule_id)
-            if stored is None or stored.status is not ScheduleStatus.RUNNING:
-                return False
-            if stored.lease is None or stored.lease.attempt_id != attempt_id:
-                return False
-            stored.lease = replace(stored.lease, until=to_millis(until))
-            self._index(stored)
-            return True
+        stored = self._items.get(schedule_id)
+        if stored is None or stored.status is not ScheduleStatus.RUNNING:
+            return False
+        if stored.lease is None or stored.lease.attempt_id != attempt_id:
+            return False
+        stored.lease = replace(stored.lease, until=to_millis(until))
+        self._index(stored)
+        return True
 
     async def next_due_at(self) -> datetime | None:
         times = [entry[0] for heap in (*self._due.values(), self._leases)
