@@ -822,6 +822,22 @@ async def test_runs_cut_short_before_they_began_free_their_slots(world: World) -
     assert dispatcher.in_flight == 0 and not dispatcher.at_capacity
 
 
+@pytest.mark.skipif(not hasattr(asyncio, "eager_task_factory"), reason="eager tasks came with Python 3.12")
+async def test_runs_an_eager_task_factory_ran_to_their_end_take_no_slot(world: World) -> None:
+    # Such a run ends, counting itself out, before its task is returned to be counted in.
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]
+    try:
+        dispatcher = world.dispatcher(max_in_flight=2)
+        schedules = [await world.schedule() for _ in range(2)]
+        world.clock.set(DUE)
+        assert await dispatcher.dispatch_due() == 2
+        assert dispatcher.in_flight == 0 and not dispatcher.at_capacity
+        assert [(await world.stored(s.id)).status for s in schedules] == [ScheduleStatus.SUCCEEDED] * 2
+    finally:
+        loop.set_task_factory(None)
+
+
 async def test_stop_waiting_before_the_drain_holds_for_that_drain_only(world: World) -> None:
     dispatcher, blocking, schedule = await blocked_run(world)
     assert dispatcher.stop_waiting() == 1  # the second signal came before the engine began to drain

@@ -168,6 +168,8 @@ class Dispatcher:
             if schedule.lease is not None and schedule.lease.taken_over_from is not None:
                 self._metrics.lease_taken_over(schedule.task_type)
             task = asyncio.create_task(self._run(schedule), name=f"run-{schedule.id}")
+            if task.done():  # run to its end already, by an eager task factory (Python 3.12+)
+                continue
             self._in_flight[task] = schedule.task_type  # until the run ends: ``_finished``
             self._by_type[schedule.task_type] += 1
         if claimed:
