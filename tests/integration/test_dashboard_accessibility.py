@@ -646,3 +646,65 @@ def test_what_the_list_now_shows_is_said_once_when_a_filter_or_a_page_changes_it
     assert page.evaluate("window.said") == [f"Schedules 1–50 (more follow), filtered by user {user}",
                                             f"Schedules 51–51, filtered by user {user}",
                                             f"No schedules match, filtered by status dead, user {user}"]
+
+
+def open_rows(page: Page) -> list[str]:
+    """The ids of the list's rows whose button is marked as the one open (``aria-current``, read
+    out as "current" with the button's name); each checked to be the row shown as open too.
+    Read from the page: Chromium passes ``aria-current`` to screen readers, but its DevTools
+    accessibility tree (``chromium_name``, ``focusable_in``) and Playwright's snapshot leave it out."""
+    marked: list[str] = page.evaluate("""() => [...document.querySelectorAll('#schedules tbody tr')]
+        .filter((row) => { const current = row.querySelector('button.open').getAttribute('aria-current') === 'true';
+                           if (current !== row.classList.contains('selected')) {
+                               throw new Error(`row ${row.dataset.id}: shown open, not current, or the reverse`);
+                           }
+                           return current; })
+        .map((row) => row.dataset.id)""")
+    return marked
+
+
+def test_the_open_row_is_told_to_a_screen_reader_not_only_by_its_background(page: Page, service: Service) -> None:
+    """The row whose detail is shown has its own background, which a screen reader does not tell:
+    its button, named by the id, is also ``aria-current="true"`` ("current"), the only one, as the
+    detail opens, moves to another row, closes, and the list refreshes, pages or is filtered."""
+    user = "a11y-current"
+    made = [service.later(userId=user) for _ in range(51)]
+    newest, second = made[-1]["id"], made[-2]["id"]
+    sign_in(page)
+    page.uncheck("#auto-refresh")
+    filter_by_user(page, user, newest, 50)
+    assert open_rows(page) == []
+    row_button(page, newest).focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail-id")).to_have_text(newest)
+    assert open_rows(page) == [newest]
+    assert_accessible(page, "a row open, its button current")
+    row(page, second).locator("td.status").click()
+    expect(page.locator("#detail-id")).to_have_text(second)
+    assert open_rows(page) == [second]
+    page.evaluate("refresh()")
+    page.wait_for_function("() => !state.busy")
+    assert open_rows(page) == [second]
+    page.click("#next")
+    expect(page.locator("#page")).to_have_text("51–51")
+    assert open_rows(page) == []  # not on this page
+    page.click("#prev")
+    expect(page.locator("#page")).to_have_text("1–50")
+    assert open_rows(page) == [second]  # listed again: current again
+    page.select_option("#status-filter", "dead")
+    expect(page.locator("#empty")).to_be_visible()
+    page.select_option("#status-filter", "scheduled")
+    expect(page.locator("#schedules tbody tr")).to_have_count(50)
+    assert open_rows(page) == [second]
+    page.focus("#close-detail")
+    page.keyboard.press("Escape")
+    expect(page.locator("#detail")).to_be_hidden()
+    assert open_rows(page) == []
+    page.evaluate("refresh()")
+    page.wait_for_function("() => !state.busy")
+    assert open_rows(page) == []
+    assert_accessible(page, "the detail closed, no row current")
+    page.fill("#open-id", newest)  # opened by its id: its row, listed, is the current one
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail-id")).to_have_text(newest)
+    assert open_rows(page) == [newest]

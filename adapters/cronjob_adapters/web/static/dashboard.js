@@ -210,6 +210,15 @@ function rowButton(row) {
   return row.querySelector("button.open");
 }
 
+/** Mark ``row`` of the list as the one whose detail is shown (``open``), or not: for the eye its
+ * background (class ``selected``), for a screen reader its button's ``aria-current="true"`` (read
+ * as "current" with its name), the only one in the list. */
+function markOpen(row, open) {
+  row.className = open ? "selected" : "";
+  if (open) rowButton(row).setAttribute("aria-current", "true");
+  else rowButton(row).removeAttribute("aria-current");
+}
+
 function cell(row, content, className) {
   row.append(element("td", content, className));
 }
@@ -474,7 +483,6 @@ async function loadSchedules() {
   const rows = page.items.map((schedule) => {
     const row = element("tr");
     row.dataset.id = schedule.id;
-    row.className = schedule.id === state.selected ? "selected" : "";  // as openDetail leaves it: the same markup
     cell(row, when(schedule.created_at), "created");
     operable(row, schedule.id, "id", () => openDetail(schedule.id));
     cell(row, schedule.type, "type");
@@ -484,6 +492,7 @@ async function loadSchedules() {
     cell(row, schedule.attempts.length, "attempts");
     cell(row, labelsNode(schedule.labels), "labels");
     cell(row, schedule.last_error ? errorText(schedule.last_error) : "", "error");
+    markOpen(row, schedule.id === state.selected);  // as openDetail leaves it: the same markup
     return row;
   });
   showNodes(body, rows, $("#list-heading"));
@@ -753,9 +762,7 @@ let opener = null;
 async function openDetail(id) {
   if ($("#detail").hidden || !$("#detail").contains(document.activeElement)) opener = document.activeElement;
   state.selected = id;
-  for (const row of document.querySelectorAll("#schedules tbody tr")) {
-    row.classList.toggle("selected", row.dataset.id === id);
-  }
+  for (const row of document.querySelectorAll("#schedules tbody tr")) markOpen(row, row.dataset.id === id);
   try {
     await loadDetail(id);
   } catch (error) {
@@ -777,7 +784,7 @@ function closeDetail() {
   const hadFocus = $("#detail").contains(document.activeElement);
   state.selected = null;
   $("#detail").hidden = true;
-  for (const row of document.querySelectorAll("#schedules tbody tr.selected")) row.classList.remove("selected");
+  for (const row of document.querySelectorAll("#schedules tbody tr.selected")) markOpen(row, false);
   if (!hadFocus) return;
   const listed = [...document.querySelectorAll("#schedules tbody tr")].find((row) => row.dataset.id === id);
   const back = (listed && rowButton(listed))
