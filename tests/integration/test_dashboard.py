@@ -27,7 +27,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, Route, expect
 
-from tests.support.accessibility import chromium_name
+from tests.support.accessibility import chromium_name, violations
 from tests.support.app import AUTH, TOKEN, by
 from tests.support.builders import seed_request
 from tests.support.processes import CronjobProcess, free_port
@@ -960,6 +960,32 @@ def test_the_times_in_an_action_s_outcome_follow_times_in_too(browser: Browser, 
         page.keyboard.press("ArrowDown")
         expect(said).to_have_text(f"User {user} changed since {since}: 1 schedule(s) paused.")
         expect(page.locator("#message").get_by_role("alert")).to_have_text("")
+
+
+def test_the_header_s_updated_clock_follows_times_in_and_says_its_zone(browser: Browser, service: Service) -> None:
+    """The header's "updated" clock is a time like the others: a time of day in the browser's zone
+    with that zone said, or in UTC once "Times in" says so (at once, and at every refresh after),
+    not the browser's zone beside times in UTC."""
+    service.later()
+    with signed_in_in_tokyo(browser, service) as page:
+        page.uncheck("#auto-refresh")
+        clock = page.locator("#last-updated time")
+        expect(clock).to_have_count(1)
+        first = clock.get_attribute("datetime") or ""
+        at = datetime.fromisoformat(first)
+        tokyo = at.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%H:%M:%S")
+        expect(page.locator("#last-updated")).to_have_text(f"updated {tokyo} GMT+9")
+        expect(clock).to_have_attribute("title", f"{at.astimezone(UTC):%H:%M:%S} UTC")  # the other form on hover
+        assert violations(page) == ""
+        page.focus("#zone")
+        page.keyboard.press("ArrowDown")
+        expect(page.locator("#last-updated")).to_have_text(f"updated {at.astimezone(UTC):%H:%M:%S} UTC")
+        expect(clock).to_have_attribute("title", f"{tokyo} GMT+9")
+        page.click("#refresh")
+        expect(clock).not_to_have_attribute("datetime", first)
+        later = datetime.fromisoformat(clock.get_attribute("datetime") or "")
+        expect(page.locator("#last-updated")).to_have_text(f"updated {later.astimezone(UTC):%H:%M:%S} UTC")
+        assert violations(page) == ""
 
 
 def list_queries(page: Page) -> list[dict[str, list[str]]]:

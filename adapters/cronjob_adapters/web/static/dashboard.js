@@ -147,9 +147,20 @@ function when(iso) {
   return node;
 }
 
+/** The time of day of an instant, with its zone said, as "Times in" says (``times``): the header's
+ * clock (``14:05:09 GMT+9``, ``05:05:09 UTC``), short where a date would say nothing. */
+function clockText(iso, times = state.times) {
+  const date = new Date(iso);
+  return times === "UTC" ? `${date.toISOString().slice(11, 19)} UTC`
+    : date.toLocaleTimeString(undefined, { timeZoneName: "short" });
+}
+
+/** A ``time`` shown as "Times in" says: an instant (class ``instant``: instantText), or a time of
+ * day (class ``clock``: clockText); the other form on hover. */
 function showInstant(node) {
-  setText(node, instantText(node.dateTime));
-  node.title = instantText(node.dateTime, state.times === "UTC" ? "local" : "UTC");
+  const text = node.classList.contains("clock") ? clockText : instantText;
+  setText(node, text(node.dateTime));
+  node.title = text(node.dateTime, state.times === "UTC" ? "local" : "UTC");
 }
 
 /** Show every instant ``times`` ("UTC", else this browser's zone), on the page now and from now on,
@@ -158,7 +169,7 @@ function showTimesIn(times) {
   state.times = times === "UTC" ? "UTC" : "local";
   localStorage.setItem(TIMES_KEY, state.times);
   $("#zone").value = state.times;
-  for (const node of document.querySelectorAll("time.instant")) showInstant(node);
+  for (const node of document.querySelectorAll("time.instant, time.clock")) showInstant(node);
 }
 
 /** Write ``text`` into ``node`` unless it holds it already: a refresh that changed nothing leaves a
@@ -586,7 +597,7 @@ async function refresh() {
         await Promise.all([loadReadiness(), loadCounts(), loadSchedules(), state.typed || loadTypes()]);
         if (state.selected) await loadDetail(state.selected);
         if (state.failed) say("");  // the service is back
-        $("#last-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+        showUpdated(new Date());
       } catch (error) {
         report(error, "refresh");
       }
@@ -594,6 +605,15 @@ async function refresh() {
   } finally {
     state.busy = false;
   }
+}
+
+/** The header's "updated" clock: when the page last read everything, ``at``, as a time of day in
+ * the zone "Times in" says (and again when it changes). */
+function showUpdated(at) {
+  const clock = element("time", null, "clock");
+  clock.dateTime = at.toISOString();
+  showInstant(clock);
+  $("#last-updated").replaceChildren("updated ", clock);
 }
 
 function startRefresh() {
