@@ -18,9 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.support.accessibility import focusable_in, violations
+from tests.support.accessibility import chromium_name, focusable_in, violations
 from tests.support.app import TOKEN
 from tests.support.dashboard import (  # noqa: F401 (fixtures: pytest finds them here)
     Service,
@@ -708,3 +708,42 @@ def test_the_open_row_is_told_to_a_screen_reader_not_only_by_its_background(page
     page.keyboard.press("Enter")
     expect(page.locator("#detail-id")).to_have_text(newest)
     assert open_rows(page) == [newest]
+
+
+def test_a_detail_s_table_that_scrolls_sideways_in_a_narrow_window_is_scrolled_by_the_keyboard(
+        browser: Browser, service: Service) -> None:
+    """At 320 px (WCAG's reflow) a schedule's attempts, events and next runs are wider than the
+    window and scroll in their boxes, which hold nothing to Tab to: the keyboard could not scroll
+    them (axe: scrollable-region-focusable). Each that scrolls is then a Tab stop, a region named
+    by its heading, which the arrow keys scroll; none is while it fits (a laptop's width)."""
+    dead = service.dead()
+    context = browser.new_context(base_url=service.base, viewport={"width": 320, "height": 640})
+    try:
+        phone = context.new_page()
+        phone.goto("/dashboard")
+        sign_in(phone)
+        phone.uncheck("#auto-refresh")
+        phone.fill("#open-id", dead["id"])
+        phone.press("#open-id", "Enter")
+        expect(phone.locator("#events tbody tr")).to_have_count(4)  # scheduled, started, failed, dead
+        events = phone.locator("#events").locator("xpath=..")
+        expect(events).to_have_attribute("tabindex", "0")
+        assert chromium_name(phone, "#detail .scroll:has(> #events)") == "Events"
+        assert phone.evaluate("() => document.querySelector('#events').parentElement.getAttribute('role')") == "region"
+        assert_accessible(phone, "a schedule open at 320 px")
+        phone.focus("#detail-heading")
+        for _ in range(20):
+            phone.keyboard.press("Tab")
+            if phone.evaluate("() => document.activeElement.contains(document.querySelector('#events'))"):
+                break
+        else:
+            pytest.fail("Tab never reached the events")
+        phone.keyboard.press("ArrowRight")
+        phone.wait_for_function("() => document.querySelector('#events').parentElement.scrollLeft > 0")
+
+        phone.set_viewport_size({"width": 1280, "height": 800})  # it fits: no Tab stop, no region
+        expect(events).not_to_have_attribute("tabindex", "0")
+        assert phone.locator("#detail .scroll[tabindex], #detail .scroll[role]").count() == 0
+        assert_accessible(phone, "a schedule open at 1280 px")
+    finally:
+        context.close()

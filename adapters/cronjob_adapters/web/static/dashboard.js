@@ -930,6 +930,21 @@ function wallTime(local) {
   return `${weekday} ${date} ${local.slice(11, -6)} ${local.slice(-6)}`;
 }
 
+/** Let the keyboard scroll ``box`` (a ``.scroll`` of the detail: a wide table in a narrow window,
+ * with nothing in it to Tab to) while it scrolls sideways: a Tab stop then, a region named by its
+ * table's heading ("Events, region"), which the arrow keys scroll; no Tab stop while it fits. */
+function keyboardScrollable(box) {
+  const scrolls = box.scrollWidth > box.clientWidth;
+  if (scrolls === box.hasAttribute("tabindex")) return;
+  if (scrolls) {
+    box.tabIndex = 0;
+    box.setAttribute("role", "region");
+    box.setAttribute("aria-labelledby", box.querySelector("table").getAttribute("aria-labelledby"));
+  } else {
+    for (const name of ["tabindex", "role", "aria-labelledby"]) box.removeAttribute(name);
+  }
+}
+
 /** The move form, for a schedule that waits (a paused one stays paused): a new time for a one-off,
  * a new rule for a recurring one. */
 function showMove(schedule) {
@@ -1041,6 +1056,14 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll(".paging .next")) button.addEventListener("click", olderPage);
   for (const action of Object.keys(ACTIONS)) {
     $(`#${action}`).addEventListener("click", () => act(action));
+  }
+  // A detail's table starts or stops scrolling sideways as its rows or the window change.
+  const scrolling = new ResizeObserver((entries) => {
+    for (const entry of entries) keyboardScrollable(entry.target.closest(".scroll"));
+  });
+  for (const box of document.querySelectorAll("#detail .scroll")) {
+    scrolling.observe(box);
+    scrolling.observe(box.querySelector("table"));
   }
   $("#close-detail").addEventListener("click", closeDetail);
   $("#detail").addEventListener("keydown", (event) => {
