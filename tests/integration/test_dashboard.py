@@ -27,7 +27,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, Route, expect
 
-from tests.support.accessibility import chromium_name, violations
+from tests.support.accessibility import chromium_name, chromium_text, violations
 from tests.support.app import AUTH, TOKEN, by
 from tests.support.builders import seed_request
 from tests.support.processes import CronjobProcess, free_port
@@ -626,6 +626,57 @@ def test_labels_wrap_between_labels_and_their_parts_not_mid_word(browser: Browse
         assert laptop.evaluate("getSelection().toString()") == text  # copied as it is
         assert len(lines) > 3, lines  # narrow: it wraps
         assert all(line.rstrip()[-1] in ",=-./_:" for line in lines[:-1]), lines
+    finally:
+        context.close()
+
+
+def test_a_schedule_s_labels_wrap_at_their_parts_in_its_detail_at_320_px_too(browser: Browser,
+                                                                            service: Service) -> None:
+    """The labels in a schedule's detail wrap as the list's do: between labels or at their parts,
+    not mid-word, also at 320 px wide (WCAG's reflow), where the detail is one column; read out
+    and copied as they are. A part wider than the window (a 256-character value) still breaks,
+    rather than widen the page."""
+    # A value without a space or a hyphen, wider than the window (the browser's own breaks are
+    # at spaces and after hyphens): where may it end a line?
+    labels = {"customer": "acme-corporation.international", "path": "/srv/billing/reminders_2030/daily_summary.csv",
+              "kind": "reminder"}
+    created = service.http.post("/v1/schedules", json={
+        "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Olá"}, "schedule": "daily at 10:00",
+        "labels": labels})
+    assert created.status_code == 201, created.text
+    wide = service.http.post("/v1/schedules", json={
+        "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Olá"}, "schedule": "daily at 10:00",
+        "labels": {"trace": "x" * 256}})
+    assert wide.status_code == 201, wide.text
+    text = ", ".join(f"{key}={value}" for key, value in labels.items())
+    context = browser.new_context(base_url=service.base, viewport={"width": 320, "height": 640})
+    try:
+        phone = context.new_page()
+        phone.goto("/dashboard")
+        sign_in(phone)
+        phone.uncheck("#auto-refresh")
+        phone.fill("#open-id", created.json()["id"])
+        phone.press("#open-id", "Enter")
+        shown = phone.locator("#detail-fields dt", has_text="labels")
+        expect(shown).to_have_count(1)
+        place = phone.locator("#detail-fields dt").evaluate_all(
+            "terms => terms.findIndex((term) => term.textContent === 'labels')") + 1
+        selector = f"#detail-fields dd:nth-of-type({place})"
+        expect(phone.locator(selector)).to_have_text(text)
+        assert chromium_text(phone, selector) == text  # read as it is
+        lines = _lines(phone, selector)
+        assert "".join(lines) == text, lines
+        _select_text(phone, selector)
+        assert phone.evaluate("getSelection().toString()") == text  # copied as it is
+        assert len(lines) > 2, lines  # narrow: it wraps
+        assert all(line.rstrip()[-1] in ",=-./_:" for line in lines[:-1]), lines
+        assert violations(phone) == ""
+
+        phone.fill("#open-id", wide.json()["id"])
+        phone.press("#open-id", "Enter")
+        expect(phone.locator("#detail-fields")).to_contain_text("trace=" + "x" * 256)
+        width = phone.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1], width
     finally:
         context.close()
 

@@ -82,6 +82,31 @@ def chromium_name(page: Page, selector: str) -> str:
     return _value(nodes[0], "name")
 
 
+def chromium_text(page: Page, selector: str) -> str:
+    """The text Chromium's accessibility tree holds inside the first element ``selector`` finds
+    (its text nodes, in order): what a screen reader reads of an element that takes no name from
+    its content (a ``dd``), generated content included unless its alternative text leaves it out."""
+    session = page.context.new_cdp_session(page)
+    try:
+        document = session.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        found = session.send("DOM.querySelector", {"nodeId": document, "selector": selector})["nodeId"]
+        assert found, f"nothing is {selector}"
+        backend = session.send("DOM.describeNode", {"nodeId": found})["node"]["backendNodeId"]
+        nodes = session.send("Accessibility.getFullAXTree")["nodes"]
+    finally:
+        session.detach()
+    by_id = {node["nodeId"]: node for node in nodes}
+
+    def text(node: dict[str, Any]) -> str:
+        if not node.get("ignored") and _value(node, "role") == "StaticText":
+            return _value(node, "name")
+        return "".join(text(by_id[i]) for i in node.get("childIds", []) if i in by_id)
+
+    element = next((node for node in nodes if node.get("backendDOMNodeId") == backend), None)
+    assert element is not None, f"{selector} is not in the accessibility tree"
+    return text(element)
+
+
 def _value(node: dict[str, Any], key: str) -> str:
     """A property of a node of Chromium's accessibility tree (its ``role``, ``name``) as text."""
     return str(node.get(key, {}).get("value", ""))

@@ -243,10 +243,11 @@ function labelsText(labels) {
   return Object.entries(labels || {}).map(([key, value]) => `${key}=${value}`).join(", ");
 }
 
-/** A schedule's labels for a narrow cell: labelsText's text, cut after each ``=``, ``-``, ``.``,
- * ``/``, ``_`` and ``:`` into parts (class ``part``), after each of which the style sheet lets a
- * line end, as between labels: ``customer=acme-corporation.international`` wraps at its parts
- * rather than mid-word (the cell still breaks a part wider than itself). The text, read out or
+/** A schedule's labels for a narrow box (the list's cell, its detail's field in a 320 px window):
+ * labelsText's text, cut after each ``=``, ``-``, ``.``, ``/``, ``_`` and ``:`` into parts (class
+ * ``part``), after each of which the style sheet lets a line end, as between labels:
+ * ``customer=acme-corporation.international`` wraps at its parts rather than mid-word (the box
+ * still breaks a part wider than itself). The text, read out or
  * copied, is labelsText's (a ``wbr`` would do it too, but Chromium reads "dash- 123456" then). */
 function labelsNode(labels) {
   const node = element("span");
@@ -854,7 +855,8 @@ async function loadDetail(id) {
     ["type", schedule.type], ["schedule", schedule.schedule], ["time zone", schedule.timezone],
     ["next run", when(schedule.next_run_at)], ["occurrence", when(schedule.send_at)],
     ["send_by", when(schedule.send_by)], ["to", schedule.to], ["rendered body", schedule.rendered_body],
-    ["template", schedule.templateName], ["user", schedule.userId], ["labels", labelsText(schedule.labels)],
+    ["template", schedule.templateName], ["user", schedule.userId],
+    ["labels", Object.keys(schedule.labels).length ? labelsNode(schedule.labels) : null],
     ["idempotency key", schedule.idempotency_key],
     ["callback", schedule.callback_url], ["result", Object.keys(schedule.result).length ? JSON.stringify(schedule.result) : null],
     ["delivery", schedule.delivery.status ? JSON.stringify(schedule.delivery) : null],
