@@ -926,7 +926,8 @@ def test_every_time_is_shown_as_its_utc_instant_at_a_key_press_and_stays_so(brow
 def test_times_in_an_event_s_details_are_shown_as_other_times(browser: Browser, service: Service) -> None:
     """An event's details that are instants (``next_run_at``, ``occurrence``, ``rescheduled_from``)
     are shown in the browser's zone with their UTC instant on hover, as its "at" is; the others
-    stay text, also a reason that names an instant, and who made the change (``by``, ``request_id``)."""
+    stay text, also a reason that names an instant; who made the change (``by``, ``request_id``)
+    is said in words, last: ``by token 3f2a9c1b7e4d (request ...)``."""
     now = datetime.now(UTC)
     moved = service.later()
     to = (now + timedelta(hours=2)).isoformat(timespec="milliseconds")
@@ -954,9 +955,12 @@ def test_times_in_an_event_s_details_are_shown_as_other_times(browser: Browser, 
         assert shown.evaluate_all("times => times.map(t => t.dateTime)") == instants
         assert shown.evaluate_all("times => times.map(t => t.title)") == instants  # the UTC instant on hover
         expect(shown).to_have_text([local_time(page, instant) for instant in instants])
+        # Who moved it, in words: "by token 3f2a9c1b7e4d", not "by equals token colon 3f2a...".
+        fingerprint = by(TOKEN).removeprefix("token:")
         expect(details.last).to_have_text(f"next_run_at={local_time(page, instants[1])}, "
-                                          f"rescheduled_from={local_time(page, instants[2])}, by={by(TOKEN)}, "
-                                          f"request_id={patched.headers['X-Request-ID']}")  # who moved it
+                                          f"rescheduled_from={local_time(page, instants[2])}, by token {fingerprint} "
+                                          f"(request {patched.headers['X-Request-ID']})")
+        assert violations(page) == ""
         tokyo = datetime.fromisoformat(instants[0]).astimezone(ZoneInfo("Asia/Tokyo"))
         assert tokyo.strftime("%H:%M:%S") in (shown.first.text_content() or "")
 

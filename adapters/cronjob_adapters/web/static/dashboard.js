@@ -892,13 +892,25 @@ async function loadDetail(id) {
 }
 
 /** An event's details as ``key=value``, comma-separated: a value that is an instant (exactly the
- * API's form, see INSTANT) as other times are shown (``when``), any other as text. */
+ * API's form, see INSTANT) as other times are shown (``when``), any other as text; who made the
+ * change (``by``, ``request_id``) last, in words (see actorText). */
 function eventDetails(data) {
+  const { by, request_id: request, ...rest } = data;
+  const pairs = by === undefined ? data : rest;
+  const parts = Object.entries(pairs)
+    .map(([key, value]) => [`${key}=`, INSTANT.test(value) ? when(value) : String(value)]);
+  if (by !== undefined) parts.push([actorText(by, request)]);
   const details = element("span");
-  Object.entries(data).forEach(([key, value], index) => {
-    details.append(`${index ? ", " : ""}${key}=`, INSTANT.test(value) ? when(value) : String(value));
-  });
+  details.append(...parts.flatMap((part, index) => (index ? [", ", ...part] : part)));
   return details;
+}
+
+/** Who made a change, from an event's ``data.by`` and ``data.request_id``: ``by token 3f2a9c1b7e4d
+ * (request 5b0c...)``, read out as said ("by equals token colon 3f2a..." as ``key=value``), the
+ * fingerprint and the request's id as they are, to compare and to look up in the logs. */
+function actorText(by, request) {
+  const who = String(by).replace(/^token:/, "token ");
+  return `by ${who}${request === undefined ? "" : ` (request ${request})`}`;
 }
 
 /** A schedule's next runs (``GET .../upcoming``; null: it ended), each as the wall time in its zone
