@@ -40,6 +40,7 @@ from tests.support.dashboard import (  # noqa: F401 (fixtures: pytest finds them
     row_button,
     service,
     sign_in,
+    signed_in,
 )
 from tests.support.waiting import wait_until
 
@@ -47,14 +48,8 @@ from tests.support.waiting import wait_until
 @contextmanager
 def signed_in_in_tokyo(browser: Browser, service: Service) -> Iterator[Page]:
     """A tab on the dashboard, signed in, in a browser in Asia/Tokyo (not the schedules' zone)."""
-    context = browser.new_context(base_url=service.base, timezone_id="Asia/Tokyo", locale="en-GB")
-    try:
-        page = context.new_page()
-        page.goto("/dashboard")
-        sign_in(page)
+    with signed_in(browser, service, timezone_id="Asia/Tokyo", locale="en-GB") as page:
         yield page
-    finally:
-        context.close()
 
 
 def test_the_page_needs_a_valid_token(page: Page, service: Service, page_errors: list[str]) -> None:
@@ -530,11 +525,7 @@ def test_a_refresh_keeps_the_keyboard_s_focus_and_a_text_selection(page: Page, s
 
 def test_a_phone_s_width_scrolls_tables_not_the_page(browser: Browser, service: Service) -> None:
     dead = service.dead()
-    context = browser.new_context(base_url=service.base, viewport={"width": 375, "height": 740})
-    try:
-        phone = context.new_page()
-        phone.goto("/dashboard")
-        sign_in(phone)
+    with signed_in(browser, service, viewport={"width": 375, "height": 740}) as phone:
         expect(row(phone, dead["id"])).to_have_count(1)
         widths = "() => [document.documentElement.scrollWidth, window.innerWidth]"
         page_width, viewport = phone.evaluate(widths)
@@ -543,8 +534,6 @@ def test_a_phone_s_width_scrolls_tables_not_the_page(browser: Browser, service: 
         expect(phone.locator("#detail-status")).to_have_text("dead")
         page_width, viewport = phone.evaluate(widths)
         assert page_width <= viewport, (page_width, viewport)
-    finally:
-        context.close()
 
 
 def test_a_long_label_or_error_does_not_push_the_last_error_out_of_sight(browser: Browser, service: Service) -> None:
@@ -556,11 +545,7 @@ def test_a_long_label_or_error_does_not_push_the_last_error_out_of_sight(browser
         "task": {"type": "whatsapp.text", "to": "5511999999999", "body": "Olá"}, "schedule": "daily at 10:00",
         "userId": user, "labels": {"trace": "x" * 256}})
     assert created.status_code == 201, created.text
-    context = browser.new_context(base_url=service.base, viewport={"width": 1280, "height": 800})
-    try:
-        laptop = context.new_page()
-        laptop.goto("/dashboard")
-        sign_in(laptop)
+    with signed_in(browser, service, viewport={"width": 1280, "height": 800}) as laptop:
         laptop.fill("#user-filter", user)
         laptop.press("#user-filter", "Enter")
         expect(laptop.locator("#schedules tbody tr")).to_have_count(2)
@@ -571,8 +556,6 @@ def test_a_long_label_or_error_does_not_push_the_last_error_out_of_sight(browser
         error = row(laptop, dead["id"]).locator("td.error").bounding_box()
         assert error is not None and error["x"] + error["width"] <= 1280, error
         assert error["width"] >= 150, error  # not squeezed to a letter a line
-    finally:
-        context.close()
 
 
 def _lines(page: Page, selector: str) -> list[str]:
@@ -597,6 +580,18 @@ def _lines(page: Page, selector: str) -> list[str]:
     return lines
 
 
+def _wrapped_at_label_parts(page: Page, selector: str, text: str) -> list[str]:
+    """The lines of the labels ``selector`` shows, each checked to end between labels or after a
+    part (``=``, ``-``, ``.``, ``/``, ``_``, ``:``), never mid-word; their text, and a selection of
+    them (what is copied), ``text`` as it is, no break character added."""
+    lines = _lines(page, selector)
+    assert "".join(lines) == text, lines
+    _select_text(page, selector)
+    assert page.evaluate("getSelection().toString()") == text  # copied as it is
+    assert all(line.rstrip()[-1] in ",=-./_:" for line in lines[:-1]), lines
+    return lines
+
+
 def test_labels_wrap_between_labels_and_their_parts_not_mid_word(browser: Browser, service: Service) -> None:
     """A narrow labels cell wraps between labels, or after a ``=``, ``-``, ``.``, ``/``, ``_`` or ``:``
     in one, never mid-word (``corporation.interna`` / ``tional``); the text, read out or copied, is
@@ -609,25 +604,15 @@ def test_labels_wrap_between_labels_and_their_parts_not_mid_word(browser: Browse
     assert created.status_code == 201, created.text
     schedule_id = created.json()["id"]
     text = ", ".join(f"{key}={value}" for key, value in labels.items())
-    context = browser.new_context(base_url=service.base, viewport={"width": 1280, "height": 800})
-    try:
-        laptop = context.new_page()
-        laptop.goto("/dashboard")
-        sign_in(laptop)
+    with signed_in(browser, service, viewport={"width": 1280, "height": 800}) as laptop:
         laptop.fill("#user-filter", "dashboard-wrap")
         laptop.press("#user-filter", "Enter")
         cell = row(laptop, schedule_id).locator("td.labels")
         expect(cell).to_have_text(text)
         selector = f'#schedules tbody tr[data-id="{schedule_id}"] td.labels'
         assert chromium_name(laptop, selector) == text  # read as it is (not "dash- 123456")
-        lines = _lines(laptop, selector)
-        assert "".join(lines) == text, lines
-        _select_text(laptop, selector)
-        assert laptop.evaluate("getSelection().toString()") == text  # copied as it is
+        lines = _wrapped_at_label_parts(laptop, selector, text)
         assert len(lines) > 3, lines  # narrow: it wraps
-        assert all(line.rstrip()[-1] in ",=-./_:" for line in lines[:-1]), lines
-    finally:
-        context.close()
 
 
 def test_a_schedule_s_labels_wrap_at_their_parts_in_its_detail_at_320_px_too(browser: Browser,
@@ -649,11 +634,7 @@ def test_a_schedule_s_labels_wrap_at_their_parts_in_its_detail_at_320_px_too(bro
         "labels": {"trace": "x" * 256}})
     assert wide.status_code == 201, wide.text
     text = ", ".join(f"{key}={value}" for key, value in labels.items())
-    context = browser.new_context(base_url=service.base, viewport={"width": 320, "height": 640})
-    try:
-        phone = context.new_page()
-        phone.goto("/dashboard")
-        sign_in(phone)
+    with signed_in(browser, service, viewport={"width": 320, "height": 640}) as phone:
         phone.uncheck("#auto-refresh")
         phone.fill("#open-id", created.json()["id"])
         phone.press("#open-id", "Enter")
@@ -664,12 +645,8 @@ def test_a_schedule_s_labels_wrap_at_their_parts_in_its_detail_at_320_px_too(bro
         selector = f"#detail-fields dd:nth-of-type({place})"
         expect(phone.locator(selector)).to_have_text(text)
         assert chromium_text(phone, selector) == text  # read as it is
-        lines = _lines(phone, selector)
-        assert "".join(lines) == text, lines
-        _select_text(phone, selector)
-        assert phone.evaluate("getSelection().toString()") == text  # copied as it is
+        lines = _wrapped_at_label_parts(phone, selector, text)
         assert len(lines) > 2, lines  # narrow: it wraps
-        assert all(line.rstrip()[-1] in ",=-./_:" for line in lines[:-1]), lines
         assert violations(phone) == ""
 
         phone.fill("#open-id", wide.json()["id"])
@@ -677,8 +654,6 @@ def test_a_schedule_s_labels_wrap_at_their_parts_in_its_detail_at_320_px_too(bro
         expect(phone.locator("#detail-fields")).to_contain_text("trace=" + "x" * 256)
         width = phone.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
         assert width[0] <= width[1], width
-    finally:
-        context.close()
 
 
 def test_data_is_shown_as_text_never_as_markup(page: Page, service: Service) -> None:

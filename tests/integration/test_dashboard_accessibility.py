@@ -31,6 +31,7 @@ from tests.support.dashboard import (  # noqa: F401 (fixtures: pytest finds them
     row_button,
     serving,
     sign_in,
+    signed_in,
 )
 
 #: Every status a schedule can be in.
@@ -717,11 +718,7 @@ def test_a_detail_s_table_that_scrolls_sideways_in_a_narrow_window_is_scrolled_b
     them (axe: scrollable-region-focusable). Each that scrolls is then a Tab stop, a region named
     by its heading, which the arrow keys scroll; none is while it fits (a laptop's width)."""
     dead = service.dead()
-    context = browser.new_context(base_url=service.base, viewport={"width": 320, "height": 640})
-    try:
-        phone = context.new_page()
-        phone.goto("/dashboard")
-        sign_in(phone)
+    with signed_in(browser, service, viewport={"width": 320, "height": 640}) as phone:
         phone.uncheck("#auto-refresh")
         phone.fill("#open-id", dead["id"])
         phone.press("#open-id", "Enter")
@@ -745,5 +742,3 @@ def test_a_detail_s_table_that_scrolls_sideways_in_a_narrow_window_is_scrolled_b
         expect(events).not_to_have_attribute("tabindex", "0")
         assert phone.locator("#detail .scroll[tabindex], #detail .scroll[role]").count() == 0
         assert_accessible(phone, "a schedule open at 1280 px")
-    finally:
-        context.close()

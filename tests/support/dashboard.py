@@ -140,6 +140,20 @@ def sign_in(page: Page, token: str = TOKEN) -> None:
     page.click("#token-save")
 
 
+@contextmanager
+def signed_in(browser: Browser, service: Service, **options: Any) -> Iterator[Page]:
+    """A tab on the dashboard in a browser context of its own (``options``: its viewport, time
+    zone, locale...), signed in; closed after."""
+    context = browser.new_context(base_url=service.base, **options)
+    try:
+        opened = context.new_page()
+        opened.goto("/dashboard")
+        sign_in(opened)
+        yield opened
+    finally:
+        context.close()
+
+
 def row(page: Page, schedule_id: str) -> Any:
     return page.locator(f'#schedules tbody tr[data-id="{schedule_id}"]')
 
