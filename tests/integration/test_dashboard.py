@@ -530,6 +530,10 @@ def test_a_phone_s_width_scrolls_tables_not_the_page(browser: Browser, service: 
         widths = "() => [document.documentElement.scrollWidth, window.innerWidth]"
         page_width, viewport = phone.evaluate(widths)
         assert page_width <= viewport, (page_width, viewport)
+        phone.click("#by-type-section summary")  # a column per status
+        expect(phone.locator("#by-type tbody tr").first).to_be_visible()
+        page_width, viewport = phone.evaluate(widths)
+        assert page_width <= viewport, (page_width, viewport)
         row(phone, dead["id"]).click()
         expect(phone.locator("#detail-status")).to_have_text("dead")
         page_width, viewport = phone.evaluate(widths)
