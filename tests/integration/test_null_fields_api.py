@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from cronjob_bootstrap.container import Container
+from tests.support.app import TOKEN, audit
 from tests.support.list_api import TASK, client, clock, container  # noqa: F401 - fixtures
 
 ONE_OFF = {"task": TASK, "schedule": "once @ 2025-06-21T17:00:00Z", "labels": {"order": "1"}}
@@ -76,7 +77,8 @@ async def test_a_null_run_time_limit_in_a_patch_takes_the_schedule_s_own_limit_a
     assert reset.status_code == 200, reset.text
     assert (reset.json()["run_timeout_seconds"], reset.json()["next_run_at"]) == (None, created["next_run_at"])
     assert [e["data"] for e in await events(client, path)][-1] == {"run_timeout_changed": "true",
-                                                                   "next_run_at": created["next_run_at"]}
+                                                                   "next_run_at": created["next_run_at"],
+                                                                   **audit(TOKEN, reset)}
     stored = await container.repository().get(created["id"])
     assert stored is not None and stored.run_timeout is None
     assert container.dispatcher().run_timeout(stored) == timedelta(hours=1)  # the service's (the default)
@@ -87,7 +89,8 @@ async def test_a_null_run_time_limit_in_a_patch_takes_the_schedule_s_own_limit_a
     with_labels = await client.patch(path, json={"run_timeout_seconds": None, "labels": {"order": "2"}})
     assert (with_labels.json()["run_timeout_seconds"], with_labels.json()["labels"]) == (None, {"order": "2"})
     assert [e["data"] for e in await events(client, path)][-1] == {
-        "labels_changed": "true", "run_timeout_changed": "true", "next_run_at": created["next_run_at"]}
+        "labels_changed": "true", "run_timeout_changed": "true", "next_run_at": created["next_run_at"],
+        **audit(TOKEN, with_labels)}
 
 
 def _made(view: dict[str, Any]) -> dict[str, Any]:
