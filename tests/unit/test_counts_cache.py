@@ -39,6 +39,19 @@ async def settled() -> None:
         await asyncio.sleep(0)
 
 
+async def failed_once(takes: float, *, timeout: float, read_limit: float) -> tuple[list[float], Store, CountsCache]:
+    """The test's clock, a store and a cache over it whose first read failed after ``takes``
+    seconds of that clock; the store answers again from then on."""
+    now = [100.0]
+    store = Store(now)
+    store.takes, store.fail = takes, True
+    cache = CountsCache(store.read, max_age=2.0, timeout=timeout, read_limit=read_limit, monotonic=lambda: now[0])
+    with pytest.raises(ConnectionError):
+        await cache.get()
+    store.fail = False
+    return now, store, cache
+
+
 async def test_answers_from_one_read_until_it_is_max_age_old() -> None:
     now = [100.0]
     store = Store(now)
@@ -176,13 +189,7 @@ async def test_a_read_that_failed_slowly_is_not_made_again_sooner_than_its_inter
     no sooner than READ_INTERVAL_FACTOR times it after, as after a read that answered, not at the
     next caller (which would keep the store counting all the time, per process). Callers
     meanwhile are answered at once: the store could not be read."""
-    now = [100.0]
-    store = Store(now)
-    store.takes, store.fail = 6.0, True
-    cache = CountsCache(store.read, max_age=2.0, timeout=10.0, read_limit=10.0, monotonic=lambda: now[0])
-    with pytest.raises(ConnectionError):
-        await cache.get()
-    store.fail = False
+    now, store, cache = await failed_once(6.0, timeout=10.0, read_limit=10.0)
     for _ in range(3):
         now[0] += (READ_INTERVAL_FACTOR * 6.0 - 0.01) / 3
         with pytest.raises(StoreUnavailable, match=r"could not be read \(ConnectionError: store down\)"):
@@ -192,18 +199,11 @@ async def test_a_read_that_failed_slowly_is_not_made_again_sooner_than_its_inter
     assert (await cache.get())[0] == 2 and store.reads == 2
 
 
-
 async def test_a_read_that_failed_before_half_its_limit_is_made_again_by_the_next_caller() -> None:
     """A read that failed sooner than half its limit is an outage (a server not found within the
     driver's selection timeout), which cost the store nothing: the next caller reads again at
     once, so that a store that comes back shows as soon as it is asked."""
-    now = [100.0]
-    store = Store(now)
-    store.takes, store.fail = 6.0, True
-    cache = CountsCache(store.read, max_age=2.0, timeout=10.0, read_limit=20.0, monotonic=lambda: now[0])
-    with pytest.raises(ConnectionError):
-        await cache.get()
-    store.fail = False
+    now, store, cache = await failed_once(6.0, timeout=10.0, read_limit=20.0)
     now[0] += 0.5
     assert (await cache.get())[0] == 2 and store.reads == 2
 
@@ -211,13 +211,7 @@ async def test_a_read_that_failed_before_half_its_limit_is_made_again_by_the_nex
 async def test_the_wait_after_a_read_that_ran_into_its_limit_is_bounded() -> None:
     """A 60 s count that failed is read again 10 times as late, but LONGEST_FAILED_WAIT at most
     (a store that hangs every call until its limit, then comes back, is counted again by then)."""
-    now = [100.0]
-    store = Store(now)
-    store.takes, store.fail = 60.0, True
-    cache = CountsCache(store.read, max_age=2.0, timeout=100.0, read_limit=65.0, monotonic=lambda: now[0])
-    with pytest.raises(ConnectionError):
-        await cache.get()
-    store.fail = False
+    now, store, cache = await failed_once(60.0, timeout=100.0, read_limit=65.0)
     now[0] += LONGEST_FAILED_WAIT - 0.01
     with pytest.raises(StoreUnavailable, match="could not be read"):
         await asyncio.wait_for(cache.get(), 0.5)
