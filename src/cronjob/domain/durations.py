@@ -16,10 +16,11 @@ from datetime import timedelta
 from fractions import Fraction
 
 from cronjob.domain.errors import ValidationError
+from cronjob.domain.recurring import UNITS, WEEK
 
-#: Each unit's length in seconds, by the name it is counted under.
-_SECONDS = {"millisecond": Fraction(1, 1000), "second": Fraction(1), "minute": Fraction(60),
-            "hour": Fraction(3600), "day": Fraction(86400), "week": Fraction(604800)}
+#: Each unit's length in seconds, by the name it is counted under: the intervals' units, and milliseconds.
+_SECONDS = {"millisecond": Fraction(1, 1000),
+            **{name: Fraction(int(size.total_seconds())) for name, size in (WEEK, *UNITS)}}
 #: Every spelling of each unit (a plural is its singular's with an ``s``; ``ms`` and ``s`` are not plurals).
 _SPELLINGS = {"ms": "millisecond", "millisecond": "millisecond", "s": "second", "sec": "second",
               "second": "second", "m": "minute", "min": "minute", "minute": "minute", "h": "hour",
