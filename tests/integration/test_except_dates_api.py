@@ -14,7 +14,15 @@ import pytest
 
 from tests.support.app import AUTH
 from tests.support.memory_api import client, clock, container  # noqa: F401 - fixtures
-from tests.support.rules_api import TEXT, check_refused_on_every_route, create, local, preview, run_on_sqlite
+from tests.support.rules_api import (
+    TEXT,
+    check_moved_then_respelt,
+    check_refused_on_every_route,
+    create,
+    local,
+    preview,
+    run_on_sqlite,
+)
 
 #: Tuesday 2026-01-20 09:00 in São Paulo (12:00 UTC).
 NOW = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
@@ -65,14 +73,9 @@ async def test_a_schedule_moves_to_a_rule_skipping_dates_and_the_same_rule_spelt
         client: httpx.AsyncClient) -> None:
     created = await create(client, "weekly on mon-fri at 09:30")
     assert created["next_run_at"] == "2026-01-20T12:30:00.000Z"
-    moved = await client.patch(f"/v1/schedules/{created['id']}", headers=AUTH,
-                               json={"schedule": "weekly on mon-fri at 09:30 except 2026-01-20"})
-    assert moved.status_code == 200, moved.text
-    assert (moved.json()["schedule"], moved.json()["next_run_at"]) == (
-        f"weekly on {BUSINESS_DAYS} at 09:30 except 2026-01-20", "2026-01-21T12:30:00.000Z")
-    again = await client.patch(f"/v1/schedules/{created['id']}", headers=AUTH,
-                               json={"schedule": "Every Mon-Fri At 9:30 EXCEPT 2026-01-20"})
-    assert again.status_code == 200 and again.json()["updated_at"] == moved.json()["updated_at"]
+    await check_moved_then_respelt(client, created["id"], "weekly on mon-fri at 09:30 except 2026-01-20",
+                                   "Every Mon-Fri At 9:30 EXCEPT 2026-01-20",
+                                   f"weekly on {BUSINESS_DAYS} at 09:30 except 2026-01-20", "2026-01-21T12:30:00.000Z")
 
 
 #: What 'except' takes, as its 422s say.

@@ -13,7 +13,14 @@ import pytest
 
 from tests.support.app import AUTH
 from tests.support.memory_api import client, clock, container  # noqa: F401 - fixtures
-from tests.support.rules_api import check_refused_on_every_route, create, local, preview, run_on_sqlite
+from tests.support.rules_api import (
+    check_moved_then_respelt,
+    check_refused_on_every_route,
+    create,
+    local,
+    preview,
+    run_on_sqlite,
+)
 
 #: Tuesday 2026-01-20 09:00 in São Paulo (12:00 UTC). NOW in tests.support.memory_api is the same.
 NOW = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
@@ -95,14 +102,9 @@ async def test_a_window_previews_its_business_hours_and_a_dst_change_inside_it(c
 async def test_a_schedule_moves_to_a_window_and_the_same_window_spelt_otherwise_changes_nothing(
         client: httpx.AsyncClient) -> None:
     created = await create(client, "daily at 08:00")
-    moved = await client.patch(f"/v1/schedules/{created['id']}", headers=AUTH,
-                               json={"schedule": "every 30 minutes & time of day between 10:00 and 11:00"})
-    assert moved.status_code == 200, moved.text
-    assert (moved.json()["schedule"], moved.json()["next_run_at"]) == (
-        "every 30 minutes between 10:00 and 11:00", "2026-01-20T13:00:00.000Z")
-    again = await client.patch(f"/v1/schedules/{created['id']}", headers=AUTH,
-                               json={"schedule": "Every 1800 Seconds Between 10:00 And 11:00 on mon-sun"})
-    assert again.status_code == 200 and again.json()["updated_at"] == moved.json()["updated_at"]
+    await check_moved_then_respelt(client, created["id"], "every 30 minutes & time of day between 10:00 and 11:00",
+                                   "Every 1800 Seconds Between 10:00 And 11:00 on mon-sun",
+                                   "every 30 minutes between 10:00 and 11:00", "2026-01-20T13:00:00.000Z")
 
 
 #: How a window is written, as its 422s say.

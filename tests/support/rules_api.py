@@ -53,6 +53,18 @@ async def check_refused_on_every_route(client: httpx.AsyncClient, rule: str, mes
     assert batch.json()["results"][0]["errors"] == [{"field": "schedules.0.schedule", "message": message}]
 
 
+async def check_moved_then_respelt(client: httpx.AsyncClient, schedule_id: str, rule: str, respelt: str,
+                                   shown: str, next_run_at: str) -> None:
+    """``PATCH`` moves the schedule to ``rule``, which it shows as ``shown``, next due at
+    ``next_run_at``; the same rule spelt otherwise (``respelt``) then changes nothing (its
+    ``updated_at`` stays)."""
+    moved = await client.patch(f"/v1/schedules/{schedule_id}", headers=AUTH, json={"schedule": rule})
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["schedule"], moved.json()["next_run_at"]) == (shown, next_run_at)
+    again = await client.patch(f"/v1/schedules/{schedule_id}", headers=AUTH, json={"schedule": respelt})
+    assert again.status_code == 200 and again.json()["updated_at"] == moved.json()["updated_at"]
+
+
 def local(shown: dict[str, Any]) -> list[str]:
     return [run["local"] for run in shown["runs"]]
 
