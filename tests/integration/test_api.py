@@ -23,6 +23,7 @@ from cronjob_bootstrap.container import Container
 from tests.support.app import AUTH, TOKEN, DownStore, audit, make_container
 from tests.support.builders import SEED, one_off
 from tests.support.clock import FixedClock
+from tests.support.rules_api import check_refused_on_every_route
 from tests.support.waiting import until
 
 NOW = datetime(2025, 6, 21, 16, 0, tzinfo=UTC)  # 13:00 in São Paulo, an hour before the seed's send_at
@@ -1116,19 +1117,7 @@ async def test_a_rule_that_never_fires_or_names_no_day_of_the_month_is_named_so_
         client: httpx.AsyncClient, rule: str, message: str) -> None:
     """cronsim's "Bad day-of-month" said a well-formed `0 0 31 2 *` was malformed; a monthly rule's
     days are refused by what is wrong with them (no day 31 in September: it never runs)."""
-    task = {"type": "whatsapp.text", "to": "5511999999999", "body": "Oi"}
-    made = (await client.post("/v1/schedules", json={"task": task, "schedule": "daily at 09:00"}, headers=AUTH)).json()
-    answers = {
-        "schedule": await client.post("/v1/schedules", json={"task": task, "schedule": rule}, headers=AUTH),
-        "patch": await client.patch(f"/v1/schedules/{made['id']}", json={"schedule": rule}, headers=AUTH),
-        "preview": await client.get("/v1/rules/preview", params={"schedule": rule}, headers=AUTH),
-    }
-    for route, answer in answers.items():
-        assert answer.status_code == 422, (route, answer.text)
-        assert answer.json()["errors"] == [{"field": "schedule", "message": message}], route
-    batch = await client.post("/v1/schedules:batch", json={"schedules": [{"task": task, "schedule": rule}]},
-                              headers=AUTH)
-    assert batch.json()["results"][0]["errors"] == [{"field": "schedules.0.schedule", "message": message}]
+    await check_refused_on_every_route(client, rule, message)
 
 
 async def test_every_rule_the_api_shows_it_takes_back(client: httpx.AsyncClient) -> None:
