@@ -1,5 +1,6 @@
-"""Helpers of the rule tests over the API (``test_monthly_api``, ``test_rocketry_forms_api``, ``test_except_dates_api``, ``test_api``): a
-preview, a creation, the local times shown, and a schedule run on SQLite by the container's
+"""Helpers of the rule tests over the API (``test_monthly_api``, ``test_rocketry_forms_api``,
+``test_except_dates_api``, ``test_api``): a preview, a creation, the local times shown, a rule's
+422 on every route, a move and its respelling, and a schedule run on SQLite by the container's
 dispatcher at the instants a test sets the clock to."""
 
 from __future__ import annotations
