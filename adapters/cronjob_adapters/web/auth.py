@@ -17,8 +17,6 @@ from cronjob_adapters.web.problems import problem_response
 #: Where :func:`bearer_tokens` leaves the fingerprint of the token a request was admitted with
 #: (``request.state``), for the events the request causes (see :mod:`cronjob_adapters.web.actors`).
 FINGERPRINT_STATE = "token_fingerprint"
-#: Where :func:`bearer_tokens` leaves whether that token is read-only (``request.state``).
-READ_ONLY_STATE = "token_read_only"
 
 #: The methods a read-only token may use: those that change nothing (HEAD is answered as GET).
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -54,7 +52,7 @@ def bearer_tokens(tokens: Sequence[str], read_tokens: Sequence[str] = ()) -> Cal
     route's other dependencies and its body's fields are checked. The scheme is declared through ``HTTPBearer`` so
     that the OpenAPI description shows it. The :func:`token_fingerprint` of the token that
     matched is left in ``request.state`` (:data:`FINGERPRINT_STATE`), so that the events a
-    request causes name which token made it, and whether it is read-only (:data:`READ_ONLY_STATE`).
+    request causes name which token made it.
     A token in both lists is a ``ValueError``: a token is either full or read-only.
     """
     full, read = _listed(tokens), _listed(read_tokens)
@@ -83,7 +81,6 @@ def bearer_tokens(tokens: Sequence[str], read_tokens: Sequence[str] = ()) -> Cal
                                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         fingerprint, read_only = found
         setattr(request.state, FINGERPRINT_STATE, fingerprint)
-        setattr(request.state, READ_ONLY_STATE, read_only)
         if read_only and request.method not in READ_METHODS:
             raise HTTPException(403, READ_ONLY_DETAIL)
 
