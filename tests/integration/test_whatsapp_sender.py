@@ -62,7 +62,9 @@ def fake() -> Iterator[FakeWhatsApp]:
 
 @pytest.fixture
 async def sender(fake: FakeWhatsApp) -> AsyncIterator[WhatsAppCloudSender]:
-    client = WhatsAppCloudSender(fake.url, TOKEN, PHONE_ID, timeout_seconds=2.0)
+    # 10 s: the limit is also the connect timeout, and no test of this sender is about a timeout
+    # (those make their own); at 2 s a loaded clean-clone run once timed out connecting to the fake.
+    client = WhatsAppCloudSender(fake.url, TOKEN, PHONE_ID, timeout_seconds=10.0)
     yield client
     await client.close()
 
